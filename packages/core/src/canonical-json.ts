@@ -1,0 +1,54 @@
+import { PrivacyKitError } from './errors.js';
+
+/** A JSON value as RFC 8785 can canonicalise it. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * RFC 8785 (JCS) canonical JSON: object keys sorted by UTF-16 code units, no whitespace,
+ * numbers in ECMAScript shortest form, strings escaped as `JSON.stringify` does. The hash of a
+ * ledger entry is taken over this text so any verifier in any language gets the same bytes.
+ * `undefined` object members are dropped (as JSON.stringify does); NaN, Infinity, undefined in
+ * arrays, functions, symbols, bigints and non-plain objects are rejected.
+ */
+export function canonicalJson(value: unknown): string {
+  return serialise(value, '$');
+}
+
+function serialise(value: unknown, path: string): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) {
+        throw new PrivacyKitError('json/not-canonical', `${path}: ${value} has no JSON form`);
+      }
+      // ECMAScript Number::toString is exactly the serialisation RFC 8785 specifies.
+      return Object.is(value, -0) ? '0' : String(value);
+    case 'object': {
+      if (Array.isArray(value)) {
+        return `[${value
+          .map((item, i) => {
+            if (item === undefined)
+              throw new PrivacyKitError('json/not-canonical', `${path}[${i}]: undefined`);
+            return serialise(item, `${path}[${i}]`);
+          })
+          .join(',')}]`;
+      }
+      if (value instanceof Date) return JSON.stringify(value.toISOString());
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        throw new PrivacyKitError('json/not-canonical', `${path}: not a plain object`);
+      }
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record)
+        .filter((key) => record[key] !== undefined)
+        .sort();
+      return `{${keys.map((key) => `${JSON.stringify(key)}:${serialise(record[key], `${path}.${key}`)}`).join(',')}}`;
+    }
+    default:
+      throw new PrivacyKitError('json/not-canonical', `${path}: a ${typeof value} has no JSON form`);
+  }
+}

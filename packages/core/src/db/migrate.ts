@@ -1,0 +1,91 @@
+import { Migrator, sql } from 'kysely';
+import type { CreateTableBuilder, Kysely, Migration, MigrationResult } from 'kysely';
+import { PrivacyKitError } from '../errors.js';
+import { engineOf } from './engine.js';
+
+/**
+ * The in-code migrations of one package. Each package owns tables prefixed
+ * `privacykit_<name>_` and its own migration table, so it never collides with the host
+ * application's migrations or with another package.
+ */
+export interface PackageMigrations {
+  /** Short package name: `consent`, `retention`, … */
+  name: string;
+  /** Migration name → migration; applied in name order (prefix names with 0001_, 0002_, …). */
+  migrations: Readonly<Record<string, Migration>>;
+}
+
+export interface MigrateResult {
+  name: string;
+  applied: string[];
+}
+
+/**
+ * Brings the tables of the given packages up to date, idempotently: already-applied migrations
+ * are skipped, concurrent callers wait on kysely's migration lock.
+ *
+ * @throws PrivacyKitError `database/migration-failed` naming the package and migration.
+ */
+export async function migrate(
+  db: Kysely<any>,
+  packages: readonly PackageMigrations[],
+): Promise<MigrateResult[]> {
+  const results: MigrateResult[] = [];
+  for (const pkg of packages) {
+    const migrator = new Migrator({
+      db,
+      provider: { getMigrations: async () => ({ ...pkg.migrations }) },
+      migrationTableName: `privacykit_${pkg.name}_migrations`,
+      migrationLockTableName: `privacykit_${pkg.name}_migrations_lock`,
+    });
+    const { error, results: steps = [] } = await migrator.migrateToLatest();
+    if (error) {
+      const failed = steps.find((step: MigrationResult) => step.status === 'Error');
+      throw new PrivacyKitError(
+        'database/migration-failed',
+        `migration ${pkg.name}/${failed?.migrationName ?? '?'} failed: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+    results.push({ name: pkg.name, applied: steps.map((step) => step.migrationName) });
+  }
+  return results;
+}
+
+/**
+ * Adds an auto-incrementing integer primary key `column` in each engine's own way
+ * (SQLite `integer primary key autoincrement`, PostgreSQL identity, MySQL `auto_increment`).
+ */
+export function autoIncrementColumn<T extends string, C extends string>(
+  db: Kysely<any>,
+  table: CreateTableBuilder<T, C>,
+  column: string,
+): CreateTableBuilder<T, C> {
+  switch (engineOf(db)) {
+    case 'sqlite':
+      return table.addColumn(column, 'integer', (col) => col.primaryKey().autoIncrement().notNull()) as never;
+    case 'postgres':
+      return table.addColumn(column, 'bigint', (col) =>
+        col.primaryKey().generatedAlwaysAsIdentity(),
+      ) as never;
+    case 'mysql':
+      return table.addColumn(column, 'bigint', (col) => col.primaryKey().autoIncrement().notNull()) as never;
+  }
+}
+
+/**
+ * Portable column types. Instants are ISO 8601 UTC text (sort and compare as text on every
+ * engine); civil dates are `YYYY-MM-DD` text; JSON is text; flags are 0/1 integers. Short
+ * indexed text uses varchar because MySQL cannot index unbounded text.
+ */
+export const columnType = {
+  id: sql`varchar(64)`,
+  tenant: sql`varchar(64)`,
+  instant: sql`varchar(32)`,
+  civilDate: sql`varchar(10)`,
+  hash: sql`varchar(128)`,
+  shortText: sql`varchar(255)`,
+  text: sql`text`,
+  json: sql`text`,
+  flag: sql`integer`,
+} as const;

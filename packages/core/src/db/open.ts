@@ -1,0 +1,103 @@
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
+import { PrivacyKitError } from '../errors.js';
+import type { Engine } from './engine.js';
+
+export interface OpenDatabaseOptions {
+  /** `sqlite:path/to/file.db`, `file:…`, `:memory:`, `postgres://…`, `postgresql://…`, `mysql://…` or `mariadb://…`. */
+  url: string;
+  /** Connection pool size for PostgreSQL and MySQL (default 10). */
+  poolSize?: number;
+}
+
+/** A connection string's engine, without opening anything. */
+export function engineOfUrl(url: string): Engine {
+  if (/^postgres(ql)?:\/\//i.test(url)) return 'postgres';
+  if (/^(mysql|mariadb):\/\//i.test(url)) return 'mysql';
+  if (url === ':memory:' || /^(sqlite|file):/i.test(url) || /\.(db|sqlite3?)$/i.test(url)) return 'sqlite';
+  throw new PrivacyKitError(
+    'database/invalid-url',
+    `cannot tell the database engine of "${redact(url)}": use sqlite:<file>, postgres://… or mysql://…`,
+  );
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}
+
+async function load<T>(module: string, engine: string): Promise<T> {
+  try {
+    return (await import(module)) as T;
+  } catch (cause) {
+    throw new PrivacyKitError(
+      'database/driver-missing',
+      `${engine} needs the "${module}" package: npm install ${module}`,
+      { cause },
+    );
+  }
+}
+
+function sqlitePath(url: string): string {
+  if (url === ':memory:') return url;
+  return url.replace(/^sqlite:(\/\/)?/i, '').replace(/^file:(\/\/)?/i, '') || ':memory:';
+}
+
+/**
+ * Opens a kysely instance for SQLite (better-sqlite3, WAL, foreign keys on), PostgreSQL (pg,
+ * with pg-cursor for streaming when installed) or MySQL/MariaDB (mysql2). Drivers are optional
+ * peer dependencies: a missing one is a `database/driver-missing` error saying what to install.
+ */
+export async function openDatabase(options: OpenDatabaseOptions | string): Promise<Kysely<any>> {
+  const { url, poolSize = 10 } = typeof options === 'string' ? { url: options } : options;
+  const engine = engineOfUrl(url);
+  switch (engine) {
+    case 'sqlite': {
+      const module = await load<{ default: typeof import('better-sqlite3') }>('better-sqlite3', 'SQLite');
+      const database = new module.default(sqlitePath(url));
+      database.pragma('journal_mode = WAL');
+      database.pragma('synchronous = NORMAL');
+      database.pragma('foreign_keys = ON');
+      database.pragma('busy_timeout = 10000');
+      return new Kysely<any>({ dialect: new SqliteDialect({ database }) });
+    }
+    case 'postgres': {
+      const pg = await load<{ default: typeof import('pg') }>('pg', 'PostgreSQL');
+      let cursor: unknown;
+      try {
+        const cursorModule = 'pg-cursor';
+        cursor = ((await import(cursorModule)) as { default: unknown }).default;
+      } catch {
+        cursor = undefined;
+      }
+      const pool = new pg.default.Pool({
+        connectionString: url,
+        max: poolSize,
+        types: {
+          // int8 (counts, sequences) as numbers: PrivacyKit's sequences stay far below 2^53.
+          getTypeParser: (oid: number, format?: unknown) =>
+            oid === 20
+              ? (value: string) => Number(value)
+              : pg.default.types.getTypeParser(oid, format as 'text'),
+        },
+      });
+      return new Kysely<any>({
+        dialect: new PostgresDialect({ pool, ...(cursor ? { cursor: cursor as never } : {}) }),
+      });
+    }
+    case 'mysql': {
+      const mysql = await load<{ createPool: typeof import('mysql2').createPool }>('mysql2', 'MySQL');
+      const pool = mysql.createPool({
+        uri: url.replace(/^mariadb:/i, 'mysql:'),
+        connectionLimit: poolSize,
+        dateStrings: true,
+        supportBigNumbers: true,
+        decimalNumbers: true,
+        timezone: 'Z',
+      });
+      return new Kysely<any>({ dialect: new MysqlDialect({ pool: pool as never }) });
+    }
+    default: {
+      const unreachable: never = engine;
+      throw new PrivacyKitError('database/unsupported-engine', `unsupported engine ${String(unreachable)}`);
+    }
+  }
+}

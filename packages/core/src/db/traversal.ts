@@ -1,0 +1,194 @@
+import { sql } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
+import { categoryCovers } from '../categories.js';
+import { PrivacyKitError } from '../errors.js';
+import { normaliseIdentity } from '../data-map.js';
+import type { DataMap, DataMapTable } from '../data-map.js';
+import { engineOf } from './engine.js';
+
+/** Identity kind → the values the subject is known by (`{ email: ['ada@example.com'] }`). */
+export type SubjectIdentities = Readonly<Record<string, readonly string[]>>;
+
+export interface SubjectScope {
+  db: Kysely<any>;
+  dataMap: DataMap;
+  identities: SubjectIdentities;
+  /** Rows of other tenants are never matched when tables carry a tenant column. */
+  tenant?: string;
+}
+
+export interface SubjectRowsOptions extends SubjectScope {
+  /** Only these tables (default: every table of the map, parents first). */
+  tables?: readonly string[];
+  /** Only tables holding these categories, and of them only the primary key and matching columns. */
+  categories?: readonly string[];
+  /** Rows read per query (keyset pagination): memory stays flat in the number of rows. */
+  batchSize?: number;
+}
+
+export interface SubjectRow {
+  table: string;
+  row: Record<string, unknown>;
+}
+
+function table(map: DataMap, name: string): DataMapTable {
+  const found = map.tables.get(name);
+  if (!found) throw new PrivacyKitError('data-map/unknown-table', `unknown table "${name}"`);
+  return found;
+}
+
+function normalisedIdentities(map: DataMap, identities: SubjectIdentities): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [kind, values] of Object.entries(identities)) {
+    out.set(
+      kind,
+      values.map((value) => normaliseIdentity(map, kind, value)).filter((value) => value.length > 0),
+    );
+  }
+  return out;
+}
+
+/**
+ * The condition "this row of `tableName` belongs to the subject", as one SQL expression: an
+ * identity column matches, or a reference points into the parent's subject rows (a nested
+ * `IN (SELECT …)`, set-based, however deep the path). On MySQL, whose default collations fold
+ * case and accents, identities are also compared as binary so `Alice@` never matches `alice@`
+ * by accident of collation.
+ */
+export function subjectCondition(
+  scope: SubjectScope,
+  tableName: string,
+): (eb: ExpressionBuilder<any, any>) => Expression<SqlBool> {
+  const ids = normalisedIdentities(scope.dataMap, scope.identities);
+  const mysql = engineOf(scope.db) === 'mysql';
+  const build = (
+    name: string,
+    alias: string,
+    depth: number,
+  ): ((eb: ExpressionBuilder<any, any>) => Expression<SqlBool>) => {
+    const definition = table(scope.dataMap, name);
+    return (eb) => {
+      const alternatives: Expression<SqlBool>[] = [];
+      for (const [kind, column] of Object.entries(definition.identities)) {
+        const values = ids.get(kind) ?? [];
+        if (values.length === 0) continue;
+        const ref = eb.ref(`${alias}.${column}`);
+        alternatives.push(
+          mysql
+            ? eb.and([
+                eb(ref, 'in', values),
+                eb(
+                  sql`binary ${ref}`,
+                  'in',
+                  values.map((value) => sql`binary ${value}`),
+                ),
+              ])
+            : eb(ref, 'in', values),
+        );
+      }
+      for (const reference of definition.references) {
+        const parent = table(scope.dataMap, reference.table);
+        const key = reference.key ?? parent.primaryKey[0]!;
+        const parentAlias = `p${depth + 1}_${reference.table}`;
+        const inner = scope.db
+          .selectFrom(`${reference.table} as ${parentAlias}`)
+          .select(`${parentAlias}.${key}`)
+          .where(build(reference.table, parentAlias, depth + 1));
+        alternatives.push(eb(eb.ref(`${alias}.${reference.column}`), 'in', inner));
+      }
+      const subject = alternatives.length > 0 ? eb.or(alternatives) : eb.val(false).$castTo<SqlBool>();
+      if (scope.tenant !== undefined && definition.tenantColumn) {
+        return eb.and([eb(eb.ref(`${alias}.${definition.tenantColumn}`), '=', scope.tenant), subject]);
+      }
+      return subject;
+    };
+  };
+  return build(tableName, tableName, 0);
+}
+
+/**
+ * A query selecting the subject's rows of one table, for callers to narrow, project, count,
+ * or use as a subquery (`where pk in (…)`) in a set-based update or delete.
+ */
+export function subjectRowsQuery(scope: SubjectScope, tableName: string) {
+  return scope.db.selectFrom(tableName).where(subjectCondition(scope, tableName));
+}
+
+function columnsFor(
+  definition: DataMapTable,
+  categories: readonly string[] | undefined,
+): string[] | undefined {
+  if (!categories) return undefined;
+  const matching = Object.entries(definition.columns)
+    .filter(([, held]) =>
+      held.some((category) => categories.some((wanted) => categoryCovers(wanted, category))),
+    )
+    .map(([column]) => column);
+  if (matching.length === 0) return [];
+  return [...new Set([...definition.primaryKey, ...matching])];
+}
+
+/**
+ * Every row of the subject across the data map, parents first, found from the subject's
+ * identities along the declared foreign keys — the one traversal that subject-access, erasure
+ * and retention share (Art 15, 17, 5(1)(e)). Streams with keyset pagination on the primary key
+ * so memory stays flat however many rows the subject has; tables without a primary key are
+ * streamed through the driver's cursor.
+ */
+export async function* subjectRows(options: SubjectRowsOptions): AsyncGenerator<SubjectRow> {
+  const { dataMap, batchSize = 1000 } = options;
+  const names = options.tables ?? dataMap.order;
+  for (const name of names) {
+    const definition = table(dataMap, name);
+    const columns = columnsFor(definition, options.categories);
+    if (columns && columns.length === 0) continue;
+    const base = subjectRowsQuery(options, name);
+    const selected = columns ? base.select(columns) : base.selectAll();
+    if (definition.primaryKey.length === 0) {
+      for await (const row of selected.stream(batchSize))
+        yield { table: name, row: row as Record<string, unknown> };
+      continue;
+    }
+    const pk = definition.primaryKey;
+    let last: unknown[] | undefined;
+    for (;;) {
+      let page = selected;
+      if (last) {
+        const after = last;
+        page = page.where((eb) =>
+          pk.length === 1
+            ? eb(eb.ref(`${name}.${pk[0]}`), '>', after[0])
+            : eb(
+                eb.refTuple(...(pk.map((column) => `${name}.${column}`) as [string, string])),
+                '>',
+                eb.tuple(...(after as [unknown, unknown])),
+              ),
+        );
+      }
+      const rows = (await page
+        .orderBy(pk.map((column) => `${name}.${column}`))
+        .limit(batchSize)
+        .execute()) as Record<string, unknown>[];
+      for (const row of rows) yield { table: name, row };
+      if (rows.length < batchSize) break;
+      const tail = rows[rows.length - 1]!;
+      last = pk.map((column) => tail[column]);
+    }
+  }
+}
+
+/** How many rows the subject has in each table (tables with none are omitted). */
+export async function countSubjectRows(
+  scope: SubjectScope,
+  tables?: readonly string[],
+): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const name of tables ?? scope.dataMap.order) {
+    const result = await subjectRowsQuery(scope, name)
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirst();
+    const n = Number(result?.n ?? 0);
+    if (n > 0) counts[name] = n;
+  }
+  return counts;
+}

@@ -1,0 +1,2 @@
+// @privacykit/erasure — under construction; see README.md for what it will do.
+export const packageName = '@privacykit/erasure';
