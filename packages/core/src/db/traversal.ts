@@ -96,7 +96,7 @@ export function subjectCondition(
           .where(build(reference.table, parentAlias, depth + 1));
         alternatives.push(eb(eb.ref(`${alias}.${reference.column}`), 'in', inner));
       }
-      const subject = alternatives.length > 0 ? eb.or(alternatives) : eb.val(false).$castTo<SqlBool>();
+      const subject = alternatives.length > 0 ? eb.or(alternatives) : sql<SqlBool>`1 = 0`;
       if (scope.tenant !== undefined && definition.tenantColumn) {
         return eb.and([eb(eb.ref(`${alias}.${definition.tenantColumn}`), '=', scope.tenant), subject]);
       }

@@ -1,0 +1,229 @@
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineDataMap } from '../data-map.js';
+import { isPrivacyKitError } from '../errors.js';
+import { createTestDatabase, testEngines } from '../testing.js';
+import type { TestDatabase } from '../testing.js';
+import { engineOf } from './engine.js';
+import { autoIncrementColumn, columnType, migrate } from './migrate.js';
+import type { PackageMigrations } from './migrate.js';
+import { engineOfUrl, openDatabase } from './open.js';
+import { countSubjectRows, subjectRows, subjectRowsQuery } from './traversal.js';
+
+const notes: PackageMigrations = {
+  name: 'notes',
+  migrations: {
+    '0001_init': {
+      async up(db: Kysely<any>) {
+        await autoIncrementColumn(db, db.schema.createTable('privacykit_notes_items'), 'seq')
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('body', columnType.text)
+          .addColumn('created_at', columnType.instant, (col) => col.notNull())
+          .execute();
+      },
+    },
+    '0002_index': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createIndex('privacykit_notes_items_tenant')
+          .on('privacykit_notes_items')
+          .columns(['tenant', 'created_at'])
+          .execute();
+      },
+    },
+  },
+};
+
+const dataMap = defineDataMap({
+  identities: { email: { normalise: 'email' }, customerNumber: {} },
+  tenantColumn: 'tenant',
+  tables: {
+    customers: {
+      primaryKey: 'id',
+      identities: { email: 'email', customerNumber: 'customer_no' },
+      columns: { email: 'contact.email', name: 'identity.name', customer_no: 'identity.customer-number' },
+    },
+    orders: {
+      primaryKey: 'id',
+      references: [{ column: 'customer_id', table: 'customers' }],
+      columns: { total: 'transaction.details' },
+    },
+    order_lines: {
+      primaryKey: ['order_id', 'line'],
+      references: [{ column: 'order_id', table: 'orders' }],
+      columns: { item: 'transaction.details' },
+    },
+    logins: { identities: { email: 'login_email' }, columns: { ip: 'usage.logs' } },
+  },
+});
+
+async function createHostSchema(db: Kysely<any>) {
+  await db.schema
+    .createTable('customers')
+    .addColumn('id', 'integer', (col) => col.primaryKey())
+    .addColumn('tenant', sql`varchar(64)`, (col) => col.notNull())
+    .addColumn('email', sql`varchar(255)`)
+    .addColumn('customer_no', sql`varchar(32)`)
+    .addColumn('name', sql`varchar(255)`)
+    .execute();
+  await db.schema
+    .createTable('orders')
+    .addColumn('id', 'integer', (col) => col.primaryKey())
+    .addColumn('tenant', sql`varchar(64)`, (col) => col.notNull())
+    .addColumn('customer_id', 'integer', (col) => col.references('customers.id'))
+    .addColumn('total', 'integer')
+    .execute();
+  await db.schema
+    .createTable('order_lines')
+    .addColumn('order_id', 'integer', (col) => col.notNull().references('orders.id'))
+    .addColumn('line', 'integer', (col) => col.notNull())
+    .addColumn('tenant', sql`varchar(64)`, (col) => col.notNull())
+    .addColumn('item', sql`varchar(255)`)
+    .addPrimaryKeyConstraint('order_lines_pk', ['order_id', 'line'])
+    .execute();
+  await db.schema
+    .createTable('logins')
+    .addColumn('tenant', sql`varchar(64)`, (col) => col.notNull())
+    .addColumn('login_email', sql`varchar(255)`)
+    .addColumn('ip', sql`varchar(64)`)
+    .execute();
+  await db
+    .insertInto('customers')
+    .values([
+      { id: 1, tenant: 'acme', email: 'alice@example.com', customer_no: 'C-1', name: 'Alice' },
+      { id: 2, tenant: 'acme', email: 'bob@example.com', customer_no: 'C-2', name: 'Bob' },
+      { id: 3, tenant: 'other', email: 'alice@example.com', customer_no: 'C-3', name: 'Alice elsewhere' },
+      { id: 4, tenant: 'acme', email: 'ALICE@example.com', customer_no: 'C-4', name: 'Upper-case twin' },
+    ])
+    .execute();
+  const orders = [];
+  const lines = [];
+  for (let id = 1; id <= 30; id++) {
+    const customer = id <= 25 ? 1 : id <= 28 ? 2 : 3;
+    orders.push({ id, tenant: customer === 3 ? 'other' : 'acme', customer_id: customer, total: id * 10 });
+    for (let line = 1; line <= 3; line++)
+      lines.push({
+        order_id: id,
+        line,
+        tenant: customer === 3 ? 'other' : 'acme',
+        item: `item ${id}.${line}`,
+      });
+  }
+  await db.insertInto('orders').values(orders).execute();
+  await db.insertInto('order_lines').values(lines).execute();
+  await db
+    .insertInto('logins')
+    .values([
+      { tenant: 'acme', login_email: 'alice@example.com', ip: '192.0.2.1' },
+      { tenant: 'acme', login_email: 'alice@example.com', ip: '192.0.2.2' },
+      { tenant: 'acme', login_email: 'bob@example.com', ip: '192.0.2.3' },
+      { tenant: 'other', login_email: 'alice@example.com', ip: '192.0.2.4' },
+    ])
+    .execute();
+}
+
+describe('openDatabase', () => {
+  it('tells the engine from the URL and refuses unknown ones with a typed error', async () => {
+    expect(engineOfUrl('postgresql://u@h/db')).toBe('postgres');
+    expect(engineOfUrl('mariadb://root@127.0.0.1/test')).toBe('mysql');
+    expect(engineOfUrl('sqlite:./data/portal.db')).toBe('sqlite');
+    await expect(openDatabase('redis://secret:pw@localhost')).rejects.toSatisfy(
+      (error: unknown) => isPrivacyKitError(error, 'database/invalid-url') && !String(error).includes('pw'),
+    );
+  });
+});
+
+describe.each(testEngines())('on $engine', (engine) => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase(engine);
+    await createHostSchema(t.db);
+  });
+  afterAll(async () => {
+    await t?.destroy();
+  });
+
+  it('knows its engine', () => {
+    expect(engineOf(t.db)).toBe(engine.engine);
+  });
+
+  it('runs package migrations once, in their own migration table', async () => {
+    const first = await migrate(t.db, [notes]);
+    expect(first).toEqual([{ name: 'notes', applied: ['0001_init', '0002_index'] }]);
+    const second = await migrate(t.db, [notes]);
+    expect(second).toEqual([{ name: 'notes', applied: [] }]);
+    const tables = (await t.db.introspection.getTables()).map((table) => table.name);
+    expect(tables).toEqual(expect.arrayContaining(['privacykit_notes_items', 'privacykit_notes_migrations']));
+    await t.db
+      .insertInto('privacykit_notes_items')
+      .values({ tenant: 'acme', body: 'x', created_at: new Date().toISOString() })
+      .execute();
+    const rows = await t.db.selectFrom('privacykit_notes_items').select(['seq', 'body']).execute();
+    expect(rows).toEqual([{ seq: 1, body: 'x' }]);
+  });
+
+  it('reports a failing migration with the package and migration name', async () => {
+    const broken: PackageMigrations = {
+      name: 'broken',
+      migrations: {
+        '0001_bad': {
+          up: async (db: Kysely<any>) => void (await sql`select * from no_such_table`.execute(db)),
+        },
+      },
+    };
+    await expect(migrate(t.db, [broken])).rejects.toSatisfy(
+      (error: unknown) =>
+        isPrivacyKitError(error, 'database/migration-failed') &&
+        String((error as Error).message).includes('broken/0001_bad'),
+    );
+  });
+
+  it('finds exactly one subject’s rows along foreign keys, within its tenant', async () => {
+    const scope = { db: t.db, dataMap, identities: { email: ['Alice@example.com '] }, tenant: 'acme' };
+    const counts = await countSubjectRows(scope);
+    expect(counts).toEqual({ customers: 1, orders: 25, order_lines: 75, logins: 2 });
+    const rows = [];
+    for await (const row of subjectRows({ ...scope, batchSize: 7 })) rows.push(row);
+    expect(rows.map((row) => row.table).filter((name, i, all) => all.indexOf(name) === i)).toEqual([
+      'customers',
+      'orders',
+      'order_lines',
+      'logins',
+    ]);
+    const lines = rows
+      .filter((row) => row.table === 'order_lines')
+      .map((row) => `${row.row.order_id}.${row.row.line}`);
+    expect(new Set(lines).size).toBe(75);
+    expect(rows.find((row) => row.table === 'customers')?.row.name).toBe('Alice');
+    // Upper-case twin (id 4) and the other tenant's Alice (id 3) are never matched.
+    expect(rows.filter((row) => row.table === 'customers').map((row) => row.row.id)).toEqual([1]);
+  });
+
+  it('matches by any identity, and filters columns by category', async () => {
+    const scope = { db: t.db, dataMap, identities: { customerNumber: ['C-2'] }, tenant: 'acme' };
+    expect(await countSubjectRows(scope)).toEqual({ customers: 1, orders: 3, order_lines: 9 });
+    const rows = [];
+    for await (const row of subjectRows({ ...scope, categories: ['identity'] })) rows.push(row);
+    expect(rows).toEqual([{ table: 'customers', row: { id: 2, name: 'Bob', customer_no: 'C-2' } }]);
+  });
+
+  it('gives a subquery usable in set-based statements', async () => {
+    const keys = await subjectRowsQuery(
+      { db: t.db, dataMap, identities: { email: ['bob@example.com'] }, tenant: 'acme' },
+      'orders',
+    )
+      .select('orders.id')
+      .orderBy('orders.id')
+      .execute();
+    expect(keys.map((row) => row.id)).toEqual([26, 27, 28]);
+    expect(
+      await countSubjectRows({
+        db: t.db,
+        dataMap,
+        identities: { email: ['nobody@example.com'] },
+        tenant: 'acme',
+      }),
+    ).toEqual({});
+  });
+});

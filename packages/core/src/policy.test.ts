@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import { PrivacyKitError } from './errors.js';
+import { privacyNotice, recordOfProcessing, accessInformation } from './notice.js';
+import { consentPurposes, definePolicy } from './policy.js';
+import type { PolicyInput } from './policy.js';
+import { samplePolicyInput } from './test-fixtures.js';
+
+function errorOf(input: PolicyInput): PrivacyKitError {
+  try {
+    definePolicy(input);
+  } catch (error) {
+    if (error instanceof PrivacyKitError) return error;
+    throw error;
+  }
+  throw new Error('definePolicy accepted an invalid policy');
+}
+
+describe('definePolicy', () => {
+  it('accepts a valid policy, defaults the tenant and resolves built-in categories', () => {
+    const policy = definePolicy(samplePolicyInput());
+    expect(policy.tenant).toBe('default');
+    expect(policy.categoryIndex.get('contact.email')?.label).toBe('Email addresses');
+    expect(consentPurposes(policy).map((purpose) => purpose.id)).toEqual(['newsletter']);
+  });
+
+  it('names the undeclared category and where it is used', () => {
+    const input = samplePolicyInput();
+    input.purposes[1]!.categories = ['contact.email', 'contact.fax'];
+    const error = errorOf(input);
+    expect(error.code).toBe('policy/unknown-reference');
+    expect(error.issues).toContainEqual({
+      path: 'purposes[1].categories[1]',
+      message: expect.stringContaining('"contact.fax"'),
+    });
+  });
+
+  it('reports every unknown recipient, subject and retention rule at once', () => {
+    const input = samplePolicyInput();
+    input.purposes[0]!.recipients = ['hosting', 'ghost'];
+    input.purposes[0]!.dataSubjects = ['martians'];
+    input.purposes[0]!.retention = ['forever'];
+    const error = errorOf(input);
+    expect(error.issues.map((issue) => issue.path)).toEqual([
+      'purposes[0].recipients[1]',
+      'purposes[0].dataSubjects[0]',
+      'purposes[0].retention[0]',
+    ]);
+  });
+
+  it('refuses a recipient outside the EEA without a transfer safeguard', () => {
+    const input = samplePolicyInput();
+    input.transfers = [];
+    const error = errorOf(input);
+    expect(error.issues[0]?.path).toBe('recipients[1].locations[0]');
+    expect(error.issues[0]?.message).toContain('outside the EEA');
+  });
+
+  it('requires the legitimate interest to be stated (Art 13(1)(d))', () => {
+    const input = samplePolicyInput();
+    input.purposes[0]!.legalBases = [{ basis: 'legitimate-interests' }];
+    expect(errorOf(input).issues[0]?.path).toBe('purposes[0].legalBases[0].legitimateInterest');
+  });
+
+  it('refuses a purpose that processes a prohibited category', () => {
+    const input = samplePolicyInput();
+    input.purposes[0]!.categories = ['payment.card.security-code'];
+    expect(errorOf(input).issues[0]?.message).toContain('prohibited');
+  });
+
+  it('requires an Art 10 condition for litigation data', () => {
+    const input = samplePolicyInput();
+    input.purposes[0]!.categories = ['litigation'];
+    expect(errorOf(input).issues[0]?.path).toBe('purposes[0].specialCondition');
+  });
+
+  it('refuses a retention phase reading an undeclared fact, and duplicate ids', () => {
+    const input = samplePolicyInput();
+    input.retention![0]!.phases = [{ action: 'delete', due: { from: 'paidAt', after: 'P1Y' } }];
+    expect(errorOf(input).issues[0]?.message).toContain('fact "paidAt"');
+    const dup = samplePolicyInput();
+    dup.purposes.push({ ...dup.purposes[1]! });
+    expect(errorOf(dup).code).toBe('policy/duplicate-id');
+  });
+
+  it('reports shape errors with their paths', () => {
+    const input = samplePolicyInput() as unknown as Record<string, unknown>;
+    input.dpo = { email: 'not-an-email' };
+    input.retention = [
+      { ...samplePolicyInput().retention![0]!, phases: [{ action: 'shred', due: { from: 'invoiceDate' } }] },
+    ];
+    const error = errorOf(input as unknown as PolicyInput);
+    expect(error.code).toBe('policy/invalid');
+    expect(error.issues.map((issue) => issue.path)).toEqual(expect.arrayContaining(['dpo.email']));
+    expect(error.issues.some((issue) => issue.path.startsWith('retention[0].phases[0]'))).toBe(true);
+  });
+
+  it('refuses a non-exempt cookie whose purpose has no consent basis', () => {
+    const input = samplePolicyInput();
+    input.cookies = [
+      {
+        name: '_ga',
+        provider: 'Google',
+        category: 'analytics',
+        purpose: 'contract',
+        description: 'x',
+        duration: 'P13M',
+      },
+    ];
+    expect(errorOf(input).issues[0]?.path).toBe('cookies[0]');
+  });
+});
+
+describe('derived information', () => {
+  const policy = definePolicy(samplePolicyInput());
+
+  it('the Art 13 notice carries bases with their article, recipients, transfers and retention in words', () => {
+    const notice = privacyNotice(policy);
+    const contract = notice.purposes.find((purpose) => purpose.id === 'contract')!;
+    expect(contract.legalBases[0]).toMatchObject({ basis: 'contract', article: 'Art. 6(1)(b)' });
+    expect(contract.recipients.map((recipient) => recipient.name)).toEqual(['Hosting Ltd']);
+    expect(notice.retention[0]?.text).toBe('Invoices: deleted 10 years after the invoice date.');
+    expect(notice.transfers[0]?.recipientNames).toEqual(['Mailer Inc']);
+    expect(notice.transfers[0]?.safeguardLabel).toContain('standard data protection clauses');
+    expect(notice.complaint.text).toContain('CNIL');
+  });
+
+  it('Art 15 information is limited to the categories found, naming recipients', () => {
+    const info = accessInformation(policy, { categories: ['billing.invoices'] });
+    expect(info.purposes.map((purpose) => purpose.id)).toEqual(['contract']);
+    expect(info.recipients.map((recipient) => recipient.name)).toEqual(['Hosting Ltd']);
+    expect(info.retention.map((rule) => rule.id)).toEqual(['invoices']);
+    expect(info.transfers).toEqual([]);
+    const all = accessInformation(policy);
+    expect(all.recipients.map((recipient) => recipient.name)).toEqual(['Hosting Ltd', 'Mailer Inc']);
+  });
+
+  it('the Art 30 record lists one activity per purpose with transfers', () => {
+    const record = recordOfProcessing(policy);
+    expect(record.activities.map((activity) => activity.purpose)).toEqual(['contract', 'newsletter']);
+    expect(record.activities[1]?.transfers[0]).toMatchObject({
+      destination: 'US',
+      recipients: ['Mailer Inc'],
+    });
+    expect(record.activities[0]?.dataSubjects).toEqual(['Customers']);
+  });
+});
