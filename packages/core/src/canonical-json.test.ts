@@ -23,6 +23,7 @@ describe('canonicalJson (RFC 8785)', () => {
   });
 
   it('serialises numbers in ECMAScript shortest form (RFC 8785 §3.2.2.3)', () => {
+    // biome-ignore lint/correctness/noPrecisionLoss: the RFC 8785 test vector is deliberately imprecise
     expect(canonicalJson([1e21, 1e-7, 0.000001, -0, 333333333.33333329, 4.5, 2e-3])).toBe(
       '[1e+21,1e-7,0.000001,0,333333333.3333333,4.5,0.002]',
     );
@@ -30,6 +31,7 @@ describe('canonicalJson (RFC 8785)', () => {
 
   it('produces the RFC 8785 §3.2.4 example output', () => {
     const input = {
+      // biome-ignore lint/correctness/noPrecisionLoss: the RFC 8785 test vector is deliberately imprecise
       numbers: [333333333.33333329, 1e30, 4.5, 2e-3, 0.000000000000000000000000001],
       string: '\u20ac$\u000F\u000aA\'\u0042\u0022\u005c\\"/',
       literals: [null, true, false],

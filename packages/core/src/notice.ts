@@ -109,10 +109,10 @@ export function describeDue(expression: DueExpression, rule: RetentionRule): str
     return expression.after ? `${describePeriod(expression.after)} after ${anchor}` : `at ${anchor}`;
   }
   if ('earliest' in expression) {
-    return expression.earliest.map((e) => describeDue(e, rule)).join(', or ') + ', whichever comes first';
+    return `${expression.earliest.map((e) => describeDue(e, rule)).join(', or ')}, whichever comes first`;
   }
   if ('latest' in expression) {
-    return expression.latest.map((e) => describeDue(e, rule)).join(', or ') + ', whichever comes last';
+    return `${expression.latest.map((e) => describeDue(e, rule)).join(', or ')}, whichever comes last`;
   }
   const cases = expression.when.map(
     (branch) => `when ${describeCondition(branch.if, rule)}, ${describeDue(branch.then, rule)}`,
