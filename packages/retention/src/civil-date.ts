@@ -1,0 +1,121 @@
+import { TZDate } from '@date-fns/tz';
+import { parsePeriod } from '@privacykit/core';
+import type { Period } from '@privacykit/core';
+import { addDays, addMonths, endOfMonth, isLastDayOfMonth, subDays, subMonths } from 'date-fns';
+import { retentionError } from './errors.js';
+
+/** A civil date `YYYY-MM-DD`: a day on the calendar, in no time zone. */
+export type CivilDate = string;
+
+const civilPattern = /^(\d{4})-(\d{2})-(\d{2})$/;
+const monthPattern = /^(\d{4})-(\d{2})$/;
+
+// Civil arithmetic runs on TZDate pinned to UTC, so the process TZ never shifts a day.
+function toUtcDate(civil: CivilDate): TZDate {
+  const match = civilPattern.exec(civil);
+  if (!match) throw retentionError('retention/invalid-fact', `"${civil}" is not a date YYYY-MM-DD`);
+  const [, y, m, d] = match;
+  const date = new TZDate(Number(y), Number(m) - 1, Number(d), 'UTC');
+  if (date.getMonth() !== Number(m) - 1 || date.getDate() !== Number(d)) {
+    throw retentionError('retention/invalid-fact', `"${civil}" is not a calendar date`);
+  }
+  return date;
+}
+
+function fromDate(date: Date): CivilDate {
+  const y = String(date.getFullYear()).padStart(4, '0');
+  const m = String(date.getMonth() + 1).padStart(2, '0');
+  const d = String(date.getDate()).padStart(2, '0');
+  return `${y}-${m}-${d}`;
+}
+
+/** True for a real calendar date `YYYY-MM-DD` (Feb 30 is not). */
+export function isCivilDate(text: string): boolean {
+  try {
+    toUtcDate(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Checks an IANA zone name (or offset) is known to the runtime. */
+export function assertZone(zone: string): string {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+  } catch (cause) {
+    throw retentionError('retention/invalid-zone', `unknown time zone "${zone}"`, { cause });
+  }
+  return zone;
+}
+
+/** The civil date of an instant in `zone`. */
+export function civilDateOf(instant: Date, zone: string): CivilDate {
+  if (Number.isNaN(instant.getTime())) throw retentionError('retention/invalid-fact', 'invalid instant');
+  return fromDate(new TZDate(instant.getTime(), zone));
+}
+
+/** The instant a civil date starts in `zone` (00:00 local, or the first instant after a DST gap). */
+export function startOfCivilDay(civil: CivilDate, zone: string): Date {
+  const utc = toUtcDate(civil);
+  return new Date(new TZDate(utc.getFullYear(), utc.getMonth(), utc.getDate(), zone).getTime());
+}
+
+/** The first day of a month `YYYY-MM`, or its last day with `end`. */
+export function civilOfMonth(month: string, end: boolean): CivilDate {
+  const match = monthPattern.exec(month);
+  if (!match || Number(match[2]) < 1 || Number(match[2]) > 12) {
+    throw retentionError('retention/invalid-fact', `"${month}" is not a month YYYY-MM`);
+  }
+  const first = `${month}-01`;
+  return end ? endOfMonthCivil(first) : first;
+}
+
+export function endOfMonthCivil(civil: CivilDate): CivilDate {
+  return fromDate(endOfMonth(toUtcDate(civil)));
+}
+
+export function addCivilDays(civil: CivilDate, days: number): CivilDate {
+  return fromDate(addDays(toUtcDate(civil), days));
+}
+
+function monthsOf(period: Period): number {
+  return period.years * 12 + period.months;
+}
+
+function daysOf(period: Period): number {
+  return period.weeks * 7 + period.days;
+}
+
+/**
+ * `civil` + `period` by the calendar rules: months first (years as 12 months) with the month-end
+ * clamp (Jan 31 + 1 month = Feb 28/29; Feb 29 + 1 year = Feb 28), then days (weeks as 7 days).
+ */
+export function addPeriod(civil: CivilDate, period: string | Period): CivilDate {
+  const p = typeof period === 'string' ? parsePeriod(period) : period;
+  return fromDate(addDays(addMonths(toUtcDate(civil), monthsOf(p)), daysOf(p)));
+}
+
+/**
+ * The exact inverse of {@link addPeriod} for selection: the latest date `d` such that
+ * `addPeriod(d, period) <= today`, so "due" is `trigger <= cutoff` in SQL. Days come off first,
+ * then months, where a month-end `today` takes the whole month (Feb 28 − 13 months covers Jan 31).
+ */
+export function cutoffFor(today: CivilDate, period: string | Period): CivilDate {
+  const p = typeof period === 'string' ? parsePeriod(period) : period;
+  const afterDays = subDays(toUtcDate(today), daysOf(p));
+  const months = monthsOf(p);
+  if (months === 0) return fromDate(afterDays);
+  const back = subMonths(afterDays, months);
+  return fromDate(isLastDayOfMonth(afterDays) ? endOfMonth(back) : back);
+}
+
+/** The month `YYYY-MM` of a civil date. */
+export function monthOf(civil: CivilDate): string {
+  return civil.slice(0, 7);
+}
+
+/** The month before `YYYY-MM`. */
+export function previousMonth(month: string): string {
+  return monthOf(fromDate(subMonths(toUtcDate(`${month}-01`), 1)));
+}

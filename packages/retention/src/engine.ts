@@ -1,0 +1,988 @@
+import { createHash } from 'node:crypto';
+import { DEFAULT_TENANT, canonicalJson, formatIssues, newId, zodIssues } from '@privacykit/core';
+import type { Clock, DataMap, Policy } from '@privacykit/core';
+import { hmacSha256Hex } from '@privacykit/core/crypto';
+import { engineOf } from '@privacykit/core/db';
+import type { Engine } from '@privacykit/core/db';
+import { sql } from 'kysely';
+import type { Kysely, RawBuilder, SqlBool, Transaction } from 'kysely';
+import type { z } from 'zod';
+import { candidateQuery, keyText } from './candidates.js';
+import { civilDateOf } from './civil-date.js';
+import type { CivilDate } from './civil-date.js';
+import { duePredicate, not } from './due-predicate.js';
+import type { Cutoff } from './due-predicate.js';
+import { retentionError } from './errors.js';
+import { holdFromRow, placeHoldSchema, releaseHoldSchema } from './holds.js';
+import type { HoldRow, LegalHold, PlaceHoldInput, ReleaseHoldInput } from './holds.js';
+import { dueDate, factDate } from './plan.js';
+import type { RetentionFacts } from './plan.js';
+import { defineSchedule } from './schedule.js';
+import type { RetentionSchedule, ScheduleEntry, ScheduleEntryInput } from './schedule.js';
+
+export interface RetentionEngineOptions {
+  db: Kysely<any>;
+  /** Rules bound to tables: `defineSchedule(...)` or its input. */
+  schedule: RetentionSchedule | readonly ScheduleEntryInput[];
+  /** Needed for subject and category holds, and to check the schedule's tables. */
+  dataMap?: DataMap;
+  clock: Clock;
+  /** Tenant, default zone, rule ids and the version certificates cite. */
+  policy?: Policy;
+  /** Key of the `pseudonym` anonymisation strategy (HMAC-SHA-256). */
+  pseudonymKey?: string;
+}
+
+/** What a sweep did to one rule's phase: `done` rows acted on, `cascade` child rows, `lifted` restrictions. */
+export interface DispositionCount {
+  rule: string;
+  table: string;
+  phase: number;
+  action: string;
+  outcome: 'done' | 'cascade' | 'lifted';
+  count: number;
+}
+
+/** One row acted on: the evidence of Art 5(2) accountability, hashed into the run's certificate. */
+export interface DispositionRecord {
+  runId: string;
+  tenant: string;
+  rule: string;
+  phase: number;
+  action: string;
+  table: string;
+  key: string;
+  dueDate: string | null;
+  actedAt: string;
+  outcome: DispositionCount['outcome'];
+}
+
+export interface RunCertificate {
+  runId: string;
+  tenant: string;
+  policyVersion: string;
+  startedAt: string;
+  finishedAt: string | null;
+  status: 'running' | 'finished';
+  records: number;
+  counts: DispositionCount[];
+  /** SHA-256 over the run's disposition records, each as canonical JSON plus `\n`, in order. */
+  hash: string | null;
+}
+
+export interface SweepOptions {
+  /** Rows per batch, one transaction each (default 1000, at most 10000). */
+  batchSize?: number;
+  /** Stop after this many rows (a number) or rows / milliseconds; the next sweep resumes. */
+  budget?: number | { rows?: number; milliseconds?: number };
+}
+
+export interface SweepResult extends RunCertificate {
+  /** False when the budget ran out before every due row was handled. */
+  complete: boolean;
+  /** Expired holds released at the start of the run. */
+  expiredHolds: number;
+}
+
+export interface DryRunPhase {
+  rule: string;
+  table: string;
+  phase: number;
+  action: string;
+  today: CivilDate;
+  /** The trigger bounds of the candidate query (`column <= value`). */
+  cutoffs: Cutoff[];
+  /** Rows the sweep would act on now. */
+  due: number;
+  /** Rows due but kept by a legal hold. */
+  held: number;
+  heldBy?: string;
+  sampleKeys: string[];
+}
+
+export interface BacklogEntry {
+  rule: string;
+  table: string;
+  phase: number;
+  action: string;
+  count: number;
+  /** The earliest due date among them: how late the schedule runs. */
+  oldestDue: CivilDate | null;
+}
+
+export interface CertificateCheck {
+  runId: string;
+  valid: boolean;
+  expected: string | null;
+  actual: string;
+  records: number;
+}
+
+export interface ReviewItem {
+  id: string;
+  table: string;
+  key: string;
+  rule: string;
+  phase: number;
+  dueDate: string;
+  queuedAt: string;
+  runId: string;
+}
+
+export interface RetentionEngine {
+  readonly schedule: RetentionSchedule;
+  readonly tenant: string;
+  /** The same candidate queries as `sweep`, counted and sampled; changes nothing. */
+  dryRun(options?: { sample?: number }): Promise<DryRunPhase[]>;
+  /** Applies every due phase in bounded batches, one transaction per batch (Art 5(1)(e)). */
+  sweep(options?: SweepOptions): Promise<SweepResult>;
+  /** Places a legal hold (Art 17(3)(e)): nothing it covers is disposed of until released. */
+  placeHold(input: PlaceHoldInput): Promise<LegalHold>;
+  releaseHold(id: string, input: ReleaseHoldInput): Promise<LegalHold>;
+  holds(options?: { active?: boolean }): Promise<LegalHold[]>;
+  /** Releases holds whose expiry has passed (recorded as released by `system`). */
+  releaseExpiredHolds(): Promise<number>;
+  /** Due rows not yet handled, per rule and phase, with the oldest due date (for alerting). */
+  backlog(): Promise<BacklogEntry[]>;
+  certificate(runId: string): Promise<RunCertificate>;
+  /** Recomputes a run's hash from its stored disposition records. */
+  verifyCertificate(runId: string): Promise<CertificateCheck>;
+  /** Whether a row is restricted by a retention phase (for `purpose`, when given). */
+  isRestricted(input: { table: string; key: string | number; purpose?: string }): Promise<boolean>;
+  /** Rows queued by `review` phases, awaiting a person. */
+  reviews(): Promise<ReviewItem[]>;
+}
+
+interface DispositionRow {
+  run_id: string;
+  tenant: string;
+  rule: string;
+  phase: number;
+  action: string;
+  table_name: string;
+  row_key: string;
+  due_date: string | null;
+  acted_at: string;
+  outcome: string;
+}
+
+const maxParameters = 30_000;
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+async function insertMany(db: Kysely<any>, table: string, rows: readonly Record<string, unknown>[]) {
+  if (rows.length === 0) return;
+  const columns = Object.keys(rows[0] ?? {}).length || 1;
+  for (const part of chunks(rows, Math.floor(maxParameters / columns))) {
+    await db.insertInto(table).values(part).execute();
+  }
+}
+
+function toRecord(row: DispositionRow): DispositionRecord {
+  return {
+    runId: row.run_id,
+    tenant: row.tenant,
+    rule: row.rule,
+    phase: Number(row.phase),
+    action: row.action,
+    table: row.table_name,
+    key: row.row_key,
+    dueDate: row.due_date,
+    actedAt: row.acted_at,
+    outcome: row.outcome as DispositionRecord['outcome'],
+  };
+}
+
+function hashLine(record: DispositionRecord): string {
+  return `${canonicalJson(record)}\n`;
+}
+
+function transient(error: unknown): boolean {
+  const e = error as { code?: string; errno?: number };
+  return (
+    e?.code === 'SQLITE_BUSY' ||
+    e?.code === 'SQLITE_BUSY_SNAPSHOT' ||
+    e?.code === '40001' ||
+    e?.code === '40P01' ||
+    e?.code === '23505' ||
+    e?.code === 'ER_LOCK_DEADLOCK' ||
+    e?.code === 'ER_DUP_ENTRY' ||
+    e?.errno === 1213
+  );
+}
+
+async function withRetry<T>(work: () => Promise<T>, attempts = 8): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= attempts || !transient(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 20));
+    }
+  }
+}
+
+function holdRowsActive(now: string) {
+  return (eb: any) =>
+    eb.and([eb('released_at', 'is', null), eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)])]);
+}
+
+/**
+ * The retention engine of one tenant: dry runs, sweeps, legal holds, backlog and run
+ * certificates over the host's tables as the schedule binds them (Art 5(1)(e), 5(2), 17(3)(e)).
+ * Apply `retentionMigrations` first.
+ *
+ * @throws PrivacyKitError `retention/invalid-schedule`, `retention/unknown-rule`.
+ */
+export function createRetentionEngine(options: RetentionEngineOptions): RetentionEngine {
+  const { db, clock, policy, dataMap } = options;
+  const schedule = defineSchedule(options.schedule, { policy, dataMap });
+  const tenant = policy?.tenant ?? DEFAULT_TENANT;
+  const engine: Engine = engineOf(db);
+  const policyVersion = policy?.version ?? 'unversioned';
+
+  const nowText = () => clock.now().toISOString();
+  const today = (entry: ScheduleEntry) => civilDateOf(clock.now(), entry.zone);
+
+  async function activeHolds(trx: Kysely<any>, now: string): Promise<LegalHold[]> {
+    const rows = (await trx
+      .selectFrom('privacykit_retention_holds')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('scope', '!=', 'row')
+      .where(holdRowsActive(now))
+      .execute()) as HoldRow[];
+    return rows.map(holdFromRow);
+  }
+
+  function factsOfRow(entry: ScheduleEntry, row: Record<string, unknown>): RetentionFacts {
+    const facts: Record<string, RetentionFacts[string]> = {};
+    for (const [fact, binding] of Object.entries(entry.facts)) {
+      facts[fact] = row[`f_${binding.column}`] as RetentionFacts[string];
+    }
+    return facts;
+  }
+
+  function anonymisedValue(entry: ScheduleEntry, column: string, value: unknown): unknown {
+    const strategy = entry.anonymise[column];
+    if (strategy === undefined || strategy === 'null') return null;
+    if (typeof strategy === 'object') return strategy.value;
+    if (value === null || value === undefined) return null;
+    switch (strategy) {
+      case 'pseudonym': {
+        if (!options.pseudonymKey) {
+          throw retentionError('retention/needs-pseudonym-key', 'the pseudonym strategy needs a pseudonymKey');
+        }
+        return hmacSha256Hex(options.pseudonymKey, String(value));
+      }
+      case 'year':
+      case 'month': {
+        let date: string | null = null;
+        try {
+          date = factDate(value as string, entry.zone, column);
+        } catch {
+          date = null;
+        }
+        return date === null ? null : date.slice(0, strategy === 'year' ? 4 : 7);
+      }
+    }
+  }
+
+  interface BatchResult {
+    selected: number;
+    lastKey: unknown;
+    records: DispositionRecord[];
+  }
+
+  async function processBatch(
+    trx: Transaction<any>,
+    entry: ScheduleEntry,
+    phaseIndex: number,
+    runId: string,
+    after: unknown,
+    limit: number,
+  ): Promise<BatchResult> {
+    const now = nowText();
+    const day = today(entry);
+    const rule = entry.rule;
+    const phase = rule.phases[phaseIndex];
+    if (!phase) return { selected: 0, lastKey: after, records: [] };
+    const holds = await activeHolds(trx, now);
+    const { query, heldBy } = candidateQuery({
+      db: trx,
+      tenant,
+      entry,
+      phase: phaseIndex,
+      today: day,
+      now,
+      holds,
+      dataMap,
+    });
+    if (heldBy) return { selected: 0, lastKey: after, records: [] };
+    const keyRef = `${entry.table}.${entry.key}`;
+    const factColumns = [...new Set(Object.values(entry.facts).map((binding) => binding.column))];
+    const sourceColumns =
+      phase.action === 'anonymise'
+        ? Object.entries(entry.anonymise)
+            .filter(([, strategy]) => typeof strategy === 'string' && strategy !== 'null')
+            .map(([column]) => column)
+        : [];
+    let select = query.select([
+      sql.ref(keyRef).as('k'),
+      ...factColumns.map((column) => sql.ref(`${entry.table}.${column}`).as(`f_${column}`)),
+      ...sourceColumns.map((column) => sql.ref(`${entry.table}.${column}`).as(`a_${column}`)),
+    ]);
+    if (after !== undefined) select = select.where(sql.ref(keyRef), '>', after);
+    let ordered = select.orderBy(sql.ref(keyRef)).limit(limit);
+    if (engine !== 'sqlite') ordered = ordered.forUpdate().skipLocked();
+    const rows = (await ordered.execute()) as Record<string, unknown>[];
+    if (rows.length === 0) return { selected: 0, lastKey: after, records: [] };
+    const lastKey = rows[rows.length - 1]?.k;
+
+    // The planner re-checks each row: SQL selects, TypeScript dates the disposition record.
+    const acted: { key: unknown; text: string; due: string; row: Record<string, unknown> }[] = [];
+    for (const row of rows) {
+      const due = dueDate(phase.due, rule, factsOfRow(entry, row), entry.zone);
+      if (due !== null && due <= day) acted.push({ key: row.k, text: String(row.k), due, row });
+    }
+    if (acted.length === 0) return { selected: rows.length, lastKey, records: [] };
+    const keys = acted.map((item) => item.key);
+    const records: DispositionRecord[] = [];
+    const record = (table: string, key: string, due: string | null, outcome: DispositionRecord['outcome']) =>
+      records.push({
+        runId,
+        tenant,
+        rule: rule.id,
+        phase: phaseIndex,
+        action: phase.action,
+        table,
+        key,
+        dueDate: due,
+        actedAt: now,
+        outcome,
+      });
+    const inKeys = (table: string, column: string, values: readonly unknown[]) =>
+      sql<SqlBool>`${sql.ref(`${table}.${column}`)} in (${sql.join(values)})`;
+    const tenantScope = entry.tenantColumn
+      ? sql<SqlBool>`${sql.ref(`${entry.table}.${entry.tenantColumn}`)} = ${tenant}`
+      : sql<SqlBool>`1 = 1`;
+
+    switch (phase.action) {
+      case 'delete':
+      case 'archive': {
+        for (const child of entry.children) {
+          const childRows = (await trx
+            .selectFrom(child.table)
+            .select([sql.ref(`${child.table}.${child.key}`).as('k'), sql.ref(`${child.table}.${child.column}`).as('p')])
+            .where(inKeys(child.table, child.column, keys))
+            .orderBy(sql.ref(`${child.table}.${child.key}`))
+            .execute()) as { k: unknown; p: unknown }[];
+          if (childRows.length === 0) continue;
+          const dueOfParent = new Map(acted.map((item) => [item.text, item.due]));
+          for (const childRow of childRows) {
+            record(child.table, String(childRow.k), dueOfParent.get(String(childRow.p)) ?? null, 'cascade');
+          }
+          await trx.deleteFrom(child.table).where(inKeys(child.table, child.column, keys)).execute();
+        }
+        if (phase.action === 'archive' && entry.archiveTable) {
+          await sql`insert into ${sql.table(entry.archiveTable)} select * from ${sql.table(entry.table)} where ${inKeys(entry.table, entry.key, keys)} and ${tenantScope}`.execute(
+            trx,
+          );
+        }
+        await trx
+          .deleteFrom(entry.table)
+          .where(inKeys(entry.table, entry.key, keys))
+          .where(tenantScope)
+          .execute();
+        if (rule.phases.some((p) => p.action !== 'delete' && p.action !== 'archive')) {
+          await trx
+            .deleteFrom('privacykit_retention_applied')
+            .where('tenant', '=', tenant)
+            .where('table_name', '=', entry.table)
+            .where('rule', '=', rule.id)
+            .where(
+              'row_key',
+              'in',
+              acted.map((item) => item.text),
+            )
+            .execute();
+        }
+        break;
+      }
+      case 'anonymise': {
+        const assignments: Record<string, RawBuilder<unknown>> = {};
+        for (const column of Object.keys(entry.anonymise)) {
+          const strategy = entry.anonymise[column];
+          if (strategy === 'null' || typeof strategy === 'object') {
+            assignments[column] = sql`${anonymisedValue(entry, column, null)}`;
+          } else {
+            const cases = acted.map(
+              (item) => sql`when ${item.key} then ${anonymisedValue(entry, column, item.row[`a_${column}`])}`,
+            );
+            assignments[column] = sql`case ${sql.ref(`${entry.table}.${entry.key}`)} ${sql.join(cases, sql` `)} end`;
+          }
+        }
+        await trx
+          .updateTable(entry.table)
+          .set(assignments)
+          .where(inKeys(entry.table, entry.key, keys))
+          .where(tenantScope)
+          .execute();
+        break;
+      }
+      case 'restrict': {
+        if (entry.restrictColumn) {
+          await trx
+            .updateTable(entry.table)
+            .set({ [entry.restrictColumn]: 1 })
+            .where(inKeys(entry.table, entry.key, keys))
+            .where(tenantScope)
+            .execute();
+        }
+        break;
+      }
+      case 'review': {
+        await insertMany(
+          trx,
+          'privacykit_retention_reviews',
+          acted.map((item) => ({
+            id: newId(clock.now()),
+            tenant,
+            table_name: entry.table,
+            rule: rule.id,
+            row_key: item.text,
+            phase: phaseIndex,
+            due_date: item.due,
+            queued_at: now,
+            run_id: runId,
+            status: 'open',
+          })),
+        );
+        break;
+      }
+      default: {
+        const unreachable: never = phase.action;
+        throw new Error(`unknown action ${String(unreachable)}`);
+      }
+    }
+    if (phase.action !== 'delete' && phase.action !== 'archive') {
+      await insertMany(
+        trx,
+        'privacykit_retention_applied',
+        acted.map((item) => ({
+          tenant,
+          table_name: entry.table,
+          rule: rule.id,
+          row_key: item.text,
+          phase: phaseIndex,
+          action: phase.action,
+          purposes: phase.action === 'restrict' ? JSON.stringify(phase.purposes ?? null) : null,
+          applied_at: now,
+          run_id: runId,
+        })),
+      );
+    }
+    for (const item of acted) record(entry.table, item.text, item.due, 'done');
+    // Children's records first, as they were disposed of first.
+    const ordered2 = [
+      ...records.filter((r) => r.outcome === 'cascade'),
+      ...records.filter((r) => r.outcome !== 'cascade'),
+    ];
+    await insertDispositions(trx, ordered2);
+    return { selected: rows.length, lastKey, records: ordered2 };
+  }
+
+  async function insertDispositions(trx: Kysely<any>, records: readonly DispositionRecord[]) {
+    await insertMany(
+      trx,
+      'privacykit_retention_dispositions',
+      records.map((r) => ({
+        run_id: r.runId,
+        tenant: r.tenant,
+        rule: r.rule,
+        phase: r.phase,
+        action: r.action,
+        table_name: r.table,
+        row_key: r.key,
+        due_date: r.dueDate,
+        acted_at: r.actedAt,
+        outcome: r.outcome,
+      })),
+    );
+  }
+
+  /** Restrictions whose phase is no longer due (new activity): lifted, and recorded. */
+  async function liftBatch(
+    trx: Transaction<any>,
+    entry: ScheduleEntry,
+    phaseIndex: number,
+    runId: string,
+    after: unknown,
+    limit: number,
+  ): Promise<BatchResult> {
+    const now = nowText();
+    const day = today(entry);
+    const rule = entry.rule;
+    const phase = rule.phases[phaseIndex];
+    if (!phase) return { selected: 0, lastKey: after, records: [] };
+    const keyRef = sql.ref(`${entry.table}.${entry.key}`);
+    const text = keyText(engine, keyRef);
+    const context = { entry, engine, today: day };
+    let query = trx
+      .selectFrom(entry.table)
+      .select([keyRef.as('k'), ...Object.values(entry.facts).map((b) => sql.ref(`${entry.table}.${b.column}`).as(`f_${b.column}`))])
+      .where(not(duePredicate(phase.due, context)))
+      .where(
+        sql<SqlBool>`exists (select 1 from privacykit_retention_applied a where a.tenant = ${tenant} and a.table_name = ${entry.table} and a.rule = ${rule.id} and a.row_key = ${text} and a.phase = ${phaseIndex})`,
+      )
+      .where(
+        sql<SqlBool>`not exists (select 1 from privacykit_retention_applied a where a.tenant = ${tenant} and a.table_name = ${entry.table} and a.rule = ${rule.id} and a.row_key = ${text} and a.phase > ${phaseIndex})`,
+      );
+    if (entry.tenantColumn) query = query.where(sql.ref(`${entry.table}.${entry.tenantColumn}`), '=', tenant);
+    if (after !== undefined) query = query.where(keyRef, '>', after);
+    let ordered = query.orderBy(keyRef).limit(limit);
+    if (engine !== 'sqlite') ordered = ordered.forUpdate().skipLocked();
+    const rows = (await ordered.execute()) as Record<string, unknown>[];
+    if (rows.length === 0) return { selected: 0, lastKey: after, records: [] };
+    const keys = rows.map((row) => row.k);
+    const texts = keys.map(String);
+    await trx
+      .deleteFrom('privacykit_retention_applied')
+      .where('tenant', '=', tenant)
+      .where('table_name', '=', entry.table)
+      .where('rule', '=', rule.id)
+      .where('phase', '=', phaseIndex)
+      .where('row_key', 'in', texts)
+      .execute();
+    if (entry.restrictColumn) {
+      await trx
+        .updateTable(entry.table)
+        .set({ [entry.restrictColumn]: 0 })
+        .where(sql<SqlBool>`${keyRef} in (${sql.join(keys)})`)
+        .execute();
+    }
+    const records: DispositionRecord[] = rows.map((row) => ({
+      runId,
+      tenant,
+      rule: rule.id,
+      phase: phaseIndex,
+      action: phase.action,
+      table: entry.table,
+      key: String(row.k),
+      dueDate: dueDate(phase.due, rule, factsOfRow(entry, row), entry.zone),
+      actedAt: now,
+      outcome: 'lifted',
+    }));
+    await insertDispositions(trx, records);
+    return { selected: rows.length, lastKey: rows[rows.length - 1]?.k, records };
+  }
+
+  async function releaseExpiredHolds(): Promise<number> {
+    const now = nowText();
+    const result = await db
+      .updateTable('privacykit_retention_holds')
+      .set({ released_at: now, released_by: 'system', release_reason: 'expired' })
+      .where('tenant', '=', tenant)
+      .where('released_at', 'is', null)
+      .where('expires_at', 'is not', null)
+      .where('expires_at', '<=', now)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows ?? 0);
+  }
+
+  function countsOf(records: Iterable<DispositionRecord>, into = new Map<string, DispositionCount>()) {
+    for (const r of records) {
+      const id = `${r.rule}\u0000${r.table}\u0000${r.phase}\u0000${r.action}\u0000${r.outcome}`;
+      const existing = into.get(id);
+      if (existing) existing.count++;
+      else
+        into.set(id, {
+          rule: r.rule,
+          table: r.table,
+          phase: r.phase,
+          action: r.action,
+          outcome: r.outcome,
+          count: 1,
+        });
+    }
+    return into;
+  }
+
+  function sortedCounts(map: Map<string, DispositionCount>): DispositionCount[] {
+    return [...map.values()].sort((a, b) =>
+      a.rule === b.rule
+        ? a.table === b.table
+          ? a.phase - b.phase || a.outcome.localeCompare(b.outcome)
+          : a.table.localeCompare(b.table)
+        : a.rule.localeCompare(b.rule),
+    );
+  }
+
+  async function certificate(runId: string): Promise<RunCertificate> {
+    const run = (await db
+      .selectFrom('privacykit_retention_runs')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('id', '=', runId)
+      .executeTakeFirst()) as
+      | {
+          id: string;
+          tenant: string;
+          policy_version: string;
+          started_at: string;
+          finished_at: string | null;
+          status: string;
+          records: number;
+          counts: string | null;
+          hash: string | null;
+        }
+      | undefined;
+    if (!run) throw retentionError('retention/run-not-found', `no retention run "${runId}"`);
+    return {
+      runId: run.id,
+      tenant: run.tenant,
+      policyVersion: run.policy_version,
+      startedAt: run.started_at,
+      finishedAt: run.finished_at,
+      status: run.status as RunCertificate['status'],
+      records: Number(run.records),
+      counts: run.counts ? (JSON.parse(run.counts) as DispositionCount[]) : [],
+      hash: run.hash,
+    };
+  }
+
+  return {
+    schedule,
+    tenant,
+
+    async dryRun({ sample = 5 } = {}) {
+      const now = nowText();
+      const holds = await activeHolds(db, now);
+      const out: DryRunPhase[] = [];
+      for (const entry of schedule.entries) {
+        const day = today(entry);
+        for (let index = entry.rule.phases.length - 1; index >= 0; index--) {
+          const phase = entry.rule.phases[index];
+          if (!phase) continue;
+          const cutoffs: Cutoff[] = [];
+          const scope = { db, tenant, entry, phase: index, today: day, now, holds, dataMap };
+          const { query, heldBy } = candidateQuery({ ...scope, cutoffs });
+          const count = async (q: typeof query) =>
+            Number(
+              ((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirst()) as { n?: unknown })?.n ?? 0,
+            );
+          const due = await count(query);
+          const all = await count(candidateQuery({ ...scope, ignoreHolds: true }).query);
+          const keyRef = sql.ref(`${entry.table}.${entry.key}`);
+          const keys = (await query.select(keyRef.as('k')).orderBy(keyRef).limit(sample).execute()) as {
+            k: unknown;
+          }[];
+          out.push({
+            rule: entry.rule.id,
+            table: entry.table,
+            phase: index,
+            action: phase.action,
+            today: day,
+            cutoffs,
+            due,
+            held: all - due,
+            ...(heldBy ? { heldBy: heldBy.id } : {}),
+            sampleKeys: keys.map((row) => String(row.k)),
+          });
+        }
+      }
+      return out;
+    },
+
+    async sweep({ batchSize = 1000, budget } = {}) {
+      if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+        throw retentionError('retention/invalid-schedule', 'batchSize must be an integer from 1 to 10000');
+      }
+      const maxRows = typeof budget === 'number' ? budget : (budget?.rows ?? Number.POSITIVE_INFINITY);
+      const deadline =
+        typeof budget === 'object' && budget.milliseconds !== undefined
+          ? Date.now() + budget.milliseconds
+          : Number.POSITIVE_INFINITY;
+      const expiredHolds = await releaseExpiredHolds();
+      const runId = newId(clock.now());
+      const startedAt = nowText();
+      await db
+        .insertInto('privacykit_retention_runs')
+        .values({
+          id: runId,
+          tenant,
+          policy_version: policyVersion,
+          started_at: startedAt,
+          status: 'running',
+          records: 0,
+        })
+        .execute();
+      const hash = createHash('sha256');
+      const counts = new Map<string, DispositionCount>();
+      let total = 0;
+      let handled = 0;
+      let complete = true;
+      const exhausted = () => handled >= maxRows || Date.now() >= deadline;
+
+      const drain = async (
+        entry: ScheduleEntry,
+        index: number,
+        batch: typeof processBatch,
+      ): Promise<void> => {
+        let after: unknown;
+        for (;;) {
+          if (exhausted()) {
+            complete = false;
+            return;
+          }
+          const limit = Math.min(batchSize, maxRows - handled);
+          const result = await withRetry(() =>
+            db.transaction().execute((trx) => batch(trx, entry, index, runId, after, limit)),
+          );
+          for (const r of result.records) hash.update(hashLine(r));
+          countsOf(result.records, counts);
+          total += result.records.length;
+          handled += result.selected;
+          after = result.lastKey;
+          if (result.selected < limit) return;
+        }
+      };
+
+      outer: for (const entry of schedule.entries) {
+        for (let index = entry.rule.phases.length - 1; index >= 0; index--) {
+          await drain(entry, index, processBatch);
+          if (!complete) break outer;
+        }
+        for (let index = 0; index < entry.rule.phases.length; index++) {
+          if (entry.rule.phases[index]?.action !== 'restrict') continue;
+          await drain(entry, index, liftBatch);
+          if (!complete) break outer;
+        }
+      }
+      const finishedAt = nowText();
+      const digest = hash.digest('hex');
+      const list = sortedCounts(counts);
+      await db
+        .updateTable('privacykit_retention_runs')
+        .set({
+          finished_at: finishedAt,
+          status: 'finished',
+          records: total,
+          counts: JSON.stringify(list),
+          hash: digest,
+        })
+        .where('id', '=', runId)
+        .execute();
+      return {
+        runId,
+        tenant,
+        policyVersion,
+        startedAt,
+        finishedAt,
+        status: 'finished',
+        records: total,
+        counts: list,
+        hash: digest,
+        complete,
+        expiredHolds,
+      };
+    },
+
+    async placeHold(input) {
+      const parsed = placeHoldSchema.safeParse(input);
+      if (!parsed.success) {
+        const issues = zodIssues(parsed.error as z.ZodError);
+        throw retentionError('retention/invalid-hold', `Invalid legal hold: ${formatIssues(issues)}`, { issues });
+      }
+      const { scope, reason, placedBy, expiresAt } = parsed.data;
+      let kind: LegalHold['kind'];
+      const row: HoldRow = {
+        id: newId(clock.now()),
+        tenant,
+        scope: '',
+        table_name: null,
+        row_key: null,
+        category: null,
+        identities: null,
+        reason,
+        placed_by: placedBy,
+        placed_at: nowText(),
+        expires_at: expiresAt ?? null,
+        released_at: null,
+        released_by: null,
+        release_reason: null,
+      };
+      if ('subject' in scope) {
+        if (!dataMap) {
+          throw retentionError('retention/needs-data-map', 'a subject hold needs the engine to have a dataMap');
+        }
+        const unknown = Object.keys(scope.subject).filter((kind) => !(kind in dataMap.identities));
+        if (unknown.length > 0) {
+          throw retentionError('retention/invalid-hold', `unknown identity kind(s): ${unknown.join(', ')}`);
+        }
+        kind = 'subject';
+        row.identities = JSON.stringify(scope.subject);
+      } else if ('category' in scope) {
+        kind = 'category';
+        row.category = scope.category;
+      } else {
+        kind = scope.key === undefined ? 'table' : 'row';
+        row.table_name = scope.table;
+        if (scope.key !== undefined) row.row_key = String(scope.key);
+      }
+      row.scope = kind;
+      await db.insertInto('privacykit_retention_holds').values(row).execute();
+      return holdFromRow(row);
+    },
+
+    async releaseHold(id, input) {
+      const parsed = releaseHoldSchema.safeParse(input);
+      if (!parsed.success) {
+        const issues = zodIssues(parsed.error as z.ZodError);
+        throw retentionError('retention/invalid-hold', `Invalid release: ${formatIssues(issues)}`, { issues });
+      }
+      return db.transaction().execute(async (trx) => {
+        const row = (await trx
+          .selectFrom('privacykit_retention_holds')
+          .selectAll()
+          .where('tenant', '=', tenant)
+          .where('id', '=', id)
+          .executeTakeFirst()) as HoldRow | undefined;
+        if (!row) throw retentionError('retention/hold-not-found', `no legal hold "${id}"`);
+        if (row.released_at) {
+          throw retentionError('retention/hold-already-released', `legal hold "${id}" was released at ${row.released_at}`);
+        }
+        const released = { released_at: nowText(), released_by: parsed.data.by, release_reason: parsed.data.reason };
+        await trx.updateTable('privacykit_retention_holds').set(released).where('id', '=', id).execute();
+        return holdFromRow({ ...row, ...released });
+      });
+    },
+
+    async holds({ active } = {}) {
+      let query = db.selectFrom('privacykit_retention_holds').selectAll().where('tenant', '=', tenant);
+      if (active) query = query.where(holdRowsActive(nowText()));
+      const rows = (await query.orderBy('placed_at').orderBy('id').execute()) as HoldRow[];
+      return rows.map(holdFromRow);
+    },
+
+    releaseExpiredHolds,
+
+    async backlog() {
+      const now = nowText();
+      const holds = await activeHolds(db, now);
+      const out: BacklogEntry[] = [];
+      for (const entry of schedule.entries) {
+        const day = today(entry);
+        for (let index = 0; index < entry.rule.phases.length; index++) {
+          const phase = entry.rule.phases[index];
+          if (!phase) continue;
+          const { query } = candidateQuery({ db, tenant, entry, phase: index, today: day, now, holds, dataMap });
+          const keyRef = sql.ref(`${entry.table}.${entry.key}`);
+          const columns = [...new Set(Object.values(entry.facts).map((b) => b.column))];
+          let after: unknown;
+          let count = 0;
+          let oldest: CivilDate | null = null;
+          for (;;) {
+            let page = query.select([
+              keyRef.as('k'),
+              ...columns.map((column) => sql.ref(`${entry.table}.${column}`).as(`f_${column}`)),
+            ]);
+            if (after !== undefined) page = page.where(keyRef, '>', after);
+            const rows = (await page.orderBy(keyRef).limit(5000).execute()) as Record<string, unknown>[];
+            for (const row of rows) {
+              count++;
+              const due = dueDate(phase.due, entry.rule, factsOfRow(entry, row), entry.zone);
+              if (due !== null && (oldest === null || due < oldest)) oldest = due;
+            }
+            if (rows.length < 5000) break;
+            after = rows[rows.length - 1]?.k;
+          }
+          out.push({ rule: entry.rule.id, table: entry.table, phase: index, action: phase.action, count, oldestDue: oldest });
+        }
+      }
+      return out;
+    },
+
+    certificate,
+
+    async verifyCertificate(runId) {
+      const run = await certificate(runId);
+      const hash = createHash('sha256');
+      let after = -1;
+      let records = 0;
+      for (;;) {
+        const rows = (await db
+          .selectFrom('privacykit_retention_dispositions')
+          .selectAll()
+          .where('run_id', '=', runId)
+          .where('seq', '>', after)
+          .orderBy('seq')
+          .limit(5000)
+          .execute()) as (DispositionRow & { seq: number })[];
+        for (const row of rows) {
+          hash.update(hashLine(toRecord(row)));
+          records++;
+        }
+        if (rows.length < 5000) break;
+        after = Number(rows[rows.length - 1]?.seq);
+      }
+      const actual = hash.digest('hex');
+      return {
+        runId,
+        valid: run.status === 'finished' && run.hash === actual && run.records === records,
+        expected: run.hash,
+        actual,
+        records,
+      };
+    },
+
+    async isRestricted({ table, key, purpose }) {
+      const rows = (await db
+        .selectFrom('privacykit_retention_applied')
+        .select(['purposes'])
+        .where('tenant', '=', tenant)
+        .where('table_name', '=', table)
+        .where('row_key', '=', String(key))
+        .where('action', '=', 'restrict')
+        .execute()) as { purposes: string | null }[];
+      return rows.some((row) => {
+        const purposes = row.purposes ? (JSON.parse(row.purposes) as string[] | null) : null;
+        return purposes === null || purpose === undefined || purposes.includes(purpose);
+      });
+    },
+
+    async reviews() {
+      const rows = (await db
+        .selectFrom('privacykit_retention_reviews')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('status', '=', 'open')
+        .orderBy('queued_at')
+        .orderBy('id')
+        .execute()) as {
+        id: string;
+        table_name: string;
+        row_key: string;
+        rule: string;
+        phase: number;
+        due_date: string;
+        queued_at: string;
+        run_id: string;
+      }[];
+      return rows.map((row) => ({
+        id: row.id,
+        table: row.table_name,
+        key: row.row_key,
+        rule: row.rule,
+        phase: Number(row.phase),
+        dueDate: row.due_date,
+        queuedAt: row.queued_at,
+        runId: row.run_id,
+      }));
+    },
+  };
+}
