@@ -1,0 +1,205 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { migrate } from '@privacykit/core/db';
+import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createExportStore } from './export-store.js';
+import { exportSubject } from './export-subject.js';
+import { collect, createHostSchema, dataMap, policy, unzip } from './fixtures.js';
+import { subjectAccessMigrations } from './migrations.js';
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return isPrivacyKitError(error) ? error.code : `other: ${String(error)}`;
+  }
+  return 'no error';
+}
+
+describe.each(testEngines())('export store on $engine', (engine) => {
+  let test: TestDatabase;
+  const clock = fixedClock('2024-06-01T12:00:00.000Z');
+
+  beforeAll(async () => {
+    test = await createTestDatabase(engine);
+    await migrate(test.db, [subjectAccessMigrations]);
+    await migrate(test.db, [subjectAccessMigrations]);
+    await createHostSchema(test.db);
+  });
+  afterAll(async () => {
+    await test?.destroy();
+  });
+
+  it('stores an export and hands it out once, to the bound requester only (hostile case 13)', async () => {
+    const store = createExportStore({ db: test.db, clock });
+    const zip = exportSubject({
+      db: test.db,
+      dataMap,
+      policy,
+      identities: { email: ['ada@example.com'] },
+      clock,
+    });
+    const stored = await store.save(zip, { filename: 'ada.zip' });
+    const { token, expiresAt } = await store.issueToken(stored.exportId, { binding: 'session-a' });
+    expect(expiresAt).toBe('2024-06-01T12:15:00.000Z');
+
+    expect(await codeOf(store.redeem(token, { binding: 'session-b' }))).toBe(
+      'subject-access/token-binding-mismatch',
+    );
+    const redeemed = await store.redeem(token, { binding: 'session-a' });
+    expect(redeemed.filename).toBe('ada.zip');
+    const bytes = await collect(redeemed.stream);
+    expect(bytes.length).toBe(stored.bytes);
+    const files = await unzip(bytes);
+    expect(JSON.parse(files.get('data/customers.json')!.toString('utf8'))[0].email).toBe('ada@example.com');
+
+    expect(await codeOf(store.redeem(token, { binding: 'session-a' }))).toBe('subject-access/token-used');
+  });
+
+  it('refuses expired and unknown tokens, and lets only one of two concurrent redemptions win', async () => {
+    const store = createExportStore({ db: test.db, clock });
+    const stored = await store.save(Readable.from([Buffer.from('hello')]));
+    const late = await store.issueToken(stored.exportId, { binding: 's' });
+    clock.advance(15 * 60_000);
+    expect(await codeOf(store.redeem(late.token, { binding: 's' }))).toBe('subject-access/token-expired');
+    expect(await codeOf(store.redeem('x'.repeat(43), { binding: 's' }))).toBe('subject-access/token-unknown');
+    expect(await codeOf(store.redeem('../../etc/passwd', { binding: 's' }))).toBe(
+      'subject-access/token-unknown',
+    );
+
+    const race = await store.issueToken(stored.exportId, { binding: 's' });
+    const results = await Promise.allSettled([
+      store.redeem(race.token, { binding: 's' }),
+      store.redeem(race.token, { binding: 's' }),
+      store.redeem(race.token, { binding: 's' }),
+    ]);
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+    for (const result of results) {
+      if (result.status === 'rejected') expect(result.reason.code).toBe('subject-access/token-used');
+      else expect((await collect(result.value.stream)).toString()).toBe('hello');
+    }
+    clock.set('2024-06-01T12:00:00.000Z');
+  });
+
+  it('issues ≥ 128-bit tokens and stores only their hash (hostile case 14)', async () => {
+    const store = createExportStore({ db: test.db, clock });
+    const stored = await store.save(Readable.from([Buffer.from('data')]));
+    const tokens = [];
+    for (let i = 0; i < 20; i++) tokens.push(await store.issueToken(stored.exportId, { binding: 'b' }));
+    expect(new Set(tokens.map((issued) => issued.token)).size).toBe(20);
+    for (const { token } of tokens) expect(Buffer.from(token, 'base64url').length).toBeGreaterThanOrEqual(16);
+    const rows = await test.db.selectFrom('privacykit_subject_access_tokens').selectAll().execute();
+    const stored_ = JSON.stringify(rows);
+    for (const { token } of tokens) expect(stored_).not.toContain(token);
+    expect(stored_).not.toContain('"b"');
+    expect(await codeOf(store.issueToken('no-such-export', { binding: 'b' }))).toBe(
+      'subject-access/export-unknown',
+    );
+    expect(await codeOf(store.issueToken(stored.exportId, { binding: '' }))).toBe(
+      'subject-access/invalid-input',
+    );
+  });
+
+  it('encrypts packages at rest in chunks, and detects tampering', async () => {
+    const store = createExportStore({ db: test.db, clock, chunkSize: 1024 });
+    const marker = 'ada@example.com personal data marker ';
+    const plain = Buffer.from(marker.repeat(200));
+    const stored = await store.save(Readable.from([plain.subarray(0, 3000), plain.subarray(3000)]));
+    const chunks = await test.db
+      .selectFrom('privacykit_subject_access_chunks')
+      .selectAll()
+      .where('package_id', '=', stored.exportId)
+      .orderBy('seq')
+      .execute();
+    expect(chunks.length).toBe(Math.ceil(plain.length / 1024));
+    for (const chunk of chunks) {
+      expect(Buffer.from(String(chunk.data), 'base64').toString('latin1')).not.toContain('personal data');
+    }
+    const first = await store.issueToken(stored.exportId, { binding: 'b' });
+    expect(
+      Buffer.compare(await collect((await store.redeem(first.token, { binding: 'b' })).stream), plain),
+    ).toBe(0);
+
+    // Swapping two chunks is caught by the authenticated data binding each chunk to its place.
+    await test.db
+      .updateTable('privacykit_subject_access_chunks')
+      .set({ data: String(chunks[0]!.data) })
+      .where('package_id', '=', stored.exportId)
+      .where('seq', '=', 1)
+      .execute();
+    const second = await store.issueToken(stored.exportId, { binding: 'b' });
+    const damaged = await store.redeem(second.token, { binding: 'b' });
+    expect(await codeOf(collect(damaged.stream))).toBe('subject-access/export-corrupt');
+  });
+
+  it('wraps package keys with a key-encryption key when given', async () => {
+    const kek = randomBytes(32);
+    const store = createExportStore({ db: test.db, clock, keyEncryptionKey: kek });
+    const stored = await store.save(Readable.from([Buffer.from('secret export')]));
+    const row = await test.db
+      .selectFrom('privacykit_subject_access_packages')
+      .select('data_key')
+      .where('id', '=', stored.exportId)
+      .executeTakeFirstOrThrow();
+    expect(String(row.data_key)).toMatch(/^kek:/);
+    const { token } = await store.issueToken(stored.exportId, { binding: 'b' });
+    expect((await collect((await store.redeem(token, { binding: 'b' })).stream)).toString()).toBe(
+      'secret export',
+    );
+    const withoutKek = createExportStore({ db: test.db, clock });
+    const again = await withoutKek.issueToken(stored.exportId, { binding: 'b' });
+    expect(await codeOf(withoutKek.redeem(again.token, { binding: 'b' }))).toBe(
+      'subject-access/export-corrupt',
+    );
+  });
+
+  it('stores big packages (multi-chunk, beyond 64 KB rows) and purges them after retention', async () => {
+    const store = createExportStore({ db: test.db, clock, retention: 24 * 3600_000 });
+    const big = randomBytes(700 * 1024);
+    const stored = await store.save(Readable.from([big]));
+    const { token } = await store.issueToken(stored.exportId, { binding: 'b' });
+    expect(Buffer.compare(await collect((await store.redeem(token, { binding: 'b' })).stream), big)).toBe(0);
+
+    const other = createExportStore({ db: test.db, clock, tenant: 'other-tenant', retention: 24 * 3600_000 });
+    const kept = await other.save(Readable.from([Buffer.from('other tenant')]));
+    clock.advance(24 * 3600_000);
+    const purged = await store.purgeExpired();
+    expect(purged.packages).toBeGreaterThanOrEqual(1);
+    expect(purged.chunks).toBeGreaterThanOrEqual(3);
+    const left = await test.db
+      .selectFrom('privacykit_subject_access_chunks')
+      .select('package_id')
+      .where('package_id', '=', stored.exportId)
+      .execute();
+    expect(left).toEqual([]);
+    expect(await codeOf(store.issueToken(stored.exportId, { binding: 'b' }))).toBe(
+      'subject-access/export-unknown',
+    );
+    // Another tenant's packages are not touched by this tenant's purge.
+    const otherRow = await test.db
+      .selectFrom('privacykit_subject_access_packages')
+      .select('id')
+      .where('id', '=', kept.exportId)
+      .execute();
+    expect(otherRow).toHaveLength(1);
+    clock.set('2024-06-01T12:00:00.000Z');
+  });
+
+  it('keeps nothing of a save whose source fails', async () => {
+    const store = createExportStore({ db: test.db, clock, chunkSize: 1024 });
+    async function* failing() {
+      yield randomBytes(5000);
+      throw new Error('boom');
+    }
+    const before = await test.db
+      .selectFrom('privacykit_subject_access_chunks')
+      .select('package_id')
+      .execute();
+    await expect(store.save(failing())).rejects.toThrow('boom');
+    const after = await test.db.selectFrom('privacykit_subject_access_chunks').select('package_id').execute();
+    expect(after.length).toBe(before.length);
+  });
+});

@@ -1,0 +1,115 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { PassThrough, pipeline } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+
+/** Text gathered before one write: big enough to amortise stream overhead, small enough to stay flat. */
+const FLUSH_AT = 64 * 1024;
+
+/** Path, size and SHA-256 of one file of the package, as the manifest lists it. */
+export interface FileDigest {
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * Buffered UTF-8 text written to a stream with backpressure, hashing what it writes: every file
+ * of an export passes through one, so the manifest's digests are of exactly the bytes shipped.
+ */
+export class TextSink {
+  private pending: string[] = [];
+  private pendingLength = 0;
+  private readonly hash: Hash = createHash('sha256');
+  private bytes = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly target: Writable,
+  ) {}
+
+  async write(text: string): Promise<void> {
+    this.pending.push(text);
+    this.pendingLength += text.length;
+    if (this.pendingLength >= FLUSH_AT) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.pendingLength === 0) return;
+    const chunk = Buffer.from(this.pending.join(''), 'utf8');
+    this.pending = [];
+    this.pendingLength = 0;
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    if (this.target.destroyed) throw new Error('export stream closed');
+    if (!this.target.write(chunk)) {
+      await Promise.race([
+        once(this.target, 'drain'),
+        once(this.target, 'close').then(() => {
+          throw new Error('export stream closed');
+        }),
+      ]);
+    }
+  }
+
+  /** Flushes and ends the target (unless `end: false`); returns the file's digest. */
+  async close(options: { end?: boolean } = {}): Promise<FileDigest> {
+    await this.flush();
+    if (options.end !== false) this.target.end();
+    return { path: this.path, bytes: this.bytes, sha256: this.hash.digest('hex') };
+  }
+}
+
+/** A sink whose bytes become one zip entry (yazl reads the pass-through when the entry's turn comes). */
+export function entrySink(path: string): { sink: TextSink; stream: PassThrough } {
+  const stream = new PassThrough();
+  return { sink: new TextSink(path, stream), stream };
+}
+
+/**
+ * A file's text spooled to a temporary file while another zip entry is being written — yazl
+ * writes entries one after the other, so a table's CSV cannot flow while its JSON does without
+ * either holding every row in memory or reading the table twice. The spool is encrypted with a
+ * key that lives only in memory (AES-256-GCM) and deleted as soon as it has been read, so
+ * personal data never rests in clear on disk.
+ */
+export class Spool {
+  readonly file: string;
+  readonly sink: TextSink;
+  private readonly key = randomBytes(32);
+  private readonly iv = randomBytes(12);
+  private readonly cipher = createCipheriv('aes-256-gcm', this.key, this.iv);
+  private readonly out: Writable;
+  private tag: Buffer | undefined;
+  digest: FileDigest | undefined;
+
+  constructor(path: string, directory: string) {
+    this.file = join(directory, `privacykit-export-${randomUUID()}.spool`);
+    this.out = createWriteStream(this.file, { mode: 0o600 });
+    this.cipher.pipe(this.out);
+    this.sink = new TextSink(path, this.cipher);
+  }
+
+  async finish(): Promise<FileDigest> {
+    this.digest = await this.sink.close();
+    await finished(this.out);
+    this.tag = this.cipher.getAuthTag();
+    return this.digest;
+  }
+
+  /** The spooled text, decrypted; the file is removed once read (or on failure). */
+  open(): Readable {
+    if (!this.tag) throw new Error('spool not finished');
+    const decipher = createDecipheriv('aes-256-gcm', this.key, this.iv);
+    decipher.setAuthTag(this.tag);
+    return pipeline(createReadStream(this.file), decipher, () => this.remove());
+  }
+
+  remove(): void {
+    rmSync(this.file, { force: true });
+  }
+}
