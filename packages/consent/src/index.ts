@@ -1,2 +1,58 @@
-// @privacykit/consent — under construction; see README.md for what it will do.
-export const packageName = '@privacykit/consent';
+// @privacykit/consent — a tamper-evident consent ledger (GDPR Art 7): decisions per purpose,
+// current state, set queries, notice versions and re-consent, signed receipts, GPC, an RFC 9162
+// Merkle log with signed tree heads, and crypto-shredding.
+export { createConsentLedger, GPC_TAGS } from './ledger.js';
+export type {
+  ConsentHistoryEntry,
+  ConsentLedger,
+  ConsentLedgerOptions,
+  ConsentStatus,
+  ConsistencyProof,
+  CurrentConsent,
+  GpcOutcome,
+  InclusionProof,
+  PublishResult,
+  RecordedDecision,
+  StatsRow,
+  VerifyResult,
+} from './ledger.js';
+export {
+  consentDecisionSchema,
+  consentEvidenceSchema,
+  consentMethodSchema,
+  consentSourceSchema,
+  decisionStateSchema,
+  noticeReferenceSchema,
+  nonAffirmativeMethods,
+  parentalAuthorisationSchema,
+} from './decision.js';
+export type {
+  ConsentDecision,
+  ConsentEvidence,
+  ConsentMethod,
+  ConsentSource,
+  ConsentState,
+  DecisionState,
+  NonAffirmativeMethod,
+  NoticeReference,
+  ParentalAuthorisation,
+} from './decision.js';
+export type { ConsentErrorCode } from './errors.js';
+export { consentMigrations } from './migrations.js';
+export { gpcFromHeaders, parseGpcHeader } from './gpc.js';
+export { truncateIp } from './evidence.js';
+export { noticeIdOf, purposeNoticeContent, purposeNoticeHash } from './notice-content.js';
+export { verifyReceipt } from './receipt.js';
+export type { ConsentReceipt, ReceiptState } from './receipt.js';
+export { keyIdOf, verifyTreeHead } from './signing.js';
+export type { LedgerKeys, SignedTreeHead } from './signing.js';
+export {
+  EMPTY_ROOT,
+  leafHash,
+  merkleRoot,
+  nodeHash,
+  verifyConsistency,
+  verifyInclusion,
+} from './merkle.js';
+export { verifyConsistencyProof, verifyInclusionProof } from './proofs.js';
+export { addPeriod } from './validity.js';

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+
+/** Where a decision was collected. */
+export const consentSourceSchema = z.enum(['banner', 'form', 'api', 'gpc', 'import']);
+export type ConsentSource = z.infer<typeof consentSourceSchema>;
+
+/** Affirmative acts that can carry a decision (Art 4(11): "a clear affirmative action"). */
+export const consentMethodSchema = z.enum([
+  'click',
+  'toggle',
+  'form-submit',
+  'api-call',
+  'gpc-signal',
+  'import',
+  'written',
+  'verbal-recorded',
+]);
+export type ConsentMethod = z.infer<typeof consentMethodSchema>;
+
+/** Methods that are never consent, each rejected with its own code (Planet49; EDPB 05/2020 ¶86). */
+export const nonAffirmativeMethods = [
+  'default',
+  'pre-ticked',
+  'scroll',
+  'implied',
+  'continued-browsing',
+] as const;
+export type NonAffirmativeMethod = (typeof nonAffirmativeMethods)[number];
+
+/** What a subject decided about one purpose. `withdrawn` ends an earlier grant for the future. */
+export const decisionStateSchema = z.enum(['granted', 'refused', 'withdrawn']);
+export type DecisionState = z.infer<typeof decisionStateSchema>;
+
+/** Every state a ledger event can put a subject × purpose in (`expired` is written by the ledger). */
+export type ConsentState = 'granted' | 'refused' | 'withdrawn' | 'expired';
+
+export const parentalAuthorisationSchema = z
+  .object({
+    /** How the holder of parental responsibility was verified (Art 8(2)), e.g. `card-check`, `signed-form`. */
+    method: z.string().min(1).max(100),
+    /** A reference to the verification record (stored encrypted). */
+    reference: z.string().max(500).optional(),
+  })
+  .strict();
+export type ParentalAuthorisation = z.infer<typeof parentalAuthorisationSchema>;
+
+export const consentEvidenceSchema = z
+  .object({
+    /** The client's IP address; stored truncated (/24, /48) unless the ledger says otherwise. */
+    ip: z.string().max(100).optional(),
+    /** Stored only when the ledger is configured with `evidence.userAgent: true`. */
+    userAgent: z.string().max(1000).optional(),
+  })
+  .strict();
+export type ConsentEvidence = z.infer<typeof consentEvidenceSchema>;
+
+export const noticeReferenceSchema = z
+  .object({
+    version: z.string().min(1).max(100).optional(),
+    hash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'expected a lowercase SHA-256 hex digest')
+      .optional(),
+    language: z.string().min(2).max(35).optional(),
+  })
+  .strict();
+export type NoticeReference = z.infer<typeof noticeReferenceSchema>;
+
+/**
+ * One decision of one subject about one purpose, as the caller hands it to `record()`.
+ * `notice` defaults to the purpose's current notice. `purposes` (plural) exists only so that a
+ * bundled decision is recognised and refused with `consent/bundled-purposes`.
+ */
+export const consentDecisionSchema = z
+  .object({
+    subjectId: z.string().min(1).max(255),
+    purpose: z.string().min(1).max(100).optional(),
+    purposes: z.array(z.string().min(1).max(100)).optional(),
+    state: decisionStateSchema,
+    source: consentSourceSchema,
+    method: z.string().min(1).max(50),
+    /** Set when the control was pre-selected: a pre-ticked box is refused whatever the method. */
+    preTicked: z.boolean().optional(),
+    notice: noticeReferenceSchema.optional(),
+    /** Where the rules applied come from, e.g. `EU`, `FR`, `US-CA`. */
+    jurisdiction: z.string().min(2).max(20).optional(),
+    evidence: consentEvidenceSchema.optional(),
+    /** The subject's age in years when the service knows it (Art 8). */
+    age: z.number().int().min(0).max(150).optional(),
+    parentalAuthorisation: parentalAuthorisationSchema.optional(),
+    /** Imports only: the original event id (replays are refused) and the original decision time. */
+    eventId: z.string().min(1).max(64).optional(),
+    at: z.iso.datetime({ offset: true }).optional(),
+  })
+  .strict();
+export type ConsentDecision = z.input<typeof consentDecisionSchema>;

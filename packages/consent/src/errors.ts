@@ -1,0 +1,41 @@
+/**
+ * Codes thrown by `@privacykit/consent`. Stable: programs switch on them, so a code never
+ * changes meaning once published. Every rejection writes nothing.
+ */
+export type ConsentErrorCode =
+  /** The decision does not match the decision schema (see `issues`). */
+  | 'consent/invalid-decision'
+  /** One decision names several purposes (Recital 32/43: consent is given per purpose). */
+  | 'consent/bundled-purposes'
+  /** The purpose is not declared in the policy. */
+  | 'consent/unknown-purpose'
+  /** The purpose is declared but its legal basis is not consent (Art 6(1)(a)). */
+  | 'consent/not-consent-purpose'
+  /** The notice version named is not one the ledger published for that purpose. */
+  | 'consent/unknown-notice-version'
+  /** The notice hash does not match the version's content hash (or no version has it). */
+  | 'consent/unknown-notice-hash'
+  /** A grant cites a superseded notice version: the subject saw text that is no longer current. */
+  | 'consent/notice-outdated'
+  /** A pre-selected default is not consent (Planet49, Recital 32). */
+  | 'consent/default-not-consent'
+  /** A pre-ticked box is not consent (Planet49, EDPB 05/2020 ¶86). */
+  | 'consent/pre-ticked-not-consent'
+  /** Scrolling is not an affirmative act (EDPB 05/2020 ¶86). */
+  | 'consent/scroll-not-consent'
+  /** Silence or inactivity is not consent (Recital 32). */
+  | 'consent/implied-not-consent'
+  /** Continuing to browse is not consent (EDPB 05/2020 ¶86). */
+  | 'consent/continued-browsing-not-consent'
+  /** The collection method does not fit the source (GPC must be `gpc-signal`, imports `import`). */
+  | 'consent/method-source-mismatch'
+  /** A child below the age of digital consent without parental authorisation (Art 8). */
+  | 'consent/parental-authorisation-required'
+  /** The event id is already in the ledger: a replayed or duplicated decision. */
+  | 'consent/duplicate-event'
+  /** `receipt(eventId)` or a proof names an event or size the ledger does not hold. */
+  | 'consent/unknown-event'
+  /** Invalid ledger options (age threshold outside 13–16, bad validity period, bad keys). */
+  | 'consent/invalid-options'
+  /** A notice version string is reused for different content. */
+  | 'consent/notice-version-conflict';

@@ -1,0 +1,26 @@
+/**
+ * Reads a `Sec-GPC` request header exactly as the Global Privacy Control spec says: the only
+ * valid value is `1`. When a request carries the header several times, Node joins the values
+ * as `"0, 1"`; any member that is exactly `1` after trimming counts. `"true"`, `"yes"`, `"2"`,
+ * `"0"`, an empty value and an absent header do not — and absence never means consent
+ * (requirement G01, G02). Pass `req.headers['sec-gpc']` (Node lower-cases header names) or
+ * `req.headersDistinct['sec-gpc']`.
+ */
+export function parseGpcHeader(value: string | readonly string[] | undefined | null): boolean {
+  if (value === undefined || value === null) return false;
+  const values = typeof value === 'string' ? [value] : value;
+  return values.some((header) => header.split(',').some((member) => member.trim() === '1'));
+}
+
+/** Reads `Sec-GPC` from a header record whatever the case of its name. */
+export function gpcFromHeaders(
+  headers: Readonly<Record<string, string | readonly string[] | undefined>>,
+): boolean {
+  const values: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() !== 'sec-gpc' || value === undefined) continue;
+    if (typeof value === 'string') values.push(value);
+    else values.push(...value);
+  }
+  return parseGpcHeader(values);
+}

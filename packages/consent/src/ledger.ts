@@ -1,0 +1,1599 @@
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import {
+  PrivacyKitError,
+  canonicalJson,
+  consentPurposes,
+  newId,
+  randomToken,
+  systemClock,
+  zodIssues,
+} from '@privacykit/core';
+import type { Clock, JsonValue, Policy, Purpose } from '@privacykit/core';
+import { hmacSha256Hex, sha256Hex } from '@privacykit/core/crypto';
+import { engineOf } from '@privacykit/core/db';
+import type { Kysely } from 'kysely';
+import { consentDecisionSchema, consentMethodSchema, nonAffirmativeMethods } from './decision.js';
+import type {
+  ConsentDecision,
+  ConsentEvidence,
+  ConsentSource,
+  ConsentState,
+  DecisionState,
+  NonAffirmativeMethod,
+} from './decision.js';
+import type { ConsentErrorCode } from './errors.js';
+import { seal, truncateIp, unseal } from './evidence.js';
+import { parseGpcHeader } from './gpc.js';
+import {
+  appendLeaf,
+  buildConsistencyProof,
+  buildInclusionProof,
+  emptyFrontier,
+  frontierRoot,
+  leafHash,
+  nodeKey,
+} from './merkle.js';
+import type { Frontier, PerfectNodes } from './merkle.js';
+import { noticeIdOf, purposeNoticeContent, purposeNoticeHash } from './notice-content.js';
+import { buildReceipt } from './receipt.js';
+import type { ConsentReceipt, ReceiptState } from './receipt.js';
+import { loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
+import type { LedgerKeys, SignedTreeHead, SigningKeys } from './signing.js';
+import { T, insertIgnore, lockHead, upsertStates, writeTransaction } from './store.js';
+import type { HeadRow, StateRow } from './store.js';
+import { addPeriod } from './validity.js';
+
+/** Purpose tags a `Sec-GPC: 1` signal refuses (GPC spec; Cal. Code Regs. tit. 11 §7025). */
+export const GPC_TAGS = ['sale', 'sharing', 'cross-context-advertising'] as const;
+
+export interface ConsentLedgerOptions {
+  /** The host database (SQLite, PostgreSQL or MySQL/MariaDB) with `consentMigrations` applied. */
+  db: Kysely<any>;
+  /** The controller's policy: consent purposes, notice content and the tenant come from it. */
+  policy: Policy;
+  clock?: Clock;
+  /**
+   * Ed25519 key pair signing tree heads and receipts. When absent, one is generated on first
+   * use and stored in the head row — convenient for development, but a key kept beside the data
+   * does not protect against someone who can write the database: pass your own in production.
+   */
+  keys?: LedgerKeys;
+  /**
+   * Secret keying the subject pseudonyms (HMAC-SHA-256). When absent, one is generated and
+   * stored in the head row. Keep it outside the database so a dump cannot be re-identified.
+   */
+  secret?: string;
+  /** How long a grant stays valid before the subject is asked again (ISO 8601 period, default `P6M`); `false` = no expiry. */
+  validity?: string | false;
+  /** Art 8 age of digital consent, 13 to 16 (default 16). */
+  ageOfConsent?: number;
+  /** Evidence kept with a decision: IP `truncate` (default, /24 and /48), `full` or `none`; user agent off by default. */
+  evidence?: { ip?: 'truncate' | 'full' | 'none'; userAgent?: boolean };
+  /** Jurisdiction recorded when a decision names none (default `EU`). */
+  jurisdiction?: string;
+  /** How the subject withdraws, as printed on receipts (default: the policy's web rights channel). */
+  withdrawalMethod?: string;
+  /**
+   * When the ledger signs its tree head by itself: after `appends` new entries or `milliseconds`
+   * since the last signed head, whichever comes first (default 1,000 entries / 5 s). `treeHead()`
+   * always signs. `{ appends: 1 }` signs after every append, at the cost of one Ed25519 signature each.
+   */
+  signEvery?: { appends?: number; milliseconds?: number };
+}
+
+/** A ledger event as `record()` and friends return it. */
+export interface RecordedDecision {
+  eventId: string;
+  seq: number;
+  purpose: string;
+  state: ConsentState;
+  /** DPV "renewed": a grant following a grant. */
+  renewal: boolean;
+  at: string;
+  expiresAt?: string;
+  notice: { id: string; version: string; hash: string; language: string };
+}
+
+/** Where one subject stands on one consent purpose. */
+export interface ConsentStatus {
+  purpose: string;
+  state: ConsentState | 'none';
+  /** Only a granted (given or renewed), unexpired decision allows processing (DPV). */
+  valid: boolean;
+  /** The purpose's notice changed since the decision: ask again (Art 5(1)(b)). */
+  reconsentRequired: boolean;
+  renewal: boolean;
+  decidedAt?: string;
+  expiresAt?: string;
+  eventId?: string;
+  source?: string;
+  noticeVersion?: string;
+  currentNoticeVersion: string;
+  /** A GPC signal arrived after this explicit grant and was not applied (see `applyGpc`). */
+  gpcConflict: boolean;
+}
+
+export interface CurrentConsent {
+  /** The subject's pseudonym in the ledger. */
+  subjectKey: string;
+  purposes: Record<string, ConsentStatus>;
+}
+
+/** One ledger event about a subject, for subject-access exports (Art 15) — plain JSON. */
+export interface ConsentHistoryEntry {
+  eventId: string;
+  seq: number;
+  kind: 'decision' | 'expiry' | 'gpc-conflict' | 'subject-shredded';
+  purpose?: string;
+  state?: ConsentState;
+  renewal?: boolean;
+  notice?: { id: string; version: string; hash: string; language: string };
+  source?: string;
+  method?: string;
+  jurisdiction?: string;
+  at: string;
+  expiresAt?: string;
+  /** Decrypted evidence; `'unavailable'` once the subject's key was destroyed; absent when none was kept. */
+  evidence?:
+    | { ip?: string; userAgent?: string; age?: number; parentalAuthorisation?: { method: string; reference?: string } }
+    | 'unavailable';
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  /** Entries checked. */
+  size: number;
+  /** The first sequence number found wrong (or the start of the range a head does not match). */
+  firstBadSeq?: number;
+  reason?: string;
+  /** Signed heads checked along the way. */
+  signedHeads: number;
+}
+
+export interface InclusionProof {
+  seq: number;
+  treeSize: number;
+  leafHash: string;
+  proof: string[];
+}
+
+export interface ConsistencyProof {
+  oldSize: number;
+  newSize: number;
+  proof: string[];
+}
+
+export interface StatsRow {
+  purpose: string;
+  noticeVersion: string;
+  state: ConsentState;
+  count: number;
+  /** This notice version is no longer the purpose's current one. */
+  reconsentRequired: boolean;
+}
+
+export interface GpcOutcome {
+  /** Whether the header carried a valid `Sec-GPC: 1`. */
+  signal: boolean;
+  /** Refusals recorded with source `gpc`. */
+  refused: RecordedDecision[];
+  /**
+   * Purposes the subject explicitly granted: GPC was not applied; a `gpc-conflict` event was
+   * logged once per grant. Tell the subject and let them choose (CCPA §7025(c)(3)).
+   */
+  conflicts: { purpose: string; grantedEventId: string; grantedAt: string }[];
+  /** Purposes already refused or withdrawn: nothing to do. */
+  unchanged: string[];
+}
+
+export interface PublishResult {
+  /** Purposes whose notice content changed: existing grants now need re-consent. */
+  changed: string[];
+  /** Purposes published for the first time. */
+  added: string[];
+  unchanged: string[];
+}
+
+export interface ConsentLedger {
+  readonly tenant: string;
+  /** Records one decision about one purpose (Art 7(1)). Throws, writing nothing, when it is not valid consent. */
+  record(decision: ConsentDecision): Promise<RecordedDecision>;
+  /** Withdraws consent, effective immediately for the future (Art 7(3)). */
+  withdraw(
+    subjectId: string,
+    purposeId: string,
+    options?: { source?: ConsentSource; method?: string; jurisdiction?: string; evidence?: ConsentEvidence },
+  ): Promise<RecordedDecision>;
+  current(subjectId: string, options?: { at?: Date }): Promise<CurrentConsent>;
+  /** True when the subject holds a valid grant for the purpose now. */
+  mayProcess(subjectId: string, purposeId: string, options?: { at?: Date }): Promise<boolean>;
+  history(subjectId: string): Promise<ConsentHistoryEntry[]>;
+  verify(options?: { head?: SignedTreeHead; publicKey?: KeyObject | string }): Promise<VerifyResult>;
+  receipt(eventId: string): Promise<ConsentReceipt>;
+  /** Signs and stores the current tree head; hand it to an outside party to anchor the log. */
+  treeHead(): Promise<SignedTreeHead>;
+  inclusionProof(seq: number, treeSize?: number): Promise<InclusionProof>;
+  consistencyProof(oldSize: number, newSize?: number): Promise<ConsistencyProof>;
+  /** Subject ids holding a valid grant for the purpose: one indexed query, read page by page. */
+  subjectsWithConsent(
+    purposeId: string,
+    options?: { at?: Date; includeReconsentRequired?: boolean; pageSize?: number },
+  ): AsyncIterable<string>;
+  /** Bulk import in batched transactions; all decisions are validated before anything is written. */
+  import(decisions: readonly ConsentDecision[], options?: { batchSize?: number }): Promise<{ imported: number }>;
+  /** Publishes the policy's notices; purposes whose content changed need re-consent (Art 5(1)(b)). */
+  publishNotice(policy: Policy, options?: { version?: string }): Promise<PublishResult>;
+  /** Writes `expired` events for grants past their validity. */
+  expireDue(options?: { batchSize?: number }): Promise<number>;
+  applyGpc(
+    subjectId: string,
+    header: string | readonly string[] | undefined,
+    options?: { jurisdiction?: string; evidence?: ConsentEvidence; override?: boolean },
+  ): Promise<GpcOutcome>;
+  /** Crypto-shreds a subject (Art 17): destroys its key, erases its state, logs the shredding. */
+  shredSubject(subjectId: string): Promise<{ eventId: string; seq: number }>;
+  stats(options?: { at?: Date }): Promise<StatsRow[]>;
+  /** The public key (SPKI PEM) that checks receipts and tree heads. */
+  publicKey(): Promise<string>;
+  /** The subject's pseudonym (HMAC) in this ledger. */
+  subjectKey(subjectId: string): Promise<string>;
+}
+
+interface NoticeVersion {
+  version: string;
+  hash: string;
+  language: string;
+}
+
+interface NoticeState {
+  current: NoticeVersion;
+  versions: Map<string, NoticeVersion>;
+}
+
+interface Pending {
+  eventId: string;
+  kind: 'decision' | 'expiry' | 'gpc-conflict' | 'subject-shredded' | 'notice-published';
+  subjectKey?: string;
+  purpose?: string;
+  entry: Record<string, JsonValue>;
+  sealed?: string;
+}
+
+interface Validated {
+  subjectId: string;
+  purpose: Purpose;
+  state: DecisionState;
+  source: ConsentSource;
+  method: string;
+  notice: NoticeVersion;
+  jurisdiction: string;
+  evidence?: ConsentEvidence;
+  age?: number;
+  parental?: { method: string; reference?: string };
+  eventId?: string;
+  at?: string;
+}
+
+type Err = PrivacyKitError<ConsentErrorCode>;
+const fail = (code: ConsentErrorCode, message: string, details?: Record<string, unknown>): Err =>
+  new PrivacyKitError<ConsentErrorCode>(code, message, details ? { details } : {});
+
+const methodCodes: Record<NonAffirmativeMethod, ConsentErrorCode> = {
+  default: 'consent/default-not-consent',
+  'pre-ticked': 'consent/pre-ticked-not-consent',
+  scroll: 'consent/scroll-not-consent',
+  implied: 'consent/implied-not-consent',
+  'continued-browsing': 'consent/continued-browsing-not-consent',
+};
+
+const hex = (buffer: Uint8Array) => Buffer.from(buffer).toString('hex');
+
+/**
+ * Creates the consent ledger of one tenant (`policy.tenant`): an append-only RFC 9162 Merkle
+ * log of consent decisions with a current-state table beside it, signed tree heads and signed
+ * receipts. Art 7(1): the controller can demonstrate every consent; Art 7(3): withdrawal is one
+ * call; Art 8: the age of digital consent; Art 17: crypto-shredding keeps the log verifiable.
+ */
+export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedger {
+  const { db } = options;
+  const clock = options.clock ?? systemClock;
+  const engine = engineOf(db);
+  let policy = options.policy;
+  const tenant = policy.tenant;
+  const validity = options.validity === undefined ? 'P6M' : options.validity;
+  const ageOfConsent = options.ageOfConsent ?? 16;
+  const ipMode = options.evidence?.ip ?? 'truncate';
+  const keepUserAgent = options.evidence?.userAgent ?? false;
+  const defaultJurisdiction = options.jurisdiction ?? 'EU';
+  const signAppends = options.signEvery?.appends ?? 1000;
+  const signMs = options.signEvery?.milliseconds ?? 5000;
+
+  if (!Number.isInteger(ageOfConsent) || ageOfConsent < 13 || ageOfConsent > 16) {
+    throw fail('consent/invalid-options', `ageOfConsent must be 13 to 16 (Art 8(1)), got ${ageOfConsent}`);
+  }
+  if (validity !== false) {
+    try {
+      addPeriod(new Date(0), validity);
+    } catch (cause) {
+      throw new PrivacyKitError<ConsentErrorCode>('consent/invalid-options', `invalid validity "${validity}"`, {
+        cause,
+      });
+    }
+  }
+  const configuredKeys = options.keys ? loadSigningKeys(options.keys) : undefined;
+  const withdrawalMethod =
+    options.withdrawalMethod ??
+    `Withdraw at any time, as easily as you consented: ${
+      policy.rights.channels.find((channel) => channel.kind === 'web')?.value ?? policy.dpo.email
+    }`;
+
+  let secret = options.secret ?? '';
+  let keys: SigningKeys = configuredKeys as SigningKeys;
+  const notices = new Map<string, NoticeState>();
+  let readyPromise: Promise<void> | undefined;
+
+  const pseudonym = (subjectId: string) => hmacSha256Hex(secret, `${tenant}\u0000${subjectId}`);
+
+  function ready(): Promise<void> {
+    readyPromise ??= initialise().catch((error) => {
+      readyPromise = undefined;
+      throw error;
+    });
+    return readyPromise;
+  }
+
+  async function readHead(): Promise<HeadRow> {
+    return (await db.selectFrom(T.head).selectAll().where('tenant', '=', tenant).executeTakeFirstOrThrow()) as HeadRow;
+  }
+
+  async function initialise(): Promise<void> {
+    await insertIgnore(db, engine, T.head, {
+      tenant,
+      size: 0,
+      frontier: '[]',
+      signed_size: 0,
+      signed_at: null,
+      pseudonym_secret: null,
+      signing_key: null,
+      updated_at: clock.now().toISOString(),
+    });
+    let head = await readHead();
+    if (!options.secret && !head.pseudonym_secret) {
+      await db
+        .updateTable(T.head)
+        .set({ pseudonym_secret: randomToken(32) })
+        .where('tenant', '=', tenant)
+        .where('pseudonym_secret', 'is', null)
+        .execute();
+      head = await readHead();
+    }
+    if (!options.secret) secret = head.pseudonym_secret as string;
+    if (!configuredKeys) {
+      if (!head.signing_key) {
+        const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+        await db
+          .updateTable(T.head)
+          .set({ signing_key: pem })
+          .where('tenant', '=', tenant)
+          .where('signing_key', 'is', null)
+          .execute();
+        head = await readHead();
+      }
+      keys = loadSigningKeys({ privateKey: createPrivateKey(head.signing_key as string) });
+    }
+    await loadNotices();
+    await publish(policy, undefined);
+  }
+
+  async function loadNotices(): Promise<void> {
+    const rows = await db
+      .selectFrom(T.notices)
+      .select(['purpose', 'version', 'hash', 'language', 'seq'])
+      .where('tenant', '=', tenant)
+      .orderBy('seq')
+      .execute();
+    notices.clear();
+    for (const row of rows) {
+      const version = { version: row.version, hash: row.hash, language: row.language };
+      const state = notices.get(row.purpose) ?? { current: version, versions: new Map() };
+      state.versions.set(row.version, version);
+      state.current = version;
+      notices.set(row.purpose, state);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Appending
+
+  function headFrontier(head: HeadRow): Frontier {
+    const hashes = (JSON.parse(head.frontier) as string[]).map((h) => Buffer.from(h, 'hex'));
+    return { size: Number(head.size), hashes };
+  }
+
+  /** Appends entries to the locked head, in order; signs the new head when due. */
+  async function append(trx: Kysely<any>, head: HeadRow, pending: readonly Pending[], now: Date): Promise<number[]> {
+    let frontier = headFrontier(head);
+    const recordedAt = now.toISOString();
+    const seqs: number[] = [];
+    const rows: Record<string, unknown>[] = [];
+    for (const item of pending) {
+      const seq = frontier.size;
+      const text = canonicalJson({ ...item.entry, seq, id: item.eventId, tenant, kind: item.kind });
+      const leaf = leafHash(text);
+      const next = appendLeaf(frontier, leaf);
+      frontier = next.frontier;
+      seqs.push(seq);
+      rows.push({
+        tenant,
+        seq,
+        event_id: item.eventId,
+        kind: item.kind,
+        subject_key: item.subjectKey ?? null,
+        purpose: item.purpose ?? null,
+        entry: text,
+        leaf_hash: hex(leaf),
+        nodes: next.completed.length > 0 ? JSON.stringify(next.completed.map(hex)) : null,
+        sealed: item.sealed ?? null,
+        recorded_at: recordedAt,
+      });
+    }
+    for (let i = 0; i < rows.length; i += 500) {
+      await trx
+        .insertInto(T.ledger)
+        .values(rows.slice(i, i + 500))
+        .execute();
+    }
+    const update: Record<string, unknown> = {
+      size: frontier.size,
+      frontier: JSON.stringify(frontier.hashes.map(hex)),
+      updated_at: recordedAt,
+    };
+    const signedAt = head.signed_at ? Date.parse(head.signed_at) : 0;
+    if (frontier.size - Number(head.signed_size) >= signAppends || now.getTime() - signedAt >= signMs) {
+      const sth = signTreeHead(
+        { tenant, treeSize: frontier.size, rootHash: hex(frontierRoot(frontier)), timestamp: recordedAt },
+        keys,
+      );
+      await storeTreeHead(trx, sth);
+      update.signed_size = frontier.size;
+      update.signed_at = recordedAt;
+    }
+    await trx.updateTable(T.head).set(update).where('tenant', '=', tenant).execute();
+    return seqs;
+  }
+
+  async function storeTreeHead(trx: Kysely<any>, sth: SignedTreeHead): Promise<void> {
+    await insertIgnore(trx, engine, T.treeHeads, {
+      tenant,
+      size: sth.treeSize,
+      root_hash: sth.rootHash,
+      timestamp: sth.timestamp,
+      key_id: sth.keyId,
+      signature: sth.signature,
+    });
+  }
+
+  async function lock(trx: Kysely<any>): Promise<HeadRow> {
+    const head = await lockHead(trx, tenant);
+    if (!head) throw new Error(`consent ledger head of tenant ${tenant} is missing`);
+    return head;
+  }
+
+  async function subjectKeyMaterial(
+    trx: Kysely<any>,
+    subjectKeys: readonly string[],
+    create: boolean,
+    now: Date,
+  ): Promise<Map<string, Buffer>> {
+    const found = new Map<string, Buffer>();
+    const unique = [...new Set(subjectKeys)];
+    for (let i = 0; i < unique.length; i += 500) {
+      const rows = await trx
+        .selectFrom(T.keys)
+        .select(['subject_key', 'key_material'])
+        .where('tenant', '=', tenant)
+        .where('subject_key', 'in', unique.slice(i, i + 500))
+        .execute();
+      for (const row of rows) found.set(row.subject_key, Buffer.from(row.key_material, 'base64'));
+    }
+    if (create) {
+      const missing = unique.filter((key) => !found.has(key));
+      const rows = missing.map((subject_key) => {
+        const material = randomBytes(32);
+        found.set(subject_key, material);
+        return { tenant, subject_key, key_material: material.toString('base64'), created_at: now.toISOString() };
+      });
+      for (let i = 0; i < rows.length; i += 500) {
+        await trx
+          .insertInto(T.keys)
+          .values(rows.slice(i, i + 500))
+          .execute();
+      }
+    }
+    return found;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Validation
+
+  function consentPurpose(purposeId: string): Purpose {
+    const purpose = policy.purposes.find((candidate) => candidate.id === purposeId);
+    if (!purpose) throw fail('consent/unknown-purpose', `purpose "${purposeId}" is not declared in the policy`);
+    if (!purpose.legalBases.some((basis) => basis.basis === 'consent')) {
+      throw fail(
+        'consent/not-consent-purpose',
+        `purpose "${purposeId}" rests on ${purpose.legalBases.map((b) => b.basis).join(', ')}, not consent`,
+      );
+    }
+    return purpose;
+  }
+
+  function validate(input: ConsentDecision, importing: boolean): Validated {
+    if (typeof input === 'object' && input !== null) {
+      const purposes = (input as { purposes?: unknown }).purposes;
+      const single = (input as { purpose?: unknown }).purpose;
+      if (Array.isArray(purposes) && (purposes.length > 1 || (purposes.length === 1 && single !== undefined))) {
+        throw fail('consent/bundled-purposes', 'one decision must cover exactly one purpose (Recital 32, 43)', {
+          purposes,
+        });
+      }
+    }
+    const parsed = consentDecisionSchema.safeParse(input);
+    if (!parsed.success) {
+      const issues = zodIssues(parsed.error);
+      throw new PrivacyKitError<ConsentErrorCode>('consent/invalid-decision', 'invalid consent decision', { issues });
+    }
+    const decision = parsed.data;
+    const purposeId = decision.purpose ?? decision.purposes?.[0];
+    if (!purposeId) throw fail('consent/invalid-decision', 'a decision names its purpose');
+    const nonAffirmative = nonAffirmativeMethods.find((method) => method === decision.method);
+    if (nonAffirmative) {
+      throw fail(methodCodes[nonAffirmative], `"${decision.method}" is not an affirmative act, so not consent`);
+    }
+    if (decision.preTicked) throw fail('consent/pre-ticked-not-consent', 'a pre-ticked box is not consent');
+    if (!consentMethodSchema.safeParse(decision.method).success) {
+      throw fail('consent/invalid-decision', `unknown collection method "${decision.method}"`);
+    }
+    if ((decision.source === 'gpc') !== (decision.method === 'gpc-signal')) {
+      throw fail('consent/method-source-mismatch', 'a GPC signal is recorded with source gpc and method gpc-signal');
+    }
+    if (decision.source === 'gpc' && decision.state !== 'refused') {
+      throw fail('consent/method-source-mismatch', 'a GPC signal can only refuse');
+    }
+    if (decision.method === 'import' && decision.source !== 'import') {
+      throw fail('consent/method-source-mismatch', 'method import is for source import');
+    }
+    if (!importing && (decision.eventId !== undefined || decision.at !== undefined)) {
+      throw fail('consent/invalid-decision', 'eventId and at are set by the ledger; only import() takes them');
+    }
+    const purpose = consentPurpose(purposeId);
+    const notice = resolveNotice(purposeId, decision.state, decision.notice);
+    if (decision.state === 'granted' && decision.age !== undefined && decision.age < ageOfConsent) {
+      if (!decision.parentalAuthorisation) {
+        throw fail(
+          'consent/parental-authorisation-required',
+          `below ${ageOfConsent}, consent must be given or authorised by the holder of parental responsibility (Art 8)`,
+        );
+      }
+    }
+    return {
+      subjectId: decision.subjectId,
+      purpose,
+      state: decision.state,
+      source: decision.source,
+      method: decision.method,
+      notice,
+      jurisdiction: decision.jurisdiction ?? defaultJurisdiction,
+      ...(decision.evidence ? { evidence: decision.evidence } : {}),
+      ...(decision.age !== undefined ? { age: decision.age } : {}),
+      ...(decision.parentalAuthorisation ? { parental: decision.parentalAuthorisation } : {}),
+      ...(decision.eventId ? { eventId: decision.eventId } : {}),
+      ...(decision.at ? { at: new Date(decision.at).toISOString() } : {}),
+    };
+  }
+
+  function resolveNotice(
+    purposeId: string,
+    state: DecisionState,
+    reference: { version?: string | undefined; hash?: string | undefined; language?: string | undefined } | undefined,
+  ): NoticeVersion {
+    const known = notices.get(purposeId);
+    if (!known) throw fail('consent/unknown-notice-version', `no notice is published for "${purposeId}"`);
+    let chosen = known.current;
+    if (reference?.version !== undefined) {
+      const version = known.versions.get(reference.version);
+      if (!version) {
+        throw fail('consent/unknown-notice-version', `notice version "${reference.version}" of "${purposeId}" is unknown`);
+      }
+      chosen = version;
+    } else if (reference?.hash !== undefined) {
+      chosen = [...known.versions.values()].find((version) => version.hash === reference.hash) ?? chosen;
+    }
+    if (reference?.hash !== undefined && reference.hash !== chosen.hash) {
+      throw fail('consent/unknown-notice-hash', `notice hash ${reference.hash} does not match a published notice of "${purposeId}"`);
+    }
+    if (state === 'granted' && chosen.version !== known.current.version) {
+      throw fail(
+        'consent/notice-outdated',
+        `notice version "${chosen.version}" of "${purposeId}" is superseded by "${known.current.version}": show the current notice`,
+      );
+    }
+    return { ...chosen, language: reference?.language ?? chosen.language };
+  }
+
+  function sealEvidence(value: Validated, material: Buffer | undefined): string | undefined {
+    const data: Record<string, JsonValue> = {};
+    if (value.evidence?.ip && ipMode !== 'none') {
+      const ip = ipMode === 'full' ? value.evidence.ip.trim() : truncateIp(value.evidence.ip);
+      if (ip) data.ip = ip;
+    }
+    if (value.evidence?.userAgent && keepUserAgent) data.userAgent = value.evidence.userAgent;
+    if (value.age !== undefined) data.age = value.age;
+    if (value.parental) data.parentalAuthorisation = value.parental;
+    if (Object.keys(data).length === 0 || !material) return undefined;
+    return seal(material, canonicalJson(data));
+  }
+
+  function needsSeal(value: Validated): boolean {
+    return Boolean(
+      (value.evidence?.ip && ipMode !== 'none') ||
+        (value.evidence?.userAgent && keepUserAgent) ||
+        value.age !== undefined ||
+        value.parental,
+    );
+  }
+
+  function decisionPending(
+    value: Validated,
+    subjectKey: string,
+    at: string,
+    renewal: boolean,
+    material: Buffer | undefined,
+  ): { pending: Pending; expiresAt?: string } {
+    const eventId = value.eventId ?? newId(new Date(at));
+    const expiresAt =
+      value.state === 'granted' && validity !== false ? addPeriod(new Date(at), validity).toISOString() : undefined;
+    const sealed = sealEvidence(value, material);
+    const entry: Record<string, JsonValue> = {
+      v: 1,
+      subject: subjectKey,
+      purpose: value.purpose.id,
+      state: value.state,
+      renewal,
+      notice: {
+        id: noticeIdOf(tenant, value.purpose.id),
+        version: value.notice.version,
+        hash: value.notice.hash,
+        language: value.notice.language,
+      },
+      source: value.source,
+      method: value.method,
+      jurisdiction: value.jurisdiction,
+      at,
+    };
+    if (expiresAt) entry.expiresAt = expiresAt;
+    if (value.age !== undefined) {
+      entry.age = {
+        threshold: ageOfConsent,
+        belowThreshold: value.age < ageOfConsent,
+        ...(value.parental ? { parentalAuthorisation: value.parental.method } : {}),
+      };
+    }
+    // The ciphertext stays outside the hash; its digest inside ties it to the entry, and
+    // erasing it (or its key) later leaves the entry and the tree intact.
+    if (sealed) entry.evidence = sha256Hex(sealed);
+    return {
+      pending: {
+        eventId,
+        kind: 'decision',
+        subjectKey,
+        purpose: value.purpose.id,
+        entry,
+        ...(sealed ? { sealed } : {}),
+      },
+      ...(expiresAt ? { expiresAt } : {}),
+    };
+  }
+
+  function stateRowOf(
+    value: { subjectId: string; subjectKey: string; purpose: string; state: ConsentState; source: string },
+    pending: Pending,
+    seq: number,
+    extra: { renewal: boolean; notice: NoticeVersion; at: string; expiresAt?: string | undefined },
+  ): StateRow {
+    return {
+      tenant,
+      subject_key: value.subjectKey,
+      purpose: value.purpose,
+      subject_id: value.subjectId,
+      state: value.state,
+      renewal: extra.renewal ? 1 : 0,
+      event_id: pending.eventId,
+      seq,
+      notice_version: extra.notice.version,
+      notice_hash: extra.notice.hash,
+      source: value.source,
+      decided_at: extra.at,
+      expires_at: extra.expiresAt ?? null,
+      gpc_conflict: 0,
+    };
+  }
+
+  async function readState(trx: Kysely<any>, subjectKey: string, purpose: string): Promise<StateRow | undefined> {
+    return (await trx
+      .selectFrom(T.state)
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('subject_key', '=', subjectKey)
+      .where('purpose', '=', purpose)
+      .executeTakeFirst()) as StateRow | undefined;
+  }
+
+  function isValidGrant(row: StateRow | undefined, at: Date): boolean {
+    return Boolean(row && row.state === 'granted' && (!row.expires_at || row.expires_at > at.toISOString()));
+  }
+
+  async function writeDecision(value: Validated): Promise<RecordedDecision> {
+    const now = clock.now();
+    const at = value.at ?? now.toISOString();
+    const subjectKey = pseudonym(value.subjectId);
+    return writeTransaction(db, engine, async (trx) => {
+      const head = await lock(trx);
+      if (value.eventId) await assertNewEvents(trx, [value.eventId]);
+      const previous = await readState(trx, subjectKey, value.purpose.id);
+      const renewal = value.state === 'granted' && isValidGrant(previous, new Date(at));
+      const material = needsSeal(value)
+        ? (await subjectKeyMaterial(trx, [subjectKey], true, now)).get(subjectKey)
+        : undefined;
+      const { pending, expiresAt } = decisionPending(value, subjectKey, at, renewal, material);
+      const [seq] = await append(trx, head, [pending], now);
+      await upsertStates(trx, engine, [
+        stateRowOf(
+          { subjectId: value.subjectId, subjectKey, purpose: value.purpose.id, state: value.state, source: value.source },
+          pending,
+          seq as number,
+          { renewal, notice: value.notice, at, expiresAt },
+        ),
+      ]);
+      return recorded(pending, seq as number, value.state, renewal, at, value.notice, expiresAt);
+    });
+  }
+
+  function recorded(
+    pending: Pending,
+    seq: number,
+    state: ConsentState,
+    renewal: boolean,
+    at: string,
+    notice: NoticeVersion,
+    expiresAt: string | undefined,
+  ): RecordedDecision {
+    return {
+      eventId: pending.eventId,
+      seq,
+      purpose: pending.purpose as string,
+      state,
+      renewal,
+      at,
+      ...(expiresAt ? { expiresAt } : {}),
+      notice: { id: noticeIdOf(tenant, pending.purpose as string), ...notice },
+    };
+  }
+
+  async function assertNewEvents(trx: Kysely<any>, eventIds: readonly string[]): Promise<void> {
+    const seen = new Set<string>();
+    for (const id of eventIds) {
+      if (seen.has(id)) throw fail('consent/duplicate-event', `event ${id} appears twice`, { eventId: id });
+      seen.add(id);
+    }
+    for (let i = 0; i < eventIds.length; i += 500) {
+      const existing = await trx
+        .selectFrom(T.ledger)
+        .select('event_id')
+        .where('tenant', '=', tenant)
+        .where('event_id', 'in', eventIds.slice(i, i + 500))
+        .executeTakeFirst();
+      if (existing) {
+        throw fail('consent/duplicate-event', `event ${existing.event_id} is already in the ledger (replay?)`, {
+          eventId: existing.event_id,
+        });
+      }
+    }
+  }
+
+  async function withNoticeRetry<R>(fn: () => R): Promise<R> {
+    try {
+      return fn();
+    } catch (error) {
+      // Another process may have published a notice since we loaded ours.
+      const code = (error as Err).code;
+      if (code === 'consent/unknown-notice-version' || code === 'consent/unknown-notice-hash') {
+        await loadNotices();
+        return fn();
+      }
+      throw error;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Notices
+
+  async function publish(next: Policy, version: string | undefined): Promise<PublishResult> {
+    if (next.tenant !== tenant) {
+      throw fail('consent/invalid-options', `policy tenant "${next.tenant}" is not this ledger's tenant "${tenant}"`);
+    }
+    const result: PublishResult = { changed: [], added: [], unchanged: [] };
+    const label = version ?? next.version;
+    await writeTransaction(db, engine, async (trx) => {
+      const head = await lock(trx);
+      await loadNoticesWith(trx);
+      const now = clock.now();
+      const pending: Pending[] = [];
+      const rows: Record<string, unknown>[] = [];
+      for (const purpose of consentPurposes(next)) {
+        const hash = purposeNoticeHash(next, purpose);
+        const known = notices.get(purpose.id);
+        if (known && known.current.hash === hash) {
+          result.unchanged.push(purpose.id);
+          continue;
+        }
+        const clash = known?.versions.get(label);
+        if (clash && clash.hash !== hash) {
+          throw fail(
+            'consent/notice-version-conflict',
+            `notice version "${label}" of "${purpose.id}" was published with other content: give a new version`,
+          );
+        }
+        (known ? result.changed : result.added).push(purpose.id);
+        const notice = { id: noticeIdOf(tenant, purpose.id), version: label, hash, language: next.language };
+        pending.push({ eventId: newId(now), kind: 'notice-published', purpose: purpose.id, entry: { v: 1, purpose: purpose.id, notice, at: now.toISOString() } });
+        rows.push({
+          tenant,
+          purpose: purpose.id,
+          version: label,
+          hash,
+          language: next.language,
+          content: canonicalJson(purposeNoticeContent(next, purpose)),
+          published_at: now.toISOString(),
+        });
+      }
+      if (pending.length === 0) return;
+      const seqs = await append(trx, head, pending, now);
+      for (const [i, row] of rows.entries()) {
+        const existing = await trx
+          .selectFrom(T.notices)
+          .select('version')
+          .where('tenant', '=', tenant)
+          .where('purpose', '=', row.purpose as string)
+          .where('version', '=', label)
+          .executeTakeFirst();
+        if (existing) {
+          await trx
+            .updateTable(T.notices)
+            .set({ seq: seqs[i] })
+            .where('tenant', '=', tenant)
+            .where('purpose', '=', row.purpose as string)
+            .where('version', '=', label)
+            .execute();
+        } else {
+          await trx
+            .insertInto(T.notices)
+            .values({ ...row, seq: seqs[i] })
+            .execute();
+        }
+      }
+    });
+    await loadNotices();
+    policy = next;
+    return result;
+  }
+
+  async function loadNoticesWith(trx: Kysely<any>): Promise<void> {
+    const rows = await trx
+      .selectFrom(T.notices)
+      .select(['purpose', 'version', 'hash', 'language', 'seq'])
+      .where('tenant', '=', tenant)
+      .orderBy('seq')
+      .execute();
+    notices.clear();
+    for (const row of rows) {
+      const version = { version: row.version, hash: row.hash, language: row.language };
+      const state = notices.get(row.purpose) ?? { current: version, versions: new Map() };
+      state.versions.set(row.version, version);
+      state.current = version;
+      notices.set(row.purpose, state);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reading
+
+  function statusOf(purpose: Purpose, row: StateRow | undefined, at: Date): ConsentStatus {
+    const current = notices.get(purpose.id)?.current;
+    const currentNoticeVersion = current?.version ?? '';
+    if (!row) {
+      return { purpose: purpose.id, state: 'none', valid: false, reconsentRequired: false, renewal: false, currentNoticeVersion, gpcConflict: false };
+    }
+    const expired = row.state === 'expired' || (row.state === 'granted' && !isValidGrant(row, at));
+    const state: ConsentState = expired ? 'expired' : (row.state as ConsentState);
+    const reconsentRequired = (row.state === 'granted' || expired) && current !== undefined && row.notice_hash !== current.hash;
+    return {
+      purpose: purpose.id,
+      state,
+      valid: state === 'granted',
+      reconsentRequired,
+      renewal: Boolean(Number(row.renewal)),
+      decidedAt: row.decided_at,
+      ...(row.expires_at ? { expiresAt: row.expires_at } : {}),
+      eventId: row.event_id,
+      source: row.source,
+      noticeVersion: row.notice_version,
+      currentNoticeVersion,
+      gpcConflict: Boolean(Number(row.gpc_conflict)),
+    };
+  }
+
+  function entryOf(text: string): Record<string, JsonValue> {
+    return JSON.parse(text) as Record<string, JsonValue>;
+  }
+
+  async function perfectNodesFromDb(wanted: readonly { level: number; index: number }[]): Promise<Map<string, Buffer>> {
+    const bySeq = new Map<number, { level: number; index: number }[]>();
+    for (const node of wanted) {
+      const seq = (node.index + 1) * 2 ** node.level - 1;
+      bySeq.set(seq, [...(bySeq.get(seq) ?? []), node]);
+    }
+    const out = new Map<string, Buffer>();
+    const seqs = [...bySeq.keys()];
+    for (let i = 0; i < seqs.length; i += 500) {
+      const rows = await db
+        .selectFrom(T.ledger)
+        .select(['seq', 'leaf_hash', 'nodes'])
+        .where('tenant', '=', tenant)
+        .where('seq', 'in', seqs.slice(i, i + 500))
+        .execute();
+      for (const row of rows) {
+        const nodes = row.nodes ? (JSON.parse(row.nodes) as string[]) : [];
+        for (const { level, index } of bySeq.get(Number(row.seq)) ?? []) {
+          const value = level === 0 ? row.leaf_hash : nodes[level - 1];
+          if (value) out.set(nodeKey(level, index), Buffer.from(value, 'hex'));
+        }
+      }
+    }
+    return out;
+  }
+
+  const perfectNodes: PerfectNodes = perfectNodesFromDb;
+
+  // ---------------------------------------------------------------------------------------------
+
+  const ledger: ConsentLedger = {
+    tenant,
+
+    async record(decision) {
+      await ready();
+      const value = await withNoticeRetry(() => validate(decision, false));
+      return writeDecision(value);
+    },
+
+    async withdraw(subjectId, purposeId, opts = {}) {
+      return ledger.record({
+        subjectId,
+        purpose: purposeId,
+        state: 'withdrawn',
+        source: opts.source ?? 'api',
+        method: opts.method ?? 'api-call',
+        ...(opts.jurisdiction ? { jurisdiction: opts.jurisdiction } : {}),
+        ...(opts.evidence ? { evidence: opts.evidence } : {}),
+      });
+    },
+
+    async current(subjectId, opts = {}) {
+      await ready();
+      const at = opts.at ?? clock.now();
+      const subjectKey = pseudonym(subjectId);
+      const rows = (await db
+        .selectFrom(T.state)
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('subject_key', '=', subjectKey)
+        .execute()) as StateRow[];
+      const purposes: Record<string, ConsentStatus> = {};
+      for (const purpose of consentPurposes(policy)) {
+        purposes[purpose.id] = statusOf(
+          purpose,
+          rows.find((row) => row.purpose === purpose.id),
+          at,
+        );
+      }
+      return { subjectKey, purposes };
+    },
+
+    async mayProcess(subjectId, purposeId, opts = {}) {
+      await ready();
+      const purpose = consentPurpose(purposeId);
+      const row = (await db
+        .selectFrom(T.state)
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('subject_key', '=', pseudonym(subjectId))
+        .where('purpose', '=', purposeId)
+        .executeTakeFirst()) as StateRow | undefined;
+      const status = statusOf(purpose, row, opts.at ?? clock.now());
+      return status.valid && !status.reconsentRequired;
+    },
+
+    async history(subjectId) {
+      await ready();
+      const subjectKey = pseudonym(subjectId);
+      const rows = await db
+        .selectFrom(T.ledger)
+        .select(['seq', 'event_id', 'kind', 'entry', 'sealed'])
+        .where('tenant', '=', tenant)
+        .where('subject_key', '=', subjectKey)
+        .orderBy('seq')
+        .execute();
+      const material = (await subjectKeyMaterial(db, [subjectKey], false, clock.now())).get(subjectKey);
+      return rows.map((row): ConsentHistoryEntry => {
+        const entry = entryOf(row.entry);
+        const item: ConsentHistoryEntry = {
+          eventId: row.event_id,
+          seq: Number(row.seq),
+          kind: row.kind,
+          at: entry.at as string,
+        };
+        if (typeof entry.purpose === 'string') item.purpose = entry.purpose;
+        if (row.kind === 'decision') {
+          item.state = entry.state as ConsentState;
+          item.renewal = Boolean(entry.renewal);
+          item.notice = entry.notice as ConsentHistoryEntry['notice'];
+          item.source = entry.source as string;
+          item.method = entry.method as string;
+          item.jurisdiction = entry.jurisdiction as string;
+          if (entry.expiresAt) item.expiresAt = entry.expiresAt as string;
+        }
+        if (row.kind === 'expiry') item.state = 'expired';
+        if (entry.evidence) {
+          const opened = row.sealed && material ? unseal(material, row.sealed) : undefined;
+          item.evidence = opened ? (JSON.parse(opened) as Exclude<ConsentHistoryEntry['evidence'], string>) : 'unavailable';
+        }
+        return item;
+      });
+    },
+
+    async verify(opts = {}) {
+      await ready();
+      const trusted = opts.publicKey ?? keys.publicKey;
+      const head = await readHead();
+      const heads = (
+        await db.selectFrom(T.treeHeads).selectAll().where('tenant', '=', tenant).orderBy('size').execute()
+      ).map(
+        (row): SignedTreeHead => ({
+          tenant,
+          treeSize: Number(row.size),
+          rootHash: row.root_hash,
+          timestamp: row.timestamp,
+          keyId: row.key_id,
+          signature: row.signature,
+        }),
+      );
+      if (opts.head) heads.push(opts.head);
+      heads.sort((a, b) => a.treeSize - b.treeSize);
+      let checkedHeads = 0;
+      let lastGood = 0;
+      const bad = (seq: number, reason: string, size: number): VerifyResult => ({
+        ok: false,
+        size,
+        firstBadSeq: seq,
+        reason,
+        signedHeads: checkedHeads,
+      });
+      for (const sth of heads) {
+        if (sth.tenant !== tenant || !verifyTreeHead(sth, trusted)) {
+          return bad(sth.treeSize, `signed head of size ${sth.treeSize} has an invalid signature`, 0);
+        }
+      }
+      let frontier = emptyFrontier();
+      let headIndex = 0;
+      const checkHeads = (): VerifyResult | undefined => {
+        while (headIndex < heads.length && (heads[headIndex] as SignedTreeHead).treeSize <= frontier.size) {
+          const sth = heads[headIndex] as SignedTreeHead;
+          headIndex++;
+          if (sth.treeSize === 0) continue;
+          if (sth.treeSize !== frontier.size) continue;
+          checkedHeads++;
+          if (hex(frontierRoot(frontier)) !== sth.rootHash) {
+            return bad(
+              lastGood,
+              `entries before ${sth.treeSize} do not match the signed head of that size (edited, inserted, reordered or forked)`,
+              frontier.size,
+            );
+          }
+          lastGood = sth.treeSize;
+        }
+        return undefined;
+      };
+      let after = -1;
+      for (;;) {
+        const rows = await db
+          .selectFrom(T.ledger)
+          .select(['seq', 'event_id', 'kind', 'subject_key', 'purpose', 'entry', 'leaf_hash', 'nodes'])
+          .where('tenant', '=', tenant)
+          .where('seq', '>', after)
+          .orderBy('seq')
+          .limit(2000)
+          .execute();
+        if (rows.length === 0) break;
+        for (const row of rows) {
+          const seq = Number(row.seq);
+          const expected = frontier.size;
+          if (seq !== expected) return bad(expected, `entry ${expected} is missing`, expected);
+          let entry: Record<string, JsonValue>;
+          try {
+            entry = entryOf(row.entry);
+          } catch {
+            return bad(seq, `entry ${seq} is not JSON`, seq);
+          }
+          let canonical: string;
+          try {
+            canonical = canonicalJson(entry);
+          } catch {
+            canonical = '';
+          }
+          if (canonical !== row.entry) return bad(seq, `entry ${seq} is not canonical JSON`, seq);
+          if (
+            entry.seq !== seq ||
+            entry.tenant !== tenant ||
+            entry.id !== row.event_id ||
+            entry.kind !== row.kind ||
+            (entry.subject ?? null) !== (row.subject_key ?? null) ||
+            (entry.purpose ?? null) !== (row.purpose ?? null)
+          ) {
+            return bad(seq, `entry ${seq} does not belong at this position (moved, swapped or inserted)`, seq);
+          }
+          const leaf = leafHash(row.entry);
+          if (hex(leaf) !== row.leaf_hash) return bad(seq, `entry ${seq} was edited: its hash changed`, seq);
+          const next = appendLeaf(frontier, leaf);
+          const storedNodes = row.nodes ? (JSON.parse(row.nodes) as string[]) : [];
+          if (storedNodes.join() !== next.completed.map(hex).join()) {
+            return bad(seq, `tree nodes stored with entry ${seq} do not match the entries`, seq);
+          }
+          frontier = next.frontier;
+          const headProblem = checkHeads();
+          if (headProblem) return headProblem;
+        }
+        after = Number(rows[rows.length - 1]?.seq);
+      }
+      const size = frontier.size;
+      const beyond = heads.find((sth) => sth.treeSize > size);
+      if (beyond) {
+        return bad(size, `the ledger has ${size} entries but a signed head covers ${beyond.treeSize}: its tail was truncated`, size);
+      }
+      if (Number(head.size) !== size) {
+        return bad(
+          Math.min(size, Number(head.size)),
+          `the head says ${head.size} entries but the ledger holds ${size} (rows deleted or inserted at the end)`,
+          size,
+        );
+      }
+      if (JSON.parse(head.frontier).join() !== frontier.hashes.map(hex).join()) {
+        return bad(lastGood, 'the head row does not match the entries', size);
+      }
+      return { ok: true, size, signedHeads: checkedHeads };
+    },
+
+    async receipt(eventId) {
+      await ready();
+      const row = await db
+        .selectFrom(T.ledger)
+        .select(['seq', 'kind', 'entry', 'leaf_hash'])
+        .where('tenant', '=', tenant)
+        .where('event_id', '=', eventId)
+        .executeTakeFirst();
+      if (!row || (row.kind !== 'decision' && row.kind !== 'expiry')) {
+        throw fail('consent/unknown-event', `no consent decision ${eventId} in the ledger`);
+      }
+      const entry = entryOf(row.entry);
+      const notice = entry.notice as { id: string; version: string; hash: string; language: string } | undefined;
+      const state: ReceiptState =
+        row.kind === 'expiry'
+          ? 'expired'
+          : entry.state === 'granted'
+            ? entry.renewal
+              ? 'renewed'
+              : 'given'
+            : (entry.state as ReceiptState);
+      const fallbackNotice = notices.get(entry.purpose as string)?.current;
+      return buildReceipt(
+        {
+          eventId,
+          tenant,
+          seq: Number(row.seq),
+          leafHash: row.leaf_hash,
+          subjectKey: entry.subject as string,
+          purposeId: entry.purpose as string,
+          notice: notice ?? {
+            id: noticeIdOf(tenant, entry.purpose as string),
+            version: fallbackNotice?.version ?? '',
+            hash: fallbackNotice?.hash ?? '',
+            language: fallbackNotice?.language ?? policy.language,
+          },
+          jurisdiction: (entry.jurisdiction as string | undefined) ?? defaultJurisdiction,
+          source: (entry.source as string | undefined) ?? 'ledger',
+          method: (entry.method as string | undefined) ?? 'validity-elapsed',
+          at: entry.at as string,
+          expiresAt: entry.expiresAt as string | undefined,
+          state,
+        },
+        policy,
+        keys,
+        withdrawalMethod,
+      );
+    },
+
+    async treeHead() {
+      await ready();
+      const head = await readHead();
+      const frontier = headFrontier(head);
+      const existing = await db
+        .selectFrom(T.treeHeads)
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('size', '=', frontier.size)
+        .executeTakeFirst();
+      if (existing && existing.key_id === keys.keyId) {
+        return {
+          tenant,
+          treeSize: Number(existing.size),
+          rootHash: existing.root_hash,
+          timestamp: existing.timestamp,
+          keyId: existing.key_id,
+          signature: existing.signature,
+        };
+      }
+      const sth = signTreeHead(
+        { tenant, treeSize: frontier.size, rootHash: hex(frontierRoot(frontier)), timestamp: clock.now().toISOString() },
+        keys,
+      );
+      if (frontier.size > 0) await storeTreeHead(db, sth);
+      return sth;
+    },
+
+    async inclusionProof(seq, treeSize) {
+      await ready();
+      const size = treeSize ?? Number((await readHead()).size);
+      if (!Number.isInteger(seq) || seq < 0 || seq >= size) {
+        throw fail('consent/unknown-event', `entry ${seq} is not in a tree of ${size}`);
+      }
+      const row = await db
+        .selectFrom(T.ledger)
+        .select('leaf_hash')
+        .where('tenant', '=', tenant)
+        .where('seq', '=', seq)
+        .executeTakeFirst();
+      if (!row) throw fail('consent/unknown-event', `entry ${seq} is not in the ledger`);
+      const proof = await buildInclusionProof(seq, size, perfectNodes);
+      return { seq, treeSize: size, leafHash: row.leaf_hash, proof: proof.map(hex) };
+    },
+
+    async consistencyProof(oldSize, newSize) {
+      await ready();
+      const size = newSize ?? Number((await readHead()).size);
+      if (!Number.isInteger(oldSize) || oldSize < 0 || oldSize > size) {
+        throw fail('consent/unknown-event', `no consistency proof from ${oldSize} to ${size}`);
+      }
+      const proof = await buildConsistencyProof(oldSize, size, perfectNodes);
+      return { oldSize, newSize: size, proof: proof.map(hex) };
+    },
+
+    subjectsWithConsent(purposeId, opts = {}) {
+      const pageSize = opts.pageSize ?? 10_000;
+      return {
+        async *[Symbol.asyncIterator]() {
+          await ready();
+          consentPurpose(purposeId);
+          const at = (opts.at ?? clock.now()).toISOString();
+          const currentHash = notices.get(purposeId)?.current.hash ?? '';
+          let after = '';
+          for (;;) {
+            let query = db
+              .selectFrom(T.state)
+              .select(['subject_key', 'subject_id'])
+              .where('tenant', '=', tenant)
+              .where('purpose', '=', purposeId)
+              .where('state', '=', 'granted')
+              .where('subject_key', '>', after)
+              .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', at)]));
+            if (!opts.includeReconsentRequired) query = query.where('notice_hash', '=', currentHash);
+            const rows = await query.orderBy('subject_key').limit(pageSize).execute();
+            for (const row of rows) yield row.subject_id as string;
+            if (rows.length < pageSize) return;
+            after = rows[rows.length - 1]?.subject_key as string;
+          }
+        },
+      };
+    },
+
+    async import(decisions, opts = {}) {
+      await ready();
+      const batchSize = opts.batchSize ?? 2000;
+      const values: Validated[] = [];
+      for (const [i, decision] of decisions.entries()) {
+        try {
+          values.push(
+            await withNoticeRetry(() =>
+              validate({ ...decision, source: decision.source ?? 'import' } as ConsentDecision, true),
+            ),
+          );
+        } catch (error) {
+          if (error instanceof PrivacyKitError) {
+            throw new PrivacyKitError<ConsentErrorCode>(error.code as ConsentErrorCode, `decision ${i}: ${error.message}`, {
+              cause: error,
+              issues: error.issues.map((issue) => ({ ...issue, path: `[${i}]${issue.path ? `.${issue.path}` : ''}` })),
+              details: { ...error.details, index: i },
+            });
+          }
+          throw error;
+        }
+      }
+      const eventIds = values.flatMap((value) => (value.eventId ? [value.eventId] : []));
+      await assertNewEvents(db, eventIds);
+      let imported = 0;
+      for (let start = 0; start < values.length; start += batchSize) {
+        const batch = values.slice(start, start + batchSize);
+        const now = clock.now();
+        await writeTransaction(db, engine, async (trx) => {
+          const head = await lock(trx);
+          const subjectKeys = batch.map((value) => pseudonym(value.subjectId));
+          const sealing = batch.map(needsSeal);
+          const materials = sealing.some(Boolean)
+            ? await subjectKeyMaterial(
+                trx,
+                subjectKeys.filter((_, i) => sealing[i]),
+                true,
+                now,
+              )
+            : new Map<string, Buffer>();
+          const pendings: Pending[] = [];
+          const meta: { value: Validated; subjectKey: string; at: string; expiresAt?: string | undefined }[] = [];
+          for (const [i, value] of batch.entries()) {
+            const subjectKey = subjectKeys[i] as string;
+            const at = value.at ?? now.toISOString();
+            const { pending, expiresAt } = decisionPending(value, subjectKey, at, false, materials.get(subjectKey));
+            pendings.push(pending);
+            meta.push({ value, subjectKey, at, expiresAt });
+          }
+          const seqs = await append(trx, head, pendings, now);
+          // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows in the table.
+          const latest = new Map<string, StateRow>();
+          for (const [i, item] of meta.entries()) {
+            const row = stateRowOf(
+              {
+                subjectId: item.value.subjectId,
+                subjectKey: item.subjectKey,
+                purpose: item.value.purpose.id,
+                state: item.value.state,
+                source: item.value.source,
+              },
+              pendings[i] as Pending,
+              seqs[i] as number,
+              { renewal: false, notice: item.value.notice, at: item.at, expiresAt: item.expiresAt },
+            );
+            const key = `${item.subjectKey}\u0000${item.value.purpose.id}`;
+            const before = latest.get(key);
+            if (!before || before.decided_at <= row.decided_at) latest.set(key, row);
+          }
+          const rows = [...latest.values()];
+          for (let i = 0; i < rows.length; i += 500) await upsertStates(trx, engine, rows.slice(i, i + 500));
+        });
+        imported += batch.length;
+      }
+      return { imported };
+    },
+
+    async publishNotice(next, opts = {}) {
+      await ready();
+      return publish(next, opts.version);
+    },
+
+    async expireDue(opts = {}) {
+      await ready();
+      const batchSize = opts.batchSize ?? 1000;
+      let total = 0;
+      for (;;) {
+        const now = clock.now();
+        const at = now.toISOString();
+        const count = await writeTransaction(db, engine, async (trx) => {
+          const head = await lock(trx);
+          const rows = (await trx
+            .selectFrom(T.state)
+            .selectAll()
+            .where('tenant', '=', tenant)
+            .where('state', '=', 'granted')
+            .where('expires_at', '<=', at)
+            .orderBy('subject_key')
+            .limit(batchSize)
+            .execute()) as StateRow[];
+          if (rows.length === 0) return 0;
+          const pendings = rows.map(
+            (row): Pending => ({
+              eventId: newId(now),
+              kind: 'expiry',
+              subjectKey: row.subject_key,
+              purpose: row.purpose,
+              entry: { v: 1, subject: row.subject_key, purpose: row.purpose, grantedEventId: row.event_id, expiresAt: row.expires_at, at },
+            }),
+          );
+          const seqs = await append(trx, head, pendings, now);
+          await upsertStates(
+            trx,
+            engine,
+            rows.map((row, i) => ({
+              ...row,
+              state: 'expired',
+              renewal: 0,
+              event_id: (pendings[i] as Pending).eventId,
+              seq: seqs[i] as number,
+              decided_at: at,
+              gpc_conflict: 0,
+            })),
+          );
+          return rows.length;
+        });
+        total += count;
+        if (count < batchSize) return total;
+      }
+    },
+
+    async applyGpc(subjectId, header, opts = {}) {
+      await ready();
+      const outcome: GpcOutcome = { signal: parseGpcHeader(header), refused: [], conflicts: [], unchanged: [] };
+      // Absence (or any value but "1") is no signal, and never consent (G02).
+      if (!outcome.signal) return outcome;
+      const purposes = consentPurposes(policy).filter((purpose) =>
+        purpose.tags.some((tag) => (GPC_TAGS as readonly string[]).includes(tag)),
+      );
+      const subjectKey = pseudonym(subjectId);
+      for (const purpose of purposes) {
+        const now = clock.now();
+        const at = now.toISOString();
+        await writeTransaction(db, engine, async (trx) => {
+          const head = await lock(trx);
+          const row = await readState(trx, subjectKey, purpose.id);
+          if (row && (row.state === 'refused' || row.state === 'withdrawn')) {
+            outcome.unchanged.push(purpose.id);
+            return;
+          }
+          if (row && isValidGrant(row, now) && row.source !== 'gpc' && !opts.override) {
+            outcome.conflicts.push({ purpose: purpose.id, grantedEventId: row.event_id, grantedAt: row.decided_at });
+            if (Number(row.gpc_conflict)) return;
+            const pending: Pending = {
+              eventId: newId(now),
+              kind: 'gpc-conflict',
+              subjectKey,
+              purpose: purpose.id,
+              entry: { v: 1, subject: subjectKey, purpose: purpose.id, grantedEventId: row.event_id, at },
+            };
+            await append(trx, head, [pending], now);
+            await trx
+              .updateTable(T.state)
+              .set({ gpc_conflict: 1 })
+              .where('tenant', '=', tenant)
+              .where('subject_key', '=', subjectKey)
+              .where('purpose', '=', purpose.id)
+              .execute();
+            return;
+          }
+          const value = validate(
+            {
+              subjectId,
+              purpose: purpose.id,
+              state: 'refused',
+              source: 'gpc',
+              method: 'gpc-signal',
+              ...(opts.jurisdiction ? { jurisdiction: opts.jurisdiction } : {}),
+              ...(opts.evidence ? { evidence: opts.evidence } : {}),
+            },
+            false,
+          );
+          const material = needsSeal(value)
+            ? (await subjectKeyMaterial(trx, [subjectKey], true, now)).get(subjectKey)
+            : undefined;
+          const { pending } = decisionPending(value, subjectKey, at, false, material);
+          const [seq] = await append(trx, head, [pending], now);
+          await upsertStates(trx, engine, [
+            stateRowOf(
+              { subjectId, subjectKey, purpose: purpose.id, state: 'refused', source: 'gpc' },
+              pending,
+              seq as number,
+              { renewal: false, notice: value.notice, at },
+            ),
+          ]);
+          outcome.refused.push(recorded(pending, seq as number, 'refused', false, at, value.notice, undefined));
+        });
+      }
+      return outcome;
+    },
+
+    async shredSubject(subjectId) {
+      await ready();
+      const subjectKey = pseudonym(subjectId);
+      const now = clock.now();
+      return writeTransaction(db, engine, async (trx) => {
+        const head = await lock(trx);
+        await trx.deleteFrom(T.keys).where('tenant', '=', tenant).where('subject_key', '=', subjectKey).execute();
+        await trx
+          .updateTable(T.ledger)
+          .set({ sealed: null })
+          .where('tenant', '=', tenant)
+          .where('subject_key', '=', subjectKey)
+          .execute();
+        await trx.deleteFrom(T.state).where('tenant', '=', tenant).where('subject_key', '=', subjectKey).execute();
+        const pending: Pending = {
+          eventId: newId(now),
+          kind: 'subject-shredded',
+          subjectKey,
+          entry: { v: 1, subject: subjectKey, at: now.toISOString() },
+        };
+        const [seq] = await append(trx, head, [pending], now);
+        return { eventId: pending.eventId, seq: seq as number };
+      });
+    },
+
+    async stats(opts = {}) {
+      await ready();
+      const at = (opts.at ?? clock.now()).toISOString();
+      const rows = await db
+        .selectFrom(T.state)
+        .select((eb) => [
+          'purpose',
+          'notice_version',
+          'notice_hash',
+          'state',
+          eb.fn.countAll().as('total'),
+          eb.fn
+            .sum(eb.case().when('expires_at', '<=', at).then(1).else(0).end())
+            .as('lapsed'),
+        ])
+        .where('tenant', '=', tenant)
+        .groupBy(['purpose', 'notice_version', 'notice_hash', 'state'])
+        .execute();
+      const out = new Map<string, StatsRow>();
+      const add = (purpose: string, noticeVersion: string, hash: string, state: ConsentState, count: number) => {
+        if (count === 0) return;
+        const key = `${purpose}\u0000${noticeVersion}\u0000${state}`;
+        const existing = out.get(key);
+        if (existing) existing.count += count;
+        else
+          out.set(key, {
+            purpose,
+            noticeVersion,
+            state,
+            count,
+            reconsentRequired: notices.get(purpose)?.current.hash !== hash,
+          });
+      };
+      for (const row of rows) {
+        const total = Number(row.total);
+        const lapsed = row.state === 'granted' ? Number(row.lapsed ?? 0) : 0;
+        add(row.purpose, row.notice_version, row.notice_hash, row.state as ConsentState, total - lapsed);
+        add(row.purpose, row.notice_version, row.notice_hash, 'expired', lapsed);
+      }
+      return [...out.values()].sort(
+        (a, b) => a.purpose.localeCompare(b.purpose) || a.noticeVersion.localeCompare(b.noticeVersion) || a.state.localeCompare(b.state),
+      );
+    },
+
+    async publicKey() {
+      await ready();
+      return keys.publicKeyPem;
+    },
+
+    async subjectKey(subjectId) {
+      await ready();
+      return pseudonym(subjectId);
+    },
+  };
+  return ledger;
+}

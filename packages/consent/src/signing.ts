@@ -1,0 +1,100 @@
+import { KeyObject, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { PrivacyKitError, canonicalJson } from '@privacykit/core';
+import { sha256Hex } from '@privacykit/core/crypto';
+import type { ConsentErrorCode } from './errors.js';
+
+/** An Ed25519 key pair as PEM text or `KeyObject`s. */
+export interface LedgerKeys {
+  privateKey: KeyObject | string;
+  publicKey?: KeyObject | string;
+}
+
+/** Loaded signing keys. `keyId` = SHA-256 of the public key's SPKI DER, hex. */
+export interface SigningKeys {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  publicKeyPem: string;
+  keyId: string;
+}
+
+/** Loads (or, when `keys` is absent, generates) an Ed25519 signing key pair. */
+export function loadSigningKeys(keys?: LedgerKeys): SigningKeys {
+  try {
+    const privateKey = keys
+      ? keys.privateKey instanceof KeyObject
+        ? keys.privateKey
+        : createPrivateKey(keys.privateKey)
+      : generateKeyPairSync('ed25519').privateKey;
+    if (privateKey.asymmetricKeyType !== 'ed25519') throw new Error('not an Ed25519 key');
+    const publicKey = keys?.publicKey
+      ? keys.publicKey instanceof KeyObject
+        ? keys.publicKey
+        : createPublicKey(keys.publicKey)
+      : createPublicKey(privateKey);
+    const derived = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+    if (!derived.equals(publicKey.export({ type: 'spki', format: 'der' })))
+      throw new Error('the public key does not belong to the private key');
+    return {
+      privateKey,
+      publicKey,
+      publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      keyId: keyIdOf(publicKey),
+    };
+  } catch (cause) {
+    throw new PrivacyKitError<ConsentErrorCode>(
+      'consent/invalid-options',
+      `invalid Ed25519 signing keys: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+  }
+}
+
+/** SHA-256 (hex) of a public key's SPKI DER encoding. */
+export function keyIdOf(publicKey: KeyObject | string): string {
+  const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
+  return sha256Hex(key.export({ type: 'spki', format: 'der' }));
+}
+
+/** A signed tree head (RFC 9162 §4.10, in JSON): the ledger's size and root, signed. */
+export interface SignedTreeHead {
+  tenant: string;
+  treeSize: number;
+  /** Merkle root over the first `treeSize` entries, hex. */
+  rootHash: string;
+  /** When the head was signed, ISO 8601 UTC. */
+  timestamp: string;
+  keyId: string;
+  /** Ed25519 signature over the canonical JSON of the other fields, base64. */
+  signature: string;
+}
+
+function treeHeadPayload(head: Omit<SignedTreeHead, 'signature'>): string {
+  return canonicalJson({
+    type: 'privacykit-consent-tree-head/1',
+    tenant: head.tenant,
+    treeSize: head.treeSize,
+    rootHash: head.rootHash,
+    timestamp: head.timestamp,
+    keyId: head.keyId,
+  });
+}
+
+export function signTreeHead(head: Omit<SignedTreeHead, 'signature' | 'keyId'>, keys: SigningKeys): SignedTreeHead {
+  const unsigned = { ...head, keyId: keys.keyId };
+  const signature = sign(null, Buffer.from(treeHeadPayload(unsigned)), keys.privateKey).toString('base64');
+  return { ...unsigned, signature };
+}
+
+/**
+ * Checks a signed tree head against a public key (PEM or KeyObject). Anyone holding the public
+ * key can check a head the controller published or handed out (RFC 9162 §8.1.3 anchoring).
+ */
+export function verifyTreeHead(head: SignedTreeHead, publicKey: KeyObject | string): boolean {
+  try {
+    const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
+    if (head.keyId !== keyIdOf(key)) return false;
+    return verify(null, Buffer.from(treeHeadPayload(head)), key, Buffer.from(head.signature, 'base64'));
+  } catch {
+    return false;
+  }
+}

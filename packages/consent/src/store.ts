@@ -1,0 +1,130 @@
+import { engineOf } from '@privacykit/core/db';
+import type { Engine } from '@privacykit/core/db';
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+
+export const T = {
+  ledger: 'privacykit_consent_ledger',
+  head: 'privacykit_consent_head',
+  treeHeads: 'privacykit_consent_tree_heads',
+  state: 'privacykit_consent_state',
+  keys: 'privacykit_consent_keys',
+  notices: 'privacykit_consent_notices',
+} as const;
+
+/**
+ * Runs `fn` in a write transaction that serialises appends. SQLite: `BEGIN IMMEDIATE` takes
+ * the database write lock up front (two processes on one file wait on busy_timeout instead of
+ * failing a lock upgrade). PostgreSQL / MySQL: an ordinary transaction; the caller then locks
+ * the tenant's head row with `SELECT … FOR UPDATE` (see {@link lockHead}).
+ */
+export async function writeTransaction<R>(
+  db: Kysely<any>,
+  engine: Engine,
+  fn: (trx: Kysely<any>) => Promise<R>,
+): Promise<R> {
+  if (engine !== 'sqlite') return db.transaction().execute(fn);
+  return db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn);
+    try {
+      const result = await fn(conn);
+      await sql`commit`.execute(conn);
+      return result;
+    } catch (error) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      throw error;
+    }
+  });
+}
+
+export interface HeadRow {
+  tenant: string;
+  size: number | string;
+  frontier: string;
+  signed_size: number | string;
+  signed_at: string | null;
+  pseudonym_secret: string | null;
+  signing_key: string | null;
+  updated_at: string;
+}
+
+/** Reads the tenant's head row, locking it on PostgreSQL and MySQL until the transaction ends. */
+export async function lockHead(trx: Kysely<any>, tenant: string): Promise<HeadRow | undefined> {
+  let query = trx.selectFrom(T.head).selectAll().where('tenant', '=', tenant);
+  if (engineOf(trx) !== 'sqlite') query = query.forUpdate();
+  return (await query.executeTakeFirst()) as HeadRow | undefined;
+}
+
+export interface StateRow {
+  tenant: string;
+  subject_key: string;
+  purpose: string;
+  subject_id: string;
+  state: string;
+  renewal: number;
+  event_id: string;
+  seq: number;
+  notice_version: string;
+  notice_hash: string;
+  source: string;
+  decided_at: string;
+  expires_at: string | null;
+  gpc_conflict: number;
+}
+
+const stateUpdateColumns = [
+  'subject_id',
+  'state',
+  'renewal',
+  'event_id',
+  'seq',
+  'notice_version',
+  'notice_hash',
+  'source',
+  'expires_at',
+  'gpc_conflict',
+] as const;
+
+/**
+ * Inserts or updates current-state rows, but never lets an older decision replace a newer one
+ * (an out-of-order import or a replay cannot undo a later withdrawal).
+ */
+export async function upsertStates(trx: Kysely<any>, engine: Engine, rows: readonly StateRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const insert = trx.insertInto(T.state).values(rows as StateRow[]);
+  if (engine === 'mysql') {
+    const newer = sql`values(decided_at) >= decided_at`;
+    const set: Record<string, unknown> = {};
+    for (const column of stateUpdateColumns) {
+      set[column] = sql`if(${newer}, values(${sql.ref(column)}), ${sql.ref(column)})`;
+    }
+    // MySQL applies assignments left to right: decided_at must change last.
+    set.decided_at = sql`if(${newer}, values(decided_at), decided_at)`;
+    await insert.onDuplicateKeyUpdate(set).execute();
+    return;
+  }
+  await insert
+    .onConflict((oc) =>
+      oc
+        .columns(['tenant', 'subject_key', 'purpose'])
+        .doUpdateSet((eb) => {
+          const set: Record<string, unknown> = {};
+          for (const column of [...stateUpdateColumns, 'decided_at']) set[column] = eb.ref(`excluded.${column}`);
+          return set;
+        })
+        .where(`${T.state}.decided_at`, '<=', sql.ref('excluded.decided_at')),
+    )
+    .execute();
+}
+
+/** Inserts rows, ignoring those whose key already exists. */
+export async function insertIgnore(
+  db: Kysely<any>,
+  engine: Engine,
+  table: string,
+  values: Record<string, unknown>,
+): Promise<void> {
+  const insert = db.insertInto(table).values(values);
+  if (engine === 'mysql') await insert.ignore().execute();
+  else await insert.onConflict((oc) => oc.doNothing()).execute();
+}

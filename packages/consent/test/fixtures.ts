@@ -1,0 +1,83 @@
+import { definePolicy } from '@privacykit/core';
+import type { Policy, PolicyInput } from '@privacykit/core';
+import { migrate } from '@privacykit/core/db';
+import { createTestDatabase } from '@privacykit/core/testing';
+import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
+import { consentMigrations } from '../src/migrations.js';
+
+/** A trimmed copy of the seed policy (examples/portal/src/policy.ts): its three consent purposes and a contract one. */
+export const policyInput: PolicyInput = {
+  version: '2018-05-07',
+  effectiveDate: '2018-05-07',
+  language: 'en',
+  controller: { name: 'OpenDataSoft', address: '130, rue de Lourmel, 75015 PARIS, France' },
+  dpo: { name: 'Data Protection Officer', email: 'cil@opendatasoft.com' },
+  supervisoryAuthority: { name: 'CNIL' },
+  recipients: [
+    { id: 'staff', name: 'Authorized personnel', kind: 'internal', locations: ['FR'] },
+    { id: 'emailing', name: 'Emailing solutions', kind: 'processor', locations: ['EU'] },
+    { id: 'tracking', name: 'Tracking solutions', kind: 'processor', locations: ['EU'] },
+    { id: 'cookie-partners', name: 'Third parties installing cookies', kind: 'controller', locations: ['EU'] },
+  ],
+  purposes: [
+    {
+      id: 'service',
+      name: 'Provide the service',
+      description: 'Run the platform you subscribed to.',
+      legalBases: [{ basis: 'contract' }],
+      categories: ['identity', 'account'],
+    },
+    {
+      id: 'newsletter',
+      name: 'Send marketing newsletters',
+      description: 'Newsletters of a marketing nature offering our latest products.',
+      legalBases: [{ basis: 'consent' }],
+      categories: ['identity', 'contact.email', 'marketing.preferences'],
+      recipients: ['staff', 'emailing'],
+      tags: ['direct-marketing'],
+    },
+    {
+      id: 'audience-measurement',
+      name: 'Measure the audience of the WEBSITE with cookies',
+      description: 'Visitor traffic analytics and statistics for the WEBSITE.',
+      legalBases: [{ basis: 'consent' }],
+      categories: ['device.cookies', 'usage.statistics'],
+      recipients: ['tracking'],
+      tags: ['analytics'],
+    },
+    {
+      id: 'targeted-advertising',
+      name: 'Show interest-based marketing and advertising',
+      description: 'Let third parties install cookies to target our advertising.',
+      legalBases: [{ basis: 'consent' }],
+      categories: ['device.cookies', 'marketing.interests'],
+      recipients: ['tracking', 'cookie-partners'],
+      tags: ['cross-context-advertising', 'sharing', 'profiling'],
+    },
+  ],
+  rights: {
+    offered: ['access', 'erasure', 'withdraw-consent'],
+    channels: [{ kind: 'web', value: '/privacy/consent' }],
+  },
+};
+
+export const testPolicy: Policy = definePolicy(policyInput);
+
+/** The policy with the newsletter purpose's text changed (and nothing else). */
+export function editedPolicy(version = '2024-01-01'): Policy {
+  return definePolicy({
+    ...policyInput,
+    version,
+    purposes: (policyInput.purposes ?? []).map((purpose) =>
+      purpose.id === 'newsletter'
+        ? { ...purpose, description: `${purpose.description} And those of our partners.` }
+        : purpose,
+    ),
+  });
+}
+
+export async function migratedDatabase(engine: TestEngine): Promise<TestDatabase> {
+  const database = await createTestDatabase(engine);
+  await migrate(database.db, [consentMigrations]);
+  return database;
+}
