@@ -1,0 +1,35 @@
+import { PrivacyKitError } from '@privacykit/core';
+import type { PrivacyKitErrorOptions } from '@privacykit/core';
+
+/**
+ * Codes thrown by `@privacykit/requests`. Stable: programs (and the portal's HTTP mapping) rely on
+ * them; messages are for people.
+ */
+export type RequestsErrorCode =
+  | 'requests/invalid-input'
+  | 'requests/invalid-options'
+  | 'requests/invalid-zone'
+  | 'requests/not-found'
+  | 'requests/illegal-transition'
+  | 'requests/reason-required'
+  | 'requests/identity-unverified'
+  | 'requests/verification-failed'
+  | 'requests/verification-expired'
+  | 'requests/verification-locked'
+  | 'requests/extension-too-late'
+  | 'requests/extension-reasons-required'
+  | 'requests/extension-limit'
+  | 'requests/delivery-address-mismatch'
+  | 'requests/proof-required'
+  | 'requests/directive-revoked'
+  | 'requests/directive-not-found'
+  | 'requests/not-executor';
+
+/** Shorthand for `new PrivacyKitError<RequestsErrorCode>(…)`. */
+export function requestsError(
+  code: RequestsErrorCode,
+  message: string,
+  options?: PrivacyKitErrorOptions,
+): PrivacyKitError<RequestsErrorCode> {
+  return new PrivacyKitError<RequestsErrorCode>(code, message, options);
+}

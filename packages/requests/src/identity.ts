@@ -1,0 +1,46 @@
+import { normaliseIdentity } from '@privacykit/core';
+import type { DataMap } from '@privacykit/core';
+import { hmacSha256Hex } from '@privacykit/core/crypto';
+import { z } from 'zod';
+
+/** One way the subject is known: `{ kind: 'email', value: 'ada@example.com' }`, a customer number… */
+export const requestIdentitySchema = z
+  .object({
+    kind: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'expected an identity kind such as "email"'),
+    value: z.string().trim().min(1).max(320),
+  })
+  .strict();
+export type RequestIdentity = z.infer<typeof requestIdentitySchema>;
+
+const emailShape = /^[^\s@]+@[^\s@]+$/;
+
+/** True when an email identity looks like an address (no Unicode folding is attempted). */
+export function looksLikeEmail(value: string): boolean {
+  return emailShape.test(value);
+}
+
+/**
+ * Normalises an identity the way core's data-map traversal does, so a request and the data it
+ * reaches agree: `email` trims and lowercases ASCII letters only — never Unicode case folding, so
+ * `Alice@x` matches `alice@x` but a full-width letter, a Turkish dotless ı or the Kelvin sign never
+ * matches another address (hostile case 27). Other kinds are compared exactly unless the data map
+ * declares them `email`-like.
+ */
+export function normaliseRequestIdentity(identity: RequestIdentity, dataMap?: DataMap): string {
+  if (dataMap && identity.kind in dataMap.identities) {
+    return normaliseIdentity(dataMap, identity.kind, identity.value);
+  }
+  if (identity.kind === 'email') {
+    return identity.value.trim().replace(/[A-Z]/g, (c) => c.toLowerCase());
+  }
+  return identity.value;
+}
+
+/**
+ * A keyed hash of kind + normalised value: the index requests are matched on. Comparing hashes
+ * rather than text keeps MySQL's case- and accent-folding collations from matching `Alice@` with
+ * `alice@` or `ｋ` with `k`.
+ */
+export function identityLookupHash(secret: string | Uint8Array, kind: string, normalised: string): string {
+  return hmacSha256Hex(secret, `identity\u0000${kind}\u0000${normalised}`);
+}

@@ -1,0 +1,171 @@
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { autoIncrementColumn, columnType, engineOf } from '@privacykit/core/db';
+import type { PackageMigrations } from '@privacykit/core/db';
+
+/** Long free text (request details, outcomes): `mediumtext` on MySQL, whose `text` stops at 64 KB. */
+function longText(db: Kysely<any>) {
+  return engineOf(db) === 'mysql' ? sql`mediumtext` : columnType.text;
+}
+
+/**
+ * The tables of `@privacykit/requests`, applied with core's `migrate(db, [requestMigrations])`.
+ * Every table carries `tenant`; instants are ISO-8601 UTC text, deadlines civil dates.
+ */
+export const requestMigrations: PackageMigrations = {
+  name: 'requests',
+  migrations: {
+    '0001_init': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('privacykit_requests_requests')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('request_right', sql`varchar(32)`, (col) => col.notNull())
+          .addColumn('details', longText(db), (col) => col.notNull())
+          .addColumn('channel', sql`varchar(32)`, (col) => col.notNull())
+          .addColumn('received_at', columnType.instant, (col) => col.notNull())
+          .addColumn('received_date', columnType.civilDate, (col) => col.notNull())
+          .addColumn('status', sql`varchar(32)`, (col) => col.notNull())
+          .addColumn('deadline', columnType.civilDate, (col) => col.notNull())
+          .addColumn('extension_months', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('extension_reasons', columnType.json, (col) => col.notNull())
+          .addColumn('extended_deadline', columnType.civilDate)
+          .addColumn('pause_while_verifying', columnType.flag, (col) => col.notNull().defaultTo(0))
+          .addColumn('paused_days', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('effective_deadline', columnType.civilDate, (col) => col.notNull())
+          .addColumn('assignee', columnType.shortText)
+          .addColumn('outcome', longText(db))
+          .addColumn('duplicate_of', columnType.id)
+          .addColumn('excessive', columnType.flag, (col) => col.notNull().defaultTo(0))
+          .addColumn('verification_failures', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('verification_locked', columnType.flag, (col) => col.notNull().defaultTo(0))
+          .addColumn('created_at', columnType.instant, (col) => col.notNull())
+          .addColumn('updated_at', columnType.instant, (col) => col.notNull())
+          .execute();
+        await db.schema
+          .createIndex('privacykit_requests_requests_due')
+          .on('privacykit_requests_requests')
+          .columns(['tenant', 'status', 'effective_deadline'])
+          .execute();
+
+        await db.schema
+          .createTable('privacykit_requests_identities')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('request_id', columnType.id, (col) =>
+            col.notNull().references('privacykit_requests_requests.id').onDelete('cascade'),
+          )
+          .addColumn('position', 'integer', (col) => col.notNull())
+          .addColumn('kind', sql`varchar(64)`, (col) => col.notNull())
+          .addColumn('value', columnType.text, (col) => col.notNull())
+          .addColumn('lookup_hash', columnType.hash, (col) => col.notNull())
+          .addColumn('channel', columnType.text)
+          .addColumn('verified_at', columnType.instant)
+          .execute();
+        await db.schema
+          .createIndex('privacykit_requests_identities_lookup')
+          .on('privacykit_requests_identities')
+          .columns(['tenant', 'lookup_hash'])
+          .execute();
+        await db.schema
+          .createIndex('privacykit_requests_identities_request')
+          .on('privacykit_requests_identities')
+          .columns(['request_id'])
+          .execute();
+
+        await db.schema
+          .createTable('privacykit_requests_challenges')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('request_id', columnType.id, (col) =>
+            col.notNull().references('privacykit_requests_requests.id').onDelete('cascade'),
+          )
+          .addColumn('identity_id', columnType.id, (col) => col.notNull())
+          .addColumn('code_hash', columnType.hash, (col) => col.notNull())
+          .addColumn('token_hash', columnType.hash, (col) => col.notNull())
+          .addColumn('created_at', columnType.instant, (col) => col.notNull())
+          .addColumn('expires_at', columnType.instant, (col) => col.notNull())
+          .addColumn('consumed_at', columnType.instant)
+          .execute();
+        await db.schema
+          .createIndex('privacykit_requests_challenges_token')
+          .on('privacykit_requests_challenges')
+          .columns(['tenant', 'token_hash'])
+          .execute();
+        await db.schema
+          .createIndex('privacykit_requests_challenges_request')
+          .on('privacykit_requests_challenges')
+          .columns(['request_id'])
+          .execute();
+
+        await autoIncrementColumn(db, db.schema.createTable('privacykit_requests_audit'), 'seq')
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('request_id', columnType.id, (col) => col.notNull())
+          .addColumn('occurred_at', columnType.instant, (col) => col.notNull())
+          .addColumn('actor', columnType.shortText, (col) => col.notNull())
+          .addColumn('action', sql`varchar(64)`, (col) => col.notNull())
+          .addColumn('from_status', sql`varchar(32)`)
+          .addColumn('to_status', sql`varchar(32)`)
+          .addColumn('reason', columnType.text)
+          .addColumn('data', columnType.json)
+          .execute();
+        await db.schema
+          .createIndex('privacykit_requests_audit_request')
+          .on('privacykit_requests_audit')
+          .columns(['tenant', 'request_id'])
+          .execute();
+
+        await db.schema
+          .createTable('privacykit_requests_intake')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('lookup_hash', columnType.hash, (col) => col.notNull())
+          .addColumn('request_id', columnType.id, (col) => col.notNull())
+          .addColumn('received_at', columnType.instant, (col) => col.notNull())
+          .execute();
+        await db.schema
+          .createIndex('privacykit_requests_intake_identity')
+          .on('privacykit_requests_intake')
+          .columns(['tenant', 'lookup_hash', 'received_at'])
+          .execute();
+
+        await db.schema
+          .createTable('privacykit_requests_directives')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('request_id', columnType.id, (col) => col.notNull())
+          .addColumn('kind', sql`varchar(16)`, (col) => col.notNull())
+          .addColumn('instructions', longText(db), (col) => col.notNull())
+          .addColumn('executor', columnType.json)
+          .addColumn('executor_hash', columnType.hash)
+          .addColumn('subject_hashes', columnType.json, (col) => col.notNull())
+          .addColumn('status', sql`varchar(16)`, (col) => col.notNull())
+          .addColumn('created_at', columnType.instant, (col) => col.notNull())
+          .addColumn('revoked_at', columnType.instant)
+          .addColumn('revoked_by_request', columnType.id)
+          .execute();
+
+        await db.schema
+          .createTable('privacykit_requests_secrets')
+          .addColumn('tenant', columnType.tenant, (col) => col.primaryKey())
+          .addColumn('secret', columnType.shortText, (col) => col.notNull())
+          .addColumn('created_at', columnType.instant, (col) => col.notNull())
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        for (const table of [
+          'privacykit_requests_secrets',
+          'privacykit_requests_directives',
+          'privacykit_requests_intake',
+          'privacykit_requests_audit',
+          'privacykit_requests_challenges',
+          'privacykit_requests_identities',
+          'privacykit_requests_requests',
+        ]) {
+          await db.schema.dropTable(table).ifExists().execute();
+        }
+      },
+    },
+  },
+};

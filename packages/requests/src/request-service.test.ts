@@ -1,0 +1,708 @@
+import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import type { FixedClock } from '@privacykit/core';
+import { migrate } from '@privacykit/core/db';
+import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requestMigrations } from './migrations.js';
+import { createRequestService } from './request-service.js';
+import type { RequestServiceOptions, SubmitRequestInput } from './request-service.js';
+import { allRows, codeIn, memoryMailer, testPolicy, tokenIn } from './test-support.js';
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await promise;
+  } catch (error) {
+    if (!isPrivacyKitError(error, code)) throw error;
+    return;
+  }
+  throw new Error(`expected ${code}, but nothing was thrown`);
+}
+
+describe.each(testEngines())('requests on $engine', (engine) => {
+  let database: TestDatabase;
+  let tenantCounter = 0;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(engine);
+    await migrate(database.db, [requestMigrations]);
+  });
+  afterAll(async () => {
+    await database?.destroy();
+  });
+
+  /** A service on its own tenant, so tests never see each other's requests. */
+  function setup(
+    options: Partial<Omit<RequestServiceOptions, 'db' | 'policy'>> & { start?: string; zone?: string } = {},
+  ) {
+    const tenant = `t${++tenantCounter}-${Date.now().toString(36)}`;
+    const clock: FixedClock = fixedClock(options.start ?? '2024-01-31T10:00:00Z');
+    const mailer = memoryMailer();
+    const policy = testPolicy({ tenant, zone: options.zone });
+    const service = createRequestService({
+      mailer,
+      secret: 'a test secret of more than thirty-two bytes!!',
+      verificationLink: (token) => `https://privacy.example.com/verify/${token}`,
+      ...options,
+      db: database.db,
+      policy,
+      clock,
+    });
+    const mailsTo = (to: string) => mailer.sent.filter((mail) => mail.to === to);
+    return { service, clock, mailer, mailsTo, tenant, policy };
+  }
+
+  const access = (email: string, extra: Partial<SubmitRequestInput> = {}): SubmitRequestInput =>
+    ({ right: 'access', identities: [{ kind: 'email', value: email }], ...extra }) as SubmitRequestInput;
+
+  async function submitted(ctx: ReturnType<typeof setup>, email: string, extra: Partial<SubmitRequestInput> = {}) {
+    const result = await ctx.service.submit(access(email, extra));
+    await ctx.service.whenIdle();
+    const mail = ctx.mailsTo(email).at(-1);
+    return { ...result, mail };
+  }
+
+  async function verified(ctx: ReturnType<typeof setup>, email: string, extra: Partial<SubmitRequestInput> = {}) {
+    const { requestId, mail } = await submitted(ctx, email, extra);
+    if (!mail) throw new Error('no challenge mail');
+    await ctx.service.verify({ requestId, code: codeIn(mail.text) });
+    return requestId;
+  }
+
+  describe('intake and verification', () => {
+    it('migrates idempotently', async () => {
+      const again = await migrate(database.db, [requestMigrations]);
+      expect(again[0]?.applied).toEqual([]);
+    });
+
+    it('submits, mails a challenge to the registered channel, and verifies with the code', async () => {
+      const ctx = setup();
+      const result = await ctx.service.submit(access('ada@example.com'));
+      expect(result).toEqual({
+        requestId: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
+        status: 'identity-pending',
+        duplicateOf: null,
+        excessive: false,
+      });
+      await ctx.service.whenIdle();
+      const [mail] = ctx.mailsTo('ada@example.com');
+      expect(mail).toBeDefined();
+      const outcome = await ctx.service.verify({ requestId: result.requestId, code: codeIn(mail!.text) });
+      expect(outcome).toEqual({ requestId: result.requestId, status: 'verified', remaining: 0 });
+      const record = await ctx.service.get(result.requestId);
+      expect(record.status).toBe('verified');
+      expect(record.identities).toEqual([
+        { kind: 'email', value: 'ada@example.com', verified: true, verifiedAt: '2024-01-31T10:00:00.000Z' },
+      ]);
+      const trail = await ctx.service.audit(result.requestId);
+      expect(trail.filter((entry) => entry.action === 'transition').map((entry) => [entry.from, entry.to])).toEqual([
+        ['received', 'identity-pending'],
+        ['identity-pending', 'verified'],
+      ]);
+      expect(trail.every((entry) => /Z$/.test(entry.at))).toBe(true);
+    });
+
+    it('stores codes and tokens only as HMACs, never in plain text', async () => {
+      const ctx = setup();
+      const { requestId, mail } = await submitted(ctx, 'hash@example.com');
+      const code = codeIn(mail!.text);
+      const token = tokenIn(mail!.text);
+      const rows = (await allRows(database.db, 'privacykit_requests_challenges')).filter(
+        (row) => row.request_id === requestId,
+      );
+      expect(rows).toHaveLength(1);
+      const stored = JSON.stringify(rows);
+      expect(stored).not.toContain(code);
+      expect(stored).not.toContain(token);
+      expect(rows[0]?.code_hash).toMatch(/^[0-9a-f]{64}$/);
+      expect(rows[0]?.token_hash).toMatch(/^[0-9a-f]{64}$/);
+    });
+
+    it('verifies with the link token, at least 128 bits, once only (hostile case 14)', async () => {
+      const ctx = setup();
+      const { requestId, mail } = await submitted(ctx, 'link@example.com');
+      const token = tokenIn(mail!.text);
+      expect(Buffer.from(token, 'base64url').length).toBeGreaterThanOrEqual(16);
+      expect((await ctx.service.verify({ token })).status).toBe('verified');
+      await expectCode(ctx.service.verify({ token }), 'requests/verification-failed');
+      await expectCode(ctx.service.verify({ requestId, code: codeIn(mail!.text) }), 'requests/verification-failed');
+      await expectCode(ctx.service.verify({ token: 'A'.repeat(43) }), 'requests/verification-failed');
+    });
+
+    it('expires challenges after the configured time (at most 10 minutes)', async () => {
+      const ctx = setup({ codeTtlMinutes: 5 });
+      const { requestId, mail } = await submitted(ctx, 'late@example.com');
+      ctx.clock.advance(5 * MINUTE + 1000);
+      await expectCode(ctx.service.verify({ requestId, code: codeIn(mail!.text) }), 'requests/verification-expired');
+      await expectCode(ctx.service.verify({ token: tokenIn(mail!.text) }), 'requests/verification-expired');
+      // A fresh challenge works; the old code stays dead.
+      await ctx.service.resendChallenge(requestId);
+      await ctx.service.whenIdle();
+      const fresh = ctx.mailsTo('late@example.com').at(-1)!;
+      expect(fresh).not.toBe(mail);
+      await expectCode(ctx.service.verify({ requestId, code: codeIn(mail!.text) }), 'requests/verification-failed');
+      expect((await ctx.service.verify({ requestId, code: codeIn(fresh.text) })).status).toBe('verified');
+      expect(() => setup({ codeTtlMinutes: 11 })).toThrow(expect.objectContaining({ code: 'requests/invalid-options' }));
+      expect(() => setup({ maxVerificationAttempts: 6 })).toThrow(
+        expect.objectContaining({ code: 'requests/invalid-options' }),
+      );
+    });
+
+    it('locks verification after 5 wrong codes, even for the right one (hostile case 14)', async () => {
+      const ctx = setup();
+      const { requestId, mail } = await submitted(ctx, 'guess@example.com');
+      const right = codeIn(mail!.text);
+      const wrong = right === '000000' ? '111111' : '000000';
+      for (let i = 1; i <= 4; i++) {
+        await expectCode(ctx.service.verify({ requestId, code: wrong }), 'requests/verification-failed');
+      }
+      await expectCode(ctx.service.verify({ requestId, code: wrong }), 'requests/verification-locked');
+      await expectCode(ctx.service.verify({ requestId, code: right }), 'requests/verification-locked');
+      await expectCode(ctx.service.verify({ token: tokenIn(mail!.text) }), 'requests/verification-locked');
+      const record = await ctx.service.get(requestId);
+      expect(record.verificationLocked).toBe(true);
+      expect(record.status).toBe('identity-pending');
+      // A resend cannot reset the lock.
+      const before = ctx.mailer.sent.length;
+      await ctx.service.resendChallenge(requestId);
+      await ctx.service.whenIdle();
+      expect(ctx.mailer.sent.length).toBe(before);
+      const actions = (await ctx.service.audit(requestId)).map((entry) => entry.action);
+      expect(actions.filter((action) => action === 'verification-failed')).toHaveLength(5);
+      expect(actions).toContain('verification-locked');
+    });
+
+    it('requires every identity of a request to be verified before it is verified', async () => {
+      const registered: Record<string, string> = { 'C-1001': 'bob@example.com', 'bob@work.example': 'bob@work.example' };
+      const ctx = setup({ lookupRegisteredChannel: (identity) => registered[identity.value] ?? null });
+      const { requestId } = await ctx.service.submit({
+        right: 'erasure',
+        identities: [
+          { kind: 'email', value: 'bob@work.example' },
+          { kind: 'customer-number', value: 'C-1001' },
+        ],
+      });
+      await ctx.service.whenIdle();
+      const [workMail] = ctx.mailsTo('bob@work.example');
+      const [customerMail] = ctx.mailsTo('bob@example.com');
+      expect(workMail && customerMail).toBeTruthy();
+      const first = await ctx.service.verify({ requestId, code: codeIn(workMail!.text) });
+      expect(first).toEqual({ requestId, status: 'identity-pending', remaining: 1 });
+      await expectCode(
+        ctx.service.transition(requestId, { to: 'verified', by: 'staff:eve' }),
+        'requests/identity-unverified',
+      );
+      const second = await ctx.service.verify({ requestId, code: codeIn(customerMail!.text) });
+      expect(second.status).toBe('verified');
+    });
+
+    it('answers the same whether or not the identity is known, and mails only known channels (no enumeration)', async () => {
+      const ctx = setup({
+        lookupRegisteredChannel: (identity) => (identity.value === 'known@example.com' ? 'known@example.com' : null),
+      });
+      const known = await ctx.service.submit(access('known@example.com'));
+      const unknown = await ctx.service.submit(access('nobody@example.com'));
+      await ctx.service.whenIdle();
+      expect(Object.keys(unknown).sort()).toEqual(Object.keys(known).sort());
+      expect({ ...unknown, requestId: 'x' }).toEqual({ ...known, requestId: 'x' });
+      expect(ctx.mailsTo('known@example.com')).toHaveLength(1);
+      expect(ctx.mailer.sent.some((mail) => mail.to === 'nobody@example.com')).toBe(false);
+      // Both wrote a challenge: the same work on both paths.
+      const challenges = await allRows(database.db, 'privacykit_requests_challenges');
+      expect(challenges.filter((row) => row.request_id === known.requestId)).toHaveLength(1);
+      expect(challenges.filter((row) => row.request_id === unknown.requestId)).toHaveLength(1);
+      // Nobody can verify the unknown one with a guessed code.
+      await expectCode(ctx.service.verify({ requestId: unknown.requestId, code: '123456' }), 'requests/verification-failed');
+    });
+  });
+
+  describe('impostors (hostile cases 9, 11, 12, 27)', () => {
+    it('sends the challenge only to the registered channel, whatever the request says (case 9)', async () => {
+      // An impostor writes from a spoofed From: alice@…, or names a look-alike a1ice@… address.
+      const registered: Record<string, string> = { 'alice@example.com': 'alice@example.com' };
+      const ctx = setup({ lookupRegisteredChannel: (identity) => registered[identity.value] ?? null });
+      const spoofed = await ctx.service.submit({ ...access('alice@example.com'), channel: 'email' });
+      const lookalike = await ctx.service.submit(access('a1ice@example.com'));
+      await ctx.service.whenIdle();
+      expect(ctx.mailer.sent.map((mail) => mail.to)).toEqual(['alice@example.com']);
+      // The impostor, without Alice's mailbox, can only guess — and gets locked out.
+      for (let i = 0; i < 4; i++) {
+        await expectCode(ctx.service.verify({ requestId: spoofed.requestId, code: '000001' }), 'requests/verification-failed');
+      }
+      await expectCode(ctx.service.verify({ requestId: spoofed.requestId, code: '000001' }), 'requests/verification-locked');
+      await expectCode(ctx.service.deliveryChannel(spoofed.requestId), 'requests/identity-unverified');
+      await expectCode(ctx.service.deliveryChannel(lookalike.requestId), 'requests/identity-unverified');
+    });
+
+    it('without a lookup, a look-alike address verifies only itself and reaches nothing of Alice', async () => {
+      const ctx = setup();
+      const alice = await verified(ctx, 'alice@example.com');
+      const impostor = await verified(ctx, 'a1ice@example.com');
+      expect(await ctx.service.deliveryChannel(impostor)).toBe('a1ice@example.com');
+      await expectCode(
+        ctx.service.getForRequester(alice, { kind: 'email', value: 'a1ice@example.com' }),
+        'requests/not-found',
+      );
+      const history = await ctx.service.historyFor([{ kind: 'email', value: 'a1ice@example.com' }]);
+      expect(history.requests.map((request) => request.id)).toEqual([impostor]);
+    });
+
+    it('refuses to send the answer to another address than the verified one (case 11)', async () => {
+      const ctx = setup();
+      const before = (await allRows(database.db, 'privacykit_requests_requests')).length;
+      await expectCode(
+        ctx.service.submit(access('carol@example.com', { deliverTo: 'carol.new@elsewhere.example' })),
+        'requests/delivery-address-mismatch',
+      );
+      expect((await allRows(database.db, 'privacykit_requests_requests')).length).toBe(before);
+      expect(ctx.mailer.sent).toHaveLength(0);
+      const id = await verified(ctx, 'carol@example.com', { deliverTo: 'Carol@example.com' });
+      expect(await ctx.service.deliveryChannel(id)).toBe('carol@example.com');
+    });
+
+    it('gives user A a logged not-found for user B’s request, sequential or random ids (case 12)', async () => {
+      const ctx = setup();
+      const bobs = await verified(ctx, 'bob@example.com');
+      const alice = { kind: 'email', value: 'alice@example.com' };
+      await expectCode(ctx.service.getForRequester(bobs, alice), 'requests/not-found');
+      // A neighbouring id (last hex digit changed) and garbage get the very same answer.
+      const neighbour = bobs.slice(0, -1) + (bobs.endsWith('0') ? '1' : '0');
+      await expectCode(ctx.service.getForRequester(neighbour, alice), 'requests/not-found');
+      await expectCode(ctx.service.getForRequester('1', alice), 'requests/not-found');
+      expect((await ctx.service.getForRequester(bobs, { kind: 'email', value: 'BOB@example.com' })).id).toBe(bobs);
+      const refused = (await ctx.service.audit(bobs)).filter((entry) => entry.action === 'access-refused');
+      expect(refused).toHaveLength(1);
+      expect(JSON.stringify(refused)).not.toContain('alice');
+      const logged = await allRows(database.db, 'privacykit_requests_audit');
+      expect(logged.some((row) => row.request_id === neighbour && row.action === 'access-refused')).toBe(true);
+    });
+
+    it('matches Alice@ with alice@ but never full-width, Turkish ı or Kelvin-sign look-alikes (case 27)', async () => {
+      const ctx = setup();
+      const id = await verified(ctx, 'kate@example.com');
+      const same = await ctx.service.submit(access('  KATE@Example.COM '));
+      expect(same.duplicateOf).toBe(id);
+      expect((await ctx.service.getForRequester(id, { kind: 'email', value: 'Kate@EXAMPLE.com' })).id).toBe(id);
+      for (const impostor of ['\u212Aate@example.com', 'ｋate@example.com', 'kate@examp\u0131e.com', 'KATE@EXAMPLE.COM\u200B']) {
+        await expectCode(ctx.service.getForRequester(id, { kind: 'email', value: impostor }), 'requests/not-found');
+        expect((await ctx.service.historyFor([{ kind: 'email', value: impostor }])).requests).toEqual([]);
+        const other = await ctx.service.submit(access(impostor));
+        expect(other.duplicateOf).toBeNull();
+        expect(other.requestId).not.toBe(id);
+      }
+    });
+  });
+
+  describe('duplicates and floods (Art 12(5), hostile case 15)', () => {
+    it('returns the open request for the same right and identity within 7 days', async () => {
+      const ctx = setup();
+      const first = await ctx.service.submit(access('dup@example.com'));
+      ctx.clock.advance(3 * DAY);
+      const again = await ctx.service.submit(access('dup@example.com'));
+      expect(again).toMatchObject({ requestId: first.requestId, duplicateOf: first.requestId });
+      const erasure = await ctx.service.submit({ right: 'erasure', identities: [{ kind: 'email', value: 'dup@example.com' }] });
+      expect(erasure.duplicateOf).toBeNull();
+      ctx.clock.advance(5 * DAY);
+      const later = await ctx.service.submit(access('dup@example.com'));
+      expect(later.duplicateOf).toBeNull();
+      expect((await ctx.service.audit(first.requestId)).map((entry) => entry.action)).toContain('duplicate-submission');
+    });
+
+    it('does not treat a closed request as a duplicate', async () => {
+      const ctx = setup();
+      const first = await ctx.service.submit(access('closed@example.com'));
+      await ctx.service.transition(first.requestId, { to: 'cancelled', by: 'subject', reason: 'sent by mistake' });
+      expect((await ctx.service.submit(access('closed@example.com'))).duplicateOf).toBeNull();
+    });
+
+    it('flags a flood of 1,000 requests as manifestly excessive and stops mailing the victim', async () => {
+      const ctx = setup({ excessive: { maxRequests: 5, windowDays: 30 } });
+      const rights = ['access', 'erasure', 'portability', 'restriction'] as const;
+      const results = [];
+      for (let i = 0; i < 1000; i++) {
+        const right = rights[i % rights.length]!;
+        results.push(
+          await ctx.service.submit({
+            right,
+            identities: [{ kind: 'email', value: 'victim@example.com' }],
+            ...(right === 'restriction' ? { details: { ground: 'accuracy-contested' } } : {}),
+          } as SubmitRequestInput),
+        );
+        ctx.clock.advance(1000);
+      }
+      await ctx.service.whenIdle();
+      expect(results.slice(0, 5).every((result) => !result.excessive)).toBe(true);
+      expect(results.slice(5).every((result) => result.excessive)).toBe(true);
+      // Four distinct requests (one per right), the rest duplicates; the victim got four mails.
+      expect(new Set(results.map((result) => result.requestId)).size).toBe(4);
+      expect(ctx.mailsTo('victim@example.com')).toHaveLength(4);
+      const flagged = await ctx.service.list({ status: ['identity-pending'] });
+      expect(flagged.filter((request) => request.excessive)).toHaveLength(4);
+    }, 120_000);
+  });
+
+  describe('deadlines, extensions and pauses (Art 12(3), hostile cases 7 and 8)', () => {
+    it('sets the deadline to the same date next month in the controller zone, clamped', async () => {
+      const ctx = setup({ start: '2024-01-31T22:59:00Z' }); // 23:59 in Paris on 31 Jan
+      const { requestId } = await ctx.service.submit(access('jan@example.com'));
+      const record = await ctx.service.get(requestId);
+      expect(record).toMatchObject({ receivedDate: '2024-01-31', deadline: '2024-02-29', effectiveDeadline: '2024-02-29' });
+      const late = await ctx.service.submit(access('feb@example.com', { receivedAt: '2024-01-31T23:30:00Z' }));
+      expect((await ctx.service.get(late.requestId)).deadline).toBe('2024-03-01');
+    });
+
+    it('moves a deadline off a public holiday when holidays are configured', async () => {
+      const ctx = setup({ start: '2024-06-14T09:00:00Z', holidays: ['2024-07-14'] });
+      const { requestId } = await ctx.service.submit(access('holiday@example.com'));
+      expect((await ctx.service.get(requestId)).deadline).toBe('2024-07-15');
+    });
+
+    it('extends by two further months with reasons within the first month, and tells the subject', async () => {
+      const ctx = setup();
+      const id = await verified(ctx, 'ext@example.com');
+      ctx.clock.set('2024-02-20T10:00:00Z');
+      const record = await ctx.service.extend(id, { months: 2, reasons: ['42 tables to search across 3 systems'], by: 'staff:eve' });
+      expect(record.extension).toEqual({ months: 2, reasons: ['42 tables to search across 3 systems'] });
+      expect(record.extendedDeadline).toBe('2024-04-30');
+      expect(record.effectiveDeadline).toBe('2024-04-30');
+      const notice = ctx.mailsTo('ext@example.com').at(-1)!;
+      expect(notice.text).toContain('42 tables to search');
+      expect(notice.text).toContain('2024-04-30');
+      const extended = (await ctx.service.audit(id)).find((entry) => entry.action === 'extended')!;
+      expect(extended).toMatchObject({ by: 'staff:eve', reason: '42 tables to search across 3 systems' });
+      await expectCode(ctx.service.extend(id, { months: 1, reasons: ['more'], by: 'staff:eve' }), 'requests/extension-limit');
+    });
+
+    it('refuses an extension after the first month or without reasons, writing nothing (case 8)', async () => {
+      const ctx = setup();
+      const id = await verified(ctx, 'noext@example.com');
+      const other = await verified(ctx, 'noext2@example.com');
+      const auditBefore = (await ctx.service.audit(id)).length;
+      await expectCode(ctx.service.extend(id, { months: 1, reasons: [], by: 'staff:eve' }), 'requests/extension-reasons-required');
+      await expectCode(ctx.service.extend(id, { months: 1, reasons: ['  '], by: 'staff:eve' }), 'requests/extension-reasons-required');
+      await expectCode(
+        ctx.service.extend(id, { months: 1, by: 'staff:eve' } as never),
+        'requests/extension-reasons-required',
+      );
+      ctx.clock.set('2024-02-29T22:59:00Z'); // 23:59 in Paris on the last day of month one: still in time
+      const inTime = await ctx.service.extend(id, { months: 1, reasons: ['complex'], by: 'staff:eve' });
+      expect(inTime.effectiveDeadline).toBe('2024-03-31');
+      ctx.clock.set('2024-02-29T23:00:00Z'); // 00:00 on 1 Mar in Paris: month one is over
+      await expectCode(ctx.service.extend(other, { months: 1, reasons: ['complex'], by: 'staff:eve' }), 'requests/extension-too-late');
+      const record = await ctx.service.get(other);
+      expect(record.extension.months).toBe(0);
+      expect((await ctx.service.audit(id)).length).toBe(auditBefore + 2); // the extension and its notice
+    });
+
+    it('lists overdue and due-soon requests', async () => {
+      const ctx = setup({ start: '2024-03-01T10:00:00Z' });
+      const early = await ctx.service.submit(access('early@example.com'));
+      ctx.clock.set('2024-03-20T10:00:00Z');
+      const later = await ctx.service.submit(access('later@example.com'));
+      const done = await verified(ctx, 'done@example.com', { receivedAt: '2024-03-01T09:00:00Z' } as never);
+      await ctx.service.transition(done, { to: 'in-progress', by: 'staff:eve' });
+      await ctx.service.transition(done, { to: 'completed', by: 'staff:eve', reason: 'export sent' });
+      ctx.clock.set('2024-04-02T10:00:00Z');
+      const overdue = await ctx.service.list({ overdue: true });
+      expect(overdue.map((request) => request.id)).toEqual([early.requestId]);
+      expect((await ctx.service.list({ dueBefore: '2024-04-20' })).map((r) => r.id)).toEqual([early.requestId]);
+      expect((await ctx.service.list({ dueBefore: '2024-04-21' })).map((r) => r.id)).toEqual([early.requestId, later.requestId]);
+      expect((await ctx.service.dueSoon({ days: 30 })).map((r) => r.id)).toEqual([later.requestId]);
+      expect((await ctx.service.dueSoon({ days: 7 })).map((r) => r.id)).toEqual([]);
+    });
+
+    it('pauses the clock while identity is checked only when asked to', async () => {
+      const paused = setup({ pauseWhileVerifying: true });
+      const { requestId, mail } = await submitted(paused, 'slow@example.com');
+      paused.clock.advance(3 * DAY);
+      await paused.service.resendChallenge(requestId);
+      await paused.service.whenIdle();
+      const fresh = paused.mailsTo('slow@example.com').at(-1)!;
+      expect(fresh).not.toBe(mail);
+      await paused.service.verify({ requestId, code: codeIn(fresh.text) });
+      const record = await paused.service.get(requestId);
+      expect(record).toMatchObject({ deadline: '2024-02-29', pausedDays: 3, effectiveDeadline: '2024-03-03' });
+
+      const running = setup();
+      const other = await submitted(running, 'fast@example.com');
+      running.clock.advance(3 * DAY);
+      await running.service.resendChallenge(other.requestId);
+      await running.service.whenIdle();
+      await running.service.verify({ requestId: other.requestId, code: codeIn(running.mailsTo('fast@example.com').at(-1)!.text) });
+      expect(await running.service.get(other.requestId)).toMatchObject({ pausedDays: 0, effectiveDeadline: '2024-02-29' });
+    });
+  });
+
+  describe('state machine, denial and audit (Art 12(4), R14)', () => {
+    it('rejects illegal transitions with a typed error and writes nothing', async () => {
+      const ctx = setup();
+      const { requestId } = await ctx.service.submit(access('sm@example.com'));
+      const auditBefore = (await ctx.service.audit(requestId)).length;
+      await expectCode(ctx.service.transition(requestId, { to: 'completed', by: 'staff:eve' }), 'requests/illegal-transition');
+      await expectCode(ctx.service.transition(requestId, { to: 'in-progress', by: 'staff:eve' }), 'requests/illegal-transition');
+      expect((await ctx.service.get(requestId)).status).toBe('identity-pending');
+      expect((await ctx.service.audit(requestId)).length).toBe(auditBefore);
+      await expectCode(ctx.service.transition('nope', { to: 'denied', by: 'staff:eve', reason: 'x' }), 'requests/not-found');
+    });
+
+    it('goes through waiting-on-subject and back, auditing who, when, from, to and why', async () => {
+      const ctx = setup();
+      const id = await verified(ctx, 'flow@example.com');
+      await ctx.service.assign(id, { assignee: 'staff:eve', by: 'staff:lead' });
+      await ctx.service.transition(id, { to: 'in-progress', by: 'staff:eve' });
+      ctx.clock.advance(DAY);
+      await ctx.service.transition(id, { to: 'waiting-on-subject', by: 'staff:eve', reason: 'which account?' });
+      await expectCode(ctx.service.transition(id, { to: 'completed', by: 'staff:eve' }), 'requests/illegal-transition');
+      await ctx.service.transition(id, { to: 'in-progress', by: 'staff:eve', reason: 'answered' });
+      const done = await ctx.service.transition(id, { to: 'completed', by: 'staff:eve', reason: 'export delivered' });
+      expect(done.outcome).toEqual({ status: 'completed', at: '2024-02-01T10:00:00.000Z', summary: 'export delivered' });
+      expect(done.assignee).toBe('staff:eve');
+      const trail = (await ctx.service.audit(id)).filter((entry) => entry.action === 'transition');
+      expect(trail.slice(-4)).toMatchObject([
+        { by: 'staff:eve', from: 'verified', to: 'in-progress', at: '2024-01-31T10:00:00.000Z' },
+        { by: 'staff:eve', from: 'in-progress', to: 'waiting-on-subject', reason: 'which account?', at: '2024-02-01T10:00:00.000Z' },
+        { from: 'waiting-on-subject', to: 'in-progress', reason: 'answered' },
+        { from: 'in-progress', to: 'completed', reason: 'export delivered' },
+      ]);
+      await expectCode(ctx.service.transition(id, { to: 'in-progress', by: 'staff:eve' }), 'requests/illegal-transition');
+    });
+
+    it('requires a reason to deny and attaches the remedies, mailed to the subject', async () => {
+      const ctx = setup();
+      const id = await verified(ctx, 'deny@example.com');
+      await expectCode(ctx.service.transition(id, { to: 'denied', by: 'staff:eve' }), 'requests/reason-required');
+      await expectCode(ctx.service.transition(id, { to: 'denied', by: 'staff:eve', reason: '   ' }), 'requests/reason-required');
+      const denied = await ctx.service.transition(id, { to: 'denied', by: 'staff:eve', reason: 'manifestly unfounded' });
+      expect(denied.outcome?.status).toBe('denied');
+      if (denied.outcome?.status !== 'denied') throw new Error('unreachable');
+      expect(denied.outcome.reason).toBe('manifestly unfounded');
+      expect(denied.outcome.remedies.map((remedy) => remedy.kind)).toEqual(['complaint', 'judicial']);
+      expect(denied.outcome.remedies[0]).toMatchObject({ authority: { name: 'the CNIL' } });
+      const notice = ctx.mailsTo('deny@example.com').at(-1)!;
+      expect(notice.text).toContain('manifestly unfounded');
+      expect(notice.text).toContain('the CNIL');
+      expect(notice.text).toContain('Art. 79');
+    });
+  });
+
+  describe('details per right', () => {
+    it('validates each right’s details and writes nothing on bad input', async () => {
+      const ctx = setup();
+      const identities = [{ kind: 'email', value: 'details@example.com' }];
+      const before = (await allRows(database.db, 'privacykit_requests_requests')).length;
+      const bad: unknown[] = [
+        { right: 'rectification', identities, details: { changes: [] } },
+        { right: 'objection', identities, details: { kind: 'particular-situation' } },
+        { right: 'withdraw-consent', identities, details: { purposes: ['unknown-purpose'] } },
+        { right: 'restriction', identities, details: { ground: 'because' } },
+        { right: 'complaint', identities },
+        { right: 'access', identities: [] },
+        { right: 'access', identities: [{ kind: 'email', value: 'not an address' }] },
+      ];
+      for (const input of bad) {
+        await expectCode(ctx.service.submit(input as SubmitRequestInput), 'requests/invalid-input');
+      }
+      expect((await allRows(database.db, 'privacykit_requests_requests')).length).toBe(before);
+      const marketing = await ctx.service.submit({
+        right: 'objection',
+        identities,
+        details: { kind: 'direct-marketing', purposes: ['newsletter'] },
+      });
+      const rectification = await ctx.service.submit({
+        right: 'rectification',
+        identities,
+        details: { changes: [{ field: 'name', current: 'Ada Lovelase', corrected: 'Ada Lovelace' }] },
+      });
+      expect((await ctx.service.get(marketing.requestId)).details).toEqual({ kind: 'direct-marketing', purposes: ['newsletter'] });
+      expect((await ctx.service.get(rectification.requestId)).details).toMatchObject({
+        changes: [{ field: 'name', corrected: 'Ada Lovelace' }],
+      });
+    });
+  });
+
+  describe('post-mortem directives (LIL art. 85, hostile case 28)', () => {
+    async function completeVerified(ctx: ReturnType<typeof setup>, input: SubmitRequestInput, email: string) {
+      const { requestId } = await ctx.service.submit(input);
+      await ctx.service.whenIdle();
+      await ctx.service.verify({ requestId, code: codeIn(ctx.mailsTo(email).at(-1)!.text) });
+      await ctx.service.transition(requestId, { to: 'in-progress', by: 'staff:eve' });
+      return requestId;
+    }
+
+    it('records, executes and revokes directives; a revoked one is never executed', async () => {
+      const ctx = setup();
+      const dan = [{ kind: 'email', value: 'dan@example.com' }];
+      const give = await completeVerified(
+        ctx,
+        {
+          right: 'post-mortem-directives',
+          identities: dan,
+          details: { action: 'give', kind: 'general', instructions: 'Erase everything.', executor: { name: 'Eva', email: 'Eva@example.com' } },
+        },
+        'dan@example.com',
+      );
+      await ctx.service.transition(give, { to: 'completed', by: 'staff:eve' });
+      const [directive] = await ctx.service.directivesFor(dan);
+      expect(directive).toMatchObject({ id: give, kind: 'general', status: 'active', executor: { name: 'Eva' } });
+
+      const execute = (requester: 'executor' | 'heir') =>
+        ({
+          right: 'post-mortem-directives',
+          identities: [{ kind: 'email', value: requester === 'executor' ? 'eva@example.com' : 'heir@example.com' }],
+          details: {
+            action: 'execute',
+            directiveId: give,
+            requester,
+            deceased: dan[0],
+            proofOfDeath: { kind: 'death-certificate', reference: 'DC-1' },
+            ...(requester === 'heir' ? { proofOfStanding: { kind: 'notarial-deed', reference: 'ND-9' } } : {}),
+          },
+        }) as SubmitRequestInput;
+
+      const byExecutor = await completeVerified(ctx, execute('executor'), 'eva@example.com');
+      expect((await ctx.service.get(byExecutor)).status).toBe('in-progress');
+
+      const revoke = await completeVerified(
+        ctx,
+        { right: 'post-mortem-directives', identities: dan, details: { action: 'revoke', directiveId: give } },
+        'dan@example.com',
+      );
+      await ctx.service.transition(revoke, { to: 'completed', by: 'staff:eve' });
+      expect((await ctx.service.directivesFor(dan))[0]?.status).toBe('revoked');
+
+      await expectCode(ctx.service.transition(byExecutor, { to: 'completed', by: 'staff:eve' }), 'requests/directive-revoked');
+      const { requestId: late } = await ctx.service.submit(execute('heir'));
+      await ctx.service.whenIdle();
+      await ctx.service.verify({ requestId: late, code: codeIn(ctx.mailsTo('heir@example.com').at(-1)!.text) });
+      await expectCode(ctx.service.transition(late, { to: 'in-progress', by: 'staff:eve' }), 'requests/directive-revoked');
+      expect((await ctx.service.get(late)).status).toBe('verified');
+    });
+
+    it('refuses an heir without proof and a stranger posing as executor', async () => {
+      const ctx = setup();
+      const before = (await allRows(database.db, 'privacykit_requests_requests')).length;
+      await expectCode(
+        ctx.service.submit({
+          right: 'post-mortem-directives',
+          identities: [{ kind: 'email', value: 'heir@example.com' }],
+          details: {
+            action: 'execute',
+            requester: 'heir',
+            deceased: { kind: 'email', value: 'gone@example.com' },
+            proofOfDeath: { kind: 'death-certificate', reference: 'DC-2' },
+          },
+        }),
+        'requests/proof-required',
+      );
+      await expectCode(
+        ctx.service.submit({
+          right: 'post-mortem-directives',
+          identities: [{ kind: 'email', value: 'heir@example.com' }],
+          details: { action: 'execute', requester: 'heir', deceased: { kind: 'email', value: 'gone@example.com' } },
+        }),
+        'requests/proof-required',
+      );
+      expect((await allRows(database.db, 'privacykit_requests_requests')).length).toBe(before);
+
+      const gone = [{ kind: 'email', value: 'gone@example.com' }];
+      const give = await completeVerified(
+        ctx,
+        {
+          right: 'post-mortem-directives',
+          identities: gone,
+          details: {
+            action: 'give',
+            kind: 'particular',
+            instructions: 'Send my photos to Eva.',
+            executor: { name: 'Eva', email: 'eva@example.com' },
+          },
+        },
+        'gone@example.com',
+      );
+      await ctx.service.transition(give, { to: 'completed', by: 'staff:eve' });
+      const stranger = await completeVerified(
+        ctx,
+        {
+          right: 'post-mortem-directives',
+          identities: [{ kind: 'email', value: 'mallory@example.com' }],
+          details: {
+            action: 'execute',
+            directiveId: give,
+            requester: 'executor',
+            deceased: gone[0]!,
+            proofOfDeath: { kind: 'death-certificate', reference: 'forged' },
+          },
+        },
+        'mallory@example.com',
+      ).catch((error: unknown) => error);
+      expect(isPrivacyKitError(stranger, 'requests/not-executor')).toBe(true);
+
+      // An heir with proof may go ahead.
+      const heir = await completeVerified(
+        ctx,
+        {
+          right: 'post-mortem-directives',
+          identities: [{ kind: 'email', value: 'heir@example.com' }],
+          details: {
+            action: 'execute',
+            directiveId: give,
+            requester: 'heir',
+            deceased: gone[0]!,
+            proofOfDeath: { kind: 'death-certificate', reference: 'DC-3' },
+            proofOfStanding: { kind: 'notarial-deed', reference: 'ND-3' },
+          },
+        },
+        'heir@example.com',
+      );
+      expect((await ctx.service.transition(heir, { to: 'completed', by: 'staff:eve' })).status).toBe('completed');
+    });
+  });
+
+  describe('history, tenancy and secrets', () => {
+    it('exports a subject’s requests and audit as plain JSON without secrets', async () => {
+      const ctx = setup();
+      const id = await verified(ctx, 'hist@example.com');
+      await ctx.service.transition(id, { to: 'in-progress', by: 'staff:eve' });
+      ctx.clock.advance(MINUTE);
+      await ctx.service.submit({
+        right: 'erasure',
+        identities: [
+          { kind: 'email', value: 'hist@example.com' },
+          { kind: 'email', value: 'someone.else@example.com' },
+        ],
+      });
+      const history = await ctx.service.historyFor([{ kind: 'email', value: 'HIST@example.com' }]);
+      expect(history.requests.map((request) => request.right)).toEqual(['access', 'erasure']);
+      expect(history.audit.some((entry) => entry.requestId === id && entry.to === 'in-progress')).toBe(true);
+      const json = JSON.stringify(history);
+      expect(JSON.parse(json)).toEqual(history);
+      expect(json).not.toContain('someone.else');
+      expect(json).not.toMatch(/[0-9a-f]{64}/);
+      expect(json).not.toContain('hash');
+      expect(json).not.toContain(codeIn(ctx.mailsTo('hist@example.com')[0]!.text));
+    });
+
+    it('never shows one tenant’s requests to another', async () => {
+      const a = setup();
+      const b = setup();
+      const id = await verified(a, 'tenant@example.com');
+      await expectCode(b.service.get(id), 'requests/not-found');
+      await expectCode(b.service.getForRequester(id, { kind: 'email', value: 'tenant@example.com' }), 'requests/not-found');
+      expect(await b.service.list()).toEqual([]);
+      expect((await b.service.historyFor([{ kind: 'email', value: 'tenant@example.com' }])).requests).toEqual([]);
+      expect((await b.service.submit(access('tenant@example.com'))).duplicateOf).toBeNull();
+    });
+
+    it('creates a per-tenant HMAC key when none is configured', async () => {
+      const ctx = setup({ secret: undefined });
+      const id = await verified(ctx, 'key@example.com');
+      expect((await ctx.service.get(id)).status).toBe('verified');
+      const keys = (await allRows(database.db, 'privacykit_requests_secrets')).filter((row) => row.tenant === ctx.tenant);
+      expect(keys).toHaveLength(1);
+      expect(String(keys[0]?.secret).length).toBeGreaterThanOrEqual(43);
+    });
+  });
+});

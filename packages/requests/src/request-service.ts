@@ -1,0 +1,1460 @@
+import { newId, randomDigits, randomToken, systemClock, zodIssues } from '@privacykit/core';
+import type { Clock, DataMap, Policy } from '@privacykit/core';
+import { constantTimeEqual, hmacSha256Hex } from '@privacykit/core/crypto';
+import type { Kysely, Transaction } from 'kysely';
+import { z } from 'zod';
+import {
+  addCalendarDays,
+  addCalendarMonths,
+  calendarDaysBetween,
+  civilDateIn,
+  isValidZone,
+  nextWorkingDay,
+} from './deadline.js';
+import type { CivilDate } from './deadline.js';
+import { requestsError } from './errors.js';
+import {
+  identityLookupHash,
+  looksLikeEmail,
+  normaliseRequestIdentity,
+  requestIdentitySchema,
+} from './identity.js';
+import type { RequestIdentity } from './identity.js';
+import type { Mailer, MailMessage } from './mailer.js';
+import { describeRemedies, remediesFor } from './remedies.js';
+import type { Remedy } from './remedies.js';
+import { requestChannelSchema, requestDetailsSchemas, requestRightSchema } from './request-details.js';
+import type { PostMortemDetails, RequestChannel, RequestDetails, RequestRight } from './request-details.js';
+import { assertTransition, finalStatuses, isFinalStatus, requestStatusSchema } from './state-machine.js';
+import type { RequestStatus } from './state-machine.js';
+import type { IdentityRow, RequestRow, RequestsTables } from './tables.js';
+
+/** Art 12(5) "manifestly excessive" threshold: more than `maxRequests` from one identity in `windowDays`. */
+export interface ExcessiveThreshold {
+  maxRequests: number;
+  windowDays: number;
+}
+
+export interface RequestServiceOptions {
+  /** The host's database, migrated with `migrate(db, [requestMigrations])`. */
+  db: Kysely<any>;
+  /** The controller's policy: tenant, zone (deadlines), supervisory authority (remedies), purposes. */
+  policy: Policy;
+  clock?: Clock;
+  /** Sends verification challenges and notices; without it, nothing is mailed (the host delivers). */
+  mailer?: Mailer;
+  /**
+   * Key of the HMACs over codes, tokens and identities (≥ 32 bytes recommended). When omitted a
+   * random per-tenant key is created in `privacykit_requests_secrets` on first use; passing one
+   * from a secret store keeps the key away from the hashes it protects.
+   */
+  secret?: string | Uint8Array;
+  /**
+   * The channel registered for an identity (an email address from the host's account records),
+   * or nothing when none is known. Without this callback, an email identity is its own channel.
+   * Challenges go only there (hostile case 9: never to an address taken from the request alone).
+   */
+  lookupRegisteredChannel?: (
+    identity: RequestIdentity,
+  ) => Promise<string | null | undefined> | string | null | undefined;
+  /** Normalise identities exactly as the data map declares (core's `normaliseIdentity`). */
+  dataMap?: DataMap;
+  /** Digits of the one-time code, 6–8 (default 6). */
+  codeDigits?: number;
+  /** Minutes a challenge stays valid, at most 10 (default 10). */
+  codeTtlMinutes?: number;
+  /** Wrong codes before the request's verification locks, at most 5 (default 5). */
+  maxVerificationAttempts?: number;
+  /** Stop the Art 12(3) clock while identity is being checked (default false). */
+  pauseWhileVerifying?: boolean;
+  /** Same right + same identity within this many days returns the open request (default 7). */
+  duplicateWindowDays?: number;
+  /** Default: more than 10 requests from one identity within 30 days. */
+  excessive?: ExcessiveThreshold;
+  /** Public holidays of the controller: deadlines falling on them (or weekends) move to the next working day. */
+  holidays?: readonly CivilDate[];
+  /** Move deadlines off weekends (default: true when `holidays` is given). */
+  skipWeekends?: boolean;
+  /** Builds the verification link from its token; the mail shows the bare token otherwise. */
+  verificationLink?: (token: string) => string;
+  /** Called when a mail cannot be sent (the failure is also audited, without the address). */
+  onDeliveryError?: (error: unknown) => void;
+}
+
+const submitBase = z.object({
+  identities: z.array(requestIdentitySchema).min(1).max(10),
+  channel: requestChannelSchema.default('web'),
+  /** When the request reached the controller (a letter opened days ago); now when omitted. */
+  receivedAt: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
+  /** Where the requester asks the answer to go: must be one of their own email identities (hostile case 11). */
+  deliverTo: z.string().trim().min(1).max(320).optional(),
+});
+
+export const submitRequestSchema = z.discriminatedUnion('right', [
+  submitBase.extend({ right: z.literal('access'), details: requestDetailsSchemas.access.default({}) }),
+  submitBase.extend({
+    right: z.literal('portability'),
+    details: requestDetailsSchemas.portability.default({ format: 'json' }),
+  }),
+  submitBase.extend({ right: z.literal('rectification'), details: requestDetailsSchemas.rectification }),
+  submitBase.extend({ right: z.literal('erasure'), details: requestDetailsSchemas.erasure.default({}) }),
+  submitBase.extend({ right: z.literal('restriction'), details: requestDetailsSchemas.restriction }),
+  submitBase.extend({ right: z.literal('objection'), details: requestDetailsSchemas.objection }),
+  submitBase.extend({
+    right: z.literal('withdraw-consent'),
+    details: requestDetailsSchemas['withdraw-consent'],
+  }),
+  submitBase.extend({
+    right: z.literal('post-mortem-directives'),
+    details: requestDetailsSchemas['post-mortem-directives'],
+  }),
+]);
+export type SubmitRequestInput = z.input<typeof submitRequestSchema>;
+
+/**
+ * What `submit` answers. The shape and path are the same whether or not an identity is known to
+ * the controller (no account enumeration): show the requester only "check your registered
+ * channel". `duplicateOf` and `excessive` are for the host, not for an unverified requester.
+ */
+export interface SubmitResult {
+  requestId: string;
+  status: RequestStatus;
+  /** Set when an open request for the same right and identity already existed: its id. */
+  duplicateOf: string | null;
+  /** Art 12(5): this identity sent more requests than the threshold; no challenge was mailed. */
+  excessive: boolean;
+}
+
+export const verifyInputSchema = z.union([
+  z.object({ requestId: z.string().min(1).max(64), code: z.string().max(64) }).strict(),
+  z.object({ token: z.string().min(1).max(256) }).strict(),
+]);
+export type VerifyInput = z.infer<typeof verifyInputSchema>;
+
+export interface VerifyResult {
+  requestId: string;
+  status: RequestStatus;
+  /** Identities of the request still to be verified. */
+  remaining: number;
+}
+
+const staffText = z.string().trim().min(1).max(2000);
+const actor = z.string().trim().min(1).max(255);
+
+export const extendInputSchema = z
+  .object({
+    months: z.union([z.literal(1), z.literal(2)]),
+    reasons: z.array(z.string()).default([]),
+    by: actor,
+  })
+  .strict();
+export type ExtendInput = z.input<typeof extendInputSchema>;
+
+export const transitionInputSchema = z
+  .object({
+    to: requestStatusSchema,
+    by: actor,
+    /** Why, in staff's words; required for a denial (Art 12(4)). Never put personal data here. */
+    reason: z.string().trim().max(2000).optional(),
+  })
+  .strict();
+export type TransitionInput = z.input<typeof transitionInputSchema>;
+
+export const listFilterSchema = z
+  .object({
+    /** Open requests whose deadline has passed (in the controller's zone). */
+    overdue: z.boolean().optional(),
+    /** Open requests due strictly before this civil date (or instant, read in the controller's zone). */
+    dueBefore: z.union([z.string(), z.date()]).optional(),
+    status: z.array(requestStatusSchema).optional(),
+    right: requestRightSchema.optional(),
+    limit: z.number().int().positive().max(10_000).optional(),
+  })
+  .strict();
+export type ListFilter = z.input<typeof listFilterSchema>;
+
+export type RequestOutcome =
+  | { status: 'completed'; at: string; summary: string | null }
+  | { status: 'denied'; at: string; reason: string; remedies: Remedy[] }
+  | { status: 'cancelled'; at: string; reason: string | null };
+
+export interface RequestIdentityState {
+  kind: string;
+  /** Normalised value. */
+  value: string;
+  verified: boolean;
+  verifiedAt: string | null;
+}
+
+/** A rights request as the back office sees it. */
+export interface RequestRecord {
+  id: string;
+  tenant: string;
+  right: RequestRight;
+  details: RequestDetails;
+  channel: RequestChannel;
+  receivedAt: string;
+  /** Civil date of receipt in the controller's zone. */
+  receivedDate: CivilDate;
+  status: RequestStatus;
+  /** One month from receipt (Art 12(3)). */
+  deadline: CivilDate;
+  extension: { months: number; reasons: string[] };
+  /** Set once extended: receipt + 1 + extension months. */
+  extendedDeadline: CivilDate | null;
+  /** Days the clock stood still while identity was checked (when pausing is on). */
+  pausedDays: number;
+  /** The date that counts: extended deadline (or deadline) plus paused days. */
+  effectiveDeadline: CivilDate;
+  identities: RequestIdentityState[];
+  assignee: string | null;
+  outcome: RequestOutcome | null;
+  duplicateOf: string | null;
+  excessive: boolean;
+  verificationLocked: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One audited step (S07: UTC, no personal data beyond what staff typed in `reason`). */
+export interface RequestAuditEntry {
+  seq: number;
+  requestId: string;
+  at: string;
+  by: string;
+  action: string;
+  from: RequestStatus | null;
+  to: RequestStatus | null;
+  reason: string | null;
+  data: Record<string, unknown> | null;
+}
+
+/** A subject's request history, for their access export (Art 15, R14). No secrets, no hashes. */
+export interface RequestHistory {
+  requests: Array<Omit<RequestRecord, 'verificationLocked'>>;
+  audit: RequestAuditEntry[];
+}
+
+export interface PostMortemDirective {
+  id: string;
+  requestId: string;
+  kind: 'general' | 'particular';
+  instructions: string;
+  executor: { name: string; email: string } | null;
+  status: 'active' | 'revoked';
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface RequestService {
+  /** Records a request (any right, any channel) and sends challenges to the registered channels. */
+  submit(input: SubmitRequestInput): Promise<SubmitResult>;
+  /** Checks a one-time code (with the request id) or a link token. */
+  verify(input: VerifyInput): Promise<VerifyResult>;
+  /** Mails fresh challenges for a request still waiting for verification (same answer whatever the identity). */
+  resendChallenge(requestId: string): Promise<void>;
+  /** Art 12(3) extension by one or two further months, with reasons, while the first month runs. */
+  extend(requestId: string, input: ExtendInput): Promise<RequestRecord>;
+  /** Moves a request along the state machine, audited. */
+  transition(requestId: string, input: TransitionInput): Promise<RequestRecord>;
+  assign(requestId: string, input: { assignee: string | null; by: string }): Promise<RequestRecord>;
+  /** @throws `requests/not-found` */
+  get(requestId: string): Promise<RequestRecord>;
+  /** Object-level authorisation (S05): the request only if it belongs to this verified identity. */
+  getForRequester(
+    requestId: string,
+    verifiedIdentity: RequestIdentity | readonly RequestIdentity[],
+  ): Promise<RequestRecord>;
+  list(filter?: ListFilter): Promise<RequestRecord[]>;
+  /** Open requests due within `days` days from today (default 7), overdue ones excluded. */
+  dueSoon(options?: { days?: number }): Promise<RequestRecord[]>;
+  audit(requestId: string): Promise<RequestAuditEntry[]>;
+  /** The verified channel answers go to; the only delivery address there is (hostile case 11). */
+  deliveryChannel(requestId: string): Promise<string>;
+  /** Requests and their audit for a subject's access export. */
+  historyFor(identities: readonly RequestIdentity[]): Promise<RequestHistory>;
+  /** Post-mortem directives the subject gave (LIL art. 85). */
+  directivesFor(identities: readonly RequestIdentity[]): Promise<PostMortemDirective[]>;
+  /** Resolves once the mails started by earlier calls have been handed to the mailer. */
+  whenIdle(): Promise<void>;
+}
+
+type Db = Kysely<RequestsTables>;
+type Tx = Transaction<RequestsTables>;
+
+function invalid(error: z.ZodError, what: string): never {
+  const issues = zodIssues(error);
+  throw requestsError(
+    'requests/invalid-input',
+    `invalid ${what}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+    { issues },
+  );
+}
+
+function parseJson(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Creates the rights-request service: intake for every right, identity verification through a
+ * registered channel, the Art 12(3) deadline, extensions, the state machine and its audit
+ * (Art 12, 15–22, 5(2); LIL art. 85 directives).
+ *
+ * @throws PrivacyKitError `requests/invalid-options` or `requests/invalid-zone` on bad options.
+ */
+export function createRequestService(options: RequestServiceOptions): RequestService {
+  const { policy, mailer } = options;
+  const db = options.db as unknown as Db;
+  const clock = options.clock ?? systemClock;
+  const tenant = policy.tenant;
+  const zone = policy.zone;
+  const codeDigits = options.codeDigits ?? 6;
+  const ttlMinutes = options.codeTtlMinutes ?? 10;
+  const maxAttempts = options.maxVerificationAttempts ?? 5;
+  const duplicateWindowDays = options.duplicateWindowDays ?? 7;
+  const excessive = options.excessive ?? { maxRequests: 10, windowDays: 30 };
+  const pauseWhileVerifying = options.pauseWhileVerifying ?? false;
+  const workingDays =
+    options.holidays !== undefined || options.skipWeekends
+      ? { holidays: options.holidays ?? [], skipWeekends: options.skipWeekends ?? true }
+      : undefined;
+
+  if (!isValidZone(zone)) throw requestsError('requests/invalid-zone', `unknown time zone "${zone}"`);
+  if (!Number.isInteger(codeDigits) || codeDigits < 6 || codeDigits > 8)
+    throw requestsError('requests/invalid-options', 'codeDigits must be 6, 7 or 8');
+  if (!(ttlMinutes > 0 && ttlMinutes <= 10))
+    throw requestsError('requests/invalid-options', 'codeTtlMinutes must be above 0 and at most 10');
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 5)
+    throw requestsError('requests/invalid-options', 'maxVerificationAttempts must be 1 to 5');
+  if (!(duplicateWindowDays >= 0) || !(excessive.maxRequests >= 1) || !(excessive.windowDays > 0))
+    throw requestsError('requests/invalid-options', 'invalid duplicate or excessive thresholds');
+  if (options.secret !== undefined && options.secret.length < 16)
+    throw requestsError('requests/invalid-options', 'secret must have at least 16 bytes');
+
+  const pending = new Set<Promise<void>>();
+
+  let secretPromise: Promise<string | Uint8Array> | undefined;
+  const secret = (): Promise<string | Uint8Array> => {
+    if (options.secret !== undefined) return Promise.resolve(options.secret);
+    secretPromise ??= loadOrCreateSecret().catch((error: unknown) => {
+      secretPromise = undefined;
+      throw error;
+    });
+    return secretPromise;
+  };
+
+  async function loadOrCreateSecret(): Promise<string> {
+    const existing = await db
+      .selectFrom('privacykit_requests_secrets')
+      .select('secret')
+      .where('tenant', '=', tenant)
+      .executeTakeFirst();
+    if (existing) return existing.secret;
+    try {
+      await db
+        .insertInto('privacykit_requests_secrets')
+        .values({ tenant, secret: randomToken(32), created_at: clock.now().toISOString() })
+        .execute();
+    } catch {
+      // Another process created it first: read theirs.
+    }
+    const created = await db
+      .selectFrom('privacykit_requests_secrets')
+      .select('secret')
+      .where('tenant', '=', tenant)
+      .executeTakeFirstOrThrow();
+    return created.secret;
+  }
+
+  const now = () => clock.now();
+  const today = () => civilDateIn(now(), zone);
+  const roll = (date: CivilDate) => (workingDays ? nextWorkingDay(date, workingDays) : date);
+
+  function deadlines(receivedDate: CivilDate, extensionMonths: number, pausedDays: number) {
+    const deadline = roll(addCalendarMonths(receivedDate, 1));
+    const extendedDeadline =
+      extensionMonths > 0 ? roll(addCalendarMonths(receivedDate, 1 + extensionMonths)) : null;
+    const effectiveDeadline = roll(
+      addCalendarDays(addCalendarMonths(receivedDate, 1 + extensionMonths), pausedDays),
+    );
+    const firstMonthEnds = roll(addCalendarDays(addCalendarMonths(receivedDate, 1), pausedDays));
+    return { deadline, extendedDeadline, effectiveDeadline, firstMonthEnds };
+  }
+
+  function normalised(identity: RequestIdentity): RequestIdentity {
+    return { kind: identity.kind, value: normaliseRequestIdentity(identity, options.dataMap) };
+  }
+
+  async function hashesOf(identities: readonly RequestIdentity[]): Promise<string[]> {
+    const key = await secret();
+    return identities.map((identity) => {
+      const n = normalised(identity);
+      return identityLookupHash(key, n.kind, n.value);
+    });
+  }
+
+  async function audit(
+    trx: Tx | Db,
+    entry: {
+      requestId: string;
+      by: string;
+      action: string;
+      from?: RequestStatus | null;
+      to?: RequestStatus | null;
+      reason?: string | null;
+      data?: Record<string, unknown> | null;
+    },
+  ): Promise<void> {
+    await trx
+      .insertInto('privacykit_requests_audit')
+      .values({
+        tenant,
+        request_id: entry.requestId.slice(0, 64),
+        occurred_at: now().toISOString(),
+        actor: entry.by,
+        action: entry.action,
+        from_status: entry.from ?? null,
+        to_status: entry.to ?? null,
+        reason: entry.reason ?? null,
+        data: entry.data ? JSON.stringify(entry.data) : null,
+      })
+      .execute();
+  }
+
+  function deliver(message: MailMessage): void {
+    if (!mailer) return;
+    const task = mailer
+      .send(message)
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        options.onDeliveryError?.(error);
+      });
+    const tracked = task.finally(() => pending.delete(tracked));
+    pending.add(tracked);
+  }
+
+  async function deliverAndAudit(requestId: string, messages: MailMessage[], action: string): Promise<void> {
+    if (!mailer) return;
+    for (const message of messages) {
+      try {
+        await mailer.send(message);
+        await audit(db, { requestId, by: 'system', action: `${action}-sent` });
+      } catch (error) {
+        options.onDeliveryError?.(error);
+        await audit(db, { requestId, by: 'system', action: `${action}-failed` });
+      }
+    }
+  }
+
+  async function loadRow(trx: Tx | Db, requestId: string): Promise<RequestRow | undefined> {
+    return trx
+      .selectFrom('privacykit_requests_requests')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('id', '=', requestId)
+      .executeTakeFirst();
+  }
+
+  async function identitiesOf(trx: Tx | Db, requestIds: readonly string[]): Promise<IdentityRow[]> {
+    if (requestIds.length === 0) return [];
+    return trx
+      .selectFrom('privacykit_requests_identities')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('request_id', 'in', requestIds)
+      .orderBy('request_id')
+      .orderBy('position')
+      .execute();
+  }
+
+  function toRecord(row: RequestRow, identities: readonly IdentityRow[]): RequestRecord {
+    return {
+      id: row.id,
+      tenant: row.tenant,
+      right: requestRightSchema.parse(row.request_right),
+      details: parseJson(row.details) as RequestDetails,
+      channel: requestChannelSchema.parse(row.channel),
+      receivedAt: row.received_at,
+      receivedDate: row.received_date,
+      status: requestStatusSchema.parse(row.status),
+      deadline: row.deadline,
+      extension: {
+        months: Number(row.extension_months),
+        reasons: (parseJson(row.extension_reasons) as string[] | null) ?? [],
+      },
+      extendedDeadline: row.extended_deadline,
+      pausedDays: Number(row.paused_days),
+      effectiveDeadline: row.effective_deadline,
+      identities: identities
+        .filter((identity) => identity.request_id === row.id)
+        .map((identity) => ({
+          kind: identity.kind,
+          value: identity.value,
+          verified: identity.verified_at !== null,
+          verifiedAt: identity.verified_at,
+        })),
+      assignee: row.assignee,
+      outcome: parseJson(row.outcome) as RequestOutcome | null,
+      duplicateOf: row.duplicate_of,
+      excessive: Number(row.excessive) === 1,
+      verificationLocked: Number(row.verification_locked) === 1,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    };
+  }
+
+  async function load(trx: Tx | Db, requestId: string): Promise<RequestRecord> {
+    const row = await loadRow(trx, requestId);
+    if (!row) throw requestsError('requests/not-found', 'no such request');
+    return toRecord(row, await identitiesOf(trx, [row.id]));
+  }
+
+  async function records(rows: readonly RequestRow[]): Promise<RequestRecord[]> {
+    const identities = await identitiesOf(
+      db,
+      rows.map((row) => row.id),
+    );
+    return rows.map((row) => toRecord(row, identities));
+  }
+
+  /** Issues one challenge per identity; returns the mails to send once the transaction commits. */
+  async function issueChallenges(trx: Tx, requestId: string, identities: readonly IdentityRow[]) {
+    const key = await secret();
+    const issuedAt = now();
+    const expires = new Date(issuedAt.getTime() + ttlMinutes * 60_000).toISOString();
+    const mails: MailMessage[] = [];
+    for (const identity of identities) {
+      if (identity.verified_at !== null) continue;
+      const id = newId(issuedAt);
+      // Without a registered channel nobody will receive the code; the challenge is still written
+      // (same work, same answer) but with an unguessable secret instead of digits.
+      const code = identity.channel ? randomDigits(codeDigits) : randomToken(32);
+      const token = randomToken(32);
+      await trx
+        .insertInto('privacykit_requests_challenges')
+        .values({
+          id,
+          tenant,
+          request_id: requestId,
+          identity_id: identity.id,
+          code_hash: hmacSha256Hex(key, `code\u0000${id}\u0000${code}`),
+          token_hash: hmacSha256Hex(key, `token\u0000${token}`),
+          created_at: issuedAt.toISOString(),
+          expires_at: expires,
+          consumed_at: null,
+        })
+        .execute();
+      if (identity.channel) {
+        const link = options.verificationLink ? options.verificationLink(token) : token;
+        mails.push({
+          to: identity.channel,
+          subject: `Confirm your ${policy.controller.name} privacy request`,
+          text: [
+            `Someone asked ${policy.controller.name} to act on a privacy request linked to this address.`,
+            '',
+            `Your confirmation code: ${code}`,
+            `Or confirm with this link: ${link}`,
+            '',
+            `The code and link expire in ${ttlMinutes} minutes and work once.`,
+            'If you did not make this request, ignore this message: nothing will be disclosed.',
+          ].join('\n'),
+        });
+      }
+    }
+    return mails;
+  }
+
+  async function noticeChannels(requestId: string): Promise<string[]> {
+    const identities = await identitiesOf(db, [requestId]);
+    const verified = identities.filter((identity) => identity.verified_at !== null && identity.channel);
+    const chosen = verified.length > 0 ? verified : identities.filter((identity) => identity.channel);
+    return [...new Set(chosen.map((identity) => identity.channel as string))];
+  }
+
+  function checkPolicyReferences(input: z.infer<typeof submitRequestSchema>): void {
+    const known = new Set(policy.purposes.map((purpose) => purpose.id));
+    let purposes: readonly string[] = [];
+    if (input.right === 'withdraw-consent') purposes = input.details.purposes;
+    if (input.right === 'objection') purposes = input.details.purposes ?? [];
+    const unknown = purposes.filter((purpose) => !known.has(purpose));
+    if (unknown.length > 0) {
+      throw requestsError('requests/invalid-input', `unknown purpose(s): ${unknown.join(', ')}`, {
+        issues: unknown.map((purpose) => ({ path: 'details.purposes', message: `unknown purpose "${purpose}"` })),
+      });
+    }
+  }
+
+  function checkPostMortem(details: PostMortemDetails): void {
+    if (details.action !== 'execute') return;
+    if (!details.proofOfDeath) {
+      throw requestsError('requests/proof-required', 'carrying out a directive needs proof of death');
+    }
+    if (details.requester === 'heir' && !details.proofOfStanding) {
+      throw requestsError('requests/proof-required', 'an heir must prove their standing (LIL art. 85-II)');
+    }
+    if (details.requester === 'executor' && !details.directiveId) {
+      throw requestsError('requests/invalid-input', 'an executor acts on a directive: give its id');
+    }
+  }
+
+  async function submit(raw: SubmitRequestInput): Promise<SubmitResult> {
+    const parsed = submitRequestSchema.safeParse(raw);
+    if (!parsed.success) invalid(parsed.error, 'request');
+    const input = parsed.data;
+    checkPolicyReferences(input);
+    if (input.right === 'post-mortem-directives') checkPostMortem(input.details);
+
+    const identities = input.identities.map(normalised);
+    for (const identity of identities) {
+      if (identity.kind === 'email' && !looksLikeEmail(identity.value)) {
+        throw requestsError('requests/invalid-input', 'an email identity must look like an address', {
+          issues: [{ path: 'identities', message: 'expected an email address' }],
+        });
+      }
+    }
+    const unique = new Map(identities.map((identity) => [`${identity.kind}\u0000${identity.value}`, identity]));
+    if (unique.size !== identities.length) {
+      throw requestsError('requests/invalid-input', 'the same identity is given twice');
+    }
+    if (input.deliverTo !== undefined) {
+      const target = normaliseRequestIdentity({ kind: 'email', value: input.deliverTo });
+      const own = identities.some((identity) => identity.kind === 'email' && identity.value === target);
+      if (!own) {
+        throw requestsError(
+          'requests/delivery-address-mismatch',
+          'answers are only sent to the verified channel of the requester, never to another address',
+        );
+      }
+    }
+
+    const receivedAt = input.receivedAt ? new Date(input.receivedAt) : now();
+    const receivedDate = civilDateIn(receivedAt, zone);
+    const received = receivedAt.toISOString();
+    // The registered channel of each identity, looked up the same way whether it exists or not.
+    const channels: (string | null)[] = [];
+    for (const identity of identities) {
+      const found = options.lookupRegisteredChannel
+        ? await options.lookupRegisteredChannel(identity)
+        : identity.kind === 'email'
+          ? identity.value
+          : null;
+      channels.push(found ? found.trim() : null);
+    }
+    const key = await secret();
+    const hashes = identities.map((identity) => identityLookupHash(key, identity.kind, identity.value));
+
+    const at = now();
+    const result = await db.transaction().execute(async (trx) => {
+      const since = new Date(at.getTime() - duplicateWindowDays * 86_400_000).toISOString();
+      const duplicate = await trx
+        .selectFrom('privacykit_requests_requests as r')
+        .innerJoin('privacykit_requests_identities as i', 'i.request_id', 'r.id')
+        .select(['r.id', 'r.excessive', 'r.status', 'r.verification_locked'])
+        .where('r.tenant', '=', tenant)
+        .where('i.tenant', '=', tenant)
+        .where('i.lookup_hash', 'in', hashes)
+        .where('r.request_right', '=', input.right)
+        .where('r.status', 'not in', [...finalStatuses])
+        .where('r.received_at', '>=', since)
+        .orderBy('r.received_at')
+        .orderBy('r.id')
+        .limit(1)
+        .executeTakeFirst();
+
+      const requestId = duplicate?.id ?? newId(at);
+      for (const hash of hashes) {
+        await trx
+          .insertInto('privacykit_requests_intake')
+          .values({ id: newId(at), tenant, lookup_hash: hash, request_id: requestId, received_at: at.toISOString() })
+          .execute();
+      }
+      const windowStart = new Date(at.getTime() - excessive.windowDays * 86_400_000).toISOString();
+      const counts = await trx
+        .selectFrom('privacykit_requests_intake')
+        .select(['lookup_hash', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('tenant', '=', tenant)
+        .where('lookup_hash', 'in', hashes)
+        .where('received_at', '>=', windowStart)
+        .groupBy('lookup_hash')
+        .execute();
+      const flagged = counts.some((count) => Number(count.n) > excessive.maxRequests);
+
+      if (duplicate) {
+        await audit(trx, {
+          requestId,
+          by: 'subject',
+          action: 'duplicate-submission',
+          data: { channel: input.channel },
+        });
+        const alreadyFlagged = Number(duplicate.excessive) === 1;
+        if (flagged && !alreadyFlagged) {
+          await trx
+            .updateTable('privacykit_requests_requests')
+            .set({ excessive: 1, updated_at: at.toISOString() })
+            .where('tenant', '=', tenant)
+            .where('id', '=', requestId)
+            .execute();
+          await audit(trx, { requestId, by: 'system', action: 'flagged-excessive', data: { ...excessive } });
+        }
+        let mails: MailMessage[] = [];
+        // A lost code: re-send when nothing live is outstanding, but never to feed a flood.
+        if (!flagged && duplicate.status === 'identity-pending' && Number(duplicate.verification_locked) === 0) {
+          const live = await trx
+            .selectFrom('privacykit_requests_challenges')
+            .select('id')
+            .where('tenant', '=', tenant)
+            .where('request_id', '=', requestId)
+            .where('consumed_at', 'is', null)
+            .where('expires_at', '>', at.toISOString())
+            .executeTakeFirst();
+          if (!live) mails = await issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]));
+        }
+        return {
+          mails,
+          result: {
+            requestId,
+            status: requestStatusSchema.parse(duplicate.status),
+            duplicateOf: requestId,
+            excessive: flagged || alreadyFlagged,
+          },
+        };
+      }
+
+      const { deadline, effectiveDeadline } = deadlines(receivedDate, 0, 0);
+      await trx
+        .insertInto('privacykit_requests_requests')
+        .values({
+          id: requestId,
+          tenant,
+          request_right: input.right,
+          details: JSON.stringify(input.details),
+          channel: input.channel,
+          received_at: received,
+          received_date: receivedDate,
+          status: 'received',
+          deadline,
+          extension_months: 0,
+          extension_reasons: '[]',
+          extended_deadline: null,
+          pause_while_verifying: pauseWhileVerifying ? 1 : 0,
+          paused_days: 0,
+          effective_deadline: effectiveDeadline,
+          assignee: null,
+          outcome: null,
+          duplicate_of: null,
+          excessive: flagged ? 1 : 0,
+          verification_failures: 0,
+          verification_locked: 0,
+          created_at: at.toISOString(),
+          updated_at: at.toISOString(),
+        })
+        .execute();
+      const identityRows: IdentityRow[] = identities.map((identity, position) => ({
+        id: newId(at),
+        tenant,
+        request_id: requestId,
+        position,
+        kind: identity.kind,
+        value: identity.value,
+        lookup_hash: hashes[position] as string,
+        channel: channels[position] ?? null,
+        verified_at: null,
+      }));
+      await trx.insertInto('privacykit_requests_identities').values(identityRows).execute();
+      await audit(trx, {
+        requestId,
+        by: 'subject',
+        action: 'submitted',
+        to: 'received',
+        data: { right: input.right, channel: input.channel, identityKinds: identities.map((i) => i.kind) },
+      });
+      if (flagged) await audit(trx, { requestId, by: 'system', action: 'flagged-excessive', data: { ...excessive } });
+      await trx
+        .updateTable('privacykit_requests_requests')
+        .set({ status: 'identity-pending' })
+        .where('id', '=', requestId)
+        .where('tenant', '=', tenant)
+        .execute();
+      await audit(trx, {
+        requestId,
+        by: 'system',
+        action: 'transition',
+        from: 'received',
+        to: 'identity-pending',
+        reason: 'challenge sent to the registered channels',
+      });
+      const mails = await issueChallenges(trx, requestId, identityRows);
+      return {
+        mails: flagged ? [] : mails,
+        result: {
+          requestId,
+          status: 'identity-pending' as const,
+          duplicateOf: null,
+          excessive: flagged,
+        },
+      };
+    });
+    // Delivery is not awaited: the answer takes the same time whether a channel exists or not.
+    for (const mail of result.mails) deliver(mail);
+    return result.result;
+  }
+
+  async function resendChallenge(requestId: string): Promise<void> {
+    const mails = await db.transaction().execute(async (trx) => {
+      const row = await loadRow(trx, requestId);
+      if (!row || row.status !== 'identity-pending' || Number(row.verification_locked) === 1) return [];
+      if (Number(row.excessive) === 1) return [];
+      await trx
+        .updateTable('privacykit_requests_challenges')
+        .set({ consumed_at: now().toISOString() })
+        .where('tenant', '=', tenant)
+        .where('request_id', '=', requestId)
+        .where('consumed_at', 'is', null)
+        .execute();
+      await audit(trx, { requestId, by: 'subject', action: 'challenge-resent' });
+      return issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]));
+    });
+    for (const mail of mails) deliver(mail);
+  }
+
+  const failed = () =>
+    requestsError('requests/verification-failed', 'the code or link is not valid for this request');
+
+  async function recordFailure(requestId: string): Promise<never> {
+    const locked = await db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('privacykit_requests_requests')
+        .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
+        .where('tenant', '=', tenant)
+        .where('id', '=', requestId)
+        .execute();
+      const row = await loadRow(trx, requestId);
+      const failures = Number(row?.verification_failures ?? 0);
+      await audit(trx, { requestId, by: 'subject', action: 'verification-failed', data: { failures } });
+      if (failures >= maxAttempts && Number(row?.verification_locked) !== 1) {
+        await trx
+          .updateTable('privacykit_requests_requests')
+          .set({ verification_locked: 1, updated_at: now().toISOString() })
+          .where('tenant', '=', tenant)
+          .where('id', '=', requestId)
+          .execute();
+        await audit(trx, {
+          requestId,
+          by: 'system',
+          action: 'verification-locked',
+          reason: `${failures} wrong codes`,
+        });
+        return true;
+      }
+      return failures >= maxAttempts;
+    });
+    if (locked) {
+      throw requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
+    }
+    throw failed();
+  }
+
+  async function verify(raw: VerifyInput): Promise<VerifyResult> {
+    const parsed = verifyInputSchema.safeParse(raw);
+    if (!parsed.success) invalid(parsed.error, 'verification');
+    const input = parsed.data;
+    const key = await secret();
+    const at = now().toISOString();
+
+    let requestId: string;
+    let challengeId: string;
+    if ('token' in input) {
+      const tokenHash = hmacSha256Hex(key, `token\u0000${input.token}`);
+      const challenge = await db
+        .selectFrom('privacykit_requests_challenges')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('token_hash', '=', tokenHash)
+        .executeTakeFirst();
+      if (!challenge || !constantTimeEqual(challenge.token_hash, tokenHash)) throw failed();
+      const row = await loadRow(db, challenge.request_id);
+      if (!row || row.status !== 'identity-pending') throw failed();
+      if (Number(row.verification_locked) === 1) {
+        throw requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
+      }
+      if (challenge.consumed_at !== null) throw failed();
+      if (challenge.expires_at <= at) {
+        throw requestsError('requests/verification-expired', 'the link has expired: ask for a new one');
+      }
+      requestId = row.id;
+      challengeId = challenge.id;
+    } else {
+      const row = await loadRow(db, input.requestId);
+      if (!row || row.status !== 'identity-pending') throw failed();
+      if (Number(row.verification_locked) === 1) {
+        throw requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
+      }
+      const open = await db
+        .selectFrom('privacykit_requests_challenges')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('request_id', '=', row.id)
+        .where('consumed_at', 'is', null)
+        .execute();
+      const live = open.filter((challenge) => challenge.expires_at > at);
+      if (open.length > 0 && live.length === 0) {
+        throw requestsError('requests/verification-expired', 'the code has expired: ask for a new one');
+      }
+      const code = input.code.trim();
+      // Compare against every live challenge so the time taken does not tell which one matched.
+      let match: string | undefined;
+      for (const challenge of live) {
+        const equal = constantTimeEqual(challenge.code_hash, hmacSha256Hex(key, `code\u0000${challenge.id}\u0000${code}`));
+        if (equal && match === undefined) match = challenge.id;
+      }
+      if (match === undefined) return recordFailure(row.id);
+      requestId = row.id;
+      challengeId = match;
+    }
+
+    const outcome = await db.transaction().execute(async (trx) => {
+      const consumed = await trx
+        .updateTable('privacykit_requests_challenges')
+        .set({ consumed_at: at })
+        .where('tenant', '=', tenant)
+        .where('id', '=', challengeId)
+        .where('consumed_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(consumed.numUpdatedRows) !== 1) throw failed();
+      const challenge = await trx
+        .selectFrom('privacykit_requests_challenges')
+        .select('identity_id')
+        .where('id', '=', challengeId)
+        .executeTakeFirstOrThrow();
+      await trx
+        .updateTable('privacykit_requests_identities')
+        .set({ verified_at: at })
+        .where('tenant', '=', tenant)
+        .where('id', '=', challenge.identity_id)
+        .where('verified_at', 'is', null)
+        .execute();
+      // Other challenges of the same identity are spent too: one verification per identity.
+      await trx
+        .updateTable('privacykit_requests_challenges')
+        .set({ consumed_at: at })
+        .where('tenant', '=', tenant)
+        .where('identity_id', '=', challenge.identity_id)
+        .where('consumed_at', 'is', null)
+        .execute();
+      const identities = await identitiesOf(trx, [requestId]);
+      const position = identities.find((identity) => identity.id === challenge.identity_id)?.position;
+      await audit(trx, {
+        requestId,
+        by: 'subject',
+        action: 'identity-verified',
+        data: { identity: position, method: 'token' in input ? 'link' : 'code' },
+      });
+      const remaining = identities.filter((identity) => identity.verified_at === null).length;
+      if (remaining > 0) return { status: 'identity-pending' as RequestStatus, remaining };
+      await moveToVerified(trx, requestId, 'subject', 'every identity verified through its registered channel');
+      return { status: 'verified' as RequestStatus, remaining: 0 };
+    });
+    return { requestId, ...outcome };
+  }
+
+  async function moveToVerified(trx: Tx, requestId: string, by: string, reason: string): Promise<void> {
+    const row = await loadRow(trx, requestId);
+    if (!row) throw requestsError('requests/not-found', 'no such request');
+    const from = requestStatusSchema.parse(row.status);
+    assertTransition(from, 'verified');
+    const pausedDays =
+      Number(row.pause_while_verifying) === 1 ? Math.max(0, calendarDaysBetween(row.received_date, today())) : 0;
+    const { effectiveDeadline } = deadlines(row.received_date, Number(row.extension_months), pausedDays);
+    const updated = await trx
+      .updateTable('privacykit_requests_requests')
+      .set({
+        status: 'verified',
+        paused_days: pausedDays,
+        effective_deadline: effectiveDeadline,
+        updated_at: now().toISOString(),
+      })
+      .where('tenant', '=', tenant)
+      .where('id', '=', requestId)
+      .where('status', '=', from)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) !== 1) {
+      throw requestsError('requests/illegal-transition', 'the request changed meanwhile');
+    }
+    await audit(trx, {
+      requestId,
+      by,
+      action: 'transition',
+      from,
+      to: 'verified',
+      reason,
+      data: pausedDays > 0 ? { pausedDays, effectiveDeadline } : null,
+    });
+  }
+
+  async function extend(requestId: string, raw: ExtendInput): Promise<RequestRecord> {
+    const reasonsGiven = (raw as { reasons?: unknown }).reasons;
+    if (
+      !Array.isArray(reasonsGiven) ||
+      reasonsGiven.filter((reason) => typeof reason === 'string' && reason.trim().length > 0).length === 0
+    ) {
+      throw requestsError(
+        'requests/extension-reasons-required',
+        'an extension must give the subject its reasons (Art 12(3))',
+      );
+    }
+    const parsed = extendInputSchema.safeParse(raw);
+    if (!parsed.success) invalid(parsed.error, 'extension');
+    const input = parsed.data;
+    const reasons = input.reasons.map((reason) => reason.trim()).filter((reason) => reason.length > 0);
+    const record = await db.transaction().execute(async (trx) => {
+      const row = await loadRow(trx, requestId);
+      if (!row) throw requestsError('requests/not-found', 'no such request');
+      const status = requestStatusSchema.parse(row.status);
+      if (isFinalStatus(status)) {
+        throw requestsError('requests/illegal-transition', `a ${status} request cannot be extended`);
+      }
+      const paused = Number(row.paused_days);
+      const { firstMonthEnds } = deadlines(row.received_date, 0, paused);
+      if (today() > firstMonthEnds) {
+        throw requestsError(
+          'requests/extension-too-late',
+          `the first month ended on ${firstMonthEnds}: an extension must be decided within it (Art 12(3))`,
+        );
+      }
+      const total = Number(row.extension_months) + input.months;
+      if (total > 2) {
+        throw requestsError('requests/extension-limit', 'at most two further months in total (Art 12(3))');
+      }
+      const { extendedDeadline, effectiveDeadline } = deadlines(row.received_date, total, paused);
+      const allReasons = [...((parseJson(row.extension_reasons) as string[] | null) ?? []), ...reasons];
+      await trx
+        .updateTable('privacykit_requests_requests')
+        .set({
+          extension_months: total,
+          extension_reasons: JSON.stringify(allReasons),
+          extended_deadline: extendedDeadline,
+          effective_deadline: effectiveDeadline,
+          updated_at: now().toISOString(),
+        })
+        .where('tenant', '=', tenant)
+        .where('id', '=', requestId)
+        .execute();
+      await audit(trx, {
+        requestId,
+        by: input.by,
+        action: 'extended',
+        reason: reasons.join('; '),
+        data: { months: input.months, totalMonths: total, effectiveDeadline },
+      });
+      return load(trx, requestId);
+    });
+    const channels = await noticeChannels(requestId);
+    await deliverAndAudit(
+      requestId,
+      channels.map((to) => ({
+        to,
+        subject: `Your privacy request: more time needed`,
+        text: [
+          `${policy.controller.name} needs more time to answer your ${record.right} request.`,
+          `New deadline: ${record.effectiveDeadline}.`,
+          '',
+          'Reasons:',
+          ...record.extension.reasons.map((reason) => `- ${reason}`),
+        ].join('\n'),
+      })),
+      'extension-notice',
+    );
+    return record;
+  }
+
+  async function checkDirectiveExecution(trx: Tx, row: RequestRow): Promise<void> {
+    const details = parseJson(row.details) as PostMortemDetails;
+    if (details.action !== 'execute') return;
+    if (!details.proofOfDeath || (details.requester === 'heir' && !details.proofOfStanding)) {
+      throw requestsError('requests/proof-required', 'proof is missing');
+    }
+    if (!details.directiveId) return;
+    const directive = await trx
+      .selectFrom('privacykit_requests_directives')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('id', '=', details.directiveId)
+      .executeTakeFirst();
+    const [deceasedHash] = await hashesOf([details.deceased]);
+    const subjects = directive ? ((parseJson(directive.subject_hashes) as string[] | null) ?? []) : [];
+    if (!directive || !subjects.includes(deceasedHash as string)) {
+      throw requestsError('requests/directive-not-found', 'no such directive for this person');
+    }
+    if (directive.status !== 'active') {
+      throw requestsError('requests/directive-revoked', 'the directive was revoked: it must not be carried out');
+    }
+    if (details.requester === 'executor') {
+      const identities = await identitiesOf(trx, [row.id]);
+      const verifiedHashes = identities
+        .filter((identity) => identity.verified_at !== null)
+        .map((identity) => identity.lookup_hash);
+      if (!directive.executor_hash || !verifiedHashes.includes(directive.executor_hash)) {
+        throw requestsError(
+          'requests/not-executor',
+          'the requester is not the executor the directive designates: act as an heir, with proof',
+        );
+      }
+    }
+  }
+
+  async function completePostMortem(trx: Tx, row: RequestRow, at: string): Promise<void> {
+    const details = parseJson(row.details) as PostMortemDetails;
+    const identities = await identitiesOf(trx, [row.id]);
+    const verified = identities.filter((identity) => identity.verified_at !== null);
+    switch (details.action) {
+      case 'give': {
+        const key = await secret();
+        const executorHash = details.executor
+          ? identityLookupHash(key, 'email', normaliseRequestIdentity({ kind: 'email', value: details.executor.email }))
+          : null;
+        await trx
+          .insertInto('privacykit_requests_directives')
+          .values({
+            id: row.id,
+            tenant,
+            request_id: row.id,
+            kind: details.kind,
+            instructions: details.instructions,
+            executor: details.executor ? JSON.stringify(details.executor) : null,
+            executor_hash: executorHash,
+            subject_hashes: JSON.stringify(verified.map((identity) => identity.lookup_hash)),
+            status: 'active',
+            created_at: at,
+            revoked_at: null,
+            revoked_by_request: null,
+          })
+          .execute();
+        return;
+      }
+      case 'revoke': {
+        const directive = await trx
+          .selectFrom('privacykit_requests_directives')
+          .selectAll()
+          .where('tenant', '=', tenant)
+          .where('id', '=', details.directiveId)
+          .executeTakeFirst();
+        const subjects = directive ? ((parseJson(directive.subject_hashes) as string[] | null) ?? []) : [];
+        // Only the person who gave it may revoke it: object-level check on the verified identities.
+        if (!directive || !verified.some((identity) => subjects.includes(identity.lookup_hash))) {
+          throw requestsError('requests/directive-not-found', 'no such directive for this person');
+        }
+        await trx
+          .updateTable('privacykit_requests_directives')
+          .set({ status: 'revoked', revoked_at: at, revoked_by_request: row.id })
+          .where('tenant', '=', tenant)
+          .where('id', '=', details.directiveId)
+          .execute();
+        return;
+      }
+      case 'execute':
+        await checkDirectiveExecution(trx, row);
+        return;
+    }
+  }
+
+  async function transition(requestId: string, raw: TransitionInput): Promise<RequestRecord> {
+    const parsed = transitionInputSchema.safeParse(raw);
+    if (!parsed.success) invalid(parsed.error, 'transition');
+    const input = parsed.data;
+    const reason = input.reason && input.reason.length > 0 ? input.reason : null;
+    const record = await db.transaction().execute(async (trx) => {
+      const row = await loadRow(trx, requestId);
+      if (!row) throw requestsError('requests/not-found', 'no such request');
+      const from = requestStatusSchema.parse(row.status);
+      assertTransition(from, input.to);
+      const at = now().toISOString();
+      if (input.to === 'verified') {
+        const identities = await identitiesOf(trx, [requestId]);
+        if (identities.some((identity) => identity.verified_at === null)) {
+          throw requestsError(
+            'requests/identity-unverified',
+            'every identity of the request must be verified through its registered channel first',
+          );
+        }
+        await moveToVerified(trx, requestId, input.by, reason ?? 'identities verified');
+        return load(trx, requestId);
+      }
+      let outcome: RequestOutcome | null = null;
+      switch (input.to) {
+        case 'denied':
+          if (!reason) {
+            throw requestsError('requests/reason-required', 'a refusal must state its reasons (Art 12(4))');
+          }
+          outcome = { status: 'denied', at, reason, remedies: remediesFor(policy) };
+          break;
+        case 'completed':
+          if (row.request_right === 'post-mortem-directives') await completePostMortem(trx, row, at);
+          outcome = { status: 'completed', at, summary: reason };
+          break;
+        case 'cancelled':
+          outcome = { status: 'cancelled', at, reason };
+          break;
+        case 'in-progress':
+          if (row.request_right === 'post-mortem-directives') await checkDirectiveExecution(trx, row);
+          break;
+        case 'received':
+        case 'identity-pending':
+        case 'waiting-on-subject':
+          break;
+      }
+      const updated = await trx
+        .updateTable('privacykit_requests_requests')
+        .set({
+          status: input.to,
+          ...(outcome ? { outcome: JSON.stringify(outcome) } : {}),
+          updated_at: at,
+        })
+        .where('tenant', '=', tenant)
+        .where('id', '=', requestId)
+        .where('status', '=', from)
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) !== 1) {
+        throw requestsError('requests/illegal-transition', 'the request changed meanwhile: reload it');
+      }
+      await audit(trx, { requestId, by: input.by, action: 'transition', from, to: input.to, reason });
+      return load(trx, requestId);
+    });
+    if (record.outcome?.status === 'denied') {
+      const outcome = record.outcome;
+      const channels = await noticeChannels(requestId);
+      await deliverAndAudit(
+        requestId,
+        channels.map((to) => ({
+          to,
+          subject: 'Your privacy request: our answer',
+          text: [
+            `${policy.controller.name} will not act on your ${record.right} request.`,
+            '',
+            `Reason: ${outcome.reason}`,
+            '',
+            'Your remedies:',
+            describeRemedies(outcome.remedies),
+          ].join('\n'),
+        })),
+        'denial-notice',
+      );
+    }
+    return record;
+  }
+
+  async function assign(requestId: string, input: { assignee: string | null; by: string }) {
+    const by = actor.safeParse(input.by);
+    if (!by.success) invalid(by.error, 'assignment');
+    const assignee = input.assignee === null ? null : actor.safeParse(input.assignee);
+    if (assignee && !assignee.success) invalid(assignee.error, 'assignment');
+    return db.transaction().execute(async (trx) => {
+      const row = await loadRow(trx, requestId);
+      if (!row) throw requestsError('requests/not-found', 'no such request');
+      await trx
+        .updateTable('privacykit_requests_requests')
+        .set({ assignee: assignee ? assignee.data : null, updated_at: now().toISOString() })
+        .where('tenant', '=', tenant)
+        .where('id', '=', requestId)
+        .execute();
+      await audit(trx, {
+        requestId,
+        by: by.data,
+        action: 'assigned',
+        data: { assignee: assignee ? assignee.data : null },
+      });
+      return load(trx, requestId);
+    });
+  }
+
+  async function get(requestId: string): Promise<RequestRecord> {
+    return load(db, requestId);
+  }
+
+  async function getForRequester(
+    requestId: string,
+    verifiedIdentity: RequestIdentity | readonly RequestIdentity[],
+  ): Promise<RequestRecord> {
+    const given = Array.isArray(verifiedIdentity)
+      ? (verifiedIdentity as readonly RequestIdentity[])
+      : [verifiedIdentity as RequestIdentity];
+    const parsed = z.array(requestIdentitySchema).min(1).safeParse(given);
+    const notFound = requestsError('requests/not-found', 'no such request');
+    if (!parsed.success) throw notFound;
+    const hashes = await hashesOf(parsed.data);
+    const row = typeof requestId === 'string' && requestId.length <= 64 ? await loadRow(db, requestId) : undefined;
+    if (row) {
+      const identities = await identitiesOf(db, [row.id]);
+      if (identities.some((identity) => hashes.includes(identity.lookup_hash))) {
+        return toRecord(row, identities);
+      }
+    }
+    // Same answer for "does not exist" and "not yours" (S05, hostile case 12), but logged.
+    await audit(db, {
+      requestId: typeof requestId === 'string' ? requestId : String(requestId),
+      by: 'requester',
+      action: 'access-refused',
+      reason: row ? 'request belongs to another subject' : 'unknown request id',
+    });
+    throw notFound;
+  }
+
+  async function list(raw: ListFilter = {}): Promise<RequestRecord[]> {
+    const parsed = listFilterSchema.safeParse(raw);
+    if (!parsed.success) invalid(parsed.error, 'filter');
+    const filter = parsed.data;
+    let query = db.selectFrom('privacykit_requests_requests').selectAll().where('tenant', '=', tenant);
+    if (filter.status) query = query.where('status', 'in', filter.status);
+    if (filter.right) query = query.where('request_right', '=', filter.right);
+    if (filter.overdue || filter.dueBefore !== undefined) {
+      query = query.where('status', 'not in', [...finalStatuses]);
+    }
+    if (filter.overdue) query = query.where('effective_deadline', '<', today());
+    if (filter.dueBefore !== undefined) {
+      const before =
+        typeof filter.dueBefore === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(filter.dueBefore)
+          ? addCalendarDays(filter.dueBefore, 0)
+          : civilDateIn(filter.dueBefore, zone);
+      query = query.where('effective_deadline', '<', before);
+    }
+    const rows = await query
+      .orderBy('effective_deadline')
+      .orderBy('id')
+      .limit(filter.limit ?? 1000)
+      .execute();
+    return records(rows);
+  }
+
+  async function dueSoon(input: { days?: number } = {}): Promise<RequestRecord[]> {
+    const days = input.days ?? 7;
+    if (!Number.isInteger(days) || days < 0) throw requestsError('requests/invalid-input', 'days must be ≥ 0');
+    const rows = await db
+      .selectFrom('privacykit_requests_requests')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('status', 'not in', [...finalStatuses])
+      .where('effective_deadline', '>=', today())
+      .where('effective_deadline', '<=', addCalendarDays(today(), days))
+      .orderBy('effective_deadline')
+      .orderBy('id')
+      .execute();
+    return records(rows);
+  }
+
+  async function auditOf(requestIds: readonly string[]): Promise<RequestAuditEntry[]> {
+    if (requestIds.length === 0) return [];
+    const rows = await db
+      .selectFrom('privacykit_requests_audit')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('request_id', 'in', requestIds)
+      .orderBy('seq')
+      .execute();
+    return rows.map((row) => ({
+      seq: Number(row.seq),
+      requestId: row.request_id,
+      at: row.occurred_at,
+      by: row.actor,
+      action: row.action,
+      from: row.from_status as RequestStatus | null,
+      to: row.to_status as RequestStatus | null,
+      reason: row.reason,
+      data: parseJson(row.data) as Record<string, unknown> | null,
+    }));
+  }
+
+  async function deliveryChannel(requestId: string): Promise<string> {
+    const record = await load(db, requestId);
+    const identities = await identitiesOf(db, [requestId]);
+    const verified = identities.find((identity) => identity.verified_at !== null && identity.channel);
+    if (!verified?.channel || record.status === 'identity-pending' || record.status === 'received') {
+      throw requestsError('requests/identity-unverified', 'the request has no verified channel to deliver to');
+    }
+    return verified.channel;
+  }
+
+  async function requestIdsFor(identities: readonly RequestIdentity[]): Promise<{ ids: string[]; hashes: string[] }> {
+    const parsed = z.array(requestIdentitySchema).min(1).safeParse(identities);
+    if (!parsed.success) invalid(parsed.error, 'identities');
+    const hashes = await hashesOf(parsed.data);
+    const rows = await db
+      .selectFrom('privacykit_requests_identities')
+      .select('request_id')
+      .distinct()
+      .where('tenant', '=', tenant)
+      .where('lookup_hash', 'in', hashes)
+      .execute();
+    return { ids: rows.map((row) => row.request_id), hashes };
+  }
+
+  async function historyFor(identities: readonly RequestIdentity[]): Promise<RequestHistory> {
+    const { ids, hashes } = await requestIdsFor(identities);
+    if (ids.length === 0) return { requests: [], audit: [] };
+    const rows = await db
+      .selectFrom('privacykit_requests_requests')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('id', 'in', ids)
+      .orderBy('received_at')
+      .orderBy('id')
+      .execute();
+    const identityRows = await identitiesOf(db, ids);
+    const requests = rows.map((row) => {
+      // Only the subject's own identities: a request may also name someone else's.
+      const own = identityRows.filter((identity) => hashes.includes(identity.lookup_hash));
+      const { verificationLocked: _locked, ...record } = toRecord(row, own);
+      return record;
+    });
+    return { requests, audit: await auditOf(ids) };
+  }
+
+  async function directivesFor(identities: readonly RequestIdentity[]): Promise<PostMortemDirective[]> {
+    const parsed = z.array(requestIdentitySchema).min(1).safeParse(identities);
+    if (!parsed.success) invalid(parsed.error, 'identities');
+    const hashes = await hashesOf(parsed.data);
+    const rows = await db
+      .selectFrom('privacykit_requests_directives')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .orderBy('created_at')
+      .execute();
+    return rows
+      .filter((row) => ((parseJson(row.subject_hashes) as string[] | null) ?? []).some((h) => hashes.includes(h)))
+      .map((row) => ({
+        id: row.id,
+        requestId: row.request_id,
+        kind: row.kind as 'general' | 'particular',
+        instructions: row.instructions,
+        executor: parseJson(row.executor) as { name: string; email: string } | null,
+        status: row.status as 'active' | 'revoked',
+        createdAt: row.created_at,
+        revokedAt: row.revoked_at,
+      }));
+  }
+
+  async function whenIdle(): Promise<void> {
+    while (pending.size > 0) await Promise.all([...pending]);
+  }
+
+  return {
+    submit,
+    verify,
+    resendChallenge,
+    extend,
+    transition,
+    assign,
+    get,
+    getForRequester,
+    list,
+    dueSoon,
+    audit: (requestId) => auditOf([requestId]),
+    deliveryChannel,
+    historyFor,
+    directivesFor,
+    whenIdle,
+  };
+}

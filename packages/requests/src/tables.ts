@@ -1,0 +1,105 @@
+import type { Generated } from 'kysely';
+
+// Row shapes of the package's tables, for typed kysely queries inside the package.
+
+export interface RequestRow {
+  id: string;
+  tenant: string;
+  request_right: string;
+  details: string;
+  channel: string;
+  received_at: string;
+  received_date: string;
+  status: string;
+  deadline: string;
+  extension_months: number;
+  extension_reasons: string;
+  extended_deadline: string | null;
+  pause_while_verifying: number;
+  paused_days: number;
+  effective_deadline: string;
+  assignee: string | null;
+  outcome: string | null;
+  duplicate_of: string | null;
+  excessive: number;
+  verification_failures: number;
+  verification_locked: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface IdentityRow {
+  id: string;
+  tenant: string;
+  request_id: string;
+  position: number;
+  kind: string;
+  value: string;
+  lookup_hash: string;
+  channel: string | null;
+  verified_at: string | null;
+}
+
+export interface ChallengeRow {
+  id: string;
+  tenant: string;
+  request_id: string;
+  identity_id: string;
+  code_hash: string;
+  token_hash: string;
+  created_at: string;
+  expires_at: string;
+  consumed_at: string | null;
+}
+
+export interface AuditRow {
+  seq: Generated<number>;
+  tenant: string;
+  request_id: string;
+  occurred_at: string;
+  actor: string;
+  action: string;
+  from_status: string | null;
+  to_status: string | null;
+  reason: string | null;
+  data: string | null;
+}
+
+export interface IntakeRow {
+  id: string;
+  tenant: string;
+  lookup_hash: string;
+  request_id: string;
+  received_at: string;
+}
+
+export interface DirectiveRow {
+  id: string;
+  tenant: string;
+  request_id: string;
+  kind: string;
+  instructions: string;
+  executor: string | null;
+  executor_hash: string | null;
+  subject_hashes: string;
+  status: string;
+  created_at: string;
+  revoked_at: string | null;
+  revoked_by_request: string | null;
+}
+
+export interface SecretRow {
+  tenant: string;
+  secret: string;
+  created_at: string;
+}
+
+export interface RequestsTables {
+  privacykit_requests_requests: RequestRow;
+  privacykit_requests_identities: IdentityRow;
+  privacykit_requests_challenges: ChallengeRow;
+  privacykit_requests_audit: AuditRow;
+  privacykit_requests_intake: IntakeRow;
+  privacykit_requests_directives: DirectiveRow;
+  privacykit_requests_secrets: SecretRow;
+}
