@@ -1,0 +1,17 @@
+import { InvalidArgumentError } from 'commander';
+import { isPrivacyKitError } from '@privacykit/core';
+import { parseDuration, parsePositiveInteger } from './duration.js';
+
+/** Turns a parse function into a commander option parser that reports a usage error. */
+export function optionParser<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (error) {
+      throw new InvalidArgumentError(isPrivacyKitError(error) ? error.message : String(error));
+    }
+  };
+}
+
+export const durationOption = optionParser(parseDuration);
+export const positiveIntegerOption = optionParser((text) => parsePositiveInteger(text, 'this option'));
