@@ -1,9 +1,12 @@
-import { autoIncrementColumn, columnType } from '@privacykit/core/db';
+import { autoIncrementColumn, columnType, engineOf } from '@privacykit/core/db';
 import type { PackageMigrations } from '@privacykit/core/db';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 
-const key = sql`varchar(191)`;
+// Row keys compare with `cast(key as char)` of the host table: on MySQL a binary collation
+// both avoids a collation clash and keeps 'A' and 'a' distinct keys.
+const keyType = (db: Kysely<any>) =>
+  engineOf(db) === 'mysql' ? sql`varchar(191) character set utf8mb4 collate utf8mb4_bin` : sql`varchar(191)`;
 const name = sql`varchar(128)`;
 
 /**
@@ -16,6 +19,7 @@ export const retentionMigrations: PackageMigrations = {
   migrations: {
     '0001_init': {
       async up(db: Kysely<any>) {
+        const key = keyType(db);
         await db.schema
           .createTable('privacykit_retention_holds')
           .addColumn('id', columnType.id, (col) => col.primaryKey())
