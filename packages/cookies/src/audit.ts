@@ -1,0 +1,144 @@
+import { type Clock, systemClock } from '@privacykit/core';
+import { z } from 'zod';
+import { type Classifier, type CookieClassification, type ClassifyOptions, createClassifier } from './classifier.js';
+import { type ConsentState, consentCovers, consentStateSchema } from './consent-state.js';
+import { cookiesError } from './errors.js';
+import { cookieLifetimeSeconds } from './lifetime.js';
+import { type SetCookie, parseSetCookieHeaders } from './set-cookie.js';
+import { isFirstParty, normaliseHost } from './site.js';
+
+export interface AuditResponse {
+  /** The URL that answered with these headers. */
+  url: string;
+  /** `Set-Cookie` values: an array, or one comma-joined string. */
+  setCookie: string | readonly string[] | undefined;
+}
+
+export interface AuditOptions extends ClassifyOptions {
+  /** The site being audited (a URL or host): cookies of another registrable domain are third-party. */
+  site: string;
+  responses: readonly AuditResponse[];
+  consent: ConsentState;
+  classifier?: Classifier;
+}
+
+export interface AuditedCookie {
+  cookie: SetCookie;
+  /** The cookie's domain: its Domain attribute, or the responding host. */
+  domain: string;
+  firstParty: boolean;
+  /** Seconds it lives; `null` for a session cookie. */
+  lifetimeSeconds: number | null;
+  setBy: string;
+  classification: CookieClassification;
+}
+
+export interface CookieViolation {
+  name: string;
+  domain: string;
+  category: CookieClassification['category'];
+  vendor?: string;
+  firstParty: boolean;
+  setBy: string;
+  reason: string;
+  classification: CookieClassification;
+}
+
+export interface CookieAudit {
+  cookies: AuditedCookie[];
+  violations: CookieViolation[];
+  /** Headers a browser would ignore, and deletions (Max-Age ≤ 0, past Expires), with the reason. */
+  skipped: { url: string; header?: string; name?: string; reason: string }[];
+}
+
+const auditSchema = z.object({
+  site: z.string().min(1),
+  responses: z.array(z.object({ url: z.string().min(1) }).passthrough()),
+  consent: consentStateSchema,
+});
+
+/**
+ * Lists the cookies the responses set without the consent they need (ePrivacy Art 5(3);
+ * GDPR Art 7(1) — the controller must be able to show consent came first).
+ */
+export function auditSetCookies(options: AuditOptions): CookieAudit {
+  const parsed = auditSchema.safeParse(options);
+  if (!parsed.success) {
+    throw cookiesError('cookies/invalid-input', `Invalid audit input: ${parsed.error.message}`, { cause: parsed.error });
+  }
+  const consent = parsed.data.consent;
+  const siteHost = hostOf(options.site);
+  if (siteHost === undefined) throw cookiesError('cookies/invalid-input', `Invalid site "${options.site}"`);
+  const classifier = options.classifier ?? createClassifier();
+  const clock: Clock = options.clock ?? systemClock;
+  const now = clock.now();
+  const callOptions: ClassifyOptions = { clock: { now: () => now } };
+  if (options.audienceMeasurementExempt) callOptions.audienceMeasurementExempt = options.audienceMeasurementExempt;
+  if (options.preferenceMaxLifetimeSeconds !== undefined) {
+    callOptions.preferenceMaxLifetimeSeconds = options.preferenceMaxLifetimeSeconds;
+  }
+
+  const audit: CookieAudit = { cookies: [], violations: [], skipped: [] };
+  for (const response of options.responses) {
+    const responseHost = hostOf(response.url);
+    if (responseHost === undefined) {
+      audit.skipped.push({ url: response.url, reason: 'invalid response URL' });
+      continue;
+    }
+    const batch = parseSetCookieHeaders(response.setCookie);
+    for (const skipped of batch.skipped) audit.skipped.push({ url: response.url, ...skipped });
+    for (const cookie of batch.cookies) {
+      const lifetimeSeconds = cookieLifetimeSeconds(cookie, now);
+      if (lifetimeSeconds === 0) {
+        audit.skipped.push({ url: response.url, name: cookie.name, reason: 'deletes the cookie (expired)' });
+        continue;
+      }
+      const domain = cookie.domain ?? responseHost;
+      const firstParty = isFirstParty(domain, siteHost);
+      const input = { name: cookie.name, domain, firstParty, value: cookie.value } as Parameters<Classifier['classify']>[0];
+      if (cookie.expires) input.expires = cookie.expires;
+      if (cookie.maxAge !== undefined) input.maxAge = cookie.maxAge;
+      if (cookie.sameSite) input.sameSite = cookie.sameSite;
+      if (cookie.path) input.path = cookie.path;
+      const classification = classifier.classify(input, callOptions);
+      audit.cookies.push({ cookie, domain, firstParty, lifetimeSeconds, setBy: response.url, classification });
+      const violation = violationOf(classification, consent, { domain, firstParty, setBy: response.url });
+      if (violation) audit.violations.push(violation);
+    }
+  }
+  return audit;
+}
+
+/** The violation a cookie with this classification is under `consent`, if any. */
+export function violationOf(
+  classification: CookieClassification,
+  consent: ConsentState,
+  where: { domain: string; firstParty: boolean; setBy: string },
+): CookieViolation | undefined {
+  if (!classification.consentRequired || consentCovers(consent, classification.category)) return undefined;
+  const reason =
+    classification.category === 'unclassified'
+      ? 'unclassified cookie: no consent can cover it until it is classified (add an override)'
+      : classification.category === 'marketing' && consent.marketing === true && consent.gpc === true
+        ? 'marketing cookie set although Global Privacy Control refuses it'
+        : `${classification.category} cookie set without ${classification.category} consent`;
+  const violation: CookieViolation = {
+    name: classification.name,
+    domain: where.domain,
+    category: classification.category,
+    firstParty: where.firstParty,
+    setBy: where.setBy,
+    reason,
+    classification,
+  };
+  if (classification.vendor) violation.vendor = classification.vendor;
+  return violation;
+}
+
+function hostOf(site: string): string | undefined {
+  try {
+    return normaliseHost(new URL(site.includes('://') ? site : `https://${site}`).hostname);
+  } catch {
+    return undefined;
+  }
+}
