@@ -1,14 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isPrivacyKitError } from '@privacykit/core';
-import {
-  addCalendarMonths,
-  civilDateIn,
-  deadlineFor,
-  nextWorkingDay,
-} from './deadline.js';
+import { addCalendarMonths, civilDateIn, deadlineFor, nextWorkingDay } from './deadline.js';
 
-const zones = ['UTC', 'Europe/Paris', 'Europe/London', 'America/New_York', 'Asia/Tokyo', 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'Australia/Adelaide'];
+const zones = [
+  'UTC',
+  'Europe/Paris',
+  'Europe/London',
+  'America/New_York',
+  'Asia/Tokyo',
+  'Pacific/Kiritimati',
+  'Pacific/Pago_Pago',
+  'Australia/Adelaide',
+];
 
 function daysInMonth(year: number, month: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate();
@@ -70,7 +74,11 @@ describe('deadlineFor (Art 12(3))', () => {
   it('property: the deadline is in the next month, on min(day, days in that month)', () => {
     fc.assert(
       fc.property(
-        fc.date({ min: new Date('1990-01-01T00:00:00Z'), max: new Date('2100-12-31T23:59:59Z'), noInvalidDate: true }),
+        fc.date({
+          min: new Date('1990-01-01T00:00:00Z'),
+          max: new Date('2100-12-31T23:59:59Z'),
+          noInvalidDate: true,
+        }),
         fc.constantFrom(...zones),
         (instant, zone) => {
           const received = civilDateIn(instant, zone);
@@ -88,10 +96,19 @@ describe('deadlineFor (Art 12(3))', () => {
   it('property: the civil date of receipt matches Intl in the zone (timezone edges)', () => {
     fc.assert(
       fc.property(
-        fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2060-01-01T00:00:00Z'), noInvalidDate: true }),
+        fc.date({
+          min: new Date('2000-01-01T00:00:00Z'),
+          max: new Date('2060-01-01T00:00:00Z'),
+          noInvalidDate: true,
+        }),
         fc.constantFrom(...zones),
         (instant, zone) => {
-          const parts = new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(instant);
+          const parts = new Intl.DateTimeFormat('en-CA', {
+            timeZone: zone,
+            year: 'numeric',
+            month: '2-digit',
+            day: '2-digit',
+          }).format(instant);
           expect(civilDateIn(instant, zone)).toBe(parts);
         },
       ),

@@ -18,7 +18,9 @@ function fromParts(date: Date): CivilDate {
 /** A civil date as a `TZDate` at midnight UTC, so date-fns arithmetic never meets a DST gap. */
 function toCalendarDate(date: CivilDate): TZDate {
   const match = civilDatePattern.exec(date);
-  const parsed = match ? new TZDate(Number(match[1]), Number(match[2]) - 1, Number(match[3]), 'UTC') : undefined;
+  const parsed = match
+    ? new TZDate(Number(match[1]), Number(match[2]) - 1, Number(match[3]), 'UTC')
+    : undefined;
   if (!parsed || Number.isNaN(parsed.getTime()) || fromParts(parsed) !== date) {
     throw requestsError('requests/invalid-input', `expected a civil date YYYY-MM-DD, got "${date}"`);
   }

@@ -17,9 +17,7 @@ const text = z.string().trim().min(1).max(2000);
 const purposeId = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a purpose id of the policy');
 
 /** Art 15: optionally narrowed to data categories. */
-export const accessDetailsSchema = z
-  .object({ categories: z.array(z.string().min(1)).optional() })
-  .strict();
+export const accessDetailsSchema = z.object({ categories: z.array(z.string().min(1)).optional() }).strict();
 
 /** Art 20: the portability subset, in JSON or CSV. */
 export const portabilityDetailsSchema = z
@@ -76,9 +74,7 @@ export const restrictionDetailsSchema = z
  * to processing on legitimate interests or public task (21(1)) states the subject's grounds.
  */
 export const objectionDetailsSchema = z.discriminatedUnion('kind', [
-  z
-    .object({ kind: z.literal('direct-marketing'), purposes: z.array(purposeId).optional() })
-    .strict(),
+  z.object({ kind: z.literal('direct-marketing'), purposes: z.array(purposeId).optional() }).strict(),
   z
     .object({
       kind: z.literal('particular-situation'),

@@ -58,14 +58,22 @@ describe.each(testEngines())('requests on $engine', (engine) => {
   const access = (email: string, extra: Partial<SubmitRequestInput> = {}): SubmitRequestInput =>
     ({ right: 'access', identities: [{ kind: 'email', value: email }], ...extra }) as SubmitRequestInput;
 
-  async function submitted(ctx: ReturnType<typeof setup>, email: string, extra: Partial<SubmitRequestInput> = {}) {
+  async function submitted(
+    ctx: ReturnType<typeof setup>,
+    email: string,
+    extra: Partial<SubmitRequestInput> = {},
+  ) {
     const result = await ctx.service.submit(access(email, extra));
     await ctx.service.whenIdle();
     const mail = ctx.mailsTo(email).at(-1);
     return { ...result, mail };
   }
 
-  async function verified(ctx: ReturnType<typeof setup>, email: string, extra: Partial<SubmitRequestInput> = {}) {
+  async function verified(
+    ctx: ReturnType<typeof setup>,
+    email: string,
+    extra: Partial<SubmitRequestInput> = {},
+  ) {
     const { requestId, mail } = await submitted(ctx, email, extra);
     if (!mail) throw new Error('no challenge mail');
     await ctx.service.verify({ requestId, code: codeIn(mail.text) });
@@ -82,7 +90,9 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const ctx = setup();
       const result = await ctx.service.submit(access('ada@example.com'));
       expect(result).toEqual({
-        requestId: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
+        requestId: expect.stringMatching(
+          /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+        ),
         status: 'identity-pending',
         duplicateOf: null,
         excessive: false,
@@ -98,7 +108,9 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         { kind: 'email', value: 'ada@example.com', verified: true, verifiedAt: '2024-01-31T10:00:00.000Z' },
       ]);
       const trail = await ctx.service.audit(result.requestId);
-      expect(trail.filter((entry) => entry.action === 'transition').map((entry) => [entry.from, entry.to])).toEqual([
+      expect(
+        trail.filter((entry) => entry.action === 'transition').map((entry) => [entry.from, entry.to]),
+      ).toEqual([
         ['received', 'identity-pending'],
         ['identity-pending', 'verified'],
       ]);
@@ -128,7 +140,10 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect(Buffer.from(token, 'base64url').length).toBeGreaterThanOrEqual(16);
       expect((await ctx.service.verify({ token })).status).toBe('verified');
       await expectCode(ctx.service.verify({ token }), 'requests/verification-failed');
-      await expectCode(ctx.service.verify({ requestId, code: codeIn(mail!.text) }), 'requests/verification-failed');
+      await expectCode(
+        ctx.service.verify({ requestId, code: codeIn(mail!.text) }),
+        'requests/verification-failed',
+      );
       await expectCode(ctx.service.verify({ token: 'A'.repeat(43) }), 'requests/verification-failed');
     });
 
@@ -136,16 +151,24 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const ctx = setup({ codeTtlMinutes: 5 });
       const { requestId, mail } = await submitted(ctx, 'late@example.com');
       ctx.clock.advance(5 * MINUTE + 1000);
-      await expectCode(ctx.service.verify({ requestId, code: codeIn(mail!.text) }), 'requests/verification-expired');
+      await expectCode(
+        ctx.service.verify({ requestId, code: codeIn(mail!.text) }),
+        'requests/verification-expired',
+      );
       await expectCode(ctx.service.verify({ token: tokenIn(mail!.text) }), 'requests/verification-expired');
       // A fresh challenge works; the old code stays dead.
       await ctx.service.resendChallenge(requestId);
       await ctx.service.whenIdle();
       const fresh = ctx.mailsTo('late@example.com').at(-1)!;
       expect(fresh).not.toBe(mail);
-      await expectCode(ctx.service.verify({ requestId, code: codeIn(mail!.text) }), 'requests/verification-failed');
+      await expectCode(
+        ctx.service.verify({ requestId, code: codeIn(mail!.text) }),
+        'requests/verification-failed',
+      );
       expect((await ctx.service.verify({ requestId, code: codeIn(fresh.text) })).status).toBe('verified');
-      expect(() => setup({ codeTtlMinutes: 11 })).toThrow(expect.objectContaining({ code: 'requests/invalid-options' }));
+      expect(() => setup({ codeTtlMinutes: 11 })).toThrow(
+        expect.objectContaining({ code: 'requests/invalid-options' }),
+      );
       expect(() => setup({ maxVerificationAttempts: 6 })).toThrow(
         expect.objectContaining({ code: 'requests/invalid-options' }),
       );
@@ -176,7 +199,10 @@ describe.each(testEngines())('requests on $engine', (engine) => {
     });
 
     it('requires every identity of a request to be verified before it is verified', async () => {
-      const registered: Record<string, string> = { 'C-1001': 'bob@example.com', 'bob@work.example': 'bob@work.example' };
+      const registered: Record<string, string> = {
+        'C-1001': 'bob@example.com',
+        'bob@work.example': 'bob@work.example',
+      };
       const ctx = setup({ lookupRegisteredChannel: (identity) => registered[identity.value] ?? null });
       const { requestId } = await ctx.service.submit({
         right: 'erasure',
@@ -201,7 +227,8 @@ describe.each(testEngines())('requests on $engine', (engine) => {
 
     it('answers the same whether or not the identity is known, and mails only known channels (no enumeration)', async () => {
       const ctx = setup({
-        lookupRegisteredChannel: (identity) => (identity.value === 'known@example.com' ? 'known@example.com' : null),
+        lookupRegisteredChannel: (identity) =>
+          identity.value === 'known@example.com' ? 'known@example.com' : null,
       });
       const known = await ctx.service.submit(access('known@example.com'));
       const unknown = await ctx.service.submit(access('nobody@example.com'));
@@ -215,7 +242,10 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect(challenges.filter((row) => row.request_id === known.requestId)).toHaveLength(1);
       expect(challenges.filter((row) => row.request_id === unknown.requestId)).toHaveLength(1);
       // Nobody can verify the unknown one with a guessed code.
-      await expectCode(ctx.service.verify({ requestId: unknown.requestId, code: '123456' }), 'requests/verification-failed');
+      await expectCode(
+        ctx.service.verify({ requestId: unknown.requestId, code: '123456' }),
+        'requests/verification-failed',
+      );
     });
   });
 
@@ -230,9 +260,15 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect(ctx.mailer.sent.map((mail) => mail.to)).toEqual(['alice@example.com']);
       // The impostor, without Alice's mailbox, can only guess — and gets locked out.
       for (let i = 0; i < 4; i++) {
-        await expectCode(ctx.service.verify({ requestId: spoofed.requestId, code: '000001' }), 'requests/verification-failed');
+        await expectCode(
+          ctx.service.verify({ requestId: spoofed.requestId, code: '000001' }),
+          'requests/verification-failed',
+        );
       }
-      await expectCode(ctx.service.verify({ requestId: spoofed.requestId, code: '000001' }), 'requests/verification-locked');
+      await expectCode(
+        ctx.service.verify({ requestId: spoofed.requestId, code: '000001' }),
+        'requests/verification-locked',
+      );
       await expectCode(ctx.service.deliveryChannel(spoofed.requestId), 'requests/identity-unverified');
       await expectCode(ctx.service.deliveryChannel(lookalike.requestId), 'requests/identity-unverified');
     });
@@ -272,12 +308,16 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const neighbour = bobs.slice(0, -1) + (bobs.endsWith('0') ? '1' : '0');
       await expectCode(ctx.service.getForRequester(neighbour, alice), 'requests/not-found');
       await expectCode(ctx.service.getForRequester('1', alice), 'requests/not-found');
-      expect((await ctx.service.getForRequester(bobs, { kind: 'email', value: 'BOB@example.com' })).id).toBe(bobs);
+      expect((await ctx.service.getForRequester(bobs, { kind: 'email', value: 'BOB@example.com' })).id).toBe(
+        bobs,
+      );
       const refused = (await ctx.service.audit(bobs)).filter((entry) => entry.action === 'access-refused');
       expect(refused).toHaveLength(1);
       expect(JSON.stringify(refused)).not.toContain('alice');
       const logged = await allRows(database.db, 'privacykit_requests_audit');
-      expect(logged.some((row) => row.request_id === neighbour && row.action === 'access-refused')).toBe(true);
+      expect(logged.some((row) => row.request_id === neighbour && row.action === 'access-refused')).toBe(
+        true,
+      );
     });
 
     it('matches Alice@ with alice@ but never full-width, Turkish ı or Kelvin-sign look-alikes (case 27)', async () => {
@@ -285,9 +325,19 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const id = await verified(ctx, 'kate@example.com');
       const same = await ctx.service.submit(access('  KATE@Example.COM '));
       expect(same.duplicateOf).toBe(id);
-      expect((await ctx.service.getForRequester(id, { kind: 'email', value: 'Kate@EXAMPLE.com' })).id).toBe(id);
-      for (const impostor of ['\u212Aate@example.com', 'ｋate@example.com', 'kate@examp\u0131e.com', 'KATE@EXAMPLE.COM\u200B']) {
-        await expectCode(ctx.service.getForRequester(id, { kind: 'email', value: impostor }), 'requests/not-found');
+      expect((await ctx.service.getForRequester(id, { kind: 'email', value: 'Kate@EXAMPLE.com' })).id).toBe(
+        id,
+      );
+      for (const impostor of [
+        '\u212Aate@example.com',
+        'ｋate@example.com',
+        'kate@examp\u0131e.com',
+        'KATE@EXAMPLE.COM\u200B',
+      ]) {
+        await expectCode(
+          ctx.service.getForRequester(id, { kind: 'email', value: impostor }),
+          'requests/not-found',
+        );
         expect((await ctx.service.historyFor([{ kind: 'email', value: impostor }])).requests).toEqual([]);
         const other = await ctx.service.submit(access(impostor));
         expect(other.duplicateOf).toBeNull();
@@ -303,18 +353,27 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       ctx.clock.advance(3 * DAY);
       const again = await ctx.service.submit(access('dup@example.com'));
       expect(again).toMatchObject({ requestId: first.requestId, duplicateOf: first.requestId });
-      const erasure = await ctx.service.submit({ right: 'erasure', identities: [{ kind: 'email', value: 'dup@example.com' }] });
+      const erasure = await ctx.service.submit({
+        right: 'erasure',
+        identities: [{ kind: 'email', value: 'dup@example.com' }],
+      });
       expect(erasure.duplicateOf).toBeNull();
       ctx.clock.advance(5 * DAY);
       const later = await ctx.service.submit(access('dup@example.com'));
       expect(later.duplicateOf).toBeNull();
-      expect((await ctx.service.audit(first.requestId)).map((entry) => entry.action)).toContain('duplicate-submission');
+      expect((await ctx.service.audit(first.requestId)).map((entry) => entry.action)).toContain(
+        'duplicate-submission',
+      );
     });
 
     it('does not treat a closed request as a duplicate', async () => {
       const ctx = setup();
       const first = await ctx.service.submit(access('closed@example.com'));
-      await ctx.service.transition(first.requestId, { to: 'cancelled', by: 'subject', reason: 'sent by mistake' });
+      await ctx.service.transition(first.requestId, {
+        to: 'cancelled',
+        by: 'subject',
+        reason: 'sent by mistake',
+      });
       expect((await ctx.service.submit(access('closed@example.com'))).duplicateOf).toBeNull();
     });
 
@@ -349,8 +408,14 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const ctx = setup({ start: '2024-01-31T22:59:00Z' }); // 23:59 in Paris on 31 Jan
       const { requestId } = await ctx.service.submit(access('jan@example.com'));
       const record = await ctx.service.get(requestId);
-      expect(record).toMatchObject({ receivedDate: '2024-01-31', deadline: '2024-02-29', effectiveDeadline: '2024-02-29' });
-      const late = await ctx.service.submit(access('feb@example.com', { receivedAt: '2024-01-31T23:30:00Z' }));
+      expect(record).toMatchObject({
+        receivedDate: '2024-01-31',
+        deadline: '2024-02-29',
+        effectiveDeadline: '2024-02-29',
+      });
+      const late = await ctx.service.submit(
+        access('feb@example.com', { receivedAt: '2024-01-31T23:30:00Z' }),
+      );
       expect((await ctx.service.get(late.requestId)).deadline).toBe('2024-03-01');
     });
 
@@ -364,7 +429,11 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const ctx = setup();
       const id = await verified(ctx, 'ext@example.com');
       ctx.clock.set('2024-02-20T10:00:00Z');
-      const record = await ctx.service.extend(id, { months: 2, reasons: ['42 tables to search across 3 systems'], by: 'staff:eve' });
+      const record = await ctx.service.extend(id, {
+        months: 2,
+        reasons: ['42 tables to search across 3 systems'],
+        by: 'staff:eve',
+      });
       expect(record.extension).toEqual({ months: 2, reasons: ['42 tables to search across 3 systems'] });
       expect(record.extendedDeadline).toBe('2024-04-30');
       expect(record.effectiveDeadline).toBe('2024-04-30');
@@ -373,7 +442,10 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect(notice.text).toContain('2024-04-30');
       const extended = (await ctx.service.audit(id)).find((entry) => entry.action === 'extended')!;
       expect(extended).toMatchObject({ by: 'staff:eve', reason: '42 tables to search across 3 systems' });
-      await expectCode(ctx.service.extend(id, { months: 1, reasons: ['more'], by: 'staff:eve' }), 'requests/extension-limit');
+      await expectCode(
+        ctx.service.extend(id, { months: 1, reasons: ['more'], by: 'staff:eve' }),
+        'requests/extension-limit',
+      );
     });
 
     it('refuses an extension after the first month or without reasons, writing nothing (case 8)', async () => {
@@ -381,8 +453,14 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const id = await verified(ctx, 'noext@example.com');
       const other = await verified(ctx, 'noext2@example.com');
       const auditBefore = (await ctx.service.audit(id)).length;
-      await expectCode(ctx.service.extend(id, { months: 1, reasons: [], by: 'staff:eve' }), 'requests/extension-reasons-required');
-      await expectCode(ctx.service.extend(id, { months: 1, reasons: ['  '], by: 'staff:eve' }), 'requests/extension-reasons-required');
+      await expectCode(
+        ctx.service.extend(id, { months: 1, reasons: [], by: 'staff:eve' }),
+        'requests/extension-reasons-required',
+      );
+      await expectCode(
+        ctx.service.extend(id, { months: 1, reasons: ['  '], by: 'staff:eve' }),
+        'requests/extension-reasons-required',
+      );
       await expectCode(
         ctx.service.extend(id, { months: 1, by: 'staff:eve' } as never),
         'requests/extension-reasons-required',
@@ -391,7 +469,10 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const inTime = await ctx.service.extend(id, { months: 1, reasons: ['complex'], by: 'staff:eve' });
       expect(inTime.effectiveDeadline).toBe('2024-03-31');
       ctx.clock.set('2024-02-29T23:00:00Z'); // 00:00 on 1 Mar in Paris: month one is over
-      await expectCode(ctx.service.extend(other, { months: 1, reasons: ['complex'], by: 'staff:eve' }), 'requests/extension-too-late');
+      await expectCode(
+        ctx.service.extend(other, { months: 1, reasons: ['complex'], by: 'staff:eve' }),
+        'requests/extension-too-late',
+      );
       const record = await ctx.service.get(other);
       expect(record.extension.months).toBe(0);
       expect((await ctx.service.audit(id)).length).toBe(auditBefore + 2); // the extension and its notice
@@ -408,8 +489,13 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       ctx.clock.set('2024-04-02T10:00:00Z');
       const overdue = await ctx.service.list({ overdue: true });
       expect(overdue.map((request) => request.id)).toEqual([early.requestId]);
-      expect((await ctx.service.list({ dueBefore: '2024-04-20' })).map((r) => r.id)).toEqual([early.requestId]);
-      expect((await ctx.service.list({ dueBefore: '2024-04-21' })).map((r) => r.id)).toEqual([early.requestId, later.requestId]);
+      expect((await ctx.service.list({ dueBefore: '2024-04-20' })).map((r) => r.id)).toEqual([
+        early.requestId,
+      ]);
+      expect((await ctx.service.list({ dueBefore: '2024-04-21' })).map((r) => r.id)).toEqual([
+        early.requestId,
+        later.requestId,
+      ]);
       expect((await ctx.service.dueSoon({ days: 30 })).map((r) => r.id)).toEqual([later.requestId]);
       expect((await ctx.service.dueSoon({ days: 7 })).map((r) => r.id)).toEqual([]);
     });
@@ -424,15 +510,25 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect(fresh).not.toBe(mail);
       await paused.service.verify({ requestId, code: codeIn(fresh.text) });
       const record = await paused.service.get(requestId);
-      expect(record).toMatchObject({ deadline: '2024-02-29', pausedDays: 3, effectiveDeadline: '2024-03-03' });
+      expect(record).toMatchObject({
+        deadline: '2024-02-29',
+        pausedDays: 3,
+        effectiveDeadline: '2024-03-03',
+      });
 
       const running = setup();
       const other = await submitted(running, 'fast@example.com');
       running.clock.advance(3 * DAY);
       await running.service.resendChallenge(other.requestId);
       await running.service.whenIdle();
-      await running.service.verify({ requestId: other.requestId, code: codeIn(running.mailsTo('fast@example.com').at(-1)!.text) });
-      expect(await running.service.get(other.requestId)).toMatchObject({ pausedDays: 0, effectiveDeadline: '2024-02-29' });
+      await running.service.verify({
+        requestId: other.requestId,
+        code: codeIn(running.mailsTo('fast@example.com').at(-1)!.text),
+      });
+      expect(await running.service.get(other.requestId)).toMatchObject({
+        pausedDays: 0,
+        effectiveDeadline: '2024-02-29',
+      });
     });
   });
 
@@ -441,11 +537,20 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const ctx = setup();
       const { requestId } = await ctx.service.submit(access('sm@example.com'));
       const auditBefore = (await ctx.service.audit(requestId)).length;
-      await expectCode(ctx.service.transition(requestId, { to: 'completed', by: 'staff:eve' }), 'requests/illegal-transition');
-      await expectCode(ctx.service.transition(requestId, { to: 'in-progress', by: 'staff:eve' }), 'requests/illegal-transition');
+      await expectCode(
+        ctx.service.transition(requestId, { to: 'completed', by: 'staff:eve' }),
+        'requests/illegal-transition',
+      );
+      await expectCode(
+        ctx.service.transition(requestId, { to: 'in-progress', by: 'staff:eve' }),
+        'requests/illegal-transition',
+      );
       expect((await ctx.service.get(requestId)).status).toBe('identity-pending');
       expect((await ctx.service.audit(requestId)).length).toBe(auditBefore);
-      await expectCode(ctx.service.transition('nope', { to: 'denied', by: 'staff:eve', reason: 'x' }), 'requests/not-found');
+      await expectCode(
+        ctx.service.transition('nope', { to: 'denied', by: 'staff:eve', reason: 'x' }),
+        'requests/not-found',
+      );
     });
 
     it('goes through waiting-on-subject and back, auditing who, when, from, to and why', async () => {
@@ -454,28 +559,62 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       await ctx.service.assign(id, { assignee: 'staff:eve', by: 'staff:lead' });
       await ctx.service.transition(id, { to: 'in-progress', by: 'staff:eve' });
       ctx.clock.advance(DAY);
-      await ctx.service.transition(id, { to: 'waiting-on-subject', by: 'staff:eve', reason: 'which account?' });
-      await expectCode(ctx.service.transition(id, { to: 'completed', by: 'staff:eve' }), 'requests/illegal-transition');
+      await ctx.service.transition(id, {
+        to: 'waiting-on-subject',
+        by: 'staff:eve',
+        reason: 'which account?',
+      });
+      await expectCode(
+        ctx.service.transition(id, { to: 'completed', by: 'staff:eve' }),
+        'requests/illegal-transition',
+      );
       await ctx.service.transition(id, { to: 'in-progress', by: 'staff:eve', reason: 'answered' });
-      const done = await ctx.service.transition(id, { to: 'completed', by: 'staff:eve', reason: 'export delivered' });
-      expect(done.outcome).toEqual({ status: 'completed', at: '2024-02-01T10:00:00.000Z', summary: 'export delivered' });
+      const done = await ctx.service.transition(id, {
+        to: 'completed',
+        by: 'staff:eve',
+        reason: 'export delivered',
+      });
+      expect(done.outcome).toEqual({
+        status: 'completed',
+        at: '2024-02-01T10:00:00.000Z',
+        summary: 'export delivered',
+      });
       expect(done.assignee).toBe('staff:eve');
       const trail = (await ctx.service.audit(id)).filter((entry) => entry.action === 'transition');
       expect(trail.slice(-4)).toMatchObject([
         { by: 'staff:eve', from: 'verified', to: 'in-progress', at: '2024-01-31T10:00:00.000Z' },
-        { by: 'staff:eve', from: 'in-progress', to: 'waiting-on-subject', reason: 'which account?', at: '2024-02-01T10:00:00.000Z' },
+        {
+          by: 'staff:eve',
+          from: 'in-progress',
+          to: 'waiting-on-subject',
+          reason: 'which account?',
+          at: '2024-02-01T10:00:00.000Z',
+        },
         { from: 'waiting-on-subject', to: 'in-progress', reason: 'answered' },
         { from: 'in-progress', to: 'completed', reason: 'export delivered' },
       ]);
-      await expectCode(ctx.service.transition(id, { to: 'in-progress', by: 'staff:eve' }), 'requests/illegal-transition');
+      await expectCode(
+        ctx.service.transition(id, { to: 'in-progress', by: 'staff:eve' }),
+        'requests/illegal-transition',
+      );
     });
 
     it('requires a reason to deny and attaches the remedies, mailed to the subject', async () => {
       const ctx = setup();
       const id = await verified(ctx, 'deny@example.com');
-      await expectCode(ctx.service.transition(id, { to: 'denied', by: 'staff:eve' }), 'requests/reason-required');
-      await expectCode(ctx.service.transition(id, { to: 'denied', by: 'staff:eve', reason: '   ' }), 'requests/reason-required');
-      const denied = await ctx.service.transition(id, { to: 'denied', by: 'staff:eve', reason: 'manifestly unfounded' });
+      await expectCode(
+        ctx.service.transition(id, { to: 'denied', by: 'staff:eve' }),
+        'requests/reason-required',
+      );
+      await expectCode(
+        ctx.service.transition(id, { to: 'denied', by: 'staff:eve', reason: '   ' }),
+        'requests/reason-required',
+      );
+      const denied = await ctx.service.transition(id, {
+        to: 'denied',
+        by: 'staff:eve',
+        reason: 'manifestly unfounded',
+      });
       expect(denied.outcome?.status).toBe('denied');
       if (denied.outcome?.status !== 'denied') throw new Error('unreachable');
       expect(denied.outcome.reason).toBe('manifestly unfounded');
@@ -516,7 +655,10 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         identities,
         details: { changes: [{ field: 'name', current: 'Ada Lovelase', corrected: 'Ada Lovelace' }] },
       });
-      expect((await ctx.service.get(marketing.requestId)).details).toEqual({ kind: 'direct-marketing', purposes: ['newsletter'] });
+      expect((await ctx.service.get(marketing.requestId)).details).toEqual({
+        kind: 'direct-marketing',
+        purposes: ['newsletter'],
+      });
       expect((await ctx.service.get(rectification.requestId)).details).toMatchObject({
         changes: [{ field: 'name', corrected: 'Ada Lovelace' }],
       });
@@ -540,25 +682,39 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         {
           right: 'post-mortem-directives',
           identities: dan,
-          details: { action: 'give', kind: 'general', instructions: 'Erase everything.', executor: { name: 'Eva', email: 'Eva@example.com' } },
+          details: {
+            action: 'give',
+            kind: 'general',
+            instructions: 'Erase everything.',
+            executor: { name: 'Eva', email: 'Eva@example.com' },
+          },
         },
         'dan@example.com',
       );
       await ctx.service.transition(give, { to: 'completed', by: 'staff:eve' });
       const [directive] = await ctx.service.directivesFor(dan);
-      expect(directive).toMatchObject({ id: give, kind: 'general', status: 'active', executor: { name: 'Eva' } });
+      expect(directive).toMatchObject({
+        id: give,
+        kind: 'general',
+        status: 'active',
+        executor: { name: 'Eva' },
+      });
 
       const execute = (requester: 'executor' | 'heir') =>
         ({
           right: 'post-mortem-directives',
-          identities: [{ kind: 'email', value: requester === 'executor' ? 'eva@example.com' : 'heir@example.com' }],
+          identities: [
+            { kind: 'email', value: requester === 'executor' ? 'eva@example.com' : 'heir@example.com' },
+          ],
           details: {
             action: 'execute',
             directiveId: give,
             requester,
             deceased: dan[0],
             proofOfDeath: { kind: 'death-certificate', reference: 'DC-1' },
-            ...(requester === 'heir' ? { proofOfStanding: { kind: 'notarial-deed', reference: 'ND-9' } } : {}),
+            ...(requester === 'heir'
+              ? { proofOfStanding: { kind: 'notarial-deed', reference: 'ND-9' } }
+              : {}),
           },
         }) as SubmitRequestInput;
 
@@ -567,17 +723,30 @@ describe.each(testEngines())('requests on $engine', (engine) => {
 
       const revoke = await completeVerified(
         ctx,
-        { right: 'post-mortem-directives', identities: dan, details: { action: 'revoke', directiveId: give } },
+        {
+          right: 'post-mortem-directives',
+          identities: dan,
+          details: { action: 'revoke', directiveId: give },
+        },
         'dan@example.com',
       );
       await ctx.service.transition(revoke, { to: 'completed', by: 'staff:eve' });
       expect((await ctx.service.directivesFor(dan))[0]?.status).toBe('revoked');
 
-      await expectCode(ctx.service.transition(byExecutor, { to: 'completed', by: 'staff:eve' }), 'requests/directive-revoked');
+      await expectCode(
+        ctx.service.transition(byExecutor, { to: 'completed', by: 'staff:eve' }),
+        'requests/directive-revoked',
+      );
       const { requestId: late } = await ctx.service.submit(execute('heir'));
       await ctx.service.whenIdle();
-      await ctx.service.verify({ requestId: late, code: codeIn(ctx.mailsTo('heir@example.com').at(-1)!.text) });
-      await expectCode(ctx.service.transition(late, { to: 'in-progress', by: 'staff:eve' }), 'requests/directive-revoked');
+      await ctx.service.verify({
+        requestId: late,
+        code: codeIn(ctx.mailsTo('heir@example.com').at(-1)!.text),
+      });
+      await expectCode(
+        ctx.service.transition(late, { to: 'in-progress', by: 'staff:eve' }),
+        'requests/directive-revoked',
+      );
       expect((await ctx.service.get(late)).status).toBe('verified');
     });
 
@@ -601,7 +770,11 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         ctx.service.submit({
           right: 'post-mortem-directives',
           identities: [{ kind: 'email', value: 'heir@example.com' }],
-          details: { action: 'execute', requester: 'heir', deceased: { kind: 'email', value: 'gone@example.com' } },
+          details: {
+            action: 'execute',
+            requester: 'heir',
+            deceased: { kind: 'email', value: 'gone@example.com' },
+          },
         }),
         'requests/proof-required',
       );
@@ -657,7 +830,9 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         },
         'heir@example.com',
       );
-      expect((await ctx.service.transition(heir, { to: 'completed', by: 'staff:eve' })).status).toBe('completed');
+      expect((await ctx.service.transition(heir, { to: 'completed', by: 'staff:eve' })).status).toBe(
+        'completed',
+      );
     });
   });
 
@@ -690,9 +865,14 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const b = setup();
       const id = await verified(a, 'tenant@example.com');
       await expectCode(b.service.get(id), 'requests/not-found');
-      await expectCode(b.service.getForRequester(id, { kind: 'email', value: 'tenant@example.com' }), 'requests/not-found');
+      await expectCode(
+        b.service.getForRequester(id, { kind: 'email', value: 'tenant@example.com' }),
+        'requests/not-found',
+      );
       expect(await b.service.list()).toEqual([]);
-      expect((await b.service.historyFor([{ kind: 'email', value: 'tenant@example.com' }])).requests).toEqual([]);
+      expect((await b.service.historyFor([{ kind: 'email', value: 'tenant@example.com' }])).requests).toEqual(
+        [],
+      );
       expect((await b.service.submit(access('tenant@example.com'))).duplicateOf).toBeNull();
     });
 
@@ -700,7 +880,9 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const ctx = setup({ secret: undefined });
       const id = await verified(ctx, 'key@example.com');
       expect((await ctx.service.get(id)).status).toBe('verified');
-      const keys = (await allRows(database.db, 'privacykit_requests_secrets')).filter((row) => row.tenant === ctx.tenant);
+      const keys = (await allRows(database.db, 'privacykit_requests_secrets')).filter(
+        (row) => row.tenant === ctx.tenant,
+      );
       expect(keys).toHaveLength(1);
       expect(String(keys[0]?.secret).length).toBeGreaterThanOrEqual(43);
     });

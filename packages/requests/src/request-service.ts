@@ -138,7 +138,6 @@ export interface VerifyResult {
   remaining: number;
 }
 
-const staffText = z.string().trim().min(1).max(2000);
 const actor = z.string().trim().min(1).max(255);
 
 export const extendInputSchema = z
@@ -584,7 +583,10 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const unknown = purposes.filter((purpose) => !known.has(purpose));
     if (unknown.length > 0) {
       throw requestsError('requests/invalid-input', `unknown purpose(s): ${unknown.join(', ')}`, {
-        issues: unknown.map((purpose) => ({ path: 'details.purposes', message: `unknown purpose "${purpose}"` })),
+        issues: unknown.map((purpose) => ({
+          path: 'details.purposes',
+          message: `unknown purpose "${purpose}"`,
+        })),
       });
     }
   }
@@ -617,7 +619,9 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         });
       }
     }
-    const unique = new Map(identities.map((identity) => [`${identity.kind}\u0000${identity.value}`, identity]));
+    const unique = new Map(
+      identities.map((identity) => [`${identity.kind}\u0000${identity.value}`, identity]),
+    );
     if (unique.size !== identities.length) {
       throw requestsError('requests/invalid-input', 'the same identity is given twice');
     }
@@ -670,7 +674,13 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       for (const hash of hashes) {
         await trx
           .insertInto('privacykit_requests_intake')
-          .values({ id: newId(at), tenant, lookup_hash: hash, request_id: requestId, received_at: at.toISOString() })
+          .values({
+            id: newId(at),
+            tenant,
+            lookup_hash: hash,
+            request_id: requestId,
+            received_at: at.toISOString(),
+          })
           .execute();
       }
       const windowStart = new Date(at.getTime() - excessive.windowDays * 86_400_000).toISOString();
@@ -703,7 +713,11 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         }
         let mails: MailMessage[] = [];
         // A lost code: re-send when nothing live is outstanding, but never to feed a flood.
-        if (!flagged && duplicate.status === 'identity-pending' && Number(duplicate.verification_locked) === 0) {
+        if (
+          !flagged &&
+          duplicate.status === 'identity-pending' &&
+          Number(duplicate.verification_locked) === 0
+        ) {
           const live = await trx
             .selectFrom('privacykit_requests_challenges')
             .select('id')
@@ -773,7 +787,8 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         to: 'received',
         data: { right: input.right, channel: input.channel, identityKinds: identities.map((i) => i.kind) },
       });
-      if (flagged) await audit(trx, { requestId, by: 'system', action: 'flagged-excessive', data: { ...excessive } });
+      if (flagged)
+        await audit(trx, { requestId, by: 'system', action: 'flagged-excessive', data: { ...excessive } });
       await trx
         .updateTable('privacykit_requests_requests')
         .set({ status: 'identity-pending' })
@@ -807,7 +822,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   async function resendChallenge(requestId: string): Promise<void> {
     const mails = await db.transaction().execute(async (trx) => {
       const row = await loadRow(trx, requestId);
-      if (!row || row.status !== 'identity-pending' || Number(row.verification_locked) === 1) return [];
+      if (row?.status !== 'identity-pending' || Number(row.verification_locked) === 1) return [];
       if (Number(row.excessive) === 1) return [];
       await trx
         .updateTable('privacykit_requests_challenges')
@@ -878,7 +893,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         .executeTakeFirst();
       if (!challenge || !constantTimeEqual(challenge.token_hash, tokenHash)) throw failed();
       const row = await loadRow(db, challenge.request_id);
-      if (!row || row.status !== 'identity-pending') throw failed();
+      if (row?.status !== 'identity-pending') throw failed();
       if (Number(row.verification_locked) === 1) {
         throw requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
       }
@@ -890,7 +905,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       challengeId = challenge.id;
     } else {
       const row = await loadRow(db, input.requestId);
-      if (!row || row.status !== 'identity-pending') throw failed();
+      if (row?.status !== 'identity-pending') throw failed();
       if (Number(row.verification_locked) === 1) {
         throw requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
       }
@@ -909,7 +924,10 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       // Compare against every live challenge so the time taken does not tell which one matched.
       let match: string | undefined;
       for (const challenge of live) {
-        const equal = constantTimeEqual(challenge.code_hash, hmacSha256Hex(key, `code\u0000${challenge.id}\u0000${code}`));
+        const equal = constantTimeEqual(
+          challenge.code_hash,
+          hmacSha256Hex(key, `code\u0000${challenge.id}\u0000${code}`),
+        );
         if (equal && match === undefined) match = challenge.id;
       }
       if (match === undefined) return recordFailure(row.id);
@@ -956,7 +974,12 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       });
       const remaining = identities.filter((identity) => identity.verified_at === null).length;
       if (remaining > 0) return { status: 'identity-pending' as RequestStatus, remaining };
-      await moveToVerified(trx, requestId, 'subject', 'every identity verified through its registered channel');
+      await moveToVerified(
+        trx,
+        requestId,
+        'subject',
+        'every identity verified through its registered channel',
+      );
       return { status: 'verified' as RequestStatus, remaining: 0 };
     });
     return { requestId, ...outcome };
@@ -968,7 +991,9 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const from = requestStatusSchema.parse(row.status);
     assertTransition(from, 'verified');
     const pausedDays =
-      Number(row.pause_while_verifying) === 1 ? Math.max(0, calendarDaysBetween(row.received_date, today())) : 0;
+      Number(row.pause_while_verifying) === 1
+        ? Math.max(0, calendarDaysBetween(row.received_date, today()))
+        : 0;
     const { effectiveDeadline } = deadlines(row.received_date, Number(row.extension_months), pausedDays);
     const updated = await trx
       .updateTable('privacykit_requests_requests')
@@ -1091,7 +1116,10 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       throw requestsError('requests/directive-not-found', 'no such directive for this person');
     }
     if (directive.status !== 'active') {
-      throw requestsError('requests/directive-revoked', 'the directive was revoked: it must not be carried out');
+      throw requestsError(
+        'requests/directive-revoked',
+        'the directive was revoked: it must not be carried out',
+      );
     }
     if (details.requester === 'executor') {
       const identities = await identitiesOf(trx, [row.id]);
@@ -1115,7 +1143,11 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       case 'give': {
         const key = await secret();
         const executorHash = details.executor
-          ? identityLookupHash(key, 'email', normaliseRequestIdentity({ kind: 'email', value: details.executor.email }))
+          ? identityLookupHash(
+              key,
+              'email',
+              normaliseRequestIdentity({ kind: 'email', value: details.executor.email }),
+            )
           : null;
         await trx
           .insertInto('privacykit_requests_directives')
@@ -1286,7 +1318,8 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const notFound = requestsError('requests/not-found', 'no such request');
     if (!parsed.success) throw notFound;
     const hashes = await hashesOf(parsed.data);
-    const row = typeof requestId === 'string' && requestId.length <= 64 ? await loadRow(db, requestId) : undefined;
+    const row =
+      typeof requestId === 'string' && requestId.length <= 64 ? await loadRow(db, requestId) : undefined;
     if (row) {
       const identities = await identitiesOf(db, [row.id]);
       if (identities.some((identity) => hashes.includes(identity.lookup_hash))) {
@@ -1331,7 +1364,8 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
 
   async function dueSoon(input: { days?: number } = {}): Promise<RequestRecord[]> {
     const days = input.days ?? 7;
-    if (!Number.isInteger(days) || days < 0) throw requestsError('requests/invalid-input', 'days must be ≥ 0');
+    if (!Number.isInteger(days) || days < 0)
+      throw requestsError('requests/invalid-input', 'days must be ≥ 0');
     const rows = await db
       .selectFrom('privacykit_requests_requests')
       .selectAll()
@@ -1372,12 +1406,17 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const identities = await identitiesOf(db, [requestId]);
     const verified = identities.find((identity) => identity.verified_at !== null && identity.channel);
     if (!verified?.channel || record.status === 'identity-pending' || record.status === 'received') {
-      throw requestsError('requests/identity-unverified', 'the request has no verified channel to deliver to');
+      throw requestsError(
+        'requests/identity-unverified',
+        'the request has no verified channel to deliver to',
+      );
     }
     return verified.channel;
   }
 
-  async function requestIdsFor(identities: readonly RequestIdentity[]): Promise<{ ids: string[]; hashes: string[] }> {
+  async function requestIdsFor(
+    identities: readonly RequestIdentity[],
+  ): Promise<{ ids: string[]; hashes: string[] }> {
     const parsed = z.array(requestIdentitySchema).min(1).safeParse(identities);
     if (!parsed.success) invalid(parsed.error, 'identities');
     const hashes = await hashesOf(parsed.data);
@@ -1423,7 +1462,9 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       .orderBy('created_at')
       .execute();
     return rows
-      .filter((row) => ((parseJson(row.subject_hashes) as string[] | null) ?? []).some((h) => hashes.includes(h)))
+      .filter((row) =>
+        ((parseJson(row.subject_hashes) as string[] | null) ?? []).some((h) => hashes.includes(h)),
+      )
       .map((row) => ({
         id: row.id,
         requestId: row.request_id,

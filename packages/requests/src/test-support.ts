@@ -12,7 +12,11 @@ export function testPolicy(overrides: { tenant?: string; zone?: string } = {}): 
     zone: overrides.zone ?? 'Europe/Paris',
     controller: { name: 'Example SAS', address: '1 rue Exemple, Paris' },
     dpo: { email: 'dpo@example.com' },
-    supervisoryAuthority: { name: 'the CNIL', address: '3 Place de Fontenoy, Paris', website: 'https://www.cnil.fr/' },
+    supervisoryAuthority: {
+      name: 'the CNIL',
+      address: '3 Place de Fontenoy, Paris',
+      website: 'https://www.cnil.fr/',
+    },
     purposes: [
       {
         id: 'newsletter',
