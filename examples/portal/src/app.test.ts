@@ -1,33 +1,20 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { migrate } from '@privacykit/core/db';
-import { createTestDatabase, testEngines } from '@privacykit/core/testing';
-import type { TestDatabase } from '@privacykit/core/testing';
+import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from './app.js';
-import { seedPolicy } from './policy.js';
+import { Client, startPortal } from '../test/harness.js';
+import type { Portal } from '../test/harness.js';
 
 describe.each(testEngines())('portal skeleton on $engine', (engine) => {
-  let t: TestDatabase;
-  let server: Server;
-  let base: string;
-  const errors: unknown[] = [];
+  let portal: Portal;
 
   beforeAll(async () => {
-    t = await createTestDatabase(engine);
-    await migrate(t.db, []);
-    const app = createApp({ db: t.db, policy: seedPolicy, logError: (error) => errors.push(error) });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    portal = await startPortal(engine, {}, { seed: false });
   });
   afterAll(async () => {
-    await new Promise((resolve) => server?.close(resolve));
-    await t?.destroy();
+    await portal?.close();
   });
 
   it('serves the privacy notice with every Article 10 period in words', async () => {
-    const response = await fetch(`${base}/privacy`);
+    const response = await fetch(`${portal.base}/privacy`);
     expect(response.status).toBe(200);
     const page = await response.text();
     for (const words of [
@@ -54,16 +41,39 @@ describe.each(testEngines())('portal skeleton on $engine', (engine) => {
   });
 
   it('answers health checks from the database', async () => {
-    const response = await fetch(`${base}/healthz`);
+    const response = await fetch(`${portal.base}/healthz`);
     expect(await response.json()).toMatchObject({ status: 'ok', policyVersion: '2018-05-07' });
   });
 
   it('gives a 404 page for unknown paths and never leaks a stack trace', async () => {
-    const response = await fetch(`${base}/no/such/page`);
+    const response = await fetch(`${portal.base}/no/such/page`);
     expect(response.status).toBe(404);
     const body = await response.text();
     expect(body).toContain('Page not found');
     expect(body).not.toMatch(/at .*\.ts:\d+/);
-    expect(errors).toEqual([]);
+    expect(portal.errors).toEqual([]);
+  });
+
+  it('sends strict security headers: CSP without inline script, no framing, no sniffing', async () => {
+    const response = await fetch(`${portal.base}/privacy`);
+    const csp = response.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    const page = await response.text();
+    expect(page).not.toMatch(/<script(?![^>]*\ssrc=)/);
+    expect(page).not.toMatch(/src="https?:\/\//);
+    expect(page).not.toMatch(/<link[^>]+href="https?:/);
+  });
+
+  it('sets the session cookie httpOnly and SameSite=Lax, and nothing else before consent', async () => {
+    const client = new Client(portal.base);
+    const response = await client.get('/privacy');
+    const cookies = response.headers.getSetCookie();
+    expect(cookies).toHaveLength(1);
+    expect(cookies[0]).toMatch(/^pk_session=/);
+    expect(cookies[0]).toMatch(/HttpOnly/i);
+    expect(cookies[0]).toMatch(/SameSite=Lax/i);
   });
 });

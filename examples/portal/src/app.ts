@@ -1,19 +1,74 @@
+import { fileURLToPath } from 'node:url';
 import express from 'express';
-import type { ErrorRequestHandler, Express } from 'express';
+import type { ErrorRequestHandler, Express, Request } from 'express';
+import helmet from 'helmet';
 import type { Kysely } from 'kysely';
 import { isPrivacyKitError, systemClock } from '@privacykit/core';
-import type { Clock, Policy } from '@privacykit/core';
+import type { Clock, DataMap, Policy } from '@privacykit/core';
+import { createStaffAudit } from './audit.js';
+import type { StaffAudit } from './audit.js';
+import { dataMap as demoDataMap } from './data-map.js';
+import { HttpError } from './http-error.js';
+import { outboxMailer } from './mailer.js';
+import type { Mailer } from './mailer.js';
+import { render } from './render.js';
+import { authRoutes, requireStaff } from './routes/auth.js';
+import { officeRoutes } from './routes/admin/office.js';
+import { cookieRoutes } from './routes/cookies.js';
+import type { CookieChoice } from './routes/cookies.js';
 import { privacyRoutes } from './routes/privacy.js';
+import { csrfProtection, defaultRateLimits } from './security.js';
+import type { RateLimits } from './security.js';
+import { sessions } from './session.js';
+import { createStaffDirectory } from './staff.js';
+import type { StaffDirectory } from './staff.js';
 import { html } from './views/html.js';
-import { layout } from './views/layout.js';
 
 /** What the portal needs from the outside world; `server.ts` wires the real ones, tests their own. */
 export interface AppDeps {
   db: Kysely<any>;
   policy: Policy;
+  /** The host application's data map (default: the demo schema's). */
+  dataMap?: DataMap;
   clock?: Clock;
+  /** Outgoing mail; default: the development outbox table shown at /admin/outbox. */
+  mailer?: Mailer;
+  /** Signs the session cookie. Required outside tests; rotate by passing `[new, old]`. */
+  sessionSecret: string | string[];
+  /** Public origin (`https://privacy.example.com`) when behind a proxy; else taken from the request. */
+  publicOrigin?: string;
+  /** Set `Secure` on cookies: `true` behind HTTPS, `'auto'` (default) when the request is HTTPS. */
+  secureCookies?: boolean | 'auto';
+  /** Express `trust proxy` (default false): set it when a reverse proxy terminates TLS. */
+  trustProxy?: boolean | number | string;
+  rateLimits?: Partial<RateLimits>;
+  /** Idle session timeout in ms (default 30 minutes). */
+  sessionIdleMs?: number;
   /** Called for unexpected errors (the response never shows them). */
   logError?: (error: unknown) => void;
+}
+
+/** Services built from the deps, shared by the route groups. */
+export interface PortalServices {
+  staff: StaffDirectory;
+  audit: StaffAudit;
+  mailer: Mailer;
+}
+
+const publicDir = fileURLToPath(new URL('../public', import.meta.url));
+
+function statusOf(error: unknown): number {
+  if (error instanceof HttpError) return error.status;
+  if (isPrivacyKitError(error)) {
+    const code = error.code;
+    if (/not-found|unknown-request|unknown-token/.test(code)) return 404;
+    if (/conflict|transition|duplicate|already|locked|state|hold/.test(code)) return 409;
+    if (/expired|used|consumed/.test(code)) return 410;
+    return 400;
+  }
+  const status = (error as { status?: unknown; statusCode?: unknown } | null)?.status;
+  if (typeof status === 'number' && status >= 400 && status < 500) return status;
+  return 500;
 }
 
 /**
@@ -23,9 +78,64 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express {
   const { db, policy, logError = (error) => console.error(error) } = deps;
   const clock = deps.clock ?? systemClock;
+  const limits = { ...defaultRateLimits, ...deps.rateLimits };
+  const services: PortalServices = {
+    staff: createStaffDirectory({ db, tenant: policy.tenant, clock }),
+    audit: createStaffAudit({ db, tenant: policy.tenant, clock }),
+    mailer: deps.mailer ?? outboxMailer({ db, tenant: policy.tenant, clock }),
+  };
+  const secureSetting = deps.secureCookies ?? 'auto';
+  const secureCookies = (req: Request) => (secureSetting === 'auto' ? req.secure : secureSetting);
+  void (deps.dataMap ?? demoDataMap);
+
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  app.set('trust proxy', deps.trustProxy ?? false);
+  app.locals.policy = policy;
+  app.use((_req, res, next) => {
+    res.locals.policy = policy;
+    next();
+  });
+
+  // Security headers (ASVS 14, S12): no inline script or style, nothing loaded from elsewhere.
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:'],
+          connectSrc: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"],
+          objectSrc: ["'none'"],
+        },
+      },
+      referrerPolicy: { policy: 'same-origin' },
+      strictTransportSecurity: secureSetting === true,
+    }),
+  );
+  app.use(express.static(publicDir, { index: false, maxAge: '1h' }));
+  app.use(express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 100 }));
+  const { middleware: sessionMiddleware } = sessions({
+    db,
+    clock,
+    secret: deps.sessionSecret,
+    secure: secureSetting,
+    idleMs: deps.sessionIdleMs,
+  });
+  app.use(sessionMiddleware);
+  app.use(async (req, res, next) => {
+    if (req.session.staffId) {
+      const member = await services.staff.get(req.session.staffId);
+      if (member) res.locals.staff = member;
+    }
+    next();
+  });
+  app.use(csrfProtection({ publicOrigin: deps.publicOrigin }));
 
   app.get('/', (_req, res) => res.redirect(303, '/privacy'));
   app.get('/healthz', async (_req, res) => {
@@ -33,41 +143,63 @@ export function createApp(deps: AppDeps): Express {
     res.json({ status: 'ok', time: clock.now().toISOString(), policyVersion: policy.version });
   });
   app.use(privacyRoutes(policy));
+  app.use(
+    cookieRoutes({
+      policy,
+      clock,
+      secureCookies,
+      recordChoice: async (_choice: CookieChoice) => {},
+    }),
+  );
+  app.use(authRoutes({ staff: services.staff, audit: services.audit, loginLimit: limits.login }));
+  app.use('/admin', requireStaff);
+  app.use(
+    officeRoutes({
+      db,
+      policy,
+      staff: services.staff,
+      audit: services.audit,
+      links: [
+        { href: '/admin/outbox', label: 'Mail outbox', text: 'mail sent by the portal in development' },
+        { href: '/admin/audit', label: 'Audit trail', text: 'who did what, when' },
+        { href: '/admin/staff', label: 'Staff accounts', text: 'administrators and privacy officers' },
+      ],
+    }),
+  );
 
-  app.use((_req, res) => {
-    res
-      .status(404)
-      .type('html')
-      .send(
-        layout({
-          title: 'Not found',
-          body: html`<h1>Page not found</h1><p><a href="/privacy">Read the privacy notice</a>.</p>`,
-        }),
-      );
+  app.use((req, res) => {
+    render(req, res, {
+      title: 'Not found',
+      status: 404,
+      body: html`<h1>Page not found</h1><p><a href="/privacy">Read the privacy notice</a>.</p>`,
+    });
   });
 
-  const onError: ErrorRequestHandler = (error, _req, res, _next) => {
-    const status = isPrivacyKitError(error)
-      ? 400
-      : typeof error?.status === 'number' && error.status >= 400 && error.status < 500
-        ? error.status
-        : 500;
+  const onError: ErrorRequestHandler = (error, req, res, _next) => {
+    const status = statusOf(error);
     if (status === 500) logError(error);
     const message =
       status === 500
         ? 'Something went wrong on our side. Please try again later.'
-        : isPrivacyKitError(error)
+        : error instanceof HttpError || isPrivacyKitError(error)
           ? error.message
           : 'The request could not be understood.';
-    res
-      .status(status)
-      .type('html')
-      .send(
-        layout({
-          title: status === 500 ? 'Error' : 'Bad request',
-          body: html`<h1>${status === 500 ? 'Sorry' : 'Bad request'}</h1><p>${message}</p>`,
-        }),
-      );
+    const title =
+      status === 500
+        ? 'Sorry'
+        : status === 403
+          ? 'Refused'
+          : status === 429
+            ? 'Too many requests'
+            : status === 404
+              ? 'Not found'
+              : 'Bad request';
+    if (res.headersSent) return;
+    try {
+      render(req, res, { title, status, body: html`<h1>${title}</h1><p>${message}</p>` });
+    } catch {
+      res.status(status).type('text').send(message);
+    }
   };
   app.use(onError);
   return app;

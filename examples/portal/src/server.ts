@@ -1,22 +1,62 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { randomToken } from '@privacykit/core';
 import { engineOfUrl, openDatabase } from '@privacykit/core/db';
 import { createApp } from './app.js';
+import { outboxMailer, smtpMailer } from './mailer.js';
 import { seedPolicy } from './policy.js';
+import { migratePortal } from './setup.js';
+import { createStaffDirectory } from './staff.js';
+import { systemClock } from '@privacykit/core';
 
 // The only file that touches the real world: environment, database, network.
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
 const databaseUrl = process.env.DATABASE_URL ?? 'sqlite:.data/portal.db';
+const publicOrigin = process.env.PUBLIC_ORIGIN;
 
 if (engineOfUrl(databaseUrl) === 'sqlite' && databaseUrl !== ':memory:') {
   mkdirSync(dirname(databaseUrl.replace(/^(sqlite|file):(\/\/)?/, '')), { recursive: true });
 }
 const db = await openDatabase(databaseUrl);
-const app = createApp({ db, policy: seedPolicy });
+await migratePortal(db);
+
+const tenant = seedPolicy.tenant;
+const clock = systemClock;
+const mailer = process.env.SMTP_URL
+  ? smtpMailer({
+      url: process.env.SMTP_URL,
+      from:
+        process.env.MAIL_FROM ??
+        `privacy@${new URL(seedPolicy.controller.website ?? 'https://example.com').hostname}`,
+    })
+  : outboxMailer({ db, tenant, clock });
+
+const firstAdmin = await createStaffDirectory({ db, tenant, clock }).ensureInitialAdmin(
+  process.env.ADMIN_EMAIL,
+);
+if (firstAdmin) {
+  console.log(
+    `\nFirst start: created the administrator account\n  email:    ${firstAdmin.email}\n  password: ${firstAdmin.password}\nThis password is shown only once. Sign in at /admin/login and keep it safe.\n`,
+  );
+}
+
+if (!process.env.SESSION_SECRET) {
+  console.warn('SESSION_SECRET is not set: using a random one (sessions end when the portal restarts).');
+}
+const app = createApp({
+  db,
+  policy: seedPolicy,
+  clock,
+  mailer,
+  sessionSecret: process.env.SESSION_SECRET ?? randomToken(32),
+  publicOrigin,
+  secureCookies: publicOrigin?.startsWith('https:') ? true : 'auto',
+  trustProxy: process.env.TRUST_PROXY ? Number(process.env.TRUST_PROXY) || process.env.TRUST_PROXY : false,
+});
 const server = app.listen(port, host, () => {
   console.log(
-    `PrivacyKit portal listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${port}/  (database: ${engineOfUrl(databaseUrl)})`,
+    `PrivacyKit portal listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${port}/  (database: ${engineOfUrl(databaseUrl)}${process.env.SMTP_URL ? '' : '; mail goes to /admin/outbox'})`,
   );
 });
 

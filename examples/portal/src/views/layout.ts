@@ -1,40 +1,78 @@
 import { html } from './html.js';
 import type { SafeHtml } from './html.js';
+import type { BannerPurpose } from '../consent-cookie.js';
+
+export interface StaffBadge {
+  name: string;
+  role: string;
+}
+
+/** What every page needs besides its body; built per request by `render.ts`. */
+export interface PageContext {
+  site: string;
+  csrfToken: string;
+  /** Show the first layer of the cookie banner (no choice stored yet). */
+  showBanner: boolean;
+  bannerPurposes: BannerPurpose[];
+  /** Include the analytics script: only after audience-measurement consent. */
+  analytics: boolean;
+  /** The visitor sends `Sec-GPC: 1`. */
+  gpc: boolean;
+  staff?: StaffBadge;
+  /** Current path, for the banner's return address. */
+  path: string;
+}
 
 export interface LayoutOptions {
   title: string;
   body: SafeHtml;
-  /** The controller's name, shown in the header. */
-  site?: string;
+  context: PageContext;
 }
 
-/** The page shell: accessible landmarks, a skip link, and styles inline (no external requests). */
-export function layout({ title, body, site = 'Privacy centre' }: LayoutOptions): string {
+export function csrfField(token: string): SafeHtml {
+  return html`<input type="hidden" name="_csrf" value="${token}">`;
+}
+
+/**
+ * The cookie banner's first layer: "Accept all" and "Refuse all" side by side, same size and
+ * style (K03), plus "Choose" for the preference centre. A plain form: works without JavaScript.
+ */
+function banner(context: PageContext): SafeHtml {
+  return html`<section class="banner" aria-labelledby="banner-title" role="region">
+  <h2 id="banner-title">Cookies on this site</h2>
+  <p>With your agreement we would like to use cookies to: ${context.bannerPurposes.map((p, i) => html`${i ? '; ' : ''}<strong>${p.name.toLowerCase()}</strong>`)}. Strictly necessary cookies (your session and this choice) are always set. You can change your mind at any time on the <a href="/cookies">cookie settings</a> page.${context.gpc ? ' Your browser sends a Global Privacy Control signal: we will not use cookies for targeted advertising.' : ''}</p>
+  <form method="post" action="/cookies" class="actions">
+    ${csrfField(context.csrfToken)}
+    <input type="hidden" name="return" value="${context.path}">
+    <button type="submit" name="choice" value="accept-all">Accept all</button>
+    <button type="submit" name="choice" value="refuse-all">Refuse all</button>
+    <a class="button secondary" href="/cookies">Choose</a>
+  </form>
+</section>`;
+}
+
+/** The page shell: landmarks, skip link, one first-party stylesheet, no inline script (strict CSP). */
+export function layout({ title, body, context }: LayoutOptions): string {
+  const nav = context.staff
+    ? html`<a href="/admin">Back office</a><a href="/admin/requests">Requests</a><a href="/admin/retention">Retention</a><a href="/admin/consent">Consent</a><a href="/admin/cookies">Cookies</a><a href="/admin/record">Art 30 record</a>`
+    : html`<a href="/privacy">Privacy notice</a><a href="/rights">Your rights</a><a href="/consent">Your consent</a><a href="/cookies">Cookie settings</a>`;
   return html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title} · ${site}</title>
-<style>
-  :root { color-scheme: light; --ink: #1a1a1a; --muted: #4a4a4a; --accent: #0b57d0; --line: #d0d0d0; }
-  body { font: 16px/1.55 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); margin: 0; }
-  header, main, footer { max-width: 60rem; margin: 0 auto; padding: 0 1rem; }
-  header { display: flex; gap: 1.5rem; align-items: baseline; border-bottom: 1px solid var(--line); }
-  header nav a { margin-right: 1rem; }
-  a { color: var(--accent); }
-  a:focus, button:focus, input:focus, select:focus, textarea:focus { outline: 3px solid #ffbf47; outline-offset: 2px; }
-  .skip { position: absolute; left: -999px; } .skip:focus { left: 1rem; top: 1rem; background: #fff; }
-  table { border-collapse: collapse; width: 100%; } th, td { text-align: left; border-bottom: 1px solid var(--line); padding: .35rem .5rem; vertical-align: top; }
-  .muted { color: var(--muted); }
-  footer { border-top: 1px solid var(--line); margin-top: 3rem; padding-top: 1rem; color: var(--muted); }
-</style>
+<title>${title} · ${context.site}</title>
+<link rel="stylesheet" href="/css/portal.css">
+${context.analytics ? html`<script src="/js/analytics.js" defer></script>` : ''}
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
-<header><p><strong>${site}</strong></p><nav aria-label="Main"><a href="/privacy">Privacy notice</a></nav></header>
+<header><p><strong>${context.site}</strong> privacy centre</p><nav aria-label="Main">${nav}</nav>
+${context.staff ? html`<form method="post" action="/admin/logout" class="inline">${csrfField(context.csrfToken)}<span class="muted">${context.staff.name} (${context.staff.role})</span> <button class="secondary" type="submit">Sign out</button></form>` : ''}
+</header>
 <main id="main">${body}</main>
-<footer><p>Powered by PrivacyKit.</p></footer>
+${context.showBanner ? banner(context) : ''}
+<footer><p><a href="/privacy">Privacy notice</a> · <a href="/cookies">Cookie settings</a> · <a href="/rights">Exercise your rights</a> · <a href="/admin">Staff</a> · Powered by PrivacyKit.</p></footer>
 </body>
 </html>`.value;
 }

@@ -1,0 +1,81 @@
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { columnType } from '@privacykit/core/db';
+import type { PackageMigrations } from '@privacykit/core/db';
+import { demoSchemaMigration } from './demo/schema.js';
+
+/**
+ * The portal's own tables (`privacykit_portal_*`: staff, sessions, mail outbox, staff audit) and
+ * the demo host schema, applied with core's `migrate(db, [portalMigrations, …packages])`.
+ */
+export const portalMigrations: PackageMigrations = {
+  name: 'portal',
+  migrations: {
+    '0001_demo_schema': demoSchemaMigration,
+    '0002_portal_tables': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('privacykit_portal_staff')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('email', columnType.shortText, (col) => col.notNull())
+          .addColumn('name', columnType.shortText, (col) => col.notNull())
+          .addColumn('role', sql`varchar(32)`, (col) => col.notNull())
+          .addColumn('password_hash', columnType.shortText, (col) => col.notNull())
+          .addColumn('created_at', columnType.instant, (col) => col.notNull())
+          .addColumn('last_login_at', columnType.instant)
+          .execute();
+        await db.schema
+          .createIndex('privacykit_portal_staff_email')
+          .on('privacykit_portal_staff')
+          .columns(['tenant', 'email'])
+          .unique()
+          .execute();
+
+        await db.schema
+          .createTable('privacykit_portal_sessions')
+          .addColumn('sid', sql`varchar(128)`, (col) => col.primaryKey())
+          .addColumn('data', columnType.text, (col) => col.notNull())
+          .addColumn('expires_at', columnType.instant, (col) => col.notNull())
+          .execute();
+        await db.schema
+          .createIndex('privacykit_portal_sessions_expiry')
+          .on('privacykit_portal_sessions')
+          .column('expires_at')
+          .execute();
+
+        await db.schema
+          .createTable('privacykit_portal_outbox')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('recipient', columnType.shortText, (col) => col.notNull())
+          .addColumn('subject', columnType.shortText, (col) => col.notNull())
+          .addColumn('body', columnType.text, (col) => col.notNull())
+          .addColumn('sent_at', columnType.instant, (col) => col.notNull())
+          .execute();
+
+        // Staff actions that no package audits itself (retention runs, holds, scans, logins).
+        await db.schema
+          .createTable('privacykit_portal_audit')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('at', columnType.instant, (col) => col.notNull())
+          .addColumn('actor', columnType.shortText, (col) => col.notNull())
+          .addColumn('action', sql`varchar(64)`, (col) => col.notNull())
+          .addColumn('target', columnType.shortText)
+          .addColumn('detail', columnType.text)
+          .execute();
+        await db.schema
+          .createIndex('privacykit_portal_audit_at')
+          .on('privacykit_portal_audit')
+          .columns(['tenant', 'at'])
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        for (const table of ['audit', 'outbox', 'sessions', 'staff']) {
+          await db.schema.dropTable(`privacykit_portal_${table}`).ifExists().execute();
+        }
+      },
+    },
+  },
+};

@@ -1,0 +1,78 @@
+import { Router } from 'express';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import type { Policy } from '@privacykit/core';
+import type { StaffAudit } from '../../audit.js';
+import { listOutbox } from '../../mailer.js';
+import { currentStaff, render } from '../../render.js';
+import { csrfToken } from '../../security.js';
+import { staffRoleSchema } from '../../staff.js';
+import type { StaffDirectory } from '../../staff.js';
+import { parseForm } from '../../validation.js';
+import { auditView, dashboardView, outboxView, staffView } from '../../views/admin/office.js';
+import { requireRole } from '../auth.js';
+
+const newStaffSchema = z.object({
+  email: z.string().trim().toLowerCase().email().max(254),
+  name: z.string().trim().min(1).max(120),
+  role: staffRoleSchema,
+  password: z.string().min(12, 'use at least 12 characters').max(200),
+});
+
+/** The back office home, the development mail outbox, the staff audit trail and staff accounts. */
+export function officeRoutes(options: {
+  db: Kysely<any>;
+  policy: Policy;
+  staff: StaffDirectory;
+  audit: StaffAudit;
+  links: { href: string; label: string; text: string }[];
+}): Router {
+  const { db, policy, staff, audit } = options;
+  const router = Router();
+
+  router.get('/admin', (req, res) => {
+    render(req, res, { title: 'Back office', body: dashboardView({ links: options.links }) });
+  });
+
+  router.get('/admin/outbox', async (req, res) => {
+    render(req, res, { title: 'Mail outbox', body: outboxView(await listOutbox(db, policy.tenant)) });
+  });
+
+  router.get('/admin/audit', async (req, res) => {
+    render(req, res, { title: 'Staff audit trail', body: auditView(await audit.recent(200)) });
+  });
+
+  router.get('/admin/staff', requireRole('admin'), async (req, res) => {
+    render(req, res, {
+      title: 'Staff accounts',
+      body: staffView({ members: await staff.list(), csrf: csrfToken(req) }),
+    });
+  });
+
+  router.post('/admin/staff', requireRole('admin'), async (req, res) => {
+    const form = parseForm(newStaffSchema, req.body);
+    const existing = (await staff.list()).some((member) => member.email === form.email);
+    if (existing) {
+      render(req, res, {
+        title: 'Staff accounts',
+        status: 409,
+        body: staffView({
+          members: await staff.list(),
+          csrf: csrfToken(req),
+          error: 'That email already has an account.',
+        }),
+      });
+      return;
+    }
+    const member = await staff.create(form);
+    await audit.record({
+      actor: currentStaff(res)!.email,
+      action: 'staff.create',
+      target: member.email,
+      detail: member.role,
+    });
+    res.redirect(303, '/admin/staff');
+  });
+
+  return router;
+}

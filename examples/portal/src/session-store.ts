@@ -1,0 +1,91 @@
+import session from 'express-session';
+import type { SessionData } from 'express-session';
+import type { Kysely } from 'kysely';
+import type { Clock } from '@privacykit/core';
+
+const TABLE = 'privacykit_portal_sessions';
+
+/**
+ * A server-side session store on the portal's own database (any engine kysely speaks), so
+ * sessions survive restarts and work across several portal processes. Expired rows are ignored on
+ * read and purged by {@link KyselySessionStore.purgeExpired}.
+ */
+export class KyselySessionStore extends session.Store {
+  constructor(
+    private readonly db: Kysely<any>,
+    private readonly clock: Clock,
+    /** Idle lifetime used when a session cookie has no expiry of its own. */
+    private readonly ttlMs: number,
+  ) {
+    super();
+  }
+
+  private expiresAt(data: SessionData): string {
+    const expires = data.cookie?.expires;
+    const at = expires ? new Date(expires) : new Date(this.clock.now().getTime() + this.ttlMs);
+    return at.toISOString();
+  }
+
+  override get(sid: string, callback: (err: unknown, session?: SessionData | null) => void): void {
+    this.db
+      .selectFrom(TABLE)
+      .select(['data', 'expires_at'])
+      .where('sid', '=', sid)
+      .executeTakeFirst()
+      .then((row) => {
+        if (!row || row.expires_at <= this.clock.now().toISOString()) return callback(null, null);
+        callback(null, JSON.parse(row.data) as SessionData);
+      }, callback);
+  }
+
+  override set(sid: string, data: SessionData, callback?: (err?: unknown) => void): void {
+    const values = { data: JSON.stringify(data), expires_at: this.expiresAt(data) };
+    this.db
+      .transaction()
+      .execute(async (trx) => {
+        const updated = await trx.updateTable(TABLE).set(values).where('sid', '=', sid).executeTakeFirst();
+        if (Number(updated.numUpdatedRows) === 0) {
+          await trx
+            .insertInto(TABLE)
+            .values({ sid, ...values })
+            .execute();
+        }
+      })
+      .then(
+        () => callback?.(),
+        (error) => callback?.(error),
+      );
+  }
+
+  override touch(sid: string, data: SessionData, callback?: (err?: unknown) => void): void {
+    this.db
+      .updateTable(TABLE)
+      .set({ expires_at: this.expiresAt(data) })
+      .where('sid', '=', sid)
+      .execute()
+      .then(
+        () => callback?.(),
+        (error) => callback?.(error),
+      );
+  }
+
+  override destroy(sid: string, callback?: (err?: unknown) => void): void {
+    this.db
+      .deleteFrom(TABLE)
+      .where('sid', '=', sid)
+      .execute()
+      .then(
+        () => callback?.(),
+        (error) => callback?.(error),
+      );
+  }
+
+  /** Deletes expired sessions; call it from a timer or a cron. */
+  async purgeExpired(): Promise<number> {
+    const result = await this.db
+      .deleteFrom(TABLE)
+      .where('expires_at', '<=', this.clock.now().toISOString())
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

@@ -1,0 +1,12 @@
+import type { Kysely } from 'kysely';
+import { migrate } from '@privacykit/core/db';
+import type { PackageMigrations } from '@privacykit/core/db';
+import { portalMigrations } from './migrations.js';
+
+/** Every migration set the portal runs on start: its own tables, the demo schema, then each package's. */
+export const allMigrations: PackageMigrations[] = [portalMigrations];
+
+/** Brings the database up to date (idempotent; safe on every start). */
+export async function migratePortal(db: Kysely<any>): Promise<void> {
+  await migrate(db, allMigrations);
+}

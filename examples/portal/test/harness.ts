@@ -1,0 +1,155 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fixedClock } from '@privacykit/core';
+import type { FixedClock } from '@privacykit/core';
+import { createTestDatabase } from '@privacykit/core/testing';
+import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
+import { createApp } from '../src/app.js';
+import type { AppDeps } from '../src/app.js';
+import { seedDemo } from '../src/demo/seed.js';
+import type { MailMessage, Mailer } from '../src/mailer.js';
+import { seedPolicy } from '../src/policy.js';
+import { migratePortal } from '../src/setup.js';
+import { createStaffDirectory } from '../src/staff.js';
+
+export const STAFF = {
+  email: 'officer@example.com',
+  password: 'correct horse battery staple',
+  name: 'Olive Officer',
+};
+export const ADMIN = { email: 'root@example.com', password: 'another long passphrase', name: 'Ada Admin' };
+
+/** A portal on a fresh database of `engine`, listening on 127.0.0.1:0, with mail captured. */
+export interface Portal {
+  base: string;
+  t: TestDatabase;
+  clock: FixedClock;
+  mail: MailMessage[];
+  errors: unknown[];
+  close(): Promise<void>;
+}
+
+export async function startPortal(
+  engine: TestEngine,
+  overrides: Partial<AppDeps> = {},
+  options: { seed?: boolean; at?: string } = {},
+): Promise<Portal> {
+  const t = await createTestDatabase(engine);
+  await migratePortal(t.db);
+  const clock = fixedClock(options.at ?? '2025-03-10T09:00:00Z');
+  if (options.seed !== false) await seedDemo({ db: t.db, tenant: seedPolicy.tenant, clock });
+  const staff = createStaffDirectory({ db: t.db, tenant: seedPolicy.tenant, clock });
+  await staff.create({ ...STAFF, role: 'privacy-officer' });
+  await staff.create({ ...ADMIN, role: 'admin' });
+  const mail: MailMessage[] = [];
+  const errors: unknown[] = [];
+  const mailer: Mailer = {
+    async send(message) {
+      mail.push(message);
+    },
+  };
+  const app = createApp({
+    db: t.db,
+    policy: seedPolicy,
+    clock,
+    mailer,
+    sessionSecret: 'test-secret',
+    logError: (error) => errors.push(error),
+    ...overrides,
+  });
+  const server: Server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    base,
+    t,
+    clock,
+    mail,
+    errors,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await t.destroy();
+    },
+  };
+}
+
+/** A cookie-keeping HTTP client that reads the CSRF token from the last form it saw. */
+export class Client {
+  readonly cookies = new Map<string, string>();
+  csrf = '';
+
+  constructor(
+    readonly base: string,
+    readonly headers: Record<string, string> = {},
+  ) {}
+
+  private store(response: Response): void {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(';');
+      const at = pair!.indexOf('=');
+      const name = pair!.slice(0, at).trim();
+      const value = pair!.slice(at + 1).trim();
+      const expired = attributes.some((a) => /max-age=0|expires=thu, 01 jan 1970/i.test(a.trim()));
+      if (expired || value === '') this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+
+  private cookieHeader(): Record<string, string> {
+    return this.cookies.size
+      ? { cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ') }
+      : {};
+  }
+
+  async get(path: string, headers: Record<string, string> = {}): Promise<Response> {
+    const response = await fetch(this.base + path, {
+      redirect: 'manual',
+      headers: { ...this.headers, ...this.cookieHeader(), ...headers },
+    });
+    this.store(response);
+    return response;
+  }
+
+  /** GET a page and keep its CSRF token; returns the HTML. */
+  async page(path: string, headers: Record<string, string> = {}): Promise<string> {
+    const response = await this.get(path, headers);
+    const text = await response.text();
+    const match = /name="_csrf" value="([^"]+)"/.exec(text);
+    if (match) this.csrf = match[1]!;
+    return text;
+  }
+
+  async post(
+    path: string,
+    form: Record<string, string | string[]>,
+    options: { origin?: string | null; csrf?: string | null; headers?: Record<string, string> } = {},
+  ): Promise<Response> {
+    const body = new URLSearchParams();
+    const token = options.csrf === undefined ? this.csrf : options.csrf;
+    if (token !== null) body.append('_csrf', token);
+    for (const [key, value] of Object.entries(form)) {
+      for (const item of Array.isArray(value) ? value : [value]) body.append(key, item);
+    }
+    const origin = options.origin === undefined ? this.base : options.origin;
+    const response = await fetch(this.base + path, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        ...this.headers,
+        ...(origin === null ? {} : { origin }),
+        ...this.cookieHeader(),
+        ...options.headers,
+      },
+      body,
+    });
+    this.store(response);
+    return response;
+  }
+
+  async login(who: { email: string; password: string }): Promise<Response> {
+    await this.page('/admin/login');
+    return this.post('/admin/login', { email: who.email, password: who.password });
+  }
+}
