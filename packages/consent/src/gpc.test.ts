@@ -1,0 +1,40 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { gpcFromHeaders, parseGpcHeader } from './gpc.js';
+
+describe('parseGpcHeader (hostile case 24)', () => {
+  it('triggers on exactly "1"', () => {
+    expect(parseGpcHeader('1')).toBe(true);
+  });
+  it('triggers on duplicate headers joined by Node as "0, 1" or given distinct', () => {
+    expect(parseGpcHeader('0, 1')).toBe(true);
+    expect(parseGpcHeader('1,0')).toBe(true);
+    expect(parseGpcHeader(['0', '1'])).toBe(true);
+  });
+  it.each(['true', 'yes', '2', '0', '', '1.0', '01', 'on', '0, 0'])('does not trigger on %j', (value) => {
+    expect(parseGpcHeader(value)).toBe(false);
+  });
+  it('trims whitespace first', () => {
+    expect(parseGpcHeader('  1\t')).toBe(true);
+    expect(parseGpcHeader(' 0 ,  1 ')).toBe(true);
+  });
+  it('never counts an absent header (absence is not consent either)', () => {
+    expect(parseGpcHeader(undefined)).toBe(false);
+    expect(parseGpcHeader(null)).toBe(false);
+    expect(parseGpcHeader([])).toBe(false);
+  });
+  it('reads the header name case-insensitively', () => {
+    expect(gpcFromHeaders({ 'Sec-GPC': '1' })).toBe(true);
+    expect(gpcFromHeaders({ 'SEC-GPC': ['0', '1'] })).toBe(true);
+    expect(gpcFromHeaders({ 'x-sec-gpc': '1' })).toBe(false);
+  });
+  it('triggers exactly when some comma-separated member trims to "1" (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ maxLength: 4 }), { minLength: 1, maxLength: 4 }), (members) => {
+        const header = members.join(',');
+        const expected = header.split(',').some((member) => member.trim() === '1');
+        expect(parseGpcHeader(header)).toBe(expected);
+      }),
+    );
+  });
+});

@@ -1,0 +1,340 @@
+import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { disposeDatabase, editedPolicy, migratedDatabase, testPolicy } from '../test/fixtures.js';
+import type { ConsentDecision } from './decision.js';
+import { createConsentLedger } from './ledger.js';
+import type { ConsentLedger } from './ledger.js';
+import { verifyInclusionProof } from './proofs.js';
+import { verifyReceipt } from './receipt.js';
+import { verifyTreeHead } from './signing.js';
+
+const grant = (subjectId: string, purpose = 'newsletter', extra: Partial<ConsentDecision> = {}): ConsentDecision => ({
+  subjectId,
+  purpose,
+  state: 'granted',
+  source: 'banner',
+  method: 'click',
+  ...extra,
+});
+
+async function rejects(promise: Promise<unknown>, code: string): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(isPrivacyKitError(error) ? error.code : error).toBe(code);
+}
+
+async function ledgerSize(database: TestDatabase): Promise<number> {
+  const row = await database.db
+    .selectFrom('privacykit_consent_ledger')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+describe.each(testEngines())('consent ledger on $engine', (engine) => {
+  let database: TestDatabase;
+  let ledger: ConsentLedger;
+  const clock = fixedClock('2025-03-01T12:00:00Z');
+
+  beforeAll(async () => {
+    database = await migratedDatabase(engine);
+    ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    await ledger.publicKey();
+  });
+  afterAll(async () => {
+    await disposeDatabase(database);
+  });
+
+  describe('rejects what is not consent, writing nothing (C02, C03, hostile cases 1–3)', () => {
+    it.each([
+      ['default', 'consent/default-not-consent'],
+      ['pre-ticked', 'consent/pre-ticked-not-consent'],
+      ['scroll', 'consent/scroll-not-consent'],
+      ['implied', 'consent/implied-not-consent'],
+      ['continued-browsing', 'consent/continued-browsing-not-consent'],
+      ['wink', 'consent/invalid-decision'],
+    ])('method %s → %s', async (method, code) => {
+      const before = await ledgerSize(database);
+      await rejects(ledger.record(grant('reject-1', 'newsletter', { method })), code);
+      expect(await ledgerSize(database)).toBe(before);
+    });
+
+    it('refuses a pre-ticked control whatever the method', async () => {
+      await rejects(ledger.record(grant('reject-1', 'newsletter', { preTicked: true })), 'consent/pre-ticked-not-consent');
+    });
+
+    it('refuses one toggle covering several purposes', async () => {
+      const before = await ledgerSize(database);
+      await rejects(
+        ledger.record({
+          subjectId: 'reject-2',
+          purposes: ['newsletter', 'targeted-advertising'],
+          state: 'granted',
+          source: 'banner',
+          method: 'toggle',
+        }),
+        'consent/bundled-purposes',
+      );
+      expect(await ledgerSize(database)).toBe(before);
+      expect((await ledger.current('reject-2')).purposes.newsletter?.state).toBe('none');
+    });
+
+    it('refuses an unknown purpose and a purpose that does not rest on consent', async () => {
+      await rejects(ledger.record(grant('reject-3', 'telepathy')), 'consent/unknown-purpose');
+      await rejects(ledger.record(grant('reject-3', 'service')), 'consent/not-consent-purpose');
+    });
+
+    it('refuses an unknown notice version or hash', async () => {
+      await rejects(
+        ledger.record(grant('reject-4', 'newsletter', { notice: { version: '1999-01-01' } })),
+        'consent/unknown-notice-version',
+      );
+      await rejects(
+        ledger.record(grant('reject-4', 'newsletter', { notice: { hash: 'a'.repeat(64) } })),
+        'consent/unknown-notice-hash',
+      );
+    });
+
+    it('refuses GPC as a grant and mismatched sources', async () => {
+      await rejects(
+        ledger.record(grant('reject-5', 'newsletter', { source: 'gpc', method: 'gpc-signal' })),
+        'consent/method-source-mismatch',
+      );
+      await rejects(ledger.record(grant('reject-5', 'newsletter', { method: 'import' })), 'consent/method-source-mismatch');
+    });
+
+    it('refuses malformed input with issues', async () => {
+      const error = await ledger.record({ subjectId: '', state: 'maybe' } as never).catch((e: unknown) => e);
+      expect(isPrivacyKitError(error, 'consent/invalid-decision')).toBe(true);
+      expect((error as { issues: unknown[] }).issues.length).toBeGreaterThan(0);
+    });
+  });
+
+  it('records grants and refusals with notice, source, method, jurisdiction and truncated IP (C01, C12)', async () => {
+    const granted = await ledger.record(
+      grant('alice', 'newsletter', { jurisdiction: 'FR', evidence: { ip: '203.0.113.77', userAgent: 'Firefox' } }),
+    );
+    const refused = await ledger.record({ ...grant('alice', 'targeted-advertising'), state: 'refused' });
+    expect(granted.notice.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(granted.expiresAt).toBe('2025-09-01T12:00:00.000Z');
+    const history = await ledger.history('alice');
+    expect(history.map((entry) => [entry.purpose, entry.state, entry.source, entry.method])).toEqual([
+      ['newsletter', 'granted', 'banner', 'click'],
+      ['targeted-advertising', 'refused', 'banner', 'click'],
+    ]);
+    expect(history[0]?.jurisdiction).toBe('FR');
+    // The user agent is off by default; the IP keeps its /24 only.
+    expect(history[0]?.evidence).toEqual({ ip: '203.0.113.0' });
+    const current = await ledger.current('alice');
+    expect(current.purposes.newsletter?.valid).toBe(true);
+    expect(current.purposes['targeted-advertising']?.state).toBe('refused');
+    expect(refused.state).toBe('refused');
+  });
+
+  it('keeps no raw subject id or IP inside hashed entries (S11)', async () => {
+    await ledger.record(grant('bob@example.com', 'newsletter', { evidence: { ip: '198.51.100.23' } }));
+    const rows = await database.db.selectFrom('privacykit_consent_ledger').select('entry').execute();
+    const text = rows.map((row) => row.entry).join('\n');
+    expect(text).not.toContain('bob@example.com');
+    expect(text).not.toContain('198.51.100');
+  });
+
+  it('withdraws in one call, effective at once; a replayed receipt re-grants nothing (C05, C06, hostile case 4)', async () => {
+    const granted = await ledger.record(grant('carol', 'audience-measurement'));
+    expect(await ledger.mayProcess('carol', 'audience-measurement')).toBe(true);
+    const receipt = await ledger.receipt(granted.eventId);
+    await ledger.withdraw('carol', 'audience-measurement');
+    expect(await ledger.mayProcess('carol', 'audience-measurement')).toBe(false);
+    // Replaying the old grant (same event id, original time) is refused.
+    await rejects(
+      ledger.import([{ ...grant('carol', 'audience-measurement', { source: 'import' }), eventId: receipt.recordId, at: receipt.eventTime }]),
+      'consent/duplicate-event',
+    );
+    // An old decision imported under a new id does not override the later withdrawal.
+    await ledger.import([{ ...grant('carol', 'audience-measurement', { source: 'import' }), at: '2025-01-01T00:00:00Z' }]);
+    expect(await ledger.mayProcess('carol', 'audience-measurement')).toBe(false);
+    expect((await ledger.current('carol')).purposes['audience-measurement']?.state).toBe('withdrawn');
+    expect((await ledger.history('carol')).map((entry) => entry.state)).toEqual(['granted', 'withdrawn', 'granted']);
+  });
+
+  it('signs receipts anyone can verify; a tampered receipt fails (C10)', async () => {
+    const granted = await ledger.record(grant('dave', 'newsletter'));
+    const receipt = await ledger.receipt(granted.eventId);
+    const publicKey = await ledger.publicKey();
+    expect(receipt.state).toBe('given');
+    expect(receipt.purpose.legalBasis).toBe('consent');
+    expect(receipt.notice.hash).toBe(granted.notice.hash);
+    expect(receipt.subject.id).toBe(await ledger.subjectKey('dave'));
+    expect(verifyReceipt(receipt, publicKey)).toBe(true);
+    expect(verifyReceipt({ ...receipt, state: 'withdrawn' }, publicKey)).toBe(false);
+    expect(verifyReceipt({ ...receipt, purpose: { ...receipt.purpose, id: 'targeted-advertising' } }, publicKey)).toBe(false);
+    const renewed = await ledger.receipt((await ledger.record(grant('dave', 'newsletter'))).eventId);
+    expect(renewed.state).toBe('renewed');
+    await rejects(ledger.receipt('no-such-event'), 'consent/unknown-event');
+  });
+
+  it('a notice change flags exactly the changed purposes for re-consent (C07, hostile case 3)', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const local = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      await local.record(grant('erin', 'newsletter'));
+      await local.record(grant('erin', 'audience-measurement'));
+      const oldHash = (await local.current('erin')).purposes.newsletter;
+      const result = await local.publishNotice(editedPolicy());
+      expect(result.changed).toEqual(['newsletter']);
+      expect(result.unchanged.sort()).toEqual(['audience-measurement', 'targeted-advertising']);
+      const current = await local.current('erin');
+      expect(current.purposes.newsletter?.reconsentRequired).toBe(true);
+      expect(current.purposes['audience-measurement']?.reconsentRequired).toBe(false);
+      expect(await local.mayProcess('erin', 'newsletter')).toBe(false);
+      // A grant citing the superseded notice is refused; a fresh one clears the flag.
+      await rejects(
+        local.record(grant('erin', 'newsletter', { notice: { version: oldHash?.noticeVersion as string } })),
+        'consent/notice-outdated',
+      );
+      await local.record(grant('erin', 'newsletter'));
+      expect((await local.current('erin')).purposes.newsletter?.reconsentRequired).toBe(false);
+      // Re-publishing the same content changes nothing; new content under a used version is refused.
+      expect((await local.publishNotice(editedPolicy())).changed).toEqual([]);
+      await rejects(local.publishNotice(testPolicy, { version: '2024-01-01' }), 'consent/notice-version-conflict');
+      expect((await local.verify()).ok).toBe(true);
+    } finally {
+      await disposeDatabase(own);
+    }
+  });
+
+  it('grants expire after the validity period; expireDue writes expired events (C08)', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const localClock = fixedClock('2025-01-31T00:00:00Z');
+      const local = createConsentLedger({ db: own.db, policy: testPolicy, clock: localClock, validity: 'P1M' });
+      const granted = await local.record(grant('frank', 'newsletter'));
+      expect(granted.expiresAt).toBe('2025-02-28T00:00:00.000Z');
+      localClock.set('2025-02-28T00:00:01Z');
+      const status = (await local.current('frank')).purposes.newsletter;
+      expect(status?.state).toBe('expired');
+      expect(status?.valid).toBe(false);
+      expect(await local.expireDue()).toBe(1);
+      expect(await local.expireDue()).toBe(0);
+      expect((await local.history('frank')).map((entry) => entry.state)).toEqual(['granted', 'expired']);
+      expect((await local.stats()).find((row) => row.purpose === 'newsletter')?.state).toBe('expired');
+      expect((await local.verify()).ok).toBe(true);
+    } finally {
+      await disposeDatabase(own);
+    }
+  });
+
+  it('asks a 14-year-old for parental authorisation at 16 but not at 13 (C09, hostile case 5)', async () => {
+    await rejects(ledger.record(grant('kid', 'newsletter', { age: 14 })), 'consent/parental-authorisation-required');
+    const withParent = await ledger.record(
+      grant('kid', 'newsletter', { age: 14, parentalAuthorisation: { method: 'signed-form', reference: 'F-1' } }),
+    );
+    expect(withParent.state).toBe('granted');
+    const lenient = createConsentLedger({ db: database.db, policy: testPolicy, clock, ageOfConsent: 13 });
+    expect((await lenient.record(grant('kid-2', 'newsletter', { age: 14 }))).state).toBe('granted');
+    expect(() => createConsentLedger({ db: database.db, policy: testPolicy, ageOfConsent: 12 })).toThrow(/13 to 16/);
+    const history = await ledger.history('kid');
+    expect(history.at(-1)?.evidence).toEqual({ age: 14, parentalAuthorisation: { method: 'signed-form', reference: 'F-1' } });
+  });
+
+  it('GPC refuses sale/sharing/ads purposes, and follows the conflict path after an explicit opt-in (G02, G03, hostile case 25)', async () => {
+    const none = await ledger.applyGpc('gina', undefined);
+    expect(none.signal).toBe(false);
+    expect((await ledger.current('gina')).purposes['targeted-advertising']?.state).toBe('none');
+    const outcome = await ledger.applyGpc('gina', '0, 1');
+    expect(outcome.refused.map((event) => event.purpose)).toEqual(['targeted-advertising']);
+    const history = await ledger.history('gina');
+    expect(history.at(-1)).toMatchObject({ source: 'gpc', method: 'gpc-signal', state: 'refused' });
+    expect((await ledger.applyGpc('gina', '1')).unchanged).toEqual(['targeted-advertising']);
+
+    // An explicit later grant wins; a GPC signal afterwards is reported and logged once, not applied.
+    await ledger.record(grant('gina', 'targeted-advertising'));
+    const conflict = await ledger.applyGpc('gina', '1');
+    expect(conflict.conflicts.map((c) => c.purpose)).toEqual(['targeted-advertising']);
+    expect(conflict.refused).toEqual([]);
+    await ledger.applyGpc('gina', '1');
+    const status = (await ledger.current('gina')).purposes['targeted-advertising'];
+    expect(status?.valid).toBe(true);
+    expect(status?.gpcConflict).toBe(true);
+    expect((await ledger.history('gina')).filter((entry) => entry.kind === 'gpc-conflict')).toHaveLength(1);
+    // The caller may choose to honour GPC over the grant.
+    const overridden = await ledger.applyGpc('gina', '1', { override: true });
+    expect(overridden.refused).toHaveLength(1);
+    expect(await ledger.mayProcess('gina', 'targeted-advertising')).toBe(false);
+  });
+
+  it('answers "who may I process for P now" as one set query, honouring expiry and re-consent', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const local = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      await local.import(
+        Array.from({ length: 25 }, (_, i) => grant(`s${String(i).padStart(2, '0')}`, 'newsletter', { source: 'import', method: 'import' })),
+      );
+      await local.withdraw('s03', 'newsletter');
+      await local.record({ ...grant('s04', 'newsletter'), state: 'refused' });
+      const ids: string[] = [];
+      for await (const id of local.subjectsWithConsent('newsletter', { pageSize: 7 })) ids.push(id);
+      expect(ids).toHaveLength(23);
+      expect(ids).not.toContain('s03');
+      expect(ids).not.toContain('s04');
+      const later: string[] = [];
+      for await (const id of local.subjectsWithConsent('newsletter', { at: new Date('2026-01-01T00:00:00Z') })) later.push(id);
+      expect(later).toEqual([]);
+      await local.publishNotice(editedPolicy());
+      const afterChange: string[] = [];
+      for await (const id of local.subjectsWithConsent('newsletter')) afterChange.push(id);
+      expect(afterChange).toEqual([]);
+      const stats = await local.stats();
+      expect(stats.find((row) => row.state === 'granted')).toMatchObject({ count: 23, reconsentRequired: true });
+    } finally {
+      await disposeDatabase(own);
+    }
+  });
+
+  it('crypto-shredding destroys the key and evidence, logs the shredding, and the ledger still verifies (S11, hostile case 21)', async () => {
+    await ledger.record(grant('henry', 'newsletter', { evidence: { ip: '192.0.2.44' } }));
+    expect((await ledger.history('henry'))[0]?.evidence).toEqual({ ip: '192.0.2.0' });
+    const subjectKey = await ledger.subjectKey('henry');
+    await ledger.shredSubject('henry');
+    const key = await database.db
+      .selectFrom('privacykit_consent_keys')
+      .selectAll()
+      .where('subject_key', '=', subjectKey)
+      .executeTakeFirst();
+    expect(key).toBeUndefined();
+    const history = await ledger.history('henry');
+    expect(history[0]?.evidence).toBe('unavailable');
+    expect(history.at(-1)?.kind).toBe('subject-shredded');
+    expect(await ledger.mayProcess('henry', 'newsletter')).toBe(false);
+    expect(await ledger.verify()).toMatchObject({ ok: true });
+  });
+
+  it('proves inclusion against a signed tree head', async () => {
+    const event = await ledger.record(grant('ivy', 'newsletter'));
+    const head = await ledger.treeHead();
+    expect(verifyTreeHead(head, await ledger.publicKey())).toBe(true);
+    const proof = await ledger.inclusionProof(event.seq, head.treeSize);
+    expect(verifyInclusionProof(proof, head)).toBe(true);
+    expect(verifyInclusionProof({ ...proof, seq: event.seq - 1 }, head)).toBe(false);
+  });
+
+  it('imports in bulk and rejects the whole import when one decision is bad', async () => {
+    const before = await ledgerSize(database);
+    await rejects(
+      ledger.import([grant('imp-1', 'newsletter', { source: 'import' }), grant('imp-2', 'newsletter', { method: 'default' })]),
+      'consent/default-not-consent',
+    );
+    expect(await ledgerSize(database)).toBe(before);
+    const result = await ledger.import(
+      Array.from({ length: 1200 }, (_, i) => grant(`imp-${i}`, i % 2 ? 'newsletter' : 'audience-measurement', { source: 'import' })),
+      { batchSize: 500 },
+    );
+    expect(result.imported).toBe(1200);
+    expect(await ledger.mayProcess('imp-7', 'newsletter')).toBe(true);
+    expect(await ledger.verify()).toMatchObject({ ok: true });
+  });
+});
