@@ -10,11 +10,11 @@ export type StoragePackage = (typeof storagePackages)[number];
  * `undefined` while a package has not shipped migrations.
  */
 const loaders: Readonly<Record<StoragePackage, (() => Promise<PackageMigrations>) | undefined>> = {
-  consent: undefined,
-  retention: undefined,
-  requests: undefined,
-  'subject-access': undefined,
-  erasure: undefined,
+  consent: async () => (await import('@privacykit/consent')).consentMigrations,
+  retention: async () => (await import('@privacykit/retention')).retentionMigrations,
+  requests: async () => (await import('@privacykit/requests')).requestMigrations,
+  'subject-access': async () => (await import('@privacykit/subject-access')).subjectAccessMigrations,
+  erasure: async () => (await import('@privacykit/erasure')).erasureMigrations,
 };
 
 export function isStoragePackage(name: string): name is StoragePackage {
