@@ -1,2 +1,61 @@
-// @privacykit/erasure — under construction; see README.md for what it will do.
-export const packageName = '@privacykit/erasure';
+// @privacykit/erasure — erasure plans from the data map and the policy (Art 17), Art 17(3)
+// retention with restriction (Art 18), execution, verification, crypto-shredding and the
+// Art 19 recipient outbox.
+export { erasureMigrations } from './migrations.js';
+export type { ErasureErrorCode } from './errors.js';
+export { erasureGroundArticle, getErasureRecord, planErasure, planErasureInputSchema } from './plan.js';
+export type {
+  ErasureGround,
+  ErasurePlan,
+  ErasureRecord,
+  PlanErasureOptions,
+  PlanRecipient,
+  RetainedGroup,
+  RetentionSource,
+  TablePlan,
+} from './plan.js';
+export { executeErasure } from './execute.js';
+export type {
+  BatchProgress,
+  ErasureReport,
+  ExecuteErasureOptions,
+  RetainedReport,
+  TableReport,
+} from './execute.js';
+export { verifyErasure } from './verify.js';
+export type { ErasureVerification, Leftover, VerifyErasureOptions } from './verify.js';
+export {
+  backoffDelay,
+  confirmNotification,
+  deliverPending,
+  httpNotificationSender,
+  listNotifications,
+  recipientsFor,
+} from './outbox.js';
+export type {
+  Backoff,
+  DeliverPendingOptions,
+  DeliveryResult,
+  ErasureNotification,
+  OutboxEntry,
+} from './outbox.js';
+export {
+  columnStrategyNameSchema,
+  columnStrategySchema,
+  looksMasked,
+  maskValue,
+  strategiesSchema,
+  tableStrategySchema,
+} from './strategy.js';
+export type {
+  ColumnStrategy,
+  ColumnStrategyInput,
+  ColumnStrategyName,
+  ErasureSecrets,
+  MaskContext,
+  StrategiesInput,
+} from './strategy.js';
+export { dueDate, retainUntil } from './retain-until.js';
+export { rowKey } from './row-key.js';
+export type { HeldRow, HoldLookup, HoldSource } from './hold-source.js';
+export type { KeyShredder } from './key-shredder.js';

@@ -1,0 +1,433 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { countSubjectRows } from '@privacykit/core/db';
+import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { executeErasure } from './execute.js';
+import { deliverPending, httpNotificationSender, listNotifications, recipientsFor } from './outbox.js';
+import { getErasureRecord, planErasure } from './plan.js';
+import {
+  ada,
+  closeTestDatabase,
+  dataMap,
+  dataMapWithAudit,
+  dumpBob,
+  dumpHost,
+  facts,
+  policy,
+  seedHost,
+  strategies,
+} from './testing-fixtures.js';
+import { verifyErasure } from './verify.js';
+
+const clock = fixedClock('2025-06-01T12:00:00.000Z');
+const base = { dataMap, policy, identities: ada, clock, strategies, facts };
+
+describe.each(testEngines())('erasure on $engine', (engine) => {
+  let t: TestDatabase;
+  beforeEach(async () => {
+    t = await createTestDatabase(engine);
+    await seedHost(t.db);
+  });
+  afterEach(async () => {
+    await closeTestDatabase(t);
+  });
+
+  it('plans without changing anything: deletions, masks, retained invoices with ground and date', async () => {
+    const before = await dumpHost(t.db);
+    const plan = await planErasure({ db: t.db, ...base });
+    expect(await dumpHost(t.db)).toEqual(before);
+
+    // Children before parents.
+    const order = plan.tables.map((table) => table.table);
+    expect(order.indexOf('order_lines')).toBeLessThan(order.indexOf('orders'));
+    expect(order.indexOf('orders')).toBeLessThan(order.indexOf('customers'));
+    expect(order.indexOf('invoices')).toBeLessThan(order.indexOf('customers'));
+
+    const byName = Object.fromEntries(plan.tables.map((table) => [table.table, table]));
+    expect(byName.order_lines).toMatchObject({ action: 'delete-row', rows: 4, erase: 4 });
+    expect(byName.orders).toMatchObject({ action: 'delete-row', rows: 3, erase: 3 });
+    expect(byName.orders!.sampleKeys).toEqual(['10', '11', '12']);
+    expect(byName.logs).toMatchObject({ action: 'mask', rows: 5, erase: 5 });
+    expect(byName.logs!.maskColumns.email).toEqual({ strategy: 'hmac' });
+
+    const invoices = byName.invoices!;
+    expect(invoices.erase).toBe(0);
+    expect(invoices.retained).toHaveLength(1);
+    expect(invoices.retained[0]).toMatchObject({
+      source: 'rule',
+      ground: 'legal-obligation',
+      article: 'Art 17(3)(b)',
+      ruleId: 'invoices',
+      rows: 2,
+      // 2020-01-31 + 10 years; 2024-02-29 + 10 years clamps to 2034-02-28.
+      retainUntil: { earliest: '2030-01-31', latest: '2034-02-28', open: 0 },
+    });
+    // The marketing note is not an invoice's content: masked although the invoice is kept.
+    expect(Object.keys(invoices.retained[0]!.maskColumns)).toEqual(['marketing_note']);
+
+    // The customer row is kept as the invoices' anchor, its non-identity columns masked.
+    const customers = byName.customers!;
+    expect(customers.retained[0]).toMatchObject({ source: 'anchor', ground: 'legal-obligation', rows: 1 });
+    expect(customers.retained[0]!.retainUntil.latest).toBe('2034-02-28');
+    expect(Object.keys(customers.retained[0]!.maskColumns).sort()).toEqual(['born_on', 'name', 'phone']);
+
+    expect(plan.summary).toMatchObject({ rows: 15, erase: 12, retained: 3, blocked: [] });
+    // Art 19: processors that received Ada's data; staff (internal) are not notified.
+    expect(recipientsFor(plan).map((r) => r.id)).toEqual(['hosting', 'mailer', 'payments']);
+
+    // Serialisable and stored.
+    expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
+    const record = await getErasureRecord({ db: t.db, planId: plan.id });
+    expect(record.status).toBe('planned');
+    expect(record.plan).toEqual(plan);
+  });
+
+  it('executes, leaving only the restricted invoices and their anchor; verification proves it', async () => {
+    const bobBefore = await dumpBob(t.db);
+    expect(bobBefore.length).toBeGreaterThanOrEqual(7);
+    const plan = await planErasure({ db: t.db, ...base });
+    const report = await executeErasure(plan, { db: t.db, clock, batchSize: 2 });
+
+    // Rows are kept under Art 17(3): a partial erasure, with the ground reported.
+    expect(report.status).toBe('partial');
+    expect(report.failures).toEqual([]);
+    expect(report.retained.find((r) => r.table === 'invoices')).toMatchObject({
+      ground: 'legal-obligation',
+      rows: 2,
+    });
+    const tables = Object.fromEntries(report.tables.map((r) => [r.table, r]));
+    expect(tables.order_lines).toMatchObject({ status: 'done', deleted: 4 });
+    expect(tables.orders).toMatchObject({ status: 'done', deleted: 3 });
+    expect(tables.logs).toMatchObject({ status: 'done', updated: 5 });
+    expect(tables.invoices).toMatchObject({ status: 'done', deleted: 0, restricted: 2 });
+
+    // The access traversal on the original identities finds only the retained remainder.
+    const left = await countSubjectRows({ db: t.db, dataMap, identities: ada });
+    expect(left).toEqual({ customers: 1, invoices: 2 });
+
+    const invoices = await t.db
+      .selectFrom('invoices')
+      .selectAll()
+      .where('customer_id', '=', 1)
+      .orderBy('id')
+      .execute();
+    expect(invoices.map((i) => i.billing_name)).toEqual(['Ada Lovelace', 'Ada Lovelace']);
+    expect(invoices[0]!.marketing_note).toBe('[erased]');
+    const customer = await t.db
+      .selectFrom('customers')
+      .selectAll()
+      .where('id', '=', 1)
+      .executeTakeFirstOrThrow();
+    expect(customer.name).toBe('[erased]');
+    expect(customer.phone).toBe('[erased]');
+    expect(
+      String(customer.born_on instanceof Date ? customer.born_on.getFullYear() : customer.born_on),
+    ).toMatch(/^1970/);
+
+    // Logs keep their rows (statistics) with the subject's values masked.
+    const logs = await t.db
+      .selectFrom('logs')
+      .selectAll()
+      .where('id', '>=', 5000)
+      .where('id', '<', 6000)
+      .orderBy('id')
+      .execute();
+    expect(logs).toHaveLength(5);
+    const pseudonym = logs[0]!.email as string;
+    expect(pseudonym).toMatch(/^[0-9a-f]{16}$/);
+    expect(new Set(logs.map((l) => l.email))).toEqual(new Set([pseudonym])); // stable: joins survive
+    expect(logs.map((l) => l.ip)).toEqual(Array(5).fill('[erased]'));
+    expect(logs.map((l) => l.at)).toEqual(Array(5).fill('2024-01-01T00:00:00.000Z'));
+    expect(logs.map((l) => Number(l.latency))).toEqual([100, 100, 100, 200, 200]);
+    expect(logs.every((l) => !String(l.message).startsWith('login'))).toBe(true);
+
+    // Retained rows are restricted to storage only.
+    const restrictions = await t.db
+      .selectFrom('privacykit_erasure_restrictions')
+      .selectAll()
+      .orderBy('table_name')
+      .orderBy('row_key')
+      .execute();
+    expect(
+      restrictions.map((r) => `${r.table_name}:${r.row_key}:${r.purposes}:${r.ground}:${r.retain_until}`),
+    ).toEqual([
+      'customers:1:all:legal-obligation:2034-02-28',
+      'invoices:1000:all:legal-obligation:2030-01-31',
+      'invoices:1001:all:legal-obligation:2034-02-28',
+    ]);
+
+    // The other subject is untouched.
+    expect(await dumpBob(t.db)).toEqual(bobBefore);
+
+    const verification = await verifyErasure({ db: t.db, dataMap, plan, clock });
+    expect(verification.leftovers).toEqual([]);
+    expect(verification.ok).toBe(true);
+    expect(verification.tables.invoices).toEqual({ found: 2, retained: 2, masked: 0 });
+    const record = await getErasureRecord({ db: t.db, planId: plan.id });
+    expect(record.status).toBe('partial');
+    expect(record.verification).toMatchObject({ ok: true });
+    expect(record.report).toMatchObject({ status: 'partial' });
+  });
+
+  it('a second run changes nothing and reports no changes', async () => {
+    const plan = await planErasure({ db: t.db, ...base });
+    await executeErasure(plan, { db: t.db, clock });
+    const after = await dumpHost(t.db);
+    const again = await executeErasure(plan, { db: t.db, clock });
+    expect(again.changes).toBe(0);
+    expect(again.status).toBe('partial');
+    expect(again.tables.every((r) => r.deleted === 0 && r.updated === 0 && r.restricted === 0)).toBe(true);
+    expect(await dumpHost(t.db)).toEqual(after);
+    expect(await listNotifications({ db: t.db, planId: plan.id })).toHaveLength(3);
+  });
+
+  it('verification finds rows that reappear after the erasure', async () => {
+    const plan = await planErasure({ db: t.db, ...base });
+    await executeErasure(plan, { db: t.db, clock });
+    await t.db
+      .insertInto('logs')
+      .values({
+        id: 7000,
+        email: 'ada@example.com',
+        ip: '1.1.1.1',
+        message: 'x',
+        at: '2025-03-07',
+        latency: 1,
+      })
+      .execute();
+    const verification = await verifyErasure({ db: t.db, plan, clock });
+    expect(verification.ok).toBe(false);
+    expect(verification.leftovers).toEqual([
+      { table: 'logs', key: '7000', reason: 'not masked: email, ip, message, at, latency' },
+    ]);
+  });
+
+  it('a crash between batches followed by a re-run ends in the same state, with the same pseudonyms', async () => {
+    const secrets = { hmacKey: 'k'.repeat(43), seed: 's'.repeat(43) };
+    const reference = await createTestDatabase(engine);
+    try {
+      await seedHost(reference.db, { adaLogs: 9 });
+      const refPlan = await planErasure({ db: reference.db, ...base, secrets });
+      await executeErasure(refPlan, { db: reference.db, clock, batchSize: 2 });
+
+      await closeTestDatabase(t);
+      t = await createTestDatabase(engine);
+      await seedHost(t.db, { adaLogs: 9 });
+      const plan = await planErasure({ db: t.db, ...base, secrets });
+      let batches = 0;
+      await expect(
+        executeErasure(plan, {
+          db: t.db,
+          clock,
+          batchSize: 2,
+          onBatch: () => {
+            batches++;
+            if (batches === 5) throw new Error('power cut');
+          },
+        }),
+      ).rejects.toThrow('power cut');
+      const record = await getErasureRecord({ db: t.db, planId: plan.id });
+      expect(record.status).toBe('executing');
+      const resumed = await executeErasure(plan, { db: t.db, clock, batchSize: 2 });
+      expect(resumed.status).toBe('partial');
+      expect(await dumpHost(t.db)).toEqual(await dumpHost(reference.db));
+    } finally {
+      await closeTestDatabase(reference);
+    }
+  });
+
+  it('a legal hold keeps the held rows untouched under Art 17(3)(e) and reports a partial erasure', async () => {
+    const asked: string[] = [];
+    const plan = await planErasure({
+      db: t.db,
+      ...base,
+      holds: async (table, keys) => {
+        asked.push(table);
+        return table === 'orders'
+          ? keys
+              .filter((key) => key === '11')
+              .map((key) => ({ key, reason: 'dispute #42', until: '2026-12-31' }))
+          : [];
+      },
+    });
+    expect(asked).toContain('orders');
+    const orders = plan.tables.find((table) => table.table === 'orders')!;
+    expect(orders.retained).toEqual([
+      expect.objectContaining({
+        source: 'hold',
+        ground: 'legal-claims',
+        article: 'Art 17(3)(e)',
+        reason: 'dispute #42',
+        rows: 1,
+      }),
+    ]);
+    expect(orders.erase).toBe(2);
+    const report = await executeErasure(plan, { db: t.db, clock });
+    expect(report.status).toBe('partial');
+    expect(report.retained).toContainEqual(
+      expect.objectContaining({ table: 'orders', ground: 'legal-claims', rows: 1 }),
+    );
+    const held = await t.db.selectFrom('orders').selectAll().where('customer_id', '=', 1).execute();
+    expect(held.map((row) => Number(row.id))).toEqual([11]);
+    expect(Number(held[0]!.total)).toBeCloseTo(99.99);
+    const verification = await verifyErasure({ db: t.db, plan, clock });
+    expect(verification.ok).toBe(true);
+  });
+
+  it('a table without a primary key fails the request loudly, never a silent complete', async () => {
+    const plan = await planErasure({ db: t.db, ...base, dataMap: dataMapWithAudit });
+    const audit = plan.tables.find((table) => table.table === 'audit_trail')!;
+    expect(audit.status).toBe('blocked');
+    expect(plan.summary.blocked).toEqual(['audit_trail']);
+    const report = await executeErasure(plan, { db: t.db, clock });
+    expect(report.status).toBe('failed');
+    expect(report.failures).toEqual([
+      { table: 'audit_trail', reason: expect.stringContaining('no primary key') },
+    ]);
+    // Everything else was still erased.
+    expect(report.tables.find((r) => r.table === 'orders')).toMatchObject({ status: 'done', deleted: 3 });
+    // Not complete: no Art 19 notices yet, and the record says failed.
+    expect(await listNotifications({ db: t.db, planId: plan.id })).toEqual([]);
+    expect((await getErasureRecord({ db: t.db, planId: plan.id })).status).toBe('failed');
+    const verification = await verifyErasure({ db: t.db, plan, clock });
+    expect(verification.ok).toBe(false);
+    expect(verification.leftovers[0]).toMatchObject({ table: 'audit_trail' });
+  });
+
+  it('a table the database refuses to change fails the request and skips its parents', async () => {
+    const plan = await planErasure({ db: t.db, ...base });
+    // Simulate a refusal (like a missing DELETE permission): the table vanished.
+    await t.db.schema.dropTable('order_lines').execute();
+    const report = await executeErasure(plan, { db: t.db, clock });
+    expect(report.status).toBe('failed');
+    const tables = Object.fromEntries(report.tables.map((r) => [r.table, r]));
+    expect(tables.order_lines!.status).toBe('failed');
+    expect(tables.orders).toMatchObject({
+      status: 'skipped',
+      reason: expect.stringContaining('order_lines'),
+    });
+    expect(tables.customers!.status).toBe('skipped');
+    expect(tables.logs!.status).toBe('done');
+    expect(report.failures.map((f) => f.table).sort()).toEqual(['customers', 'order_lines', 'orders']);
+  });
+
+  it('returns the same plan for the same request, and crypto-shreds once', async () => {
+    const first = await planErasure({ db: t.db, ...base, requestId: 'req-1', subjectId: 'subj-ada' });
+    const second = await planErasure({ db: t.db, ...base, requestId: 'req-1', subjectId: 'subj-ada' });
+    expect(second.id).toBe(first.id);
+    const shredded: string[] = [];
+    const keyShredder = { shredSubject: async (id: string) => void shredded.push(id) };
+    const report = await executeErasure(first, { db: t.db, clock, keyShredder });
+    expect(report.requestId).toBe('req-1');
+    expect(report.shredding).toMatchObject({ subjectId: 'subj-ada', status: 'shredded' });
+    const again = await executeErasure(first, { db: t.db, clock, keyShredder });
+    expect(again.shredding).toMatchObject({ status: 'already-shredded' });
+    expect(shredded).toEqual(['subj-ada']);
+    expect((await getErasureRecord({ db: t.db, planId: first.id })).shreddedAt).toBe(
+      clock.now().toISOString(),
+    );
+  });
+
+  it('refuses bad input with a typed error and writes nothing', async () => {
+    const attempts = [
+      () => planErasure({ db: t.db, ...base, identities: { email: ['  '] } }),
+      () => planErasure({ db: t.db, ...base, strategies: { nope: 'delete-row' } }),
+      () => planErasure({ db: t.db, ...base, strategies: { orders: { customer_id: 'hmac' } } }),
+      () => planErasure({ db: t.db, ...base, strategies: { orders: { total: 'scramble' as never } } }),
+    ];
+    const codes = [];
+    for (const attempt of attempts) {
+      const error = await attempt().catch((e: unknown) => e);
+      expect(isPrivacyKitError(error)).toBe(true);
+      codes.push((error as { code: string }).code);
+    }
+    expect(codes).toEqual([
+      'erasure/no-identities',
+      'erasure/unknown-table',
+      'erasure/invalid-strategy',
+      'erasure/invalid-input',
+    ]);
+    const plans = await t.db.selectFrom('privacykit_erasure_plans').select('id').execute();
+    expect(plans).toEqual([]);
+  });
+
+  it('Art 19: a recipient endpoint that is down keeps its notice pending and is retried with backoff', async () => {
+    const seen: { status: number; key: string | undefined }[] = [];
+    let calls = 0;
+    const server = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => {
+        body += chunk;
+      });
+      request.on('end', () => {
+        calls++;
+        const status = calls === 1 ? 503 : 200;
+        seen.push({ status, key: request.headers['idempotency-key'] as string | undefined });
+        JSON.parse(body);
+        response.writeHead(status, { 'content-type': 'application/json' });
+        response.end(JSON.stringify(status === 200 ? { receipt: `r-${calls}` } : { error: 'down' }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/art19`;
+      const localClock = fixedClock('2025-06-01T12:00:00.000Z');
+      const plan = await planErasure({ db: t.db, ...base, clock: localClock });
+      await executeErasure(plan, { db: t.db, clock: localClock });
+      const pending = await listNotifications({ db: t.db, planId: plan.id });
+      expect(pending.map((n) => [n.recipientId, n.status])).toEqual([
+        ['hosting', 'pending'],
+        ['mailer', 'pending'],
+        ['payments', 'pending'],
+      ]);
+      const send = httpNotificationSender({ endpoints: { hosting: url } });
+      const options = { db: t.db, clock: localClock, send, backoff: { initialMs: 60_000, factor: 2 } };
+
+      // Only the hosting endpoint exists; the others fail for want of one and stay pending too.
+      const first = await deliverPending(options);
+      expect(first).toEqual({ delivered: 0, retrying: 3, failed: 0 });
+      const hosting = () =>
+        listNotifications({ db: t.db, planId: plan.id }).then(
+          (all) => all.find((n) => n.recipientId === 'hosting')!,
+        );
+      expect(await hosting()).toMatchObject({
+        status: 'pending',
+        attempts: 1,
+        lastError: expect.stringContaining('503'),
+      });
+      expect((await hosting()).nextAttemptAt).toBe('2025-06-01T12:01:00.000Z');
+
+      // Not due yet: nothing is sent.
+      expect(await deliverPending(options)).toEqual({ delivered: 0, retrying: 0, failed: 0 });
+      expect(calls).toBe(1);
+
+      localClock.advance(60_000);
+      const second = await deliverPending(options);
+      expect(second.delivered).toBe(1);
+      const delivered = await hosting();
+      expect(delivered).toMatchObject({
+        status: 'delivered',
+        attempts: 2,
+        receipt: { status: 200, body: { receipt: 'r-2' } },
+      });
+      expect(seen.map((s) => s.status)).toEqual([503, 200]);
+      // The same idempotency key both times.
+      expect(seen[0]!.key).toBe(`${plan.id}:hosting`);
+      expect(seen[1]!.key).toBe(seen[0]!.key);
+      // The next failure of the others doubles the delay.
+      const mailer = (await listNotifications({ db: t.db, planId: plan.id })).find(
+        (n) => n.recipientId === 'mailer',
+      )!;
+      expect(mailer).toMatchObject({
+        status: 'pending',
+        attempts: 2,
+        nextAttemptAt: '2025-06-01T12:03:00.000Z',
+      });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});

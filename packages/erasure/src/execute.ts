@@ -1,0 +1,596 @@
+import { defineDataMap, newId, systemClock, toInstant } from '@privacykit/core';
+import type { Clock, DataMap, DataMapTable } from '@privacykit/core';
+import { countSubjectRows, engineOf } from '@privacykit/core/db';
+import type { SubjectScope } from '@privacykit/core/db';
+import { sql } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, RawBuilder, SqlBool, Transaction } from 'kysely';
+import { erasureError } from './errors.js';
+import type { KeyShredder } from './key-shredder.js';
+import { notificationRows } from './outbox.js';
+import type { ErasureGround, ErasurePlan, RetentionSource, TablePlan } from './plan.js';
+import { erasureGroundArticle } from './plan.js';
+import { rowKey } from './row-key.js';
+import { maskValue, sameValue } from './strategy.js';
+import type { ColumnStrategy, ErasureSecrets } from './strategy.js';
+import { subjectPage } from './subject-pages.js';
+
+export interface ExecuteErasureOptions {
+  db: Kysely<any>;
+  clock?: Clock;
+  /** Rows per batch; each batch is one transaction (default 1000). */
+  batchSize?: number;
+  /** Destroys the subject's consent-ledger key (crypto-shredding) when the plan has a `subjectId`. */
+  keyShredder?: KeyShredder;
+  /**
+   * Called after each committed batch, e.g. for a progress bar. An error thrown here stops the
+   * execution as a crash would (the next run resumes after the last committed batch).
+   */
+  onBatch?: (progress: BatchProgress) => void | Promise<void>;
+}
+
+export interface BatchProgress {
+  planId: string;
+  table: string;
+  deleted: number;
+  updated: number;
+  restricted: number;
+}
+
+export interface TableReport {
+  table: string;
+  /** `done`, `failed` (with `reason`), or `skipped` because a child table failed first. */
+  status: 'done' | 'failed' | 'skipped';
+  /** Rows deleted, masked and restricted by this run (0 on a repeated run). */
+  deleted: number;
+  updated: number;
+  restricted: number;
+  reason?: string;
+  ms: number;
+}
+
+export interface RetainedReport {
+  table: string;
+  source: RetentionSource;
+  ground: ErasureGround;
+  article: string;
+  ruleId?: string;
+  reason: string;
+  rows: number;
+  retainUntil: { earliest?: string; latest?: string; open: number };
+}
+
+/**
+ * The outcome of an execution (Art 17, R09): `complete` when everything was erased,
+ * `partial` when everything planned was done but rows are kept under Art 17(3) grounds (listed
+ * in `retained`, to be told to the subject), `failed` when a table could not be erased (listed
+ * in `failures`) — never a silent "complete".
+ */
+export interface ErasureReport {
+  planId: string;
+  requestId?: string;
+  tenant: string;
+  status: 'complete' | 'partial' | 'failed';
+  startedAt: string;
+  finishedAt: string;
+  ms: number;
+  /** Rows changed by this run; 0 when the plan had already been executed. */
+  changes: number;
+  tables: TableReport[];
+  failures: { table: string; reason: string }[];
+  retained: RetainedReport[];
+  shredding?: {
+    subjectId: string;
+    status: 'shredded' | 'already-shredded' | 'failed';
+    at?: string;
+    reason?: string;
+  };
+  /** Art 19 notifications in the outbox for this plan. */
+  notifications: number;
+}
+
+interface StoredRetained {
+  mask: Record<string, ColumnStrategy>;
+  ground: string;
+  reason: string | null;
+  until: string | null;
+}
+
+interface PlanRow {
+  status: string;
+  hmac_key: string;
+  seed: string;
+  shredded_at: string | null;
+}
+
+async function loadPlanRow(db: Kysely<any>, plan: ErasurePlan): Promise<PlanRow> {
+  const row = await db
+    .selectFrom('privacykit_erasure_plans')
+    .select(['status', 'hmac_key', 'seed', 'shredded_at'])
+    .where('tenant', '=', plan.tenant)
+    .where('id', '=', plan.id)
+    .executeTakeFirst();
+  if (!row)
+    throw erasureError('erasure/plan-not-found', `no erasure plan ${plan.id} for tenant ${plan.tenant}`);
+  return row as PlanRow;
+}
+
+export async function loadRetained(
+  db: Kysely<any>,
+  plan: ErasurePlan,
+  table: string,
+): Promise<Map<string, StoredRetained>> {
+  const rows = await db
+    .selectFrom('privacykit_erasure_retained')
+    .select(['row_key', 'mask', 'ground', 'reason', 'retain_until'])
+    .where('plan_id', '=', plan.id)
+    .where('tenant', '=', plan.tenant)
+    .where('table_name', '=', table)
+    .execute();
+  return new Map(
+    rows.map((row) => [
+      String(row.row_key),
+      {
+        mask: row.mask ? (JSON.parse(row.mask) as Record<string, ColumnStrategy>) : {},
+        ground: row.ground,
+        reason: row.reason,
+        until: row.retain_until,
+      },
+    ]),
+  );
+}
+
+/** The data map the plan was made with (plans are self-contained so a re-run needs only `db`). */
+export function planDataMap(plan: ErasurePlan): DataMap {
+  return defineDataMap(plan.dataMap);
+}
+
+function keyIn(
+  table: DataMapTable,
+  keys: readonly unknown[][],
+): (eb: ExpressionBuilder<any, any>) => Expression<SqlBool> {
+  const pk = table.primaryKey;
+  return (eb) =>
+    pk.length === 1
+      ? eb(
+          eb.ref(pk[0]!),
+          'in',
+          keys.map((key) => key[0]),
+        )
+      : eb(
+          eb.refTuple(...(pk as [string, string])),
+          'in',
+          keys.map((key) => eb.tuple(...(key as [unknown, unknown]))),
+        );
+}
+
+function keyMatch(table: DataMapTable, key: readonly unknown[]): RawBuilder<unknown> {
+  return sql.join(
+    table.primaryKey.map((column, i) => sql`${sql.ref(column)} = ${key[i]}`),
+    sql` and `,
+  );
+}
+
+async function postgresTypes(db: Kysely<any>, table: string): Promise<Map<string, string>> {
+  const result = await sql<{ name: string; type: string }>`
+    select a.attname as name, format_type(a.atttypid, a.atttypmod) as type
+    from pg_attribute a
+    where a.attrelid = to_regclass(${table}) and a.attnum > 0 and not a.attisdropped`.execute(db);
+  return new Map(result.rows.map((row) => [row.name, row.type]));
+}
+
+interface MaskedRow {
+  key: unknown[];
+  values: Record<string, unknown>;
+}
+
+/** One set-based update for a batch: `set c = case when pk = ? then ? … end where pk in (…)`. */
+async function applyMasks(
+  trx: Transaction<any>,
+  table: DataMapTable,
+  rows: readonly MaskedRow[],
+  types: Map<string, string> | undefined,
+): Promise<number> {
+  if (rows.length === 0) return 0;
+  const columns = [...new Set(rows.flatMap((row) => Object.keys(row.values)))];
+  const set: Record<string, RawBuilder<unknown>> = {};
+  for (const column of columns) {
+    const relevant = rows.filter((row) => column in row.values);
+    const first = relevant[0]!.values[column];
+    const uniform =
+      relevant.length === rows.length && relevant.every((row) => sameValue(row.values[column], first));
+    let expression: RawBuilder<unknown>;
+    if (uniform) expression = sql`${first}`;
+    else {
+      const branches = relevant.map(
+        (row) => sql`when ${keyMatch(table, row.key)} then ${row.values[column]}`,
+      );
+      expression = sql`case ${sql.join(branches, sql` `)} else ${sql.ref(column)} end`;
+      // PostgreSQL types a CASE over untyped parameters as text: cast it to the column's type.
+      const type = types?.get(column);
+      if (type) expression = sql`cast(${expression} as ${sql.raw(type)})`;
+    }
+    set[column] = expression;
+  }
+  const result = await trx
+    .updateTable(table.name)
+    .set(set)
+    .where(
+      keyIn(
+        table,
+        rows.map((row) => row.key),
+      ),
+    )
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows ?? 0);
+}
+
+function ancestorsOf(map: DataMap, name: string): Set<string> {
+  const out = new Set<string>();
+  const visit = (table: string) => {
+    for (const parent of map.tables.get(table)?.parents ?? []) {
+      if (!out.has(parent)) {
+        out.add(parent);
+        visit(parent);
+      }
+    }
+  };
+  visit(name);
+  return out;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Executes an erasure plan (Art 17): children before parents, in bounded batches by key, one
+ * transaction per batch holding the set-based deletes and updates, the restrictions of kept
+ * rows (Art 18(2): storage only) and the table's progress — so a crash loses nothing and a
+ * re-run resumes after the last committed batch, and running a finished plan again changes
+ * nothing. Pseudonyms and random values come from the plan's stored secrets, identical on every
+ * retry. A table without a primary key, or one the database refuses (permissions, constraints),
+ * fails the request loudly: the report is `failed`, names the table and reason, and its parent
+ * tables are skipped (erasing a parent first would orphan the child rows out of reach). When
+ * nothing failed, the plan's completion and its Art 19 notifications are written in one
+ * transaction; the consent-ledger key is shredded when a `keyShredder` and `subjectId` are given.
+ *
+ * @throws PrivacyKitError `erasure/plan-not-found`.
+ */
+export async function executeErasure(
+  plan: ErasurePlan,
+  options: ExecuteErasureOptions,
+): Promise<ErasureReport> {
+  const { db } = options;
+  const clock = options.clock ?? systemClock;
+  const batchSize = options.batchSize ?? 1000;
+  const stored = await loadPlanRow(db, plan);
+  const secrets: ErasureSecrets = { hmacKey: stored.hmac_key, seed: stored.seed };
+  const dataMap = planDataMap(plan);
+  const scope: SubjectScope = { db, dataMap, identities: plan.identities, tenant: plan.tenant };
+  const postgres = engineOf(db) === 'postgres';
+  const started = clock.now();
+  const startedMs = performance.now();
+
+  if (stored.status === 'planned') {
+    await db
+      .updateTable('privacykit_erasure_plans')
+      .set({ status: 'executing', updated_at: toInstant(started) })
+      .where('tenant', '=', plan.tenant)
+      .where('id', '=', plan.id)
+      .execute();
+  }
+
+  const reports: TableReport[] = [];
+  const failed = new Set<string>();
+  const blockedByChild = new Map<string, string>();
+
+  for (const tablePlan of plan.tables) {
+    const tableStarted = performance.now();
+    const table = dataMap.tables.get(tablePlan.table)!;
+    const report: TableReport = {
+      table: table.name,
+      status: 'done',
+      deleted: 0,
+      updated: 0,
+      restricted: 0,
+      ms: 0,
+    };
+    reports.push(report);
+    const fail = async (reason: string, status: 'failed' | 'skipped' = 'failed') => {
+      report.status = status;
+      report.reason = reason;
+      failed.add(table.name);
+      for (const ancestor of ancestorsOf(dataMap, table.name)) {
+        if (!blockedByChild.has(ancestor)) blockedByChild.set(ancestor, table.name);
+      }
+      await saveProgress(db, plan, table.name, {
+        status: 'failed',
+        error: reason,
+        at: toInstant(clock.now()),
+      });
+    };
+
+    const progress = await loadProgress(db, plan, table.name, toInstant(clock.now()));
+    if (progress.status === 'done') {
+      report.ms = performance.now() - tableStarted;
+      continue;
+    }
+    const child = blockedByChild.get(table.name);
+    if (child) {
+      await fail(`not erased because its child table "${child}" could not be erased first`, 'skipped');
+      report.ms = performance.now() - tableStarted;
+      continue;
+    }
+    if (table.primaryKey.length === 0) {
+      try {
+        const left = (await countSubjectRows(scope, [table.name]))[table.name] ?? 0;
+        if (left > 0) {
+          await fail(
+            tablePlan.blockedReason ?? `"${table.name}" has no primary key: it cannot be erased by key`,
+          );
+        } else {
+          await saveProgress(db, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
+        }
+      } catch (error) {
+        await fail(message(error));
+      }
+      report.ms = performance.now() - tableStarted;
+      continue;
+    }
+
+    let after: unknown[] | undefined = progress.lastKey;
+    try {
+      const retained = await loadRetained(db, plan, table.name);
+      const maskColumns = new Set(Object.keys(tablePlan.maskColumns));
+      for (const entry of retained.values())
+        for (const column of Object.keys(entry.mask)) maskColumns.add(column);
+      const types = postgres && maskColumns.size > 0 ? await postgresTypes(db, table.name) : undefined;
+      for (;;) {
+        const page = await subjectPage(scope, table, { columns: [...maskColumns], after, limit: batchSize });
+        if (page.length === 0) break;
+        const deletes: unknown[][] = [];
+        const masks: MaskedRow[] = [];
+        const restrictions: { key: string; entry: StoredRetained }[] = [];
+        for (const row of page) {
+          const key = rowKey(row, table.primaryKey);
+          const keyValues = table.primaryKey.map((column) => row[column]);
+          const kept = retained.get(key);
+          const strategies = kept
+            ? kept.mask
+            : tablePlan.action === 'mask'
+              ? tablePlan.maskColumns
+              : undefined;
+          if (kept) restrictions.push({ key, entry: kept });
+          if (!strategies) {
+            deletes.push(keyValues);
+            continue;
+          }
+          const values: Record<string, unknown> = {};
+          for (const [column, strategy] of Object.entries(strategies)) {
+            const next = maskValue(row[column], strategy, { secrets, table: table.name, column, key });
+            if (!sameValue(next, row[column])) values[column] = next;
+          }
+          if (Object.keys(values).length > 0) masks.push({ key: keyValues, values });
+        }
+        const tail = page[page.length - 1]!;
+        const lastKey = table.primaryKey.map((column) => tail[column]);
+        const at = toInstant(clock.now());
+        const counts = await db.transaction().execute(async (trx) => {
+          let deleted = 0;
+          if (deletes.length > 0) {
+            const result = await trx.deleteFrom(table.name).where(keyIn(table, deletes)).executeTakeFirst();
+            deleted = Number(result.numDeletedRows ?? 0);
+          }
+          const updated = await applyMasks(trx, table, masks, types);
+          if (restrictions.length > 0) {
+            await trx
+              .deleteFrom('privacykit_erasure_restrictions')
+              .where('tenant', '=', plan.tenant)
+              .where('table_name', '=', table.name)
+              .where(
+                'row_key',
+                'in',
+                restrictions.map((r) => r.key),
+              )
+              .execute();
+            await trx
+              .insertInto('privacykit_erasure_restrictions')
+              .values(
+                restrictions.map(({ key, entry }) => ({
+                  tenant: plan.tenant,
+                  table_name: table.name,
+                  row_key: key,
+                  plan_id: plan.id,
+                  purposes: 'all',
+                  ground: entry.ground,
+                  reason: entry.reason,
+                  retain_until: entry.until,
+                  created_at: at,
+                })),
+              )
+              .execute();
+          }
+          await trx
+            .updateTable('privacykit_erasure_progress')
+            .set((eb) => ({
+              status: 'running',
+              last_key: JSON.stringify(lastKey),
+              deleted: eb('deleted', '+', deleted),
+              updated: eb('updated', '+', updated),
+              restricted: eb('restricted', '+', restrictions.length),
+            }))
+            .where('plan_id', '=', plan.id)
+            .where('table_name', '=', table.name)
+            .execute();
+          return { deleted, updated, restricted: restrictions.length };
+        });
+        report.deleted += counts.deleted;
+        report.updated += counts.updated;
+        report.restricted += counts.restricted;
+        after = lastKey;
+        if (options.onBatch) {
+          try {
+            await options.onBatch({ planId: plan.id, table: table.name, ...counts });
+          } catch (error) {
+            throw new CallerError(error);
+          }
+        }
+        if (page.length < batchSize) break;
+      }
+      await saveProgress(db, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
+    } catch (error) {
+      // The caller's own error (a crash, a cancellation) stops the run; the next run resumes.
+      if (error instanceof CallerError) throw error.cause;
+      await fail(message(error));
+    }
+    report.ms = performance.now() - tableStarted;
+  }
+
+  let shredding: ErasureReport['shredding'];
+  if (options.keyShredder && plan.subjectId) {
+    if (stored.shredded_at) {
+      shredding = { subjectId: plan.subjectId, status: 'already-shredded', at: stored.shredded_at };
+    } else {
+      try {
+        await options.keyShredder.shredSubject(plan.subjectId);
+        const at = toInstant(clock.now());
+        await db
+          .updateTable('privacykit_erasure_plans')
+          .set({ shredded_at: at, updated_at: at })
+          .where('tenant', '=', plan.tenant)
+          .where('id', '=', plan.id)
+          .execute();
+        shredding = { subjectId: plan.subjectId, status: 'shredded', at };
+      } catch (error) {
+        shredding = { subjectId: plan.subjectId, status: 'failed', reason: message(error) };
+      }
+    }
+  }
+
+  const failures = reports
+    .filter((r) => r.status !== 'done')
+    .map((r) => ({ table: r.table, reason: r.reason ?? 'failed' }));
+  if (shredding?.status === 'failed')
+    failures.push({ table: '(consent key store)', reason: shredding.reason ?? 'failed' });
+  const retained: RetainedReport[] = plan.tables.flatMap((t: TablePlan) =>
+    t.retained.map((g) => ({
+      table: t.table,
+      source: g.source,
+      ground: g.ground,
+      article: g.article ?? erasureGroundArticle[g.ground],
+      ...(g.ruleId ? { ruleId: g.ruleId } : {}),
+      reason: g.reason,
+      rows: g.rows,
+      retainUntil: g.retainUntil,
+    })),
+  );
+  const status: ErasureReport['status'] =
+    failures.length > 0 ? 'failed' : retained.length > 0 ? 'partial' : 'complete';
+  const finished = clock.now();
+  const report: ErasureReport = {
+    planId: plan.id,
+    ...(plan.requestId ? { requestId: plan.requestId } : {}),
+    tenant: plan.tenant,
+    status,
+    startedAt: toInstant(started),
+    finishedAt: toInstant(finished),
+    ms: Math.round(performance.now() - startedMs),
+    changes: reports.reduce((n, r) => n + r.deleted + r.updated + r.restricted, 0),
+    tables: reports.map((r) => ({ ...r, ms: Math.round(r.ms * 10) / 10 })),
+    failures,
+    retained,
+    ...(shredding ? { shredding } : {}),
+    notifications: 0,
+  };
+
+  report.notifications = await db.transaction().execute(async (trx) => {
+    let count = 0;
+    if (status !== 'failed') {
+      const existing = new Set(
+        (
+          await trx
+            .selectFrom('privacykit_erasure_outbox')
+            .select('idempotency_key')
+            .where('tenant', '=', plan.tenant)
+            .where('plan_id', '=', plan.id)
+            .execute()
+        ).map((row) => String(row.idempotency_key)),
+      );
+      const rows = notificationRows(plan, toInstant(finished)).filter(
+        (row) => !existing.has(row.idempotency_key),
+      );
+      if (rows.length > 0) {
+        await trx
+          .insertInto('privacykit_erasure_outbox')
+          .values(rows.map((row) => ({ ...row, id: newId(finished) })))
+          .execute();
+      }
+      count = existing.size + rows.length;
+    }
+    await trx
+      .updateTable('privacykit_erasure_plans')
+      .set({
+        status,
+        report: JSON.stringify(report),
+        updated_at: toInstant(finished),
+        ...(status === 'failed' ? {} : { completed_at: toInstant(finished) }),
+      })
+      .where('tenant', '=', plan.tenant)
+      .where('id', '=', plan.id)
+      .execute();
+    return count;
+  });
+  return report;
+}
+
+/** Carries an error thrown by the caller's `onBatch` past the per-table failure handling. */
+class CallerError extends Error {
+  constructor(cause: unknown) {
+    super('onBatch failed', { cause });
+  }
+}
+
+interface Progress {
+  status: string;
+  lastKey?: unknown[];
+}
+
+async function loadProgress(
+  db: Kysely<any>,
+  plan: ErasurePlan,
+  table: string,
+  at: string,
+): Promise<Progress> {
+  const row = await db
+    .selectFrom('privacykit_erasure_progress')
+    .select(['status', 'last_key'])
+    .where('plan_id', '=', plan.id)
+    .where('tenant', '=', plan.tenant)
+    .where('table_name', '=', table)
+    .executeTakeFirst();
+  if (row) return { status: row.status, ...(row.last_key ? { lastKey: JSON.parse(row.last_key) } : {}) };
+  await db
+    .insertInto('privacykit_erasure_progress')
+    .values({ plan_id: plan.id, table_name: table, tenant: plan.tenant, status: 'pending', started_at: at })
+    .execute();
+  return { status: 'pending' };
+}
+
+async function saveProgress(
+  db: Kysely<any>,
+  plan: ErasurePlan,
+  table: string,
+  change: { status: 'done' | 'failed'; error?: string; at: string },
+): Promise<void> {
+  await db
+    .updateTable('privacykit_erasure_progress')
+    .set({
+      status: change.status,
+      error: change.error ?? null,
+      ...(change.status === 'done' ? { finished_at: change.at } : {}),
+    })
+    .where('plan_id', '=', plan.id)
+    .where('tenant', '=', plan.tenant)
+    .where('table_name', '=', table)
+    .execute();
+}

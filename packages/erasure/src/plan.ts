@@ -1,0 +1,685 @@
+import {
+  DEFAULT_TENANT,
+  categoryCovers,
+  newId,
+  randomToken,
+  systemClock,
+  tableCategories,
+  toInstant,
+} from '@privacykit/core';
+import type {
+  Clock,
+  DataMap,
+  DataMapInput,
+  DataMapTable,
+  FactValue,
+  Policy,
+  RetentionRule,
+} from '@privacykit/core';
+import { countSubjectRows } from '@privacykit/core/db';
+import type { SubjectIdentities, SubjectScope } from '@privacykit/core/db';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { erasureError } from './errors.js';
+import { holdSourceOf } from './hold-source.js';
+import type { HeldRow, HoldLookup, HoldSource } from './hold-source.js';
+import { factValue, retainUntil } from './retain-until.js';
+import { rowKey } from './row-key.js';
+import { normaliseStrategy, strategiesSchema } from './strategy.js';
+import type { ColumnStrategy, ErasureSecrets, StrategiesInput } from './strategy.js';
+import { subjectPage } from './subject-pages.js';
+
+/**
+ * The Art 17(3) grounds that keep data through an erasure request: (a) freedom of expression,
+ * (b) a legal obligation or (b)/(c) a task in the public interest, (d) archiving, research or
+ * statistics, (e) the establishment, exercise or defence of legal claims (legal holds).
+ */
+export type ErasureGround =
+  | 'legal-obligation'
+  | 'legal-claims'
+  | 'public-interest'
+  | 'freedom-of-expression'
+  | 'archiving';
+
+export const erasureGroundArticle: Readonly<Record<ErasureGround, string>> = {
+  'freedom-of-expression': 'Art 17(3)(a)',
+  'legal-obligation': 'Art 17(3)(b)',
+  'public-interest': 'Art 17(3)(b)–(c)',
+  archiving: 'Art 17(3)(d)',
+  'legal-claims': 'Art 17(3)(e)',
+};
+
+/**
+ * Why rows are kept: a retention `rule` with `keepDespiteErasure`, a legal `hold`, or an
+ * `anchor` — a parent row kept because a retained row references it (its key, references and
+ * identity columns stay so the retained rows keep their integrity and stay findable for Art 15;
+ * its other columns are masked).
+ */
+export type RetentionSource = 'rule' | 'hold' | 'anchor';
+
+export interface RetainedGroup {
+  source: RetentionSource;
+  ground: ErasureGround;
+  /** `Art 17(3)(b)` etc. */
+  article: string;
+  ruleId?: string;
+  reason: string;
+  rows: number;
+  /** Range of retain-until civil dates; `open` counts rows whose date cannot be computed. */
+  retainUntil: { earliest?: string; latest?: string; open: number };
+  /** Columns masked in these rows although the rows are kept. */
+  maskColumns: Record<string, ColumnStrategy>;
+  sampleKeys: string[];
+}
+
+export interface TablePlan {
+  table: string;
+  primaryKey: string[];
+  categories: string[];
+  /** What happens to the subject's rows that are not retained. */
+  action: 'delete-row' | 'mask';
+  /** `blocked`: the table cannot be erased (no primary key): execution fails loudly. */
+  status: 'ready' | 'blocked';
+  blockedReason?: string;
+  /** The subject's rows found when planning. */
+  rows: number;
+  /** Rows deleted or masked. */
+  erase: number;
+  maskColumns: Record<string, ColumnStrategy>;
+  sampleKeys: string[];
+  retained: RetainedGroup[];
+}
+
+/** A recipient who received the subject's data (Art 19): notified of the erasure. */
+export interface PlanRecipient {
+  id: string;
+  name: string;
+  kind: string;
+  contact?: string;
+  purposes: string[];
+  categories: string[];
+}
+
+/**
+ * An erasure plan: serialisable JSON, persisted with its id. It holds everything execution
+ * needs (the data map snapshot, strategies, the subject's identities) but not the per-request
+ * secrets, which stay in the plan's database record.
+ */
+export interface ErasurePlan {
+  id: string;
+  version: 1;
+  tenant: string;
+  requestId?: string;
+  /** The subject's id in the consent ledger, for crypto-shredding. */
+  subjectId?: string;
+  createdAt: string;
+  policyVersion: string;
+  identities: Record<string, string[]>;
+  dataMap: DataMapInput;
+  /** Children before parents: the execution order. */
+  tables: TablePlan[];
+  recipients: PlanRecipient[];
+  summary: { rows: number; erase: number; retained: number; blocked: string[] };
+}
+
+export const planErasureInputSchema = z.object({
+  identities: z.record(z.string(), z.array(z.string())),
+  strategies: strategiesSchema.optional(),
+  facts: z.record(z.string(), z.record(z.string(), z.string())).optional(),
+  requestId: z.string().min(1).max(255).optional(),
+  subjectId: z.string().min(1).max(255).optional(),
+  sampleSize: z.number().int().min(0).max(1000).optional(),
+  batchSize: z.number().int().min(1).max(10_000).optional(),
+});
+
+export interface PlanErasureOptions {
+  db: Kysely<any>;
+  dataMap: DataMap;
+  policy: Policy;
+  identities: SubjectIdentities;
+  clock?: Clock;
+  /** `{ table: 'delete-row' | { column: strategy } }`; tables default to `delete-row`. */
+  strategies?: StrategiesInput;
+  /**
+   * Which column holds each fact a retention rule reads, per table:
+   * `{ invoices: { invoiceDate: 'issued_on' } }`. A fact without a mapping is read from the
+   * column of the same name when the data map declares one.
+   */
+  facts?: Record<string, Record<string, string>>;
+  /** Legal holds: held rows are kept untouched under Art 17(3)(e). */
+  holds?: HoldSource | HoldLookup;
+  /** The requests package's request this plan serves; a second call with it returns the same plan. */
+  requestId?: string;
+  /** The subject's id in the consent ledger, for crypto-shredding on execution. */
+  subjectId?: string;
+  /** Keys listed per table and group in the plan (default 10). */
+  sampleSize?: number;
+  /** Rows read per query while planning (default 2000). */
+  batchSize?: number;
+  /**
+   * The per-request secrets; random by default. Pass them only to reproduce a plan exactly
+   * (tests, migrations between databases).
+   */
+  secrets?: ErasureSecrets;
+}
+
+interface RetainedRow {
+  key: string;
+  source: RetentionSource;
+  ground: ErasureGround;
+  ruleId?: string;
+  reason: string;
+  until?: string;
+  mask: Record<string, ColumnStrategy>;
+}
+
+interface AnchorClaim {
+  ground: ErasureGround;
+  until?: string;
+  open: boolean;
+  child: string;
+}
+
+function later(a: AnchorClaim, until: string | undefined, open: boolean): void {
+  if (open) a.open = true;
+  if (until && (!a.until || until > a.until)) a.until = until;
+}
+
+function snapshot(map: DataMap): DataMapInput {
+  const tables: DataMapInput['tables'] = {};
+  for (const table of map.tables.values()) {
+    tables[table.name] = {
+      ...(table.primaryKey.length > 0 ? { primaryKey: [...table.primaryKey] } : {}),
+      identities: { ...table.identities },
+      references: table.references.map((reference) => ({ ...reference })),
+      columns: Object.fromEntries(Object.entries(table.columns).map(([column, c]) => [column, [...c]])),
+      ...(table.tenantColumn ? { tenantColumn: table.tenantColumn } : {}),
+    };
+  }
+  return {
+    identities: Object.fromEntries(Object.entries(map.identities).map(([kind, v]) => [kind, { ...v }])),
+    tables,
+  };
+}
+
+function keepRulesFor(policy: Policy, categories: readonly string[]): RetentionRule[] {
+  return policy.retention.filter(
+    (rule) =>
+      rule.keepDespiteErasure !== undefined &&
+      rule.categories.some((ruleCategory) => categories.some((c) => categoryCovers(ruleCategory, c))),
+  );
+}
+
+function structuralColumns(table: DataMapTable): Set<string> {
+  return new Set([...table.primaryKey, ...table.references.map((reference) => reference.column)]);
+}
+
+function tableStrategy(
+  table: DataMapTable,
+  input: StrategiesInput[string] | undefined,
+): { action: 'delete-row' | 'mask'; columns: Record<string, ColumnStrategy> } {
+  if (input === undefined || input === 'delete-row') return { action: 'delete-row', columns: {} };
+  const structural = structuralColumns(table);
+  const known = new Set([...Object.keys(table.columns), ...Object.values(table.identities)]);
+  const columns: Record<string, ColumnStrategy> = {};
+  for (const [column, strategy] of Object.entries(input)) {
+    if (structural.has(column)) {
+      throw erasureError(
+        'erasure/invalid-strategy',
+        `strategies.${table.name}.${column}: key and reference columns cannot be masked (they hold the rows together)`,
+      );
+    }
+    if (!known.has(column)) {
+      throw erasureError(
+        'erasure/invalid-strategy',
+        `strategies.${table.name}.${column}: the data map declares no such column for "${table.name}"`,
+      );
+    }
+    columns[column] = normaliseStrategy(strategy);
+  }
+  const masked = Object.fromEntries(Object.entries(columns).filter(([, s]) => s.strategy !== 'keep'));
+  if (Object.keys(masked).length === 0) {
+    throw erasureError(
+      'erasure/invalid-strategy',
+      `strategies.${table.name}: a table that is not deleted must mask at least one column`,
+    );
+  }
+  return { action: 'mask', columns };
+}
+
+function maskFor(
+  table: DataMapTable,
+  configured: Record<string, ColumnStrategy>,
+  keep: (column: string, categories: readonly string[]) => boolean,
+): Record<string, ColumnStrategy> {
+  const structural = structuralColumns(table);
+  const out: Record<string, ColumnStrategy> = {};
+  for (const [column, categories] of Object.entries(table.columns)) {
+    if (structural.has(column) || keep(column, categories)) continue;
+    const strategy = configured[column] ?? { strategy: 'redact' };
+    if (strategy.strategy !== 'keep') out[column] = strategy;
+  }
+  return out;
+}
+
+function recipientsOf(policy: Policy, categories: ReadonlySet<string>): PlanRecipient[] {
+  const found = new Map<string, PlanRecipient>();
+  for (const purpose of policy.purposes) {
+    const shared = [...categories].filter((c) =>
+      purpose.categories.some((pc) => categoryCovers(pc, c) || categoryCovers(c, pc)),
+    );
+    if (shared.length === 0) continue;
+    for (const id of purpose.recipients) {
+      const recipient = policy.recipients.find((r) => r.id === id);
+      // Staff are not "recipients" to notify, and public authorities receiving data in an
+      // inquiry are not recipients at all (Art 4(9)).
+      if (!recipient || recipient.kind === 'internal' || recipient.kind === 'public-authority') continue;
+      const entry = found.get(id) ?? {
+        id,
+        name: recipient.name,
+        kind: recipient.kind,
+        ...(recipient.contact ? { contact: recipient.contact } : {}),
+        purposes: [],
+        categories: [],
+      };
+      if (!entry.purposes.includes(purpose.id)) entry.purposes.push(purpose.id);
+      for (const c of shared) if (!entry.categories.includes(c)) entry.categories.push(c);
+      found.set(id, entry);
+    }
+  }
+  return [...found.values()].sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/**
+ * Plans the erasure of one data subject (Art 17) without changing any host data: per table,
+ * which rows are deleted, which columns are masked with which strategy, and which rows are kept
+ * under which Art 17(3) ground until which date — a retention rule with `keepDespiteErasure`
+ * (invoices: 10 years, legal obligation), a legal hold (legal claims), or a parent row a kept
+ * row needs. Tables without a primary key are marked `blocked`. The plan is stored in
+ * `privacykit_erasure_plans` with fresh per-request secrets so every retry of its execution
+ * produces the same pseudonyms and random values; with `requestId`, a second call returns the
+ * stored plan.
+ *
+ * @throws PrivacyKitError `erasure/invalid-input`, `erasure/no-identities`,
+ *   `erasure/unknown-table` or `erasure/invalid-strategy`; nothing is written then.
+ */
+export async function planErasure(options: PlanErasureOptions): Promise<ErasurePlan> {
+  const parsed = planErasureInputSchema.safeParse({
+    identities: options.identities,
+    strategies: options.strategies,
+    facts: options.facts,
+    requestId: options.requestId,
+    subjectId: options.subjectId,
+    sampleSize: options.sampleSize,
+    batchSize: options.batchSize,
+  });
+  if (!parsed.success) {
+    throw erasureError('erasure/invalid-input', `invalid erasure options: ${parsed.error.message}`, {
+      cause: parsed.error,
+    });
+  }
+  const { db, dataMap, policy } = options;
+  const clock = options.clock ?? systemClock;
+  const tenant = policy.tenant ?? DEFAULT_TENANT;
+  const sampleSize = options.sampleSize ?? 10;
+  const batchSize = options.batchSize ?? 2000;
+  const strategies = parsed.data.strategies ?? {};
+  const facts = parsed.data.facts ?? {};
+  const holds = holdSourceOf(options.holds);
+
+  const identities: Record<string, string[]> = {};
+  for (const [kind, values] of Object.entries(options.identities)) {
+    if (!(kind in dataMap.identities)) {
+      throw erasureError('erasure/invalid-input', `unknown identity kind "${kind}" for this data map`);
+    }
+    const kept = values.map((v) => v.trim()).filter((v) => v.length > 0);
+    if (kept.length > 0) identities[kind] = kept;
+  }
+  if (Object.keys(identities).length === 0) {
+    throw erasureError(
+      'erasure/no-identities',
+      'an erasure needs at least one non-empty identity of the subject',
+    );
+  }
+  for (const name of [...Object.keys(strategies), ...Object.keys(facts)]) {
+    if (!dataMap.tables.has(name)) {
+      throw erasureError('erasure/unknown-table', `"${name}" is not a table of the data map`);
+    }
+  }
+
+  if (options.requestId) {
+    const existing = await findPlanByRequest(db, tenant, options.requestId);
+    if (existing) return existing;
+  }
+
+  const scope: SubjectScope = { db, dataMap, identities, tenant };
+  const executionOrder = [...dataMap.order].reverse();
+  const anchorsByKey = new Map<string, Map<string, AnchorClaim>>();
+  const anchorsByColumn = new Map<string, Map<string, Map<string, AnchorClaim>>>();
+  const retainedRows = new Map<string, RetainedRow[]>();
+  const tables: TablePlan[] = [];
+  const subjectCategories = new Set<string>();
+
+  for (const name of executionOrder) {
+    const table = dataMap.tables.get(name)!;
+    const categories = tableCategories(table);
+    const { action, columns: configured } = tableStrategy(table, strategies[name]);
+    const plan: TablePlan = {
+      table: name,
+      primaryKey: [...table.primaryKey],
+      categories,
+      action,
+      status: 'ready',
+      rows: 0,
+      erase: 0,
+      maskColumns:
+        action === 'mask'
+          ? Object.fromEntries(Object.entries(configured).filter(([, s]) => s.strategy !== 'keep'))
+          : {},
+      sampleKeys: [],
+      retained: [],
+    };
+    tables.push(plan);
+
+    if (table.primaryKey.length === 0) {
+      plan.rows = (await countSubjectRows(scope, [name]))[name] ?? 0;
+      if (plan.rows > 0) {
+        plan.status = 'blocked';
+        plan.blockedReason = `"${name}" has no primary key: its rows can be neither erased in resumable batches nor restricted and verified by key`;
+        for (const c of categories) subjectCategories.add(c);
+      }
+      continue;
+    }
+
+    const rules = keepRulesFor(policy, categories);
+    const ruleMask = maskFor(table, configured, (_column, held) =>
+      held.every((c) => rules.some((rule) => rule.categories.some((rc) => categoryCovers(rc, c)))),
+    );
+    const identityColumns = new Set(Object.values(table.identities));
+    const anchorMask = maskFor(table, configured, (column) => identityColumns.has(column));
+    const keyAnchors = anchorsByKey.get(name);
+    const columnAnchors = anchorsByColumn.get(name);
+    const factColumns = new Map<string, string>();
+    for (const rule of rules) {
+      for (const fact of Object.keys(rule.facts)) {
+        const column = facts[name]?.[fact] ?? (fact in table.columns ? fact : undefined);
+        if (column) factColumns.set(fact, column);
+      }
+    }
+    const needsRows =
+      rules.length > 0 || holds !== undefined || keyAnchors !== undefined || columnAnchors !== undefined;
+    const kept: RetainedRow[] = [];
+
+    if (!needsRows) {
+      plan.rows = (await countSubjectRows(scope, [name]))[name] ?? 0;
+      if (plan.rows > 0) {
+        const page = await subjectPage(scope, table, { columns: [], limit: sampleSize });
+        plan.sampleKeys = page.map((row) => rowKey(row, table.primaryKey));
+      }
+    } else {
+      const columns = [
+        ...table.references.map((reference) => reference.column),
+        ...factColumns.values(),
+        ...(columnAnchors ? columnAnchors.keys() : []),
+      ];
+      let after: unknown[] | undefined;
+      for (;;) {
+        const page = await subjectPage(scope, table, { columns, after, limit: batchSize });
+        if (page.length === 0) break;
+        const keys = page.map((row) => rowKey(row, table.primaryKey));
+        const held = new Map<string, HeldRow>();
+        if (holds) {
+          for (const entry of await holds.heldRows({ tenant, table: name, keys })) {
+            const row = typeof entry === 'string' ? { key: entry } : entry;
+            held.set(row.key, row);
+          }
+        }
+        page.forEach((row, i) => {
+          const key = keys[i]!;
+          plan.rows++;
+          const hold = held.get(key);
+          let retained: RetainedRow | undefined;
+          if (hold) {
+            retained = {
+              key,
+              source: 'hold',
+              ground: 'legal-claims',
+              reason: hold.reason ?? 'legal hold',
+              ...(hold.until ? { until: hold.until } : {}),
+              mask: {},
+            };
+          } else if (rules.length > 0) {
+            const rowFacts: Record<string, FactValue> = {};
+            for (const [fact, column] of factColumns) {
+              rowFacts[fact] = factValue(row[column], policy.zone);
+            }
+            // The rule keeping the row longest wins; a date that cannot be computed keeps it open.
+            let best: { rule: RetentionRule; until?: string } | undefined;
+            for (const rule of rules) {
+              const until = retainUntil(rule, rowFacts);
+              if (!best || (best.until !== undefined && (until === undefined || until > best.until))) {
+                best = { rule, ...(until ? { until } : {}) };
+              }
+            }
+            retained = {
+              key,
+              source: 'rule',
+              ground: best!.rule.keepDespiteErasure!,
+              ruleId: best!.rule.id,
+              reason: best!.rule.title,
+              ...(best!.until ? { until: best!.until } : {}),
+              mask: ruleMask,
+            };
+          } else {
+            let claim = keyAnchors?.get(key);
+            if (!claim && columnAnchors) {
+              for (const [column, values] of columnAnchors) {
+                claim = values.get(String(row[column]));
+                if (claim) break;
+              }
+            }
+            if (claim) {
+              retained = {
+                key,
+                source: 'anchor',
+                ground: claim.ground,
+                reason: `referenced by retained rows of ${claim.child}`,
+                ...(claim.until && !claim.open ? { until: claim.until } : {}),
+                mask: anchorMask,
+              };
+            }
+          }
+          if (!retained) {
+            if (plan.sampleKeys.length < sampleSize) plan.sampleKeys.push(key);
+            return;
+          }
+          kept.push(retained);
+          for (const reference of table.references) {
+            const value = row[reference.column];
+            if (value === null || value === undefined) continue;
+            const parent = dataMap.tables.get(reference.table)!;
+            const byKey =
+              !reference.key || (parent.primaryKey.length === 1 && reference.key === parent.primaryKey[0]);
+            let claims: Map<string, AnchorClaim>;
+            if (byKey) {
+              claims = anchorsByKey.get(parent.name) ?? new Map();
+              anchorsByKey.set(parent.name, claims);
+            } else {
+              const perColumn =
+                anchorsByColumn.get(parent.name) ?? new Map<string, Map<string, AnchorClaim>>();
+              anchorsByColumn.set(parent.name, perColumn);
+              claims = perColumn.get(reference.key!) ?? new Map();
+              perColumn.set(reference.key!, claims);
+            }
+            const existing = claims.get(String(value));
+            if (existing) later(existing, retained.until, retained.until === undefined);
+            else
+              claims.set(String(value), {
+                ground: retained.ground,
+                ...(retained.until ? { until: retained.until } : {}),
+                open: retained.until === undefined,
+                child: name,
+              });
+          }
+        });
+        if (page.length < batchSize) break;
+        const tail = page[page.length - 1]!;
+        after = table.primaryKey.map((column) => tail[column]);
+      }
+    }
+
+    retainedRows.set(name, kept);
+    const groups = new Map<string, RetainedGroup>();
+    for (const row of kept) {
+      const id = `${row.source}|${row.ground}|${row.ruleId ?? ''}|${row.reason}`;
+      let group = groups.get(id);
+      if (!group) {
+        group = {
+          source: row.source,
+          ground: row.ground,
+          article: erasureGroundArticle[row.ground],
+          ...(row.ruleId ? { ruleId: row.ruleId } : {}),
+          reason: row.reason,
+          rows: 0,
+          retainUntil: { open: 0 },
+          maskColumns: row.mask,
+          sampleKeys: [],
+        };
+        groups.set(id, group);
+      }
+      group.rows++;
+      if (group.sampleKeys.length < sampleSize) group.sampleKeys.push(row.key);
+      if (!row.until) group.retainUntil.open++;
+      else {
+        if (!group.retainUntil.earliest || row.until < group.retainUntil.earliest)
+          group.retainUntil.earliest = row.until;
+        if (!group.retainUntil.latest || row.until > group.retainUntil.latest)
+          group.retainUntil.latest = row.until;
+      }
+    }
+    plan.retained = [...groups.values()];
+    plan.erase = plan.rows - kept.length;
+    if (plan.rows > 0) for (const c of categories) subjectCategories.add(c);
+  }
+
+  const now = clock.now();
+  const plan: ErasurePlan = {
+    id: newId(now),
+    version: 1,
+    tenant,
+    ...(options.requestId ? { requestId: options.requestId } : {}),
+    ...(options.subjectId ? { subjectId: options.subjectId } : {}),
+    createdAt: toInstant(now),
+    policyVersion: policy.version,
+    identities,
+    dataMap: snapshot(dataMap),
+    tables,
+    recipients: recipientsOf(policy, subjectCategories),
+    summary: {
+      rows: tables.reduce((n, t) => n + t.rows, 0),
+      erase: tables.reduce((n, t) => n + t.erase, 0),
+      retained: tables.reduce((n, t) => n + t.retained.reduce((m, g) => m + g.rows, 0), 0),
+      blocked: tables.filter((t) => t.status === 'blocked').map((t) => t.table),
+    },
+  };
+  const secrets = options.secrets ?? { hmacKey: randomToken(32), seed: randomToken(32) };
+
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('privacykit_erasure_plans')
+      .values({
+        id: plan.id,
+        tenant,
+        request_id: options.requestId ?? null,
+        status: 'planned',
+        plan: JSON.stringify(plan),
+        hmac_key: secrets.hmacKey,
+        seed: secrets.seed,
+        created_at: plan.createdAt,
+        updated_at: plan.createdAt,
+      })
+      .execute();
+    const rows = [...retainedRows].flatMap(([table, kept]) =>
+      kept.map((row) => ({
+        plan_id: plan.id,
+        table_name: table,
+        row_key: row.key,
+        tenant,
+        source: row.source,
+        ground: row.ground,
+        rule_id: row.ruleId ?? null,
+        reason: row.reason,
+        retain_until: row.until ?? null,
+        mask: Object.keys(row.mask).length > 0 ? JSON.stringify(row.mask) : null,
+      })),
+    );
+    for (let i = 0; i < rows.length; i += 500) {
+      await trx
+        .insertInto('privacykit_erasure_retained')
+        .values(rows.slice(i, i + 500))
+        .execute();
+    }
+  });
+  return plan;
+}
+
+function parsePlan(text: unknown): ErasurePlan {
+  return JSON.parse(String(text)) as ErasurePlan;
+}
+
+async function findPlanByRequest(
+  db: Kysely<any>,
+  tenant: string,
+  requestId: string,
+): Promise<ErasurePlan | undefined> {
+  const row = await db
+    .selectFrom('privacykit_erasure_plans')
+    .select('plan')
+    .where('tenant', '=', tenant)
+    .where('request_id', '=', requestId)
+    .orderBy('created_at')
+    .executeTakeFirst();
+  return row ? parsePlan(row.plan) : undefined;
+}
+
+/** The stored record of an erasure: plan, status, execution report and verification. */
+export interface ErasureRecord {
+  plan: ErasurePlan;
+  status: 'planned' | 'executing' | 'complete' | 'partial' | 'failed';
+  createdAt: string;
+  updatedAt: string;
+  completedAt?: string;
+  shreddedAt?: string;
+  report?: unknown;
+  verification?: unknown;
+}
+
+/**
+ * An erasure's record, for the request's file (Art 5(2), 12): the plan, its status, the last
+ * execution report and the verification result.
+ *
+ * @throws PrivacyKitError `erasure/plan-not-found`.
+ */
+export async function getErasureRecord(options: {
+  db: Kysely<any>;
+  planId: string;
+  tenant?: string;
+}): Promise<ErasureRecord> {
+  const row = await options.db
+    .selectFrom('privacykit_erasure_plans')
+    .selectAll()
+    .where('tenant', '=', options.tenant ?? DEFAULT_TENANT)
+    .where('id', '=', options.planId)
+    .executeTakeFirst();
+  if (!row) throw erasureError('erasure/plan-not-found', `no erasure plan ${options.planId}`);
+  return {
+    plan: parsePlan(row.plan),
+    status: row.status,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    ...(row.completed_at ? { completedAt: row.completed_at } : {}),
+    ...(row.shredded_at ? { shreddedAt: row.shredded_at } : {}),
+    ...(row.report ? { report: JSON.parse(row.report) } : {}),
+    ...(row.verification ? { verification: JSON.parse(row.verification) } : {}),
+  };
+}

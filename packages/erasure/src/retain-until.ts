@@ -1,0 +1,109 @@
+import { parsePeriod } from '@privacykit/core';
+import type { DueExpression, FactValue, RetentionCondition, RetentionRule } from '@privacykit/core';
+import { add, lastDayOfMonth } from 'date-fns';
+
+const civilDate = /^(\d{4})-(\d{2})-(\d{2})$/;
+const civilMonth = /^(\d{4})-(\d{2})$/;
+const instant = /^\d{4}-\d{2}-\d{2}T/;
+
+function format(date: Date): string {
+  return `${String(date.getFullYear()).padStart(4, '0')}-${String(date.getMonth() + 1).padStart(2, '0')}-${String(date.getDate()).padStart(2, '0')}`;
+}
+
+function civilInZone(date: Date, zone: string): string {
+  return new Intl.DateTimeFormat('en-CA', {
+    timeZone: zone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+  }).format(date);
+}
+
+/**
+ * A row's column value as a rule fact: civil dates (`YYYY-MM-DD`) and months (`YYYY-MM`) as
+ * they are; instants (ISO text with a time, or a `Date` that is not a driver's local midnight
+ * for a SQL `date`) as the civil date in `zone`; other values unchanged.
+ */
+export function factValue(value: unknown, zone: string): FactValue {
+  if (value === null || value === undefined) return undefined;
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) return undefined;
+    const midnight = value.getHours() === 0 && value.getMinutes() === 0 && value.getSeconds() === 0;
+    return midnight ? format(value) : civilInZone(value, zone);
+  }
+  if (typeof value === 'string' && instant.test(value)) {
+    const parsed = new Date(value);
+    return Number.isNaN(parsed.getTime()) ? undefined : civilInZone(parsed, zone);
+  }
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
+  return String(value);
+}
+
+function toLocalDate(text: string, endOfMonth: boolean): Date | undefined {
+  const day = civilDate.exec(text);
+  const month = day ? undefined : civilMonth.exec(text);
+  if (!day && !month) return undefined;
+  const parts = (day ?? month)!;
+  const start = new Date(Number(parts[1]), Number(parts[2]) - 1, day ? Number(parts[3]) : 1);
+  return endOfMonth ? lastDayOfMonth(start) : start;
+}
+
+function holds(condition: RetentionCondition, facts: Readonly<Record<string, FactValue>>): boolean {
+  if ('all' in condition) return condition.all.every((c) => holds(c, facts));
+  if ('any' in condition) return condition.any.some((c) => holds(c, facts));
+  if ('not' in condition) return !holds(condition.not, facts);
+  const value = facts[condition.fact];
+  if ('present' in condition)
+    return (value !== undefined && value !== null && value !== '') === condition.present;
+  if ('equals' in condition) return value === condition.equals || String(value) === String(condition.equals);
+  return condition.in.some((candidate) => String(candidate) === String(value));
+}
+
+/**
+ * The civil date a due expression gives for a record's facts, or `undefined` when its trigger
+ * is missing. Calendar rules: months first then days, month-end clamp (Jan 31 + P1M = Feb 28/29),
+ * every period counted from its own trigger (never chained).
+ */
+export function dueDate(
+  expression: DueExpression,
+  facts: Readonly<Record<string, FactValue>>,
+): string | undefined {
+  if ('from' in expression) {
+    const trigger = facts[expression.from];
+    if (typeof trigger !== 'string') return undefined;
+    const start = toLocalDate(trigger, expression.endOfMonth ?? false);
+    if (!start) return undefined;
+    if (!expression.after) return format(start);
+    const period = parsePeriod(expression.after);
+    // date-fns `add` applies years and months first (clamping to the month's end), then days.
+    return format(add(start, period));
+  }
+  if ('earliest' in expression || 'latest' in expression) {
+    const members = 'earliest' in expression ? expression.earliest : expression.latest;
+    const dates = members.map((member) => dueDate(member, facts)).filter((d): d is string => d !== undefined);
+    if (dates.length === 0) return undefined;
+    dates.sort();
+    return 'earliest' in expression ? dates[0] : dates[dates.length - 1];
+  }
+  for (const branch of expression.when) {
+    if (holds(branch.if, facts)) return dueDate(branch.then, facts);
+  }
+  return expression.otherwise ? dueDate(expression.otherwise, facts) : undefined;
+}
+
+/**
+ * Until when a rule keeps a record through an erasure request: the due date of its first
+ * `delete` or `anonymise` phase (the end of the retention), or `undefined` when that cannot be
+ * computed from the facts (the record is then kept until reviewed).
+ */
+export function retainUntil(
+  rule: RetentionRule,
+  facts: Readonly<Record<string, FactValue>>,
+): string | undefined {
+  const ends = rule.phases
+    .filter((phase) => phase.action === 'delete' || phase.action === 'anonymise')
+    .map((phase) => dueDate(phase.due, facts))
+    .filter((d): d is string => d !== undefined)
+    .sort();
+  return ends[0];
+}

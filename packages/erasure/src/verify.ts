@@ -1,0 +1,165 @@
+import { normaliseIdentity, systemClock, toInstant } from '@privacykit/core';
+import type { Clock, DataMap } from '@privacykit/core';
+import { countSubjectRows } from '@privacykit/core/db';
+import type { SubjectScope } from '@privacykit/core/db';
+import type { Kysely } from 'kysely';
+import { loadRetained, planDataMap } from './execute.js';
+import { erasureError } from './errors.js';
+import type { ErasurePlan } from './plan.js';
+import { rowKey } from './row-key.js';
+import { looksMasked } from './strategy.js';
+import type { ErasureSecrets } from './strategy.js';
+import { subjectPage } from './subject-pages.js';
+
+export interface Leftover {
+  table: string;
+  key?: string;
+  reason: string;
+}
+
+export interface ErasureVerification {
+  planId: string;
+  ok: boolean;
+  checkedAt: string;
+  /** Per table: the subject's rows still found, and of them how many the plan keeps or masked. */
+  tables: Record<string, { found: number; retained: number; masked: number }>;
+  /** Rows that should not be there (at most `maxLeftovers` listed; `leftoverCount` counts all). */
+  leftovers: Leftover[];
+  leftoverCount: number;
+}
+
+export interface VerifyErasureOptions {
+  db: Kysely<any>;
+  plan: ErasurePlan;
+  /** Defaults to the data map the plan was made with. */
+  dataMap?: DataMap;
+  clock?: Clock;
+  batchSize?: number;
+  maxLeftovers?: number;
+}
+
+/**
+ * Proves an erasure (Art 17, Art 5(2)): re-runs the subject traversal from the ORIGINAL
+ * identities and checks that only the planned remainder is left — every row found is one the
+ * plan keeps (and it is restricted, and its masked columns are masked) or one of a masking
+ * table whose masked columns no longer hold the subject's values. The result is stored with the
+ * plan, as part of the request's record.
+ *
+ * Limits: a pseudonym cannot be told from an original without the original, so `hmac` columns
+ * are checked for a pseudonym's shape and against the subject's identities.
+ *
+ * @throws PrivacyKitError `erasure/plan-not-found`.
+ */
+export async function verifyErasure(options: VerifyErasureOptions): Promise<ErasureVerification> {
+  const { db, plan } = options;
+  const clock = options.clock ?? systemClock;
+  const batchSize = options.batchSize ?? 2000;
+  const maxLeftovers = options.maxLeftovers ?? 1000;
+  const row = await db
+    .selectFrom('privacykit_erasure_plans')
+    .select(['hmac_key', 'seed'])
+    .where('tenant', '=', plan.tenant)
+    .where('id', '=', plan.id)
+    .executeTakeFirst();
+  if (!row)
+    throw erasureError('erasure/plan-not-found', `no erasure plan ${plan.id} for tenant ${plan.tenant}`);
+  const secrets: ErasureSecrets = { hmacKey: row.hmac_key, seed: row.seed };
+  const dataMap = options.dataMap ?? planDataMap(plan);
+  const scope: SubjectScope = { db, dataMap, identities: plan.identities, tenant: plan.tenant };
+  const identityValues = new Set(
+    Object.entries(plan.identities).flatMap(([kind, values]) =>
+      values.map((value) => normaliseIdentity(dataMap, kind, value).trim().toLowerCase()),
+    ),
+  );
+
+  const leftovers: Leftover[] = [];
+  let leftoverCount = 0;
+  const leftover = (entry: Leftover) => {
+    leftoverCount++;
+    if (leftovers.length < maxLeftovers) leftovers.push(entry);
+  };
+  const tables: ErasureVerification['tables'] = {};
+  const counts = await countSubjectRows(
+    scope,
+    plan.tables.map((t) => t.table),
+  );
+
+  for (const tablePlan of plan.tables) {
+    const found = counts[tablePlan.table] ?? 0;
+    const summary = { found, retained: 0, masked: 0 };
+    tables[tablePlan.table] = summary;
+    if (found === 0) continue;
+    const table = dataMap.tables.get(tablePlan.table)!;
+    if (table.primaryKey.length === 0) {
+      leftover({ table: table.name, reason: `${found} rows left in a table without a primary key` });
+      continue;
+    }
+    const retained = await loadRetained(db, plan, table.name);
+    const restricted = new Set(
+      (
+        await db
+          .selectFrom('privacykit_erasure_restrictions')
+          .select('row_key')
+          .where('tenant', '=', plan.tenant)
+          .where('table_name', '=', table.name)
+          .where('plan_id', '=', plan.id)
+          .execute()
+      ).map((r) => String(r.row_key)),
+    );
+    const maskColumns = new Set(Object.keys(tablePlan.maskColumns));
+    for (const entry of retained.values())
+      for (const column of Object.keys(entry.mask)) maskColumns.add(column);
+    let after: unknown[] | undefined;
+    for (;;) {
+      const page = await subjectPage(scope, table, { columns: [...maskColumns], after, limit: batchSize });
+      if (page.length === 0) break;
+      for (const current of page) {
+        const key = rowKey(current, table.primaryKey);
+        const kept = retained.get(key);
+        const strategies = kept ? kept.mask : tablePlan.action === 'mask' ? tablePlan.maskColumns : undefined;
+        if (kept) {
+          summary.retained++;
+          if (!restricted.has(key)) leftover({ table: table.name, key, reason: 'kept but not restricted' });
+        }
+        if (!strategies) {
+          leftover({ table: table.name, key, reason: 'still present' });
+          continue;
+        }
+        const unmasked = Object.entries(strategies)
+          .filter(
+            ([column, strategy]) =>
+              !looksMasked(current[column], strategy, {
+                secrets,
+                table: table.name,
+                column,
+                key,
+                identities: identityValues,
+              }),
+          )
+          .map(([column]) => column);
+        if (unmasked.length > 0) {
+          leftover({ table: table.name, key, reason: `not masked: ${unmasked.join(', ')}` });
+        } else if (!kept) summary.masked++;
+      }
+      if (page.length < batchSize) break;
+      const tail = page[page.length - 1]!;
+      after = table.primaryKey.map((column) => tail[column]);
+    }
+  }
+
+  const verification: ErasureVerification = {
+    planId: plan.id,
+    ok: leftoverCount === 0,
+    checkedAt: toInstant(clock.now()),
+    tables,
+    leftovers,
+    leftoverCount,
+  };
+  await db
+    .updateTable('privacykit_erasure_plans')
+    .set({ verification: JSON.stringify(verification), updated_at: verification.checkedAt })
+    .where('tenant', '=', plan.tenant)
+    .where('id', '=', plan.id)
+    .execute();
+  return verification;
+}
