@@ -198,6 +198,44 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect(actions).toContain('verification-locked');
     });
 
+    it('keeps the lockout when wrong codes arrive in parallel', async () => {
+      const ctx = setup();
+      const { requestId, mail } = await submitted(ctx, 'burst@example.com');
+      const right = codeIn(mail!.text);
+      const guesses = Array.from({ length: 30 }, (_, i) => String(100000 + i)).filter(
+        (code) => code !== right,
+      );
+      const results = await Promise.allSettled(
+        guesses.map((code) => ctx.service.verify({ requestId, code })),
+      );
+      const codes = results.map((result) =>
+        result.status === 'rejected' ? (result.reason as { code?: string }).code : 'accepted',
+      );
+      expect(codes.filter((code) => code === 'requests/verification-failed').length).toBeLessThanOrEqual(4);
+      expect(
+        codes.every(
+          (code) => code === 'requests/verification-failed' || code === 'requests/verification-locked',
+        ),
+      ).toBe(true);
+      const compared = (await ctx.service.audit(requestId)).filter(
+        (entry) => entry.action === 'verification-failed',
+      );
+      expect(compared.length).toBeLessThanOrEqual(5);
+      await expectCode(ctx.service.verify({ requestId, code: right }), 'requests/verification-locked');
+    });
+
+    it('gives a right code its attempt back, so earlier typos do not add up across identities', async () => {
+      const ctx = setup();
+      const { requestId, mail } = await submitted(ctx, 'typo@example.com');
+      const right = codeIn(mail!.text);
+      const wrong = right === '000000' ? '111111' : '000000';
+      for (let i = 0; i < 4; i++) {
+        await expectCode(ctx.service.verify({ requestId, code: wrong }), 'requests/verification-failed');
+      }
+      expect((await ctx.service.verify({ requestId, code: right })).status).toBe('verified');
+      expect((await ctx.service.get(requestId)).verificationLocked).toBe(false);
+    });
+
     it('requires every identity of a request to be verified before it is verified', async () => {
       const registered: Record<string, string> = {
         'C-1001': 'bob@example.com',

@@ -840,37 +840,54 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   const failed = () =>
     requestsError('requests/verification-failed', 'the code or link is not valid for this request');
 
+  const lockedError = () =>
+    requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
+
+  /**
+   * Takes one of the request's attempts before a code is compared, in one conditional update, so
+   * guesses sent in parallel cannot all slip past the lockout (hostile case 14). A right code
+   * gives its attempt back.
+   */
+  async function reserveAttempt(requestId: string): Promise<void> {
+    const reserved = await db
+      .updateTable('privacykit_requests_requests')
+      .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
+      .where('tenant', '=', tenant)
+      .where('id', '=', requestId)
+      .where('status', '=', 'identity-pending')
+      .where('verification_locked', '=', 0)
+      .where('verification_failures', '<', maxAttempts)
+      .executeTakeFirst();
+    if (Number(reserved.numUpdatedRows) === 1) return;
+    const row = await loadRow(db, requestId);
+    if (row?.status !== 'identity-pending') throw failed();
+    throw lockedError();
+  }
+
   async function recordFailure(requestId: string): Promise<never> {
     const locked = await db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('privacykit_requests_requests')
-        .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
-        .where('tenant', '=', tenant)
-        .where('id', '=', requestId)
-        .execute();
       const row = await loadRow(trx, requestId);
       const failures = Number(row?.verification_failures ?? 0);
       await audit(trx, { requestId, by: 'subject', action: 'verification-failed', data: { failures } });
-      if (failures >= maxAttempts && Number(row?.verification_locked) !== 1) {
-        await trx
-          .updateTable('privacykit_requests_requests')
-          .set({ verification_locked: 1, updated_at: now().toISOString() })
-          .where('tenant', '=', tenant)
-          .where('id', '=', requestId)
-          .execute();
+      if (failures < maxAttempts) return false;
+      const lockedNow = await trx
+        .updateTable('privacykit_requests_requests')
+        .set({ verification_locked: 1, updated_at: now().toISOString() })
+        .where('tenant', '=', tenant)
+        .where('id', '=', requestId)
+        .where('verification_locked', '=', 0)
+        .executeTakeFirst();
+      if (Number(lockedNow.numUpdatedRows) === 1) {
         await audit(trx, {
           requestId,
           by: 'system',
           action: 'verification-locked',
           reason: `${failures} wrong codes`,
         });
-        return true;
       }
-      return failures >= maxAttempts;
+      return true;
     });
-    if (locked) {
-      throw requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
-    }
+    if (locked) throw lockedError();
     throw failed();
   }
 
@@ -894,9 +911,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       if (!challenge || !constantTimeEqual(challenge.token_hash, tokenHash)) throw failed();
       const row = await loadRow(db, challenge.request_id);
       if (row?.status !== 'identity-pending') throw failed();
-      if (Number(row.verification_locked) === 1) {
-        throw requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
-      }
+      if (Number(row.verification_locked) === 1) throw lockedError();
       if (challenge.consumed_at !== null) throw failed();
       if (challenge.expires_at <= at) {
         throw requestsError('requests/verification-expired', 'the link has expired: ask for a new one');
@@ -906,9 +921,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     } else {
       const row = await loadRow(db, input.requestId);
       if (row?.status !== 'identity-pending') throw failed();
-      if (Number(row.verification_locked) === 1) {
-        throw requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
-      }
+      if (Number(row.verification_locked) === 1) throw lockedError();
       const open = await db
         .selectFrom('privacykit_requests_challenges')
         .selectAll()
@@ -920,6 +933,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       if (open.length > 0 && live.length === 0) {
         throw requestsError('requests/verification-expired', 'the code has expired: ask for a new one');
       }
+      await reserveAttempt(row.id);
       const code = input.code.trim();
       // Compare against every live challenge so the time taken does not tell which one matched.
       let match: string | undefined;
@@ -944,6 +958,16 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         .where('consumed_at', 'is', null)
         .executeTakeFirst();
       if (Number(consumed.numUpdatedRows) !== 1) throw failed();
+      if (!('token' in input)) {
+        // The attempt reserved for this right code is given back.
+        await trx
+          .updateTable('privacykit_requests_requests')
+          .set((eb) => ({ verification_failures: eb('verification_failures', '-', 1) }))
+          .where('tenant', '=', tenant)
+          .where('id', '=', requestId)
+          .where('verification_failures', '>', 0)
+          .execute();
+      }
       const challenge = await trx
         .selectFrom('privacykit_requests_challenges')
         .select('identity_id')
