@@ -1,6 +1,11 @@
 import { type Clock, systemClock } from '@privacykit/core';
 import { z } from 'zod';
-import { type Classifier, type CookieClassification, type ClassifyOptions, createClassifier } from './classifier.js';
+import {
+  type Classifier,
+  type CookieClassification,
+  type ClassifyOptions,
+  createClassifier,
+} from './classifier.js';
 import { type ConsentState, consentCovers, consentStateSchema } from './consent-state.js';
 import { cookiesError } from './errors.js';
 import { cookieLifetimeSeconds } from './lifetime.js';
@@ -64,7 +69,9 @@ const auditSchema = z.object({
 export function auditSetCookies(options: AuditOptions): CookieAudit {
   const parsed = auditSchema.safeParse(options);
   if (!parsed.success) {
-    throw cookiesError('cookies/invalid-input', `Invalid audit input: ${parsed.error.message}`, { cause: parsed.error });
+    throw cookiesError('cookies/invalid-input', `Invalid audit input: ${parsed.error.message}`, {
+      cause: parsed.error,
+    });
   }
   const consent = parsed.data.consent;
   const siteHost = hostOf(options.site);
@@ -73,7 +80,8 @@ export function auditSetCookies(options: AuditOptions): CookieAudit {
   const clock: Clock = options.clock ?? systemClock;
   const now = clock.now();
   const callOptions: ClassifyOptions = { clock: { now: () => now } };
-  if (options.audienceMeasurementExempt) callOptions.audienceMeasurementExempt = options.audienceMeasurementExempt;
+  if (options.audienceMeasurementExempt)
+    callOptions.audienceMeasurementExempt = options.audienceMeasurementExempt;
   if (options.preferenceMaxLifetimeSeconds !== undefined) {
     callOptions.preferenceMaxLifetimeSeconds = options.preferenceMaxLifetimeSeconds;
   }
@@ -95,13 +103,22 @@ export function auditSetCookies(options: AuditOptions): CookieAudit {
       }
       const domain = cookie.domain ?? responseHost;
       const firstParty = isFirstParty(domain, siteHost);
-      const input = { name: cookie.name, domain, firstParty, value: cookie.value } as Parameters<Classifier['classify']>[0];
+      const input = { name: cookie.name, domain, firstParty, value: cookie.value } as Parameters<
+        Classifier['classify']
+      >[0];
       if (cookie.expires) input.expires = cookie.expires;
       if (cookie.maxAge !== undefined) input.maxAge = cookie.maxAge;
       if (cookie.sameSite) input.sameSite = cookie.sameSite;
       if (cookie.path) input.path = cookie.path;
       const classification = classifier.classify(input, callOptions);
-      audit.cookies.push({ cookie, domain, firstParty, lifetimeSeconds, setBy: response.url, classification });
+      audit.cookies.push({
+        cookie,
+        domain,
+        firstParty,
+        lifetimeSeconds,
+        setBy: response.url,
+        classification,
+      });
       const violation = violationOf(classification, consent, { domain, firstParty, setBy: response.url });
       if (violation) audit.violations.push(violation);
     }

@@ -12,7 +12,13 @@ import { type KnownCookie, builtinKnowledgeBase, knowledgeBaseSources } from './
 import { cookieLifetimeSeconds } from './lifetime.js';
 import { namePatterns } from './name-patterns.js';
 import { type OpenCookieDatabase, openCookieDatabasePurposes } from './open-cookie-database.js';
-import { type CookieCategory, type CookiePurpose, categoryOfPurposes, cookiePurposes, defaultPurposes } from './purpose.js';
+import {
+  type CookieCategory,
+  type CookiePurpose,
+  categoryOfPurposes,
+  cookiePurposes,
+  defaultPurposes,
+} from './purpose.js';
 import { domainMatches } from './site.js';
 
 /** What the classifier needs to know about a cookie; only `name` is required. */
@@ -130,7 +136,9 @@ const classifierOptionsSchema = z
     knowledgeBase: z.union([z.array(z.custom<KnownCookie>()), z.literal(false)]).optional(),
     audienceMeasurementExempt: audienceMeasurementConditionsSchema.optional(),
     preferenceMaxLifetimeSeconds: z.number().int().nonnegative().optional(),
-    clock: z.custom<Clock>((value) => typeof value === 'object' && value !== null && 'now' in value).optional(),
+    clock: z
+      .custom<Clock>((value) => typeof value === 'object' && value !== null && 'now' in value)
+      .optional(),
   })
   .strict();
 
@@ -163,7 +171,6 @@ interface Resolution {
   domainBound: boolean;
   setByUser: boolean;
 }
-
 
 interface RuleSet {
   exact: Map<string, Rule[]>;
@@ -199,20 +206,22 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
     }),
   );
   const knowledge = ruleSet(
-    (config.knowledgeBase === false ? [] : (config.knowledgeBase ?? builtinKnowledgeBase)).map((entry): Rule => {
-      const rule: Rule = {
-        kind: entry.match ?? 'exact',
-        name: entry.name,
-        source: 'knowledge-base',
-        purposes: entry.purposes,
-        vendor: entry.vendor,
-      };
-      if (entry.party) rule.party = entry.party;
-      if (entry.domains) rule.domains = entry.domains;
-      const url = knowledgeBaseSources[entry.vendor];
-      if (url) rule.url = url;
-      return rule;
-    }),
+    (config.knowledgeBase === false ? [] : (config.knowledgeBase ?? builtinKnowledgeBase)).map(
+      (entry): Rule => {
+        const rule: Rule = {
+          kind: entry.match ?? 'exact',
+          name: entry.name,
+          source: 'knowledge-base',
+          purposes: entry.purposes,
+          vendor: entry.vendor,
+        };
+        if (entry.party) rule.party = entry.party;
+        if (entry.domains) rule.domains = entry.domains;
+        const url = knowledgeBaseSources[entry.vendor];
+        if (url) rule.url = url;
+        return rule;
+      },
+    ),
   );
   const database = config.openCookieDatabase;
   const defaults: Required<Omit<ClassifyOptions, 'audienceMeasurementExempt'>> & ClassifyOptions = {
@@ -224,7 +233,8 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
   function resolve(name: string, domain: string | undefined): Resolution | undefined {
     const stripped = hostPrefix.test(name) ? name.replace(hostPrefix, '') : undefined;
     for (const rules of [overrides, knowledge]) {
-      const found = matchRules(rules, name, domain) ?? (stripped ? matchRules(rules, stripped, domain) : undefined);
+      const found =
+        matchRules(rules, name, domain) ?? (stripped ? matchRules(rules, stripped, domain) : undefined);
       if (found) return found;
     }
     if (database) {
@@ -261,7 +271,13 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
           source: 'name-pattern',
           purposes: [pattern.purpose],
           confidence: pattern.confidence,
-          evidence: [{ source: 'name-pattern', rule: `pattern:${pattern.id}`, detail: `name matches ${pattern.pattern}` }],
+          evidence: [
+            {
+              source: 'name-pattern',
+              rule: `pattern:${pattern.id}`,
+              detail: `name matches ${pattern.pattern}`,
+            },
+          ],
           domainBound: false,
           setByUser: false,
         };
@@ -294,7 +310,11 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
         rule: 'vendor-party',
         detail: `assumed ${resolution.party}-party: this is how ${resolution.vendor ?? 'the vendor'} sets it`,
       });
-    } else if (firstParty !== undefined && resolution?.party && firstParty !== (resolution.party === 'first')) {
+    } else if (
+      firstParty !== undefined &&
+      resolution?.party &&
+      firstParty !== (resolution.party === 'first')
+    ) {
       confidence = Math.max(0.1, confidence - 0.1);
       evidence.push({
         source: 'heuristic',
@@ -308,11 +328,19 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
     if (resolution && resolution.source === 'name-pattern' && category === 'necessary') {
       if (firstParty === false) {
         confidence *= 0.6;
-        evidence.push({ source: 'heuristic', rule: 'third-party-necessary', detail: 'a necessary-looking name on a third-party cookie' });
+        evidence.push({
+          source: 'heuristic',
+          rule: 'third-party-necessary',
+          detail: 'a necessary-looking name on a third-party cookie',
+        });
       }
       if (lifetimeSeconds !== null && lifetimeSeconds > 366 * 86_400 && purposes.includes('session')) {
         confidence *= 0.7;
-        evidence.push({ source: 'heuristic', rule: 'long-lived-session', detail: 'a session-looking name that lives over a year' });
+        evidence.push({
+          source: 'heuristic',
+          rule: 'long-lived-session',
+          detail: 'a session-looking name that lives over a year',
+        });
       }
     }
     if (!resolution) {
@@ -330,7 +358,8 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
         evidence.push({
           source: 'default',
           rule: 'unknown',
-          detail: 'no override, knowledge-base entry, database row or name pattern matched: unclassified, consent required',
+          detail:
+            'no override, knowledge-base entry, database row or name pattern matched: unclassified, consent required',
         });
       }
     }
@@ -366,7 +395,12 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
   const remember = (name: string): Memo => {
     const resolution = resolve(name, undefined);
     const entry: Memo = { resolution };
-    if (resolution && (resolution.purposes.every(isContextFreePurpose) || !resolution.purposes.every(isExemptable))) {
+    // Name patterns are refined by lifetime and party heuristics, so their answers are not kept whole.
+    if (
+      resolution &&
+      resolution.source !== 'name-pattern' &&
+      (resolution.purposes.every(isContextFreePurpose) || !resolution.purposes.every(isExemptable))
+    ) {
       entry.cached = deepFreeze(build(name, resolution, { name }, undefined));
     }
     if (memo.size < memoLimit) memo.set(name, entry);
@@ -409,14 +443,16 @@ interface Memo {
 }
 
 function isExemptable(purpose: CookiePurpose): boolean {
-  return exemptionVerdict([purpose], {
-    firstParty: true,
-    lifetimeSeconds: null,
-    setByUser: true,
-    audienceMeasurement: { anonymous: true, siteOnly: true },
-    preferenceMaxLifetimeSeconds: Number.POSITIVE_INFINITY,
-    now: new Date(0),
-  }).consentRequired === false;
+  return (
+    exemptionVerdict([purpose], {
+      firstParty: true,
+      lifetimeSeconds: null,
+      setByUser: true,
+      audienceMeasurement: { anonymous: true, siteOnly: true },
+      preferenceMaxLifetimeSeconds: Number.POSITIVE_INFINITY,
+      now: new Date(0),
+    }).consentRequired === false
+  );
 }
 
 function ruleSet(rules: Rule[]): RuleSet {
@@ -434,7 +470,9 @@ function ruleSet(rules: Rule[]): RuleSet {
         try {
           rule.regex = new RegExp(rule.name);
         } catch (cause) {
-          throw cookiesError('cookies/invalid-options', `Invalid cookie name pattern ${rule.name}`, { cause });
+          throw cookiesError('cookies/invalid-options', `Invalid cookie name pattern ${rule.name}`, {
+            cause,
+          });
         }
         set.patterns.push(rule);
         break;
@@ -474,7 +512,11 @@ const baseConfidence = {
   'knowledge-base': { exact: 0.95, prefix: 0.9, pattern: 0.8, 'case-insensitive': 0.85 },
 } as const;
 
-function fromRule(rule: Rule, kind: 'exact' | 'prefix' | 'pattern' | 'case-insensitive', domain: string | undefined): Resolution {
+function fromRule(
+  rule: Rule,
+  kind: 'exact' | 'prefix' | 'pattern' | 'case-insensitive',
+  domain: string | undefined,
+): Resolution {
   const domainBound = rule.domains !== undefined;
   let confidence: number = baseConfidence[rule.source][kind];
   let detail = rule.source === 'override' ? 'declared by the site owner' : `${rule.vendor} documentation`;

@@ -20,7 +20,11 @@ export type ConsentState = z.input<typeof consentStateSchema>;
 export const noConsent: ConsentState = Object.freeze({});
 
 /** Consent to every category (the "accept all" state). */
-export const fullConsent: ConsentState = Object.freeze({ preferences: true, analytics: true, marketing: true });
+export const fullConsent: ConsentState = Object.freeze({
+  preferences: true,
+  analytics: true,
+  marketing: true,
+});
 
 /** Whether consent in `state` covers a cookie of `category`; `unclassified` is never covered. */
 export function consentCovers(state: ConsentState, category: CookieCategory): boolean {
@@ -42,7 +46,9 @@ export function consentCovers(state: ConsentState, category: CookieCategory): bo
  * True when the browser signals Global Privacy Control: `navigator.globalPrivacyControl`
  * exactly `true`. The server-side `Sec-GPC` header is parsed by `@privacykit/consent`.
  */
-export function browserGpcEnabled(navigatorLike: unknown = (globalThis as { navigator?: unknown }).navigator): boolean {
+export function browserGpcEnabled(
+  navigatorLike: unknown = (globalThis as { navigator?: unknown }).navigator,
+): boolean {
   return (
     typeof navigatorLike === 'object' &&
     navigatorLike !== null &&

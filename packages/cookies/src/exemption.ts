@@ -21,7 +21,11 @@ export const audienceMeasurementConditionsSchema = z
 export type AudienceMeasurementConditions = z.input<typeof audienceMeasurementConditionsSchema>;
 
 /** The Art 5(3) ground a cookie is exempt under. */
-export type ExemptionGround = 'transmission' | 'strictly-necessary' | 'audience-measurement' | 'ui-customisation';
+export type ExemptionGround =
+  | 'transmission'
+  | 'strictly-necessary'
+  | 'audience-measurement'
+  | 'ui-customisation';
 
 export interface ExemptionContext {
   /** `undefined` when not known: exemptions that need a first-party cookie then fail. */
@@ -59,7 +63,10 @@ export function isContextFreePurpose(purpose: CookiePurpose): boolean {
  * The ePrivacy Art 5(3) verdict for a cookie with these purposes, as the EDPB (WP194,
  * Guidelines 2/2023) and the CNIL read the two exemptions. Exempt only when every purpose is.
  */
-export function exemptionVerdict(purposes: readonly CookiePurpose[], context: ExemptionContext): ExemptionVerdict {
+export function exemptionVerdict(
+  purposes: readonly CookiePurpose[],
+  context: ExemptionContext,
+): ExemptionVerdict {
   const verdicts = purposes.map((purpose) => purposeVerdict(purpose, context));
   const exempt = verdicts.length > 0 && verdicts.every((verdict) => verdict.exempt);
   const result: ExemptionVerdict = { consentRequired: !exempt, purposes: verdicts };
@@ -70,53 +77,108 @@ export function exemptionVerdict(purposes: readonly CookiePurpose[], context: Ex
 function purposeVerdict(purpose: CookiePurpose, context: ExemptionContext): PurposeVerdict {
   switch (purpose) {
     case 'load-balancing':
-      return { purpose, exempt: true, ground: 'transmission', reason: 'load balancing: sole purpose of carrying out the transmission (WP194 §3.1)' };
+      return {
+        purpose,
+        exempt: true,
+        ground: 'transmission',
+        reason: 'load balancing: sole purpose of carrying out the transmission (WP194 §3.1)',
+      };
     case 'session':
     case 'authentication':
     case 'security':
     case 'cart':
     case 'consent-choice':
     case 'strictly-necessary':
-      return { purpose, exempt: true, ground: 'strictly-necessary', reason: `${purpose}: strictly necessary for the service the user requested (WP194 §3)` };
+      return {
+        purpose,
+        exempt: true,
+        ground: 'strictly-necessary',
+        reason: `${purpose}: strictly necessary for the service the user requested (WP194 §3)`,
+      };
     case 'ui-preference': {
       if (!context.setByUser) {
-        return { purpose, exempt: false, reason: 'interface preference not shown to be set by the user (WP194 §3.6)' };
+        return {
+          purpose,
+          exempt: false,
+          reason: 'interface preference not shown to be set by the user (WP194 §3.6)',
+        };
       }
       if (context.firstParty !== true) {
-        return { purpose, exempt: false, reason: 'interface preference exempt only as a first-party cookie (WP194 §3.6)' };
+        return {
+          purpose,
+          exempt: false,
+          reason: 'interface preference exempt only as a first-party cookie (WP194 §3.6)',
+        };
       }
-      if (context.lifetimeSeconds !== null && context.lifetimeSeconds > context.preferenceMaxLifetimeSeconds) {
+      if (
+        context.lifetimeSeconds !== null &&
+        context.lifetimeSeconds > context.preferenceMaxLifetimeSeconds
+      ) {
         return {
           purpose,
           exempt: false,
           reason: `interface preference lives ${context.lifetimeSeconds}s, longer than the ${context.preferenceMaxLifetimeSeconds}s allowed without consent (WP194 §3.6)`,
         };
       }
-      return { purpose, exempt: true, ground: 'ui-customisation', reason: 'interface preference set by the user, first-party and short-lived (WP194 §3.6)' };
+      return {
+        purpose,
+        exempt: true,
+        ground: 'ui-customisation',
+        reason: 'interface preference set by the user, first-party and short-lived (WP194 §3.6)',
+      };
     }
     case 'audience-measurement': {
       const conditions = context.audienceMeasurement;
       if (!conditions) {
-        return { purpose, exempt: false, reason: 'audience measurement: the CNIL conditions were not asserted (anonymous, site-only)' };
+        return {
+          purpose,
+          exempt: false,
+          reason: 'audience measurement: the CNIL conditions were not asserted (anonymous, site-only)',
+        };
       }
       if (context.firstParty !== true) {
-        return { purpose, exempt: false, reason: 'audience measurement exempt only as a first-party cookie (CNIL)' };
+        return {
+          purpose,
+          exempt: false,
+          reason: 'audience measurement exempt only as a first-party cookie (CNIL)',
+        };
       }
       if (conditions.lifetimeExtendedOnVisit) {
-        return { purpose, exempt: false, reason: 'audience measurement cookie is extended on each visit (CNIL: no automatic extension)' };
+        return {
+          purpose,
+          exempt: false,
+          reason: 'audience measurement cookie is extended on each visit (CNIL: no automatic extension)',
+        };
       }
       if (conditions.dataRetentionMonths !== undefined && conditions.dataRetentionMonths > 25) {
-        return { purpose, exempt: false, reason: `measurement data kept ${conditions.dataRetentionMonths} months, more than 25 (CNIL)` };
+        return {
+          purpose,
+          exempt: false,
+          reason: `measurement data kept ${conditions.dataRetentionMonths} months, more than 25 (CNIL)`,
+        };
       }
       if (!withinMonths(context.lifetimeSeconds, context.now, 13)) {
-        return { purpose, exempt: false, reason: 'audience measurement cookie lives longer than 13 months (CNIL)' };
+        return {
+          purpose,
+          exempt: false,
+          reason: 'audience measurement cookie lives longer than 13 months (CNIL)',
+        };
       }
-      return { purpose, exempt: true, ground: 'audience-measurement', reason: 'first-party anonymous audience measurement within the CNIL conditions' };
+      return {
+        purpose,
+        exempt: true,
+        ground: 'audience-measurement',
+        reason: 'first-party anonymous audience measurement within the CNIL conditions',
+      };
     }
     case 'functionality':
       return { purpose, exempt: false, reason: 'a feature the user has not requested yet: consent needed' };
     case 'embedded-content':
-      return { purpose, exempt: false, reason: 'set by embedded third-party content the user did not request' };
+      return {
+        purpose,
+        exempt: false,
+        reason: 'set by embedded third-party content the user did not request',
+      };
     case 'analytics':
       return { purpose, exempt: false, reason: 'analytics outside the CNIL audience-measurement exemption' };
     case 'advertising':

@@ -1,7 +1,13 @@
 // The browser-safe root of @privacykit/cookies: classifier, knowledge base, Open Cookie Database
 // loader, Set-Cookie parser and serialiser, audit. The Chromium scan lives on `@privacykit/cookies/scan`.
 export type { CookiesError, CookiesErrorCode } from './errors.js';
-export { categoryOfPurposes, cookieCategories, cookiePurposes, defaultPurposes, purposeCategory } from './purpose.js';
+export {
+  categoryOfPurposes,
+  cookieCategories,
+  cookiePurposes,
+  defaultPurposes,
+  purposeCategory,
+} from './purpose.js';
 export type { CookieCategory, CookiePurpose } from './purpose.js';
 export {
   classifyCookie,
@@ -43,7 +49,11 @@ export {
 export type { KnownCookie } from './knowledge-base.js';
 export { namePatterns } from './name-patterns.js';
 export type { NamePattern } from './name-patterns.js';
-export { loadOpenCookieDatabase, openCookieDatabasePurposes, plausiblePrefix } from './open-cookie-database.js';
+export {
+  loadOpenCookieDatabase,
+  openCookieDatabasePurposes,
+  plausiblePrefix,
+} from './open-cookie-database.js';
 export type {
   OpenCookieDatabase,
   OpenCookieDatabaseEntry,
@@ -62,7 +72,13 @@ export {
 export type { SameSite, SetCookie, SetCookieBatch, SetCookieParseResult } from './set-cookie.js';
 export { auditSetCookies, violationOf } from './audit.js';
 export type { AuditOptions, AuditResponse, AuditedCookie, CookieAudit, CookieViolation } from './audit.js';
-export { browserGpcEnabled, consentCovers, consentStateSchema, fullConsent, noConsent } from './consent-state.js';
+export {
+  browserGpcEnabled,
+  consentCovers,
+  consentStateSchema,
+  fullConsent,
+  noConsent,
+} from './consent-state.js';
 export type { ConsentState } from './consent-state.js';
 export { addCalendarMonths, cookieLifetimeSeconds, withinMonths } from './lifetime.js';
 export { domainMatches, isFirstParty, registrableDomain } from './site.js';

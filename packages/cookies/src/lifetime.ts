@@ -4,7 +4,8 @@ export function cookieLifetimeSeconds(
   now: Date,
 ): number | null {
   // Max-Age wins over Expires (RFC 6265bis §5.7.3).
-  if (cookie.maxAge !== undefined && Number.isFinite(cookie.maxAge)) return Math.max(0, Math.floor(cookie.maxAge));
+  if (cookie.maxAge !== undefined && Number.isFinite(cookie.maxAge))
+    return Math.max(0, Math.floor(cookie.maxAge));
   if (cookie.expires === undefined) return null;
   const expires = cookie.expires instanceof Date ? cookie.expires : new Date(cookie.expires);
   const time = expires.getTime();

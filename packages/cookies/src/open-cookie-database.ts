@@ -56,7 +56,10 @@ const requiredColumns = {
  * Loads the Open Cookie Database from its CSV text (the project ships no copy: pass the file
  * you downloaded). Throws `cookies/invalid-csv` when the header lacks a column it needs.
  */
-export function loadOpenCookieDatabase(csvText: string, options: OpenCookieDatabaseOptions = {}): OpenCookieDatabase {
+export function loadOpenCookieDatabase(
+  csvText: string,
+  options: OpenCookieDatabaseOptions = {},
+): OpenCookieDatabase {
   if (typeof csvText !== 'string') {
     throw cookiesError('cookies/invalid-csv', 'loadOpenCookieDatabase expects the CSV text as a string');
   }
@@ -131,9 +134,14 @@ export function loadOpenCookieDatabase(csvText: string, options: OpenCookieDatab
       const same = exact.get(name);
       if (same) return { entry: same[0]!, kind: 'exact', alternatives: same.length - 1 };
       const insensitive = folded.get(name.toLowerCase());
-      if (insensitive) return { entry: insensitive[0]!, kind: 'case-insensitive', alternatives: insensitive.length - 1 };
+      if (insensitive)
+        return { entry: insensitive[0]!, kind: 'case-insensitive', alternatives: insensitive.length - 1 };
       for (const entry of prefixes) {
-        if (name.length > entry.name.length && name.startsWith(entry.name) && plausiblePrefix(entry.name, name)) {
+        if (
+          name.length > entry.name.length &&
+          name.startsWith(entry.name) &&
+          plausiblePrefix(entry.name, name)
+        ) {
           return { entry, kind: 'prefix', alternatives: 0 };
         }
       }
@@ -142,7 +150,11 @@ export function loadOpenCookieDatabase(csvText: string, options: OpenCookieDatab
   };
 }
 
-function push(map: Map<string, OpenCookieDatabaseEntry[]>, key: string, entry: OpenCookieDatabaseEntry): void {
+function push(
+  map: Map<string, OpenCookieDatabaseEntry[]>,
+  key: string,
+  entry: OpenCookieDatabaseEntry,
+): void {
   const list = map.get(key);
   if (list) list.push(entry);
   else map.set(key, [entry]);
@@ -163,13 +175,16 @@ export function plausiblePrefix(prefix: string, name: string): boolean {
   return prefix.length >= 5;
 }
 
-const consentWords = /consent|cookie ?(preference|choice|setting|banner|notice|polic|law)|opt[- ]?(in|out)|gdpr|ccpa/i;
-const loadBalancingWords = /load[- ]?balanc|server (pool|affinity|selection)|sticky|data ?cent(er|re) selection|route[sd]? (the )?(request|traffic)/i;
+const consentWords =
+  /consent|cookie ?(preference|choice|setting|banner|notice|polic|law)|opt[- ]?(in|out)|gdpr|ccpa/i;
+const loadBalancingWords =
+  /load[- ]?balanc|server (pool|affinity|selection)|sticky|data ?cent(er|re) selection|route[sd]? (the )?(request|traffic)/i;
 const securityWords = /csrf|xsrf|forgery|\bbots?\b|fraud|secur|captcha|ddos|firewall|spam|malicious|abuse/i;
 const authenticationWords = /log(ged)?[- ]?in|sign[- ]?in|authenticat|credential/i;
 const cartWords = /shopping (cart|basket)|\bcart\b|basket|checkout/i;
 const sessionWords = /\bsession\b/i;
-const preferenceWords = /language|currency|preferen|locali[sz]|region|theme|font|display|layout|remember.*(setting|choice)/i;
+const preferenceWords =
+  /language|currency|preferen|locali[sz]|region|theme|font|display|layout|remember.*(setting|choice)/i;
 
 /**
  * The purposes an Open Cookie Database row stands for. Its "Functional" merges necessary and

@@ -29,7 +29,13 @@ export const cookiePurposes = [
 ] as const;
 export type CookiePurpose = (typeof cookiePurposes)[number];
 
-export const cookieCategories = ['necessary', 'preferences', 'analytics', 'marketing', 'unclassified'] as const;
+export const cookieCategories = [
+  'necessary',
+  'preferences',
+  'analytics',
+  'marketing',
+  'unclassified',
+] as const;
 export type CookieCategory = (typeof cookieCategories)[number];
 
 /** The category a purpose belongs to; `embedded-content` qualifies another purpose and has none. */

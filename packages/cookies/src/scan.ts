@@ -184,19 +184,28 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
         }
         const now = clock.now();
         const callOptions: ClassifyOptions = { clock: { now: () => now } };
-        if (options.audienceMeasurementExempt) callOptions.audienceMeasurementExempt = options.audienceMeasurementExempt;
+        if (options.audienceMeasurementExempt)
+          callOptions.audienceMeasurementExempt = options.audienceMeasurementExempt;
         const cookies = (await context.cookies()).map((cookie): ScannedCookie => {
           const domain = normaliseHost(cookie.domain);
           const firstParty = isFirstParty(domain, site);
           const expires = cookie.expires > 0 ? new Date(cookie.expires * 1000) : null;
-          const input: CookieInput = { name: cookie.name, domain, path: cookie.path, firstParty, sameSite: cookie.sameSite };
+          const input: CookieInput = {
+            name: cookie.name,
+            domain,
+            path: cookie.path,
+            firstParty,
+            sameSite: cookie.sameSite,
+          };
           if (expires) input.expires = expires;
           return {
             name: cookie.name,
             domain,
             path: cookie.path,
             expires: expires ? expires.toISOString() : null,
-            lifetimeSeconds: expires ? Math.max(0, Math.round((expires.getTime() - now.getTime()) / 1000)) : null,
+            lifetimeSeconds: expires
+              ? Math.max(0, Math.round((expires.getTime() - now.getTime()) / 1000))
+              : null,
             firstParty,
             httpOnly: cookie.httpOnly,
             secure: cookie.secure,
@@ -235,7 +244,11 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
     return { url, site, phases, violations: mergeViolations(phases) };
   } catch (cause) {
     if (cause instanceof Error && cause.name === 'PrivacyKitError') throw cause;
-    throw cookiesError('cookies/scan-failed', `Scan of ${url} failed: ${(cause as Error)?.message ?? cause}`, { cause });
+    throw cookiesError(
+      'cookies/scan-failed',
+      `Scan of ${url} failed: ${(cause as Error)?.message ?? cause}`,
+      { cause },
+    );
   } finally {
     await browser.close();
   }
@@ -274,7 +287,11 @@ async function readStorage(page: Page): Promise<Omit<ScannedStorageItem, 'classi
   return items;
 }
 
-function toScanViolation(kind: ScanViolation['kind'], violation: CookieViolation, phase: ScanPhaseName): ScanViolation {
+function toScanViolation(
+  kind: ScanViolation['kind'],
+  violation: CookieViolation,
+  phase: ScanPhaseName,
+): ScanViolation {
   const result: ScanViolation = {
     kind,
     name: violation.name,

@@ -106,7 +106,12 @@ describe('parseCookieDate', () => {
   });
 
   it('refuses impossible dates', () => {
-    for (const text of ['Wed, 30 Feb 2015 07:28:00 GMT', 'Wed, 21 Oct 1500 07:28:00 GMT', '21 Oct 2015 25:00:00', 'nonsense']) {
+    for (const text of [
+      'Wed, 30 Feb 2015 07:28:00 GMT',
+      'Wed, 21 Oct 1500 07:28:00 GMT',
+      '21 Oct 2015 25:00:00',
+      'nonsense',
+    ]) {
       expect(parseCookieDate(text), text).toBeUndefined();
     }
   });
@@ -117,14 +122,18 @@ describe('parseCookieDate', () => {
   });
 });
 
-const token = fc.stringMatching(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,20}$/).filter((name) => !/^__(secure|host)-/i.test(name));
+const token = fc
+  .stringMatching(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,20}$/)
+  .filter((name) => !/^__(secure|host)-/i.test(name));
 const cookieValue = fc.stringMatching(/^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{0,40}$/);
 const setCookieArbitrary: fc.Arbitrary<SetCookie> = fc
   .record(
     {
       name: token,
       value: cookieValue,
-      expires: fc.integer({ min: Date.UTC(1601, 0, 1) / 1000, max: Date.UTC(9999, 11, 31) / 1000 }).map((s) => new Date(s * 1000)),
+      expires: fc
+        .integer({ min: Date.UTC(1601, 0, 1) / 1000, max: Date.UTC(9999, 11, 31) / 1000 })
+        .map((s) => new Date(s * 1000)),
       maxAge: fc.integer({ min: -1000, max: 10 ** 9 }),
       domain: fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}\.){1,3}[a-z]{2,6}$/),
       path: fc.stringMatching(/^\/[A-Za-z0-9/_-]{0,20}$/),
@@ -154,9 +163,9 @@ describe('serializeSetCookie', () => {
       { name: 'a', value: 'x y' },
       { name: 'a', value: '1', path: 'nope' },
     ]) {
-      expect(() => serializeSetCookie({ secure: false, httpOnly: false, partitioned: false, ...cookie })).toThrow(
-        /Cannot serialise/,
-      );
+      expect(() =>
+        serializeSetCookie({ secure: false, httpOnly: false, partitioned: false, ...cookie }),
+      ).toThrow(/Cannot serialise/);
     }
   });
 });

@@ -24,6 +24,7 @@ export type SetCookieParseResult =
   | { ok: true; cookie: SetCookie; warnings: string[] }
   | { ok: false; reason: string; header: string };
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: RFC 6265bis §5.6 names these control characters.
 const forbiddenControl = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /**
@@ -41,7 +42,8 @@ export function safeParseSetCookie(header: string): SetCookieParseResult {
   const value = trimWsp(equals === -1 ? pair : pair.slice(equals + 1));
   if (name === '' && value === '') return fail('empty name and value');
   if (name.length + value.length > 4096) return fail('name and value longer than 4096 octets');
-  if (name === '' && /^__(secure|host)-/i.test(value)) return fail('nameless cookie whose value looks like a prefixed name');
+  if (name === '' && /^__(secure|host)-/i.test(value))
+    return fail('nameless cookie whose value looks like a prefixed name');
 
   const cookie: SetCookie = { name, value, secure: false, httpOnly: false, partitioned: false };
   const warnings: string[] = [];
@@ -89,7 +91,8 @@ export function safeParseSetCookie(header: string): SetCookieParseResult {
           } else {
             delete cookie.path;
             pathAttribute = undefined;
-            if (attributeValue !== '') warnings.push(`path: "${attributeValue}" does not start with "/", default path used`);
+            if (attributeValue !== '')
+              warnings.push(`path: "${attributeValue}" does not start with "/", default path used`);
           }
           break;
         case 'secure':
@@ -114,7 +117,8 @@ export function safeParseSetCookie(header: string): SetCookieParseResult {
   }
 
   // Storage-model checks (RFC 6265bis §5.7): browsers drop these cookies altogether.
-  if (/^__secure-/i.test(name) && !cookie.secure) return fail('__Secure- prefix without the Secure attribute');
+  if (/^__secure-/i.test(name) && !cookie.secure)
+    return fail('__Secure- prefix without the Secure attribute');
   if (/^__host-/i.test(name)) {
     if (!cookie.secure) return fail('__Host- prefix without the Secure attribute');
     if (hasDomain) return fail('__Host- prefix with a Domain attribute');
@@ -148,7 +152,9 @@ export interface SetCookieBatch {
  * Parses every `Set-Cookie` header of a response: an array (Node's `headers['set-cookie']`,
  * `Headers.getSetCookie()`) or one comma-joined string. Bad entries are skipped with a reason.
  */
-export function parseSetCookieHeaders(headers: string | readonly string[] | undefined | null): SetCookieBatch {
+export function parseSetCookieHeaders(
+  headers: string | readonly string[] | undefined | null,
+): SetCookieBatch {
   const list = headers == null ? [] : typeof headers === 'string' ? splitSetCookieString(headers) : headers;
   const batch: SetCookieBatch = { cookies: [], skipped: [] };
   for (const header of list) {
@@ -196,11 +202,16 @@ export function serializeSetCookie(cookie: SetCookie): string {
   if (cookie.domain !== undefined && (cookie.domain === '' || !attributeValuePattern.test(cookie.domain))) {
     problems.push('domain is empty or holds ";" or control characters');
   }
-  if (cookie.path !== undefined && (!cookie.path.startsWith('/') || !attributeValuePattern.test(cookie.path))) {
+  if (
+    cookie.path !== undefined &&
+    (!cookie.path.startsWith('/') || !attributeValuePattern.test(cookie.path))
+  ) {
     problems.push('path must start with "/" and hold no ";" or control characters');
   }
-  if (cookie.expires !== undefined && Number.isNaN(cookie.expires.getTime())) problems.push('expires is an invalid date');
-  if (cookie.maxAge !== undefined && !Number.isInteger(cookie.maxAge)) problems.push('max-age must be an integer');
+  if (cookie.expires !== undefined && Number.isNaN(cookie.expires.getTime()))
+    problems.push('expires is an invalid date');
+  if (cookie.maxAge !== undefined && !Number.isInteger(cookie.maxAge))
+    problems.push('max-age must be an integer');
   if (problems.length > 0) {
     throw cookiesError('cookies/invalid-cookie', `Cannot serialise cookie: ${problems.join('; ')}`, {
       issues: problems.map((message) => ({ path: cookie.name, message })),
@@ -213,12 +224,14 @@ export function serializeSetCookie(cookie: SetCookie): string {
   if (cookie.path !== undefined) header += `; Path=${cookie.path}`;
   if (cookie.secure) header += '; Secure';
   if (cookie.httpOnly) header += '; HttpOnly';
-  if (cookie.sameSite !== undefined) header += `; SameSite=${cookie.sameSite[0]!.toUpperCase()}${cookie.sameSite.slice(1)}`;
+  if (cookie.sameSite !== undefined)
+    header += `; SameSite=${cookie.sameSite[0]!.toUpperCase()}${cookie.sameSite.slice(1)}`;
   if (cookie.partitioned) header += '; Partitioned';
   return header;
 }
 
 const months = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the RFC 6265 §5.1.1 delimiter set includes HTAB.
 const dateDelimiter = /[\x09\x20-\x2f\x3b-\x40\x5b-\x60\x7b-\x7e]+/;
 
 /** The cookie-date algorithm of RFC 6265 §5.1.1 (kept by 6265bis); `undefined` when it fails. */
@@ -254,7 +267,6 @@ export function parseCookieDate(text: string): Date | undefined {
       const match = /^(\d{2,4})(?:\D.*)?$/.exec(token);
       if (match) {
         year = Number(match[1]);
-        continue;
       }
     }
   }

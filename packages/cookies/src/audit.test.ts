@@ -1,0 +1,99 @@
+import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { describe, expect, it } from 'vitest';
+import { auditSetCookies } from './audit.js';
+import { browserGpcEnabled, consentCovers } from './consent-state.js';
+
+const clock = fixedClock('2025-03-01T00:00:00Z');
+const responses = [
+  {
+    url: 'https://www.shop.example/',
+    setCookie: [
+      'connect.sid=s%3Aabc; Path=/; HttpOnly; SameSite=Lax',
+      '_ga=GA1.1.1.1; Max-Age=63072000; Domain=.shop.example; Path=/',
+      'lang=fr; Path=/',
+      '__Secure-broken=1',
+      'old=1; Max-Age=0',
+    ],
+  },
+  {
+    url: 'https://ad.doubleclick.net/pixel',
+    setCookie: 'IDE=AHWqTUk; Max-Age=34190000; Domain=.doubleclick.net; Secure; SameSite=None',
+  },
+];
+
+describe('auditSetCookies', () => {
+  it('lists exactly the cookies set without the consent they need', () => {
+    const audit = auditSetCookies({ site: 'https://www.shop.example', responses, consent: {}, clock });
+    expect(
+      audit.violations.map((violation) => [violation.name, violation.category, violation.firstParty]),
+    ).toEqual([
+      ['_ga', 'analytics', true],
+      ['lang', 'preferences', true],
+      ['IDE', 'marketing', false],
+    ]);
+    expect(
+      audit.cookies.find((cookie) => cookie.cookie.name === 'connect.sid')?.classification.consentRequired,
+    ).toBe(false);
+    expect(audit.skipped.map((entry) => entry.reason)).toEqual([
+      '__Secure- prefix without the Secure attribute',
+      'deletes the cookie (expired)',
+    ]);
+  });
+
+  it('analytics consent covers _ga; marketing consent covers IDE', () => {
+    const audit = auditSetCookies({
+      site: 'www.shop.example',
+      responses,
+      consent: { analytics: true, marketing: true, preferences: true },
+      clock,
+    });
+    expect(audit.violations).toEqual([]);
+  });
+
+  it('Global Privacy Control refuses marketing even after "accept all"', () => {
+    const audit = auditSetCookies({
+      site: 'www.shop.example',
+      responses,
+      consent: { analytics: true, marketing: true, preferences: true, gpc: true },
+      clock,
+    });
+    expect(audit.violations.map((violation) => violation.name)).toEqual(['IDE']);
+    expect(audit.violations[0]!.reason).toMatch(/Global Privacy Control/);
+  });
+
+  it('an unclassified cookie is reported whatever the consent', () => {
+    const audit = auditSetCookies({
+      site: 'www.shop.example',
+      responses: [{ url: 'https://www.shop.example/', setCookie: ['qqzx=1'] }],
+      consent: { analytics: true, marketing: true, preferences: true },
+      clock,
+    });
+    expect(audit.violations[0]).toMatchObject({ name: 'qqzx', category: 'unclassified' });
+  });
+
+  it('rejects malformed input with a typed error', () => {
+    try {
+      auditSetCookies({ site: '', responses: [], consent: {} });
+      expect.unreachable();
+    } catch (error) {
+      expect(isPrivacyKitError(error, 'cookies/invalid-input')).toBe(true);
+    }
+  });
+});
+
+describe('consent state', () => {
+  it('silence is refusal; necessary is always covered; unclassified never', () => {
+    expect(consentCovers({}, 'analytics')).toBe(false);
+    expect(consentCovers({}, 'necessary')).toBe(true);
+    expect(consentCovers({ analytics: true, marketing: true, preferences: true }, 'unclassified')).toBe(
+      false,
+    );
+  });
+
+  it('browserGpcEnabled is true only for navigator.globalPrivacyControl === true', () => {
+    expect(browserGpcEnabled({ globalPrivacyControl: true })).toBe(true);
+    for (const value of [false, 'true', 1, undefined])
+      expect(browserGpcEnabled({ globalPrivacyControl: value })).toBe(false);
+    expect(browserGpcEnabled(undefined)).toBe(false);
+  });
+});

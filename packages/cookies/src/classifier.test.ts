@@ -1,0 +1,325 @@
+import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { describe, expect, it } from 'vitest';
+import { classifyCookie, createClassifier } from './classifier.js';
+import { loadOpenCookieDatabase } from './open-cookie-database.js';
+import { overridesFromPolicy } from './policy-overrides.js';
+
+const clock = fixedClock('2025-01-31T12:00:00Z');
+const day = 86_400;
+const cnil = { anonymous: true as const, siteOnly: true as const };
+
+describe('sources, in order', () => {
+  it('a site-owner override wins over the knowledge base', () => {
+    const classifier = createClassifier({
+      overrides: [{ name: '_ga', category: 'necessary', vendor: 'Us' }],
+    });
+    const result = classifier.classify({ name: '_ga' });
+    expect(result).toMatchObject({ category: 'necessary', source: 'override', vendor: 'Us', confidence: 1 });
+    expect(result.evidence[0]).toMatchObject({ source: 'override', rule: 'exact:_ga' });
+  });
+
+  it('override prefixes and patterns apply', () => {
+    const classifier = createClassifier({
+      overrides: [
+        { name: 'shop_', match: 'prefix', category: 'necessary' },
+        { name: '^exp_\\d+$', match: 'pattern', purposes: ['analytics'] },
+      ],
+    });
+    expect(classifier.classify({ name: 'shop_basket' }).source).toBe('override');
+    expect(classifier.classify({ name: 'exp_12' }).category).toBe('analytics');
+  });
+
+  it('rejects an override whose purposes contradict its category', () => {
+    try {
+      createClassifier({ overrides: [{ name: 'x', category: 'necessary', purposes: ['advertising'] }] });
+      expect.unreachable();
+    } catch (error) {
+      expect(isPrivacyKitError(error, 'cookies/invalid-options')).toBe(true);
+    }
+  });
+
+  it('the knowledge base cites the vendor documentation', () => {
+    const result = classifyCookie({ name: '_fbp' });
+    expect(result).toMatchObject({
+      category: 'marketing',
+      vendor: 'Meta',
+      source: 'knowledge-base',
+      consentRequired: true,
+    });
+    expect(result.evidence[0]!.url).toMatch(/^https:\/\/www\.facebook\.com/);
+  });
+
+  it('knowledge-base prefixes and patterns: _ga_<id>, Rails _<app>_session, Drupal SESS<hash>', () => {
+    expect(classifyCookie({ name: '_ga_Q1W2E3R4' })).toMatchObject({
+      category: 'analytics',
+      vendor: 'Google Analytics',
+    });
+    expect(classifyCookie({ name: '_shop_session' })).toMatchObject({
+      category: 'necessary',
+      consentRequired: false,
+    });
+    expect(classifyCookie({ name: `SESS${'a1'.repeat(16)}` })).toMatchObject({
+      vendor: 'Drupal',
+      category: 'necessary',
+    });
+  });
+
+  it('strips __Host- and __Secure- before looking a name up', () => {
+    expect(classifyCookie({ name: '__Secure-next-auth.session-token' })).toMatchObject({
+      vendor: 'Auth.js',
+      category: 'necessary',
+    });
+  });
+
+  it('a generic name bound to a vendor domain applies only there', () => {
+    expect(classifyCookie({ name: 'm', domain: 'm.stripe.com' })).toMatchObject({
+      vendor: 'Stripe',
+      confidence: 0.95,
+    });
+    const elsewhere = classifyCookie({ name: 'm', domain: 'example.org' });
+    expect(elsewhere.vendor).toBeUndefined();
+    expect(elsewhere.category).toBe('unclassified');
+    expect(classifyCookie({ name: 'm' }).confidence).toBeLessThan(0.95);
+  });
+
+  it('the Open Cookie Database answers what the knowledge base does not know', () => {
+    const csv = [
+      'ID,Platform,Category,Cookie / Data Key name,Domain,Description,Retention period,Data Controller,User Privacy & GDPR Rights Portals,Wildcard match',
+      '1,Acme Ads,Marketing,acme_uid,,"Tracks, across sites",1 year,Acme,,0',
+      '2,Acme CDN,Functional,acme_lb,,Load balancing between servers,session,Acme,,0',
+      '3,Acme Widgets,Functional,acmew_,,Stores widget state,1 year,Acme,,1',
+      '4,Wrong,Marketing,_ga,,Misattributed,1 year,X,,0',
+    ].join('\r\n');
+    const classifier = createClassifier({ openCookieDatabase: loadOpenCookieDatabase(csv) });
+    expect(classifier.classify({ name: 'acme_uid' })).toMatchObject({
+      category: 'marketing',
+      source: 'open-cookie-database',
+      vendor: 'Acme Ads',
+    });
+    expect(classifier.classify({ name: 'ACME_UID' }).evidence[0]!.rule).toBe('case-insensitive:acme_uid');
+    expect(classifier.classify({ name: 'acme_lb' })).toMatchObject({
+      category: 'necessary',
+      purposes: ['load-balancing'],
+      consentRequired: false,
+    });
+    // Functional without a telling word: preferences that need consent, never necessary.
+    expect(classifier.classify({ name: 'acmew_42' })).toMatchObject({
+      category: 'preferences',
+      consentRequired: true,
+    });
+    // The knowledge base stays ahead of the database.
+    expect(classifier.classify({ name: '_ga' }).vendor).toBe('Google Analytics');
+  });
+
+  it('name patterns come next, with low confidence', () => {
+    const result = classifyCookie({ name: 'my_csrf_guard' });
+    expect(result).toMatchObject({ category: 'necessary', source: 'name-pattern', consentRequired: false });
+    expect(result.confidence).toBeLessThan(0.7);
+    expect(classifyCookie({ name: 'site_cookie_consent' }).purposes).toEqual(['consent-choice']);
+  });
+
+  it('a third-party unknown cookie living months is treated as tracking', () => {
+    const result = classifyCookie({ name: 'zz9q', firstParty: false, maxAge: 365 * day });
+    expect(result).toMatchObject({ category: 'marketing', source: 'heuristic', consentRequired: true });
+  });
+
+  it('a necessary-looking name set third-party loses confidence', () => {
+    const first = classifyCookie({ name: 'app_sess', firstParty: true });
+    const third = classifyCookie({ name: 'app_sess', firstParty: false });
+    expect(third.confidence).toBeLessThan(first.confidence);
+    expect(third.evidence.some((line) => line.rule === 'third-party-necessary')).toBe(true);
+  });
+
+  it('unknown means unclassified and consent required — never necessary', () => {
+    const result = classifyCookie({ name: 'qzx' });
+    expect(result).toMatchObject({
+      category: 'unclassified',
+      consentRequired: true,
+      confidence: 0,
+      source: 'default',
+    });
+  });
+
+  it('rejects a cookie without a string name with a typed error', () => {
+    try {
+      classifyCookie({ name: 42 } as unknown as { name: string });
+      expect.unreachable();
+    } catch (error) {
+      expect(isPrivacyKitError(error, 'cookies/invalid-input')).toBe(true);
+    }
+  });
+
+  it('answers the same from the memo as from a fresh classifier', () => {
+    const classifier = createClassifier();
+    for (const name of ['_ga', 'connect.sid', 'lang', 'unknown_x', '_pk_id.1.a']) {
+      expect(classifier.classify({ name })).toEqual(createClassifier().classify({ name }));
+      expect(classifier.classify({ name })).toEqual(classifier.classify({ name }));
+    }
+  });
+});
+
+describe('consent exemption (ePrivacy Art 5(3))', () => {
+  it('necessary purposes are exempt: session, auth, CSRF, load balancing, cart, consent choice', () => {
+    const cases: [string, string][] = [
+      ['PHPSESSID', 'strictly-necessary'],
+      ['wordpress_logged_in_abc', 'strictly-necessary'],
+      ['csrftoken', 'strictly-necessary'],
+      ['AWSALB', 'transmission'],
+      ['woocommerce_cart_hash', 'strictly-necessary'],
+      ['OptanonConsent', 'strictly-necessary'],
+    ];
+    for (const [name, ground] of cases) {
+      expect(classifyCookie({ name }), name).toMatchObject({
+        category: 'necessary',
+        consentRequired: false,
+        exemption: ground,
+      });
+    }
+  });
+
+  it('marketing is never exempt, whatever the site asserts', () => {
+    const result = classifyCookie(
+      { name: 'IDE', firstParty: true, maxAge: 60 },
+      { audienceMeasurementExempt: cnil, clock },
+    );
+    expect(result.consentRequired).toBe(true);
+  });
+
+  it('a cookie with several purposes is exempt only if all are (YouTube YSC: security + embed)', () => {
+    const ysc = classifyCookie({ name: 'YSC' });
+    expect(ysc.category).toBe('necessary');
+    expect(ysc.consentRequired).toBe(true);
+    expect(ysc.evidence.filter((line) => line.source === 'exemption').map((line) => line.rule)).toEqual([
+      'security',
+      'embedded-content',
+    ]);
+    const mixed = createClassifier({
+      overrides: [{ name: 'combo', purposes: ['session', 'analytics'] }],
+    }).classify({ name: 'combo' });
+    expect(mixed).toMatchObject({ category: 'analytics', consentRequired: true });
+    const both = createClassifier({
+      overrides: [{ name: 'combo', purposes: ['session', 'security'] }],
+    }).classify({ name: 'combo' });
+    expect(both.consentRequired).toBe(false);
+  });
+
+  describe('first-party audience measurement (CNIL conditions)', () => {
+    const matomo = { name: '_pk_id.1.abcd', firstParty: true };
+
+    it('needs consent unless the site asserts the CNIL conditions', () => {
+      expect(classifyCookie({ ...matomo, maxAge: 30 * day }, { clock }).consentRequired).toBe(true);
+      expect(
+        classifyCookie({ ...matomo, maxAge: 30 * day }, { clock, audienceMeasurementExempt: cnil }),
+      ).toMatchObject({
+        consentRequired: false,
+        exemption: 'audience-measurement',
+      });
+    });
+
+    it('13 months exactly is allowed; one second more is not (calendar months, month-end clamp)', () => {
+      // 2025-01-31 + 13 months = 2026-02-28 (clamped).
+      const limit = new Date('2026-02-28T12:00:00Z');
+      expect(
+        classifyCookie({ ...matomo, expires: limit }, { clock, audienceMeasurementExempt: cnil })
+          .consentRequired,
+      ).toBe(false);
+      expect(
+        classifyCookie(
+          { ...matomo, expires: new Date(limit.getTime() + 1000) },
+          { clock, audienceMeasurementExempt: cnil },
+        ).consentRequired,
+      ).toBe(true);
+    });
+
+    it('a Max-Age beyond 13 months breaks it, and wins over Expires', () => {
+      const result = classifyCookie(
+        { ...matomo, expires: new Date('2025-02-01T00:00:00Z'), maxAge: 400 * day },
+        { clock, audienceMeasurementExempt: cnil },
+      );
+      expect(result.consentRequired).toBe(true);
+    });
+
+    it('is never available third-party, with automatic extension, or with data kept over 25 months', () => {
+      const opts = { clock, audienceMeasurementExempt: cnil };
+      expect(classifyCookie({ ...matomo, firstParty: false, maxAge: day }, opts).consentRequired).toBe(true);
+      expect(
+        classifyCookie(
+          { ...matomo, maxAge: day },
+          { clock, audienceMeasurementExempt: { ...cnil, lifetimeExtendedOnVisit: true } },
+        ).consentRequired,
+      ).toBe(true);
+      expect(
+        classifyCookie(
+          { ...matomo, maxAge: day },
+          { clock, audienceMeasurementExempt: { ...cnil, dataRetentionMonths: 26 } },
+        ).consentRequired,
+      ).toBe(true);
+      expect(
+        classifyCookie(
+          { ...matomo, maxAge: day },
+          { clock, audienceMeasurementExempt: { ...cnil, dataRetentionMonths: 25 } },
+        ).consentRequired,
+      ).toBe(false);
+    });
+
+    it('Google Analytics is analytics the vendor also uses: never exempt', () => {
+      expect(classifyCookie({ name: '_ga', firstParty: true, maxAge: day }, opts()).consentRequired).toBe(
+        true,
+      );
+    });
+
+    it('a site declares its own exempt measurement cookie through the policy', () => {
+      const classifier = createClassifier({
+        overrides: overridesFromPolicy([
+          {
+            name: 'stats_id',
+            prefix: false,
+            provider: 'Us',
+            firstParty: true,
+            category: 'analytics',
+            description: 'anonymous visit counts',
+            duration: 'session',
+            exempt: true,
+          },
+        ]),
+        audienceMeasurementExempt: cnil,
+      });
+      expect(classifier.classify({ name: 'stats_id', firstParty: true })).toMatchObject({
+        consentRequired: false,
+      });
+      expect(
+        classifier.classify({ name: 'stats_id', firstParty: true, maxAge: 500 * day }).consentRequired,
+      ).toBe(true);
+    });
+
+    function opts() {
+      return { clock, audienceMeasurementExempt: cnil };
+    }
+  });
+
+  describe('interface preferences (WP194 §3.6)', () => {
+    it('are exempt only when set by the user, first-party and short-lived', () => {
+      expect(classifyCookie({ name: 'lang', firstParty: true }).consentRequired).toBe(true);
+      expect(classifyCookie({ name: 'lang', firstParty: true, setByUser: true })).toMatchObject({
+        consentRequired: false,
+        exemption: 'ui-customisation',
+      });
+      expect(classifyCookie({ name: 'lang', firstParty: false, setByUser: true }).consentRequired).toBe(true);
+      expect(
+        classifyCookie({ name: 'lang', firstParty: true, setByUser: true, maxAge: 365 * day }, { clock })
+          .consentRequired,
+      ).toBe(true);
+      expect(
+        classifyCookie({ name: 'lang', firstParty: true, setByUser: true, maxAge: 3600 }, { clock })
+          .consentRequired,
+      ).toBe(false);
+    });
+
+    it('a chat widget is a feature not yet requested: consent needed', () => {
+      expect(classifyCookie({ name: 'intercom-id-abc' })).toMatchObject({
+        category: 'preferences',
+        consentRequired: true,
+      });
+    });
+  });
+});
