@@ -11,6 +11,7 @@ export type CliErrorCode =
   | 'cli/config-load-failed'
   | 'cli/no-database'
   | 'cli/file-not-found'
+  | 'cli/invalid-file'
   | 'cli/package-missing';
 
 export function cliError(

@@ -131,15 +131,24 @@ function barProgress(stream: TextStream, label: string, initialTotal: number | u
 
 function lineProgress(stream: TextStream, label: string, initialTotal: number | undefined): Progress {
   let total = initialTotal;
+  let pending = '';
   let last = '';
+  let lastAt = 0;
+  const flush = () => {
+    if (pending === '' || pending === last) return;
+    last = pending;
+    lastAt = Date.now();
+    stream.write(`${pending}\n`);
+  };
   return {
     update(done, options = {}) {
       if (options.total !== undefined) total = options.total;
-      const line = `${label}: ${done}${total === undefined ? '' : `/${total}`}${options.detail ? ` ${options.detail}` : ''}`;
-      if (line === last) return;
-      last = line;
-      stream.write(`${line}\n`);
+      pending = `${label}: ${done}${total === undefined ? '' : `/${total}`}${options.detail ? ` ${options.detail}` : ''}`;
+      // Plain lines for logs: at most one a second, and always the final state on stop().
+      if (Date.now() - lastAt >= 1000) flush();
     },
-    stop() {},
+    stop() {
+      flush();
+    },
   };
 }

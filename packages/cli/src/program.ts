@@ -183,6 +183,8 @@ const usageCodes = new Set([
   'cli/config-not-found',
   'cli/config-load-failed',
   'cli/no-database',
+  'cli/file-not-found',
+  'cli/invalid-file',
   'database/invalid-url',
   'database/driver-missing',
 ]);

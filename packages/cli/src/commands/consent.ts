@@ -1,4 +1,130 @@
 import type { Command } from 'commander';
-import type { ProgramKit } from '../program.js';
+import type { ConsentLedger, ConsentLedgerOptions, SignedTreeHead } from '@privacykit/consent';
+import { readJsonFile, readPem } from '../files.js';
+import { examples } from '../program.js';
+import type { CommandScope, ProgramKit } from '../program.js';
+import { settingsOf } from '../settings.js';
 
-export function registerConsent(_program: Command, _kit: ProgramKit): void {}
+async function ledgerOf(scope: CommandScope): Promise<ConsentLedger> {
+  const config = await scope.config();
+  const { createConsentLedger } = await import('@privacykit/consent');
+  const settings = settingsOf(config, 'consent') as Partial<ConsentLedgerOptions>;
+  return createConsentLedger({ ...settings, db: await scope.database(), policy: config.policy });
+}
+
+export function registerConsent(program: Command, kit: ProgramKit): void {
+  const consent = program
+    .command('consent')
+    .description('the tamper-evident consent ledger (Art 7(1)): verify it, sign its head, check receipts');
+
+  examples(
+    consent
+      .command('verify')
+      .description(
+        'recompute the ledger and check every signed tree head; exit 1 on tampering, naming the first bad entry',
+      )
+      .option(
+        '--public-key <pem>',
+        'trusted Ed25519 public key (PEM text or file), instead of the stored one',
+      )
+      .option('--head <file>', 'a signed tree head kept outside the database (from `consent head`)'),
+    [
+      'privacykit consent verify',
+      'privacykit consent verify --public-key ledger.pub.pem --head anchored-head.json --json',
+    ],
+  ).action(
+    kit.action(async (scope) => {
+      const options = scope.options<{ publicKey?: string; head?: string }>();
+      const ledger = await ledgerOf(scope);
+      const result = await ledger.verify({
+        ...(options.publicKey ? { publicKey: readPem(scope.io.cwd, options.publicKey, 'public key') } : {}),
+        ...(options.head
+          ? { head: readJsonFile(scope.io.cwd, options.head, 'tree head') as SignedTreeHead }
+          : {}),
+      });
+      const firstBadEntry = result.ok ? null : (result.firstBadSeq ?? null);
+      scope.out.result({ tenant: ledger.tenant, ...result, firstBadEntry }, () =>
+        result.ok
+          ? `consent ledger of ${ledger.tenant}: ok — ${result.size} entries, ${result.signedHeads} signed heads checked`
+          : `consent ledger of ${ledger.tenant}: TAMPERED — first bad entry ${firstBadEntry ?? '?'}: ${result.reason ?? 'unknown reason'}`,
+      );
+      if (!result.ok && scope.out.json) {
+        scope.io.stderr.write(
+          `privacykit: consent ledger tampered — first bad entry ${firstBadEntry ?? '?'}: ${result.reason ?? ''}\n`,
+        );
+      }
+      return result.ok ? 0 : 1;
+    }),
+  );
+
+  examples(
+    consent
+      .command('head')
+      .description('sign the current tree head and print it: keep it outside the database to anchor the log'),
+    ['privacykit consent head --json > heads/$(date +%F).json'],
+  ).action(
+    kit.action(async (scope) => {
+      const ledger = await ledgerOf(scope);
+      const head = await ledger.treeHead();
+      const publicKey = await ledger.publicKey();
+      scope.out.result(head, () => [
+        `tree size ${head.treeSize}, root ${head.rootHash}`,
+        `signed ${head.timestamp} by key ${head.keyId}`,
+        publicKey.trim(),
+      ]);
+      return 0;
+    }),
+  );
+
+  const receipt = consent
+    .command('receipt')
+    .description('consent receipts (ISO/IEC TS 27560 shaped, signed)');
+  examples(
+    receipt
+      .command('verify')
+      .description(
+        "check a receipt's Ed25519 signature against the controller's public key; exit 1 when invalid",
+      )
+      .argument('<file>', 'the receipt JSON file')
+      .requiredOption('--key <pem>', "the ledger's public key (PEM text or file)"),
+    ['privacykit consent receipt verify receipt.json --key ledger.pub.pem'],
+  ).action(
+    kit.action(async (scope) => {
+      const [file] = scope.command.processedArgs as [string];
+      const options = scope.options<{ key: string }>();
+      const receiptValue = readJsonFile(scope.io.cwd, file, 'receipt');
+      const key = readPem(scope.io.cwd, options.key, 'public key');
+      const { verifyReceipt } = await import('@privacykit/consent');
+      let valid: boolean;
+      try {
+        valid = verifyReceipt(receiptValue, key);
+      } catch {
+        valid = false;
+      }
+      const summary =
+        typeof receiptValue === 'object' && receiptValue !== null
+          ? (receiptValue as {
+              recordId?: string;
+              purpose?: { id?: string };
+              state?: string;
+              eventTime?: string;
+            })
+          : {};
+      scope.out.result(
+        {
+          valid,
+          file,
+          recordId: summary.recordId ?? null,
+          purpose: summary.purpose?.id ?? null,
+          state: summary.state ?? null,
+          eventTime: summary.eventTime ?? null,
+        },
+        () =>
+          valid
+            ? `${file}: valid — ${summary.state} consent to "${summary.purpose?.id}" at ${summary.eventTime} (record ${summary.recordId})`
+            : `${file}: INVALID — the signature does not match this key, or the receipt was altered`,
+      );
+      return valid ? 0 : 1;
+    }),
+  );
+}

@@ -1,4 +1,156 @@
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { ErasurePlan, PlanErasureOptions } from '@privacykit/erasure';
+import { cliError } from '../errors.js';
+import { readJsonFile } from '../files.js';
+import { formatTable } from '../output.js';
+import { examples } from '../program.js';
 import type { ProgramKit } from '../program.js';
+import { settingsOf } from '../settings.js';
+import { collect, subjectIdentities } from '../subject.js';
 
-export function registerErase(_program: Command, _kit: ProgramKit): void {}
+function planLines(plan: ErasurePlan): string[] {
+  return [
+    `erasure plan ${plan.id} (tenant ${plan.tenant}, policy ${plan.policyVersion})`,
+    formatTable(plan.tables, [
+      { label: 'TABLE', value: (row) => row.table },
+      { label: 'ACTION', value: (row) => row.action },
+      {
+        label: 'STATUS',
+        value: (row) => (row.status === 'blocked' ? `BLOCKED: ${row.blockedReason ?? ''}` : row.status),
+      },
+      { label: 'ROWS', value: (row) => row.rows, align: 'right' },
+      { label: 'ERASE', value: (row) => row.erase, align: 'right' },
+      {
+        label: 'RETAINED',
+        value: (row) =>
+          row.retained
+            .map(
+              (group) =>
+                `${group.rows} ${group.article}${group.retainUntil.latest ? ` until ${group.retainUntil.latest}` : ''}`,
+            )
+            .join('; '),
+      },
+    ]),
+    ...(plan.recipients.length > 0
+      ? [`recipients to notify (Art 19): ${plan.recipients.map((recipient) => recipient.name).join(', ')}`]
+      : []),
+    `${plan.summary.rows} rows found: ${plan.summary.erase} to erase, ${plan.summary.retained} retained${plan.summary.blocked.length > 0 ? `; BLOCKED tables: ${plan.summary.blocked.join(', ')}` : ''}`,
+  ];
+}
+
+export function registerErase(program: Command, kit: ProgramKit): void {
+  examples(
+    program
+      .command('erase')
+      .description(
+        'erase a data subject (Art 17): --plan previews what is deleted, masked and retained under Art 17(3); --execute does it, then verifies only the retained remainder is left',
+      )
+      .option(
+        '-s, --subject <identity>',
+        'the verified identity: kind:value or a bare email (repeatable)',
+        collect,
+      )
+      .option('--plan', 'compute and show the plan; change nothing in the host tables')
+      .option('--execute', 'execute the plan (a new one, or --from-plan) and verify it')
+      .option('--from-plan <file>', 'execute a plan saved earlier with --plan --out')
+      .option('--request <id>', 'the rights request this erasure answers (same request, same plan)')
+      .option('--consent-subject <id>', "the subject's id in the consent ledger, to crypto-shred it")
+      .option('-o, --out <file>', 'with --plan: save the plan as JSON for review and --from-plan'),
+    [
+      'privacykit erase --subject ada@example.com --plan',
+      'privacykit erase --subject ada@example.com --plan --out plan.json && privacykit erase --execute --from-plan plan.json',
+      'privacykit erase --subject ada@example.com --execute --json',
+    ],
+  ).action(
+    kit.action(async (scope) => {
+      const options = scope.options<{
+        subject?: string[];
+        plan?: boolean;
+        execute?: boolean;
+        fromPlan?: string;
+        request?: string;
+        consentSubject?: string;
+        out?: string;
+      }>();
+      if (Boolean(options.plan) === Boolean(options.execute)) {
+        throw cliError('cli/usage', 'say what to do: --plan (preview) or --execute');
+      }
+      if (options.fromPlan && !options.execute)
+        throw cliError('cli/usage', '--from-plan goes with --execute');
+      if (!options.fromPlan && !options.subject?.length)
+        throw cliError('cli/usage', 'give the subject with --subject <identity>');
+      const config = await scope.config();
+      const erasure = await import('@privacykit/erasure');
+      const db = await scope.database();
+      let plan: ErasurePlan;
+      if (options.fromPlan) {
+        plan = readJsonFile(scope.io.cwd, options.fromPlan, 'erasure plan') as ErasurePlan;
+      } else {
+        if (!config.dataMap) {
+          throw cliError(
+            'cli/config-invalid',
+            `${config.path} exports no dataMap: erasure needs to know where data lives`,
+          );
+        }
+        const settings = settingsOf(config, 'erasure') as Partial<PlanErasureOptions>;
+        plan = await erasure.planErasure({
+          ...(settings.strategies ? { strategies: settings.strategies } : {}),
+          ...(settings.facts ? { facts: settings.facts } : {}),
+          db,
+          dataMap: config.dataMap,
+          policy: config.policy,
+          identities: subjectIdentities(options.subject ?? [], config.dataMap),
+          ...(options.request ? { requestId: options.request } : {}),
+          ...(options.consentSubject ? { subjectId: options.consentSubject } : {}),
+        });
+      }
+      if (options.plan) {
+        if (options.out) {
+          const target = resolve(scope.io.cwd, options.out);
+          writeFileSync(target, `${JSON.stringify(plan, null, 2)}\n`, { mode: 0o600 });
+          scope.out.note(`saved plan to ${target}`);
+        }
+        scope.out.result(plan, () => planLines(plan));
+        return plan.summary.blocked.length > 0 ? 1 : 0;
+      }
+      const progress = scope.out.progress('erase (rows changed)');
+      let changed = 0;
+      let report: Awaited<ReturnType<typeof erasure.executeErasure>>;
+      try {
+        report = await erasure.executeErasure(plan, {
+          db,
+          onBatch: (batch) => {
+            changed += batch.deleted + batch.updated + batch.restricted;
+            progress.update(changed, { detail: batch.table });
+          },
+        });
+      } finally {
+        progress.stop();
+      }
+      const verification = await erasure.verifyErasure({ db, plan });
+      // `partial` means an Art 17(3) remainder was kept as planned; only failures and leftovers alert.
+      const ok = report.status !== 'failed' && verification.ok;
+      scope.out.result({ ok, plan: { id: plan.id, summary: plan.summary }, report, verification }, () => [
+        `erasure ${plan.id}: ${report.status}, ${report.changes} rows changed`,
+        formatTable(report.tables, [
+          { label: 'TABLE', value: (row) => row.table },
+          { label: 'STATUS', value: (row) => (row.reason ? `${row.status}: ${row.reason}` : row.status) },
+          { label: 'DELETED', value: (row) => row.deleted, align: 'right' },
+          { label: 'MASKED', value: (row) => row.updated, align: 'right' },
+          { label: 'RESTRICTED', value: (row) => row.restricted, align: 'right' },
+        ]),
+        ...report.retained.map(
+          (group) =>
+            `retained: ${group.rows} rows of ${group.table} under ${group.article} (${group.reason})`,
+        ),
+        verification.ok
+          ? 'verified: only the retained remainder is left'
+          : `VERIFICATION FAILED: ${verification.leftoverCount} rows should not be there`,
+        ...(report.notifications > 0 ? [`${report.notifications} Art 19 notifications queued`] : []),
+      ]);
+      return ok ? 0 : 1;
+    }),
+  );
+}
