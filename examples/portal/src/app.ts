@@ -5,6 +5,10 @@ import helmet from 'helmet';
 import type { Kysely } from 'kysely';
 import { isPrivacyKitError, systemClock } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
+import { createRequestService } from '@privacykit/requests';
+import type { RequestService } from '@privacykit/requests';
+import { createExportStore } from '@privacykit/subject-access';
+import type { ExportStore } from '@privacykit/subject-access';
 import { createStaffAudit } from './audit.js';
 import type { StaffAudit } from './audit.js';
 import { dataMap as demoDataMap } from './data-map.js';
@@ -14,6 +18,10 @@ import type { Mailer } from './mailer.js';
 import { render } from './render.js';
 import { authRoutes, requireStaff } from './routes/auth.js';
 import { officeRoutes } from './routes/admin/office.js';
+import { adminRequestRoutes } from './routes/admin/requests.js';
+import { requestRoutes } from './routes/requests.js';
+import { createRequestExports } from './request-exports.js';
+import type { RequestExports } from './request-exports.js';
 import { cookieRoutes } from './routes/cookies.js';
 import type { CookieChoice } from './routes/cookies.js';
 import { privacyRoutes } from './routes/privacy.js';
@@ -46,6 +54,8 @@ export interface AppDeps {
   sessionIdleMs?: number;
   /** Called for unexpected errors (the response never shows them). */
   logError?: (error: unknown) => void;
+  /** Called when object-level authorisation refuses an id (hostile case 12); no personal data. */
+  logRefusal?: (event: { what: string; id: string }) => void;
 }
 
 /** Services built from the deps, shared by the route groups. */
@@ -53,19 +63,25 @@ export interface PortalServices {
   staff: StaffDirectory;
   audit: StaffAudit;
   mailer: Mailer;
+  requests: RequestService;
+  exports: ExportStore;
+  requestExports: RequestExports;
 }
 
 const publicDir = fileURLToPath(new URL('../public', import.meta.url));
 
+/** A library's error code → the HTTP status the portal answers with (never 500 for bad input). */
+export function statusForCode(code: string): number {
+  if (/not-found$|unknown$|-unknown|binding-mismatch/.test(code)) return 404;
+  if (/token-used|token-expired|verification-expired/.test(code)) return 410;
+  if (/locked$/.test(code)) return 429;
+  if (/transition|too-late|limit$|conflict|already|on-hold|held/.test(code)) return 409;
+  return 400;
+}
+
 function statusOf(error: unknown): number {
   if (error instanceof HttpError) return error.status;
-  if (isPrivacyKitError(error)) {
-    const code = error.code;
-    if (/not-found|unknown-request|unknown-token/.test(code)) return 404;
-    if (/conflict|transition|duplicate|already|locked|state|hold/.test(code)) return 409;
-    if (/expired|used|consumed/.test(code)) return 410;
-    return 400;
-  }
+  if (isPrivacyKitError(error)) return statusForCode(error.code);
   const status = (error as { status?: unknown; statusCode?: unknown } | null)?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) return status;
   return 500;
@@ -78,15 +94,44 @@ function statusOf(error: unknown): number {
 export function createApp(deps: AppDeps): Express {
   const { db, policy, logError = (error) => console.error(error) } = deps;
   const clock = deps.clock ?? systemClock;
+  const logRefusal = deps.logRefusal ?? ((event) => console.warn(`refused ${event.what} ${event.id}`));
   const limits = { ...defaultRateLimits, ...deps.rateLimits };
+  const dataMap = deps.dataMap ?? demoDataMap;
+  const tenant = policy.tenant;
+  const mailer = deps.mailer ?? outboxMailer({ db, tenant, clock });
   const services: PortalServices = {
-    staff: createStaffDirectory({ db, tenant: policy.tenant, clock }),
-    audit: createStaffAudit({ db, tenant: policy.tenant, clock }),
-    mailer: deps.mailer ?? outboxMailer({ db, tenant: policy.tenant, clock }),
+    staff: createStaffDirectory({ db, tenant, clock }),
+    audit: createStaffAudit({ db, tenant, clock }),
+    mailer,
+    requests: createRequestService({
+      db,
+      policy,
+      clock,
+      mailer,
+      dataMap,
+      // Challenges go only to the channel registered for an identity (hostile case 9): an email
+      // is its own channel; a customer number reaches the email on that customer's account.
+      lookupRegisteredChannel: async ({ kind, value }) => {
+        if (kind === 'email') return value;
+        if (kind !== 'customerNumber') return null;
+        const row = await db
+          .selectFrom('customers')
+          .select('email')
+          .where('tenant', '=', tenant)
+          .where('customer_number', '=', value)
+          .executeTakeFirst();
+        return row ? String(row.email) : null;
+      },
+      verificationLink: deps.publicOrigin
+        ? (token) => `${deps.publicOrigin}/rights/verify?token=${encodeURIComponent(token)}`
+        : undefined,
+      onDeliveryError: logError,
+    }),
+    exports: createExportStore({ db, clock, tenant }),
+    requestExports: createRequestExports({ db, tenant, clock }),
   };
   const secureSetting = deps.secureCookies ?? 'auto';
   const secureCookies = (req: Request) => (secureSetting === 'auto' ? req.secure : secureSetting);
-  void (deps.dataMap ?? demoDataMap);
 
   const app = express();
   app.disable('x-powered-by');
@@ -151,6 +196,16 @@ export function createApp(deps: AppDeps): Express {
       recordChoice: async (_choice: CookieChoice) => {},
     }),
   );
+  app.use(
+    requestRoutes({
+      policy,
+      requests: services.requests,
+      exports: services.exports,
+      requestExports: services.requestExports,
+      limits,
+      logRefusal: (event) => logRefusal(event),
+    }),
+  );
   app.use(authRoutes({ staff: services.staff, audit: services.audit, loginLimit: limits.login }));
   app.use('/admin', requireStaff);
   app.use(
@@ -160,10 +215,29 @@ export function createApp(deps: AppDeps): Express {
       staff: services.staff,
       audit: services.audit,
       links: [
+        {
+          href: '/admin/requests',
+          label: 'Rights requests',
+          text: 'the queue with deadlines; approve, refuse, extend, export, erase',
+        },
         { href: '/admin/outbox', label: 'Mail outbox', text: 'mail sent by the portal in development' },
         { href: '/admin/audit', label: 'Audit trail', text: 'who did what, when' },
         { href: '/admin/staff', label: 'Staff accounts', text: 'administrators and privacy officers' },
       ],
+    }),
+  );
+
+  app.use(
+    adminRequestRoutes({
+      db,
+      policy,
+      dataMap,
+      clock,
+      requests: services.requests,
+      exports: services.exports,
+      requestExports: services.requestExports,
+      audit: services.audit,
+      mailer,
     }),
   );
 

@@ -77,5 +77,26 @@ export const portalMigrations: PackageMigrations = {
         }
       },
     },
+    '0003_request_exports': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('privacykit_portal_request_exports')
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('request_id', columnType.id, (col) => col.notNull())
+          .addColumn('export_id', columnType.id, (col) => col.notNull())
+          .addColumn('format', sql`varchar(16)`, (col) => col.notNull())
+          .addColumn('created_by', columnType.shortText, (col) => col.notNull())
+          .addColumn('created_at', columnType.instant, (col) => col.notNull())
+          .addPrimaryKeyConstraint('privacykit_portal_request_exports_pk', [
+            'tenant',
+            'request_id',
+            'export_id',
+          ])
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable('privacykit_portal_request_exports').ifExists().execute();
+      },
+    },
   },
 };

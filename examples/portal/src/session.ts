@@ -68,3 +68,11 @@ export function destroySession(req: Parameters<RequestHandler>[0]): Promise<void
     req.session.destroy((error) => (error ? reject(error) : resolve())),
   );
 }
+
+/**
+ * Stores the session now. Call it before redirecting after a change: express-session otherwise
+ * saves while the response ends, and a browser following the redirect can arrive first.
+ */
+export function saveSession(req: Parameters<RequestHandler>[0]): Promise<void> {
+  return new Promise((resolve, reject) => req.session.save((error) => (error ? reject(error) : resolve())));
+}

@@ -1,10 +1,16 @@
 import type { Kysely } from 'kysely';
 import { migrate } from '@privacykit/core/db';
 import type { PackageMigrations } from '@privacykit/core/db';
+import { requestMigrations } from '@privacykit/requests';
+import { subjectAccessMigrations } from '@privacykit/subject-access';
 import { portalMigrations } from './migrations.js';
 
 /** Every migration set the portal runs on start: its own tables, the demo schema, then each package's. */
-export const allMigrations: PackageMigrations[] = [portalMigrations];
+export const allMigrations: PackageMigrations[] = [
+  portalMigrations,
+  requestMigrations,
+  subjectAccessMigrations,
+];
 
 /** Brings the database up to date (idempotent; safe on every start). */
 export async function migratePortal(db: Kysely<any>): Promise<void> {

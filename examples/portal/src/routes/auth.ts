@@ -2,11 +2,12 @@ import { Router } from 'express';
 import type { RequestHandler } from 'express';
 import { ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
+import { randomToken } from '@privacykit/core';
 import type { StaffAudit } from '../audit.js';
 import { HttpError } from '../http-error.js';
 import { currentStaff, render } from '../render.js';
 import { csrfToken, limiter } from '../security.js';
-import { destroySession, regenerateSession } from '../session.js';
+import { destroySession, regenerateSession, saveSession } from '../session.js';
 import type { StaffDirectory, StaffRole } from '../staff.js';
 import { parseForm } from '../validation.js';
 import { loginView } from '../views/admin/login.js';
@@ -75,8 +76,8 @@ export function authRoutes(options: {
     }
     await regenerateSession(req);
     req.session.staffId = member.id;
-    req.session.csrf = undefined as unknown as string;
-    csrfToken(req);
+    req.session.csrf = randomToken(32);
+    await saveSession(req);
     await options.audit.record({ actor: member.email, action: 'staff.login' });
     res.redirect(303, form.next ?? '/admin');
   });

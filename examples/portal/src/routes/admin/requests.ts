@@ -1,0 +1,206 @@
+import { Router } from 'express';
+import type { Response } from 'express';
+import { z } from 'zod';
+import type { Clock, DataMap, Policy } from '@privacykit/core';
+import { civilDateIn } from '@privacykit/requests';
+import type { RequestRecord, RequestService } from '@privacykit/requests';
+import { exportSubject } from '@privacykit/subject-access';
+import type { ExportStore } from '@privacykit/subject-access';
+import type { Kysely } from 'kysely';
+import type { StaffAudit } from '../../audit.js';
+import type { Mailer } from '../../mailer.js';
+import { currentStaff, render } from '../../render.js';
+import type { RequestExports } from '../../request-exports.js';
+import { csrfToken } from '../../security.js';
+import { parseForm } from '../../validation.js';
+import { requestDetailView, requestQueueView } from '../../views/admin/requests.js';
+import { HttpError } from '../../http-error.js';
+
+export interface AdminRequestRoutesOptions {
+  db: Kysely<any>;
+  policy: Policy;
+  dataMap: DataMap;
+  clock: Clock;
+  requests: RequestService;
+  exports: ExportStore;
+  requestExports: RequestExports;
+  audit: StaffAudit;
+  mailer: Mailer;
+  /** Consent ledger records of a subject for the export (Art 15, R07), when the ledger is wired. */
+  consentHistoryFor?: (identities: Record<string, string[]>) => Promise<unknown[]>;
+  /** Extra actions on a request's page (erasure preview), by right. */
+  extraActions?: (record: RequestRecord, csrf: string) => import('../../views/html.js').SafeHtml;
+}
+
+const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+
+/** The verified identities of a request, as the data-map traversal wants them. */
+export function verifiedIdentities(record: RequestRecord): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const identity of record.identities) {
+    if (!identity.verified) continue;
+    (out[identity.kind] ??= []).push(identity.value);
+  }
+  return out;
+}
+
+function actor(res: Response): string {
+  const staff = currentStaff(res);
+  if (!staff) throw new HttpError(401, 'Please sign in.');
+  return `staff:${staff.email}`;
+}
+
+/**
+ * The request queue (Art 12(3) deadlines with overdue and due-soon flags) and one request's page:
+ * approve, deny with a reason (remedies are added), extend with reasons, complete, and run the
+ * access or portability export. Every step is audited by the requests service with who and when.
+ */
+export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
+  const { requests, policy, clock } = options;
+  const router = Router();
+
+  const load = async (raw: unknown): Promise<RequestRecord> => {
+    const id = idSchema.safeParse(raw);
+    if (!id.success) throw new HttpError(404, 'No such request.');
+    return requests.get(id.data);
+  };
+
+  router.get('/admin/requests', async (req, res) => {
+    const show = z.enum(['open', 'all']).catch('open').parse(req.query.show);
+    const list = await requests.list(
+      show === 'open'
+        ? { status: ['received', 'identity-pending', 'verified', 'in-progress', 'waiting-on-subject'] }
+        : {},
+    );
+    const today = civilDateIn(clock.now(), policy.zone);
+    render(req, res, { title: 'Requests', body: requestQueueView({ list, today, show }) });
+  });
+
+  router.get('/admin/requests/:id', async (req, res) => {
+    const record = await load(req.params.id);
+    const [audit, pkg] = await Promise.all([
+      requests.audit(record.id),
+      options.requestExports.latest(record.id),
+    ]);
+    const csrf = csrfToken(req);
+    render(req, res, {
+      title: `Request ${record.id}`,
+      body: requestDetailView({
+        record,
+        audit,
+        exportInfo: pkg,
+        csrf,
+        today: civilDateIn(clock.now(), policy.zone),
+        extra: options.extraActions?.(record, csrf),
+      }),
+    });
+  });
+
+  router.post('/admin/requests/:id/approve', async (req, res) => {
+    const record = await load(req.params.id);
+    await requests.transition(record.id, { to: 'in-progress', by: actor(res) });
+    res.redirect(303, `/admin/requests/${record.id}`);
+  });
+
+  router.post('/admin/requests/:id/deny', async (req, res) => {
+    const record = await load(req.params.id);
+    const form = parseForm(
+      z.object({ reason: z.string().trim().min(5, 'give the reason the requester will read').max(2000) }),
+      req.body,
+    );
+    await requests.transition(record.id, { to: 'denied', by: actor(res), reason: form.reason });
+    res.redirect(303, `/admin/requests/${record.id}`);
+  });
+
+  router.post('/admin/requests/:id/extend', async (req, res) => {
+    const record = await load(req.params.id);
+    const form = parseForm(
+      z.object({
+        months: z.enum(['1', '2']).transform(Number),
+        reasons: z.string().trim().min(5, 'give the reasons the requester will read').max(2000),
+      }),
+      req.body,
+    );
+    await requests.extend(record.id, {
+      months: form.months as 1 | 2,
+      reasons: form.reasons
+        .split(/\r?\n/)
+        .map((line) => line.trim())
+        .filter(Boolean),
+      by: actor(res),
+    });
+    res.redirect(303, `/admin/requests/${record.id}`);
+  });
+
+  router.post('/admin/requests/:id/complete', async (req, res) => {
+    const record = await load(req.params.id);
+    const form = parseForm(z.object({ summary: z.string().trim().max(2000).optional() }), req.body);
+    await requests.transition(record.id, {
+      to: 'completed',
+      by: actor(res),
+      reason: form.summary || undefined,
+    });
+    res.redirect(303, `/admin/requests/${record.id}`);
+  });
+
+  router.post('/admin/requests/:id/export', async (req, res) => {
+    const record = await load(req.params.id);
+    if (record.right !== 'access' && record.right !== 'portability') {
+      throw new HttpError(409, 'Only access and portability requests have an export.');
+    }
+    if (record.status !== 'in-progress') {
+      throw new HttpError(409, 'Approve the request (in progress) before running its export.');
+    }
+    const identities = verifiedIdentities(record);
+    const by = actor(res);
+    const requestIdentities = Object.entries(identities).flatMap(([kind, values]) =>
+      values.map((value) => ({ kind, value })),
+    );
+    const [requestHistory, consentHistory] = await Promise.all([
+      requests.historyFor(requestIdentities),
+      options.consentHistoryFor ? options.consentHistoryFor(identities) : Promise.resolve([]),
+    ]);
+    const format = record.right === 'portability' ? 'portability' : 'zip';
+    const stream = exportSubject({
+      db: options.db,
+      dataMap: options.dataMap,
+      policy,
+      identities,
+      format,
+      clock,
+      requestHistory: [requestHistory],
+      consentHistory,
+    });
+    const stored = await options.exports.save(stream, {
+      filename: `${policy.controller.name.toLowerCase()}-${record.right}-${record.id}.zip`,
+      contentType: 'application/zip',
+      requestId: record.id,
+    });
+    await options.requestExports.attach({ requestId: record.id, exportId: stored.exportId, by, format });
+    await options.audit.record({
+      actor: by,
+      action: 'request.export',
+      target: record.id,
+      detail: `${stored.bytes} bytes, sha256 ${stored.sha256}`,
+    });
+    await requests.transition(record.id, {
+      to: 'completed',
+      by,
+      reason: 'Your data export is ready: download it from your request page.',
+    });
+    const to = await requests.deliveryChannel(record.id);
+    await options.mailer.send({
+      to,
+      subject: `${policy.controller.name}: your data is ready`,
+      text: [
+        `The copy of your data you asked for (request ${record.id}) is ready.`,
+        '',
+        'Open your request page in the browser where you confirmed the request and press "Download my data".',
+        'The download link works once, for a few minutes, in that browser only. The package is deleted after 7 days.',
+      ].join('\n'),
+    });
+    res.redirect(303, `/admin/requests/${record.id}`);
+  });
+
+  return router;
+}

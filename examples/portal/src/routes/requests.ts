@@ -1,0 +1,189 @@
+import { Router } from 'express';
+import type { Request, RequestHandler } from 'express';
+import { ipKeyGenerator } from 'express-rate-limit';
+import { z } from 'zod';
+import { isPrivacyKitError } from '@privacykit/core';
+import type { Policy } from '@privacykit/core';
+import type { RequestService } from '@privacykit/requests';
+import { downloadHeaders } from '@privacykit/subject-access';
+import type { ExportStore } from '@privacykit/subject-access';
+import { HttpError } from '../http-error.js';
+import { render } from '../render.js';
+import type { RequestExports } from '../request-exports.js';
+import { rightFormSchemas, rightForms, toSubmitInput } from '../rights-forms.js';
+import { csrfToken, limiter } from '../security.js';
+import { regenerateSession, saveSession } from '../session.js';
+import { parseForm } from '../validation.js';
+import {
+  checkInboxView,
+  requestStatusView,
+  rightFormView,
+  rightsIndexView,
+  verifyView,
+} from '../views/requests.js';
+
+export interface RequestRoutesOptions {
+  policy: Policy;
+  requests: RequestService;
+  exports: ExportStore;
+  requestExports: RequestExports;
+  limits: { intake: number; verify: number };
+  /** Logs refused object-level access (hostile case 12) without personal data. */
+  logRefusal: (event: { what: string; id: string }) => void;
+}
+
+const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const verifySchema = z.union([
+  z.object({
+    requestId: idSchema,
+    code: z
+      .string()
+      .trim()
+      .regex(/^\d{6,8}$/, 'enter the code from the email'),
+  }),
+  z.object({
+    token: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_-]{20,256}$/),
+  }),
+]);
+
+function methodNotAllowed(allow: string): RequestHandler {
+  return (_req, res) => {
+    res.set('Allow', allow).status(405).type('text').send('Method Not Allowed');
+  };
+}
+
+/**
+ * The data subject's side of rights requests (Art 12–22): a form per right, a single-use code
+ * sent to the registered channel (S01, hostile case 9), the status page — only for the session
+ * that verified the request (S05, hostile case 12) — and the export download through a
+ * single-use, session-bound link (S06, hostile case 13).
+ */
+export function requestRoutes(options: RequestRoutesOptions): Router {
+  const { requests, exports, requestExports, policy } = options;
+  const router = Router();
+  const offered = new Set<string>(policy.rights.offered);
+  const forms = rightForms.filter((form) => offered.has(form.right));
+  const intakeLimiter = limiter({
+    windowMs: 60 * 60_000,
+    limit: options.limits.intake,
+    message: 'Too many requests from your connection. Please try again in an hour, or write to our DPO.',
+  });
+  const verifyLimiter = limiter({
+    windowMs: 15 * 60_000,
+    limit: options.limits.verify,
+    key: (req) => ipKeyGenerator(req.ip ?? ''),
+    message: 'Too many attempts. Wait a few minutes and try again.',
+  });
+
+  const mine = (req: Request, id: string): boolean => (req.session.requestIds ?? []).includes(id);
+
+  router.get('/rights', (req, res) => {
+    render(req, res, { title: 'Your rights', body: rightsIndexView({ forms, policy }) });
+  });
+
+  for (const form of forms) {
+    const schema = rightFormSchemas[form.right];
+    const submit: RequestHandler = async (req, res) => {
+      const values = parseForm(schema, req.body);
+      const result = await requests.submit(toSubmitInput(form.right, values));
+      // Same page whatever the address: no enumeration (S09). The code went to the registered channel.
+      res.redirect(303, `/rights/verify?request=${encodeURIComponent(result.requestId)}`);
+    };
+    router
+      .route(`/rights/${form.right}`)
+      .get((req, res) => {
+        render(req, res, { title: form.title, body: rightFormView({ form, policy, csrf: csrfToken(req) }) });
+      })
+      .post(intakeLimiter, submit)
+      .all(methodNotAllowed('GET, POST'));
+    if (form.action !== `/rights/${form.right}`) {
+      router.route(form.action).post(intakeLimiter, submit).all(methodNotAllowed('POST'));
+    }
+  }
+
+  router
+    .route('/rights/verify')
+    .get((req, res) => {
+      const requestId = idSchema.safeParse(req.query.request);
+      const token = z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{20,256}$/)
+        .safeParse(req.query.token);
+      render(req, res, {
+        title: 'Confirm your request',
+        body: requestId.success
+          ? checkInboxView({ requestId: requestId.data, csrf: csrfToken(req) })
+          : verifyView({ token: token.success ? token.data : undefined, csrf: csrfToken(req) }),
+      });
+    })
+    .post(verifyLimiter, async (req, res) => {
+      const input = parseForm(verifySchema, req.body);
+      const result = await requests.verify(input);
+      if (result.remaining > 0) {
+        res.redirect(303, `/rights/verify?request=${encodeURIComponent(result.requestId)}`);
+        return;
+      }
+      await regenerateSession(req);
+      req.session.requestIds = [...new Set([...(req.session.requestIds ?? []), result.requestId])].slice(-20);
+      await saveSession(req);
+      res.redirect(303, `/rights/requests/${encodeURIComponent(result.requestId)}`);
+    })
+    .all(methodNotAllowed('GET, POST'));
+
+  router.get('/rights/requests/:id', async (req, res) => {
+    const id = idSchema.safeParse(req.params.id);
+    if (!id.success || !mine(req, id.data)) {
+      options.logRefusal({ what: 'request-status', id: String(req.params.id).slice(0, 64) });
+      throw new HttpError(
+        404,
+        'No such request in this browser session. Open the link from your confirmation email again.',
+      );
+    }
+    const record = await requests.get(id.data);
+    const pkg = await requestExports.latest(record.id);
+    render(req, res, {
+      title: 'Your request',
+      body: requestStatusView({ record, exportReady: Boolean(pkg), csrf: csrfToken(req) }),
+    });
+  });
+
+  router
+    .route('/rights/requests/:id/download')
+    .post(verifyLimiter, async (req, res) => {
+      const id = idSchema.safeParse(req.params.id);
+      if (!id.success || !mine(req, id.data)) {
+        options.logRefusal({ what: 'export-link', id: String(req.params.id).slice(0, 64) });
+        throw new HttpError(404, 'No such request in this browser session.');
+      }
+      const pkg = await requestExports.latest(id.data);
+      if (!pkg) throw new HttpError(404, 'Your export is not ready yet.');
+      const issued = await exports.issueToken(pkg.exportId, { binding: req.sessionID });
+      res.redirect(303, `/rights/download/${issued.token}`);
+    })
+    .all(methodNotAllowed('POST'));
+
+  router.get('/rights/download/:token', verifyLimiter, async (req, res) => {
+    let redeemed: Awaited<ReturnType<ExportStore['redeem']>>;
+    try {
+      redeemed = await exports.redeem(String(req.params.token).slice(0, 256), { binding: req.sessionID });
+    } catch (error) {
+      if (isPrivacyKitError(error) && error.code.startsWith('subject-access/')) {
+        options.logRefusal({ what: `download:${error.code}`, id: '-' });
+        throw new HttpError(
+          error.code === 'subject-access/token-used' || error.code === 'subject-access/token-expired'
+            ? 410
+            : 404,
+          'This download link is not valid: links work once, for a few minutes, in the browser that asked for them. Ask for a new one from your request page.',
+        );
+      }
+      throw error;
+    }
+    res.set(downloadHeaders(redeemed.filename, { contentType: redeemed.contentType, bytes: redeemed.bytes }));
+    redeemed.stream.pipe(res);
+  });
+
+  return router;
+}

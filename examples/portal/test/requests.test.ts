@@ -1,0 +1,137 @@
+import { testEngines } from '@privacykit/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, STAFF, startPortal } from './harness.js';
+import type { Portal } from './harness.js';
+import { unzip } from './zip.js';
+
+function codeFrom(text: string): string {
+  const match = /code: (\d{6,8})/.exec(text);
+  if (!match) throw new Error(`no code in mail: ${text}`);
+  return match[1]!;
+}
+
+/** Files a request as a visitor and confirms it with the code from the mail; returns the request id. */
+async function fileAndVerify(
+  portal: Portal,
+  visitor: Client,
+  right: string,
+  form: Record<string, string | string[]>,
+) {
+  await visitor.page(`/rights/${right}`);
+  const before = portal.mail.length;
+  const submitted = await visitor.post(right === 'erasure' ? '/erase' : `/rights/${right}`, form);
+  expect(submitted.status).toBe(303);
+  const location = submitted.headers.get('location')!;
+  const requestId = new URL(location, portal.base).searchParams.get('request')!;
+  await visitor.page(location);
+  await waitFor(() => portal.mail.length > before);
+  const code = codeFrom(portal.mail.at(-1)!.text);
+  const verified = await visitor.post('/rights/verify', { requestId, code });
+  expect(verified.status).toBe(303);
+  expect(verified.headers.get('location')).toBe(`/rights/requests/${requestId}`);
+  return requestId;
+}
+
+async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe.each(testEngines())('rights requests over HTTP on $engine', (engine) => {
+  let portal: Portal;
+  beforeAll(async () => {
+    portal = await startPortal(engine, { rateLimits: { intake: 1000, verify: 1000, login: 5 } });
+  });
+  afterAll(async () => {
+    await portal?.close();
+  });
+
+  it('answers intake the same way for a known and an unknown address (no enumeration)', async () => {
+    const visitor = new Client(portal.base);
+    await visitor.page('/rights/access');
+    const known = await visitor.post('/rights/access', { email: 'katherine@example.com' });
+    const unknown = await visitor.post('/rights/access', { email: 'nobody-here@example.org' });
+    expect(known.status).toBe(303);
+    expect(unknown.status).toBe(303);
+    const pageOf = async (response: Response) =>
+      (await visitor.page(response.headers.get('location')!)).replace(/value="[^"]*"/g, '');
+    expect(await pageOf(known)).toBe(await pageOf(unknown));
+  });
+
+  it('runs an access request end to end: code by mail, staff approval, single-use session-bound download', async () => {
+    const visitor = new Client(portal.base);
+    const requestId = await fileAndVerify(portal, visitor, 'access', { email: 'Ada@example.com' });
+    const status = await visitor.page(`/rights/requests/${requestId}`);
+    expect(status).toContain('data-status="verified"');
+
+    // Another browser cannot see the request, nor ask for its download (hostile case 12).
+    const stranger = new Client(portal.base);
+    await stranger.page('/rights');
+    expect((await stranger.get(`/rights/requests/${requestId}`)).status).toBe(404);
+    expect((await stranger.post(`/rights/requests/${requestId}/download`, {})).status).toBe(404);
+
+    const staff = new Client(portal.base);
+    expect((await staff.login(STAFF)).status).toBe(303);
+    const queue = await staff.page('/admin/requests');
+    expect(queue).toContain(requestId);
+    expect(queue).toMatch(/days left|due in/);
+    await staff.page(`/admin/requests/${requestId}`);
+    expect((await staff.post(`/admin/requests/${requestId}/approve`, {})).status).toBe(303);
+    expect((await staff.post(`/admin/requests/${requestId}/export`, {})).status).toBe(303);
+    const detail = await staff.page(`/admin/requests/${requestId}`);
+    expect(detail).toContain(`staff:${STAFF.email}`);
+    expect(detail).toContain('data-status="completed"');
+    expect(portal.mail.at(-1)!.to).toBe('ada@example.com');
+
+    await visitor.page(`/rights/requests/${requestId}`);
+    const link = await visitor.post(`/rights/requests/${requestId}/download`, {});
+    expect(link.status).toBe(303);
+    const url = link.headers.get('location')!;
+
+    // The link is bound to the visitor's session: useless in another browser (hostile case 13).
+    expect((await stranger.get(url)).status).toBe(404);
+
+    const download = await visitor.get(url);
+    expect(download.status).toBe(200);
+    expect(download.headers.get('cache-control')).toBe('no-store');
+    expect(download.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(download.headers.get('content-disposition')).toMatch(/^attachment;/);
+    const files = await unzip(Buffer.from(await download.arrayBuffer()));
+    const customers = files.get('data/customers.json')?.toString('utf8') ?? '';
+    expect(customers).toContain('Ada Lovelace');
+    expect(customers).not.toContain('Grace Hopper');
+    expect(files.get('data/invoices.json')?.toString('utf8')).toContain('ada@example.com');
+
+    // Single use.
+    expect((await visitor.get(url)).status).toBe(410);
+  });
+
+  it('refuses an expired download link', async () => {
+    const visitor = new Client(portal.base);
+    const requestId = await fileAndVerify(portal, visitor, 'access', { email: 'grace@example.com' });
+    const staff = new Client(portal.base);
+    await staff.login(STAFF);
+    await staff.page(`/admin/requests/${requestId}`);
+    await staff.post(`/admin/requests/${requestId}/approve`, {});
+    await staff.post(`/admin/requests/${requestId}/export`, {});
+    await visitor.page(`/rights/requests/${requestId}`);
+    const link = await visitor.post(`/rights/requests/${requestId}/download`, {});
+    portal.clock.advance(16 * 60_000);
+    const response = await visitor.get(link.headers.get('location')!);
+    expect(response.status).toBe(410);
+  });
+
+  it('refuses a wrong code without verifying', async () => {
+    const visitor = new Client(portal.base);
+    await visitor.page('/rights/access');
+    const submitted = await visitor.post('/rights/access', { email: 'alan@example.com' });
+    const requestId = new URL(submitted.headers.get('location')!, portal.base).searchParams.get('request')!;
+    await visitor.page(submitted.headers.get('location')!);
+    const wrong = await visitor.post('/rights/verify', { requestId, code: '000000' });
+    expect(wrong.status).toBe(400);
+    expect((await visitor.get(`/rights/requests/${requestId}`)).status).toBe(404);
+  });
+});
