@@ -1,6 +1,6 @@
 import { defineDataMap, newId, systemClock, toInstant } from '@privacykit/core';
 import type { Clock, DataMap, DataMapTable } from '@privacykit/core';
-import { countSubjectRows, engineOf } from '@privacykit/core/db';
+import { countSubjectRows, engineOf, subjectCondition, subjectRowsQuery } from '@privacykit/core/db';
 import type { SubjectScope } from '@privacykit/core/db';
 import { sql } from 'kysely';
 import type { Expression, ExpressionBuilder, Kysely, RawBuilder, SqlBool, Transaction } from 'kysely';
@@ -224,6 +224,71 @@ async function applyMasks(
   return Number(result.numUpdatedRows ?? 0);
 }
 
+/** Bound parameters per statement: under SQLite's 32,766 and PostgreSQL's and MySQL's 65,535. */
+const STATEMENT_PARAMETERS = 30_000;
+
+async function deleteInBatches(options: {
+  db: Kysely<any>;
+  scope: SubjectScope;
+  table: DataMapTable;
+  batchSize: number;
+  planId: string;
+  report: TableReport;
+  onBatch: ExecuteErasureOptions['onBatch'];
+}): Promise<void> {
+  const { db, scope, table, batchSize, report } = options;
+  const pk = table.primaryKey;
+  const mysql = engineOf(db) === 'mysql';
+  for (;;) {
+    const batch = subjectRowsQuery(scope, table.name)
+      .select(pk.map((column) => `${table.name}.${column}`))
+      .limit(batchSize);
+    // MySQL refuses a subquery on the table being deleted from unless it is materialised.
+    const keys = mysql
+      ? db.selectFrom(batch.as('batch')).select(pk.map((column) => `batch.${column}`))
+      : batch;
+    const deleted = await db.transaction().execute(async (trx) => {
+      const result = await trx
+        .deleteFrom(table.name)
+        .where((eb) =>
+          pk.length === 1
+            ? eb(eb.ref(pk[0]!), 'in', keys)
+            : eb(eb.refTuple(...(pk as [string, string])), 'in', keys as never),
+        )
+        .executeTakeFirst();
+      const n = Number(result.numDeletedRows ?? 0);
+      await trx
+        .updateTable('privacykit_erasure_progress')
+        .set((eb) => ({ status: 'running', deleted: eb('deleted', '+', n) }))
+        .where('plan_id', '=', options.planId)
+        .where('table_name', '=', table.name)
+        .execute();
+      return n;
+    });
+    report.deleted += deleted;
+    if (deleted > 0 && options.onBatch) {
+      try {
+        await options.onBatch({
+          planId: options.planId,
+          table: table.name,
+          deleted,
+          updated: 0,
+          restricted: 0,
+        });
+      } catch (error) {
+        throw new CallerError(error);
+      }
+    }
+    if (deleted < batchSize) break;
+  }
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 function ancestorsOf(map: DataMap, name: string): Set<string> {
   const out = new Set<string>();
   const visit = (table: string) => {
@@ -344,13 +409,33 @@ export async function executeErasure(
       const maskColumns = new Set(Object.keys(tablePlan.maskColumns));
       for (const entry of retained.values())
         for (const column of Object.keys(entry.mask)) maskColumns.add(column);
+      const pseudonyms = new Map<string, unknown>();
       const types = postgres && maskColumns.size > 0 ? await postgresTypes(db, table.name) : undefined;
+      if (tablePlan.action === 'delete-row' && retained.size === 0) {
+        // Nothing of this table is kept: set-based batches straight from the traversal, no
+        // keys through the client. Deleted rows leave the traversal, so a re-run simply
+        // continues with what is left.
+        await deleteInBatches({
+          db,
+          scope,
+          table,
+          batchSize,
+          planId: plan.id,
+          report,
+          onBatch: options.onBatch,
+        });
+        await saveProgress(db, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
+        report.ms = performance.now() - tableStarted;
+        continue;
+      }
+      if (retained.size > 0 && progress.restricted === 0) {
+        report.restricted += await restrictRetained(db, plan, table.name, toInstant(clock.now()));
+      }
       for (;;) {
         const page = await subjectPage(scope, table, { columns: [...maskColumns], after, limit: batchSize });
         if (page.length === 0) break;
         const deletes: unknown[][] = [];
         const masks: MaskedRow[] = [];
-        const restrictions: { key: string; entry: StoredRetained }[] = [];
         for (const row of page) {
           const key = rowKey(row, table.primaryKey);
           const keyValues = table.primaryKey.map((column) => row[column]);
@@ -360,55 +445,64 @@ export async function executeErasure(
             : tablePlan.action === 'mask'
               ? tablePlan.maskColumns
               : undefined;
-          if (kept) restrictions.push({ key, entry: kept });
           if (!strategies) {
             deletes.push(keyValues);
             continue;
           }
           const values: Record<string, unknown> = {};
           for (const [column, strategy] of Object.entries(strategies)) {
-            const next = maskValue(row[column], strategy, { secrets, table: table.name, column, key });
+            const value = row[column];
+            let next: unknown;
+            // A pseudonym depends only on the value: one HMAC per distinct value.
+            if (strategy.strategy === 'hmac' && (typeof value === 'string' || typeof value === 'number')) {
+              const memo = `${column}\u0000${typeof value}\u0000${value}`;
+              next = pseudonyms.get(memo);
+              if (next === undefined) {
+                next = maskValue(value, strategy, { secrets, table: table.name, column, key });
+                pseudonyms.set(memo, next);
+              }
+            } else next = maskValue(value, strategy, { secrets, table: table.name, column, key });
             if (!sameValue(next, row[column])) values[column] = next;
           }
           if (Object.keys(values).length > 0) masks.push({ key: keyValues, values });
         }
         const tail = page[page.length - 1]!;
         const lastKey = table.primaryKey.map((column) => tail[column]);
-        const at = toInstant(clock.now());
         const counts = await db.transaction().execute(async (trx) => {
           let deleted = 0;
-          if (deletes.length > 0) {
-            const result = await trx.deleteFrom(table.name).where(keyIn(table, deletes)).executeTakeFirst();
-            deleted = Number(result.numDeletedRows ?? 0);
+          let updated = 0;
+          // Chunks keep every statement under the engines' bound-parameter limits.
+          for (const chunk of chunks(deletes, Math.floor(STATEMENT_PARAMETERS / table.primaryKey.length))) {
+            const result = await trx.deleteFrom(table.name).where(keyIn(table, chunk)).executeTakeFirst();
+            deleted += Number(result.numDeletedRows ?? 0);
           }
-          const updated = await applyMasks(trx, table, masks, types);
-          if (restrictions.length > 0) {
-            await trx
-              .deleteFrom('privacykit_erasure_restrictions')
-              .where('tenant', '=', plan.tenant)
-              .where('table_name', '=', table.name)
-              .where(
-                'row_key',
-                'in',
-                restrictions.map((r) => r.key),
-              )
-              .execute();
-            await trx
-              .insertInto('privacykit_erasure_restrictions')
-              .values(
-                restrictions.map(({ key, entry }) => ({
-                  tenant: plan.tenant,
-                  table_name: table.name,
-                  row_key: key,
-                  plan_id: plan.id,
-                  purposes: 'all',
-                  ground: entry.ground,
-                  reason: entry.reason,
-                  retain_until: entry.until,
-                  created_at: at,
-                })),
-              )
-              .execute();
+          const first = masks[0];
+          const uniform =
+            first !== undefined &&
+            table.primaryKey.length === 1 &&
+            masks.length === page.length &&
+            masks.every(
+              (row) =>
+                Object.keys(row.values).length === Object.keys(first.values).length &&
+                Object.entries(first.values).every(([column, value]) => sameValue(row.values[column], value)),
+            );
+          if (uniform) {
+            // Every row of the page gets the same values: one update over the page's key range,
+            // still limited to the subject's rows, with no key list to send.
+            const pk = table.primaryKey[0]!;
+            const result = await trx
+              .updateTable(table.name)
+              .set(first.values)
+              .where(pk, '>=', first.key[0])
+              .where(pk, '<=', lastKey[0])
+              .where(subjectCondition(scope, table.name))
+              .executeTakeFirst();
+            updated += Number(result.numUpdatedRows ?? 0);
+          } else {
+            const perRow = table.primaryKey.length * (1 + maskColumns.size) + maskColumns.size;
+            for (const chunk of chunks(masks, Math.max(1, Math.floor(STATEMENT_PARAMETERS / perRow)))) {
+              updated += await applyMasks(trx, table, chunk, types);
+            }
           }
           await trx
             .updateTable('privacykit_erasure_progress')
@@ -417,12 +511,11 @@ export async function executeErasure(
               last_key: JSON.stringify(lastKey),
               deleted: eb('deleted', '+', deleted),
               updated: eb('updated', '+', updated),
-              restricted: eb('restricted', '+', restrictions.length),
             }))
             .where('plan_id', '=', plan.id)
             .where('table_name', '=', table.name)
             .execute();
-          return { deleted, updated, restricted: restrictions.length };
+          return { deleted, updated, restricted: 0 };
         });
         report.deleted += counts.deleted;
         report.updated += counts.updated;
@@ -552,7 +645,68 @@ class CallerError extends Error {
 
 interface Progress {
   status: string;
+  restricted: number;
   lastKey?: unknown[];
+}
+
+/**
+ * Restricts the plan's kept rows of a table to storage only (Art 18(2)), set-based from the
+ * plan's retained rows, in one transaction with the table's progress.
+ */
+async function restrictRetained(
+  db: Kysely<any>,
+  plan: ErasurePlan,
+  table: string,
+  at: string,
+): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const kept = trx
+      .selectFrom('privacykit_erasure_retained')
+      .where('plan_id', '=', plan.id)
+      .where('tenant', '=', plan.tenant)
+      .where('table_name', '=', table);
+    await trx
+      .deleteFrom('privacykit_erasure_restrictions')
+      .where('tenant', '=', plan.tenant)
+      .where('table_name', '=', table)
+      .where('row_key', 'in', kept.select('row_key'))
+      .execute();
+    const result = await trx
+      .insertInto('privacykit_erasure_restrictions')
+      .columns([
+        'tenant',
+        'table_name',
+        'row_key',
+        'plan_id',
+        'purposes',
+        'ground',
+        'reason',
+        'retain_until',
+        'created_at',
+      ])
+      .expression(
+        kept.select((eb) => [
+          'tenant',
+          'table_name',
+          'row_key',
+          'plan_id',
+          eb.val('all').as('purposes'),
+          'ground',
+          'reason',
+          'retain_until',
+          eb.val(at).as('created_at'),
+        ]),
+      )
+      .executeTakeFirst();
+    const restricted = Number(result.numInsertedOrUpdatedRows ?? 0);
+    await trx
+      .updateTable('privacykit_erasure_progress')
+      .set({ restricted })
+      .where('plan_id', '=', plan.id)
+      .where('table_name', '=', table)
+      .execute();
+    return restricted;
+  });
 }
 
 async function loadProgress(
@@ -563,17 +717,23 @@ async function loadProgress(
 ): Promise<Progress> {
   const row = await db
     .selectFrom('privacykit_erasure_progress')
-    .select(['status', 'last_key'])
+    .select(['status', 'last_key', 'restricted'])
     .where('plan_id', '=', plan.id)
     .where('tenant', '=', plan.tenant)
     .where('table_name', '=', table)
     .executeTakeFirst();
-  if (row) return { status: row.status, ...(row.last_key ? { lastKey: JSON.parse(row.last_key) } : {}) };
+  if (row) {
+    return {
+      status: row.status,
+      restricted: Number(row.restricted),
+      ...(row.last_key ? { lastKey: JSON.parse(row.last_key) } : {}),
+    };
+  }
   await db
     .insertInto('privacykit_erasure_progress')
     .values({ plan_id: plan.id, table_name: table, tenant: plan.tenant, status: 'pending', started_at: at })
     .execute();
-  return { status: 'pending' };
+  return { status: 'pending', restricted: 0 };
 }
 
 async function saveProgress(

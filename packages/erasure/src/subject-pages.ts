@@ -27,8 +27,6 @@ export async function subjectPage(
           ),
     );
   }
-  return (await query
-    .orderBy(pk.map((column) => `${name}.${column}`))
-    .limit(options.limit)
-    .execute()) as Record<string, unknown>[];
+  for (const column of pk) query = query.orderBy(`${name}.${column}`);
+  return (await query.limit(options.limit).execute()) as Record<string, unknown>[];
 }
