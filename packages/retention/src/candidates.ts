@@ -79,7 +79,8 @@ export function candidateQuery(scope: CandidateScope): Candidates {
   const later = rule.phases.slice(scope.phase + 1);
   const silent: PredicateContext = { entry, engine, today: scope.today };
   for (const next of later) parts.push(not(duePredicate(next.due, silent)));
-  if (entry.tenantColumn) parts.push(sql<SqlBool>`${sql.ref(`${entry.table}.${entry.tenantColumn}`)} = ${tenant}`);
+  if (entry.tenantColumn)
+    parts.push(sql<SqlBool>`${sql.ref(`${entry.table}.${entry.tenantColumn}`)} = ${tenant}`);
   if (rule.phases.slice(scope.phase).some((p) => !terminal(p.action))) {
     const ref = keyText(engine, sql.ref(`${entry.table}.${entry.key}`));
     parts.push(
@@ -96,7 +97,10 @@ export function candidateQuery(scope: CandidateScope): Candidates {
     if (terminal(phase.action)) {
       for (const child of entry.children) {
         heldBy ??= scope.holds.find((hold) => holdCoversTable(hold, child.table, { dataMap: scope.dataMap }));
-        const childHeld = or([rowHeld(scope, engine, child.table, child.key), ...subjectHeld(scope, child.table)]);
+        const childHeld = or([
+          rowHeld(scope, engine, child.table, child.key),
+          ...subjectHeld(scope, child.table),
+        ]);
         const parentKey = sql.ref(`${entry.table}.${entry.key}`);
         parts.push(
           sql<SqlBool>`not exists (select 1 from ${sql.table(child.table)} where ${sql.ref(`${child.table}.${child.column}`)} = ${parentKey} and ${childHeld})`,

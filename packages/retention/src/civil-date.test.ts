@@ -1,7 +1,14 @@
 import { retentionRuleSchema } from '@privacykit/core';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { addCivilDays, addPeriod, civilDateOf, cutoffFor, endOfMonthCivil, startOfCivilDay } from './civil-date.js';
+import {
+  addCivilDays,
+  addPeriod,
+  civilDateOf,
+  cutoffFor,
+  endOfMonthCivil,
+  startOfCivilDay,
+} from './civil-date.js';
 import { planRetention } from './plan.js';
 
 const day = fc
@@ -26,9 +33,12 @@ const period = fc
   });
 
 function intlDate(instant: Date, zone: string): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(
-    instant,
-  );
+  return new Intl.DateTimeFormat('en-CA', {
+    timeZone: zone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+  }).format(instant);
 }
 
 describe('calendar rules', () => {
@@ -80,11 +90,26 @@ describe('calendar rules', () => {
 });
 
 describe('zones', () => {
-  const zones = ['Europe/Paris', 'America/New_York', 'Pacific/Auckland', 'Asia/Kolkata', 'UTC', 'Pacific/Kiritimati'];
+  const zones = [
+    'Europe/Paris',
+    'America/New_York',
+    'Pacific/Auckland',
+    'Asia/Kolkata',
+    'UTC',
+    'Pacific/Kiritimati',
+  ];
   // Around the 2024 European and American DST weekends.
   const dstInstant = fc.oneof(
-    fc.date({ min: new Date('2024-03-08T00:00:00Z'), max: new Date('2024-04-02T00:00:00Z'), noInvalidDate: true }),
-    fc.date({ min: new Date('2024-10-25T00:00:00Z'), max: new Date('2024-11-05T00:00:00Z'), noInvalidDate: true }),
+    fc.date({
+      min: new Date('2024-03-08T00:00:00Z'),
+      max: new Date('2024-04-02T00:00:00Z'),
+      noInvalidDate: true,
+    }),
+    fc.date({
+      min: new Date('2024-10-25T00:00:00Z'),
+      max: new Date('2024-11-05T00:00:00Z'),
+      noInvalidDate: true,
+    }),
   );
 
   it('an instant’s civil date is the wall-clock date in the zone, across DST weekends', () => {
@@ -120,7 +145,15 @@ describe('zones', () => {
       facts: { at: { label: 'the event', type: 'date' }, expiry: { label: 'expiry', type: 'month' } },
       phases: [
         { action: 'restrict', due: { from: 'at', after: 'P1M' } },
-        { action: 'delete', due: { earliest: [{ from: 'at', after: 'P13M' }, { from: 'expiry', endOfMonth: true }] } },
+        {
+          action: 'delete',
+          due: {
+            earliest: [
+              { from: 'at', after: 'P13M' },
+              { from: 'expiry', endOfMonth: true },
+            ],
+          },
+        },
       ],
     });
 

@@ -58,7 +58,12 @@ class CivilDay extends Date {
     return this.setUTCDate(date);
   }
   override setHours(hours: number, minutes?: number, seconds?: number, ms?: number) {
-    return this.setUTCHours(hours, minutes ?? this.getUTCMinutes(), seconds ?? this.getUTCSeconds(), ms ?? this.getUTCMilliseconds());
+    return this.setUTCHours(
+      hours,
+      minutes ?? this.getUTCMinutes(),
+      seconds ?? this.getUTCSeconds(),
+      ms ?? this.getUTCMilliseconds(),
+    );
   }
   override setMinutes(minutes: number, seconds?: number, ms?: number) {
     return this.setUTCMinutes(minutes, seconds ?? this.getUTCSeconds(), ms ?? this.getUTCMilliseconds());
@@ -94,10 +99,15 @@ function fromDate(date: Date): CivilDate {
   return `${y}-${m}-${d}`;
 }
 
+const validDates = new Set<string>();
+
 /** True for a real calendar date `YYYY-MM-DD` (Feb 30 is not). */
 export function isCivilDate(text: string): boolean {
+  if (validDates.has(text)) return true;
   try {
     toUtcDate(text);
+    if (validDates.size >= 50_000) validDates.clear();
+    validDates.add(text);
     return true;
   } catch {
     return false;
@@ -157,7 +167,20 @@ function daysOf(period: Period): number {
  * clamp (Jan 31 + 1 month = Feb 28/29; Feb 29 + 1 year = Feb 28), then days (weeks as 7 days).
  */
 export function addPeriod(civil: CivilDate, period: string | Period): CivilDate {
-  const p = typeof period === 'string' ? parsePeriod(period) : period;
+  if (typeof period !== 'string') return computeAddPeriod(civil, period);
+  // Sweeps plan thousands of rows sharing few distinct dates: remember recent results.
+  const id = `${civil}+${period}`;
+  const known = periodCache.get(id);
+  if (known !== undefined) return known;
+  const result = computeAddPeriod(civil, parsePeriod(period));
+  if (periodCache.size >= 50_000) periodCache.clear();
+  periodCache.set(id, result);
+  return result;
+}
+
+const periodCache = new Map<string, CivilDate>();
+
+function computeAddPeriod(civil: CivilDate, p: Period): CivilDate {
   return fromDate(addDays(addMonths(toUtcDate(civil), monthsOf(p)), daysOf(p)));
 }
 

@@ -35,7 +35,12 @@ const rule = retentionRuleSchema.parse({
         when: [
           {
             if: { not: { fact: 'flag', equals: true } },
-            then: { latest: [{ from: 'a', after: 'P27M' }, { from: 't', after: 'P1M2D' }] },
+            then: {
+              latest: [
+                { from: 'a', after: 'P27M' },
+                { from: 't', after: 'P1M2D' },
+              ],
+            },
           },
         ],
       },
@@ -43,7 +48,17 @@ const rule = retentionRuleSchema.parse({
     {
       action: 'anonymise',
       due: {
-        when: [{ if: { all: [{ fact: 'b', present: true }, { fact: 'kind', in: ['x', 'y'] }] }, then: { from: 'b', after: 'P2Y' } }],
+        when: [
+          {
+            if: {
+              all: [
+                { fact: 'b', present: true },
+                { fact: 'kind', in: ['x', 'y'] },
+              ],
+            },
+            then: { from: 'b', after: 'P2Y' },
+          },
+        ],
         otherwise: { from: 't', after: 'P3Y' },
       },
     },
@@ -83,7 +98,11 @@ const monthEnd = fc
 const anyDay = fc
   .date({ min: new Date('2018-01-01T00:00:00Z'), max: new Date('2027-12-31T00:00:00Z'), noInvalidDate: true })
   .map((d) => d.toISOString().slice(0, 10));
-const civil = fc.oneof(anyDay, monthEnd, fc.constantFrom('2020-02-29', '2024-02-29', '2024-01-31', '2023-03-31'));
+const civil = fc.oneof(
+  anyDay,
+  monthEnd,
+  fc.constantFrom('2020-02-29', '2024-02-29', '2024-01-31', '2023-03-31'),
+);
 const instant = fc
   .date({ min: new Date('2018-01-01T00:00:00Z'), max: new Date('2027-12-31T00:00:00Z'), noInvalidDate: true })
   .map((d) => d.toISOString());

@@ -168,4 +168,3 @@ export function duePredicate(expression: DueExpression, context: PredicateContex
   }
   return firstMatch(expression, context, (e) => duePredicate(e, context));
 }
-

@@ -19,7 +19,10 @@ async function ids(db: Kysely<any>, table: string): Promise<number[]> {
 }
 
 async function count(db: Kysely<any>, table: string): Promise<number> {
-  const row = (await db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirst()) as { n: unknown };
+  const row = (await db
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll().as('n'))
+    .executeTakeFirst()) as { n: unknown };
   return Number(row.n);
 }
 
@@ -78,17 +81,27 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
   it('a dry run reports what the sweep will do, with cutoffs and sample keys, and changes nothing', async () => {
     const retention = make();
     await holdTheUsualSuspects(retention);
-    const before = await Promise.all(['prospects', 'prospect_notes', 'bank_cards', 'customers', 'visits'].map((t) => count(db, t)));
+    const before = await Promise.all(
+      ['prospects', 'prospect_notes', 'bank_cards', 'customers', 'visits'].map((t) => count(db, t)),
+    );
     const report = await retention.dryRun();
     const prospects = report.find((p) => p.rule === 'prospects');
     expect(prospects).toMatchObject({ due: 3, held: 3, sampleKeys: ['1', '3', '4'], today: '2025-03-01' });
     expect(prospects?.cutoffs.map((c) => c.value)).toEqual(['2022-03-01', '2022-03-01']);
-    expect(report.find((p) => p.rule === 'bank-card' && p.action === 'delete')).toMatchObject({ due: 2, sampleKeys: ['1', '3'] });
-    expect(report.find((p) => p.rule === 'bank-card' && p.action === 'restrict')).toMatchObject({ due: 1, sampleKeys: ['2'] });
+    expect(report.find((p) => p.rule === 'bank-card' && p.action === 'delete')).toMatchObject({
+      due: 2,
+      sampleKeys: ['1', '3'],
+    });
+    expect(report.find((p) => p.rule === 'bank-card' && p.action === 'restrict')).toMatchObject({
+      due: 1,
+      sampleKeys: ['2'],
+    });
     expect(report.find((p) => p.rule === 'customer-relationship' && p.action === 'delete')?.due).toBe(1);
     expect(report.find((p) => p.rule === 'customer-relationship' && p.action === 'restrict')?.due).toBe(1);
     expect(report.find((p) => p.rule === 'traffic-data')).toMatchObject({ due: 2, sampleKeys: ['1', '2'] });
-    const after = await Promise.all(['prospects', 'prospect_notes', 'bank_cards', 'customers', 'visits'].map((t) => count(db, t)));
+    const after = await Promise.all(
+      ['prospects', 'prospect_notes', 'bank_cards', 'customers', 'visits'].map((t) => count(db, t)),
+    );
     expect(after).toEqual(before);
     expect(await count(db, 'privacykit_retention_dispositions')).toBe(0);
     expect(await count(db, 'privacykit_retention_runs')).toBe(0);
@@ -110,7 +123,11 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     expect(await ids(db, 'prospect_notes')).toEqual([80]);
     expect(await ids(db, 'bank_cards')).toEqual([2]);
     expect(await ids(db, 'customers')).toEqual([1, 2]);
-    const customers = (await db.selectFrom('customers').select(['id', 'restricted']).orderBy('id').execute()) as {
+    const customers = (await db
+      .selectFrom('customers')
+      .select(['id', 'restricted'])
+      .orderBy('id')
+      .execute()) as {
       id: number;
       restricted: number;
     }[];
@@ -119,7 +136,10 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     expect(await retention.isRestricted({ table: 'customers', key: 1 })).toBe(false);
     expect(await retention.isRestricted({ table: 'bank_cards', key: '2', purpose: 'payments' })).toBe(true);
 
-    const visits = (await db.selectFrom('visits').selectAll().orderBy('id').execute()) as Record<string, unknown>[];
+    const visits = (await db.selectFrom('visits').selectAll().orderBy('id').execute()) as Record<
+      string,
+      unknown
+    >[];
     expect(visits[0]).toMatchObject({ ip: null, recorded_at: '2024-02' }); // Feb 1 in Paris
     expect(visits[0]?.username).toMatch(/^[0-9a-f]{64}$/);
     expect(visits[2]).toMatchObject({ username: 'eve', ip: '192.0.2.3' });
@@ -135,14 +155,23 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     const order = records.map((r) => `${r.table_name}:${r.row_key}:${r.outcome}`);
     expect(order.indexOf('prospect_notes:10:cascade')).toBeLessThan(order.indexOf('prospects:1:done'));
     const card1 = records.find((r) => r.table_name === 'bank_cards' && r.row_key === '1');
-    expect(card1).toMatchObject({ action: 'delete', due_date: '2025-02-28', outcome: 'done', rule: 'bank-card' });
+    expect(card1).toMatchObject({
+      action: 'delete',
+      due_date: '2025-02-28',
+      outcome: 'done',
+      rule: 'bank-card',
+    });
     const customer3 = records.find((r) => r.table_name === 'customers' && r.row_key === '3');
     expect(customer3).toMatchObject({ action: 'delete', phase: 1, due_date: '2024-12-31' });
 
     const check = await retention.verifyCertificate(result.runId);
     expect(check).toMatchObject({ valid: true, records: 13 });
     const certificate = await retention.certificate(result.runId);
-    expect(certificate).toMatchObject({ status: 'finished', policyVersion: 'unversioned', hash: result.hash });
+    expect(certificate).toMatchObject({
+      status: 'finished',
+      policyVersion: 'unversioned',
+      hash: result.hash,
+    });
     expect(certificate.counts.find((c) => c.rule === 'prospects' && c.outcome === 'cascade')?.count).toBe(3);
 
     // Idempotent: nothing left to do.
@@ -169,7 +198,11 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
 
     // A table hold and a category hold stop whole tables, however due their rows.
     clock.set('2026-06-01T10:00:00.000Z');
-    const table = await retention.placeHold({ scope: { table: 'bank_cards' }, reason: 'audit', placedBy: 'dpo' });
+    const table = await retention.placeHold({
+      scope: { table: 'bank_cards' },
+      reason: 'audit',
+      placedBy: 'dpo',
+    });
     const category = await retention.placeHold({
       scope: { category: 'usage.traffic' },
       reason: 'regulator inquiry',
@@ -185,16 +218,24 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     const held = await retention.sweep();
     expect(held.counts.filter((c) => c.rule === 'bank-card' || c.rule === 'traffic-data')).toEqual([]);
     expect(await ids(db, 'bank_cards')).toEqual([2]);
-    const visit3 = (await db.selectFrom('visits').select('ip').where('id', '=', 3).executeTakeFirst()) as { ip: string };
+    const visit3 = (await db.selectFrom('visits').select('ip').where('id', '=', 3).executeTakeFirst()) as {
+      ip: string;
+    };
     expect(visit3.ip).toBe('192.0.2.3');
 
     // Releasing needs who and why; released holds stop counting.
     await expectCode(retention.releaseHold(table.id, { by: '', reason: 'done' }), 'retention/invalid-hold');
-    await expectCode(retention.releaseHold('nope', { by: 'dpo', reason: 'done' }), 'retention/hold-not-found');
+    await expectCode(
+      retention.releaseHold('nope', { by: 'dpo', reason: 'done' }),
+      'retention/hold-not-found',
+    );
     for (const hold of [row, subject, child, table]) {
       await retention.releaseHold(hold.id, { by: 'dpo', reason: 'case closed' });
     }
-    await expectCode(retention.releaseHold(row.id, { by: 'dpo', reason: 'again' }), 'retention/hold-already-released');
+    await expectCode(
+      retention.releaseHold(row.id, { by: 'dpo', reason: 'again' }),
+      'retention/hold-already-released',
+    );
     // The category hold expires on July 1st: after that, the sweep releases it and proceeds.
     clock.set('2026-07-02T10:00:00.000Z');
     const resumed = await retention.sweep();
@@ -206,7 +247,11 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     const released = (await retention.holds()).find((h) => h.id === category.id);
     expect(released).toMatchObject({ releasedBy: 'system', releaseReason: 'expired' });
     expect(await retention.holds({ active: true })).toEqual([]);
-    const visitsLeft = (await db.selectFrom('visits').select('ip').where('id', '=', 3).executeTakeFirst()) as {
+    const visitsLeft = (await db
+      .selectFrom('visits')
+      .select('ip')
+      .where('id', '=', 3)
+      .executeTakeFirst()) as {
       ip: string | null;
     };
     expect(visitsLeft.ip).toBeNull();
@@ -227,16 +272,29 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
       'retention/invalid-hold',
     );
     await expectCode(
-      make({ dataMap: undefined }).placeHold({ scope: { subject: { email: ['a@b.c'] } }, reason: 'r', placedBy: 'dpo' }),
+      make({ dataMap: undefined }).placeHold({
+        scope: { subject: { email: ['a@b.c'] } },
+        reason: 'r',
+        placedBy: 'dpo',
+      }),
       'retention/needs-data-map',
     );
     expect(await count(db, 'privacykit_retention_holds')).toBe(0);
     expect(() =>
-      make({ schedule: [{ rule: seedRule('prospects'), table: 'prospects', key: 'id', facts: { collectedAt: 'created_at' } }] }),
+      make({
+        schedule: [
+          {
+            rule: seedRule('prospects'),
+            table: 'prospects',
+            key: 'id',
+            facts: { collectedAt: 'created_at' },
+          },
+        ],
+      }),
     ).toThrow(expect.objectContaining({ code: 'retention/invalid-schedule' }));
-    expect(() => make({ schedule: [{ rule: 'prospects', table: 'prospects', key: 'id', facts: {} }] })).toThrow(
-      expect.objectContaining({ code: 'retention/unknown-rule' }),
-    );
+    expect(() =>
+      make({ schedule: [{ rule: 'prospects', table: 'prospects', key: 'id', facts: {} }] }),
+    ).toThrow(expect.objectContaining({ code: 'retention/unknown-rule' }));
     await expectCode(make().sweep({ batchSize: 0 }), 'retention/invalid-schedule');
   });
 
@@ -264,11 +322,22 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     const later = await retention.sweep();
     const customers = later.counts.filter((c) => c.rule === 'customer-relationship');
     expect(customers).toEqual([
-      { rule: 'customer-relationship', table: 'customers', phase: 1, action: 'delete', outcome: 'done', count: 1 },
+      {
+        rule: 'customer-relationship',
+        table: 'customers',
+        phase: 1,
+        action: 'delete',
+        outcome: 'done',
+        count: 1,
+      },
     ]);
     expect(await ids(db, 'customers')).toEqual([1]);
     // Progress rows of deleted rows go with them.
-    const applied = (await db.selectFrom('privacykit_retention_applied').select('row_key').where('table_name', '=', 'customers').execute()) as unknown[];
+    const applied = (await db
+      .selectFrom('privacykit_retention_applied')
+      .select('row_key')
+      .where('table_name', '=', 'customers')
+      .execute()) as unknown[];
     expect(applied).toEqual([]);
   });
 
@@ -280,7 +349,13 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
       .addColumn('last_use', sql`varchar(10)`)
       .addColumn('subscribed', 'integer')
       .execute();
-    await db.schema.createTable('marketing_archive').addColumn('id', 'integer').addColumn('last_purchase', sql`varchar(10)`).addColumn('last_use', sql`varchar(10)`).addColumn('subscribed', 'integer').execute();
+    await db.schema
+      .createTable('marketing_archive')
+      .addColumn('id', 'integer')
+      .addColumn('last_purchase', sql`varchar(10)`)
+      .addColumn('last_use', sql`varchar(10)`)
+      .addColumn('subscribed', 'integer')
+      .execute();
     await db
       .insertInto('marketing')
       .values([
@@ -290,10 +365,27 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
       ])
       .execute();
     const inactive = seedRule('marketing-inactive');
-    const archiving = { ...inactive, id: 'inactive-archive', phases: [inactive.phases[0]!, { ...inactive.phases[1]!, action: 'archive' as const }] };
-    const reviewing = { ...seedRule('litigation'), phases: [{ action: 'review' as const, due: { from: 'appealsExhausted' } }] };
-    await db.schema.createTable('cases').addColumn('id', 'integer', (c) => c.primaryKey()).addColumn('exhausted', sql`varchar(10)`).execute();
-    await db.insertInto('cases').values([{ id: 1, exhausted: '2025-01-01' }, { id: 2, exhausted: null }]).execute();
+    const archiving = {
+      ...inactive,
+      id: 'inactive-archive',
+      phases: [inactive.phases[0]!, { ...inactive.phases[1]!, action: 'archive' as const }],
+    };
+    const reviewing = {
+      ...seedRule('litigation'),
+      phases: [{ action: 'review' as const, due: { from: 'appealsExhausted' } }],
+    };
+    await db.schema
+      .createTable('cases')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('exhausted', sql`varchar(10)`)
+      .execute();
+    await db
+      .insertInto('cases')
+      .values([
+        { id: 1, exhausted: '2025-01-01' },
+        { id: 2, exhausted: null },
+      ])
+      .execute();
     const retention = make({
       dataMap: undefined,
       schedule: [
@@ -317,7 +409,9 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     expect(await ids(db, 'marketing_archive')).toEqual([3]);
     expect(await retention.isRestricted({ table: 'marketing', key: 1, purpose: 'newsletter' })).toBe(true);
     expect(await retention.isRestricted({ table: 'marketing', key: 1, purpose: 'service' })).toBe(false);
-    expect((await retention.reviews()).map((r) => [r.table, r.key, r.dueDate])).toEqual([['cases', '1', '2025-01-01']]);
+    expect((await retention.reviews()).map((r) => [r.table, r.key, r.dueDate])).toEqual([
+      ['cases', '1', '2025-01-01'],
+    ]);
 
     // Subscribing again lifts the marketing restriction (recorded), and it can come back later.
     await db.updateTable('marketing').set({ subscribed: 1 }).where('id', '=', 1).execute();

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { DEFAULT_TENANT, canonicalJson, formatIssues, newId, zodIssues } from '@privacykit/core';
+import { DEFAULT_TENANT, formatIssues, newId, zodIssues } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
 import { hmacSha256Hex } from '@privacykit/core/crypto';
 import { engineOf } from '@privacykit/core/db';
@@ -197,8 +197,33 @@ function toRecord(row: DispositionRow): DispositionRecord {
   };
 }
 
-function hashLine(record: DispositionRecord): string {
-  return `${canonicalJson(record)}\n`;
+const recordKeys = [
+  'runId',
+  'tenant',
+  'rule',
+  'phase',
+  'action',
+  'table',
+  'key',
+  'dueDate',
+  'actedAt',
+  'outcome',
+] as const satisfies readonly (keyof DispositionRecord)[];
+const sortedKeys = [...recordKeys].sort();
+
+/**
+ * A record's canonical JSON (RFC 8785) plus `\n`. Records have a fixed shape of strings, an
+ * integer and null, so the canonical form is the keys in sorted order: written directly, it
+ * equals `canonicalJson(record)` (a test checks) at a fraction of the cost.
+ */
+export function hashLine(record: DispositionRecord): string {
+  let out = '{';
+  for (let i = 0; i < sortedKeys.length; i++) {
+    const key = sortedKeys[i] as (typeof recordKeys)[number];
+    const value = record[key];
+    out += `${i === 0 ? '' : ','}"${key}":${typeof value === 'number' ? String(value) : JSON.stringify(value)}`;
+  }
+  return `${out}}\n`;
 }
 
 function transient(error: unknown): boolean {
@@ -226,9 +251,8 @@ async function withRetry<T>(work: () => Promise<T>, attempts = 8): Promise<T> {
   }
 }
 
-function holdRowsActive(now: string) {
-  return (eb: any) =>
-    eb.and([eb('released_at', 'is', null), eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)])]);
+function holdRowsActive(now: string): RawBuilder<SqlBool> {
+  return sql<SqlBool>`released_at is null and (expires_at is null or expires_at > ${now})`;
 }
 
 /**
@@ -275,7 +299,10 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     switch (strategy) {
       case 'pseudonym': {
         if (!options.pseudonymKey) {
-          throw retentionError('retention/needs-pseudonym-key', 'the pseudonym strategy needs a pseudonymKey');
+          throw retentionError(
+            'retention/needs-pseudonym-key',
+            'the pseudonym strategy needs a pseudonymKey',
+          );
         }
         return hmacSha256Hex(options.pseudonymKey, String(value));
       }
@@ -366,18 +393,22 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         outcome,
       });
     const inKeys = (table: string, column: string, values: readonly unknown[]) =>
-      sql<SqlBool>`${sql.ref(`${table}.${column}`)} in (${sql.join(values)})`;
+      keyIn(table, column, values);
     const tenantScope = entry.tenantColumn
       ? sql<SqlBool>`${sql.ref(`${entry.table}.${entry.tenantColumn}`)} = ${tenant}`
       : sql<SqlBool>`1 = 1`;
 
+    let parentDelete: RawBuilder<unknown> | undefined;
     switch (phase.action) {
       case 'delete':
       case 'archive': {
         for (const child of entry.children) {
           const childRows = (await trx
             .selectFrom(child.table)
-            .select([sql.ref(`${child.table}.${child.key}`).as('k'), sql.ref(`${child.table}.${child.column}`).as('p')])
+            .select([
+              sql.ref(`${child.table}.${child.key}`).as('k'),
+              sql.ref(`${child.table}.${child.column}`).as('p'),
+            ])
             .where(inKeys(child.table, child.column, keys))
             .orderBy(sql.ref(`${child.table}.${child.key}`))
             .execute()) as { k: unknown; p: unknown }[];
@@ -386,18 +417,20 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
           for (const childRow of childRows) {
             record(child.table, String(childRow.k), dueOfParent.get(String(childRow.p)) ?? null, 'cascade');
           }
-          await trx.deleteFrom(child.table).where(inKeys(child.table, child.column, keys)).execute();
+          await trx
+            .deleteFrom(child.table)
+            .where(inKeys(child.table, child.column, keys))
+            .execute();
         }
         if (phase.action === 'archive' && entry.archiveTable) {
           await sql`insert into ${sql.table(entry.archiveTable)} select * from ${sql.table(entry.table)} where ${inKeys(entry.table, entry.key, keys)} and ${tenantScope}`.execute(
             trx,
           );
         }
-        await trx
-          .deleteFrom(entry.table)
-          .where(inKeys(entry.table, entry.key, keys))
-          .where(tenantScope)
-          .execute();
+        const removal = sql`delete from ${sql.table(entry.table)} where ${inKeys(entry.table, entry.key, keys)} and ${tenantScope}`;
+        // PostgreSQL deletes in the same statement that logs (one round trip less per batch).
+        if (engine === 'postgres') parentDelete = removal;
+        else await removal.execute(trx);
         if (rule.phases.some((p) => p.action !== 'delete' && p.action !== 'archive')) {
           await trx
             .deleteFrom('privacykit_retention_applied')
@@ -423,7 +456,8 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
             const cases = acted.map(
               (item) => sql`when ${item.key} then ${anonymisedValue(entry, column, item.row[`a_${column}`])}`,
             );
-            assignments[column] = sql`case ${sql.ref(`${entry.table}.${entry.key}`)} ${sql.join(cases, sql` `)} end`;
+            assignments[column] =
+              sql`case ${sql.ref(`${entry.table}.${entry.key}`)} ${sql.join(cases, sql` `)} end`;
           }
         }
         await trx
@@ -492,11 +526,51 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       ...records.filter((r) => r.outcome === 'cascade'),
       ...records.filter((r) => r.outcome !== 'cascade'),
     ];
-    await insertDispositions(trx, ordered2);
+    await insertDispositions(trx, ordered2, parentDelete);
     return { selected: rows.length, lastKey, records: ordered2 };
   }
 
-  async function insertDispositions(trx: Kysely<any>, records: readonly DispositionRecord[]) {
+  /** `column in (keys)`; on PostgreSQL one typed array parameter (`= any($1)`) for the whole batch. */
+  function keyIn(table: string, column: string, values: readonly unknown[]): RawBuilder<SqlBool> {
+    const ref = sql.ref(`${table}.${column}`);
+    // Untyped, the array takes the key column's type (bigint keys may arrive as strings).
+    if (engine === 'postgres') return sql<SqlBool>`${ref} = any(${[...values]})`;
+    // SQLite: one JSON parameter rather than a thousand bound values.
+    if (engine === 'sqlite')
+      return sql<SqlBool>`${ref} in (select value from json_each(${JSON.stringify(values)}))`;
+    return sql<SqlBool>`${ref} in (${sql.join(values)})`;
+  }
+
+  async function insertDispositions(
+    trx: Kysely<any>,
+    records: readonly DispositionRecord[],
+    alongside?: RawBuilder<unknown>,
+  ) {
+    if (records.length === 0) return;
+    if (engine === 'postgres') {
+      // One array parameter per column instead of ten per row: parsing 10,000 parameters per
+      // batch costs more than the insert itself.
+      const column = <T>(pick: (r: DispositionRecord) => T) => records.map(pick);
+      const prefix = alongside ? sql`with gone as (${alongside}) ` : sql``;
+      await sql`${prefix}insert into privacykit_retention_dispositions (run_id, tenant, rule, phase, action, table_name, row_key, due_date, acted_at, outcome)
+        select * from unnest(${column((r) => r.runId)}::text[], ${column((r) => r.tenant)}::text[], ${column((r) => r.rule)}::text[], ${column((r) => r.phase)}::int[], ${column((r) => r.action)}::text[], ${column((r) => r.table)}::text[], ${column((r) => r.key)}::text[], ${column((r) => r.dueDate)}::text[], ${column((r) => r.actedAt)}::text[], ${column((r) => r.outcome)}::text[])`.execute(
+        trx,
+      );
+      return;
+    }
+    if (engine === 'sqlite') {
+      // Plain multi-row VALUES built as raw SQL: kysely's insert builder costs more than SQLite.
+      for (const part of chunks(records, 3000)) {
+        const rows = part.map(
+          (r) =>
+            sql`(${r.runId}, ${r.tenant}, ${r.rule}, ${r.phase}, ${r.action}, ${r.table}, ${r.key}, ${r.dueDate}, ${r.actedAt}, ${r.outcome})`,
+        );
+        await sql`insert into privacykit_retention_dispositions (run_id, tenant, rule, phase, action, table_name, row_key, due_date, acted_at, outcome) values ${sql.join(rows)}`.execute(
+          trx,
+        );
+      }
+      return;
+    }
     await insertMany(
       trx,
       'privacykit_retention_dispositions',
@@ -534,7 +608,10 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     const context = { entry, engine, today: day };
     let query = trx
       .selectFrom(entry.table)
-      .select([keyRef.as('k'), ...Object.values(entry.facts).map((b) => sql.ref(`${entry.table}.${b.column}`).as(`f_${b.column}`))])
+      .select([
+        keyRef.as('k'),
+        ...Object.values(entry.facts).map((b) => sql.ref(`${entry.table}.${b.column}`).as(`f_${b.column}`)),
+      ])
       .where(not(duePredicate(phase.due, context)))
       .where(
         sql<SqlBool>`exists (select 1 from privacykit_retention_applied a where a.tenant = ${tenant} and a.table_name = ${entry.table} and a.rule = ${rule.id} and a.row_key = ${text} and a.phase = ${phaseIndex})`,
@@ -673,7 +750,8 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
           const { query, heldBy } = candidateQuery({ ...scope, cutoffs });
           const count = async (q: typeof query) =>
             Number(
-              ((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirst()) as { n?: unknown })?.n ?? 0,
+              ((await q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirst()) as { n?: unknown })?.n ??
+                0,
             );
           const due = await count(query);
           const all = await count(candidateQuery({ ...scope, ignoreHolds: true }).query);
@@ -796,7 +874,9 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       const parsed = placeHoldSchema.safeParse(input);
       if (!parsed.success) {
         const issues = zodIssues(parsed.error as z.ZodError);
-        throw retentionError('retention/invalid-hold', `Invalid legal hold: ${formatIssues(issues)}`, { issues });
+        throw retentionError('retention/invalid-hold', `Invalid legal hold: ${formatIssues(issues)}`, {
+          issues,
+        });
       }
       const { scope, reason, placedBy, expiresAt } = parsed.data;
       let kind: LegalHold['kind'];
@@ -818,7 +898,10 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       };
       if ('subject' in scope) {
         if (!dataMap) {
-          throw retentionError('retention/needs-data-map', 'a subject hold needs the engine to have a dataMap');
+          throw retentionError(
+            'retention/needs-data-map',
+            'a subject hold needs the engine to have a dataMap',
+          );
         }
         const unknown = Object.keys(scope.subject).filter((kind) => !(kind in dataMap.identities));
         if (unknown.length > 0) {
@@ -843,7 +926,9 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       const parsed = releaseHoldSchema.safeParse(input);
       if (!parsed.success) {
         const issues = zodIssues(parsed.error as z.ZodError);
-        throw retentionError('retention/invalid-hold', `Invalid release: ${formatIssues(issues)}`, { issues });
+        throw retentionError('retention/invalid-hold', `Invalid release: ${formatIssues(issues)}`, {
+          issues,
+        });
       }
       return db.transaction().execute(async (trx) => {
         const row = (await trx
@@ -854,9 +939,16 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
           .executeTakeFirst()) as HoldRow | undefined;
         if (!row) throw retentionError('retention/hold-not-found', `no legal hold "${id}"`);
         if (row.released_at) {
-          throw retentionError('retention/hold-already-released', `legal hold "${id}" was released at ${row.released_at}`);
+          throw retentionError(
+            'retention/hold-already-released',
+            `legal hold "${id}" was released at ${row.released_at}`,
+          );
         }
-        const released = { released_at: nowText(), released_by: parsed.data.by, release_reason: parsed.data.reason };
+        const released = {
+          released_at: nowText(),
+          released_by: parsed.data.by,
+          release_reason: parsed.data.reason,
+        };
         await trx.updateTable('privacykit_retention_holds').set(released).where('id', '=', id).execute();
         return holdFromRow({ ...row, ...released });
       });
@@ -880,7 +972,16 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         for (let index = 0; index < entry.rule.phases.length; index++) {
           const phase = entry.rule.phases[index];
           if (!phase) continue;
-          const { query } = candidateQuery({ db, tenant, entry, phase: index, today: day, now, holds, dataMap });
+          const { query } = candidateQuery({
+            db,
+            tenant,
+            entry,
+            phase: index,
+            today: day,
+            now,
+            holds,
+            dataMap,
+          });
           const keyRef = sql.ref(`${entry.table}.${entry.key}`);
           const columns = [...new Set(Object.values(entry.facts).map((b) => b.column))];
           let after: unknown;
@@ -901,7 +1002,14 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
             if (rows.length < 5000) break;
             after = rows[rows.length - 1]?.k;
           }
-          out.push({ rule: entry.rule.id, table: entry.table, phase: index, action: phase.action, count, oldestDue: oldest });
+          out.push({
+            rule: entry.rule.id,
+            table: entry.table,
+            phase: index,
+            action: phase.action,
+            count,
+            oldestDue: oldest,
+          });
         }
       }
       return out;

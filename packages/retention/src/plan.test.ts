@@ -23,11 +23,21 @@ function dues(id: string, facts: RetentionFacts, options = paris): (string | nul
 
 describe('the seed’s Article 10, planned with worked dates', () => {
   it('customer relationship: restricted at the end of the contract, deleted 5 years later', () => {
-    expect(dues('customer-relationship', { contractEnd: '2024-01-31' })).toEqual(['2024-01-31', '2029-01-31']);
-    expect(dues('customer-relationship', { contractEnd: '2024-02-29' })).toEqual(['2024-02-29', '2029-02-28']);
+    expect(dues('customer-relationship', { contractEnd: '2024-01-31' })).toEqual([
+      '2024-01-31',
+      '2029-01-31',
+    ]);
+    expect(dues('customer-relationship', { contractEnd: '2024-02-29' })).toEqual([
+      '2024-02-29',
+      '2029-02-28',
+    ]);
     // A contract still running has no end: never due.
     expect(dues('customer-relationship', { contractEnd: null })).toEqual([null, null]);
-    const plan = planRetention(rules.get('customer-relationship') as RetentionRule, { contractEnd: '2024-01-31' }, paris);
+    const plan = planRetention(
+      rules.get('customer-relationship') as RetentionRule,
+      { contractEnd: '2024-01-31' },
+      paris,
+    );
     expect(plan.phases.map((p) => p.action)).toEqual(['restrict', 'delete']);
     expect(currentPhase(plan, '2024-01-30')).toBeNull();
     expect(currentPhase(plan, '2028-12-31')?.action).toBe('restrict');
@@ -40,9 +50,13 @@ describe('the seed’s Article 10, planned with worked dates', () => {
   });
 
   it('prospects: the later of collection and last contact + 3 years; a missing last contact is ignored', () => {
-    expect(dues('prospects', { collectedAt: '2023-01-31', lastContact: '2024-02-29' })).toEqual(['2027-02-28']);
+    expect(dues('prospects', { collectedAt: '2023-01-31', lastContact: '2024-02-29' })).toEqual([
+      '2027-02-28',
+    ]);
     expect(dues('prospects', { collectedAt: '2023-01-31', lastContact: null })).toEqual(['2026-01-31']);
-    expect(dues('prospects', { collectedAt: '2024-02-29', lastContact: '2023-06-01' })).toEqual(['2027-02-28']);
+    expect(dues('prospects', { collectedAt: '2024-02-29', lastContact: '2023-06-01' })).toEqual([
+      '2027-02-28',
+    ]);
     expect(dues('prospects', {})).toEqual([null]);
   });
 
@@ -79,11 +93,15 @@ describe('the seed’s Article 10, planned with worked dates', () => {
   });
 
   it('ID documents: 1 year for access or rectification, 3 years for objection, by request type', () => {
-    expect(dues('id-documents', { requestClosed: '2024-02-29', requestType: 'access' })).toEqual(['2025-02-28']);
+    expect(dues('id-documents', { requestClosed: '2024-02-29', requestType: 'access' })).toEqual([
+      '2025-02-28',
+    ]);
     expect(dues('id-documents', { requestClosed: '2024-02-29', requestType: 'rectification' })).toEqual([
       '2025-02-28',
     ]);
-    expect(dues('id-documents', { requestClosed: '2024-02-29', requestType: 'objection' })).toEqual(['2027-02-28']);
+    expect(dues('id-documents', { requestClosed: '2024-02-29', requestType: 'objection' })).toEqual([
+      '2027-02-28',
+    ]);
     expect(dues('id-documents', { requestClosed: '2024-02-29', requestType: 'erasure' })).toEqual([null]);
   });
 
@@ -91,7 +109,9 @@ describe('the seed’s Article 10, planned with worked dates', () => {
     expect(dues('visitor-statistics', { collectedAt: '2023-12-31' })).toEqual(['2026-02-28']);
     // 23:30 UTC on Jan 31 is already Feb 1 in Paris.
     expect(dues('traffic-data', { recordedAt: '2024-01-31T23:30:00Z' })).toEqual(['2025-03-01']);
-    expect(dues('traffic-data', { recordedAt: '2024-01-31T23:30:00Z' }, { zone: 'UTC' })).toEqual(['2025-02-28']);
+    expect(dues('traffic-data', { recordedAt: '2024-01-31T23:30:00Z' }, { zone: 'UTC' })).toEqual([
+      '2025-02-28',
+    ]);
   });
 
   it('pre-litigation: at settlement, else at the limitation date; litigation: when appeals are exhausted', () => {
@@ -105,7 +125,9 @@ describe('the seed’s Article 10, planned with worked dates', () => {
 
   it('a rule’s own zone wins over the default', () => {
     const rule = { ...(rules.get('traffic-data') as RetentionRule), zone: 'America/New_York' };
-    expect(planRetention(rule, { recordedAt: '2024-02-01T03:00:00Z' }, paris).phases[0]?.due).toBe('2025-02-28');
+    expect(planRetention(rule, { recordedAt: '2024-02-01T03:00:00Z' }, paris).phases[0]?.due).toBe(
+      '2025-02-28',
+    );
   });
 
   it('rejects malformed dates and unknown zones with typed errors', () => {

@@ -1,5 +1,12 @@
 import type { DueExpression, RetentionAction, RetentionCondition, RetentionRule } from '@privacykit/core';
-import { addPeriod, assertZone, civilDateOf, civilOfMonth, endOfMonthCivil, isCivilDate } from './civil-date.js';
+import {
+  addPeriod,
+  assertZone,
+  civilDateOf,
+  civilOfMonth,
+  endOfMonthCivil,
+  isCivilDate,
+} from './civil-date.js';
 import type { CivilDate } from './civil-date.js';
 import { retentionError } from './errors.js';
 
@@ -145,7 +152,11 @@ export function dueDate(
  *
  * @throws PrivacyKitError `retention/invalid-fact` for a malformed date, `retention/invalid-zone`.
  */
-export function planRetention(rule: RetentionRule, facts: RetentionFacts, options: PlanOptions = {}): RetentionPlan {
+export function planRetention(
+  rule: RetentionRule,
+  facts: RetentionFacts,
+  options: PlanOptions = {},
+): RetentionPlan {
   const zone = ruleZone(rule, options.zone);
   return {
     rule: rule.id,

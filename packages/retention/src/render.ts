@@ -11,8 +11,12 @@ export interface RenderedSchedule {
  * The retention schedule in plain words, one entry per rule, generated from the very rules the
  * engine enforces (Art 13(2)(a)): the notice and the sweeps cannot drift apart.
  */
-export function renderSchedule(source: Pick<Policy, 'retention'> | readonly RetentionRule[]): RenderedSchedule {
-  const rules = (Array.isArray(source) ? source : (source as Pick<Policy, 'retention'>).retention) as readonly RetentionRule[];
+export function renderSchedule(
+  source: Pick<Policy, 'retention'> | readonly RetentionRule[],
+): RenderedSchedule {
+  const rules = (
+    Array.isArray(source) ? source : (source as Pick<Policy, 'retention'>).retention
+  ) as readonly RetentionRule[];
   const described = rules.map(describeRetentionRule);
   return { rules: described, text: described.map((rule) => `- ${rule.text}`).join('\n') };
 }

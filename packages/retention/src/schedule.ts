@@ -112,9 +112,13 @@ export function defineSchedule(
   const parsed = z.array(scheduleEntrySchema).safeParse(input);
   if (!parsed.success) {
     const issues = zodIssues(parsed.error);
-    throw retentionError('retention/invalid-schedule', `Invalid retention schedule: ${formatIssues(issues)}`, {
-      issues,
-    });
+    throw retentionError(
+      'retention/invalid-schedule',
+      `Invalid retention schedule: ${formatIssues(issues)}`,
+      {
+        issues,
+      },
+    );
   }
   const issues: PrivacyKitIssue[] = [];
   const seen = new Set<string>();
@@ -124,14 +128,18 @@ export function defineSchedule(
     if (typeof raw.rule === 'string') {
       const found = options.policy?.retention.find((candidate) => candidate.id === raw.rule);
       if (!found) {
-        throw retentionError('retention/unknown-rule', `${at}.rule: the policy declares no retention rule "${raw.rule}"`);
+        throw retentionError(
+          'retention/unknown-rule',
+          `${at}.rule: the policy declares no retention rule "${raw.rule}"`,
+        );
       }
       rule = found;
     } else {
       rule = raw.rule;
     }
     const id = `${rule.id}\u0000${raw.table}`;
-    if (seen.has(id)) issues.push({ path: `${at}`, message: `rule "${rule.id}" is bound to "${raw.table}" twice` });
+    if (seen.has(id))
+      issues.push({ path: `${at}`, message: `rule "${rule.id}" is bound to "${raw.table}" twice` });
     seen.add(id);
     const facts: Record<string, FactColumn> = {};
     for (const [fact, binding] of Object.entries(raw.facts)) {
@@ -147,12 +155,18 @@ export function defineSchedule(
     const used = new Set(rule.phases.flatMap((phase) => factsOf(phase.due)));
     for (const fact of used) {
       if (!(fact in raw.facts)) {
-        issues.push({ path: `${at}.facts`, message: `fact "${fact}" of rule "${rule.id}" is not bound to a column` });
+        issues.push({
+          path: `${at}.facts`,
+          message: `fact "${fact}" of rule "${rule.id}" is not bound to a column`,
+        });
       }
     }
     rule.phases.forEach((phase, p) => {
       if (phase.action === 'anonymise' && Object.keys(raw.anonymise ?? {}).length === 0) {
-        issues.push({ path: `${at}.anonymise`, message: `phase ${p} anonymises: give a column → strategy map` });
+        issues.push({
+          path: `${at}.anonymise`,
+          message: `phase ${p} anonymises: give a column → strategy map`,
+        });
       }
       if (phase.action === 'archive' && !raw.archiveTable) {
         issues.push({ path: `${at}.archiveTable`, message: `phase ${p} archives: name the archive table` });
@@ -185,9 +199,13 @@ export function defineSchedule(
     };
   });
   if (issues.length > 0) {
-    throw retentionError('retention/invalid-schedule', `Invalid retention schedule: ${formatIssues(issues)}`, {
-      issues,
-    });
+    throw retentionError(
+      'retention/invalid-schedule',
+      `Invalid retention schedule: ${formatIssues(issues)}`,
+      {
+        issues,
+      },
+    );
   }
   return { entries };
 }

@@ -19,7 +19,10 @@ const SIZE = 1500;
 
 function runWorker(url: string, killAfter?: number): Promise<'done' | 'killed'> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', worker, url], { cwd: packageDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', worker, url], {
+      cwd: packageDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     let timer: NodeJS.Timeout | undefined;
@@ -51,7 +54,8 @@ async function expectedDue(db: Kysely<any>, held: Set<number>): Promise<number[]
   }[];
   return rows
     .filter((row) => {
-      const due = planRetention(rule, { collectedAt: row.created_at, lastContact: row.last_contact_at }).phases[0]?.due;
+      const due = planRetention(rule, { collectedAt: row.created_at, lastContact: row.last_contact_at })
+        .phases[0]?.due;
       return due != null && due <= '2025-03-01' && !held.has(Number(row.id));
     })
     .map((row) => Number(row.id));
@@ -80,14 +84,27 @@ describe.each(testEngines())('sweep safety on $engine', (engine) => {
   });
 
   it('a sweep SIGKILLed at random points and re-run disposes of every due row exactly once, never a held one', async () => {
-    const retention = createRetentionEngine({ db, schedule: crashSchedule, dataMap: worldDataMap, clock: fixedClock(CRASH_TODAY) });
+    const retention = createRetentionEngine({
+      db,
+      schedule: crashSchedule,
+      dataMap: worldDataMap,
+      clock: fixedClock(CRASH_TODAY),
+    });
     const heldKeys = [2, 4, 40, 100, 1000];
     for (const key of heldKeys) {
       await retention.placeHold({ scope: { table: 'prospects', key }, reason: 'claim', placedBy: 'legal' });
     }
-    await retention.placeHold({ scope: { subject: { email: ['p6@example.com'] } }, reason: 'claim', placedBy: 'legal' });
+    await retention.placeHold({
+      scope: { subject: { email: ['p6@example.com'] } },
+      reason: 'claim',
+      placedBy: 'legal',
+    });
     // A held note keeps its prospect (and the note) whatever the schedule says.
-    await retention.placeHold({ scope: { table: 'prospect_notes', key: 100 }, reason: 'claim', placedBy: 'legal' });
+    await retention.placeHold({
+      scope: { table: 'prospect_notes', key: 100 },
+      reason: 'claim',
+      placedBy: 'legal',
+    });
     const held = new Set([...heldKeys, 6, 10]);
     const due = await expectedDue(db, held);
     expect(due.length).toBeGreaterThan(SIZE / 3);
