@@ -13,14 +13,17 @@ const formulaTriggers = new Set(['=', '+', '-', '@', '\t', '\r']);
  * CR or LF.
  */
 export function csvCell(value: unknown): string {
-  const json = toJsonValue(value);
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  const json = typeof value === 'string' ? value : toJsonValue(value);
   let text: string;
   if (json === null) text = '';
   else if (typeof json === 'number' || typeof json === 'boolean') text = String(json);
   else if (typeof json === 'string') text = neutralise(json);
   else text = neutralise(JSON.stringify(json));
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  return needsQuotes.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
+
+const needsQuotes = /[",\r\n]/;
 
 /** Prefixes a `'` to text a spreadsheet would run as a formula. */
 export function neutralise(text: string): string {
@@ -29,5 +32,14 @@ export function neutralise(text: string): string {
 
 /** One CSV record (RFC 4180: comma-separated, CRLF-terminated). */
 export function csvRecord(values: readonly unknown[]): string {
-  return `${values.map(csvCell).join(',')}\r\n`;
+  let line = '';
+  for (let i = 0; i < values.length; i++) line += (i === 0 ? '' : ',') + csvCell(values[i]);
+  return `${line}\r\n`;
+}
+
+/** One CSV record of `row`'s values in `columns` order. */
+export function csvRow(row: Readonly<Record<string, unknown>>, columns: readonly string[]): string {
+  let line = '';
+  for (let i = 0; i < columns.length; i++) line += (i === 0 ? '' : ',') + csvCell(row[columns[i]!]);
+  return `${line}\r\n`;
 }

@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { accessInformation, fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
@@ -260,6 +263,51 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
     const manifest = JSON.parse(text(portable, 'manifest.json')) as ExportManifest;
     for (const file of manifest.files) {
       expect(file.sha256).toBe(createHash('sha256').update(portable.get(file.path)!).digest('hex'));
+    }
+  });
+
+  it('fails the stream and leaves no spool file when the database errors mid-export', async () => {
+    const spoolDirectory = mkdtempSync(join(tmpdir(), 'pk-spool-'));
+    try {
+      const broken = { ...dataMap, order: [...dataMap.order, 'missing_table'] };
+      (broken as unknown as { tables: Map<string, unknown> }).tables = new Map([
+        ...dataMap.tables,
+        ['missing_table', { ...dataMap.tables.get('logs')!, name: 'missing_table' }],
+      ]);
+      const stream = exportSubject({
+        db: test.db,
+        dataMap: broken as typeof dataMap,
+        policy,
+        identities: ada,
+        clock,
+        spoolDirectory,
+      });
+      await expect(collect(stream)).rejects.toThrow();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(readdirSync(spoolDirectory)).toEqual([]);
+    } finally {
+      rmSync(spoolDirectory, { recursive: true, force: true });
+    }
+  });
+
+  it('stops and cleans up when the reader goes away', async () => {
+    const spoolDirectory = mkdtempSync(join(tmpdir(), 'pk-spool-'));
+    try {
+      const stream = exportSubject({
+        db: test.db,
+        dataMap,
+        policy,
+        identities: ada,
+        clock,
+        spoolDirectory,
+        compressionLevel: 0,
+      });
+      await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+      stream.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(readdirSync(spoolDirectory)).toEqual([]);
+    } finally {
+      rmSync(spoolDirectory, { recursive: true, force: true });
     }
   });
 

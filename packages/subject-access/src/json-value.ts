@@ -29,6 +29,24 @@ export function toJsonValue(value: unknown): unknown {
 
 /** A row with every value in its JSON form (see {@link toJsonValue}). */
 export function toJsonRow(row: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  // Most rows hold only strings, finite numbers, booleans and nulls: keep them as they are.
+  let plain = true;
+  for (const key in row) {
+    const value = row[key];
+    const type = typeof value;
+    if (
+      !(
+        value === null ||
+        type === 'string' ||
+        type === 'boolean' ||
+        (type === 'number' && Number.isFinite(value))
+      )
+    ) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return row as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(row)) out[key] = toJsonValue(row[key]);
   return out;

@@ -1,14 +1,35 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { PassThrough, pipeline } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 
 /** Text gathered before one write: big enough to amortise stream overhead, small enough to stay flat. */
-const FLUSH_AT = 64 * 1024;
+const FLUSH_AT = 128 * 1024;
+/** Bytes an entry may hold ahead of the zip writer, so rows keep flowing while deflate runs on the thread pool. */
+const ENTRY_BUFFER = 1024 * 1024;
+
+/** Waits for `drain`, failing if the stream closes first (listeners removed either way). */
+function drained(target: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = () => {
+      target.off('drain', onDrain);
+      target.off('close', onClose);
+    };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new Error('export stream closed'));
+    };
+    target.on('drain', onDrain);
+    target.on('close', onClose);
+  });
+}
 
 /** Path, size and SHA-256 of one file of the package, as the manifest lists it. */
 export interface FileDigest {
@@ -46,14 +67,7 @@ export class TextSink {
     this.hash.update(chunk);
     this.bytes += chunk.length;
     if (this.target.destroyed) throw new Error('export stream closed');
-    if (!this.target.write(chunk)) {
-      await Promise.race([
-        once(this.target, 'drain'),
-        once(this.target, 'close').then(() => {
-          throw new Error('export stream closed');
-        }),
-      ]);
-    }
+    if (!this.target.write(chunk)) await drained(this.target);
   }
 
   /** Flushes and ends the target (unless `end: false`); returns the file's digest. */
@@ -66,7 +80,7 @@ export class TextSink {
 
 /** A sink whose bytes become one zip entry (yazl reads the pass-through when the entry's turn comes). */
 export function entrySink(path: string): { sink: TextSink; stream: PassThrough } {
-  const stream = new PassThrough();
+  const stream = new PassThrough({ highWaterMark: ENTRY_BUFFER });
   return { sink: new TextSink(path, stream), stream };
 }
 
