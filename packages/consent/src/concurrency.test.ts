@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { migrate } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import { describe, expect, it } from 'vitest';
-import { disposeDatabase, testPolicy } from '../test/fixtures.js';
+import { disposeDatabase, testPolicy } from './test-fixtures.js';
 import { createConsentLedger } from './ledger.js';
 import { consentMigrations } from './migrations.js';
 
@@ -23,7 +23,9 @@ function runWriter(url: string, prefix: string, count: number): Promise<string> 
       err += chunk;
     });
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`writer ${prefix} exited ${code}: ${err}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`writer ${prefix} exited ${code}: ${err}`)),
+    );
   });
 }
 
@@ -33,7 +35,10 @@ describe.each(testEngines())('concurrent writers on $engine', (engine) => {
     try {
       await migrate(database.db, [consentMigrations]);
       const count = 120;
-      const results = await Promise.all([runWriter(database.url, 'a', count), runWriter(database.url, 'b', count)]);
+      const results = await Promise.all([
+        runWriter(database.url, 'a', count),
+        runWriter(database.url, 'b', count),
+      ]);
       expect(results).toEqual(['done\n', 'done\n']);
       const ledger = createConsentLedger({ db: database.db, policy: testPolicy });
       const result = await ledger.verify();

@@ -32,7 +32,11 @@ describe('addPeriod', () => {
   it('adds months first with a month-end clamp, then days', () => {
     expect(addPeriod(new Date('2024-08-31T10:00:00Z'), 'P6M').toISOString()).toBe('2025-02-28T10:00:00.000Z');
     expect(addPeriod(new Date('2023-08-31T00:00:00Z'), 'P6M').toISOString()).toBe('2024-02-29T00:00:00.000Z');
-    expect(addPeriod(new Date('2024-01-31T00:00:00Z'), 'P1M1D').toISOString()).toBe('2024-03-01T00:00:00.000Z');
-    expect(addPeriod(new Date('2024-11-15T00:00:00Z'), 'P1Y2M').toISOString()).toBe('2026-01-15T00:00:00.000Z');
+    expect(addPeriod(new Date('2024-01-31T00:00:00Z'), 'P1M1D').toISOString()).toBe(
+      '2024-03-01T00:00:00.000Z',
+    );
+    expect(addPeriod(new Date('2024-11-15T00:00:00Z'), 'P1Y2M').toISOString()).toBe(
+      '2026-01-15T00:00:00.000Z',
+    );
   });
 });

@@ -16,7 +16,10 @@ export function truncateIp(ip: string): string | undefined {
   }
   if (isIPv6(address)) {
     const groups = expandIpv6(address.replace(/%.*$/, ''));
-    return `${groups.slice(0, 3).map((group) => Number.parseInt(group, 16).toString(16)).join(':')}::`;
+    return `${groups
+      .slice(0, 3)
+      .map((group) => Number.parseInt(group, 16).toString(16))
+      .join(':')}::`;
   }
   return undefined;
 }
@@ -51,7 +54,9 @@ export function unseal(key: Buffer, sealed: string): string | undefined {
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString(
+      'utf8',
+    );
   } catch {
     return undefined;
   }

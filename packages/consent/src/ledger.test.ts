@@ -2,7 +2,7 @@ import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { disposeDatabase, editedPolicy, migratedDatabase, testPolicy } from '../test/fixtures.js';
+import { disposeDatabase, editedPolicy, migratedDatabase, testPolicy } from './test-fixtures.js';
 import type { ConsentDecision } from './decision.js';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger } from './ledger.js';
@@ -10,7 +10,11 @@ import { verifyInclusionProof } from './proofs.js';
 import { verifyReceipt } from './receipt.js';
 import { verifyTreeHead } from './signing.js';
 
-const grant = (subjectId: string, purpose = 'newsletter', extra: Partial<ConsentDecision> = {}): ConsentDecision => ({
+const grant = (
+  subjectId: string,
+  purpose = 'newsletter',
+  extra: Partial<ConsentDecision> = {},
+): ConsentDecision => ({
   subjectId,
   purpose,
   state: 'granted',
@@ -64,7 +68,10 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     });
 
     it('refuses a pre-ticked control whatever the method', async () => {
-      await rejects(ledger.record(grant('reject-1', 'newsletter', { preTicked: true })), 'consent/pre-ticked-not-consent');
+      await rejects(
+        ledger.record(grant('reject-1', 'newsletter', { preTicked: true })),
+        'consent/pre-ticked-not-consent',
+      );
     });
 
     it('refuses one toggle covering several purposes', async () => {
@@ -104,7 +111,10 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
         ledger.record(grant('reject-5', 'newsletter', { source: 'gpc', method: 'gpc-signal' })),
         'consent/method-source-mismatch',
       );
-      await rejects(ledger.record(grant('reject-5', 'newsletter', { method: 'import' })), 'consent/method-source-mismatch');
+      await rejects(
+        ledger.record(grant('reject-5', 'newsletter', { method: 'import' })),
+        'consent/method-source-mismatch',
+      );
     });
 
     it('refuses malformed input with issues', async () => {
@@ -116,7 +126,10 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
 
   it('records grants and refusals with notice, source, method, jurisdiction and truncated IP (C01, C12)', async () => {
     const granted = await ledger.record(
-      grant('alice', 'newsletter', { jurisdiction: 'FR', evidence: { ip: '203.0.113.77', userAgent: 'Firefox' } }),
+      grant('alice', 'newsletter', {
+        jurisdiction: 'FR',
+        evidence: { ip: '203.0.113.77', userAgent: 'Firefox' },
+      }),
     );
     const refused = await ledger.record({ ...grant('alice', 'targeted-advertising'), state: 'refused' });
     expect(granted.notice.hash).toMatch(/^[0-9a-f]{64}$/);
@@ -151,14 +164,26 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     expect(await ledger.mayProcess('carol', 'audience-measurement')).toBe(false);
     // Replaying the old grant (same event id, original time) is refused.
     await rejects(
-      ledger.import([{ ...grant('carol', 'audience-measurement', { source: 'import' }), eventId: receipt.recordId, at: receipt.eventTime }]),
+      ledger.import([
+        {
+          ...grant('carol', 'audience-measurement', { source: 'import' }),
+          eventId: receipt.recordId,
+          at: receipt.eventTime,
+        },
+      ]),
       'consent/duplicate-event',
     );
     // An old decision imported under a new id does not override the later withdrawal.
-    await ledger.import([{ ...grant('carol', 'audience-measurement', { source: 'import' }), at: '2025-01-01T00:00:00Z' }]);
+    await ledger.import([
+      { ...grant('carol', 'audience-measurement', { source: 'import' }), at: '2025-01-01T00:00:00Z' },
+    ]);
     expect(await ledger.mayProcess('carol', 'audience-measurement')).toBe(false);
     expect((await ledger.current('carol')).purposes['audience-measurement']?.state).toBe('withdrawn');
-    expect((await ledger.history('carol')).map((entry) => entry.state)).toEqual(['granted', 'withdrawn', 'granted']);
+    expect((await ledger.history('carol')).map((entry) => entry.state)).toEqual([
+      'granted',
+      'withdrawn',
+      'granted',
+    ]);
   });
 
   it('signs receipts anyone can verify; a tampered receipt fails (C10)', async () => {
@@ -171,7 +196,9 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     expect(receipt.subject.id).toBe(await ledger.subjectKey('dave'));
     expect(verifyReceipt(receipt, publicKey)).toBe(true);
     expect(verifyReceipt({ ...receipt, state: 'withdrawn' }, publicKey)).toBe(false);
-    expect(verifyReceipt({ ...receipt, purpose: { ...receipt.purpose, id: 'targeted-advertising' } }, publicKey)).toBe(false);
+    expect(
+      verifyReceipt({ ...receipt, purpose: { ...receipt.purpose, id: 'targeted-advertising' } }, publicKey),
+    ).toBe(false);
     const renewed = await ledger.receipt((await ledger.record(grant('dave', 'newsletter'))).eventId);
     expect(renewed.state).toBe('renewed');
     await rejects(ledger.receipt('no-such-event'), 'consent/unknown-event');
@@ -200,7 +227,10 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       expect((await local.current('erin')).purposes.newsletter?.reconsentRequired).toBe(false);
       // Re-publishing the same content changes nothing; new content under a used version is refused.
       expect((await local.publishNotice(editedPolicy())).changed).toEqual([]);
-      await rejects(local.publishNotice(testPolicy, { version: '2024-01-01' }), 'consent/notice-version-conflict');
+      await rejects(
+        local.publishNotice(testPolicy, { version: '2024-01-01' }),
+        'consent/notice-version-conflict',
+      );
       expect((await local.verify()).ok).toBe(true);
     } finally {
       await disposeDatabase(own);
@@ -211,7 +241,12 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     const own = await migratedDatabase(engine);
     try {
       const localClock = fixedClock('2025-01-31T00:00:00Z');
-      const local = createConsentLedger({ db: own.db, policy: testPolicy, clock: localClock, validity: 'P1M' });
+      const local = createConsentLedger({
+        db: own.db,
+        policy: testPolicy,
+        clock: localClock,
+        validity: 'P1M',
+      });
       const granted = await local.record(grant('frank', 'newsletter'));
       expect(granted.expiresAt).toBe('2025-02-28T00:00:00.000Z');
       localClock.set('2025-02-28T00:00:01Z');
@@ -229,16 +264,27 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
   });
 
   it('asks a 14-year-old for parental authorisation at 16 but not at 13 (C09, hostile case 5)', async () => {
-    await rejects(ledger.record(grant('kid', 'newsletter', { age: 14 })), 'consent/parental-authorisation-required');
+    await rejects(
+      ledger.record(grant('kid', 'newsletter', { age: 14 })),
+      'consent/parental-authorisation-required',
+    );
     const withParent = await ledger.record(
-      grant('kid', 'newsletter', { age: 14, parentalAuthorisation: { method: 'signed-form', reference: 'F-1' } }),
+      grant('kid', 'newsletter', {
+        age: 14,
+        parentalAuthorisation: { method: 'signed-form', reference: 'F-1' },
+      }),
     );
     expect(withParent.state).toBe('granted');
     const lenient = createConsentLedger({ db: database.db, policy: testPolicy, clock, ageOfConsent: 13 });
     expect((await lenient.record(grant('kid-2', 'newsletter', { age: 14 }))).state).toBe('granted');
-    expect(() => createConsentLedger({ db: database.db, policy: testPolicy, ageOfConsent: 12 })).toThrow(/13 to 16/);
+    expect(() => createConsentLedger({ db: database.db, policy: testPolicy, ageOfConsent: 12 })).toThrow(
+      /13 to 16/,
+    );
     const history = await ledger.history('kid');
-    expect(history.at(-1)?.evidence).toEqual({ age: 14, parentalAuthorisation: { method: 'signed-form', reference: 'F-1' } });
+    expect(history.at(-1)?.evidence).toEqual({
+      age: 14,
+      parentalAuthorisation: { method: 'signed-form', reference: 'F-1' },
+    });
   });
 
   it('GPC refuses sale/sharing/ads purposes, and follows the conflict path after an explicit opt-in (G02, G03, hostile case 25)', async () => {
@@ -272,7 +318,9 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     try {
       const local = createConsentLedger({ db: own.db, policy: testPolicy, clock });
       await local.import(
-        Array.from({ length: 25 }, (_, i) => grant(`s${String(i).padStart(2, '0')}`, 'newsletter', { source: 'import', method: 'import' })),
+        Array.from({ length: 25 }, (_, i) =>
+          grant(`s${String(i).padStart(2, '0')}`, 'newsletter', { source: 'import', method: 'import' }),
+        ),
       );
       await local.withdraw('s03', 'newsletter');
       await local.record({ ...grant('s04', 'newsletter'), state: 'refused' });
@@ -282,14 +330,20 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       expect(ids).not.toContain('s03');
       expect(ids).not.toContain('s04');
       const later: string[] = [];
-      for await (const id of local.subjectsWithConsent('newsletter', { at: new Date('2026-01-01T00:00:00Z') })) later.push(id);
+      for await (const id of local.subjectsWithConsent('newsletter', {
+        at: new Date('2026-01-01T00:00:00Z'),
+      }))
+        later.push(id);
       expect(later).toEqual([]);
       await local.publishNotice(editedPolicy());
       const afterChange: string[] = [];
       for await (const id of local.subjectsWithConsent('newsletter')) afterChange.push(id);
       expect(afterChange).toEqual([]);
       const stats = await local.stats();
-      expect(stats.find((row) => row.state === 'granted')).toMatchObject({ count: 23, reconsentRequired: true });
+      expect(stats.find((row) => row.state === 'granted')).toMatchObject({
+        count: 23,
+        reconsentRequired: true,
+      });
     } finally {
       await disposeDatabase(own);
     }
@@ -325,12 +379,17 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
   it('imports in bulk and rejects the whole import when one decision is bad', async () => {
     const before = await ledgerSize(database);
     await rejects(
-      ledger.import([grant('imp-1', 'newsletter', { source: 'import' }), grant('imp-2', 'newsletter', { method: 'default' })]),
+      ledger.import([
+        grant('imp-1', 'newsletter', { source: 'import' }),
+        grant('imp-2', 'newsletter', { method: 'default' }),
+      ]),
       'consent/default-not-consent',
     );
     expect(await ledgerSize(database)).toBe(before);
     const result = await ledger.import(
-      Array.from({ length: 1200 }, (_, i) => grant(`imp-${i}`, i % 2 ? 'newsletter' : 'audience-measurement', { source: 'import' })),
+      Array.from({ length: 1200 }, (_, i) =>
+        grant(`imp-${i}`, i % 2 ? 'newsletter' : 'audience-measurement', { source: 'import' }),
+      ),
       { batchSize: 500 },
     );
     expect(result.imported).toBe(1200);

@@ -40,7 +40,8 @@ import { buildReceipt } from './receipt.js';
 import type { ConsentReceipt, ReceiptState } from './receipt.js';
 import { loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
 import type { LedgerKeys, SignedTreeHead, SigningKeys } from './signing.js';
-import { T, insertIgnore, lockHead, upsertStates, writeTransaction } from './store.js';
+import { prepare, run } from './prepared.js';
+import { T, insertIgnore, upsertStates, upsertStatesQuery, writeTransaction } from './store.js';
 import type { HeadRow, StateRow } from './store.js';
 import { addPeriod } from './validity.js';
 
@@ -136,7 +137,12 @@ export interface ConsentHistoryEntry {
   expiresAt?: string;
   /** Decrypted evidence; `'unavailable'` once the subject's key was destroyed; absent when none was kept. */
   evidence?:
-    | { ip?: string; userAgent?: string; age?: number; parentalAuthorisation?: { method: string; reference?: string } }
+    | {
+        ip?: string;
+        userAgent?: string;
+        age?: number;
+        parentalAuthorisation?: { method: string; reference?: string };
+      }
     | 'unavailable';
 }
 
@@ -221,7 +227,10 @@ export interface ConsentLedger {
     options?: { at?: Date; includeReconsentRequired?: boolean; pageSize?: number },
   ): AsyncIterable<string>;
   /** Bulk import in batched transactions; all decisions are validated before anything is written. */
-  import(decisions: readonly ConsentDecision[], options?: { batchSize?: number }): Promise<{ imported: number }>;
+  import(
+    decisions: readonly ConsentDecision[],
+    options?: { batchSize?: number },
+  ): Promise<{ imported: number }>;
   /** Publishes the policy's notices; purposes whose content changed need re-consent (Art 5(1)(b)). */
   publishNotice(policy: Policy, options?: { version?: string }): Promise<PublishResult>;
   /** Writes `expired` events for grants past their validity. */
@@ -316,9 +325,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     try {
       addPeriod(new Date(0), validity);
     } catch (cause) {
-      throw new PrivacyKitError<ConsentErrorCode>('consent/invalid-options', `invalid validity "${validity}"`, {
-        cause,
-      });
+      throw new PrivacyKitError<ConsentErrorCode>(
+        'consent/invalid-options',
+        `invalid validity "${validity}"`,
+        {
+          cause,
+        },
+      );
     }
   }
   const configuredKeys = options.keys ? loadSigningKeys(options.keys) : undefined;
@@ -335,6 +348,65 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
   const pseudonym = (subjectId: string) => hmacSha256Hex(secret, `${tenant}\u0000${subjectId}`);
 
+  // The statements of a single append, compiled once (see prepared.ts).
+  const ledgerColumns = [
+    'tenant',
+    'seq',
+    'event_id',
+    'kind',
+    'subject_key',
+    'purpose',
+    'entry',
+    'leaf_hash',
+    'nodes',
+    'sealed',
+    'recorded_at',
+  ] as const;
+  const stateColumns = [
+    'tenant',
+    'subject_key',
+    'purpose',
+    'subject_id',
+    'state',
+    'renewal',
+    'event_id',
+    'seq',
+    'notice_version',
+    'notice_hash',
+    'source',
+    'decided_at',
+    'expires_at',
+    'gpc_conflict',
+  ] as const;
+  const named = <K extends string>(columns: readonly K[], p: (name: K) => string) =>
+    Object.fromEntries(columns.map((column) => [column, p(column)]));
+  const statements = {
+    head: prepare<'tenant'>((p) => {
+      const query = db.selectFrom(T.head).selectAll().where('tenant', '=', p('tenant'));
+      return engine === 'sqlite' ? query : query.forUpdate();
+    }),
+    state: prepare<'tenant' | 'subject' | 'purpose'>((p) =>
+      db
+        .selectFrom(T.state)
+        .selectAll()
+        .where('tenant', '=', p('tenant'))
+        .where('subject_key', '=', p('subject'))
+        .where('purpose', '=', p('purpose')),
+    ),
+    insertEntry: prepare<(typeof ledgerColumns)[number]>((p) =>
+      db.insertInto(T.ledger).values(named(ledgerColumns, p)),
+    ),
+    upsertState: prepare<(typeof stateColumns)[number]>((p) =>
+      upsertStatesQuery(db, engine, [named(stateColumns, p) as Record<keyof StateRow, unknown>]),
+    ),
+    updateHead: prepare<'tenant' | 'size' | 'frontier' | 'updated_at'>((p) =>
+      db
+        .updateTable(T.head)
+        .set({ size: p('size'), frontier: p('frontier'), updated_at: p('updated_at') })
+        .where('tenant', '=', p('tenant')),
+    ),
+  };
+
   function ready(): Promise<void> {
     readyPromise ??= initialise().catch((error) => {
       readyPromise = undefined;
@@ -344,7 +416,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   async function readHead(): Promise<HeadRow> {
-    return (await db.selectFrom(T.head).selectAll().where('tenant', '=', tenant).executeTakeFirstOrThrow()) as HeadRow;
+    return (await db
+      .selectFrom(T.head)
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .executeTakeFirstOrThrow()) as HeadRow;
   }
 
   async function initialise(): Promise<void> {
@@ -371,7 +447,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     if (!options.secret) secret = head.pseudonym_secret as string;
     if (!configuredKeys) {
       if (!head.signing_key) {
-        const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+        const pem = generateKeyPairSync('ed25519')
+          .privateKey.export({ type: 'pkcs8', format: 'pem' })
+          .toString();
         await db
           .updateTable(T.head)
           .set({ signing_key: pem })
@@ -412,7 +490,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   /** Appends entries to the locked head, in order; signs the new head when due. */
-  async function append(trx: Kysely<any>, head: HeadRow, pending: readonly Pending[], now: Date): Promise<number[]> {
+  async function append(
+    trx: Kysely<any>,
+    head: HeadRow,
+    pending: readonly Pending[],
+    now: Date,
+  ): Promise<number[]> {
     let frontier = headFrontier(head);
     const recordedAt = now.toISOString();
     const seqs: number[] = [];
@@ -438,11 +521,15 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         recorded_at: recordedAt,
       });
     }
-    for (let i = 0; i < rows.length; i += 500) {
-      await trx
-        .insertInto(T.ledger)
-        .values(rows.slice(i, i + 500))
-        .execute();
+    if (rows.length === 1) {
+      await run(trx, statements.insertEntry, rows[0] as Record<(typeof ledgerColumns)[number], unknown>);
+    } else {
+      for (let i = 0; i < rows.length; i += 500) {
+        await trx
+          .insertInto(T.ledger)
+          .values(rows.slice(i, i + 500))
+          .execute();
+      }
     }
     const update: Record<string, unknown> = {
       size: frontier.size,
@@ -459,7 +546,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       update.signed_size = frontier.size;
       update.signed_at = recordedAt;
     }
-    await trx.updateTable(T.head).set(update).where('tenant', '=', tenant).execute();
+    if (update.signed_size === undefined) {
+      await run(trx, statements.updateHead, {
+        ...(update as { size: number; frontier: string; updated_at: string }),
+        tenant,
+      });
+    } else {
+      await trx.updateTable(T.head).set(update).where('tenant', '=', tenant).execute();
+    }
     return seqs;
   }
 
@@ -475,7 +569,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   async function lock(trx: Kysely<any>): Promise<HeadRow> {
-    const head = await lockHead(trx, tenant);
+    const head = (await run<'tenant', HeadRow>(trx, statements.head, { tenant })).rows[0];
     if (!head) throw new Error(`consent ledger head of tenant ${tenant} is missing`);
     return head;
   }
@@ -502,7 +596,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const rows = missing.map((subject_key) => {
         const material = randomBytes(32);
         found.set(subject_key, material);
-        return { tenant, subject_key, key_material: material.toString('base64'), created_at: now.toISOString() };
+        return {
+          tenant,
+          subject_key,
+          key_material: material.toString('base64'),
+          created_at: now.toISOString(),
+        };
       });
       for (let i = 0; i < rows.length; i += 500) {
         await trx
@@ -519,7 +618,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
   function consentPurpose(purposeId: string): Purpose {
     const purpose = policy.purposes.find((candidate) => candidate.id === purposeId);
-    if (!purpose) throw fail('consent/unknown-purpose', `purpose "${purposeId}" is not declared in the policy`);
+    if (!purpose)
+      throw fail('consent/unknown-purpose', `purpose "${purposeId}" is not declared in the policy`);
     if (!purpose.legalBases.some((basis) => basis.basis === 'consent')) {
       throw fail(
         'consent/not-consent-purpose',
@@ -533,30 +633,45 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     if (typeof input === 'object' && input !== null) {
       const purposes = (input as { purposes?: unknown }).purposes;
       const single = (input as { purpose?: unknown }).purpose;
-      if (Array.isArray(purposes) && (purposes.length > 1 || (purposes.length === 1 && single !== undefined))) {
-        throw fail('consent/bundled-purposes', 'one decision must cover exactly one purpose (Recital 32, 43)', {
-          purposes,
-        });
+      if (
+        Array.isArray(purposes) &&
+        (purposes.length > 1 || (purposes.length === 1 && single !== undefined))
+      ) {
+        throw fail(
+          'consent/bundled-purposes',
+          'one decision must cover exactly one purpose (Recital 32, 43)',
+          {
+            purposes,
+          },
+        );
       }
     }
     const parsed = consentDecisionSchema.safeParse(input);
     if (!parsed.success) {
       const issues = zodIssues(parsed.error);
-      throw new PrivacyKitError<ConsentErrorCode>('consent/invalid-decision', 'invalid consent decision', { issues });
+      throw new PrivacyKitError<ConsentErrorCode>('consent/invalid-decision', 'invalid consent decision', {
+        issues,
+      });
     }
     const decision = parsed.data;
     const purposeId = decision.purpose ?? decision.purposes?.[0];
     if (!purposeId) throw fail('consent/invalid-decision', 'a decision names its purpose');
     const nonAffirmative = nonAffirmativeMethods.find((method) => method === decision.method);
     if (nonAffirmative) {
-      throw fail(methodCodes[nonAffirmative], `"${decision.method}" is not an affirmative act, so not consent`);
+      throw fail(
+        methodCodes[nonAffirmative],
+        `"${decision.method}" is not an affirmative act, so not consent`,
+      );
     }
     if (decision.preTicked) throw fail('consent/pre-ticked-not-consent', 'a pre-ticked box is not consent');
     if (!consentMethodSchema.safeParse(decision.method).success) {
       throw fail('consent/invalid-decision', `unknown collection method "${decision.method}"`);
     }
     if ((decision.source === 'gpc') !== (decision.method === 'gpc-signal')) {
-      throw fail('consent/method-source-mismatch', 'a GPC signal is recorded with source gpc and method gpc-signal');
+      throw fail(
+        'consent/method-source-mismatch',
+        'a GPC signal is recorded with source gpc and method gpc-signal',
+      );
     }
     if (decision.source === 'gpc' && decision.state !== 'refused') {
       throw fail('consent/method-source-mismatch', 'a GPC signal can only refuse');
@@ -565,7 +680,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       throw fail('consent/method-source-mismatch', 'method import is for source import');
     }
     if (!importing && (decision.eventId !== undefined || decision.at !== undefined)) {
-      throw fail('consent/invalid-decision', 'eventId and at are set by the ledger; only import() takes them');
+      throw fail(
+        'consent/invalid-decision',
+        'eventId and at are set by the ledger; only import() takes them',
+      );
     }
     const purpose = consentPurpose(purposeId);
     const notice = resolveNotice(purposeId, decision.state, decision.notice);
@@ -596,7 +714,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   function resolveNotice(
     purposeId: string,
     state: DecisionState,
-    reference: { version?: string | undefined; hash?: string | undefined; language?: string | undefined } | undefined,
+    reference:
+      | { version?: string | undefined; hash?: string | undefined; language?: string | undefined }
+      | undefined,
   ): NoticeVersion {
     const known = notices.get(purposeId);
     if (!known) throw fail('consent/unknown-notice-version', `no notice is published for "${purposeId}"`);
@@ -604,14 +724,20 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     if (reference?.version !== undefined) {
       const version = known.versions.get(reference.version);
       if (!version) {
-        throw fail('consent/unknown-notice-version', `notice version "${reference.version}" of "${purposeId}" is unknown`);
+        throw fail(
+          'consent/unknown-notice-version',
+          `notice version "${reference.version}" of "${purposeId}" is unknown`,
+        );
       }
       chosen = version;
     } else if (reference?.hash !== undefined) {
       chosen = [...known.versions.values()].find((version) => version.hash === reference.hash) ?? chosen;
     }
     if (reference?.hash !== undefined && reference.hash !== chosen.hash) {
-      throw fail('consent/unknown-notice-hash', `notice hash ${reference.hash} does not match a published notice of "${purposeId}"`);
+      throw fail(
+        'consent/unknown-notice-hash',
+        `notice hash ${reference.hash} does not match a published notice of "${purposeId}"`,
+      );
     }
     if (state === 'granted' && chosen.version !== known.current.version) {
       throw fail(
@@ -653,7 +779,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   ): { pending: Pending; expiresAt?: string } {
     const eventId = value.eventId ?? newId(new Date(at));
     const expiresAt =
-      value.state === 'granted' && validity !== false ? addPeriod(new Date(at), validity).toISOString() : undefined;
+      value.state === 'granted' && validity !== false
+        ? addPeriod(new Date(at), validity).toISOString()
+        : undefined;
     const sealed = sealEvidence(value, material);
     const entry: Record<string, JsonValue> = {
       v: 1,
@@ -720,14 +848,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     };
   }
 
-  async function readState(trx: Kysely<any>, subjectKey: string, purpose: string): Promise<StateRow | undefined> {
-    return (await trx
-      .selectFrom(T.state)
-      .selectAll()
-      .where('tenant', '=', tenant)
-      .where('subject_key', '=', subjectKey)
-      .where('purpose', '=', purpose)
-      .executeTakeFirst()) as StateRow | undefined;
+  async function readState(
+    trx: Kysely<any>,
+    subjectKey: string,
+    purpose: string,
+  ): Promise<StateRow | undefined> {
+    return (
+      await run<'tenant' | 'subject' | 'purpose', StateRow>(trx, statements.state, {
+        tenant,
+        subject: subjectKey,
+        purpose,
+      })
+    ).rows[0];
   }
 
   function isValidGrant(row: StateRow | undefined, at: Date): boolean {
@@ -748,14 +880,22 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         : undefined;
       const { pending, expiresAt } = decisionPending(value, subjectKey, at, renewal, material);
       const [seq] = await append(trx, head, [pending], now);
-      await upsertStates(trx, engine, [
+      await run(
+        trx,
+        statements.upsertState,
         stateRowOf(
-          { subjectId: value.subjectId, subjectKey, purpose: value.purpose.id, state: value.state, source: value.source },
+          {
+            subjectId: value.subjectId,
+            subjectKey,
+            purpose: value.purpose.id,
+            state: value.state,
+            source: value.source,
+          },
           pending,
           seq as number,
           { renewal, notice: value.notice, at, expiresAt },
-        ),
-      ]);
+        ) as unknown as Record<(typeof stateColumns)[number], unknown>,
+      );
       return recorded(pending, seq as number, value.state, renewal, at, value.notice, expiresAt);
     });
   }
@@ -795,9 +935,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         .where('event_id', 'in', eventIds.slice(i, i + 500))
         .executeTakeFirst();
       if (existing) {
-        throw fail('consent/duplicate-event', `event ${existing.event_id} is already in the ledger (replay?)`, {
-          eventId: existing.event_id,
-        });
+        throw fail(
+          'consent/duplicate-event',
+          `event ${existing.event_id} is already in the ledger (replay?)`,
+          {
+            eventId: existing.event_id,
+          },
+        );
       }
     }
   }
@@ -821,7 +965,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
   async function publish(next: Policy, version: string | undefined): Promise<PublishResult> {
     if (next.tenant !== tenant) {
-      throw fail('consent/invalid-options', `policy tenant "${next.tenant}" is not this ledger's tenant "${tenant}"`);
+      throw fail(
+        'consent/invalid-options',
+        `policy tenant "${next.tenant}" is not this ledger's tenant "${tenant}"`,
+      );
     }
     const result: PublishResult = { changed: [], added: [], unchanged: [] };
     const label = version ?? next.version;
@@ -847,7 +994,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         }
         (known ? result.changed : result.added).push(purpose.id);
         const notice = { id: noticeIdOf(tenant, purpose.id), version: label, hash, language: next.language };
-        pending.push({ eventId: newId(now), kind: 'notice-published', purpose: purpose.id, entry: { v: 1, purpose: purpose.id, notice, at: now.toISOString() } });
+        pending.push({
+          eventId: newId(now),
+          kind: 'notice-published',
+          purpose: purpose.id,
+          entry: { v: 1, purpose: purpose.id, notice, at: now.toISOString() },
+        });
         rows.push({
           tenant,
           purpose: purpose.id,
@@ -913,11 +1065,20 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const current = notices.get(purpose.id)?.current;
     const currentNoticeVersion = current?.version ?? '';
     if (!row) {
-      return { purpose: purpose.id, state: 'none', valid: false, reconsentRequired: false, renewal: false, currentNoticeVersion, gpcConflict: false };
+      return {
+        purpose: purpose.id,
+        state: 'none',
+        valid: false,
+        reconsentRequired: false,
+        renewal: false,
+        currentNoticeVersion,
+        gpcConflict: false,
+      };
     }
     const expired = row.state === 'expired' || (row.state === 'granted' && !isValidGrant(row, at));
     const state: ConsentState = expired ? 'expired' : (row.state as ConsentState);
-    const reconsentRequired = (row.state === 'granted' || expired) && current !== undefined && row.notice_hash !== current.hash;
+    const reconsentRequired =
+      (row.state === 'granted' || expired) && current !== undefined && row.notice_hash !== current.hash;
     return {
       purpose: purpose.id,
       state,
@@ -938,7 +1099,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return JSON.parse(text) as Record<string, JsonValue>;
   }
 
-  async function perfectNodesFromDb(wanted: readonly { level: number; index: number }[]): Promise<Map<string, Buffer>> {
+  async function perfectNodesFromDb(
+    wanted: readonly { level: number; index: number }[],
+  ): Promise<Map<string, Buffer>> {
     const bySeq = new Map<number, { level: number; index: number }[]>();
     for (const node of wanted) {
       const seq = (node.index + 1) * 2 ** node.level - 1;
@@ -1056,7 +1219,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         if (row.kind === 'expiry') item.state = 'expired';
         if (entry.evidence) {
           const opened = row.sealed && material ? unseal(material, row.sealed) : undefined;
-          item.evidence = opened ? (JSON.parse(opened) as Exclude<ConsentHistoryEntry['evidence'], string>) : 'unavailable';
+          item.evidence = opened
+            ? (JSON.parse(opened) as Exclude<ConsentHistoryEntry['evidence'], string>)
+            : 'unavailable';
         }
         return item;
       });
@@ -1150,7 +1315,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             (entry.subject ?? null) !== (row.subject_key ?? null) ||
             (entry.purpose ?? null) !== (row.purpose ?? null)
           ) {
-            return bad(seq, `entry ${seq} does not belong at this position (moved, swapped or inserted)`, seq);
+            return bad(
+              seq,
+              `entry ${seq} does not belong at this position (moved, swapped or inserted)`,
+              seq,
+            );
           }
           const leaf = leafHash(row.entry);
           if (hex(leaf) !== row.leaf_hash) return bad(seq, `entry ${seq} was edited: its hash changed`, seq);
@@ -1168,7 +1337,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const size = frontier.size;
       const beyond = heads.find((sth) => sth.treeSize > size);
       if (beyond) {
-        return bad(size, `the ledger has ${size} entries but a signed head covers ${beyond.treeSize}: its tail was truncated`, size);
+        return bad(
+          size,
+          `the ledger has ${size} entries but a signed head covers ${beyond.treeSize}: its tail was truncated`,
+          size,
+        );
       }
       if (Number(head.size) !== size) {
         return bad(
@@ -1195,7 +1368,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         throw fail('consent/unknown-event', `no consent decision ${eventId} in the ledger`);
       }
       const entry = entryOf(row.entry);
-      const notice = entry.notice as { id: string; version: string; hash: string; language: string } | undefined;
+      const notice = entry.notice as
+        | { id: string; version: string; hash: string; language: string }
+        | undefined;
       const state: ReceiptState =
         row.kind === 'expiry'
           ? 'expired'
@@ -1253,7 +1428,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         };
       }
       const sth = signTreeHead(
-        { tenant, treeSize: frontier.size, rootHash: hex(frontierRoot(frontier)), timestamp: clock.now().toISOString() },
+        {
+          tenant,
+          treeSize: frontier.size,
+          rootHash: hex(frontierRoot(frontier)),
+          timestamp: clock.now().toISOString(),
+        },
         keys,
       );
       if (frontier.size > 0) await storeTreeHead(db, sth);
@@ -1328,11 +1508,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           );
         } catch (error) {
           if (error instanceof PrivacyKitError) {
-            throw new PrivacyKitError<ConsentErrorCode>(error.code as ConsentErrorCode, `decision ${i}: ${error.message}`, {
-              cause: error,
-              issues: error.issues.map((issue) => ({ ...issue, path: `[${i}]${issue.path ? `.${issue.path}` : ''}` })),
-              details: { ...error.details, index: i },
-            });
+            throw new PrivacyKitError<ConsentErrorCode>(
+              error.code as ConsentErrorCode,
+              `decision ${i}: ${error.message}`,
+              {
+                cause: error,
+                issues: error.issues.map((issue) => ({
+                  ...issue,
+                  path: `[${i}]${issue.path ? `.${issue.path}` : ''}`,
+                })),
+                details: { ...error.details, index: i },
+              },
+            );
           }
           throw error;
         }
@@ -1356,11 +1543,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               )
             : new Map<string, Buffer>();
           const pendings: Pending[] = [];
-          const meta: { value: Validated; subjectKey: string; at: string; expiresAt?: string | undefined }[] = [];
+          const meta: { value: Validated; subjectKey: string; at: string; expiresAt?: string | undefined }[] =
+            [];
           for (const [i, value] of batch.entries()) {
             const subjectKey = subjectKeys[i] as string;
             const at = value.at ?? now.toISOString();
-            const { pending, expiresAt } = decisionPending(value, subjectKey, at, false, materials.get(subjectKey));
+            const { pending, expiresAt } = decisionPending(
+              value,
+              subjectKey,
+              at,
+              false,
+              materials.get(subjectKey),
+            );
             pendings.push(pending);
             meta.push({ value, subjectKey, at, expiresAt });
           }
@@ -1422,7 +1616,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               kind: 'expiry',
               subjectKey: row.subject_key,
               purpose: row.purpose,
-              entry: { v: 1, subject: row.subject_key, purpose: row.purpose, grantedEventId: row.event_id, expiresAt: row.expires_at, at },
+              entry: {
+                v: 1,
+                subject: row.subject_key,
+                purpose: row.purpose,
+                grantedEventId: row.event_id,
+                expiresAt: row.expires_at,
+                at,
+              },
             }),
           );
           const seqs = await append(trx, head, pendings, now);
@@ -1448,7 +1649,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async applyGpc(subjectId, header, opts = {}) {
       await ready();
-      const outcome: GpcOutcome = { signal: parseGpcHeader(header), refused: [], conflicts: [], unchanged: [] };
+      const outcome: GpcOutcome = {
+        signal: parseGpcHeader(header),
+        refused: [],
+        conflicts: [],
+        unchanged: [],
+      };
       // Absence (or any value but "1") is no signal, and never consent (G02).
       if (!outcome.signal) return outcome;
       const purposes = consentPurposes(policy).filter((purpose) =>
@@ -1466,7 +1672,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             return;
           }
           if (row && isValidGrant(row, now) && row.source !== 'gpc' && !opts.override) {
-            outcome.conflicts.push({ purpose: purpose.id, grantedEventId: row.event_id, grantedAt: row.decided_at });
+            outcome.conflicts.push({
+              purpose: purpose.id,
+              grantedEventId: row.event_id,
+              grantedAt: row.decided_at,
+            });
             if (Number(row.gpc_conflict)) return;
             const pending: Pending = {
               eventId: newId(now),
@@ -1510,7 +1720,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               { renewal: false, notice: value.notice, at },
             ),
           ]);
-          outcome.refused.push(recorded(pending, seq as number, 'refused', false, at, value.notice, undefined));
+          outcome.refused.push(
+            recorded(pending, seq as number, 'refused', false, at, value.notice, undefined),
+          );
         });
       }
       return outcome;
@@ -1522,14 +1734,22 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const now = clock.now();
       return writeTransaction(db, engine, async (trx) => {
         const head = await lock(trx);
-        await trx.deleteFrom(T.keys).where('tenant', '=', tenant).where('subject_key', '=', subjectKey).execute();
+        await trx
+          .deleteFrom(T.keys)
+          .where('tenant', '=', tenant)
+          .where('subject_key', '=', subjectKey)
+          .execute();
         await trx
           .updateTable(T.ledger)
           .set({ sealed: null })
           .where('tenant', '=', tenant)
           .where('subject_key', '=', subjectKey)
           .execute();
-        await trx.deleteFrom(T.state).where('tenant', '=', tenant).where('subject_key', '=', subjectKey).execute();
+        await trx
+          .deleteFrom(T.state)
+          .where('tenant', '=', tenant)
+          .where('subject_key', '=', subjectKey)
+          .execute();
         const pending: Pending = {
           eventId: newId(now),
           kind: 'subject-shredded',
@@ -1552,15 +1772,19 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           'notice_hash',
           'state',
           eb.fn.countAll().as('total'),
-          eb.fn
-            .sum(eb.case().when('expires_at', '<=', at).then(1).else(0).end())
-            .as('lapsed'),
+          eb.fn.sum(eb.case().when('expires_at', '<=', at).then(1).else(0).end()).as('lapsed'),
         ])
         .where('tenant', '=', tenant)
         .groupBy(['purpose', 'notice_version', 'notice_hash', 'state'])
         .execute();
       const out = new Map<string, StatsRow>();
-      const add = (purpose: string, noticeVersion: string, hash: string, state: ConsentState, count: number) => {
+      const add = (
+        purpose: string,
+        noticeVersion: string,
+        hash: string,
+        state: ConsentState,
+        count: number,
+      ) => {
         if (count === 0) return;
         const key = `${purpose}\u0000${noticeVersion}\u0000${state}`;
         const existing = out.get(key);
@@ -1581,7 +1805,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         add(row.purpose, row.notice_version, row.notice_hash, 'expired', lapsed);
       }
       return [...out.values()].sort(
-        (a, b) => a.purpose.localeCompare(b.purpose) || a.noticeVersion.localeCompare(b.noticeVersion) || a.state.localeCompare(b.state),
+        (a, b) =>
+          a.purpose.localeCompare(b.purpose) ||
+          a.noticeVersion.localeCompare(b.noticeVersion) ||
+          a.state.localeCompare(b.state),
       );
     },
 

@@ -20,9 +20,14 @@ const leaves = (n: number) => Array.from({ length: n }, (_, i) => leafHash(`entr
 describe('RFC 9162 Merkle tree', () => {
   it('hashes leaves with a 0x00 prefix and the empty tree as SHA-256("")', () => {
     expect(leafHash('x').toString('hex')).toBe(
-      createHash('sha256').update(Buffer.from([0])).update('x').digest('hex'),
+      createHash('sha256')
+        .update(Buffer.from([0]))
+        .update('x')
+        .digest('hex'),
     );
-    expect(EMPTY_ROOT.toString('hex')).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    expect(EMPTY_ROOT.toString('hex')).toBe(
+      'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+    );
   });
 
   it('the incremental frontier gives the same root as the recursive definition', () => {
@@ -47,7 +52,8 @@ describe('RFC 9162 Merkle tree', () => {
           const leaf = all[index] as Buffer;
           expect(verifyInclusion({ index, size, leaf, proof, root })).toBe(true);
           expect(verifyInclusion({ index, size, leaf: leafHash('forged'), proof, root })).toBe(false);
-          if (size > 1) expect(verifyInclusion({ index: (index + 1) % size, size, leaf, proof, root })).toBe(false);
+          if (size > 1)
+            expect(verifyInclusion({ index: (index + 1) % size, size, leaf, proof, root })).toBe(false);
           expect(verifyInclusion({ index, size, leaf, proof, root: leafHash('other root') })).toBe(false);
         },
       ),
@@ -57,7 +63,9 @@ describe('RFC 9162 Merkle tree', () => {
   it('consistency proofs verify between any two sizes, and fail against a forked history', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.integer({ min: 1, max: 64 }).chain((newSize) => fc.tuple(fc.integer({ min: 1, max: newSize }), fc.constant(newSize))),
+        fc
+          .integer({ min: 1, max: 64 })
+          .chain((newSize) => fc.tuple(fc.integer({ min: 1, max: newSize }), fc.constant(newSize))),
         async ([oldSize, newSize]) => {
           const all = leaves(newSize);
           const oldRoot = merkleRoot(all.slice(0, oldSize));

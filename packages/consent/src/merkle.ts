@@ -76,7 +76,9 @@ export function frontierRoot(frontier: Frontier): Buffer {
  * Looks up the hash of the perfect subtree at `level` (0 = leaf) and `index` (leaves
  * [index·2^level, (index+1)·2^level)). Returns a map filled for every requested pair.
  */
-export type PerfectNodes = (wanted: readonly { level: number; index: number }[]) => Promise<Map<string, Buffer>>;
+export type PerfectNodes = (
+  wanted: readonly { level: number; index: number }[],
+) => Promise<Map<string, Buffer>>;
 
 const nodeKey = (level: number, index: number) => `${level}:${index}`;
 
@@ -147,7 +149,11 @@ async function resolve(ranges: Range[], nodes: PerfectNodes): Promise<Buffer[]> 
 }
 
 /** RFC 9162 §2.1.3.1 inclusion proof of leaf `index` in the tree of `size` leaves. */
-export async function buildInclusionProof(index: number, size: number, nodes: PerfectNodes): Promise<Buffer[]> {
+export async function buildInclusionProof(
+  index: number,
+  size: number,
+  nodes: PerfectNodes,
+): Promise<Buffer[]> {
   const ranges: Range[] = [];
   inclusionRanges(index, 0, size, ranges);
   return resolve(ranges, nodes);

@@ -25,7 +25,12 @@ export function purposeNoticeContent(policy: Policy, purpose: Purpose): JsonValu
     })),
     recipients: purpose.recipients.map((id) => {
       const recipient = policy.recipients.find((candidate) => candidate.id === id);
-      return { id, name: recipient?.name ?? id, kind: recipient?.kind ?? 'unknown', locations: recipient?.locations ?? [] };
+      return {
+        id,
+        name: recipient?.name ?? id,
+        kind: recipient?.kind ?? 'unknown',
+        locations: recipient?.locations ?? [],
+      };
     }),
     retention: purpose.retention.map((id) => {
       const rule = policy.retention.find((candidate) => candidate.id === id);

@@ -1,4 +1,4 @@
-import { KeyObject, createPublicKey, sign, verify } from 'node:crypto';
+import { type KeyObject, createPublicKey, sign, verify } from 'node:crypto';
 import { canonicalJson, legalBasisArticle } from '@privacykit/core';
 import type { Policy } from '@privacykit/core';
 import { keyIdOf } from './signing.js';

@@ -79,7 +79,10 @@ function treeHeadPayload(head: Omit<SignedTreeHead, 'signature'>): string {
   });
 }
 
-export function signTreeHead(head: Omit<SignedTreeHead, 'signature' | 'keyId'>, keys: SigningKeys): SignedTreeHead {
+export function signTreeHead(
+  head: Omit<SignedTreeHead, 'signature' | 'keyId'>,
+  keys: SigningKeys,
+): SignedTreeHead {
   const unsigned = { ...head, keyId: keys.keyId };
   const signature = sign(null, Buffer.from(treeHeadPayload(unsigned)), keys.privateKey).toString('base64');
   return { ...unsigned, signature };

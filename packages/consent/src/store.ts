@@ -1,6 +1,5 @@
-import { engineOf } from '@privacykit/core/db';
 import type { Engine } from '@privacykit/core/db';
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import type { Kysely } from 'kysely';
 
 export const T = {
@@ -12,11 +11,15 @@ export const T = {
   notices: 'privacykit_consent_notices',
 } as const;
 
+const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
+const COMMIT = CompiledQuery.raw('commit');
+const ROLLBACK = CompiledQuery.raw('rollback');
+
 /**
  * Runs `fn` in a write transaction that serialises appends. SQLite: `BEGIN IMMEDIATE` takes
  * the database write lock up front (two processes on one file wait on busy_timeout instead of
  * failing a lock upgrade). PostgreSQL / MySQL: an ordinary transaction; the caller then locks
- * the tenant's head row with `SELECT … FOR UPDATE` (see {@link lockHead}).
+ * the tenant's head row with `SELECT … FOR UPDATE` (the ledger does so).
  */
 export async function writeTransaction<R>(
   db: Kysely<any>,
@@ -25,13 +28,13 @@ export async function writeTransaction<R>(
 ): Promise<R> {
   if (engine !== 'sqlite') return db.transaction().execute(fn);
   return db.connection().execute(async (conn) => {
-    await sql`begin immediate`.execute(conn);
+    await conn.executeQuery(BEGIN_IMMEDIATE);
     try {
       const result = await fn(conn);
-      await sql`commit`.execute(conn);
+      await conn.executeQuery(COMMIT);
       return result;
     } catch (error) {
-      await sql`rollback`.execute(conn).catch(() => undefined);
+      await conn.executeQuery(ROLLBACK).catch(() => undefined);
       throw error;
     }
   });
@@ -46,13 +49,6 @@ export interface HeadRow {
   pseudonym_secret: string | null;
   signing_key: string | null;
   updated_at: string;
-}
-
-/** Reads the tenant's head row, locking it on PostgreSQL and MySQL until the transaction ends. */
-export async function lockHead(trx: Kysely<any>, tenant: string): Promise<HeadRow | undefined> {
-  let query = trx.selectFrom(T.head).selectAll().where('tenant', '=', tenant);
-  if (engineOf(trx) !== 'sqlite') query = query.forUpdate();
-  return (await query.executeTakeFirst()) as HeadRow | undefined;
 }
 
 export interface StateRow {
@@ -89,8 +85,20 @@ const stateUpdateColumns = [
  * Inserts or updates current-state rows, but never lets an older decision replace a newer one
  * (an out-of-order import or a replay cannot undo a later withdrawal).
  */
-export async function upsertStates(trx: Kysely<any>, engine: Engine, rows: readonly StateRow[]): Promise<void> {
+export async function upsertStates(
+  trx: Kysely<any>,
+  engine: Engine,
+  rows: readonly StateRow[],
+): Promise<void> {
   if (rows.length === 0) return;
+  await upsertStatesQuery(trx, engine, rows).execute();
+}
+
+export function upsertStatesQuery(
+  trx: Kysely<any>,
+  engine: Engine,
+  rows: readonly Record<keyof StateRow, unknown>[],
+) {
   const insert = trx.insertInto(T.state).values(rows as StateRow[]);
   if (engine === 'mysql') {
     const newer = sql`values(decided_at) >= decided_at`;
@@ -100,21 +108,19 @@ export async function upsertStates(trx: Kysely<any>, engine: Engine, rows: reado
     }
     // MySQL applies assignments left to right: decided_at must change last.
     set.decided_at = sql`if(${newer}, values(decided_at), decided_at)`;
-    await insert.onDuplicateKeyUpdate(set).execute();
-    return;
+    return insert.onDuplicateKeyUpdate(set);
   }
-  await insert
-    .onConflict((oc) =>
-      oc
-        .columns(['tenant', 'subject_key', 'purpose'])
-        .doUpdateSet((eb) => {
-          const set: Record<string, unknown> = {};
-          for (const column of [...stateUpdateColumns, 'decided_at']) set[column] = eb.ref(`excluded.${column}`);
-          return set;
-        })
-        .where(`${T.state}.decided_at`, '<=', sql.ref('excluded.decided_at')),
-    )
-    .execute();
+  return insert.onConflict((oc) =>
+    oc
+      .columns(['tenant', 'subject_key', 'purpose'])
+      .doUpdateSet((eb) => {
+        const set: Record<string, unknown> = {};
+        for (const column of [...stateUpdateColumns, 'decided_at'])
+          set[column] = eb.ref(`excluded.${column}`);
+        return set;
+      })
+      .where(`${T.state}.decided_at`, '<=', sql.ref('excluded.decided_at')),
+  );
 }
 
 /** Inserts rows, ignoring those whose key already exists. */

@@ -3,7 +3,7 @@ import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { disposeDatabase, migratedDatabase, testPolicy } from '../test/fixtures.js';
+import { disposeDatabase, migratedDatabase, testPolicy } from './test-fixtures.js';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger, ConsentLedgerOptions } from './ledger.js';
 import { leafHash } from './merkle.js';
@@ -49,11 +49,17 @@ async function swapRows(database: TestDatabase, a: number, b: number): Promise<v
 }
 
 async function headRow(database: TestDatabase) {
-  return database.db.selectFrom(HEAD).select(['size', 'frontier', 'signed_size', 'signed_at']).executeTakeFirstOrThrow();
+  return database.db
+    .selectFrom(HEAD)
+    .select(['size', 'frontier', 'signed_size', 'signed_at'])
+    .executeTakeFirstOrThrow();
 }
 
 /** Rolls the ledger back to a snapshot: the attacker deletes the tail and restores the head row. */
-async function rollBack(database: TestDatabase, snapshot: Awaited<ReturnType<typeof headRow>>): Promise<void> {
+async function rollBack(
+  database: TestDatabase,
+  snapshot: Awaited<ReturnType<typeof headRow>>,
+): Promise<void> {
   const size = Number(snapshot.size);
   await database.db.deleteFrom(LEDGER).where('seq', '>=', size).execute();
   await database.db.deleteFrom('privacykit_consent_tree_heads').where('size', '>', size).execute();
@@ -81,7 +87,12 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
     const row = await rowAt(db, 6);
     await db.db
       .updateTable(LEDGER)
-      .set({ entry: row.entry.replace(/"state":"(\w+)"/, (_, state) => `"state":"${state === 'granted' ? 'refused' : 'granted'}"`) })
+      .set({
+        entry: row.entry.replace(
+          /"state":"(\w+)"/,
+          (_: string, state: string) => `"state":"${state === 'granted' ? 'refused' : 'granted'}"`,
+        ),
+      })
       .where('seq', '=', 6)
       .execute();
     expect(await ledger.verify()).toMatchObject({ ok: false, firstBadSeq: 6 });
@@ -123,7 +134,14 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
       .replace(`"id":"${template.event_id}"`, '"id":"forged"');
     await db.db
       .insertInto(LEDGER)
-      .values({ ...template, seq: size, event_id: 'forged', entry: forged, leaf_hash: leafHash(forged).toString('hex'), nodes: null })
+      .values({
+        ...template,
+        seq: size,
+        event_id: 'forged',
+        entry: forged,
+        leaf_hash: leafHash(forged).toString('hex'),
+        nodes: null,
+      })
       .execute();
     expect(await ledger.verify()).toMatchObject({ ok: false });
 
@@ -131,10 +149,19 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
     expect((await ledger.verify()).ok).toBe(true);
     // Make room at seq 4 by shifting the tail up, then slip a forged entry in.
     for (let seq = size - 1; seq >= 4; seq--) await moveRow(db, seq, seq + 1);
-    const middle = template.entry.replace(`"seq":${size - 1}`, '"seq":4').replace(`"id":"${template.event_id}"`, '"id":"forged-2"');
+    const middle = template.entry
+      .replace(`"seq":${size - 1}`, '"seq":4')
+      .replace(`"id":"${template.event_id}"`, '"id":"forged-2"');
     await db.db
       .insertInto(LEDGER)
-      .values({ ...template, seq: 4, event_id: 'forged-2', entry: middle, leaf_hash: leafHash(middle).toString('hex'), nodes: null })
+      .values({
+        ...template,
+        seq: 4,
+        event_id: 'forged-2',
+        entry: middle,
+        leaf_hash: leafHash(middle).toString('hex'),
+        nodes: null,
+      })
       .execute();
     const result = await ledger.verify();
     expect(result.ok).toBe(false);
@@ -159,12 +186,18 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
     await seed(ledger, 4, 't');
     const saved = await ledger.treeHead();
     // Deleting the tail without touching the head row is caught from the database alone…
-    await db.db.deleteFrom(LEDGER).where('seq', '>=', saved.treeSize - 1).execute();
+    await db.db
+      .deleteFrom(LEDGER)
+      .where('seq', '>=', saved.treeSize - 1)
+      .execute();
     expect((await ledger.verify()).ok).toBe(false);
     // …and a careful rollback of the head row too is caught against the saved head.
     await rollBack(db, snapshot);
     expect((await ledger.verify()).ok).toBe(true);
-    expect(await ledger.verify({ head: saved })).toMatchObject({ ok: false, firstBadSeq: Number(snapshot.size) });
+    expect(await ledger.verify({ head: saved })).toMatchObject({
+      ok: false,
+      firstBadSeq: Number(snapshot.size),
+    });
   });
 
   it('catches a fork: history rewritten after a head was handed out, even when re-signed', async () => {
@@ -203,7 +236,9 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
     database = db;
     await seed(ledger, 3);
     const head = await ledger.treeHead();
-    const result = await ledger.verify({ head: { ...head, rootHash: head.rootHash.replace(/^./, (c) => (c === '0' ? '1' : '0')) } });
+    const result = await ledger.verify({
+      head: { ...head, rootHash: head.rootHash.replace(/^./, (c) => (c === '0' ? '1' : '0')) },
+    });
     expect(result.ok).toBe(false);
   });
 });
@@ -219,45 +254,65 @@ describe('ledger properties (fast-check, SQLite)', () => {
 
   it('any sequence of decisions verifies; any single mutation is caught', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(decision, { minLength: 2, maxLength: 14 }), mutation, fc.nat(), async (decisions, kind, pick) => {
-        const { database: db, ledger } = await open(sqlite);
-        try {
-          for (const d of decisions) {
-            await ledger.record({ subjectId: `p${d.subject}`, purpose: d.purpose, state: d.state, source: 'form', method: 'form-submit' });
-          }
-          expect((await ledger.verify()).ok).toBe(true);
-          const saved = await ledger.treeHead();
-          const size = saved.treeSize;
-          const at = pick % size;
-          switch (kind) {
-            case 'edit': {
-              const row = await rowAt(db, at);
-              await db.db.updateTable(LEDGER).set({ entry: row.entry.replace('"v":1', '"v":2') }).where('seq', '=', at).execute();
-              break;
+      fc.asyncProperty(
+        fc.array(decision, { minLength: 2, maxLength: 14 }),
+        mutation,
+        fc.nat(),
+        async (decisions, kind, pick) => {
+          const { database: db, ledger } = await open(sqlite);
+          try {
+            for (const d of decisions) {
+              await ledger.record({
+                subjectId: `p${d.subject}`,
+                purpose: d.purpose,
+                state: d.state,
+                source: 'form',
+                method: 'form-submit',
+              });
             }
-            case 'delete':
-              await db.db.deleteFrom(LEDGER).where('seq', '=', at).execute();
-              break;
-            case 'swap':
-              await swapRows(db, at, (at + 1 + (pick % (size - 1))) % size);
-              break;
-            case 'append': {
-              const row = await rowAt(db, size - 1);
-              await db.db.insertInto(LEDGER).values({ ...row, seq: size, event_id: 'extra' }).execute();
-              break;
+            expect((await ledger.verify()).ok).toBe(true);
+            const saved = await ledger.treeHead();
+            const size = saved.treeSize;
+            const at = pick % size;
+            switch (kind) {
+              case 'edit': {
+                const row = await rowAt(db, at);
+                await db.db
+                  .updateTable(LEDGER)
+                  .set({ entry: row.entry.replace('"v":1', '"v":2') })
+                  .where('seq', '=', at)
+                  .execute();
+                break;
+              }
+              case 'delete':
+                await db.db.deleteFrom(LEDGER).where('seq', '=', at).execute();
+                break;
+              case 'swap':
+                await swapRows(db, at, (at + 1 + (pick % (size - 1))) % size);
+                break;
+              case 'append': {
+                const row = await rowAt(db, size - 1);
+                await db.db
+                  .insertInto(LEDGER)
+                  .values({ ...row, seq: size, event_id: 'extra' })
+                  .execute();
+                break;
+              }
+              case 'truncate':
+                await db.db.deleteFrom(LEDGER).where('seq', '>=', Math.max(at, 1)).execute();
+                await db.db
+                  .updateTable(HEAD)
+                  .set({ size: Math.max(at, 1) })
+                  .execute();
+                break;
             }
-            case 'truncate':
-              await db.db.deleteFrom(LEDGER).where('seq', '>=', Math.max(at, 1)).execute();
-              await db.db.updateTable(HEAD).set({ size: Math.max(at, 1) }).execute();
-              break;
+            expect((await ledger.verify({ head: saved })).ok).toBe(false);
+          } finally {
+            await disposeDatabase(db);
           }
-          expect((await ledger.verify({ head: saved })).ok).toBe(false);
-        } finally {
-          await disposeDatabase(db);
-        }
-      }),
+        },
+      ),
       { numRuns: 40 },
     );
   });
 });
-

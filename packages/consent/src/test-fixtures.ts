@@ -3,7 +3,7 @@ import type { Policy, PolicyInput } from '@privacykit/core';
 import { migrate } from '@privacykit/core/db';
 import { createTestDatabase } from '@privacykit/core/testing';
 import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
-import { consentMigrations } from '../src/migrations.js';
+import { consentMigrations } from './migrations.js';
 
 /** A trimmed copy of the seed policy (examples/portal/src/policy.ts): its three consent purposes and a contract one. */
 export const policyInput: PolicyInput = {
@@ -17,7 +17,12 @@ export const policyInput: PolicyInput = {
     { id: 'staff', name: 'Authorized personnel', kind: 'internal', locations: ['FR'] },
     { id: 'emailing', name: 'Emailing solutions', kind: 'processor', locations: ['EU'] },
     { id: 'tracking', name: 'Tracking solutions', kind: 'processor', locations: ['EU'] },
-    { id: 'cookie-partners', name: 'Third parties installing cookies', kind: 'controller', locations: ['EU'] },
+    {
+      id: 'cookie-partners',
+      name: 'Third parties installing cookies',
+      kind: 'controller',
+      locations: ['EU'],
+    },
   ],
   purposes: [
     {

@@ -1,0 +1,373 @@
+// Consent ledger benchmark: `npx tsx bench/consent/run.ts` (after `npm run build -w @privacykit/consent`).
+// Every figure is printed beside a baseline measured in the same run on the same machine.
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { c15tInstance } from '@c15t/backend';
+import { kyselyAdapter } from '@c15t/backend/db/adapters/kysely';
+import { DB } from '@c15t/backend/db/schema';
+import { createConsentLedger, consentMigrations } from '@privacykit/consent';
+import type { ConsentDecision } from '@privacykit/consent';
+import { definePolicy } from '@privacykit/core';
+import { migrate, openDatabase } from '@privacykit/core/db';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+
+const quick = process.argv.includes('--quick');
+const SINGLE = quick ? 500 : 3000;
+const C15T = quick ? 100 : 400;
+const RAW = quick ? 5000 : 20000;
+const IMPORT = quick ? 20000 : 100000;
+const LOOKUPS = quick ? 5000 : 20000;
+const SUBJECTS = quick ? 100000 : 1_000_000;
+
+// The seed policy's three consent purposes (examples/portal/src/policy.ts), trimmed to what the ledger reads.
+const policy = definePolicy({
+  version: '2018-05-07',
+  effectiveDate: '2018-05-07',
+  controller: { name: 'OpenDataSoft' },
+  dpo: { email: 'cil@opendatasoft.com' },
+  supervisoryAuthority: { name: 'CNIL' },
+  purposes: [
+    {
+      id: 'newsletter',
+      name: 'Send marketing newsletters',
+      description: 'Newsletters of a marketing nature.',
+      legalBases: [{ basis: 'consent' }],
+      categories: ['identity', 'contact.email'],
+    },
+    {
+      id: 'audience-measurement',
+      name: 'Measure the audience of the WEBSITE with cookies',
+      description: 'Visitor traffic analytics.',
+      legalBases: [{ basis: 'consent' }],
+      categories: ['device.cookies', 'usage.statistics'],
+    },
+    {
+      id: 'targeted-advertising',
+      name: 'Show interest-based advertising',
+      description: 'Third-party advertising cookies.',
+      legalBases: [{ basis: 'consent' }],
+      categories: ['device.cookies', 'marketing.interests'],
+      tags: ['cross-context-advertising', 'sharing'],
+    },
+  ],
+  rights: { offered: ['withdraw-consent'], channels: [{ kind: 'web', value: '/privacy' }] },
+});
+
+const purposes = ['newsletter', 'audience-measurement', 'targeted-advertising'];
+const fresh = (name: string) => {
+  const file = join(tmpdir(), `pk-bench-consent-${name}-${process.pid}.db`);
+  for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
+  return file;
+};
+const cleanup = (file: string) => {
+  for (const suffix of ['', '-wal', '-shm']) rmSync(file + suffix, { force: true });
+};
+const perSecond = (count: number, ms: number) => Math.round(count / (ms / 1000));
+const fmt = (n: number) => n.toLocaleString('en-US');
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+function decision(i: number): ConsentDecision {
+  return {
+    subjectId: `user-${i}`,
+    purpose: purposes[i % 3] as string,
+    state: i % 4 === 0 ? 'refused' : 'granted',
+    source: 'banner',
+    method: 'click',
+    evidence: { ip: '203.0.113.77', userAgent: 'Mozilla/5.0 bench' },
+  };
+}
+
+/** PrivacyKit: one `record()` per decision, each its own transaction (WAL, synchronous=NORMAL). */
+async function privacykitSingle(): Promise<number> {
+  const file = fresh('single');
+  const db = await openDatabase(`sqlite:${file}`);
+  await migrate(db, [consentMigrations]);
+  const ledger = createConsentLedger({ db, policy });
+  await ledger.publicKey();
+  for (let i = 0; i < 200; i++) await ledger.record(decision(1_000_000 + i)); // warm-up
+  const start = performance.now();
+  for (let i = 0; i < SINGLE; i++) await ledger.record(decision(i));
+  const elapsed = performance.now() - start;
+  const verified = await ledger.verify();
+  if (!verified.ok) throw new Error(`ledger does not verify: ${verified.reason}`);
+  await db.destroy();
+  cleanup(file);
+  return perSecond(SINGLE, elapsed);
+}
+
+/** A raw better-sqlite3 prepared INSERT of a similar row, one transaction each. */
+function rawInsert(): number {
+  const file = fresh('raw');
+  const database = new Database(file);
+  database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = NORMAL');
+  database.exec(`create table consent_row (
+    id integer primary key, event_id text not null unique, subject text not null, purpose text not null,
+    state text not null, notice_version text not null, notice_hash text not null, source text not null,
+    method text not null, ip text, decided_at text not null)`);
+  const insert = database.prepare(
+    'insert into consent_row (event_id, subject, purpose, state, notice_version, notice_hash, source, method, ip, decided_at) values (?,?,?,?,?,?,?,?,?,?)',
+  );
+  const write = database.transaction((i: number) =>
+    insert.run(
+      `evt-${i}`,
+      `user-${i}`,
+      purposes[i % 3],
+      'granted',
+      '2018-05-07',
+      'a'.repeat(64),
+      'banner',
+      'click',
+      '203.0.113.0',
+      new Date().toISOString(),
+    ),
+  );
+  for (let i = 0; i < 500; i++) write(10_000_000 + i);
+  const start = performance.now();
+  for (let i = 0; i < RAW; i++) write(i);
+  const elapsed = performance.now() - start;
+  database.close();
+  cleanup(file);
+  return perSecond(RAW, elapsed);
+}
+
+const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+function base58(n: number): string {
+  let out = '';
+  let rest = n;
+  do {
+    out = (B58[rest % 58] as string) + out;
+    rest = Math.floor(rest / 58);
+  } while (rest > 0);
+  return out;
+}
+
+/** @c15t/backend 2.2.1: its own handler (POST /subjects) in-process, kysely adapter on a SQLite file. */
+async function c15tSingle(): Promise<number> {
+  const file = fresh('c15t');
+  const database = new Database(file);
+  database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = NORMAL');
+  const db = new Kysely<any>({ dialect: new SqliteDialect({ database }) });
+  const adapter = kyselyAdapter({ db, provider: 'sqlite' });
+  const plan = await DB.client(adapter).createMigrator().migrateToLatest();
+  await plan.execute();
+  const c15t = c15tInstance({
+    appName: 'bench',
+    basePath: '/api/c15t',
+    trustedOrigins: ['http://localhost'],
+    adapter,
+    logger: { level: 'error' },
+  } as Parameters<typeof c15tInstance>[0]);
+  const post = async (i: number) => {
+    const response = await c15t.handler(
+      new Request('http://localhost/api/c15t/subjects', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          origin: 'http://localhost',
+          'x-forwarded-for': '203.0.113.77',
+        },
+        body: JSON.stringify({
+          type: 'cookie_banner',
+          subjectId: `sub_bench${base58(i)}`,
+          domain: 'example.com',
+          preferences: { necessary: true, measurement: i % 4 !== 0, marketing: false },
+          givenAt: Date.now(),
+        }),
+      }),
+    );
+    if (response.status >= 300) throw new Error(`c15t answered ${response.status}: ${await response.text()}`);
+  };
+  for (let i = 0; i < 30; i++) await post(5_000_000 + i);
+  const start = performance.now();
+  for (let i = 0; i < C15T; i++) await post(i);
+  const elapsed = performance.now() - start;
+  await db.destroy();
+  cleanup(file);
+  return perSecond(C15T, elapsed);
+}
+
+async function bulkImport(): Promise<{ rate: number; verifyMs: number }> {
+  const file = fresh('import');
+  const db = await openDatabase(`sqlite:${file}`);
+  await migrate(db, [consentMigrations]);
+  const ledger = createConsentLedger({ db, policy });
+  await ledger.publicKey();
+  const decisions = Array.from(
+    { length: IMPORT },
+    (_, i): ConsentDecision => ({
+      subjectId: `user-${i}`,
+      purpose: purposes[i % 3] as string,
+      state: i % 4 === 0 ? 'refused' : 'granted',
+      source: 'import',
+      method: 'import',
+      at: '2025-01-15T10:00:00.000Z',
+    }),
+  );
+  const start = performance.now();
+  await ledger.import(decisions, { batchSize: 5000 });
+  const elapsed = performance.now() - start;
+  const verifyStart = performance.now();
+  const verified = await ledger.verify();
+  const verifyMs = performance.now() - verifyStart;
+  if (!verified.ok) throw new Error(`ledger does not verify: ${verified.reason}`);
+  await db.destroy();
+  cleanup(file);
+  return { rate: perSecond(IMPORT, elapsed), verifyMs };
+}
+
+async function lookups(): Promise<{ ledger: number; raw: number }> {
+  const file = fresh('lookup');
+  const db = await openDatabase(`sqlite:${file}`);
+  await migrate(db, [consentMigrations]);
+  const ledger = createConsentLedger({ db, policy, secret: 'bench-secret' });
+  const subjects = 20000;
+  await ledger.import(
+    Array.from(
+      { length: subjects },
+      (_, i): ConsentDecision => ({
+        subjectId: `user-${i}`,
+        purpose: 'newsletter',
+        state: 'granted',
+        source: 'import',
+        method: 'import',
+      }),
+    ),
+    { batchSize: 5000 },
+  );
+  for (let i = 0; i < 500; i++) await ledger.mayProcess(`user-${i}`, 'newsletter');
+  let start = performance.now();
+  let granted = 0;
+  for (let i = 0; i < LOOKUPS; i++)
+    if (await ledger.mayProcess(`user-${i % subjects}`, 'newsletter')) granted++;
+  const ledgerRate = perSecond(LOOKUPS, performance.now() - start);
+  if (granted !== LOOKUPS) throw new Error('lookups disagree');
+  await db.destroy();
+
+  // The same question as a raw prepared SELECT by primary key (subject key precomputed, no HMAC, no expiry logic).
+  const database = new Database(file);
+  const keys = database
+    .prepare('select subject_key from privacykit_consent_state where purpose = ? limit ?')
+    .pluck()
+    .all('newsletter', subjects) as string[];
+  const select = database.prepare(
+    'select state, expires_at from privacykit_consent_state where tenant = ? and subject_key = ? and purpose = ?',
+  );
+  for (let i = 0; i < 500; i++) select.get('default', keys[i % keys.length], 'newsletter');
+  start = performance.now();
+  for (let i = 0; i < LOOKUPS; i++) select.get('default', keys[i % keys.length], 'newsletter');
+  const rawRate = perSecond(LOOKUPS, performance.now() - start);
+  database.close();
+  cleanup(file);
+  return { ledger: ledgerRate, raw: rawRate };
+}
+
+/** "Which subjects may I process for newsletter now" over SUBJECTS state rows. */
+async function setQuery(): Promise<{ ms: number; count: number; rssDelta: number; heapDelta: number }> {
+  const file = fresh('set');
+  const db = await openDatabase(`sqlite:${file}`);
+  await migrate(db, [consentMigrations]);
+  const ledger = createConsentLedger({ db, policy, secret: 'bench-secret' });
+  await ledger.publicKey();
+  const notice = (await ledger.current('nobody')).purposes.newsletter;
+  const hash = (await db
+    .selectFrom('privacykit_consent_notices')
+    .select('hash')
+    .where('purpose', '=', 'newsletter')
+    .executeTakeFirstOrThrow()) as { hash: string };
+  await db.destroy();
+  // The state rows are written directly (as import would leave them): this measures the query.
+  const database = new Database(file);
+  database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = OFF');
+  const insert = database.prepare(
+    `insert into privacykit_consent_state (tenant, subject_key, purpose, subject_id, state, renewal, event_id, seq, notice_version, notice_hash, source, decided_at, expires_at, gpc_conflict)
+     values ('default', ?, 'newsletter', ?, ?, 0, ?, ?, ?, ?, 'banner', '2025-06-01T00:00:00.000Z', ?, 0)`,
+  );
+  const fill = database.transaction((from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const state = i % 10 === 0 ? 'withdrawn' : 'granted';
+      const expires = i % 10 === 1 ? '2025-07-01T00:00:00.000Z' : '2099-12-01T00:00:00.000Z';
+      insert.run(
+        `k${i.toString(16).padStart(12, '0')}`,
+        `user-${i}`,
+        state,
+        `e${i}`,
+        i,
+        notice?.currentNoticeVersion,
+        hash.hash,
+        expires,
+      );
+    }
+  });
+  for (let i = 0; i < SUBJECTS; i += 50_000) fill(i, Math.min(SUBJECTS, i + 50_000));
+  database.close();
+
+  const db2 = await openDatabase(`sqlite:${file}`);
+  const reader = createConsentLedger({ db: db2, policy, secret: 'bench-secret' });
+  await reader.publicKey();
+  global.gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  const heapBefore = process.memoryUsage().heapUsed;
+  let peakRss = rssBefore;
+  let peakHeap = heapBefore;
+  let count = 0;
+  const start = performance.now();
+  for await (const _id of reader.subjectsWithConsent('newsletter', {
+    at: new Date('2026-01-01T00:00:00Z'),
+  })) {
+    count++;
+    if (count % 50_000 === 0) {
+      const usage = process.memoryUsage();
+      peakRss = Math.max(peakRss, usage.rss);
+      peakHeap = Math.max(peakHeap, usage.heapUsed);
+    }
+  }
+  const ms = performance.now() - start;
+  await db2.destroy();
+  cleanup(file);
+  return { ms, count, rssDelta: peakRss - rssBefore, heapDelta: peakHeap - heapBefore };
+}
+
+console.log(
+  `@privacykit/consent benchmark${quick ? ' (quick)' : ''} — SQLite file, WAL, synchronous=NORMAL\n`,
+);
+const raw = rawInsert();
+const single = await privacykitSingle();
+const c15t = await c15tSingle();
+console.log('Single decisions, each its own transaction');
+console.log(
+  `  PrivacyKit record()            ${fmt(single)}/s  (${fmt(SINGLE)} decisions, Merkle append + state upsert + sealed evidence)`,
+);
+console.log(
+  `  @c15t/backend POST /subjects   ${fmt(c15t)}/s  (${fmt(C15T)} requests through its handler, in-process)`,
+);
+console.log(`  raw better-sqlite3 INSERT      ${fmt(raw)}/s  (${fmt(RAW)} rows)`);
+console.log(
+  `  PrivacyKit vs c15t: ${ratio(single, c15t)} (target ≥ 20×); vs 420/s quoted in the issue: ${ratio(single, 420)}`,
+);
+console.log(`  PrivacyKit vs raw INSERT: ${ratio(single, raw)} (target ≥ 0.3×)\n`);
+
+const imported = await bulkImport();
+console.log('Bulk import');
+console.log(
+  `  import()                       ${fmt(imported.rate)}/s  (${fmt(IMPORT)} decisions, batches of 5,000) — target ≥ 50,000/s`,
+);
+console.log(`  verify() of the imported ledger ${(imported.verifyMs / 1000).toFixed(2)} s\n`);
+
+const lookup = await lookups();
+console.log('Current-state lookups');
+console.log(`  mayProcess()                   ${fmt(lookup.ledger)}/s`);
+console.log(`  raw prepared SELECT by key     ${fmt(lookup.raw)}/s`);
+console.log(`  ratio: ${ratio(lookup.ledger, lookup.raw)} (target ≥ 0.3×)\n`);
+
+const set = await setQuery();
+console.log(`Set query "consented to newsletter now" over ${fmt(SUBJECTS)} subjects`);
+console.log(`  ${fmt(set.count)} subject ids in ${(set.ms / 1000).toFixed(2)} s (target < 2 s)`);
+console.log(
+  `  peak RSS delta ${mb(set.rssDelta)}, peak heap delta ${mb(set.heapDelta)} (flat: pages of 10,000)`,
+);
