@@ -242,7 +242,7 @@ function traced(db: Kysely<any>): { db: Kysely<any>; print(): void } {
     transformQuery(args: { node: any; queryId: unknown }) {
       started.set(args.queryId, [
         performance.now(),
-        String(args.node.kind) + ' ' + JSON.stringify(args.node).slice(0, 160),
+        `${String(args.node.kind)} ${JSON.stringify(args.node).slice(0, 160)}`,
       ]);
       return args.node;
     },
