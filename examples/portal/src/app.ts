@@ -9,7 +9,12 @@ import { createRequestService } from '@privacykit/requests';
 import type { RequestService } from '@privacykit/requests';
 import { createExportStore } from '@privacykit/subject-access';
 import type { ExportStore } from '@privacykit/subject-access';
+import { createConsentLedger } from '@privacykit/consent';
+import type { ConsentLedger } from '@privacykit/consent';
 import { createStaffAudit } from './audit.js';
+import { recordCookieChoice } from './consent-recorder.js';
+import { consentRoutes } from './routes/consent.js';
+import { adminConsentRoutes } from './routes/admin/consent.js';
 import type { StaffAudit } from './audit.js';
 import { dataMap as demoDataMap } from './data-map.js';
 import { HttpError } from './http-error.js';
@@ -52,6 +57,8 @@ export interface AppDeps {
   rateLimits?: Partial<RateLimits>;
   /** Idle session timeout in ms (default 30 minutes). */
   sessionIdleMs?: number;
+  /** The consent ledger (default: one on `db` with keys generated and stored there; pass your own keys in production). */
+  ledger?: ConsentLedger;
   /** Called for unexpected errors (the response never shows them). */
   logError?: (error: unknown) => void;
   /** Called when object-level authorisation refuses an id (hostile case 12); no personal data. */
@@ -64,6 +71,7 @@ export interface PortalServices {
   audit: StaffAudit;
   mailer: Mailer;
   requests: RequestService;
+  ledger: ConsentLedger;
   exports: ExportStore;
   requestExports: RequestExports;
 }
@@ -127,6 +135,7 @@ export function createApp(deps: AppDeps): Express {
         : undefined,
       onDeliveryError: logError,
     }),
+    ledger: deps.ledger ?? createConsentLedger({ db, policy, clock, evidence: { ip: 'truncate' } }),
     exports: createExportStore({ db, clock, tenant }),
     requestExports: createRequestExports({ db, tenant, clock }),
   };
@@ -193,9 +202,10 @@ export function createApp(deps: AppDeps): Express {
       policy,
       clock,
       secureCookies,
-      recordChoice: async (_choice: CookieChoice) => {},
+      recordChoice: (choice: CookieChoice) => recordCookieChoice(services.ledger, choice),
     }),
   );
+  app.use(consentRoutes({ policy, clock, ledger: services.ledger, secureCookies }));
   app.use(
     requestRoutes({
       policy,
@@ -220,6 +230,11 @@ export function createApp(deps: AppDeps): Express {
           label: 'Rights requests',
           text: 'the queue with deadlines; approve, refuse, extend, export, erase',
         },
+        {
+          href: '/admin/consent',
+          label: 'Consent ledger',
+          text: 'verification, statistics, a subject’s proof',
+        },
         { href: '/admin/outbox', label: 'Mail outbox', text: 'mail sent by the portal in development' },
         { href: '/admin/audit', label: 'Audit trail', text: 'who did what, when' },
         { href: '/admin/staff', label: 'Staff accounts', text: 'administrators and privacy officers' },
@@ -227,6 +242,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
 
+  app.use(adminConsentRoutes({ policy, ledger: services.ledger }));
   app.use(
     adminRequestRoutes({
       db,
@@ -238,6 +254,13 @@ export function createApp(deps: AppDeps): Express {
       requestExports: services.requestExports,
       audit: services.audit,
       mailer,
+      // Identified subjects are `email:<address>` in the ledger (newsletter consent, imports).
+      consentHistoryFor: async (identities) =>
+        (
+          await Promise.all(
+            (identities.email ?? []).map((email) => services.ledger.history(`email:${email}`)),
+          )
+        ).flat(),
     }),
   );
 

@@ -1,10 +1,10 @@
 import type { Request } from 'express';
+import { parseGpcHeader } from '@privacykit/consent';
 
 /**
  * Global Privacy Control (G01): `Sec-GPC` counts only as exactly "1"; when the header arrives
- * several times Node joins the values ("0, 1") and any "1" counts; absence never means consent.
+ * several times any "1" counts; absence never means consent.
  */
 export function gpcEnabled(req: Request): boolean {
-  const values = req.headersDistinct['sec-gpc'] ?? [];
-  return values.some((value) => value.split(',').some((part) => part.trim() === '1'));
+  return parseGpcHeader(req.headersDistinct['sec-gpc']);
 }

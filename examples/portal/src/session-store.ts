@@ -2,6 +2,7 @@ import session from 'express-session';
 import type { SessionData } from 'express-session';
 import type { Kysely } from 'kysely';
 import type { Clock } from '@privacykit/core';
+import { engineOf } from '@privacykit/core/db';
 
 const TABLE = 'privacykit_portal_sessions';
 
@@ -40,21 +41,17 @@ export class KyselySessionStore extends session.Store {
 
   override set(sid: string, data: SessionData, callback?: (err?: unknown) => void): void {
     const values = { data: JSON.stringify(data), expires_at: this.expiresAt(data) };
-    this.db
-      .transaction()
-      .execute(async (trx) => {
-        const updated = await trx.updateTable(TABLE).set(values).where('sid', '=', sid).executeTakeFirst();
-        if (Number(updated.numUpdatedRows) === 0) {
-          await trx
-            .insertInto(TABLE)
-            .values({ sid, ...values })
-            .execute();
-        }
-      })
-      .then(
-        () => callback?.(),
-        (error) => callback?.(error),
-      );
+    // One upsert statement: an update-then-insert transaction deadlocks on MySQL gap locks when
+    // two requests of one new session save at once.
+    const insert = this.db.insertInto(TABLE).values({ sid, ...values });
+    const query =
+      engineOf(this.db) === 'mysql'
+        ? insert.onDuplicateKeyUpdate(values)
+        : insert.onConflict((conflict) => conflict.column('sid').doUpdateSet(values));
+    query.execute().then(
+      () => callback?.(),
+      (error) => callback?.(error),
+    );
   }
 
   override touch(sid: string, data: SessionData, callback?: (err?: unknown) => void): void {

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { migrate } from '@privacykit/core/db';
 import type { PackageMigrations } from '@privacykit/core/db';
+import { consentMigrations } from '@privacykit/consent';
 import { requestMigrations } from '@privacykit/requests';
 import { subjectAccessMigrations } from '@privacykit/subject-access';
 import { portalMigrations } from './migrations.js';
@@ -8,6 +9,7 @@ import { portalMigrations } from './migrations.js';
 /** Every migration set the portal runs on start: its own tables, the demo schema, then each package's. */
 export const allMigrations: PackageMigrations[] = [
   portalMigrations,
+  consentMigrations,
   requestMigrations,
   subjectAccessMigrations,
 ];

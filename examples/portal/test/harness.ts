@@ -69,6 +69,10 @@ export async function startPortal(
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      // pg's Pool.end() resolves before its sockets are closed; dropping the database at once
+      // (WITH (FORCE)) then kills a closing client with an unhandled FATAL. Close first, wait, drop.
+      await t.db.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
       await t.destroy();
     },
   };

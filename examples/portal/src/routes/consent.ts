@@ -1,0 +1,97 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { Clock, Policy } from '@privacykit/core';
+import type { ConsentLedger } from '@privacykit/consent';
+import type { Request } from 'express';
+import { clearRefusedCookies, readConsentCookie, writeConsentCookie } from '../consent-cookie.js';
+import { HttpError } from '../http-error.js';
+import { render } from '../render.js';
+import { csrfToken } from '../security.js';
+import { consentHistoryView } from '../views/consent.js';
+
+const eventIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+
+/**
+ * The visitor's own consent record (Art 7(1), 15): current choices, the full history, a signed
+ * receipt per decision, and `POST /withdraw` — withdrawing everything in one click, as easy as
+ * accepting was (Art 7(3), C05). The visitor is known only by the pseudonymous id in `pk_consent`.
+ */
+export function consentRoutes(options: {
+  policy: Policy;
+  clock: Clock;
+  ledger: ConsentLedger;
+  secureCookies: (req: Request) => boolean;
+}): Router {
+  const { policy, ledger, clock } = options;
+  const router = Router();
+
+  router.get('/consent', async (req, res) => {
+    const cookie = readConsentCookie(req, policy);
+    const current = cookie ? await ledger.current(cookie.s) : undefined;
+    const history = cookie ? await ledger.history(cookie.s) : [];
+    render(req, res, {
+      title: 'Your consent',
+      body: consentHistoryView({
+        policy,
+        current,
+        history,
+        csrf: csrfToken(req),
+        withdrawn: req.query.withdrawn === '1',
+      }),
+    });
+  });
+
+  router.get('/consent/receipts/:eventId', async (req, res) => {
+    const cookie = readConsentCookie(req, policy);
+    const eventId = eventIdSchema.safeParse(req.params.eventId);
+    if (!cookie || !eventId.success) throw new HttpError(404, 'No such receipt.');
+    const history = await ledger.history(cookie.s);
+    // Object-level check: only receipts of this browser's own decisions (S05).
+    if (!history.some((entry) => entry.eventId === eventId.data && entry.kind === 'decision')) {
+      throw new HttpError(404, 'No such receipt.');
+    }
+    const receipt = await ledger.receipt(eventId.data);
+    res
+      .set({
+        'Content-Disposition': `attachment; filename="consent-receipt-${eventId.data}.json"`,
+        'Cache-Control': 'no-store',
+      })
+      .type('application/json')
+      .send(`${JSON.stringify(receipt, null, 2)}\n`);
+  });
+
+  router.get('/consent/public-key', async (_req, res) => {
+    res.type('text/plain').send(await ledger.publicKey());
+  });
+
+  router
+    .route('/withdraw')
+    .post(async (req, res) => {
+      const cookie = readConsentCookie(req, policy);
+      if (cookie) {
+        const current = await ledger.current(cookie.s);
+        for (const [purpose, status] of Object.entries(current.purposes)) {
+          if (status.valid) {
+            await ledger.withdraw(cookie.s, purpose, {
+              source: 'form',
+              method: 'click',
+              evidence: req.ip ? { ip: req.ip } : undefined,
+            });
+          }
+        }
+        const choices = Object.fromEntries(Object.keys(cookie.p).map((purpose) => [purpose, false]));
+        writeConsentCookie(
+          res,
+          { ...cookie, p: choices, t: clock.now().toISOString() },
+          options.secureCookies(req),
+        );
+        clearRefusedCookies(req, res, policy, choices);
+      }
+      res.redirect(303, '/consent?withdrawn=1');
+    })
+    .all((_req, res) => {
+      res.set('Allow', 'POST').status(405).type('text').send('Method Not Allowed');
+    });
+
+  return router;
+}

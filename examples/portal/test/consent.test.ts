@@ -1,0 +1,101 @@
+import { verifyReceipt } from '@privacykit/consent';
+import type { ConsentReceipt } from '@privacykit/consent';
+import { testEngines } from '@privacykit/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, STAFF, startPortal } from './harness.js';
+import type { Portal } from './harness.js';
+
+describe.each(testEngines())('cookie banner and consent ledger on $engine', (engine) => {
+  let portal: Portal;
+  beforeAll(async () => {
+    portal = await startPortal(engine, {}, { seed: false });
+  });
+  afterAll(async () => {
+    await portal?.close();
+  });
+
+  it('shows Accept all and Refuse all side by side on the first layer, and no analytics before a choice', async () => {
+    const visitor = new Client(portal.base);
+    const page = await visitor.page('/privacy');
+    expect(page).toContain('value="accept-all">Accept all</button>');
+    expect(page).toContain('value="refuse-all">Refuse all</button>');
+    expect(page).not.toContain('/js/analytics.js');
+    expect([...visitor.cookies.keys()]).toEqual(['pk_session']);
+  });
+
+  it('records a refusal per purpose, keeps analytics out, and gives a verifiable signed receipt', async () => {
+    const visitor = new Client(portal.base);
+    await visitor.page('/privacy');
+    const response = await visitor.post('/cookies', { choice: 'refuse-all', return: '/privacy' });
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe('/privacy');
+    expect(visitor.cookies.has('pk_consent')).toBe(true);
+    const page = await visitor.page('/privacy');
+    expect(page).not.toContain('/js/analytics.js');
+    expect(page).not.toContain('id="banner-title"');
+
+    const consent = await visitor.page('/consent');
+    expect(consent).toContain('data-purpose="audience-measurement">refused');
+    expect(consent).toContain('data-purpose="targeted-advertising">refused');
+    const href = /href="(\/consent\/receipts\/[^"]+)"/.exec(consent)![1]!;
+    const receipt = (await (await visitor.get(href)).json()) as ConsentReceipt;
+    const key = await (await visitor.get('/consent/public-key')).text();
+    expect(verifyReceipt(receipt, key)).toBe(true);
+
+    // Another browser cannot fetch this receipt.
+    const stranger = new Client(portal.base);
+    expect((await stranger.get(href)).status).toBe(404);
+  });
+
+  it('includes the analytics script only after consent, and withdrawing removes it and its cookie', async () => {
+    const visitor = new Client(portal.base);
+    await visitor.page('/privacy');
+    const accepted = await visitor.post('/cookies', { choice: 'accept-all', return: '/privacy' });
+    expect(accepted.status, String(portal.errors[0])).toBe(303);
+    expect(await visitor.page('/privacy')).toContain('<script src="/js/analytics.js" defer></script>');
+    visitor.cookies.set('_ga', 'GA1.1.1.1');
+    const consent = await visitor.page('/consent');
+    expect(consent).toContain('data-purpose="audience-measurement">granted');
+    const withdrawn = await visitor.post('/withdraw', {});
+    expect(withdrawn.status).toBe(303);
+    expect(visitor.cookies.has('_ga')).toBe(false);
+    expect(await visitor.page('/consent')).toContain('data-purpose="audience-measurement">withdrawn');
+    expect(await visitor.page('/privacy')).not.toContain('analytics.js');
+  });
+
+  it('saves a granular choice; an unanswered purpose counts as refused', async () => {
+    const visitor = new Client(portal.base);
+    await visitor.page('/cookies');
+    const saved = await visitor.post('/cookies', {
+      choice: 'save',
+      'purpose_audience-measurement': 'granted',
+    });
+    expect(saved.headers.get('location')).toBe('/cookies?saved=1');
+    const consent = await visitor.page('/consent');
+    expect(consent).toContain('data-purpose="audience-measurement">granted');
+    expect(consent).toContain('data-purpose="targeted-advertising">refused');
+  });
+
+  it('honours Sec-GPC: 1 by refusing targeted advertising even on Accept all, with GPC as the source', async () => {
+    const visitor = new Client(portal.base, { 'sec-gpc': '1' });
+    await visitor.page('/privacy');
+    await visitor.post('/cookies', { choice: 'accept-all' });
+    const consent = await visitor.page('/consent');
+    expect(consent).toContain('data-purpose="audience-measurement">granted');
+    expect(consent).toContain('data-purpose="targeted-advertising">refused');
+    expect(consent).toMatch(/gpc gpc-signal/);
+  });
+
+  it('serves /.well-known/gpc.json', async () => {
+    const response = await fetch(`${portal.base}/.well-known/gpc.json`);
+    expect(await response.json()).toEqual({ gpc: true, lastUpdate: '2018-05-07' });
+  });
+
+  it('shows staff the ledger verification and statistics per purpose and notice version', async () => {
+    const staff = new Client(portal.base);
+    await staff.login(STAFF);
+    const page = await staff.page('/admin/consent');
+    expect(page).toContain('data-ledger-ok="true"');
+    expect(page).toMatch(/Measure the audience[^<]*<\/td><td>2018-05-07<\/td><td>granted<\/td><td>\d+/);
+  });
+});
