@@ -15,6 +15,7 @@ import { createStaffAudit } from './audit.js';
 import { recordCookieChoice } from './consent-recorder.js';
 import { consentRoutes } from './routes/consent.js';
 import { adminConsentRoutes } from './routes/admin/consent.js';
+import { adminRecordRoutes } from './routes/admin/record.js';
 import type { StaffAudit } from './audit.js';
 import { dataMap as demoDataMap } from './data-map.js';
 import { HttpError } from './http-error.js';
@@ -235,6 +236,7 @@ export function createApp(deps: AppDeps): Express {
           label: 'Consent ledger',
           text: 'verification, statistics, a subject’s proof',
         },
+        { href: '/admin/record', label: 'Record of processing', text: 'the Art 30 record, from the policy' },
         { href: '/admin/outbox', label: 'Mail outbox', text: 'mail sent by the portal in development' },
         { href: '/admin/audit', label: 'Audit trail', text: 'who did what, when' },
         { href: '/admin/staff', label: 'Staff accounts', text: 'administrators and privacy officers' },
@@ -243,6 +245,7 @@ export function createApp(deps: AppDeps): Express {
   );
 
   app.use(adminConsentRoutes({ policy, ledger: services.ledger }));
+  app.use(adminRecordRoutes(policy));
   app.use(
     adminRequestRoutes({
       db,

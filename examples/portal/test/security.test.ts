@@ -1,0 +1,214 @@
+import fc from 'fast-check';
+import { testEngines } from '@privacykit/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, Client, STAFF, startPortal } from './harness.js';
+import type { Portal } from './harness.js';
+
+/** Every form of the portal: path and its fields. */
+const forms: Array<{ path: string; page: string; fields: string[]; staff?: boolean }> = [
+  {
+    path: '/cookies',
+    page: '/cookies',
+    fields: ['choice', 'return', 'purpose_audience-measurement', 'purpose_targeted-advertising'],
+  },
+  { path: '/rights/access', page: '/rights/access', fields: ['email', 'customerNumber'] },
+  { path: '/rights/portability', page: '/rights/portability', fields: ['email', 'format'] },
+  {
+    path: '/rights/rectification',
+    page: '/rights/rectification',
+    fields: ['email', 'field', 'corrected', 'explanation'],
+  },
+  { path: '/erase', page: '/rights/erasure', fields: ['email', 'grounds', 'explanation'] },
+  { path: '/rights/restriction', page: '/rights/restriction', fields: ['email', 'ground', 'explanation'] },
+  { path: '/rights/objection', page: '/rights/objection', fields: ['email', 'kind', 'grounds'] },
+  { path: '/rights/withdraw-consent', page: '/rights/withdraw-consent', fields: ['email', 'purposes'] },
+  {
+    path: '/rights/post-mortem-directives',
+    page: '/rights/post-mortem-directives',
+    fields: ['email', 'kind', 'instructions', 'executorName', 'executorEmail'],
+  },
+  { path: '/rights/verify', page: '/rights', fields: ['requestId', 'code', 'token'] },
+  { path: '/withdraw', page: '/consent', fields: [] },
+  { path: '/admin/login', page: '/admin/login', fields: ['email', 'password', 'next'] },
+  { path: '/admin/staff', page: '/admin/staff', fields: ['email', 'name', 'role', 'password'], staff: true },
+  { path: '/admin/requests/x/deny', page: '/admin/requests', fields: ['reason'], staff: true },
+  { path: '/admin/requests/x/extend', page: '/admin/requests', fields: ['months', 'reasons'], staff: true },
+];
+
+describe.each(testEngines())('hostile input on $engine', (engine) => {
+  let portal: Portal;
+  beforeAll(async () => {
+    portal = await startPortal(
+      engine,
+      { rateLimits: { intake: 100_000, verify: 100_000, login: 100_000 } },
+      { seed: false },
+    );
+  });
+  afterAll(async () => {
+    await portal?.close();
+  });
+
+  it('refuses cross-site POSTs to /erase and /withdraw without a token or with a bad Origin (403)', async () => {
+    const visitor = new Client(portal.base);
+    await visitor.page('/rights/erasure');
+    for (const path of ['/erase', '/withdraw']) {
+      expect((await visitor.post(path, { email: 'ada@example.com' }, { csrf: null })).status).toBe(403);
+      expect(
+        (await visitor.post(path, { email: 'ada@example.com' }, { origin: 'https://evil.example' })).status,
+      ).toBe(403);
+      expect((await visitor.post(path, { email: 'ada@example.com' }, { csrf: 'forged-token' })).status).toBe(
+        403,
+      );
+      expect(
+        (
+          await visitor.post(
+            path,
+            { email: 'ada@example.com' },
+            { origin: null, headers: { referer: 'https://evil.example/x' } },
+          )
+        ).status,
+      ).toBe(403);
+    }
+    // The same form with the token and no Origin (old browsers) is accepted.
+    expect((await visitor.post('/erase', { email: 'ada@example.com' }, { origin: null })).status).toBe(303);
+  });
+
+  it('answers GET /erase and GET /withdraw with 405: GET never mutates', async () => {
+    for (const path of ['/erase', '/withdraw']) {
+      const response = await fetch(portal.base + path);
+      expect(response.status).toBe(405);
+      expect(response.headers.get('allow')).toBe('POST');
+    }
+  });
+
+  it('gives the same answer for a wrong password of a known account and for an unknown account', async () => {
+    const a = new Client(portal.base);
+    await a.page('/admin/login');
+    const known = await a.post('/admin/login', { email: STAFF.email, password: 'wrong password here' });
+    const unknown = await a.post('/admin/login', {
+      email: 'ghost@example.com',
+      password: 'wrong password here',
+    });
+    expect(known.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    const strip = (text: string) => text.replace(/value="[^"]*"/g, '');
+    expect(strip(await known.text())).toBe(strip(await unknown.text()));
+  });
+
+  it('keeps staff pages behind login and admin pages behind the admin role', async () => {
+    const anonymous = new Client(portal.base);
+    const response = await anonymous.get('/admin/requests');
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toMatch(/^\/admin\/login/);
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    expect((await officer.get('/admin/staff')).status).toBe(403);
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    expect((await admin.get('/admin/staff')).status).toBe(200);
+    expect(await (await admin.get('/admin/record')).text()).toContain('Record of processing activities');
+  });
+
+  it('rotates the session id on login and ends the session on logout', async () => {
+    const staff = new Client(portal.base);
+    await staff.page('/admin/login');
+    const before = staff.cookies.get('pk_session');
+    await staff.post('/admin/login', STAFF);
+    const after = staff.cookies.get('pk_session');
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+    await staff.page('/admin');
+    await staff.post('/admin/logout', {});
+    const old = new Client(portal.base);
+    old.cookies.set('pk_session', after!);
+    expect((await old.get('/admin')).status).toBe(303);
+  });
+
+  it('turns fuzzed form input into 4xx answers, never a 500', async () => {
+    const visitor = new Client(portal.base);
+    const staff = new Client(portal.base);
+    await staff.login(ADMIN);
+    const value = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      fc.string({ unit: 'grapheme', maxLength: 50 }),
+      fc.constantFrom(
+        '',
+        ' ',
+        'accept-all',
+        'save',
+        '../../etc/passwd',
+        '//evil.example',
+        '<script>',
+        "' OR 1=1 --",
+        'ada@example.com',
+        '=cmd|/C calc',
+        '\u0000',
+        'ａｄａ@example.com',
+      ),
+      fc.array(fc.string({ maxLength: 20 }), { maxLength: 4 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...forms),
+        fc.dictionary(fc.constantFrom('x', 'choice', 'email', 'kind'), value),
+        fc.array(value, { minLength: 3, maxLength: 5 }),
+        async (form, extra, values) => {
+          const client = form.staff ? staff : visitor;
+          await client.page(form.page);
+          const body: Record<string, string | string[]> = { ...extra };
+          form.fields.forEach((field, i) => {
+            body[field] = values[i % values.length]!;
+          });
+          const response = await client.post(form.path, body);
+          await response.arrayBuffer();
+          expect(response.status, `${form.path} ${JSON.stringify(body)}`).toBeLessThan(500);
+        },
+      ),
+      { numRuns: engine.engine === 'sqlite' ? 150 : 60 },
+    );
+    expect(portal.errors).toEqual([]);
+  });
+});
+
+describe('rate limits', () => {
+  it('throttles staff login attempts (S02)', async () => {
+    const portal = await startPortal(testEngines()[0]!, { rateLimits: { login: 3 } }, { seed: false });
+    try {
+      const client = new Client(portal.base);
+      await client.page('/admin/login');
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        statuses.push(
+          (await client.post('/admin/login', { email: STAFF.email, password: `guess ${i}` })).status,
+        );
+      }
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+      // Even the right password is refused while throttled.
+      expect((await client.post('/admin/login', STAFF)).status).toBe(429);
+    } finally {
+      await portal.close();
+    }
+  });
+
+  it('throttles request intake and code guessing (S02, hostile cases 14–15)', async () => {
+    const portal = await startPortal(
+      testEngines()[0]!,
+      { rateLimits: { intake: 2, verify: 3 } },
+      { seed: false },
+    );
+    try {
+      const client = new Client(portal.base);
+      await client.page('/rights/access');
+      const intake: number[] = [];
+      for (let i = 0; i < 3; i += 1)
+        intake.push((await client.post('/rights/access', { email: `p${i}@example.com` })).status);
+      expect(intake).toEqual([303, 303, 429]);
+      const guesses: number[] = [];
+      for (let i = 0; i < 4; i += 1)
+        guesses.push((await client.post('/rights/verify', { requestId: 'abc', code: '123456' })).status);
+      expect(guesses.at(-1)).toBe(429);
+    } finally {
+      await portal.close();
+    }
+  });
+});
