@@ -51,6 +51,8 @@ async function createTable(db: Kysely<any>, engine: string, table: string): Prom
     );
   }
   await db.schema.createIndex(`${table}_created`).on(table).column('created_at').execute();
+  // Fresh statistics, or PostgreSQL's planner may walk the date index and sort every batch.
+  await sql`analyze ${sql.table(table)}`.execute(db);
 }
 
 /**
