@@ -16,6 +16,8 @@ import { recordCookieChoice } from './consent-recorder.js';
 import { consentRoutes } from './routes/consent.js';
 import { adminConsentRoutes } from './routes/admin/consent.js';
 import { adminRecordRoutes } from './routes/admin/record.js';
+import { adminErasureRoutes } from './routes/admin/erasure.js';
+import { csrfField } from './views/layout.js';
 import type { StaffAudit } from './audit.js';
 import { dataMap as demoDataMap } from './data-map.js';
 import { HttpError } from './http-error.js';
@@ -247,6 +249,17 @@ export function createApp(deps: AppDeps): Express {
   app.use(adminConsentRoutes({ policy, ledger: services.ledger }));
   app.use(adminRecordRoutes(policy));
   app.use(
+    adminErasureRoutes({
+      db,
+      policy,
+      dataMap,
+      clock,
+      requests: services.requests,
+      ledger: services.ledger,
+      audit: services.audit,
+    }),
+  );
+  app.use(
     adminRequestRoutes({
       db,
       policy,
@@ -258,6 +271,10 @@ export function createApp(deps: AppDeps): Express {
       audit: services.audit,
       mailer,
       // Identified subjects are `email:<address>` in the ledger (newsletter consent, imports).
+      extraActions: (record, csrf) =>
+        record.right === 'erasure' && record.status === 'in-progress'
+          ? html`<form method="post" action="/admin/requests/${record.id}/erasure">${csrfField(csrf)}<p>Computes what would be erased and what the law makes us keep. Nothing changes yet.</p><button type="submit">Preview the erasure</button></form>`
+          : html``,
       consentHistoryFor: async (identities) =>
         (
           await Promise.all(

@@ -45,8 +45,9 @@ export const dataMap = defineDataMap(
       },
       invoices: {
         primaryKey: 'id',
+        // Reached through the billing email only: the invoice outlives the customer row
+        // (10 years, Art 17(3)(b)), so it must not depend on it to be found for Art 15.
         identities: { email: 'billing_email' },
-        references: [{ column: 'customer_id', table: 'customers' }],
         columns: {
           billing_email: 'billing.invoices',
           billing_name: 'billing.invoices',
@@ -63,9 +64,11 @@ export const dataMap = defineDataMap(
         columns: {
           ordered_on: 'transaction.details',
           description: 'transaction.details',
-          amount_cents: 'billing.payments',
-          payment_received_on: 'billing.payments',
+          amount_cents: 'transaction.details',
+          payment_received_on: 'transaction.details',
         },
+        // Not `billing.payments`: the seed keeps that category despite erasure for pre-litigation
+        // (Art 17(3)(e)), and these rows are no dispute's evidence; unpaid invoices would be.
         description: 'Orders and their payments',
       },
       payment_cards: {
@@ -74,9 +77,9 @@ export const dataMap = defineDataMap(
         columns: {
           masked_number: 'payment.card.number',
           expiry_month: 'payment.card.expiry',
-          debit_date: 'billing.payments',
+          debit_date: 'payment.card',
           card_type: 'payment.method',
-          payment_received_on: 'billing.payments',
+          payment_received_on: 'payment.card',
         },
         description: 'Bank cards on file (masked number and expiry only; never the security code)',
       },

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { migrate } from '@privacykit/core/db';
 import type { PackageMigrations } from '@privacykit/core/db';
 import { consentMigrations } from '@privacykit/consent';
+import { erasureMigrations } from '@privacykit/erasure';
 import { requestMigrations } from '@privacykit/requests';
 import { subjectAccessMigrations } from '@privacykit/subject-access';
 import { portalMigrations } from './migrations.js';
@@ -12,6 +13,7 @@ export const allMigrations: PackageMigrations[] = [
   consentMigrations,
   requestMigrations,
   subjectAccessMigrations,
+  erasureMigrations,
 ];
 
 /** Brings the database up to date (idempotent; safe on every start). */

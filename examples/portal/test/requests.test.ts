@@ -134,4 +134,52 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
     expect(wrong.status).toBe(400);
     expect((await visitor.get(`/rights/requests/${requestId}`)).status).toBe(404);
   });
+
+  it('erases on request, keeping only the invoices the law requires; a later access export shows just those', async () => {
+    const visitor = new Client(portal.base);
+    const erasureId = await fileAndVerify(portal, visitor, 'erasure', {
+      email: 'edsger@example.com',
+      grounds: 'no-longer-necessary',
+    });
+    const staff = new Client(portal.base);
+    await staff.login(STAFF);
+    await staff.page(`/admin/requests/${erasureId}`);
+    await staff.post(`/admin/requests/${erasureId}/approve`, {});
+    const detail = await staff.page(`/admin/requests/${erasureId}`);
+    expect(detail).toContain('Preview the erasure');
+    const planned = await staff.post(`/admin/requests/${erasureId}/erasure`, {});
+    expect(planned.status).toBe(303);
+    const planUrl = planned.headers.get('location')!;
+    const preview = await staff.page(planUrl);
+    expect(preview).toContain('data-erasure-status="planned"');
+    expect(preview).toMatch(/invoices<\/td><td>\d+<\/td>[\s\S]*Art 17\(3\)\(b\)/);
+    // Nothing changed yet.
+    const before = await portal.t.db
+      .selectFrom('customers')
+      .select('id')
+      .where('email', '=', 'edsger@example.com')
+      .execute();
+    expect(before).toHaveLength(1);
+    expect((await staff.post(`${planUrl}/execute`, {})).status).toBe(303);
+    const result = await staff.page(planUrl);
+    expect(result).toContain('data-report-status="partial"');
+    expect(result).toContain('data-verified="true"');
+    expect(await staff.page(`/admin/requests/${erasureId}`)).toContain('data-status="completed"');
+
+    const again = new Client(portal.base);
+    const accessId = await fileAndVerify(portal, again, 'access', { email: 'edsger@example.com' });
+    await staff.page(`/admin/requests/${accessId}`);
+    await staff.post(`/admin/requests/${accessId}/approve`, {});
+    await staff.post(`/admin/requests/${accessId}/export`, {});
+    await again.page(`/rights/requests/${accessId}`);
+    const link = await again.post(`/rights/requests/${accessId}/download`, {});
+    const files = await unzip(
+      Buffer.from(await (await again.get(link.headers.get('location')!)).arrayBuffer()),
+    );
+    const manifest = JSON.parse(files.get('manifest.json')!.toString('utf8')) as {
+      tables: { name: string; rows: number }[];
+    };
+    const withRows = manifest.tables.filter((table) => table.rows > 0).map((table) => table.name);
+    expect(withRows).toEqual(['invoices']);
+  });
 });
