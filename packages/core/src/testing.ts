@@ -75,6 +75,17 @@ export async function createTestDatabase(engine: TestEngine): Promise<TestDataba
         url,
         async destroy() {
           await db.destroy();
+          if (engine.engine === 'postgres') {
+            // pg's pool.end() resolves before the server has seen every client go: wait for the
+            // sessions to end, so dropping the database never terminates a closing connection.
+            for (let attempt = 0; attempt < 100; attempt++) {
+              const { rows } = await sql<{
+                n: number;
+              }>`select count(*)::int as n from pg_stat_activity where datname = ${name}`.execute(admin);
+              if ((rows[0]?.n ?? 0) === 0) break;
+              await new Promise((resolve) => setTimeout(resolve, 20));
+            }
+          }
           await sql`drop database if exists ${sql.id(name)}${engine.engine === 'postgres' ? sql` with (force)` : sql``}`.execute(
             admin,
           );

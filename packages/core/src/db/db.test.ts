@@ -8,7 +8,7 @@ import type { TestDatabase } from '../testing.js';
 import { engineOf } from './engine.js';
 import { autoIncrementColumn, columnType, migrate } from './migrate.js';
 import type { PackageMigrations } from './migrate.js';
-import { engineOfUrl, openDatabase } from './open.js';
+import { engineOfUrl, openDatabase, withStatementCache } from './open.js';
 import { countSubjectRows, subjectRows, subjectRowsQuery } from './traversal.js';
 
 const notes: PackageMigrations = {
@@ -225,5 +225,44 @@ describe.each(testEngines())('on $engine', (engine) => {
         tenant: 'acme',
       }),
     ).toEqual({});
+  });
+});
+
+describe('SQLite statement cache', () => {
+  it('reuses a statement, and prepares a fresh one while the cached one is iterating', async () => {
+    const Database = (await import('better-sqlite3')).default;
+    const raw = new Database(':memory:');
+    const cached = withStatementCache(raw, 2);
+    raw.exec('create table n (v integer); insert into n values (1), (2), (3)');
+    const first = cached.prepare('select v from n order by v');
+    expect(cached.prepare('select v from n order by v')).toBe(first);
+    const iterator = (first as unknown as { iterate(): Iterator<unknown> }).iterate();
+    iterator.next();
+    const during = cached.prepare('select v from n order by v');
+    expect(during).not.toBe(first);
+    expect((during as unknown as { all(): unknown[] }).all()).toEqual([{ v: 1 }, { v: 2 }, { v: 3 }]);
+    iterator.return?.();
+    expect(cached.prepare('select v from n order by v')).toBe(first);
+    // Least recently used statements leave a full cache.
+    cached.prepare('select 1');
+    cached.prepare('select 2');
+    expect(cached.prepare('select v from n order by v')).not.toBe(first);
+    cached.close();
+  });
+
+  it('keeps working across schema changes', async () => {
+    const t = await createTestDatabase({ engine: 'sqlite', url: 'sqlite' });
+    try {
+      await t.db.schema.createTable('n').addColumn('v', 'integer').execute();
+      await t.db
+        .insertInto('n')
+        .values([{ v: 1 }])
+        .execute();
+      expect(await t.db.selectFrom('n').selectAll().execute()).toEqual([{ v: 1 }]);
+      await t.db.schema.alterTable('n').addColumn('w', 'integer').execute();
+      expect(await t.db.selectFrom('n').selectAll().execute()).toEqual([{ v: 1, w: null }]);
+    } finally {
+      await t.destroy();
+    }
   });
 });

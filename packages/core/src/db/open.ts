@@ -36,6 +36,41 @@ async function load<T>(module: string, engine: string): Promise<T> {
   }
 }
 
+type BetterSqlite = import('better-sqlite3').Database;
+type BetterStatement = ReturnType<BetterSqlite['prepare']>;
+
+/**
+ * kysely's SQLite driver prepares every statement it runs; preparing costs more than running a
+ * small statement. Reuse prepared statements by SQL text (LRU). A statement still being iterated
+ * (a stream) is busy and cannot be reused, so a busy hit gets a fresh, uncached statement.
+ */
+export function withStatementCache(
+  database: BetterSqlite,
+  size = 512,
+): { close(): void; prepare(sql: string): BetterStatement } {
+  const cache = new Map<string, BetterStatement>();
+  return {
+    close: () => {
+      cache.clear();
+      database.close();
+    },
+    prepare(sql) {
+      const cached = cache.get(sql);
+      if (cached && !cached.busy) {
+        cache.delete(sql);
+        cache.set(sql, cached);
+        return cached;
+      }
+      const statement = database.prepare(sql);
+      if (!cached) {
+        cache.set(sql, statement);
+        if (cache.size > size) cache.delete(cache.keys().next().value as string);
+      }
+      return statement;
+    },
+  };
+}
+
 function sqlitePath(url: string): string {
   if (url === ':memory:') return url;
   return url.replace(/^sqlite:(\/\/)?/i, '').replace(/^file:(\/\/)?/i, '') || ':memory:';
@@ -57,7 +92,7 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
       database.pragma('synchronous = NORMAL');
       database.pragma('foreign_keys = ON');
       database.pragma('busy_timeout = 10000');
-      return new Kysely<any>({ dialect: new SqliteDialect({ database }) });
+      return new Kysely<any>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
     }
     case 'postgres': {
       const pg = await load<{ default: typeof import('pg') }>('pg', 'PostgreSQL');
@@ -79,6 +114,9 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
               : pg.default.types.getTypeParser(oid, format as 'text'),
         },
       });
+      // An idle client's error (server restart, failover, a dropped database) must not crash the
+      // host process: the pool discards that client and the next query reconnects.
+      pool.on('error', () => {});
       return new Kysely<any>({
         dialect: new PostgresDialect({ pool, ...(cursor ? { cursor: cursor as never } : {}) }),
       });

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, SelectQueryBuilder, SqlBool } from 'kysely';
 import { categoryCovers } from '../categories.js';
 import { PrivacyKitError } from '../errors.js';
 import { normaliseIdentity } from '../data-map.js';
@@ -128,52 +128,99 @@ function columnsFor(
   return [...new Set([...definition.primaryKey, ...matching])];
 }
 
+const rowidAlias = '__privacykit_rowid';
+
 /**
  * Every row of the subject across the data map, parents first, found from the subject's
  * identities along the declared foreign keys — the one traversal that subject-access, erasure
- * and retention share (Art 15, 17, 5(1)(e)). Streams with keyset pagination on the primary key
- * so memory stays flat however many rows the subject has; tables without a primary key are
- * streamed through the driver's cursor.
+ * and retention share (Art 15, 17, 5(1)(e)). Memory stays flat however many rows the subject
+ * has: PostgreSQL (with pg-cursor) and MySQL stream each table through one server-side cursor,
+ * so the subject's row set is computed once per table; SQLite, whose single connection a cursor
+ * would hold, pages by primary key (or rowid) instead.
  */
 export async function* subjectRows(options: SubjectRowsOptions): AsyncGenerator<SubjectRow> {
   const { dataMap, batchSize = 1000 } = options;
-  const names = options.tables ?? dataMap.order;
-  for (const name of names) {
+  const streaming = engineOf(options.db) !== 'sqlite';
+  for (const name of options.tables ?? dataMap.order) {
     const definition = table(dataMap, name);
     const columns = columnsFor(definition, options.categories);
     if (columns && columns.length === 0) continue;
     const base = subjectRowsQuery(options, name);
-    const selected = columns ? base.select(columns) : base.selectAll();
-    if (definition.primaryKey.length === 0) {
-      for await (const row of selected.stream(batchSize))
-        yield { table: name, row: row as Record<string, unknown> };
-      continue;
-    }
-    const pk = definition.primaryKey;
-    let last: unknown[] | undefined;
-    for (;;) {
-      let page = selected;
-      if (last) {
-        const after = last;
-        page = page.where((eb) =>
-          pk.length === 1
-            ? eb(eb.ref(`${name}.${pk[0]}`), '>', after[0])
-            : eb(
-                eb.refTuple(...(pk.map((column) => `${name}.${column}`) as [string, string])),
-                '>',
-                eb.tuple(...(after as [unknown, unknown])),
-              ),
-        );
+    const selected = columns
+      ? base.select(columns.map((column) => `${name}.${column}`))
+      : base.selectAll(name);
+    if (streaming) {
+      const ordered = definition.primaryKey.reduce(
+        (query, column) => query.orderBy(`${name}.${column}`),
+        selected,
+      );
+      const rows = streamOrNull(ordered.stream(batchSize));
+      const first = await rows.next();
+      if (first.value !== cursorMissing) {
+        if (!first.done) yield { table: name, row: first.value as Record<string, unknown> };
+        for await (const row of rows) yield { table: name, row: row as Record<string, unknown> };
+        continue;
       }
-      const rows = (await page
-        .orderBy(pk.map((column) => `${name}.${column}`))
-        .limit(batchSize)
-        .execute()) as Record<string, unknown>[];
-      for (const row of rows) yield { table: name, row };
-      if (rows.length < batchSize) break;
-      const tail = rows[rows.length - 1]!;
-      last = pk.map((column) => tail[column]);
+      // PostgreSQL without pg-cursor: page by key like SQLite.
     }
+    yield* pageByKey(name, definition.primaryKey, selected, batchSize);
+  }
+}
+
+const cursorMissing = Symbol('cursor-missing');
+
+async function* streamOrNull(rows: AsyncIterableIterator<unknown>): AsyncGenerator<unknown> {
+  try {
+    const first = await rows.next();
+    if (first.done) return;
+    yield first.value;
+  } catch (error) {
+    if (error instanceof Error && /cursor/i.test(error.message)) {
+      yield cursorMissing;
+      return;
+    }
+    throw error;
+  }
+  yield* rows;
+}
+
+async function* pageByKey(
+  name: string,
+  primaryKey: readonly string[],
+  // biome-ignore lint/suspicious/noExplicitAny: a query over the host's own, unknown schema
+  selected: SelectQueryBuilder<any, any, any>,
+  batchSize: number,
+): AsyncGenerator<SubjectRow> {
+  // Without a primary key, SQLite's rowid orders and resumes the pages.
+  const key = primaryKey.length > 0 ? primaryKey.map((column) => `${name}.${column}`) : [`${name}.rowid`];
+  const query = primaryKey.length > 0 ? selected : selected.select(sql.ref(`${name}.rowid`).as(rowidAlias));
+  const keyOf = (row: Record<string, unknown>) =>
+    primaryKey.length > 0 ? primaryKey.map((column) => row[column]) : [row[rowidAlias]];
+  let last: unknown[] | undefined;
+  for (;;) {
+    let page = query;
+    if (last) {
+      const after = last;
+      page = page.where((eb) =>
+        key.length === 1
+          ? eb(eb.ref(key[0]!), '>', after[0])
+          : eb(eb.refTuple(...(key as [string, string])), '>', eb.tuple(...(after as [unknown, unknown]))),
+      );
+    }
+    const rows = (await key
+      .reduce((ordered, column) => ordered.orderBy(column), page)
+      .limit(batchSize)
+      .execute()) as Record<string, unknown>[];
+    for (const row of rows) {
+      if (primaryKey.length > 0) {
+        yield { table: name, row };
+      } else {
+        const { [rowidAlias]: _rowid, ...rest } = row;
+        yield { table: name, row: rest };
+      }
+    }
+    if (rows.length < batchSize) break;
+    last = keyOf(rows[rows.length - 1]!);
   }
 }
 
