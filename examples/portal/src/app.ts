@@ -16,6 +16,9 @@ import { recordCookieChoice } from './consent-recorder.js';
 import { consentRoutes } from './routes/consent.js';
 import { adminConsentRoutes } from './routes/admin/consent.js';
 import { adminRecordRoutes } from './routes/admin/record.js';
+import { adminRetentionRoutes } from './routes/admin/retention.js';
+import { createRetentionEngine } from '@privacykit/retention';
+import { retentionSchedule } from './retention-schedule.js';
 import { adminErasureRoutes } from './routes/admin/erasure.js';
 import { csrfField } from './views/layout.js';
 import type { StaffAudit } from './audit.js';
@@ -238,6 +241,11 @@ export function createApp(deps: AppDeps): Express {
           label: 'Consent ledger',
           text: 'verification, statistics, a subject’s proof',
         },
+        {
+          href: '/admin/retention',
+          label: 'Retention',
+          text: 'the schedule in words, dry run, sweep, holds, certificates, backlog',
+        },
         { href: '/admin/record', label: 'Record of processing', text: 'the Art 30 record, from the policy' },
         { href: '/admin/outbox', label: 'Mail outbox', text: 'mail sent by the portal in development' },
         { href: '/admin/audit', label: 'Audit trail', text: 'who did what, when' },
@@ -248,6 +256,13 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(adminConsentRoutes({ policy, ledger: services.ledger }));
   app.use(adminRecordRoutes(policy));
+  app.use(
+    adminRetentionRoutes({
+      policy,
+      audit: services.audit,
+      retention: createRetentionEngine({ db, policy, dataMap, clock, schedule: retentionSchedule }),
+    }),
+  );
   app.use(
     adminErasureRoutes({
       db,

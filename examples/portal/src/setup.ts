@@ -3,6 +3,7 @@ import { migrate } from '@privacykit/core/db';
 import type { PackageMigrations } from '@privacykit/core/db';
 import { consentMigrations } from '@privacykit/consent';
 import { erasureMigrations } from '@privacykit/erasure';
+import { retentionMigrations } from '@privacykit/retention';
 import { requestMigrations } from '@privacykit/requests';
 import { subjectAccessMigrations } from '@privacykit/subject-access';
 import { portalMigrations } from './migrations.js';
@@ -14,6 +15,7 @@ export const allMigrations: PackageMigrations[] = [
   requestMigrations,
   subjectAccessMigrations,
   erasureMigrations,
+  retentionMigrations,
 ];
 
 /** Brings the database up to date (idempotent; safe on every start). */

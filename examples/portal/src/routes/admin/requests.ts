@@ -39,7 +39,7 @@ export function verifiedIdentities(record: RequestRecord): Record<string, string
   const out: Record<string, string[]> = {};
   for (const identity of record.identities) {
     if (!identity.verified) continue;
-    (out[identity.kind] ??= []).push(identity.value);
+    out[identity.kind] = [...(out[identity.kind] ?? []), identity.value];
   }
   return out;
 }

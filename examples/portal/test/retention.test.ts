@@ -1,0 +1,45 @@
+import { testEngines } from '@privacykit/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, STAFF, startPortal } from './harness.js';
+import type { Portal } from './harness.js';
+
+describe.each(testEngines())('retention in the back office on $engine', (engine) => {
+  let portal: Portal;
+  beforeAll(async () => {
+    portal = await startPortal(engine);
+  });
+  afterAll(async () => {
+    await portal?.close();
+  });
+
+  it('shows the schedule in words and a dry run, holds a subject, sweeps with a verifying certificate', async () => {
+    const staff = new Client(portal.base);
+    await staff.login(STAFF);
+    const page = await staff.page('/admin/retention');
+    expect(page).toContain('deleted 10 years after the invoice date');
+    // Edsger's contract ended more than five years ago: his client record is due for deletion.
+    expect(page).toMatch(/data-due="customer-relationship">[1-9]/);
+
+    expect(
+      (
+        await staff.post('/admin/retention/holds', {
+          kind: 'subject',
+          value: 'edsger@example.com',
+          reason: 'claim 2025-17',
+        })
+      ).status,
+    ).toBe(303);
+    const swept = await staff.post('/admin/retention/sweep', {});
+    expect(swept.status).toBe(303);
+    const run = await staff.page(swept.headers.get('location')!);
+    expect(run).toContain('data-certificate-valid="true"');
+    // The hold kept Edsger's client record.
+    const edsger = await portal.t.db
+      .selectFrom('customers')
+      .select('id')
+      .where('email', '=', 'edsger@example.com')
+      .execute();
+    expect(edsger).toHaveLength(1);
+    expect(await staff.page('/admin/retention')).toContain('claim 2025-17');
+  });
+});
