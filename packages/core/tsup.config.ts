@@ -1,7 +1,13 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', db: 'src/db/index.ts', crypto: 'src/crypto.ts', testing: 'src/testing.ts' },
+  entry: {
+    index: 'src/index.ts',
+    errors: 'src/errors.ts',
+    db: 'src/db/index.ts',
+    crypto: 'src/crypto.ts',
+    testing: 'src/testing.ts',
+  },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,
