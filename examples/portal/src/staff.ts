@@ -142,7 +142,7 @@ export function createStaffDirectory(options: {
         .where('tenant', '=', tenant)
         .executeTakeFirstOrThrow();
       if (Number(existing.n) > 0) return undefined;
-      const password = randomToken(12);
+      const password = randomToken(18);
       await directory.create({ email, name: 'Administrator', role: 'admin', password });
       return { email, password };
     },

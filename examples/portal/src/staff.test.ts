@@ -1,0 +1,33 @@
+import { fixedClock } from '@privacykit/core';
+import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import { describe, expect, it } from 'vitest';
+import { migratePortal } from './setup.js';
+import { createStaffDirectory, hashPassword, verifyPassword } from './staff.js';
+
+describe('staff accounts', () => {
+  it('hashes with scrypt and verifies only the right password', async () => {
+    const hash = await hashPassword('correct horse battery staple');
+    expect(hash).toMatch(/^scrypt\$16384\$8\$1\$/);
+    expect(await verifyPassword('correct horse battery staple', hash)).toBe(true);
+    expect(await verifyPassword('correct horse battery stapler', hash)).toBe(false);
+  });
+
+  it('creates the first administrator once, with a password that signs in', async () => {
+    const t = await createTestDatabase(testEngines()[0]!);
+    try {
+      await migratePortal(t.db);
+      const staff = createStaffDirectory({
+        db: t.db,
+        tenant: 'default',
+        clock: fixedClock('2025-01-01T00:00:00Z'),
+      });
+      const first = await staff.ensureInitialAdmin();
+      expect(first?.password.length).toBeGreaterThanOrEqual(20);
+      expect(await staff.ensureInitialAdmin()).toBeUndefined();
+      expect((await staff.authenticate('Admin@example.com', first!.password))?.role).toBe('admin');
+      expect(await staff.authenticate('admin@example.com', 'nope')).toBeUndefined();
+    } finally {
+      await t.destroy();
+    }
+  });
+});
