@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', scan: 'src/scan.ts' },
+  entry: { index: 'src/index.ts', scan: 'src/scan.ts', schemas: 'src/schemas.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -1,16 +1,17 @@
-import { type Clock, systemClock } from '@privacykit/core';
-import { z } from 'zod';
+import type { Clock } from '@privacykit/core';
 import {
   type Classifier,
   type CookieClassification,
   type ClassifyOptions,
   createClassifier,
 } from './classifier.js';
-import { type ConsentState, consentCovers, consentStateSchema } from './consent-state.js';
+import { type ConsentState, consentCovers, consentStateIssues } from './consent-state.js';
 import { cookiesError } from './errors.js';
 import { cookieLifetimeSeconds } from './lifetime.js';
 import { type SetCookie, parseSetCookieHeaders } from './set-cookie.js';
 import { isFirstParty, normaliseHost } from './site.js';
+import { systemClock } from './system-clock.js';
+import { type Issues, describeIssues, isNonEmptyString, isRecord, join } from './validate.js';
 
 export interface AuditResponse {
   /** The URL that answered with these headers. */
@@ -56,24 +57,30 @@ export interface CookieAudit {
   skipped: { url: string; header?: string; name?: string; reason: string }[];
 }
 
-const auditSchema = z.object({
-  site: z.string().min(1),
-  responses: z.array(z.object({ url: z.string().min(1) }).passthrough()),
-  consent: consentStateSchema,
-});
+function auditIssues(options: unknown): Issues {
+  if (!isRecord(options)) return [{ path: '', message: 'expected an object' }];
+  const issues: Issues = [];
+  if (!isNonEmptyString(options.site)) issues.push({ path: 'site', message: 'expected a non-empty string' });
+  if (!Array.isArray(options.responses)) issues.push({ path: 'responses', message: 'expected an array' });
+  else
+    options.responses.forEach((response: unknown, i) => {
+      if (!isRecord(response) || !isNonEmptyString(response.url))
+        issues.push({ path: join(join('responses', i), 'url'), message: 'expected a non-empty string' });
+    });
+  issues.push(...consentStateIssues(options.consent, 'consent'));
+  return issues;
+}
 
 /**
  * Lists the cookies the responses set without the consent they need (ePrivacy Art 5(3);
  * GDPR Art 7(1) — the controller must be able to show consent came first).
  */
 export function auditSetCookies(options: AuditOptions): CookieAudit {
-  const parsed = auditSchema.safeParse(options);
-  if (!parsed.success) {
-    throw cookiesError('cookies/invalid-input', `Invalid audit input: ${parsed.error.message}`, {
-      cause: parsed.error,
-    });
+  const issues = auditIssues(options);
+  if (issues.length > 0) {
+    throw cookiesError('cookies/invalid-input', `Invalid audit input: ${describeIssues(issues)}`, { issues });
   }
-  const consent = parsed.data.consent;
+  const consent = options.consent;
   const siteHost = hostOf(options.site);
   if (siteHost === undefined) throw cookiesError('cookies/invalid-input', `Invalid site "${options.site}"`);
   const classifier = options.classifier ?? createClassifier();

@@ -50,6 +50,19 @@ describe('browser bundle of the root export', () => {
     );
   });
 
+  it('leaves zod and the root of core out: only core/errors is imported', async () => {
+    const code = await bundle(`export * from './src/index.ts';`, [
+      'zod',
+      '@privacykit/core',
+      '@privacykit/core/*',
+    ]);
+    const imports = [...code.matchAll(/from\s*["']([^"']+)["']/g)].map((match) => match[1]);
+    expect(imports).toEqual(['@privacykit/core/errors']);
+    // zod's schemas are still offered, on their own entry.
+    const schemas = await bundle(`export * from './src/schemas.ts';`, ['zod']);
+    expect(schemas).toMatch(/from\s*["']zod["']/);
+  });
+
   it('tree-shakes the knowledge base away when only the parser is used', async () => {
     const parserOnly = await bundle(`export { parseSetCookie, serializeSetCookie } from './src/index.ts';`);
     expect(parserOnly).not.toContain('hubspotutk');

@@ -1,10 +1,9 @@
-import { type Clock, systemClock } from '@privacykit/core';
-import { z } from 'zod';
+import type { Clock } from '@privacykit/core';
 import { cookiesError } from './errors.js';
 import {
   type AudienceMeasurementConditions,
   type ExemptionGround,
-  audienceMeasurementConditionsSchema,
+  audienceMeasurementConditionsIssues,
   exemptionVerdict,
   isContextFreePurpose,
 } from './exemption.js';
@@ -20,6 +19,18 @@ import {
   defaultPurposes,
 } from './purpose.js';
 import { domainMatches } from './site.js';
+import { systemClock } from './system-clock.js';
+import {
+  type Issues,
+  checkKnownKeys,
+  checkOptional,
+  describeIssues,
+  isBoolean,
+  isNonEmptyString,
+  isRecord,
+  isString,
+  join,
+} from './validate.js';
 
 /** What the classifier needs to know about a cookie; only `name` is required. */
 export interface CookieInput {
@@ -37,18 +48,6 @@ export interface CookieInput {
   /** The cookie records a choice the visitor made in the interface (needed for the UI-preference exemption). */
   setByUser?: boolean;
 }
-
-export const cookieInputSchema = z.object({
-  name: z.string(),
-  domain: z.string().optional(),
-  path: z.string().optional(),
-  expires: z.union([z.date(), z.string(), z.number()]).optional(),
-  maxAge: z.number().optional(),
-  sameSite: z.string().optional(),
-  value: z.string().optional(),
-  firstParty: z.boolean().optional(),
-  setByUser: z.boolean().optional(),
-});
 
 /** Where an answer came from, in the order the sources are consulted. */
 export type EvidenceSource =
@@ -85,29 +84,71 @@ export interface CookieClassification {
   evidence: readonly CookieEvidence[];
 }
 
-export const cookieOverrideSchema = z
-  .object({
-    name: z.string().min(1),
-    match: z.enum(['exact', 'prefix', 'pattern']).default('exact'),
-    category: z.enum(['necessary', 'preferences', 'analytics', 'marketing']).optional(),
-    purposes: z.array(z.enum(cookiePurposes)).min(1).optional(),
-    vendor: z.string().min(1).optional(),
-    description: z.string().optional(),
-    /** The site owner states this interface-preference cookie is only written on the visitor's own choice. */
-    setByUser: z.boolean().optional(),
-  })
-  .strict()
-  .refine((override) => override.category !== undefined || override.purposes !== undefined, {
-    message: 'an override needs a category or purposes',
-  })
-  .refine(
-    (override) =>
-      override.category === undefined ||
-      override.purposes === undefined ||
-      categoryOfPurposes(override.purposes) === override.category,
-    { message: 'the purposes do not belong to the stated category' },
+/** A site owner's declaration about one cookie name, prefix or pattern; it wins over every other source. */
+export interface CookieOverride {
+  name: string;
+  /** Default `exact`. */
+  match?: 'exact' | 'prefix' | 'pattern';
+  category?: 'necessary' | 'preferences' | 'analytics' | 'marketing';
+  purposes?: readonly CookiePurpose[];
+  vendor?: string;
+  description?: string;
+  /** The site owner states this interface-preference cookie is only written on the visitor's own choice. */
+  setByUser?: boolean;
+}
+
+const overrideKeys = ['name', 'match', 'category', 'purposes', 'vendor', 'description', 'setByUser'];
+const overrideCategories = ['necessary', 'preferences', 'analytics', 'marketing'];
+const matchKinds = ['exact', 'prefix', 'pattern'];
+
+/** Issues with an untrusted override (zod twin: `cookieOverrideSchema` on `/schemas`). */
+export function cookieOverrideIssues(value: unknown, path = ''): Issues {
+  if (!isRecord(value)) return [{ path, message: 'expected an object' }];
+  const issues: Issues = [];
+  const context = { path, issues };
+  checkKnownKeys(value, overrideKeys, path, issues);
+  if (!isNonEmptyString(value.name))
+    issues.push({ path: join(path, 'name'), message: 'expected a non-empty string' });
+  checkOptional(
+    value,
+    'match',
+    (field) => matchKinds.includes(field as string),
+    matchKinds.join(' | '),
+    context,
   );
-export type CookieOverride = z.input<typeof cookieOverrideSchema>;
+  checkOptional(
+    value,
+    'category',
+    (field) => overrideCategories.includes(field as string),
+    overrideCategories.join(' | '),
+    context,
+  );
+  checkOptional(
+    value,
+    'purposes',
+    (field) =>
+      Array.isArray(field) &&
+      field.length > 0 &&
+      field.every((purpose) => (cookiePurposes as readonly unknown[]).includes(purpose)),
+    'a non-empty array of cookie purposes',
+    context,
+  );
+  checkOptional(value, 'vendor', isNonEmptyString, 'a non-empty string', context);
+  checkOptional(value, 'description', isString, 'a string', context);
+  checkOptional(value, 'setByUser', isBoolean, 'a boolean', context);
+  if (issues.length > 0) return issues;
+  const override = value as unknown as CookieOverride;
+  if (override.category === undefined && override.purposes === undefined) {
+    issues.push({ path, message: 'an override needs a category or purposes' });
+  } else if (
+    override.category !== undefined &&
+    override.purposes !== undefined &&
+    categoryOfPurposes(override.purposes) !== override.category
+  ) {
+    issues.push({ path, message: 'the purposes do not belong to the stated category' });
+  }
+  return issues;
+}
 
 /** Per-call settings that only affect the exemption verdict. */
 export interface ClassifyOptions {
@@ -127,20 +168,56 @@ export interface ClassifierOptions extends ClassifyOptions {
   knowledgeBase?: readonly KnownCookie[] | false;
 }
 
-const classifierOptionsSchema = z
-  .object({
-    overrides: z.array(cookieOverrideSchema).optional(),
-    openCookieDatabase: z
-      .custom<OpenCookieDatabase>((value) => typeof value === 'object' && value !== null && 'lookup' in value)
-      .optional(),
-    knowledgeBase: z.union([z.array(z.custom<KnownCookie>()), z.literal(false)]).optional(),
-    audienceMeasurementExempt: audienceMeasurementConditionsSchema.optional(),
-    preferenceMaxLifetimeSeconds: z.number().int().nonnegative().optional(),
-    clock: z
-      .custom<Clock>((value) => typeof value === 'object' && value !== null && 'now' in value)
-      .optional(),
-  })
-  .strict();
+const classifierOptionKeys = [
+  'overrides',
+  'openCookieDatabase',
+  'knowledgeBase',
+  'audienceMeasurementExempt',
+  'preferenceMaxLifetimeSeconds',
+  'clock',
+];
+
+function classifierOptionsIssues(value: unknown): Issues {
+  if (!isRecord(value)) return [{ path: '', message: 'expected an object' }];
+  const issues: Issues = [];
+  const context = { path: '', issues };
+  checkKnownKeys(value, classifierOptionKeys, '', issues);
+  if (value.overrides !== undefined) {
+    if (!Array.isArray(value.overrides)) issues.push({ path: 'overrides', message: 'expected an array' });
+    else
+      value.overrides.forEach((override, i) =>
+        issues.push(...cookieOverrideIssues(override, join('overrides', i))),
+      );
+  }
+  checkOptional(
+    value,
+    'openCookieDatabase',
+    (field) => isRecord(field) && 'lookup' in field,
+    'an OpenCookieDatabase',
+    context,
+  );
+  checkOptional(
+    value,
+    'knowledgeBase',
+    (field) => Array.isArray(field) || field === false,
+    'an array or false',
+    context,
+  );
+  if (value.audienceMeasurementExempt !== undefined) {
+    issues.push(
+      ...audienceMeasurementConditionsIssues(value.audienceMeasurementExempt, 'audienceMeasurementExempt'),
+    );
+  }
+  checkOptional(
+    value,
+    'preferenceMaxLifetimeSeconds',
+    (field) => typeof field === 'number' && Number.isSafeInteger(field) && field >= 0,
+    'a non-negative integer',
+    context,
+  );
+  checkOptional(value, 'clock', (field) => isRecord(field) && 'now' in field, 'a Clock', context);
+  return issues;
+}
 
 export interface Classifier {
   /** Category, purposes, consent verdict, vendor, confidence and evidence of one cookie. */
@@ -188,17 +265,22 @@ const hostPrefix = /^__(host|secure)-/i;
  * `unclassified` and need consent — never "necessary". ePrivacy Art 5(3); GDPR Art 6(1)(a), 7.
  */
 export function createClassifier(options: ClassifierOptions = {}): Classifier {
-  const parsed = classifierOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    throw cookiesError('cookies/invalid-options', `Invalid classifier options: ${parsed.error.message}`, {
-      cause: parsed.error,
+  const issues = classifierOptionsIssues(options);
+  if (issues.length > 0) {
+    throw cookiesError('cookies/invalid-options', `Invalid classifier options: ${describeIssues(issues)}`, {
+      issues,
     });
   }
-  const config = parsed.data;
+  const config = options;
   const overrides = ruleSet(
     (config.overrides ?? []).map((override): Rule => {
       const purposes = override.purposes ?? defaultPurposes(override.category ?? 'unclassified');
-      const rule: Rule = { kind: override.match, name: override.name, source: 'override', purposes };
+      const rule: Rule = {
+        kind: override.match ?? 'exact',
+        name: override.name,
+        source: 'override',
+        purposes,
+      };
       if (override.vendor) rule.vendor = override.vendor;
       if (override.setByUser) rule.setByUser = true;
       if (override.description) rule.description = override.description;

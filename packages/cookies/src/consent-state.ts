@@ -1,20 +1,28 @@
-import { z } from 'zod';
 import type { CookieCategory } from './purpose.js';
+import { type Issues, checkKnownKeys, checkOptional, isBoolean, isRecord } from './validate.js';
 
 /**
  * What the visitor agreed to, per cookie category. Missing means refused: silence is never
  * consent (EDPB 05/2020 ¶86, CNIL 2020-092). `gpc: true` (a `Sec-GPC: 1` request or
  * `navigator.globalPrivacyControl`) refuses marketing whatever the banner says.
  */
-export const consentStateSchema = z
-  .object({
-    preferences: z.boolean().default(false),
-    analytics: z.boolean().default(false),
-    marketing: z.boolean().default(false),
-    gpc: z.boolean().default(false),
-  })
-  .strict();
-export type ConsentState = z.input<typeof consentStateSchema>;
+export interface ConsentState {
+  preferences?: boolean;
+  analytics?: boolean;
+  marketing?: boolean;
+  gpc?: boolean;
+}
+
+const consentStateKeys = ['preferences', 'analytics', 'marketing', 'gpc'] as const;
+
+/** Issues with an untrusted consent state (the zod twin is `consentStateSchema` on `/schemas`). */
+export function consentStateIssues(value: unknown, path = ''): Issues {
+  const issues: Issues = [];
+  if (!isRecord(value)) return [{ path, message: 'expected an object' }];
+  checkKnownKeys(value, consentStateKeys, path, issues);
+  for (const key of consentStateKeys) checkOptional(value, key, isBoolean, 'a boolean', { path, issues });
+  return issues;
+}
 
 /** No consent at all: the state before the banner is answered, and after "refuse all". */
 export const noConsent: ConsentState = Object.freeze({});

@@ -1,4 +1,4 @@
-import { PrivacyKitError } from '@privacykit/core';
+import { PrivacyKitError } from '@privacykit/core/errors';
 
 /** Codes thrown by `@privacykit/cookies`. Stable: a code never changes meaning once published. */
 export type CookiesErrorCode =

@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { withinMonths } from './lifetime.js';
 import type { CookiePurpose } from './purpose.js';
+import { type Issues, checkKnownKeys, checkOptional, isBoolean, isRecord } from './validate.js';
 
 /**
  * The caller's assertion that its first-party audience measurement meets the CNIL conditions
@@ -8,17 +8,35 @@ import type { CookiePurpose } from './purpose.js';
  * produced for this site alone, cookie lifetime ≤ 13 months not extended on each visit, data
  * kept ≤ 25 months. Without it, analytics cookies always need consent.
  */
-export const audienceMeasurementConditionsSchema = z
-  .object({
-    anonymous: z.literal(true),
-    siteOnly: z.literal(true),
-    /** Set when the tool re-extends the cookie's lifetime on each visit: that breaks the exemption. */
-    lifetimeExtendedOnVisit: z.boolean().default(false),
-    /** How long the measurement data are kept; more than 25 months breaks the exemption. */
-    dataRetentionMonths: z.number().int().positive().optional(),
-  })
-  .strict();
-export type AudienceMeasurementConditions = z.input<typeof audienceMeasurementConditionsSchema>;
+export interface AudienceMeasurementConditions {
+  anonymous: true;
+  siteOnly: true;
+  /** Set when the tool re-extends the cookie's lifetime on each visit: that breaks the exemption. */
+  lifetimeExtendedOnVisit?: boolean;
+  /** How long the measurement data are kept; more than 25 months breaks the exemption. */
+  dataRetentionMonths?: number;
+}
+
+/** Issues with untrusted audience-measurement conditions (zod twin on `/schemas`). */
+export function audienceMeasurementConditionsIssues(value: unknown, path = ''): Issues {
+  if (!isRecord(value)) return [{ path, message: 'expected an object' }];
+  const issues: Issues = [];
+  const keys = ['anonymous', 'siteOnly', 'lifetimeExtendedOnVisit', 'dataRetentionMonths'];
+  checkKnownKeys(value, keys, path, issues);
+  const context = { path, issues };
+  for (const key of ['anonymous', 'siteOnly']) {
+    if (value[key] !== true) issues.push({ path: path ? `${path}.${key}` : key, message: 'expected true' });
+  }
+  checkOptional(value, 'lifetimeExtendedOnVisit', isBoolean, 'a boolean', context);
+  checkOptional(
+    value,
+    'dataRetentionMonths',
+    (field) => typeof field === 'number' && Number.isSafeInteger(field) && field > 0,
+    'a positive integer',
+    context,
+  );
+  return issues;
+}
 
 /** The Art 5(3) ground a cookie is exempt under. */
 export type ExemptionGround =

@@ -1,5 +1,6 @@
 // The browser-safe root of @privacykit/cookies: classifier, knowledge base, Open Cookie Database
-// loader, Set-Cookie parser and serialiser, audit. The Chromium scan lives on `@privacykit/cookies/scan`.
+// loader, Set-Cookie parser and serialiser, audit. The Chromium scan lives on `@privacykit/cookies/scan`,
+// the zod schemas of the input shapes on `@privacykit/cookies/schemas` (zod stays out of this entry).
 export type { CookiesError, CookiesErrorCode } from './errors.js';
 export {
   categoryOfPurposes,
@@ -9,12 +10,7 @@ export {
   purposeCategory,
 } from './purpose.js';
 export type { CookieCategory, CookiePurpose } from './purpose.js';
-export {
-  classifyCookie,
-  cookieInputSchema,
-  cookieOverrideSchema,
-  createClassifier,
-} from './classifier.js';
+export { classifyCookie, cookieOverrideIssues, createClassifier } from './classifier.js';
 export type {
   Classifier,
   ClassifierOptions,
@@ -25,7 +21,7 @@ export type {
   CookieOverride,
   EvidenceSource,
 } from './classifier.js';
-export { audienceMeasurementConditionsSchema, exemptionVerdict } from './exemption.js';
+export { audienceMeasurementConditionsIssues, exemptionVerdict } from './exemption.js';
 export type {
   AudienceMeasurementConditions,
   ExemptionContext,
@@ -75,7 +71,7 @@ export type { AuditOptions, AuditResponse, AuditedCookie, CookieAudit, CookieVio
 export {
   browserGpcEnabled,
   consentCovers,
-  consentStateSchema,
+  consentStateIssues,
   fullConsent,
   noConsent,
 } from './consent-state.js';

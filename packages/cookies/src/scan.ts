@@ -1,7 +1,7 @@
 // @privacykit/cookies/scan — load a site in headless Chromium (playwright-core, an optional peer,
 // driving the system's Chromium) and record what it stores before consent, after refusal and
 // after acceptance. Node-only; the root export stays browser-safe.
-import { type Clock, systemClock } from '@privacykit/core';
+import type { Clock } from '@privacykit/core';
 import type { Browser, Page } from 'playwright-core';
 import { type CookieViolation, violationOf } from './audit.js';
 import {
@@ -15,6 +15,7 @@ import { type ConsentState, fullConsent, noConsent } from './consent-state.js';
 import { cookiesError } from './errors.js';
 import type { AudienceMeasurementConditions } from './exemption.js';
 import { isFirstParty, normaliseHost } from './site.js';
+import { systemClock } from './system-clock.js';
 
 export type ScanPhaseName = 'before-consent' | 'after-refusal' | 'after-acceptance';
 
