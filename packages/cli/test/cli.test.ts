@@ -60,7 +60,7 @@ describe.each(testEngines())('privacykit on $engine', (engine) => {
 
   it('retention dry-run counts what is due with the sweep queries, and changes nothing', async () => {
     const result = await run(['retention', 'dry-run', '--json']);
-    expect(result.code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     const body = json<{ due: number; phases: { rule: string; due: number }[] }>(result);
     expect(body.due).toBe(21);
     expect(body.phases.find((phase) => phase.rule === 'logs')?.due).toBe(20);
@@ -73,26 +73,26 @@ describe.each(testEngines())('privacykit on $engine', (engine) => {
 
   it('retention backlog alerts with exit 1 while due rows wait', async () => {
     const result = await run(['retention', 'backlog', '--json']);
-    expect(result.code).toBe(1);
+    expect(result.code, result.stderr).toBe(1);
     const body = json<{ rows: number; overdue: boolean }>(result);
     expect(body).toMatchObject({ rows: 21, overdue: true });
   });
 
   it('retention sweep with a row budget stops early and exits 1 unless --allow-incomplete', async () => {
     const partial = await run(['retention', 'sweep', '--budget', '5', '--batch-size', '2', '--json']);
-    expect(partial.code).toBe(1);
+    expect(partial.code, partial.stderr).toBe(1);
     expect(json<{ complete: boolean; records: number }>(partial)).toMatchObject({
       complete: false,
       records: 5,
     });
     const allowed = await run(['retention', 'sweep', '--budget', '3', '--allow-incomplete', '--json']);
-    expect(allowed.code).toBe(0);
+    expect(allowed.code, allowed.stderr).toBe(0);
     expect(json<{ complete: boolean }>(allowed).complete).toBe(false);
   });
 
   it('retention sweep finishes the rest: JSON certificate on stdout, progress only on stderr', async () => {
     const result = await run(['retention', 'sweep', '--batch-size', '4', '--json']);
-    expect(result.code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     const certificate = json<{
       complete: boolean;
       records: number;
@@ -112,7 +112,7 @@ describe.each(testEngines())('privacykit on $engine', (engine) => {
 
   it('retention plan shows each rule bound to its table, in words', async () => {
     const result = await run(['retention', 'plan']);
-    expect(result.code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/logs\s+logins\s+0\s+delete\s+1 year after the login/);
   });
 
@@ -135,7 +135,7 @@ describe.each(testEngines())('privacykit on $engine', (engine) => {
       );
     }
     const ok = await run(['consent', 'verify', '--json']);
-    expect(ok.code).toBe(0);
+    expect(ok.code, ok.stderr).toBe(0);
     expect(json<{ ok: boolean; size: number }>(ok)).toMatchObject({ ok: true });
 
     // Receipts: valid with the ledger's key, invalid once altered.
@@ -212,7 +212,7 @@ describe.each(testEngines())('privacykit on $engine', (engine) => {
       (recent as { requestId?: string; id?: string }).requestId ?? (recent as { id?: string }).id;
 
     const week = await run(['requests', 'due', '--within', '7d', '--json']);
-    expect(week.code).toBe(1);
+    expect(week.code, week.stderr).toBe(1);
     const body = json<{ overdue: number; requests: { id: string; overdue: boolean }[] }>(week);
     expect(body.overdue).toBe(1);
     expect(body.requests.map((request) => request.id)).toEqual([lateId]);
@@ -226,7 +226,7 @@ describe.each(testEngines())('privacykit on $engine', (engine) => {
 
   it('export writes the subject package and reports its digest', async () => {
     const result = await run(['export', '--subject', 'ada@example.com', '--out', `${scratch}.zip`, '--json']);
-    expect(result.code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     const body = json<{ file: string; bytes: number; sha256: string }>(result);
     const bytes = readFileSync(body.file);
     expect(bytes.length).toBe(body.bytes);
@@ -245,7 +245,7 @@ describe.each(testEngines())('privacykit on $engine', (engine) => {
       `${scratch}.plan.json`,
       '--json',
     ]);
-    expect(plan.code).toBe(0);
+    expect(plan.code, plan.stderr).toBe(0);
     const planned = json<{ id: string; summary: { erase: number; retained: number } }>(plan);
     expect(planned.summary.erase).toBeGreaterThan(0);
     expect(planned.summary.retained).toBeGreaterThan(0);
@@ -253,7 +253,7 @@ describe.each(testEngines())('privacykit on $engine', (engine) => {
     expect(before.length).toBeGreaterThan(0);
 
     const executed = await run(['erase', '--execute', '--from-plan', `${scratch}.plan.json`, '--json']);
-    expect(executed.code).toBe(0);
+    expect(executed.code, executed.stderr).toBe(0);
     const report = json<{ ok: boolean; plan: { id: string }; verification: { ok: boolean } }>(executed);
     expect(report).toMatchObject({ ok: true, plan: { id: planned.id }, verification: { ok: true } });
     const after = await database.db.selectFrom('logins').select('id').where('customer_id', '=', 2).execute();
@@ -272,7 +272,7 @@ describe.each(testEngines())('privacykit on $engine', (engine) => {
         ? 'sqlite:/nonexistent-dir/x/y.db'
         : database.url.replace(/\/[^/]*$/, '/pk_no_such_db');
     const result = await runBin(['--db', bad, 'retention', 'backlog']);
-    expect(result.code).toBe(1);
+    expect(result.code, result.stderr).toBe(1);
     expectOneLineError(result.stderr);
   });
 });
@@ -280,13 +280,13 @@ describe.each(testEngines())('privacykit on $engine', (engine) => {
 describe('privacykit without a database', () => {
   it('policy check accepts the fixture', async () => {
     const result = await runBin(['policy', 'check', '--json']);
-    expect(result.code).toBe(0);
+    expect(result.code, result.stderr).toBe(0);
     expect(json(result)).toMatchObject({ ok: true, issues: [], summary: { purposes: 2, tables: 3 } });
   });
 
   it('policy check prints every error with where it is, and exits 1', async () => {
     const result = await runBin(['policy', 'check', 'broken-policy.mjs', '--json']);
-    expect(result.code).toBe(1);
+    expect(result.code, result.stderr).toBe(1);
     const paths = json<{ issues: { path: string }[] }>(result).issues.map((issue) => issue.path);
     expect(paths).toEqual(
       expect.arrayContaining([
