@@ -10,7 +10,7 @@ import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { definePolicy } from '@privacykit/core';
 import * as fixture from './fixtures/privacykit.config.mjs';
-import { createHostTables, json, runBin } from './helpers.js';
+import { createHostTables, fixtures, json, runBin } from './helpers.js';
 
 const policy = definePolicy(fixture.policy as Parameters<typeof definePolicy>[0]);
 
@@ -302,6 +302,21 @@ describe('privacykit without a database', () => {
       /broken-policy\.mjs: policy\.purposes\[0\]\.categories\[1\]: unknown category "made\.up-category"/,
     );
     expect(human.stdout).toContain('4 problems found');
+  });
+
+  it('policy check also checks the retention schedule against the policy and the data map', async () => {
+    const result = await runBin(['policy', 'check', 'bad-schedule.mjs', '--json']);
+    expect(result.code).toBe(1);
+    const issues = json<{ issues: { path: string; message: string }[] }>(result).issues;
+    expect(issues.map((issue) => issue.path)).toEqual(
+      expect.arrayContaining(['schedule[0].facts.loggedAt', 'schedule[0].facts']),
+    );
+  });
+
+  it('loads a privacykit.config.ts through tsx', async () => {
+    const result = await runBin(['policy', 'check', '--json'], { cwd: `${fixtures}ts-config` });
+    expect(result.code, result.stderr).toBe(0);
+    expect(json(result)).toMatchObject({ ok: true, summary: { version: 'from-typescript' } });
   });
 
   it('policy render writes the Art 13 notice as Markdown and the Art 30 record as HTML', async () => {

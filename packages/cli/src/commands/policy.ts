@@ -16,7 +16,10 @@ const prefixOfCode = (code: string): string =>
 /** Imports a policy module and checks it; an error thrown while importing becomes issues too. */
 async function checkModule(path: string, cwd: string): Promise<ConfigCheck> {
   try {
-    return checkConfigValues(configValues(await importModule(path, cwd)));
+    const values = configValues(await importModule(path, cwd));
+    const check = checkConfigValues(values);
+    if (values.schedule !== undefined && check.policy) await checkSchedule(values.schedule, check);
+    return check;
   } catch (error) {
     if (!isPrivacyKitError(error) || error.code.startsWith('cli/')) throw error;
     const prefix = prefixOfCode(error.code);
@@ -28,6 +31,27 @@ async function checkModule(path: string, cwd: string): Promise<ConfigCheck> {
         message: issue.message,
       })),
     };
+  }
+}
+
+/** The retention schedule is bound to the policy's rules and the data map's tables: check it too. */
+async function checkSchedule(schedule: unknown, check: ConfigCheck): Promise<void> {
+  const { defineSchedule } = await import('@privacykit/retention');
+  try {
+    defineSchedule(schedule as Parameters<typeof defineSchedule>[0], {
+      ...(check.policy ? { policy: check.policy } : {}),
+      ...(check.dataMap ? { dataMap: check.dataMap } : {}),
+    });
+  } catch (error) {
+    if (!isPrivacyKitError(error)) throw error;
+    const issues = error.issues.length > 0 ? error.issues : [{ path: '', message: error.message }];
+    for (const issue of issues) {
+      check.issues.push({
+        code: error.code,
+        path: issue.path ? `schedule${issue.path.startsWith('[') ? '' : '.'}${issue.path}` : 'schedule',
+        message: issue.message,
+      });
+    }
   }
 }
 
