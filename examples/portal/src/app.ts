@@ -20,6 +20,8 @@ import { adminRetentionRoutes } from './routes/admin/retention.js';
 import { createRetentionEngine } from '@privacykit/retention';
 import { retentionSchedule } from './retention-schedule.js';
 import { adminErasureRoutes } from './routes/admin/erasure.js';
+import { adminCookieRoutes } from './routes/admin/cookies.js';
+import type { CookieScanner } from './routes/admin/cookies.js';
 import { csrfField } from './views/layout.js';
 import type { StaffAudit } from './audit.js';
 import { dataMap as demoDataMap } from './data-map.js';
@@ -65,6 +67,8 @@ export interface AppDeps {
   sessionIdleMs?: number;
   /** The consent ledger (default: one on `db` with keys generated and stored there; pass your own keys in production). */
   ledger?: ConsentLedger;
+  /** Runs back-office cookie scans (default: `scanSite` in the system Chromium). */
+  cookieScanner?: CookieScanner;
   /** Called for unexpected errors (the response never shows them). */
   logError?: (error: unknown) => void;
   /** Called when object-level authorisation refuses an id (hostile case 12); no personal data. */
@@ -246,6 +250,11 @@ export function createApp(deps: AppDeps): Express {
           label: 'Retention',
           text: 'the schedule in words, dry run, sweep, holds, certificates, backlog',
         },
+        {
+          href: '/admin/cookies',
+          label: 'Cookies',
+          text: 'the declared inventory, classification with evidence, a page scan and its violations',
+        },
         { href: '/admin/record', label: 'Record of processing', text: 'the Art 30 record, from the policy' },
         { href: '/admin/outbox', label: 'Mail outbox', text: 'mail sent by the portal in development' },
         { href: '/admin/audit', label: 'Audit trail', text: 'who did what, when' },
@@ -256,6 +265,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(adminConsentRoutes({ policy, ledger: services.ledger }));
   app.use(adminRecordRoutes(policy));
+  app.use(adminCookieRoutes({ policy, audit: services.audit, scanner: deps.cookieScanner }));
   app.use(
     adminRetentionRoutes({
       policy,

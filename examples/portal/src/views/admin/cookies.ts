@@ -1,0 +1,99 @@
+import type { DeclaredCookie, Policy } from '@privacykit/core';
+import type { CookieClassification } from '@privacykit/cookies';
+import type { ScanResult } from '@privacykit/cookies/scan';
+import { csrfField } from '../layout.js';
+import { html } from '../html.js';
+import type { SafeHtml } from '../html.js';
+
+/** A problem found by a scan: a cookie set without the consent it needs, or one the policy does not declare. */
+export interface CookieFinding {
+  kind: 'consent' | 'undeclared';
+  name: string;
+  domain: string;
+  phases: string[];
+  reason: string;
+}
+
+function durationText(duration: string): string {
+  if (duration === 'session') return 'until the browser closes';
+  const match = /^P(\d+)([DWMY])$/.exec(duration);
+  if (!match) return duration;
+  const unit = { D: 'day', W: 'week', M: 'month', Y: 'year' }[match[2] as 'D' | 'W' | 'M' | 'Y'];
+  return `${match[1]} ${unit}${match[1] === '1' ? '' : 's'}`;
+}
+
+function inventory(policy: Policy): SafeHtml {
+  const purposeName = (cookie: DeclaredCookie) =>
+    policy.purposes.find((p) => p.id === cookie.purpose)?.name ?? cookie.purpose ?? '—';
+  return html`<table data-inventory><caption>Declared in the policy (${policy.cookies.length} cookies)</caption>
+<thead><tr><th scope="col">Name</th><th scope="col">Provider</th><th scope="col">Category</th><th scope="col">Purpose</th><th scope="col">Duration</th><th scope="col">Consent</th></tr></thead>
+<tbody>${policy.cookies.map(
+    (cookie) =>
+      html`<tr data-cookie="${cookie.name}"><td><code>${cookie.name}${cookie.prefix ? '*' : ''}</code></td><td>${cookie.provider}</td><td>${cookie.category}</td><td>${purposeName(cookie)}<br><span class="hint">${cookie.description ?? ''}</span></td><td>${durationText(cookie.duration)}</td><td>${cookie.exempt ? 'exempt' : 'needs consent'}</td></tr>`,
+  )}</tbody></table>`;
+}
+
+export function classificationView(c: CookieClassification): SafeHtml {
+  return html`<section aria-labelledby="classified" data-classification="${c.category}" data-consent-required="${String(c.consentRequired)}">
+<h2 id="classified">Classification of <code>${c.name}</code></h2>
+<dl>
+<dt>Category</dt><dd>${c.category}</dd>
+<dt>Purposes</dt><dd>${c.purposes.join(', ') || '—'}</dd>
+<dt>Consent</dt><dd>${c.consentRequired ? 'required (ePrivacy Art 5(3))' : html`exempt: ${c.exemption ?? ''}`}</dd>
+<dt>Vendor</dt><dd>${c.vendor ?? 'unknown'}</dd>
+<dt>Decided by</dt><dd>${c.source}, confidence ${c.confidence.toFixed(2)}</dd>
+</dl>
+<h3>Evidence</h3>
+<ol>${c.evidence.map((e) => html`<li><strong>${e.source}</strong> <code>${e.rule}</code>: ${e.detail}${e.url && /^https?:\/\//.test(e.url) ? html` (<a href="${e.url}" rel="noreferrer noopener">source</a>)` : ''}</li>`)}</ol>
+</section>`;
+}
+
+export function scanResultView(scan: ScanResult, findings: CookieFinding[]): SafeHtml {
+  return html`<section aria-labelledby="scan-result" data-scan-violations="${String(findings.length)}">
+<h2 id="scan-result">Scan of <code>${scan.url}</code></h2>
+${
+  findings.length === 0
+    ? html`<p class="notice">No violation: nothing needing consent before a choice or after a refusal, and every cookie found is declared.</p>`
+    : html`<table><caption>Violations</caption><thead><tr><th scope="col">Cookie</th><th scope="col">Domain</th><th scope="col">Kind</th><th scope="col">When</th><th scope="col">Why</th></tr></thead>
+<tbody>${findings.map((f) => html`<tr data-violation="${f.kind}" data-name="${f.name}"><td><code>${f.name}</code></td><td>${f.domain}</td><td>${f.kind === 'consent' ? 'set without consent' : 'not declared'}</td><td>${f.phases.join(', ')}</td><td>${f.reason}</td></tr>`)}</tbody></table>`
+}
+${scan.phases.map(
+  (phase) => html`<h3>${phase.phase}${phase.bannerClicked === false ? ' (banner button not found)' : ''}</h3>
+${
+  phase.cookies.length === 0
+    ? html`<p>No cookies.</p>`
+    : html`<table data-phase="${phase.phase}"><thead><tr><th scope="col">Cookie</th><th scope="col">Domain</th><th scope="col">Party</th><th scope="col">Lifetime</th><th scope="col">Category</th><th scope="col">Consent</th><th scope="col">Evidence</th></tr></thead>
+<tbody>${phase.cookies.map((c) => html`<tr><td><code>${c.name}</code></td><td>${c.domain}</td><td>${c.firstParty ? 'first' : 'third'}</td><td>${c.lifetimeSeconds === null ? 'session' : `${Math.round(c.lifetimeSeconds / 86400)} days`}</td><td>${c.classification.category}</td><td>${c.classification.consentRequired ? 'required' : 'exempt'}</td><td>${c.classification.evidence.map((e, i) => html`${i ? '; ' : ''}${e.source} <code>${e.rule}</code>`)}</td></tr>`)}</tbody></table>`
+}`,
+)}
+</section>`;
+}
+
+export function cookiesOfficeView(options: {
+  policy: Policy;
+  csrf: string;
+  classification?: CookieClassification;
+  name?: string;
+  scan?: { result: ScanResult; findings: CookieFinding[] };
+  url?: string;
+  error?: string;
+}): SafeHtml {
+  return html`<h1>Cookies</h1>
+<p>The inventory the policy declares, a scan of a page in headless Chromium (before consent, after refusal, after acceptance), and the classification of any cookie name with its evidence.</p>
+${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
+<h2>Inventory</h2>
+${inventory(options.policy)}
+<h2>Classify a cookie name</h2>
+<form method="get" action="/admin/cookies/classify" class="stack">
+  <div><label for="name">Cookie name</label><input id="name" name="name" type="text" maxlength="200" required value="${options.name ?? ''}"></div>
+  <div><button type="submit">Classify</button></div>
+</form>
+${options.classification ? classificationView(options.classification) : ''}
+<h2>Scan a page</h2>
+<form method="post" action="/admin/cookies/scan" class="stack">
+  ${csrfField(options.csrf)}
+  <div><label for="url">Page address <span class="hint">http:// or https:// only; the scan runs on this server in Chromium and takes a few seconds.</span></label><input id="url" name="url" type="url" maxlength="2000" required value="${options.url ?? ''}"></div>
+  <div><button type="submit">Scan</button></div>
+</form>
+${options.scan ? scanResultView(options.scan.result, options.scan.findings) : ''}`;
+}
