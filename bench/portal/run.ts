@@ -1,6 +1,6 @@
 // Load bench for the reference portal: consent recording through HTTP on loopback, driven by
 // autocannon at 50 connections. Each POST /cookies is a full banner choice: CSRF and Origin
-// checks, session lookup, two ledger decisions (one per consent purpose, Merkle-logged), the
+// checks, session lookup, two ledger decisions (one per consent purpose, Merkle-logged, written in one ledger transaction), the
 // pk_consent cookie and a redirect. Baseline in the same run: GET /healthz (the same Express
 // stack and one database round trip, no ledger). Run: npx tsx bench/portal/run.ts
 // (DATABASE_URL=postgres://… or mysql://… to bench another engine; SQLite temp file by default).
@@ -22,6 +22,8 @@ const app = createApp({
   db,
   policy: seedPolicy,
   sessionSecret: 'bench',
+  // One IP drives every connection: lift the per-IP consent limit (600/min by default) for the load test.
+  rateLimits: { consent: 1_000_000_000 },
   logError: (error) => console.error(error),
   logRefusal: () => {},
 });

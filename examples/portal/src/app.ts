@@ -212,6 +212,7 @@ export function createApp(deps: AppDeps): Express {
       policy,
       clock,
       secureCookies,
+      limit: limits.consent,
       recordChoice: (choice: CookieChoice) => recordCookieChoice(services.ledger, choice),
     }),
   );

@@ -11,7 +11,7 @@ import {
 } from '../consent-cookie.js';
 import { gpcEnabled } from '../gpc.js';
 import { render } from '../render.js';
-import { csrfToken } from '../security.js';
+import { csrfToken, limiter } from '../security.js';
 import { parseForm } from '../validation.js';
 import { preferenceCentreView } from '../views/cookies.js';
 
@@ -32,6 +32,8 @@ export interface CookieRoutesOptions {
   clock: Clock;
   recordChoice: (choice: CookieChoice) => Promise<void>;
   secureCookies: (req: Request) => boolean;
+  /** Consent choices per IP per minute (`RateLimits.consent`). */
+  limit: number;
 }
 
 const localPath = z
@@ -62,6 +64,12 @@ export function cookieRoutes(options: CookieRoutesOptions): Router {
     res.json({ gpc: true, lastUpdate: policy.effectiveDate });
   });
 
+  const consentLimiter = limiter({
+    windowMs: 60_000,
+    limit: options.limit,
+    message: 'Too many cookie choices from your connection. Please wait a minute and try again.',
+  });
+
   router
     .route('/cookies')
     .get((req, res) => {
@@ -78,7 +86,7 @@ export function cookieRoutes(options: CookieRoutesOptions): Router {
         }),
       });
     })
-    .post(async (req, res) => {
+    .post(consentLimiter, async (req, res) => {
       const form = parseForm(formSchema, req.body) as { choice: string; return?: string } & Record<
         string,
         string | undefined

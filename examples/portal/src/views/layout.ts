@@ -44,8 +44,8 @@ function banner(context: PageContext): SafeHtml {
   <form method="post" action="/cookies" class="actions">
     ${csrfField(context.csrfToken)}
     <input type="hidden" name="return" value="${context.path}">
-    <button type="submit" name="choice" value="accept-all" data-privacykit-consent="accept">Accept all</button>
-    <button type="submit" name="choice" value="refuse-all" data-privacykit-consent="refuse">Refuse all</button>
+    <button type="submit" data-privacykit-consent="accept" name="choice" value="accept-all">Accept all</button>
+    <button type="submit" data-privacykit-consent="refuse" name="choice" value="refuse-all">Refuse all</button>
     <a class="button secondary" href="/cookies">Choose</a>
   </form>
 </section>`;
