@@ -14,6 +14,11 @@ import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 
 const quick = process.argv.includes('--quick');
+const only = process.argv
+  .find((arg) => arg.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
+const runs = (part: string) => !only || only.includes(part);
 const SINGLE = quick ? 500 : 3000;
 const C15T = quick ? 100 : 400;
 const RAW = quick ? 5000 : 20000;
@@ -336,38 +341,43 @@ async function setQuery(): Promise<{ ms: number; count: number; rssDelta: number
 console.log(
   `@privacykit/consent benchmark${quick ? ' (quick)' : ''} — SQLite file, WAL, synchronous=NORMAL\n`,
 );
-const raw = rawInsert();
-const single = await privacykitSingle();
-const c15t = await c15tSingle();
-console.log('Single decisions, each its own transaction');
-console.log(
-  `  PrivacyKit record()            ${fmt(single)}/s  (${fmt(SINGLE)} decisions, Merkle append + state upsert + sealed evidence)`,
-);
-console.log(
-  `  @c15t/backend POST /subjects   ${fmt(c15t)}/s  (${fmt(C15T)} requests through its handler, in-process)`,
-);
-console.log(`  raw better-sqlite3 INSERT      ${fmt(raw)}/s  (${fmt(RAW)} rows)`);
-console.log(
-  `  PrivacyKit vs c15t: ${ratio(single, c15t)} (target ≥ 20×); vs 420/s quoted in the issue: ${ratio(single, 420)}`,
-);
-console.log(`  PrivacyKit vs raw INSERT: ${ratio(single, raw)} (target ≥ 0.3×)\n`);
-
-const imported = await bulkImport();
-console.log('Bulk import');
-console.log(
-  `  import()                       ${fmt(imported.rate)}/s  (${fmt(IMPORT)} decisions, batches of 5,000) — target ≥ 50,000/s`,
-);
-console.log(`  verify() of the imported ledger ${(imported.verifyMs / 1000).toFixed(2)} s\n`);
-
-const lookup = await lookups();
-console.log('Current-state lookups');
-console.log(`  mayProcess()                   ${fmt(lookup.ledger)}/s`);
-console.log(`  raw prepared SELECT by key     ${fmt(lookup.raw)}/s`);
-console.log(`  ratio: ${ratio(lookup.ledger, lookup.raw)} (target ≥ 0.3×)\n`);
-
-const set = await setQuery();
-console.log(`Set query "consented to newsletter now" over ${fmt(SUBJECTS)} subjects`);
-console.log(`  ${fmt(set.count)} subject ids in ${(set.ms / 1000).toFixed(2)} s (target < 2 s)`);
-console.log(
-  `  peak RSS delta ${mb(set.rssDelta)}, peak heap delta ${mb(set.heapDelta)} (flat: pages of 10,000)`,
-);
+if (runs('single')) {
+  const raw = rawInsert();
+  const single = await privacykitSingle();
+  const c15t = await c15tSingle();
+  console.log('Single decisions, each its own transaction');
+  console.log(
+    `  PrivacyKit record()            ${fmt(single)}/s  (${fmt(SINGLE)} decisions, Merkle append + state upsert + sealed evidence)`,
+  );
+  console.log(
+    `  @c15t/backend POST /subjects   ${fmt(c15t)}/s  (${fmt(C15T)} requests through its handler, in-process)`,
+  );
+  console.log(`  raw better-sqlite3 INSERT      ${fmt(raw)}/s  (${fmt(RAW)} rows)`);
+  console.log(
+    `  PrivacyKit vs c15t: ${ratio(single, c15t)} (target ≥ 20×); vs 420/s quoted in the issue: ${ratio(single, 420)}`,
+  );
+  console.log(`  PrivacyKit vs raw INSERT: ${ratio(single, raw)} (target ≥ 0.3×)\n`);
+}
+if (runs('import')) {
+  const imported = await bulkImport();
+  console.log('Bulk import');
+  console.log(
+    `  import()                       ${fmt(imported.rate)}/s  (${fmt(IMPORT)} decisions, batches of 5,000) — target ≥ 50,000/s`,
+  );
+  console.log(`  verify() of the imported ledger ${(imported.verifyMs / 1000).toFixed(2)} s\n`);
+}
+if (runs('lookup')) {
+  const lookup = await lookups();
+  console.log('Current-state lookups');
+  console.log(`  mayProcess()                   ${fmt(lookup.ledger)}/s`);
+  console.log(`  raw prepared SELECT by key     ${fmt(lookup.raw)}/s`);
+  console.log(`  ratio: ${ratio(lookup.ledger, lookup.raw)} (target ≥ 0.3×)\n`);
+}
+if (runs('set')) {
+  const set = await setQuery();
+  console.log(`Set query "consented to newsletter now" over ${fmt(SUBJECTS)} subjects`);
+  console.log(`  ${fmt(set.count)} subject ids in ${(set.ms / 1000).toFixed(2)} s (target < 2 s)`);
+  console.log(
+    `  peak RSS delta ${mb(set.rssDelta)}, peak heap delta ${mb(set.heapDelta)} (flat: pages of 10,000)`,
+  );
+}

@@ -12,7 +12,8 @@ import {
 import type { Clock, JsonValue, Policy, Purpose } from '@privacykit/core';
 import { hmacSha256Hex, sha256Hex } from '@privacykit/core/crypto';
 import { engineOf } from '@privacykit/core/db';
-import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { consentDecisionSchema, consentMethodSchema, nonAffirmativeMethods } from './decision.js';
 import type {
   ConsentDecision,
@@ -40,7 +41,7 @@ import { buildReceipt } from './receipt.js';
 import type { ConsentReceipt, ReceiptState } from './receipt.js';
 import { loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
 import type { LedgerKeys, SignedTreeHead, SigningKeys } from './signing.js';
-import { prepare, run } from './prepared.js';
+import { prepare, prepareRows, run, runRows } from './prepared.js';
 import { T, insertIgnore, upsertStates, upsertStatesQuery, writeTransaction } from './store.js';
 import type { HeadRow, StateRow } from './store.js';
 import { addPeriod } from './validity.js';
@@ -260,6 +261,28 @@ interface NoticeState {
   versions: Map<string, NoticeVersion>;
 }
 
+type HeadUpdateSlot =
+  | 'tenant'
+  | 'size'
+  | 'frontier'
+  | 'signed_size'
+  | 'signed_at'
+  | 'updated_at'
+  | 'old_size'
+  | 'old_frontier';
+
+/** The head an append transaction works from, and where it leaves it. */
+interface AppendContext {
+  trx: Kysely<any>;
+  head: HeadRow;
+  frontier: Frontier;
+  /** The head came from memory: the head update must prove it is still the stored one. */
+  remembered: boolean;
+}
+
+/** The remembered head was not the stored one any more: retry from a fresh read. */
+class StaleHead extends Error {}
+
 interface Pending {
   eventId: string;
   kind: 'decision' | 'expiry' | 'gpc-conflict' | 'subject-shredded' | 'notice-published';
@@ -399,13 +422,86 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     upsertState: prepare<(typeof stateColumns)[number]>((p) =>
       upsertStatesQuery(db, engine, [named(stateColumns, p) as Record<keyof StateRow, unknown>]),
     ),
-    updateHead: prepare<'tenant' | 'size' | 'frontier' | 'updated_at'>((p) =>
+    // The subject's current state for the purpose and its evidence key, in one read (one row,
+    // nulls where there is none).
+    prior: prepare<'tenant' | 'subject' | 'purpose'>((p) =>
+      db
+        .selectFrom(sql`(select 1 as one)`.as('one'))
+        .leftJoin(`${T.state} as s`, (join) =>
+          join
+            .on('s.tenant', '=', p('tenant'))
+            .on('s.purpose', '=', p('purpose'))
+            .on('s.subject_key', '=', p('subject')),
+        )
+        .leftJoin(`${T.keys} as k`, (join) =>
+          join.on('k.tenant', '=', p('tenant')).on('k.subject_key', '=', p('subject')),
+        )
+        .select(['s.state as state', 's.expires_at as expires_at', 'k.key_material as key_material']),
+    ),
+    insertKey: prepare<'tenant' | 'subject_key' | 'key_material' | 'created_at'>((p) =>
+      db.insertInto(T.keys).values(named(['tenant', 'subject_key', 'key_material', 'created_at'], p)),
+    ),
+    // Moves the head from the state the appender started from: when that state came from memory
+    // (SQLite), no row matching means another connection appended meanwhile.
+    updateHead: prepare<HeadUpdateSlot>((p) =>
       db
         .updateTable(T.head)
-        .set({ size: p('size'), frontier: p('frontier'), updated_at: p('updated_at') })
-        .where('tenant', '=', p('tenant')),
+        .set({
+          size: p('size'),
+          frontier: p('frontier'),
+          signed_size: p('signed_size'),
+          signed_at: p('signed_at'),
+          updated_at: p('updated_at'),
+        })
+        .where('tenant', '=', p('tenant'))
+        .where('size', '=', p('old_size'))
+        .where('frontier', '=', p('old_frontier')),
     ),
   };
+  const bulkRows = 200;
+  const bulk = {
+    insertEntries: prepareRows(ledgerColumns.length, bulkRows, (rows) =>
+      db
+        .insertInto(T.ledger)
+        .values(rows.map((row) => named(ledgerColumns, (c) => row[ledgerColumns.indexOf(c)] as string))),
+    ),
+    upsertStates: prepareRows(stateColumns.length, bulkRows, (rows) =>
+      upsertStatesQuery(
+        db,
+        engine,
+        rows.map((row) => named(stateColumns, (c) => row[stateColumns.indexOf(c)] as string)) as Record<
+          keyof StateRow,
+          unknown
+        >[],
+      ),
+    ),
+  };
+
+  /** Inserts rows in chunks of `bulkRows` through a statement compiled once; the rest one by one. */
+  async function insertChunked(
+    trx: Kysely<any>,
+    chunked: Parameters<typeof runRows>[1],
+    single: Parameters<typeof run>[1],
+    columns: readonly string[],
+    rows: readonly Record<string, unknown>[],
+  ): Promise<void> {
+    let i = 0;
+    for (; i + bulkRows <= rows.length; i += bulkRows) {
+      await runRows(
+        trx,
+        chunked,
+        rows.slice(i, i + bulkRows).map((row) => columns.map((column) => row[column])),
+      );
+    }
+    for (; i < rows.length; i++) await run(trx, single, rows[i] as Record<string, unknown>);
+  }
+
+  // SQLite: BEGIN IMMEDIATE serialises appends, so the head this instance wrote last is still the
+  // stored head unless another connection appended since. A decision starts from that remembered
+  // head and the head update checks it (`where size = ? and frontier = ?`, under the write
+  // lock); on a mismatch the transaction rolls back and runs again from a fresh read. PostgreSQL
+  // and MySQL always lock and read the head row (`FOR UPDATE`).
+  let rememberedHead: { head: HeadRow; frontier: Frontier } | undefined;
 
   function ready(): Promise<void> {
     readyPromise ??= initialise().catch((error) => {
@@ -489,14 +585,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return { size: Number(head.size), hashes };
   }
 
-  /** Appends entries to the locked head, in order; signs the new head when due. */
-  async function append(
-    trx: Kysely<any>,
-    head: HeadRow,
-    pending: readonly Pending[],
-    now: Date,
-  ): Promise<number[]> {
-    let frontier = headFrontier(head);
+  /**
+   * Appends entries after the context's head, in order; signs the new head when due. The head row
+   * is moved first: when the head came from memory, a head moved by another connection fails here,
+   * before anything else is written.
+   */
+  async function append(ctx: AppendContext, pending: readonly Pending[], now: Date): Promise<number[]> {
+    const { trx, head } = ctx;
+    let frontier = ctx.frontier;
     const recordedAt = now.toISOString();
     const seqs: number[] = [];
     const rows: Record<string, unknown>[] = [];
@@ -521,40 +617,73 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         recorded_at: recordedAt,
       });
     }
-    if (rows.length === 1) {
-      await run(trx, statements.insertEntry, rows[0] as Record<(typeof ledgerColumns)[number], unknown>);
-    } else {
-      for (let i = 0; i < rows.length; i += 500) {
-        await trx
-          .insertInto(T.ledger)
-          .values(rows.slice(i, i + 500))
-          .execute();
-      }
-    }
-    const update: Record<string, unknown> = {
+    const next: HeadRow = {
+      ...head,
       size: frontier.size,
       frontier: JSON.stringify(frontier.hashes.map(hex)),
       updated_at: recordedAt,
     };
     const signedAt = head.signed_at ? Date.parse(head.signed_at) : 0;
+    let sth: SignedTreeHead | undefined;
     if (frontier.size - Number(head.signed_size) >= signAppends || now.getTime() - signedAt >= signMs) {
-      const sth = signTreeHead(
+      sth = signTreeHead(
         { tenant, treeSize: frontier.size, rootHash: hex(frontierRoot(frontier)), timestamp: recordedAt },
         keys,
       );
-      await storeTreeHead(trx, sth);
-      update.signed_size = frontier.size;
-      update.signed_at = recordedAt;
+      next.signed_size = frontier.size;
+      next.signed_at = recordedAt;
     }
-    if (update.signed_size === undefined) {
-      await run(trx, statements.updateHead, {
-        ...(update as { size: number; frontier: string; updated_at: string }),
-        tenant,
-      });
-    } else {
-      await trx.updateTable(T.head).set(update).where('tenant', '=', tenant).execute();
-    }
+    const moved = await run(trx, statements.updateHead, {
+      tenant,
+      size: next.size,
+      frontier: next.frontier,
+      signed_size: next.signed_size,
+      signed_at: next.signed_at,
+      updated_at: recordedAt,
+      old_size: head.size,
+      old_frontier: head.frontier,
+    });
+    if (ctx.remembered && Number(moved.numAffectedRows ?? 0) !== 1) throw new StaleHead();
+    if (sth) await storeTreeHead(trx, sth);
+    await insertChunked(trx, bulk.insertEntries, statements.insertEntry, ledgerColumns, rows);
+    ctx.head = next;
+    ctx.frontier = frontier;
     return seqs;
+  }
+
+  /**
+   * Runs `fn` in a write transaction holding the append lock, with the current head. With
+   * `remembered`, SQLite starts from the head in memory (see `rememberedHead`); `fn` must then
+   * have no effects outside the transaction, since it may run twice.
+   */
+  async function appendTransaction<R>(
+    fn: (ctx: AppendContext) => Promise<R>,
+    options: { remembered?: boolean } = {},
+  ): Promise<R> {
+    const remembered = engine === 'sqlite' && options.remembered ? rememberedHead : undefined;
+    rememberedHead = undefined;
+    const attempt = async (trx: Kysely<any>, from: typeof remembered) => {
+      const ctx: AppendContext = from
+        ? { trx, head: from.head, frontier: from.frontier, remembered: true }
+        : await locked(trx);
+      return { result: await fn(ctx), ctx };
+    };
+    let outcome: { result: R; ctx: AppendContext } | undefined;
+    if (remembered) {
+      try {
+        outcome = await writeTransaction(db, engine, (trx) => attempt(trx, remembered));
+      } catch (error) {
+        if (!(error instanceof StaleHead)) throw error;
+      }
+    }
+    outcome ??= await writeTransaction(db, engine, (trx) => attempt(trx, undefined));
+    if (engine === 'sqlite') rememberedHead = { head: outcome.ctx.head, frontier: outcome.ctx.frontier };
+    return outcome.result;
+  }
+
+  async function locked(trx: Kysely<any>): Promise<AppendContext> {
+    const head = await lock(trx);
+    return { trx, head, frontier: headFrontier(head), remembered: false };
   }
 
   async function storeTreeHead(trx: Kysely<any>, sth: SignedTreeHead): Promise<void> {
@@ -870,34 +999,60 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const now = clock.now();
     const at = value.at ?? now.toISOString();
     const subjectKey = pseudonym(value.subjectId);
-    return writeTransaction(db, engine, async (trx) => {
-      const head = await lock(trx);
-      if (value.eventId) await assertNewEvents(trx, [value.eventId]);
-      const previous = await readState(trx, subjectKey, value.purpose.id);
-      const renewal = value.state === 'granted' && isValidGrant(previous, new Date(at));
-      const material = needsSeal(value)
-        ? (await subjectKeyMaterial(trx, [subjectKey], true, now)).get(subjectKey)
-        : undefined;
-      const { pending, expiresAt } = decisionPending(value, subjectKey, at, renewal, material);
-      const [seq] = await append(trx, head, [pending], now);
-      await run(
-        trx,
-        statements.upsertState,
-        stateRowOf(
-          {
-            subjectId: value.subjectId,
-            subjectKey,
-            purpose: value.purpose.id,
-            state: value.state,
-            source: value.source,
-          },
-          pending,
-          seq as number,
-          { renewal, notice: value.notice, at, expiresAt },
-        ) as unknown as Record<(typeof stateColumns)[number], unknown>,
-      );
-      return recorded(pending, seq as number, value.state, renewal, at, value.notice, expiresAt);
-    });
+    const granting = value.state === 'granted';
+    const sealing = needsSeal(value);
+    return appendTransaction(
+      async (ctx) => {
+        const { trx } = ctx;
+        if (value.eventId) await assertNewEvents(trx, [value.eventId]);
+        let renewal = false;
+        let material: Buffer | undefined;
+        if (granting || sealing) {
+          const prior = (
+            await run<
+              'tenant' | 'subject' | 'purpose',
+              { state: string | null; expires_at: string | null; key_material: string | null }
+            >(trx, statements.prior, { tenant, subject: subjectKey, purpose: value.purpose.id })
+          ).rows[0];
+          renewal =
+            granting &&
+            prior?.state === 'granted' &&
+            (!prior.expires_at || prior.expires_at > new Date(at).toISOString());
+          if (sealing) {
+            if (prior?.key_material) material = Buffer.from(prior.key_material, 'base64');
+            else {
+              material = randomBytes(32);
+              await run(trx, statements.insertKey, {
+                tenant,
+                subject_key: subjectKey,
+                key_material: material.toString('base64'),
+                created_at: now.toISOString(),
+              });
+            }
+          }
+        }
+        const { pending, expiresAt } = decisionPending(value, subjectKey, at, renewal, material);
+        const [seq] = await append(ctx, [pending], now);
+        await run(
+          trx,
+          statements.upsertState,
+          stateRowOf(
+            {
+              subjectId: value.subjectId,
+              subjectKey,
+              purpose: value.purpose.id,
+              state: value.state,
+              source: value.source,
+            },
+            pending,
+            seq as number,
+            { renewal, notice: value.notice, at, expiresAt },
+          ) as unknown as Record<(typeof stateColumns)[number], unknown>,
+        );
+        return recorded(pending, seq as number, value.state, renewal, at, value.notice, expiresAt);
+      },
+      { remembered: true },
+    );
   }
 
   function recorded(
@@ -972,8 +1127,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     }
     const result: PublishResult = { changed: [], added: [], unchanged: [] };
     const label = version ?? next.version;
-    await writeTransaction(db, engine, async (trx) => {
-      const head = await lock(trx);
+    await appendTransaction(async (ctx) => {
+      const { trx } = ctx;
       await loadNoticesWith(trx);
       const now = clock.now();
       const pending: Pending[] = [];
@@ -1011,7 +1166,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         });
       }
       if (pending.length === 0) return;
-      const seqs = await append(trx, head, pending, now);
+      const seqs = await append(ctx, pending, now);
       for (const [i, row] of rows.entries()) {
         const existing = await trx
           .selectFrom(T.notices)
@@ -1156,14 +1311,23 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       await ready();
       const at = opts.at ?? clock.now();
       const subjectKey = pseudonym(subjectId);
-      const rows = (await db
-        .selectFrom(T.state)
-        .selectAll()
-        .where('tenant', '=', tenant)
-        .where('subject_key', '=', subjectKey)
-        .execute()) as StateRow[];
+      const wanted = consentPurposes(policy);
+      const rows =
+        wanted.length === 0
+          ? []
+          : ((await db
+              .selectFrom(T.state)
+              .selectAll()
+              .where('tenant', '=', tenant)
+              .where(
+                'purpose',
+                'in',
+                wanted.map((purpose) => purpose.id),
+              )
+              .where('subject_key', '=', subjectKey)
+              .execute()) as StateRow[]);
       const purposes: Record<string, ConsentStatus> = {};
-      for (const purpose of consentPurposes(policy)) {
+      for (const purpose of wanted) {
         purposes[purpose.id] = statusOf(
           purpose,
           rows.find((row) => row.purpose === purpose.id),
@@ -1530,8 +1694,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       for (let start = 0; start < values.length; start += batchSize) {
         const batch = values.slice(start, start + batchSize);
         const now = clock.now();
-        await writeTransaction(db, engine, async (trx) => {
-          const head = await lock(trx);
+        await appendTransaction(async (ctx) => {
+          const { trx } = ctx;
           const subjectKeys = batch.map((value) => pseudonym(value.subjectId));
           const sealing = batch.map(needsSeal);
           const materials = sealing.some(Boolean)
@@ -1558,7 +1722,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             pendings.push(pending);
             meta.push({ value, subjectKey, at, expiresAt });
           }
-          const seqs = await append(trx, head, pendings, now);
+          const seqs = await append(ctx, pendings, now);
           // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows in the table.
           const latest = new Map<string, StateRow>();
           for (const [i, item] of meta.entries()) {
@@ -1579,7 +1743,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             if (!before || before.decided_at <= row.decided_at) latest.set(key, row);
           }
           const rows = [...latest.values()];
-          for (let i = 0; i < rows.length; i += 500) await upsertStates(trx, engine, rows.slice(i, i + 500));
+          await insertChunked(
+            trx,
+            bulk.upsertStates,
+            statements.upsertState,
+            stateColumns,
+            rows as unknown as Record<string, unknown>[],
+          );
         });
         imported += batch.length;
       }
@@ -1598,8 +1768,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       for (;;) {
         const now = clock.now();
         const at = now.toISOString();
-        const count = await writeTransaction(db, engine, async (trx) => {
-          const head = await lock(trx);
+        const count = await appendTransaction(async (ctx) => {
+          const { trx } = ctx;
           const rows = (await trx
             .selectFrom(T.state)
             .selectAll()
@@ -1626,7 +1796,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               },
             }),
           );
-          const seqs = await append(trx, head, pendings, now);
+          const seqs = await append(ctx, pendings, now);
           await upsertStates(
             trx,
             engine,
@@ -1664,8 +1834,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       for (const purpose of purposes) {
         const now = clock.now();
         const at = now.toISOString();
-        await writeTransaction(db, engine, async (trx) => {
-          const head = await lock(trx);
+        await appendTransaction(async (ctx) => {
+          const { trx } = ctx;
           const row = await readState(trx, subjectKey, purpose.id);
           if (row && (row.state === 'refused' || row.state === 'withdrawn')) {
             outcome.unchanged.push(purpose.id);
@@ -1685,7 +1855,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               purpose: purpose.id,
               entry: { v: 1, subject: subjectKey, purpose: purpose.id, grantedEventId: row.event_id, at },
             };
-            await append(trx, head, [pending], now);
+            await append(ctx, [pending], now);
             await trx
               .updateTable(T.state)
               .set({ gpc_conflict: 1 })
@@ -1711,7 +1881,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             ? (await subjectKeyMaterial(trx, [subjectKey], true, now)).get(subjectKey)
             : undefined;
           const { pending } = decisionPending(value, subjectKey, at, false, material);
-          const [seq] = await append(trx, head, [pending], now);
+          const [seq] = await append(ctx, [pending], now);
           await upsertStates(trx, engine, [
             stateRowOf(
               { subjectId, subjectKey, purpose: purpose.id, state: 'refused', source: 'gpc' },
@@ -1732,8 +1902,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       await ready();
       const subjectKey = pseudonym(subjectId);
       const now = clock.now();
-      return writeTransaction(db, engine, async (trx) => {
-        const head = await lock(trx);
+      return appendTransaction(async (ctx) => {
+        const { trx } = ctx;
         await trx
           .deleteFrom(T.keys)
           .where('tenant', '=', tenant)
@@ -1745,9 +1915,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           .where('tenant', '=', tenant)
           .where('subject_key', '=', subjectKey)
           .execute();
+        // The state table is keyed by purpose first: every purpose with a state row has a notice.
         await trx
           .deleteFrom(T.state)
           .where('tenant', '=', tenant)
+          .where('purpose', 'in', (eb: ExpressionBuilder<any, any>) =>
+            eb.selectFrom(T.notices).select('purpose').distinct().where('tenant', '=', tenant),
+          )
           .where('subject_key', '=', subjectKey)
           .execute();
         const pending: Pending = {
@@ -1756,7 +1930,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           subjectKey,
           entry: { v: 1, subject: subjectKey, at: now.toISOString() },
         };
-        const [seq] = await append(trx, head, [pending], now);
+        const [seq] = await append(ctx, [pending], now);
         return { eventId: pending.eventId, seq: seq as number };
       });
     },

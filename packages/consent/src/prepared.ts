@@ -34,3 +34,47 @@ export function run<K extends string, R = Record<string, unknown>>(
   const parameters = query.slots.map((slot) => ('name' in slot ? values[slot.name] : slot.value));
   return db.executeQuery<R>(CompiledQuery.raw(query.sql, parameters));
 }
+
+/**
+ * A multi-row statement compiled once for `count` rows of `width` values each; `runRows` fills
+ * it from row-major arrays. Bulk paths insert thousands of rows: building and compiling them
+ * with the query builder on every chunk cost more than the database work.
+ */
+export interface PreparedRows {
+  sql: string;
+  width: number;
+  count: number;
+  slots: ({ index: number } | { value: unknown })[];
+}
+
+export function prepareRows(
+  width: number,
+  count: number,
+  build: (rows: string[][]) => Compilable,
+): PreparedRows {
+  const rows = Array.from({ length: count }, (_, row) =>
+    Array.from({ length: width }, (_, column) => `${MARK}${row * width + column}`),
+  );
+  const compiled = build(rows).compile();
+  return {
+    sql: compiled.sql,
+    width,
+    count,
+    slots: compiled.parameters.map((value) =>
+      typeof value === 'string' && value.startsWith(MARK)
+        ? { index: Number(value.slice(MARK.length)) }
+        : { value },
+    ),
+  };
+}
+
+export function runRows(db: Kysely<any>, query: PreparedRows, rows: readonly (readonly unknown[])[]) {
+  if (rows.length !== query.count) throw new Error(`prepared for ${query.count} rows, got ${rows.length}`);
+  const { width } = query;
+  const parameters = query.slots.map((slot) =>
+    'index' in slot
+      ? (rows[Math.floor(slot.index / width)] as readonly unknown[])[slot.index % width]
+      : slot.value,
+  );
+  return db.executeQuery(CompiledQuery.raw(query.sql, parameters));
+}
