@@ -67,6 +67,10 @@ describe('browser bundle of the root export', () => {
     const parserOnly = await bundle(`export { parseSetCookie, serializeSetCookie } from './src/index.ts';`);
     expect(parserOnly).not.toContain('hubspotutk');
     expect(parserOnly).not.toContain('OptanonConsent');
+    expect(parserOnly).not.toContain('ads-twitter');
+    const trackers = await bundle(`export { createRequestClassifier } from './src/index.ts';`);
+    expect(trackers).toContain('ads-twitter');
+    expect(trackers).not.toContain('hubspotutk');
     const classifier = await bundle(`export { classifyCookie } from './src/index.ts';`);
     expect(classifier).toContain('hubspotutk');
     console.log(

@@ -79,3 +79,16 @@ export type { ConsentState } from './consent-state.js';
 export { addCalendarMonths, cookieLifetimeSeconds, withinMonths } from './lifetime.js';
 export { domainMatches, isFirstParty, registrableDomain } from './site.js';
 export { overridesFromPolicy } from './policy-overrides.js';
+export {
+  advertisingTrackers,
+  analyticsTrackers,
+  builtinTrackers,
+  createRequestClassifier,
+  trackerAllowed,
+} from './trackers.js';
+export type {
+  DeclaredTrackingPath,
+  RequestClassifierOptions,
+  TrackerEndpoint,
+  TrackerMatch,
+} from './trackers.js';

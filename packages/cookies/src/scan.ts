@@ -5,6 +5,17 @@ import type { Clock } from '@privacykit/core';
 import type { Browser, Page } from 'playwright-core';
 import { type CookieViolation, violationOf } from './audit.js';
 import {
+  type AuditBannerPageOptions,
+  type BannerAudit,
+  type BannerObservation,
+  type BannerRules,
+  type BannerSelectors,
+  type BannerSnapshot,
+  auditBannerPage,
+  judgeBanner,
+  observeBanner,
+} from './banner.js';
+import {
   type Classifier,
   type ClassifyOptions,
   type CookieClassification,
@@ -16,15 +27,30 @@ import { cookiesError } from './errors.js';
 import type { AudienceMeasurementConditions } from './exemption.js';
 import { isFirstParty, normaliseHost } from './site.js';
 import { systemClock } from './system-clock.js';
+import {
+  type DeclaredTrackingPath,
+  type TrackerEndpoint,
+  type TrackerMatch,
+  createRequestClassifier,
+  trackerAllowed,
+} from './trackers.js';
 
 export type ScanPhaseName = 'before-consent' | 'after-refusal' | 'after-acceptance';
 
 export interface ScanOptions {
   /** CSS selectors of the banner's buttons. Defaults cover common CMPs and `[data-privacykit-consent="accept"|"refuse"]`. */
-  banner?: { accept?: string; refuse?: string };
+  banner?: { accept?: string; refuse?: string; close?: string; container?: string };
   classifier?: Classifier;
   /** Chromium binary; default `$CHROMIUM_PATH`, else `/usr/bin/chromium`. */
   executablePath?: string;
+  /** Extra Chromium flags, after the defaults (e.g. `--host-resolver-rules=…`, `--proxy-server=…`). */
+  launchArgs?: readonly string[];
+  /** Tracker endpoints to look for in requests; default `builtinTrackers`. */
+  trackers?: readonly TrackerEndpoint[];
+  /** First-party request paths the site owner declares as tracking (a proxied or self-hosted tag). */
+  trackingPaths?: readonly (string | DeclaredTrackingPath)[];
+  /** Save a PNG of the banner here (named by its text hash) and cite it in the snapshot. */
+  bannerScreenshotDir?: string;
   /** Per navigation and click. Default 30 s. */
   timeoutMs?: number;
   /** Quiet time after load and after a click, for scripts to set their cookies. Default 500 ms. */
@@ -56,6 +82,17 @@ export interface ScannedStorageItem {
   classification: CookieClassification;
 }
 
+export interface ScannedRequest {
+  url: string;
+  method: string;
+  /** Playwright's resource type: `document`, `script`, `image`, `xhr`, `fetch`, `ping`, … */
+  resourceType: string;
+  host: string;
+  firstParty: boolean;
+  /** Set when the request goes to a known or declared tracker. */
+  tracker?: TrackerMatch;
+}
+
 export interface ScanPhase {
   phase: ScanPhaseName;
   /** The consent the visitor has given in this phase. */
@@ -64,11 +101,13 @@ export interface ScanPhase {
   bannerClicked: boolean | null;
   cookies: ScannedCookie[];
   storage: ScannedStorageItem[];
+  /** Requests the page made in this phase; after a click, only those from the click on. */
+  requests: ScannedRequest[];
   violations: ScanViolation[];
 }
 
 export interface ScanViolation {
-  kind: 'cookie' | 'localStorage' | 'sessionStorage';
+  kind: 'cookie' | 'localStorage' | 'sessionStorage' | 'request';
   name: string;
   domain: string;
   category: CookieClassification['category'];
@@ -77,14 +116,21 @@ export interface ScanViolation {
   reason: string;
   /** Every phase in which it was found without the consent it needs. */
   phases: ScanPhaseName[];
+  /** For `request`: the first URL seen, and the tracker rule that matched. */
+  url?: string;
+  rule?: string;
 }
 
 export interface ScanResult {
   url: string;
   site: string;
   phases: ScanPhase[];
-  /** One entry per stored item, across phases. */
+  /** One entry per stored item or tracker endpoint, across phases. */
   violations: ScanViolation[];
+  /** The banner's first layer as first shown (buttons measured), for `auditBanner`. */
+  banner: BannerObservation;
+  /** The banner version shown (text hash, optional PNG), for the consent record to cite (K06). */
+  bannerSnapshot: BannerSnapshot | null;
 }
 
 const defaultAccept = [
@@ -142,7 +188,11 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
   const executablePath = options.executablePath ?? process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
   let browser: Browser;
   try {
-    browser = await playwright.chromium.launch({ executablePath, headless: true, args: [...chromiumArgs] });
+    browser = await playwright.chromium.launch({
+      executablePath,
+      headless: true,
+      args: [...chromiumArgs, ...(options.launchArgs ?? [])],
+    });
   } catch (cause) {
     throw cookiesError(
       'cookies/scanner-unavailable',
@@ -155,8 +205,20 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
   const timeout = options.timeoutMs ?? 30_000;
   const settle = options.settleMs ?? 500;
   const gpc = options.gpc === true;
+  const selectors: BannerSelectors = {
+    accept: options.banner?.accept ?? defaultAccept,
+    refuse: options.banner?.refuse ?? defaultRefuse,
+  };
+  if (options.banner?.close) selectors.close = options.banner.close;
+  if (options.banner?.container) selectors.container = options.banner.container;
+  const trackerOf = createRequestClassifier({
+    site: url,
+    ...(options.trackers ? { trackers: options.trackers } : {}),
+    ...(options.trackingPaths ? { trackingPaths: options.trackingPaths } : {}),
+  });
   try {
     const phases: ScanPhase[] = [];
+    let banner: BannerObservation | undefined;
     for (const phase of ['before-consent', 'after-refusal', 'after-acceptance'] as const) {
       const context = await browser.newContext(gpc ? { extraHTTPHeaders: { 'Sec-GPC': '1' } } : {});
       try {
@@ -165,17 +227,29 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
             'Object.defineProperty(Navigator.prototype, "globalPrivacyControl", { get: () => true, configurable: true });',
           );
         }
+        let requests: ScannedRequest[] = [];
+        context.on('request', (request) => {
+          const recorded = recordRequest(request.url(), site, trackerOf);
+          if (recorded)
+            requests.push({ ...recorded, method: request.method(), resourceType: request.resourceType() });
+        });
         const page = await context.newPage();
         page.setDefaultTimeout(timeout);
         await load(page, url, timeout, settle);
         let bannerClicked: boolean | null = null;
         let consent: ConsentState = gpc ? { gpc: true } : noConsent;
-        if (phase !== 'before-consent') {
-          const selector =
-            phase === 'after-refusal'
-              ? (options.banner?.refuse ?? defaultRefuse)
-              : (options.banner?.accept ?? defaultAccept);
+        if (phase === 'before-consent') {
+          const observeOptions: Parameters<typeof observeBanner>[1] = { selectors, now: clock.now() };
+          if (options.bannerScreenshotDir) observeOptions.screenshotDir = options.bannerScreenshotDir;
+          banner = await observeBanner(page, observeOptions);
+          // Silence is refusal: the next page view without touching the banner must stay clean too.
+          await load(page, url, timeout, settle, true);
+        } else {
+          const selector = phase === 'after-refusal' ? selectors.refuse : selectors.accept;
+          const beforeClick = requests;
+          requests = [];
           bannerClicked = await clickFirst(page, selector, timeout);
+          if (!bannerClicked) requests = [...beforeClick, ...requests];
           if (bannerClicked) {
             await page.waitForTimeout(settle);
             // The next page view shows what the site does once it knows the choice.
@@ -237,12 +311,34 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
           });
           if (found) violations.push(toScanViolation(item.area, found, phase));
         }
-        phases.push({ phase, consent, bannerClicked, cookies, storage, violations });
+        const seen = new Set<string>();
+        for (const request of requests) {
+          if (!request.tracker || trackerAllowed(request.tracker, consent)) continue;
+          const endpoint = endpointOf(request.url);
+          if (seen.has(endpoint)) continue;
+          seen.add(endpoint);
+          violations.push(requestViolation(request, request.tracker, endpoint, phase));
+        }
+        phases.push({ phase, consent, bannerClicked, cookies, storage, requests, violations });
       } finally {
         await context.close();
       }
     }
-    return { url, site, phases, violations: mergeViolations(phases) };
+    const observed = banner ?? {
+      accept: null,
+      refuse: null,
+      close: null,
+      viewport: { width: 0, height: 0 },
+      snapshot: null,
+    };
+    return {
+      url,
+      site,
+      phases,
+      violations: mergeViolations(phases),
+      banner: observed,
+      bannerSnapshot: observed.snapshot,
+    };
   } catch (cause) {
     if (cause instanceof Error && cause.name === 'PrivacyKitError') throw cause;
     throw cookiesError(
@@ -321,3 +417,105 @@ function mergeViolations(phases: readonly ScanPhase[]): ScanViolation[] {
   }
   return [...merged.values()];
 }
+
+const requestReasons: Record<ScanPhaseName, string> = {
+  'before-consent': 'tracker request before consent',
+  'after-refusal': 'tracker request after refusal',
+  'after-acceptance': 'tracker request without the consent it needs',
+};
+
+function recordRequest(
+  url: string,
+  site: string,
+  trackerOf: (url: string) => TrackerMatch | undefined,
+): Omit<ScannedRequest, 'method' | 'resourceType'> | undefined {
+  let host: string;
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return undefined;
+    host = normaliseHost(parsed.hostname);
+  } catch {
+    return undefined;
+  }
+  const recorded: Omit<ScannedRequest, 'method' | 'resourceType'> = {
+    url,
+    host,
+    firstParty: isFirstParty(host, site),
+  };
+  const tracker = trackerOf(url);
+  if (tracker) recorded.tracker = tracker;
+  return recorded;
+}
+
+/** Host and path without the query: one violation per endpoint, not per hit. */
+function endpointOf(url: string): string {
+  const parsed = new URL(url);
+  return `${normaliseHost(parsed.hostname)}${parsed.pathname}`;
+}
+
+function requestViolation(
+  request: ScannedRequest,
+  tracker: TrackerMatch,
+  endpoint: string,
+  phase: ScanPhaseName,
+): ScanViolation {
+  return {
+    kind: 'request',
+    name: endpoint,
+    domain: request.host,
+    category: tracker.category,
+    vendor: tracker.vendor,
+    firstParty: request.firstParty,
+    reason: requestReasons[phase],
+    phases: [phase],
+    url: request.url,
+    rule: tracker.rule,
+  };
+}
+
+export type AuditBannerOptions = AuditBannerPageOptions & { clock?: Clock };
+
+/**
+ * Validates the consent banner against K03 and hostile case 26: the first layer must offer a
+ * refuse option as prominent as accept (both present, both in the first viewport, comparable size
+ * and contrast), and ignoring (or closing) the banner must count as refusal — no non-exempt cookie
+ * or tracker request. Give it a `scanSite` result, or a live page freshly loaded in a clean context.
+ * ePrivacy Art 5(3); GDPR Art 4(11), 7; CNIL 2020-092; EDPB cookie-banner taskforce report.
+ */
+export async function auditBanner(
+  target: Page | ScanResult,
+  options: AuditBannerOptions = {},
+): Promise<BannerAudit> {
+  if (isScanResult(target)) {
+    const before = target.phases.find((phase) => phase.phase === 'before-consent');
+    const storedWhileIgnored = (before?.violations ?? []).map((violation) => describeViolation(violation));
+    return judgeBanner(target.banner, { storedWhileIgnored }, options as BannerRules);
+  }
+  const selectors: BannerSelectors = {
+    accept: options.banner?.accept ?? defaultAccept,
+    refuse: options.banner?.refuse ?? defaultRefuse,
+  };
+  if (options.banner?.close) selectors.close = options.banner.close;
+  if (options.banner?.container) selectors.container = options.banner.container;
+  return auditBannerPage(target, selectors, { ...options, now: (options.clock ?? systemClock).now() });
+}
+
+function isScanResult(target: Page | ScanResult): target is ScanResult {
+  return typeof target === 'object' && target !== null && 'phases' in target && 'banner' in target;
+}
+
+function describeViolation(violation: ScanViolation): string {
+  return violation.kind === 'request'
+    ? `request to ${violation.name}`
+    : `${violation.kind} ${violation.name} (${violation.domain})`;
+}
+
+export type {
+  BannerAudit,
+  BannerButton,
+  BannerFinding,
+  BannerFindingCode,
+  BannerObservation,
+  BannerRules,
+  BannerSnapshot,
+} from './banner.js';

@@ -1,0 +1,345 @@
+// Banner checks for @privacykit/cookies/scan (Node-only): what the first layer of the consent
+// banner offers, measured in the page, and the K03 rules — refuse as prominent as accept, both
+// visible without scrolling, silence and closing count as refusal.
+import { createHash } from 'node:crypto';
+import type { Page } from 'playwright-core';
+import type { Classifier } from './classifier.js';
+import { createClassifier } from './classifier.js';
+import { cookiesError } from './errors.js';
+import { isFirstParty, normaliseHost } from './site.js';
+
+/** Size, position and look of one banner button as the visitor sees it on first load. */
+export interface BannerButton {
+  text: string;
+  /** CSS pixels. */
+  box: { x: number; y: number; width: number; height: number };
+  /** Entirely inside the first viewport: reachable without scrolling. */
+  inViewport: boolean;
+  fontSizePx: number;
+  color: string;
+  /** The first opaque background behind the button (its own or an ancestor's). */
+  backgroundColor: string;
+  /** WCAG contrast ratio of its text against that background. */
+  contrast: number;
+}
+
+/** What the banner looked like when shown: cite `version` in a consent record (K06). */
+export interface BannerSnapshot {
+  /** `sha256:<hex>` of the banner's normalised visible text. */
+  version: string;
+  text: string;
+  /** CSS selector of the element captured. */
+  selector: string;
+  capturedAt: string;
+  /** PNG of the banner, when `bannerScreenshotDir` was given. */
+  screenshotPath?: string;
+}
+
+export interface BannerObservation {
+  accept: BannerButton | null;
+  refuse: BannerButton | null;
+  close: BannerButton | null;
+  viewport: { width: number; height: number };
+  snapshot: BannerSnapshot | null;
+}
+
+export interface BannerSelectors {
+  accept: string;
+  refuse: string;
+  /** A close (×) control of the banner, if any. */
+  close?: string;
+  /** The banner element; default: the nearest ancestor of the buttons that looks like a dialog or banner. */
+  container?: string;
+}
+
+const measureScript = (selectors: BannerSelectors) => `(() => {
+  const sel = ${JSON.stringify(selectors)};
+  const visible = (el) => {
+    const style = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    return style.display !== 'none' && style.visibility !== 'hidden' && Number(style.opacity) > 0.05 && box.width > 0 && box.height > 0;
+  };
+  const first = (selector) => {
+    if (!selector) return null;
+    let list;
+    try { list = document.querySelectorAll(selector); } catch (error) { return null; }
+    for (const el of list) if (visible(el)) return el;
+    return null;
+  };
+  const rgba = (text) => {
+    const m = text.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return [0, 0, 0, 0];
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const luminance = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let node = el; node; node = node.parentElement) {
+      const c = rgba(getComputedStyle(node).backgroundColor);
+      if (c[3] > 0.5) return c;
+    }
+    return [255, 255, 255, 1];
+  };
+  const measure = (el) => {
+    if (!el) return null;
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    const fg = rgba(style.color);
+    const bg = background(el);
+    const [l1, l2] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
+    return {
+      text: (el.innerText || el.value || el.getAttribute('aria-label') || '').trim(),
+      box: { x: box.x, y: box.y, width: box.width, height: box.height },
+      inViewport: box.top >= 0 && box.left >= 0 && box.bottom <= innerHeight && box.right <= innerWidth,
+      fontSizePx: parseFloat(style.fontSize),
+      color: style.color,
+      backgroundColor: 'rgb(' + bg.slice(0, 3).join(', ') + ')',
+      contrast: Math.round(((l1 + 0.05) / (l2 + 0.05)) * 100) / 100,
+    };
+  };
+  const accept = first(sel.accept);
+  const refuse = first(sel.refuse);
+  const close = first(sel.close);
+  let container = first(sel.container);
+  const anchor = accept || refuse;
+  if (!container && anchor) {
+    const looksLikeBanner = (el) => el.matches('dialog, [role=dialog], [role=alertdialog], [aria-modal=true], aside') ||
+      /cookie|consent|banner|gdpr|cmp/i.test((el.id || '') + ' ' + (typeof el.className === 'string' ? el.className : ''));
+    for (let node = anchor.parentElement; node && node !== document.body; node = node.parentElement) {
+      if (looksLikeBanner(node)) { container = node; break; }
+    }
+    if (!container) {
+      container = anchor.parentElement;
+      const other = accept && refuse ? refuse : null;
+      while (other && container && container !== document.body && !container.contains(other)) container = container.parentElement;
+    }
+  }
+  let path = null;
+  if (container) {
+    container.setAttribute('data-privacykit-banner', '');
+    path = container.id ? '#' + CSS.escape(container.id) : container.tagName.toLowerCase();
+  }
+  return {
+    accept: measure(accept), refuse: measure(refuse), close: measure(close),
+    viewport: { width: innerWidth, height: innerHeight },
+    banner: container ? { text: (container.innerText || '').replace(/\\s+/g, ' ').trim(), selector: path } : null,
+  };
+})()`;
+
+interface Measured extends Omit<BannerObservation, 'snapshot'> {
+  banner: { text: string; selector: string } | null;
+}
+
+/**
+ * Measures the banner's first layer in `page` as loaded, and snapshots it: text hash for the
+ * consent record (K06), and a PNG when `screenshotDir` is set.
+ */
+export async function observeBanner(
+  page: Page,
+  options: { selectors: BannerSelectors; now: Date; screenshotDir?: string },
+): Promise<BannerObservation> {
+  const measured = (await page.evaluate(measureScript(options.selectors))) as Measured;
+  let snapshot: BannerSnapshot | null = null;
+  if (measured.banner) {
+    const hash = createHash('sha256').update(measured.banner.text).digest('hex');
+    snapshot = {
+      version: `sha256:${hash}`,
+      text: measured.banner.text,
+      selector: measured.banner.selector,
+      capturedAt: options.now.toISOString(),
+    };
+    if (options.screenshotDir) {
+      const { mkdir } = await import('node:fs/promises');
+      const { join } = await import('node:path');
+      await mkdir(options.screenshotDir, { recursive: true });
+      const path = join(options.screenshotDir, `banner-${hash.slice(0, 16)}.png`);
+      await page.locator('[data-privacykit-banner]').first().screenshot({ path, animations: 'disabled' });
+      snapshot.screenshotPath = path;
+    }
+  }
+  return {
+    accept: measured.accept,
+    refuse: measured.refuse,
+    close: measured.close,
+    viewport: measured.viewport,
+    snapshot,
+  };
+}
+
+export type BannerFindingCode =
+  | 'no-banner'
+  | 'no-reject-option'
+  | 'not-in-first-viewport'
+  | 'reject-smaller'
+  | 'reject-low-contrast'
+  | 'silence-not-refusal'
+  | 'close-not-refusal';
+
+export interface BannerFinding {
+  code: BannerFindingCode;
+  /** `fail` breaks K03; `warn` needs a person to look. */
+  severity: 'fail' | 'warn';
+  message: string;
+}
+
+export interface BannerAudit {
+  /** No `fail` finding. */
+  passed: boolean;
+  findings: BannerFinding[];
+  observation: BannerObservation;
+  /** Non-exempt cookies (and tracker requests, from a scan) seen while the banner was ignored. */
+  storedWhileIgnored: string[];
+}
+
+export interface BannerRules {
+  /** Smallest refuse/accept area ratio. Default 0.5. */
+  minAreaRatio?: number;
+  /** Smallest refuse/accept font-size ratio. Default 0.8. */
+  minFontRatio?: number;
+  /** Refuse must reach this contrast, or the accept button's if lower. Default 4.5 (WCAG AA). */
+  minContrast?: number;
+}
+
+/** Applies the K03 rules to one observation and what was stored while the banner was ignored. */
+export function judgeBanner(
+  observation: BannerObservation,
+  evidence: { storedWhileIgnored: string[]; storedAfterClose?: string[] },
+  rules: BannerRules = {},
+): BannerAudit {
+  const findings: BannerFinding[] = [];
+  const { accept, refuse } = observation;
+  if (!accept && !refuse) {
+    findings.push({
+      code: 'no-banner',
+      severity: 'warn',
+      message: 'no accept or refuse control found on the first layer: nothing to validate',
+    });
+  } else if (!refuse) {
+    findings.push({
+      code: 'no-reject-option',
+      severity: 'fail',
+      message:
+        'the first layer offers accept but no visible refuse option (CNIL 2020-092 art. 2; EDPB taskforce)',
+    });
+  }
+  if (accept && refuse) {
+    for (const [name, button] of [
+      ['accept', accept],
+      ['refuse', refuse],
+    ] as const) {
+      if (!button.inViewport)
+        findings.push({
+          code: 'not-in-first-viewport',
+          severity: 'fail',
+          message: `the ${name} control "${button.text}" needs scrolling to be seen`,
+        });
+    }
+    const areaRatio = area(refuse) / Math.max(1, area(accept));
+    if (
+      areaRatio < (rules.minAreaRatio ?? 0.5) ||
+      refuse.fontSizePx < accept.fontSizePx * (rules.minFontRatio ?? 0.8)
+    ) {
+      findings.push({
+        code: 'reject-smaller',
+        severity: 'fail',
+        message: `refuse is less prominent than accept: ${Math.round(areaRatio * 100)}% of its area, font ${refuse.fontSizePx}px vs ${accept.fontSizePx}px`,
+      });
+    }
+    const needed = Math.min(rules.minContrast ?? 4.5, accept.contrast);
+    if (refuse.contrast < needed) {
+      findings.push({
+        code: 'reject-low-contrast',
+        severity: 'fail',
+        message: `refuse text contrast ${refuse.contrast}:1 is below ${needed}:1 (accept has ${accept.contrast}:1)`,
+      });
+    }
+  }
+  if (evidence.storedWhileIgnored.length > 0) {
+    findings.push({
+      code: 'silence-not-refusal',
+      severity: 'fail',
+      message: `ignoring the banner still stored or sent: ${evidence.storedWhileIgnored.join(', ')}`,
+    });
+  }
+  if (evidence.storedAfterClose && evidence.storedAfterClose.length > 0) {
+    findings.push({
+      code: 'close-not-refusal',
+      severity: 'fail',
+      message: `closing the banner did not count as refusal: ${evidence.storedAfterClose.join(', ')}`,
+    });
+  }
+  return {
+    passed: findings.every((finding) => finding.severity !== 'fail'),
+    findings,
+    observation,
+    storedWhileIgnored: evidence.storedWhileIgnored,
+  };
+}
+
+function area(button: BannerButton): number {
+  return button.box.width * button.box.height;
+}
+
+/** Names of the non-exempt cookies in the page's browser context, for the silence checks. */
+export async function nonExemptCookies(page: Page, site: string, classifier: Classifier): Promise<string[]> {
+  const names: string[] = [];
+  for (const cookie of await page.context().cookies()) {
+    const domain = normaliseHost(cookie.domain);
+    const input = {
+      name: cookie.name,
+      domain,
+      firstParty: isFirstParty(domain, site),
+      ...(cookie.expires > 0 ? { expires: new Date(cookie.expires * 1000) } : {}),
+    };
+    if (classifier.classify(input).consentRequired) names.push(`cookie ${cookie.name} (${domain})`);
+  }
+  return names;
+}
+
+export interface AuditBannerPageOptions extends BannerRules {
+  banner?: Partial<BannerSelectors>;
+  classifier?: Classifier;
+  /** Quiet time after a reload or click. Default 500 ms. */
+  settleMs?: number;
+}
+
+/**
+ * Validates a live page's banner (K03; hostile case 26): measures the first layer, then reloads
+ * without touching the banner and, if a close control exists, closes it and reloads — neither may
+ * leave a non-exempt cookie. Give it a page in a fresh browser context that has not answered the
+ * banner.
+ */
+export async function auditBannerPage(
+  page: Page,
+  selectors: BannerSelectors,
+  options: AuditBannerPageOptions & { now: Date },
+): Promise<BannerAudit> {
+  const url = page.url();
+  let site: string;
+  try {
+    site = normaliseHost(new URL(url).hostname);
+  } catch (cause) {
+    throw cookiesError('cookies/invalid-input', `The page has no URL to audit (${url})`, { cause });
+  }
+  const classifier = options.classifier ?? createClassifier();
+  const settle = options.settleMs ?? 500;
+  const observation = await observeBanner(page, { selectors, now: options.now });
+  await page.reload({ waitUntil: 'load' });
+  await page.waitForTimeout(settle);
+  const storedWhileIgnored = await nonExemptCookies(page, site, classifier);
+  const evidence: { storedWhileIgnored: string[]; storedAfterClose?: string[] } = { storedWhileIgnored };
+  if (selectors.close && storedWhileIgnored.length === 0) {
+    const close = page.locator(selectors.close).first();
+    if ((await close.count()) > 0 && (await close.isVisible())) {
+      await close.click();
+      await page.waitForTimeout(settle);
+      await page.reload({ waitUntil: 'load' });
+      await page.waitForTimeout(settle);
+      evidence.storedAfterClose = await nonExemptCookies(page, site, classifier);
+    }
+  }
+  return judgeBanner(observation, evidence, options);
+}
