@@ -1,9 +1,11 @@
 // Benchmark for @privacykit/cookies (issue #7). Run: npx tsx bench/cookies/run.ts (after `npm run build -w @privacykit/cookies`).
 // 1. Classifying known names vs a bare Map.get loop over the same names (target ≥ 0.25×).
 // 2. Loading the Open Cookie Database CSV (target < 100 ms).
+// 3. Browser bundle size of the root export (minified, with its dependencies), and of single functions.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { builtinKnowledgeBase, createClassifier, loadOpenCookieDatabase } from '@privacykit/cookies';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -67,4 +69,28 @@ if (existsSync(csvPath)) {
   );
 } else {
   console.log(`Open Cookie Database CSV not found at ${csvPath}: load benchmark skipped`);
+}
+
+// Bundle sizes: what a browser app pays for the root export (zod must stay out of it).
+const { build } = await import('esbuild');
+const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+for (const [label, contents] of [
+  ['root export (export *)', `export * from '@privacykit/cookies';`],
+  ['classifyCookie', `export { classifyCookie } from '@privacykit/cookies';`],
+  ['createRequestClassifier', `export { createRequestClassifier } from '@privacykit/cookies';`],
+  ['parseSetCookie', `export { parseSetCookie } from '@privacykit/cookies';`],
+] as const) {
+  const result = await build({
+    stdin: { contents, resolveDir: here, loader: 'ts' },
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'browser',
+    minify: true,
+    logLevel: 'silent',
+  });
+  const code = result.outputFiles[0]!.text;
+  console.log(
+    `bundle ${label.padEnd(28)} ${kib(code.length).padStart(10)}  gzip ${kib(gzipSync(code).length)}${code.includes('ZodError') ? '  (contains zod!)' : ''}`,
+  );
 }
