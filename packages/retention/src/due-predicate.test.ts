@@ -10,7 +10,6 @@ import { endOfMonthCivil } from './civil-date.js';
 import { duePredicate } from './due-predicate.js';
 import { currentPhase, planRetention } from './plan.js';
 import { defineSchedule } from './schedule.js';
-import { dropTestDatabase } from './fixtures/database.js';
 import { retentionMigrations } from './migrations.js';
 import { migrate } from '@privacykit/core/db';
 
@@ -133,7 +132,7 @@ describe.each(testEngines())('the SQL predicate agrees with the planner on $engi
       .execute();
   });
   afterAll(async () => {
-    await dropTestDatabase(engine, database);
+    await database?.destroy();
   });
 
   it('row selected iff the planner says due on or before today, phase by phase and for the current phase', async () => {

@@ -8,7 +8,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRetentionEngine } from './engine.js';
 import type { RetentionEngineOptions } from './engine.js';
 import { seedRule, seedWorld, worldDataMap, worldSchedule } from './fixtures/world.js';
-import { dropTestDatabase } from './fixtures/database.js';
 import { retentionMigrations } from './migrations.js';
 
 const TODAY = '2025-03-01T10:00:00.000Z'; // 11:00 in Paris
@@ -56,7 +55,7 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     await seedWorld(db);
   });
   afterEach(async () => {
-    await dropTestDatabase(engine, database);
+    await database?.destroy();
   });
 
   async function holdTheUsualSuspects(retention: ReturnType<typeof make>) {

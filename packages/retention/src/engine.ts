@@ -226,6 +226,59 @@ export function hashLine(record: DispositionRecord): string {
   return `${out}}\n`;
 }
 
+/**
+ * The hash lines of a batch of records, `records.map(hashLine).join('')`: a batch shares all
+ * fields but the key and due date, so their JSON is written once per run of equal fields.
+ */
+function sameBatchFields(a: DispositionRecord, b: DispositionRecord): boolean {
+  return (
+    a.action === b.action &&
+    a.actedAt === b.actedAt &&
+    a.outcome === b.outcome &&
+    a.phase === b.phase &&
+    a.rule === b.rule &&
+    a.runId === b.runId &&
+    a.table === b.table &&
+    a.tenant === b.tenant
+  );
+}
+
+export function hashLines(records: readonly DispositionRecord[]): string {
+  let out = '';
+  let shared: DispositionRecord | undefined;
+  let head = '';
+  let tail = '';
+  for (const r of records) {
+    if (shared === undefined || !sameBatchFields(shared, r)) {
+      shared = r;
+      head = `{"actedAt":${JSON.stringify(r.actedAt)},"action":${JSON.stringify(r.action)},"dueDate":`;
+      tail = `,"outcome":${JSON.stringify(r.outcome)},"phase":${String(r.phase)},"rule":${JSON.stringify(r.rule)},"runId":${JSON.stringify(r.runId)},"table":${JSON.stringify(r.table)},"tenant":${JSON.stringify(r.tenant)}}\n`;
+    }
+    out += `${head}${r.dueDate === null ? 'null' : JSON.stringify(r.dueDate)},"key":${JSON.stringify(r.key)}${tail}`;
+  }
+  return out;
+}
+
+/**
+ * A memo key for a row's fact values (tagged and length-prefixed, so distinct values never
+ * collide), or undefined for values not worth memoising.
+ */
+function factsKey(values: readonly unknown[]): string | undefined {
+  let out = '';
+  for (const value of values) {
+    if (value === null || value === undefined) out += 'z;';
+    else if (typeof value === 'string') out += `s${value.length}:${value}`;
+    else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+      out += `${typeof value === 'number' ? 'n' : typeof value === 'boolean' ? 'b' : 'i'}${String(value)};`;
+    else if (value instanceof Date) out += `d${value.getTime()};`;
+    else return undefined;
+  }
+  return out;
+}
+
+/** Thrown inside a fast-path batch when the planner disagrees with SQL: the batch rolls back and reruns checked. */
+class PlannerDisagrees extends Error {}
+
 function transient(error: unknown): boolean {
   const e = error as { code?: string; errno?: number };
   return (
@@ -325,6 +378,58 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     records: DispositionRecord[];
   }
 
+  // Due dates are a pure function of a row's facts: memoised per entry and phase (rows share
+  // dates far more often than not), bounded so a sweep over unique instants stays small.
+  const dueMemos = new Map<ScheduleEntry, Map<number, Map<string, CivilDate | null>>>();
+  function rowDue(entry: ScheduleEntry, phaseIndex: number, row: Record<string, unknown>): CivilDate | null {
+    const phase = entry.rule.phases[phaseIndex];
+    if (!phase) return null;
+    let byPhase = dueMemos.get(entry);
+    if (!byPhase) {
+      byPhase = new Map();
+      dueMemos.set(entry, byPhase);
+    }
+    let memo = byPhase.get(phaseIndex);
+    if (!memo) {
+      memo = new Map();
+      byPhase.set(phaseIndex, memo);
+    }
+    const id = factsKey(factColumnsOf(entry).map((column) => row[`f_${column}`]));
+    if (id !== undefined) {
+      const known = memo.get(id);
+      if (known !== undefined || memo.has(id)) return known ?? null;
+    }
+    const due = dueDate(phase.due, entry.rule, factsOfRow(entry, row), entry.zone);
+    if (id !== undefined) {
+      if (memo.size >= 50_000) memo.clear();
+      memo.set(id, due);
+    }
+    return due;
+  }
+
+  const factColumnCache = new Map<ScheduleEntry, string[]>();
+  function factColumnsOf(entry: ScheduleEntry): string[] {
+    let columns = factColumnCache.get(entry);
+    if (!columns) {
+      columns = [...new Set(Object.values(entry.facts).map((binding) => binding.column))];
+      factColumnCache.set(entry, columns);
+    }
+    return columns;
+  }
+
+  /**
+   * SQLite, a delete phase without children: one `delete … where key in (candidates) returning`
+   * selects and deletes the batch in one statement (in-process SQLite is fast enough that the
+   * statements per batch, not the engine, set the pace). The planner still dates every row for
+   * its disposition record; should it disagree with the SQL predicate the batch rolls back and
+   * reruns on the checked path.
+   */
+  function deletesInOneStatement(entry: ScheduleEntry, phaseIndex: number): boolean {
+    return (
+      engine === 'sqlite' && entry.rule.phases[phaseIndex]?.action === 'delete' && entry.children.length === 0
+    );
+  }
+
   async function processBatch(
     trx: Transaction<any>,
     entry: ScheduleEntry,
@@ -332,6 +437,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     runId: string,
     after: unknown,
     limit: number,
+    checked = false,
   ): Promise<BatchResult> {
     const now = nowText();
     const day = today(entry);
@@ -351,7 +457,57 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     });
     if (heldBy) return { selected: 0, lastKey: after, records: [] };
     const keyRef = `${entry.table}.${entry.key}`;
-    const factColumns = [...new Set(Object.values(entry.facts).map((binding) => binding.column))];
+    const factColumns = factColumnsOf(entry);
+
+    if (!checked && deletesInOneStatement(entry, phaseIndex)) {
+      let keys = query.select(sql.ref(keyRef).as('k'));
+      if (after !== undefined) keys = keys.where(sql.ref(keyRef), '>', after);
+      const ordered = keys.orderBy(sql.ref(keyRef)).limit(limit);
+      const returning = [
+        sql`${sql.ref(entry.key)} as k`,
+        ...factColumns.map((column) => sql`${sql.ref(column)} as ${sql.id(`f_${column}`)}`),
+      ];
+      const { rows } = await sql<
+        Record<string, unknown>
+      >`delete from ${sql.table(entry.table)} where ${sql.ref(entry.key)} in (${ordered}) returning ${sql.join(returning)}`.execute(
+        trx,
+      );
+      if (rows.length === 0) return { selected: 0, lastKey: after, records: [] };
+      // RETURNING comes in no promised order: records go in key order.
+      rows.sort((a, b) =>
+        (a.k as number) < (b.k as number) ? -1 : (a.k as number) > (b.k as number) ? 1 : 0,
+      );
+      // The batch was the first candidates past `after` in key order, so any of its keys is a
+      // safe keyset bound for the next (the largest, in SQLite's order, skips the most).
+      const lastKey = rows[rows.length - 1]?.k;
+      const records: DispositionRecord[] = [];
+      for (const row of rows) {
+        const due = rowDue(entry, phaseIndex, row);
+        if (due === null || due > day) throw new PlannerDisagrees();
+        records.push({
+          runId,
+          tenant,
+          rule: rule.id,
+          phase: phaseIndex,
+          action: phase.action,
+          table: entry.table,
+          key: String(row.k),
+          dueDate: due,
+          actedAt: now,
+          outcome: 'done',
+        });
+      }
+      if (rule.phases.some((p) => p.action !== 'delete' && p.action !== 'archive')) {
+        await forgetApplied(
+          trx,
+          entry,
+          records.map((r) => r.key),
+        );
+      }
+      await insertDispositions(trx, records);
+      return { selected: rows.length, lastKey, records };
+    }
+
     const sourceColumns =
       phase.action === 'anonymise'
         ? Object.entries(entry.anonymise)
@@ -373,7 +529,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     // The planner re-checks each row: SQL selects, TypeScript dates the disposition record.
     const acted: { key: unknown; text: string; due: string; row: Record<string, unknown> }[] = [];
     for (const row of rows) {
-      const due = dueDate(phase.due, rule, factsOfRow(entry, row), entry.zone);
+      const due = rowDue(entry, phaseIndex, row);
       if (due !== null && due <= day) acted.push({ key: row.k, text: String(row.k), due, row });
     }
     if (acted.length === 0) return { selected: rows.length, lastKey, records: [] };
@@ -432,17 +588,11 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         if (engine === 'postgres') parentDelete = removal;
         else await removal.execute(trx);
         if (rule.phases.some((p) => p.action !== 'delete' && p.action !== 'archive')) {
-          await trx
-            .deleteFrom('privacykit_retention_applied')
-            .where('tenant', '=', tenant)
-            .where('table_name', '=', entry.table)
-            .where('rule', '=', rule.id)
-            .where(
-              'row_key',
-              'in',
-              acted.map((item) => item.text),
-            )
-            .execute();
+          await forgetApplied(
+            trx,
+            entry,
+            acted.map((item) => item.text),
+          );
         }
         break;
       }
@@ -530,6 +680,17 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     return { selected: rows.length, lastKey, records: ordered2 };
   }
 
+  /** Drops the per-row phase progress of rows that no longer exist. */
+  async function forgetApplied(trx: Kysely<any>, entry: ScheduleEntry, keys: readonly string[]) {
+    await trx
+      .deleteFrom('privacykit_retention_applied')
+      .where('tenant', '=', tenant)
+      .where('table_name', '=', entry.table)
+      .where('rule', '=', entry.rule.id)
+      .where(keyIn('privacykit_retention_applied', 'row_key', keys))
+      .execute();
+  }
+
   /** `column in (keys)`; on PostgreSQL one typed array parameter (`= any($1)`) for the whole batch. */
   function keyIn(table: string, column: string, values: readonly unknown[]): RawBuilder<SqlBool> {
     const ref = sql.ref(`${table}.${column}`);
@@ -559,15 +720,18 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       return;
     }
     if (engine === 'sqlite') {
-      // Plain multi-row VALUES built as raw SQL: kysely's insert builder costs more than SQLite.
-      for (const part of chunks(records, 3000)) {
-        const rows = part.map(
-          (r) =>
-            sql`(${r.runId}, ${r.tenant}, ${r.rule}, ${r.phase}, ${r.action}, ${r.table}, ${r.key}, ${r.dueDate}, ${r.actedAt}, ${r.outcome})`,
-        );
-        await sql`insert into privacykit_retention_dispositions (run_id, tenant, rule, phase, action, table_name, row_key, due_date, acted_at, outcome) values ${sql.join(rows)}`.execute(
-          trx,
-        );
+      // Per run of records sharing all but key and due date: the shared fields as parameters and
+      // one JSON array of [key, due] (inserted in array order, so `seq` follows the records).
+      // Binding ten parameters per row cost more than the insert itself.
+      for (let start = 0; start < records.length; ) {
+        const first = records[start] as DispositionRecord;
+        let end = start + 1;
+        while (end < records.length && sameBatchFields(first, records[end] as DispositionRecord)) end++;
+        const pairs = records.slice(start, end).map((r) => [r.key, r.dueDate]);
+        await sql`insert into privacykit_retention_dispositions (run_id, tenant, rule, phase, action, table_name, row_key, due_date, acted_at, outcome)
+          select ${first.runId}, ${first.tenant}, ${first.rule}, ${first.phase}, ${first.action}, ${first.table}, value ->> 0, value ->> 1, ${first.actedAt}, ${first.outcome}
+          from json_each(${JSON.stringify(pairs)}) order by key`.execute(trx);
+        start = end;
       }
       return;
     }
@@ -650,7 +814,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       action: phase.action,
       table: entry.table,
       key: String(row.k),
-      dueDate: dueDate(phase.due, rule, factsOfRow(entry, row), entry.zone),
+      dueDate: rowDue(entry, phaseIndex, row),
       actedAt: now,
       outcome: 'lifted',
     }));
@@ -818,10 +982,18 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
             return;
           }
           const limit = Math.min(batchSize, maxRows - handled);
-          const result = await withRetry(() =>
-            db.transaction().execute((trx) => batch(trx, entry, index, runId, after, limit)),
-          );
-          for (const r of result.records) hash.update(hashLine(r));
+          const attempt = (checked: boolean) =>
+            withRetry(() =>
+              db.transaction().execute((trx) => batch(trx, entry, index, runId, after, limit, checked)),
+            );
+          let result: Awaited<ReturnType<typeof batch>>;
+          try {
+            result = await attempt(false);
+          } catch (error) {
+            if (!(error instanceof PlannerDisagrees)) throw error;
+            result = await attempt(true);
+          }
+          hash.update(hashLines(result.records));
           countsOf(result.records, counts);
           total += result.records.length;
           handled += result.selected;
@@ -996,7 +1168,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
             const rows = (await page.orderBy(keyRef).limit(5000).execute()) as Record<string, unknown>[];
             for (const row of rows) {
               count++;
-              const due = dueDate(phase.due, entry.rule, factsOfRow(entry, row), entry.zone);
+              const due = rowDue(entry, index, row);
               if (due !== null && (oldest === null || due < oldest)) oldest = due;
             }
             if (rows.length < 5000) break;

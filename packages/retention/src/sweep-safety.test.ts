@@ -7,19 +7,28 @@ import type { TestDatabase } from '@privacykit/core/testing';
 import type { Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRetentionEngine } from './engine.js';
-import { CRASH_TODAY, crashSchedule, seedCrashWorld } from './fixtures/crash-world.js';
-import { dropTestDatabase } from './fixtures/database.js';
+import { CRASH_TODAY, crashSchedules, seedCrashWorld } from './fixtures/crash-world.js';
+import type { CrashShape } from './fixtures/crash-world.js';
 import { worldDataMap } from './fixtures/world.js';
 import { retentionMigrations } from './migrations.js';
 import { planRetention } from './plan.js';
 
 const worker = fileURLToPath(new URL('./fixtures/crash-worker.ts', import.meta.url));
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
-const SIZE = 1500;
+const SIZE = 1000;
 
-function runWorker(url: string, killAfter?: number): Promise<'done' | 'killed'> {
+/**
+ * Runs the worker to completion, or SIGKILLs it at a random point of its sweeps: after
+ * `kill.sweeps` budgeted sweeps have returned and `kill.ms` more milliseconds (so the signal
+ * lands anywhere, mid-batch included), whatever the machine's speed.
+ */
+function runWorker(
+  url: string,
+  shape: CrashShape,
+  kill?: { sweeps: number; ms: number },
+): Promise<'done' | 'killed'> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', worker, url], {
+    const child = spawn(process.execPath, ['--import', 'tsx', worker, url, shape], {
       cwd: packageDir,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -28,9 +37,8 @@ function runWorker(url: string, killAfter?: number): Promise<'done' | 'killed'> 
     let timer: NodeJS.Timeout | undefined;
     child.stdout.on('data', (chunk) => {
       out += String(chunk);
-      // Kill only once the sweep has begun, at a random point of it.
-      if (killAfter !== undefined && !timer && out.includes('sweeping')) {
-        timer = setTimeout(() => child.kill('SIGKILL'), killAfter);
+      if (kill && !timer && (out.match(/^swept$/gm)?.length ?? 0) >= kill.sweeps) {
+        timer = setTimeout(() => child.kill('SIGKILL'), kill.ms);
       }
     });
     child.stderr.on('data', (chunk) => {
@@ -46,7 +54,7 @@ function runWorker(url: string, killAfter?: number): Promise<'done' | 'killed'> 
 }
 
 async function expectedDue(db: Kysely<any>, held: Set<number>): Promise<number[]> {
-  const rule = retentionRuleSchema.parse(crashSchedule[0]?.rule);
+  const rule = retentionRuleSchema.parse(crashSchedules.children[0]?.rule);
   const rows = (await db.selectFrom('prospects').selectAll().orderBy('id').execute()) as {
     id: number;
     created_at: string;
@@ -71,96 +79,110 @@ async function dispositions(db: Kysely<any>, table: string): Promise<string[]> {
 }
 
 describe.each(testEngines())('sweep safety on $engine', (engine) => {
+  // Without children SQLite deletes in one statement; elsewhere both shapes take the same path.
+  const shapes: CrashShape[] = engine.engine === 'sqlite' ? ['children', 'flat'] : ['children'];
   let database: TestDatabase;
   let db: Kysely<any>;
   beforeEach(async () => {
     database = await createTestDatabase(engine);
     db = database.db;
     await migrate(db, [retentionMigrations]);
-    await seedCrashWorld(db, SIZE);
   });
   afterEach(async () => {
-    await dropTestDatabase(engine, database);
+    await database?.destroy();
   });
 
-  it('a sweep SIGKILLed at random points and re-run disposes of every due row exactly once, never a held one', async () => {
-    const retention = createRetentionEngine({
-      db,
-      schedule: crashSchedule,
-      dataMap: worldDataMap,
-      clock: fixedClock(CRASH_TODAY),
-    });
-    const heldKeys = [2, 4, 40, 100, 1000];
-    for (const key of heldKeys) {
-      await retention.placeHold({ scope: { table: 'prospects', key }, reason: 'claim', placedBy: 'legal' });
-    }
-    await retention.placeHold({
-      scope: { subject: { email: ['p6@example.com'] } },
-      reason: 'claim',
-      placedBy: 'legal',
-    });
-    // A held note keeps its prospect (and the note) whatever the schedule says.
-    await retention.placeHold({
-      scope: { table: 'prospect_notes', key: 100 },
-      reason: 'claim',
-      placedBy: 'legal',
-    });
-    const held = new Set([...heldKeys, 6, 10]);
-    const due = await expectedDue(db, held);
-    expect(due.length).toBeGreaterThan(SIZE / 3);
+  it.each(shapes)(
+    'a sweep SIGKILLed at random points and re-run disposes of every due row exactly once, never a held one (%s)',
+    async (shape) => {
+      await seedCrashWorld(db, SIZE, { notes: shape === 'children' });
+      const retention = createRetentionEngine({
+        db,
+        schedule: crashSchedules[shape],
+        dataMap: worldDataMap,
+        clock: fixedClock(CRASH_TODAY),
+      });
+      const heldKeys = [2, 4, 40, 100, 1000];
+      for (const key of heldKeys) {
+        await retention.placeHold({ scope: { table: 'prospects', key }, reason: 'claim', placedBy: 'legal' });
+      }
+      await retention.placeHold({
+        scope: { subject: { email: ['p6@example.com'] } },
+        reason: 'claim',
+        placedBy: 'legal',
+      });
+      // A held note keeps its prospect (and the note) whatever the schedule says.
+      await retention.placeHold({
+        scope: { table: 'prospect_notes', key: 100 },
+        reason: 'claim',
+        placedBy: 'legal',
+      });
+      const held = new Set([...heldKeys, 6, ...(shape === 'children' ? [10] : [])]);
+      const due = await expectedDue(db, held);
+      expect(due.length).toBeGreaterThan(SIZE / 3);
 
-    let killed = 0;
-    for (let i = 0; i < 5; i++) {
-      const outcome = await runWorker(database.url, Math.floor(Math.random() * 250));
-      if (outcome === 'killed') killed++;
-      else break;
-    }
-    expect(await runWorker(database.url)).toBe('done');
+      let killed = 0;
+      for (let i = 0; i < 3; i++) {
+        const kill = { sweeps: Math.floor(Math.random() * 3), ms: Math.floor(Math.random() * 15) };
+        const outcome = await runWorker(database.url, shape, kill);
+        if (outcome === 'killed') killed++;
+        else break;
+      }
+      expect(await runWorker(database.url, shape)).toBe('done');
 
-    const done = await dispositions(db, 'prospects');
-    expect(done.length).toBe(due.length);
-    expect(new Set(done).size).toBe(done.length);
-    expect(done.map(Number).sort((a, b) => a - b)).toEqual(due);
-    const notes = await dispositions(db, 'prospect_notes');
-    expect(new Set(notes).size).toBe(notes.length);
-    expect(notes.length).toBe(due.filter((id) => id % 5 === 0).length);
-    const remaining = (await db.selectFrom('prospects').select('id').execute()).map((row) => Number(row.id));
-    for (const key of held) expect(remaining).toContain(key);
-    expect(remaining.length).toBe(SIZE - due.length);
-    // Interrupted runs stay unfinished; the finished ones verify.
-    const runs = (await db.selectFrom('privacykit_retention_runs').select(['id', 'status']).execute()) as {
-      id: string;
-      status: string;
-    }[];
-    expect(killed).toBeGreaterThan(0);
-    expect(runs.filter((run) => run.status === 'running').length).toBeGreaterThan(0);
-    for (const run of runs.filter((r) => r.status === 'finished')) {
-      expect((await retention.verifyCertificate(run.id)).valid).toBe(true);
-    }
-    // eslint-disable-next-line no-console
-    console.info(`${engine.engine}: ${killed} kill(s) before completion`);
-  }, 120_000);
-
-  it('two workers sweeping at once dispose of each row exactly once', async () => {
-    const second = await openDatabase(database.url);
-    try {
-      const clock = fixedClock(CRASH_TODAY);
-      const one = createRetentionEngine({ db, schedule: crashSchedule, clock });
-      const two = createRetentionEngine({ db: second, schedule: crashSchedule, clock });
-      const due = await expectedDue(db, new Set());
-      const [a, b] = await Promise.all([one.sweep({ batchSize: 10 }), two.sweep({ batchSize: 10 })]);
       const done = await dispositions(db, 'prospects');
       expect(done.length).toBe(due.length);
       expect(new Set(done).size).toBe(done.length);
-      const byRun = (r: typeof a) => r.counts.find((c) => c.outcome === 'done')?.count ?? 0;
-      expect(byRun(a) + byRun(b)).toBe(due.length);
-      if (engine.engine === 'postgres') {
-        // SKIP LOCKED lets both make progress rather than one waiting on the other.
-        expect(byRun(a)).toBeGreaterThan(0);
-        expect(byRun(b)).toBeGreaterThan(0);
+      expect(done.map(Number).sort((a, b) => a - b)).toEqual(due);
+      const notes = await dispositions(db, 'prospect_notes');
+      expect(new Set(notes).size).toBe(notes.length);
+      expect(notes.length).toBe(shape === 'children' ? due.filter((id) => id % 5 === 0).length : 0);
+      const remaining = (await db.selectFrom('prospects').select('id').execute()).map((row) =>
+        Number(row.id),
+      );
+      for (const key of held) expect(remaining).toContain(key);
+      expect(remaining.length).toBe(SIZE - due.length);
+      // Interrupted runs stay unfinished; the finished ones verify.
+      const runs = (await db.selectFrom('privacykit_retention_runs').select(['id', 'status']).execute()) as {
+        id: string;
+        status: string;
+      }[];
+      expect(killed).toBeGreaterThan(0);
+      expect(runs.filter((run) => run.status === 'running').length).toBeGreaterThan(0);
+      for (const run of runs.filter((r) => r.status === 'finished')) {
+        expect((await retention.verifyCertificate(run.id)).valid).toBe(true);
       }
-    } finally {
-      await second.destroy();
-    }
-  }, 60_000);
+      // eslint-disable-next-line no-console
+      console.info(`${engine.engine} (${shape}): ${killed} kill(s) before completion`);
+    },
+    120_000,
+  );
+
+  it.each(shapes)(
+    'two workers sweeping at once dispose of each row exactly once (%s)',
+    async (shape) => {
+      await seedCrashWorld(db, SIZE, { notes: shape === 'children' });
+      const second = await openDatabase(database.url);
+      try {
+        const clock = fixedClock(CRASH_TODAY);
+        const one = createRetentionEngine({ db, schedule: crashSchedules[shape], clock });
+        const two = createRetentionEngine({ db: second, schedule: crashSchedules[shape], clock });
+        const due = await expectedDue(db, new Set());
+        const [a, b] = await Promise.all([one.sweep({ batchSize: 10 }), two.sweep({ batchSize: 10 })]);
+        const done = await dispositions(db, 'prospects');
+        expect(done.length).toBe(due.length);
+        expect(new Set(done).size).toBe(done.length);
+        const byRun = (r: typeof a) => r.counts.find((c) => c.outcome === 'done')?.count ?? 0;
+        expect(byRun(a) + byRun(b)).toBe(due.length);
+        if (engine.engine === 'postgres') {
+          // SKIP LOCKED lets both make progress rather than one waiting on the other.
+          expect(byRun(a)).toBeGreaterThan(0);
+          expect(byRun(b)).toBeGreaterThan(0);
+        }
+      } finally {
+        await second.destroy();
+      }
+    },
+    60_000,
+  );
 });
