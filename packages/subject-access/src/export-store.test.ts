@@ -7,7 +7,7 @@ import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExportStore } from './export-store.js';
 import { exportSubject } from './export-subject.js';
-import { collect, createHostSchema, dataMap, destroyTestDatabase, policy, unzip } from './fixtures.js';
+import { collect, createHostSchema, dataMap, policy, unzip } from './fixtures.js';
 import { subjectAccessMigrations } from './migrations.js';
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -30,7 +30,7 @@ describe.each(testEngines())('export store on $engine', (engine) => {
     await createHostSchema(test.db);
   });
   afterAll(async () => {
-    await destroyTestDatabase(test);
+    await test?.destroy();
   });
 
   it('stores an export and hands it out once, to the bound requester only (hostile case 13)', async () => {

@@ -235,8 +235,13 @@ function foundCategories(input: Prepared, table: string, columns: readonly strin
 interface TableVisitor {
   /** The first row of a table arrived (its keys are the table's columns). */
   begin(table: string, columns: string[]): Promise<void>;
-  row(row: Record<string, unknown>, index: number): Promise<void>;
+  /** Returns a promise only when an output asks to wait (backpressure); await it before the next row. */
+  row(row: Record<string, unknown>, index: number): Promise<void> | undefined;
   end(table: string, rows: number): Promise<void>;
+}
+
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 /** Walks the subject's tables, parents first, feeding rows (redacted, projected, as JSON) to the visitor. */
@@ -270,7 +275,10 @@ async function traverse(input: Prepared, visitor: TableVisitor): Promise<Manifes
     const source = input.readAhead ? readAhead(rows, input.batchSize) : rows;
     for await (const { row } of source) {
       let value: Record<string, unknown> | null | undefined = row;
-      if (input.redact) value = await input.redact(row, { table: name });
+      if (input.redact) {
+        const redacted = input.redact(row, { table: name });
+        value = isThenable(redacted) ? await redacted : redacted;
+      }
       if (!value) {
         withheld++;
         continue;
@@ -285,7 +293,8 @@ async function traverse(input: Prepared, visitor: TableVisitor): Promise<Manifes
         columns = Object.keys(json);
         await visitor.begin(name, columns);
       }
-      await visitor.row(json, count);
+      const waiting = visitor.row(json, count);
+      if (waiting) await waiting;
       count++;
     }
     if (count > 0) await visitor.end(name, count);
@@ -401,6 +410,9 @@ async function writeZip(input: Prepared, out: PassThrough): Promise<void> {
     }
     const tables = await traverse(input, {
       async begin(table, columns) {
+        // Rows are written without waiting while the outputs keep up, so a reader that went away
+        // is noticed here, before another entry or spool is created.
+        if (failed) throw failed;
         header = columns;
         if (portability) {
           const description = input.dataMap.tables.get(table)?.description;
@@ -421,12 +433,17 @@ async function writeZip(input: Prepared, out: PassThrough): Promise<void> {
         sample = [];
         samples.set(table, sample);
       },
-      async row(row, index) {
-        await json!.write(`${index === 0 ? '\n' : ',\n'}${JSON.stringify(row)}`);
-        await csv!.sink.write(csvRow(row, header));
+      row(row, index) {
+        json!.write(index === 0 ? '\n' : ',\n');
+        const jsonWaits = json!.write(JSON.stringify(row));
+        const csvWaits = csv!.sink.write(csvRow(row, header));
         if (sample.length < input.reportRowLimit) sample.push(row);
+        return jsonWaits && csvWaits
+          ? Promise.all([jsonWaits, csvWaits]).then(() => {})
+          : (jsonWaits ?? csvWaits);
       },
       async end() {
+        if (failed) throw failed;
         if (portability) {
           await json!.write('\n]}');
           digests.push(await csv!.finish());
@@ -517,8 +534,9 @@ async function writeJsonDocument(input: Prepared, out: PassThrough): Promise<voi
       await sink.write(`${first ? '' : ','}\n${JSON.stringify(table)}:[`);
       first = false;
     },
-    async row(row, index) {
-      await sink.write(`${index === 0 ? '\n' : ',\n'}${JSON.stringify(row)}`);
+    row(row, index) {
+      sink.write(index === 0 ? '\n' : ',\n');
+      return sink.write(JSON.stringify(row));
     },
     async end() {
       await sink.write('\n]');

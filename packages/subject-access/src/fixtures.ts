@@ -2,7 +2,6 @@
 // its data map and policy, and two subjects whose data must never mix.
 import { definePolicy, defineDataMap } from '@privacykit/core';
 import type { DataMap, Policy } from '@privacykit/core';
-import type { TestDatabase } from '@privacykit/core/testing';
 import type { Kysely } from 'kysely';
 import yauzl from 'yauzl';
 import type { Readable } from 'node:stream';
@@ -304,17 +303,4 @@ export function parseCsv(text: string): string[][] {
   }
   if (record.length > 0) records.push(record);
   return records;
-}
-
-/**
- * Closes the pool, lets its sockets finish closing, then drops the database. Works around core's
- * `createTestDatabase().destroy()` on PostgreSQL, whose `drop database … with (force)` can
- * terminate pool clients that are still ending; pg then emits an unhandled 'error' on the pool
- * (openDatabase registers no pool error listener). Reported to the integrator.
- */
-export async function destroyTestDatabase(test: TestDatabase | undefined): Promise<void> {
-  if (!test) return;
-  await test.db.destroy(); // kysely's destroy is idempotent: test.destroy() will not end the pool twice
-  if (test.engine === 'postgres') await new Promise((resolve) => setTimeout(resolve, 200));
-  await test.destroy();
 }

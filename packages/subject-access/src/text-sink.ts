@@ -41,33 +41,41 @@ export interface FileDigest {
 /**
  * Buffered UTF-8 text written to a stream with backpressure, hashing what it writes: every file
  * of an export passes through one, so the manifest's digests are of exactly the bytes shipped.
+ * Text is encoded straight into a chunk buffer (no joining of pieces, no intermediate string);
+ * `write` returns a promise only when the target asks the writer to wait, so a row costs no
+ * promise at all while the target keeps up.
  */
 export class TextSink {
-  private pending: string[] = [];
-  private pendingLength = 0;
+  private buffer = Buffer.allocUnsafe(FLUSH_AT);
+  private used = 0;
   private readonly hash: Hash = createHash('sha256');
   private bytes = 0;
+  private waiting: Promise<void> | undefined;
 
   constructor(
     readonly path: string,
     private readonly target: Writable,
   ) {}
 
-  async write(text: string): Promise<void> {
-    this.pending.push(text);
-    this.pendingLength += text.length;
-    if (this.pendingLength >= FLUSH_AT) await this.flush();
+  /** Appends `text`; when a promise is returned, await it before the next write. */
+  write(text: string): Promise<void> | undefined {
+    // A UTF-16 code unit never takes more than 3 bytes in UTF-8 (a surrogate pair: 4 for 2).
+    const worst = text.length * 3;
+    if (worst > this.buffer.length - this.used) {
+      this.ship();
+      if (worst > this.buffer.length) {
+        this.emit(Buffer.from(text, 'utf8'));
+        return this.waiting;
+      }
+    }
+    this.used += this.buffer.write(text, this.used, 'utf8');
+    return this.waiting;
   }
 
+  /** Sends the buffered bytes to the target (waiting for it to drain if it asks to). */
   async flush(): Promise<void> {
-    if (this.pendingLength === 0) return;
-    const chunk = Buffer.from(this.pending.join(''), 'utf8');
-    this.pending = [];
-    this.pendingLength = 0;
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    if (this.target.destroyed) throw new Error('export stream closed');
-    if (!this.target.write(chunk)) await drained(this.target);
+    this.ship();
+    if (this.waiting) await this.waiting;
   }
 
   /** Flushes and ends the target (unless `end: false`); returns the file's digest. */
@@ -75,6 +83,28 @@ export class TextSink {
     await this.flush();
     if (options.end !== false) this.target.end();
     return { path: this.path, bytes: this.bytes, sha256: this.hash.digest('hex') };
+  }
+
+  private ship(): void {
+    if (this.used === 0) return;
+    const chunk = this.buffer.subarray(0, this.used);
+    this.buffer = Buffer.allocUnsafe(FLUSH_AT);
+    this.used = 0;
+    this.emit(chunk);
+  }
+
+  private emit(chunk: Buffer): void {
+    if (this.target.destroyed) throw new Error('export stream closed');
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    if (!this.target.write(chunk) && !this.waiting) {
+      const waiting = drained(this.target).finally(() => {
+        this.waiting = undefined;
+      });
+      // Whoever writes next awaits it; a stream closed meanwhile is reported there, not as unhandled.
+      waiting.catch(() => {});
+      this.waiting = waiting;
+    }
   }
 }
 
@@ -125,5 +155,12 @@ export class Spool {
 
   remove(): void {
     rmSync(this.file, { force: true });
+    if (!this.out.closed) {
+      // Removed while still being written (an aborted export): the file is opened asynchronously,
+      // so it may appear after the rm above — stop writing and remove it again once closed.
+      this.out.once('close', () => rmSync(this.file, { force: true }));
+      this.cipher.destroy();
+      this.out.destroy();
+    }
   }
 }
