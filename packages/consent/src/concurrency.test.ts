@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { migrate } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import { describe, expect, it } from 'vitest';
-import { disposeDatabase, testPolicy } from './test-fixtures.js';
+import { testPolicy } from './test-fixtures.js';
 import { createConsentLedger } from './ledger.js';
 import { consentMigrations } from './migrations.js';
 
@@ -53,7 +53,7 @@ describe.each(testEngines())('concurrent writers on $engine', (engine) => {
       const notices = await database.db.selectFrom('privacykit_consent_notices').selectAll().execute();
       expect(notices).toHaveLength(3);
     } finally {
-      await disposeDatabase(database);
+      await database?.destroy();
     }
   }, 120_000);
 });

@@ -2,7 +2,7 @@ import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { disposeDatabase, editedPolicy, migratedDatabase, testPolicy } from './test-fixtures.js';
+import { editedPolicy, migratedDatabase, testPolicy } from './test-fixtures.js';
 import type { ConsentDecision } from './decision.js';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger } from './ledger.js';
@@ -50,7 +50,7 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     await ledger.publicKey();
   });
   afterAll(async () => {
-    await disposeDatabase(database);
+    await database?.destroy();
   });
 
   describe('rejects what is not consent, writing nothing (C02, C03, hostile cases 1–3)', () => {
@@ -233,7 +233,7 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       );
       expect((await local.verify()).ok).toBe(true);
     } finally {
-      await disposeDatabase(own);
+      await own?.destroy();
     }
   });
 
@@ -259,7 +259,7 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       expect((await local.stats()).find((row) => row.purpose === 'newsletter')?.state).toBe('expired');
       expect((await local.verify()).ok).toBe(true);
     } finally {
-      await disposeDatabase(own);
+      await own?.destroy();
     }
   });
 
@@ -345,7 +345,7 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
         reconsentRequired: true,
       });
     } finally {
-      await disposeDatabase(own);
+      await own?.destroy();
     }
   });
 

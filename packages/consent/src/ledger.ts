@@ -227,6 +227,14 @@ export interface ConsentLedger {
     purposeId: string,
     options?: { at?: Date; includeReconsentRequired?: boolean; pageSize?: number },
   ): AsyncIterable<string>;
+  /**
+   * The same set as `subjectsWithConsent`, a page of ids at a time (default 10,000): one
+   * key-ordered read of the state table per page, for senders that work in batches.
+   */
+  subjectPagesWithConsent(
+    purposeId: string,
+    options?: { at?: Date; includeReconsentRequired?: boolean; pageSize?: number },
+  ): AsyncIterable<string[]>;
   /** Bulk import in batched transactions; all decisions are validated before anything is written. */
   import(
     decisions: readonly ConsentDecision[],
@@ -437,6 +445,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           join.on('k.tenant', '=', p('tenant')).on('k.subject_key', '=', p('subject')),
         )
         .select(['s.state as state', 's.expires_at as expires_at', 'k.key_material as key_material']),
+    ),
+    grant: prepare<'tenant' | 'subject' | 'purpose'>((p) =>
+      db
+        .selectFrom(T.state)
+        .select(['state', 'expires_at', 'notice_hash'])
+        .where('tenant', '=', p('tenant'))
+        .where('purpose', '=', p('purpose'))
+        .where('subject_key', '=', p('subject')),
     ),
     insertKey: prepare<'tenant' | 'subject_key' | 'key_material' | 'created_at'>((p) =>
       db.insertInto(T.keys).values(named(['tenant', 'subject_key', 'key_material', 'created_at'], p)),
@@ -905,8 +921,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     at: string,
     renewal: boolean,
     material: Buffer | undefined,
+    recordedAt: Date,
   ): { pending: Pending; expiresAt?: string } {
-    const eventId = value.eventId ?? newId(new Date(at));
+    // Ids are minted at recording time (UUIDv7 in ledger order; an import's old `at` does not scatter them).
+    const eventId = value.eventId ?? newId(recordedAt);
     const expiresAt =
       value.state === 'granted' && validity !== false
         ? addPeriod(new Date(at), validity).toISOString()
@@ -1031,7 +1049,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             }
           }
         }
-        const { pending, expiresAt } = decisionPending(value, subjectKey, at, renewal, material);
+        const { pending, expiresAt } = decisionPending(value, subjectKey, at, renewal, material, now);
         const [seq] = await append(ctx, [pending], now);
         await run(
           trx,
@@ -1339,16 +1357,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async mayProcess(subjectId, purposeId, opts = {}) {
       await ready();
-      const purpose = consentPurpose(purposeId);
-      const row = (await db
-        .selectFrom(T.state)
-        .selectAll()
-        .where('tenant', '=', tenant)
-        .where('subject_key', '=', pseudonym(subjectId))
-        .where('purpose', '=', purposeId)
-        .executeTakeFirst()) as StateRow | undefined;
-      const status = statusOf(purpose, row, opts.at ?? clock.now());
-      return status.valid && !status.reconsentRequired;
+      consentPurpose(purposeId);
+      const row = (
+        await run<
+          'tenant' | 'subject' | 'purpose',
+          { state: string; expires_at: string | null; notice_hash: string }
+        >(db, statements.grant, { tenant, subject: pseudonym(subjectId), purpose: purposeId })
+      ).rows[0];
+      // The same answer as current(): a granted, unexpired decision on the current notice.
+      if (row?.state !== 'granted') return false;
+      if (row.expires_at && row.expires_at <= (opts.at ?? clock.now()).toISOString()) return false;
+      const current = notices.get(purposeId)?.current;
+      return current === undefined || row.notice_hash === current.hash;
     },
 
     async history(subjectId) {
@@ -1632,28 +1652,48 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     },
 
     subjectsWithConsent(purposeId, opts = {}) {
+      const pages = ledger.subjectPagesWithConsent(purposeId, { pageSize: 10_000, ...opts });
+      return {
+        async *[Symbol.asyncIterator]() {
+          for await (const page of pages) yield* page;
+        },
+      };
+    },
+
+    subjectPagesWithConsent(purposeId, opts = {}) {
       const pageSize = opts.pageSize ?? 10_000;
+      if (!Number.isInteger(pageSize) || pageSize < 1) {
+        throw fail('consent/invalid-options', `pageSize must be a positive integer, got ${pageSize}`);
+      }
       return {
         async *[Symbol.asyncIterator]() {
           await ready();
           consentPurpose(purposeId);
           const at = (opts.at ?? clock.now()).toISOString();
           const currentHash = notices.get(purposeId)?.current.hash ?? '';
-          let after = '';
-          for (;;) {
+          // Keyset pages in primary-key order (tenant, purpose, subject_key): each page is one
+          // range read of the table, whatever its size.
+          const page = prepare<'tenant' | 'purpose' | 'after' | 'at' | 'hash'>((p) => {
             let query = db
               .selectFrom(T.state)
               .select(['subject_key', 'subject_id'])
-              .where('tenant', '=', tenant)
-              .where('purpose', '=', purposeId)
+              .where('tenant', '=', p('tenant'))
+              .where('purpose', '=', p('purpose'))
+              .where('subject_key', '>', p('after'))
               .where('state', '=', 'granted')
-              .where('subject_key', '>', after)
-              .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', at)]));
-            if (!opts.includeReconsentRequired) query = query.where('notice_hash', '=', currentHash);
-            const rows = await query.orderBy('subject_key').limit(pageSize).execute();
-            for (const row of rows) yield row.subject_id as string;
+              .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', p('at'))]));
+            if (!opts.includeReconsentRequired) query = query.where('notice_hash', '=', p('hash'));
+            return query.orderBy('subject_key').limit(pageSize);
+          });
+          let after = '';
+          for (;;) {
+            const { rows } = await run<
+              'tenant' | 'purpose' | 'after' | 'at' | 'hash',
+              { subject_key: string; subject_id: string }
+            >(db, page, { tenant, purpose: purposeId, after, at, hash: currentHash });
+            if (rows.length > 0) yield rows.map((row) => row.subject_id);
             if (rows.length < pageSize) return;
-            after = rows[rows.length - 1]?.subject_key as string;
+            after = (rows[rows.length - 1] as { subject_key: string }).subject_key;
           }
         },
       };
@@ -1718,6 +1758,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               at,
               false,
               materials.get(subjectKey),
+              now,
             );
             pendings.push(pending);
             meta.push({ value, subjectKey, at, expiresAt });
@@ -1742,7 +1783,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             const before = latest.get(key);
             if (!before || before.decided_at <= row.decided_at) latest.set(key, row);
           }
-          const rows = [...latest.values()];
+          // In key order: neighbouring rows share b-tree pages.
+          const rows = [...latest.values()].sort((a, b) =>
+            a.purpose === b.purpose
+              ? a.subject_key < b.subject_key
+                ? -1
+                : 1
+              : a.purpose < b.purpose
+                ? -1
+                : 1,
+          );
           await insertChunked(
             trx,
             bulk.upsertStates,
@@ -1880,7 +1930,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           const material = needsSeal(value)
             ? (await subjectKeyMaterial(trx, [subjectKey], true, now)).get(subjectKey)
             : undefined;
-          const { pending } = decisionPending(value, subjectKey, at, false, material);
+          const { pending } = decisionPending(value, subjectKey, at, false, material, now);
           const [seq] = await append(ctx, [pending], now);
           await upsertStates(trx, engine, [
             stateRowOf(

@@ -3,7 +3,7 @@ import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { disposeDatabase, migratedDatabase, testPolicy } from './test-fixtures.js';
+import { migratedDatabase, testPolicy } from './test-fixtures.js';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger, ConsentLedgerOptions } from './ledger.js';
 import { leafHash } from './merkle.js';
@@ -69,7 +69,7 @@ async function rollBack(
 describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (engine) => {
   let database: TestDatabase | undefined;
   afterEach(async () => {
-    await disposeDatabase(database);
+    await database?.destroy();
     database = undefined;
   });
 
@@ -308,7 +308,7 @@ describe('ledger properties (fast-check, SQLite)', () => {
             }
             expect((await ledger.verify({ head: saved })).ok).toBe(false);
           } finally {
-            await disposeDatabase(db);
+            await db?.destroy();
           }
         },
       ),

@@ -86,16 +86,3 @@ export async function migratedDatabase(engine: TestEngine): Promise<TestDatabase
   await migrate(database.db, [consentMigrations]);
   return database;
 }
-
-/**
- * Closes the pool, lets the server see the connections go, then drops the database. pg-pool's
- * `end()` resolves before its clients have disconnected, and core's `destroy()` drops the
- * database `with (force)` straight after, which kills them mid-close ("terminating connection
- * due to administrator command" surfacing as an unhandled error).
- */
-export async function disposeDatabase(database: TestDatabase | undefined): Promise<void> {
-  if (!database) return;
-  await database.db.destroy();
-  if (database.engine !== 'sqlite') await new Promise((resolve) => setTimeout(resolve, 150));
-  await database.destroy();
-}

@@ -18,6 +18,8 @@ const jobs = Array.from(
       state: i % 2 ? 'granted' : 'refused',
       source: 'api',
       method: 'api-call',
+      // Some with evidence: the subject key is created inside the append transaction.
+      ...(i % 3 === 0 ? { evidence: { ip: '203.0.113.9' } } : {}),
     }),
 );
 const lanes = Array.from({ length: 4 }, async (_, lane) => {

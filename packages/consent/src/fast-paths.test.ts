@@ -1,0 +1,166 @@
+import { fixedClock } from '@privacykit/core';
+import { migrate } from '@privacykit/core/db';
+import type { PackageMigrations } from '@privacykit/core/db';
+import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ConsentDecision } from './decision.js';
+import { createConsentLedger } from './ledger.js';
+import { consentMigrations } from './migrations.js';
+import { migratedDatabase, testPolicy } from './test-fixtures.js';
+
+const decision = (
+  subjectId: string,
+  purpose: string,
+  extra: Partial<ConsentDecision> = {},
+): ConsentDecision => ({
+  subjectId,
+  purpose,
+  state: 'granted',
+  source: 'banner',
+  method: 'click',
+  ...extra,
+});
+
+async function seqs(database: TestDatabase): Promise<number[]> {
+  const rows = await database.db
+    .selectFrom('privacykit_consent_ledger')
+    .select('seq')
+    .orderBy('seq')
+    .execute();
+  return rows.map((row) => Number(row.seq));
+}
+
+describe.each(testEngines())('fast paths on $engine', (engine) => {
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.destroy();
+    database = undefined;
+  });
+
+  it('two ledgers on one database take turns without forking (a remembered head gone stale is re-read)', async () => {
+    database = await migratedDatabase(engine);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const first = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    const second = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    const purposes = ['newsletter', 'audience-measurement', 'targeted-advertising'];
+    for (let i = 0; i < 12; i++) {
+      // Runs of one and two: each ledger's remembered head is sometimes current, sometimes stale.
+      const ledger = i % 3 === 0 ? second : first;
+      await ledger.record(
+        decision(`turns-${i % 4}`, purposes[i % 3] as string, { evidence: { ip: '198.51.100.7' } }),
+      );
+    }
+    await Promise.all([
+      first.record(decision('both', 'newsletter')),
+      second.record(decision('both', 'audience-measurement')),
+      first.withdraw('turns-1', 'audience-measurement'),
+    ]);
+    const size = (await seqs(database)).length;
+    expect(await seqs(database)).toEqual(Array.from({ length: size }, (_, i) => i));
+    expect(await first.verify()).toMatchObject({ ok: true, size });
+    expect(await second.verify()).toMatchObject({ ok: true, size });
+    expect(await first.mayProcess('both', 'audience-measurement')).toBe(true);
+    expect(await second.mayProcess('turns-1', 'audience-measurement')).toBe(false);
+  });
+
+  it('a subject shredded through another ledger gets a new key: nothing is sealed under the destroyed one', async () => {
+    database = await migratedDatabase(engine);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const writer = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    const eraser = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    const keyOf = async () =>
+      (
+        await database?.db
+          .selectFrom('privacykit_consent_keys')
+          .select('key_material')
+          .where('subject_key', '=', await writer.subjectKey('shreddee'))
+          .executeTakeFirst()
+      )?.key_material;
+    await writer.record(decision('shreddee', 'newsletter', { evidence: { ip: '203.0.113.50' } }));
+    const before = await keyOf();
+    expect(before).toBeTypeOf('string');
+    await eraser.shredSubject('shreddee');
+    expect(await keyOf()).toBeUndefined();
+    expect(await writer.mayProcess('shreddee', 'newsletter')).toBe(false);
+    await writer.record(decision('shreddee', 'audience-measurement', { evidence: { ip: '203.0.113.51' } }));
+    const after = await keyOf();
+    expect(after).toBeTypeOf('string');
+    expect(after).not.toBe(before);
+    const history = await writer.history('shreddee');
+    expect(history.map((entry) => entry.evidence)).toEqual(['unavailable', undefined, { ip: '203.0.113.0' }]);
+    expect((await writer.verify()).ok).toBe(true);
+  });
+
+  it('mayProcess agrees with current() for granted, expired, withdrawn, refused and re-consent cases', async () => {
+    database = await migratedDatabase(engine);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock, validity: 'P1M' });
+    await ledger.record(decision('granted', 'newsletter'));
+    await ledger.record(decision('withdrawn', 'newsletter'));
+    await ledger.withdraw('withdrawn', 'newsletter');
+    await ledger.record(decision('refused', 'newsletter', { state: 'refused' }));
+    await ledger.import([
+      decision('old', 'newsletter', { source: 'import', method: 'import', at: '2024-12-01T00:00:00Z' }),
+    ]);
+    for (const subject of ['granted', 'withdrawn', 'refused', 'old', 'nobody']) {
+      for (const at of [undefined, new Date('2025-05-01T00:00:00Z')]) {
+        const options = at ? { at } : {};
+        const status = (await ledger.current(subject, options)).purposes.newsletter;
+        expect(await ledger.mayProcess(subject, 'newsletter', options)).toBe(
+          Boolean(status?.valid && !status.reconsentRequired),
+        );
+      }
+    }
+    expect(await ledger.mayProcess('granted', 'newsletter')).toBe(true);
+    expect(await ledger.mayProcess('old', 'newsletter')).toBe(false);
+  });
+
+  it('migration 0002 keeps the current state, keys and the ledger of a 0001 database', async () => {
+    database = await createTestDatabase(engine);
+    const first: PackageMigrations = {
+      name: consentMigrations.name,
+      migrations: {
+        '0001_init': consentMigrations.migrations['0001_init'] as PackageMigrations['migrations'][string],
+      },
+    };
+    await migrate(database.db, [first]);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    await ledger.record(decision('ann', 'newsletter', { evidence: { ip: '192.0.2.10' } }));
+    await ledger.record(decision('bob', 'audience-measurement', { state: 'refused' }));
+    const before = await ledger.current('ann');
+    await migrate(database.db, [consentMigrations]);
+    const after = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    expect(await after.current('ann')).toEqual(before);
+    expect((await after.current('bob')).purposes['audience-measurement']?.state).toBe('refused');
+    expect((await after.history('ann'))[0]?.evidence).toEqual({ ip: '192.0.2.0' });
+    const ids: string[] = [];
+    for await (const id of after.subjectsWithConsent('newsletter')) ids.push(id);
+    expect(ids).toEqual(['ann']);
+    expect((await after.verify()).ok).toBe(true);
+  });
+
+  it('subjectPagesWithConsent yields the same set as subjectsWithConsent, page by page', async () => {
+    database = await migratedDatabase(engine);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    await ledger.import(
+      Array.from({ length: 7 }, (_, i) =>
+        decision(`page-${i}`, 'newsletter', {
+          state: i === 3 ? 'refused' : 'granted',
+          source: 'import',
+          method: 'import',
+        }),
+      ),
+    );
+    const pages: string[][] = [];
+    for await (const page of ledger.subjectPagesWithConsent('newsletter', { pageSize: 2 })) pages.push(page);
+    const ids: string[] = [];
+    for await (const id of ledger.subjectsWithConsent('newsletter', { pageSize: 4 })) ids.push(id);
+    expect(pages.every((page) => page.length > 0 && page.length <= 2)).toBe(true);
+    expect(pages.flat()).toEqual(ids);
+    expect([...ids].sort()).toEqual(['page-0', 'page-1', 'page-2', 'page-4', 'page-5', 'page-6']);
+    expect(() => ledger.subjectPagesWithConsent('newsletter', { pageSize: 0 })).toThrow(/pageSize/);
+  });
+});
