@@ -11,7 +11,11 @@ import { createExportStore } from '@privacykit/subject-access';
 import type { ExportStore } from '@privacykit/subject-access';
 import { createConsentLedger } from '@privacykit/consent';
 import type { ConsentLedger } from '@privacykit/consent';
+import { createApprovals } from './approvals.js';
+import type { Approvals } from './approvals.js';
 import { createStaffAudit } from './audit.js';
+import { createReturnCodes } from './return-codes.js';
+import { hmacSha256Hex } from '@privacykit/core/crypto';
 import { recordCookieChoice } from './consent-recorder.js';
 import { consentRoutes } from './routes/consent.js';
 import { adminConsentRoutes } from './routes/admin/consent.js';
@@ -67,6 +71,8 @@ export interface AppDeps {
   sessionIdleMs?: number;
   /** The consent ledger (default: one on `db` with keys generated and stored there; pass your own keys in production). */
   ledger?: ConsentLedger;
+  /** HMAC key for returning visitors' codes (default: derived from the session secret). */
+  codeSecret?: string;
   /** Runs back-office cookie scans (default: `scanSite` in the system Chromium). */
   cookieScanner?: CookieScanner;
   /** Called for unexpected errors (the response never shows them). */
@@ -79,6 +85,7 @@ export interface AppDeps {
 export interface PortalServices {
   staff: StaffDirectory;
   audit: StaffAudit;
+  approvals: Approvals;
   mailer: Mailer;
   requests: RequestService;
   ledger: ConsentLedger;
@@ -120,6 +127,7 @@ export function createApp(deps: AppDeps): Express {
   const services: PortalServices = {
     staff: createStaffDirectory({ db, tenant, clock }),
     audit: createStaffAudit({ db, tenant, clock }),
+    approvals: createApprovals({ db, tenant, clock }),
     mailer,
     requests: createRequestService({
       db,
@@ -224,6 +232,16 @@ export function createApp(deps: AppDeps): Express {
       exports: services.exports,
       requestExports: services.requestExports,
       limits,
+      returnCodes: createReturnCodes({
+        db,
+        tenant,
+        clock,
+        secret:
+          deps.codeSecret ??
+          hmacSha256Hex([deps.sessionSecret].flat()[0] ?? '', 'privacykit-portal/return-codes'),
+      }),
+      mailer,
+      logError,
       logRefusal: (event) => logRefusal(event),
     }),
   );
@@ -283,6 +301,7 @@ export function createApp(deps: AppDeps): Express {
       requests: services.requests,
       ledger: services.ledger,
       audit: services.audit,
+      approvals: services.approvals,
     }),
   );
   app.use(
@@ -295,6 +314,7 @@ export function createApp(deps: AppDeps): Express {
       exports: services.exports,
       requestExports: services.requestExports,
       audit: services.audit,
+      approvals: services.approvals,
       mailer,
       // Identified subjects are `email:<address>` in the ledger (newsletter consent, imports).
       extraActions: (record, csrf) =>

@@ -98,5 +98,68 @@ export const portalMigrations: PackageMigrations = {
         await db.schema.dropTable('privacykit_portal_request_exports').ifExists().execute();
       },
     },
+    '0004_four_eyes': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('privacykit_portal_approvals')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('action', sql`varchar(64)`, (col) => col.notNull())
+          .addColumn('target', columnType.id, (col) => col.notNull())
+          .addColumn('requested_by', columnType.shortText, (col) => col.notNull())
+          .addColumn('requested_at', columnType.instant, (col) => col.notNull())
+          .addColumn('approved_by', columnType.shortText)
+          .addColumn('approved_at', columnType.instant)
+          .execute();
+        await db.schema
+          .createIndex('privacykit_portal_approvals_target')
+          .on('privacykit_portal_approvals')
+          .columns(['tenant', 'action', 'target'])
+          .execute();
+        // An export is available to the requester only once a second staff member released it.
+        await db.schema
+          .alterTable('privacykit_portal_request_exports')
+          .addColumn('released_by', columnType.shortText)
+          .execute();
+        await db.schema
+          .alterTable('privacykit_portal_request_exports')
+          .addColumn('released_at', columnType.instant)
+          .execute();
+        // Packages made before the rule stay available as they were.
+        await db
+          .updateTable('privacykit_portal_request_exports')
+          .set((eb) => ({ released_at: eb.ref('created_at'), released_by: eb.ref('created_by') }))
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable('privacykit_portal_approvals').ifExists().execute();
+        await db.schema.alterTable('privacykit_portal_request_exports').dropColumn('released_at').execute();
+        await db.schema.alterTable('privacykit_portal_request_exports').dropColumn('released_by').execute();
+      },
+    },
+    '0005_return_codes': {
+      async up(db: Kysely<any>) {
+        // Fresh codes for visitors returning to a verified request from a new session.
+        await db.schema
+          .createTable('privacykit_portal_return_codes')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('request_id', columnType.id)
+          .addColumn('code_hash', sql`varchar(64)`, (col) => col.notNull())
+          .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('created_at', columnType.instant, (col) => col.notNull())
+          .addColumn('expires_at', columnType.instant, (col) => col.notNull())
+          .addColumn('consumed_at', columnType.instant)
+          .execute();
+        await db.schema
+          .createIndex('privacykit_portal_return_codes_request')
+          .on('privacykit_portal_return_codes')
+          .columns(['tenant', 'request_id', 'created_at'])
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable('privacykit_portal_return_codes').ifExists().execute();
+      },
+    },
   },
 };

@@ -3,10 +3,49 @@ import type { Clock } from '@privacykit/core';
 
 const TABLE = 'privacykit_portal_request_exports';
 
-/** Which stored export package answers which rights request (the export store keys by export id). */
+export interface RequestExportInfo {
+  exportId: string;
+  createdAt: string;
+  createdBy: string;
+  format: string;
+  /** Set once a second staff member released the package (four eyes). */
+  releasedAt?: string;
+  releasedBy?: string;
+}
+
+/**
+ * Which stored export package answers which rights request (the export store keys by export id),
+ * and whether it has been released to the requester.
+ */
 export interface RequestExports {
+  /** Records a new package, not yet released. */
   attach(input: { requestId: string; exportId: string; by: string; format: string }): Promise<void>;
-  latest(requestId: string): Promise<{ exportId: string; createdAt: string; format: string } | undefined>;
+  /** Makes a package available to the requester. */
+  release(input: { requestId: string; exportId: string; by: string }): Promise<void>;
+  /** The latest package the requester may download (released only). */
+  latest(requestId: string): Promise<RequestExportInfo | undefined>;
+  /** The latest package, released or not (back office). */
+  latestAny(requestId: string): Promise<RequestExportInfo | undefined>;
+}
+
+type Row = {
+  export_id: string;
+  created_at: string;
+  created_by: string;
+  format: string;
+  released_at: string | null;
+  released_by: string | null;
+};
+
+function fromRow(row: Row): RequestExportInfo {
+  return {
+    exportId: row.export_id,
+    createdAt: row.created_at,
+    createdBy: row.created_by,
+    format: row.format,
+    ...(row.released_at ? { releasedAt: row.released_at } : {}),
+    ...(row.released_by ? { releasedBy: row.released_by } : {}),
+  };
 }
 
 export function createRequestExports(options: {
@@ -15,6 +54,16 @@ export function createRequestExports(options: {
   clock: Clock;
 }): RequestExports {
   const { db, tenant, clock } = options;
+  const latestWhere = async (requestId: string, releasedOnly: boolean) => {
+    let query = db
+      .selectFrom(TABLE)
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('request_id', '=', requestId);
+    if (releasedOnly) query = query.where('released_at', 'is not', null);
+    const row = (await query.orderBy('created_at', 'desc').executeTakeFirst()) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  };
   return {
     async attach(input) {
       await db
@@ -26,18 +75,22 @@ export function createRequestExports(options: {
           format: input.format,
           created_by: input.by,
           created_at: clock.now().toISOString(),
+          released_at: null,
+          released_by: null,
         })
         .execute();
     },
-    async latest(requestId) {
-      const row = await db
-        .selectFrom(TABLE)
-        .selectAll()
+    async release(input) {
+      await db
+        .updateTable(TABLE)
+        .set({ released_at: clock.now().toISOString(), released_by: input.by })
         .where('tenant', '=', tenant)
-        .where('request_id', '=', requestId)
-        .orderBy('created_at', 'desc')
-        .executeTakeFirst();
-      return row ? { exportId: row.export_id, createdAt: row.created_at, format: row.format } : undefined;
+        .where('request_id', '=', input.requestId)
+        .where('export_id', '=', input.exportId)
+        .where('released_at', 'is', null)
+        .execute();
     },
+    latest: (requestId) => latestWhere(requestId, true),
+    latestAny: (requestId) => latestWhere(requestId, false),
   };
 }

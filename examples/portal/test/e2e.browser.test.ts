@@ -5,7 +5,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { smtpMailer } from '../src/mailer.js';
-import { STAFF, startPortal } from './harness.js';
+import { ADMIN, STAFF, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 import { startSmtp, waitForCode } from './smtp.js';
 import { unzip } from './zip.js';
@@ -72,13 +72,13 @@ describe.skipIf(!existsSync(executablePath))('the portal in Chromium', () => {
     return { page, requestId };
   }
 
-  async function staffPage(): Promise<Page> {
+  async function staffPage(who: { email: string; password: string } = STAFF): Promise<Page> {
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(`${portal.base}/admin/login`);
-    await shot(page, 'admin-login');
-    await page.getByLabel('Email').fill(STAFF.email);
-    await page.getByLabel('Password').fill(STAFF.password);
+    if (who === STAFF) await shot(page, 'admin-login');
+    await page.getByLabel('Email').fill(who.email);
+    await page.getByLabel('Password').fill(who.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL(`${portal.base}/admin`);
     return page;
@@ -126,10 +126,17 @@ describe.skipIf(!existsSync(executablePath))('the portal in Chromium', () => {
     await staff.getByRole('link', { name: requestId }).click();
     await staff.getByRole('button', { name: 'Approve (start handling)' }).click();
     await staff.getByRole('button', { name: 'Run the export' }).click();
-    await expect
-      .poll(() => staff.locator('[data-status]').first().getAttribute('data-status'))
-      .toBe('completed');
+    await staff.locator('[data-awaiting-approval]').waitFor();
     await shot(staff, 'admin-request-detail');
+    // Four eyes: a second staff member releases the export.
+    const second = await staffPage(ADMIN);
+    await second.goto(`${portal.base}/admin/requests/${requestId}`);
+    await second.getByRole('button', { name: 'Approve and release the export' }).click();
+    await expect
+      .poll(() => second.locator('[data-status]').first().getAttribute('data-status'))
+      .toBe('completed');
+    await shot(second, 'admin-request-released');
+    await second.context().close();
 
     await page.reload();
     const [download] = await Promise.all([
@@ -153,17 +160,25 @@ describe.skipIf(!existsSync(executablePath))('the portal in Chromium', () => {
     await staff.getByRole('button', { name: 'Preview the erasure' }).click();
     await staff.waitForURL(/\/admin\/erasure\//);
     await shot(staff, 'admin-erasure-preview');
-    await staff.getByRole('button', { name: 'Execute the erasure' }).click();
-    await expect.poll(() => staff.locator('[data-verified]').getAttribute('data-verified')).toBe('true');
-    await shot(staff, 'admin-erasure-report');
+    await staff.getByRole('button', { name: 'Ask for approval to execute' }).click();
+    await staff.locator('[data-awaiting-approval]').waitFor();
+    const second = await staffPage(ADMIN);
+    await second.goto(staff.url());
+    await second.getByRole('button', { name: 'Approve and execute the erasure' }).click();
+    await expect.poll(() => second.locator('[data-verified]').getAttribute('data-verified')).toBe('true');
+    await shot(second, 'admin-erasure-report');
 
     const access = await fileRequest(visitor, 'access', 'grace@example.com', '');
     await staff.goto(`${portal.base}/admin/requests/${access.requestId}`);
     await staff.getByRole('button', { name: 'Approve (start handling)' }).click();
     await staff.getByRole('button', { name: 'Run the export' }).click();
+    await staff.locator('[data-awaiting-approval]').waitFor();
+    await second.goto(`${portal.base}/admin/requests/${access.requestId}`);
+    await second.getByRole('button', { name: 'Approve and release the export' }).click();
     await expect
-      .poll(() => staff.locator('[data-status]').first().getAttribute('data-status'))
+      .poll(() => second.locator('[data-status]').first().getAttribute('data-status'))
       .toBe('completed');
+    await second.context().close();
 
     await access.page.reload();
     const [download] = await Promise.all([
@@ -181,6 +196,8 @@ describe.skipIf(!existsSync(executablePath))('the portal in Chromium', () => {
     await shot(staff, 'admin-consent');
     await staff.goto(`${portal.base}/admin/record`);
     await shot(staff, 'admin-record');
+    await staff.goto(`${portal.base}/admin/cookies/classify?name=_ga`);
+    await shot(staff, 'admin-cookies');
     await staff.context().close();
     await visitor.close();
   });

@@ -1,6 +1,6 @@
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, STAFF, startPortal } from './harness.js';
+import { ADMIN, Client, STAFF, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 import { unzip } from './zip.js';
 
@@ -30,6 +30,14 @@ async function fileAndVerify(
   expect(verified.status).toBe(303);
   expect(verified.headers.get('location')).toBe(`/rights/requests/${requestId}`);
   return requestId;
+}
+
+/** The second pair of eyes: another staff member releases the export the first one ran. */
+async function release(portal: Portal, requestId: string): Promise<Response> {
+  const second = new Client(portal.base);
+  await second.login(ADMIN);
+  await second.page(`/admin/requests/${requestId}`);
+  return second.post(`/admin/requests/${requestId}/release`, {});
 }
 
 async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
@@ -81,6 +89,10 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
     await staff.page(`/admin/requests/${requestId}`);
     expect((await staff.post(`/admin/requests/${requestId}/approve`, {})).status).toBe(303);
     expect((await staff.post(`/admin/requests/${requestId}/export`, {})).status).toBe(303);
+    // Not released yet: the visitor has nothing to download (four eyes).
+    expect(await visitor.page(`/rights/requests/${requestId}`)).not.toContain('Download my data');
+    expect((await visitor.post(`/rights/requests/${requestId}/download`, {})).status).toBe(404);
+    expect((await release(portal, requestId)).status).toBe(303);
     const detail = await staff.page(`/admin/requests/${requestId}`);
     expect(detail).toContain(`staff:${STAFF.email}`);
     expect(detail).toContain('data-status="completed"');
@@ -117,6 +129,7 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
     await staff.page(`/admin/requests/${requestId}`);
     await staff.post(`/admin/requests/${requestId}/approve`, {});
     await staff.post(`/admin/requests/${requestId}/export`, {});
+    await release(portal, requestId);
     await visitor.page(`/rights/requests/${requestId}`);
     const link = await visitor.post(`/rights/requests/${requestId}/download`, {});
     portal.clock.advance(16 * 60_000);
@@ -160,7 +173,11 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
       .where('email', '=', 'edsger@example.com')
       .execute();
     expect(before).toHaveLength(1);
-    expect((await staff.post(`${planUrl}/execute`, {})).status).toBe(303);
+    expect((await staff.post(`${planUrl}/request-approval`, {})).status).toBe(303);
+    const second = new Client(portal.base);
+    await second.login(ADMIN);
+    await second.page(planUrl);
+    expect((await second.post(`${planUrl}/execute`, {})).status).toBe(303);
     const result = await staff.page(planUrl);
     expect(result).toContain('data-report-status="partial"');
     expect(result).toContain('data-verified="true"');
@@ -171,6 +188,7 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
     await staff.page(`/admin/requests/${accessId}`);
     await staff.post(`/admin/requests/${accessId}/approve`, {});
     await staff.post(`/admin/requests/${accessId}/export`, {});
+    await release(portal, accessId);
     await again.page(`/rights/requests/${accessId}`);
     const link = await again.post(`/rights/requests/${accessId}/download`, {});
     const files = await unzip(

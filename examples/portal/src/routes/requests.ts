@@ -8,6 +8,8 @@ import type { RequestService } from '@privacykit/requests';
 import { downloadHeaders } from '@privacykit/subject-access';
 import type { ExportStore } from '@privacykit/subject-access';
 import { HttpError } from '../http-error.js';
+import type { Mailer } from '../mailer.js';
+import type { ReturnCodes } from '../return-codes.js';
 import { render } from '../render.js';
 import type { RequestExports } from '../request-exports.js';
 import { rightFormSchemas, rightForms, toSubmitInput } from '../rights-forms.js';
@@ -16,6 +18,8 @@ import { regenerateSession, saveSession } from '../session.js';
 import { parseForm } from '../validation.js';
 import {
   checkInboxView,
+  checkRequestCodeView,
+  checkRequestView,
   requestStatusView,
   rightFormView,
   rightsIndexView,
@@ -28,6 +32,10 @@ export interface RequestRoutesOptions {
   exports: ExportStore;
   requestExports: RequestExports;
   limits: { intake: number; verify: number };
+  /** Fresh codes for visitors returning from a new session. */
+  returnCodes: ReturnCodes;
+  mailer: Mailer;
+  logError: (error: unknown) => void;
   /** Logs refused object-level access (hostile case 12) without personal data. */
   logRefusal: (event: { what: string; id: string }) => void;
 }
@@ -130,6 +138,96 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
       req.session.requestIds = [...new Set([...(req.session.requestIds ?? []), result.requestId])].slice(-20);
       await saveSession(req);
       res.redirect(303, `/rights/requests/${encodeURIComponent(result.requestId)}`);
+    })
+    .all(methodNotAllowed('GET, POST'));
+
+  // A returning visitor (new session) re-verifies through the registered channel (S01, S05): the
+  // same page whatever the reference and address, a code only when they match a request whose
+  // identity was verified, mailed to that request's verified channel, at most 3 an hour.
+  const checkSchema = z.object({
+    reference: z.string().trim().max(64),
+    email: z.string().trim().max(254).email(),
+  });
+  const codeSchema = z.object({
+    code: z
+      .string()
+      .trim()
+      .regex(/^\d{6,8}$/, 'enter the code from the email'),
+  });
+  router
+    .route('/rights/check')
+    .get((req, res) => {
+      render(req, res, { title: 'Check my request', body: checkRequestView({ csrf: csrfToken(req) }) });
+    })
+    .post(intakeLimiter, async (req, res) => {
+      const form = parseForm(checkSchema, req.body);
+      let requestId: string | null = null;
+      let channel: string | undefined;
+      const reference = idSchema.safeParse(form.reference);
+      if (reference.success) {
+        try {
+          const record = await requests.getForRequester(reference.data, { kind: 'email', value: form.email });
+          if (record.identities.some((identity) => identity.kind === 'email' && identity.verified)) {
+            channel = await requests.deliveryChannel(record.id);
+            requestId = record.id;
+          }
+        } catch (error) {
+          if (!isPrivacyKitError(error)) throw error;
+        }
+      }
+      const { challengeId, code } = await options.returnCodes.issue(requestId);
+      if (requestId && channel && (await options.returnCodes.issuedWithin(requestId, 60 * 60_000)) <= 3) {
+        // Not awaited: the answer must not take longer when a mail goes out.
+        options.mailer
+          .send({
+            to: channel,
+            subject: `${policy.controller.name}: your confirmation code`,
+            text: [
+              `Someone (we hope you) asked to open request ${requestId} on our privacy centre.`,
+              '',
+              `Your confirmation code: ${code}`,
+              '',
+              'It works once, for 10 minutes. If it was not you, ignore this message: nothing is shown without the code.',
+            ].join('\n'),
+          })
+          .catch(options.logError);
+      }
+      req.session.returnChallenge = challengeId;
+      await saveSession(req);
+      res.redirect(303, '/rights/check/code');
+    })
+    .all(methodNotAllowed('GET, POST'));
+
+  router
+    .route('/rights/check/code')
+    .get((req, res) => {
+      render(req, res, {
+        title: 'Check my request',
+        body: checkRequestCodeView({ csrf: csrfToken(req), pending: Boolean(req.session.returnChallenge) }),
+      });
+    })
+    .post(verifyLimiter, async (req, res) => {
+      const form = parseForm(codeSchema, req.body);
+      const challengeId = req.session.returnChallenge;
+      const requestId = challengeId ? await options.returnCodes.redeem(challengeId, form.code) : undefined;
+      if (!requestId) {
+        render(req, res, {
+          title: 'Check my request',
+          status: 400,
+          body: checkRequestCodeView({
+            csrf: csrfToken(req),
+            pending: Boolean(challengeId),
+            error:
+              'That code is not right, or it has expired or been used. Codes work once, for 10 minutes, and 5 tries.',
+          }),
+        });
+        return;
+      }
+      await regenerateSession(req);
+      delete req.session.returnChallenge;
+      req.session.requestIds = [...new Set([...(req.session.requestIds ?? []), requestId])].slice(-20);
+      await saveSession(req);
+      res.redirect(303, `/rights/requests/${encodeURIComponent(requestId)}`);
     })
     .all(methodNotAllowed('GET, POST'));
 

@@ -9,6 +9,7 @@ export function rightsIndexView(options: { forms: RightForm[]; policy: Policy })
   return html`<h1>Exercise your rights</h1>
 <p>Choose what you want to do. We answer within one month; we confirm it is you by sending a code to the email address we hold for you. We never ask for an identity document by default.</p>
 <ul>${options.forms.map((form) => html`<li><a href="/rights/${form.right}">${form.title}</a> <span class="muted">(${form.article})</span>: ${form.intro}</li>`)}</ul>
+<p>Already made a request? <a href="/rights/check">Check my request</a> — its status and, when ready, your data.</p>
 <p>You can also write to our Data Protection Officer at <a href="mailto:${options.policy.dpo.email}">${options.policy.dpo.email}</a>, or complain to ${options.policy.supervisoryAuthority.name}.</p>`;
 }
 
@@ -151,4 +152,30 @@ ${
 </form>`
     : ''
 }`;
+}
+
+/** A returning visitor (new browser, new session) asks for a fresh code for a request they made. */
+export function checkRequestView(options: { csrf: string }): SafeHtml {
+  return html`<h1>Check my request</h1>
+<p>Coming back from another browser or device? Give the reference of your request (in the emails we sent you) and your email address. We send a new confirmation code to the address we hold for that request.</p>
+<form method="post" action="/rights/check" class="stack">
+  ${csrfField(options.csrf)}
+  <div><label for="reference">Request reference <span class="hint">e.g. 01957f48-4e80-7e3c-bb4c-09174b99d39c</span></label><input id="reference" name="reference" type="text" autocomplete="off" required></div>
+  <div><label for="email">Your email address</label><input id="email" name="email" type="email" autocomplete="email" required></div>
+  <div><button type="submit">Send me a code</button></div>
+</form>`;
+}
+
+export function checkRequestCodeView(options: { csrf: string; pending: boolean; error?: string }): SafeHtml {
+  if (!options.pending) {
+    return html`<h1>Check my request</h1><p>${options.error ?? 'Ask for a code first.'} <a href="/rights/check">Ask for a new code</a>.</p>`;
+  }
+  return html`<h1>Check your inbox</h1>
+<p class="notice" role="status">If the reference and address match one of our requests, we have sent a confirmation code to the address we hold for it. It expires in 10 minutes and works once.</p>
+${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
+<form method="post" action="/rights/check/code" class="stack">
+  ${csrfField(options.csrf)}
+  <div><label for="code">Confirmation code</label><input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required></div>
+  <div><button type="submit">Open my request</button></div>
+</form>`;
 }

@@ -7,6 +7,7 @@ import type { ConsentLedger } from '@privacykit/consent';
 import { executeErasure, getErasureRecord, planErasure, verifyErasure } from '@privacykit/erasure';
 import type { ErasurePlan, ErasureReport, ErasureVerification } from '@privacykit/erasure';
 import type { RequestService } from '@privacykit/requests';
+import type { Approvals } from '../../approvals.js';
 import type { StaffAudit } from '../../audit.js';
 import { HttpError } from '../../http-error.js';
 import { currentStaff, render } from '../../render.js';
@@ -38,6 +39,7 @@ export function adminErasureRoutes(options: {
   requests: RequestService;
   ledger: ConsentLedger;
   audit: StaffAudit;
+  approvals: Approvals;
 }): Router {
   const { db, policy, dataMap, clock, requests, ledger } = options;
   const router = Router();
@@ -73,6 +75,7 @@ export function adminErasureRoutes(options: {
     const planId = idSchema.safeParse(req.params.planId);
     if (!planId.success) throw new HttpError(404, 'No such erasure plan.');
     const record = await getErasureRecord({ db, planId: planId.data, tenant: policy.tenant });
+    const approval = await options.approvals.latest('erasure.execute', planId.data);
     render(req, res, {
       title: 'Erasure',
       body: erasureView({
@@ -80,16 +83,43 @@ export function adminErasureRoutes(options: {
         status: record.status,
         report: record.report as ErasureReport | undefined,
         verification: record.verification as ErasureVerification | undefined,
+        approval,
+        viewer: actor(res),
         csrf: csrfToken(req),
       }),
     });
   });
 
+  // Four eyes (S08, ASVS 2.3.5): one staff member asks for the execution, a different one approves it.
+  router.post('/admin/erasure/:planId/request-approval', async (req, res) => {
+    const planId = idSchema.safeParse(req.params.planId);
+    if (!planId.success) throw new HttpError(404, 'No such erasure plan.');
+    const { plan, status } = await getErasureRecord({ db, planId: planId.data, tenant: policy.tenant });
+    if (status !== 'planned') throw new HttpError(409, 'This erasure has already been executed.');
+    const by = actor(res);
+    const approval = await options.approvals.request({ action: 'erasure.execute', target: plan.id, by });
+    await options.audit.record({
+      actor: by,
+      action: 'erasure.approval-requested',
+      target: plan.requestId ?? plan.id,
+      detail: `plan ${plan.id}, approval ${approval.id}`,
+    });
+    res.redirect(303, `/admin/erasure/${plan.id}`);
+  });
+
   router.post('/admin/erasure/:planId/execute', async (req, res) => {
     const planId = idSchema.safeParse(req.params.planId);
     if (!planId.success) throw new HttpError(404, 'No such erasure plan.');
-    const { plan } = await getErasureRecord({ db, planId: planId.data, tenant: policy.tenant });
+    const { plan, status } = await getErasureRecord({ db, planId: planId.data, tenant: policy.tenant });
+    if (status !== 'planned') throw new HttpError(409, 'This erasure has already been executed.');
     const by = actor(res);
+    const approval = await options.approvals.approve({ action: 'erasure.execute', target: plan.id, by });
+    await options.audit.record({
+      actor: by,
+      action: 'erasure.approved',
+      target: plan.requestId ?? plan.id,
+      detail: `plan ${plan.id}, asked by ${approval.requestedBy} at ${approval.requestedAt}, approved at ${approval.approvedAt}`,
+    });
     const report = await executeErasure(plan, {
       db,
       clock,

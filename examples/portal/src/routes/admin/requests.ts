@@ -7,6 +7,7 @@ import type { RequestRecord, RequestService } from '@privacykit/requests';
 import { exportSubject } from '@privacykit/subject-access';
 import type { ExportStore } from '@privacykit/subject-access';
 import type { Kysely } from 'kysely';
+import type { Approvals } from '../../approvals.js';
 import type { StaffAudit } from '../../audit.js';
 import type { Mailer } from '../../mailer.js';
 import { currentStaff, render } from '../../render.js';
@@ -25,6 +26,7 @@ export interface AdminRequestRoutesOptions {
   exports: ExportStore;
   requestExports: RequestExports;
   audit: StaffAudit;
+  approvals: Approvals;
   mailer: Mailer;
   /** Consent ledger records of a subject for the export (Art 15, R07), when the ledger is wired. */
   consentHistoryFor?: (identities: Record<string, string[]>) => Promise<unknown[]>;
@@ -53,7 +55,8 @@ function actor(res: Response): string {
 /**
  * The request queue (Art 12(3) deadlines with overdue and due-soon flags) and one request's page:
  * approve, deny with a reason (remedies are added), extend with reasons, complete, and run the
- * access or portability export. Every step is audited by the requests service with who and when.
+ * access or portability export, released to the requester only by a second staff member (four
+ * eyes). Every step is audited with who and when.
  */
 export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
   const { requests, policy, clock } = options;
@@ -80,8 +83,10 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
     const record = await load(req.params.id);
     const [audit, pkg] = await Promise.all([
       requests.audit(record.id),
-      options.requestExports.latest(record.id),
+      options.requestExports.latestAny(record.id),
     ]);
+    const releaseApproval =
+      pkg && !pkg.releasedAt ? await options.approvals.latest('export.release', pkg.exportId) : undefined;
     const csrf = csrfToken(req);
     render(req, res, {
       title: `Request ${record.id}`,
@@ -89,6 +94,8 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
         record,
         audit,
         exportInfo: pkg,
+        releaseApproval,
+        viewer: actor(res),
         csrf,
         today: civilDateIn(clock.now(), policy.zone),
         extra: options.extraActions?.(record, csrf),
@@ -183,6 +190,37 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
       target: record.id,
       detail: `${stored.bytes} bytes, sha256 ${stored.sha256}`,
     });
+    // Four eyes (S08, ASVS 2.3.5): the package reaches the requester only once another staff member releases it.
+    const approval = await options.approvals.request({
+      action: 'export.release',
+      target: stored.exportId,
+      by,
+    });
+    await options.audit.record({
+      actor: by,
+      action: 'export.release-requested',
+      target: record.id,
+      detail: `export ${stored.exportId}, approval ${approval.id}`,
+    });
+    res.redirect(303, `/admin/requests/${record.id}`);
+  });
+
+  router.post('/admin/requests/:id/release', async (req, res) => {
+    const record = await load(req.params.id);
+    const pkg = await options.requestExports.latestAny(record.id);
+    if (!pkg || pkg.releasedAt) throw new HttpError(409, 'There is no export waiting to be released.');
+    if (record.status !== 'in-progress') {
+      throw new HttpError(409, 'Only a request in progress can have its export released.');
+    }
+    const by = actor(res);
+    const approval = await options.approvals.approve({ action: 'export.release', target: pkg.exportId, by });
+    await options.requestExports.release({ requestId: record.id, exportId: pkg.exportId, by });
+    await options.audit.record({
+      actor: by,
+      action: 'export.released',
+      target: record.id,
+      detail: `export ${pkg.exportId}, asked by ${approval.requestedBy} at ${approval.requestedAt}, approved at ${approval.approvedAt}`,
+    });
     await requests.transition(record.id, {
       to: 'completed',
       by,
@@ -196,6 +234,7 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
         `The copy of your data you asked for (request ${record.id}) is ready.`,
         '',
         'Open your request page in the browser where you confirmed the request and press "Download my data".',
+        'If you use another browser or device, go to the "Check my request" page and confirm with a new code.',
         'The download link works once, for a few minutes, in that browser only. The package is deleted after 7 days.',
       ].join('\n'),
     });

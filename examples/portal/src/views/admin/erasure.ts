@@ -1,13 +1,33 @@
 import type { ErasurePlan, ErasureReport, ErasureVerification } from '@privacykit/erasure';
+import type { Approval } from '../../approvals.js';
 import { html } from '../html.js';
 import type { SafeHtml } from '../html.js';
 import { csrfField } from '../layout.js';
+
+function executeControls(
+  planId: string,
+  options: { approval?: Approval; viewer?: string; csrf: string },
+): SafeHtml {
+  const { approval } = options;
+  const what =
+    'Execution deletes or masks the rows above, children before parents, and keeps the rows listed as kept. A second staff member must approve it (four eyes).';
+  if (!approval || approval.approvedAt) {
+    return html`<form method="post" action="/admin/erasure/${planId}/request-approval">${csrfField(options.csrf)}<p>${what}</p><button type="submit">Ask for approval to execute</button></form>`;
+  }
+  if (approval.requestedBy === options.viewer) {
+    return html`<p class="notice" data-awaiting-approval>You asked for this execution at ${approval.requestedAt}: a different staff member must approve it.</p>`;
+  }
+  return html`<form method="post" action="/admin/erasure/${planId}/execute">${csrfField(options.csrf)}<p>${approval.requestedBy} asked for this execution at ${approval.requestedAt}. ${what}</p><button type="submit" class="danger">Approve and execute the erasure</button></form>`;
+}
 
 export function erasureView(options: {
   plan: ErasurePlan;
   status: string;
   report?: ErasureReport;
   verification?: ErasureVerification;
+  /** The four-eyes approval of the execution, and who is looking. */
+  approval?: Approval;
+  viewer?: string;
   csrf: string;
 }): SafeHtml {
   const { plan, report, verification } = options;
@@ -35,7 +55,7 @@ ${
     ? html`<h2>Report</h2>
 <p data-report-status="${report.status}">${report.status}: ${report.changes} rows changed in ${report.ms} ms.${report.shredding ? ` Consent ledger key: ${report.shredding.status}.` : ''} ${report.notifications} Art 19 notice(s) queued.</p>
 ${report.failures.length ? html`<ul class="error">${report.failures.map((failure) => html`<li>${failure.table}: ${failure.reason}</li>`)}</ul>` : ''}`
-    : html`<form method="post" action="/admin/erasure/${plan.id}/execute">${csrfField(options.csrf)}<p>Execution deletes or masks the rows above, children before parents, and keeps the rows listed as kept.</p><button type="submit" class="danger">Execute the erasure</button></form>`
+    : executeControls(plan.id, options)
 }
 ${
   verification

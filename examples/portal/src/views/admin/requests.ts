@@ -1,4 +1,6 @@
 import type { RequestAuditEntry, RequestRecord } from '@privacykit/requests';
+import type { Approval } from '../../approvals.js';
+import type { RequestExportInfo } from '../../request-exports.js';
 import { html } from '../html.js';
 import type { SafeHtml } from '../html.js';
 import { csrfField } from '../layout.js';
@@ -35,10 +37,28 @@ export function requestQueueView(options: {
 ${sorted.length === 0 ? html`<p>No requests.</p>` : ''}`;
 }
 
+function releaseForm(options: {
+  record: RequestRecord;
+  exportInfo?: RequestExportInfo;
+  releaseApproval?: Approval;
+  viewer?: string;
+  csrf: string;
+}): SafeHtml {
+  const { exportInfo, releaseApproval } = options;
+  if (!exportInfo || exportInfo.releasedAt || options.record.status !== 'in-progress') return html``;
+  if (releaseApproval && releaseApproval.requestedBy === options.viewer) {
+    return html`<p class="notice" data-awaiting-approval>You ran this export: a different staff member must check and release it.</p>`;
+  }
+  return html`<form method="post" action="/admin/requests/${options.record.id}/release">${csrfField(options.csrf)}<p>Check the package, then release it: the requester is told by mail and can download it once.</p><button type="submit">Approve and release the export</button></form>`;
+}
+
 export function requestDetailView(options: {
   record: RequestRecord;
   audit: RequestAuditEntry[];
-  exportInfo?: { exportId: string; createdAt: string; format: string };
+  exportInfo?: RequestExportInfo;
+  /** The release approval of an unreleased package, and who is looking (four eyes). */
+  releaseApproval?: Approval;
+  viewer?: string;
   csrf: string;
   today: string;
   extra?: SafeHtml;
@@ -56,13 +76,14 @@ export function requestDetailView(options: {
   ${record.duplicateOf ? html`<dt>Duplicate of</dt><dd><a href="/admin/requests/${record.duplicateOf}">${record.duplicateOf}</a></dd>` : ''}
   ${record.excessive ? html`<dt>Art 12(5)</dt><dd><span class="flag overdue">many requests from this identity</span></dd>` : ''}
   ${record.outcome ? html`<dt>Outcome</dt><dd>${record.outcome.status}: ${'reason' in record.outcome ? record.outcome.reason : 'summary' in record.outcome ? record.outcome.summary : ''}</dd>` : ''}
-  ${options.exportInfo ? html`<dt>Export</dt><dd>${options.exportInfo.format} package generated ${options.exportInfo.createdAt}, available to the verified requester</dd>` : ''}
+  ${options.exportInfo ? html`<dt>Export</dt><dd data-export-released="${String(Boolean(options.exportInfo.releasedAt))}">${options.exportInfo.format} package generated ${options.exportInfo.createdAt} by ${options.exportInfo.createdBy}${options.exportInfo.releasedAt ? html`, released by ${options.exportInfo.releasedBy ?? ''} at ${options.exportInfo.releasedAt}: available to the verified requester` : html`, <strong>not released</strong>: a second staff member must approve it${options.releaseApproval ? html` (asked by ${options.releaseApproval.requestedBy} at ${options.releaseApproval.requestedAt})` : ''}`}</dd>` : ''}
 </dl>
+${releaseForm(options)}
 ${
   open
     ? html`<h2>Actions</h2>
 ${record.status === 'verified' || record.status === 'waiting-on-subject' ? html`<form method="post" action="/admin/requests/${record.id}/approve">${csrfField(csrf)}<button type="submit">Approve (start handling)</button></form>` : ''}
-${record.status === 'in-progress' && (record.right === 'access' || record.right === 'portability') ? html`<form method="post" action="/admin/requests/${record.id}/export">${csrfField(csrf)}<p>Generates the package from the data map and makes it available to the verified requester only.</p><button type="submit">Run the export</button></form>` : ''}
+${record.status === 'in-progress' && (record.right === 'access' || record.right === 'portability') && !(options.exportInfo && !options.exportInfo.releasedAt) ? html`<form method="post" action="/admin/requests/${record.id}/export">${csrfField(csrf)}<p>Generates the package from the data map. A second staff member then checks and releases it to the verified requester (four eyes).</p><button type="submit">Run the export</button></form>` : ''}
 ${options.extra ?? ''}
 ${record.status === 'in-progress' ? html`<form method="post" action="/admin/requests/${record.id}/complete" class="stack">${csrfField(csrf)}<div><label for="summary">Completion note for the requester (optional)</label><input id="summary" name="summary" type="text"></div><div><button type="submit" class="secondary">Mark completed</button></div></form>` : ''}
 <form method="post" action="/admin/requests/${record.id}/extend" class="stack">${csrfField(csrf)}

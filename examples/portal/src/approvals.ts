@@ -1,0 +1,121 @@
+import type { Kysely } from 'kysely';
+import { newId } from '@privacykit/core';
+import type { Clock } from '@privacykit/core';
+import { HttpError } from './http-error.js';
+
+const TABLE = 'privacykit_portal_approvals';
+
+/** Actions that need a second staff member (four eyes, ASVS 2.3.5). */
+export type ApprovalAction = 'erasure.execute' | 'export.release';
+
+export interface Approval {
+  id: string;
+  action: ApprovalAction;
+  /** The erasure plan id, or the export id. */
+  target: string;
+  requestedBy: string;
+  requestedAt: string;
+  approvedBy?: string;
+  approvedAt?: string;
+}
+
+/**
+ * The four-eyes rule for irreversible or disclosing actions: one staff member asks, a different
+ * one approves. Stored with who and when; the approval is a single conditional update, so two
+ * approvers racing, or the requester approving their own request, cannot both succeed.
+ */
+export interface Approvals {
+  /** Asks for approval; asking again while one is pending returns the pending one. */
+  request(input: { action: ApprovalAction; target: string; by: string }): Promise<Approval>;
+  /** The latest approval asked for this action and target, approved or not. */
+  latest(action: ApprovalAction, target: string): Promise<Approval | undefined>;
+  /**
+   * Approves the pending request. 409 when nothing is pending; 403 when `by` asked for it.
+   */
+  approve(input: { action: ApprovalAction; target: string; by: string }): Promise<Approval>;
+}
+
+type Row = {
+  id: string;
+  action: string;
+  target: string;
+  requested_by: string;
+  requested_at: string;
+  approved_by: string | null;
+  approved_at: string | null;
+};
+
+function fromRow(row: Row): Approval {
+  return {
+    id: row.id,
+    action: row.action as ApprovalAction,
+    target: row.target,
+    requestedBy: row.requested_by,
+    requestedAt: row.requested_at,
+    ...(row.approved_by ? { approvedBy: row.approved_by } : {}),
+    ...(row.approved_at ? { approvedAt: row.approved_at } : {}),
+  };
+}
+
+export const sameApproverMessage =
+  'Four-eyes rule: you asked for this approval yourself, so a different staff member must approve it.';
+
+export function createApprovals(options: { db: Kysely<any>; tenant: string; clock: Clock }): Approvals {
+  const { db, tenant, clock } = options;
+
+  async function latest(action: ApprovalAction, target: string): Promise<Approval | undefined> {
+    const row = (await db
+      .selectFrom(TABLE)
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('action', '=', action)
+      .where('target', '=', target)
+      .orderBy('requested_at', 'desc')
+      .orderBy('id', 'desc')
+      .executeTakeFirst()) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  return {
+    latest,
+    async request({ action, target, by }) {
+      const existing = await latest(action, target);
+      if (existing && !existing.approvedAt) return existing;
+      const now = clock.now();
+      const row: Row = {
+        id: newId(now),
+        action,
+        target,
+        requested_by: by,
+        requested_at: now.toISOString(),
+        approved_by: null,
+        approved_at: null,
+      };
+      await db
+        .insertInto(TABLE)
+        .values({ ...row, tenant })
+        .execute();
+      return fromRow(row);
+    },
+    async approve({ action, target, by }) {
+      const pending = await latest(action, target);
+      if (!pending || pending.approvedAt) {
+        throw new HttpError(409, 'Nothing is waiting for approval here: ask for approval first.');
+      }
+      if (pending.requestedBy === by) throw new HttpError(403, sameApproverMessage);
+      const at = clock.now().toISOString();
+      const result = await db
+        .updateTable(TABLE)
+        .set({ approved_by: by, approved_at: at })
+        .where('tenant', '=', tenant)
+        .where('id', '=', pending.id)
+        .where('approved_at', 'is', null)
+        .where('requested_by', '<>', by)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) {
+        throw new HttpError(409, 'This was approved by someone else a moment ago.');
+      }
+      return { ...pending, approvedBy: by, approvedAt: at };
+    },
+  };
+}

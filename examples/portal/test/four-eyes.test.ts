@@ -1,0 +1,119 @@
+import { testEngines } from '@privacykit/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, Client, STAFF, startPortal } from './harness.js';
+import type { Portal } from './harness.js';
+
+function codeFrom(text: string): string {
+  return /code: (\d{6,8})/.exec(text)![1]!;
+}
+
+describe.each(testEngines())('four eyes on erasure and export release on $engine', (engine) => {
+  let portal: Portal;
+  beforeAll(async () => {
+    portal = await startPortal(engine, { rateLimits: { intake: 1000, verify: 1000 } });
+  });
+  afterAll(async () => {
+    await portal?.close();
+  });
+
+  async function verifiedRequest(right: 'access' | 'erasure', email: string) {
+    const visitor = new Client(portal.base);
+    await visitor.page(`/rights/${right}`);
+    const form: Record<string, string> =
+      right === 'erasure' ? { email, grounds: 'no-longer-necessary' } : { email };
+    const submitted = await visitor.post(right === 'erasure' ? '/erase' : `/rights/${right}`, form);
+    const requestId = new URL(submitted.headers.get('location')!, portal.base).searchParams.get('request')!;
+    await visitor.page(submitted.headers.get('location')!);
+    for (let i = 0; i < 200 && !portal.mail.some((m) => m.to === email && m.text.includes(requestId)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const code = codeFrom(portal.mail.filter((m) => m.to === email).at(-1)!.text);
+    expect((await visitor.post('/rights/verify', { requestId, code })).status).toBe(303);
+    return { visitor, requestId };
+  }
+
+  it('an erasure runs only when a different staff member approves it; the requester cannot approve their own', async () => {
+    const { requestId } = await verifiedRequest('erasure', 'katherine@example.com');
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    await officer.page(`/admin/requests/${requestId}`);
+    await officer.post(`/admin/requests/${requestId}/approve`, {});
+    const planUrl = (await officer.post(`/admin/requests/${requestId}/erasure`, {})).headers.get('location')!;
+    await officer.page(planUrl);
+    // Executing without asking first: refused, nothing erased.
+    expect((await officer.post(`${planUrl}/execute`, {})).status).toBe(409);
+    expect((await officer.post(`${planUrl}/request-approval`, {})).status).toBe(303);
+    const waiting = await officer.page(planUrl);
+    expect(waiting).toContain('data-awaiting-approval');
+    expect(waiting).not.toContain('Approve and execute');
+    const own = await officer.post(`${planUrl}/execute`, {});
+    expect(own.status).toBe(403);
+    expect(await own.text()).toContain('a different staff member must approve it');
+    const rows = await portal.t.db
+      .selectFrom('customers')
+      .select('id')
+      .where('email', '=', 'katherine@example.com')
+      .execute();
+    expect(rows).toHaveLength(1);
+
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    expect(await admin.page(planUrl)).toContain('Approve and execute the erasure');
+    expect((await admin.post(`${planUrl}/execute`, {})).status).toBe(303);
+    expect(await admin.page(planUrl)).toContain('data-verified="true"');
+    // Approving twice is not possible.
+    expect((await admin.post(`${planUrl}/execute`, {})).status).toBe(409);
+
+    const audit = await admin.page('/admin/audit');
+    expect(audit).toMatch(new RegExp(`staff:${STAFF.email}[\\s\\S]*?erasure\\.approval-requested`));
+    expect(audit).toMatch(new RegExp(`staff:${ADMIN.email}[\\s\\S]*?erasure\\.approved`));
+    const entries = await portal.t.db
+      .selectFrom('privacykit_portal_approvals')
+      .selectAll()
+      .where('action', '=', 'erasure.execute')
+      .execute();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({
+      requested_by: `staff:${STAFF.email}`,
+      approved_by: `staff:${ADMIN.email}`,
+      requested_at: '2025-03-10T09:00:00.000Z',
+      approved_at: '2025-03-10T09:00:00.000Z',
+    });
+  });
+
+  it('an access export is released to the requester only by a second staff member', async () => {
+    const { visitor, requestId } = await verifiedRequest('access', 'alan@example.com');
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    await officer.page(`/admin/requests/${requestId}`);
+    await officer.post(`/admin/requests/${requestId}/approve`, {});
+    expect((await officer.post(`/admin/requests/${requestId}/export`, {})).status).toBe(303);
+    const detail = await officer.page(`/admin/requests/${requestId}`);
+    expect(detail).toContain('data-export-released="false"');
+    expect(detail).toContain('data-status="in-progress"');
+    expect(detail).not.toContain('Approve and release');
+    const own = await officer.post(`/admin/requests/${requestId}/release`, {});
+    expect(own.status).toBe(403);
+    expect(await own.text()).toContain('Four-eyes rule');
+    expect((await visitor.post(`/rights/requests/${requestId}/download`, {})).status).toBe(404);
+    const mailsBefore = portal.mail.filter((m) => m.to === 'alan@example.com').length;
+
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    expect(await admin.page(`/admin/requests/${requestId}`)).toContain('Approve and release the export');
+    expect((await admin.post(`/admin/requests/${requestId}/release`, {})).status).toBe(303);
+    const released = await admin.page(`/admin/requests/${requestId}`);
+    expect(released).toContain('data-export-released="true"');
+    expect(released).toContain('data-status="completed"');
+    expect(portal.mail.filter((m) => m.to === 'alan@example.com').length).toBe(mailsBefore + 1);
+    expect((await admin.post(`/admin/requests/${requestId}/release`, {})).status).toBe(409);
+    expect(await admin.page('/admin/audit')).toMatch(
+      new RegExp(`staff:${ADMIN.email}[\\s\\S]*?export\\.released[\\s\\S]*?asked by staff:${STAFF.email}`),
+    );
+
+    await visitor.page(`/rights/requests/${requestId}`);
+    const link = await visitor.post(`/rights/requests/${requestId}/download`, {});
+    expect(link.status).toBe(303);
+    expect((await visitor.get(link.headers.get('location')!)).status).toBe(200);
+  });
+});
