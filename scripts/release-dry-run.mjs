@@ -5,7 +5,7 @@
 // - fails (exit 1) when a tarball holds anything but dist/**, README.md, LICENSE, CHANGELOG.md and
 //   package.json, or lacks its build output, README or LICENSE.
 // `--json` prints one JSON document instead of the report. Run `npm run build` first.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -45,6 +45,25 @@ export function packDryRun(path) {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  return packResult(output);
+}
+
+/** {@link packDryRun} without blocking: packs of several packages can run side by side. */
+export function packDryRunAsync(path) {
+  return new Promise((resolvePack, reject) => {
+    execFile(
+      'npm',
+      ['pack', '--dry-run', '--json', '--ignore-scripts'],
+      { cwd: path, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout) => {
+        if (error) reject(error);
+        else resolvePack(packResult(stdout));
+      },
+    );
+  });
+}
+
+function packResult(output) {
   const [result] = JSON.parse(output);
   return {
     filename: result.filename,

@@ -139,7 +139,14 @@ export function createProgram(options: CreateProgramOptions): Command {
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
-      outputError: (text, write) => write(`privacykit: ${text.replace(/^error: /, '')}`),
+      // One line, like every other error: commander's suggestions ("(Did you mean …?)") folded in.
+      outputError: (text, write) =>
+        write(
+          `privacykit: ${text
+            .replace(/^error: /, '')
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')}\n`,
+        ),
     })
     .exitOverride();
   examples(program, [

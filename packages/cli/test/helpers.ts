@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Kysely } from 'kysely';
+import { expect } from 'vitest';
 
 export const cliRoot = fileURLToPath(new URL('..', import.meta.url));
 export const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
@@ -97,4 +98,32 @@ export async function createHostTables(db: Kysely<any>): Promise<void> {
     });
   }
   await db.insertInto('logins').values(logins).execute();
+}
+
+/**
+ * Runs the program in-process (`runCli` from src, string sinks, no child process): for usage,
+ * help and argument checks, where what is tested is the program, not the binary's startup.
+ */
+export async function runInProcess(
+  args: readonly string[],
+  options: { env?: Record<string, string | undefined>; cwd?: string } = {},
+): Promise<RunResult> {
+  const { runCli } = await import('../src/program.js');
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    stdout: { write: (chunk: string) => (stdout += chunk) },
+    stderr: { write: (chunk: string) => (stderr += chunk) },
+    env: { ...options.env },
+    cwd: options.cwd ?? fixtures,
+  });
+  return { code, stdout, stderr };
+}
+
+/** Asserts stderr is exactly one `privacykit: …` line, without a stack trace. */
+export function expectOneLineError(stderr: string): void {
+  const lines = stderr.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^privacykit: /);
+  expect(stderr).not.toMatch(/\n\s+at /);
 }

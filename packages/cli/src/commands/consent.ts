@@ -43,14 +43,33 @@ export function registerConsent(program: Command, kit: ProgramKit): void {
           : {}),
       });
       const firstBadEntry = result.ok ? null : (result.firstBadSeq ?? null);
-      scope.out.result({ tenant: ledger.tenant, ...result, firstBadEntry }, () =>
-        result.ok
-          ? `consent ledger of ${ledger.tenant}: ok — ${result.size} entries, ${result.signedHeads} signed heads checked`
-          : `consent ledger of ${ledger.tenant}: TAMPERED — first bad entry ${firstBadEntry ?? '?'}: ${result.reason ?? 'unknown reason'}`,
+      // The verify result names the entry by sequence only; the ledger's public API adds the leaf
+      // hash stored for that sequence (its inclusion proof), which identifies the entry in backups
+      // and in signed heads. It has no lookup from a sequence to the event id.
+      let leafHash: string | null = null;
+      if (firstBadEntry !== null) {
+        leafHash = await ledger
+          .inclusionProof(firstBadEntry)
+          .then((proof) => proof.leafHash)
+          .catch(() => null);
+      }
+      const named =
+        firstBadEntry === null ? '?' : `${firstBadEntry}${leafHash ? ` (stored leaf hash ${leafHash})` : ''}`;
+      scope.out.result(
+        {
+          tenant: ledger.tenant,
+          ...result,
+          firstBadEntry,
+          firstBad: firstBadEntry === null ? null : { seq: firstBadEntry, leafHash },
+        },
+        () =>
+          result.ok
+            ? `consent ledger of ${ledger.tenant}: ok — ${result.size} entries, ${result.signedHeads} signed heads checked`
+            : `consent ledger of ${ledger.tenant}: TAMPERED — first bad entry ${named}: ${result.reason ?? 'unknown reason'}`,
       );
       if (!result.ok && scope.out.json) {
         scope.io.stderr.write(
-          `privacykit: consent ledger tampered — first bad entry ${firstBadEntry ?? '?'}: ${result.reason ?? ''}\n`,
+          `privacykit: consent ledger tampered — first bad entry ${named}: ${result.reason ?? ''}\n`,
         );
       }
       return result.ok ? 0 : 1;

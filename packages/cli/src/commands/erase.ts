@@ -1,14 +1,36 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { ErasurePlan, PlanErasureOptions } from '@privacykit/erasure';
+import { systemClock } from '@privacykit/core';
+import type { ErasurePlan, HoldSource, PlanErasureOptions } from '@privacykit/erasure';
 import { cliError } from '../errors.js';
 import { readJsonFile } from '../files.js';
 import { formatTable } from '../output.js';
 import { examples } from '../program.js';
-import type { ProgramKit } from '../program.js';
+import type { CommandScope, ProgramKit } from '../program.js';
 import { settingsOf } from '../settings.js';
 import { collect, subjectIdentities } from '../subject.js';
+import { retentionHoldSource } from '../holds.js';
+
+/**
+ * The retention package's legal holds, when the project uses retention (a `schedule` or a
+ * `retention` section in the config): held rows are kept under Art 17(3)(e).
+ */
+async function holdsOf(scope: CommandScope): Promise<HoldSource | undefined> {
+  const config = await scope.config();
+  if (config.schedule === undefined && config.values.retention === undefined) return undefined;
+  if (!config.dataMap) return undefined;
+  const { createRetentionEngine } = await import('@privacykit/retention');
+  const db = await scope.database();
+  const engine = createRetentionEngine({
+    db,
+    schedule: (config.schedule ?? []) as Parameters<typeof createRetentionEngine>[0]['schedule'],
+    dataMap: config.dataMap,
+    policy: config.policy,
+    clock: systemClock,
+  });
+  return retentionHoldSource({ db, dataMap: config.dataMap, holds: () => engine.holds({ active: true }) });
+}
 
 function planLines(plan: ErasurePlan): string[] {
   return [
@@ -95,7 +117,9 @@ export function registerErase(program: Command, kit: ProgramKit): void {
           );
         }
         const settings = settingsOf(config, 'erasure') as Partial<PlanErasureOptions>;
+        const holds = settings.holds ?? (await holdsOf(scope));
         plan = await erasure.planErasure({
+          ...(holds ? { holds } : {}),
           ...(settings.strategies ? { strategies: settings.strategies } : {}),
           ...(settings.facts ? { facts: settings.facts } : {}),
           db,

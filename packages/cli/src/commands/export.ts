@@ -5,10 +5,87 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Option } from 'commander';
 import type { Command } from 'commander';
+import type { ConsentHistoryEntry, ConsentLedgerOptions } from '@privacykit/consent';
+import type { RequestHistory, RequestServiceOptions } from '@privacykit/requests';
 import { cliError } from '../errors.js';
 import { examples } from '../program.js';
-import type { ProgramKit } from '../program.js';
+import type { CommandScope, ProgramKit } from '../program.js';
+import { settingsOf } from '../settings.js';
 import { collect, subjectIdentities } from '../subject.js';
+
+interface Histories {
+  consentSubjects: string[];
+  consentHistory?: ConsentHistoryEntry[];
+  requestHistory?: RequestHistory;
+}
+
+/**
+ * The ledger ids of a subject: `--consent-subject`, else the config's
+ * `consentSubject(identities)`, else `email:<address>` for each email (the portal's convention).
+ */
+async function consentSubjectsOf(
+  scope: CommandScope,
+  identities: Record<string, string[]>,
+  explicit: readonly string[] | undefined,
+): Promise<string[]> {
+  if (explicit?.length) return [...explicit];
+  const config = await scope.config();
+  const mapping = config.values.consentSubject;
+  if (typeof mapping === 'function') {
+    const mapped = (await (mapping as (ids: Record<string, string[]>) => unknown)(identities)) as
+      | string
+      | readonly string[]
+      | undefined
+      | null;
+    if (mapped === undefined || mapped === null) return [];
+    return (typeof mapped === 'string' ? [mapped] : [...mapped]).filter((id) => id.length > 0);
+  }
+  return (identities.email ?? []).map((email) => `email:${email}`);
+}
+
+/**
+ * The subject's consent history (when the config configures the ledger: a `consent` section or a
+ * `consentSubject` mapping) and request history (when it has a `requests` section), for Art 15.
+ */
+async function historiesOf(
+  scope: CommandScope,
+  identities: Record<string, string[]>,
+  explicitConsentSubjects: readonly string[] | undefined,
+): Promise<Histories> {
+  const config = await scope.config();
+  const histories: Histories = { consentSubjects: [] };
+  const db = await scope.database();
+  if (
+    config.values.consent !== undefined ||
+    config.values.consentSubject !== undefined ||
+    explicitConsentSubjects?.length
+  ) {
+    const subjects = [...new Set(await consentSubjectsOf(scope, identities, explicitConsentSubjects))];
+    const { createConsentLedger } = await import('@privacykit/consent');
+    const settings = settingsOf(config, 'consent') as Partial<ConsentLedgerOptions>;
+    const ledger = createConsentLedger({ ...settings, db, policy: config.policy });
+    const events = new Map<string, ConsentHistoryEntry>();
+    for (const subject of subjects) {
+      for (const event of await ledger.history(subject)) events.set(event.eventId, event);
+    }
+    histories.consentSubjects = subjects;
+    histories.consentHistory = [...events.values()].sort((a, b) => a.seq - b.seq);
+  }
+  if (config.values.requests !== undefined) {
+    const { createRequestService } = await import('@privacykit/requests');
+    const settings = settingsOf(config, 'requests') as Partial<RequestServiceOptions>;
+    const service = createRequestService({ ...settings, db, policy: config.policy, dataMap: config.dataMap });
+    // Request identities are lower-case kinds (`email`); other kinds were never submitted.
+    const requestIdentities = Object.entries(identities)
+      .filter(([kind]) => /^[a-z][a-z0-9_-]{0,63}$/.test(kind))
+      .flatMap(([kind, values]) => values.map((value) => ({ kind, value })));
+    histories.requestHistory =
+      requestIdentities.length > 0
+        ? await service.historyFor(requestIdentities)
+        : { requests: [], audit: [] };
+  }
+  return histories;
+}
 
 export function registerExport(program: Command, kit: ProgramKit): void {
   examples(
@@ -33,7 +110,13 @@ export function registerExport(program: Command, kit: ProgramKit): void {
           .map((item) => item.trim())
           .filter(Boolean),
       )
-      .option('-o, --out <file>', 'where to write the package (default: subject-export.<zip|json>)'),
+      .option('-o, --out <file>', 'where to write the package (default: subject-export.<zip|json>)')
+      .option(
+        '--consent-subject <id>',
+        "the subject's id in the consent ledger (repeatable; default: the config's consentSubject(identities), else email:<address>)",
+        collect,
+      )
+      .option('--no-history', 'leave out the consent and request history'),
     [
       'privacykit export --subject ada@example.com --out ada.zip',
       'privacykit export --subject customerNumber:C-1 --format portability --out c1.zip --json',
@@ -45,6 +128,8 @@ export function registerExport(program: Command, kit: ProgramKit): void {
         format: 'zip' | 'json' | 'portability';
         categories?: string[];
         out?: string;
+        consentSubject?: string[];
+        history: boolean;
       }>();
       const config = await scope.config();
       if (!config.dataMap) {
@@ -60,7 +145,12 @@ export function registerExport(program: Command, kit: ProgramKit): void {
         options.out ?? `subject-export.${options.format === 'json' ? 'json' : 'zip'}`,
       );
       const partial = `${target}.partial`;
+      const history = options.history
+        ? await historiesOf(scope, identities, options.consentSubject)
+        : { consentSubjects: [] };
       const stream = exportSubject({
+        ...(history.consentHistory ? { consentHistory: history.consentHistory } : {}),
+        ...(history.requestHistory ? { requestHistory: [history.requestHistory] } : {}),
         db: await scope.database(),
         dataMap: config.dataMap,
         policy: config.policy,
@@ -92,8 +182,27 @@ export function registerExport(program: Command, kit: ProgramKit): void {
       }
       const sha256 = hash.digest('hex');
       scope.out.result(
-        { file: target, format: options.format, bytes, sha256, identities: Object.keys(identities) },
-        () => `wrote ${target} (${options.format}, ${bytes} bytes, sha256 ${sha256})`,
+        {
+          file: target,
+          format: options.format,
+          bytes,
+          sha256,
+          identities: Object.keys(identities),
+          consentSubjects: history.consentSubjects,
+          consentEvents: history.consentHistory?.length ?? null,
+          requests: history.requestHistory?.requests.length ?? null,
+        },
+        () => [
+          `wrote ${target} (${options.format}, ${bytes} bytes, sha256 ${sha256})`,
+          ...(history.consentHistory
+            ? [
+                `consent history: ${history.consentHistory.length} events (${history.consentSubjects.join(', ')})`,
+              ]
+            : []),
+          ...(history.requestHistory
+            ? [`request history: ${history.requestHistory.requests.length} requests`]
+            : []),
+        ],
       );
       return 0;
     }),

@@ -1,0 +1,144 @@
+import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { expectOneLineError, fixtures, json, runBin, runInProcess } from './helpers.js';
+
+// Commands that need no database. What a script relies on (exit code, --json document, one-line
+// errors) is checked on the built binary; variants and usage checks run in-process.
+describe('privacykit without a database', () => {
+  it('policy check accepts the fixture', async () => {
+    const result = await runBin(['policy', 'check', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(json(result)).toMatchObject({ ok: true, issues: [], summary: { purposes: 2, tables: 3 } });
+  });
+
+  it('policy check prints every error with where it is, and exits 1', async () => {
+    const result = await runBin(['policy', 'check', 'broken-policy.mjs', '--json']);
+    expect(result.code, result.stderr).toBe(1);
+    const paths = json<{ issues: { path: string }[] }>(result).issues.map((issue) => issue.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'policy.purposes[0].categories[1]',
+        'policy.purposes[0].recipients[0]',
+        'policy.purposes[0].legalBases[0].legitimateInterest',
+        'dataMap.tables.orphans',
+      ]),
+    );
+    const human = await runInProcess(['policy', 'check', 'broken-policy.mjs']);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toMatch(
+      /broken-policy\.mjs: policy\.purposes\[0\]\.categories\[1\]: unknown category "made\.up-category"/,
+    );
+    expect(human.stdout).toContain('4 problems found');
+  });
+
+  it('policy check also checks the retention schedule against the policy and the data map', async () => {
+    const result = await runInProcess(['policy', 'check', 'bad-schedule.mjs', '--json']);
+    expect(result.code).toBe(1);
+    const issues = json<{ issues: { path: string; message: string }[] }>(result).issues;
+    expect(issues.map((issue) => issue.path)).toEqual(
+      expect.arrayContaining(['schedule[0].facts.loggedAt', 'schedule[0].facts']),
+    );
+  });
+
+  it('loads a privacykit.config.ts through tsx', async () => {
+    const result = await runBin(['policy', 'check', '--json'], { cwd: `${fixtures}ts-config` });
+    expect(result.code, result.stderr).toBe(0);
+    expect(json(result)).toMatchObject({ ok: true, summary: { version: 'from-typescript' } });
+  });
+
+  it('policy render writes the Art 13 notice as Markdown and the Art 30 record as HTML', async () => {
+    const notice = await runBin(['policy', 'render']);
+    expect(notice.code).toBe(0);
+    expect(notice.stdout).toMatch(/^# Privacy notice — Acme SAS/);
+    expect(notice.stdout).toContain('Mailer Inc → US: standard data protection clauses');
+    const record = await runInProcess(['policy', 'render', '--record', '--format', 'html']);
+    expect(record.stdout).toMatch(/^<!doctype html>/);
+    expect(record.stdout).toContain('<th scope="col">Item</th>');
+    expect(record.stdout).toContain('Time limits for erasure (Art. 30(1)(f))');
+    const structured = await runInProcess(['policy', 'render', '--json']);
+    expect(json<{ controller: { name: string } }>(structured).controller.name).toBe('Acme SAS');
+  });
+
+  it('retention plan shows each rule bound to its table, in words', async () => {
+    const result = await runBin(['retention', 'plan']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/logs\s+logins\s+0\s+delete\s+1 year after the login/);
+    const structured = await runInProcess(['retention', 'plan', '--json']);
+    expect(json<{ entries: { rule: string; table: string }[] }>(structured).entries).toEqual([
+      expect.objectContaining({ rule: 'logs', table: 'logins' }),
+      expect.objectContaining({ rule: 'invoices', table: 'invoices' }),
+    ]);
+  });
+
+  it('the binary turns a usage error into exit 2 and one line; --debug adds the stack', async () => {
+    const noDb = await runBin(['retention', 'backlog']);
+    expect(noDb.code).toBe(2);
+    expectOneLineError(noDb.stderr);
+    expect(noDb.stderr).toContain('no database: pass --db <url> or set DATABASE_URL');
+    const debug = await runBin(['--debug', '--db', 'nonsense://x', 'retention', 'backlog']);
+    expect(debug.code).toBe(2);
+    expect(debug.stderr.split('\n')[0]).toMatch(/^privacykit: cannot tell the database engine/);
+    expect(debug.stderr).toMatch(/\n\s+at /);
+  });
+
+  it('usage errors exit 2 with one line and no stack trace', async () => {
+    const cases: { args: string[]; cwd?: string; message?: string }[] = [
+      { args: ['requests', 'due', '--within', 'soon'], message: '"soon" is not a duration' },
+      { args: ['retention', 'sweep', '--fast'], message: "unknown option '--fast'" },
+      { args: ['retention', 'sweep', '--budget', '0'], message: '--budget must be at least 1 row' },
+      { args: ['policy', 'check'], cwd: tmpdir(), message: 'no privacykit.config.mjs' },
+      { args: ['erase', '--subject', 'ada@example.com'], message: '--plan (preview) or --execute' },
+      {
+        args: ['erase', '--plan', '--execute', '--subject', 'a@b.c'],
+        message: '--plan (preview) or --execute',
+      },
+      { args: ['erase', '--plan', '--from-plan', 'x.json'], message: '--from-plan goes with --execute' },
+      { args: ['export'], message: "required option '-s, --subject <identity>' not specified" },
+      { args: ['export', '--subject', 'ada@example.com', '--format', 'pdf'], message: 'pdf' },
+      { args: ['consent', 'receipt', 'verify', 'r.json'], message: "required option '--key <pem>'" },
+      { args: ['nonsense'], message: "unknown command 'nonsense' (Did you mean" },
+      {
+        args: ['migrate', '--packages', 'nope', '--db', 'sqlite::memory:'],
+        message: 'unknown package "nope"',
+      },
+    ];
+    for (const { args, cwd, message } of cases) {
+      const result = await runInProcess(args, cwd ? { cwd } : {});
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2);
+      expectOneLineError(result.stderr);
+      if (message) expect(result.stderr, args.join(' ')).toContain(message);
+    }
+  });
+
+  it('--help of every command shows an example', async () => {
+    const commands = [
+      [],
+      ['migrate'],
+      ['policy', 'check'],
+      ['policy', 'render'],
+      ['retention', 'plan'],
+      ['retention', 'dry-run'],
+      ['retention', 'sweep'],
+      ['retention', 'backlog'],
+      ['consent', 'verify'],
+      ['consent', 'head'],
+      ['consent', 'receipt', 'verify'],
+      ['requests', 'due'],
+      ['cookies', 'classify'],
+      ['cookies', 'scan'],
+      ['cookies', 'audit'],
+      ['export'],
+      ['erase'],
+    ];
+    const results = await Promise.all(commands.map((command) => runInProcess([...command, '--help'])));
+    results.forEach((result, index) => {
+      const name = commands[index]!.join(' ');
+      expect(result.code, name).toBe(0);
+      expect(result.stdout, name).toMatch(/Examples:\n\s+\$ privacykit/);
+    });
+    // The binary prints the same help and exits 0.
+    const bin = await runBin(['export', '--help']);
+    expect(bin.code).toBe(0);
+    expect(bin.stdout).toBe(results[15]!.stdout);
+  });
+});
