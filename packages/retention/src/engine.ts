@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import type { Kysely, RawBuilder, SqlBool, Transaction } from 'kysely';
 import type { z } from 'zod';
 import { candidateQuery, keyText } from './candidates.js';
-import { civilDateOf } from './civil-date.js';
+import { addCivilDays, civilDateOf, startOfCivilDay } from './civil-date.js';
 import type { CivilDate } from './civil-date.js';
 import { duePredicate, not } from './due-predicate.js';
 import type { Cutoff } from './due-predicate.js';
@@ -323,7 +323,22 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
   const policyVersion = policy?.version ?? 'unversioned';
 
   const nowText = () => clock.now().toISOString();
-  const today = (entry: ScheduleEntry) => civilDateOf(clock.now(), entry.zone);
+  // The civil date in a zone is the same from its day's first instant to the next day's:
+  // remembered per zone with that range, so a sweep dates its batches without a zone lookup each.
+  const days = new Map<string, { day: CivilDate; from: number; to: number }>();
+  const today = (entry: ScheduleEntry): CivilDate => {
+    const now = clock.now();
+    const time = now.getTime();
+    const known = days.get(entry.zone);
+    if (known && time >= known.from && time < known.to) return known.day;
+    const day = civilDateOf(now, entry.zone);
+    days.set(entry.zone, {
+      day,
+      from: startOfCivilDay(day, entry.zone).getTime(),
+      to: startOfCivilDay(addCivilDays(day, 1), entry.zone).getTime(),
+    });
+    return day;
+  };
 
   async function activeHolds(trx: Kysely<any>, now: string): Promise<LegalHold[]> {
     const rows = (await trx
@@ -380,30 +395,39 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
 
   // Due dates are a pure function of a row's facts: memoised per entry and phase (rows share
   // dates far more often than not), bounded so a sweep over unique instants stays small.
-  const dueMemos = new Map<ScheduleEntry, Map<number, Map<string, CivilDate | null>>>();
-  function rowDue(entry: ScheduleEntry, phaseIndex: number, row: Record<string, unknown>): CivilDate | null {
-    const phase = entry.rule.phases[phaseIndex];
-    if (!phase) return null;
+  const dueMemos = new Map<ScheduleEntry, Map<number, (row: Record<string, unknown>) => CivilDate | null>>();
+  /** The due date of a phase for a selected row (facts aliased `f_<column>`), memoised. */
+  function dueOf(
+    entry: ScheduleEntry,
+    phaseIndex: number,
+  ): (row: Record<string, unknown>) => CivilDate | null {
     let byPhase = dueMemos.get(entry);
     if (!byPhase) {
       byPhase = new Map();
       dueMemos.set(entry, byPhase);
     }
-    let memo = byPhase.get(phaseIndex);
-    if (!memo) {
-      memo = new Map();
-      byPhase.set(phaseIndex, memo);
-    }
-    const id = factsKey(factColumnsOf(entry).map((column) => row[`f_${column}`]));
-    if (id !== undefined) {
-      const known = memo.get(id);
-      if (known !== undefined || memo.has(id)) return known ?? null;
-    }
-    const due = dueDate(phase.due, entry.rule, factsOfRow(entry, row), entry.zone);
-    if (id !== undefined) {
-      if (memo.size >= 50_000) memo.clear();
-      memo.set(id, due);
-    }
+    const existing = byPhase.get(phaseIndex);
+    if (existing) return existing;
+    const phase = entry.rule.phases[phaseIndex];
+    const aliases = factColumnsOf(entry).map((column) => `f_${column}`);
+    const memo = new Map<string, CivilDate | null>();
+    const values: unknown[] = [];
+    const due = (row: Record<string, unknown>): CivilDate | null => {
+      if (!phase) return null;
+      for (let i = 0; i < aliases.length; i++) values[i] = row[aliases[i] as string];
+      const id = factsKey(values);
+      if (id !== undefined) {
+        const known = memo.get(id);
+        if (known !== undefined || memo.has(id)) return known ?? null;
+      }
+      const date = dueDate(phase.due, entry.rule, factsOfRow(entry, row), entry.zone);
+      if (id !== undefined) {
+        if (memo.size >= 50_000) memo.clear();
+        memo.set(id, date);
+      }
+      return date;
+    };
+    byPhase.set(phaseIndex, due);
     return due;
   }
 
@@ -481,8 +505,9 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       // safe keyset bound for the next (the largest, in SQLite's order, skips the most).
       const lastKey = rows[rows.length - 1]?.k;
       const records: DispositionRecord[] = [];
+      const rowDue = dueOf(entry, phaseIndex);
       for (const row of rows) {
-        const due = rowDue(entry, phaseIndex, row);
+        const due = rowDue(row);
         if (due === null || due > day) throw new PlannerDisagrees();
         records.push({
           runId,
@@ -528,8 +553,9 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
 
     // The planner re-checks each row: SQL selects, TypeScript dates the disposition record.
     const acted: { key: unknown; text: string; due: string; row: Record<string, unknown> }[] = [];
+    const rowDue = dueOf(entry, phaseIndex);
     for (const row of rows) {
-      const due = rowDue(entry, phaseIndex, row);
+      const due = rowDue(row);
       if (due !== null && due <= day) acted.push({ key: row.k, text: String(row.k), due, row });
     }
     if (acted.length === 0) return { selected: rows.length, lastKey, records: [] };
@@ -814,7 +840,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       action: phase.action,
       table: entry.table,
       key: String(row.k),
-      dueDate: rowDue(entry, phaseIndex, row),
+      dueDate: dueOf(entry, phaseIndex)(row),
       actedAt: now,
       outcome: 'lifted',
     }));
@@ -836,19 +862,38 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
   }
 
   function countsOf(records: Iterable<DispositionRecord>, into = new Map<string, DispositionCount>()) {
+    let last: DispositionRecord | undefined;
+    let lastCount: DispositionCount | undefined;
     for (const r of records) {
+      // A batch's records come in runs of equal fields: count a run without re-keying each.
+      if (
+        lastCount &&
+        last &&
+        r.rule === last.rule &&
+        r.table === last.table &&
+        r.phase === last.phase &&
+        r.action === last.action &&
+        r.outcome === last.outcome
+      ) {
+        lastCount.count++;
+        continue;
+      }
+      last = r;
       const id = `${r.rule}\u0000${r.table}\u0000${r.phase}\u0000${r.action}\u0000${r.outcome}`;
-      const existing = into.get(id);
-      if (existing) existing.count++;
-      else
-        into.set(id, {
+      let count = into.get(id);
+      if (count) count.count++;
+      else {
+        count = {
           rule: r.rule,
           table: r.table,
           phase: r.phase,
           action: r.action,
           outcome: r.outcome,
           count: 1,
-        });
+        };
+        into.set(id, count);
+      }
+      lastCount = count;
     }
     return into;
   }
@@ -1168,7 +1213,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
             const rows = (await page.orderBy(keyRef).limit(5000).execute()) as Record<string, unknown>[];
             for (const row of rows) {
               count++;
-              const due = rowDue(entry, index, row);
+              const due = dueOf(entry, index)(row);
               if (due !== null && (oldest === null || due < oldest)) oldest = due;
             }
             if (rows.length < 5000) break;
