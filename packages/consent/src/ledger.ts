@@ -519,11 +519,19 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // and MySQL always lock and read the head row (`FOR UPDATE`).
   let rememberedHead: { head: HeadRow; frontier: Frontier } | undefined;
 
-  function ready(): Promise<void> {
-    readyPromise ??= initialise().catch((error) => {
-      readyPromise = undefined;
-      throw error;
-    });
+  let isReady = false;
+  function ready(): Promise<void> | undefined {
+    // Once initialised, lookups skip the await (a resolved promise still costs a microtask turn).
+    if (isReady) return undefined;
+    readyPromise ??= initialise().then(
+      () => {
+        isReady = true;
+      },
+      (error) => {
+        readyPromise = undefined;
+        throw error;
+      },
+    );
     return readyPromise;
   }
 
@@ -1356,7 +1364,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     },
 
     async mayProcess(subjectId, purposeId, opts = {}) {
-      await ready();
+      if (!isReady) await ready();
       consentPurpose(purposeId);
       const row = (
         await run<
