@@ -293,12 +293,6 @@ async function privacyKit(input: Kysely<any>): Promise<{ plan: number; execute: 
   return { plan: t1 - t0, execute: t2 - t1, verify: t3 - t2 };
 }
 
-async function close(t: { db: Kysely<any>; destroy(): Promise<void> }): Promise<void> {
-  await t.db.destroy();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  await t.destroy();
-}
-
 async function once(
   engine: TestEngine,
 ): Promise<{ raw: number; plan: number; execute: number; verify: number }> {
@@ -314,8 +308,8 @@ async function once(
     const baseline = performance.now() - r0;
     return { raw: baseline, ...(await privacyKit(ours.db)) };
   } finally {
-    await close(raw);
-    await close(ours);
+    await raw.destroy();
+    await ours.destroy();
   }
 }
 

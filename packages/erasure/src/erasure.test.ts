@@ -10,7 +10,6 @@ import { deliverPending, httpNotificationSender, listNotifications, recipientsFo
 import { getErasureRecord, planErasure } from './plan.js';
 import {
   ada,
-  closeTestDatabase,
   dataMap,
   dataMapWithAudit,
   dumpBob,
@@ -20,6 +19,7 @@ import {
   seedHost,
   strategies,
 } from './testing-fixtures.js';
+import { maskValue } from './strategy.js';
 import { verifyErasure } from './verify.js';
 
 const clock = fixedClock('2025-06-01T12:00:00.000Z');
@@ -32,7 +32,7 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     await seedHost(t.db);
   });
   afterEach(async () => {
-    await closeTestDatabase(t);
+    await t.destroy();
   });
 
   it('plans without changing anything: deletions, masks, retained invoices with ground and date', async () => {
@@ -213,7 +213,7 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       const refPlan = await planErasure({ db: reference.db, ...base, secrets });
       await executeErasure(refPlan, { db: reference.db, clock, batchSize: 2 });
 
-      await closeTestDatabase(t);
+      await t.destroy();
       t = await createTestDatabase(engine);
       await seedHost(t.db, { adaLogs: 9 });
       const plan = await planErasure({ db: t.db, ...base, secrets });
@@ -235,8 +235,94 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       expect(resumed.status).toBe('partial');
       expect(await dumpHost(t.db)).toEqual(await dumpHost(reference.db));
     } finally {
-      await closeTestDatabase(reference);
+      await reference.destroy();
     }
+  });
+
+  it('masks value-only strategies in SQL by key range: the values maskValue gives, resumable, verified', async () => {
+    const secrets = { hmacKey: 'k'.repeat(43), seed: 's'.repeat(43) };
+    const valueOnly = {
+      logs: {
+        email: 'hmac',
+        ip: 'redact',
+        at: 'generalise',
+        latency: { strategy: 'generalise', bucket: 100 },
+      },
+      orders: { total: { strategy: 'generalise', bucket: 100 }, placed_at: 'generalise' },
+    } as const;
+    const masked = (table: string, row: Record<string, unknown>) => {
+      const out = { ...row };
+      for (const [column, input] of Object.entries(valueOnly[table as keyof typeof valueOnly])) {
+        const strategy = typeof input === 'string' ? { strategy: input } : input;
+        out[column] = maskValue(row[column], strategy, { secrets, table, column, key: '' });
+      }
+      return out;
+    };
+    const logsBefore = await t.db
+      .selectFrom('logs')
+      .selectAll()
+      .where('email', '=', 'ada@example.com')
+      .orderBy('id')
+      .execute();
+    const ordersBefore = await t.db
+      .selectFrom('orders')
+      .selectAll()
+      .where('customer_id', '=', 1)
+      .orderBy('id')
+      .execute();
+    expect(logsBefore.length).toBeGreaterThan(2);
+    const plan = await planErasure({ db: t.db, ...base, strategies: valueOnly, secrets });
+    let batches = 0;
+    await expect(
+      executeErasure(plan, {
+        db: t.db,
+        clock,
+        batchSize: 2,
+        onBatch: ({ table }) => {
+          if (table === 'logs' && ++batches === 1) throw new Error('power cut');
+        },
+      }),
+    ).rejects.toThrow('power cut');
+    const report = await executeErasure(plan, { db: t.db, clock, batchSize: 2 });
+    expect(report.status).toBe('partial');
+    const logsAfter = await t.db
+      .selectFrom('logs')
+      .selectAll()
+      .where(
+        'id',
+        'in',
+        logsBefore.map((row) => row.id),
+      )
+      .orderBy('id')
+      .execute();
+    expect(logsAfter).toEqual(logsBefore.map((row) => masked('logs', row)));
+    const ordersAfter = await t.db
+      .selectFrom('orders')
+      .selectAll()
+      .where('customer_id', '=', 1)
+      .orderBy('id')
+      .execute();
+    expect(ordersAfter).toEqual(ordersBefore.map((row) => masked('orders', row)));
+
+    const verification = await verifyErasure({ db: t.db, plan, clock });
+    expect(verification.ok).toBe(true);
+    expect(verification.tables.orders).toEqual({ found: 3, retained: 0, masked: 3 });
+    await t.db
+      .insertInto('logs')
+      .values({
+        id: 7000,
+        email: 'ada@example.com',
+        ip: '1.1.1.1',
+        message: 'x',
+        at: '2025-03-07',
+        latency: 1,
+      })
+      .execute();
+    const again = await verifyErasure({ db: t.db, plan, clock });
+    expect(again.ok).toBe(false);
+    expect(again.leftovers).toEqual([
+      { table: 'logs', key: '7000', reason: 'not masked: email, ip, at, latency' },
+    ]);
   });
 
   it('a legal hold keeps the held rows untouched under Art 17(3)(e) and reports a partial erasure', async () => {

@@ -13,6 +13,8 @@ import { rowKey } from './row-key.js';
 import { maskValue, sameValue } from './strategy.js';
 import type { ColumnStrategy, ErasureSecrets } from './strategy.js';
 import { subjectPage } from './subject-pages.js';
+import { holdsMaskedValue, maskAssignments, setBasedMasking, valueMasks } from './value-masks.js';
+import type { ValueMask } from './value-masks.js';
 
 export interface ExecuteErasureOptions {
   db: Kysely<any>;
@@ -235,6 +237,7 @@ async function deleteInBatches(options: {
   planId: string;
   report: TableReport;
   onBatch: ExecuteErasureOptions['onBatch'];
+  at: () => string;
 }): Promise<void> {
   const { db, scope, table, batchSize, report } = options;
   const pk = table.primaryKey;
@@ -259,7 +262,13 @@ async function deleteInBatches(options: {
       const n = Number(result.numDeletedRows ?? 0);
       await trx
         .updateTable('privacykit_erasure_progress')
-        .set((eb) => ({ status: 'running', deleted: eb('deleted', '+', n) }))
+        .set((eb) => ({
+          deleted: eb('deleted', '+', n),
+          // The last batch also marks the table done: one commit fewer, same crash safety.
+          ...(n < batchSize
+            ? { status: 'done', error: null, finished_at: options.at() }
+            : { status: 'running' }),
+        }))
         .where('plan_id', '=', options.planId)
         .where('table_name', '=', table.name)
         .execute();
@@ -280,6 +289,84 @@ async function deleteInBatches(options: {
       }
     }
     if (deleted < batchSize) break;
+  }
+}
+
+/**
+ * Value-only masks of a whole table in key-range batches: each batch is one transaction holding
+ * one `UPDATE … SET c = CASE …` over the subject's rows in the range and the table's progress
+ * (its last key, or `done` with the last batch), so a crash loses nothing and a re-run never
+ * masks a row twice (a pseudonym of a pseudonym would differ).
+ */
+async function maskInKeyRanges(options: {
+  scope: SubjectScope;
+  table: DataMapTable;
+  masks: readonly ValueMask[];
+  types: Map<string, string> | undefined;
+  after: unknown;
+  batchSize: number;
+  planId: string;
+  tenant: string;
+  report: TableReport;
+  onBatch: ExecuteErasureOptions['onBatch'];
+  at: () => string;
+}): Promise<void> {
+  const { scope, table, masks, report } = options;
+  const ref = `${table.name}.${table.primaryKey[0]!}`;
+  const set = maskAssignments(masks, options.types);
+  const changes = Object.keys(set).length > 0;
+  let after = options.after;
+  for (;;) {
+    let next = subjectRowsQuery(scope, table.name).select(`${ref} as k`);
+    if (after !== undefined) next = next.where(ref, '>', after);
+    const boundary = (await next
+      .orderBy(ref)
+      .limit(1)
+      .offset(options.batchSize - 1)
+      .executeTakeFirst()) as { k: unknown } | undefined;
+    const last = boundary?.k;
+    const updated = await scope.db.transaction().execute(async (trx) => {
+      let n = 0;
+      if (changes) {
+        let update = trx
+          .updateTable(table.name)
+          .set(set)
+          .where(subjectCondition(scope, table.name))
+          .where(holdsMaskedValue(table, masks));
+        if (after !== undefined) update = update.where(ref, '>', after);
+        if (last !== undefined) update = update.where(ref, '<=', last);
+        n = Number((await update.executeTakeFirst()).numUpdatedRows ?? 0);
+      }
+      await trx
+        .updateTable('privacykit_erasure_progress')
+        .set((eb) => ({
+          updated: eb('updated', '+', n),
+          ...(last !== undefined
+            ? { status: 'running', last_key: JSON.stringify([last]) }
+            : { status: 'done', error: null, finished_at: options.at() }),
+        }))
+        .where('plan_id', '=', options.planId)
+        .where('tenant', '=', options.tenant)
+        .where('table_name', '=', table.name)
+        .execute();
+      return n;
+    });
+    report.updated += updated;
+    if (updated > 0 && options.onBatch) {
+      try {
+        await options.onBatch({
+          planId: options.planId,
+          table: table.name,
+          deleted: 0,
+          updated,
+          restricted: 0,
+        });
+      } catch (error) {
+        throw new CallerError(error);
+      }
+    }
+    if (last === undefined) return;
+    after = last;
   }
 }
 
@@ -336,14 +423,10 @@ export async function executeErasure(
   const started = clock.now();
   const startedMs = performance.now();
 
-  if (stored.status === 'planned') {
-    await db
-      .updateTable('privacykit_erasure_plans')
-      .set({ status: 'executing', updated_at: toInstant(started) })
-      .where('tenant', '=', plan.tenant)
-      .where('id', '=', plan.id)
-      .execute();
-  }
+  const progressByTable = await startProgress(db, plan, {
+    at: toInstant(started),
+    planned: stored.status === 'planned',
+  });
 
   const reports: TableReport[] = [];
   const failed = new Set<string>();
@@ -375,7 +458,7 @@ export async function executeErasure(
       });
     };
 
-    const progress = await loadProgress(db, plan, table.name, toInstant(clock.now()));
+    const progress = progressByTable.get(table.name) ?? { status: 'pending', restricted: 0 };
     if (progress.status === 'done') {
       report.ms = performance.now() - tableStarted;
       continue;
@@ -423,11 +506,38 @@ export async function executeErasure(
           planId: plan.id,
           report,
           onBatch: options.onBatch,
+          at: () => toInstant(clock.now()),
         });
-        await saveProgress(db, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
         report.ms = performance.now() - tableStarted;
         continue;
       }
+      if (
+        tablePlan.action === 'mask' &&
+        retained.size === 0 &&
+        setBasedMasking(scope, table, tablePlan.maskColumns)
+      ) {
+        // Every row gets the table's value-only masks: done in SQL, one key range per batch,
+        // from the distinct values of the subject's rows — no rows through the client.
+        const masks = await valueMasks(scope, table, tablePlan.maskColumns, { secrets, after: after?.[0] });
+        if (masks) {
+          await maskInKeyRanges({
+            scope,
+            table,
+            masks,
+            types,
+            after: after?.[0],
+            batchSize,
+            planId: plan.id,
+            tenant: plan.tenant,
+            report,
+            onBatch: options.onBatch,
+            at: () => toInstant(clock.now()),
+          });
+          report.ms = performance.now() - tableStarted;
+          continue;
+        }
+      }
+      let finished = false;
       if (retained.size > 0 && progress.restricted === 0) {
         report.restricted += await restrictRetained(db, plan, table.name, toInstant(clock.now()));
       }
@@ -507,10 +617,13 @@ export async function executeErasure(
           await trx
             .updateTable('privacykit_erasure_progress')
             .set((eb) => ({
-              status: 'running',
               last_key: JSON.stringify(lastKey),
               deleted: eb('deleted', '+', deleted),
               updated: eb('updated', '+', updated),
+              // A short page is the last: it also marks the table done (one commit fewer).
+              ...(page.length < batchSize
+                ? { status: 'done', error: null, finished_at: toInstant(clock.now()) }
+                : { status: 'running' }),
             }))
             .where('plan_id', '=', plan.id)
             .where('table_name', '=', table.name)
@@ -528,9 +641,12 @@ export async function executeErasure(
             throw new CallerError(error);
           }
         }
-        if (page.length < batchSize) break;
+        if (page.length < batchSize) {
+          finished = true;
+          break;
+        }
       }
-      await saveProgress(db, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
+      if (!finished) await saveProgress(db, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
     } catch (error) {
       // The caller's own error (a crash, a cancellation) stops the run; the next run resumes.
       if (error instanceof CallerError) throw error.cause;
@@ -709,31 +825,58 @@ async function restrictRetained(
   });
 }
 
-async function loadProgress(
+/**
+ * Every table's progress of the plan, read at once; the missing rows are created, and a fresh
+ * plan marked `executing`, in one transaction (one commit, not one per table).
+ */
+async function startProgress(
   db: Kysely<any>,
   plan: ErasurePlan,
-  table: string,
-  at: string,
-): Promise<Progress> {
-  const row = await db
+  options: { at: string; planned: boolean },
+): Promise<Map<string, Progress>> {
+  const rows = await db
     .selectFrom('privacykit_erasure_progress')
-    .select(['status', 'last_key', 'restricted'])
+    .select(['table_name', 'status', 'last_key', 'restricted'])
     .where('plan_id', '=', plan.id)
     .where('tenant', '=', plan.tenant)
-    .where('table_name', '=', table)
-    .executeTakeFirst();
-  if (row) {
-    return {
+    .execute();
+  const progress = new Map<string, Progress>();
+  for (const row of rows) {
+    progress.set(String(row.table_name), {
       status: row.status,
       restricted: Number(row.restricted),
       ...(row.last_key ? { lastKey: JSON.parse(row.last_key) } : {}),
-    };
+    });
   }
-  await db
-    .insertInto('privacykit_erasure_progress')
-    .values({ plan_id: plan.id, table_name: table, tenant: plan.tenant, status: 'pending', started_at: at })
-    .execute();
-  return { status: 'pending', restricted: 0 };
+  const missing = plan.tables.map((t) => t.table).filter((table) => !progress.has(table));
+  if (missing.length > 0 || options.planned) {
+    await db.transaction().execute(async (trx) => {
+      if (options.planned) {
+        await trx
+          .updateTable('privacykit_erasure_plans')
+          .set({ status: 'executing', updated_at: options.at })
+          .where('tenant', '=', plan.tenant)
+          .where('id', '=', plan.id)
+          .execute();
+      }
+      if (missing.length > 0) {
+        await trx
+          .insertInto('privacykit_erasure_progress')
+          .values(
+            missing.map((table) => ({
+              plan_id: plan.id,
+              table_name: table,
+              tenant: plan.tenant,
+              status: 'pending',
+              started_at: options.at,
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+  for (const table of missing) progress.set(table, { status: 'pending', restricted: 0 });
+  return progress;
 }
 
 async function saveProgress(

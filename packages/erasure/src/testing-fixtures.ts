@@ -334,14 +334,3 @@ export async function dumpBob(db: Kysely<any>): Promise<string[]> {
       (row) => row.includes('bob@') || row.includes('Bob') || /"customer_id":"2"|"order_id":"20"/.test(row),
     );
 }
-
-/**
- * Closes a test database. pg-pool's `end()` resolves before its sockets close, so core's
- * `destroy()` (drop database … with (force)) can kill connections that are still closing and
- * their FATAL 57P01 surfaces as an unhandled error: close first, let the sockets go, then drop.
- */
-export async function closeTestDatabase(t: { db: Kysely<any>; destroy(): Promise<void> }): Promise<void> {
-  await t.db.destroy();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  await t.destroy();
-}

@@ -1,0 +1,160 @@
+import type { DataMapTable } from '@privacykit/core';
+import { engineOf, subjectRowsQuery } from '@privacykit/core/db';
+import type { SubjectScope } from '@privacykit/core/db';
+import { sql } from 'kysely';
+import type { Expression, ExpressionBuilder, RawBuilder, SqlBool } from 'kysely';
+import { looksMasked, maskValue, sameValue } from './strategy.js';
+import type { ColumnStrategy, ErasureSecrets } from './strategy.js';
+
+/**
+ * Distinct values per column up to which masking is done in SQL: one `CASE` branch per value.
+ * Beyond it (free text, per-row values) rows go through the client in pages.
+ */
+export const MAX_DISTINCT_VALUES = 200;
+
+/** Strategies whose result depends on the value alone (not on the row's key): equal values mask alike. */
+const valueOnly = new Set<ColumnStrategy['strategy']>(['set-null', 'hmac', 'redact', 'generalise']);
+
+/** One column's masking as SQL: each distinct value of the subject's rows → its masked value. */
+export interface ValueMask {
+  column: string;
+  /** `[value, masked]` for every value that changes. */
+  branches: [string | number, string | number | null][];
+}
+
+function plain(value: unknown): value is string | number {
+  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+/**
+ * Whether a table's masks can be done set-based: a single-column key (batches are key ranges),
+ * value-only strategies, and an engine whose `=` compares exactly (MySQL's default collations
+ * fold case and accents, so two values could meet one branch: it keeps the row-by-row path).
+ */
+export function setBasedMasking(
+  scope: SubjectScope,
+  table: DataMapTable,
+  strategies: Record<string, ColumnStrategy>,
+): boolean {
+  return (
+    engineOf(scope.db) !== 'mysql' &&
+    table.primaryKey.length === 1 &&
+    Object.values(strategies).every((strategy) => valueOnly.has(strategy.strategy))
+  );
+}
+
+async function distinctValues(
+  scope: SubjectScope,
+  table: DataMapTable,
+  column: string,
+  after: unknown,
+): Promise<unknown[] | undefined> {
+  const pk = `${table.name}.${table.primaryKey[0]!}`;
+  let query = subjectRowsQuery(scope, table.name).select(`${table.name}.${column} as value`).distinct();
+  if (after !== undefined) query = query.where(pk, '>', after);
+  const rows = await query.limit(MAX_DISTINCT_VALUES + 1).execute();
+  if (rows.length > MAX_DISTINCT_VALUES) return undefined;
+  return rows.map((row) => (row as { value: unknown }).value);
+}
+
+/**
+ * The masks of a table's remaining subject rows (key after `after`) as value → masked value
+ * per column, computed from the distinct values in the database; `undefined` when a column has
+ * too many distinct values or values that are not plain text or numbers (dates, bytes: their
+ * round trip through parameters is engine-specific), so the caller pages rows instead.
+ */
+export async function valueMasks(
+  scope: SubjectScope,
+  table: DataMapTable,
+  strategies: Record<string, ColumnStrategy>,
+  options: { secrets: ErasureSecrets; after: unknown },
+): Promise<ValueMask[] | undefined> {
+  const masks: ValueMask[] = [];
+  for (const [column, strategy] of Object.entries(strategies)) {
+    const values = await distinctValues(scope, table, column, options.after);
+    if (!values) return undefined;
+    const branches: ValueMask['branches'] = [];
+    for (const value of values) {
+      if (value === null || value === undefined) continue;
+      if (!plain(value)) return undefined;
+      const masked = maskValue(value, strategy, {
+        secrets: options.secrets,
+        table: table.name,
+        column,
+        key: '',
+      });
+      if (masked !== null && !plain(masked)) return undefined;
+      if (!sameValue(masked, value)) branches.push([value, masked]);
+    }
+    masks.push({ column, branches });
+  }
+  return masks;
+}
+
+/** `set c = case when c = v1 then m1 … else c end` for each column with something to change. */
+export function maskAssignments(
+  masks: readonly ValueMask[],
+  types: Map<string, string> | undefined,
+): Record<string, RawBuilder<unknown>> {
+  const set: Record<string, RawBuilder<unknown>> = {};
+  for (const { column, branches } of masks) {
+    if (branches.length === 0) continue;
+    const ref = sql.ref(column);
+    let expression: RawBuilder<unknown> = sql`case ${sql.join(
+      branches.map(([value, masked]) => sql`when ${ref} = ${value} then ${masked}`),
+      sql` `,
+    )} else ${ref} end`;
+    // PostgreSQL types a CASE over untyped parameters as text: cast it to the column's type.
+    const type = types?.get(column);
+    if (type) expression = sql`cast(${expression} as ${sql.raw(type)})`;
+    set[column] = expression;
+  }
+  return set;
+}
+
+/** Rows holding at least one value that changes (so the update counts only rows it masks). */
+export function holdsMaskedValue(
+  table: DataMapTable,
+  masks: readonly ValueMask[],
+): (eb: ExpressionBuilder<any, any>) => Expression<SqlBool> {
+  return (eb) =>
+    eb.or(
+      masks
+        .filter((mask) => mask.branches.length > 0)
+        .map((mask) =>
+          eb(
+            eb.ref(`${table.name}.${mask.column}`),
+            'in',
+            mask.branches.map(([value]) => value),
+          ),
+        ),
+    );
+}
+
+/**
+ * Verification without reading rows: whether every distinct value left in the subject's rows
+ * of each column looks masked. `undefined` when there are too many distinct values (the caller
+ * then checks row by row, which also names the rows).
+ */
+export async function distinctValuesLookMasked(
+  scope: SubjectScope,
+  table: DataMapTable,
+  strategies: Record<string, ColumnStrategy>,
+  context: { secrets: ErasureSecrets; identities: ReadonlySet<string> },
+): Promise<boolean | undefined> {
+  for (const [column, strategy] of Object.entries(strategies)) {
+    const values = await distinctValues(scope, table, column, undefined);
+    if (!values) return undefined;
+    for (const value of values) {
+      const ok = looksMasked(value, strategy, {
+        secrets: context.secrets,
+        table: table.name,
+        column,
+        key: '',
+        identities: context.identities,
+      });
+      if (!ok) return false;
+    }
+  }
+  return true;
+}
