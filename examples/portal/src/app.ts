@@ -18,6 +18,8 @@ import { createReturnCodes } from './return-codes.js';
 import { hmacSha256Hex } from '@privacykit/core/crypto';
 import { recordCookieChoice } from './consent-recorder.js';
 import { consentRoutes } from './routes/consent.js';
+import { newsletterRoutes } from './routes/newsletter.js';
+import { emailSubjectId } from './consent-subject.js';
 import { adminConsentRoutes } from './routes/admin/consent.js';
 import { adminRecordRoutes } from './routes/admin/record.js';
 import { adminRetentionRoutes } from './routes/admin/retention.js';
@@ -225,6 +227,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(consentRoutes({ policy, clock, ledger: services.ledger, secureCookies }));
+  app.use(newsletterRoutes({ policy, dataMap, ledger: services.ledger, limit: limits.intake }));
   app.use(
     requestRoutes({
       policy,
@@ -324,7 +327,7 @@ export function createApp(deps: AppDeps): Express {
       consentHistoryFor: async (identities) =>
         (
           await Promise.all(
-            (identities.email ?? []).map((email) => services.ledger.history(`email:${email}`)),
+            (identities.email ?? []).map((email) => services.ledger.history(emailSubjectId(dataMap, email))),
           )
         ).flat(),
     }),

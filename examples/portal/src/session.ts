@@ -12,6 +12,8 @@ declare module 'express-session' {
     staffId: string;
     /** Rights requests this browser filed and verified: only these are shown to it (S05). */
     requestIds: string[];
+    /** Consent-ledger subjects (`email:…`) this session signed up for the newsletter. */
+    consentSubjects: string[];
     /** The pending "check my request" challenge of a returning visitor. */
     returnChallenge: string;
     /** Last activity, for the idle timeout. */

@@ -8,6 +8,8 @@ import { HttpError } from '../http-error.js';
 import { render } from '../render.js';
 import { csrfToken } from '../security.js';
 import { consentHistoryView } from '../views/consent.js';
+import { html } from '../views/html.js';
+import { newsletterConsentsView } from '../views/newsletter.js';
 
 const eventIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 
@@ -29,15 +31,21 @@ export function consentRoutes(options: {
     const cookie = readConsentCookie(req, policy);
     const current = cookie ? await ledger.current(cookie.s) : undefined;
     const history = cookie ? await ledger.history(cookie.s) : [];
+    const newsletter = await Promise.all(
+      (req.session.consentSubjects ?? []).map(async (subjectId) => ({
+        subjectId,
+        status: (await ledger.current(subjectId)).purposes.newsletter,
+      })),
+    );
     render(req, res, {
       title: 'Your consent',
-      body: consentHistoryView({
+      body: html`${consentHistoryView({
         policy,
         current,
         history,
         csrf: csrfToken(req),
         withdrawn: req.query.withdrawn === '1',
-      }),
+      })}${newsletterConsentsView({ entries: newsletter, csrf: csrfToken(req) })}`,
     });
   });
 

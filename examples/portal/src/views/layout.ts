@@ -72,7 +72,7 @@ ${context.staff ? html`<form method="post" action="/admin/logout" class="inline"
 </header>
 <main id="main">${body}</main>
 ${context.showBanner ? banner(context) : ''}
-<footer><p><a href="/privacy">Privacy notice</a> · <a href="/cookies">Cookie settings</a> · <a href="/rights">Exercise your rights</a> · <a href="/admin">Staff</a> · Powered by PrivacyKit.</p></footer>
+<footer><p><a href="/privacy">Privacy notice</a> · <a href="/cookies">Cookie settings</a> · <a href="/rights">Exercise your rights</a> · <a href="/newsletter">Newsletter</a> · <a href="/admin">Staff</a> · Powered by PrivacyKit.</p></footer>
 </body>
 </html>`.value;
 }

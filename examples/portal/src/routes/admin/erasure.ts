@@ -9,6 +9,7 @@ import type { ErasurePlan, ErasureReport, ErasureVerification } from '@privacyki
 import type { RequestService } from '@privacykit/requests';
 import type { Approvals } from '../../approvals.js';
 import type { StaffAudit } from '../../audit.js';
+import { emailSubjectId } from '../../consent-subject.js';
 import { HttpError } from '../../http-error.js';
 import { currentStaff, render } from '../../render.js';
 import { csrfToken } from '../../security.js';
@@ -60,7 +61,7 @@ export function adminErasureRoutes(options: {
       identities,
       facts: erasureFacts,
       requestId: record.id,
-      subjectId: identities.email?.[0] ? `email:${identities.email[0]}` : undefined,
+      subjectId: identities.email?.[0] ? emailSubjectId(dataMap, identities.email[0]) : undefined,
     });
     await options.audit.record({
       actor: actor(res),

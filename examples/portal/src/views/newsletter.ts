@@ -1,0 +1,36 @@
+import type { Policy } from '@privacykit/core';
+import type { ConsentStatus } from '@privacykit/consent';
+import { html } from './html.js';
+import type { SafeHtml } from './html.js';
+import { csrfField } from './layout.js';
+
+export function newsletterView(options: { policy: Policy; csrf: string; done?: boolean }): SafeHtml {
+  const purpose = options.policy.purposes.find((p) => p.id === 'newsletter');
+  return html`<h1>Our newsletter</h1>
+${options.done ? html`<p class="notice" role="status" data-subscribed>Thank you: your consent is recorded. You can withdraw it at any time on <a href="/consent">your consent page</a> or from any newsletter.</p>` : ''}
+<p>${purpose?.description ?? ''}</p>
+<form method="post" action="/newsletter" class="stack">
+  ${csrfField(options.csrf)}
+  <div><label for="email">Your email address</label><input id="email" name="email" type="email" autocomplete="email" required></div>
+  <div><label class="check"><input type="checkbox" name="agree" value="yes"> I agree to receive ${purpose?.name.toLowerCase() ?? 'newsletters'} by email. I can withdraw this consent at any time.</label></div>
+  <div><button type="submit">Subscribe</button></div>
+</form>
+<p class="muted">We record your consent (when, how, under which version of our notice) so we can prove it; see the <a href="/privacy">privacy notice</a>.</p>`;
+}
+
+/** The newsletter consents given in this browser session, each with its own withdraw button. */
+export function newsletterConsentsView(options: {
+  entries: { subjectId: string; status: ConsentStatus | undefined }[];
+  csrf: string;
+}): SafeHtml {
+  if (options.entries.length === 0) return html``;
+  return html`<h2>Newsletter</h2>
+<ul>${options.entries.map(
+    ({ subjectId, status }) =>
+      html`<li data-newsletter="${status?.state ?? 'none'}"><code>${subjectId.replace(/^email:/, '')}</code>: ${status?.valid ? 'subscribed (consent given)' : (status?.state ?? 'no consent')}${
+        status?.valid
+          ? html` <form method="post" action="/newsletter/withdraw" class="inline">${csrfField(options.csrf)}<input type="hidden" name="subject" value="${subjectId}"><button type="submit" class="secondary">Withdraw my newsletter consent</button></form>`
+          : ''
+      }</li>`,
+  )}</ul>`;
+}
