@@ -17,6 +17,13 @@ export interface PrivacyKitConfig {
   schedule?: unknown;
   /** Default database URL when neither `--db` nor `DATABASE_URL` is given. */
   database?: string;
+  /**
+   * The subject's ids in the consent ledger, for `export` (default: `email:<address>` for each
+   * email identity). Return `undefined` when the subject has none.
+   */
+  consentSubject?: (
+    identities: Readonly<Record<string, readonly string[]>>,
+  ) => string | readonly string[] | undefined | Promise<string | readonly string[] | undefined>;
   /** Other package settings (consent keys, erasure strategies, …), read by their commands. */
   [key: string]: unknown;
 }

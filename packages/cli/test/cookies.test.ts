@@ -2,7 +2,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { json, runBin } from './helpers.js';
+import { json, runBin, runInProcess } from './helpers.js';
 
 const headers = join(tmpdir(), `privacykit-cli-headers-${process.pid}.txt`);
 const har = join(tmpdir(), `privacykit-cli-${process.pid}.har`);
@@ -35,7 +35,7 @@ describe('privacykit cookies', () => {
     const result = await runBin(['cookies', 'audit', headers, '--site', 'https://acme.test']);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/VIOLATION _ga \(acme\.test\)/);
-    const consented = await runBin([
+    const consented = await runInProcess([
       'cookies',
       'audit',
       headers,
@@ -73,7 +73,7 @@ describe('privacykit cookies', () => {
   });
 
   it('audit of a missing file is one line and exit 2', async () => {
-    const result = await runBin(['cookies', 'audit', '/nonexistent/file.har']);
+    const result = await runInProcess(['cookies', 'audit', '/nonexistent/file.har']);
     expect(result.code).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });

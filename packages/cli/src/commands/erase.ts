@@ -10,7 +10,6 @@ import { examples } from '../program.js';
 import type { CommandScope, ProgramKit } from '../program.js';
 import { settingsOf } from '../settings.js';
 import { collect, subjectIdentities } from '../subject.js';
-import { retentionHoldSource } from '../holds.js';
 
 /**
  * The retention package's legal holds, when the project uses retention (a `schedule` or a
@@ -21,6 +20,7 @@ async function holdsOf(scope: CommandScope): Promise<HoldSource | undefined> {
   if (config.schedule === undefined && config.values.retention === undefined) return undefined;
   if (!config.dataMap) return undefined;
   const { createRetentionEngine } = await import('@privacykit/retention');
+  const { retentionHoldSource } = await import('../holds.js');
   const db = await scope.database();
   const engine = createRetentionEngine({
     db,
