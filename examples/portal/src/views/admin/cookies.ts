@@ -36,7 +36,7 @@ function inventory(policy: Policy): SafeHtml {
 export function classificationView(c: CookieClassification): SafeHtml {
   return html`<section aria-labelledby="classified" data-classification="${c.category}" data-consent-required="${String(c.consentRequired)}">
 <h2 id="classified">Classification of <code>${c.name}</code></h2>
-<dl>
+<dl class="facts">
 <dt>Category</dt><dd>${c.category}</dd>
 <dt>Purposes</dt><dd>${c.purposes.join(', ') || '—'}</dd>
 <dt>Consent</dt><dd>${c.consentRequired ? 'required (ePrivacy Art 5(3))' : html`exempt: ${c.exemption ?? ''}`}</dd>
