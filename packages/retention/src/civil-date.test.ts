@@ -125,7 +125,9 @@ describe('zones', () => {
     fc.assert(
       fc.property(civil, fc.constantFrom(...zones), (date, zone) => {
         const start = startOfCivilDay(date, zone);
-        expect(civilDateOf(start, zone)).toBe(date);
+        // A day the zone skipped (Kiritimati's 1994-12-31) "starts" where the next one does.
+        const skipped = zone === 'Pacific/Kiritimati' && date === '1994-12-31';
+        expect(civilDateOf(start, zone)).toBe(skipped ? addCivilDays(date, 1) : date);
         expect(civilDateOf(new Date(start.getTime() - 1), zone)).toBe(addCivilDays(date, -1));
       }),
       { numRuns: 1500 },

@@ -190,7 +190,23 @@ function computeAddPeriod(civil: CivilDate, p: Period): CivilDate {
  * then months, where a month-end `today` takes the whole month (Feb 28 − 13 months covers Jan 31).
  */
 export function cutoffFor(today: CivilDate, period: string | Period): CivilDate {
-  const p = typeof period === 'string' ? parsePeriod(period) : period;
+  // Pure, and asked for the same few (today, period) pairs by every batch of a sweep.
+  if (typeof period === 'string') {
+    const id = `${today} ${period}`;
+    let cutoff = cutoffs.get(id);
+    if (cutoff === undefined) {
+      cutoff = computeCutoff(today, parsePeriod(period));
+      if (cutoffs.size >= 1000) cutoffs.clear();
+      cutoffs.set(id, cutoff);
+    }
+    return cutoff;
+  }
+  return computeCutoff(today, period);
+}
+
+const cutoffs = new Map<string, CivilDate>();
+
+function computeCutoff(today: CivilDate, p: Period): CivilDate {
   const afterDays = subDays(toUtcDate(today), daysOf(p));
   const months = monthsOf(p);
   if (months === 0) return fromDate(afterDays);

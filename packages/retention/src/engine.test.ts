@@ -1,4 +1,4 @@
-import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { fixedClock, isPrivacyKitError, retentionRuleSchema } from '@privacykit/core';
 import { migrate } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
@@ -423,5 +423,48 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     const again = await retention.sweep();
     expect(again.counts.map((c) => `${c.action}:${c.outcome}`)).toEqual(['restrict:done']);
     expect((await retention.sweep()).records).toBe(0);
+  });
+});
+
+describe('SQLite one-statement deletes', () => {
+  it('roll back and rerun checked when the planner disagrees with SQL, acting only on rows the planner dates', async () => {
+    const database = await createTestDatabase({ engine: 'sqlite', url: 'sqlite' });
+    try {
+      const { db } = database;
+      await migrate(db, [retentionMigrations]);
+      // `kind` has no type, so no affinity: SQL compares '1' with 1 as unequal, the planner as equal.
+      await sql`create table leads (id integer primary key, added_on text, kind)`.execute(db);
+      await sql`insert into leads values (1, '2020-01-01', 2), (2, '2020-01-01', '1'), (3, '2020-01-01', 1), (4, '2024-06-01', 2)`.execute(
+        db,
+      );
+      const rule = retentionRuleSchema.parse({
+        id: 'leads',
+        title: 'Leads',
+        facts: { addedOn: { label: 'added' }, kind: { label: 'kind', type: 'value' } },
+        phases: [
+          {
+            action: 'delete',
+            due: {
+              when: [{ if: { fact: 'kind', equals: 1 }, then: { from: 'addedOn', after: 'P10Y' } }],
+              otherwise: { from: 'addedOn', after: 'P1Y' },
+            },
+          },
+        ],
+      });
+      const retention = createRetentionEngine({
+        db,
+        schedule: [{ rule, table: 'leads', key: 'id', facts: { addedOn: 'added_on', kind: 'kind' } }],
+        clock: fixedClock(TODAY),
+      });
+      const result = await retention.sweep({ batchSize: 10 });
+      // Row 2 is selected by SQL (otherwise branch) but not due by the planner (P10Y): kept.
+      expect(await ids(db, 'leads')).toEqual([2, 3, 4]);
+      expect(result.counts).toEqual([
+        { rule: 'leads', table: 'leads', phase: 0, action: 'delete', outcome: 'done', count: 1 },
+      ]);
+      expect((await retention.verifyCertificate(result.runId)).valid).toBe(true);
+    } finally {
+      await database.destroy();
+    }
   });
 });
