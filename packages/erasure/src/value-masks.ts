@@ -7,10 +7,12 @@ import { looksMasked, maskValue, sameValue } from './strategy.js';
 import type { ColumnStrategy, ErasureSecrets } from './strategy.js';
 
 /**
- * Distinct values per column up to which masking is done in SQL: one `CASE` branch per value.
- * Beyond it (free text, per-row values) rows go through the client in pages.
+ * Distinct values per column up to which masking is done in SQL. Beyond it (free text,
+ * per-row values) rows go through the client in pages.
  */
-export const MAX_DISTINCT_VALUES = 200;
+export const MAX_DISTINCT_VALUES = 1000;
+/** `CASE` branches per column at most (each row is compared with them in turn). */
+const MAX_BRANCHES = 200;
 
 /** Strategies whose result depends on the value alone (not on the row's key): equal values mask alike. */
 const valueOnly = new Set<ColumnStrategy['strategy']>(['set-null', 'hmac', 'redact', 'generalise']);
@@ -20,6 +22,11 @@ export interface ValueMask {
   column: string;
   /** `[value, masked]` for every value that changes. */
   branches: [string | number, string | number | null][];
+  /**
+   * Set when every value masks to this one value (a redaction, one identity's pseudonym):
+   * then no branches are needed, only "not null".
+   */
+  constant?: { value: string | number | null };
 }
 
 function plain(value: unknown): value is string | number {
@@ -74,6 +81,8 @@ export async function valueMasks(
     const values = await distinctValues(scope, table, column, options.after);
     if (!values) return undefined;
     const branches: ValueMask['branches'] = [];
+    let constant: { value: string | number | null } | undefined;
+    let uniform = true;
     for (const value of values) {
       if (value === null || value === undefined) continue;
       if (!plain(value)) return undefined;
@@ -85,8 +94,13 @@ export async function valueMasks(
       });
       if (masked !== null && !plain(masked)) return undefined;
       if (!sameValue(masked, value)) branches.push([value, masked]);
+      if (!constant) constant = { value: masked };
+      else if (!(masked === constant.value || (masked !== null && sameValue(masked, constant.value))))
+        uniform = false;
     }
-    masks.push({ column, branches });
+    if (branches.length > 0 && uniform && constant) masks.push({ column, branches, constant });
+    else if (branches.length > MAX_BRANCHES) return undefined;
+    else masks.push({ column, branches });
   }
   return masks;
 }
@@ -97,13 +111,15 @@ export function maskAssignments(
   types: Map<string, string> | undefined,
 ): Record<string, RawBuilder<unknown>> {
   const set: Record<string, RawBuilder<unknown>> = {};
-  for (const { column, branches } of masks) {
+  for (const { column, branches, constant } of masks) {
     if (branches.length === 0) continue;
     const ref = sql.ref(column);
-    let expression: RawBuilder<unknown> = sql`case ${sql.join(
-      branches.map(([value, masked]) => sql`when ${ref} = ${value} then ${masked}`),
-      sql` `,
-    )} else ${ref} end`;
+    let expression: RawBuilder<unknown> = constant
+      ? sql`case when ${ref} is not null then ${constant.value} end`
+      : sql`case ${sql.join(
+          branches.map(([value, masked]) => sql`when ${ref} = ${value} then ${masked}`),
+          sql` `,
+        )} else ${ref} end`;
     // PostgreSQL types a CASE over untyped parameters as text: cast it to the column's type.
     const type = types?.get(column);
     if (type) expression = sql`cast(${expression} as ${sql.raw(type)})`;
@@ -121,13 +137,20 @@ export function holdsMaskedValue(
     eb.or(
       masks
         .filter((mask) => mask.branches.length > 0)
-        .map((mask) =>
-          eb(
-            eb.ref(`${table.name}.${mask.column}`),
-            'in',
-            mask.branches.map(([value]) => value),
-          ),
-        ),
+        .map((mask) => {
+          const ref = eb.ref(`${table.name}.${mask.column}`);
+          if (!mask.constant) {
+            return eb(
+              ref,
+              'in',
+              mask.branches.map(([value]) => value),
+            );
+          }
+          const value = mask.constant.value;
+          return value === null
+            ? eb(ref, 'is not', null)
+            : eb.and([eb(ref, 'is not', null), eb(ref, '<>', value)]);
+        }),
     );
 }
 
