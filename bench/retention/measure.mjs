@@ -4,8 +4,13 @@
 // and the process's peak RSS. Spawned by run.ts, which creates and drops the tables.
 import { fixedClock, retentionRuleSchema } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
-import { createRetentionEngine, cutoffFor } from '@privacykit/retention';
+
 import { sql } from 'kysely';
+
+// RETENTION_BENCH_PACKAGE: another build of the package to measure (e.g. an older commit's dist).
+const { createRetentionEngine, cutoffFor } = await import(
+  process.env.RETENTION_BENCH_PACKAGE ?? '@privacykit/retention'
+);
 
 const [part, url] = process.argv.slice(2);
 if ((part !== 'raw' && part !== 'sweep') || !url) throw new Error('usage: measure.mjs raw|sweep <url>');

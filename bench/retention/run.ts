@@ -4,7 +4,8 @@
 // `node` on the built packages (measure.mjs), so the figures carry neither the tsx loader nor the
 // setup. Memory is the sweep process's peak RSS, and its growth over the idle process.
 // Env: RETENTION_BENCH_ROWS (default 1000000; half are due), RETENTION_BENCH_BATCH (default 1000),
-// PRIVACYKIT_TEST_POSTGRES_URL to add PostgreSQL. Run from the repo root after `npm run build`.
+// PRIVACYKIT_TEST_POSTGRES_URL to add PostgreSQL, RETENTION_BENCH_PACKAGE to measure another build of
+// the package (a path to its dist/index.js). Run from the repo root after `npm run build`.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { migrate } from '@privacykit/core/db';
