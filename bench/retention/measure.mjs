@@ -1,7 +1,8 @@
 // One measured part of the retention bench, in its own process under plain `node` on the built
 // packages (no tsx loader in the figures): `node measure.mjs raw|sweep <database url>`.
-// Prints one JSON line: elapsed ms, this process's CPU ms (all of the work on SQLite), rows handled, RSS when idle (imports loaded, database open)
-// and the process's peak RSS. Spawned by run.ts, which creates and drops the tables.
+// Prints one JSON line: elapsed ms, this process's CPU ms (all of the work on SQLite), rows
+// handled, RSS when idle (imports loaded, database open) and the process's peak RSS. Spawned by
+// run.ts, which creates and drops the tables.
 import { fixedClock, retentionRuleSchema } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
 
