@@ -39,7 +39,11 @@ export function registerRequests(program: Command, kit: ProgramKit): void {
       const today = civilDateIn(new Date(), config.policy.zone);
       const seen = new Set<string>();
       const rows = [...overdue, ...soon]
-        .filter((request) => (seen.has(request.id) ? false : (seen.add(request.id), true)))
+        .filter((request) => {
+          if (seen.has(request.id)) return false;
+          seen.add(request.id);
+          return true;
+        })
         .map((request: RequestRecord) => {
           const daysLeft = calendarDaysBetween(today, request.effectiveDeadline);
           return {

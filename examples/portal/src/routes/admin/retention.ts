@@ -49,7 +49,7 @@ export function adminRetentionRoutes(options: {
     });
   });
 
-  router.post('/admin/retention/sweep', async (req, res) => {
+  router.post('/admin/retention/sweep', async (_req, res) => {
     const by = actor(res);
     const result = await retention.sweep({ batchSize: 500, budget: { milliseconds: 30_000 } });
     await audit.record({
