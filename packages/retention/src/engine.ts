@@ -739,6 +739,16 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       // batch costs more than the insert itself.
       const column = <T>(pick: (r: DispositionRecord) => T) => records.map(pick);
       const prefix = alongside ? sql`with gone as (${alongside}) ` : sql``;
+      const first = records[0] as DispositionRecord;
+      if (records.every((r) => sameBatchFields(first, r))) {
+        // The usual batch: every field but key and due date shared, sent once.
+        await sql`${prefix}insert into privacykit_retention_dispositions (run_id, tenant, rule, phase, action, table_name, row_key, due_date, acted_at, outcome)
+          select ${first.runId}, ${first.tenant}, ${first.rule}, ${first.phase}::int, ${first.action}, ${first.table}, u.k, u.d, ${first.actedAt}, ${first.outcome}
+          from unnest(${column((r) => r.key)}::text[], ${column((r) => r.dueDate)}::text[]) as u(k, d)`.execute(
+          trx,
+        );
+        return;
+      }
       await sql`${prefix}insert into privacykit_retention_dispositions (run_id, tenant, rule, phase, action, table_name, row_key, due_date, acted_at, outcome)
         select * from unnest(${column((r) => r.runId)}::text[], ${column((r) => r.tenant)}::text[], ${column((r) => r.rule)}::text[], ${column((r) => r.phase)}::int[], ${column((r) => r.action)}::text[], ${column((r) => r.table)}::text[], ${column((r) => r.key)}::text[], ${column((r) => r.dueDate)}::text[], ${column((r) => r.actedAt)}::text[], ${column((r) => r.outcome)}::text[])`.execute(
         trx,
