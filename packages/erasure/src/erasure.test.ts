@@ -89,7 +89,7 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     const bobBefore = await dumpBob(t.db);
     expect(bobBefore.length).toBeGreaterThanOrEqual(7);
     const plan = await planErasure({ db: t.db, ...base });
-    const report = await executeErasure(plan, { db: t.db, clock, batchSize: 2 });
+    const report = await executeErasure(plan, { db: t.db, clock, batchSize: 2, setBasedBatchSize: 2 });
 
     // Rows are kept under Art 17(3): a partial erasure, with the ground reported.
     expect(report.status).toBe('partial');
@@ -211,7 +211,7 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     try {
       await seedHost(reference.db, { adaLogs: 9 });
       const refPlan = await planErasure({ db: reference.db, ...base, secrets });
-      await executeErasure(refPlan, { db: reference.db, clock, batchSize: 2 });
+      await executeErasure(refPlan, { db: reference.db, clock, batchSize: 2, setBasedBatchSize: 2 });
 
       await t.destroy();
       t = await createTestDatabase(engine);
@@ -223,6 +223,7 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
           db: t.db,
           clock,
           batchSize: 2,
+          setBasedBatchSize: 2,
           onBatch: () => {
             batches++;
             if (batches === 5) throw new Error('power cut');
@@ -231,7 +232,7 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       ).rejects.toThrow('power cut');
       const record = await getErasureRecord({ db: t.db, planId: plan.id });
       expect(record.status).toBe('executing');
-      const resumed = await executeErasure(plan, { db: t.db, clock, batchSize: 2 });
+      const resumed = await executeErasure(plan, { db: t.db, clock, batchSize: 2, setBasedBatchSize: 2 });
       expect(resumed.status).toBe('partial');
       expect(await dumpHost(t.db)).toEqual(await dumpHost(reference.db));
     } finally {
@@ -278,12 +279,13 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
         db: t.db,
         clock,
         batchSize: 2,
+        setBasedBatchSize: 2,
         onBatch: ({ table }) => {
           if (table === 'logs' && ++batches === 1) throw new Error('power cut');
         },
       }),
     ).rejects.toThrow('power cut');
-    const report = await executeErasure(plan, { db: t.db, clock, batchSize: 2 });
+    const report = await executeErasure(plan, { db: t.db, clock, batchSize: 2, setBasedBatchSize: 2 });
     expect(report.status).toBe('partial');
     const logsAfter = await t.db
       .selectFrom('logs')

@@ -19,8 +19,14 @@ import type { ValueMask } from './value-masks.js';
 export interface ExecuteErasureOptions {
   db: Kysely<any>;
   clock?: Clock;
-  /** Rows per batch; each batch is one transaction (default 1000). */
+  /** Rows read through the client per batch; each batch is one transaction (default 1000). */
   batchSize?: number;
+  /**
+   * Rows per transaction for the set-based paths that send no rows or keys through the client
+   * (deletes of tables with nothing kept, value-only masks by key range): memory stays bounded
+   * whatever the size, so only the length of each transaction is limited (default 50,000).
+   */
+  setBasedBatchSize?: number;
   /** Destroys the subject's consent-ledger key (crypto-shredding) when the plan has a `subjectId`. */
   keyShredder?: KeyShredder;
   /**
@@ -226,6 +232,9 @@ async function applyMasks(
   return Number(result.numUpdatedRows ?? 0);
 }
 
+/** Rows per transaction of the set-based paths by default. */
+const DEFAULT_SET_BASED_BATCH_SIZE = 50_000;
+
 /** Bound parameters per statement: under SQLite's 32,766 and PostgreSQL's and MySQL's 65,535. */
 const STATEMENT_PARAMETERS = 30_000;
 
@@ -415,6 +424,7 @@ export async function executeErasure(
   const { db } = options;
   const clock = options.clock ?? systemClock;
   const batchSize = options.batchSize ?? 1000;
+  const setBasedBatchSize = options.setBasedBatchSize ?? DEFAULT_SET_BASED_BATCH_SIZE;
   const stored = await loadPlanRow(db, plan);
   const secrets: ErasureSecrets = { hmacKey: stored.hmac_key, seed: stored.seed };
   const dataMap = planDataMap(plan);
@@ -502,7 +512,7 @@ export async function executeErasure(
           db,
           scope,
           table,
-          batchSize,
+          batchSize: setBasedBatchSize,
           planId: plan.id,
           report,
           onBatch: options.onBatch,
@@ -526,7 +536,7 @@ export async function executeErasure(
             masks,
             types,
             after: after?.[0],
-            batchSize,
+            batchSize: setBasedBatchSize,
             planId: plan.id,
             tenant: plan.tenant,
             report,

@@ -613,15 +613,19 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
         mask: Object.keys(row.mask).length > 0 ? JSON.stringify(row.mask) : null,
       })),
     );
-    for (let i = 0; i < rows.length; i += 500) {
+    // Multi-row inserts of up to 2,000 rows (10 parameters each): under SQLite's 32,766 bound
+    // parameters and well under MySQL's packet size.
+    for (let i = 0; i < rows.length; i += RETAINED_ROWS_PER_INSERT) {
       await trx
         .insertInto('privacykit_erasure_retained')
-        .values(rows.slice(i, i + 500))
+        .values(rows.slice(i, i + RETAINED_ROWS_PER_INSERT))
         .execute();
     }
   });
   return plan;
 }
+
+const RETAINED_ROWS_PER_INSERT = 2000;
 
 function parsePlan(text: unknown): ErasurePlan {
   return JSON.parse(String(text)) as ErasurePlan;
