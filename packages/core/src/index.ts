@@ -7,6 +7,8 @@ export { fixedClock, systemClock, toInstant } from './clock.js';
 export type { Clock, FixedClock } from './clock.js';
 export { newId, randomDigits, randomToken } from './ids.js';
 export { canonicalJson } from './canonical-json.js';
+export { CivilDay, formatCivilDate, isCivilDate, parseCivilDate } from './civil-date.js';
+export type { CivilDate } from './civil-date.js';
 export type { JsonValue } from './canonical-json.js';
 export { DEFAULT_TENANT, tenantIdSchema } from './tenancy.js';
 export type { TenantId } from './tenancy.js';

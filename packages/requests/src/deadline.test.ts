@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { isPrivacyKitError } from '@privacykit/core';
 import { addCalendarMonths, civilDateIn, deadlineFor, nextWorkingDay } from './deadline.js';
 
@@ -138,5 +138,22 @@ describe('deadlineFor (Art 12(3))', () => {
       ),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('deadlines whatever the server’s own time zone', () => {
+  const original = process.env.TZ;
+  afterEach(() => {
+    process.env.TZ = original;
+  });
+
+  it('counts from days the process zone skipped (Kiritimati 1994-12-31, Samoa 2011-12-30)', () => {
+    for (const tz of ['Pacific/Kiritimati', 'Pacific/Apia', 'America/Los_Angeles', 'UTC']) {
+      process.env.TZ = tz;
+      expect(addCalendarMonths('1994-12-31', 2), tz).toBe('1995-02-28');
+      expect(addCalendarMonths('2011-12-30', 1), tz).toBe('2012-01-30');
+      expect(deadlineFor('1994-12-31T12:00:00Z', { zone: 'UTC' }), tz).toBe('1995-01-31');
+      expect(deadlineFor('2024-01-31T10:00:00Z', { zone: 'Europe/Paris' }), tz).toBe('2024-02-29');
+    }
   });
 });

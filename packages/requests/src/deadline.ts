@@ -1,27 +1,21 @@
 import { TZDate } from '@date-fns/tz';
+import { formatCivilDate, parseCivilDate } from '@privacykit/core';
+import type { CivilDate, CivilDay } from '@privacykit/core';
 import { addDays, addMonths, differenceInCalendarDays, isWeekend } from 'date-fns';
 import { requestsError } from './errors.js';
 
-/** A civil date `YYYY-MM-DD`: a day in the controller's calendar, not an instant. */
-export type CivilDate = string;
+export type { CivilDate };
 
-const civilDatePattern = /^(\d{4})-(\d{2})-(\d{2})$/;
+const fromParts = formatCivilDate;
 
-function pad(value: number, width = 2): string {
-  return String(value).padStart(width, '0');
-}
-
-function fromParts(date: Date): CivilDate {
-  return `${pad(date.getFullYear(), 4)}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
-}
-
-/** A civil date as a `TZDate` at midnight UTC, so date-fns arithmetic never meets a DST gap. */
-function toCalendarDate(date: CivilDate): TZDate {
-  const match = civilDatePattern.exec(date);
-  const parsed = match
-    ? new TZDate(Number(match[1]), Number(match[2]) - 1, Number(match[3]), 'UTC')
-    : undefined;
-  if (!parsed || Number.isNaN(parsed.getTime()) || fromParts(parsed) !== date) {
+/**
+ * A civil date as core's CivilDay: date-fns arithmetic on it is exact whatever the process time
+ * zone (a `TZDate(…, 'UTC')` still followed the process zone's history, so under
+ * TZ=Pacific/Kiritimati "1994-12-31" was refused as not a date).
+ */
+function toCalendarDate(date: CivilDate): CivilDay {
+  const parsed = parseCivilDate(date);
+  if (!parsed) {
     throw requestsError('requests/invalid-input', `expected a civil date YYYY-MM-DD, got "${date}"`);
   }
   return parsed;

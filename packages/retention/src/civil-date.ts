@@ -1,103 +1,25 @@
 import { TZDate } from '@date-fns/tz';
-import { parsePeriod } from '@privacykit/core';
-import type { Period } from '@privacykit/core';
+import { formatCivilDate, parseCivilDate, parsePeriod } from '@privacykit/core';
+import type { CivilDate, CivilDay, Period } from '@privacykit/core';
 import { addDays, addMonths, endOfMonth, isLastDayOfMonth, subDays, subMonths } from 'date-fns';
 import { retentionError } from './errors.js';
 
-/** A civil date `YYYY-MM-DD`: a day on the calendar, in no time zone. */
-export type CivilDate = string;
+export type { CivilDate };
 
-const civilPattern = /^(\d{4})-(\d{2})-(\d{2})$/;
-const monthPattern = /^(\d{4})-(\d{2})$/;
-
-/**
- * A Date whose "local" calendar is UTC, for date-fns: civil arithmetic then never depends on the
- * process TZ (TZDate('UTC') still leans on the process zone's history: Kiritimati skipped
- * 1994-12-31, and a month end computed there moved). date-fns builds results through the
- * `constructDateFrom` symbol, so every result stays a CivilDay.
- */
-class CivilDay extends Date {
-  override getFullYear() {
-    return this.getUTCFullYear();
-  }
-  override getMonth() {
-    return this.getUTCMonth();
-  }
-  override getDate() {
-    return this.getUTCDate();
-  }
-  override getDay() {
-    return this.getUTCDay();
-  }
-  override getHours() {
-    return this.getUTCHours();
-  }
-  override getMinutes() {
-    return this.getUTCMinutes();
-  }
-  override getSeconds() {
-    return this.getUTCSeconds();
-  }
-  override getMilliseconds() {
-    return this.getUTCMilliseconds();
-  }
-  override getTimezoneOffset() {
-    return 0;
-  }
-  override setFullYear(year: number, month?: number, date?: number) {
-    return month === undefined
-      ? this.setUTCFullYear(year)
-      : date === undefined
-        ? this.setUTCFullYear(year, month)
-        : this.setUTCFullYear(year, month, date);
-  }
-  override setMonth(month: number, date?: number) {
-    return date === undefined ? this.setUTCMonth(month) : this.setUTCMonth(month, date);
-  }
-  override setDate(date: number) {
-    return this.setUTCDate(date);
-  }
-  override setHours(hours: number, minutes?: number, seconds?: number, ms?: number) {
-    return this.setUTCHours(
-      hours,
-      minutes ?? this.getUTCMinutes(),
-      seconds ?? this.getUTCSeconds(),
-      ms ?? this.getUTCMilliseconds(),
-    );
-  }
-  override setMinutes(minutes: number, seconds?: number, ms?: number) {
-    return this.setUTCMinutes(minutes, seconds ?? this.getUTCSeconds(), ms ?? this.getUTCMilliseconds());
-  }
-  override setSeconds(seconds: number, ms?: number) {
-    return this.setUTCSeconds(seconds, ms ?? this.getUTCMilliseconds());
-  }
-  override setMilliseconds(ms: number) {
-    return this.setUTCMilliseconds(ms);
-  }
-  [Symbol.for('constructDateFrom')](value: Date | number | string): CivilDay {
-    return new CivilDay(new Date(value).getTime());
-  }
-}
-
-// Civil arithmetic runs on CivilDay, so the process TZ never shifts a day.
+// Civil arithmetic runs on core's CivilDay, so the process TZ never shifts a day.
 function toUtcDate(civil: CivilDate): CivilDay {
-  const match = civilPattern.exec(civil);
-  if (!match) throw retentionError('retention/invalid-fact', `"${civil}" is not a date YYYY-MM-DD`);
-  const [, y, m, d] = match;
-  const date = new CivilDay(0);
-  date.setUTCFullYear(Number(y), Number(m) - 1, Number(d)); // not Date.UTC: years 0–99 stay themselves
-  if (date.getMonth() !== Number(m) - 1 || date.getDate() !== Number(d)) {
-    throw retentionError('retention/invalid-fact', `"${civil}" is not a calendar date`);
-  }
-  return date;
+  const day = parseCivilDate(civil);
+  if (day) return day;
+  throw retentionError(
+    'retention/invalid-fact',
+    /^\d{4}-\d{2}-\d{2}$/.test(civil)
+      ? `"${civil}" is not a calendar date`
+      : `"${civil}" is not a date YYYY-MM-DD`,
+  );
 }
 
-function fromDate(date: Date): CivilDate {
-  const y = String(date.getFullYear()).padStart(4, '0');
-  const m = String(date.getMonth() + 1).padStart(2, '0');
-  const d = String(date.getDate()).padStart(2, '0');
-  return `${y}-${m}-${d}`;
-}
+const fromDate = formatCivilDate;
+const monthPattern = /^(\d{4})-(\d{2})$/;
 
 const validDates = new Set<string>();
 
