@@ -127,6 +127,10 @@ export async function loadRetained(
   plan: ErasurePlan,
   table: string,
 ): Promise<Map<string, StoredRetained>> {
+  // The plan lists every group of rows it keeps: a table with none has no retained rows stored.
+  if (!plan.tables.some((t) => t.table === table && t.retained.some((group) => group.rows > 0))) {
+    return new Map();
+  }
   const rows = await db
     .selectFrom('privacykit_erasure_retained')
     .select(['row_key', 'mask', 'ground', 'reason', 'retain_until'])
@@ -134,11 +138,21 @@ export async function loadRetained(
     .where('tenant', '=', plan.tenant)
     .where('table_name', '=', table)
     .execute();
+  // Rows of one group share their mask: parse each distinct mask once.
+  const masks = new Map<string, Record<string, ColumnStrategy>>();
+  const maskOf = (text: string): Record<string, ColumnStrategy> => {
+    let mask = masks.get(text);
+    if (!mask) {
+      mask = JSON.parse(text) as Record<string, ColumnStrategy>;
+      masks.set(text, mask);
+    }
+    return mask;
+  };
   return new Map(
     rows.map((row) => [
       String(row.row_key),
       {
-        mask: row.mask ? (JSON.parse(row.mask) as Record<string, ColumnStrategy>) : {},
+        mask: row.mask ? maskOf(String(row.mask)) : {},
         ground: row.ground,
         reason: row.reason,
         until: row.retain_until,

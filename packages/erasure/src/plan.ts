@@ -154,7 +154,7 @@ export interface PlanErasureOptions {
   subjectId?: string;
   /** Keys listed per table and group in the plan (default 10). */
   sampleSize?: number;
-  /** Rows read per query while planning (default 2000). */
+  /** Rows read per query while planning (default 10,000). */
   batchSize?: number;
   /**
    * The per-request secrets; random by default. Pass them only to reproduce a plan exactly
@@ -322,7 +322,7 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
   const clock = options.clock ?? systemClock;
   const tenant = policy.tenant ?? DEFAULT_TENANT;
   const sampleSize = options.sampleSize ?? 10;
-  const batchSize = options.batchSize ?? 2000;
+  const batchSize = options.batchSize ?? 10_000;
   const strategies = parsed.data.strategies ?? {};
   const facts = parsed.data.facts ?? {};
   const holds = holdSourceOf(options.holds);

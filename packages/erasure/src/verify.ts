@@ -54,7 +54,7 @@ export interface VerifyErasureOptions {
 export async function verifyErasure(options: VerifyErasureOptions): Promise<ErasureVerification> {
   const { db, plan } = options;
   const clock = options.clock ?? systemClock;
-  const batchSize = options.batchSize ?? 2000;
+  const batchSize = options.batchSize ?? 10_000;
   const maxLeftovers = options.maxLeftovers ?? 1000;
   const row = await db
     .selectFrom('privacykit_erasure_plans')
