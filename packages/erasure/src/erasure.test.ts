@@ -205,6 +205,25 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     ]);
   });
 
+  it('set-based deletes take setBasedBatchSize rows per transaction, not batchSize', async () => {
+    const plan = await planErasure({ db: t.db, ...base });
+    const batches: { table: string; deleted: number }[] = [];
+    const report = await executeErasure(plan, {
+      db: t.db,
+      clock,
+      batchSize: 2,
+      onBatch: ({ table, deleted }) => {
+        batches.push({ table, deleted });
+      },
+    });
+    expect(report.status).toBe('partial');
+    // order_lines (4 rows) and orders (3 rows) keep nothing: one transaction each by default.
+    expect(batches.filter((b) => b.table === 'order_lines')).toEqual([{ table: 'order_lines', deleted: 4 }]);
+    expect(batches.filter((b) => b.table === 'orders')).toEqual([{ table: 'orders', deleted: 3 }]);
+    const again = await executeErasure(plan, { db: t.db, clock, batchSize: 2 });
+    expect(again.changes).toBe(0);
+  });
+
   it('a crash between batches followed by a re-run ends in the same state, with the same pseudonyms', async () => {
     const secrets = { hmacKey: 'k'.repeat(43), seed: 's'.repeat(43) };
     const reference = await createTestDatabase(engine);
