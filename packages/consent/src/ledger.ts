@@ -25,7 +25,11 @@ import type {
 } from './decision.js';
 import type { ConsentErrorCode } from './errors.js';
 import { seal, truncateIp, unseal } from './evidence.js';
+import { decisionEntryJson } from './entry-json.js';
+import type { DecisionEntry } from './entry-json.js';
 import { parseGpcHeader } from './gpc.js';
+import { createIdMinter } from './ids.js';
+import { createLeanDecisionParser } from './lean-decision.js';
 import {
   appendLeaf,
   buildConsistencyProof,
@@ -297,6 +301,8 @@ interface Pending {
   subjectKey?: string;
   purpose?: string;
   entry: Record<string, JsonValue>;
+  /** Set for decision entries: serialised by `decisionEntryJson` (the same bytes as canonicalJson). */
+  decision?: DecisionEntry;
   sealed?: string;
 }
 
@@ -326,6 +332,8 @@ const methodCodes: Record<NonAffirmativeMethod, ConsentErrorCode> = {
   implied: 'consent/implied-not-consent',
   'continued-browsing': 'consent/continued-browsing-not-consent',
 };
+
+const consentMethods: ReadonlySet<string> = new Set(consentMethodSchema.options);
 
 const hex = (buffer: Uint8Array) => Buffer.from(buffer).toString('hex');
 
@@ -376,6 +384,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   let keys: SigningKeys = configuredKeys as SigningKeys;
   const notices = new Map<string, NoticeState>();
   let readyPromise: Promise<void> | undefined;
+
+  const mintId = createIdMinter();
+  const leanDecision = createLeanDecisionParser();
 
   const pseudonym = (subjectId: string) => hmacSha256Hex(secret, `${tenant}\u0000${subjectId}`);
 
@@ -622,7 +633,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const rows: Record<string, unknown>[] = [];
     for (const item of pending) {
       const seq = frontier.size;
-      const text = canonicalJson({ ...item.entry, seq, id: item.eventId, tenant, kind: item.kind });
+      const text = item.decision
+        ? decisionEntryJson(item.decision, seq, item.eventId, tenant)
+        : canonicalJson({ ...item.entry, seq, id: item.eventId, tenant, kind: item.kind });
       const leaf = leafHash(text);
       const next = appendLeaf(frontier, leaf);
       frontier = next.frontier;
@@ -635,7 +648,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         subject_key: item.subjectKey ?? null,
         purpose: item.purpose ?? null,
         entry: text,
-        leaf_hash: hex(leaf),
+        leaf_hash: leaf.toString('hex'),
         nodes: next.completed.length > 0 ? JSON.stringify(next.completed.map(hex)) : null,
         sealed: item.sealed ?? null,
         recorded_at: recordedAt,
@@ -799,7 +812,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         );
       }
     }
-    const parsed = consentDecisionSchema.safeParse(input);
+    const lean = leanDecision(input);
+    const parsed = lean ? { success: true as const, data: lean } : consentDecisionSchema.safeParse(input);
     if (!parsed.success) {
       const issues = zodIssues(parsed.error);
       throw new PrivacyKitError<ConsentErrorCode>('consent/invalid-decision', 'invalid consent decision', {
@@ -817,7 +831,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       );
     }
     if (decision.preTicked) throw fail('consent/pre-ticked-not-consent', 'a pre-ticked box is not consent');
-    if (!consentMethodSchema.safeParse(decision.method).success) {
+    if (!consentMethods.has(decision.method)) {
       throw fail('consent/invalid-decision', `unknown collection method "${decision.method}"`);
     }
     if ((decision.source === 'gpc') !== (decision.method === 'gpc-signal')) {
@@ -932,13 +946,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     recordedAt: Date,
   ): { pending: Pending; expiresAt?: string } {
     // Ids are minted at recording time (UUIDv7 in ledger order; an import's old `at` does not scatter them).
-    const eventId = value.eventId ?? newId(recordedAt);
+    const eventId = value.eventId ?? mintId(recordedAt);
     const expiresAt =
       value.state === 'granted' && validity !== false
         ? addPeriod(new Date(at), validity).toISOString()
         : undefined;
     const sealed = sealEvidence(value, material);
-    const entry: Record<string, JsonValue> = {
+    const entry: DecisionEntry = {
       v: 1,
       subject: subjectKey,
       purpose: value.purpose.id,
@@ -972,7 +986,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         kind: 'decision',
         subjectKey,
         purpose: value.purpose.id,
-        entry,
+        entry: entry as unknown as Record<string, JsonValue>,
+        decision: entry,
         ...(sealed ? { sealed } : {}),
       },
       ...(expiresAt ? { expiresAt } : {}),
@@ -1713,11 +1728,21 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const values: Validated[] = [];
       for (const [i, decision] of decisions.entries()) {
         try {
-          values.push(
-            await withNoticeRetry(() =>
-              validate({ ...decision, source: decision.source ?? 'import' } as ConsentDecision, true),
-            ),
-          );
+          const input = (
+            decision.source === undefined ? { ...decision, source: 'import' } : decision
+          ) as ConsentDecision;
+          let value: Validated;
+          try {
+            value = validate(input, true);
+          } catch (error) {
+            // Another process may have published a notice since we loaded ours.
+            const code = (error as Err).code;
+            if (code !== 'consent/unknown-notice-version' && code !== 'consent/unknown-notice-hash')
+              throw error;
+            await loadNotices();
+            value = validate(input, true);
+          }
+          values.push(value);
         } catch (error) {
           if (error instanceof PrivacyKitError) {
             throw new PrivacyKitError<ConsentErrorCode>(

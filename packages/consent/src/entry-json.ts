@@ -1,0 +1,49 @@
+/** The fields of a `decision` ledger entry (v1), as the ledger builds it. */
+export interface DecisionEntry {
+  v: 1;
+  subject: string;
+  purpose: string;
+  state: string;
+  renewal: boolean;
+  notice: { id: string; version: string; hash: string; language: string };
+  source: string;
+  method: string;
+  jurisdiction: string;
+  at: string;
+  expiresAt?: string;
+  age?: { threshold: number; belowThreshold: boolean; parentalAuthorisation?: string };
+  /** SHA-256 hex of the sealed evidence. */
+  evidence?: string;
+}
+
+const s = JSON.stringify;
+
+/**
+ * Exactly `canonicalJson({ ...entry, seq, id, tenant, kind: 'decision' })` for the fixed shape of
+ * a decision entry, written out with its keys already in RFC 8785 order (property-tested
+ * against `canonicalJson`). Appends spent more time sorting keys than hashing.
+ */
+export function decisionEntryJson(entry: DecisionEntry, seq: number, id: string, tenant: string): string {
+  let out = '{';
+  if (entry.age !== undefined) {
+    const age = entry.age;
+    out += `"age":{"belowThreshold":${age.belowThreshold}`;
+    if (age.parentalAuthorisation !== undefined)
+      out += `,"parentalAuthorisation":${s(age.parentalAuthorisation)}`;
+    out += `,"threshold":${num(age.threshold)}},`;
+  }
+  out += `"at":${s(entry.at)}`;
+  if (entry.evidence !== undefined) out += `,"evidence":${s(entry.evidence)}`;
+  if (entry.expiresAt !== undefined) out += `,"expiresAt":${s(entry.expiresAt)}`;
+  out += `,"id":${s(id)},"jurisdiction":${s(entry.jurisdiction)},"kind":"decision","method":${s(entry.method)}`;
+  const n = entry.notice;
+  out += `,"notice":{"hash":${s(n.hash)},"id":${s(n.id)},"language":${s(n.language)},"version":${s(n.version)}}`;
+  out += `,"purpose":${s(entry.purpose)},"renewal":${entry.renewal},"seq":${num(seq)},"source":${s(entry.source)}`;
+  out += `,"state":${s(entry.state)},"subject":${s(entry.subject)},"tenant":${s(tenant)},"v":1}`;
+  return out;
+}
+
+function num(value: number): string {
+  if (!Number.isFinite(value)) throw new RangeError(`${value} has no JSON form`);
+  return Object.is(value, -0) ? '0' : String(value);
+}
