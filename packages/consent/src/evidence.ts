@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
+import { pooledRandomBytes } from './random-pool.js';
 
 /**
  * Data minimisation for consent evidence (EDPB 05/2020 ¶106, CNIL 2020-092): an IPv4 address
@@ -41,7 +42,7 @@ function expandIpv6(address: string): string[] {
 
 /** AES-256-GCM under a per-subject key: `v1.<iv>.<tag>.<ciphertext>` in base64url. */
 export function seal(key: Buffer, plaintext: string): string {
-  const iv = randomBytes(12);
+  const iv = pooledRandomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   return `v1.${iv.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}.${body.toString('base64url')}`;

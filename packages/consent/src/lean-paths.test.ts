@@ -1,4 +1,5 @@
 import { canonicalJson, newId } from '@privacykit/core';
+import { hmacSha256Hex } from '@privacykit/core/crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { consentDecisionSchema } from './decision.js';
@@ -6,6 +7,8 @@ import { decisionEntryJson } from './entry-json.js';
 import type { DecisionEntry } from './entry-json.js';
 import { createIdMinter } from './ids.js';
 import { createLeanDecisionParser } from './lean-decision.js';
+import { createHmacSha256Hex } from './pseudonym.js';
+import { pooledRandomBytes } from './random-pool.js';
 
 const text = fc.oneof(
   fc.string({ maxLength: 12 }),
@@ -214,5 +217,40 @@ describe('createIdMinter', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('createHmacSha256Hex', () => {
+  it('equals core hmacSha256Hex for any key (short, empty, longer than a block) and any text', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.string({ maxLength: 80 }), fc.string({ unit: 'grapheme', minLength: 20, maxLength: 70 })),
+        fc.string({ unit: 'grapheme', maxLength: 40 }),
+        (key, data) => {
+          const hmac = createHmacSha256Hex(key);
+          expect(hmac(data)).toBe(hmacSha256Hex(key, data));
+          expect(hmac(`${data}!`)).toBe(hmacSha256Hex(key, `${data}!`));
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('pooledRandomBytes', () => {
+  it('never hands out the same bytes twice and copies them out of the pool', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 5000; i++) {
+      const bytes = pooledRandomBytes(12);
+      expect(bytes.length).toBe(12);
+      const hex = bytes.toString('hex');
+      expect(seen.has(hex)).toBe(false);
+      seen.add(hex);
+    }
+    const a = pooledRandomBytes(32);
+    const copy = Buffer.from(a);
+    pooledRandomBytes(32);
+    expect(a.equals(copy)).toBe(true);
+    expect(pooledRandomBytes(5000).length).toBe(5000);
   });
 });

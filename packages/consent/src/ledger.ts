@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import {
   PrivacyKitError,
@@ -10,7 +10,7 @@ import {
   zodIssues,
 } from '@privacykit/core';
 import type { Clock, JsonValue, Policy, Purpose } from '@privacykit/core';
-import { hmacSha256Hex, sha256Hex } from '@privacykit/core/crypto';
+import { sha256Hex } from '@privacykit/core/crypto';
 import { engineOf } from '@privacykit/core/db';
 import { sql } from 'kysely';
 import type { ExpressionBuilder, Kysely } from 'kysely';
@@ -29,6 +29,8 @@ import { decisionEntryJson } from './entry-json.js';
 import type { DecisionEntry } from './entry-json.js';
 import { parseGpcHeader } from './gpc.js';
 import { createIdMinter } from './ids.js';
+import { createHmacSha256Hex } from './pseudonym.js';
+import { pooledRandomBytes } from './random-pool.js';
 import { createLeanDecisionParser } from './lean-decision.js';
 import {
   appendLeaf,
@@ -388,7 +390,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   const mintId = createIdMinter();
   const leanDecision = createLeanDecisionParser();
 
-  const pseudonym = (subjectId: string) => hmacSha256Hex(secret, `${tenant}\u0000${subjectId}`);
+  let keyed = { secret, hmac: createHmacSha256Hex(secret) };
+  const pseudonym = (subjectId: string) => {
+    if (keyed.secret !== secret) keyed = { secret, hmac: createHmacSha256Hex(secret) };
+    return keyed.hmac(`${tenant}\u0000${subjectId}`);
+  };
 
   // The statements of a single append, compiled once (see prepared.ts).
   const ledgerColumns = [
@@ -760,7 +766,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     if (create) {
       const missing = unique.filter((key) => !found.has(key));
       const rows = missing.map((subject_key) => {
-        const material = randomBytes(32);
+        const material = pooledRandomBytes(32);
         found.set(subject_key, material);
         return {
           tenant,
@@ -1062,7 +1068,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           if (sealing) {
             if (prior?.key_material) material = Buffer.from(prior.key_material, 'base64');
             else {
-              material = randomBytes(32);
+              material = pooledRandomBytes(32);
               await run(trx, statements.insertKey, {
                 tenant,
                 subject_key: subjectKey,
