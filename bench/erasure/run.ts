@@ -240,10 +240,8 @@ function traced(db: Kysely<any>): { db: Kysely<any>; print(): void } {
   const totals = new Map<string, [number, number]>();
   const plugin = {
     transformQuery(args: { node: any; queryId: unknown }) {
-      started.set(args.queryId, [
-        performance.now(),
-        `${String(args.node.kind)} ${JSON.stringify(args.node).slice(0, 160)}`,
-      ]);
+      const text = db.getExecutor().compileQuery(args.node, args.queryId as never).sql;
+      started.set(args.queryId, [performance.now(), text.replace(/\s+/g, ' ').slice(0, 220)]);
       return args.node;
     },
     async transformResult(args: { result: any; queryId: unknown }) {
@@ -258,7 +256,9 @@ function traced(db: Kysely<any>): { db: Kysely<any>; print(): void } {
   return {
     db: db.withPlugin(plugin),
     print() {
-      for (const [label, [ms, n]] of [...totals].sort((a, b) => b[1][0] - a[1][0]).slice(0, 12)) {
+      for (const [label, [ms, n]] of [...totals]
+        .sort((a, b) => b[1][0] - a[1][0])
+        .slice(0, Number(process.env.BENCH_DEBUG) || 12)) {
         console.log(`  ${ms.toFixed(0).padStart(6)} ms ${String(n).padStart(5)}× ${label}`);
       }
     },

@@ -16,8 +16,9 @@ import type {
   Policy,
   RetentionRule,
 } from '@privacykit/core';
-import { countSubjectRows } from '@privacykit/core/db';
+import { countSubjectRows, engineOf, subjectRowsQuery } from '@privacykit/core/db';
 import type { SubjectIdentities, SubjectScope } from '@privacykit/core/db';
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { erasureError } from './errors.js';
@@ -183,6 +184,12 @@ interface AnchorClaim {
 function later(a: AnchorClaim, until: string | undefined, open: boolean): void {
   if (open) a.open = true;
   if (until && (!a.until || until > a.until)) a.until = until;
+}
+
+/** A fact column's value as a memo key: its type and text (dates as ISO 8601). */
+function factMemoKey(value: unknown): string {
+  if (value instanceof Date) return `date:${value.toISOString()}`;
+  return `${typeof value}:${String(value)}`;
 }
 
 function snapshot(map: DataMap): DataMapInput {
@@ -409,13 +416,19 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
     const needsRows =
       rules.length > 0 || holds !== undefined || keyAnchors !== undefined || columnAnchors !== undefined;
     const kept: RetainedRow[] = [];
+    const bestRules = new Map<string, { rule: RetentionRule; until?: string }>();
 
-    if (!needsRows) {
+    if (!needsRows && sampleSize > 0) {
+      // One query for the count and the sample: the first keys with a window count.
+      let query = subjectRowsQuery(scope, name)
+        .select(table.primaryKey.map((column) => `${name}.${column}`))
+        .select(sql<number>`count(*) over ()`.as('__privacykit_rows'));
+      for (const column of table.primaryKey) query = query.orderBy(`${name}.${column}`);
+      const page = (await query.limit(sampleSize).execute()) as Record<string, unknown>[];
+      plan.rows = page.length > 0 ? Number(page[0]!.__privacykit_rows) : 0;
+      plan.sampleKeys = page.map((row) => rowKey(row, table.primaryKey));
+    } else if (!needsRows) {
       plan.rows = (await countSubjectRows(scope, [name]))[name] ?? 0;
-      if (plan.rows > 0) {
-        const page = await subjectPage(scope, table, { columns: [], limit: sampleSize });
-        plan.sampleKeys = page.map((row) => rowKey(row, table.primaryKey));
-      }
     } else {
       const columns = [
         ...table.references.map((reference) => reference.column),
@@ -449,17 +462,24 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
               mask: {},
             };
           } else if (rules.length > 0) {
-            const rowFacts: Record<string, FactValue> = {};
-            for (const [fact, column] of factColumns) {
-              rowFacts[fact] = factValue(row[column], policy.zone);
-            }
-            // The rule keeping the row longest wins; a date that cannot be computed keeps it open.
-            let best: { rule: RetentionRule; until?: string } | undefined;
-            for (const rule of rules) {
-              const until = retainUntil(rule, rowFacts);
-              if (!best || (best.until !== undefined && (until === undefined || until > best.until))) {
-                best = { rule, ...(until ? { until } : {}) };
+            // Rows share few distinct fact values (dates): each combination is computed once.
+            const memoKey = [...factColumns.values()]
+              .map((column) => factMemoKey(row[column]))
+              .join('\u0000');
+            let best = bestRules.get(memoKey);
+            if (!best) {
+              const rowFacts: Record<string, FactValue> = {};
+              for (const [fact, column] of factColumns) {
+                rowFacts[fact] = factValue(row[column], policy.zone);
               }
+              // The rule keeping the row longest wins; a date that cannot be computed keeps it open.
+              for (const rule of rules) {
+                const until = retainUntil(rule, rowFacts);
+                if (!best || (best.until !== undefined && (until === undefined || until > best.until))) {
+                  best = { rule, ...(until ? { until } : {}) };
+                }
+              }
+              bestRules.set(memoKey, best!);
             }
             retained = {
               key,
@@ -599,33 +619,64 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
         updated_at: plan.createdAt,
       })
       .execute();
-    const rows = [...retainedRows].flatMap(([table, kept]) =>
-      kept.map((row) => ({
-        plan_id: plan.id,
-        table_name: table,
-        row_key: row.key,
-        tenant,
-        source: row.source,
-        ground: row.ground,
-        rule_id: row.ruleId ?? null,
-        reason: row.reason,
-        retain_until: row.until ?? null,
-        mask: Object.keys(row.mask).length > 0 ? JSON.stringify(row.mask) : null,
-      })),
-    );
-    // Multi-row inserts of up to 2,000 rows (10 parameters each): under SQLite's 32,766 bound
-    // parameters and well under MySQL's packet size.
-    for (let i = 0; i < rows.length; i += RETAINED_ROWS_PER_INSERT) {
-      await trx
-        .insertInto('privacykit_erasure_retained')
-        .values(rows.slice(i, i + RETAINED_ROWS_PER_INSERT))
-        .execute();
+    if (engineOf(trx) === 'mysql') {
+      const rows = [...retainedRows].flatMap(([table, kept]) =>
+        kept.map((row) => ({
+          plan_id: plan.id,
+          table_name: table,
+          row_key: row.key,
+          tenant,
+          source: row.source,
+          ground: row.ground,
+          rule_id: row.ruleId ?? null,
+          reason: row.reason,
+          retain_until: row.until ?? null,
+          mask: Object.keys(row.mask).length > 0 ? JSON.stringify(row.mask) : null,
+        })),
+      );
+      // Multi-row inserts of up to 2,000 rows (10 parameters each): well under MySQL's packet size.
+      for (let i = 0; i < rows.length; i += RETAINED_ROWS_PER_INSERT) {
+        await trx
+          .insertInto('privacykit_erasure_retained')
+          .values(rows.slice(i, i + RETAINED_ROWS_PER_INSERT))
+          .execute();
+      }
+      return;
+    }
+    // SQLite, PostgreSQL: rows of one group share everything but their key and date, so each
+    // statement sends those two per row from a VALUES list (10,000 rows, 20,000 parameters:
+    // under SQLite's 32,766 bound parameters) and the group's fields once.
+    for (const [table, kept] of retainedRows) {
+      const groups = new Map<string, RetainedRow[]>();
+      for (const row of kept) {
+        const id = `${row.source}|${row.ground}|${row.ruleId ?? ''}|${row.reason}|${row.mask === undefined ? '' : JSON.stringify(row.mask)}`;
+        const group = groups.get(id);
+        if (group) group.push(row);
+        else groups.set(id, [row]);
+      }
+      for (const rows of groups.values()) {
+        const first = rows[0]!;
+        const mask = Object.keys(first.mask).length > 0 ? JSON.stringify(first.mask) : null;
+        const text = (value: string | null) => sql`cast(${value} as text)`;
+        for (let i = 0; i < rows.length; i += RETAINED_KEYS_PER_INSERT) {
+          const values = rows
+            .slice(i, i + RETAINED_KEYS_PER_INSERT)
+            .map((row) => sql`(${row.key}, ${row.until ?? null})`);
+          await sql`with v(k, u) as (values ${sql.join(values)})
+            insert into privacykit_erasure_retained
+              (plan_id, table_name, row_key, tenant, source, ground, rule_id, reason, retain_until, mask)
+            select ${text(plan.id)}, ${text(table)}, k, ${text(tenant)}, ${text(first.source)},
+              ${text(first.ground)}, ${text(first.ruleId ?? null)}, ${text(first.reason)}, u, ${text(mask)}
+            from v`.execute(trx);
+        }
+      }
     }
   });
   return plan;
 }
 
 const RETAINED_ROWS_PER_INSERT = 2000;
+const RETAINED_KEYS_PER_INSERT = 10_000;
 
 function parsePlan(text: unknown): ErasurePlan {
   return JSON.parse(String(text)) as ErasurePlan;

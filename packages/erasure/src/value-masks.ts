@@ -20,7 +20,7 @@ const valueOnly = new Set<ColumnStrategy['strategy']>(['set-null', 'hmac', 'reda
 /** One column's masking as SQL: each distinct value of the subject's rows → its masked value. */
 export interface ValueMask {
   column: string;
-  /** `[value, masked]` for every value that changes. */
+  /** `[value, masked]` for every value that changes (empty with `constant`). */
   branches: [string | number, string | number | null][];
   /**
    * Set when every value masks to this one value (a redaction, one identity's pseudonym):
@@ -50,17 +50,37 @@ export function setBasedMasking(
   );
 }
 
+/**
+ * Distinct values read at most for a plain `redact` (free text): it masks most text to one
+ * replacement, so many values can still need no `CASE` branch at all.
+ */
+const MAX_REDACTED_DISTINCT_VALUES = 50_000;
+
+/**
+ * The one value a strategy writes whatever the input (`set-null`, `redact` with a text or
+ * number replacement), or `undefined` when the result depends on the value.
+ */
+function independentValue(strategy: ColumnStrategy): { value: string | number | null } | undefined {
+  if (strategy.strategy === 'set-null') return { value: null };
+  if (strategy.strategy === 'redact' && strategy.replacement !== undefined) {
+    const replacement = strategy.replacement;
+    if (replacement === null || plain(replacement)) return { value: replacement };
+  }
+  return undefined;
+}
+
 async function distinctValues(
   scope: SubjectScope,
   table: DataMapTable,
   column: string,
   after: unknown,
+  max = MAX_DISTINCT_VALUES,
 ): Promise<unknown[] | undefined> {
   const pk = `${table.name}.${table.primaryKey[0]!}`;
   let query = subjectRowsQuery(scope, table.name).select(`${table.name}.${column} as value`).distinct();
   if (after !== undefined) query = query.where(pk, '>', after);
-  const rows = await query.limit(MAX_DISTINCT_VALUES + 1).execute();
-  if (rows.length > MAX_DISTINCT_VALUES) return undefined;
+  const rows = await query.limit(max + 1).execute();
+  if (rows.length > max) return undefined;
   return rows.map((row) => (row as { value: unknown }).value);
 }
 
@@ -78,7 +98,20 @@ export async function valueMasks(
 ): Promise<ValueMask[] | undefined> {
   const masks: ValueMask[] = [];
   for (const [column, strategy] of Object.entries(strategies)) {
-    const values = await distinctValues(scope, table, column, options.after);
+    const independent = independentValue(strategy);
+    if (independent) {
+      // Same value whatever the input: no need to read the values (rows already holding it
+      // are left out by `holdsMaskedValue`, so a re-run changes nothing).
+      masks.push({ column, branches: [], constant: independent });
+      continue;
+    }
+    const values = await distinctValues(
+      scope,
+      table,
+      column,
+      options.after,
+      strategy.strategy === 'redact' ? MAX_REDACTED_DISTINCT_VALUES : MAX_DISTINCT_VALUES,
+    );
     if (!values) return undefined;
     const branches: ValueMask['branches'] = [];
     let constant: { value: string | number | null } | undefined;
@@ -98,11 +131,17 @@ export async function valueMasks(
       else if (!(masked === constant.value || (masked !== null && sameValue(masked, constant.value))))
         uniform = false;
     }
-    if (branches.length > 0 && uniform && constant) masks.push({ column, branches, constant });
-    else if (branches.length > MAX_BRANCHES) return undefined;
+    // One value for all: no branches sent, only "not null" (and "not already it").
+    if (branches.length > 0 && uniform && constant) masks.push({ column, branches: [], constant });
+    else if (branches.length > MAX_BRANCHES || values.length > MAX_DISTINCT_VALUES) return undefined;
     else masks.push({ column, branches });
   }
   return masks;
+}
+
+/** Whether a mask can change a value: it has branches, or one value for all. */
+function changes(mask: ValueMask): boolean {
+  return mask.constant !== undefined || mask.branches.length > 0;
 }
 
 /** `set c = case when c = v1 then m1 … else c end` for each column with something to change. */
@@ -111,8 +150,9 @@ export function maskAssignments(
   types: Map<string, string> | undefined,
 ): Record<string, RawBuilder<unknown>> {
   const set: Record<string, RawBuilder<unknown>> = {};
-  for (const { column, branches, constant } of masks) {
-    if (branches.length === 0) continue;
+  for (const mask of masks) {
+    if (!changes(mask)) continue;
+    const { column, branches, constant } = mask;
     const ref = sql.ref(column);
     let expression: RawBuilder<unknown> = constant
       ? sql`case when ${ref} is not null then ${constant.value} end`
@@ -135,22 +175,20 @@ export function holdsMaskedValue(
 ): (eb: ExpressionBuilder<any, any>) => Expression<SqlBool> {
   return (eb) =>
     eb.or(
-      masks
-        .filter((mask) => mask.branches.length > 0)
-        .map((mask) => {
-          const ref = eb.ref(`${table.name}.${mask.column}`);
-          if (!mask.constant) {
-            return eb(
-              ref,
-              'in',
-              mask.branches.map(([value]) => value),
-            );
-          }
-          const value = mask.constant.value;
-          return value === null
-            ? eb(ref, 'is not', null)
-            : eb.and([eb(ref, 'is not', null), eb(ref, '<>', value)]);
-        }),
+      masks.filter(changes).map((mask) => {
+        const ref = eb.ref(`${table.name}.${mask.column}`);
+        if (!mask.constant) {
+          return eb(
+            ref,
+            'in',
+            mask.branches.map(([value]) => value),
+          );
+        }
+        const value = mask.constant.value;
+        return value === null
+          ? eb(ref, 'is not', null)
+          : eb.and([eb(ref, 'is not', null), eb(ref, '<>', value)]);
+      }),
     );
 }
 
