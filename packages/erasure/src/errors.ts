@@ -6,7 +6,8 @@ export type ErasureErrorCode =
   | 'erasure/no-identities'
   | 'erasure/unknown-table'
   | 'erasure/invalid-strategy'
-  | 'erasure/plan-not-found';
+  | 'erasure/plan-not-found'
+  | 'erasure/changed-while-planning';
 
 export function erasureError(
   code: ErasureErrorCode,

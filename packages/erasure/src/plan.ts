@@ -19,7 +19,7 @@ import type {
 import { countSubjectRows, engineOf, subjectRowsQuery } from '@privacykit/core/db';
 import type { SubjectIdentities, SubjectScope } from '@privacykit/core/db';
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import type { Kysely, RawBuilder } from 'kysely';
 import { z } from 'zod';
 import { erasureError } from './errors.js';
 import { holdSourceOf } from './hold-source.js';
@@ -29,6 +29,7 @@ import { rowKey } from './row-key.js';
 import { normaliseStrategy, strategiesSchema } from './strategy.js';
 import type { ColumnStrategy, ErasureSecrets, StrategiesInput } from './strategy.js';
 import { subjectPage } from './subject-pages.js';
+import { keptBySet } from './kept-by-set.js';
 
 /**
  * The Art 17(3) grounds that keep data through an erasure request: (a) freedom of expression,
@@ -172,6 +173,14 @@ interface RetainedRow {
   reason: string;
   until?: string;
   mask: Record<string, ColumnStrategy>;
+}
+
+/** A table whose subject rows one rule keeps all of, stored by `INSERT … SELECT`. */
+interface KeptSet {
+  table: DataMapTable;
+  rows: number;
+  group: RetainedGroup;
+  untilOf: (table: string) => RawBuilder<string | null>;
 }
 
 interface AnchorClaim {
@@ -364,6 +373,7 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
   const anchorsByKey = new Map<string, Map<string, AnchorClaim>>();
   const anchorsByColumn = new Map<string, Map<string, Map<string, AnchorClaim>>>();
   const retainedRows = new Map<string, RetainedRow[]>();
+  const keptSets: KeptSet[] = [];
   const tables: TablePlan[] = [];
   const subjectCategories = new Set<string>();
 
@@ -413,22 +423,91 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
         if (column) factColumns.set(fact, column);
       }
     }
+    // A kept row keeps the parent rows it references (anchors), until the latest of its dates.
+    const claimParents = (
+      row: Record<string, unknown>,
+      retained: { ground: ErasureGround; until?: string },
+    ): void => {
+      for (const reference of table.references) {
+        const value = row[reference.column];
+        if (value === null || value === undefined) continue;
+        const parent = dataMap.tables.get(reference.table)!;
+        const byKey =
+          !reference.key || (parent.primaryKey.length === 1 && reference.key === parent.primaryKey[0]);
+        let claims: Map<string, AnchorClaim>;
+        if (byKey) {
+          claims = anchorsByKey.get(parent.name) ?? new Map();
+          anchorsByKey.set(parent.name, claims);
+        } else {
+          const perColumn = anchorsByColumn.get(parent.name) ?? new Map<string, Map<string, AnchorClaim>>();
+          anchorsByColumn.set(parent.name, perColumn);
+          claims = perColumn.get(reference.key!) ?? new Map();
+          perColumn.set(reference.key!, claims);
+        }
+        const existing = claims.get(String(value));
+        if (existing) later(existing, retained.until, retained.until === undefined);
+        else
+          claims.set(String(value), {
+            ground: retained.ground,
+            ...(retained.until ? { until: retained.until } : {}),
+            open: retained.until === undefined,
+            child: name,
+          });
+      }
+    };
     const needsRows =
       rules.length > 0 || holds !== undefined || keyAnchors !== undefined || columnAnchors !== undefined;
     const kept: RetainedRow[] = [];
     const bestRules = new Map<string, { rule: RetentionRule; until?: string }>();
+    // Every row kept by one rule (no holds, no anchors): counted and stored set-based.
+    const bySet =
+      rules.length === 1 && !holds && !keyAnchors && !columnAnchors && factColumns.size <= 1
+        ? await keptBySet(scope, table, { rule: rules[0]!, fact: [...factColumns][0], zone: policy.zone })
+        : undefined;
 
-    if (!needsRows && sampleSize > 0) {
-      // One query for the count and the sample: the first keys with a window count.
-      let query = subjectRowsQuery(scope, name)
-        .select(table.primaryKey.map((column) => `${name}.${column}`))
-        .select(sql<number>`count(*) over ()`.as('__privacykit_rows'));
-      for (const column of table.primaryKey) query = query.orderBy(`${name}.${column}`);
-      const page = (await query.limit(sampleSize).execute()) as Record<string, unknown>[];
-      plan.rows = page.length > 0 ? Number(page[0]!.__privacykit_rows) : 0;
-      plan.sampleKeys = page.map((row) => rowKey(row, table.primaryKey));
-    } else if (!needsRows) {
+    if (bySet) {
+      const rule = rules[0]!;
+      plan.rows = bySet.rows;
+      const group: RetainedGroup = {
+        source: 'rule',
+        ground: rule.keepDespiteErasure!,
+        article: erasureGroundArticle[rule.keepDespiteErasure!],
+        ruleId: rule.id,
+        reason: rule.title,
+        rows: bySet.rows,
+        retainUntil: { open: 0 },
+        maskColumns: ruleMask,
+        sampleKeys: [],
+      };
+      for (const combo of bySet.combos) {
+        if (!combo.until) group.retainUntil.open += combo.rows;
+        else {
+          if (!group.retainUntil.earliest || combo.until < group.retainUntil.earliest)
+            group.retainUntil.earliest = combo.until;
+          if (!group.retainUntil.latest || combo.until > group.retainUntil.latest)
+            group.retainUntil.latest = combo.until;
+        }
+        claimParents(combo.values, { ground: group.ground, ...(combo.until ? { until: combo.until } : {}) });
+      }
+      if (bySet.rows > 0 && sampleSize > 0) {
+        const page = await subjectPage(scope, table, { columns: [], limit: sampleSize });
+        group.sampleKeys = page.map((row) => rowKey(row, table.primaryKey));
+      }
+      if (bySet.rows > 0) {
+        plan.retained = [group];
+        keptSets.push({ table, rows: bySet.rows, group, untilOf: bySet.untilOf });
+        for (const c of categories) subjectCategories.add(c);
+      }
+      continue;
+    }
+    if (!needsRows) {
+      // A count and a short sample: cheaper than one query with a window count, which would
+      // materialise every row before the limit.
       plan.rows = (await countSubjectRows(scope, [name]))[name] ?? 0;
+      if (plan.rows > 0 && sampleSize > 0) {
+        const page = await subjectPage(scope, table, { columns: [], limit: sampleSize });
+        plan.sampleKeys = page.map((row) => rowKey(row, table.primaryKey));
+      }
     } else {
       const columns = [
         ...table.references.map((reference) => reference.column),
@@ -514,33 +593,7 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
             return;
           }
           kept.push(retained);
-          for (const reference of table.references) {
-            const value = row[reference.column];
-            if (value === null || value === undefined) continue;
-            const parent = dataMap.tables.get(reference.table)!;
-            const byKey =
-              !reference.key || (parent.primaryKey.length === 1 && reference.key === parent.primaryKey[0]);
-            let claims: Map<string, AnchorClaim>;
-            if (byKey) {
-              claims = anchorsByKey.get(parent.name) ?? new Map();
-              anchorsByKey.set(parent.name, claims);
-            } else {
-              const perColumn =
-                anchorsByColumn.get(parent.name) ?? new Map<string, Map<string, AnchorClaim>>();
-              anchorsByColumn.set(parent.name, perColumn);
-              claims = perColumn.get(reference.key!) ?? new Map();
-              perColumn.set(reference.key!, claims);
-            }
-            const existing = claims.get(String(value));
-            if (existing) later(existing, retained.until, retained.until === undefined);
-            else
-              claims.set(String(value), {
-                ground: retained.ground,
-                ...(retained.until ? { until: retained.until } : {}),
-                open: retained.until === undefined,
-                child: name,
-              });
-          }
+          claimParents(row, retained);
         });
         if (page.length < batchSize) break;
         const tail = page[page.length - 1]!;
@@ -669,6 +722,48 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
               ${text(first.ground)}, ${text(first.ruleId ?? null)}, ${text(first.reason)}, u, ${text(mask)}
             from v`.execute(trx);
         }
+      }
+    }
+    for (const set of keptSets) {
+      const name = set.table.name;
+      const text = (value: string | null) => sql<string>`cast(${value} as text)`;
+      const mask =
+        Object.keys(set.group.maskColumns).length > 0 ? JSON.stringify(set.group.maskColumns) : null;
+      const result = await trx
+        .insertInto('privacykit_erasure_retained')
+        .columns([
+          'plan_id',
+          'table_name',
+          'row_key',
+          'tenant',
+          'source',
+          'ground',
+          'rule_id',
+          'reason',
+          'retain_until',
+          'mask',
+        ])
+        .expression(
+          subjectRowsQuery({ ...scope, db: trx }, name).select([
+            text(plan.id).as('plan_id'),
+            text(name).as('table_name'),
+            sql<string>`cast(${sql.ref(`${name}.${set.table.primaryKey[0]!}`)} as text)`.as('row_key'),
+            text(tenant).as('tenant'),
+            text('rule').as('source'),
+            text(set.group.ground).as('ground'),
+            text(set.group.ruleId ?? null).as('rule_id'),
+            text(set.group.reason).as('reason'),
+            set.untilOf(name).as('retain_until'),
+            text(mask).as('mask'),
+          ]),
+        )
+        .executeTakeFirst();
+      if (Number(result.numInsertedOrUpdatedRows ?? 0) !== set.rows) {
+        // Rows came or went since they were counted: nothing is stored, the caller plans again.
+        throw erasureError(
+          'erasure/changed-while-planning',
+          `the subject's rows of "${name}" changed while planning; plan again`,
+        );
       }
     }
   });
