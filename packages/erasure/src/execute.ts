@@ -13,6 +13,7 @@ import { rowKey } from './row-key.js';
 import { maskValue, sameValue } from './strategy.js';
 import type { ColumnStrategy, ErasureSecrets } from './strategy.js';
 import { subjectPage } from './subject-pages.js';
+import { keyText, keysMatchInSql } from './kept-by-set.js';
 import { holdsMaskedValue, maskAssignments, setBasedMasking, valueMasks } from './value-masks.js';
 import type { ValueMask } from './value-masks.js';
 
@@ -159,6 +160,29 @@ export async function loadRetained(
       },
     ]),
   );
+}
+
+/**
+ * The mask of a table's kept rows when every kept row has the same one (one group, or groups
+ * with equal masks); `undefined` when the plan keeps none of its rows or masks them unlike.
+ */
+export function sharedKeptMask(tablePlan: TablePlan): Record<string, ColumnStrategy> | undefined {
+  const groups = tablePlan.retained.filter((group) => group.rows > 0);
+  if (groups.length === 0) return undefined;
+  const first = JSON.stringify(groups[0]!.maskColumns);
+  return groups.every((group) => JSON.stringify(group.maskColumns) === first)
+    ? groups[0]!.maskColumns
+    : undefined;
+}
+
+/** The plan's stored keys of a table's kept rows. */
+export function keptKeys(db: Kysely<any>, plan: ErasurePlan, table: string) {
+  return db
+    .selectFrom('privacykit_erasure_retained')
+    .select('row_key')
+    .where('plan_id', '=', plan.id)
+    .where('tenant', '=', plan.tenant)
+    .where('table_name', '=', table);
 }
 
 /** The data map the plan was made with (plans are self-contained so a re-run needs only `db`). */
@@ -512,6 +536,61 @@ export async function executeErasure(
 
     let after: unknown[] | undefined = progress.lastKey;
     try {
+      const keptMask = tablePlan.action === 'delete-row' ? sharedKeptMask(tablePlan) : undefined;
+      if (keptMask && setBasedMasking(scope, table, keptMask) && (await keysMatchInSql(scope, table))) {
+        // Rows kept alike (one mask): restricted, the others deleted, the kept ones masked —
+        // all set-based from the plan's stored keys, no rows through the client.
+        if (progress.restricted === 0) {
+          report.restricted += await restrictRetained(db, plan, table.name, toInstant(clock.now()));
+        }
+        const deleted = await db.transaction().execute(async (trx) => {
+          const result = await trx
+            .deleteFrom(table.name)
+            .where(subjectCondition({ ...scope, db: trx }, table.name))
+            .where(keyText(table), 'not in', keptKeys(trx, plan, table.name))
+            .executeTakeFirst();
+          const n = Number(result.numDeletedRows ?? 0);
+          if (n > 0) {
+            await trx
+              .updateTable('privacykit_erasure_progress')
+              .set((eb) => ({ deleted: eb('deleted', '+', n), status: 'running' }))
+              .where('plan_id', '=', plan.id)
+              .where('tenant', '=', plan.tenant)
+              .where('table_name', '=', table.name)
+              .execute();
+          }
+          return n;
+        });
+        report.deleted += deleted;
+        if (deleted > 0 && options.onBatch) {
+          try {
+            await options.onBatch({ planId: plan.id, table: table.name, deleted, updated: 0, restricted: 0 });
+          } catch (error) {
+            throw new CallerError(error);
+          }
+        }
+        const types =
+          postgres && Object.keys(keptMask).length > 0 ? await postgresTypes(db, table.name) : undefined;
+        const masks = await valueMasks(scope, table, keptMask, { secrets, after: after?.[0] });
+        if (masks) {
+          await maskInKeyRanges({
+            scope,
+            table,
+            masks,
+            types,
+            after: after?.[0],
+            batchSize: setBasedBatchSize,
+            planId: plan.id,
+            tenant: plan.tenant,
+            report,
+            onBatch: options.onBatch,
+            at: () => toInstant(clock.now()),
+          });
+          report.ms = performance.now() - tableStarted;
+          continue;
+        }
+        // Too many distinct values to mask in SQL: the kept rows are masked page by page below.
+      }
       const retained = await loadRetained(db, plan, table.name);
       const maskColumns = new Set(Object.keys(tablePlan.maskColumns));
       for (const entry of retained.values())

@@ -30,6 +30,35 @@ function plain(value: unknown): value is string | number {
 }
 
 /**
+ * `sum(…)` of the subject's rows whose key's text in SQL (`cast(k as text)`) could differ from
+ * the plan's `String(k)`: 0 when every key is an integer or text (SQLite, PostgreSQL).
+ */
+export function oddKeysSum(engine: string, pk: RawBuilder<unknown> | ReturnType<typeof sql.ref>) {
+  return engine === 'sqlite'
+    ? sql<number>`sum(case when typeof(${pk}) in ('integer', 'text') then 0 else 1 end)`
+    : sql<number>`sum(case when pg_typeof(${pk})::text in ('integer', 'bigint', 'smallint', 'text', 'character varying', 'uuid') then 0 else 1 end)`;
+}
+
+/** The key's text as the plan writes it (see `oddKeysSum` for when they agree). */
+export function keyText(table: DataMapTable): RawBuilder<string> {
+  return sql<string>`cast(${sql.ref(`${table.name}.${table.primaryKey[0]!}`)} as text)`;
+}
+
+/**
+ * Whether the subject's rows of a single-key table can be matched with the plan's kept keys in
+ * SQL: SQLite or PostgreSQL, and every key an integer or text.
+ */
+export async function keysMatchInSql(scope: SubjectScope, table: DataMapTable): Promise<boolean> {
+  const engine = engineOf(scope.db);
+  if (engine === 'mysql' || table.primaryKey.length !== 1) return false;
+  const pk = sql.ref(`${table.name}.${table.primaryKey[0]!}`);
+  const row = (await subjectRowsQuery(scope, table.name)
+    .select(oddKeysSum(engine, pk).as('odd'))
+    .executeTakeFirst()) as { odd: unknown } | undefined;
+  return Number(row?.odd ?? 0) === 0;
+}
+
+/**
  * A table whose subject rows one retention rule keeps, all of them, planned without reading its
  * rows: one grouped query gives the count, the parents' references (anchor claims) and the
  * distinct values of the rule's fact, so each retain-until date is computed once per value.
@@ -47,10 +76,7 @@ export async function keptBySet(
   const name = table.name;
   const pk = sql.ref(`${name}.${table.primaryKey[0]!}`);
   // The key's text in SQL (`cast(k as text)`) equals the plan's `String(k)` for integers and text.
-  const oddKeys =
-    engine === 'sqlite'
-      ? sql<number>`sum(case when typeof(${pk}) in ('integer', 'text') then 0 else 1 end)`
-      : sql<number>`sum(case when pg_typeof(${pk})::text in ('integer', 'bigint', 'smallint', 'text', 'character varying', 'uuid') then 0 else 1 end)`;
+  const oddKeys = oddKeysSum(engine, pk);
   const factColumn = options.fact?.[1];
   const columns = [
     ...new Set([...table.references.map((r) => r.column), ...(factColumn ? [factColumn] : [])]),

@@ -29,7 +29,7 @@ import { rowKey } from './row-key.js';
 import { normaliseStrategy, strategiesSchema } from './strategy.js';
 import type { ColumnStrategy, ErasureSecrets, StrategiesInput } from './strategy.js';
 import { subjectPage } from './subject-pages.js';
-import { keptBySet } from './kept-by-set.js';
+import { keptBySet, keyText } from './kept-by-set.js';
 
 /**
  * The Art 17(3) grounds that keep data through an erasure request: (a) freedom of expression,
@@ -747,7 +747,7 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
           subjectRowsQuery({ ...scope, db: trx }, name).select([
             text(plan.id).as('plan_id'),
             text(name).as('table_name'),
-            sql<string>`cast(${sql.ref(`${name}.${set.table.primaryKey[0]!}`)} as text)`.as('row_key'),
+            keyText(set.table).as('row_key'),
             text(tenant).as('tenant'),
             text('rule').as('source'),
             text(set.group.ground).as('ground'),
