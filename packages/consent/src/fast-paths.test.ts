@@ -1,4 +1,4 @@
-import { fixedClock } from '@privacykit/core';
+import { definePolicy, fixedClock } from '@privacykit/core';
 import { migrate } from '@privacykit/core/db';
 import type { PackageMigrations } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ConsentDecision } from './decision.js';
 import { createConsentLedger } from './ledger.js';
 import { consentMigrations } from './migrations.js';
-import { migratedDatabase, testPolicy } from './test-fixtures.js';
+import { migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
 
 const decision = (
   subjectId: string,
@@ -36,6 +36,37 @@ describe.each(testEngines())('fast paths on $engine', (engine) => {
   afterEach(async () => {
     await database?.destroy();
     database = undefined;
+  });
+
+  it('purposes checked once are checked again against a newly published policy', async () => {
+    database = await migratedDatabase(engine);
+    const ledger = createConsentLedger({ db: database.db, policy: testPolicy });
+    await ledger.record(decision('cached', 'newsletter'));
+    expect(await ledger.mayProcess('cached', 'newsletter')).toBe(true);
+    const withoutNewsletter = definePolicy({
+      ...policyInput,
+      version: '2025-09-01',
+      purposes: (policyInput.purposes ?? []).map((purpose) =>
+        purpose.id === 'newsletter'
+          ? {
+              ...purpose,
+              legalBases: [
+                {
+                  basis: 'legitimate-interests' as const,
+                  legitimateInterest: 'Telling customers about our products.',
+                },
+              ],
+            }
+          : purpose,
+      ),
+    });
+    await ledger.publishNotice(withoutNewsletter);
+    await expect(ledger.record(decision('cached', 'newsletter'))).rejects.toMatchObject({
+      code: 'consent/not-consent-purpose',
+    });
+    await expect(ledger.mayProcess('cached', 'newsletter')).rejects.toMatchObject({
+      code: 'consent/not-consent-purpose',
+    });
   });
 
   it('two ledgers on one database take turns without forking (a remembered head gone stale is re-read)', async () => {

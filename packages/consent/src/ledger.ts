@@ -788,7 +788,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // ---------------------------------------------------------------------------------------------
   // Validation
 
+  // Purposes that passed the checks below, for the policy they were checked against.
+  let checkedPurposes = { policy, purposes: new Map<string, Purpose>() };
+
   function consentPurpose(purposeId: string): Purpose {
+    if (checkedPurposes.policy !== policy) checkedPurposes = { policy, purposes: new Map() };
+    const checked = checkedPurposes.purposes.get(purposeId);
+    if (checked) return checked;
     const purpose = policy.purposes.find((candidate) => candidate.id === purposeId);
     if (!purpose)
       throw fail('consent/unknown-purpose', `purpose "${purposeId}" is not declared in the policy`);
@@ -798,6 +804,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         `purpose "${purposeId}" rests on ${purpose.legalBases.map((b) => b.basis).join(', ')}, not consent`,
       );
     }
+    checkedPurposes.purposes.set(purposeId, purpose);
     return purpose;
   }
 
