@@ -224,40 +224,47 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     expect(again.changes).toBe(0);
   });
 
-  it('a crash between batches followed by a re-run ends in the same state, with the same pseudonyms', async () => {
-    const secrets = { hmacKey: 'k'.repeat(43), seed: 's'.repeat(43) };
-    const reference = await createTestDatabase(engine);
-    try {
-      await seedHost(reference.db, { adaLogs: 9 });
-      const refPlan = await planErasure({ db: reference.db, ...base, secrets });
-      await executeErasure(refPlan, { db: reference.db, clock, batchSize: 2, setBasedBatchSize: 2 });
+  it.each([
+    ['the fifth batch', (_table: string, n: number) => n === 5],
+    // Kept invoices are restricted, masked by key range (2 rows a batch here), set-based.
+    ['the kept invoices', (table: string) => table === 'invoices'],
+  ])(
+    'a crash at %s followed by a re-run ends in the same state, with the same pseudonyms',
+    async (_label, crashAt) => {
+      const secrets = { hmacKey: 'k'.repeat(43), seed: 's'.repeat(43) };
+      const reference = await createTestDatabase(engine);
+      try {
+        await seedHost(reference.db, { adaLogs: 9 });
+        const refPlan = await planErasure({ db: reference.db, ...base, secrets });
+        await executeErasure(refPlan, { db: reference.db, clock, batchSize: 2, setBasedBatchSize: 2 });
 
-      await t.destroy();
-      t = await createTestDatabase(engine);
-      await seedHost(t.db, { adaLogs: 9 });
-      const plan = await planErasure({ db: t.db, ...base, secrets });
-      let batches = 0;
-      await expect(
-        executeErasure(plan, {
-          db: t.db,
-          clock,
-          batchSize: 2,
-          setBasedBatchSize: 2,
-          onBatch: () => {
-            batches++;
-            if (batches === 5) throw new Error('power cut');
-          },
-        }),
-      ).rejects.toThrow('power cut');
-      const record = await getErasureRecord({ db: t.db, planId: plan.id });
-      expect(record.status).toBe('executing');
-      const resumed = await executeErasure(plan, { db: t.db, clock, batchSize: 2, setBasedBatchSize: 2 });
-      expect(resumed.status).toBe('partial');
-      expect(await dumpHost(t.db)).toEqual(await dumpHost(reference.db));
-    } finally {
-      await reference.destroy();
-    }
-  });
+        await t.destroy();
+        t = await createTestDatabase(engine);
+        await seedHost(t.db, { adaLogs: 9 });
+        const plan = await planErasure({ db: t.db, ...base, secrets });
+        let batches = 0;
+        await expect(
+          executeErasure(plan, {
+            db: t.db,
+            clock,
+            batchSize: 2,
+            setBasedBatchSize: 2,
+            onBatch: ({ table }) => {
+              batches++;
+              if (crashAt(table, batches)) throw new Error('power cut');
+            },
+          }),
+        ).rejects.toThrow('power cut');
+        const record = await getErasureRecord({ db: t.db, planId: plan.id });
+        expect(record.status).toBe('executing');
+        const resumed = await executeErasure(plan, { db: t.db, clock, batchSize: 2, setBasedBatchSize: 2 });
+        expect(resumed.status).toBe('partial');
+        expect(await dumpHost(t.db)).toEqual(await dumpHost(reference.db));
+      } finally {
+        await reference.destroy();
+      }
+    },
+  );
 
   it('masks value-only strategies in SQL by key range: the values maskValue gives, resumable, verified', async () => {
     const secrets = { hmacKey: 'k'.repeat(43), seed: 's'.repeat(43) };
@@ -344,6 +351,108 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     expect(again.leftovers).toEqual([
       { table: 'logs', key: '7000', reason: 'not masked: email, ip, at, latency' },
     ]);
+  });
+
+  it('masks free text past the distinct-value limit in one statement when every value masks alike', async () => {
+    const extra = Array.from({ length: 1200 }, (_, i) => ({
+      id: 20_000 + i,
+      email: 'ada@example.com',
+      ip: `198.51.100.${i}`,
+      message: `note ${i} from ada`,
+      at: '2024-01-01T00:00:00.000Z',
+      latency: i,
+    }));
+    for (let i = 0; i < extra.length; i += 300) {
+      await t.db
+        .insertInto('logs')
+        .values(extra.slice(i, i + 300))
+        .execute();
+    }
+    const plan = await planErasure({
+      db: t.db,
+      ...base,
+      strategies: {
+        ...strategies,
+        // A replacement writes one value whatever the input; plain redact turns every one of
+        // these texts into the same replacement.
+        logs: {
+          email: 'hmac',
+          ip: { strategy: 'redact', replacement: '[gone]' },
+          message: 'redact',
+          latency: { strategy: 'redact', replacement: 0 },
+        },
+      },
+    });
+    const updates: number[] = [];
+    const run = () =>
+      executeErasure(plan, {
+        db: t.db,
+        clock,
+        batchSize: 100,
+        onBatch: ({ table, updated }) => {
+          if (table === 'logs') updates.push(updated);
+        },
+      });
+    const first = await run();
+    expect(first.failures).toEqual([]);
+    expect(first.status).toBe('partial');
+    // Set-based: one batch for all 1,205 rows, not pages of 100 through the client (MySQL's
+    // collations compare loosely, so it keeps the row-by-row path).
+    const batches = engine.engine === 'mysql' ? updates.length : 1;
+    expect(updates).toHaveLength(batches);
+    expect(updates.reduce((a, b) => a + b, 0)).toBe(1205);
+    const left = await t.db
+      .selectFrom('logs')
+      .select(['ip', 'message', 'latency'])
+      .distinct()
+      .where('id', '>=', 5000)
+      .where('id', '<', 6000)
+      .union(
+        t.db.selectFrom('logs').select(['ip', 'message', 'latency']).distinct().where('id', '>=', 20_000),
+      )
+      .execute();
+    expect(left).toEqual([{ ip: '[gone]', message: '[erased]', latency: 0 }]);
+    const second = await run();
+    expect(second.changes).toBe(0);
+    expect(updates).toHaveLength(batches);
+    expect((await verifyErasure({ db: t.db, plan, clock })).ok).toBe(true);
+  });
+
+  it('plans and executes kept rows set-based exactly as row by row', async () => {
+    const secrets = { hmacKey: 'k'.repeat(43), seed: 's'.repeat(43) };
+    const other = await createTestDatabase(engine);
+    try {
+      await seedHost(other.db);
+      // A hold source holding nothing sends every table through the row-by-row path.
+      const rowByRow = await planErasure({ db: other.db, ...base, secrets, holds: async () => [] });
+      const setBased = await planErasure({ db: t.db, ...base, secrets });
+      const strip = (plan: typeof setBased) => ({ ...plan, id: '', createdAt: '' });
+      expect(strip(setBased)).toEqual(strip(rowByRow));
+      const kept = (db: TestDatabase['db']) =>
+        db
+          .selectFrom('privacykit_erasure_retained')
+          .select(['table_name', 'row_key', 'source', 'ground', 'rule_id', 'reason', 'retain_until', 'mask'])
+          .orderBy('table_name')
+          .orderBy('row_key')
+          .execute();
+      const stored = await kept(t.db);
+      expect(stored.map((row) => row.table_name)).toContain('invoices');
+      expect(stored).toEqual(await kept(other.db));
+      await executeErasure(setBased, { db: t.db, clock });
+      await executeErasure(rowByRow, { db: other.db, clock });
+      expect(await dumpHost(t.db)).toEqual(await dumpHost(other.db));
+      const restrictions = (db: TestDatabase['db']) =>
+        db
+          .selectFrom('privacykit_erasure_restrictions')
+          .select(['table_name', 'row_key', 'ground', 'retain_until'])
+          .orderBy('table_name')
+          .orderBy('row_key')
+          .execute();
+      expect(await restrictions(t.db)).toEqual(await restrictions(other.db));
+      expect((await verifyErasure({ db: t.db, plan: setBased, clock })).ok).toBe(true);
+    } finally {
+      await other.destroy();
+    }
   });
 
   it('a legal hold keeps the held rows untouched under Art 17(3)(e) and reports a partial erasure', async () => {
