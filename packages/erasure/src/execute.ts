@@ -175,14 +175,41 @@ export function sharedKeptMask(tablePlan: TablePlan): Record<string, ColumnStrat
     : undefined;
 }
 
-/** The plan's stored keys of a table's kept rows. */
-export function keptKeys(db: Kysely<any>, plan: ErasurePlan, table: string) {
-  return db
-    .selectFrom('privacykit_erasure_retained')
-    .select('row_key')
-    .where('plan_id', '=', plan.id)
-    .where('tenant', '=', plan.tenant)
-    .where('table_name', '=', table);
+/**
+ * `exists` a stored kept row of the plan for the subject row's key: one lookup by the kept
+ * rows' primary key per row. On PostgreSQL the `offset 0` keeps it a per-row subplan: pulled up
+ * into a join, freshly stored kept rows without statistics are estimated at one row and joined
+ * by a nested loop over every pair (seconds for a few thousand rows).
+ */
+export function isKept(db: Kysely<any>, plan: ErasurePlan, table: DataMapTable) {
+  return (eb: ExpressionBuilder<any, any>) =>
+    eb.exists(
+      db
+        .selectFrom('privacykit_erasure_retained as kept')
+        .select(sql`1`.as('one'))
+        .where('kept.plan_id', '=', plan.id)
+        .where('kept.table_name', '=', table.name)
+        .where('kept.row_key', '=', keyText(table))
+        .where('kept.tenant', '=', plan.tenant)
+        .$if(engineOf(db) === 'postgres', (query) => query.offset(0)),
+    );
+}
+
+/** `exists` a restriction of the plan for the subject row's key, by its primary key (see `isKept`). */
+export function isRestricted(db: Kysely<any>, plan: ErasurePlan, table: DataMapTable) {
+  return (eb: ExpressionBuilder<any, any>) =>
+    eb.exists(
+      db
+        .selectFrom('privacykit_erasure_restrictions as restricted')
+        .select(sql`1`.as('one'))
+        .where('restricted.tenant', '=', plan.tenant)
+        .where('restricted.table_name', '=', table.name)
+        .where('restricted.row_key', '=', keyText(table))
+        // Not indexable on purpose: the lookup must use the primary key (tenant, table, key), not
+        // the (plan, table) index a planner without statistics may prefer (a scan per row).
+        .where(sql`coalesce(restricted.plan_id, '')`, '=', plan.id)
+        .$if(engineOf(db) === 'postgres', (query) => query.offset(0)),
+    );
 }
 
 /** The data map the plan was made with (plans are self-contained so a re-run needs only `db`). */
@@ -547,7 +574,7 @@ export async function executeErasure(
           const result = await trx
             .deleteFrom(table.name)
             .where(subjectCondition({ ...scope, db: trx }, table.name))
-            .where(keyText(table), 'not in', keptKeys(trx, plan, table.name))
+            .where((eb) => eb.not(isKept(trx, plan, table)(eb)))
             .executeTakeFirst();
           const n = Number(result.numDeletedRows ?? 0);
           if (n > 0) {

@@ -3,8 +3,8 @@ import type { Clock, DataMap } from '@privacykit/core';
 import { countSubjectRows, subjectRowsQuery } from '@privacykit/core/db';
 import type { SubjectScope } from '@privacykit/core/db';
 import type { Kysely } from 'kysely';
-import { keptKeys, loadRetained, planDataMap, sharedKeptMask } from './execute.js';
-import { keyText, keysMatchInSql } from './kept-by-set.js';
+import { isKept, isRestricted, loadRetained, planDataMap, sharedKeptMask } from './execute.js';
+import { keysMatchInSql } from './kept-by-set.js';
 import { erasureError } from './errors.js';
 import type { ErasurePlan } from './plan.js';
 import { rowKey } from './row-key.js';
@@ -106,16 +106,10 @@ export async function verifyErasure(options: VerifyErasureOptions): Promise<Eras
       // Every row found is kept and restricted (counted against the stored keys in SQL), and
       // every value left in the masked columns looks masked: nothing to list. Otherwise the
       // rows are checked one by one below, which names them.
-      const restrictedKeys = db
-        .selectFrom('privacykit_erasure_restrictions')
-        .select('row_key')
-        .where('tenant', '=', plan.tenant)
-        .where('table_name', '=', table.name)
-        .where('plan_id', '=', plan.id);
       const row = (await subjectRowsQuery(scope, table.name)
         .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where(keyText(table), 'in', keptKeys(db, plan, table.name))
-        .where(keyText(table), 'in', restrictedKeys)
+        .where(isKept(db, plan, table))
+        .where(isRestricted(db, plan, table))
         .executeTakeFirst()) as { n: unknown } | undefined;
       if (
         Number(row?.n ?? 0) === found &&
