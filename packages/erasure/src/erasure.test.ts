@@ -205,6 +205,39 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     ]);
   });
 
+  it('verification of kept rows checked set-based still names a new row and an unmasked kept row', async () => {
+    const plan = await planErasure({ db: t.db, ...base });
+    await executeErasure(plan, { db: t.db, clock });
+    expect((await verifyErasure({ db: t.db, plan, clock })).tables.invoices).toEqual({
+      found: 2,
+      retained: 2,
+      masked: 0,
+    });
+    await t.db
+      .insertInto('invoices')
+      .values({
+        id: 1002,
+        customer_id: 1,
+        number: 'F-2025-1',
+        issued_on: '2025-01-02',
+        billing_name: 'Ada Lovelace',
+        amount_cents: 1,
+        marketing_note: null,
+      })
+      .execute();
+    await t.db
+      .updateTable('invoices')
+      .set({ marketing_note: 'likes books' })
+      .where('id', '=', 1000)
+      .execute();
+    const verification = await verifyErasure({ db: t.db, plan, clock });
+    expect(verification.ok).toBe(false);
+    expect(verification.leftovers).toEqual([
+      { table: 'invoices', key: '1000', reason: 'not masked: marketing_note' },
+      { table: 'invoices', key: '1002', reason: 'still present' },
+    ]);
+  });
+
   it('set-based deletes take setBasedBatchSize rows per transaction, not batchSize', async () => {
     const plan = await planErasure({ db: t.db, ...base });
     const batches: { table: string; deleted: number }[] = [];
