@@ -562,6 +562,21 @@ export async function executeErasure(
     }
 
     let after: unknown[] | undefined = progress.lastKey;
+    // Value-only masks of every remaining row, in SQL by key range (no rows through the client).
+    const maskAllInKeyRanges = (masks: readonly ValueMask[], types: Map<string, string> | undefined) =>
+      maskInKeyRanges({
+        scope,
+        table,
+        masks,
+        types,
+        after: after?.[0],
+        batchSize: setBasedBatchSize,
+        planId: plan.id,
+        tenant: plan.tenant,
+        report,
+        onBatch: options.onBatch,
+        at: () => toInstant(clock.now()),
+      });
     try {
       const keptMask = tablePlan.action === 'delete-row' ? sharedKeptMask(tablePlan) : undefined;
       if (keptMask && setBasedMasking(scope, table, keptMask) && (await keysMatchInSql(scope, table))) {
@@ -600,19 +615,7 @@ export async function executeErasure(
           postgres && Object.keys(keptMask).length > 0 ? await postgresTypes(db, table.name) : undefined;
         const masks = await valueMasks(scope, table, keptMask, { secrets, after: after?.[0] });
         if (masks) {
-          await maskInKeyRanges({
-            scope,
-            table,
-            masks,
-            types,
-            after: after?.[0],
-            batchSize: setBasedBatchSize,
-            planId: plan.id,
-            tenant: plan.tenant,
-            report,
-            onBatch: options.onBatch,
-            at: () => toInstant(clock.now()),
-          });
+          await maskAllInKeyRanges(masks, types);
           report.ms = performance.now() - tableStarted;
           continue;
         }
@@ -650,19 +653,7 @@ export async function executeErasure(
         // from the distinct values of the subject's rows — no rows through the client.
         const masks = await valueMasks(scope, table, tablePlan.maskColumns, { secrets, after: after?.[0] });
         if (masks) {
-          await maskInKeyRanges({
-            scope,
-            table,
-            masks,
-            types,
-            after: after?.[0],
-            batchSize: setBasedBatchSize,
-            planId: plan.id,
-            tenant: plan.tenant,
-            report,
-            onBatch: options.onBatch,
-            at: () => toInstant(clock.now()),
-          });
+          await maskAllInKeyRanges(masks, types);
           report.ms = performance.now() - tableStarted;
           continue;
         }
