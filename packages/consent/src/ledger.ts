@@ -601,21 +601,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     await publish(policy, undefined);
   }
 
-  async function loadNotices(): Promise<void> {
-    const rows = await db
-      .selectFrom(T.notices)
-      .select(['purpose', 'version', 'hash', 'language', 'seq'])
-      .where('tenant', '=', tenant)
-      .orderBy('seq')
-      .execute();
-    notices.clear();
-    for (const row of rows) {
-      const version = { version: row.version, hash: row.hash, language: row.language };
-      const state = notices.get(row.purpose) ?? { current: version, versions: new Map() };
-      state.versions.set(row.version, version);
-      state.current = version;
-      notices.set(row.purpose, state);
-    }
+  function loadNotices(): Promise<void> {
+    return loadNoticesWith(db);
   }
 
   // ---------------------------------------------------------------------------------------------
