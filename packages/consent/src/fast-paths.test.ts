@@ -1,7 +1,7 @@
 import { definePolicy, fixedClock } from '@privacykit/core';
 import { migrate } from '@privacykit/core/db';
-import type { PackageMigrations } from '@privacykit/core/db';
-import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import { testEngines } from '@privacykit/core/testing';
+import { Migrator } from 'kysely';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConsentDecision } from './decision.js';
@@ -103,8 +103,9 @@ describe.each(testEngines())('fast paths on $engine', (engine) => {
     const keyOf = async () =>
       (
         await database?.db
-          .selectFrom('privacykit_consent_keys')
+          .selectFrom('privacykit_consent_state')
           .select('key_material')
+          .where('purpose', '=', 'newsletter')
           .where('subject_key', '=', await writer.subjectKey('shreddee'))
           .executeTakeFirst()
       )?.key_material;
@@ -114,7 +115,7 @@ describe.each(testEngines())('fast paths on $engine', (engine) => {
     await eraser.shredSubject('shreddee');
     expect(await keyOf()).toBeUndefined();
     expect(await writer.mayProcess('shreddee', 'newsletter')).toBe(false);
-    await writer.record(decision('shreddee', 'audience-measurement', { evidence: { ip: '203.0.113.51' } }));
+    await writer.record(decision('shreddee', 'newsletter', { evidence: { ip: '203.0.113.51' } }));
     const after = await keyOf();
     expect(after).toBeTypeOf('string');
     expect(after).not.toBe(before);
@@ -147,29 +148,44 @@ describe.each(testEngines())('fast paths on $engine', (engine) => {
     expect(await ledger.mayProcess('old', 'newsletter')).toBe(false);
   });
 
-  it('migration 0002 keeps the current state, keys and the ledger of a 0001 database', async () => {
-    database = await createTestDatabase(engine);
-    const first: PackageMigrations = {
-      name: consentMigrations.name,
-      migrations: {
-        '0001_init': consentMigrations.migrations['0001_init'] as PackageMigrations['migrations'][string],
-      },
-    };
-    await migrate(database.db, [first]);
+  it('migrations down to 0001 and up again keep the current state, evidence keys, lookups and a verifiable ledger', async () => {
+    database = await migratedDatabase(engine);
     const clock = fixedClock('2025-03-01T12:00:00Z');
     const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
     await ledger.record(decision('ann', 'newsletter', { evidence: { ip: '192.0.2.10' } }));
     await ledger.record(decision('bob', 'audience-measurement', { state: 'refused' }));
+    // Enough entries that some are indexed behind the appends and some are not yet.
+    await ledger.import(
+      Array.from({ length: 300 }, (_, i) =>
+        decision(`bulk-${i}`, 'newsletter', { source: 'import', method: 'import' }),
+      ),
+    );
+    // (Going down keeps one evidence key per subject: ann's evidence is under one purpose.)
+    const ann = await ledger.record(decision('ann', 'audience-measurement'));
     const before = await ledger.current('ann');
+    const migrator = new Migrator({
+      db: database.db,
+      provider: { getMigrations: async () => ({ ...consentMigrations.migrations }) },
+      migrationTableName: 'privacykit_consent_migrations',
+      migrationLockTableName: 'privacykit_consent_migrations_lock',
+    });
+    const down = await migrator.migrateTo('0001_init');
+    expect(down.error).toBeUndefined();
+    expect(down.results?.map((result) => result.migrationName)).toEqual(['0003_lean_appends', '0002_state_by_purpose']);
     await migrate(database.db, [consentMigrations]);
     const after = createConsentLedger({ db: database.db, policy: testPolicy, clock });
     expect(await after.current('ann')).toEqual(before);
     expect((await after.current('bob')).purposes['audience-measurement']?.state).toBe('refused');
-    expect((await after.history('ann'))[0]?.evidence).toEqual({ ip: '192.0.2.0' });
+    const history = await after.history('ann');
+    expect(history.map((entry) => entry.evidence)).toEqual([{ ip: '192.0.2.0' }, undefined]);
+    expect((await after.receipt(ann.eventId)).recordId).toBe(ann.eventId);
     const ids: string[] = [];
     for await (const id of after.subjectsWithConsent('newsletter')) ids.push(id);
-    expect(ids).toEqual(['ann']);
-    expect((await after.verify()).ok).toBe(true);
+    expect(ids).toHaveLength(301);
+    expect(await after.verify()).toMatchObject({ ok: true, size: ann.seq + 1 });
+    const next = await after.record(decision('cy', 'newsletter'));
+    expect(next.seq).toBe(ann.seq + 1);
+    expect(await after.verify()).toMatchObject({ ok: true, size: ann.seq + 2 });
   });
 
   it('subjectPagesWithConsent yields the same set as subjectsWithConsent, page by page', async () => {

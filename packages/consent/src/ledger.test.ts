@@ -354,12 +354,12 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     expect((await ledger.history('henry'))[0]?.evidence).toEqual({ ip: '192.0.2.0' });
     const subjectKey = await ledger.subjectKey('henry');
     await ledger.shredSubject('henry');
-    const key = await database.db
-      .selectFrom('privacykit_consent_keys')
-      .selectAll()
+    const keys = await database.db
+      .selectFrom('privacykit_consent_state')
+      .select('key_material')
       .where('subject_key', '=', subjectKey)
-      .executeTakeFirst();
-    expect(key).toBeUndefined();
+      .execute();
+    expect(keys).toEqual([]);
     const history = await ledger.history('henry');
     expect(history[0]?.evidence).toBe('unavailable');
     expect(history.at(-1)?.kind).toBe('subject-shredded');

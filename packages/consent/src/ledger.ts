@@ -11,7 +11,7 @@ import {
 } from '@privacykit/core';
 import type { Clock, JsonValue, Policy, Purpose } from '@privacykit/core';
 import { sha256Hex } from '@privacykit/core/crypto';
-import { engineOf } from '@privacykit/core/db';
+import { engineOf, sqliteConnectionOf } from '@privacykit/core/db';
 import { sql } from 'kysely';
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import { consentDecisionSchema, consentMethodSchema, nonAffirmativeMethods } from './decision.js';
@@ -48,6 +48,7 @@ import type { ConsentReceipt, ReceiptState } from './receipt.js';
 import { loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
 import type { LedgerKeys, SignedTreeHead, SigningKeys } from './signing.js';
 import { prepare, prepareRows, run, runRows } from './prepared.js';
+import { SEQ_SPAN, frontierSubtrees } from './migrations.js';
 import { T, insertIgnore, upsertStates, upsertStatesQuery, writeTransaction } from './store.js';
 import type { HeadRow, StateRow } from './store.js';
 import { addPeriod } from './validity.js';
@@ -276,21 +277,20 @@ interface NoticeState {
 }
 
 type HeadUpdateSlot =
+  | 'indexed_size'
   | 'tenant'
   | 'size'
   | 'frontier'
   | 'signed_size'
   | 'signed_at'
-  | 'updated_at'
-  | 'old_size'
-  | 'old_frontier';
+  | 'updated_at';
 
 /** The head an append transaction works from, and where it leaves it. */
 interface AppendContext {
   trx: Kysely<any>;
   head: HeadRow;
   frontier: Frontier;
-  /** The head came from memory: the head update must prove it is still the stored one. */
+  /** The head came from memory: the append must prove it is still the stored one. */
   remembered: boolean;
 }
 
@@ -338,6 +338,22 @@ const methodCodes: Record<NonAffirmativeMethod, ConsentErrorCode> = {
 const consentMethods: ReadonlySet<string> = new Set(consentMethodSchema.options);
 
 const hex = (buffer: Uint8Array) => Buffer.from(buffer).toString('hex');
+const pairKey = (subjectKey: string, purpose: string) => `${subjectKey}\u0000${purpose}`;
+
+/** Entries between two head checkpoints: the subject and event lookups trail by at most this. */
+const INDEX_EVERY = 256;
+
+/** A unique or primary key violation, on any of the three engines. */
+function isUniqueViolation(error: unknown): boolean {
+  const { code, errno } = (error ?? {}) as { code?: unknown; errno?: unknown };
+  return (
+    code === '23505' ||
+    errno === 1062 ||
+    code === 'ER_DUP_ENTRY' ||
+    code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    code === 'SQLITE_CONSTRAINT_UNIQUE'
+  );
+}
 
 /**
  * Creates the consent ledger of one tenant (`policy.tenant`): an append-only RFC 9162 Merkle
@@ -398,6 +414,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
   // The statements of a single append, compiled once (see prepared.ts).
   const ledgerColumns = [
+    'id',
     'tenant',
     'seq',
     'event_id',
@@ -425,14 +442,46 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     'decided_at',
     'expires_at',
     'gpc_conflict',
+    'key_material',
   ] as const;
   const named = <K extends string>(columns: readonly K[], p: (name: K) => string) =>
     Object.fromEntries(columns.map((column) => [column, p(column)]));
+  // The head row (locked on PostgreSQL/MySQL when appending) and the id of the tenant's last entry.
+  const headQuery = (lock: boolean) =>
+    prepare<'tenant' | 'low' | 'high'>((p) => {
+      const query = db
+        .selectFrom(T.head)
+        .selectAll()
+        .select((eb) =>
+          eb
+            .selectFrom(T.ledger)
+            .select((inner) => inner.fn.max('id').as('m'))
+            .where('id', '>=', p('low'))
+            .where('id', '<', p('high'))
+            .as('last_id'),
+        )
+        .where('tenant', '=', p('tenant'));
+      return engine === 'sqlite' || !lock ? query : query.forUpdate();
+    });
   const statements = {
-    head: prepare<'tenant'>((p) => {
-      const query = db.selectFrom(T.head).selectAll().where('tenant', '=', p('tenant'));
-      return engine === 'sqlite' ? query : query.forUpdate();
-    }),
+    head: headQuery(true),
+    headRead: headQuery(false),
+    // PostgreSQL/MySQL: after the head row is locked, the last entry as committed now (a
+    // subquery in the locking statement would read the snapshot taken before the lock wait).
+    lockHeadOnly: prepare<'tenant'>((p) =>
+      db.selectFrom(T.head).selectAll().where('tenant', '=', p('tenant')).forUpdate(),
+    ),
+    lastId: prepare<'low' | 'high'>((p) =>
+      db
+        .selectFrom(T.ledger)
+        .select('id')
+        .where('id', '>=', p('low'))
+        .where('id', '<', p('high'))
+        .orderBy('id', 'desc')
+        .limit(1)
+        .forUpdate(),
+    ),
+    entryExists: prepare<'id'>((p) => db.selectFrom(T.ledger).select('id').where('id', '=', p('id'))),
     state: prepare<'tenant' | 'subject' | 'purpose'>((p) =>
       db
         .selectFrom(T.state)
@@ -447,21 +496,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     upsertState: prepare<(typeof stateColumns)[number]>((p) =>
       upsertStatesQuery(db, engine, [named(stateColumns, p) as Record<keyof StateRow, unknown>]),
     ),
-    // The subject's current state for the purpose and its evidence key, in one read (one row,
-    // nulls where there is none).
+    // The subject's current state for the purpose and its evidence key.
     prior: prepare<'tenant' | 'subject' | 'purpose'>((p) =>
       db
-        .selectFrom(sql`(select 1 as one)`.as('one'))
-        .leftJoin(`${T.state} as s`, (join) =>
-          join
-            .on('s.tenant', '=', p('tenant'))
-            .on('s.purpose', '=', p('purpose'))
-            .on('s.subject_key', '=', p('subject')),
-        )
-        .leftJoin(`${T.keys} as k`, (join) =>
-          join.on('k.tenant', '=', p('tenant')).on('k.subject_key', '=', p('subject')),
-        )
-        .select(['s.state as state', 's.expires_at as expires_at', 'k.key_material as key_material']),
+        .selectFrom(T.state)
+        .select(['state', 'expires_at', 'key_material'])
+        .where('tenant', '=', p('tenant'))
+        .where('purpose', '=', p('purpose'))
+        .where('subject_key', '=', p('subject')),
     ),
     grant: prepare<'tenant' | 'subject' | 'purpose'>((p) =>
       db
@@ -471,12 +513,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         .where('purpose', '=', p('purpose'))
         .where('subject_key', '=', p('subject')),
     ),
-    insertKey: prepare<'tenant' | 'subject_key' | 'key_material' | 'created_at'>((p) =>
-      db.insertInto(T.keys).values(named(['tenant', 'subject_key', 'key_material', 'created_at'], p)),
-    ),
-    // Moves the head from the state the appender started from: when that state came from memory
-    // (SQLite), no row matching means another connection appended meanwhile.
-    updateHead: prepare<HeadUpdateSlot>((p) =>
+    // The head row is a checkpoint, written when a tree head is signed or a batch indexed.
+    checkpoint: prepare<HeadUpdateSlot>((p) =>
       db
         .updateTable(T.head)
         .set({
@@ -484,15 +522,28 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           frontier: p('frontier'),
           signed_size: p('signed_size'),
           signed_at: p('signed_at'),
+          indexed_size: p('indexed_size'),
           updated_at: p('updated_at'),
         })
-        .where('tenant', '=', p('tenant'))
-        .where('size', '=', p('old_size'))
-        .where('frontier', '=', p('old_frontier')),
+        .where('tenant', '=', p('tenant')),
+    ),
+    indexSubject: prepare<'tenant' | 'key' | 'seq'>((p) =>
+      db.insertInto(T.subjectIx).values({ tenant: p('tenant'), subject_key: p('key'), seq: p('seq') }),
+    ),
+    indexEvent: prepare<'tenant' | 'key' | 'seq'>((p) =>
+      db.insertInto(T.eventIx).values({ tenant: p('tenant'), event_id: p('key'), seq: p('seq') }),
     ),
   };
   const bulkRows = 200;
   const bulk = {
+    indexSubjects: prepareRows(3, bulkRows, (rows) =>
+      db
+        .insertInto(T.subjectIx)
+        .values(rows.map(([tenant, key, seq]) => ({ tenant, subject_key: key, seq }))),
+    ),
+    indexEvents: prepareRows(3, bulkRows, (rows) =>
+      db.insertInto(T.eventIx).values(rows.map(([tenant, key, seq]) => ({ tenant, event_id: key, seq }))),
+    ),
     insertEntries: prepareRows(ledgerColumns.length, bulkRows, (rows) =>
       db
         .insertInto(T.ledger)
@@ -529,12 +580,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     for (; i < rows.length; i++) await run(trx, single, rows[i] as Record<string, unknown>);
   }
 
-  // SQLite: BEGIN IMMEDIATE serialises appends, so the head this instance wrote last is still the
-  // stored head unless another connection appended since. A decision starts from that remembered
-  // head and the head update checks it (`where size = ? and frontier = ?`, under the write
-  // lock); on a mismatch the transaction rolls back and runs again from a fresh read. PostgreSQL
-  // and MySQL always lock and read the head row (`FOR UPDATE`).
+  // SQLite: BEGIN IMMEDIATE serialises appends, so the tree this instance appended to last is
+  // still the stored tree unless another connection appended since. A decision starts from that
+  // remembered tree and proves it under the write lock: the entry before its first seq exists
+  // and its own seq is free (the id is the primary key); otherwise the transaction rolls back
+  // and runs again from a fresh read. PostgreSQL and MySQL always lock the head row
+  // (`FOR UPDATE`) and read the last id; the frontier comes from memory when it is of that size.
   let rememberedHead: { head: HeadRow; frontier: Frontier } | undefined;
+  let knownFrontier: Frontier | undefined;
+  // Entries get ids `base + seq` (see SEQ_SPAN); set once the head row is read.
+  let base = 0;
 
   let isReady = false;
   function ready(): Promise<void> | undefined {
@@ -560,18 +615,45 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       .executeTakeFirstOrThrow()) as HeadRow;
   }
 
+  /** Creates the tenant's head row with the next free tenant number, unless it exists. */
+  async function createHead(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const existing = await db.selectFrom(T.head).select('tenant').where('tenant', '=', tenant).executeTakeFirst();
+      if (existing) return;
+      const last = await db
+        .selectFrom(T.head)
+        .select((eb) => eb.fn.max('no').as('no'))
+        .executeTakeFirst();
+      const no = Number(last?.no ?? 0) + 1;
+      if (no >= 2 ** 53 / SEQ_SPAN) throw fail('consent/invalid-options', 'too many ledger tenants in this database');
+      try {
+        await db
+          .insertInto(T.head)
+          .values({
+            tenant,
+            no,
+            size: 0,
+            frontier: '[]',
+            signed_size: 0,
+            signed_at: null,
+            pseudonym_secret: null,
+            signing_key: null,
+            indexed_size: 0,
+            updated_at: clock.now().toISOString(),
+          })
+          .execute();
+        return;
+      } catch (error) {
+        // Another process created this tenant, or took the number: look again.
+        if (!isUniqueViolation(error) || attempt >= 20) throw error;
+      }
+    }
+  }
+
   async function initialise(): Promise<void> {
-    await insertIgnore(db, engine, T.head, {
-      tenant,
-      size: 0,
-      frontier: '[]',
-      signed_size: 0,
-      signed_at: null,
-      pseudonym_secret: null,
-      signing_key: null,
-      updated_at: clock.now().toISOString(),
-    });
+    await createHead();
     let head = await readHead();
+    base = Number(head.no) * SEQ_SPAN;
     if (!options.secret && !head.pseudonym_secret) {
       await db
         .updateTable(T.head)
@@ -613,10 +695,42 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return { size: Number(head.size), hashes };
   }
 
+  /** The frontier of the first `size` entries, from the roots stored beside their last leaves. */
+  async function frontierFromDb(q: Kysely<any>, size: number): Promise<Frontier> {
+    const parts = frontierSubtrees(size);
+    const found = await perfectNodesWith(q, parts);
+    const hashes = parts.map(({ level, index }) => {
+      const hash = found.get(nodeKey(level, index));
+      if (!hash) throw new Error(`consent ledger entry ${(index + 1) * 2 ** level - 1} is missing`);
+      return hash;
+    });
+    return { size, hashes };
+  }
+
+  /** The tree as stored now: its size from the last id, its frontier from memory, head or rows. */
+  async function treeFrom(q: Kysely<any>, head: HeadRow, lastId: unknown): Promise<Frontier> {
+    const size = lastId === null || lastId === undefined ? 0 : Number(lastId) - base + 1;
+    if (knownFrontier?.size === size) return knownFrontier;
+    if (Number(head.size) === size) return headFrontier(head);
+    return frontierFromDb(q, size);
+  }
+
+  async function currentTree(q: Kysely<any> = db): Promise<Frontier> {
+    const row = (
+      await run<'tenant' | 'low' | 'high', HeadRow & { last_id: unknown }>(
+        q,
+        statements.headRead,
+        { tenant, low: base, high: base + SEQ_SPAN },
+      )
+    ).rows[0];
+    if (!row) throw new Error(`consent ledger head of tenant ${tenant} is missing`);
+    return treeFrom(q, row, row.last_id);
+  }
+
   /**
-   * Appends entries after the context's head, in order; signs the new head when due. The head row
-   * is moved first: when the head came from memory, a head moved by another connection fails here,
-   * before anything else is written.
+   * Appends entries after the context's tree, in order; signs a tree head and indexes the
+   * entries behind it when due. When the tree came from memory, the entry before the first new
+   * one must exist and the new ids must be free, before anything else is written.
    */
   async function append(ctx: AppendContext, pending: readonly Pending[], now: Date): Promise<number[]> {
     const { trx, head } = ctx;
@@ -634,6 +748,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       frontier = next.frontier;
       seqs.push(seq);
       rows.push({
+        id: base + seq,
         tenant,
         seq,
         event_id: item.eventId,
@@ -647,6 +762,37 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         recorded_at: recordedAt,
       });
     }
+    if (ctx.remembered && ctx.frontier.size > 0) {
+      const before = await run(trx, statements.entryExists, { id: base + ctx.frontier.size - 1 });
+      if (before.rows.length === 0) throw new StaleHead();
+    }
+    try {
+      await insertChunked(trx, bulk.insertEntries, statements.insertEntry, ledgerColumns, rows);
+    } catch (error) {
+      if (ctx.remembered && isUniqueViolation(error)) throw new StaleHead();
+      throw error;
+    }
+    ctx.head = checkpointDue(head, frontier.size, now) ? await checkpoint(trx, frontier, now) : head;
+    ctx.frontier = frontier;
+    return seqs;
+  }
+
+  function checkpointDue(head: HeadRow, size: number, now: Date): boolean {
+    const signedAt = head.signed_at ? Date.parse(head.signed_at) : 0;
+    return (
+      size - Number(head.signed_size) >= signAppends ||
+      now.getTime() - signedAt >= signMs ||
+      size - Number(head.indexed_size) >= INDEX_EVERY
+    );
+  }
+
+  /**
+   * Writes the head checkpoint: signs a tree head when due, moves the entries behind the last
+   * indexed one into the subject and event lookups, and records size and frontier.
+   */
+  async function checkpoint(trx: Kysely<any>, frontier: Frontier, now: Date): Promise<HeadRow> {
+    const head = (await trx.selectFrom(T.head).selectAll().where('tenant', '=', tenant).executeTakeFirstOrThrow()) as HeadRow;
+    const recordedAt = now.toISOString();
     const next: HeadRow = {
       ...head,
       size: frontier.size,
@@ -654,36 +800,113 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       updated_at: recordedAt,
     };
     const signedAt = head.signed_at ? Date.parse(head.signed_at) : 0;
-    let sth: SignedTreeHead | undefined;
     if (frontier.size - Number(head.signed_size) >= signAppends || now.getTime() - signedAt >= signMs) {
-      sth = signTreeHead(
+      const sth = signTreeHead(
         { tenant, treeSize: frontier.size, rootHash: hex(frontierRoot(frontier)), timestamp: recordedAt },
         keys,
       );
+      await storeTreeHead(trx, sth);
       next.signed_size = frontier.size;
       next.signed_at = recordedAt;
     }
-    const moved = await run(trx, statements.updateHead, {
+    const indexed = Number(head.indexed_size);
+    if (indexed < frontier.size) {
+      await indexEntries(trx, indexed, frontier.size);
+      next.indexed_size = frontier.size;
+    }
+    await run(trx, statements.checkpoint, {
       tenant,
       size: next.size,
       frontier: next.frontier,
       signed_size: next.signed_size,
       signed_at: next.signed_at,
+      indexed_size: next.indexed_size,
       updated_at: recordedAt,
-      old_size: head.size,
-      old_frontier: head.frontier,
     });
-    if (ctx.remembered && Number(moved.numAffectedRows ?? 0) !== 1) throw new StaleHead();
-    if (sth) await storeTreeHead(trx, sth);
-    await insertChunked(trx, bulk.insertEntries, statements.insertEntry, ledgerColumns, rows);
-    ctx.head = next;
-    ctx.frontier = frontier;
-    return seqs;
+    return next;
+  }
+
+  /** Adds entries [from, to) to the subject and event lookups. */
+  async function indexEntries(trx: Kysely<any>, from: number, to: number): Promise<void> {
+    for (let start = from; start < to; start += 5000) {
+      const rows = await trx
+        .selectFrom(T.ledger)
+        .select(['seq', 'event_id', 'subject_key'])
+        .where('id', '>=', base + start)
+        .where('id', '<', base + Math.min(to, start + 5000))
+        .orderBy('id')
+        .execute();
+      const events = rows.map((row) => [tenant, row.event_id, row.seq]);
+      const subjects = rows
+        .filter((row) => row.subject_key !== null)
+        .map((row) => [tenant, row.subject_key, row.seq])
+        .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+      await insertRows(trx, bulk.indexEvents, statements.indexEvent, events);
+      await insertRows(trx, bulk.indexSubjects, statements.indexSubject, subjects);
+    }
+  }
+
+  async function insertRows(
+    trx: Kysely<any>,
+    chunked: Parameters<typeof runRows>[1],
+    single: Parameters<typeof run<'tenant' | 'key' | 'seq'>>[1],
+    rows: readonly (readonly unknown[])[],
+  ): Promise<void> {
+    let i = 0;
+    for (; i + bulkRows <= rows.length; i += bulkRows) await runRows(trx, chunked, rows.slice(i, i + bulkRows));
+    for (; i < rows.length; i++) {
+      const [t, key, seq] = rows[i] as [string, string, number];
+      await run(trx, single, { tenant: t, key, seq });
+    }
   }
 
   /**
-   * Runs `fn` in a write transaction holding the append lock, with the current head. With
-   * `remembered`, SQLite starts from the head in memory (see `rememberedHead`); `fn` must then
+   * The seqs of the entries whose `column` is one of `values`: from the lookup table, and from
+   * the entries not yet indexed (at most a batch, read in id order).
+   */
+  async function lookupSeqs(
+    q: Kysely<any>,
+    column: 'subject_key' | 'event_id',
+    values: readonly string[],
+  ): Promise<Map<string, number[]>> {
+    const out = new Map<string, Set<number>>();
+    if (values.length === 0) return new Map();
+    const head = await q.selectFrom(T.head).select('indexed_size').where('tenant', '=', tenant).executeTakeFirst();
+    const indexed = Number(head?.indexed_size ?? 0);
+    const table = column === 'subject_key' ? T.subjectIx : T.eventIx;
+    const add = (rows: { key: string; seq: unknown }[]) => {
+      for (const row of rows) {
+        const seqs = out.get(row.key) ?? new Set<number>();
+        seqs.add(Number(row.seq));
+        out.set(row.key, seqs);
+      }
+    };
+    for (let i = 0; i < values.length; i += 500) {
+      const chunk = values.slice(i, i + 500);
+      add(
+        (await q
+          .selectFrom(table)
+          .select([`${column} as key`, 'seq'])
+          .where('tenant', '=', tenant)
+          .where(column, 'in', chunk)
+          .execute()) as { key: string; seq: unknown }[],
+      );
+      add(
+        (await q
+          .selectFrom(T.ledger)
+          .select([`${column} as key`, 'seq'])
+          .where('id', '>=', base + indexed)
+          .where('id', '<', base + SEQ_SPAN)
+          .where(column, 'in', chunk)
+          .execute()) as { key: string; seq: unknown }[],
+      );
+    }
+    return new Map([...out].map(([key, seqs]) => [key, [...seqs].sort((a, b) => a - b)]));
+  }
+
+  /**
+   * Runs `fn` in a write transaction holding the append lock, with the current tree. With
+   * `remembered`, SQLite starts from the tree in memory (see `rememberedHead`); `fn` must then
    * have no effects outside the transaction, since it may run twice.
    */
   async function appendTransaction<R>(
@@ -707,13 +930,24 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       }
     }
     outcome ??= await writeTransaction(db, engine, (trx) => attempt(trx, undefined));
+    knownFrontier = outcome.ctx.frontier;
     if (engine === 'sqlite') rememberedHead = { head: outcome.ctx.head, frontier: outcome.ctx.frontier };
     return outcome.result;
   }
 
   async function locked(trx: Kysely<any>): Promise<AppendContext> {
-    const head = await lock(trx);
-    return { trx, head, frontier: headFrontier(head), remembered: false };
+    const range = { tenant, low: base, high: base + SEQ_SPAN };
+    let head: (HeadRow & { last_id?: unknown }) | undefined;
+    if (engine === 'sqlite') {
+      head = (await run<'tenant' | 'low' | 'high', HeadRow & { last_id: unknown }>(trx, statements.head, range))
+        .rows[0];
+    } else {
+      head = (await run<'tenant', HeadRow>(trx, statements.lockHeadOnly, range)).rows[0];
+      const last = (await run<'low' | 'high', { id: unknown }>(trx, statements.lastId, range)).rows[0];
+      if (head) head.last_id = last?.id;
+    }
+    if (!head) throw new Error(`consent ledger head of tenant ${tenant} is missing`);
+    return { trx, head, frontier: await treeFrom(trx, head, head.last_id), remembered: false };
   }
 
   async function storeTreeHead(trx: Kysely<any>, sth: SignedTreeHead): Promise<void> {
@@ -727,46 +961,42 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     });
   }
 
-  async function lock(trx: Kysely<any>): Promise<HeadRow> {
-    const head = (await run<'tenant', HeadRow>(trx, statements.head, { tenant })).rows[0];
-    if (!head) throw new Error(`consent ledger head of tenant ${tenant} is missing`);
-    return head;
-  }
-
-  async function subjectKeyMaterial(
+  /**
+   * The evidence keys of subject × purpose pairs (`subjectKey \0 purpose`), from their state
+   * rows; with `create`, a fresh key for each pair without one (stored with its state row).
+   */
+  async function evidenceKeys(
     trx: Kysely<any>,
-    subjectKeys: readonly string[],
+    pairs: readonly { subjectKey: string; purpose: string }[],
     create: boolean,
-    now: Date,
   ): Promise<Map<string, Buffer>> {
     const found = new Map<string, Buffer>();
-    const unique = [...new Set(subjectKeys)];
-    for (let i = 0; i < unique.length; i += 500) {
-      const rows = await trx
-        .selectFrom(T.keys)
-        .select(['subject_key', 'key_material'])
-        .where('tenant', '=', tenant)
-        .where('subject_key', 'in', unique.slice(i, i + 500))
-        .execute();
-      for (const row of rows) found.set(row.subject_key, Buffer.from(row.key_material, 'base64'));
+    const byPurpose = new Map<string, Set<string>>();
+    for (const { subjectKey, purpose } of pairs) {
+      const keys = byPurpose.get(purpose) ?? new Set<string>();
+      keys.add(subjectKey);
+      byPurpose.set(purpose, keys);
+    }
+    for (const [purpose, subjectKeys] of byPurpose) {
+      const unique = [...subjectKeys];
+      for (let i = 0; i < unique.length; i += 500) {
+        const rows = await trx
+          .selectFrom(T.state)
+          .select(['subject_key', 'key_material'])
+          .where('tenant', '=', tenant)
+          .where('purpose', '=', purpose)
+          .where('subject_key', 'in', unique.slice(i, i + 500))
+          .where('key_material', 'is not', null)
+          .execute();
+        for (const row of rows) {
+          found.set(pairKey(row.subject_key, purpose), Buffer.from(row.key_material, 'base64'));
+        }
+      }
     }
     if (create) {
-      const missing = unique.filter((key) => !found.has(key));
-      const rows = missing.map((subject_key) => {
-        const material = pooledRandomBytes(32);
-        found.set(subject_key, material);
-        return {
-          tenant,
-          subject_key,
-          key_material: material.toString('base64'),
-          created_at: now.toISOString(),
-        };
-      });
-      for (let i = 0; i < rows.length; i += 500) {
-        await trx
-          .insertInto(T.keys)
-          .values(rows.slice(i, i + 500))
-          .execute();
+      for (const { subjectKey, purpose } of pairs) {
+        const key = pairKey(subjectKey, purpose);
+        if (!found.has(key)) found.set(key, pooledRandomBytes(32));
       }
     }
     return found;
@@ -998,7 +1228,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     value: { subjectId: string; subjectKey: string; purpose: string; state: ConsentState; source: string },
     pending: Pending,
     seq: number,
-    extra: { renewal: boolean; notice: NoticeVersion; at: string; expiresAt?: string | undefined },
+    extra: {
+      renewal: boolean;
+      notice: NoticeVersion;
+      at: string;
+      expiresAt?: string | undefined;
+      key?: Buffer | undefined;
+    },
   ): StateRow {
     return {
       tenant,
@@ -1015,6 +1251,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       decided_at: extra.at,
       expires_at: extra.expiresAt ?? null,
       gpc_conflict: 0,
+      key_material: extra.key ? extra.key.toString('base64') : null,
     };
   }
 
@@ -1060,16 +1297,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             prior?.state === 'granted' &&
             (!prior.expires_at || prior.expires_at > new Date(at).toISOString());
           if (sealing) {
-            if (prior?.key_material) material = Buffer.from(prior.key_material, 'base64');
-            else {
-              material = pooledRandomBytes(32);
-              await run(trx, statements.insertKey, {
-                tenant,
-                subject_key: subjectKey,
-                key_material: material.toString('base64'),
-                created_at: now.toISOString(),
-              });
-            }
+            material = prior?.key_material
+              ? Buffer.from(prior.key_material, 'base64')
+              : pooledRandomBytes(32);
           }
         }
         const { pending, expiresAt } = decisionPending(value, subjectKey, at, renewal, material, now);
@@ -1087,7 +1317,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             },
             pending,
             seq as number,
-            { renewal, notice: value.notice, at, expiresAt },
+            { renewal, notice: value.notice, at, expiresAt, key: material },
           ) as unknown as Record<(typeof stateColumns)[number], unknown>,
         );
         return recorded(pending, seq as number, value.state, renewal, at, value.notice, expiresAt);
@@ -1123,22 +1353,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       if (seen.has(id)) throw fail('consent/duplicate-event', `event ${id} appears twice`, { eventId: id });
       seen.add(id);
     }
-    for (let i = 0; i < eventIds.length; i += 500) {
-      const existing = await trx
-        .selectFrom(T.ledger)
-        .select('event_id')
-        .where('tenant', '=', tenant)
-        .where('event_id', 'in', eventIds.slice(i, i + 500))
-        .executeTakeFirst();
-      if (existing) {
-        throw fail(
-          'consent/duplicate-event',
-          `event ${existing.event_id} is already in the ledger (replay?)`,
-          {
-            eventId: existing.event_id,
-          },
-        );
-      }
+    const existing = [...(await lookupSeqs(trx, 'event_id', eventIds)).keys()][0];
+    if (existing) {
+      throw fail('consent/duplicate-event', `event ${existing} is already in the ledger (replay?)`, {
+        eventId: existing,
+      });
     }
   }
 
@@ -1295,7 +1514,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return JSON.parse(text) as Record<string, JsonValue>;
   }
 
-  async function perfectNodesFromDb(
+  async function perfectNodesWith(
+    q: Kysely<any>,
     wanted: readonly { level: number; index: number }[],
   ): Promise<Map<string, Buffer>> {
     const bySeq = new Map<number, { level: number; index: number }[]>();
@@ -1306,21 +1526,52 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const out = new Map<string, Buffer>();
     const seqs = [...bySeq.keys()];
     for (let i = 0; i < seqs.length; i += 500) {
-      const rows = await db
+      const rows = await q
         .selectFrom(T.ledger)
-        .select(['seq', 'leaf_hash', 'nodes'])
-        .where('tenant', '=', tenant)
-        .where('seq', 'in', seqs.slice(i, i + 500))
+        .select(['id', 'leaf_hash', 'nodes'])
+        .where(
+          'id',
+          'in',
+          seqs.slice(i, i + 500).map((seq) => base + seq),
+        )
         .execute();
       for (const row of rows) {
         const nodes = row.nodes ? (JSON.parse(row.nodes) as string[]) : [];
-        for (const { level, index } of bySeq.get(Number(row.seq)) ?? []) {
+        for (const { level, index } of bySeq.get(Number(row.id) - base) ?? []) {
           const value = level === 0 ? row.leaf_hash : nodes[level - 1];
           if (value) out.set(nodeKey(level, index), Buffer.from(value, 'hex'));
         }
       }
     }
     return out;
+  }
+
+  const perfectNodesFromDb: PerfectNodes = (wanted) => perfectNodesWith(db, wanted);
+
+  /** A subject's entries in ledger order. */
+  async function entriesOf(
+    q: Kysely<any>,
+    subjectKey: string,
+    columns: readonly string[],
+  ): Promise<Record<string, any>[]> {
+    const seqs = (await lookupSeqs(q, 'subject_key', [subjectKey])).get(subjectKey) ?? [];
+    const rows: Record<string, any>[] = [];
+    for (let i = 0; i < seqs.length; i += 500) {
+      rows.push(
+        ...(await q
+          .selectFrom(T.ledger)
+          .select(columns as string[])
+          .where(
+            'id',
+            'in',
+            seqs.slice(i, i + 500).map((seq) => base + seq),
+          )
+          .where('subject_key', '=', subjectKey)
+          .orderBy('id')
+          .execute()),
+      );
+    }
+    return rows;
   }
 
   const perfectNodes: PerfectNodes = perfectNodesFromDb;
@@ -1397,15 +1648,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     async history(subjectId) {
       await ready();
       const subjectKey = pseudonym(subjectId);
-      const rows = await db
-        .selectFrom(T.ledger)
-        .select(['seq', 'event_id', 'kind', 'entry', 'sealed'])
-        .where('tenant', '=', tenant)
-        .where('subject_key', '=', subjectKey)
-        .orderBy('seq')
-        .execute();
-      const material = (await subjectKeyMaterial(db, [subjectKey], false, clock.now())).get(subjectKey);
+      const rows = await entriesOf(db, subjectKey, ['seq', 'event_id', 'kind', 'purpose', 'entry', 'sealed']);
+      const materials = await evidenceKeys(
+        db,
+        [...new Set(rows.flatMap((row) => (row.sealed && row.purpose ? [row.purpose as string] : [])))].map(
+          (purpose) => ({ subjectKey, purpose }),
+        ),
+        false,
+      );
       return rows.map((row): ConsentHistoryEntry => {
+        const material = materials.get(pairKey(subjectKey, row.purpose as string));
         const entry = entryOf(row.entry);
         const item: ConsentHistoryEntry = {
           eventId: row.event_id,
@@ -1486,21 +1738,25 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         }
         return undefined;
       };
-      let after = -1;
+      const checkpointSize = Number(head.size);
+      let after = base - 1;
       for (;;) {
         const rows = await db
           .selectFrom(T.ledger)
-          .select(['seq', 'event_id', 'kind', 'subject_key', 'purpose', 'entry', 'leaf_hash', 'nodes'])
-          .where('tenant', '=', tenant)
-          .where('seq', '>', after)
-          .orderBy('seq')
+          .select(['id', 'seq', 'event_id', 'kind', 'subject_key', 'purpose', 'entry', 'leaf_hash', 'nodes'])
+          .where('id', '>', after)
+          .where('id', '<', base + SEQ_SPAN)
+          .orderBy('id')
           .limit(2000)
           .execute();
         if (rows.length === 0) break;
         for (const row of rows) {
-          const seq = Number(row.seq);
+          const seq = Number(row.id) - base;
           const expected = frontier.size;
           if (seq !== expected) return bad(expected, `entry ${expected} is missing`, expected);
+          if (Number(row.seq) !== seq) {
+            return bad(seq, `entry ${seq} does not belong at this position (moved, swapped or inserted)`, seq);
+          }
           let entry: Record<string, JsonValue>;
           try {
             entry = entryOf(row.entry);
@@ -1538,8 +1794,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           frontier = next.frontier;
           const headProblem = checkHeads();
           if (headProblem) return headProblem;
+          if (frontier.size === checkpointSize && head.frontier !== JSON.stringify(frontier.hashes.map(hex))) {
+            return bad(lastGood, 'the head row does not match the entries', frontier.size);
+          }
         }
-        after = Number(rows[rows.length - 1]?.seq);
+        after = Number(rows[rows.length - 1]?.id);
       }
       const size = frontier.size;
       const beyond = heads.find((sth) => sth.treeSize > size);
@@ -1550,27 +1809,31 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           size,
         );
       }
-      if (Number(head.size) !== size) {
+      if (checkpointSize > size) {
         return bad(
-          Math.min(size, Number(head.size)),
-          `the head says ${head.size} entries but the ledger holds ${size} (rows deleted or inserted at the end)`,
+          size,
+          `the head says ${checkpointSize} entries but the ledger holds ${size} (rows deleted at the end)`,
           size,
         );
       }
-      if (JSON.parse(head.frontier).join() !== frontier.hashes.map(hex).join()) {
-        return bad(lastGood, 'the head row does not match the entries', size);
+      if (checkpointSize === 0 && head.frontier !== '[]') {
+        return bad(0, 'the head row does not match the entries', size);
       }
       return { ok: true, size, signedHeads: checkedHeads };
     },
 
     async receipt(eventId) {
       await ready();
-      const row = await db
-        .selectFrom(T.ledger)
-        .select(['seq', 'kind', 'entry', 'leaf_hash'])
-        .where('tenant', '=', tenant)
-        .where('event_id', '=', eventId)
-        .executeTakeFirst();
+      const seq = (await lookupSeqs(db, 'event_id', [eventId])).get(eventId)?.[0];
+      const row =
+        seq === undefined
+          ? undefined
+          : await db
+              .selectFrom(T.ledger)
+              .select(['seq', 'kind', 'entry', 'leaf_hash'])
+              .where('id', '=', base + seq)
+              .where('event_id', '=', eventId)
+              .executeTakeFirst();
       if (!row || (row.kind !== 'decision' && row.kind !== 'expiry')) {
         throw fail('consent/unknown-event', `no consent decision ${eventId} in the ledger`);
       }
@@ -1616,8 +1879,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async treeHead() {
       await ready();
-      const head = await readHead();
-      const frontier = headFrontier(head);
+      const frontier = await currentTree();
       const existing = await db
         .selectFrom(T.treeHeads)
         .selectAll()
@@ -1649,16 +1911,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async inclusionProof(seq, treeSize) {
       await ready();
-      const size = treeSize ?? Number((await readHead()).size);
+      const size = treeSize ?? (await currentTree()).size;
       if (!Number.isInteger(seq) || seq < 0 || seq >= size) {
         throw fail('consent/unknown-event', `entry ${seq} is not in a tree of ${size}`);
       }
-      const row = await db
-        .selectFrom(T.ledger)
-        .select('leaf_hash')
-        .where('tenant', '=', tenant)
-        .where('seq', '=', seq)
-        .executeTakeFirst();
+      const row = await db.selectFrom(T.ledger).select('leaf_hash').where('id', '=', base + seq).executeTakeFirst();
       if (!row) throw fail('consent/unknown-event', `entry ${seq} is not in the ledger`);
       const proof = await buildInclusionProof(seq, size, perfectNodes);
       return { seq, treeSize: size, leafHash: row.leaf_hash, proof: proof.map(hex) };
@@ -1666,7 +1923,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async consistencyProof(oldSize, newSize) {
       await ready();
-      const size = newSize ?? Number((await readHead()).size);
+      const size = newSize ?? (await currentTree()).size;
       if (!Number.isInteger(oldSize) || oldSize < 0 || oldSize > size) {
         throw fail('consent/unknown-event', `no consistency proof from ${oldSize} to ${size}`);
       }
@@ -1772,11 +2029,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           const subjectKeys = batch.map((value) => pseudonym(value.subjectId));
           const sealing = batch.map(needsSeal);
           const materials = sealing.some(Boolean)
-            ? await subjectKeyMaterial(
+            ? await evidenceKeys(
                 trx,
-                subjectKeys.filter((_, i) => sealing[i]),
+                batch.flatMap((value, i) =>
+                  sealing[i] ? [{ subjectKey: subjectKeys[i] as string, purpose: value.purpose.id }] : [],
+                ),
                 true,
-                now,
               )
             : new Map<string, Buffer>();
           const pendings: Pending[] = [];
@@ -1790,7 +2048,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               subjectKey,
               at,
               false,
-              materials.get(subjectKey),
+              materials.get(pairKey(subjectKey, value.purpose.id)),
               now,
             );
             pendings.push(pending);
@@ -1810,7 +2068,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               },
               pendings[i] as Pending,
               seqs[i] as number,
-              { renewal: false, notice: item.value.notice, at: item.at, expiresAt: item.expiresAt },
+              {
+                renewal: false,
+                notice: item.value.notice,
+                at: item.at,
+                expiresAt: item.expiresAt,
+                key: materials.get(pairKey(item.subjectKey, item.value.purpose.id)),
+              },
             );
             const key = `${item.subjectKey}\u0000${item.value.purpose.id}`;
             const before = latest.get(key);
@@ -1961,7 +2225,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             false,
           );
           const material = needsSeal(value)
-            ? (await subjectKeyMaterial(trx, [subjectKey], true, now)).get(subjectKey)
+            ? row?.key_material
+              ? Buffer.from(row.key_material, 'base64')
+              : pooledRandomBytes(32)
             : undefined;
           const { pending } = decisionPending(value, subjectKey, at, false, material, now);
           const [seq] = await append(ctx, [pending], now);
@@ -1970,7 +2236,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               { subjectId, subjectKey, purpose: purpose.id, state: 'refused', source: 'gpc' },
               pending,
               seq as number,
-              { renewal: false, notice: value.notice, at },
+              { renewal: false, notice: value.notice, at, key: material },
             ),
           ]);
           outcome.refused.push(
@@ -1987,18 +2253,19 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const now = clock.now();
       return appendTransaction(async (ctx) => {
         const { trx } = ctx;
-        await trx
-          .deleteFrom(T.keys)
-          .where('tenant', '=', tenant)
-          .where('subject_key', '=', subjectKey)
-          .execute();
-        await trx
-          .updateTable(T.ledger)
-          .set({ sealed: null })
-          .where('tenant', '=', tenant)
-          .where('subject_key', '=', subjectKey)
-          .execute();
-        // The state table is keyed by purpose first: every purpose with a state row has a notice.
+        const sealed = (await entriesOf(trx, subjectKey, ['id', 'sealed'])).filter((row) => row.sealed !== null);
+        for (let i = 0; i < sealed.length; i += 500) {
+          await trx
+            .updateTable(T.ledger)
+            .set({ sealed: null })
+            .where(
+              'id',
+              'in',
+              sealed.slice(i, i + 500).map((row) => row.id),
+            )
+            .execute();
+        }
+        // Deleting the state rows destroys the evidence keys with them. The state table is keyed by purpose first: every purpose with a state row has a notice.
         await trx
           .deleteFrom(T.state)
           .where('tenant', '=', tenant)

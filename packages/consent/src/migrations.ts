@@ -1,9 +1,12 @@
 import { columnType, engineOf } from '@privacykit/core/db';
 import type { PackageMigrations } from '@privacykit/core/db';
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 
 const purposeType = sql`varchar(100)`;
+const T_HEAD = 'privacykit_consent_head';
+const T_STATE = 'privacykit_consent_state';
+const T_KEYS = 'privacykit_consent_keys';
 const subjectIdType = sql`varchar(255)`;
 
 function sequenceType(db: Kysely<any>) {
@@ -119,6 +122,253 @@ async function relayout(db: Kysely<any>, direction: 'up' | 'down') {
   await db.schema.dropTable(oldKeys).execute();
 }
 
+/** Each tenant's entries take ids `no · 2^36 + seq`: one integer key, ordered by tenant then seq. */
+export const SEQ_SPAN = 2 ** 36;
+
+const ledgerColumns = [
+  'tenant',
+  'seq',
+  'event_id',
+  'kind',
+  'subject_key',
+  'purpose',
+  'entry',
+  'leaf_hash',
+  'nodes',
+  'sealed',
+  'recorded_at',
+] as const;
+
+/**
+ * The perfect subtrees whose roots make up the frontier of a tree of `size` leaves, largest
+ * first: each one's root is stored with its last leaf (the leaf hash at level 0, else
+ * `nodes[level - 1]`).
+ */
+export function frontierSubtrees(size: number): { level: number; index: number; last: number }[] {
+  const out: { level: number; index: number; last: number }[] = [];
+  let start = 0;
+  for (let level = 52; level >= 0; level--) {
+    const width = 2 ** level;
+    if (Math.floor(size / width) % 2 === 1) {
+      out.push({ level, index: start / width, last: start + width - 1 });
+      start += width;
+    }
+  }
+  return out;
+}
+
+/** A ledger table keyed by `id` alone (SQLite: the rowid itself), with no secondary index. */
+async function createLeanLedger(db: Kysely<any>, name: string) {
+  const sqlite = engineOf(db) === 'sqlite';
+  await db.schema
+    .createTable(name)
+    .addColumn('id', sqlite ? sql`integer` : sql`bigint`, (col) =>
+      sqlite ? col.primaryKey() : col.notNull().primaryKey(),
+    )
+    .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+    .addColumn('seq', sequenceType(db), (col) => col.notNull())
+    .addColumn('event_id', columnType.id, (col) => col.notNull())
+    .addColumn('kind', sql`varchar(32)`, (col) => col.notNull())
+    .addColumn('subject_key', columnType.hash)
+    .addColumn('purpose', purposeType)
+    .addColumn('entry', columnType.text, (col) => col.notNull())
+    .addColumn('leaf_hash', columnType.hash, (col) => col.notNull())
+    .addColumn('nodes', columnType.text)
+    .addColumn('sealed', columnType.text)
+    .addColumn('recorded_at', columnType.instant, (col) => col.notNull())
+    .execute();
+}
+
+/** A lookup table filled in batches behind the appends (see `0003_lean_appends`). */
+async function createLookup(db: Kysely<any>, name: string, column: 'subject_key' | 'event_id') {
+  let table = db.schema
+    .createTable(name)
+    .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+    .addColumn(column, column === 'event_id' ? columnType.id : columnType.hash, (col) => col.notNull())
+    .addColumn('seq', sequenceType(db), (col) => col.notNull())
+    .addPrimaryKeyConstraint(`${name}_pk`, column === 'event_id' ? ['tenant', column] : ['tenant', column, 'seq']);
+  if (engineOf(db) === 'sqlite') table = table.modifyEnd(sql`without rowid`);
+  await table.execute();
+}
+
+/**
+ * 0003: appends write two b-tree pages, not ten. The ledger is keyed by one integer id (no
+ * second key, no event or subject index on the hot path); those two lookups move to tables
+ * filled in batches behind the appends (`head.indexed_size` says how far; readers scan the short
+ * unindexed tail); the head row becomes a checkpoint written when a tree head is signed or a
+ * batch indexed; the per-subject keys move into the state rows (one key per subject × purpose),
+ * so a first decision with evidence writes no separate key row. Existing rows, keys and
+ * sealed evidence are carried over unchanged.
+ */
+async function leanAppends(db: Kysely<any>) {
+  const engine = engineOf(db);
+  const ledger = 'privacykit_consent_ledger';
+  const previous = 'privacykit_consent_ledger_v1';
+  await db.schema.alterTable(T_HEAD).addColumn('no', sequenceType(db)).execute();
+  await db.schema
+    .alterTable(T_HEAD)
+    .addColumn('indexed_size', sequenceType(db), (col) => col.notNull().defaultTo(0))
+    .execute();
+  const tenants = await db.selectFrom(T_HEAD).select('tenant').orderBy('tenant').execute();
+  for (const [i, row] of tenants.entries()) {
+    await db.updateTable(T_HEAD).set({ no: i + 1 }).where('tenant', '=', row.tenant).execute();
+  }
+  await db.schema.createIndex('privacykit_consent_head_no_uq').on(T_HEAD).column('no').unique().execute();
+
+  await db.schema.alterTable(ledger).renameTo(previous).execute();
+  if (engine === 'postgres') {
+    // PostgreSQL index names are schema-wide: free the old ones for a later down migration.
+    await sql`alter index privacykit_consent_ledger_pk rename to privacykit_consent_ledger_v1_pk`.execute(db);
+    await sql`alter index privacykit_consent_ledger_event_uq rename to privacykit_consent_ledger_v1_event_uq`.execute(db);
+    await sql`alter index privacykit_consent_ledger_subject_ix rename to privacykit_consent_ledger_v1_subject_ix`.execute(db);
+  }
+  await createLeanLedger(db, ledger);
+  await db
+    .insertInto(ledger)
+    .columns(['id', ...ledgerColumns])
+    .expression(
+      db
+        .selectFrom(`${previous} as l`)
+        .innerJoin(`${T_HEAD} as h`, 'h.tenant', 'l.tenant')
+        .select([
+          sql`h.no * ${sql.lit(SEQ_SPAN)} + l.seq`.as('id'),
+          ...ledgerColumns.map((column) => `l.${column}`),
+        ]),
+    )
+    .execute();
+  await db.schema.dropTable(previous).execute();
+
+  await createLookup(db, 'privacykit_consent_subject_ix', 'subject_key');
+  await createLookup(db, 'privacykit_consent_event_ix', 'event_id');
+  await db
+    .insertInto('privacykit_consent_subject_ix')
+    .columns(['tenant', 'subject_key', 'seq'])
+    .expression(
+      db.selectFrom(ledger).select(['tenant', 'subject_key', 'seq']).where('subject_key', 'is not', null),
+    )
+    .execute();
+  await db
+    .insertInto('privacykit_consent_event_ix')
+    .columns(['tenant', 'event_id', 'seq'])
+    .expression(db.selectFrom(ledger).select(['tenant', 'event_id', 'seq']))
+    .execute();
+  await db.updateTable(T_HEAD).set({ indexed_size: sql.ref('size') }).execute();
+
+  await db.schema.alterTable(T_STATE).addColumn('key_material', sql`varchar(64)`).execute();
+  await db
+    .updateTable(T_STATE)
+    .set({
+      key_material: (eb: ExpressionBuilder<any, any>) =>
+        eb
+          .selectFrom(`${T_KEYS} as k`)
+          .select('k.key_material')
+          .whereRef('k.tenant', '=', `${T_STATE}.tenant`)
+          .whereRef('k.subject_key', '=', `${T_STATE}.subject_key`),
+    })
+    .execute();
+  await db.schema.dropTable(T_KEYS).execute();
+}
+
+async function leanAppendsDown(db: Kysely<any>) {
+  const engine = engineOf(db);
+  const ledger = 'privacykit_consent_ledger';
+  // One key per subject again (the first purpose's): evidence sealed since the upgrade under
+  // another purpose's key cannot be opened after going down.
+  await createKeysTable(db, T_KEYS, 'privacykit_consent_keys_pk', engine === 'sqlite');
+  const keyed = await db
+    .selectFrom(T_STATE)
+    .select(['tenant', 'subject_key', 'key_material', 'decided_at'])
+    .where('key_material', 'is not', null)
+    .orderBy('tenant')
+    .orderBy('subject_key')
+    .orderBy('purpose')
+    .execute();
+  const seen = new Set<string>();
+  for (const row of keyed) {
+    const key = `${row.tenant}\u0000${row.subject_key}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    await db
+      .insertInto(T_KEYS)
+      .values({
+        tenant: row.tenant,
+        subject_key: row.subject_key,
+        key_material: row.key_material,
+        created_at: row.decided_at,
+      })
+      .execute();
+  }
+  await db.schema.alterTable(T_STATE).dropColumn('key_material').execute();
+  await db.schema.dropTable('privacykit_consent_event_ix').execute();
+  await db.schema.dropTable('privacykit_consent_subject_ix').execute();
+
+  // The head row becomes exact again: size and frontier of the whole ledger.
+  const previous = 'privacykit_consent_ledger_v3';
+  await db.schema.alterTable(ledger).renameTo(previous).execute();
+  if (engine === 'postgres') {
+    await sql`alter index privacykit_consent_ledger_pkey rename to privacykit_consent_ledger_v3_pkey`.execute(db);
+  }
+  await db.schema
+    .createTable(ledger)
+    .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+    .addColumn('seq', sequenceType(db), (col) => col.notNull())
+    .addColumn('event_id', columnType.id, (col) => col.notNull())
+    .addColumn('kind', sql`varchar(32)`, (col) => col.notNull())
+    .addColumn('subject_key', columnType.hash)
+    .addColumn('purpose', purposeType)
+    .addColumn('entry', columnType.text, (col) => col.notNull())
+    .addColumn('leaf_hash', columnType.hash, (col) => col.notNull())
+    .addColumn('nodes', columnType.text)
+    .addColumn('sealed', columnType.text)
+    .addColumn('recorded_at', columnType.instant, (col) => col.notNull())
+    .addPrimaryKeyConstraint('privacykit_consent_ledger_pk', ['tenant', 'seq'])
+    .addUniqueConstraint('privacykit_consent_ledger_event_uq', ['tenant', 'event_id'])
+    .execute();
+  await db.schema
+    .createIndex('privacykit_consent_ledger_subject_ix')
+    .on(ledger)
+    .columns(['tenant', 'subject_key', 'seq'])
+    .execute();
+  await copyRows(db, previous, ledger, ledgerColumns);
+  await db.schema.dropTable(previous).execute();
+  for (const head of await db.selectFrom(T_HEAD).select('tenant').execute()) {
+    const last = await db
+      .selectFrom(ledger)
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .where('tenant', '=', head.tenant)
+      .executeTakeFirst();
+    const size = last?.seq === null || last?.seq === undefined ? 0 : Number(last.seq) + 1;
+    const ends = frontierSubtrees(size);
+    const rows =
+      ends.length === 0
+        ? []
+        : await db
+            .selectFrom(ledger)
+            .select(['seq', 'leaf_hash', 'nodes'])
+            .where('tenant', '=', head.tenant)
+            .where(
+              'seq',
+              'in',
+              ends.map((end) => end.last),
+            )
+            .execute();
+    const frontier = ends.map(({ last, level }) => {
+      const row = rows.find((candidate) => Number(candidate.seq) === last);
+      if (!row) throw new Error(`ledger entry ${last} of ${head.tenant} is missing`);
+      return level === 0 ? row.leaf_hash : (JSON.parse(row.nodes) as string[])[level - 1];
+    });
+    await db
+      .updateTable(T_HEAD)
+      .set({ size, frontier: JSON.stringify(frontier) })
+      .where('tenant', '=', head.tenant)
+      .execute();
+  }
+  const dropIndex = db.schema.dropIndex('privacykit_consent_head_no_uq');
+  await (engine === 'mysql' ? dropIndex.on(T_HEAD) : dropIndex).execute();
+  await db.schema.alterTable(T_HEAD).dropColumn('indexed_size').execute();
+  await db.schema.alterTable(T_HEAD).dropColumn('no').execute();
+}
+
 /**
  * The consent package's tables, applied with core's `migrate(db, [consentMigrations])`.
  * - `privacykit_consent_ledger`: the append-only Merkle log (hashed entries, no personal data;
@@ -220,5 +470,6 @@ export const consentMigrations: PackageMigrations = {
       up: (db: Kysely<any>) => relayout(db, 'up'),
       down: (db: Kysely<any>) => relayout(db, 'down'),
     },
+    '0003_lean_appends': { up: leanAppends, down: leanAppendsDown },
   },
 };

@@ -7,8 +7,9 @@ export const T = {
   head: 'privacykit_consent_head',
   treeHeads: 'privacykit_consent_tree_heads',
   state: 'privacykit_consent_state',
-  keys: 'privacykit_consent_keys',
   notices: 'privacykit_consent_notices',
+  subjectIx: 'privacykit_consent_subject_ix',
+  eventIx: 'privacykit_consent_event_ix',
 } as const;
 
 const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
@@ -49,6 +50,10 @@ export interface HeadRow {
   pseudonym_secret: string | null;
   signing_key: string | null;
   updated_at: string;
+  /** The tenant's number: its entries have ids `no · SEQ_SPAN + seq`. */
+  no: number | string;
+  /** Entries below this seq are in the subject and event lookup tables. */
+  indexed_size: number | string;
 }
 
 export interface StateRow {
@@ -66,6 +71,8 @@ export interface StateRow {
   decided_at: string;
   expires_at: string | null;
   gpc_conflict: number;
+  /** The AES-256-GCM key (base64) sealing this subject's evidence for this purpose. */
+  key_material: string | null;
 }
 
 const stateUpdateColumns = [
@@ -83,7 +90,8 @@ const stateUpdateColumns = [
 
 /**
  * Inserts or updates current-state rows, but never lets an older decision replace a newer one
- * (an out-of-order import or a replay cannot undo a later withdrawal).
+ * (an out-of-order import or a replay cannot undo a later withdrawal). The evidence key is kept
+ * either way: a row's key, once set, never changes (evidence sealed under it stays readable).
  */
 export async function upsertStates(
   trx: Kysely<any>,
@@ -102,7 +110,9 @@ export function upsertStatesQuery(
   const insert = trx.insertInto(T.state).values(rows as StateRow[]);
   if (engine === 'mysql') {
     const newer = sql`values(decided_at) >= decided_at`;
-    const set: Record<string, unknown> = {};
+    const set: Record<string, unknown> = {
+      key_material: sql`coalesce(key_material, values(key_material))`,
+    };
     for (const column of stateUpdateColumns) {
       set[column] = sql`if(${newer}, values(${sql.ref(column)}), ${sql.ref(column)})`;
     }
@@ -110,16 +120,18 @@ export function upsertStatesQuery(
     set.decided_at = sql`if(${newer}, values(decided_at), decided_at)`;
     return insert.onDuplicateKeyUpdate(set);
   }
+  const current = (column: string) => sql.ref(`${T.state}.${column}`);
+  const newer = sql`${current('decided_at')} <= excluded.decided_at`;
   return insert.onConflict((oc) =>
-    oc
-      .columns(['tenant', 'subject_key', 'purpose'])
-      .doUpdateSet((eb) => {
-        const set: Record<string, unknown> = {};
-        for (const column of [...stateUpdateColumns, 'decided_at'])
-          set[column] = eb.ref(`excluded.${column}`);
-        return set;
-      })
-      .where(`${T.state}.decided_at`, '<=', sql.ref('excluded.decided_at')),
+    oc.columns(['tenant', 'subject_key', 'purpose']).doUpdateSet(() => {
+      const set: Record<string, unknown> = {
+        key_material: sql`coalesce(${current('key_material')}, excluded.key_material)`,
+      };
+      for (const column of [...stateUpdateColumns, 'decided_at']) {
+        set[column] = sql`case when ${newer} then ${sql.ref(`excluded.${column}`)} else ${current(column)} end`;
+      }
+      return set;
+    }),
   );
 }
 

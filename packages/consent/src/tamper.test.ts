@@ -2,6 +2,7 @@ import { fixedClock } from '@privacykit/core';
 import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
 import fc from 'fast-check';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migratedDatabase, testPolicy } from './test-fixtures.js';
 import { createConsentLedger } from './ledger.js';
@@ -37,9 +38,13 @@ async function rowAt(database: TestDatabase, seq: number) {
   return database.db.selectFrom(LEDGER).selectAll().where('seq', '=', seq).executeTakeFirstOrThrow();
 }
 
-/** Moves a row to another sequence number (the primary key), as a reordering attacker would. */
+/** Moves a row to another position (its id, the primary key, and seq), as a reordering attacker would. */
 async function moveRow(database: TestDatabase, from: number, to: number): Promise<void> {
-  await database.db.updateTable(LEDGER).set({ seq: to }).where('seq', '=', from).execute();
+  await database.db
+    .updateTable(LEDGER)
+    .set({ seq: to, id: sql`id + ${to - from}` })
+    .where('seq', '=', from)
+    .execute();
 }
 
 async function swapRows(database: TestDatabase, a: number, b: number): Promise<void> {
@@ -48,22 +53,29 @@ async function swapRows(database: TestDatabase, a: number, b: number): Promise<v
   await moveRow(database, -1, b);
 }
 
-async function headRow(database: TestDatabase) {
-  return database.db
-    .selectFrom(HEAD)
-    .select(['size', 'frontier', 'signed_size', 'signed_at'])
+async function ledgerSize(database: TestDatabase): Promise<number> {
+  const row = await database.db
+    .selectFrom(LEDGER)
+    .select((eb) => eb.fn.countAll().as('n'))
     .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** What an attacker saves to roll back to later: the ledger's size and the head row. */
+async function snapshotOf(database: TestDatabase) {
+  const head = await database.db
+    .selectFrom(HEAD)
+    .select(['size', 'frontier', 'signed_size', 'signed_at', 'indexed_size'])
+    .executeTakeFirstOrThrow();
+  return { size: await ledgerSize(database), head };
 }
 
 /** Rolls the ledger back to a snapshot: the attacker deletes the tail and restores the head row. */
-async function rollBack(
-  database: TestDatabase,
-  snapshot: Awaited<ReturnType<typeof headRow>>,
-): Promise<void> {
-  const size = Number(snapshot.size);
+async function rollBack(database: TestDatabase, snapshot: Awaited<ReturnType<typeof snapshotOf>>): Promise<void> {
+  const { size } = snapshot;
   await database.db.deleteFrom(LEDGER).where('seq', '>=', size).execute();
   await database.db.deleteFrom('privacykit_consent_tree_heads').where('size', '>', size).execute();
-  await database.db.updateTable(HEAD).set(snapshot).execute();
+  await database.db.updateTable(HEAD).set(snapshot.head).execute();
 }
 
 describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (engine) => {
@@ -127,7 +139,7 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
     const { database: db, ledger } = await open(engine);
     database = db;
     await seed(ledger, 6);
-    const size = Number((await headRow(db)).size);
+    const size = await ledgerSize(db);
     const template = await rowAt(db, size - 1);
     const forged = template.entry
       .replace(`"seq":${size - 1}`, `"seq":${size}`)
@@ -136,6 +148,7 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
       .insertInto(LEDGER)
       .values({
         ...template,
+        id: Number(template.id) + 1,
         seq: size,
         event_id: 'forged',
         entry: forged,
@@ -156,6 +169,7 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
       .insertInto(LEDGER)
       .values({
         ...template,
+        id: Number(template.id) - (size - 1) + 4,
         seq: 4,
         event_id: 'forged-2',
         entry: middle,
@@ -182,7 +196,7 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
     const { database: db, ledger } = await open(engine);
     database = db;
     await seed(ledger, 5);
-    const snapshot = await headRow(db);
+    const snapshot = await snapshotOf(db);
     await seed(ledger, 4, 't');
     const saved = await ledger.treeHead();
     // Deleting the tail without touching the head row is caught from the database alone…
@@ -204,7 +218,7 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
     const { database: db, ledger } = await open(engine);
     database = db;
     await seed(ledger, 5);
-    const snapshot = await headRow(db);
+    const snapshot = await snapshotOf(db);
     await seed(ledger, 4, 't');
     const saved = await ledger.treeHead();
     await rollBack(db, snapshot);
@@ -294,7 +308,7 @@ describe('ledger properties (fast-check, SQLite)', () => {
                 const row = await rowAt(db, size - 1);
                 await db.db
                   .insertInto(LEDGER)
-                  .values({ ...row, seq: size, event_id: 'extra' })
+                  .values({ ...row, id: Number(row.id) + 1, seq: size, event_id: 'extra' })
                   .execute();
                 break;
               }

@@ -1,7 +1,7 @@
 export { engineOf } from './engine.js';
 export type { Engine } from './engine.js';
-export { engineOfUrl, openDatabase } from './open.js';
-export type { OpenDatabaseOptions } from './open.js';
+export { engineOfUrl, openDatabase, sqliteConnectionOf } from './open.js';
+export type { OpenDatabaseOptions, SqliteConnection, SqliteStatement } from './open.js';
 export { autoIncrementColumn, columnType, migrate } from './migrate.js';
 export type { MigrateResult, PackageMigrations } from './migrate.js';
 export { countSubjectRows, subjectCondition, subjectRows, subjectRowsQuery } from './traversal.js';

@@ -71,6 +71,34 @@ export function withStatementCache(
   };
 }
 
+/** The part of a better-sqlite3 statement a synchronous hot path uses. */
+export interface SqliteStatement {
+  run(...parameters: unknown[]): { changes: number; lastInsertRowid: number | bigint };
+  get(...parameters: unknown[]): unknown;
+  all(...parameters: unknown[]): unknown[];
+}
+
+/** The part of a better-sqlite3 connection a synchronous hot path uses. */
+export interface SqliteConnection {
+  readonly open: boolean;
+  readonly inTransaction: boolean;
+  prepare(sql: string): SqliteStatement;
+}
+
+const sqliteConnections = new WeakMap<Kysely<any>, SqliteConnection>();
+
+/**
+ * The better-sqlite3 connection behind a kysely instance that `openDatabase` opened, for a hot
+ * path that must run a whole transaction synchronously (no await between statements); undefined
+ * for any other instance (PostgreSQL, MySQL, or a SQLite kysely the host built itself). A caller
+ * must leave the connection as it found it: check `inTransaction` first and never hold it
+ * across an await, since kysely shares the same connection.
+ */
+export function sqliteConnectionOf(db: Kysely<any>): SqliteConnection | undefined {
+  const connection = sqliteConnections.get(db);
+  return connection?.open ? connection : undefined;
+}
+
 function sqlitePath(url: string): string {
   if (url === ':memory:') return url;
   return url.replace(/^sqlite:(\/\/)?/i, '').replace(/^file:(\/\/)?/i, '') || ':memory:';
@@ -92,7 +120,9 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
       database.pragma('synchronous = NORMAL');
       database.pragma('foreign_keys = ON');
       database.pragma('busy_timeout = 10000');
-      return new Kysely<any>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+      const db = new Kysely<any>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+      sqliteConnections.set(db, database as unknown as SqliteConnection);
+      return db;
     }
     case 'postgres': {
       const pg = await load<{ default: typeof import('pg') }>('pg', 'PostgreSQL');
