@@ -12,6 +12,7 @@ import {
 import type { Clock, JsonValue, Policy, Purpose } from '@privacykit/core';
 import { sha256Hex } from '@privacykit/core/crypto';
 import { engineOf, sqliteConnectionOf } from '@privacykit/core/db';
+import type { SqliteConnection, SqliteStatement } from '@privacykit/core/db';
 import { sql } from 'kysely';
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import { consentDecisionSchema, consentMethodSchema, nonAffirmativeMethods } from './decision.js';
@@ -47,7 +48,7 @@ import { buildReceipt } from './receipt.js';
 import type { ConsentReceipt, ReceiptState } from './receipt.js';
 import { loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
 import type { LedgerKeys, SignedTreeHead, SigningKeys } from './signing.js';
-import { prepare, prepareRows, run, runRows } from './prepared.js';
+import { parametersOf, prepare, prepareRows, run, runRows } from './prepared.js';
 import { SEQ_SPAN, frontierSubtrees } from './migrations.js';
 import { T, insertIgnore, upsertStates, upsertStatesQuery, writeTransaction } from './store.js';
 import type { HeadRow, StateRow } from './store.js';
@@ -341,7 +342,7 @@ const hex = (buffer: Uint8Array) => Buffer.from(buffer).toString('hex');
 const pairKey = (subjectKey: string, purpose: string) => `${subjectKey}\u0000${purpose}`;
 
 /** Entries between two head checkpoints: the subject and event lookups trail by at most this. */
-const INDEX_EVERY = 256;
+const INDEX_EVERY = 1000;
 
 /** A unique or primary key violation, on any of the three engines. */
 function isUniqueViolation(error: unknown): boolean {
@@ -734,10 +735,31 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
    */
   async function append(ctx: AppendContext, pending: readonly Pending[], now: Date): Promise<number[]> {
     const { trx, head } = ctx;
-    let frontier = ctx.frontier;
-    const recordedAt = now.toISOString();
+    const { rows, seqs, frontier } = ledgerRows(ctx.frontier, pending, now.toISOString());
+    if (ctx.remembered && ctx.frontier.size > 0) {
+      const before = await run(trx, statements.entryExists, { id: base + ctx.frontier.size - 1 });
+      if (before.rows.length === 0) throw new StaleHead();
+    }
+    try {
+      await insertChunked(trx, bulk.insertEntries, statements.insertEntry, ledgerColumns, rows);
+    } catch (error) {
+      if (ctx.remembered && isUniqueViolation(error)) throw new StaleHead();
+      throw error;
+    }
+    ctx.head = checkpointDue(head, frontier.size, now) ? await checkpoint(trx, frontier, now) : head;
+    ctx.frontier = frontier;
+    return seqs;
+  }
+
+  /** The ledger rows of entries appended after `start`, and the tree they make. */
+  function ledgerRows(
+    start: Frontier,
+    pending: readonly Pending[],
+    recordedAt: string,
+  ): { rows: Record<(typeof ledgerColumns)[number], unknown>[]; seqs: number[]; frontier: Frontier } {
+    let frontier = start;
     const seqs: number[] = [];
-    const rows: Record<string, unknown>[] = [];
+    const rows: Record<(typeof ledgerColumns)[number], unknown>[] = [];
     for (const item of pending) {
       const seq = frontier.size;
       const text = item.decision
@@ -762,19 +784,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         recorded_at: recordedAt,
       });
     }
-    if (ctx.remembered && ctx.frontier.size > 0) {
-      const before = await run(trx, statements.entryExists, { id: base + ctx.frontier.size - 1 });
-      if (before.rows.length === 0) throw new StaleHead();
-    }
-    try {
-      await insertChunked(trx, bulk.insertEntries, statements.insertEntry, ledgerColumns, rows);
-    } catch (error) {
-      if (ctx.remembered && isUniqueViolation(error)) throw new StaleHead();
-      throw error;
-    }
-    ctx.head = checkpointDue(head, frontier.size, now) ? await checkpoint(trx, frontier, now) : head;
-    ctx.frontier = frontier;
-    return seqs;
+    return { rows, seqs, frontier };
   }
 
   function checkpointDue(head: HeadRow, size: number, now: Date): boolean {
@@ -1273,54 +1283,148 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return Boolean(row && row.state === 'granted' && (!row.expires_at || row.expires_at > at.toISOString()));
   }
 
+  type PriorState = { state: string | null; expires_at: string | null; key_material: string | null };
+
+  /** What a decision writes, given the current state row of its subject × purpose. */
+  function planDecision(value: Validated, subjectKey: string, at: string, now: Date, prior: PriorState | undefined) {
+    const renewal =
+      value.state === 'granted' &&
+      prior?.state === 'granted' &&
+      (!prior.expires_at || prior.expires_at > new Date(at).toISOString());
+    const material = needsSeal(value)
+      ? prior?.key_material
+        ? Buffer.from(prior.key_material, 'base64')
+        : pooledRandomBytes(32)
+      : undefined;
+    return { renewal, material, ...decisionPending(value, subjectKey, at, renewal, material, now) };
+  }
+
+  function decisionStateRow(
+    value: Validated,
+    subjectKey: string,
+    at: string,
+    plan: ReturnType<typeof planDecision>,
+    seq: number,
+  ): Record<(typeof stateColumns)[number], unknown> {
+    return stateRowOf(
+      {
+        subjectId: value.subjectId,
+        subjectKey,
+        purpose: value.purpose.id,
+        state: value.state,
+        source: value.source,
+      },
+      plan.pending,
+      seq,
+      { renewal: plan.renewal, notice: value.notice, at, expiresAt: plan.expiresAt, key: plan.material },
+    ) as unknown as Record<(typeof stateColumns)[number], unknown>;
+  }
+
+  // SQLite opened by openDatabase: a decision runs as one synchronous transaction on the
+  // connection itself (no await between its statements, so nothing else can interleave).
+  type SyncStatements = Record<
+    'begin' | 'commit' | 'rollback' | 'prior' | 'exists' | 'insert' | 'upsert',
+    SqliteStatement
+  > & { conn: SqliteConnection };
+  let sync: SyncStatements | undefined;
+  function syncStatements(): SyncStatements | undefined {
+    if (engine !== 'sqlite') return undefined;
+    const conn = sqliteConnectionOf(db);
+    if (!conn) return undefined;
+    if (sync?.conn !== conn) {
+      sync = {
+        conn,
+        begin: conn.prepare('begin immediate'),
+        commit: conn.prepare('commit'),
+        rollback: conn.prepare('rollback'),
+        prior: conn.prepare(statements.prior.sql),
+        exists: conn.prepare(statements.entryExists.sql),
+        insert: conn.prepare(statements.insertEntry.sql),
+        upsert: conn.prepare(statements.upsertState.sql),
+      };
+    }
+    return sync;
+  }
+
+  /**
+   * The common case of `record()` on SQLite, synchronously: from the remembered tree, no
+   * checkpoint due. Returns undefined (having written nothing) whenever it cannot take it —
+   * another connection appended, the connection is in use, a checkpoint is due — and the
+   * asynchronous path runs instead.
+   */
+  function recordNow(value: Validated, subjectKey: string, at: string, now: Date): RecordedDecision | undefined {
+    const remembered = rememberedHead;
+    if (!remembered || checkpointDue(remembered.head, remembered.frontier.size + 1, now)) return undefined;
+    const st = syncStatements();
+    if (!st || st.conn.inTransaction) return undefined;
+    try {
+      st.begin.run();
+    } catch {
+      return undefined;
+    }
+    let stale = false;
+    try {
+      const prior =
+        value.state === 'granted' || needsSeal(value)
+          ? (st.prior.get(
+              ...parametersOf(statements.prior, { tenant, subject: subjectKey, purpose: value.purpose.id }),
+            ) as PriorState | undefined)
+          : undefined;
+      const plan = planDecision(value, subjectKey, at, now, prior);
+      const { rows, seqs, frontier } = ledgerRows(remembered.frontier, [plan.pending], now.toISOString());
+      const seq = seqs[0] as number;
+      if (seq > 0 && st.exists.get(...parametersOf(statements.entryExists, { id: base + seq - 1 })) === undefined) {
+        stale = true;
+      } else {
+        try {
+          st.insert.run(...parametersOf(statements.insertEntry, rows[0] as (typeof rows)[number]));
+        } catch (error) {
+          if (!isUniqueViolation(error)) throw error;
+          stale = true;
+        }
+      }
+      if (stale) {
+        st.rollback.run();
+        rememberedHead = undefined;
+        return undefined;
+      }
+      st.upsert.run(...parametersOf(statements.upsertState, decisionStateRow(value, subjectKey, at, plan, seq)));
+      st.commit.run();
+      rememberedHead = { head: remembered.head, frontier };
+      knownFrontier = frontier;
+      return recorded(plan.pending, seq, value.state, plan.renewal, at, value.notice, plan.expiresAt);
+    } catch (error) {
+      if (st.conn.inTransaction) st.rollback.run();
+      throw error;
+    }
+  }
+
   async function writeDecision(value: Validated): Promise<RecordedDecision> {
     const now = clock.now();
     const at = value.at ?? now.toISOString();
     const subjectKey = pseudonym(value.subjectId);
-    const granting = value.state === 'granted';
-    const sealing = needsSeal(value);
+    if (!value.eventId) {
+      const done = recordNow(value, subjectKey, at, now);
+      if (done) return done;
+    }
     return appendTransaction(
       async (ctx) => {
         const { trx } = ctx;
         if (value.eventId) await assertNewEvents(trx, [value.eventId]);
-        let renewal = false;
-        let material: Buffer | undefined;
-        if (granting || sealing) {
-          const prior = (
-            await run<
-              'tenant' | 'subject' | 'purpose',
-              { state: string | null; expires_at: string | null; key_material: string | null }
-            >(trx, statements.prior, { tenant, subject: subjectKey, purpose: value.purpose.id })
-          ).rows[0];
-          renewal =
-            granting &&
-            prior?.state === 'granted' &&
-            (!prior.expires_at || prior.expires_at > new Date(at).toISOString());
-          if (sealing) {
-            material = prior?.key_material
-              ? Buffer.from(prior.key_material, 'base64')
-              : pooledRandomBytes(32);
-          }
-        }
-        const { pending, expiresAt } = decisionPending(value, subjectKey, at, renewal, material, now);
-        const [seq] = await append(ctx, [pending], now);
-        await run(
-          trx,
-          statements.upsertState,
-          stateRowOf(
-            {
-              subjectId: value.subjectId,
-              subjectKey,
-              purpose: value.purpose.id,
-              state: value.state,
-              source: value.source,
-            },
-            pending,
-            seq as number,
-            { renewal, notice: value.notice, at, expiresAt, key: material },
-          ) as unknown as Record<(typeof stateColumns)[number], unknown>,
-        );
-        return recorded(pending, seq as number, value.state, renewal, at, value.notice, expiresAt);
+        const prior =
+          value.state === 'granted' || needsSeal(value)
+            ? (
+                await run<'tenant' | 'subject' | 'purpose', PriorState>(trx, statements.prior, {
+                  tenant,
+                  subject: subjectKey,
+                  purpose: value.purpose.id,
+                })
+              ).rows[0]
+            : undefined;
+        const plan = planDecision(value, subjectKey, at, now, prior);
+        const [seq] = await append(ctx, [plan.pending], now);
+        await run(trx, statements.upsertState, decisionStateRow(value, subjectKey, at, plan, seq as number));
+        return recorded(plan.pending, seq as number, value.state, plan.renewal, at, value.notice, plan.expiresAt);
       },
       { remembered: true },
     );

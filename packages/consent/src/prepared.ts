@@ -26,13 +26,20 @@ export function prepare<K extends string>(build: (p: (name: K) => string) => Com
   };
 }
 
+/** The positional parameters of a prepared query for these values. */
+export function parametersOf<K extends string>(
+  query: PreparedQuery<K>,
+  values: Readonly<Record<K, unknown>>,
+): unknown[] {
+  return query.slots.map((slot) => ('name' in slot ? values[slot.name] : slot.value));
+}
+
 export function run<K extends string, R = Record<string, unknown>>(
   db: Kysely<any>,
   query: PreparedQuery<K>,
   values: Readonly<Record<K, unknown>>,
 ): Promise<QueryResult<R>> {
-  const parameters = query.slots.map((slot) => ('name' in slot ? values[slot.name] : slot.value));
-  return db.executeQuery<R>(CompiledQuery.raw(query.sql, parameters));
+  return db.executeQuery<R>(CompiledQuery.raw(query.sql, parametersOf(query, values)));
 }
 
 /**
