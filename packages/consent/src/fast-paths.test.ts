@@ -171,7 +171,10 @@ describe.each(testEngines())('fast paths on $engine', (engine) => {
     });
     const down = await migrator.migrateTo('0001_init');
     expect(down.error).toBeUndefined();
-    expect(down.results?.map((result) => result.migrationName)).toEqual(['0003_lean_appends', '0002_state_by_purpose']);
+    expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0003_lean_appends',
+      '0002_state_by_purpose',
+    ]);
     await migrate(database.db, [consentMigrations]);
     const after = createConsentLedger({ db: database.db, policy: testPolicy, clock });
     expect(await after.current('ann')).toEqual(before);
@@ -209,5 +212,89 @@ describe.each(testEngines())('fast paths on $engine', (engine) => {
     expect(pages.flat()).toEqual(ids);
     expect([...ids].sort()).toEqual(['page-0', 'page-1', 'page-2', 'page-4', 'page-5', 'page-6']);
     expect(() => ledger.subjectPagesWithConsent('newsletter', { pageSize: 0 })).toThrow(/pageSize/);
+  });
+});
+
+describe.each(testEngines())('lookups behind the appends on $engine', (engine) => {
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.destroy();
+    database = undefined;
+  });
+
+  async function headOf(db: TestDatabase) {
+    const head = await db.db
+      .selectFrom('privacykit_consent_head')
+      .select(['size', 'indexed_size'])
+      .executeTakeFirstOrThrow();
+    return { size: Number(head.size), indexed: Number(head.indexed_size) };
+  }
+
+  it('history, receipts and replay detection see entries both indexed and not yet indexed', async () => {
+    database = await migratedDatabase(engine);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    const early = await ledger.record(decision('early', 'newsletter', { evidence: { ip: '192.0.2.1' } }));
+    await ledger.import(
+      Array.from({ length: 1100 }, (_, i) =>
+        decision(`bulk-${i}`, 'newsletter', { source: 'import', method: 'import', eventId: `import-${i}` }),
+      ),
+    );
+    await ledger.withdraw('early', 'newsletter');
+    const late = await ledger.record(
+      decision('late', 'audience-measurement', { evidence: { ip: '192.0.2.2' } }),
+    );
+    const head = await headOf(database);
+    // `early` and the first imports sit below the indexed size, `late` above it.
+    expect(head.indexed).toBeGreaterThan(early.seq);
+    expect(head.indexed).toBeLessThanOrEqual(late.seq);
+
+    expect((await ledger.history('early')).map((entry) => [entry.state, entry.evidence])).toEqual([
+      ['granted', { ip: '192.0.2.0' }],
+      ['withdrawn', undefined],
+    ]);
+    expect((await ledger.history('late'))[0]).toMatchObject({ seq: late.seq, evidence: { ip: '192.0.2.0' } });
+    expect((await ledger.history('bulk-1099'))[0]?.eventId).toBe('import-1099');
+    expect((await ledger.receipt(early.eventId)).recordId).toBe(early.eventId);
+    expect((await ledger.receipt(late.eventId)).recordId).toBe(late.eventId);
+    expect((await ledger.receipt('import-3')).recordId).toBe('import-3');
+    for (const eventId of ['import-3', 'import-1099', late.eventId]) {
+      const error = await ledger
+        .import([decision('replay', 'newsletter', { source: 'import', method: 'import', eventId })])
+        .catch((caught: unknown) => caught);
+      expect(error).toMatchObject({ code: 'consent/duplicate-event' });
+    }
+    await ledger.shredSubject('late');
+    expect((await ledger.history('late'))[0]?.evidence).toBe('unavailable');
+    expect(await ledger.verify()).toMatchObject({ ok: true });
+  });
+
+  it('verify catches a head checkpoint that does not match the entries, or claims more entries than exist', async () => {
+    database = await migratedDatabase(engine);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const ledger = createConsentLedger({
+      db: database.db,
+      policy: testPolicy,
+      clock,
+      signEvery: { appends: 2 },
+    });
+    for (let i = 0; i < 6; i++) await ledger.record(decision(`s${i}`, 'newsletter'));
+    expect(await ledger.verify()).toMatchObject({ ok: true });
+    const head = await headOf(database);
+    expect(head.size).toBeGreaterThan(0);
+    const saved = await database.db
+      .selectFrom('privacykit_consent_head')
+      .select('frontier')
+      .executeTakeFirstOrThrow();
+    await database.db
+      .updateTable('privacykit_consent_head')
+      .set({ frontier: JSON.stringify(['00'.repeat(32)]) })
+      .execute();
+    expect(await ledger.verify()).toMatchObject({ ok: false, reason: expect.stringMatching(/head row/) });
+    await database.db
+      .updateTable('privacykit_consent_head')
+      .set({ frontier: saved.frontier, size: head.size + 50 })
+      .execute();
+    expect(await ledger.verify()).toMatchObject({ ok: false, reason: expect.stringMatching(/deleted/) });
   });
 });

@@ -619,14 +619,19 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   /** Creates the tenant's head row with the next free tenant number, unless it exists. */
   async function createHead(): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const existing = await db.selectFrom(T.head).select('tenant').where('tenant', '=', tenant).executeTakeFirst();
+      const existing = await db
+        .selectFrom(T.head)
+        .select('tenant')
+        .where('tenant', '=', tenant)
+        .executeTakeFirst();
       if (existing) return;
       const last = await db
         .selectFrom(T.head)
         .select((eb) => eb.fn.max('no').as('no'))
         .executeTakeFirst();
       const no = Number(last?.no ?? 0) + 1;
-      if (no >= 2 ** 53 / SEQ_SPAN) throw fail('consent/invalid-options', 'too many ledger tenants in this database');
+      if (no >= 2 ** 53 / SEQ_SPAN)
+        throw fail('consent/invalid-options', 'too many ledger tenants in this database');
       try {
         await db
           .insertInto(T.head)
@@ -718,11 +723,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
   async function currentTree(q: Kysely<any> = db): Promise<Frontier> {
     const row = (
-      await run<'tenant' | 'low' | 'high', HeadRow & { last_id: unknown }>(
-        q,
-        statements.headRead,
-        { tenant, low: base, high: base + SEQ_SPAN },
-      )
+      await run<'tenant' | 'low' | 'high', HeadRow & { last_id: unknown }>(q, statements.headRead, {
+        tenant,
+        low: base,
+        high: base + SEQ_SPAN,
+      })
     ).rows[0];
     if (!row) throw new Error(`consent ledger head of tenant ${tenant} is missing`);
     return treeFrom(q, row, row.last_id);
@@ -801,7 +806,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
    * indexed one into the subject and event lookups, and records size and frontier.
    */
   async function checkpoint(trx: Kysely<any>, frontier: Frontier, now: Date): Promise<HeadRow> {
-    const head = (await trx.selectFrom(T.head).selectAll().where('tenant', '=', tenant).executeTakeFirstOrThrow()) as HeadRow;
+    const head = (await trx
+      .selectFrom(T.head)
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .executeTakeFirstOrThrow()) as HeadRow;
     const recordedAt = now.toISOString();
     const next: HeadRow = {
       ...head,
@@ -863,7 +872,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     rows: readonly (readonly unknown[])[],
   ): Promise<void> {
     let i = 0;
-    for (; i + bulkRows <= rows.length; i += bulkRows) await runRows(trx, chunked, rows.slice(i, i + bulkRows));
+    for (; i + bulkRows <= rows.length; i += bulkRows)
+      await runRows(trx, chunked, rows.slice(i, i + bulkRows));
     for (; i < rows.length; i++) {
       const [t, key, seq] = rows[i] as [string, string, number];
       await run(trx, single, { tenant: t, key, seq });
@@ -881,7 +891,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   ): Promise<Map<string, number[]>> {
     const out = new Map<string, Set<number>>();
     if (values.length === 0) return new Map();
-    const head = await q.selectFrom(T.head).select('indexed_size').where('tenant', '=', tenant).executeTakeFirst();
+    const head = await q
+      .selectFrom(T.head)
+      .select('indexed_size')
+      .where('tenant', '=', tenant)
+      .executeTakeFirst();
     const indexed = Number(head?.indexed_size ?? 0);
     const table = column === 'subject_key' ? T.subjectIx : T.eventIx;
     const add = (rows: { key: string; seq: unknown }[]) => {
@@ -949,8 +963,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const range = { tenant, low: base, high: base + SEQ_SPAN };
     let head: (HeadRow & { last_id?: unknown }) | undefined;
     if (engine === 'sqlite') {
-      head = (await run<'tenant' | 'low' | 'high', HeadRow & { last_id: unknown }>(trx, statements.head, range))
-        .rows[0];
+      head = (
+        await run<'tenant' | 'low' | 'high', HeadRow & { last_id: unknown }>(trx, statements.head, range)
+      ).rows[0];
     } else {
       head = (await run<'tenant', HeadRow>(trx, statements.lockHeadOnly, range)).rows[0];
       const last = (await run<'low' | 'high', { id: unknown }>(trx, statements.lastId, range)).rows[0];
@@ -1286,7 +1301,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   type PriorState = { state: string | null; expires_at: string | null; key_material: string | null };
 
   /** What a decision writes, given the current state row of its subject × purpose. */
-  function planDecision(value: Validated, subjectKey: string, at: string, now: Date, prior: PriorState | undefined) {
+  function planDecision(
+    value: Validated,
+    subjectKey: string,
+    at: string,
+    now: Date,
+    prior: PriorState | undefined,
+  ) {
     const renewal =
       value.state === 'granted' &&
       prior?.state === 'granted' &&
@@ -1352,7 +1373,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
    * another connection appended, the connection is in use, a checkpoint is due — and the
    * asynchronous path runs instead.
    */
-  function recordNow(value: Validated, subjectKey: string, at: string, now: Date): RecordedDecision | undefined {
+  function recordNow(
+    value: Validated,
+    subjectKey: string,
+    at: string,
+    now: Date,
+  ): RecordedDecision | undefined {
     const remembered = rememberedHead;
     if (!remembered || checkpointDue(remembered.head, remembered.frontier.size + 1, now)) return undefined;
     const st = syncStatements();
@@ -1373,7 +1399,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const plan = planDecision(value, subjectKey, at, now, prior);
       const { rows, seqs, frontier } = ledgerRows(remembered.frontier, [plan.pending], now.toISOString());
       const seq = seqs[0] as number;
-      if (seq > 0 && st.exists.get(...parametersOf(statements.entryExists, { id: base + seq - 1 })) === undefined) {
+      if (
+        seq > 0 &&
+        st.exists.get(...parametersOf(statements.entryExists, { id: base + seq - 1 })) === undefined
+      ) {
         stale = true;
       } else {
         try {
@@ -1388,7 +1417,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         rememberedHead = undefined;
         return undefined;
       }
-      st.upsert.run(...parametersOf(statements.upsertState, decisionStateRow(value, subjectKey, at, plan, seq)));
+      st.upsert.run(
+        ...parametersOf(statements.upsertState, decisionStateRow(value, subjectKey, at, plan, seq)),
+      );
       st.commit.run();
       rememberedHead = { head: remembered.head, frontier };
       knownFrontier = frontier;
@@ -1424,7 +1455,15 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         const plan = planDecision(value, subjectKey, at, now, prior);
         const [seq] = await append(ctx, [plan.pending], now);
         await run(trx, statements.upsertState, decisionStateRow(value, subjectKey, at, plan, seq as number));
-        return recorded(plan.pending, seq as number, value.state, plan.renewal, at, value.notice, plan.expiresAt);
+        return recorded(
+          plan.pending,
+          seq as number,
+          value.state,
+          plan.renewal,
+          at,
+          value.notice,
+          plan.expiresAt,
+        );
       },
       { remembered: true },
     );
@@ -1859,7 +1898,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           const expected = frontier.size;
           if (seq !== expected) return bad(expected, `entry ${expected} is missing`, expected);
           if (Number(row.seq) !== seq) {
-            return bad(seq, `entry ${seq} does not belong at this position (moved, swapped or inserted)`, seq);
+            return bad(
+              seq,
+              `entry ${seq} does not belong at this position (moved, swapped or inserted)`,
+              seq,
+            );
           }
           let entry: Record<string, JsonValue>;
           try {
@@ -1898,7 +1941,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           frontier = next.frontier;
           const headProblem = checkHeads();
           if (headProblem) return headProblem;
-          if (frontier.size === checkpointSize && head.frontier !== JSON.stringify(frontier.hashes.map(hex))) {
+          if (
+            frontier.size === checkpointSize &&
+            head.frontier !== JSON.stringify(frontier.hashes.map(hex))
+          ) {
             return bad(lastGood, 'the head row does not match the entries', frontier.size);
           }
         }
@@ -2019,7 +2065,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       if (!Number.isInteger(seq) || seq < 0 || seq >= size) {
         throw fail('consent/unknown-event', `entry ${seq} is not in a tree of ${size}`);
       }
-      const row = await db.selectFrom(T.ledger).select('leaf_hash').where('id', '=', base + seq).executeTakeFirst();
+      const row = await db
+        .selectFrom(T.ledger)
+        .select('leaf_hash')
+        .where('id', '=', base + seq)
+        .executeTakeFirst();
       if (!row) throw fail('consent/unknown-event', `entry ${seq} is not in the ledger`);
       const proof = await buildInclusionProof(seq, size, perfectNodes);
       return { seq, treeSize: size, leafHash: row.leaf_hash, proof: proof.map(hex) };
@@ -2357,7 +2407,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const now = clock.now();
       return appendTransaction(async (ctx) => {
         const { trx } = ctx;
-        const sealed = (await entriesOf(trx, subjectKey, ['id', 'sealed'])).filter((row) => row.sealed !== null);
+        const sealed = (await entriesOf(trx, subjectKey, ['id', 'sealed'])).filter(
+          (row) => row.sealed !== null,
+        );
         for (let i = 0; i < sealed.length; i += 500) {
           await trx
             .updateTable(T.ledger)

@@ -186,7 +186,10 @@ async function createLookup(db: Kysely<any>, name: string, column: 'subject_key'
     .addColumn('tenant', columnType.tenant, (col) => col.notNull())
     .addColumn(column, column === 'event_id' ? columnType.id : columnType.hash, (col) => col.notNull())
     .addColumn('seq', sequenceType(db), (col) => col.notNull())
-    .addPrimaryKeyConstraint(`${name}_pk`, column === 'event_id' ? ['tenant', column] : ['tenant', column, 'seq']);
+    .addPrimaryKeyConstraint(
+      `${name}_pk`,
+      column === 'event_id' ? ['tenant', column] : ['tenant', column, 'seq'],
+    );
   if (engineOf(db) === 'sqlite') table = table.modifyEnd(sql`without rowid`);
   await table.execute();
 }
@@ -211,7 +214,11 @@ async function leanAppends(db: Kysely<any>) {
     .execute();
   const tenants = await db.selectFrom(T_HEAD).select('tenant').orderBy('tenant').execute();
   for (const [i, row] of tenants.entries()) {
-    await db.updateTable(T_HEAD).set({ no: i + 1 }).where('tenant', '=', row.tenant).execute();
+    await db
+      .updateTable(T_HEAD)
+      .set({ no: i + 1 })
+      .where('tenant', '=', row.tenant)
+      .execute();
   }
   await db.schema.createIndex('privacykit_consent_head_no_uq').on(T_HEAD).column('no').unique().execute();
 
@@ -219,8 +226,12 @@ async function leanAppends(db: Kysely<any>) {
   if (engine === 'postgres') {
     // PostgreSQL index names are schema-wide: free the old ones for a later down migration.
     await sql`alter index privacykit_consent_ledger_pk rename to privacykit_consent_ledger_v1_pk`.execute(db);
-    await sql`alter index privacykit_consent_ledger_event_uq rename to privacykit_consent_ledger_v1_event_uq`.execute(db);
-    await sql`alter index privacykit_consent_ledger_subject_ix rename to privacykit_consent_ledger_v1_subject_ix`.execute(db);
+    await sql`alter index privacykit_consent_ledger_event_uq rename to privacykit_consent_ledger_v1_event_uq`.execute(
+      db,
+    );
+    await sql`alter index privacykit_consent_ledger_subject_ix rename to privacykit_consent_ledger_v1_subject_ix`.execute(
+      db,
+    );
   }
   await createLeanLedger(db, ledger);
   await db
@@ -252,7 +263,10 @@ async function leanAppends(db: Kysely<any>) {
     .columns(['tenant', 'event_id', 'seq'])
     .expression(db.selectFrom(ledger).select(['tenant', 'event_id', 'seq']))
     .execute();
-  await db.updateTable(T_HEAD).set({ indexed_size: sql.ref('size') }).execute();
+  await db
+    .updateTable(T_HEAD)
+    .set({ indexed_size: sql.ref('size') })
+    .execute();
 
   await db.schema.alterTable(T_STATE).addColumn('key_material', sql`varchar(64)`).execute();
   await db
@@ -306,7 +320,9 @@ async function leanAppendsDown(db: Kysely<any>) {
   const previous = 'privacykit_consent_ledger_v3';
   await db.schema.alterTable(ledger).renameTo(previous).execute();
   if (engine === 'postgres') {
-    await sql`alter index privacykit_consent_ledger_pkey rename to privacykit_consent_ledger_v3_pkey`.execute(db);
+    await sql`alter index privacykit_consent_ledger_pkey rename to privacykit_consent_ledger_v3_pkey`.execute(
+      db,
+    );
   }
   await db.schema
     .createTable(ledger)
@@ -372,12 +388,15 @@ async function leanAppendsDown(db: Kysely<any>) {
 /**
  * The consent package's tables, applied with core's `migrate(db, [consentMigrations])`.
  * - `privacykit_consent_ledger`: the append-only Merkle log (hashed entries, no personal data;
- *   sealed evidence beside them, outside the hash).
- * - `privacykit_consent_head`: one row per tenant, the append lock and the tree frontier.
+ *   sealed evidence beside them, outside the hash), keyed by `no · SEQ_SPAN + seq` (0003).
+ * - `privacykit_consent_head`: one row per tenant: its number, the append lock, and a checkpoint
+ *   of the tree (size, frontier, signed and indexed sizes) written behind the appends.
  * - `privacykit_consent_tree_heads`: Ed25519-signed tree heads (RFC 9162 §4.10).
  * - `privacykit_consent_state`: current decision per tenant × purpose × subject, kept in the
- *   same transaction as the append (0002: keyed by purpose, no secondary index).
- * - `privacykit_consent_keys`: per-subject AES-256-GCM keys; deleting one crypto-shreds.
+ *   same transaction as the append, with the evidence key of that subject and purpose (0003;
+ *   deleting the row crypto-shreds). 0002: keyed by purpose, no secondary index.
+ * - `privacykit_consent_subject_ix`, `privacykit_consent_event_ix`: entries by subject and by
+ *   event id, filled in batches behind the appends (0003).
  * - `privacykit_consent_notices`: the published notice versions per purpose.
  */
 export const consentMigrations: PackageMigrations = {

@@ -128,7 +128,8 @@ export function upsertStatesQuery(
         key_material: sql`coalesce(${current('key_material')}, excluded.key_material)`,
       };
       for (const column of [...stateUpdateColumns, 'decided_at']) {
-        set[column] = sql`case when ${newer} then ${sql.ref(`excluded.${column}`)} else ${current(column)} end`;
+        set[column] =
+          sql`case when ${newer} then ${sql.ref(`excluded.${column}`)} else ${current(column)} end`;
       }
       return set;
     }),

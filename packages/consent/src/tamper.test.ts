@@ -71,7 +71,10 @@ async function snapshotOf(database: TestDatabase) {
 }
 
 /** Rolls the ledger back to a snapshot: the attacker deletes the tail and restores the head row. */
-async function rollBack(database: TestDatabase, snapshot: Awaited<ReturnType<typeof snapshotOf>>): Promise<void> {
+async function rollBack(
+  database: TestDatabase,
+  snapshot: Awaited<ReturnType<typeof snapshotOf>>,
+): Promise<void> {
   const { size } = snapshot;
   await database.db.deleteFrom(LEDGER).where('seq', '>=', size).execute();
   await database.db.deleteFrom('privacykit_consent_tree_heads').where('size', '>', size).execute();

@@ -8,7 +8,7 @@ import type { TestDatabase } from '../testing.js';
 import { engineOf } from './engine.js';
 import { autoIncrementColumn, columnType, migrate } from './migrate.js';
 import type { PackageMigrations } from './migrate.js';
-import { engineOfUrl, openDatabase, withStatementCache } from './open.js';
+import { engineOfUrl, openDatabase, sqliteConnectionOf, withStatementCache } from './open.js';
 import { countSubjectRows, subjectRows, subjectRowsQuery } from './traversal.js';
 
 const notes: PackageMigrations = {
@@ -264,5 +264,30 @@ describe('SQLite statement cache', () => {
     } finally {
       await t.destroy();
     }
+  });
+});
+
+describe('sqliteConnectionOf', () => {
+  it('gives the connection of a SQLite database openDatabase opened, sharing its data, until it is closed', async () => {
+    const db = await openDatabase('sqlite::memory:');
+    const connection = sqliteConnectionOf(db);
+    expect(connection?.inTransaction).toBe(false);
+    await sql`create table t (n integer)`.execute(db);
+    connection?.prepare('insert into t (n) values (?)').run(7);
+    expect((await sql<{ n: number }>`select n from t`.execute(db)).rows).toEqual([{ n: 7 }]);
+    await db.transaction().execute(async (trx) => {
+      await sql`insert into t (n) values (8)`.execute(trx);
+      expect(connection?.inTransaction).toBe(true);
+    });
+    await db.destroy();
+    expect(sqliteConnectionOf(db)).toBeUndefined();
+  });
+
+  it('gives nothing for a kysely instance it did not open', async () => {
+    const Database = (await import('better-sqlite3')).default;
+    const { Kysely, SqliteDialect } = await import('kysely');
+    const own = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(':memory:') }) });
+    expect(sqliteConnectionOf(own)).toBeUndefined();
+    await own.destroy();
   });
 });
