@@ -298,3 +298,39 @@ describe.each(testEngines())('lookups behind the appends on $engine', (engine) =
     expect(await ledger.verify()).toMatchObject({ ok: false, reason: expect.stringMatching(/deleted/) });
   });
 });
+
+describe.each(testEngines())('import batches on $engine', (engine) => {
+  it('groups batches by subject yet keeps each subject’s decisions in input order, the last one current', async () => {
+    const database = await migratedDatabase(engine);
+    try {
+      const clock = fixedClock('2025-03-01T12:00:00Z');
+      const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+      const input: ConsentDecision[] = [];
+      for (let i = 0; i < 12; i++) {
+        input.push(decision(`other-${i}`, 'newsletter', { source: 'import', method: 'import' }));
+        if (i % 4 === 0) {
+          input.push(
+            decision('mover', 'newsletter', {
+              state: i === 8 ? 'withdrawn' : 'granted',
+              source: 'import',
+              method: 'import',
+              at: '2025-01-01T00:00:00Z',
+              eventId: `mover-${i}`,
+            }),
+          );
+        }
+      }
+      expect(await ledger.import(input, { batchSize: 4 })).toEqual({ imported: 15 });
+      const history = await ledger.history('mover');
+      expect(history.map((entry) => entry.eventId)).toEqual(['mover-0', 'mover-4', 'mover-8']);
+      expect(history.map((entry) => entry.seq)).toEqual(
+        [...history.map((entry) => entry.seq)].sort((a, b) => a - b),
+      );
+      expect((await ledger.current('mover')).purposes.newsletter?.state).toBe('withdrawn');
+      expect(await ledger.mayProcess('other-11', 'newsletter')).toBe(true);
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    } finally {
+      await database.destroy();
+    }
+  });
+});

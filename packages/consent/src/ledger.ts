@@ -2174,13 +2174,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       }
       const eventIds = values.flatMap((value) => (value.eventId ? [value.eventId] : []));
       await assertNewEvents(db, eventIds);
+      // Batches group subjects by pseudonym (a subject's decisions keep their order): each batch
+      // then writes its state rows and lookups into one key range, not across the whole table.
+      const keyed = values.map((value, index) => ({ value, index, subjectKey: pseudonym(value.subjectId) }));
+      keyed.sort((a, b) => (a.subjectKey < b.subjectKey ? -1 : a.subjectKey > b.subjectKey ? 1 : a.index - b.index));
       let imported = 0;
-      for (let start = 0; start < values.length; start += batchSize) {
-        const batch = values.slice(start, start + batchSize);
+      for (let start = 0; start < keyed.length; start += batchSize) {
+        const chunk = keyed.slice(start, start + batchSize);
+        const batch = chunk.map((item) => item.value);
         const now = clock.now();
         await appendTransaction(async (ctx) => {
           const { trx } = ctx;
-          const subjectKeys = batch.map((value) => pseudonym(value.subjectId));
+          const subjectKeys = chunk.map((item) => item.subjectKey);
           const sealing = batch.map(needsSeal);
           const materials = sealing.some(Boolean)
             ? await evidenceKeys(
