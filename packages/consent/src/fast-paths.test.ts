@@ -334,3 +334,50 @@ describe.each(testEngines())('import batches on $engine', (engine) => {
     }
   });
 });
+
+describe.each(testEngines())('tenants on one database on $engine', (engine) => {
+  it('keeps each tenant’s ledger, lookups and state apart while they append in turn', async () => {
+    const database = await migratedDatabase(engine);
+    try {
+      const clock = fixedClock('2025-03-01T12:00:00Z');
+      const acme = createConsentLedger({
+        db: database.db,
+        policy: definePolicy({ ...policyInput, tenant: 'acme' }),
+        clock,
+      });
+      const globex = createConsentLedger({
+        db: database.db,
+        policy: definePolicy({ ...policyInput, tenant: 'globex' }),
+        clock,
+      });
+      const events: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const ledger = i % 2 === 0 ? acme : globex;
+        events.push(
+          (await ledger.record(decision('same-person', 'newsletter', { evidence: { ip: '192.0.2.9' } })))
+            .eventId,
+        );
+      }
+      await globex.withdraw('same-person', 'newsletter');
+      expect(await acme.mayProcess('same-person', 'newsletter')).toBe(true);
+      expect(await globex.mayProcess('same-person', 'newsletter')).toBe(false);
+      expect((await acme.history('same-person')).map((entry) => entry.eventId)).toEqual([
+        events[0],
+        events[2],
+        events[4],
+      ]);
+      expect(await globex.history('same-person')).toHaveLength(4);
+      await expect(acme.receipt(events[1] as string)).rejects.toMatchObject({
+        code: 'consent/unknown-event',
+      });
+      expect((await globex.receipt(events[1] as string)).recordId).toBe(events[1]);
+      const [a, g] = [await acme.verify(), await globex.verify()];
+      expect(a).toMatchObject({ ok: true });
+      expect(g).toMatchObject({ ok: true });
+      expect((await acme.treeHead()).treeSize).toBe(a.size);
+      expect((await globex.treeHead()).treeSize).toBe(g.size);
+    } finally {
+      await database.destroy();
+    }
+  });
+});
