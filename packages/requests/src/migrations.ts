@@ -167,5 +167,68 @@ export const requestMigrations: PackageMigrations = {
         }
       },
     },
+    '0002_intake_dedupe': {
+      /**
+       * One open request per tenant, right and identity, held by the database rather than by a
+       * read-then-insert: an identity row carries the right it holds the intake slot for
+       * (`dedupe_right`), under a unique index, so two identical submissions arriving at once
+       * cannot both create a request. Existing databases get the slot given to the request the
+       * duplicate check already answers with: the oldest open one for that right and identity.
+       * Open requests that duplicate it (created by concurrent submissions before this migration)
+       * are kept as they are — they are the subject's requests, with their own audit and deadline,
+       * for staff to close — but hold no slot; closed requests hold none either.
+       */
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('privacykit_requests_identities')
+          .addColumn('dedupe_right', sql`varchar(32)`)
+          .execute();
+
+        // The statuses after which a request is closed, as they were when this migration was written.
+        const closed = ['completed', 'denied', 'cancelled'];
+        const open = (await db
+          .selectFrom('privacykit_requests_identities as i')
+          .innerJoin('privacykit_requests_requests as r', 'r.id', 'i.request_id')
+          .select(['i.id', 'i.tenant', 'i.lookup_hash', 'r.request_right'])
+          .whereRef('r.tenant', '=', 'i.tenant')
+          .where('r.status', 'not in', closed)
+          .orderBy('r.received_at')
+          .orderBy('r.id')
+          .orderBy('i.id')
+          .execute()) as { id: string; tenant: string; lookup_hash: string; request_right: string }[];
+        const holders = new Map<string, { id: string; right: string }>();
+        for (const row of open) {
+          const key = `${row.tenant}\u0000${row.lookup_hash}\u0000${row.request_right}`;
+          if (!holders.has(key)) holders.set(key, { id: row.id, right: row.request_right });
+        }
+        const byRight = new Map<string, string[]>();
+        for (const { id, right } of holders.values()) {
+          const ids = byRight.get(right) ?? [];
+          ids.push(id);
+          byRight.set(right, ids);
+        }
+        for (const [right, ids] of byRight) {
+          for (let start = 0; start < ids.length; start += 500) {
+            await db
+              .updateTable('privacykit_requests_identities')
+              .set({ dedupe_right: right })
+              .where('id', 'in', ids.slice(start, start + 500))
+              .execute();
+          }
+        }
+
+        await db.schema
+          .createIndex('privacykit_requests_identities_dedupe')
+          .on('privacykit_requests_identities')
+          .columns(['tenant', 'lookup_hash', 'dedupe_right'])
+          .unique()
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        const drop = db.schema.dropIndex('privacykit_requests_identities_dedupe');
+        await (engineOf(db) === 'mysql' ? drop.on('privacykit_requests_identities') : drop).execute();
+        await db.schema.alterTable('privacykit_requests_identities').dropColumn('dedupe_right').execute();
+      },
+    },
   },
 };

@@ -1,7 +1,7 @@
 import { newId, randomDigits, randomToken, systemClock, zodIssues } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
 import { constantTimeEqual, hmacSha256Hex } from '@privacykit/core/crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import {
   addCalendarDays,
@@ -28,6 +28,7 @@ import type { PostMortemDetails, RequestChannel, RequestDetails, RequestRight } 
 import { assertTransition, finalStatuses, isFinalStatus, requestStatusSchema } from './state-machine.js';
 import type { RequestStatus } from './state-machine.js';
 import type { IdentityRow, RequestRow, RequestsTables } from './tables.js';
+import { isWriteConflict, writeTransaction } from './write-transaction.js';
 
 /** Art 12(5) "manifestly excessive" threshold: more than `maxRequests` from one identity in `windowDays`. */
 export interface ExcessiveThreshold {
@@ -279,7 +280,16 @@ export interface RequestService {
 }
 
 type Db = Kysely<RequestsTables>;
-type Tx = Transaction<RequestsTables>;
+/** A kysely bound to one open transaction. */
+type Tx = Kysely<RequestsTables>;
+
+/** A concurrent submission took an intake slot after this one's duplicate check: check again. */
+class IntakeRace extends Error {
+  override message = 'a concurrent submission took the intake slot';
+}
+
+/** Attempts of a submission that keeps losing intake races before its error is thrown. */
+const INTAKE_ATTEMPTS = 5;
 
 function invalid(error: z.ZodError, what: string): never {
   const issues = zodIssues(error);
@@ -653,7 +663,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const hashes = identities.map((identity) => identityLookupHash(key, identity.kind, identity.value));
 
     const at = now();
-    const result = await db.transaction().execute(async (trx) => {
+    const result = await intakeTransaction(async (trx) => {
       const since = new Date(at.getTime() - duplicateWindowDays * 86_400_000).toISOString();
       const duplicate = await trx
         .selectFrom('privacykit_requests_requests as r')
@@ -739,6 +749,34 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         };
       }
 
+      // The intake slots (a unique index over tenant, identity and right) make "no duplicate, so
+      // create" atomic: a concurrent identical submission cannot create a second request. A slot
+      // still held by a request the check above passed over (closed, or received before the
+      // window) is released; one held by a request it would have returned was taken by a
+      // submission that committed since: check again.
+      const holders = await trx
+        .selectFrom('privacykit_requests_identities as i')
+        .innerJoin('privacykit_requests_requests as r', 'r.id', 'i.request_id')
+        .select(['i.id', 'r.status', 'r.received_at'])
+        .where('i.tenant', '=', tenant)
+        .where('r.tenant', '=', tenant)
+        .where('i.lookup_hash', 'in', hashes)
+        .where('i.dedupe_right', '=', input.right)
+        .orderBy('i.lookup_hash')
+        .execute();
+      for (const holder of holders) {
+        const passedOver =
+          isFinalStatus(requestStatusSchema.parse(holder.status)) || holder.received_at < since;
+        if (!passedOver) throw new IntakeRace();
+        await trx
+          .updateTable('privacykit_requests_identities')
+          .set({ dedupe_right: null })
+          .where('tenant', '=', tenant)
+          .where('id', '=', holder.id)
+          .where('dedupe_right', '=', input.right)
+          .execute();
+      }
+
       const { deadline, effectiveDeadline } = deadlines(receivedDate, 0, 0);
       await trx
         .insertInto('privacykit_requests_requests')
@@ -778,8 +816,12 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         lookup_hash: hashes[position] as string,
         channel: channels[position] ?? null,
         verified_at: null,
+        dedupe_right: input.right,
       }));
-      await trx.insertInto('privacykit_requests_identities').values(identityRows).execute();
+      // In hash order, so two submissions naming the same identities in another order take the
+      // slots in the same order (a conflict, never a deadlock).
+      const slotOrder = [...identityRows].sort((a, b) => (a.lookup_hash < b.lookup_hash ? -1 : 1));
+      await trx.insertInto('privacykit_requests_identities').values(slotOrder).execute();
       await audit(trx, {
         requestId,
         by: 'subject',
@@ -817,6 +859,22 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     // Delivery is not awaited: the answer takes the same time whether a channel exists or not.
     for (const mail of result.mails) deliver(mail);
     return result.result;
+  }
+
+  /**
+   * The transaction of `submit`, run again when a concurrent identical submission won the race
+   * for an intake slot: the rerun's duplicate check finds the winner's request, so the loser
+   * gets exactly the answer a sequential duplicate gets.
+   */
+  async function intakeTransaction<R>(work: (trx: Tx) => Promise<R>): Promise<R> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await writeTransaction(db, work);
+      } catch (error) {
+        const raced = error instanceof IntakeRace || isWriteConflict(error);
+        if (!raced || attempt >= INTAKE_ATTEMPTS) throw error;
+      }
+    }
   }
 
   async function resendChallenge(requestId: string): Promise<void> {

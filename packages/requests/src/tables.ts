@@ -38,6 +38,12 @@ export interface IdentityRow {
   lookup_hash: string;
   channel: string | null;
   verified_at: string | null;
+  /**
+   * The right of the request this identity holds the intake slot for (unique per tenant and
+   * identity): set when the request is created; released (null) by a later submission that finds
+   * the request closed or received before its duplicate window.
+   */
+  dedupe_right: string | null;
 }
 
 export interface ChallengeRow {
