@@ -1,4 +1,4 @@
-import { defineDataMap, newId, systemClock, toInstant } from '@privacykit/core';
+import { defineDataMap, isPrivacyKitError, newId, systemClock, toInstant } from '@privacykit/core';
 import type { Clock, DataMap, DataMapTable } from '@privacykit/core';
 import { countSubjectRows, engineOf, subjectCondition, subjectRowsQuery } from '@privacykit/core/db';
 import type { SubjectScope } from '@privacykit/core/db';
@@ -7,6 +7,8 @@ import type { Expression, ExpressionBuilder, Kysely, RawBuilder, SqlBool, Transa
 import { erasureError } from './errors.js';
 import type { KeyShredder } from './key-shredder.js';
 import { notificationRows } from './outbox.js';
+import { DEFAULT_LEASE_MS, claimPlanLease } from './plan-lease.js';
+import type { PlanLease } from './plan-lease.js';
 import type { ErasureGround, ErasurePlan, RetentionSource, TablePlan } from './plan.js';
 import { erasureGroundArticle } from './plan.js';
 import { rowKey } from './row-key.js';
@@ -35,6 +37,12 @@ export interface ExecuteErasureOptions {
    * execution as a crash would (the next run resumes after the last committed batch).
    */
   onBatch?: (progress: BatchProgress) => void | Promise<void>;
+  /**
+   * How long this worker's hold on the plan lasts without being renewed (default 5 minutes). It
+   * is renewed with every batch, so it only needs to outlast the longest batch (and the
+   * `keyShredder` call); a worker that crashed is taken over once its lease has expired.
+   */
+  leaseMs?: number;
 }
 
 export interface BatchProgress {
@@ -305,6 +313,7 @@ const STATEMENT_PARAMETERS = 30_000;
 
 async function deleteInBatches(options: {
   db: Kysely<any>;
+  lease: PlanLease;
   scope: SubjectScope;
   table: DataMapTable;
   batchSize: number;
@@ -324,7 +333,7 @@ async function deleteInBatches(options: {
     const keys = mysql
       ? db.selectFrom(batch.as('batch')).select(pk.map((column) => `batch.${column}`))
       : batch;
-    const deleted = await db.transaction().execute(async (trx) => {
+    const deleted = await options.lease.transaction(async (trx) => {
       const result = await trx
         .deleteFrom(table.name)
         .where((eb) =>
@@ -373,6 +382,7 @@ async function deleteInBatches(options: {
  * masks a row twice (a pseudonym of a pseudonym would differ).
  */
 async function maskInKeyRanges(options: {
+  lease: PlanLease;
   scope: SubjectScope;
   table: DataMapTable;
   masks: readonly ValueMask[];
@@ -399,7 +409,7 @@ async function maskInKeyRanges(options: {
       .offset(options.batchSize - 1)
       .executeTakeFirst()) as { k: unknown } | undefined;
     const last = boundary?.k;
-    const updated = await scope.db.transaction().execute(async (trx) => {
+    const updated = await options.lease.transaction(async (trx) => {
       let n = 0;
       if (changes) {
         let update = trx
@@ -480,11 +490,43 @@ function message(error: unknown): string {
  * nothing failed, the plan's completion and its Art 19 notifications are written in one
  * transaction; the consent-ledger key is shredded when a `keyShredder` and `subjectId` are given.
  *
- * @throws PrivacyKitError `erasure/plan-not-found`.
+ * One worker at a time: execution first takes the plan's lease (a conditional update of the
+ * plan's row), renews it in every batch's transaction and releases it at the end. Another
+ * worker meanwhile gets `erasure/plan-locked` and writes nothing; once a crashed worker's lease
+ * has expired (`leaseMs`), the next run takes the plan over and resumes where it stopped.
+ *
+ * @throws PrivacyKitError `erasure/plan-locked` while another worker executes the plan,
+ *   `erasure/lease-lost` when this worker stalled past its lease and another took the plan over
+ *   (its batch in flight is rolled back), `erasure/identities-purged` once the plan's identities
+ *   were purged, `erasure/plan-not-found`.
  */
 export async function executeErasure(
   plan: ErasurePlan,
   options: ExecuteErasureOptions,
+): Promise<ErasureReport> {
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  if (!Number.isSafeInteger(leaseMs) || leaseMs <= 0) {
+    throw erasureError('erasure/invalid-input', `leaseMs must be a positive integer, got ${leaseMs}`);
+  }
+  const clock = options.clock ?? systemClock;
+  const lease = await claimPlanLease({ db: options.db, plan, clock, leaseMs });
+  let report: ErasureReport;
+  try {
+    report = await executeLeased(plan, options, lease);
+  } catch (error) {
+    // Released now so a re-run can resume at once; if this fails too, the lease simply expires.
+    // The execution's own error is the one to report.
+    await lease.release().catch(() => undefined);
+    throw error;
+  }
+  await lease.release();
+  return report;
+}
+
+async function executeLeased(
+  plan: ErasurePlan,
+  options: ExecuteErasureOptions,
+  lease: PlanLease,
 ): Promise<ErasureReport> {
   const { db } = options;
   const clock = options.clock ?? systemClock;
@@ -498,7 +540,7 @@ export async function executeErasure(
   const started = clock.now();
   const startedMs = performance.now();
 
-  const progressByTable = await startProgress(db, plan, {
+  const progressByTable = await startProgress(db, lease, plan, {
     at: toInstant(started),
     planned: stored.status === 'planned',
   });
@@ -526,7 +568,7 @@ export async function executeErasure(
       for (const ancestor of ancestorsOf(dataMap, table.name)) {
         if (!blockedByChild.has(ancestor)) blockedByChild.set(ancestor, table.name);
       }
-      await saveProgress(db, plan, table.name, {
+      await saveProgress(lease, plan, table.name, {
         status: 'failed',
         error: reason,
         at: toInstant(clock.now()),
@@ -552,9 +594,10 @@ export async function executeErasure(
             tablePlan.blockedReason ?? `"${table.name}" has no primary key: it cannot be erased by key`,
           );
         } else {
-          await saveProgress(db, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
+          await saveProgress(lease, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
         }
       } catch (error) {
+        if (isPrivacyKitError(error, 'erasure/lease-lost')) throw error;
         await fail(message(error));
       }
       report.ms = performance.now() - tableStarted;
@@ -565,6 +608,7 @@ export async function executeErasure(
     // Value-only masks of every remaining row, in SQL by key range (no rows through the client).
     const maskAllInKeyRanges = (masks: readonly ValueMask[], types: Map<string, string> | undefined) =>
       maskInKeyRanges({
+        lease,
         scope,
         table,
         masks,
@@ -583,9 +627,9 @@ export async function executeErasure(
         // Rows kept alike (one mask): restricted, the others deleted, the kept ones masked —
         // all set-based from the plan's stored keys, no rows through the client.
         if (progress.restricted === 0) {
-          report.restricted += await restrictRetained(db, plan, table.name, toInstant(clock.now()));
+          report.restricted += await restrictRetained(lease, plan, table.name, toInstant(clock.now()));
         }
-        const deleted = await db.transaction().execute(async (trx) => {
+        const deleted = await lease.transaction(async (trx) => {
           const result = await trx
             .deleteFrom(table.name)
             .where(subjectCondition({ ...scope, db: trx }, table.name))
@@ -633,6 +677,7 @@ export async function executeErasure(
         // continues with what is left.
         await deleteInBatches({
           db,
+          lease,
           scope,
           table,
           batchSize: setBasedBatchSize,
@@ -660,7 +705,7 @@ export async function executeErasure(
       }
       let finished = false;
       if (retained.size > 0 && progress.restricted === 0) {
-        report.restricted += await restrictRetained(db, plan, table.name, toInstant(clock.now()));
+        report.restricted += await restrictRetained(lease, plan, table.name, toInstant(clock.now()));
       }
       for (;;) {
         const page = await subjectPage(scope, table, { columns: [...maskColumns], after, limit: batchSize });
@@ -699,7 +744,7 @@ export async function executeErasure(
         }
         const tail = page[page.length - 1]!;
         const lastKey = table.primaryKey.map((column) => tail[column]);
-        const counts = await db.transaction().execute(async (trx) => {
+        const counts = await lease.transaction(async (trx) => {
           let deleted = 0;
           let updated = 0;
           // Chunks keep every statement under the engines' bound-parameter limits.
@@ -767,10 +812,12 @@ export async function executeErasure(
           break;
         }
       }
-      if (!finished) await saveProgress(db, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
+      if (!finished) await saveProgress(lease, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
     } catch (error) {
       // The caller's own error (a crash, a cancellation) stops the run; the next run resumes.
       if (error instanceof CallerError) throw error.cause;
+      // Another worker owns the plan now: this run stops without writing anything more.
+      if (isPrivacyKitError(error, 'erasure/lease-lost')) throw error;
       await fail(message(error));
     }
     report.ms = performance.now() - tableStarted;
@@ -781,18 +828,27 @@ export async function executeErasure(
     if (stored.shredded_at) {
       shredding = { subjectId: plan.subjectId, status: 'already-shredded', at: stored.shredded_at };
     } else {
+      // The key store is not in this database: the lease is renewed first so it outlasts the call.
+      await lease.renew();
+      let failure: unknown;
       try {
         await options.keyShredder.shredSubject(plan.subjectId);
-        const at = toInstant(clock.now());
-        await db
-          .updateTable('privacykit_erasure_plans')
-          .set({ shredded_at: at, updated_at: at })
-          .where('tenant', '=', plan.tenant)
-          .where('id', '=', plan.id)
-          .execute();
-        shredding = { subjectId: plan.subjectId, status: 'shredded', at };
       } catch (error) {
-        shredding = { subjectId: plan.subjectId, status: 'failed', reason: message(error) };
+        failure = error;
+      }
+      if (failure === undefined) {
+        const at = toInstant(clock.now());
+        await lease.transaction(async (trx) => {
+          await trx
+            .updateTable('privacykit_erasure_plans')
+            .set({ shredded_at: at, updated_at: at })
+            .where('tenant', '=', plan.tenant)
+            .where('id', '=', plan.id)
+            .execute();
+        });
+        shredding = { subjectId: plan.subjectId, status: 'shredded', at };
+      } else {
+        shredding = { subjectId: plan.subjectId, status: 'failed', reason: message(failure) };
       }
     }
   }
@@ -833,7 +889,7 @@ export async function executeErasure(
     notifications: 0,
   };
 
-  report.notifications = await db.transaction().execute(async (trx) => {
+  report.notifications = await lease.transaction(async (trx) => {
     let count = 0;
     if (status !== 'failed') {
       const existing = new Set(
@@ -891,12 +947,12 @@ interface Progress {
  * plan's retained rows, in one transaction with the table's progress.
  */
 async function restrictRetained(
-  db: Kysely<any>,
+  lease: PlanLease,
   plan: ErasurePlan,
   table: string,
   at: string,
 ): Promise<number> {
-  return db.transaction().execute(async (trx) => {
+  return lease.transaction(async (trx) => {
     const kept = trx
       .selectFrom('privacykit_erasure_retained')
       .where('plan_id', '=', plan.id)
@@ -952,6 +1008,7 @@ async function restrictRetained(
  */
 async function startProgress(
   db: Kysely<any>,
+  lease: PlanLease,
   plan: ErasurePlan,
   options: { at: string; planned: boolean },
 ): Promise<Map<string, Progress>> {
@@ -971,7 +1028,7 @@ async function startProgress(
   }
   const missing = plan.tables.map((t) => t.table).filter((table) => !progress.has(table));
   if (missing.length > 0 || options.planned) {
-    await db.transaction().execute(async (trx) => {
+    await lease.transaction(async (trx) => {
       if (options.planned) {
         await trx
           .updateTable('privacykit_erasure_plans')
@@ -1001,20 +1058,22 @@ async function startProgress(
 }
 
 async function saveProgress(
-  db: Kysely<any>,
+  lease: PlanLease,
   plan: ErasurePlan,
   table: string,
   change: { status: 'done' | 'failed'; error?: string; at: string },
 ): Promise<void> {
-  await db
-    .updateTable('privacykit_erasure_progress')
-    .set({
-      status: change.status,
-      error: change.error ?? null,
-      ...(change.status === 'done' ? { finished_at: change.at } : {}),
-    })
-    .where('plan_id', '=', plan.id)
-    .where('tenant', '=', plan.tenant)
-    .where('table_name', '=', table)
-    .execute();
+  await lease.transaction(async (trx) => {
+    await trx
+      .updateTable('privacykit_erasure_progress')
+      .set({
+        status: change.status,
+        error: change.error ?? null,
+        ...(change.status === 'done' ? { finished_at: change.at } : {}),
+      })
+      .where('plan_id', '=', plan.id)
+      .where('tenant', '=', plan.tenant)
+      .where('table_name', '=', table)
+      .execute();
+  });
 }

@@ -23,6 +23,8 @@ export type {
   TableReport,
 } from './execute.js';
 export { verifyErasure } from './verify.js';
+export { purgeErasureIdentities } from './purge-identities.js';
+export type { PurgeErasureIdentitiesOptions } from './purge-identities.js';
 export type { ErasureVerification, Leftover, VerifyErasureOptions } from './verify.js';
 export {
   backoffDelay,

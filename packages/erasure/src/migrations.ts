@@ -16,6 +16,9 @@ function bigJson(db: Kysely<any>) {
  * - `privacykit_erasure_progress` — per plan and table: cursor and counts, for resuming;
  * - `privacykit_erasure_restrictions` — rows restricted to storage only (Art 18(2));
  * - `privacykit_erasure_outbox` — Art 19 notifications to recipients, with attempts and receipts.
+ *
+ * `0002_execution_lease` adds the plan's execution lease (owner token and expiry, so only one
+ * worker executes a plan at a time) and the time its identities were purged.
  */
 export const erasureMigrations: PackageMigrations = {
   name: 'erasure',
@@ -125,6 +128,28 @@ export const erasureMigrations: PackageMigrations = {
           'privacykit_erasure_plans',
         ]) {
           await db.schema.dropTable(table).ifExists().execute();
+        }
+      },
+    },
+    '0002_execution_lease': {
+      async up(db: Kysely<any>) {
+        // One column per statement: SQLite adds a single column per ALTER TABLE.
+        await db.schema
+          .alterTable('privacykit_erasure_plans')
+          .addColumn('lease_owner', sql`varchar(64)`)
+          .execute();
+        await db.schema
+          .alterTable('privacykit_erasure_plans')
+          .addColumn('lease_expires_at', columnType.instant)
+          .execute();
+        await db.schema
+          .alterTable('privacykit_erasure_plans')
+          .addColumn('identities_purged_at', columnType.instant)
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        for (const column of ['identities_purged_at', 'lease_expires_at', 'lease_owner']) {
+          await db.schema.alterTable('privacykit_erasure_plans').dropColumn(column).execute();
         }
       },
     },

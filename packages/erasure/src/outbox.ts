@@ -17,7 +17,10 @@ export interface ErasureNotification {
   planId: string;
   requestId?: string;
   recipient: PlanRecipient;
-  /** Who is concerned: the identities the recipient needs to find the subject's data. */
+  /**
+   * Who is concerned: the identities the recipient needs to find the subject's data (emptied in
+   * the stored notice once delivered and the plan's identities are purged).
+   */
   identities: Record<string, string[]>;
   /** The categories of the subject's data that recipient received. */
   categories: string[];

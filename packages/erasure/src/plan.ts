@@ -116,6 +116,7 @@ export interface ErasurePlan {
   subjectId?: string;
   createdAt: string;
   policyVersion: string;
+  /** The subject's identities; empty once purged with `purgeErasureIdentities`. */
   identities: Record<string, string[]>;
   dataMap: DataMapInput;
   /** Children before parents: the execution order. */
@@ -800,6 +801,8 @@ export interface ErasureRecord {
   updatedAt: string;
   completedAt?: string;
   shreddedAt?: string;
+  /** When the plan's identities were purged (`purgeErasureIdentities`); the plan's are then empty. */
+  identitiesPurgedAt?: string;
   report?: unknown;
   verification?: unknown;
 }
@@ -829,6 +832,7 @@ export async function getErasureRecord(options: {
     updatedAt: row.updated_at,
     ...(row.completed_at ? { completedAt: row.completed_at } : {}),
     ...(row.shredded_at ? { shreddedAt: row.shredded_at } : {}),
+    ...(row.identities_purged_at ? { identitiesPurgedAt: row.identities_purged_at } : {}),
     ...(row.report ? { report: JSON.parse(row.report) } : {}),
     ...(row.verification ? { verification: JSON.parse(row.verification) } : {}),
   };

@@ -50,7 +50,11 @@ export interface VerifyErasureOptions {
  * Limits: a pseudonym cannot be told from an original without the original, so `hmac` columns
  * are checked for a pseudonym's shape and against the subject's identities.
  *
- * @throws PrivacyKitError `erasure/plan-not-found`.
+ * Verification needs the identities: once they are purged (`purgeErasureIdentities`), the
+ * stored verification is the proof and a new one is refused.
+ *
+ * @throws PrivacyKitError `erasure/identities-purged` after the plan's identities were purged,
+ *   `erasure/plan-not-found`.
  */
 export async function verifyErasure(options: VerifyErasureOptions): Promise<ErasureVerification> {
   const { db, plan } = options;
@@ -59,12 +63,20 @@ export async function verifyErasure(options: VerifyErasureOptions): Promise<Eras
   const maxLeftovers = options.maxLeftovers ?? 1000;
   const row = await db
     .selectFrom('privacykit_erasure_plans')
-    .select(['hmac_key', 'seed'])
+    .select(['hmac_key', 'seed', 'identities_purged_at'])
     .where('tenant', '=', plan.tenant)
     .where('id', '=', plan.id)
     .executeTakeFirst();
   if (!row)
     throw erasureError('erasure/plan-not-found', `no erasure plan ${plan.id} for tenant ${plan.tenant}`);
+  if (row.identities_purged_at) {
+    // Without the identities the traversal would find nothing and "prove" a clean erasure.
+    throw erasureError(
+      'erasure/identities-purged',
+      `the identities of erasure plan ${plan.id} were purged at ${row.identities_purged_at}: it cannot be verified again (its stored verification stands)`,
+      { details: { planId: plan.id, identitiesPurgedAt: row.identities_purged_at } },
+    );
+  }
   const secrets: ErasureSecrets = { hmacKey: row.hmac_key, seed: row.seed };
   const dataMap = options.dataMap ?? planDataMap(plan);
   const scope: SubjectScope = { db, dataMap, identities: plan.identities, tenant: plan.tenant };

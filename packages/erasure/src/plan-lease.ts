@@ -1,0 +1,124 @@
+import { randomToken, toInstant } from '@privacykit/core';
+import type { Clock } from '@privacykit/core';
+import type { Kysely, Transaction } from 'kysely';
+import { erasureError } from './errors.js';
+import type { ErasurePlan } from './plan.js';
+
+/** How long an execution lease lasts without being renewed, by default (5 minutes). */
+export const DEFAULT_LEASE_MS = 300_000;
+
+/**
+ * One worker's exclusive right to execute a plan, held in the plan's row (an owner token and an
+ * expiry). Every write of the execution goes through `transaction`, whose first statement renews
+ * the lease only while this worker still owns it: a worker that stalled past its lease and was
+ * taken over cannot commit another batch, so two workers never interleave their batches.
+ */
+export interface PlanLease {
+  readonly owner: string;
+  /**
+   * A transaction whose first statement renews the lease.
+   *
+   * @throws PrivacyKitError `erasure/lease-lost` (nothing of `fn` is committed) when another
+   *   worker took the plan over.
+   */
+  transaction<T>(fn: (trx: Transaction<any>) => Promise<T>): Promise<T>;
+  /** Renews the lease on its own, before a step that writes nothing to the database. */
+  renew(): Promise<void>;
+  /** Gives the lease up, if this worker still holds it. */
+  release(): Promise<void>;
+}
+
+interface ClaimOptions {
+  db: Kysely<any>;
+  plan: ErasurePlan;
+  clock: Clock;
+  leaseMs: number;
+}
+
+function planRow(db: Kysely<any>, plan: ErasurePlan) {
+  return db
+    .updateTable('privacykit_erasure_plans')
+    .where('tenant', '=', plan.tenant)
+    .where('id', '=', plan.id);
+}
+
+/**
+ * Takes the plan's execution lease with one conditional `UPDATE` (free, or expired because its
+ * worker crashed or stalled), checked by the affected-row count — atomic on every engine.
+ *
+ * @throws PrivacyKitError `erasure/plan-locked` while another worker's lease runs,
+ *   `erasure/identities-purged` once the plan's identities are purged, `erasure/plan-not-found`.
+ */
+export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> {
+  const { db, plan, clock, leaseMs } = options;
+  const owner = randomToken(16);
+  const expiry = () => toInstant(new Date(clock.now().getTime() + leaseMs));
+
+  // A second attempt only when the lease was released between the claim and the read-back.
+  for (let attempt = 0; ; attempt++) {
+    const now = toInstant(clock.now());
+    const claimed = await planRow(db, plan)
+      .set({ lease_owner: owner, lease_expires_at: expiry() })
+      .where('identities_purged_at', 'is', null)
+      .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<=', now)]))
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows ?? 0) === 1) break;
+    const row = await db
+      .selectFrom('privacykit_erasure_plans')
+      .select(['lease_owner', 'lease_expires_at', 'identities_purged_at'])
+      .where('tenant', '=', plan.tenant)
+      .where('id', '=', plan.id)
+      .executeTakeFirst();
+    if (!row)
+      throw erasureError('erasure/plan-not-found', `no erasure plan ${plan.id} for tenant ${plan.tenant}`);
+    if (row.identities_purged_at) {
+      throw erasureError(
+        'erasure/identities-purged',
+        `the identities of erasure plan ${plan.id} were purged at ${row.identities_purged_at}: it cannot be executed again`,
+        { details: { planId: plan.id, identitiesPurgedAt: row.identities_purged_at } },
+      );
+    }
+    if (row.lease_owner && row.lease_expires_at > toInstant(clock.now())) {
+      throw erasureError(
+        'erasure/plan-locked',
+        `erasure plan ${plan.id} is being executed by another worker (lease until ${row.lease_expires_at})`,
+        { details: { planId: plan.id, leaseExpiresAt: row.lease_expires_at } },
+      );
+    }
+    if (attempt >= 2) {
+      throw erasureError('erasure/plan-locked', `erasure plan ${plan.id} is contended: try again`, {
+        details: { planId: plan.id },
+      });
+    }
+  }
+
+  const lost = () =>
+    erasureError(
+      'erasure/lease-lost',
+      `the execution lease of erasure plan ${plan.id} expired and another worker took it over: this run stopped, nothing of its last batch was written`,
+      { details: { planId: plan.id } },
+    );
+  const renewWith = async (executor: Kysely<any>) => {
+    const result = await planRow(executor, plan)
+      .set({ lease_expires_at: expiry() })
+      .where('lease_owner', '=', owner)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows ?? 0) !== 1) throw lost();
+  };
+  return {
+    owner,
+    transaction: (fn) =>
+      db.transaction().execute(async (trx) => {
+        // First, so the plan row is locked before any host row: every worker locks in one order.
+        await renewWith(trx);
+        return fn(trx);
+      }),
+    renew: () => renewWith(db),
+    async release() {
+      await planRow(db, plan)
+        .set({ lease_owner: null, lease_expires_at: null })
+        .where('lease_owner', '=', owner)
+        .execute();
+    },
+  };
+}
