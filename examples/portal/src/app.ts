@@ -31,6 +31,7 @@ import type { CookieScanner } from './routes/admin/cookies.js';
 import { csrfField } from './views/layout.js';
 import type { StaffAudit } from './audit.js';
 import { dataMap as demoDataMap } from './data-map.js';
+import { scanOriginsOf } from './scan-origins.js';
 import { HttpError } from './http-error.js';
 import { outboxMailer } from './mailer.js';
 import type { Mailer } from './mailer.js';
@@ -77,6 +78,12 @@ export interface AppDeps {
   codeSecret?: string;
   /** Runs back-office cookie scans (default: `scanSite` in the system Chromium). */
   cookieScanner?: CookieScanner;
+  /**
+   * The only origins (`https://shop.example`) whose pages the back office may scan; any other
+   * address is refused before a browser starts (no server-side request forgery). Default:
+   * `publicOrigin` alone, or none when it is unset. Invalid entries throw here, at start.
+   */
+  scanOrigins?: readonly string[];
   /** Called for unexpected errors (the response never shows them). */
   logError?: (error: unknown) => void;
   /** Called when object-level authorisation refuses an id (hostile case 12); no personal data. */
@@ -124,6 +131,7 @@ export function createApp(deps: AppDeps): Express {
   const logRefusal = deps.logRefusal ?? ((event) => console.warn(`refused ${event.what} ${event.id}`));
   const limits = { ...defaultRateLimits, ...deps.rateLimits };
   const dataMap = deps.dataMap ?? demoDataMap;
+  const scanOrigins = scanOriginsOf(deps);
   const tenant = policy.tenant;
   const mailer = deps.mailer ?? outboxMailer({ db, tenant, clock });
   const services: PortalServices = {
@@ -287,7 +295,16 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(adminConsentRoutes({ policy, ledger: services.ledger }));
   app.use(adminRecordRoutes(policy));
-  app.use(adminCookieRoutes({ policy, audit: services.audit, scanner: deps.cookieScanner }));
+  app.use(
+    adminCookieRoutes({
+      policy,
+      audit: services.audit,
+      clock,
+      scanOrigins,
+      logError,
+      scanner: deps.cookieScanner,
+    }),
+  );
   app.use(
     adminRetentionRoutes({
       policy,

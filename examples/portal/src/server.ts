@@ -14,6 +14,13 @@ const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
 const databaseUrl = process.env.DATABASE_URL ?? 'sqlite:.data/portal.db';
 const publicOrigin = process.env.PUBLIC_ORIGIN;
+// Sites the back office may scan for cookies: SCAN_ORIGINS (comma- or space-separated), else the
+// public origin, else the portal itself as it listens here (development).
+const listenHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+const listenOrigin = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
+const scanOrigins = process.env.SCAN_ORIGINS
+  ? process.env.SCAN_ORIGINS.split(/[\s,]+/).filter(Boolean)
+  : [publicOrigin ?? listenOrigin];
 
 if (engineOfUrl(databaseUrl) === 'sqlite' && databaseUrl !== ':memory:') {
   mkdirSync(dirname(databaseUrl.replace(/^(sqlite|file):(\/\/)?/, '')), { recursive: true });
@@ -51,6 +58,7 @@ const app = createApp({
   mailer,
   sessionSecret: process.env.SESSION_SECRET ?? randomToken(32),
   publicOrigin,
+  scanOrigins,
   secureCookies: publicOrigin?.startsWith('https:') ? true : 'auto',
   trustProxy: process.env.TRUST_PROXY ? Number(process.env.TRUST_PROXY) || process.env.TRUST_PROXY : false,
 });

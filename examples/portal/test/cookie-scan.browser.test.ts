@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, STAFF, startPortal } from './harness.js';
+import { Client, STAFF, settledScan, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -10,7 +12,7 @@ const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 describe.skipIf(!existsSync(executablePath))('cookie scan of the portal itself in Chromium', () => {
   let portal: Portal;
   beforeAll(async () => {
-    portal = await startPortal(testEngines()[0]!, {}, { seed: false });
+    portal = await startPortal(testEngines()[0]!, (base) => ({ scanOrigins: [base] }), { seed: false });
   });
   afterAll(async () => {
     await portal?.close();
@@ -21,8 +23,9 @@ describe.skipIf(!existsSync(executablePath))('cookie scan of the portal itself i
     await staff.login(STAFF);
     await staff.page('/admin/cookies');
     const response = await staff.post('/admin/cookies/scan', { url: `${portal.base}/` });
-    const page = await response.text();
-    expect(response.status).toBe(200);
+    expect(response.status).toBe(202);
+    const page = await settledScan(staff, response.headers.get('location') ?? '');
+    expect(page).toContain('data-scan-status="done"');
     expect(page).toContain('data-scan-violations="0"');
     const phase = (name: string) =>
       new RegExp(`data-phase="${name}">([\\s\\S]*?)</table>`).exec(page)?.[1] ?? '';
@@ -33,4 +36,29 @@ describe.skipIf(!existsSync(executablePath))('cookie scan of the portal itself i
     // The scanner found and pressed "Accept all": the analytics cookie appears only then.
     expect(phase('after-acceptance')).toContain('<code>_ga</code>');
   }, 120_000);
+
+  it('refuses a site outside the scan origins without loading anything from it', async () => {
+    // Another site on loopback, as an internal service would be: it must never see a request.
+    let hits = 0;
+    const other = createServer((_req, res) => {
+      hits++;
+      res.end('<p>internal</p>');
+    });
+    other.listen(0, '127.0.0.1');
+    await new Promise((resolve) => other.once('listening', resolve));
+    try {
+      const otherBase = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+      const staff = new Client(portal.base);
+      await staff.login(STAFF);
+      await staff.page('/admin/cookies');
+      const response = await staff.post('/admin/cookies/scan', { url: `${otherBase}/admin` });
+      expect(response.status).toBe(403);
+      expect(response.headers.get('location')).toBeNull();
+      expect(await response.text()).toContain(`${otherBase} is not one of the sites this portal may scan`);
+      expect(hits).toBe(0);
+    } finally {
+      other.closeAllConnections();
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
 });

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fixedClock } from '@privacykit/core';
 import type { FixedClock } from '@privacykit/core';
@@ -31,7 +31,8 @@ export interface Portal {
 
 export async function startPortal(
   engine: TestEngine,
-  overrides: Partial<AppDeps> = {},
+  /** Deps to replace; a function receives the portal's base URL (e.g. for `scanOrigins`). */
+  overrides: Partial<AppDeps> | ((base: string) => Partial<AppDeps>) = {},
   options: { seed?: boolean; at?: string } = {},
 ): Promise<Portal> {
   const t = await createTestDatabase(engine);
@@ -48,18 +49,30 @@ export async function startPortal(
       mail.push(message);
     },
   };
-  const app = createApp({
-    db: t.db,
-    policy: seedPolicy,
-    clock,
-    mailer,
-    sessionSecret: 'test-secret',
-    logError: (error) => errors.push(error),
-    ...overrides,
-  });
-  const server: Server = app.listen(0, '127.0.0.1');
+  // Listen first so the app can be configured with its own address.
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    server.on(
+      'request',
+      createApp({
+        db: t.db,
+        policy: seedPolicy,
+        clock,
+        mailer,
+        sessionSecret: 'test-secret',
+        logError: (error) => errors.push(error),
+        ...(typeof overrides === 'function' ? overrides(base) : overrides),
+      }),
+    );
+  } catch (error) {
+    server.close();
+    await t.db.destroy();
+    await t.destroy();
+    throw error;
+  }
   return {
     base,
     t,
@@ -155,5 +168,19 @@ export class Client {
   async login(who: { email: string; password: string }): Promise<Response> {
     await this.page('/admin/login');
     return this.post('/admin/login', { email: who.email, password: who.password });
+  }
+}
+
+/**
+ * Polls a back-office scan's page (the `Location` of `POST /admin/cookies/scan`) until the scan is
+ * done or failed, and returns that page. Bounded by the test's timeout.
+ */
+export async function settledScan(client: Client, location: string): Promise<string> {
+  for (;;) {
+    const page = await client.page(location);
+    const status = /data-scan-status="(\w+)"/.exec(page)?.[1];
+    if (status === 'done' || status === 'failed') return page;
+    if (status !== 'queued' && status !== 'running') throw new Error(`no scan status at ${location}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

@@ -1,17 +1,20 @@
 import { Router } from 'express';
 import type { Response } from 'express';
 import { z } from 'zod';
-import type { DeclaredCookie, Policy } from '@privacykit/core';
+import type { Clock, DeclaredCookie, Policy } from '@privacykit/core';
 import { createClassifier, overridesFromPolicy } from '@privacykit/cookies';
 import type { Classifier } from '@privacykit/cookies';
 import type { ScanOptions, ScanResult } from '@privacykit/cookies/scan';
 import type { StaffAudit } from '../../audit.js';
 import { HttpError } from '../../http-error.js';
 import { currentStaff, render } from '../../render.js';
+import { createScanJobs } from '../../scan-jobs.js';
+import { checkScanTarget } from '../../scan-origins.js';
 import { csrfToken } from '../../security.js';
+import type { StaffMember } from '../../staff.js';
 import { parseForm } from '../../validation.js';
-import { cookiesOfficeView } from '../../views/admin/cookies.js';
-import type { CookieFinding } from '../../views/admin/cookies.js';
+import { cookiesOfficeView, scanJobView } from '../../views/admin/cookies.js';
+import type { CookieFinding, CookieScanOutcome } from '../../views/admin/cookies.js';
 
 /** Runs a scan; the default is `scanSite` from `@privacykit/cookies/scan` (system Chromium). */
 export type CookieScanner = (url: string, options: ScanOptions) => Promise<ScanResult>;
@@ -21,20 +24,6 @@ const defaultScanner: CookieScanner = async (url, options) => {
   const { scanSite } = await import('@privacykit/cookies/scan');
   return scanSite(url, options);
 };
-
-/** Only http(s) addresses: no file:, data:, javascript: or chrome: pages for the server's browser. */
-export const scanUrlSchema = z
-  .string()
-  .trim()
-  .max(2000)
-  .refine((value) => {
-    try {
-      const url = new URL(value);
-      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-    } catch {
-      return false;
-    }
-  }, 'enter an http:// or https:// address');
 
 const nameSchema = z
   .string()
@@ -82,31 +71,72 @@ export function findingsOf(policy: Policy, scan: ScanResult): CookieFinding[] {
   return [...findings, ...undeclared.values()];
 }
 
-function actor(res: Response): string {
+function signedIn(res: Response): StaffMember {
   const staff = currentStaff(res);
   if (!staff) throw new HttpError(401, 'Please sign in.');
-  return `staff:${staff.email}`;
+  return staff;
 }
 
 /**
  * Cookies in the back office (ePrivacy Art 5(3), GDPR Art 13): the declared inventory, a cookie
  * name classified with its evidence (the policy's declarations first, then the knowledge base),
- * and a scan of a page in headless Chromium with its violations. Scans are audited.
+ * and a scan of a page in headless Chromium with its violations. A scan loads only pages on the
+ * configured `scanOrigins` (anything else would let staff make the server fetch any address), runs
+ * in the background (`202` with the scan's page) and is audited when asked for, refused and settled.
  */
 export function adminCookieRoutes(options: {
   policy: Policy;
   audit: StaffAudit;
+  clock: Clock;
+  /** Canonical origins (`scanOriginsOf`) whose pages may be scanned. */
+  scanOrigins: readonly string[];
+  logError: (error: unknown) => void;
   scanner?: CookieScanner;
   classifier?: Classifier;
 }): Router {
-  const { policy, audit } = options;
+  const { policy, audit, scanOrigins: origins } = options;
   const scanner = options.scanner ?? defaultScanner;
   const classifier =
     options.classifier ?? createClassifier({ overrides: overridesFromPolicy(policy.cookies) });
+  const jobs = createScanJobs<CookieScanOutcome>({
+    clock: options.clock,
+    logError: options.logError,
+    async run(job) {
+      let result: ScanResult;
+      try {
+        result = await scanner(job.url, {
+          classifier,
+          banner: {
+            accept: '[data-privacykit-consent="accept"]',
+            refuse: '[data-privacykit-consent="refuse"]',
+          },
+          timeoutMs: 20_000,
+        });
+      } catch (error) {
+        const code = (error as { code?: unknown } | null)?.code;
+        if (code === 'cookies/scanner-unavailable' || code === 'cookies/invalid-input') {
+          throw new HttpError(code === 'cookies/invalid-input' ? 400 : 503, (error as Error).message);
+        }
+        throw new HttpError(502, 'The page could not be scanned (unreachable, or too slow to load).');
+      }
+      return { result, findings: findingsOf(policy, result) };
+    },
+    async onSettled(job) {
+      await audit.record({
+        actor: `staff:${job.requestedBy.email}`,
+        action: job.status === 'done' ? 'cookies.scan.done' : 'cookies.scan.failed',
+        target: job.url.slice(0, 200),
+        detail: (job.outcome ? `${job.outcome.findings.length} violations` : (job.error ?? '')).slice(0, 200),
+      });
+    },
+  });
   const router = Router();
 
   router.get('/admin/cookies', (req, res) => {
-    render(req, res, { title: 'Cookies', body: cookiesOfficeView({ policy, csrf: csrfToken(req) }) });
+    render(req, res, {
+      title: 'Cookies',
+      body: cookiesOfficeView({ policy, origins, csrf: csrfToken(req) }),
+    });
   });
 
   router.get('/admin/cookies/classify', (req, res) => {
@@ -117,6 +147,7 @@ export function adminCookieRoutes(options: {
         status: 400,
         body: cookiesOfficeView({
           policy,
+          origins,
           csrf: csrfToken(req),
           error: `Please check the cookie name: ${name.error.issues[0]?.message ?? 'invalid'}.`,
         }),
@@ -127,6 +158,7 @@ export function adminCookieRoutes(options: {
       title: 'Cookies',
       body: cookiesOfficeView({
         policy,
+        origins,
         csrf: csrfToken(req),
         name: name.data,
         classification: classifier.classify({ name: name.data }),
@@ -135,36 +167,57 @@ export function adminCookieRoutes(options: {
   });
 
   router.post('/admin/cookies/scan', async (req, res) => {
-    const form = parseForm(z.object({ url: scanUrlSchema }), req.body);
-    const by = actor(res);
-    let result: ScanResult;
-    try {
-      result = await scanner(form.url, {
-        classifier,
-        banner: {
-          accept: '[data-privacykit-consent="accept"]',
-          refuse: '[data-privacykit-consent="refuse"]',
-        },
-        timeoutMs: 20_000,
-      });
-    } catch (error) {
-      const code = (error as { code?: unknown } | null)?.code;
-      if (code === 'cookies/scanner-unavailable' || code === 'cookies/invalid-input') {
-        throw new HttpError(code === 'cookies/invalid-input' ? 400 : 503, (error as Error).message);
+    const staff = signedIn(res);
+    const form = parseForm(z.object({ url: z.string() }), req.body);
+    const target = checkScanTarget(form.url, origins);
+    if (!target.allowed) {
+      // A well-formed address off the list is someone trying to reach another host: keep a trace.
+      if (target.problem === 'origin') {
+        await audit.record({
+          actor: `staff:${staff.email}`,
+          action: 'cookies.scan.refused',
+          target: form.url.trim().slice(0, 200),
+          detail: 'origin not in scanOrigins',
+        });
       }
-      throw new HttpError(502, 'The page could not be scanned (unreachable, or too slow to load).');
+      render(req, res, {
+        title: 'Cookies',
+        status: target.status,
+        body: cookiesOfficeView({
+          policy,
+          origins,
+          csrf: csrfToken(req),
+          // Never echo a password back into the page.
+          url: target.problem === 'credentials' ? undefined : form.url.slice(0, 2000),
+          error: `This page cannot be scanned: ${target.reason}.`,
+        }),
+      });
+      return;
     }
-    const findings = findingsOf(policy, result);
+    const job = jobs.start({ url: target.url, requestedBy: { id: staff.id, email: staff.email } });
+    if (!job) throw new HttpError(429, 'Too many scans are waiting. Try again when one has finished.');
     await audit.record({
-      actor: by,
+      actor: `staff:${staff.email}`,
       action: 'cookies.scan',
-      target: form.url.slice(0, 200),
-      detail: `${findings.length} violations`,
+      target: target.url.slice(0, 200),
+      detail: `scan ${job.id}`,
     });
-    render(req, res, {
-      title: 'Cookie scan',
-      body: cookiesOfficeView({ policy, csrf: csrfToken(req), url: form.url, scan: { result, findings } }),
-    });
+    const location = `/admin/cookies/scans/${job.id}`;
+    // 202: the scan takes seconds in a browser; its page shows progress, then the result.
+    res.location(location).set('Refresh', `2; url=${location}`);
+    render(req, res, { title: 'Cookie scan', status: 202, body: scanJobView(job, location) });
+  });
+
+  router.get('/admin/cookies/scans/:id', (req, res) => {
+    const staff = signedIn(res);
+    const job = jobs.get(req.params.id);
+    // A scan's page is for whoever asked for it, and for administrators.
+    if (!job || (job.requestedBy.id !== staff.id && staff.role !== 'admin')) {
+      throw new HttpError(404, 'No such scan (finished scans are kept for a while only).');
+    }
+    const location = `/admin/cookies/scans/${job.id}`;
+    if (job.status === 'queued' || job.status === 'running') res.set('Refresh', '2');
+    render(req, res, { title: 'Cookie scan', body: scanJobView(job, location) });
   });
 
   return router;

@@ -1,6 +1,7 @@
 import type { DeclaredCookie, Policy } from '@privacykit/core';
 import type { CookieClassification } from '@privacykit/cookies';
 import type { ScanResult } from '@privacykit/cookies/scan';
+import type { ScanJob } from '../../scan-jobs.js';
 import { csrfField } from '../layout.js';
 import { html } from '../html.js';
 import type { SafeHtml } from '../html.js';
@@ -12,6 +13,12 @@ export interface CookieFinding {
   domain: string;
   phases: string[];
   reason: string;
+}
+
+/** What a finished scan shows: the scanner's result and the findings against the policy. */
+export interface CookieScanOutcome {
+  result: ScanResult;
+  findings: CookieFinding[];
 }
 
 function durationText(duration: string): string {
@@ -69,12 +76,38 @@ ${
 </section>`;
 }
 
+const statusText: Record<ScanJob<CookieScanOutcome>['status'], string> = {
+  queued: 'waiting for the scan before it to finish',
+  running: 'running in Chromium (before consent, after refusal, after acceptance)',
+  done: 'done',
+  failed: 'failed',
+};
+
+/** A scan's own page: its progress while it runs (the page refreshes itself), then its result. */
+export function scanJobView(job: ScanJob<CookieScanOutcome>, location: string): SafeHtml {
+  const pending = job.status === 'queued' || job.status === 'running';
+  return html`<h1>Cookie scan</h1>
+<section aria-labelledby="scan-status" data-scan-status="${job.status}" data-scan-id="${job.id}">
+<h2 id="scan-status">Status: ${statusText[job.status]}</h2>
+<dl class="facts">
+<dt>Page</dt><dd><code>${job.url}</code></dd>
+<dt>Asked by</dt><dd>${job.requestedBy.email}, ${job.createdAt.toISOString()}</dd>
+${job.finishedAt ? html`<dt>Finished</dt><dd>${job.finishedAt.toISOString()}</dd>` : ''}
+</dl>
+${pending ? html`<p>A scan takes a few seconds. This page refreshes itself; or <a href="${location}">reload it</a>.</p>` : ''}
+${job.status === 'failed' ? html`<p class="error" role="alert">${job.error ?? 'The scan failed.'}</p>` : ''}
+</section>
+${job.outcome ? scanResultView(job.outcome.result, job.outcome.findings) : ''}
+<p><a href="/admin/cookies">Back to cookies</a></p>`;
+}
+
 export function cookiesOfficeView(options: {
   policy: Policy;
+  /** Origins whose pages may be scanned. */
+  origins: readonly string[];
   csrf: string;
   classification?: CookieClassification;
   name?: string;
-  scan?: { result: ScanResult; findings: CookieFinding[] };
   url?: string;
   error?: string;
 }): SafeHtml {
@@ -90,10 +123,14 @@ ${inventory(options.policy)}
 </form>
 ${options.classification ? classificationView(options.classification) : ''}
 <h2>Scan a page</h2>
+${
+  options.origins.length === 0
+    ? html`<p class="notice" data-scan-origins="">No site is configured for scanning: set <code>scanOrigins</code> (<code>SCAN_ORIGINS</code> or <code>PUBLIC_ORIGIN</code> for <code>server.ts</code>).</p>`
+    : html`<p data-scan-origins="${options.origins.join(' ')}">Pages on these sites only: ${options.origins.map((origin, i) => html`${i ? ', ' : ''}<code>${origin}</code>`)}.</p>`
+}
 <form method="post" action="/admin/cookies/scan" class="stack">
   ${csrfField(options.csrf)}
-  <div><label for="url">Page address <span class="hint">http:// or https:// only; the scan runs on this server in Chromium and takes a few seconds.</span></label><input id="url" name="url" type="url" maxlength="2000" required value="${options.url ?? ''}"></div>
+  <div><label for="url">Page address <span class="hint">http:// or https:// on a site listed above; the scan runs on this server in Chromium, in the background, and takes a few seconds.</span></label><input id="url" name="url" type="url" maxlength="2000" required value="${options.url ?? ''}"></div>
   <div><button type="submit">Scan</button></div>
-</form>
-${options.scan ? scanResultView(options.scan.result, options.scan.findings) : ''}`;
+</form>`;
 }
