@@ -399,6 +399,11 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       ctx.clock.advance(5 * DAY);
       const later = await ctx.service.submit(access('dup@example.com'));
       expect(later.duplicateOf).toBeNull();
+      // The first request, still open but past the window, gave up its place to the later one.
+      expect(await ctx.service.submit(access('dup@example.com'))).toMatchObject({
+        requestId: later.requestId,
+        duplicateOf: later.requestId,
+      });
       expect((await ctx.service.audit(first.requestId)).map((entry) => entry.action)).toContain(
         'duplicate-submission',
       );

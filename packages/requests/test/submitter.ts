@@ -17,7 +17,9 @@ const service = createRequestService({
   secret: 'a test secret of more than thirty-two bytes!!',
 });
 // Open every pooled connection now, so `go` starts the submissions and nothing else.
-await Promise.all(subjects.map(() => db.selectFrom('privacykit_requests_requests').select('id').limit(1).execute()));
+await Promise.all(
+  subjects.map(() => db.selectFrom('privacykit_requests_requests').select('id').limit(1).execute()),
+);
 
 const lines = createInterface({ input: process.stdin });
 process.stdout.write('ready\n');

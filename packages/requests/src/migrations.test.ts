@@ -1,0 +1,237 @@
+import { fixedClock } from '@privacykit/core';
+import { migrate } from '@privacykit/core/db';
+import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
+import { Migrator } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { identityLookupHash } from './identity.js';
+import { requestMigrations } from './migrations.js';
+import { createRequestService } from './request-service.js';
+import type { SubmitRequestInput } from './request-service.js';
+import { testPolicy } from './test-support.js';
+
+const secret = 'a test secret of more than thirty-two bytes!!';
+const tenant = 'default';
+
+function migrator(db: TestDatabase['db']) {
+  return new Migrator({
+    db,
+    provider: { getMigrations: async () => ({ ...requestMigrations.migrations }) },
+    migrationTableName: 'privacykit_requests_migrations',
+    migrationLockTableName: 'privacykit_requests_migrations_lock',
+  });
+}
+
+/** A request as the 0001 code stored it: one row, its identity rows, no intake slot. */
+async function oldRequest(
+  db: TestDatabase['db'],
+  request: { id: string; right: string; status: string; receivedAt: string; emails: string[] },
+) {
+  await db
+    .insertInto('privacykit_requests_requests')
+    .values({
+      id: request.id,
+      tenant,
+      request_right: request.right,
+      details: '{}',
+      channel: 'web',
+      received_at: request.receivedAt,
+      received_date: request.receivedAt.slice(0, 10),
+      status: request.status,
+      deadline: '2024-02-29',
+      extension_months: 0,
+      extension_reasons: '[]',
+      extended_deadline: null,
+      pause_while_verifying: 0,
+      paused_days: 0,
+      effective_deadline: '2024-02-29',
+      assignee: null,
+      outcome: null,
+      duplicate_of: null,
+      excessive: 0,
+      verification_failures: 0,
+      verification_locked: 0,
+      created_at: request.receivedAt,
+      updated_at: request.receivedAt,
+    })
+    .execute();
+  await db
+    .insertInto('privacykit_requests_identities')
+    .values(
+      request.emails.map((email, position) => ({
+        id: `${request.id}-i${position}`,
+        tenant,
+        request_id: request.id,
+        position,
+        kind: 'email',
+        value: email,
+        lookup_hash: identityLookupHash(secret, 'email', email),
+        channel: email,
+        verified_at: null,
+      })),
+    )
+    .execute();
+}
+
+describe.each(testEngines())('migration 0002 (intake slots) on $engine', (engine) => {
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.destroy();
+    database = undefined;
+  });
+
+  it('upgrades a database with requests, keeping duplicates the old code let through, and dedupes from then on', async () => {
+    database = await createTestDatabase(engine);
+    const { db } = database;
+    expect((await migrator(db).migrateTo('0001_init')).error).toBeUndefined();
+
+    const at = '2024-01-30T09:00:00.000Z';
+    // Two identical submissions that raced under 0001: both open, same instant.
+    await oldRequest(db, {
+      id: 'r1',
+      right: 'access',
+      status: 'identity-pending',
+      receivedAt: at,
+      emails: ['ada@example.com'],
+    });
+    await oldRequest(db, {
+      id: 'r2',
+      right: 'access',
+      status: 'identity-pending',
+      receivedAt: at,
+      emails: ['ada@example.com'],
+    });
+    await oldRequest(db, {
+      id: 'r3',
+      right: 'erasure',
+      status: 'in-progress',
+      receivedAt: at,
+      emails: ['ada@example.com'],
+    });
+    // A closed request and a later open one for the same right and identity.
+    await oldRequest(db, {
+      id: 'r4',
+      right: 'access',
+      status: 'completed',
+      receivedAt: '2024-01-02T09:00:00.000Z',
+      emails: ['bob@example.com'],
+    });
+    await oldRequest(db, {
+      id: 'r5',
+      right: 'access',
+      status: 'verified',
+      receivedAt: at,
+      emails: ['bob@example.com'],
+    });
+    // Two identities, and a later request sharing one of them.
+    await oldRequest(db, {
+      id: 'r6',
+      right: 'access',
+      status: 'identity-pending',
+      receivedAt: '2024-01-29T09:00:00.000Z',
+      emails: ['cy@example.com', 'di@example.com'],
+    });
+    await oldRequest(db, {
+      id: 'r7',
+      right: 'access',
+      status: 'identity-pending',
+      receivedAt: at,
+      emails: ['di@example.com'],
+    });
+
+    expect(await migrate(db, [requestMigrations])).toEqual([
+      { name: 'requests', applied: ['0002_intake_dedupe'] },
+    ]);
+
+    const slots = async () =>
+      Object.fromEntries(
+        (
+          await db
+            .selectFrom('privacykit_requests_identities')
+            .select(['id', 'dedupe_right'])
+            .orderBy('id')
+            .execute()
+        ).map((row) => [row.id, row.dedupe_right]),
+      );
+    // The oldest open request per right and identity holds the slot (the one the duplicate check
+    // answers with); the open duplicates and the closed request hold none.
+    const upgraded = {
+      'r1-i0': 'access',
+      'r2-i0': null,
+      'r3-i0': 'erasure',
+      'r4-i0': null,
+      'r5-i0': 'access',
+      'r6-i0': 'access',
+      'r6-i1': 'access',
+      'r7-i0': null,
+    };
+    expect(await slots()).toEqual(upgraded);
+    // Nothing of the subjects' requests is lost or changed.
+    const statuses = await db
+      .selectFrom('privacykit_requests_requests')
+      .select(['id', 'status'])
+      .orderBy('id')
+      .execute();
+    expect(statuses.map((row) => `${row.id}:${row.status}`)).toEqual([
+      'r1:identity-pending',
+      'r2:identity-pending',
+      'r3:in-progress',
+      'r4:completed',
+      'r5:verified',
+      'r6:identity-pending',
+      'r7:identity-pending',
+    ]);
+
+    // A down migration and up again gives the same slots.
+    const down = await migrator(db).migrateTo('0001_init');
+    expect(down.error).toBeUndefined();
+    expect(down.results?.map((result) => result.migrationName)).toEqual(['0002_intake_dedupe']);
+    await migrate(db, [requestMigrations]);
+    expect(await slots()).toEqual(upgraded);
+
+    const service = createRequestService({
+      db,
+      policy: testPolicy({ tenant }),
+      clock: fixedClock('2024-01-31T10:00:00Z'),
+      secret,
+    });
+    const access = (email: string): SubmitRequestInput => ({
+      right: 'access',
+      identities: [{ kind: 'email', value: email }],
+    });
+    // The same answers as before the upgrade.
+    expect(await service.submit(access('ada@example.com'))).toMatchObject({
+      requestId: 'r1',
+      duplicateOf: 'r1',
+    });
+    expect(await service.submit(access('bob@example.com'))).toMatchObject({
+      requestId: 'r5',
+      duplicateOf: 'r5',
+    });
+    expect(await service.submit(access('di@example.com'))).toMatchObject({
+      requestId: 'r6',
+      duplicateOf: 'r6',
+    });
+    // With the slot holder closed, the open duplicate the old code let through is the answer.
+    await service.transition('r1', { to: 'cancelled', by: 'staff:eve', reason: 'duplicate of r2' });
+    expect(await service.submit(access('ada@example.com'))).toMatchObject({
+      requestId: 'r2',
+      duplicateOf: 'r2',
+    });
+    // Both closed: a new request, which takes the slot the closed r1 held.
+    await service.transition('r2', { to: 'cancelled', by: 'staff:eve' });
+    const fresh = await service.submit(access('ada@example.com'));
+    expect(fresh.duplicateOf).toBeNull();
+    const ada = await db
+      .selectFrom('privacykit_requests_identities')
+      .select(['request_id', 'dedupe_right'])
+      .where('value', '=', 'ada@example.com')
+      .where('dedupe_right', '=', 'access')
+      .execute();
+    expect(ada).toEqual([{ request_id: fresh.requestId, dedupe_right: 'access' }]);
+    expect(await service.submit(access('ada@example.com'))).toMatchObject({
+      requestId: fresh.requestId,
+      duplicateOf: fresh.requestId,
+    });
+  });
+});
