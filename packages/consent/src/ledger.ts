@@ -2177,7 +2177,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       // Batches group subjects by pseudonym (a subject's decisions keep their order): each batch
       // then writes its state rows and lookups into one key range, not across the whole table.
       const keyed = values.map((value, index) => ({ value, index, subjectKey: pseudonym(value.subjectId) }));
-      keyed.sort((a, b) => (a.subjectKey < b.subjectKey ? -1 : a.subjectKey > b.subjectKey ? 1 : a.index - b.index));
+      keyed.sort((a, b) =>
+        a.subjectKey < b.subjectKey ? -1 : a.subjectKey > b.subjectKey ? 1 : a.index - b.index,
+      );
       let imported = 0;
       for (let start = 0; start < keyed.length; start += batchSize) {
         const chunk = keyed.slice(start, start + batchSize);
