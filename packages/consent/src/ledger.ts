@@ -13,7 +13,6 @@ import type { Clock, JsonValue, Policy, Purpose } from '@privacykit/core';
 import { sha256Hex } from '@privacykit/core/crypto';
 import { engineOf, sqliteConnectionOf } from '@privacykit/core/db';
 import type { SqliteConnection, SqliteStatement } from '@privacykit/core/db';
-import { sql } from 'kysely';
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import { consentDecisionSchema, consentMethodSchema, nonAffirmativeMethods } from './decision.js';
 import type {
