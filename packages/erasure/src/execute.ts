@@ -812,7 +812,8 @@ async function executeLeased(
           break;
         }
       }
-      if (!finished) await saveProgress(lease, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
+      if (!finished)
+        await saveProgress(lease, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
     } catch (error) {
       // The caller's own error (a crash, a cancellation) stops the run; the next run resumes.
       if (error instanceof CallerError) throw error.cause;

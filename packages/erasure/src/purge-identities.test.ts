@@ -104,8 +104,11 @@ describe.each(testEngines())('purging identities on $engine', (engine) => {
 
   it('is refused until the plan is executed, verified clean and its notices delivered, and writes nothing', async () => {
     const code = async () =>
-      ((await failure(() => purgeErasureIdentities({ db: t.db, planId: plan.id, clock }))) as { code?: string })
-        ?.code;
+      (
+        (await failure(() => purgeErasureIdentities({ db: t.db, planId: plan.id, clock }))) as {
+          code?: string;
+        }
+      )?.code;
     const unpurged = async () => {
       const stored = await storedPlan();
       expect(stored.identities_purged_at).toBeNull();

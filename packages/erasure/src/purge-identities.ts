@@ -74,7 +74,11 @@ export async function purgeErasureIdentities(options: PurgeErasureIdentitiesOpti
       // before anything is read, and only applies if nothing changed since the checks above.
       const result = await trx
         .updateTable('privacykit_erasure_plans')
-        .set({ plan: JSON.stringify({ ...plan, identities: {} }), identities_purged_at: now, updated_at: now })
+        .set({
+          plan: JSON.stringify({ ...plan, identities: {} }),
+          identities_purged_at: now,
+          updated_at: now,
+        })
         .where('tenant', '=', tenant)
         .where('id', '=', planId)
         .where('identities_purged_at', 'is', null)
