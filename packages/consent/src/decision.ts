@@ -81,6 +81,12 @@ export const consentDecisionSchema = z
     method: z.string().min(1).max(50),
     /** Set when the control was pre-selected: a pre-ticked box is refused whatever the method. */
     preTicked: z.boolean().optional(),
+    /**
+     * Set when using the service (or anything not needing this purpose) was made conditional on
+     * consenting: a cookie wall, "accept to continue". A grant given so is not freely given (Art
+     * 7(4), EDPB 05/2020 ¶38–41) and is refused; a refusal or withdrawal is recorded as usual.
+     */
+    conditionOfService: z.boolean().optional(),
     notice: noticeReferenceSchema.optional(),
     /** Where the rules applied come from, e.g. `EU`, `FR`, `US-CA`. */
     jurisdiction: z.string().min(2).max(20).optional(),

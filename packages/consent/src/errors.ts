@@ -21,6 +21,8 @@ export type ConsentErrorCode =
   | 'consent/default-not-consent'
   /** A pre-ticked box is not consent (Planet49, EDPB 05/2020 ¶86). */
   | 'consent/pre-ticked-not-consent'
+  /** A grant given where the service was made conditional on it (Art 7(4)): not freely given. */
+  | 'consent/condition-of-service'
   /** Scrolling is not an affirmative act (EDPB 05/2020 ¶86). */
   | 'consent/scroll-not-consent'
   /** Silence or inactivity is not consent (Recital 32). */

@@ -381,3 +381,39 @@ describe.each(testEngines())('tenants on one database on $engine', (engine) => {
     }
   });
 });
+
+describe.each(testEngines())('condition-of-service signals on $engine', (engine) => {
+  it('flags a purpose nobody refused over enough banner decisions, and not one with refusals or too few (C11)', async () => {
+    const database = await migratedDatabase(engine);
+    try {
+      const clock = fixedClock('2025-03-01T12:00:00Z');
+      const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+      for (let i = 0; i < 12; i++) {
+        await ledger.record(decision(`walled-${i}`, 'audience-measurement'));
+        await ledger.record(
+          decision(`free-${i}`, 'newsletter', { state: i % 4 === 0 ? 'refused' : 'granted', source: 'form' }),
+        );
+      }
+      // Imported and GPC decisions say nothing about how the banner asks.
+      await ledger.import([decision('old', 'targeted-advertising', { source: 'import', method: 'import' })]);
+      const signals = await ledger.conditionOfServiceSignals({ minDecisions: 10 });
+      expect(signals).toEqual([
+        { purpose: 'newsletter', decisions: 12, refusals: 3, suspected: false },
+        { purpose: 'audience-measurement', decisions: 12, refusals: 0, suspected: true },
+        { purpose: 'targeted-advertising', decisions: 0, refusals: 0, suspected: false },
+      ]);
+      expect((await ledger.conditionOfServiceSignals()).every((signal) => !signal.suspected)).toBe(true);
+      await ledger.withdraw('walled-3', 'audience-measurement');
+      const after = await ledger.conditionOfServiceSignals({ minDecisions: 10 });
+      expect(after.find((signal) => signal.purpose === 'audience-measurement')).toMatchObject({
+        refusals: 1,
+        suspected: false,
+      });
+      await expect(ledger.conditionOfServiceSignals({ minDecisions: 0 })).rejects.toMatchObject({
+        code: 'consent/invalid-options',
+      });
+    } finally {
+      await database.destroy();
+    }
+  });
+});

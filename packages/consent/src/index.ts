@@ -13,6 +13,7 @@ export type {
   InclusionProof,
   PublishResult,
   RecordedDecision,
+  ConditionOfServiceSignal,
   StatsRow,
   VerifyResult,
 } from './ledger.js';

@@ -59,6 +59,7 @@ export function createLeanDecisionParser(): (input: ConsentDecision | unknown) =
         case 'method':
           if (!str(value, 1, 50)) return undefined;
           break;
+        case 'conditionOfService':
         case 'preTicked':
           if (typeof value !== 'boolean') return undefined;
           break;

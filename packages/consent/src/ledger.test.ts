@@ -74,6 +74,27 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       );
     });
 
+    it('refuses a grant the service was made conditional on, but records a refusal given so (C11, Art 7(4))', async () => {
+      const before = await ledgerSize(database);
+      for (const input of [
+        grant('wall-1', 'audience-measurement', { conditionOfService: true }),
+        // Through zod too (the lean parser hands anything unusual over).
+        grant('wall-1', 'audience-measurement', {
+          conditionOfService: true,
+          parentalAuthorisation: { method: 'card-check' },
+        }),
+      ]) {
+        await rejects(ledger.record(input), 'consent/condition-of-service');
+      }
+      expect(await ledgerSize(database)).toBe(before);
+      expect((await ledger.current('wall-1')).purposes['audience-measurement']?.state).toBe('none');
+      const refusal = await ledger.record(
+        grant('wall-1', 'audience-measurement', { state: 'refused', conditionOfService: true }),
+      );
+      expect(refusal.state).toBe('refused');
+      expect(await ledgerSize(database)).toBe(before + 1);
+    });
+
     it('refuses one toggle covering several purposes', async () => {
       const before = await ledgerSize(database);
       await rejects(

@@ -178,6 +178,17 @@ export interface ConsistencyProof {
   proof: string[];
 }
 
+/** One purpose's refusals among its current decisions (see `conditionOfServiceSignals`). */
+export interface ConditionOfServiceSignal {
+  purpose: string;
+  /** Current decisions collected through a banner, form or API. */
+  decisions: number;
+  /** Of those, refusals and withdrawals. */
+  refusals: number;
+  /** At least `minDecisions` decisions and not one refusal. */
+  suspected: boolean;
+}
+
 export interface StatsRow {
   purpose: string;
   noticeVersion: string;
@@ -259,6 +270,13 @@ export interface ConsentLedger {
   /** Crypto-shreds a subject (Art 17): destroys its key, erases its state, logs the shredding. */
   shredSubject(subjectId: string): Promise<{ eventId: string; seq: number }>;
   stats(options?: { at?: Date }): Promise<StatsRow[]>;
+  /**
+   * C11, Art 7(4): purposes no one refuses. Over at least `minDecisions` current decisions
+   * (default 100) collected through a banner, form or API, a purpose nobody refused or withdrew
+   * suggests refusing was not possible or cost the service (a cookie wall, "accept to
+   * continue", a refuse button hidden a layer down) — look at how it is asked.
+   */
+  conditionOfServiceSignals(options?: { minDecisions?: number }): Promise<ConditionOfServiceSignal[]>;
   /** The public key (SPKI PEM) that checks receipts and tree heads. */
   publicKey(): Promise<string>;
   /** The subject's pseudonym (HMAC) in this ledger. */
@@ -1085,6 +1103,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       );
     }
     if (decision.preTicked) throw fail('consent/pre-ticked-not-consent', 'a pre-ticked box is not consent');
+    if (decision.conditionOfService && decision.state === 'granted') {
+      throw fail(
+        'consent/condition-of-service',
+        'consent the service was made conditional on is not freely given (Art 7(4)): let the subject refuse without losing the service',
+      );
+    }
     if (!consentMethods.has(decision.method)) {
       throw fail('consent/invalid-decision', `unknown collection method "${decision.method}"`);
     }
@@ -2496,6 +2520,39 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           a.noticeVersion.localeCompare(b.noticeVersion) ||
           a.state.localeCompare(b.state),
       );
+    },
+
+    async conditionOfServiceSignals(opts = {}) {
+      await ready();
+      const minDecisions = opts.minDecisions ?? 100;
+      if (!Number.isInteger(minDecisions) || minDecisions < 1) {
+        throw fail('consent/invalid-options', `minDecisions must be a positive integer, got ${minDecisions}`);
+      }
+      const rows = await db
+        .selectFrom(T.state)
+        .select((eb) => [
+          'purpose',
+          eb.fn.countAll().as('decisions'),
+          eb.fn
+            .sum(eb.case().when('state', 'in', ['refused', 'withdrawn']).then(1).else(0).end())
+            .as('refusals'),
+        ])
+        .where('tenant', '=', tenant)
+        .where('source', 'in', ['banner', 'form', 'api'])
+        .groupBy('purpose')
+        .execute();
+      const counts = new Map(rows.map((row) => [row.purpose as string, row]));
+      return consentPurposes(policy).map((purpose): ConditionOfServiceSignal => {
+        const row = counts.get(purpose.id);
+        const decisions = Number(row?.decisions ?? 0);
+        const refusals = Number(row?.refusals ?? 0);
+        return {
+          purpose: purpose.id,
+          decisions,
+          refusals,
+          suspected: decisions >= minDecisions && refusals === 0,
+        };
+      });
     },
 
     async publicKey() {
