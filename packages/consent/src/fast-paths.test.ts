@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { definePolicy, fixedClock } from '@privacykit/core';
 import { migrate } from '@privacykit/core/db';
 import { testEngines } from '@privacykit/core/testing';
@@ -7,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ConsentDecision } from './decision.js';
 import { createConsentLedger } from './ledger.js';
 import { consentMigrations } from './migrations.js';
+import { verifyReceipt } from './receipt.js';
 import { migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
 
 const decision = (
@@ -412,6 +414,64 @@ describe.each(testEngines())('condition-of-service signals on $engine', (engine)
       await expect(ledger.conditionOfServiceSignals({ minDecisions: 0 })).rejects.toMatchObject({
         code: 'consent/invalid-options',
       });
+    } finally {
+      await database.destroy();
+    }
+  });
+});
+
+describe.each(testEngines())('signing-key rotation on $engine', (engine) => {
+  it('heads signed by a previous key still verify after rotation; without that key they do not', async () => {
+    const database = await migratedDatabase(engine);
+    try {
+      const clock = fixedClock('2025-03-01T12:00:00Z');
+      const old = generateKeyPairSync('ed25519');
+      const next = generateKeyPairSync('ed25519');
+      const before = createConsentLedger({
+        db: database.db,
+        policy: testPolicy,
+        clock,
+        keys: { privateKey: old.privateKey },
+      });
+      for (let i = 0; i < 3; i++) await before.record(decision(`r${i}`, 'newsletter'));
+      const oldHead = await before.treeHead();
+
+      const rotated = createConsentLedger({
+        db: database.db,
+        policy: testPolicy,
+        clock,
+        keys: {
+          privateKey: next.privateKey,
+          previousPublicKeys: [old.publicKey.export({ type: 'spki', format: 'pem' }).toString()],
+        },
+      });
+      const receipt = await rotated.receipt((await rotated.record(decision('r9', 'newsletter'))).eventId);
+      const newHead = await rotated.treeHead();
+      expect(newHead.keyId).not.toBe(oldHead.keyId);
+      expect(verifyReceipt(receipt, await rotated.publicKey())).toBe(true);
+      expect(await rotated.verify()).toMatchObject({ ok: true, signedHeads: expect.any(Number) });
+      expect((await rotated.verify({ head: oldHead })).ok).toBe(true);
+
+      // A verifier that does not know the old key cannot accept the heads it signed.
+      const forgetful = createConsentLedger({
+        db: database.db,
+        policy: testPolicy,
+        clock,
+        keys: { privateKey: next.privateKey },
+      });
+      expect(await forgetful.verify()).toMatchObject({
+        ok: false,
+        reason: expect.stringMatching(/signature/),
+      });
+      expect((await rotated.verify({ publicKeys: [next.publicKey, old.publicKey] })).ok).toBe(true);
+      expect((await rotated.verify({ publicKeys: [old.publicKey] })).ok).toBe(false);
+      expect(() =>
+        createConsentLedger({
+          db: database.db,
+          policy: testPolicy,
+          keys: { privateKey: next.privateKey, previousPublicKeys: ['not a key'] },
+        }),
+      ).toThrow(expect.objectContaining({ code: 'consent/invalid-options' }));
     } finally {
       await database.destroy();
     }

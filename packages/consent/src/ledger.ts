@@ -234,7 +234,15 @@ export interface ConsentLedger {
   /** True when the subject holds a valid grant for the purpose now. */
   mayProcess(subjectId: string, purposeId: string, options?: { at?: Date }): Promise<boolean>;
   history(subjectId: string): Promise<ConsentHistoryEntry[]>;
-  verify(options?: { head?: SignedTreeHead; publicKey?: KeyObject | string }): Promise<VerifyResult>;
+  /**
+   * Checks the whole ledger. Tree heads must be signed by `publicKey`, by one of `publicKeys`,
+   * or by default by the ledger's key or one of its `keys.previousPublicKeys`.
+   */
+  verify(options?: {
+    head?: SignedTreeHead;
+    publicKey?: KeyObject | string;
+    publicKeys?: readonly (KeyObject | string)[];
+  }): Promise<VerifyResult>;
   receipt(eventId: string): Promise<ConsentReceipt>;
   /** Signs and stores the current tree head; hand it to an outside party to anchor the log. */
   treeHead(): Promise<SignedTreeHead>;
@@ -1854,7 +1862,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async verify(opts = {}) {
       await ready();
-      const trusted = opts.publicKey ?? keys.publicKey;
+      const trusted = opts.publicKeys ?? (opts.publicKey ? [opts.publicKey] : keys.trusted);
       const head = await readHead();
       const heads = (
         await db.selectFrom(T.treeHeads).selectAll().where('tenant', '=', tenant).orderBy('size').execute()
@@ -1880,7 +1888,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         signedHeads: checkedHeads,
       });
       for (const sth of heads) {
-        if (sth.tenant !== tenant || !verifyTreeHead(sth, trusted)) {
+        if (sth.tenant !== tenant || !trusted.some((key) => verifyTreeHead(sth, key))) {
           return bad(sth.treeSize, `signed head of size ${sth.treeSize} has an invalid signature`, 0);
         }
       }

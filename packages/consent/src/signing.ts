@@ -7,6 +7,11 @@ import type { ConsentErrorCode } from './errors.js';
 export interface LedgerKeys {
   privateKey: KeyObject | string;
   publicKey?: KeyObject | string;
+  /**
+   * Key rotation: the public keys of earlier signing keys. Tree heads they signed still verify;
+   * new heads and receipts are signed with `privateKey`.
+   */
+  previousPublicKeys?: readonly (KeyObject | string)[];
 }
 
 /** Loaded signing keys. `keyId` = SHA-256 of the public key's SPKI DER, hex. */
@@ -15,6 +20,8 @@ export interface SigningKeys {
   publicKey: KeyObject;
   publicKeyPem: string;
   keyId: string;
+  /** The public key and the previous ones: tree heads signed by any of them verify. */
+  trusted: KeyObject[];
 }
 
 /** Loads (or, when `keys` is absent, generates) an Ed25519 signing key pair. */
@@ -34,11 +41,18 @@ export function loadSigningKeys(keys?: LedgerKeys): SigningKeys {
     const derived = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
     if (!derived.equals(publicKey.export({ type: 'spki', format: 'der' })))
       throw new Error('the public key does not belong to the private key');
+    const previous = (keys?.previousPublicKeys ?? []).map((key) => {
+      const loaded = key instanceof KeyObject ? key : createPublicKey(key);
+      if (loaded.asymmetricKeyType !== 'ed25519')
+        throw new Error('a previous public key is not an Ed25519 key');
+      return loaded;
+    });
     return {
       privateKey,
       publicKey,
       publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
       keyId: keyIdOf(publicKey),
+      trusted: [publicKey, ...previous],
     };
   } catch (cause) {
     throw new PrivacyKitError<ConsentErrorCode>(
