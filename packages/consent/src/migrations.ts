@@ -157,6 +157,31 @@ export function frontierSubtrees(size: number): { level: number; index: number; 
   return out;
 }
 
+/** The ledger as 0001 made it: keyed by tenant and seq, with event and subject indexes. */
+async function createSeqLedger(db: Kysely<any>) {
+  await db.schema
+    .createTable('privacykit_consent_ledger')
+    .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+    .addColumn('seq', sequenceType(db), (col) => col.notNull())
+    .addColumn('event_id', columnType.id, (col) => col.notNull())
+    .addColumn('kind', sql`varchar(32)`, (col) => col.notNull())
+    .addColumn('subject_key', columnType.hash)
+    .addColumn('purpose', purposeType)
+    .addColumn('entry', columnType.text, (col) => col.notNull())
+    .addColumn('leaf_hash', columnType.hash, (col) => col.notNull())
+    .addColumn('nodes', columnType.text)
+    .addColumn('sealed', columnType.text)
+    .addColumn('recorded_at', columnType.instant, (col) => col.notNull())
+    .addPrimaryKeyConstraint('privacykit_consent_ledger_pk', ['tenant', 'seq'])
+    .addUniqueConstraint('privacykit_consent_ledger_event_uq', ['tenant', 'event_id'])
+    .execute();
+  await db.schema
+    .createIndex('privacykit_consent_ledger_subject_ix')
+    .on('privacykit_consent_ledger')
+    .columns(['tenant', 'subject_key', 'seq'])
+    .execute();
+}
+
 /** A ledger table keyed by `id` alone (SQLite: the rowid itself), with no secondary index. */
 async function createLeanLedger(db: Kysely<any>, name: string) {
   const sqlite = engineOf(db) === 'sqlite';
@@ -324,27 +349,7 @@ async function leanAppendsDown(db: Kysely<any>) {
       db,
     );
   }
-  await db.schema
-    .createTable(ledger)
-    .addColumn('tenant', columnType.tenant, (col) => col.notNull())
-    .addColumn('seq', sequenceType(db), (col) => col.notNull())
-    .addColumn('event_id', columnType.id, (col) => col.notNull())
-    .addColumn('kind', sql`varchar(32)`, (col) => col.notNull())
-    .addColumn('subject_key', columnType.hash)
-    .addColumn('purpose', purposeType)
-    .addColumn('entry', columnType.text, (col) => col.notNull())
-    .addColumn('leaf_hash', columnType.hash, (col) => col.notNull())
-    .addColumn('nodes', columnType.text)
-    .addColumn('sealed', columnType.text)
-    .addColumn('recorded_at', columnType.instant, (col) => col.notNull())
-    .addPrimaryKeyConstraint('privacykit_consent_ledger_pk', ['tenant', 'seq'])
-    .addUniqueConstraint('privacykit_consent_ledger_event_uq', ['tenant', 'event_id'])
-    .execute();
-  await db.schema
-    .createIndex('privacykit_consent_ledger_subject_ix')
-    .on(ledger)
-    .columns(['tenant', 'subject_key', 'seq'])
-    .execute();
+  await createSeqLedger(db);
   await copyRows(db, previous, ledger, ledgerColumns);
   await db.schema.dropTable(previous).execute();
   for (const head of await db.selectFrom(T_HEAD).select('tenant').execute()) {
@@ -404,27 +409,7 @@ export const consentMigrations: PackageMigrations = {
   migrations: {
     '0001_init': {
       async up(db: Kysely<any>) {
-        await db.schema
-          .createTable('privacykit_consent_ledger')
-          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
-          .addColumn('seq', sequenceType(db), (col) => col.notNull())
-          .addColumn('event_id', columnType.id, (col) => col.notNull())
-          .addColumn('kind', sql`varchar(32)`, (col) => col.notNull())
-          .addColumn('subject_key', columnType.hash)
-          .addColumn('purpose', purposeType)
-          .addColumn('entry', columnType.text, (col) => col.notNull())
-          .addColumn('leaf_hash', columnType.hash, (col) => col.notNull())
-          .addColumn('nodes', columnType.text)
-          .addColumn('sealed', columnType.text)
-          .addColumn('recorded_at', columnType.instant, (col) => col.notNull())
-          .addPrimaryKeyConstraint('privacykit_consent_ledger_pk', ['tenant', 'seq'])
-          .addUniqueConstraint('privacykit_consent_ledger_event_uq', ['tenant', 'event_id'])
-          .execute();
-        await db.schema
-          .createIndex('privacykit_consent_ledger_subject_ix')
-          .on('privacykit_consent_ledger')
-          .columns(['tenant', 'subject_key', 'seq'])
-          .execute();
+        await createSeqLedger(db);
 
         await db.schema
           .createTable('privacykit_consent_head')
