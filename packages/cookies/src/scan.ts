@@ -2,7 +2,7 @@
 // driving the system's Chromium) and record what it stores before consent, after refusal and
 // after acceptance. Node-only; the root export stays browser-safe.
 import type { Clock } from '@privacykit/core';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, Request } from 'playwright-core';
 import { type CookieViolation, violationOf } from './audit.js';
 import {
   type AuditBannerPageOptions,
@@ -55,6 +55,14 @@ export interface ScanOptions {
   timeoutMs?: number;
   /** Quiet time after load and after a click, for scripts to set their cookies. Default 500 ms. */
   settleMs?: number;
+  /**
+   * Origins (`scheme://host[:port]`) the browser's top-level pages may load. When set, `url` must be
+   * on it, and any page-level navigation elsewhere — an HTTP redirect, a meta refresh, a script
+   * setting `location`, a popup — is aborted before a request is sent and listed in
+   * `blockedNavigations`. Subresources and iframes still load from anywhere (they are what a scan
+   * observes). Without it, the page may navigate anywhere, as a visitor's browser would.
+   */
+  allowedOrigins?: readonly string[];
   /** Send `Sec-GPC: 1` and expose `navigator.globalPrivacyControl = true`. */
   gpc?: boolean;
   audienceMeasurementExempt?: AudienceMeasurementConditions;
@@ -104,6 +112,16 @@ export interface ScanPhase {
   /** Requests the page made in this phase; after a click, only those from the click on. */
   requests: ScannedRequest[];
   violations: ScanViolation[];
+  /** Page-level navigations aborted in this phase because their origin is not in `allowedOrigins`. */
+  blockedNavigations: string[];
+}
+
+/** A page-level navigation the scanner refused to follow (see `ScanOptions.allowedOrigins`). */
+export interface BlockedNavigation {
+  /** The address the page tried to load, as the browser would have requested it. */
+  url: string;
+  /** Every phase in which the page tried it. */
+  phases: ScanPhaseName[];
 }
 
 export interface ScanViolation {
@@ -131,6 +149,12 @@ export interface ScanResult {
   banner: BannerObservation;
   /** The banner version shown (text hash, optional PNG), for the consent record to cite (K06). */
   bannerSnapshot: BannerSnapshot | null;
+  /**
+   * Page-level navigations aborted because their origin is not in `allowedOrigins` (always empty
+   * without it). When the page itself redirected away, the phases show what the allowed page did
+   * before it tried to leave — not the other site.
+   */
+  blockedNavigations: BlockedNavigation[];
 }
 
 const defaultAccept = [
@@ -174,6 +198,13 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
     site = normaliseHost(new URL(url).hostname);
   } catch (cause) {
     throw cookiesError('cookies/invalid-input', `Invalid URL "${url}"`, { cause });
+  }
+  const allowedOrigins = options.allowedOrigins ? originsOf(options.allowedOrigins) : undefined;
+  if (allowedOrigins && !allowedOrigins.has(new URL(url).origin)) {
+    throw cookiesError(
+      'cookies/invalid-input',
+      `${new URL(url).origin} is not in allowedOrigins (${[...allowedOrigins].join(', ')})`,
+    );
   }
   let playwright: typeof import('playwright-core');
   try {
@@ -227,15 +258,49 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
             'Object.defineProperty(Navigator.prototype, "globalPrivacyControl", { get: () => true, configurable: true });',
           );
         }
+        const blockedNavigations: string[] = [];
+        let blockedCount = 0;
         let requests: ScannedRequest[] = [];
         context.on('request', (request) => {
+          // Aborted before it was sent: not a request the site made anywhere.
+          if (allowedOrigins && leavesAllowedOrigins(request, allowedOrigins)) return;
           const recorded = recordRequest(request.url(), site, trackerOf);
           if (recorded)
             requests.push({ ...recorded, method: request.method(), resourceType: request.resourceType() });
         });
         const page = await context.newPage();
+        if (allowedOrigins) {
+          const onBlocked = (blocked: string) => {
+            blockedCount++;
+            if (!blockedNavigations.includes(blocked)) blockedNavigations.push(blocked);
+          };
+          await guardNavigations(page, allowedOrigins, onBlocked);
+          // A popup is not scanned, and its redirects could not be guarded from its first request:
+          // it loads nothing at all. Playwright routes a popup's first request before it is sent.
+          context.on('page', (popup) => void popup.close().catch(() => undefined));
+          await context.route('**/*', async (route) => {
+            const request = route.request();
+            if (!request.isNavigationRequest() || !isPopupMainFrame(request, page)) return route.fallback();
+            if (!allowedOrigins.has(originOf(request.url()))) onBlocked(request.url());
+            return route.abort('blockedbyclient');
+          });
+        }
         page.setDefaultTimeout(timeout);
-        await load(page, url, timeout, settle);
+        const navigate = async (reload = false) => {
+          const blockedBefore = blockedCount;
+          // After a blocked navigation the tab shows Chromium's error page for the blocked address:
+          // reloading it would only try that address again, so load the scanned page anew.
+          const onAllowedPage = !allowedOrigins || allowedOrigins.has(originOf(page.url()));
+          try {
+            await load(page, url, timeout, settle, reload && onAllowedPage);
+          } catch (error) {
+            // The page tried to leave the allowed origins (a redirect of this very load): reported
+            // in `blockedNavigations`; what the allowed page stored before leaving is still scanned.
+            if (blockedCount === blockedBefore) throw error;
+            await page.waitForTimeout(settle);
+          }
+        };
+        await navigate();
         let bannerClicked: boolean | null = null;
         let consent: ConsentState = gpc ? { gpc: true } : noConsent;
         if (phase === 'before-consent') {
@@ -243,7 +308,7 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
           if (options.bannerScreenshotDir) observeOptions.screenshotDir = options.bannerScreenshotDir;
           banner = await observeBanner(page, observeOptions);
           // Silence is refusal: the next page view without touching the banner must stay clean too.
-          await load(page, url, timeout, settle, true);
+          await navigate(true);
         } else {
           const selector = phase === 'after-refusal' ? selectors.refuse : selectors.accept;
           const beforeClick = requests;
@@ -253,7 +318,7 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
           if (bannerClicked) {
             await page.waitForTimeout(settle);
             // The next page view shows what the site does once it knows the choice.
-            await load(page, url, timeout, settle, true);
+            await navigate(true);
             if (phase === 'after-acceptance') consent = gpc ? { ...fullConsent, gpc: true } : fullConsent;
           }
         }
@@ -319,7 +384,16 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
           seen.add(endpoint);
           violations.push(requestViolation(request, request.tracker, endpoint, phase));
         }
-        phases.push({ phase, consent, bannerClicked, cookies, storage, requests, violations });
+        phases.push({
+          phase,
+          consent,
+          bannerClicked,
+          cookies,
+          storage,
+          requests,
+          violations,
+          blockedNavigations,
+        });
       } finally {
         await context.close();
       }
@@ -338,6 +412,7 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
       violations: mergeViolations(phases),
       banner: observed,
       bannerSnapshot: observed.snapshot,
+      blockedNavigations: mergeBlockedNavigations(phases),
     };
   } catch (cause) {
     if (cause instanceof Error && cause.name === 'PrivacyKitError') throw cause;
@@ -349,6 +424,110 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
   } finally {
     await browser.close();
   }
+}
+
+/** Canonical origins of `allowedOrigins`; an entry that is not an http(s) origin is a caller's mistake. */
+function originsOf(entries: readonly string[]): Set<string> {
+  const origins = new Set<string>();
+  for (const entry of entries) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(entry);
+    } catch {
+      parsed = undefined;
+    }
+    if (
+      !parsed ||
+      (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') ||
+      parsed.username ||
+      parsed.password ||
+      parsed.pathname !== '/' ||
+      parsed.search ||
+      parsed.hash
+    ) {
+      throw cookiesError(
+        'cookies/invalid-options',
+        `allowedOrigins: "${entry}" is not an http(s) origin (scheme://host[:port])`,
+      );
+    }
+    origins.add(parsed.origin);
+  }
+  return origins;
+}
+
+/**
+ * Aborts every navigation of the page's main frame to an origin not on the list, before it is sent.
+ * Through the DevTools Fetch domain rather than `page.route`: Playwright's routes never see the
+ * hops of an HTTP redirect, and a redirect is the commonest way off an allowed site.
+ */
+async function guardNavigations(
+  page: Page,
+  origins: ReadonlySet<string>,
+  onBlocked: (url: string) => void,
+): Promise<void> {
+  const session = await page.context().newCDPSession(page);
+  const { frameTree } = await session.send('Page.getFrameTree');
+  const mainFrameId = frameTree.frame.id;
+  session.on('Fetch.requestPaused', (event) => {
+    const leaves = event.frameId === mainFrameId && !origins.has(originOf(event.request.url));
+    if (leaves) onBlocked(event.request.url);
+    const answer = leaves
+      ? session.send('Fetch.failRequest', { requestId: event.requestId, errorReason: 'BlockedByClient' })
+      : session.send('Fetch.continueRequest', { requestId: event.requestId });
+    // The page may close while a request is paused; nothing is left to answer then.
+    answer.catch(() => undefined);
+  });
+  // Documents only: subresources and their redirects load untouched.
+  await session.send('Fetch.enable', {
+    patterns: [{ urlPattern: '*', resourceType: 'Document', requestStage: 'Request' }],
+  });
+}
+
+/** Call with navigation requests only. */
+function isPopupMainFrame(request: Request, scanned: Page): boolean {
+  try {
+    const frame = request.frame();
+    return frame.parentFrame() === null && frame.page() !== scanned;
+  } catch {
+    // A navigation without its frame yet is a new window's first load (Playwright: "the request
+    // was issued before the frame is created").
+    return true;
+  }
+}
+
+/** A top-level page (not an iframe) about to load a document from an origin not on the list. */
+function leavesAllowedOrigins(request: Request, origins: ReadonlySet<string>): boolean {
+  if (!request.isNavigationRequest()) return false;
+  let topLevel: boolean;
+  try {
+    topLevel = request.frame().parentFrame() === null;
+  } catch {
+    // No frame yet: a new window's first load (see `isPopupMainFrame`).
+    topLevel = true;
+  }
+  if (!topLevel) return false;
+  return !origins.has(originOf(request.url()));
+}
+
+/** `null` (never on the list) for an address without an http(s) origin. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'null';
+  }
+}
+
+function mergeBlockedNavigations(phases: readonly ScanPhase[]): BlockedNavigation[] {
+  const merged = new Map<string, BlockedNavigation>();
+  for (const phase of phases) {
+    for (const url of phase.blockedNavigations) {
+      const existing = merged.get(url);
+      if (existing) existing.phases.push(phase.phase);
+      else merged.set(url, { url, phases: [phase.phase] });
+    }
+  }
+  return [...merged.values()];
 }
 
 async function load(page: Page, url: string, timeout: number, settle: number, reload = false): Promise<void> {
