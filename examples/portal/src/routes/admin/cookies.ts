@@ -111,6 +111,9 @@ export function adminCookieRoutes(options: {
             refuse: '[data-privacykit-consent="refuse"]',
           },
           timeoutMs: 20_000,
+          // The check before the scan is on the address asked for; this keeps the browser's pages
+          // on those origins through redirects and script navigations too (SSRF).
+          allowedOrigins: origins,
         });
       } catch (error) {
         const code = (error as { code?: unknown } | null)?.code;

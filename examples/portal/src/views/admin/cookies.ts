@@ -64,6 +64,7 @@ ${
     : html`<table><caption>Violations</caption><thead><tr><th scope="col">Cookie</th><th scope="col">Domain</th><th scope="col">Kind</th><th scope="col">When</th><th scope="col">Why</th></tr></thead>
 <tbody>${findings.map((f) => html`<tr data-violation="${f.kind}" data-name="${f.name}"><td><code>${f.name}</code></td><td>${f.domain}</td><td>${f.kind === 'consent' ? 'set without consent' : 'not declared'}</td><td>${f.phases.join(', ')}</td><td>${f.reason}</td></tr>`)}</tbody></table>`
 }
+${blockedNavigationsView(scan)}
 ${scan.phases.map(
   (phase) => html`<h3>${phase.phase}${phase.bannerClicked === false ? ' (banner button not found)' : ''}</h3>
 ${
@@ -74,6 +75,15 @@ ${
 }`,
 )}
 </section>`;
+}
+
+/** Where the page tried to take the scanner's browser off the scan origins; it was not followed. */
+function blockedNavigationsView(scan: ScanResult): SafeHtml | string {
+  // A scanner given through `cookieScanner` may predate the field.
+  const blocked = scan.blockedNavigations ?? [];
+  if (blocked.length === 0) return '';
+  return html`<p class="error" role="alert">The page tried to leave the scan origins; the scanner did not follow it, so the results below are only what the page did before:</p>
+<ul>${blocked.map((b) => html`<li data-blocked-navigation="${b.url}"><code>${b.url}</code> (${b.phases.join(', ')})</li>`)}</ul>`;
 }
 
 const statusText: Record<ScanJob<CookieScanOutcome>['status'], string> = {
