@@ -1,7 +1,7 @@
 import { columnType, engineOf } from '@privacykit/core/db';
 import type { PackageMigrations } from '@privacykit/core/db';
 import { sql } from 'kysely';
-import type { ExpressionBuilder, Kysely } from 'kysely';
+import type { CreateTableBuilder, ExpressionBuilder, Kysely } from 'kysely';
 
 const purposeType = sql`varchar(100)`;
 const T_HEAD = 'privacykit_consent_head';
@@ -157,10 +157,9 @@ export function frontierSubtrees(size: number): { level: number; index: number; 
   return out;
 }
 
-/** The ledger as 0001 made it: keyed by tenant and seq, with event and subject indexes. */
-async function createSeqLedger(db: Kysely<any>) {
-  await db.schema
-    .createTable('privacykit_consent_ledger')
+/** The columns of a ledger entry (0001 and 0003 alike). */
+function entryColumns(db: Kysely<any>, table: CreateTableBuilder<string, never>) {
+  return table
     .addColumn('tenant', columnType.tenant, (col) => col.notNull())
     .addColumn('seq', sequenceType(db), (col) => col.notNull())
     .addColumn('event_id', columnType.id, (col) => col.notNull())
@@ -171,7 +170,12 @@ async function createSeqLedger(db: Kysely<any>) {
     .addColumn('leaf_hash', columnType.hash, (col) => col.notNull())
     .addColumn('nodes', columnType.text)
     .addColumn('sealed', columnType.text)
-    .addColumn('recorded_at', columnType.instant, (col) => col.notNull())
+    .addColumn('recorded_at', columnType.instant, (col) => col.notNull());
+}
+
+/** The ledger as 0001 made it: keyed by tenant and seq, with event and subject indexes. */
+async function createSeqLedger(db: Kysely<any>) {
+  await entryColumns(db, db.schema.createTable('privacykit_consent_ledger'))
     .addPrimaryKeyConstraint('privacykit_consent_ledger_pk', ['tenant', 'seq'])
     .addUniqueConstraint('privacykit_consent_ledger_event_uq', ['tenant', 'event_id'])
     .execute();
@@ -185,23 +189,12 @@ async function createSeqLedger(db: Kysely<any>) {
 /** A ledger table keyed by `id` alone (SQLite: the rowid itself), with no secondary index. */
 async function createLeanLedger(db: Kysely<any>, name: string) {
   const sqlite = engineOf(db) === 'sqlite';
-  await db.schema
+  const table = db.schema
     .createTable(name)
     .addColumn('id', sqlite ? sql`integer` : sql`bigint`, (col) =>
       sqlite ? col.primaryKey() : col.notNull().primaryKey(),
-    )
-    .addColumn('tenant', columnType.tenant, (col) => col.notNull())
-    .addColumn('seq', sequenceType(db), (col) => col.notNull())
-    .addColumn('event_id', columnType.id, (col) => col.notNull())
-    .addColumn('kind', sql`varchar(32)`, (col) => col.notNull())
-    .addColumn('subject_key', columnType.hash)
-    .addColumn('purpose', purposeType)
-    .addColumn('entry', columnType.text, (col) => col.notNull())
-    .addColumn('leaf_hash', columnType.hash, (col) => col.notNull())
-    .addColumn('nodes', columnType.text)
-    .addColumn('sealed', columnType.text)
-    .addColumn('recorded_at', columnType.instant, (col) => col.notNull())
-    .execute();
+    );
+  await entryColumns(db, table).execute();
 }
 
 /** A lookup table filled in batches behind the appends (see `0003_lean_appends`). */
