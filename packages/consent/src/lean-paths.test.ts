@@ -149,7 +149,8 @@ describe('lean decision parser', () => {
   });
 });
 
-const shortText = fc.string({ maxLength: 20 });
+// Printable ASCII, and any code point (controls, lone surrogates) that JSON must escape.
+const shortText = fc.oneof(fc.string({ maxLength: 20 }), fc.string({ unit: 'binary', maxLength: 20 }));
 const entryArb: fc.Arbitrary<DecisionEntry> = fc.record(
   {
     v: fc.constant(1 as const),

@@ -10,6 +10,7 @@ import {
   frontierRoot,
   leafHash,
   merkleRoot,
+  nodeHash,
   perfectNodesFromLeaves,
   verifyConsistency,
   verifyInclusion,
@@ -18,6 +19,35 @@ import {
 const leaves = (n: number) => Array.from({ length: n }, (_, i) => leafHash(`entry ${i}`));
 
 describe('RFC 9162 Merkle tree', () => {
+  it('hashes any text or bytes, of any length, exactly as a fresh SHA-256 over prefix and input', () => {
+    const reference = (prefix: number, ...parts: (string | Uint8Array)[]) => {
+      const hash = createHash('sha256').update(Buffer.from([prefix]));
+      for (const part of parts) hash.update(part);
+      return hash.digest('hex');
+    };
+    const text = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 3000 }), fc.string({ maxLength: 9000 }));
+    fc.assert(
+      fc.property(text, fc.uint8Array({ maxLength: 9000 }), (entry, bytes) => {
+        expect(leafHash(entry).toString('hex')).toBe(reference(0, entry));
+        expect(leafHash(bytes).toString('hex')).toBe(reference(0, bytes));
+        // The reused buffer must not leak one input into the next hash.
+        expect(leafHash(entry).toString('hex')).toBe(reference(0, entry));
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ maxLength: 40 }),
+        (a, b) => {
+          expect(nodeHash(a, b).toString('hex')).toBe(reference(1, a, b));
+          expect(nodeHash(a, a).toString('hex')).toBe(reference(1, a, a));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('hashes leaves with a 0x00 prefix and the empty tree as SHA-256("")', () => {
     expect(leafHash('x').toString('hex')).toBe(
       createHash('sha256')

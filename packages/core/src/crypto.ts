@@ -1,8 +1,14 @@
+import * as nodeCrypto from 'node:crypto';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+type OneShotHash = (algorithm: string, data: string | Uint8Array, encoding: 'hex') => string;
+// `crypto.hash` (Node ≥ 20.12) skips the Hash object a `createHash` builds: about twice as fast
+// for the short inputs hashed on hot paths.
+const oneShot = (nodeCrypto as unknown as { hash?: OneShotHash }).hash;
 
 /** SHA-256 of text (UTF-8) or bytes, as lowercase hex. */
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  return oneShot ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 
 /** HMAC-SHA-256 of `data` under `key`, as lowercase hex: keyed pseudonyms and stored code hashes. */
