@@ -1,3 +1,6 @@
+import { canonicalJson } from '@privacykit/core';
+import type { JsonValue } from '@privacykit/core';
+
 /** The fields of a `decision` ledger entry (v1), as the ledger builds it. */
 export interface DecisionEntry {
   v: 1;
@@ -51,4 +54,31 @@ export function decisionEntryJson(entry: DecisionEntry, seq: number, id: string,
 function num(value: number): string {
   if (!Number.isFinite(value)) throw new RangeError(`${value} has no JSON form`);
   return Object.is(value, -0) ? '0' : String(value);
+}
+
+/**
+ * Whether `text` is the canonical JSON of `entry`, the value parsed from it (what `verify()`
+ * asks of every entry). A decision entry is re-serialised the fast way first: when that gives
+ * `text` back, `entry` has exactly the fixed shape, for which `decisionEntryJson` is
+ * `canonicalJson`. Any other entry, or a miss, goes through `canonicalJson`.
+ */
+export function isCanonicalEntry(text: string, entry: Record<string, JsonValue>): boolean {
+  if (entry.kind === 'decision') {
+    try {
+      const fast = decisionEntryJson(
+        entry as unknown as DecisionEntry,
+        entry.seq as number,
+        entry.id as string,
+        entry.tenant as string,
+      );
+      if (fast === text) return true;
+    } catch {
+      // Not the fixed shape: the general check decides.
+    }
+  }
+  try {
+    return canonicalJson(entry) === text;
+  } catch {
+    return false;
+  }
 }

@@ -25,12 +25,14 @@ import type {
 } from './decision.js';
 import type { ConsentErrorCode } from './errors.js';
 import { seal, truncateIp, unseal } from './evidence.js';
-import { decisionEntryJson } from './entry-json.js';
+import { decisionEntryJson, isCanonicalEntry } from './entry-json.js';
 import type { DecisionEntry } from './entry-json.js';
 import { parseGpcHeader } from './gpc.js';
 import { createIdMinter } from './ids.js';
 import { createHmacSha256Hex } from './pseudonym.js';
 import { pooledRandomBytes } from './random-pool.js';
+import { createReconciler, readEntryPage } from './reconcile.js';
+import type { Discrepancy, EntryRow } from './reconcile.js';
 import { createLeanDecisionParser } from './lean-decision.js';
 import {
   appendLeaf,
@@ -1913,17 +1915,27 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         return undefined;
       };
       const checkpointSize = Number(head.size);
+      // Sealed evidence, current state and lookups, checked against the entries as they pass.
+      const reconciler = createReconciler({
+        db,
+        tenant,
+        base,
+        indexedSize: Number(head.indexed_size),
+        pseudonym,
+        lookup: (column, values) => lookupSeqs(db, column, values),
+      });
+      const discrepancy = (found: Discrepancy, size: number): VerifyResult => ({
+        ok: false,
+        size,
+        ...(found.seq !== undefined ? { firstBadSeq: found.seq } : {}),
+        reason: found.reason,
+        signedHeads: checkedHeads,
+      });
       let after = base - 1;
       for (;;) {
-        const rows = await db
-          .selectFrom(T.ledger)
-          .select(['id', 'seq', 'event_id', 'kind', 'subject_key', 'purpose', 'entry', 'leaf_hash', 'nodes'])
-          .where('id', '>', after)
-          .where('id', '<', base + SEQ_SPAN)
-          .orderBy('id')
-          .limit(2000)
-          .execute();
+        const rows = await readEntryPage(db, { tenant, base, after, end: base + SEQ_SPAN, limit: 2000 });
         if (rows.length === 0) break;
+        const scanned: { seq: number; row: EntryRow; entry: Record<string, JsonValue> }[] = [];
         for (const row of rows) {
           const seq = Number(row.id) - base;
           const expected = frontier.size;
@@ -1941,13 +1953,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           } catch {
             return bad(seq, `entry ${seq} is not JSON`, seq);
           }
-          let canonical: string;
-          try {
-            canonical = canonicalJson(entry);
-          } catch {
-            canonical = '';
-          }
-          if (canonical !== row.entry) return bad(seq, `entry ${seq} is not canonical JSON`, seq);
+          if (!isCanonicalEntry(row.entry, entry)) return bad(seq, `entry ${seq} is not canonical JSON`, seq);
           if (
             entry.seq !== seq ||
             entry.tenant !== tenant ||
@@ -1978,7 +1984,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           ) {
             return bad(lastGood, 'the head row does not match the entries', frontier.size);
           }
+          scanned.push({ seq, row, entry });
         }
+        const found = await reconciler.page(scanned);
+        if (found) return discrepancy(found, frontier.size);
         after = Number(rows[rows.length - 1]?.id);
       }
       const size = frontier.size;
@@ -2000,6 +2009,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       if (checkpointSize === 0 && head.frontier !== '[]') {
         return bad(0, 'the head row does not match the entries', size);
       }
+      const found = await reconciler.finish(size);
+      if (found) return discrepancy(found, size);
       return { ok: true, size, signedHeads: checkedHeads };
     },
 

@@ -1,10 +1,13 @@
-import { fixedClock } from '@privacykit/core';
+import { canonicalJson, fixedClock } from '@privacykit/core';
+import type { JsonValue } from '@privacykit/core';
 import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migratedDatabase, testPolicy } from './test-fixtures.js';
+import type { ConsentDecision } from './decision.js';
+import { isCanonicalEntry } from './entry-json.js';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger, ConsentLedgerOptions } from './ledger.js';
 import { leafHash } from './merkle.js';
@@ -12,6 +15,9 @@ import { verifyConsistencyProof } from './proofs.js';
 
 const LEDGER = 'privacykit_consent_ledger';
 const HEAD = 'privacykit_consent_head';
+const STATE = 'privacykit_consent_state';
+const SUBJECT_IX = 'privacykit_consent_subject_ix';
+const EVENT_IX = 'privacykit_consent_event_ix';
 const purposes = ['newsletter', 'audience-measurement', 'targeted-advertising'] as const;
 const states = ['granted', 'refused', 'withdrawn'] as const;
 
@@ -61,24 +67,41 @@ async function ledgerSize(database: TestDatabase): Promise<number> {
   return Number(row.n);
 }
 
-/** What an attacker saves to roll back to later: the ledger's size and the head row. */
+/** Tables derived from the log, which `verify()` reconciles with it. */
+const DERIVED = [STATE, SUBJECT_IX, EVENT_IX] as const;
+
+/**
+ * What an attacker saves to roll back to later: the ledger's size, the head row and the tables
+ * derived from the log (current state, lookups).
+ */
 async function snapshotOf(database: TestDatabase) {
   const head = await database.db
     .selectFrom(HEAD)
     .select(['size', 'frontier', 'signed_size', 'signed_at', 'indexed_size'])
     .executeTakeFirstOrThrow();
-  return { size: await ledgerSize(database), head };
+  const derived = new Map<string, Record<string, unknown>[]>();
+  for (const table of DERIVED) derived.set(table, await database.db.selectFrom(table).selectAll().execute());
+  return { size: await ledgerSize(database), head, derived };
 }
 
-/** Rolls the ledger back to a snapshot: the attacker deletes the tail and restores the head row. */
+/**
+ * Rolls the ledger back to a snapshot: the attacker deletes the tail, restores the head row
+ * and, unless told to forget them, the derived tables.
+ */
 async function rollBack(
   database: TestDatabase,
   snapshot: Awaited<ReturnType<typeof snapshotOf>>,
+  options: { derived?: boolean } = {},
 ): Promise<void> {
   const { size } = snapshot;
   await database.db.deleteFrom(LEDGER).where('seq', '>=', size).execute();
   await database.db.deleteFrom('privacykit_consent_tree_heads').where('size', '>', size).execute();
   await database.db.updateTable(HEAD).set(snapshot.head).execute();
+  if (options.derived === false) return;
+  for (const [table, rows] of snapshot.derived) {
+    await database.db.deleteFrom(table).execute();
+    if (rows.length > 0) await database.db.insertInto(table).values(rows).execute();
+  }
 }
 
 describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (engine) => {
@@ -208,7 +231,10 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
       .where('seq', '>=', saved.treeSize - 1)
       .execute();
     expect((await ledger.verify()).ok).toBe(false);
-    // …and a careful rollback of the head row too is caught against the saved head.
+    // …so is a rollback of the head row that leaves the current state pointing past the end…
+    await rollBack(db, snapshot, { derived: false });
+    expect(await ledger.verify()).toMatchObject({ ok: false, reason: expect.stringMatching(/state/) });
+    // …and a careful rollback of the derived tables too is caught against the saved head.
     await rollBack(db, snapshot);
     expect((await ledger.verify()).ok).toBe(true);
     expect(await ledger.verify({ head: saved })).toMatchObject({
@@ -257,6 +283,516 @@ describe.each(testEngines())('tamper evidence on $engine (hostile case 6)', (eng
       head: { ...head, rootHash: head.rootHash.replace(/^./, (c) => (c === '0' ? '1' : '0')) },
     });
     expect(result.ok).toBe(false);
+  });
+});
+
+const grant = (subjectId: string, purpose = 'newsletter', extra: Partial<ConsentDecision> = {}) =>
+  ({ subjectId, purpose, state: 'granted', source: 'banner', method: 'click', ...extra }) as ConsentDecision;
+
+/** The state row of a subject × purpose, as stored. */
+async function stateRow(database: TestDatabase, ledger: ConsentLedger, subjectId: string, purpose: string) {
+  return database.db
+    .selectFrom(STATE)
+    .selectAll()
+    .where('subject_key', '=', await ledger.subjectKey(subjectId))
+    .where('purpose', '=', purpose)
+    .executeTakeFirstOrThrow();
+}
+
+async function setState(
+  database: TestDatabase,
+  ledger: ConsentLedger,
+  target: { subjectId: string; purpose: string },
+  values: Record<string, unknown>,
+): Promise<void> {
+  await database.db
+    .updateTable(STATE)
+    .set(values)
+    .where('subject_key', '=', await ledger.subjectKey(target.subjectId))
+    .where('purpose', '=', target.purpose)
+    .execute();
+}
+
+async function sealedAt(database: TestDatabase, seq: number): Promise<string | null> {
+  return (await rowAt(database, seq)).sealed;
+}
+
+async function setSealed(database: TestDatabase, seq: number, sealed: string | null): Promise<void> {
+  await database.db.updateTable(LEDGER).set({ sealed }).where('seq', '=', seq).execute();
+}
+
+// S10: what the ledger answers from besides the hashed entries — the current state
+// (mayProcess, current, subjectsWithConsent), sealed evidence (history), the lookups (history,
+// receipts, replay detection) — is reconciled with the log by verify().
+describe.each(testEngines())(
+  'derived tables reconciled with the log on $engine (S10, hostile case 6)',
+  (engine) => {
+    let database: TestDatabase | undefined;
+    afterEach(async () => {
+      await database?.destroy();
+      database = undefined;
+    });
+
+    it('a ledger used every lawful way verifies: evidence, renewal, withdrawal, GPC, expiry, imports out of order, shredding, a clock behind', async () => {
+      const { database: db, ledger, clock } = await open(engine, { signEvery: { appends: 3 } });
+      database = db;
+      const ip = { evidence: { ip: '203.0.113.7' } };
+      await ledger.record(grant('ann', 'newsletter', ip));
+      clock.set('2025-05-02T08:00:00Z');
+      expect((await ledger.record(grant('ann', 'newsletter', ip))).renewal).toBe(true);
+      await ledger.withdraw('ann', 'newsletter', { evidence: { ip: '198.51.100.9' } });
+      await ledger.record(grant('ann', 'audience-measurement', ip));
+      // GPC: a refusal; a grant given after it, which a later signal leaves in force as a
+      // conflict (logged once); a conflict overridden.
+      await ledger.applyGpc('bob', '1');
+      for (const subject of ['cat', 'dan']) {
+        await ledger.applyGpc(subject, '1');
+        await ledger.record(grant(subject, 'targeted-advertising'));
+        expect((await ledger.applyGpc(subject, '1')).conflicts).toHaveLength(1);
+        await ledger.applyGpc(subject, '1');
+      }
+      await ledger.applyGpc('dan', '1', { override: true, evidence: { ip: '192.0.2.1' } });
+      // Imports: the newer decision first; the older one is logged but does not replace it.
+      await ledger.import([
+        grant('eve', 'newsletter', {
+          source: 'import',
+          method: 'import',
+          eventId: 'crm-2',
+          at: '2025-04-01T00:00:00Z',
+          ...ip,
+        }),
+      ]);
+      await ledger.import([
+        {
+          subjectId: 'eve',
+          purpose: 'newsletter',
+          state: 'refused',
+          source: 'import',
+          method: 'import',
+          eventId: 'crm-1',
+          at: '2025-03-01T00:00:00Z',
+        },
+      ]);
+      expect(await ledger.mayProcess('eve', 'newsletter')).toBe(true);
+      // Expiry: every grant still in force lapses, the one with a GPC conflict included.
+      clock.set('2025-12-01T00:00:00Z');
+      expect(await ledger.expireDue()).toBeGreaterThanOrEqual(3);
+      // Shredding erases evidence and state; the subject may decide again, an old import too.
+      await ledger.shredSubject('ann');
+      await ledger.record(grant('ann', 'newsletter', ip));
+      await ledger.import([
+        grant('ann', 'audience-measurement', {
+          source: 'import',
+          method: 'import',
+          at: '2025-01-01T00:00:00Z',
+        }),
+      ]);
+      await ledger.import([
+        { ...grant('ann', 'newsletter', { source: 'import', method: 'import', at: '2025-01-02T00:00:00Z' }) },
+      ]);
+      // A second instance whose clock is behind withdraws after a grant yet dates it earlier.
+      await ledger.record(grant('gus', 'newsletter'));
+      const behind = createConsentLedger({
+        db: db.db,
+        policy: testPolicy,
+        clock: fixedClock('2025-11-30T23:59:59Z'),
+      });
+      await behind.withdraw('gus', 'newsletter');
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+      expect(await behind.verify()).toMatchObject({ ok: true });
+      // All indexed, then not (a tail behind the last checkpoint).
+      await ledger.record(grant('hal', 'newsletter'));
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    });
+
+    it('decisions, expiries and shreddings recorded while verify() runs are not reported as tampering', async () => {
+      const { database: db, ledger, clock } = await open(engine);
+      database = db;
+      // Several pages of entries, subjects spread over them.
+      await ledger.import(
+        Array.from({ length: 4500 }, (_, i) =>
+          grant(`u${i % 1500}`, purposes[i % 3] as string, {
+            source: 'import',
+            method: 'import',
+            at: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
+            ...(i % 7 === 0 ? { evidence: { ip: '203.0.113.7' } } : {}),
+          }),
+        ),
+        { batchSize: 500 },
+      );
+      let verified = false;
+      let writtenMeanwhile = 0;
+      const running = ledger.verify().finally(() => {
+        verified = true;
+      });
+      const writes = (async () => {
+        for (let i = 0; i < 30; i++) {
+          if (!verified) writtenMeanwhile++;
+          await ledger.withdraw(`u${i * 37}`, purposes[(i * 37) % 3] as string);
+          await ledger.record(grant(`late-${i}`));
+          if (i % 10 === 0) await ledger.shredSubject(`u${i * 7}`);
+        }
+        clock.set('2025-12-01T00:00:00Z');
+        await ledger.expireDue({ batchSize: 200 });
+      })();
+      const [result] = await Promise.all([running, writes]);
+      // The writes start while the scan runs (all 30 rounds do on SQLite and PostgreSQL here).
+      expect(writtenMeanwhile).toBeGreaterThan(0);
+      expect(result).toMatchObject({ ok: true });
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    });
+
+    describe('the current state', () => {
+      it('catches a state row edited to grant what the subject refused', async () => {
+        const { database: db, ledger } = await open(engine);
+        database = db;
+        await seed(ledger, 6);
+        const refused = await ledger.record({ ...grant('ann', 'targeted-advertising'), state: 'refused' });
+        await setState(
+          db,
+          ledger,
+          { subjectId: 'ann', purpose: 'targeted-advertising' },
+          { state: 'granted' },
+        );
+        expect(await ledger.mayProcess('ann', 'targeted-advertising')).toBe(true);
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: refused.seq,
+          reason: expect.stringMatching(/state "granted" but entry \d+ says "refused"/),
+        });
+      });
+
+      it('catches a state row edited in its notice, dates or source', async () => {
+        const { database: db, ledger } = await open(engine);
+        database = db;
+        await ledger.record(grant('ann'));
+        const row = await stateRow(db, ledger, 'ann', 'newsletter');
+        for (const [column, value] of [
+          ['expires_at', '2099-01-01T00:00:00.000Z'],
+          ['notice_hash', '0'.repeat(64)],
+          ['decided_at', '2025-05-02T08:00:00.000Z'],
+          ['source', 'form'],
+        ] as const) {
+          await setState(db, ledger, { subjectId: 'ann', purpose: 'newsletter' }, { [column]: value });
+          expect(await ledger.verify()).toMatchObject({
+            ok: false,
+            reason: expect.stringContaining(`says ${column}`),
+          });
+          await setState(db, ledger, { subjectId: 'ann', purpose: 'newsletter' }, { [column]: row[column] });
+          expect((await ledger.verify()).ok).toBe(true);
+        }
+      });
+
+      it('catches a state row given another subject id (subjectsWithConsent would hand it out)', async () => {
+        const { database: db, ledger } = await open(engine);
+        database = db;
+        await ledger.record(grant('ann'));
+        await setState(db, ledger, { subjectId: 'ann', purpose: 'newsletter' }, { subject_id: 'mallory' });
+        const ids: string[] = [];
+        for await (const id of ledger.subjectsWithConsent('newsletter')) ids.push(id);
+        expect(ids).toEqual(['mallory']);
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          reason: expect.stringMatching(/subject id/),
+        });
+      });
+
+      it('catches a state row rolled back to an earlier grant, every column as the grant gave it', async () => {
+        const { database: db, ledger, clock } = await open(engine);
+        database = db;
+        const granted = await ledger.record(grant('ann'));
+        clock.set('2025-05-02T08:00:00Z');
+        const withdrawn = await ledger.withdraw('ann', 'newsletter');
+        await setState(
+          db,
+          ledger,
+          { subjectId: 'ann', purpose: 'newsletter' },
+          {
+            state: 'granted',
+            event_id: granted.eventId,
+            seq: granted.seq,
+            decided_at: granted.at,
+            expires_at: granted.expiresAt,
+            source: 'banner',
+          },
+        );
+        expect(await ledger.mayProcess('ann', 'newsletter')).toBe(true);
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: withdrawn.seq,
+          reason: expect.stringMatching(/rolled back/),
+        });
+      });
+
+      it('catches a state row without an entry: forged for a subject who never decided', async () => {
+        const { database: db, ledger } = await open(engine);
+        database = db;
+        await seed(ledger, 4);
+        await ledger.record(grant('ann'));
+        const template = await stateRow(db, ledger, 'ann', 'newsletter');
+        const mallory = {
+          ...template,
+          subject_id: 'mallory',
+          subject_key: await ledger.subjectKey('mallory'),
+        };
+        await db.db.insertInto(STATE).values(mallory).execute();
+        expect(await ledger.mayProcess('mallory', 'newsletter')).toBe(true);
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: Number(template.seq),
+          reason: expect.stringMatching(/another subject or purpose/),
+        });
+        await setState(db, ledger, { subjectId: 'mallory', purpose: 'newsletter' }, { seq: 1_000_000 });
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: 1_000_000,
+          reason: expect.stringMatching(/state row without an entry/),
+        });
+      });
+
+      it('catches a deleted state row (its evidence key gone without a shredding)', async () => {
+        const { database: db, ledger } = await open(engine);
+        database = db;
+        const refused = await ledger.record({ ...grant('ann'), state: 'refused' });
+        await seed(ledger, 3);
+        await db.db
+          .deleteFrom(STATE)
+          .where('subject_key', '=', await ledger.subjectKey('ann'))
+          .execute();
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: refused.seq,
+          reason: expect.stringMatching(/no current-state row/),
+        });
+      });
+
+      it('catches a state row that outlived the shredding of its subject', async () => {
+        const { database: db, ledger } = await open(engine);
+        database = db;
+        await ledger.record(grant('ann', 'newsletter', { evidence: { ip: '203.0.113.7' } }));
+        const saved = await stateRow(db, ledger, 'ann', 'newsletter');
+        const shredded = await ledger.shredSubject('ann');
+        expect((await ledger.verify()).ok).toBe(true);
+        await db.db.insertInto(STATE).values(saved).execute();
+        expect(await ledger.mayProcess('ann', 'newsletter')).toBe(true);
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: shredded.seq,
+          reason: expect.stringMatching(/outlived its shredding/),
+        });
+      });
+
+      it('catches a GPC conflict flag cleared, and one set that the ledger never logged', async () => {
+        const { database: db, ledger } = await open(engine);
+        database = db;
+        // A grant given after a GPC refusal, then the signal again: a conflict, the grant kept.
+        await ledger.applyGpc('cat', '1');
+        await ledger.record(grant('cat', 'targeted-advertising'));
+        expect((await ledger.applyGpc('cat', '1')).conflicts).toHaveLength(1);
+        await ledger.record(grant('dan', 'targeted-advertising'));
+        expect((await ledger.verify()).ok).toBe(true);
+        await setState(
+          db,
+          ledger,
+          { subjectId: 'cat', purpose: 'targeted-advertising' },
+          { gpc_conflict: 0 },
+        );
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          reason: expect.stringMatching(/GPC conflict logged/),
+        });
+        await setState(
+          db,
+          ledger,
+          { subjectId: 'cat', purpose: 'targeted-advertising' },
+          { gpc_conflict: 1 },
+        );
+        await setState(
+          db,
+          ledger,
+          { subjectId: 'dan', purpose: 'targeted-advertising' },
+          { gpc_conflict: 1 },
+        );
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          reason: expect.stringMatching(/flags a GPC conflict the ledger never logged/),
+        });
+      });
+    });
+
+    describe('sealed evidence', () => {
+      it('catches evidence swapped between two decisions, replaced, or erased without a shredding', async () => {
+        const { database: db, ledger, clock } = await open(engine);
+        database = db;
+        const granted = await ledger.record(grant('ann', 'newsletter', { evidence: { ip: '203.0.113.7' } }));
+        clock.set('2025-05-02T08:00:00Z');
+        const withdrawn = await ledger.withdraw('ann', 'newsletter', { evidence: { ip: '198.51.100.9' } });
+        const [a, b] = [await sealedAt(db, granted.seq), await sealedAt(db, withdrawn.seq)];
+        await setSealed(db, granted.seq, b);
+        await setSealed(db, withdrawn.seq, a);
+        expect((await ledger.history('ann')).map((entry) => entry.evidence)).toEqual([
+          { ip: '198.51.100.0' },
+          { ip: '203.0.113.0' },
+        ]);
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: granted.seq,
+          reason: expect.stringMatching(
+            /sealed evidence of entry \d+ is not the evidence it was recorded with/,
+          ),
+        });
+        await setSealed(db, withdrawn.seq, b);
+        await setSealed(db, granted.seq, 'v1.garbage.x.y');
+        expect(await ledger.verify()).toMatchObject({ ok: false, firstBadSeq: granted.seq });
+        await setSealed(db, granted.seq, null);
+        expect((await ledger.history('ann'))[0]?.evidence).toBe('unavailable');
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: granted.seq,
+          reason: expect.stringMatching(/erased, but its subject was never shredded/),
+        });
+        // Erased by shredding, it verifies.
+        await ledger.shredSubject('ann');
+        expect(await sealedAt(db, withdrawn.seq)).toBeNull();
+        expect(await ledger.verify()).toMatchObject({ ok: true });
+      });
+
+      it('catches sealed evidence put on an entry recorded without any', async () => {
+        const { database: db, ledger } = await open(engine);
+        database = db;
+        const sealed = await ledger.record(grant('ann', 'newsletter', { evidence: { ip: '203.0.113.7' } }));
+        const bare = await ledger.record(grant('bob'));
+        await setSealed(db, bare.seq, await sealedAt(db, sealed.seq));
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: bare.seq,
+          reason: expect.stringMatching(/sealed evidence it was not recorded with/),
+        });
+      });
+    });
+
+    describe('the subject and event lookups', () => {
+      // Every append checkpoints, so every entry is in the lookups.
+      const indexed = { signEvery: { appends: 1 } };
+
+      it('catches entries deleted from the subject lookup (an emptied Art 15 history)', async () => {
+        const { database: db, ledger } = await open(engine, indexed);
+        database = db;
+        const first = await ledger.record(grant('ann'));
+        await ledger.withdraw('ann', 'newsletter');
+        await ledger.record(grant('bob'));
+        await db.db
+          .deleteFrom(SUBJECT_IX)
+          .where('subject_key', '=', await ledger.subjectKey('ann'))
+          .execute();
+        expect(await ledger.history('ann')).toEqual([]);
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: first.seq,
+          reason: expect.stringMatching(/missing from the subject lookup/),
+        });
+      });
+
+      it('catches an entry deleted from the event lookup, and the replay it lets in', async () => {
+        const { database: db, ledger } = await open(engine, indexed);
+        database = db;
+        const imported = grant('ann', 'newsletter', {
+          source: 'import',
+          method: 'import',
+          eventId: 'crm-123',
+          at: '2025-01-01T00:00:00Z',
+        });
+        await ledger.import([imported]);
+        await ledger.withdraw('ann', 'newsletter');
+        const original = (await ledger.history('ann'))[0]?.seq as number;
+        await db.db.deleteFrom(EVENT_IX).where('event_id', '=', 'crm-123').execute();
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: original,
+          reason: expect.stringMatching(/missing from the event lookup/),
+        });
+        await ledger.import([imported]);
+        const replay = (await ledger.history('ann')).at(-1)?.seq as number;
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: replay,
+          reason: `event id crm-123 appears twice in the ledger (entries ${original} and ${replay}): a replayed event`,
+        });
+      });
+
+      it('catches a misfiled event and a forged lookup row', async () => {
+        const { database: db, ledger } = await open(engine, indexed);
+        database = db;
+        const a = await ledger.record(grant('ann'));
+        const b = await ledger.record(grant('bob'));
+        await db.db.updateTable(EVENT_IX).set({ seq: b.seq }).where('event_id', '=', a.eventId).execute();
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: a.seq,
+          reason: expect.stringMatching(/misfiled/),
+        });
+        await db.db.updateTable(EVENT_IX).set({ seq: a.seq }).where('event_id', '=', a.eventId).execute();
+        expect((await ledger.verify()).ok).toBe(true);
+        await db.db
+          .insertInto(SUBJECT_IX)
+          .values({ tenant: ledger.tenant, subject_key: await ledger.subjectKey('ann'), seq: b.seq })
+          .execute();
+        expect(await ledger.verify()).toMatchObject({
+          ok: false,
+          reason: expect.stringMatching(/subject lookup holds \d+ rows for \d+ indexed entries/),
+        });
+      });
+    });
+  },
+);
+
+describe('canonical entries (the check verify() makes of every entry)', () => {
+  const text = fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: 'binary', maxLength: 12 }));
+  const decision = fc.record(
+    {
+      v: fc.constant(1),
+      kind: fc.constant('decision'),
+      seq: fc.nat(),
+      id: text,
+      tenant: text,
+      subject: text,
+      purpose: text,
+      state: fc.constantFrom('granted', 'refused', 'withdrawn'),
+      renewal: fc.boolean(),
+      notice: fc.record({ id: text, version: text, hash: text, language: text }),
+      source: text,
+      method: text,
+      jurisdiction: text,
+      at: text,
+      expiresAt: text,
+      evidence: text,
+      age: fc.record({ threshold: fc.integer({ min: 13, max: 16 }), belowThreshold: fc.boolean() }),
+      extra: fc.oneof(text, fc.integer(), fc.constant(null)),
+    },
+    {
+      requiredKeys: ['v', 'kind', 'seq', 'id', 'tenant', 'subject', 'purpose', 'state', 'renewal', 'notice'],
+    },
+  );
+  // Canonical, key order as built, indented, one value retyped.
+  const writing = fc.constantFrom('canonical', 'insertion', 'spaced', 'retyped');
+
+  it('accepts exactly the texts that are canonicalJson of what they parse to', () => {
+    fc.assert(
+      fc.property(decision, writing, (entry, how) => {
+        const value: Record<string, unknown> =
+          how === 'retyped' ? { ...entry, seq: String(entry.seq) } : entry;
+        const written =
+          how === 'insertion'
+            ? JSON.stringify(value)
+            : how === 'spaced'
+              ? JSON.stringify(JSON.parse(canonicalJson(value as JsonValue)), null, 1)
+              : canonicalJson(value as JsonValue);
+        const parsed = JSON.parse(written) as Record<string, JsonValue>;
+        expect(isCanonicalEntry(written, parsed)).toBe(canonicalJson(parsed) === written);
+        if (how === 'canonical') expect(isCanonicalEntry(written, parsed)).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 
