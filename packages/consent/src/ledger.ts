@@ -108,7 +108,11 @@ export interface RecordedDecision {
 export interface ConsentStatus {
   purpose: string;
   state: ConsentState | 'none';
-  /** Only a granted (given or renewed), unexpired decision allows processing (DPV). */
+  /**
+   * Whether this decision allows processing now, exactly as `mayProcess()` answers: granted
+   * (given or renewed, DPV), unexpired, and on the purpose's current notice. A grant whose
+   * notice changed is `state: 'granted'` with `reconsentRequired` and not valid.
+   */
   valid: boolean;
   /** The purpose's notice changed since the decision: ask again (Art 5(1)(b)). */
   reconsentRequired: boolean;
@@ -218,6 +222,12 @@ export interface PublishResult {
   /** Purposes published for the first time. */
   added: string[];
   unchanged: string[];
+  /**
+   * Purposes with published notices that this policy no longer declares on consent (removed,
+   * or moved to another legal basis): nothing new is recorded for them, but their standing
+   * grants can still be withdrawn.
+   */
+  retired: string[];
 }
 
 export interface ConsentLedger {
@@ -519,8 +529,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     insertEntry: prepare<(typeof ledgerColumns)[number]>((p) =>
       db.insertInto(T.ledger).values(named(ledgerColumns, p)),
     ),
+    // A live decision replaces the state row (ledger order); an imported one only a row decided
+    // before it (see StateOrder).
     upsertState: prepare<(typeof stateColumns)[number]>((p) =>
-      upsertStatesQuery(db, engine, [named(stateColumns, p) as Record<keyof StateRow, unknown>]),
+      upsertStatesQuery(db, engine, [named(stateColumns, p) as Record<keyof StateRow, unknown>], 'ledger'),
+    ),
+    importState: prepare<(typeof stateColumns)[number]>((p) =>
+      upsertStatesQuery(db, engine, [named(stateColumns, p) as Record<keyof StateRow, unknown>], 'decided'),
     ),
     // The subject's current state for the purpose and its evidence key.
     prior: prepare<'tenant' | 'subject' | 'purpose'>((p) =>
@@ -583,6 +598,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           keyof StateRow,
           unknown
         >[],
+        'decided',
       ),
     ),
   };
@@ -711,7 +727,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       keys = loadSigningKeys({ privateKey: createPrivateKey(head.signing_key as string) });
     }
     await loadNotices();
-    await publish(policy, undefined);
+    await publish(policy, undefined, 'startup');
   }
 
   function loadNotices(): Promise<void> {
@@ -1058,6 +1074,25 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // Purposes that passed the checks below, for the policy they were checked against.
   let checkedPurposes = { policy, purposes: new Map<string, Purpose>() };
 
+  /**
+   * A purpose that once rested on consent (its notices are published) but that the policy no
+   * longer declares, or declares on another basis: still withdrawable (Art 7(3)).
+   */
+  function retiredPurpose(purposeId: string): Purpose {
+    if (!notices.has(purposeId))
+      throw fail('consent/unknown-purpose', `purpose "${purposeId}" is not declared in the policy`);
+    return (
+      policy.purposes.find((candidate) => candidate.id === purposeId) ??
+      ({
+        id: purposeId,
+        name: purposeId,
+        description: '',
+        legalBases: [],
+        categories: [],
+      } as unknown as Purpose)
+    );
+  }
+
   function consentPurpose(purposeId: string): Purpose {
     if (checkedPurposes.policy !== policy) checkedPurposes = { policy, purposes: new Map() };
     const checked = checkedPurposes.purposes.get(purposeId);
@@ -1075,7 +1110,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return purpose;
   }
 
-  function validate(input: ConsentDecision, importing: boolean): Validated {
+  function validate(input: ConsentDecision, importing: boolean, retired = false): Validated {
     if (typeof input === 'object' && input !== null) {
       const purposes = (input as { purposes?: unknown }).purposes;
       const single = (input as { purpose?: unknown }).purpose;
@@ -1138,7 +1173,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         'eventId and at are set by the ledger; only import() takes them',
       );
     }
-    const purpose = consentPurpose(purposeId);
+    const purpose = retired ? retiredPurpose(purposeId) : consentPurpose(purposeId);
+    const conflict = startupConflicts.get(purposeId);
+    if (conflict && decision.state === 'granted') throw fail(conflict.code, conflict.message);
     const notice = resolveNotice(purposeId, decision.state, decision.notice);
     if (decision.state === 'granted' && decision.age !== undefined && decision.age < ageOfConsent) {
       if (!decision.parentalAuthorisation) {
@@ -1552,22 +1589,43 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // ---------------------------------------------------------------------------------------------
   // Notices
 
-  async function publish(next: Policy, version: string | undefined): Promise<PublishResult> {
+  // Purposes whose notice in this instance's policy cannot be the one a subject is shown: its
+  // content clashes with a published notice of the same version (edited without a new version),
+  // or its version was superseded by another instance. Found at start-up, where throwing would
+  // stop every call — withdrawals included: grants of these purposes are refused, the rest works.
+  type StartupConflict = { code: ConsentErrorCode; message: string };
+  const startupConflicts = new Map<string, StartupConflict>();
+
+  /**
+   * Publishes the notices of `next`. Explicitly (`publishNotice`) a clash is an error; at
+   * start-up (`startup`), an instance never moves a purpose's notice back to a version that
+   * another instance already superseded (a stale deploy restarting), and a clash of content
+   * under one version refuses grants of that purpose instead of failing the ledger.
+   */
+  async function publish(
+    next: Policy,
+    version: string | undefined,
+    mode: 'explicit' | 'startup' = 'explicit',
+  ): Promise<PublishResult> {
     if (next.tenant !== tenant) {
       throw fail(
         'consent/invalid-options',
         `policy tenant "${next.tenant}" is not this ledger's tenant "${tenant}"`,
       );
     }
-    const result: PublishResult = { changed: [], added: [], unchanged: [] };
+    let result: PublishResult = { changed: [], added: [], unchanged: [], retired: [] };
     const label = version ?? next.version;
+    const conflicts = new Map<string, StartupConflict>();
     await appendTransaction(async (ctx) => {
       const { trx } = ctx;
       await loadNoticesWith(trx);
+      result = { changed: [], added: [], unchanged: [], retired: [] };
+      conflicts.clear();
       const now = clock.now();
       const pending: Pending[] = [];
       const rows: Record<string, unknown>[] = [];
-      for (const purpose of consentPurposes(next)) {
+      const declared = consentPurposes(next);
+      for (const purpose of declared) {
         const hash = purposeNoticeHash(next, purpose);
         const known = notices.get(purpose.id);
         if (known && known.current.hash === hash) {
@@ -1576,9 +1634,24 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         }
         const clash = known?.versions.get(label);
         if (clash && clash.hash !== hash) {
+          const message = `notice version "${label}" of "${purpose.id}" was published with other content: give a new version`;
+          if (mode === 'explicit') throw fail('consent/notice-version-conflict', message);
+          conflicts.set(purpose.id, { code: 'consent/notice-version-conflict', message });
+          continue;
+        }
+        if (clash && known) {
+          // This very version was published, then superseded by another: going back to it
+          // would silently invalidate every grant given on the newer notice.
+          if (mode === 'startup') {
+            conflicts.set(purpose.id, {
+              code: 'consent/notice-outdated',
+              message: `this instance's policy shows notice version "${label}" of "${purpose.id}", superseded by "${known.current.version}": deploy the current policy`,
+            });
+            continue;
+          }
           throw fail(
             'consent/notice-version-conflict',
-            `notice version "${label}" of "${purpose.id}" was published with other content: give a new version`,
+            `notice version "${label}" of "${purpose.id}" was superseded by "${known.current.version}": publish its content under a new version`,
           );
         }
         (known ? result.changed : result.added).push(purpose.id);
@@ -1599,6 +1672,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           published_at: now.toISOString(),
         });
       }
+      const ids = new Set(declared.map((purpose) => purpose.id));
+      result.retired = [...notices.keys()].filter((id) => !ids.has(id)).sort();
       if (pending.length === 0) return;
       const seqs = await append(ctx, pending, now);
       for (const [i, row] of rows.entries()) {
@@ -1627,6 +1702,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     });
     await loadNotices();
     policy = next;
+    startupConflicts.clear();
+    for (const [purpose, conflict] of conflicts) startupConflicts.set(purpose, conflict);
     return result;
   }
 
@@ -1671,7 +1748,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return {
       purpose: purpose.id,
       state,
-      valid: state === 'granted',
+      valid: state === 'granted' && !reconsentRequired,
       reconsentRequired,
       renewal: Boolean(Number(row.renewal)),
       decidedAt: row.decided_at,
@@ -1762,7 +1839,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     },
 
     async withdraw(subjectId, purposeId, opts = {}) {
-      return ledger.record({
+      const decision: ConsentDecision = {
         subjectId,
         purpose: purposeId,
         state: 'withdrawn',
@@ -1770,7 +1847,17 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         method: opts.method ?? 'api-call',
         ...(opts.jurisdiction ? { jurisdiction: opts.jurisdiction } : {}),
         ...(opts.evidence ? { evidence: opts.evidence } : {}),
-      });
+      };
+      try {
+        return await ledger.record(decision);
+      } catch (error) {
+        const code = (error as Err).code;
+        if (code !== 'consent/unknown-purpose' && code !== 'consent/not-consent-purpose') throw error;
+        if (!notices.has(purposeId)) throw error;
+        // The purpose left the policy or consent since the subject decided: withdrawal must stay
+        // possible (Art 7(3)), against the last notice published for it.
+        return writeDecision(await withNoticeRetry(() => validate(decision, false, true)));
+      }
     },
 
     async current(subjectId, opts = {}) {
@@ -2168,6 +2255,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       await ready();
       const batchSize = opts.batchSize ?? 2000;
       const values: Validated[] = [];
+      const notAfter = clock.now().getTime();
       for (const [i, decision] of decisions.entries()) {
         try {
           const input = (
@@ -2183,6 +2271,15 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               throw error;
             await loadNotices();
             value = validate(input, true);
+          }
+          // A decision "made" after now would outrank every later live decision of the subject
+          // (imports keep the latest `at`), a withdrawal included.
+          if (value.at !== undefined && Date.parse(value.at) > notAfter) {
+            throw new PrivacyKitError<ConsentErrorCode>(
+              'consent/invalid-decision',
+              `at ${value.at} is in the future: an imported decision was made before the import`,
+              { issues: [{ path: 'at', message: 'must not be later than now' }] },
+            );
           }
           values.push(value);
         } catch (error) {
@@ -2285,7 +2382,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           await insertChunked(
             trx,
             bulk.upsertStates,
-            statements.upsertState,
+            statements.importState,
             stateColumns,
             rows as unknown as Record<string, unknown>[],
           );
