@@ -576,6 +576,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     ),
   };
   const bulkRows = 200;
+  const stateRowsOf = (rows: string[][]) =>
+    rows.map((row) => named(stateColumns, (c) => row[stateColumns.indexOf(c)] as string)) as Record<
+      keyof StateRow,
+      unknown
+    >[];
   const bulk = {
     indexSubjects: prepareRows(3, bulkRows, (rows) =>
       db
@@ -591,15 +596,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         .values(rows.map((row) => named(ledgerColumns, (c) => row[ledgerColumns.indexOf(c)] as string))),
     ),
     upsertStates: prepareRows(stateColumns.length, bulkRows, (rows) =>
-      upsertStatesQuery(
-        db,
-        engine,
-        rows.map((row) => named(stateColumns, (c) => row[stateColumns.indexOf(c)] as string)) as Record<
-          keyof StateRow,
-          unknown
-        >[],
-        'decided',
-      ),
+      upsertStatesQuery(db, engine, stateRowsOf(rows), 'decided'),
+    ),
+    upsertStatesLive: prepareRows(stateColumns.length, bulkRows, (rows) =>
+      upsertStatesQuery(db, engine, stateRowsOf(rows), 'ledger'),
     ),
   };
 
@@ -2346,6 +2346,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           const seqs = await append(ctx, pendings, now);
           // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows in the table.
           const latest = new Map<string, StateRow>();
+          const live = new Set<StateRow>();
           for (const [i, item] of meta.entries()) {
             const row = stateRowOf(
               {
@@ -2367,7 +2368,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             );
             const key = `${item.subjectKey}\u0000${item.value.purpose.id}`;
             const before = latest.get(key);
-            if (!before || before.decided_at <= row.decided_at) latest.set(key, row);
+            if (!before || before.decided_at <= row.decided_at) {
+              latest.set(key, row);
+              // Decided now (no `at` given, as a portal's multi-purpose choice): a live decision.
+              if (item.value.at === undefined) live.add(row);
+              else live.delete(before as StateRow);
+            }
           }
           // In key order: neighbouring rows share b-tree pages.
           const rows = [...latest.values()].sort((a, b) =>
@@ -2379,13 +2385,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                 ? -1
                 : 1,
           );
-          await insertChunked(
-            trx,
-            bulk.upsertStates,
-            statements.importState,
-            stateColumns,
-            rows as unknown as Record<string, unknown>[],
-          );
+          for (const [order, chosen] of [
+            ['decided', rows.filter((row) => !live.has(row))],
+            ['ledger', rows.filter((row) => live.has(row))],
+          ] as const) {
+            await insertChunked(
+              trx,
+              order === 'ledger' ? bulk.upsertStatesLive : bulk.upsertStates,
+              order === 'ledger' ? statements.upsertState : statements.importState,
+              stateColumns,
+              chosen as unknown as Record<string, unknown>[],
+            );
+          }
         });
         imported += batch.length;
       }

@@ -85,6 +85,14 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
       expect((await ledger.current('u1')).purposes.newsletter?.state).toBe('withdrawn');
       expect(await consenting(ledger, 'newsletter')).toEqual(['u2']);
     }
+    // Several purposes at once through import() without `at` (a banner's choice) are live too.
+    await ahead.record(grant('u4'));
+    await behind.import([
+      grant('u4', 'newsletter', { state: 'withdrawn' }),
+      grant('u4', 'audience-measurement', { state: 'refused' }),
+    ]);
+    expect(await ahead.mayProcess('u4', 'newsletter')).toBe(false);
+    expect((await ahead.current('u4')).purposes.newsletter?.state).toBe('withdrawn');
     // And the other way round: a grant after a refusal from a clock behind is the current state.
     await ahead.record(grant('u3', 'newsletter', { state: 'refused' }));
     await behind.record(grant('u3'));
