@@ -75,8 +75,13 @@ export interface ConsentLedgerOptions {
   secret?: string;
   /** How long a grant stays valid before the subject is asked again (ISO 8601 period, default `P6M`); `false` = no expiry. */
   validity?: string | false;
-  /** Art 8 age of digital consent, 13 to 16 (default 16). */
-  ageOfConsent?: number;
+  /**
+   * Art 8 age of digital consent, 13 to 16: one age (default 16), or a table by the decision's
+   * `jurisdiction` (ISO 3166 alpha-2, a subdivision such as `DE-BY` falls back to `DE`) with an
+   * optional `default` — e.g. `{ default: 16, BE: 13, FR: 15, IT: 14 }` (each Member State
+   * chooses, Art 8(1); check the current national law).
+   */
+  ageOfConsent?: number | Readonly<Record<string, number>>;
   /** Evidence kept with a decision: IP `truncate` (default, /24 and /48), `full` or `none`; user agent off by default. */
   evidence?: { ip?: 'truncate' | 'full' | 'none'; userAgent?: boolean };
   /** Jurisdiction recorded when a decision names none (default `EU`). */
@@ -404,15 +409,29 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   let policy = options.policy;
   const tenant = policy.tenant;
   const validity = options.validity === undefined ? 'P6M' : options.validity;
-  const ageOfConsent = options.ageOfConsent ?? 16;
+  const ageTable: Readonly<Record<string, number>> =
+    typeof options.ageOfConsent === 'object' && options.ageOfConsent !== null
+      ? options.ageOfConsent
+      : { default: options.ageOfConsent ?? 16 };
+  const defaultAge = ageTable.default ?? 16;
+  /** The age of digital consent where a decision is made (Art 8(1) lets each state choose). */
+  const ageOfConsentIn = (jurisdiction: string): number => {
+    const code = jurisdiction.toUpperCase();
+    return ageTable[code] ?? ageTable[code.split('-')[0] as string] ?? defaultAge;
+  };
   const ipMode = options.evidence?.ip ?? 'truncate';
   const keepUserAgent = options.evidence?.userAgent ?? false;
   const defaultJurisdiction = options.jurisdiction ?? 'EU';
   const signAppends = options.signEvery?.appends ?? 1000;
   const signMs = options.signEvery?.milliseconds ?? 5000;
 
-  if (!Number.isInteger(ageOfConsent) || ageOfConsent < 13 || ageOfConsent > 16) {
-    throw fail('consent/invalid-options', `ageOfConsent must be 13 to 16 (Art 8(1)), got ${ageOfConsent}`);
+  for (const [where, age] of Object.entries(ageTable)) {
+    if (!Number.isInteger(age) || age < 13 || age > 16) {
+      throw fail(
+        'consent/invalid-options',
+        `ageOfConsent must be 13 to 16 (Art 8(1)), got ${age}${where === 'default' ? '' : ` for ${where}`}`,
+      );
+    }
   }
   if (validity !== false) {
     try {
@@ -1177,11 +1196,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const conflict = startupConflicts.get(purposeId);
     if (conflict && decision.state === 'granted') throw fail(conflict.code, conflict.message);
     const notice = resolveNotice(purposeId, decision.state, decision.notice);
+    const jurisdiction = decision.jurisdiction ?? defaultJurisdiction;
+    const ageOfConsent = ageOfConsentIn(jurisdiction);
     if (decision.state === 'granted' && decision.age !== undefined && decision.age < ageOfConsent) {
       if (!decision.parentalAuthorisation) {
         throw fail(
           'consent/parental-authorisation-required',
-          `below ${ageOfConsent}, consent must be given or authorised by the holder of parental responsibility (Art 8)`,
+          `below ${ageOfConsent} in ${jurisdiction}, consent must be given or authorised by the holder of parental responsibility (Art 8)`,
         );
       }
     }
@@ -1192,7 +1213,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       source: decision.source,
       method: decision.method,
       notice,
-      jurisdiction: decision.jurisdiction ?? defaultJurisdiction,
+      jurisdiction,
       ...(decision.evidence ? { evidence: decision.evidence } : {}),
       ...(decision.age !== undefined ? { age: decision.age } : {}),
       ...(decision.parentalAuthorisation ? { parental: decision.parentalAuthorisation } : {}),
@@ -1295,8 +1316,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     if (expiresAt) entry.expiresAt = expiresAt;
     if (value.age !== undefined) {
       entry.age = {
-        threshold: ageOfConsent,
-        belowThreshold: value.age < ageOfConsent,
+        threshold: ageOfConsentIn(value.jurisdiction),
+        belowThreshold: value.age < ageOfConsentIn(value.jurisdiction),
         ...(value.parental ? { parentalAuthorisation: value.parental.method } : {}),
       };
     }
@@ -1761,6 +1782,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     };
   }
 
+  /** The tree a proof is for: the current one, or an earlier size of it — never a larger one. */
+  async function proofTreeSize(requested: number | undefined): Promise<number> {
+    const size = (await currentTree()).size;
+    if (requested === undefined) return size;
+    if (!Number.isInteger(requested) || requested < 0 || requested > size) {
+      throw fail('consent/unknown-event', `the ledger has ${size} entries: no tree of size ${requested}`);
+    }
+    return requested;
+  }
+
   function entryOf(text: string): Record<string, JsonValue> {
     return JSON.parse(text) as Record<string, JsonValue>;
   }
@@ -2179,7 +2210,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async inclusionProof(seq, treeSize) {
       await ready();
-      const size = treeSize ?? (await currentTree()).size;
+      const size = await proofTreeSize(treeSize);
       if (!Number.isInteger(seq) || seq < 0 || seq >= size) {
         throw fail('consent/unknown-event', `entry ${seq} is not in a tree of ${size}`);
       }
@@ -2195,7 +2226,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async consistencyProof(oldSize, newSize) {
       await ready();
-      const size = newSize ?? (await currentTree()).size;
+      const size = await proofTreeSize(newSize);
       if (!Number.isInteger(oldSize) || oldSize < 0 || oldSize > size) {
         throw fail('consent/unknown-event', `no consistency proof from ${oldSize} to ${size}`);
       }

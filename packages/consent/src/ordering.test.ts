@@ -236,4 +236,58 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
     await edited.record(grant('u2', 'audience-measurement'));
     expect(await edited.mayProcess('u2', 'audience-measurement')).toBe(true);
   });
+
+  it('proofs for a tree larger than the ledger, or of a size that is not a count, are typed errors', async () => {
+    database = await migratedDatabase(engine);
+    const ledger = createConsentLedger({
+      db: database.db,
+      policy: testPolicy,
+      clock: fixedClock('2025-03-01T12:00:00Z'),
+    });
+    const { seq } = await ledger.record(grant('p1'));
+    const { treeSize } = await ledger.treeHead();
+    expect((await ledger.inclusionProof(seq, treeSize)).treeSize).toBe(treeSize);
+    expect(await codeOf(ledger.inclusionProof(seq, treeSize + 1000))).toBe('consent/unknown-event');
+    expect(await codeOf(ledger.consistencyProof(1, treeSize + 1000))).toBe('consent/unknown-event');
+    expect(await codeOf(ledger.consistencyProof(1.5))).toBe('consent/unknown-event');
+    expect(await codeOf(ledger.inclusionProof(seq, 0.5))).toBe('consent/unknown-event');
+  });
+
+  it('takes the age of digital consent from a table by the decision’s jurisdiction (C09, Art 8(1))', async () => {
+    database = await migratedDatabase(engine);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const ledger = createConsentLedger({
+      db: database.db,
+      policy: testPolicy,
+      clock,
+      ageOfConsent: { default: 16, BE: 13, FR: 15 },
+    });
+    // 14 is old enough in Belgium, not in France, nor where the table has no entry.
+    await ledger.record(grant('be-kid', 'newsletter', { age: 14, jurisdiction: 'BE' }));
+    expect(await codeOf(ledger.record(grant('fr-kid', 'newsletter', { age: 14, jurisdiction: 'FR' })))).toBe(
+      'consent/parental-authorisation-required',
+    );
+    expect(await codeOf(ledger.record(grant('de-kid', 'newsletter', { age: 15, jurisdiction: 'DE' })))).toBe(
+      'consent/parental-authorisation-required',
+    );
+    // A subdivision falls back to its country; the threshold applied is in the hashed entry.
+    await ledger.record(grant('fr-teen', 'newsletter', { age: 15, jurisdiction: 'FR-75' }));
+    const entries = await database.db
+      .selectFrom('privacykit_consent_ledger')
+      .select('entry')
+      .where('kind', '=', 'decision')
+      .orderBy('id')
+      .execute();
+    expect(entries.map((row) => JSON.parse(row.entry as string).age)).toEqual([
+      { threshold: 13, belowThreshold: false },
+      { threshold: 15, belowThreshold: false },
+    ]);
+    expect(() =>
+      createConsentLedger({
+        db: database?.db as never,
+        policy: testPolicy,
+        ageOfConsent: { default: 16, XX: 12 },
+      }),
+    ).toThrow(/13 to 16.*XX/);
+  });
 });
