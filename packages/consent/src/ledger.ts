@@ -42,9 +42,17 @@ import {
   nodeKey,
 } from './merkle.js';
 import type { Frontier, PerfectNodes } from './merkle.js';
-import { noticeIdOf, purposeNoticeContent, purposeNoticeHash } from './notice-content.js';
+import {
+  noticeControllerOf,
+  noticeControllerSchema,
+  noticeIdOf,
+  purposeNoticeContent,
+  purposeNoticeHash,
+  storedNoticeContentSchema,
+} from './notice-content.js';
+import type { StoredNoticeContent } from './notice-content.js';
 import { buildReceipt } from './receipt.js';
-import type { ConsentReceipt, ReceiptState } from './receipt.js';
+import type { ConsentReceipt, ReceiptNotice, ReceiptState } from './receipt.js';
 import { loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
 import type { LedgerKeys, SignedTreeHead, SigningKeys } from './signing.js';
 import { parametersOf, prepare, prepareRows, run, runRows } from './prepared.js';
@@ -128,7 +136,10 @@ export interface ConsentStatus {
   source?: string;
   noticeVersion?: string;
   currentNoticeVersion: string;
-  /** A GPC signal arrived after this explicit grant and was not applied (see `applyGpc`). */
+  /**
+   * A GPC signal arrived while this grant was in force and was not applied: the subject gave the
+   * grant after the signal had been recorded as a refusal of this purpose (see `applyGpc`).
+   */
   gpcConflict: boolean;
 }
 
@@ -210,15 +221,35 @@ export interface StatsRow {
 export interface GpcOutcome {
   /** Whether the header carried a valid `Sec-GPC: 1`. */
   signal: boolean;
-  /** Refusals recorded with source `gpc`. */
+  /** Refusals recorded with source `gpc` (including those over a grant, see `conflicts`). */
   refused: RecordedDecision[];
   /**
-   * Purposes the subject explicitly granted: GPC was not applied; a `gpc-conflict` event was
-   * logged once per grant. Tell the subject and let them choose (CCPA §7025(c)(3)).
+   * Purposes where the signal met a grant in force (Cal. Code Regs. tit. 11 §7025(c)(3)). You
+   * may tell the subject and offer them the choice to consent again.
+   * - `signal-applied`: the grant predates any GPC refusal of the purpose, so the signal was
+   *   processed as a valid opt-out: a refusal was recorded over it (`refusedEventId`, also in
+   *   `refused`).
+   * - `grant-kept`: the subject granted after the signal had been recorded as a refusal of
+   *   this purpose — their own later choice, kept; a `gpc-conflict` event is logged once per
+   *   grant and `current().purposes[p].gpcConflict` is true. Reported on every signal, never
+   *   overridden silently (`{ override: true }` applies the signal anyway).
    */
-  conflicts: { purpose: string; grantedEventId: string; grantedAt: string }[];
-  /** Purposes already refused or withdrawn: nothing to do. */
+  conflicts: {
+    purpose: string;
+    grantedEventId: string;
+    grantedAt: string;
+    resolution: 'signal-applied' | 'grant-kept';
+    refusedEventId?: string;
+  }[];
+  /** Purposes already refused or withdrawn: nothing recorded again. */
   unchanged: string[];
+  /**
+   * Purposes tagged `sale`, `sharing` or `cross-context-advertising` that do not rest on consent
+   * (legitimate interests, say): the ledger records nothing for them. The signal is an objection
+   * by automated means (Art 21(5); and an opt-out of sale/sharing under §7025): route these ids
+   * to your objection handling.
+   */
+  objections: string[];
 }
 
 export interface PublishResult {
@@ -285,6 +316,13 @@ export interface ConsentLedger {
   publishNotice(policy: Policy, options?: { version?: string }): Promise<PublishResult>;
   /** Writes `expired` events for grants past their validity. */
   expireDue(options?: { batchSize?: number }): Promise<number>;
+  /**
+   * Applies a Global Privacy Control header (G02, G03; Cal. Code Regs. tit. 11 §7025; Art
+   * 21(5)): a valid `Sec-GPC: 1` refuses each consent purpose tagged `sale`, `sharing` or
+   * `cross-context-advertising` with source `gpc`, over an earlier grant too; a grant given
+   * after such a refusal is kept and reported. See `GpcOutcome`. No header is never consent.
+   * `override: true` applies the signal over those later grants as well.
+   */
   applyGpc(
     subjectId: string,
     header: string | readonly string[] | undefined,
@@ -1681,7 +1719,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           eventId: newId(now),
           kind: 'notice-published',
           purpose: purpose.id,
-          entry: { v: 1, purpose: purpose.id, notice, at: now.toISOString() },
+          // Controller contact details ride beside the notice (outside its hash): receipts quote them.
+          entry: {
+            v: 1,
+            purpose: purpose.id,
+            notice,
+            controller: noticeControllerOf(next),
+            at: now.toISOString(),
+          },
         });
         rows.push({
           tenant,
@@ -1857,6 +1902,94 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   const perfectNodes: PerfectNodes = perfectNodesFromDb;
+
+  // ---------------------------------------------------------------------------------------------
+  // GPC and receipts
+
+  const restsOnConsent = (purpose: Purpose) => purpose.legalBases.some((basis) => basis.basis === 'consent');
+
+  /**
+   * Whether a GPC refusal of the grant's purpose was recorded before the grant (earlier `at`, or
+   * the same `at` and an earlier seq): then the grant is the subject's choice made after the signal.
+   */
+  async function gpcRefusedBefore(
+    q: AppendContext['trx'],
+    subjectKey: string,
+    grant: StateRow,
+  ): Promise<boolean> {
+    const grantSeq = Number(grant.seq);
+    const rows = await entriesOf(q, subjectKey, ['seq', 'kind', 'purpose', 'entry']);
+    return rows.some((row) => {
+      if (row.kind !== 'decision' || row.purpose !== grant.purpose || Number(row.seq) === grantSeq)
+        return false;
+      const entry = entryOf(row.entry);
+      if (entry.source !== 'gpc' || entry.state !== 'refused') return false;
+      const at = entry.at as string;
+      return at < grant.decided_at || (at === grant.decided_at && Number(row.seq) < grantSeq);
+    });
+  }
+
+  /** One ledger entry by event id, or undefined. */
+  async function eventEntry(
+    eventId: string,
+  ): Promise<{ seq: unknown; kind: string; entry: string; leaf_hash: string } | undefined> {
+    const seq = (await lookupSeqs(db, 'event_id', [eventId])).get(eventId)?.[0];
+    if (seq === undefined) return undefined;
+    return db
+      .selectFrom(T.ledger)
+      .select(['seq', 'kind', 'entry', 'leaf_hash'])
+      .where('id', '=', base + seq)
+      .where('event_id', '=', eventId)
+      .executeTakeFirst();
+  }
+
+  /**
+   * The stored notice a decision answered, for its receipt: the content of its version, checked
+   * against the hash the decision recorded, and the controller details logged when the version
+   * was published (in its `notice-published` entry; absent from entries written before they were).
+   */
+  async function storedNotice(
+    purposeId: string,
+    notice: { version: string; hash: string },
+  ): Promise<ReceiptNotice> {
+    const unavailable = (why: string) =>
+      fail(
+        'consent/notice-unavailable',
+        `notice version "${notice.version}" of "${purposeId}" ${why}: no receipt quotes another text`,
+        { purpose: purposeId, version: notice.version },
+      );
+    const row = await db
+      .selectFrom(T.notices)
+      .select(['hash', 'content', 'seq'])
+      .where('tenant', '=', tenant)
+      .where('purpose', '=', purposeId)
+      .where('version', '=', notice.version)
+      .executeTakeFirst();
+    if (!row) throw unavailable('is not stored');
+    if (row.hash !== notice.hash || sha256Hex(row.content as string) !== notice.hash) {
+      throw unavailable('no longer matches the hash the decision recorded');
+    }
+    let content: StoredNoticeContent;
+    try {
+      content = storedNoticeContentSchema.parse(JSON.parse(row.content as string));
+    } catch (cause) {
+      throw new PrivacyKitError<ConsentErrorCode>(
+        'consent/notice-unavailable',
+        `notice version "${notice.version}" of "${purposeId}" cannot be read`,
+        { cause, details: { purpose: purposeId, version: notice.version } },
+      );
+    }
+    const published = await db
+      .selectFrom(T.ledger)
+      .select(['kind', 'purpose', 'entry'])
+      .where('id', '=', base + Number(row.seq))
+      .executeTakeFirst();
+    if (published?.kind !== 'notice-published' || published.purpose !== purposeId) return { content };
+    const entry = entryOf(published.entry);
+    if ((entry.notice as { hash?: unknown } | undefined)?.hash !== notice.hash) return { content };
+    const controller = noticeControllerSchema.safeParse(entry.controller);
+    return controller.success ? { content, controller: controller.data } : { content };
+  }
 
   // ---------------------------------------------------------------------------------------------
 
@@ -2123,23 +2256,23 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async receipt(eventId) {
       await ready();
-      const seq = (await lookupSeqs(db, 'event_id', [eventId])).get(eventId)?.[0];
-      const row =
-        seq === undefined
-          ? undefined
-          : await db
-              .selectFrom(T.ledger)
-              .select(['seq', 'kind', 'entry', 'leaf_hash'])
-              .where('id', '=', base + seq)
-              .where('event_id', '=', eventId)
-              .executeTakeFirst();
+      const row = await eventEntry(eventId);
       if (!row || (row.kind !== 'decision' && row.kind !== 'expiry')) {
         throw fail('consent/unknown-event', `no consent decision ${eventId} in the ledger`);
       }
       const entry = entryOf(row.entry);
-      const notice = entry.notice as
-        | { id: string; version: string; hash: string; language: string }
-        | undefined;
+      const purposeId = entry.purpose as string;
+      type EntryNotice = { id: string; version: string; hash: string; language: string };
+      let notice = entry.notice as EntryNotice | undefined;
+      if (row.kind === 'expiry') {
+        // An expiry ends a grant: its receipt names the notice that grant answered.
+        const granted = await eventEntry(entry.grantedEventId as string);
+        notice = granted ? (entryOf(granted.entry).notice as EntryNotice | undefined) : undefined;
+      }
+      if (!notice) {
+        const what = `the notice event ${eventId} answered is not in the ledger`;
+        throw fail('consent/notice-unavailable', what, { purpose: purposeId });
+      }
       const state: ReceiptState =
         row.kind === 'expiry'
           ? 'expired'
@@ -2148,7 +2281,6 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               ? 'renewed'
               : 'given'
             : (entry.state as ReceiptState);
-      const fallbackNotice = notices.get(entry.purpose as string)?.current;
       return buildReceipt(
         {
           eventId,
@@ -2156,13 +2288,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           seq: Number(row.seq),
           leafHash: row.leaf_hash,
           subjectKey: entry.subject as string,
-          purposeId: entry.purpose as string,
-          notice: notice ?? {
-            id: noticeIdOf(tenant, entry.purpose as string),
-            version: fallbackNotice?.version ?? '',
-            hash: fallbackNotice?.hash ?? '',
-            language: fallbackNotice?.language ?? policy.language,
-          },
+          purposeId,
+          notice,
           jurisdiction: (entry.jurisdiction as string | undefined) ?? defaultJurisdiction,
           source: (entry.source as string | undefined) ?? 'ledger',
           method: (entry.method as string | undefined) ?? 'validity-elapsed',
@@ -2170,7 +2297,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           expiresAt: entry.expiresAt as string | undefined,
           state,
         },
-        policy,
+        await storedNotice(purposeId, notice),
         keys,
         withdrawalMethod,
       );
@@ -2502,12 +2629,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         refused: [],
         conflicts: [],
         unchanged: [],
+        objections: [],
       };
       // Absence (or any value but "1") is no signal, and never consent (G02).
       if (!outcome.signal) return outcome;
-      const purposes = consentPurposes(policy).filter((purpose) =>
+      const signalled = policy.purposes.filter((purpose) =>
         purpose.tags.some((tag) => (GPC_TAGS as readonly string[]).includes(tag)),
       );
+      const purposes = signalled.filter(restsOnConsent);
+      // Not consent, so not the ledger's to record: an objection the host must act on (Art 21(5)).
+      outcome.objections = signalled.filter((purpose) => !restsOnConsent(purpose)).map((p) => p.id);
       const subjectKey = pseudonym(subjectId);
       for (const purpose of purposes) {
         const now = clock.now();
@@ -2519,19 +2650,28 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             outcome.unchanged.push(purpose.id);
             return;
           }
-          if (row && isValidGrant(row, now) && row.source !== 'gpc' && !opts.override) {
-            outcome.conflicts.push({
-              purpose: purpose.id,
-              grantedEventId: row.event_id,
-              grantedAt: row.decided_at,
-            });
-            if (Number(row.gpc_conflict)) return;
+          const grant = row && isValidGrant(row, now) ? row : undefined;
+          const conflict = grant && {
+            purpose: purpose.id,
+            grantedEventId: grant.event_id,
+            grantedAt: grant.decided_at,
+          };
+          // §7025(c)(3): the signal wins over a setting that allowed sale/sharing, but a grant the
+          // subject gave after the signal was recorded is their informed choice: kept, reported.
+          if (
+            grant &&
+            conflict &&
+            !opts.override &&
+            (Number(grant.gpc_conflict) === 1 || (await gpcRefusedBefore(trx, subjectKey, grant)))
+          ) {
+            outcome.conflicts.push({ ...conflict, resolution: 'grant-kept' });
+            if (Number(grant.gpc_conflict)) return;
             const pending: Pending = {
               eventId: newId(now),
               kind: 'gpc-conflict',
               subjectKey,
               purpose: purpose.id,
-              entry: { v: 1, subject: subjectKey, purpose: purpose.id, grantedEventId: row.event_id, at },
+              entry: { v: 1, subject: subjectKey, purpose: purpose.id, grantedEventId: grant.event_id, at },
             };
             await append(ctx, [pending], now);
             await trx
@@ -2573,6 +2713,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           outcome.refused.push(
             recorded(pending, seq as number, 'refused', false, at, value.notice, undefined),
           );
+          if (conflict) {
+            outcome.conflicts.push({
+              ...conflict,
+              resolution: 'signal-applied',
+              refusedEventId: pending.eventId,
+            });
+          }
         });
       }
       return outcome;
