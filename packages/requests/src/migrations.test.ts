@@ -81,282 +81,279 @@ async function oldRequest(
     .execute();
 }
 
-describe.each(testEngines())(
-  'migrations 0002 (intake slots) and 0003 (duplicate links) on $engine',
-  (engine) => {
-    let database: TestDatabase | undefined;
-    afterEach(async () => {
-      await database?.destroy();
-      database = undefined;
+describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links) on $engine', (engine) => {
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.destroy();
+    database = undefined;
+  });
+
+  it('upgrades a database with requests, keeping duplicates the old code let through, and dedupes from then on', async () => {
+    database = await createTestDatabase(engine);
+    const { db } = database;
+    expect((await migrator(db).migrateTo('0001_init')).error).toBeUndefined();
+
+    const at = '2024-01-30T09:00:00.000Z';
+    // Two identical submissions that raced under 0001: both open, same instant.
+    await oldRequest(db, {
+      id: 'r1',
+      right: 'access',
+      status: 'identity-pending',
+      receivedAt: at,
+      emails: ['ada@example.com'],
+    });
+    await oldRequest(db, {
+      id: 'r2',
+      right: 'access',
+      status: 'identity-pending',
+      receivedAt: at,
+      emails: ['ada@example.com'],
+    });
+    await oldRequest(db, {
+      id: 'r3',
+      right: 'erasure',
+      status: 'in-progress',
+      receivedAt: at,
+      emails: ['ada@example.com'],
+    });
+    // A closed request and a later open one for the same right and identity.
+    await oldRequest(db, {
+      id: 'r4',
+      right: 'access',
+      status: 'completed',
+      receivedAt: '2024-01-02T09:00:00.000Z',
+      emails: ['bob@example.com'],
+    });
+    await oldRequest(db, {
+      id: 'r5',
+      right: 'access',
+      status: 'verified',
+      receivedAt: at,
+      emails: ['bob@example.com'],
+    });
+    // Two identities, and a later request sharing one of them.
+    await oldRequest(db, {
+      id: 'r6',
+      right: 'access',
+      status: 'identity-pending',
+      receivedAt: '2024-01-29T09:00:00.000Z',
+      emails: ['cy@example.com', 'di@example.com'],
+    });
+    await oldRequest(db, {
+      id: 'r7',
+      right: 'access',
+      status: 'identity-pending',
+      receivedAt: at,
+      emails: ['di@example.com'],
     });
 
-    it('upgrades a database with requests, keeping duplicates the old code let through, and dedupes from then on', async () => {
-      database = await createTestDatabase(engine);
-      const { db } = database;
-      expect((await migrator(db).migrateTo('0001_init')).error).toBeUndefined();
+    expect(await migrate(db, [requestMigrations])).toEqual([
+      { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links'] },
+    ]);
 
-      const at = '2024-01-30T09:00:00.000Z';
-      // Two identical submissions that raced under 0001: both open, same instant.
-      await oldRequest(db, {
-        id: 'r1',
-        right: 'access',
-        status: 'identity-pending',
-        receivedAt: at,
-        emails: ['ada@example.com'],
-      });
-      await oldRequest(db, {
-        id: 'r2',
-        right: 'access',
-        status: 'identity-pending',
-        receivedAt: at,
-        emails: ['ada@example.com'],
-      });
-      await oldRequest(db, {
-        id: 'r3',
-        right: 'erasure',
-        status: 'in-progress',
-        receivedAt: at,
-        emails: ['ada@example.com'],
-      });
-      // A closed request and a later open one for the same right and identity.
-      await oldRequest(db, {
-        id: 'r4',
-        right: 'access',
-        status: 'completed',
-        receivedAt: '2024-01-02T09:00:00.000Z',
-        emails: ['bob@example.com'],
-      });
-      await oldRequest(db, {
-        id: 'r5',
-        right: 'access',
-        status: 'verified',
-        receivedAt: at,
-        emails: ['bob@example.com'],
-      });
-      // Two identities, and a later request sharing one of them.
-      await oldRequest(db, {
-        id: 'r6',
-        right: 'access',
-        status: 'identity-pending',
-        receivedAt: '2024-01-29T09:00:00.000Z',
-        emails: ['cy@example.com', 'di@example.com'],
-      });
-      await oldRequest(db, {
-        id: 'r7',
-        right: 'access',
-        status: 'identity-pending',
-        receivedAt: at,
-        emails: ['di@example.com'],
-      });
-
-      expect(await migrate(db, [requestMigrations])).toEqual([
-        { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links'] },
-      ]);
-
-      const slots = async () =>
-        Object.fromEntries(
-          (
-            await db
-              .selectFrom('privacykit_requests_identities')
-              .select(['id', 'dedupe_right'])
-              .orderBy('id')
-              .execute()
-          ).map((row) => [row.id, row.dedupe_right]),
-        );
-      // The oldest open request per right and identity holds the slot (the one the duplicate check
-      // answers with); the open duplicates and the closed request hold none.
-      const upgraded = {
-        'r1-i0': 'access',
-        'r2-i0': null,
-        'r3-i0': 'erasure',
-        'r4-i0': null,
-        'r5-i0': 'access',
-        'r6-i0': 'access',
-        'r6-i1': 'access',
-        'r7-i0': null,
-      };
-      expect(await slots()).toEqual(upgraded);
-      // Nothing of the subjects' requests is lost or changed.
-      const statuses = await db
-        .selectFrom('privacykit_requests_requests')
-        .select(['id', 'status'])
-        .orderBy('id')
-        .execute();
-      expect(statuses.map((row) => `${row.id}:${row.status}`)).toEqual([
-        'r1:identity-pending',
-        'r2:identity-pending',
-        'r3:in-progress',
-        'r4:completed',
-        'r5:verified',
-        'r6:identity-pending',
-        'r7:identity-pending',
-      ]);
-
-      // A down migration and up again gives the same slots.
-      const down = await migrator(db).migrateTo('0001_init');
-      expect(down.error).toBeUndefined();
-      expect(down.results?.map((result) => result.migrationName)).toEqual([
-        '0003_duplicate_links',
-        '0002_intake_dedupe',
-      ]);
-      await migrate(db, [requestMigrations]);
-      expect(await slots()).toEqual(upgraded);
-
-      const service = createRequestService({
-        db,
-        policy: testPolicy({ tenant }),
-        clock: fixedClock('2024-01-31T10:00:00Z'),
-        secret,
-      });
-      const access = (email: string): SubmitRequestInput => ({
-        right: 'access',
-        identities: [{ kind: 'email', value: email }],
-      });
-      // The same answers as before the upgrade.
-      expect(await service.submit(access('ada@example.com'))).toMatchObject({
-        requestId: 'r1',
-        duplicateOf: 'r1',
-      });
-      expect(await service.submit(access('bob@example.com'))).toMatchObject({
-        requestId: 'r5',
-        duplicateOf: 'r5',
-      });
-      expect(await service.submit(access('di@example.com'))).toMatchObject({
-        requestId: 'r6',
-        duplicateOf: 'r6',
-      });
-      // With the slot holder closed, the open duplicate the old code let through is the answer.
-      await service.transition('r1', { to: 'cancelled', by: 'staff:eve', reason: 'duplicate of r2' });
-      expect(await service.submit(access('ada@example.com'))).toMatchObject({
-        requestId: 'r2',
-        duplicateOf: 'r2',
-      });
-      // Both closed: a new request, which takes the slot the closed r1 held.
-      await service.transition('r2', { to: 'cancelled', by: 'staff:eve' });
-      const fresh = await service.submit(access('ada@example.com'));
-      expect(fresh.duplicateOf).toBeNull();
-      const ada = await db
-        .selectFrom('privacykit_requests_identities')
-        .select(['request_id', 'dedupe_right'])
-        .where('value', '=', 'ada@example.com')
-        .where('dedupe_right', '=', 'access')
-        .execute();
-      expect(ada).toEqual([{ request_id: fresh.requestId, dedupe_right: 'access' }]);
-      expect(await service.submit(access('ada@example.com'))).toMatchObject({
-        requestId: fresh.requestId,
-        duplicateOf: fresh.requestId,
-      });
-    });
-
-    it('0003 links each open request that concurrent submissions created while another was open to it, audited', async () => {
-      database = await createTestDatabase(engine);
-      const { db } = database;
-      expect((await migrator(db).migrateTo('0001_init')).error).toBeUndefined();
-
-      const at = '2024-01-30T09:00:00.000Z';
-      const open = (id: string, emails: string[], extra: { right?: string; status?: string } = {}) =>
-        oldRequest(db, {
-          id,
-          right: extra.right ?? 'access',
-          status: extra.status ?? 'identity-pending',
-          receivedAt: at,
-          emails,
-        });
-      // Three identical submissions that raced under 0001 (one of them naming a second identity).
-      await open('a1', ['ada@example.com']);
-      await open('a2', ['ada@example.com']);
-      await open('a3', ['zed@example.com', 'ada@example.com'], { status: 'verified' });
-      await open('e1', ['ada@example.com'], { right: 'erasure', status: 'in-progress' });
-      // A letter received a week ago, entered a second after a web request it raced with.
-      await open('d1', ['dee@example.com']);
-      await oldRequest(db, {
-        id: 'd0',
-        right: 'access',
-        status: 'identity-pending',
-        receivedAt: '2024-01-23T09:00:00.000Z',
-        createdAt: '2024-01-30T09:00:01.000Z',
-        emails: ['dee@example.com'],
-      });
-      // Not duplicates: a request still open but received before the window, and the request after it.
-      await oldRequest(db, {
-        id: 'b1',
-        right: 'access',
-        status: 'verified',
-        receivedAt: '2024-01-02T09:00:00.000Z',
-        emails: ['bob@example.com'],
-      });
-      await open('b2', ['bob@example.com']);
-      // Nor one created after a closed request (when it closed is not known).
-      await oldRequest(db, {
-        id: 'c1',
-        right: 'access',
-        status: 'completed',
-        receivedAt: '2024-01-29T09:00:00.000Z',
-        emails: ['cy@example.com'],
-      });
-      await open('c2', ['cy@example.com']);
-
-      expect(await migrate(db, [requestMigrations])).toEqual([
-        { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links'] },
-      ]);
-      const service = createRequestService({
-        db,
-        policy: testPolicy({ tenant }),
-        clock: fixedClock('2024-01-31T10:00:00Z'),
-        secret,
-      });
-      const ids = ['a1', 'a2', 'a3', 'e1', 'd1', 'd0', 'b1', 'b2', 'c1', 'c2'];
-      const links = async () =>
-        Object.fromEntries(
-          await Promise.all(ids.map(async (id) => [id, (await service.get(id)).duplicateOf] as const)),
-        );
-      const linked = {
-        a1: null,
-        a2: 'a1',
-        a3: 'a1',
-        e1: null,
-        d1: null,
-        d0: 'd1',
-        b1: null,
-        b2: null,
-        c1: null,
-        c2: null,
-      };
-      expect(await links()).toEqual(linked);
-      // The audit trail of a linked request says when, by whom and to which request.
-      const marked = async (id: string) =>
-        (await service.audit(id)).filter((entry) => entry.action === 'marked-duplicate');
-      expect(await marked('a2')).toEqual([
-        expect.objectContaining({ by: 'system', from: null, to: null, data: { duplicateOf: 'a1' } }),
-      ]);
-      expect(await marked('a1')).toEqual([]);
-      // The subject's own history shows the link too.
-      const history = await service.historyFor([{ kind: 'email', value: 'ada@example.com' }]);
-      expect(history.requests.map((request) => [request.id, request.duplicateOf])).toEqual([
-        ['a1', null],
-        ['a2', 'a1'],
-        ['a3', 'a1'],
-        ['e1', null],
-      ]);
-
-      // Down to 0002 removes the links and their audit entries; up again makes the same ones.
-      const down = await migrator(db).migrateTo('0002_intake_dedupe');
-      expect(down.results?.map((result) => result.migrationName)).toEqual(['0003_duplicate_links']);
-      expect(Object.values(await links()).every((link) => link === null)).toBe(true);
-      expect(await marked('a2')).toEqual([]);
-      await migrate(db, [requestMigrations]);
-      expect(await links()).toEqual(linked);
-      expect(await marked('a3')).toHaveLength(1);
-
-      // From then on a duplicate submission is answered with the open request and creates none.
-      const before = await db.selectFrom('privacykit_requests_requests').select('id').execute();
-      expect(
-        await service.submit({ right: 'access', identities: [{ kind: 'email', value: 'ada@example.com' }] }),
-      ).toMatchObject({ requestId: 'a1', duplicateOf: 'a1' });
-      expect(await db.selectFrom('privacykit_requests_requests').select('id').execute()).toHaveLength(
-        before.length,
+    const slots = async () =>
+      Object.fromEntries(
+        (
+          await db
+            .selectFrom('privacykit_requests_identities')
+            .select(['id', 'dedupe_right'])
+            .orderBy('id')
+            .execute()
+        ).map((row) => [row.id, row.dedupe_right]),
       );
-      expect(await links()).toEqual(linked);
+    // The oldest open request per right and identity holds the slot (the one the duplicate check
+    // answers with); the open duplicates and the closed request hold none.
+    const upgraded = {
+      'r1-i0': 'access',
+      'r2-i0': null,
+      'r3-i0': 'erasure',
+      'r4-i0': null,
+      'r5-i0': 'access',
+      'r6-i0': 'access',
+      'r6-i1': 'access',
+      'r7-i0': null,
+    };
+    expect(await slots()).toEqual(upgraded);
+    // Nothing of the subjects' requests is lost or changed.
+    const statuses = await db
+      .selectFrom('privacykit_requests_requests')
+      .select(['id', 'status'])
+      .orderBy('id')
+      .execute();
+    expect(statuses.map((row) => `${row.id}:${row.status}`)).toEqual([
+      'r1:identity-pending',
+      'r2:identity-pending',
+      'r3:in-progress',
+      'r4:completed',
+      'r5:verified',
+      'r6:identity-pending',
+      'r7:identity-pending',
+    ]);
+
+    // A down migration and up again gives the same slots.
+    const down = await migrator(db).migrateTo('0001_init');
+    expect(down.error).toBeUndefined();
+    expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0003_duplicate_links',
+      '0002_intake_dedupe',
+    ]);
+    await migrate(db, [requestMigrations]);
+    expect(await slots()).toEqual(upgraded);
+
+    const service = createRequestService({
+      db,
+      policy: testPolicy({ tenant }),
+      clock: fixedClock('2024-01-31T10:00:00Z'),
+      secret,
     });
-  },
-);
+    const access = (email: string): SubmitRequestInput => ({
+      right: 'access',
+      identities: [{ kind: 'email', value: email }],
+    });
+    // The same answers as before the upgrade.
+    expect(await service.submit(access('ada@example.com'))).toMatchObject({
+      requestId: 'r1',
+      duplicateOf: 'r1',
+    });
+    expect(await service.submit(access('bob@example.com'))).toMatchObject({
+      requestId: 'r5',
+      duplicateOf: 'r5',
+    });
+    expect(await service.submit(access('di@example.com'))).toMatchObject({
+      requestId: 'r6',
+      duplicateOf: 'r6',
+    });
+    // With the slot holder closed, the open duplicate the old code let through is the answer.
+    await service.transition('r1', { to: 'cancelled', by: 'staff:eve', reason: 'duplicate of r2' });
+    expect(await service.submit(access('ada@example.com'))).toMatchObject({
+      requestId: 'r2',
+      duplicateOf: 'r2',
+    });
+    // Both closed: a new request, which takes the slot the closed r1 held.
+    await service.transition('r2', { to: 'cancelled', by: 'staff:eve' });
+    const fresh = await service.submit(access('ada@example.com'));
+    expect(fresh.duplicateOf).toBeNull();
+    const ada = await db
+      .selectFrom('privacykit_requests_identities')
+      .select(['request_id', 'dedupe_right'])
+      .where('value', '=', 'ada@example.com')
+      .where('dedupe_right', '=', 'access')
+      .execute();
+    expect(ada).toEqual([{ request_id: fresh.requestId, dedupe_right: 'access' }]);
+    expect(await service.submit(access('ada@example.com'))).toMatchObject({
+      requestId: fresh.requestId,
+      duplicateOf: fresh.requestId,
+    });
+  });
+
+  it('0003 links each open request that concurrent submissions created while another was open to it, audited', async () => {
+    database = await createTestDatabase(engine);
+    const { db } = database;
+    expect((await migrator(db).migrateTo('0001_init')).error).toBeUndefined();
+
+    const at = '2024-01-30T09:00:00.000Z';
+    const open = (id: string, emails: string[], extra: { right?: string; status?: string } = {}) =>
+      oldRequest(db, {
+        id,
+        right: extra.right ?? 'access',
+        status: extra.status ?? 'identity-pending',
+        receivedAt: at,
+        emails,
+      });
+    // Three identical submissions that raced under 0001 (one of them naming a second identity).
+    await open('a1', ['ada@example.com']);
+    await open('a2', ['ada@example.com']);
+    await open('a3', ['zed@example.com', 'ada@example.com'], { status: 'verified' });
+    await open('e1', ['ada@example.com'], { right: 'erasure', status: 'in-progress' });
+    // A letter received a week ago, entered a second after a web request it raced with.
+    await open('d1', ['dee@example.com']);
+    await oldRequest(db, {
+      id: 'd0',
+      right: 'access',
+      status: 'identity-pending',
+      receivedAt: '2024-01-23T09:00:00.000Z',
+      createdAt: '2024-01-30T09:00:01.000Z',
+      emails: ['dee@example.com'],
+    });
+    // Not duplicates: a request still open but received before the window, and the request after it.
+    await oldRequest(db, {
+      id: 'b1',
+      right: 'access',
+      status: 'verified',
+      receivedAt: '2024-01-02T09:00:00.000Z',
+      emails: ['bob@example.com'],
+    });
+    await open('b2', ['bob@example.com']);
+    // Nor one created after a closed request (when it closed is not known).
+    await oldRequest(db, {
+      id: 'c1',
+      right: 'access',
+      status: 'completed',
+      receivedAt: '2024-01-29T09:00:00.000Z',
+      emails: ['cy@example.com'],
+    });
+    await open('c2', ['cy@example.com']);
+
+    expect(await migrate(db, [requestMigrations])).toEqual([
+      { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links'] },
+    ]);
+    const service = createRequestService({
+      db,
+      policy: testPolicy({ tenant }),
+      clock: fixedClock('2024-01-31T10:00:00Z'),
+      secret,
+    });
+    const ids = ['a1', 'a2', 'a3', 'e1', 'd1', 'd0', 'b1', 'b2', 'c1', 'c2'];
+    const links = async () =>
+      Object.fromEntries(
+        await Promise.all(ids.map(async (id) => [id, (await service.get(id)).duplicateOf] as const)),
+      );
+    const linked = {
+      a1: null,
+      a2: 'a1',
+      a3: 'a1',
+      e1: null,
+      d1: null,
+      d0: 'd1',
+      b1: null,
+      b2: null,
+      c1: null,
+      c2: null,
+    };
+    expect(await links()).toEqual(linked);
+    // The audit trail of a linked request says when, by whom and to which request.
+    const marked = async (id: string) =>
+      (await service.audit(id)).filter((entry) => entry.action === 'marked-duplicate');
+    expect(await marked('a2')).toEqual([
+      expect.objectContaining({ by: 'system', from: null, to: null, data: { duplicateOf: 'a1' } }),
+    ]);
+    expect(await marked('a1')).toEqual([]);
+    // The subject's own history shows the link too.
+    const history = await service.historyFor([{ kind: 'email', value: 'ada@example.com' }]);
+    expect(history.requests.map((request) => [request.id, request.duplicateOf])).toEqual([
+      ['a1', null],
+      ['a2', 'a1'],
+      ['a3', 'a1'],
+      ['e1', null],
+    ]);
+
+    // Down to 0002 removes the links and their audit entries; up again makes the same ones.
+    const down = await migrator(db).migrateTo('0002_intake_dedupe');
+    expect(down.results?.map((result) => result.migrationName)).toEqual(['0003_duplicate_links']);
+    expect(Object.values(await links()).every((link) => link === null)).toBe(true);
+    expect(await marked('a2')).toEqual([]);
+    await migrate(db, [requestMigrations]);
+    expect(await links()).toEqual(linked);
+    expect(await marked('a3')).toHaveLength(1);
+
+    // From then on a duplicate submission is answered with the open request and creates none.
+    const before = await db.selectFrom('privacykit_requests_requests').select('id').execute();
+    expect(
+      await service.submit({ right: 'access', identities: [{ kind: 'email', value: 'ada@example.com' }] }),
+    ).toMatchObject({ requestId: 'a1', duplicateOf: 'a1' });
+    expect(await db.selectFrom('privacykit_requests_requests').select('id').execute()).toHaveLength(
+      before.length,
+    );
+    expect(await links()).toEqual(linked);
+  });
+});
