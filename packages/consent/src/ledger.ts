@@ -115,6 +115,12 @@ export interface RecordedDecision {
   at: string;
   expiresAt?: string;
   notice: { id: string; version: string; hash: string; language: string };
+  /**
+   * On `withdraw()`: the purpose's recipients outside the controller (processors, other
+   * controllers) as the policy declares them — the ones to tell to stop processing for it
+   * (Art 7(3), C06). The ledger records the withdrawal; telling them is the caller's to do.
+   */
+  notify?: { id: string; name: string; kind: string }[];
 }
 
 /** Where one subject stands on one consent purpose. */
@@ -2012,16 +2018,22 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         ...(opts.jurisdiction ? { jurisdiction: opts.jurisdiction } : {}),
         ...(opts.evidence ? { evidence: opts.evidence } : {}),
       };
+      let done: RecordedDecision;
       try {
-        return await ledger.record(decision);
+        done = await ledger.record(decision);
       } catch (error) {
         const code = (error as Err).code;
         if (code !== 'consent/unknown-purpose' && code !== 'consent/not-consent-purpose') throw error;
         if (!notices.has(purposeId)) throw error;
         // The purpose left the policy or consent since the subject decided: withdrawal must stay
         // possible (Art 7(3)), against the last notice published for it.
-        return writeDecision(await withNoticeRetry(() => validate(decision, false, true)));
+        done = await writeDecision(await withNoticeRetry(() => validate(decision, false, true)));
       }
+      const ids = policy.purposes.find((purpose) => purpose.id === purposeId)?.recipients ?? [];
+      const notify = policy.recipients
+        .filter((recipient) => ids.includes(recipient.id) && recipient.kind !== 'internal')
+        .map(({ id, name, kind }) => ({ id, name, kind }));
+      return { ...done, notify };
     },
 
     async current(subjectId, opts = {}) {

@@ -79,7 +79,10 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
     });
     await ahead.record(grant('u1'));
     await ahead.record(grant('u2'));
-    await behind.withdraw('u1', 'newsletter');
+    // The withdrawal names the processors to tell (C06): not the controller's own staff.
+    expect((await behind.withdraw('u1', 'newsletter')).notify).toEqual([
+      { id: 'emailing', name: 'Emailing solutions', kind: 'processor' },
+    ]);
     for (const ledger of [ahead, behind]) {
       expect(await ledger.mayProcess('u1', 'newsletter')).toBe(false);
       expect((await ledger.current('u1')).purposes.newsletter?.state).toBe('withdrawn');
@@ -170,6 +173,8 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
       );
       const withdrawn = await ledger.withdraw('gina', 'newsletter');
       expect(withdrawn).toMatchObject({ state: 'withdrawn', purpose: 'newsletter' });
+      // Moved to another basis, the purpose still names its processors; removed, it names none.
+      expect(withdrawn.notify?.map((recipient) => recipient.id)).toEqual(drop ? [] : ['emailing']);
       const restarted = createConsentLedger({ db: database.db, policy: next, clock });
       await restarted.withdraw('hal', 'newsletter');
       const rows = await database.db
