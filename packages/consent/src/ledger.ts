@@ -1477,7 +1477,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // SQLite opened by openDatabase: a decision runs as one synchronous transaction on the
   // connection itself (no await between its statements, so nothing else can interleave).
   type SyncStatements = Record<
-    'begin' | 'commit' | 'rollback' | 'prior' | 'exists' | 'insert' | 'upsert',
+    'begin' | 'commit' | 'rollback' | 'prior' | 'priorAfter' | 'exists' | 'insert' | 'upsert',
     SqliteStatement
   > & { conn: SqliteConnection };
   let sync: SyncStatements | undefined;
@@ -1492,6 +1492,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         commit: conn.prepare('commit'),
         rollback: conn.prepare('rollback'),
         prior: conn.prepare(statements.prior.sql),
+        // The prior state and the staleness check in one statement: one row always, `present`
+        // null when the entry before ours is missing, the state columns null without a row.
+        priorAfter: conn.prepare(
+          `select (select 1 from "${T.ledger}" where "id" = ?) as "present", s."state", s."expires_at", s."key_material"` +
+            ` from (select 1) as "one" left join "${T.state}" as s` +
+            ` on s."tenant" = ? and s."purpose" = ? and s."subject_key" = ?`,
+        ),
         exists: conn.prepare(statements.entryExists.sql),
         insert: conn.prepare(statements.insertEntry.sql),
         upsert: conn.prepare(statements.upsertState.sql),
@@ -1523,21 +1530,31 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     }
     let stale = false;
     try {
-      const prior =
-        value.state === 'granted' || needsSeal(value)
-          ? (st.prior.get(
-              ...parametersOf(statements.prior, { tenant, subject: subjectKey, purpose: value.purpose.id }),
-            ) as PriorState | undefined)
-          : undefined;
-      const plan = planDecision(value, subjectKey, at, now, prior);
-      const { rows, seqs, frontier } = ledgerRows(remembered.frontier, [plan.pending], now.toISOString());
+      // The entry before ours must exist (no other writer rolled the tail back), read with the
+      // prior state when the decision needs it.
+      const previous = remembered.frontier.size > 0 ? base + remembered.frontier.size - 1 : undefined;
+      let prior: PriorState | undefined;
+      if (value.state === 'granted' || needsSeal(value)) {
+        if (previous === undefined) {
+          prior = st.prior.get(
+            ...parametersOf(statements.prior, { tenant, subject: subjectKey, purpose: value.purpose.id }),
+          ) as PriorState | undefined;
+        } else {
+          const row = st.priorAfter.get(previous, tenant, value.purpose.id, subjectKey) as PriorState & {
+            present: number | null;
+          };
+          stale = row.present === null;
+          if (row.state !== null) prior = row;
+        }
+      } else if (previous !== undefined) {
+        stale = st.exists.get(...parametersOf(statements.entryExists, { id: previous })) === undefined;
+      }
+      const plan = stale ? undefined : planDecision(value, subjectKey, at, now, prior);
+      const { rows, seqs, frontier } = plan
+        ? ledgerRows(remembered.frontier, [plan.pending], now.toISOString())
+        : { rows: [], seqs: [], frontier: remembered.frontier };
       const seq = seqs[0] as number;
-      if (
-        seq > 0 &&
-        st.exists.get(...parametersOf(statements.entryExists, { id: base + seq - 1 })) === undefined
-      ) {
-        stale = true;
-      } else {
+      if (plan) {
         try {
           st.insert.run(...parametersOf(statements.insertEntry, rows[0] as (typeof rows)[number]));
         } catch (error) {
@@ -1545,7 +1562,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           stale = true;
         }
       }
-      if (stale) {
+      if (stale || !plan) {
         st.rollback.run();
         rememberedHead = undefined;
         return undefined;

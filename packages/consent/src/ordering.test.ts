@@ -295,4 +295,27 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
       }),
     ).toThrow(/13 to 16.*XX/);
   });
+
+  it('an instance whose remembered tail was rolled back (a restored backup) appends after the real last entry, leaving no gap', async () => {
+    database = await migratedDatabase(engine);
+    const ledger = createConsentLedger({
+      db: database.db,
+      policy: testPolicy,
+      clock: fixedClock('2025-03-01T12:00:00Z'),
+    });
+    for (const subject of ['r1', 'r2', 'r3'])
+      await ledger.record(grant(subject, 'newsletter', { evidence: { ip: '198.51.100.7' } }));
+    const last = await database.db
+      .selectFrom('privacykit_consent_ledger')
+      .select(['id', 'seq'])
+      .orderBy('id', 'desc')
+      .executeTakeFirstOrThrow();
+    await database.db.deleteFrom('privacykit_consent_ledger').where('id', '=', last.id).execute();
+    // Both shapes of the fast path: one reading the prior state (a grant), one not (a refusal).
+    const granted = await ledger.record(grant('r4', 'newsletter', { evidence: { ip: '198.51.100.7' } }));
+    expect(granted.seq).toBe(Number(last.seq));
+    await database.db.deleteFrom('privacykit_consent_ledger').where('seq', '=', granted.seq).execute();
+    const refused = await ledger.record(grant('r5', 'newsletter', { state: 'refused' }));
+    expect(refused.seq).toBe(Number(last.seq));
+  });
 });
