@@ -108,8 +108,12 @@ const publicDir = fileURLToPath(new URL('../public', import.meta.url));
 export function statusForCode(code: string): number {
   if (/not-found$|unknown$|-unknown|binding-mismatch/.test(code)) return 404;
   if (/token-used|token-expired|verification-expired/.test(code)) return 410;
-  if (/locked$/.test(code)) return 429;
-  if (/transition|too-late|limit$|conflict|already|on-hold|held/.test(code)) return 409;
+  // Too many wrong codes: wait. A plan another worker holds is a conflict, not a rate limit.
+  if (/verification-locked$/.test(code)) return 429;
+  if (/transition|too-late|limit$|conflict|already|on-hold|held|plan-locked|lease-lost/.test(code))
+    return 409;
+  // A stored notice that is missing or altered: the portal's data, not the visitor's input.
+  if (/notice-unavailable$/.test(code)) return 500;
   return 400;
 }
 
@@ -376,7 +380,11 @@ export function createApp(deps: AppDeps): Express {
             ? 'Too many requests'
             : status === 404
               ? 'Not found'
-              : 'Bad request';
+              : status === 409
+                ? 'Conflict'
+                : status === 410
+                  ? 'Gone'
+                  : 'Bad request';
     if (res.headersSent) return;
     try {
       render(req, res, { title, status, body: html`<h1>${title}</h1><p>${message}</p>` });

@@ -23,7 +23,8 @@ export async function recordCookieChoice(ledger: ConsentLedger, choice: CookieCh
     const method = viaGpc ? 'gpc-signal' : choice.source === 'form' ? 'form-submit' : 'click';
     let state: ConsentDecision['state'] | undefined;
     if (granted) state = 'granted';
-    else if (before?.valid) state = 'withdrawn';
+    // Any standing grant, valid or awaiting re-consent on a changed notice, is withdrawn.
+    else if (before?.state === 'granted') state = 'withdrawn';
     else if (before?.state !== 'refused' || viaGpc) state = 'refused';
     if (!state) continue;
     (granted && before?.valid ? renewals : decisions).push({

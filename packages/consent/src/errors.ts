@@ -40,4 +40,9 @@ export type ConsentErrorCode =
   /** Invalid ledger options (age threshold outside 13–16, bad validity period, bad keys). */
   | 'consent/invalid-options'
   /** A notice version string is reused for different content. */
-  | 'consent/notice-version-conflict';
+  | 'consent/notice-version-conflict'
+  /**
+   * `receipt(eventId)`: the stored text of the notice the decision answered is missing or no
+   * longer hashes to the notice hash the decision recorded — no receipt quotes other text.
+   */
+  | 'consent/notice-unavailable';

@@ -44,9 +44,17 @@ import {
   nodeKey,
 } from './merkle.js';
 import type { Frontier, PerfectNodes } from './merkle.js';
-import { noticeIdOf, purposeNoticeContent, purposeNoticeHash } from './notice-content.js';
+import {
+  noticeControllerOf,
+  noticeControllerSchema,
+  noticeIdOf,
+  purposeNoticeContent,
+  purposeNoticeHash,
+  storedNoticeContentSchema,
+} from './notice-content.js';
+import type { StoredNoticeContent } from './notice-content.js';
 import { buildReceipt } from './receipt.js';
-import type { ConsentReceipt, ReceiptState } from './receipt.js';
+import type { ConsentReceipt, ReceiptNotice, ReceiptState } from './receipt.js';
 import { loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
 import type { LedgerKeys, SignedTreeHead, SigningKeys } from './signing.js';
 import { parametersOf, prepare, prepareRows, run, runRows } from './prepared.js';
@@ -77,8 +85,13 @@ export interface ConsentLedgerOptions {
   secret?: string;
   /** How long a grant stays valid before the subject is asked again (ISO 8601 period, default `P6M`); `false` = no expiry. */
   validity?: string | false;
-  /** Art 8 age of digital consent, 13 to 16 (default 16). */
-  ageOfConsent?: number;
+  /**
+   * Art 8 age of digital consent, 13 to 16: one age (default 16), or a table by the decision's
+   * `jurisdiction` (ISO 3166 alpha-2, a subdivision such as `DE-BY` falls back to `DE`) with an
+   * optional `default` — e.g. `{ default: 16, BE: 13, FR: 15, IT: 14 }` (each Member State
+   * chooses, Art 8(1); check the current national law).
+   */
+  ageOfConsent?: number | Readonly<Record<string, number>>;
   /** Evidence kept with a decision: IP `truncate` (default, /24 and /48), `full` or `none`; user agent off by default. */
   evidence?: { ip?: 'truncate' | 'full' | 'none'; userAgent?: boolean };
   /** Jurisdiction recorded when a decision names none (default `EU`). */
@@ -104,13 +117,23 @@ export interface RecordedDecision {
   at: string;
   expiresAt?: string;
   notice: { id: string; version: string; hash: string; language: string };
+  /**
+   * On `withdraw()`: the purpose's recipients outside the controller (processors, other
+   * controllers) as the policy declares them — the ones to tell to stop processing for it
+   * (Art 7(3), C06). The ledger records the withdrawal; telling them is the caller's to do.
+   */
+  notify?: { id: string; name: string; kind: string }[];
 }
 
 /** Where one subject stands on one consent purpose. */
 export interface ConsentStatus {
   purpose: string;
   state: ConsentState | 'none';
-  /** Only a granted (given or renewed), unexpired decision allows processing (DPV). */
+  /**
+   * Whether this decision allows processing now, exactly as `mayProcess()` answers: granted
+   * (given or renewed, DPV), unexpired, and on the purpose's current notice. A grant whose
+   * notice changed is `state: 'granted'` with `reconsentRequired` and not valid.
+   */
   valid: boolean;
   /** The purpose's notice changed since the decision: ask again (Art 5(1)(b)). */
   reconsentRequired: boolean;
@@ -121,7 +144,10 @@ export interface ConsentStatus {
   source?: string;
   noticeVersion?: string;
   currentNoticeVersion: string;
-  /** A GPC signal arrived after this explicit grant and was not applied (see `applyGpc`). */
+  /**
+   * A GPC signal arrived while this grant was in force and was not applied: the subject gave the
+   * grant after the signal had been recorded as a refusal of this purpose (see `applyGpc`).
+   */
   gpcConflict: boolean;
 }
 
@@ -203,15 +229,35 @@ export interface StatsRow {
 export interface GpcOutcome {
   /** Whether the header carried a valid `Sec-GPC: 1`. */
   signal: boolean;
-  /** Refusals recorded with source `gpc`. */
+  /** Refusals recorded with source `gpc` (including those over a grant, see `conflicts`). */
   refused: RecordedDecision[];
   /**
-   * Purposes the subject explicitly granted: GPC was not applied; a `gpc-conflict` event was
-   * logged once per grant. Tell the subject and let them choose (CCPA §7025(c)(3)).
+   * Purposes where the signal met a grant in force (Cal. Code Regs. tit. 11 §7025(c)(3)). You
+   * may tell the subject and offer them the choice to consent again.
+   * - `signal-applied`: the grant predates any GPC refusal of the purpose, so the signal was
+   *   processed as a valid opt-out: a refusal was recorded over it (`refusedEventId`, also in
+   *   `refused`).
+   * - `grant-kept`: the subject granted after the signal had been recorded as a refusal of
+   *   this purpose — their own later choice, kept; a `gpc-conflict` event is logged once per
+   *   grant and `current().purposes[p].gpcConflict` is true. Reported on every signal, never
+   *   overridden silently (`{ override: true }` applies the signal anyway).
    */
-  conflicts: { purpose: string; grantedEventId: string; grantedAt: string }[];
-  /** Purposes already refused or withdrawn: nothing to do. */
+  conflicts: {
+    purpose: string;
+    grantedEventId: string;
+    grantedAt: string;
+    resolution: 'signal-applied' | 'grant-kept';
+    refusedEventId?: string;
+  }[];
+  /** Purposes already refused or withdrawn: nothing recorded again. */
   unchanged: string[];
+  /**
+   * Purposes tagged `sale`, `sharing` or `cross-context-advertising` that do not rest on consent
+   * (legitimate interests, say): the ledger records nothing for them. The signal is an objection
+   * by automated means (Art 21(5); and an opt-out of sale/sharing under §7025): route these ids
+   * to your objection handling.
+   */
+  objections: string[];
 }
 
 export interface PublishResult {
@@ -220,6 +266,12 @@ export interface PublishResult {
   /** Purposes published for the first time. */
   added: string[];
   unchanged: string[];
+  /**
+   * Purposes with published notices that this policy no longer declares on consent (removed,
+   * or moved to another legal basis): nothing new is recorded for them, but their standing
+   * grants can still be withdrawn.
+   */
+  retired: string[];
 }
 
 export interface ConsentLedger {
@@ -272,6 +324,13 @@ export interface ConsentLedger {
   publishNotice(policy: Policy, options?: { version?: string }): Promise<PublishResult>;
   /** Writes `expired` events for grants past their validity. */
   expireDue(options?: { batchSize?: number }): Promise<number>;
+  /**
+   * Applies a Global Privacy Control header (G02, G03; Cal. Code Regs. tit. 11 §7025; Art
+   * 21(5)): a valid `Sec-GPC: 1` refuses each consent purpose tagged `sale`, `sharing` or
+   * `cross-context-advertising` with source `gpc`, over an earlier grant too; a grant given
+   * after such a refusal is kept and reported. See `GpcOutcome`. No header is never consent.
+   * `override: true` applies the signal over those later grants as well.
+   */
   applyGpc(
     subjectId: string,
     header: string | readonly string[] | undefined,
@@ -396,15 +455,29 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   let policy = options.policy;
   const tenant = policy.tenant;
   const validity = options.validity === undefined ? 'P6M' : options.validity;
-  const ageOfConsent = options.ageOfConsent ?? 16;
+  const ageTable: Readonly<Record<string, number>> =
+    typeof options.ageOfConsent === 'object' && options.ageOfConsent !== null
+      ? options.ageOfConsent
+      : { default: options.ageOfConsent ?? 16 };
+  const defaultAge = ageTable.default ?? 16;
+  /** The age of digital consent where a decision is made (Art 8(1) lets each state choose). */
+  const ageOfConsentIn = (jurisdiction: string): number => {
+    const code = jurisdiction.toUpperCase();
+    return ageTable[code] ?? ageTable[code.split('-')[0] as string] ?? defaultAge;
+  };
   const ipMode = options.evidence?.ip ?? 'truncate';
   const keepUserAgent = options.evidence?.userAgent ?? false;
   const defaultJurisdiction = options.jurisdiction ?? 'EU';
   const signAppends = options.signEvery?.appends ?? 1000;
   const signMs = options.signEvery?.milliseconds ?? 5000;
 
-  if (!Number.isInteger(ageOfConsent) || ageOfConsent < 13 || ageOfConsent > 16) {
-    throw fail('consent/invalid-options', `ageOfConsent must be 13 to 16 (Art 8(1)), got ${ageOfConsent}`);
+  for (const [where, age] of Object.entries(ageTable)) {
+    if (!Number.isInteger(age) || age < 13 || age > 16) {
+      throw fail(
+        'consent/invalid-options',
+        `ageOfConsent must be 13 to 16 (Art 8(1)), got ${age}${where === 'default' ? '' : ` for ${where}`}`,
+      );
+    }
   }
   if (validity !== false) {
     try {
@@ -521,8 +594,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     insertEntry: prepare<(typeof ledgerColumns)[number]>((p) =>
       db.insertInto(T.ledger).values(named(ledgerColumns, p)),
     ),
+    // A live decision replaces the state row (ledger order); an imported one only a row decided
+    // before it (see StateOrder).
     upsertState: prepare<(typeof stateColumns)[number]>((p) =>
-      upsertStatesQuery(db, engine, [named(stateColumns, p) as Record<keyof StateRow, unknown>]),
+      upsertStatesQuery(db, engine, [named(stateColumns, p) as Record<keyof StateRow, unknown>], 'ledger'),
+    ),
+    importState: prepare<(typeof stateColumns)[number]>((p) =>
+      upsertStatesQuery(db, engine, [named(stateColumns, p) as Record<keyof StateRow, unknown>], 'decided'),
     ),
     // The subject's current state for the purpose and its evidence key.
     prior: prepare<'tenant' | 'subject' | 'purpose'>((p) =>
@@ -563,6 +641,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     ),
   };
   const bulkRows = 200;
+  const stateRowsOf = (rows: string[][]) =>
+    rows.map((row) => named(stateColumns, (c) => row[stateColumns.indexOf(c)] as string)) as Record<
+      keyof StateRow,
+      unknown
+    >[];
   const bulk = {
     indexSubjects: prepareRows(3, bulkRows, (rows) =>
       db
@@ -578,14 +661,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         .values(rows.map((row) => named(ledgerColumns, (c) => row[ledgerColumns.indexOf(c)] as string))),
     ),
     upsertStates: prepareRows(stateColumns.length, bulkRows, (rows) =>
-      upsertStatesQuery(
-        db,
-        engine,
-        rows.map((row) => named(stateColumns, (c) => row[stateColumns.indexOf(c)] as string)) as Record<
-          keyof StateRow,
-          unknown
-        >[],
-      ),
+      upsertStatesQuery(db, engine, stateRowsOf(rows), 'decided'),
+    ),
+    upsertStatesLive: prepareRows(stateColumns.length, bulkRows, (rows) =>
+      upsertStatesQuery(db, engine, stateRowsOf(rows), 'ledger'),
     ),
   };
 
@@ -713,7 +792,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       keys = loadSigningKeys({ privateKey: createPrivateKey(head.signing_key as string) });
     }
     await loadNotices();
-    await publish(policy, undefined);
+    await publish(policy, undefined, 'startup');
   }
 
   function loadNotices(): Promise<void> {
@@ -1060,6 +1139,25 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // Purposes that passed the checks below, for the policy they were checked against.
   let checkedPurposes = { policy, purposes: new Map<string, Purpose>() };
 
+  /**
+   * A purpose that once rested on consent (its notices are published) but that the policy no
+   * longer declares, or declares on another basis: still withdrawable (Art 7(3)).
+   */
+  function retiredPurpose(purposeId: string): Purpose {
+    if (!notices.has(purposeId))
+      throw fail('consent/unknown-purpose', `purpose "${purposeId}" is not declared in the policy`);
+    return (
+      policy.purposes.find((candidate) => candidate.id === purposeId) ??
+      ({
+        id: purposeId,
+        name: purposeId,
+        description: '',
+        legalBases: [],
+        categories: [],
+      } as unknown as Purpose)
+    );
+  }
+
   function consentPurpose(purposeId: string): Purpose {
     if (checkedPurposes.policy !== policy) checkedPurposes = { policy, purposes: new Map() };
     const checked = checkedPurposes.purposes.get(purposeId);
@@ -1077,7 +1175,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return purpose;
   }
 
-  function validate(input: ConsentDecision, importing: boolean): Validated {
+  function validate(input: ConsentDecision, importing: boolean, retired = false): Validated {
     if (typeof input === 'object' && input !== null) {
       const purposes = (input as { purposes?: unknown }).purposes;
       const single = (input as { purpose?: unknown }).purpose;
@@ -1140,13 +1238,17 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         'eventId and at are set by the ledger; only import() takes them',
       );
     }
-    const purpose = consentPurpose(purposeId);
+    const purpose = retired ? retiredPurpose(purposeId) : consentPurpose(purposeId);
+    const conflict = startupConflicts.get(purposeId);
+    if (conflict && decision.state === 'granted') throw fail(conflict.code, conflict.message);
     const notice = resolveNotice(purposeId, decision.state, decision.notice);
+    const jurisdiction = decision.jurisdiction ?? defaultJurisdiction;
+    const ageOfConsent = ageOfConsentIn(jurisdiction);
     if (decision.state === 'granted' && decision.age !== undefined && decision.age < ageOfConsent) {
       if (!decision.parentalAuthorisation) {
         throw fail(
           'consent/parental-authorisation-required',
-          `below ${ageOfConsent}, consent must be given or authorised by the holder of parental responsibility (Art 8)`,
+          `below ${ageOfConsent} in ${jurisdiction}, consent must be given or authorised by the holder of parental responsibility (Art 8)`,
         );
       }
     }
@@ -1157,7 +1259,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       source: decision.source,
       method: decision.method,
       notice,
-      jurisdiction: decision.jurisdiction ?? defaultJurisdiction,
+      jurisdiction,
       ...(decision.evidence ? { evidence: decision.evidence } : {}),
       ...(decision.age !== undefined ? { age: decision.age } : {}),
       ...(decision.parentalAuthorisation ? { parental: decision.parentalAuthorisation } : {}),
@@ -1260,8 +1362,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     if (expiresAt) entry.expiresAt = expiresAt;
     if (value.age !== undefined) {
       entry.age = {
-        threshold: ageOfConsent,
-        belowThreshold: value.age < ageOfConsent,
+        threshold: ageOfConsentIn(value.jurisdiction),
+        belowThreshold: value.age < ageOfConsentIn(value.jurisdiction),
         ...(value.parental ? { parentalAuthorisation: value.parental.method } : {}),
       };
     }
@@ -1377,7 +1479,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // SQLite opened by openDatabase: a decision runs as one synchronous transaction on the
   // connection itself (no await between its statements, so nothing else can interleave).
   type SyncStatements = Record<
-    'begin' | 'commit' | 'rollback' | 'prior' | 'exists' | 'insert' | 'upsert',
+    'begin' | 'commit' | 'rollback' | 'prior' | 'priorAfter' | 'exists' | 'insert' | 'upsert',
     SqliteStatement
   > & { conn: SqliteConnection };
   let sync: SyncStatements | undefined;
@@ -1392,6 +1494,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         commit: conn.prepare('commit'),
         rollback: conn.prepare('rollback'),
         prior: conn.prepare(statements.prior.sql),
+        // The prior state and the staleness check in one statement: one row always, `present`
+        // null when the entry before ours is missing, the state columns null without a row.
+        priorAfter: conn.prepare(
+          `select (select 1 from "${T.ledger}" where "id" = ?) as "present", s."state", s."expires_at", s."key_material"` +
+            ` from (select 1) as "one" left join "${T.state}" as s` +
+            ` on s."tenant" = ? and s."purpose" = ? and s."subject_key" = ?`,
+        ),
         exists: conn.prepare(statements.entryExists.sql),
         insert: conn.prepare(statements.insertEntry.sql),
         upsert: conn.prepare(statements.upsertState.sql),
@@ -1423,21 +1532,31 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     }
     let stale = false;
     try {
-      const prior =
-        value.state === 'granted' || needsSeal(value)
-          ? (st.prior.get(
-              ...parametersOf(statements.prior, { tenant, subject: subjectKey, purpose: value.purpose.id }),
-            ) as PriorState | undefined)
-          : undefined;
-      const plan = planDecision(value, subjectKey, at, now, prior);
-      const { rows, seqs, frontier } = ledgerRows(remembered.frontier, [plan.pending], now.toISOString());
+      // The entry before ours must exist (no other writer rolled the tail back), read with the
+      // prior state when the decision needs it.
+      const previous = remembered.frontier.size > 0 ? base + remembered.frontier.size - 1 : undefined;
+      let prior: PriorState | undefined;
+      if (value.state === 'granted' || needsSeal(value)) {
+        if (previous === undefined) {
+          prior = st.prior.get(
+            ...parametersOf(statements.prior, { tenant, subject: subjectKey, purpose: value.purpose.id }),
+          ) as PriorState | undefined;
+        } else {
+          const row = st.priorAfter.get(previous, tenant, value.purpose.id, subjectKey) as PriorState & {
+            present: number | null;
+          };
+          stale = row.present === null;
+          if (row.state !== null) prior = row;
+        }
+      } else if (previous !== undefined) {
+        stale = st.exists.get(...parametersOf(statements.entryExists, { id: previous })) === undefined;
+      }
+      const plan = stale ? undefined : planDecision(value, subjectKey, at, now, prior);
+      const { rows, seqs, frontier } = plan
+        ? ledgerRows(remembered.frontier, [plan.pending], now.toISOString())
+        : { rows: [], seqs: [], frontier: remembered.frontier };
       const seq = seqs[0] as number;
-      if (
-        seq > 0 &&
-        st.exists.get(...parametersOf(statements.entryExists, { id: base + seq - 1 })) === undefined
-      ) {
-        stale = true;
-      } else {
+      if (plan) {
         try {
           st.insert.run(...parametersOf(statements.insertEntry, rows[0] as (typeof rows)[number]));
         } catch (error) {
@@ -1445,7 +1564,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           stale = true;
         }
       }
-      if (stale) {
+      if (stale || !plan) {
         st.rollback.run();
         rememberedHead = undefined;
         return undefined;
@@ -1554,22 +1673,43 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // ---------------------------------------------------------------------------------------------
   // Notices
 
-  async function publish(next: Policy, version: string | undefined): Promise<PublishResult> {
+  // Purposes whose notice in this instance's policy cannot be the one a subject is shown: its
+  // content clashes with a published notice of the same version (edited without a new version),
+  // or its version was superseded by another instance. Found at start-up, where throwing would
+  // stop every call — withdrawals included: grants of these purposes are refused, the rest works.
+  type StartupConflict = { code: ConsentErrorCode; message: string };
+  const startupConflicts = new Map<string, StartupConflict>();
+
+  /**
+   * Publishes the notices of `next`. Explicitly (`publishNotice`) a clash is an error; at
+   * start-up (`startup`), an instance never moves a purpose's notice back to a version that
+   * another instance already superseded (a stale deploy restarting), and a clash of content
+   * under one version refuses grants of that purpose instead of failing the ledger.
+   */
+  async function publish(
+    next: Policy,
+    version: string | undefined,
+    mode: 'explicit' | 'startup' = 'explicit',
+  ): Promise<PublishResult> {
     if (next.tenant !== tenant) {
       throw fail(
         'consent/invalid-options',
         `policy tenant "${next.tenant}" is not this ledger's tenant "${tenant}"`,
       );
     }
-    const result: PublishResult = { changed: [], added: [], unchanged: [] };
+    let result: PublishResult = { changed: [], added: [], unchanged: [], retired: [] };
     const label = version ?? next.version;
+    const conflicts = new Map<string, StartupConflict>();
     await appendTransaction(async (ctx) => {
       const { trx } = ctx;
       await loadNoticesWith(trx);
+      result = { changed: [], added: [], unchanged: [], retired: [] };
+      conflicts.clear();
       const now = clock.now();
       const pending: Pending[] = [];
       const rows: Record<string, unknown>[] = [];
-      for (const purpose of consentPurposes(next)) {
+      const declared = consentPurposes(next);
+      for (const purpose of declared) {
         const hash = purposeNoticeHash(next, purpose);
         const known = notices.get(purpose.id);
         if (known && known.current.hash === hash) {
@@ -1578,9 +1718,24 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         }
         const clash = known?.versions.get(label);
         if (clash && clash.hash !== hash) {
+          const message = `notice version "${label}" of "${purpose.id}" was published with other content: give a new version`;
+          if (mode === 'explicit') throw fail('consent/notice-version-conflict', message);
+          conflicts.set(purpose.id, { code: 'consent/notice-version-conflict', message });
+          continue;
+        }
+        if (clash && known) {
+          // This very version was published, then superseded by another: going back to it
+          // would silently invalidate every grant given on the newer notice.
+          if (mode === 'startup') {
+            conflicts.set(purpose.id, {
+              code: 'consent/notice-outdated',
+              message: `this instance's policy shows notice version "${label}" of "${purpose.id}", superseded by "${known.current.version}": deploy the current policy`,
+            });
+            continue;
+          }
           throw fail(
             'consent/notice-version-conflict',
-            `notice version "${label}" of "${purpose.id}" was published with other content: give a new version`,
+            `notice version "${label}" of "${purpose.id}" was superseded by "${known.current.version}": publish its content under a new version`,
           );
         }
         (known ? result.changed : result.added).push(purpose.id);
@@ -1589,7 +1744,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           eventId: newId(now),
           kind: 'notice-published',
           purpose: purpose.id,
-          entry: { v: 1, purpose: purpose.id, notice, at: now.toISOString() },
+          // Controller contact details ride beside the notice (outside its hash): receipts quote them.
+          entry: {
+            v: 1,
+            purpose: purpose.id,
+            notice,
+            controller: noticeControllerOf(next),
+            at: now.toISOString(),
+          },
         });
         rows.push({
           tenant,
@@ -1601,6 +1763,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           published_at: now.toISOString(),
         });
       }
+      const ids = new Set(declared.map((purpose) => purpose.id));
+      result.retired = [...notices.keys()].filter((id) => !ids.has(id)).sort();
       if (pending.length === 0) return;
       const seqs = await append(ctx, pending, now);
       for (const [i, row] of rows.entries()) {
@@ -1629,6 +1793,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     });
     await loadNotices();
     policy = next;
+    startupConflicts.clear();
+    for (const [purpose, conflict] of conflicts) startupConflicts.set(purpose, conflict);
     return result;
   }
 
@@ -1673,7 +1839,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return {
       purpose: purpose.id,
       state,
-      valid: state === 'granted',
+      valid: state === 'granted' && !reconsentRequired,
       reconsentRequired,
       renewal: Boolean(Number(row.renewal)),
       decidedAt: row.decided_at,
@@ -1684,6 +1850,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       currentNoticeVersion,
       gpcConflict: Boolean(Number(row.gpc_conflict)),
     };
+  }
+
+  /** The tree a proof is for: the current one, or an earlier size of it — never a larger one. */
+  async function proofTreeSize(requested: number | undefined): Promise<number> {
+    const size = (await currentTree()).size;
+    if (requested === undefined) return size;
+    if (!Number.isInteger(requested) || requested < 0 || requested > size) {
+      throw fail('consent/unknown-event', `the ledger has ${size} entries: no tree of size ${requested}`);
+    }
+    return requested;
   }
 
   function entryOf(text: string): Record<string, JsonValue> {
@@ -1753,6 +1929,94 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   const perfectNodes: PerfectNodes = perfectNodesFromDb;
 
   // ---------------------------------------------------------------------------------------------
+  // GPC and receipts
+
+  const restsOnConsent = (purpose: Purpose) => purpose.legalBases.some((basis) => basis.basis === 'consent');
+
+  /**
+   * Whether a GPC refusal of the grant's purpose was recorded before the grant (earlier `at`, or
+   * the same `at` and an earlier seq): then the grant is the subject's choice made after the signal.
+   */
+  async function gpcRefusedBefore(
+    q: AppendContext['trx'],
+    subjectKey: string,
+    grant: StateRow,
+  ): Promise<boolean> {
+    const grantSeq = Number(grant.seq);
+    const rows = await entriesOf(q, subjectKey, ['seq', 'kind', 'purpose', 'entry']);
+    return rows.some((row) => {
+      if (row.kind !== 'decision' || row.purpose !== grant.purpose || Number(row.seq) === grantSeq)
+        return false;
+      const entry = entryOf(row.entry);
+      if (entry.source !== 'gpc' || entry.state !== 'refused') return false;
+      const at = entry.at as string;
+      return at < grant.decided_at || (at === grant.decided_at && Number(row.seq) < grantSeq);
+    });
+  }
+
+  /** One ledger entry by event id, or undefined. */
+  async function eventEntry(
+    eventId: string,
+  ): Promise<{ seq: unknown; kind: string; entry: string; leaf_hash: string } | undefined> {
+    const seq = (await lookupSeqs(db, 'event_id', [eventId])).get(eventId)?.[0];
+    if (seq === undefined) return undefined;
+    return db
+      .selectFrom(T.ledger)
+      .select(['seq', 'kind', 'entry', 'leaf_hash'])
+      .where('id', '=', base + seq)
+      .where('event_id', '=', eventId)
+      .executeTakeFirst();
+  }
+
+  /**
+   * The stored notice a decision answered, for its receipt: the content of its version, checked
+   * against the hash the decision recorded, and the controller details logged when the version
+   * was published (in its `notice-published` entry; absent from entries written before they were).
+   */
+  async function storedNotice(
+    purposeId: string,
+    notice: { version: string; hash: string },
+  ): Promise<ReceiptNotice> {
+    const unavailable = (why: string) =>
+      fail(
+        'consent/notice-unavailable',
+        `notice version "${notice.version}" of "${purposeId}" ${why}: no receipt quotes another text`,
+        { purpose: purposeId, version: notice.version },
+      );
+    const row = await db
+      .selectFrom(T.notices)
+      .select(['hash', 'content', 'seq'])
+      .where('tenant', '=', tenant)
+      .where('purpose', '=', purposeId)
+      .where('version', '=', notice.version)
+      .executeTakeFirst();
+    if (!row) throw unavailable('is not stored');
+    if (row.hash !== notice.hash || sha256Hex(row.content as string) !== notice.hash) {
+      throw unavailable('no longer matches the hash the decision recorded');
+    }
+    let content: StoredNoticeContent;
+    try {
+      content = storedNoticeContentSchema.parse(JSON.parse(row.content as string));
+    } catch (cause) {
+      throw new PrivacyKitError<ConsentErrorCode>(
+        'consent/notice-unavailable',
+        `notice version "${notice.version}" of "${purposeId}" cannot be read`,
+        { cause, details: { purpose: purposeId, version: notice.version } },
+      );
+    }
+    const published = await db
+      .selectFrom(T.ledger)
+      .select(['kind', 'purpose', 'entry'])
+      .where('id', '=', base + Number(row.seq))
+      .executeTakeFirst();
+    if (published?.kind !== 'notice-published' || published.purpose !== purposeId) return { content };
+    const entry = entryOf(published.entry);
+    if ((entry.notice as { hash?: unknown } | undefined)?.hash !== notice.hash) return { content };
+    const controller = noticeControllerSchema.safeParse(entry.controller);
+    return controller.success ? { content, controller: controller.data } : { content };
+  }
+
+  // ---------------------------------------------------------------------------------------------
 
   const ledger: ConsentLedger = {
     tenant,
@@ -1764,7 +2028,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     },
 
     async withdraw(subjectId, purposeId, opts = {}) {
-      return ledger.record({
+      const decision: ConsentDecision = {
         subjectId,
         purpose: purposeId,
         state: 'withdrawn',
@@ -1772,7 +2036,23 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         method: opts.method ?? 'api-call',
         ...(opts.jurisdiction ? { jurisdiction: opts.jurisdiction } : {}),
         ...(opts.evidence ? { evidence: opts.evidence } : {}),
-      });
+      };
+      let done: RecordedDecision;
+      try {
+        done = await ledger.record(decision);
+      } catch (error) {
+        const code = (error as Err).code;
+        if (code !== 'consent/unknown-purpose' && code !== 'consent/not-consent-purpose') throw error;
+        if (!notices.has(purposeId)) throw error;
+        // The purpose left the policy or consent since the subject decided: withdrawal must stay
+        // possible (Art 7(3)), against the last notice published for it.
+        done = await writeDecision(await withNoticeRetry(() => validate(decision, false, true)));
+      }
+      const ids = policy.purposes.find((purpose) => purpose.id === purposeId)?.recipients ?? [];
+      const notify = policy.recipients
+        .filter((recipient) => ids.includes(recipient.id) && recipient.kind !== 'internal')
+        .map(({ id, name, kind }) => ({ id, name, kind }));
+      return { ...done, notify };
     },
 
     async current(subjectId, opts = {}) {
@@ -2016,23 +2296,23 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async receipt(eventId) {
       await ready();
-      const seq = (await lookupSeqs(db, 'event_id', [eventId])).get(eventId)?.[0];
-      const row =
-        seq === undefined
-          ? undefined
-          : await db
-              .selectFrom(T.ledger)
-              .select(['seq', 'kind', 'entry', 'leaf_hash'])
-              .where('id', '=', base + seq)
-              .where('event_id', '=', eventId)
-              .executeTakeFirst();
+      const row = await eventEntry(eventId);
       if (!row || (row.kind !== 'decision' && row.kind !== 'expiry')) {
         throw fail('consent/unknown-event', `no consent decision ${eventId} in the ledger`);
       }
       const entry = entryOf(row.entry);
-      const notice = entry.notice as
-        | { id: string; version: string; hash: string; language: string }
-        | undefined;
+      const purposeId = entry.purpose as string;
+      type EntryNotice = { id: string; version: string; hash: string; language: string };
+      let notice = entry.notice as EntryNotice | undefined;
+      if (row.kind === 'expiry') {
+        // An expiry ends a grant: its receipt names the notice that grant answered.
+        const granted = await eventEntry(entry.grantedEventId as string);
+        notice = granted ? (entryOf(granted.entry).notice as EntryNotice | undefined) : undefined;
+      }
+      if (!notice) {
+        const what = `the notice event ${eventId} answered is not in the ledger`;
+        throw fail('consent/notice-unavailable', what, { purpose: purposeId });
+      }
       const state: ReceiptState =
         row.kind === 'expiry'
           ? 'expired'
@@ -2041,7 +2321,6 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               ? 'renewed'
               : 'given'
             : (entry.state as ReceiptState);
-      const fallbackNotice = notices.get(entry.purpose as string)?.current;
       return buildReceipt(
         {
           eventId,
@@ -2049,13 +2328,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           seq: Number(row.seq),
           leafHash: row.leaf_hash,
           subjectKey: entry.subject as string,
-          purposeId: entry.purpose as string,
-          notice: notice ?? {
-            id: noticeIdOf(tenant, entry.purpose as string),
-            version: fallbackNotice?.version ?? '',
-            hash: fallbackNotice?.hash ?? '',
-            language: fallbackNotice?.language ?? policy.language,
-          },
+          purposeId,
+          notice,
           jurisdiction: (entry.jurisdiction as string | undefined) ?? defaultJurisdiction,
           source: (entry.source as string | undefined) ?? 'ledger',
           method: (entry.method as string | undefined) ?? 'validity-elapsed',
@@ -2063,7 +2337,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           expiresAt: entry.expiresAt as string | undefined,
           state,
         },
-        policy,
+        await storedNotice(purposeId, notice),
         keys,
         withdrawalMethod,
       );
@@ -2103,7 +2377,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async inclusionProof(seq, treeSize) {
       await ready();
-      const size = treeSize ?? (await currentTree()).size;
+      const size = await proofTreeSize(treeSize);
       if (!Number.isInteger(seq) || seq < 0 || seq >= size) {
         throw fail('consent/unknown-event', `entry ${seq} is not in a tree of ${size}`);
       }
@@ -2119,7 +2393,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async consistencyProof(oldSize, newSize) {
       await ready();
-      const size = newSize ?? (await currentTree()).size;
+      const size = await proofTreeSize(newSize);
       if (!Number.isInteger(oldSize) || oldSize < 0 || oldSize > size) {
         throw fail('consent/unknown-event', `no consistency proof from ${oldSize} to ${size}`);
       }
@@ -2179,6 +2453,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       await ready();
       const batchSize = opts.batchSize ?? 2000;
       const values: Validated[] = [];
+      const notAfter = clock.now().getTime();
       for (const [i, decision] of decisions.entries()) {
         try {
           const input = (
@@ -2194,6 +2469,15 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               throw error;
             await loadNotices();
             value = validate(input, true);
+          }
+          // A decision "made" after now would outrank every later live decision of the subject
+          // (imports keep the latest `at`), a withdrawal included.
+          if (value.at !== undefined && Date.parse(value.at) > notAfter) {
+            throw new PrivacyKitError<ConsentErrorCode>(
+              'consent/invalid-decision',
+              `at ${value.at} is in the future: an imported decision was made before the import`,
+              { issues: [{ path: 'at', message: 'must not be later than now' }] },
+            );
           }
           values.push(value);
         } catch (error) {
@@ -2260,6 +2544,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           const seqs = await append(ctx, pendings, now);
           // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows in the table.
           const latest = new Map<string, StateRow>();
+          const live = new Set<StateRow>();
           for (const [i, item] of meta.entries()) {
             const row = stateRowOf(
               {
@@ -2281,7 +2566,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             );
             const key = `${item.subjectKey}\u0000${item.value.purpose.id}`;
             const before = latest.get(key);
-            if (!before || before.decided_at <= row.decided_at) latest.set(key, row);
+            if (!before || before.decided_at <= row.decided_at) {
+              latest.set(key, row);
+              // Decided now (no `at` given, as a portal's multi-purpose choice): a live decision.
+              if (item.value.at === undefined) live.add(row);
+              else live.delete(before as StateRow);
+            }
           }
           // In key order: neighbouring rows share b-tree pages.
           const rows = [...latest.values()].sort((a, b) =>
@@ -2293,13 +2583,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                 ? -1
                 : 1,
           );
-          await insertChunked(
-            trx,
-            bulk.upsertStates,
-            statements.upsertState,
-            stateColumns,
-            rows as unknown as Record<string, unknown>[],
-          );
+          for (const [order, chosen] of [
+            ['decided', rows.filter((row) => !live.has(row))],
+            ['ledger', rows.filter((row) => live.has(row))],
+          ] as const) {
+            await insertChunked(
+              trx,
+              order === 'ledger' ? bulk.upsertStatesLive : bulk.upsertStates,
+              order === 'ledger' ? statements.upsertState : statements.importState,
+              stateColumns,
+              chosen as unknown as Record<string, unknown>[],
+            );
+          }
         });
         imported += batch.length;
       }
@@ -2374,12 +2669,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         refused: [],
         conflicts: [],
         unchanged: [],
+        objections: [],
       };
       // Absence (or any value but "1") is no signal, and never consent (G02).
       if (!outcome.signal) return outcome;
-      const purposes = consentPurposes(policy).filter((purpose) =>
+      const signalled = policy.purposes.filter((purpose) =>
         purpose.tags.some((tag) => (GPC_TAGS as readonly string[]).includes(tag)),
       );
+      const purposes = signalled.filter(restsOnConsent);
+      // Not consent, so not the ledger's to record: an objection the host must act on (Art 21(5)).
+      outcome.objections = signalled.filter((purpose) => !restsOnConsent(purpose)).map((p) => p.id);
       const subjectKey = pseudonym(subjectId);
       for (const purpose of purposes) {
         const now = clock.now();
@@ -2391,19 +2690,28 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             outcome.unchanged.push(purpose.id);
             return;
           }
-          if (row && isValidGrant(row, now) && row.source !== 'gpc' && !opts.override) {
-            outcome.conflicts.push({
-              purpose: purpose.id,
-              grantedEventId: row.event_id,
-              grantedAt: row.decided_at,
-            });
-            if (Number(row.gpc_conflict)) return;
+          const grant = row && isValidGrant(row, now) ? row : undefined;
+          const conflict = grant && {
+            purpose: purpose.id,
+            grantedEventId: grant.event_id,
+            grantedAt: grant.decided_at,
+          };
+          // §7025(c)(3): the signal wins over a setting that allowed sale/sharing, but a grant the
+          // subject gave after the signal was recorded is their informed choice: kept, reported.
+          if (
+            grant &&
+            conflict &&
+            !opts.override &&
+            (Number(grant.gpc_conflict) === 1 || (await gpcRefusedBefore(trx, subjectKey, grant)))
+          ) {
+            outcome.conflicts.push({ ...conflict, resolution: 'grant-kept' });
+            if (Number(grant.gpc_conflict)) return;
             const pending: Pending = {
               eventId: newId(now),
               kind: 'gpc-conflict',
               subjectKey,
               purpose: purpose.id,
-              entry: { v: 1, subject: subjectKey, purpose: purpose.id, grantedEventId: row.event_id, at },
+              entry: { v: 1, subject: subjectKey, purpose: purpose.id, grantedEventId: grant.event_id, at },
             };
             await append(ctx, [pending], now);
             await trx
@@ -2445,6 +2753,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           outcome.refused.push(
             recorded(pending, seq as number, 'refused', false, at, value.notice, undefined),
           );
+          if (conflict) {
+            outcome.conflicts.push({
+              ...conflict,
+              resolution: 'signal-applied',
+              refusedEventId: pending.eventId,
+            });
+          }
         });
       }
       return outcome;

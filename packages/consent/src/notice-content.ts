@@ -1,6 +1,7 @@
 import { canonicalJson, legalBasisArticle } from '@privacykit/core';
 import type { JsonValue, Policy, Purpose } from '@privacykit/core';
 import { sha256Hex } from '@privacykit/core/crypto';
+import { z } from 'zod';
 
 /**
  * What a subject is told about one consent purpose, taken from the policy: the controller, the
@@ -49,3 +50,39 @@ export function purposeNoticeHash(policy: Policy, purpose: Purpose): string {
 export function noticeIdOf(tenant: string, purposeId: string): string {
   return `${tenant}/consent/${purposeId}`;
 }
+
+/**
+ * The controller as a receipt names it: the name (part of the hashed notice content), the DPO's
+ * email as contact and the controller's postal address. Recorded in each `notice-published`
+ * ledger entry beside the notice hash — not inside it, so adding it changed no existing hash
+ * and a new address alone does not ask anyone to consent again.
+ */
+export const noticeControllerSchema = z.object({
+  name: z.string(),
+  contact: z.string().optional(),
+  address: z.string().optional(),
+});
+export type NoticeController = z.infer<typeof noticeControllerSchema>;
+
+export function noticeControllerOf(policy: Policy): NoticeController {
+  return {
+    name: policy.controller.name,
+    ...(policy.dpo.email ? { contact: policy.dpo.email } : {}),
+    ...(policy.controller.address ? { address: policy.controller.address } : {}),
+  };
+}
+
+/**
+ * The parts of a stored notice (`privacykit_consent_notices.content`, written from
+ * {@link purposeNoticeContent}) that a receipt quotes; other keys are kept in the store and ignored here.
+ */
+export const storedNoticeContentSchema = z.object({
+  controller: z.string(),
+  purpose: z.string(),
+  name: z.string(),
+  description: z.string(),
+  categories: z.array(z.object({ id: z.string() })),
+  recipients: z.array(z.object({ id: z.string(), name: z.string() })),
+  retention: z.array(z.object({ id: z.string(), summary: z.string() })),
+});
+export type StoredNoticeContent = z.infer<typeof storedNoticeContentSchema>;

@@ -1,6 +1,6 @@
 import { type KeyObject, createPublicKey, sign, verify } from 'node:crypto';
 import { canonicalJson, legalBasisArticle } from '@privacykit/core';
-import type { Policy } from '@privacykit/core';
+import type { NoticeController, StoredNoticeContent } from './notice-content.js';
 import { keyIdOf } from './signing.js';
 import type { SigningKeys } from './signing.js';
 
@@ -22,8 +22,14 @@ export interface ConsentReceipt {
   ledger: { tenant: string; seq: number; leafHash: string };
   /** Pseudonymous subject: HMAC of the subject id under the tenant secret. */
   subject: { id: string; idType: 'pseudonym' };
+  /**
+   * The controller the notice named (its name is part of the notice hash); `contact` (the DPO's
+   * email) and `address` as recorded when that notice version was published, absent when the
+   * ledger did not record them then.
+   */
   controller: { name: string; contact?: string; address?: string };
   notice: { id: string; version: string; hash: string; language: string };
+  /** The purpose as the stored notice of `notice.version` described it, not as the policy does today. */
   purpose: {
     id: string;
     name: string;
@@ -60,38 +66,53 @@ export interface ReceiptFacts {
   state: ReceiptState;
 }
 
+/**
+ * What the subject was told, as the ledger stored it when the decision's notice version was
+ * published: the notice content (whose SHA-256 is the notice hash on the receipt) and the
+ * controller details recorded with it, when the ledger recorded them (notices published
+ * before controller details were recorded hold the controller's name only).
+ */
+export interface ReceiptNotice {
+  content: StoredNoticeContent;
+  controller?: NoticeController | undefined;
+}
+
+/**
+ * Builds and signs the receipt of one ledger event. Everything describing the purpose comes from
+ * the stored notice the decision answered, never from the policy in force when the receipt is
+ * asked for: a receipt for a past decision quotes the text the subject saw (Art 7(1)).
+ */
 export function buildReceipt(
   facts: ReceiptFacts,
-  policy: Policy,
+  notice: ReceiptNotice,
   keys: SigningKeys,
   withdrawalMethod: string,
 ): ConsentReceipt {
-  const purpose = policy.purposes.find((candidate) => candidate.id === facts.purposeId);
+  const { content } = notice;
+  // The name is part of the hashed notice; contact and address only when stored beside it for
+  // that same controller — an address the subject was never shown is left out, not guessed.
+  const stored = notice.controller?.name === content.controller ? notice.controller : undefined;
   const unsigned: Omit<ConsentReceipt, 'signature'> = {
     schemaVersion: 'privacykit-consent-receipt/1',
     recordId: facts.eventId,
     ledger: { tenant: facts.tenant, seq: facts.seq, leafHash: facts.leafHash },
     subject: { id: facts.subjectKey, idType: 'pseudonym' },
     controller: {
-      name: policy.controller.name,
-      ...(policy.dpo.email ? { contact: policy.dpo.email } : {}),
-      ...(policy.controller.address ? { address: policy.controller.address } : {}),
+      name: content.controller,
+      ...(stored?.contact ? { contact: stored.contact } : {}),
+      ...(stored?.address ? { address: stored.address } : {}),
     },
     notice: facts.notice,
     purpose: {
       id: facts.purposeId,
-      name: purpose?.name ?? facts.purposeId,
-      description: purpose?.description ?? '',
+      name: content.name,
+      description: content.description,
       legalBasis: 'consent',
       legalBasisArticle: legalBasisArticle.consent,
-      dataCategories: purpose?.categories ?? [],
-      recipients: (purpose?.recipients ?? []).map((id) => ({
-        id,
-        name: policy.recipients.find((recipient) => recipient.id === id)?.name ?? id,
-      })),
-      retention: (purpose?.retention ?? []).map(
-        (id) => policy.retention.find((rule) => rule.id === id)?.summary ?? id,
-      ),
+      dataCategories: content.categories.map((category) => category.id),
+      recipients: content.recipients.map(({ id, name }) => ({ id, name })),
+      // A retention rule the policy did not define was stored with an empty summary: quote its id.
+      retention: content.retention.map((rule) => rule.summary || rule.id),
     },
     jurisdiction: facts.jurisdiction,
     collectionMethod: { source: facts.source, method: facts.method },

@@ -89,23 +89,35 @@ const stateUpdateColumns = [
 ] as const;
 
 /**
- * Inserts or updates current-state rows, but never lets an older decision replace a newer one
- * (an out-of-order import or a replay cannot undo a later withdrawal). The evidence key is kept
+ * Which decision a state row keeps when a subject × purpose already has one:
+ * - `ledger`: the one appended last. Live decisions (record, withdraw, GPC, expiry) are
+ *   serialised by the append lock, so the later append is the later decision — whatever the
+ *   clocks of the instances that wrote them say (a withdrawal from an instance whose clock is
+ *   behind must still win).
+ * - `decided`: the one decided last (`decided_at`), for `import()`: an imported decision older
+ *   than the current one is logged but cannot undo a later choice (`at` is never in the future).
+ */
+export type StateOrder = 'ledger' | 'decided';
+
+/**
+ * Inserts or updates current-state rows (see {@link StateOrder}). The evidence key is kept
  * either way: a row's key, once set, never changes (evidence sealed under it stays readable).
  */
 export async function upsertStates(
   trx: Kysely<any>,
   engine: Engine,
   rows: readonly StateRow[],
+  order: StateOrder = 'ledger',
 ): Promise<void> {
   if (rows.length === 0) return;
-  await upsertStatesQuery(trx, engine, rows).execute();
+  await upsertStatesQuery(trx, engine, rows, order).execute();
 }
 
 export function upsertStatesQuery(
   trx: Kysely<any>,
   engine: Engine,
   rows: readonly Record<keyof StateRow, unknown>[],
+  order: StateOrder = 'ledger',
 ) {
   const insert = trx.insertInto(T.state).values(rows as StateRow[]);
   if (engine === 'mysql') {
@@ -113,11 +125,11 @@ export function upsertStatesQuery(
     const set: Record<string, unknown> = {
       key_material: sql`coalesce(key_material, values(key_material))`,
     };
-    for (const column of stateUpdateColumns) {
-      set[column] = sql`if(${newer}, values(${sql.ref(column)}), ${sql.ref(column)})`;
-    }
     // MySQL applies assignments left to right: decided_at must change last.
-    set.decided_at = sql`if(${newer}, values(decided_at), decided_at)`;
+    for (const column of [...stateUpdateColumns, 'decided_at']) {
+      const incoming = sql`values(${sql.ref(column)})`;
+      set[column] = order === 'ledger' ? incoming : sql`if(${newer}, ${incoming}, ${sql.ref(column)})`;
+    }
     return insert.onDuplicateKeyUpdate(set);
   }
   const current = (column: string) => sql.ref(`${T.state}.${column}`);
@@ -128,8 +140,11 @@ export function upsertStatesQuery(
         key_material: sql`coalesce(${current('key_material')}, excluded.key_material)`,
       };
       for (const column of [...stateUpdateColumns, 'decided_at']) {
+        const incoming = sql.ref(`excluded.${column}`);
         set[column] =
-          sql`case when ${newer} then ${sql.ref(`excluded.${column}`)} else ${current(column)} end`;
+          order === 'ledger'
+            ? incoming
+            : sql`case when ${newer} then ${incoming} else ${current(column)} end`;
       }
       return set;
     }),

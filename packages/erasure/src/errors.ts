@@ -8,15 +8,18 @@ export type ErasureErrorCode =
   | 'erasure/invalid-strategy'
   | 'erasure/plan-not-found'
   | 'erasure/changed-while-planning'
-  /** Another worker holds the plan's execution lease: nothing was written. */
+  /** Another worker holds the plan's lease (executing or verifying it): nothing was written. */
   | 'erasure/plan-locked'
-  /** This worker's lease was taken over (it expired): the batch in flight was rolled back. */
+  /**
+   * This worker's lease was taken over (it expired): the batch in flight was rolled back, or the
+   * verification was not stored.
+   */
   | 'erasure/lease-lost'
   /** Identities can be purged only once the plan is executed and verified. */
   | 'erasure/not-verified'
   /** Identities can be purged only once every Art 19 notification of the plan is delivered. */
   | 'erasure/notifications-pending'
-  /** The plan's identities were purged: it can no longer be executed or verified. */
+  /** The plan's identities (and secrets) were purged: it can no longer be executed or verified. */
   | 'erasure/identities-purged';
 
 export function erasureError(

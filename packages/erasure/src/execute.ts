@@ -96,7 +96,8 @@ export interface ErasureReport {
   failures: { table: string; reason: string }[];
   retained: RetainedReport[];
   shredding?: {
-    subjectId: string;
+    /** Removed from the stored report by `purgeErasureIdentities` (it may be an identity). */
+    subjectId?: string;
     status: 'shredded' | 'already-shredded' | 'failed';
     at?: string;
     reason?: string;
@@ -492,10 +493,11 @@ function message(error: unknown): string {
  *
  * One worker at a time: execution first takes the plan's lease (a conditional update of the
  * plan's row), renews it in every batch's transaction and releases it at the end. Another
- * worker meanwhile gets `erasure/plan-locked` and writes nothing; once a crashed worker's lease
- * has expired (`leaseMs`), the next run takes the plan over and resumes where it stopped.
+ * worker meanwhile gets `erasure/plan-locked` and writes nothing — whether it executes or
+ * verifies (`verifyErasure` takes the same lease); once a crashed worker's lease has expired
+ * (`leaseMs`), the next run takes the plan over and resumes where it stopped.
  *
- * @throws PrivacyKitError `erasure/plan-locked` while another worker executes the plan,
+ * @throws PrivacyKitError `erasure/plan-locked` while another worker executes or verifies the plan,
  *   `erasure/lease-lost` when this worker stalled past its lease and another took the plan over
  *   (its batch in flight is rolled back), `erasure/identities-purged` once the plan's identities
  *   were purged, `erasure/plan-not-found`.

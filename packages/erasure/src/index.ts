@@ -25,7 +25,8 @@ export type {
 export { verifyErasure } from './verify.js';
 export { purgeErasureIdentities } from './purge-identities.js';
 export type { PurgeErasureIdentitiesOptions } from './purge-identities.js';
-export type { ErasureVerification, Leftover, VerifyErasureOptions } from './verify.js';
+export type { ErasureVerification, Leftover, VerifyErasureOptions, VerifyProgress } from './verify.js';
+export type { LeasePurpose } from './plan-lease.js';
 export {
   backoffDelay,
   confirmNotification,

@@ -8,8 +8,10 @@ import type { Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeErasure } from './execute.js';
 import type { ErasureReport } from './execute.js';
+import { deliverPending } from './outbox.js';
 import { getErasureRecord, planErasure } from './plan.js';
 import type { ErasurePlan } from './plan.js';
+import { purgeErasureIdentities } from './purge-identities.js';
 import { ada, dataMap, dumpHost, facts, policy, seedHost, strategies } from './testing-fixtures.js';
 import { verifyErasure } from './verify.js';
 
@@ -200,5 +202,226 @@ describe.each(testEngines())('one executor at a time on $engine', (engine) => {
     expect(calls).toBe(1);
     expect(await written(t.db)).toEqual(done);
     expect((await verifyErasure({ db: t.db, plan, clock: late })).ok).toBe(true);
+  });
+});
+
+/** A promise to park a worker on, and the function that lets it go on. */
+function latch(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { wait, open };
+}
+
+/** The verification stored with the plan (`null` when none was stored). */
+async function storedVerification(db: Kysely<any>, planId: string): Promise<unknown> {
+  const row = await db
+    .selectFrom('privacykit_erasure_plans')
+    .select('verification')
+    .where('id', '=', planId)
+    .executeTakeFirstOrThrow();
+  return row.verification === null ? null : JSON.parse(String(row.verification));
+}
+
+describe.each(testEngines())('verification and execution exclude each other on $engine', (engine) => {
+  let t: TestDatabase;
+  let second: Kysely<any>;
+  let plan: ErasurePlan;
+  beforeEach(async () => {
+    t = await createTestDatabase(engine);
+    await seedHost(t.db, { adaLogs: 9 });
+    // Another worker: its own kysely instance and connections to the same database.
+    second = await openDatabase(t.url);
+    plan = await planErasure({ db: t.db, ...base });
+  });
+  afterEach(async () => {
+    await second.destroy();
+    await t.destroy();
+  });
+
+  it('a verification while another worker executes the plan is refused with erasure/plan-locked and stores nothing', async () => {
+    const parked = latch();
+    const go = latch();
+    let committed = 0;
+    const execution = outcome(
+      executeErasure(plan, {
+        db: t.db,
+        clock,
+        ...batches,
+        onBatch: async () => {
+          if (++committed > 1) return;
+          parked.open();
+          await go.wait;
+        },
+      }),
+    );
+    await parked.wait;
+
+    // Half executed: a verification now would record leftovers that are about to go (or,
+    // racing the batches, a mix of two states of the rows).
+    const refused = await verifyErasure({ db: second, plan, clock }).catch((error: unknown) => error);
+    expect(isPrivacyKitError(refused, 'erasure/plan-locked')).toBe(true);
+    expect((refused as { details: { heldFor: string } }).details.heldFor).toBe('execution');
+    expect((refused as Error).message).toMatch(/being executed by another worker/);
+    expect(await storedVerification(t.db, plan.id)).toBeNull();
+    expect((await getErasureRecord({ db: second, planId: plan.id })).lease).toMatchObject({
+      heldFor: 'execution',
+    });
+
+    go.open();
+    const { report } = await execution;
+    expect(report?.status).toBe('partial');
+    expect(committed).toBeGreaterThan(1);
+    const verification = await verifyErasure({ db: second, plan, clock });
+    expect(verification.ok).toBe(true);
+    expect(await storedVerification(t.db, plan.id)).toEqual(verification);
+    expect((await getErasureRecord({ db: t.db, planId: plan.id })).lease).toBeUndefined();
+  });
+
+  it('an execution started while a verification runs is refused with erasure/plan-locked and changes nothing; the verification is stored as it found the rows', async () => {
+    const before = await dumpHost(t.db);
+    const parked = latch();
+    const go = latch();
+    const checked: string[] = [];
+    const verifying = verifyErasure({
+      db: t.db,
+      plan,
+      clock,
+      onTable: async ({ table }) => {
+        checked.push(table);
+        if (checked.length > 1) return;
+        parked.open();
+        await go.wait;
+      },
+    }).then(
+      (verification) => ({ verification, error: undefined }),
+      (error: unknown) => ({ verification: undefined, error }),
+    );
+    await parked.wait;
+    expect((await getErasureRecord({ db: second, planId: plan.id })).lease).toMatchObject({
+      heldFor: 'verification',
+    });
+
+    const refused = await executeErasure(plan, { db: second, clock, ...batches }).catch(
+      (error: unknown) => error,
+    );
+    expect(isPrivacyKitError(refused, 'erasure/plan-locked')).toBe(true);
+    expect((refused as { details: { heldFor: string } }).details.heldFor).toBe('verification');
+    expect((refused as Error).message).toMatch(/being verified by another worker/);
+    expect(await dumpHost(t.db)).toEqual(before);
+    expect((await getErasureRecord({ db: t.db, planId: plan.id })).status).toBe('planned');
+
+    go.open();
+    const { verification, error } = await verifying;
+    expect(error).toBeUndefined();
+    // Nothing was erased while it read: every one of Ada's rows is a leftover, none masked.
+    expect(verification?.ok).toBe(false);
+    expect(verification?.tables.orders).toEqual({ found: 3, retained: 0, masked: 0 });
+    expect(verification?.tables.logs).toEqual({ found: 9, retained: 0, masked: 0 });
+    expect(checked).toEqual(plan.tables.map((table) => table.table));
+    expect(await storedVerification(t.db, plan.id)).toEqual(verification);
+
+    // Released at the end: the execution runs now, and a new verification proves it.
+    expect((await executeErasure(plan, { db: second, clock, ...batches })).status).toBe('partial');
+    expect((await verifyErasure({ db: second, plan, clock })).ok).toBe(true);
+  });
+
+  it('a verifier that stalled past its lease is fenced out: it stops with erasure/lease-lost and its stale result is not stored', async () => {
+    const leaseMs = 60_000;
+    const parked = latch();
+    const go = latch();
+    let calls = 0;
+    const stalled = verifyErasure({
+      db: t.db,
+      plan,
+      clock: fixedClock(start),
+      leaseMs,
+      onTable: async () => {
+        if (++calls > 1) return;
+        parked.open();
+        await go.wait;
+      },
+    }).catch((error: unknown) => error);
+    await parked.wait;
+
+    // Its lease has expired: an execution takes the plan over and erases everything planned.
+    const late = fixedClock(new Date(Date.parse(start) + leaseMs));
+    expect((await executeErasure(plan, { db: second, clock: late, leaseMs, ...batches })).status).toBe(
+      'partial',
+    );
+    go.open();
+    const error = await stalled;
+    expect(isPrivacyKitError(error, 'erasure/lease-lost')).toBe(true);
+    expect((error as Error).message).toMatch(/verification was not stored|verification stopped/);
+    // Its counts were of the rows before the execution: storing them would "prove" leftovers
+    // that are gone (or, the other way round, a clean erasure of a plan changed since).
+    expect(calls).toBe(1);
+    expect(await storedVerification(t.db, plan.id)).toBeNull();
+    expect((await verifyErasure({ db: second, plan, clock: late })).ok).toBe(true);
+  });
+
+  it('while a verification runs, a second verification and the purge of the identities wait their turn', async () => {
+    await executeErasure(plan, { db: t.db, clock });
+    await deliverPending({ db: t.db, clock, send: async () => ({ received: true }) });
+    const parked = latch();
+    const go = latch();
+    let calls = 0;
+    const first = verifyErasure({
+      db: t.db,
+      plan,
+      clock,
+      onTable: async () => {
+        if (++calls > 1) return;
+        parked.open();
+        await go.wait;
+      },
+    });
+    await parked.wait;
+
+    const again = await verifyErasure({ db: second, plan, clock }).catch((error: unknown) => error);
+    expect(isPrivacyKitError(again, 'erasure/plan-locked')).toBe(true);
+    // Not verified yet: the purge is refused as "not verified" before the lease is looked at.
+    const early = await purgeErasureIdentities({ db: second, planId: plan.id, clock }).catch(
+      (error: unknown) => error,
+    );
+    expect(isPrivacyKitError(early, 'erasure/not-verified')).toBe(true);
+
+    go.open();
+    expect((await first).ok).toBe(true);
+
+    // A second verification of a verified plan: the purge waits for it too.
+    const parkedAgain = latch();
+    const goAgain = latch();
+    let callsAgain = 0;
+    const reverify = verifyErasure({
+      db: t.db,
+      plan,
+      clock,
+      onTable: async () => {
+        if (++callsAgain > 1) return;
+        parkedAgain.open();
+        await goAgain.wait;
+      },
+    });
+    await parkedAgain.wait;
+    const locked = await purgeErasureIdentities({ db: second, planId: plan.id, clock }).catch(
+      (error: unknown) => error,
+    );
+    expect(isPrivacyKitError(locked, 'erasure/plan-locked')).toBe(true);
+    expect((locked as { details: { heldFor: string } }).details.heldFor).toBe('verification');
+    expect((await getErasureRecord({ db: t.db, planId: plan.id })).identitiesPurgedAt).toBeUndefined();
+    goAgain.open();
+    expect((await reverify).ok).toBe(true);
+    const purged = await purgeErasureIdentities({ db: second, planId: plan.id, clock });
+    expect(purged.plan.identities).toEqual({});
+  });
+
+  it('refuses a lease that is not a positive integer before touching the plan', async () => {
+    for (const leaseMs of [0, -1, 1.5]) {
+      const error = await verifyErasure({ db: t.db, plan, clock, leaseMs }).catch((e: unknown) => e);
+      expect(isPrivacyKitError(error, 'erasure/invalid-input')).toBe(true);
+    }
+    expect((await getErasureRecord({ db: t.db, planId: plan.id })).lease).toBeUndefined();
   });
 });

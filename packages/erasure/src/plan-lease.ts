@@ -8,10 +8,34 @@ import type { ErasurePlan } from './plan.js';
 export const DEFAULT_LEASE_MS = 300_000;
 
 /**
- * One worker's exclusive right to execute a plan, held in the plan's row (an owner token and an
- * expiry). Every write of the execution goes through `transaction`, whose first statement renews
+ * What a lease is held for: executing the plan, or verifying it (a verification read while an
+ * execution changes the rows would prove nothing, so the two exclude each other).
+ */
+export type LeasePurpose = 'execution' | 'verification';
+
+/** The owner token starts with the purpose, so a refusal can say what holds the plan. */
+const VERIFICATION_PREFIX = 'verify:';
+
+/** What the stored owner token says the lease is held for (tokens without a prefix: execution). */
+export function leasePurposeOf(owner: string): LeasePurpose {
+  return owner.startsWith(VERIFICATION_PREFIX) ? 'verification' : 'execution';
+}
+
+/** The `erasure/plan-locked` error for a plan whose lease another worker holds until `expiresAt`. */
+export function planLockedError(planId: string, owner: string, expiresAt: string) {
+  const heldFor = leasePurposeOf(owner);
+  return erasureError(
+    'erasure/plan-locked',
+    `erasure plan ${planId} is being ${heldFor === 'verification' ? 'verified' : 'executed'} by another worker (lease until ${expiresAt}): nothing was written; try again once it is done`,
+    { details: { planId, heldFor, leaseExpiresAt: expiresAt } },
+  );
+}
+
+/**
+ * One worker's exclusive right to execute or verify a plan, held in the plan's row (an owner
+ * token and an expiry). Every write goes through `transaction`, whose first statement renews
  * the lease only while this worker still owns it: a worker that stalled past its lease and was
- * taken over cannot commit another batch, so two workers never interleave their batches.
+ * taken over cannot commit another batch, so two workers never interleave their writes.
  */
 export interface PlanLease {
   readonly owner: string;
@@ -33,6 +57,8 @@ interface ClaimOptions {
   plan: ErasurePlan;
   clock: Clock;
   leaseMs: number;
+  /** Default `execution`. */
+  purpose?: LeasePurpose;
 }
 
 function planRow(db: Kysely<any>, plan: ErasurePlan) {
@@ -43,7 +69,7 @@ function planRow(db: Kysely<any>, plan: ErasurePlan) {
 }
 
 /**
- * Takes the plan's execution lease with one conditional `UPDATE` (free, or expired because its
+ * Takes the plan's lease with one conditional `UPDATE` (free, or expired because its
  * worker crashed or stalled), checked by the affected-row count — atomic on every engine.
  *
  * @throws PrivacyKitError `erasure/plan-locked` while another worker's lease runs,
@@ -51,7 +77,8 @@ function planRow(db: Kysely<any>, plan: ErasurePlan) {
  */
 export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> {
   const { db, plan, clock, leaseMs } = options;
-  const owner = randomToken(16);
+  const purpose = options.purpose ?? 'execution';
+  const owner = `${purpose === 'verification' ? VERIFICATION_PREFIX : ''}${randomToken(16)}`;
   const expiry = () => toInstant(new Date(clock.now().getTime() + leaseMs));
 
   // A second attempt only when the lease was released between the claim and the read-back.
@@ -74,16 +101,14 @@ export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> 
     if (row.identities_purged_at) {
       throw erasureError(
         'erasure/identities-purged',
-        `the identities of erasure plan ${plan.id} were purged at ${row.identities_purged_at}: it cannot be executed again`,
+        purpose === 'verification'
+          ? `the identities of erasure plan ${plan.id} were purged at ${row.identities_purged_at}: it cannot be verified again (its stored verification stands)`
+          : `the identities of erasure plan ${plan.id} were purged at ${row.identities_purged_at}: it cannot be executed again`,
         { details: { planId: plan.id, identitiesPurgedAt: row.identities_purged_at } },
       );
     }
     if (row.lease_owner && row.lease_expires_at > toInstant(clock.now())) {
-      throw erasureError(
-        'erasure/plan-locked',
-        `erasure plan ${plan.id} is being executed by another worker (lease until ${row.lease_expires_at})`,
-        { details: { planId: plan.id, leaseExpiresAt: row.lease_expires_at } },
-      );
+      throw planLockedError(plan.id, row.lease_owner, row.lease_expires_at);
     }
     if (attempt >= 2) {
       throw erasureError('erasure/plan-locked', `erasure plan ${plan.id} is contended: try again`, {
@@ -95,7 +120,9 @@ export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> 
   const lost = () =>
     erasureError(
       'erasure/lease-lost',
-      `the execution lease of erasure plan ${plan.id} expired and another worker took it over: this run stopped, nothing of its last batch was written`,
+      purpose === 'verification'
+        ? `the verification lease of erasure plan ${plan.id} expired and another worker took the plan over: this verification stopped and was not stored`
+        : `the execution lease of erasure plan ${plan.id} expired and another worker took it over: this run stopped, nothing of its last batch was written`,
       { details: { planId: plan.id } },
     );
   const renewWith = async (executor: Kysely<any>) => {

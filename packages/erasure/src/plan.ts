@@ -24,6 +24,8 @@ import { z } from 'zod';
 import { erasureError } from './errors.js';
 import { holdSourceOf } from './hold-source.js';
 import type { HeldRow, HoldLookup, HoldSource } from './hold-source.js';
+import { leasePurposeOf } from './plan-lease.js';
+import type { LeasePurpose } from './plan-lease.js';
 import { factValue, retainUntil } from './retain-until.js';
 import { rowKey } from './row-key.js';
 import { normaliseStrategy, strategiesSchema } from './strategy.js';
@@ -112,7 +114,10 @@ export interface ErasurePlan {
   version: 1;
   tenant: string;
   requestId?: string;
-  /** The subject's id in the consent ledger, for crypto-shredding. */
+  /**
+   * The subject's id in the consent ledger, for crypto-shredding; removed by
+   * `purgeErasureIdentities` (ledger ids are often derived from an email address).
+   */
   subjectId?: string;
   createdAt: string;
   policyVersion: string;
@@ -803,6 +808,11 @@ export interface ErasureRecord {
   shreddedAt?: string;
   /** When the plan's identities were purged (`purgeErasureIdentities`); the plan's are then empty. */
   identitiesPurgedAt?: string;
+  /**
+   * The lease a worker holds on the plan, executing or verifying it. A crashed worker's stays
+   * until it expires: the plan is busy only while `expiresAt` is in the future.
+   */
+  lease?: { heldFor: LeasePurpose; expiresAt: string };
   report?: unknown;
   verification?: unknown;
 }
@@ -833,6 +843,9 @@ export async function getErasureRecord(options: {
     ...(row.completed_at ? { completedAt: row.completed_at } : {}),
     ...(row.shredded_at ? { shreddedAt: row.shredded_at } : {}),
     ...(row.identities_purged_at ? { identitiesPurgedAt: row.identities_purged_at } : {}),
+    ...(row.lease_owner && row.lease_expires_at
+      ? { lease: { heldFor: leasePurposeOf(row.lease_owner), expiresAt: row.lease_expires_at } }
+      : {}),
     ...(row.report ? { report: JSON.parse(row.report) } : {}),
     ...(row.verification ? { verification: JSON.parse(row.verification) } : {}),
   };

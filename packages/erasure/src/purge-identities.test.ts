@@ -4,10 +4,13 @@ import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeErasure } from './execute.js';
+import type { ErasureReport } from './execute.js';
 import { deliverPending, listNotifications } from './outbox.js';
 import { getErasureRecord, planErasure } from './plan.js';
 import type { ErasurePlan } from './plan.js';
 import { purgeErasureIdentities } from './purge-identities.js';
+import { maskValue } from './strategy.js';
+import type { ErasureSecrets } from './strategy.js';
 import { ada, dataMap, facts, policy, seedHost, strategies } from './testing-fixtures.js';
 import { verifyErasure } from './verify.js';
 
@@ -37,7 +40,7 @@ describe.each(testEngines())('purging identities on $engine', (engine) => {
   const storedPlan = async () =>
     t.db
       .selectFrom('privacykit_erasure_plans')
-      .select(['plan', 'identities_purged_at'])
+      .select(['plan', 'identities_purged_at', 'hmac_key', 'seed'])
       .where('id', '=', plan.id)
       .executeTakeFirstOrThrow();
   const deliverAll = () => deliverPending({ db: t.db, clock, send: async () => ({ received: true }) });
@@ -102,6 +105,63 @@ describe.each(testEngines())('purging identities on $engine', (engine) => {
     expect(await purgeErasureIdentities({ db: t.db, planId: plan.id, clock })).toEqual(record);
   });
 
+  it("destroys the plan's HMAC key and seed (a guessed identity can no longer be turned into the pseudonym left in the kept rows) and drops the consent subject id", async () => {
+    const shredded: string[] = [];
+    const report = await executeErasure(plan, {
+      db: t.db,
+      clock,
+      keyShredder: { shredSubject: async (subjectId) => void shredded.push(subjectId) },
+    });
+    expect(report.shredding).toMatchObject({ subjectId: 'subj-ada', status: 'shredded' });
+    await deliverAll();
+    expect((await verifyErasure({ db: t.db, plan, clock })).ok).toBe(true);
+    const secretsOf = async () =>
+      t.db
+        .selectFrom('privacykit_erasure_plans')
+        .select(['hmac_key', 'seed'])
+        .where('id', '=', plan.id)
+        .executeTakeFirstOrThrow();
+    const pseudonyms = async () =>
+      (
+        await t.db.selectFrom('logs').select('email').where('id', '>=', 5000).where('id', '<', 6000).execute()
+      ).map((row) => String(row.email));
+    const pseudonymOf = (secrets: ErasureSecrets, email: string) =>
+      maskValue(email, { strategy: 'hmac' }, { secrets, table: 'logs', column: 'email', key: '5000' });
+
+    // Before the purge, anyone reading the plan's record can test a guess against the kept logs.
+    const before = await secretsOf();
+    const kept = await pseudonyms();
+    expect(kept).toHaveLength(5);
+    expect(kept).not.toContain('ada@example.com');
+    expect(kept).toContain(pseudonymOf({ hmacKey: before.hmac_key, seed: before.seed }, 'ada@example.com'));
+
+    await purgeErasureIdentities({ db: t.db, planId: plan.id, clock });
+    const after = await secretsOf();
+    expect(after).toEqual({ hmac_key: '', seed: '' });
+    expect(kept).not.toContain(pseudonymOf({ hmacKey: after.hmac_key, seed: after.seed }, 'ada@example.com'));
+    for (const table of erasureTables) {
+      const rows = JSON.stringify(await t.db.selectFrom(table).selectAll().execute());
+      expect(rows, table).not.toContain(before.hmac_key);
+      expect(rows, table).not.toContain(before.seed);
+    }
+    // The kept rows themselves are untouched: still masked, still restricted.
+    expect(await pseudonyms()).toEqual(kept);
+
+    // The consent-ledger subject id (often derived from an email) goes too; the shredding's proof stays.
+    expect(shredded).toEqual(['subj-ada']);
+    const record = await getErasureRecord({ db: t.db, planId: plan.id });
+    expect(record.plan.subjectId).toBeUndefined();
+    expect(record.shreddedAt).toBe('2025-06-01T12:00:00.000Z');
+    expect((record.report as ErasureReport).shredding).toEqual({
+      status: 'shredded',
+      at: '2025-06-01T12:00:00.000Z',
+    });
+    for (const table of erasureTables) {
+      const rows = JSON.stringify(await t.db.selectFrom(table).selectAll().execute());
+      expect(rows, table).not.toContain('subj-ada');
+    }
+  });
+
   it('is refused until the plan is executed, verified clean and its notices delivered, and writes nothing', async () => {
     const code = async () =>
       (
@@ -113,6 +173,9 @@ describe.each(testEngines())('purging identities on $engine', (engine) => {
       const stored = await storedPlan();
       expect(stored.identities_purged_at).toBeNull();
       expect(JSON.parse(String(stored.plan)).identities).toEqual(plan.identities);
+      // A refused purge keeps the secrets a resumed execution or a new verification needs.
+      expect(stored.hmac_key).toHaveLength(43);
+      expect(stored.seed).toHaveLength(43);
     };
 
     expect(await code()).toBe('erasure/not-verified'); // only planned

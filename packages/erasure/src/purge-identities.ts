@@ -2,7 +2,9 @@ import { DEFAULT_TENANT, systemClock, toInstant } from '@privacykit/core';
 import type { Clock } from '@privacykit/core';
 import type { Kysely } from 'kysely';
 import { erasureError } from './errors.js';
+import { planLockedError } from './plan-lease.js';
 import { getErasureRecord } from './plan.js';
+import type { ErasureReport } from './execute.js';
 import type { ErasurePlan, ErasureRecord } from './plan.js';
 
 export interface PurgeErasureIdentitiesOptions {
@@ -18,9 +20,13 @@ const ATTEMPTS = 3;
 /**
  * Purges the subject's identities from an erasure's record once it is done (Art 5(1)(c) data
  * minimisation, Art 5(1)(e) storage limitation): the plan's `identities` become empty, and so do
- * those of its delivered Art 19 notifications. What proves the erasure stays: the plan's tables,
- * counts and retention grounds, the execution report, the stored verification, the timestamps,
- * the kept rows and their restrictions, the notifications' receipts. Purging twice is a no-op.
+ * those of its delivered Art 19 notifications; the plan's per-request secrets (the HMAC key of
+ * its pseudonyms and the seed of its random values) are destroyed, so a guessed identity can no
+ * longer be turned into the pseudonym it left in the kept rows (Recital 26); and the
+ * consent-ledger `subjectId` is removed from the plan and its report. What proves the erasure
+ * stays: the plan's tables, counts and retention grounds, the execution report, the stored
+ * verification, the timestamps (shredding included), the kept rows and their restrictions, the
+ * notifications' receipts. Purging twice is a no-op.
  *
  * Afterwards the plan cannot be executed or verified again (both need the identities): they
  * throw `erasure/identities-purged`.
@@ -28,7 +34,7 @@ const ATTEMPTS = 3;
  * @throws PrivacyKitError `erasure/not-verified` unless the plan is `complete` or `partial` and
  *   its last verification is `ok`; `erasure/notifications-pending` while an Art 19 notification
  *   is not delivered (its recipient still needs the identities); `erasure/plan-locked` while a
- *   worker executes the plan; `erasure/plan-not-found`.
+ *   worker executes or verifies the plan; `erasure/plan-not-found`.
  */
 export async function purgeErasureIdentities(options: PurgeErasureIdentitiesOptions): Promise<ErasureRecord> {
   const { db, planId } = options;
@@ -37,7 +43,15 @@ export async function purgeErasureIdentities(options: PurgeErasureIdentitiesOpti
   for (let attempt = 1; ; attempt++) {
     const row = await db
       .selectFrom('privacykit_erasure_plans')
-      .select(['status', 'plan', 'verification', 'identities_purged_at', 'lease_owner', 'lease_expires_at'])
+      .select([
+        'status',
+        'plan',
+        'report',
+        'verification',
+        'identities_purged_at',
+        'lease_owner',
+        'lease_expires_at',
+      ])
       .where('tenant', '=', tenant)
       .where('id', '=', planId)
       .executeTakeFirst();
@@ -62,13 +76,13 @@ export async function purgeErasureIdentities(options: PurgeErasureIdentitiesOpti
     }
     const now = toInstant(clock.now());
     if (row.lease_owner && row.lease_expires_at > now) {
-      throw erasureError(
-        'erasure/plan-locked',
-        `erasure plan ${planId} is being executed by a worker (lease until ${row.lease_expires_at})`,
-        { details: { planId, leaseExpiresAt: row.lease_expires_at } },
-      );
+      throw planLockedError(planId, row.lease_owner, row.lease_expires_at);
     }
-    const plan = JSON.parse(String(row.plan)) as ErasurePlan;
+    // The consent-ledger subject id goes too: it is often derived from an identity
+    // (`email:<address>`), and the shredding it served is done (`shreddedAt` stays as proof).
+    const { subjectId: _subjectId, ...plan } = JSON.parse(String(row.plan)) as ErasurePlan;
+    const report = JSON.parse(String(row.report)) as ErasureReport;
+    if (report.shredding) delete report.shredding.subjectId;
     const purged = await db.transaction().execute(async (trx) => {
       // The conditional update first: it locks the plan's row (and, on SQLite, the database)
       // before anything is read, and only applies if nothing changed since the checks above.
@@ -76,6 +90,14 @@ export async function purgeErasureIdentities(options: PurgeErasureIdentitiesOpti
         .updateTable('privacykit_erasure_plans')
         .set({
           plan: JSON.stringify({ ...plan, identities: {} }),
+          report: JSON.stringify(report),
+          // The per-request secrets go too: with the HMAC key, anyone holding the database could
+          // recompute a guessed identity's pseudonym (emails are easy to guess) and find the kept
+          // rows it masked; with the seed, which rows' `random` values were drawn for this
+          // subject. Nothing needs them any more: the plan can no longer be executed or verified.
+          // The columns are NOT NULL: empty text is "no secret".
+          hmac_key: '',
+          seed: '',
           identities_purged_at: now,
           updated_at: now,
         })
@@ -84,6 +106,7 @@ export async function purgeErasureIdentities(options: PurgeErasureIdentitiesOpti
         .where('identities_purged_at', 'is', null)
         .where('status', '=', row.status)
         .where('verification', '=', row.verification)
+        .where('report', '=', row.report)
         .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<=', now)]))
         .executeTakeFirst();
       if (Number(result.numUpdatedRows ?? 0) !== 1) return false;

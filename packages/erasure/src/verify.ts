@@ -6,7 +6,9 @@ import type { Kysely } from 'kysely';
 import { isKept, isRestricted, loadRetained, planDataMap, sharedKeptMask } from './execute.js';
 import { keysMatchInSql } from './kept-by-set.js';
 import { erasureError } from './errors.js';
-import type { ErasurePlan } from './plan.js';
+import { DEFAULT_LEASE_MS, claimPlanLease } from './plan-lease.js';
+import type { PlanLease } from './plan-lease.js';
+import type { ErasurePlan, TablePlan } from './plan.js';
 import { rowKey } from './row-key.js';
 import { looksMasked } from './strategy.js';
 import type { ErasureSecrets } from './strategy.js';
@@ -38,6 +40,22 @@ export interface VerifyErasureOptions {
   clock?: Clock;
   batchSize?: number;
   maxLeftovers?: number;
+  /**
+   * How long this verification's hold on the plan lasts without being renewed (default 5
+   * minutes). It is renewed before each table and each page of rows read one by one, so it only
+   * needs to outlast the longest query.
+   */
+  leaseMs?: number;
+  /** Called after each table is checked; an error thrown here stops the verification (nothing stored). */
+  onTable?: (progress: VerifyProgress) => void | Promise<void>;
+}
+
+/** Reported after each table is checked, e.g. for a progress bar. */
+export interface VerifyProgress {
+  planId: string;
+  table: string;
+  /** The subject's rows found in the table (kept, masked, or leftovers). */
+  found: number;
 }
 
 /**
@@ -47,36 +65,60 @@ export interface VerifyErasureOptions {
  * table whose masked columns no longer hold the subject's values. The result is stored with the
  * plan, as part of the request's record.
  *
+ * A verification takes the plan's lease, as an execution does, so the two never overlap: while
+ * a worker executes the plan (or verifies it), `verifyErasure` refuses with
+ * `erasure/plan-locked` and stores nothing, and an execution started meanwhile is refused the
+ * same way. The lease is renewed as the tables are read and released at the end; a verifier that
+ * stalled past it and was taken over stops with `erasure/lease-lost` without storing its result,
+ * which would describe the rows as they were before the other worker changed them.
+ *
  * Limits: a pseudonym cannot be told from an original without the original, so `hmac` columns
  * are checked for a pseudonym's shape and against the subject's identities.
  *
  * Verification needs the identities: once they are purged (`purgeErasureIdentities`), the
  * stored verification is the proof and a new one is refused.
  *
- * @throws PrivacyKitError `erasure/identities-purged` after the plan's identities were purged,
- *   `erasure/plan-not-found`.
+ * @throws PrivacyKitError `erasure/plan-locked` while another worker executes or verifies the
+ *   plan, `erasure/lease-lost` when this verification stalled past its lease and another worker
+ *   took the plan over, `erasure/identities-purged` after the plan's identities were purged,
+ *   `erasure/plan-not-found`, `erasure/invalid-input` for a bad `leaseMs`.
  */
 export async function verifyErasure(options: VerifyErasureOptions): Promise<ErasureVerification> {
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  if (!Number.isSafeInteger(leaseMs) || leaseMs <= 0) {
+    throw erasureError('erasure/invalid-input', `leaseMs must be a positive integer, got ${leaseMs}`);
+  }
+  const clock = options.clock ?? systemClock;
+  const lease = await claimPlanLease({
+    db: options.db,
+    plan: options.plan,
+    clock,
+    leaseMs,
+    purpose: 'verification',
+  });
+  let verification: ErasureVerification;
+  try {
+    verification = await verifyLeased(options, lease);
+  } catch (error) {
+    // Released now so an execution can start at once; if this fails too, the lease expires.
+    await lease.release().catch(() => undefined);
+    throw error;
+  }
+  await lease.release();
+  return verification;
+}
+
+async function verifyLeased(options: VerifyErasureOptions, lease: PlanLease): Promise<ErasureVerification> {
   const { db, plan } = options;
   const clock = options.clock ?? systemClock;
   const batchSize = options.batchSize ?? 10_000;
   const maxLeftovers = options.maxLeftovers ?? 1000;
   const row = await db
     .selectFrom('privacykit_erasure_plans')
-    .select(['hmac_key', 'seed', 'identities_purged_at'])
+    .select(['hmac_key', 'seed'])
     .where('tenant', '=', plan.tenant)
     .where('id', '=', plan.id)
-    .executeTakeFirst();
-  if (!row)
-    throw erasureError('erasure/plan-not-found', `no erasure plan ${plan.id} for tenant ${plan.tenant}`);
-  if (row.identities_purged_at) {
-    // Without the identities the traversal would find nothing and "prove" a clean erasure.
-    throw erasureError(
-      'erasure/identities-purged',
-      `the identities of erasure plan ${plan.id} were purged at ${row.identities_purged_at}: it cannot be verified again (its stored verification stands)`,
-      { details: { planId: plan.id, identitiesPurgedAt: row.identities_purged_at } },
-    );
-  }
+    .executeTakeFirstOrThrow();
   const secrets: ErasureSecrets = { hmacKey: row.hmac_key, seed: row.seed };
   const dataMap = options.dataMap ?? planDataMap(plan);
   const scope: SubjectScope = { db, dataMap, identities: plan.identities, tenant: plan.tenant };
@@ -98,15 +140,13 @@ export async function verifyErasure(options: VerifyErasureOptions): Promise<Eras
     plan.tables.map((t) => t.table),
   );
 
-  for (const tablePlan of plan.tables) {
-    const found = counts[tablePlan.table] ?? 0;
-    const summary = { found, retained: 0, masked: 0 };
-    tables[tablePlan.table] = summary;
-    if (found === 0) continue;
+  /** Checks one table's rows found for the subject, counting them into `summary`. */
+  const checkTable = async (tablePlan: TablePlan, summary: ErasureVerification['tables'][string]) => {
+    const { found } = summary;
     const table = dataMap.tables.get(tablePlan.table)!;
     if (table.primaryKey.length === 0) {
       leftover({ table: table.name, reason: `${found} rows left in a table without a primary key` });
-      continue;
+      return;
     }
     const keptMask = sharedKeptMask(tablePlan);
     if (
@@ -128,7 +168,7 @@ export async function verifyErasure(options: VerifyErasureOptions): Promise<Eras
         (await distinctValuesLookMasked(scope, table, keptMask, { secrets, identities: identityValues }))
       ) {
         summary.retained = found;
-        continue;
+        return;
       }
     }
     const retained = await loadRetained(db, plan, table.name);
@@ -144,7 +184,7 @@ export async function verifyErasure(options: VerifyErasureOptions): Promise<Eras
       // Every value left in every masked column looks masked: no row to list. (Otherwise the
       // rows are checked one by one below, which names them.)
       summary.masked = found;
-      continue;
+      return;
     }
     const restricted = new Set(
       (
@@ -195,7 +235,21 @@ export async function verifyErasure(options: VerifyErasureOptions): Promise<Eras
       if (page.length < batchSize) break;
       const tail = page[page.length - 1]!;
       after = table.primaryKey.map((column) => tail[column]);
+      await lease.renew();
     }
+  };
+
+  for (const tablePlan of plan.tables) {
+    const found = counts[tablePlan.table] ?? 0;
+    const summary = { found, retained: 0, masked: 0 };
+    tables[tablePlan.table] = summary;
+    if (found > 0) {
+      // Renewed before each table (and each page read row by row): a long verification keeps the
+      // plan, and one taken over after stalling finds out before reading on.
+      await lease.renew();
+      await checkTable(tablePlan, summary);
+    }
+    if (options.onTable) await options.onTable({ planId: plan.id, table: tablePlan.table, found });
   }
 
   const verification: ErasureVerification = {
@@ -206,11 +260,14 @@ export async function verifyErasure(options: VerifyErasureOptions): Promise<Eras
     leftovers,
     leftoverCount,
   };
-  await db
-    .updateTable('privacykit_erasure_plans')
-    .set({ verification: JSON.stringify(verification), updated_at: verification.checkedAt })
-    .where('tenant', '=', plan.tenant)
-    .where('id', '=', plan.id)
-    .execute();
+  // Stored only while this verification still holds the plan (fenced like an execution's batch).
+  await lease.transaction(async (trx) => {
+    await trx
+      .updateTable('privacykit_erasure_plans')
+      .set({ verification: JSON.stringify(verification), updated_at: verification.checkedAt })
+      .where('tenant', '=', plan.tenant)
+      .where('id', '=', plan.id)
+      .execute();
+  });
   return verification;
 }

@@ -2,22 +2,42 @@ import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { migrate } from '@privacykit/core/db';
+import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { migrate, openDatabase } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type {
+  KyselyPlugin,
+  PluginTransformQueryArgs,
+  PluginTransformResultArgs,
+  QueryId,
+  QueryResult,
+  RootOperationNode,
+  UnknownRow,
+} from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { requestMigrations } from './migrations.js';
-import type { SubmitResult } from './request-service.js';
+import { createRequestService } from './request-service.js';
+import type { SubmitRequestInput, SubmitResult } from './request-service.js';
+import { allRows, body, startSmtp, testPolicy } from './test-support.js';
 
 const submitter = fileURLToPath(new URL('../test/submitter.ts', import.meta.url));
 
 type Answer = SubmitResult | { error: string };
 
 /** A requester process: resolves `ready` once connected, and its answers after `go`. */
-function startSubmitter(url: string, order: 'ab' | 'ba', subjects: readonly string[]) {
+function startSubmitter(
+  url: string,
+  order: 'ab' | 'ba',
+  subjects: readonly string[],
+  options: { at?: string; smtpPort?: number } = {},
+) {
+  const env = { ...process.env };
+  if (options.at) env.PRIVACYKIT_SUBMITTER_AT = options.at;
+  if (options.smtpPort) env.PRIVACYKIT_SUBMITTER_SMTP_PORT = String(options.smtpPort);
   const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(
     process.execPath,
     ['--import', 'tsx', submitter, url, order, ...subjects],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
+    { stdio: ['pipe', 'pipe', 'pipe'], env },
   );
   let out = '';
   let err = '';
@@ -101,3 +121,212 @@ describe.each(testEngines())('identical submissions at the same instant on $engi
     }
   }, 120_000);
 });
+
+describe.each(testEngines())(
+  'duplicates at the same instant after the codes expired on $engine',
+  (engine) => {
+    it('mint and mail one fresh code per identity, audited once; every duplicate is still recorded', async () => {
+      const database = await createTestDatabase(engine);
+      const smtp = await startSmtp();
+      try {
+        await migrate(database.db, [requestMigrations]);
+        const created = '2024-01-31T10:00:00Z';
+        const later = '2024-01-31T10:15:00Z'; // the 10-minute codes of the requests have expired
+        const service = (at: string) =>
+          createRequestService({
+            db: database.db,
+            policy: testPolicy(),
+            clock: fixedClock(at),
+            secret: 'a test secret of more than thirty-two bytes!!',
+          });
+        const subjects = ['ana', 'ben', 'chloe', 'dev', 'eli', 'fay'];
+        const requestIds = new Map<string, string>();
+        for (const subject of subjects) {
+          const { requestId } = await service(created).submit({
+            right: 'access',
+            identities: [
+              { kind: 'email', value: `${subject}@example.com` },
+              { kind: 'customer-id', value: `cust-${subject}` },
+            ],
+          });
+          requestIds.set(subject, requestId);
+        }
+
+        // Four processes, each with its own connections and its own SMTP client, send the same
+        // duplicates at once.
+        const processes = (['ab', 'ba', 'ab', 'ba'] as const).map((order) =>
+          startSubmitter(database.url, order, subjects, { at: later, smtpPort: smtp.port }),
+        );
+        await Promise.all(processes.map((p) => p.ready));
+        for (const p of processes) p.go();
+        const answers = await Promise.all(processes.map((p) => p.answers));
+
+        for (const [index, subject] of subjects.entries()) {
+          const requestId = requestIds.get(subject) as string;
+          const duplicate = {
+            requestId,
+            status: 'identity-pending',
+            duplicateOf: requestId,
+            excessive: false,
+          };
+          expect(answers.map((answer) => answer[index])).toEqual([
+            duplicate,
+            duplicate,
+            duplicate,
+            duplicate,
+          ]);
+
+          // One mail with one fresh code reached the subject, not one per duplicate.
+          const mails = smtp.inbox.filter((mail) => mail.to.includes(`${subject}@example.com`));
+          expect(mails, subject).toHaveLength(1);
+          const challenges = await database.db
+            .selectFrom('privacykit_requests_challenges')
+            .select(['created_at', 'consumed_at'])
+            .where('request_id', '=', requestId)
+            .execute();
+          const live = challenges.filter((challenge) => challenge.consumed_at === null);
+          // The two expired codes were spent by the one resend, which minted one per identity.
+          expect(challenges, subject).toHaveLength(4);
+          expect(live.map((challenge) => challenge.created_at)).toEqual([
+            '2024-01-31T10:15:00.000Z',
+            '2024-01-31T10:15:00.000Z',
+          ]);
+          const actions = (
+            await database.db
+              .selectFrom('privacykit_requests_audit')
+              .select('action')
+              .where('request_id', '=', requestId)
+              .execute()
+          ).map((row) => row.action);
+          expect(actions.filter((action) => action === 'duplicate-submission')).toHaveLength(4);
+          expect(actions.filter((action) => action === 'challenge-resent')).toHaveLength(1);
+
+          // The code in that mail verifies the email identity.
+          const code = /confirmation code: (\d{6})/.exec(body(mails[0]!.raw))?.[1];
+          expect(await service(later).verify({ requestId, code: code ?? '' })).toEqual({
+            requestId,
+            status: 'identity-pending',
+            remaining: 1,
+          });
+        }
+      } finally {
+        await smtp.close();
+        await database.destroy();
+      }
+    }, 120_000);
+  },
+);
+
+type Moment = 'check' | 'holders' | 'request-insert';
+
+/**
+ * Runs a hook once the submission's duplicate check (`check`), its look-up of the intake slots'
+ * holders (`holders`) or its insert of the new request (`request-insert`) has been answered: the
+ * moments at which a concurrent submission can win the race.
+ */
+function interleave(hooks: Partial<Record<Moment, () => Promise<void>>>): KyselyPlugin {
+  const moments = new Map<QueryId, Moment>();
+  return {
+    transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+      const text = JSON.stringify(args.node);
+      if (args.node.kind === 'SelectQueryNode' && text.includes('"privacykit_requests_identities"')) {
+        if (text.includes('"request_right"')) moments.set(args.queryId, 'check');
+        else if (text.includes('"dedupe_right"')) moments.set(args.queryId, 'holders');
+      } else if (args.node.kind === 'InsertQueryNode' && text.includes('"privacykit_requests_requests"')) {
+        moments.set(args.queryId, 'request-insert');
+      }
+      return args.node;
+    },
+    async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+      const moment = moments.get(args.queryId);
+      moments.delete(args.queryId);
+      if (moment) await hooks[moment]?.();
+      return args.result;
+    },
+  };
+}
+
+// SQLite takes the write lock before the duplicate check (BEGIN IMMEDIATE), so no submission can
+// commit between a check and its insert there: an intake never loses a race to lose five times.
+describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
+  'a submission that loses every race for its intake slot on $engine',
+  (engine) => {
+    // The rival commits its request after this submission's duplicate check (its slot look-up then
+    // finds the slot taken) or after that look-up (its insert then hits the unique index), and
+    // cancels it before this submission checks again, so every rerun loses once more.
+    it.each([
+      { wins: 'check', cancels: 'holders' },
+      { wins: 'holders', cancels: 'request-insert' },
+    ] as const)(
+      'fails with requests/intake-conflict after five attempts and stores nothing of itself (rival wins after $wins)',
+      async ({ wins, cancels }) => {
+        const database = await createTestDatabase(engine);
+        const rival = await openDatabase({ url: database.url, poolSize: 2 });
+        try {
+          await migrate(database.db, [requestMigrations]);
+          const options = {
+            policy: testPolicy(),
+            clock: fixedClock('2024-01-31T10:00:00Z'),
+            secret: 'a test secret of more than thirty-two bytes!!',
+          };
+          const input: SubmitRequestInput = {
+            right: 'access',
+            identities: [{ kind: 'email', value: 'ana@example.com' }],
+          };
+          // Another requester on its own connections, submitting the same request.
+          const other = createRequestService({ ...options, db: rival });
+          const theirs: string[] = [];
+          const service = createRequestService({
+            ...options,
+            db: database.db.withPlugin(
+              interleave({
+                async [wins]() {
+                  theirs.push((await other.submit(input)).requestId);
+                },
+                async [cancels]() {
+                  await other.transition(theirs.at(-1) as string, { to: 'cancelled', by: 'subject' });
+                },
+              }),
+            ),
+          });
+
+          const error = await service.submit(input).then(
+            () => undefined,
+            (thrown: unknown) => thrown,
+          );
+          expect(isPrivacyKitError(error, 'requests/intake-conflict')).toBe(true);
+          expect(error).toMatchObject({
+            message: expect.stringContaining('nothing was stored, submit it again'),
+            details: { attempts: 5 },
+          });
+          expect(theirs).toHaveLength(5);
+
+          // Every row there is belongs to the rival's five requests: nothing half-written.
+          const ids = new Set(theirs);
+          const requests = await allRows(database.db, 'privacykit_requests_requests');
+          expect(requests.map((row) => row.id).sort()).toEqual([...ids].sort());
+          for (const table of [
+            'privacykit_requests_identities',
+            'privacykit_requests_intake',
+            'privacykit_requests_challenges',
+            'privacykit_requests_audit',
+          ]) {
+            const rows = await allRows(database.db, table);
+            expect(
+              rows.filter((row) => !ids.has(row.request_id as string)),
+              table,
+            ).toEqual([]);
+          }
+          // Submitting again, once the rival stops, records the request.
+          const again = await createRequestService({ ...options, db: database.db }).submit(input);
+          expect(again).toMatchObject({ status: 'identity-pending', duplicateOf: null });
+          expect(ids.has(again.requestId)).toBe(false);
+        } finally {
+          await rival.destroy();
+          await database.destroy();
+        }
+      },
+      60_000,
+    );
+  },
+);

@@ -23,7 +23,12 @@ export type RequestsErrorCode =
   | 'requests/proof-required'
   | 'requests/directive-revoked'
   | 'requests/directive-not-found'
-  | 'requests/not-executor';
+  | 'requests/not-executor'
+  /**
+   * A submission lost the race for its intake slot to concurrent submissions for the same
+   * identity and right on every attempt; nothing of it was stored. Submitting again is safe.
+   */
+  | 'requests/intake-conflict';
 
 /** Shorthand for `new PrivacyKitError<RequestsErrorCode>(…)`. */
 export function requestsError(

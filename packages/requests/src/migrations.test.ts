@@ -25,7 +25,15 @@ function migrator(db: TestDatabase['db']) {
 /** A request as the 0001 code stored it: one row, its identity rows, no intake slot. */
 async function oldRequest(
   db: TestDatabase['db'],
-  request: { id: string; right: string; status: string; receivedAt: string; emails: string[] },
+  request: {
+    id: string;
+    right: string;
+    status: string;
+    receivedAt: string;
+    /** When it was submitted, when not at receipt (a letter entered later). */
+    createdAt?: string;
+    emails: string[];
+  },
 ) {
   await db
     .insertInto('privacykit_requests_requests')
@@ -51,8 +59,8 @@ async function oldRequest(
       excessive: 0,
       verification_failures: 0,
       verification_locked: 0,
-      created_at: request.receivedAt,
-      updated_at: request.receivedAt,
+      created_at: request.createdAt ?? request.receivedAt,
+      updated_at: request.createdAt ?? request.receivedAt,
     })
     .execute();
   await db
@@ -73,7 +81,7 @@ async function oldRequest(
     .execute();
 }
 
-describe.each(testEngines())('migration 0002 (intake slots) on $engine', (engine) => {
+describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links) on $engine', (engine) => {
   let database: TestDatabase | undefined;
   afterEach(async () => {
     await database?.destroy();
@@ -140,7 +148,7 @@ describe.each(testEngines())('migration 0002 (intake slots) on $engine', (engine
     });
 
     expect(await migrate(db, [requestMigrations])).toEqual([
-      { name: 'requests', applied: ['0002_intake_dedupe'] },
+      { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links'] },
     ]);
 
     const slots = async () =>
@@ -185,7 +193,10 @@ describe.each(testEngines())('migration 0002 (intake slots) on $engine', (engine
     // A down migration and up again gives the same slots.
     const down = await migrator(db).migrateTo('0001_init');
     expect(down.error).toBeUndefined();
-    expect(down.results?.map((result) => result.migrationName)).toEqual(['0002_intake_dedupe']);
+    expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0003_duplicate_links',
+      '0002_intake_dedupe',
+    ]);
     await migrate(db, [requestMigrations]);
     expect(await slots()).toEqual(upgraded);
 
@@ -233,5 +244,116 @@ describe.each(testEngines())('migration 0002 (intake slots) on $engine', (engine
       requestId: fresh.requestId,
       duplicateOf: fresh.requestId,
     });
+  });
+
+  it('0003 links each open request that concurrent submissions created while another was open to it, audited', async () => {
+    database = await createTestDatabase(engine);
+    const { db } = database;
+    expect((await migrator(db).migrateTo('0001_init')).error).toBeUndefined();
+
+    const at = '2024-01-30T09:00:00.000Z';
+    const open = (id: string, emails: string[], extra: { right?: string; status?: string } = {}) =>
+      oldRequest(db, {
+        id,
+        right: extra.right ?? 'access',
+        status: extra.status ?? 'identity-pending',
+        receivedAt: at,
+        emails,
+      });
+    // Three identical submissions that raced under 0001 (one of them naming a second identity).
+    await open('a1', ['ada@example.com']);
+    await open('a2', ['ada@example.com']);
+    await open('a3', ['zed@example.com', 'ada@example.com'], { status: 'verified' });
+    await open('e1', ['ada@example.com'], { right: 'erasure', status: 'in-progress' });
+    // A letter received a week ago, entered a second after a web request it raced with.
+    await open('d1', ['dee@example.com']);
+    await oldRequest(db, {
+      id: 'd0',
+      right: 'access',
+      status: 'identity-pending',
+      receivedAt: '2024-01-23T09:00:00.000Z',
+      createdAt: '2024-01-30T09:00:01.000Z',
+      emails: ['dee@example.com'],
+    });
+    // Not duplicates: a request still open but received before the window, and the request after it.
+    await oldRequest(db, {
+      id: 'b1',
+      right: 'access',
+      status: 'verified',
+      receivedAt: '2024-01-02T09:00:00.000Z',
+      emails: ['bob@example.com'],
+    });
+    await open('b2', ['bob@example.com']);
+    // Nor one created after a closed request (when it closed is not known).
+    await oldRequest(db, {
+      id: 'c1',
+      right: 'access',
+      status: 'completed',
+      receivedAt: '2024-01-29T09:00:00.000Z',
+      emails: ['cy@example.com'],
+    });
+    await open('c2', ['cy@example.com']);
+
+    expect(await migrate(db, [requestMigrations])).toEqual([
+      { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links'] },
+    ]);
+    const service = createRequestService({
+      db,
+      policy: testPolicy({ tenant }),
+      clock: fixedClock('2024-01-31T10:00:00Z'),
+      secret,
+    });
+    const ids = ['a1', 'a2', 'a3', 'e1', 'd1', 'd0', 'b1', 'b2', 'c1', 'c2'];
+    const links = async () =>
+      Object.fromEntries(
+        await Promise.all(ids.map(async (id) => [id, (await service.get(id)).duplicateOf] as const)),
+      );
+    const linked = {
+      a1: null,
+      a2: 'a1',
+      a3: 'a1',
+      e1: null,
+      d1: null,
+      d0: 'd1',
+      b1: null,
+      b2: null,
+      c1: null,
+      c2: null,
+    };
+    expect(await links()).toEqual(linked);
+    // The audit trail of a linked request says when, by whom and to which request.
+    const marked = async (id: string) =>
+      (await service.audit(id)).filter((entry) => entry.action === 'marked-duplicate');
+    expect(await marked('a2')).toEqual([
+      expect.objectContaining({ by: 'system', from: null, to: null, data: { duplicateOf: 'a1' } }),
+    ]);
+    expect(await marked('a1')).toEqual([]);
+    // The subject's own history shows the link too.
+    const history = await service.historyFor([{ kind: 'email', value: 'ada@example.com' }]);
+    expect(history.requests.map((request) => [request.id, request.duplicateOf])).toEqual([
+      ['a1', null],
+      ['a2', 'a1'],
+      ['a3', 'a1'],
+      ['e1', null],
+    ]);
+
+    // Down to 0002 removes the links and their audit entries; up again makes the same ones.
+    const down = await migrator(db).migrateTo('0002_intake_dedupe');
+    expect(down.results?.map((result) => result.migrationName)).toEqual(['0003_duplicate_links']);
+    expect(Object.values(await links()).every((link) => link === null)).toBe(true);
+    expect(await marked('a2')).toEqual([]);
+    await migrate(db, [requestMigrations]);
+    expect(await links()).toEqual(linked);
+    expect(await marked('a3')).toHaveLength(1);
+
+    // From then on a duplicate submission is answered with the open request and creates none.
+    const before = await db.selectFrom('privacykit_requests_requests').select('id').execute();
+    expect(
+      await service.submit({ right: 'access', identities: [{ kind: 'email', value: 'ada@example.com' }] }),
+    ).toMatchObject({ requestId: 'a1', duplicateOf: 'a1' });
+    expect(await db.selectFrom('privacykit_requests_requests').select('id').execute()).toHaveLength(
+      before.length,
+    );
+    expect(await links()).toEqual(linked);
   });
 });

@@ -230,5 +230,121 @@ export const requestMigrations: PackageMigrations = {
         await db.schema.alterTable('privacykit_requests_identities').dropColumn('dedupe_right').execute();
       },
     },
+    '0003_duplicate_links': {
+      /**
+       * `duplicate_of` is carried by a request that duplicates another one and names it (the back
+       * office shows "Duplicate of …"). Since 0002 a duplicate submission creates no request, so the
+       * only requests it fits are the open ones that concurrent submissions created before intake
+       * was atomic, which 0002 kept for staff to close. Each gets the link the duplicate check
+       * would have made when it was created: to the first open request (by receipt, then id) for
+       * the same right sharing one of its identities that existed by then and was received within
+       * the default duplicate window before it. The link is audited on the request it is set on.
+       */
+      async up(db: Kysely<any>) {
+        const closed = ['completed', 'denied', 'cancelled'];
+        const windowMs = 7 * 86_400_000;
+        const rows = (await db
+          .selectFrom('privacykit_requests_identities as i')
+          .innerJoin('privacykit_requests_requests as r', 'r.id', 'i.request_id')
+          .select([
+            'r.id',
+            'r.tenant',
+            'r.request_right',
+            'r.received_at',
+            'r.created_at',
+            'r.duplicate_of',
+            'i.lookup_hash',
+          ])
+          .whereRef('r.tenant', '=', 'i.tenant')
+          .where('r.status', 'not in', closed)
+          .execute()) as {
+          id: string;
+          tenant: string;
+          request_right: string;
+          received_at: string;
+          created_at: string;
+          duplicate_of: string | null;
+          lookup_hash: string;
+        }[];
+        const requests = new Map<string, (typeof rows)[number] & { hashes: string[] }>();
+        const slotOf = (row: { tenant: string; request_right: string }, hash: string) =>
+          `${row.tenant}\u0000${hash}\u0000${row.request_right}`;
+        const bySlot = new Map<string, string[]>();
+        for (const row of rows) {
+          const request = requests.get(row.id) ?? { ...row, hashes: [] };
+          request.hashes.push(row.lookup_hash);
+          requests.set(row.id, request);
+          const ids = bySlot.get(slotOf(row, row.lookup_hash)) ?? [];
+          if (!ids.includes(row.id)) ids.push(row.id);
+          bySlot.set(slotOf(row, row.lookup_hash), ids);
+        }
+        const byReceipt = (a: { received_at: string; id: string }, b: { received_at: string; id: string }) =>
+          a.received_at < b.received_at ? -1 : a.received_at > b.received_at ? 1 : a.id < b.id ? -1 : 1;
+        const at = new Date().toISOString();
+        for (const request of [...requests.values()].sort(byReceipt)) {
+          if (request.duplicate_of !== null) continue;
+          const since = new Date(Date.parse(request.created_at) - windowMs).toISOString();
+          const candidates = new Set<string>();
+          for (const hash of request.hashes) {
+            for (const id of bySlot.get(slotOf(request, hash)) ?? []) candidates.add(id);
+          }
+          const original = [...candidates]
+            .map((id) => requests.get(id) as (typeof rows)[number])
+            .filter(
+              (other) =>
+                other.id !== request.id &&
+                // Created before this one (same instant: the lower id), so links never loop.
+                (other.created_at < request.created_at ||
+                  (other.created_at === request.created_at && other.id < request.id)) &&
+                other.received_at >= since,
+            )
+            .sort(byReceipt)[0];
+          if (!original) continue;
+          const linked = await db
+            .updateTable('privacykit_requests_requests')
+            .set({ duplicate_of: original.id })
+            .where('tenant', '=', request.tenant)
+            .where('id', '=', request.id)
+            .where('duplicate_of', 'is', null)
+            .executeTakeFirst();
+          if (Number(linked.numUpdatedRows) !== 1) continue;
+          await db
+            .insertInto('privacykit_requests_audit')
+            .values({
+              tenant: request.tenant,
+              request_id: request.id,
+              occurred_at: at,
+              actor: 'system',
+              action: 'marked-duplicate',
+              from_status: null,
+              to_status: null,
+              reason: 'created while an open request for the same right and identity existed',
+              data: JSON.stringify({ duplicateOf: original.id }),
+            })
+            .execute();
+        }
+      },
+      async down(db: Kysely<any>) {
+        const marked = (await db
+          .selectFrom('privacykit_requests_audit')
+          .select(['tenant', 'request_id'])
+          .where('actor', '=', 'system')
+          .where('action', '=', 'marked-duplicate')
+          .execute()) as { tenant: string; request_id: string }[];
+        for (const { tenant, request_id } of marked) {
+          await db
+            .updateTable('privacykit_requests_requests')
+            .set({ duplicate_of: null })
+            .where('tenant', '=', tenant)
+            .where('id', '=', request_id)
+            .execute();
+        }
+        await db
+          .deleteFrom('privacykit_requests_audit')
+          .where('actor', '=', 'system')
+          .where('action', '=', 'marked-duplicate')
+          .execute();
+      },
+    },
   },
 };

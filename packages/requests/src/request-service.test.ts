@@ -409,6 +409,50 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       );
     });
 
+    it('records a duplicate submission on the request it was answered with, creating no request', async () => {
+      const ctx = setup();
+      const first = await ctx.service.submit(access('twice@example.com'));
+      ctx.clock.advance(DAY);
+      await ctx.service.submit(access('twice@example.com', { channel: 'email' }));
+      expect((await ctx.service.list()).map((request) => request.id)).toEqual([first.requestId]);
+      // The original is no one's duplicate; the later submission is in its audit trail.
+      expect((await ctx.service.get(first.requestId)).duplicateOf).toBeNull();
+      const duplicates = (await ctx.service.audit(first.requestId)).filter(
+        (entry) => entry.action === 'duplicate-submission',
+      );
+      expect(duplicates).toEqual([
+        expect.objectContaining({
+          by: 'subject',
+          at: '2024-02-01T10:00:00.000Z',
+          data: { channel: 'email' },
+        }),
+      ]);
+    });
+
+    it('mails a duplicate a fresh code only once the last one expired, and spends the expired one', async () => {
+      const ctx = setup();
+      const { requestId, mail } = await submitted(ctx, 'lost@example.com');
+      ctx.clock.advance(5 * MINUTE);
+      await ctx.service.submit(access('lost@example.com'));
+      await ctx.service.whenIdle();
+      // The code mailed five minutes ago still works: no second one.
+      expect(ctx.mailsTo('lost@example.com')).toEqual([mail]);
+      ctx.clock.advance(6 * MINUTE);
+      await ctx.service.submit(access('lost@example.com'));
+      await ctx.service.submit(access('lost@example.com'));
+      await ctx.service.whenIdle();
+      const mails = ctx.mailsTo('lost@example.com');
+      expect(mails).toHaveLength(2);
+      await expectCode(
+        ctx.service.verify({ requestId, code: codeIn(mail!.text) }),
+        'requests/verification-failed',
+      );
+      expect((await ctx.service.verify({ requestId, code: codeIn(mails[1]!.text) })).status).toBe('verified');
+      const actions = (await ctx.service.audit(requestId)).map((entry) => entry.action);
+      expect(actions.filter((action) => action === 'duplicate-submission')).toHaveLength(3);
+      expect(actions.filter((action) => action === 'challenge-resent')).toHaveLength(1);
+    });
+
     it('does not treat a closed request as a duplicate', async () => {
       const ctx = setup();
       const first = await ctx.service.submit(access('closed@example.com'));

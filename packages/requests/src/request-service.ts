@@ -209,6 +209,13 @@ export interface RequestRecord {
   identities: RequestIdentityState[];
   assignee: string | null;
   outcome: RequestOutcome | null;
+  /**
+   * The open request this one duplicates, when it was created while that one was open: only
+   * requests that concurrent submissions created before intake was atomic, linked by migration
+   * `0003_duplicate_links` (audited as `marked-duplicate`). A duplicate submission creates no
+   * request: it is answered with the open one and recorded in that one's audit trail
+   * (`duplicate-submission`).
+   */
   duplicateOf: string | null;
   excessive: boolean;
   verificationLocked: boolean;
@@ -578,6 +585,35 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     return mails;
   }
 
+  /**
+   * Replaces a pending request's expired codes with fresh ones, once however many duplicates ask
+   * at the same time: the expired codes are spent in one conditional update, and only the
+   * transaction whose update spent them mints and mails new ones. A concurrent duplicate's update
+   * waits for that transaction and then finds nothing left to spend (under `READ COMMITTED` and
+   * MySQL's locking reads alike; SQLite intakes never overlap), so the subject gets one code.
+   * Every unverified identity of a pending request holds an unspent code, so "nothing spent"
+   * means another duplicate already replaced them.
+   */
+  async function supersedeExpiredChallenges(trx: Tx, requestId: string, at: Date): Promise<MailMessage[]> {
+    const spent = await trx
+      .updateTable('privacykit_requests_challenges')
+      .set({ consumed_at: at.toISOString() })
+      .where('tenant', '=', tenant)
+      .where('request_id', '=', requestId)
+      .where('consumed_at', 'is', null)
+      .where('expires_at', '<=', at.toISOString())
+      .executeTakeFirst();
+    if (Number(spent.numUpdatedRows) === 0) return [];
+    const mails = await issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]));
+    await audit(trx, {
+      requestId,
+      by: 'system',
+      action: 'challenge-resent',
+      reason: 'a duplicate submission arrived after the codes had expired',
+    });
+    return mails;
+  }
+
   async function noticeChannels(requestId: string): Promise<string[]> {
     const identities = await identitiesOf(db, [requestId]);
     const verified = identities.filter((identity) => identity.verified_at !== null && identity.channel);
@@ -736,7 +772,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
             .where('consumed_at', 'is', null)
             .where('expires_at', '>', at.toISOString())
             .executeTakeFirst();
-          if (!live) mails = await issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]));
+          if (!live) mails = await supersedeExpiredChallenges(trx, requestId, at);
         }
         return {
           mails,
@@ -864,7 +900,8 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   /**
    * The transaction of `submit`, run again when a concurrent identical submission won the race
    * for an intake slot: the rerun's duplicate check finds the winner's request, so the loser
-   * gets exactly the answer a sequential duplicate gets.
+   * gets exactly the answer a sequential duplicate gets. Every attempt rolls back whole, so a
+   * submission that loses every one stores nothing and fails with `requests/intake-conflict`.
    */
   async function intakeTransaction<R>(work: (trx: Tx) => Promise<R>): Promise<R> {
     for (let attempt = 1; ; attempt++) {
@@ -872,7 +909,14 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         return await writeTransaction(db, work);
       } catch (error) {
         const raced = error instanceof IntakeRace || isWriteConflict(error);
-        if (!raced || attempt >= INTAKE_ATTEMPTS) throw error;
+        if (!raced) throw error;
+        if (attempt >= INTAKE_ATTEMPTS) {
+          throw requestsError(
+            'requests/intake-conflict',
+            `the request was not recorded: concurrent submissions for the same identity and right won the race for its intake slot ${INTAKE_ATTEMPTS} times in a row; nothing was stored, submit it again`,
+            { cause: error, details: { attempts: INTAKE_ATTEMPTS } },
+          );
+        }
       }
     }
   }

@@ -1,7 +1,9 @@
 // Shared fixtures of this package's tests (not exported from the package).
+import type { AddressInfo } from 'node:net';
 import { definePolicy } from '@privacykit/core';
 import type { Policy } from '@privacykit/core';
 import type { Kysely } from 'kysely';
+import { SMTPServer } from 'smtp-server';
 import type { MailMessage, Mailer } from './mailer.js';
 
 export function testPolicy(overrides: { tenant?: string; zone?: string } = {}): Policy {
@@ -66,4 +68,42 @@ export function tokenIn(text: string): string {
 /** Every row of a table, for asserting what was (not) stored. */
 export async function allRows(db: Kysely<any>, table: string): Promise<Record<string, unknown>[]> {
   return (await db.selectFrom(table).selectAll().execute()) as Record<string, unknown>[];
+}
+
+export interface Received {
+  from: string;
+  to: string[];
+  raw: string;
+}
+
+/** A real SMTP server on loopback that keeps every message it accepts. */
+export async function startSmtp(): Promise<{ port: number; inbox: Received[]; close(): Promise<void> }> {
+  const inbox: Received[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        inbox.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
+          raw: Buffer.concat(chunks).toString('utf8'),
+        });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.server.address() as AddressInfo).port;
+  return { port, inbox, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** Undoes quoted-printable soft breaks and escapes, enough to read a code out of a text body. */
+export function body(raw: string): string {
+  return raw
+    .replace(/=\r?\n/g, '')
+    .replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }

@@ -1,20 +1,33 @@
-// One requester's process for the concurrency test: `node --import tsx test/submitter.ts <url> <order> <subject>…`.
+// One requester's process for the concurrency tests: `node --import tsx test/submitter.ts <url> <order> <subject>…`.
 // It opens its own connections, says `ready`, waits for `go` on stdin, submits one access request
 // per subject all at once (two identities each, listed in the given order: `ab` or `ba`) and
-// prints the answers as one JSON line.
+// prints the answers as one JSON line. `PRIVACYKIT_SUBMITTER_AT` sets its clock (default
+// 2024-01-31T10:00:00Z); with `PRIVACYKIT_SUBMITTER_SMTP_PORT` it mails challenges through
+// nodemailer to that SMTP server on loopback.
 import { createInterface } from 'node:readline';
 import { fixedClock } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
+import nodemailer from 'nodemailer';
+import { nodemailerMailer } from '../src/mailer.js';
 import { createRequestService } from '../src/request-service.js';
 import { testPolicy } from '../src/test-support.js';
 
 const [url, order, ...subjects] = process.argv.slice(2);
+const smtpPort = process.env.PRIVACYKIT_SUBMITTER_SMTP_PORT;
+const transport = smtpPort
+  ? nodemailer.createTransport({ host: '127.0.0.1', port: Number(smtpPort), secure: false, ignoreTLS: true })
+  : undefined;
 const db = await openDatabase({ url: url as string, poolSize: subjects.length });
 const service = createRequestService({
   db,
   policy: testPolicy(),
-  clock: fixedClock('2024-01-31T10:00:00Z'),
+  clock: fixedClock(process.env.PRIVACYKIT_SUBMITTER_AT ?? '2024-01-31T10:00:00Z'),
   secret: 'a test secret of more than thirty-two bytes!!',
+  ...(transport ? { mailer: nodemailerMailer(transport, { from: 'privacy@example.com' }) } : {}),
+  onDeliveryError: (error) => {
+    process.stderr.write(`delivery failed: ${String(error)}\n`);
+    process.exitCode = 1;
+  },
 });
 // Open every pooled connection now, so `go` starts the submissions and nothing else.
 await Promise.all(
@@ -43,5 +56,6 @@ const results = await Promise.all(
   }),
 );
 await service.whenIdle();
+transport?.close();
 await db.destroy();
 process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -79,7 +79,7 @@ export function consentRoutes(options: {
       if (cookie) {
         const current = await ledger.current(cookie.s);
         for (const [purpose, status] of Object.entries(current.purposes)) {
-          if (status.valid) {
+          if (status.state === 'granted') {
             await ledger.withdraw(cookie.s, purpose, {
               source: 'form',
               method: 'click',

@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { systemClock } from '@privacykit/core';
-import type { ErasurePlan, HoldSource, PlanErasureOptions } from '@privacykit/erasure';
+import { PrivacyKitError, isPrivacyKitError, systemClock } from '@privacykit/core';
+import type { ErasurePlan, ErasureVerification, HoldSource, PlanErasureOptions } from '@privacykit/erasure';
 import { cliError } from '../errors.js';
 import { readJsonFile } from '../files.js';
 import { formatTable } from '../output.js';
@@ -59,7 +59,42 @@ function planLines(plan: ErasurePlan): string[] {
       ? [`recipients to notify (Art 19): ${plan.recipients.map((recipient) => recipient.name).join(', ')}`]
       : []),
     `${plan.summary.rows} rows found: ${plan.summary.erase} to erase, ${plan.summary.retained} retained${plan.summary.blocked.length > 0 ? `; BLOCKED tables: ${plan.summary.blocked.join(', ')}` : ''}`,
+    `execute it with: privacykit erase --execute --plan-id ${plan.id}`,
   ];
+}
+
+/**
+ * The library's refusal when another worker holds the plan (executing or verifying it), or took
+ * it over from this run, with what the operator does next. Other errors pass through unchanged.
+ */
+function withNextStep(error: unknown, planId: string): unknown {
+  if (isPrivacyKitError(error, 'erasure/plan-locked')) {
+    return new PrivacyKitError(
+      error.code,
+      `${error.message}. Run \`privacykit erase --execute --plan-id ${planId}\` again once it is done: it resumes the plan, or changes nothing if it is complete, and verifies it`,
+      { cause: error, details: error.details },
+    );
+  }
+  if (isPrivacyKitError(error, 'erasure/lease-lost')) {
+    return new PrivacyKitError(
+      error.code,
+      `${error.message}. The worker that took the plan over finishes it; check with \`privacykit erase --execute --plan-id ${planId}\` once it is done`,
+      { cause: error, details: error.details },
+    );
+  }
+  return error;
+}
+
+/** The stored plan with this id (`--plan-id`), in the config's tenant. */
+async function storedPlan(scope: CommandScope, planId: string): Promise<ErasurePlan> {
+  const config = await scope.config();
+  const erasure = await import('@privacykit/erasure');
+  const record = await erasure.getErasureRecord({
+    db: await scope.database(),
+    planId,
+    tenant: config.policy.tenant,
+  });
+  return record.plan;
 }
 
 export function registerErase(program: Command, kit: ProgramKit): void {
@@ -67,7 +102,7 @@ export function registerErase(program: Command, kit: ProgramKit): void {
     program
       .command('erase')
       .description(
-        'erase a data subject (Art 17): --plan previews what is deleted, masked and retained under Art 17(3); --execute does it, then verifies only the retained remainder is left',
+        "erase a data subject (Art 17): --plan previews what is deleted, masked and retained under Art 17(3); --execute does it, then verifies only the retained remainder is left; --purge then forgets the subject's identities and the plan's secrets, keeping the proof",
       )
       .option(
         '-s, --subject <identity>',
@@ -75,8 +110,16 @@ export function registerErase(program: Command, kit: ProgramKit): void {
         collect,
       )
       .option('--plan', 'compute and show the plan; change nothing in the host tables')
-      .option('--execute', 'execute the plan (a new one, or --from-plan) and verify it')
-      .option('--from-plan <file>', 'execute a plan saved earlier with --plan --out')
+      .option(
+        '--execute',
+        'execute the plan (a new one, --from-plan or --plan-id) and verify it; again: resumes or re-verifies',
+      )
+      .option(
+        '--purge',
+        "once executed, verified and every Art 19 notice delivered: purge the plan's identities and secrets (--plan-id or --from-plan)",
+      )
+      .option('--from-plan <file>', 'the plan saved earlier with --plan --out')
+      .option('--plan-id <id>', 'a stored plan, by the id --plan printed')
       .option('--request <id>', 'the rights request this erasure answers (same request, same plan)')
       .option('--consent-subject <id>', "the subject's id in the consent ledger, to crypto-shred it")
       .option('-o, --out <file>', 'with --plan: save the plan as JSON for review and --from-plan'),
@@ -84,6 +127,7 @@ export function registerErase(program: Command, kit: ProgramKit): void {
       'privacykit erase --subject ada@example.com --plan',
       'privacykit erase --subject ada@example.com --plan --out plan.json && privacykit erase --execute --from-plan plan.json',
       'privacykit erase --subject ada@example.com --execute --json',
+      'privacykit erase --purge --plan-id 01J9Z4…',
     ],
   ).action(
     kit.action(async (scope) => {
@@ -91,17 +135,30 @@ export function registerErase(program: Command, kit: ProgramKit): void {
         subject?: string[];
         plan?: boolean;
         execute?: boolean;
+        purge?: boolean;
         fromPlan?: string;
+        planId?: string;
         request?: string;
         consentSubject?: string;
         out?: string;
       }>();
-      if (Boolean(options.plan) === Boolean(options.execute)) {
-        throw cliError('cli/usage', 'say what to do: --plan (preview) or --execute');
+      if ([options.plan, options.execute, options.purge].filter(Boolean).length !== 1) {
+        throw cliError(
+          'cli/usage',
+          "say what to do, one of: --plan (preview) or --execute, or --purge (a verified plan's identities)",
+        );
       }
-      if (options.fromPlan && !options.execute)
-        throw cliError('cli/usage', '--from-plan goes with --execute');
-      if (!options.fromPlan && !options.subject?.length)
+      if (options.fromPlan && options.plan)
+        throw cliError('cli/usage', '--from-plan goes with --execute or --purge');
+      if (options.planId && options.plan)
+        throw cliError('cli/usage', '--plan-id goes with --execute or --purge');
+      if (options.planId && options.fromPlan)
+        throw cliError('cli/usage', 'give the plan once: --plan-id or --from-plan');
+      if (options.purge && !options.planId && !options.fromPlan)
+        throw cliError('cli/usage', '--purge needs the plan: --plan-id <id> or --from-plan <file>');
+      if (options.purge && options.subject?.length)
+        throw cliError('cli/usage', '--purge takes the plan (--plan-id or --from-plan), not --subject');
+      if (!options.fromPlan && !options.planId && !options.subject?.length)
         throw cliError('cli/usage', 'give the subject with --subject <identity>');
       const config = await scope.config();
       const erasure = await import('@privacykit/erasure');
@@ -109,6 +166,8 @@ export function registerErase(program: Command, kit: ProgramKit): void {
       let plan: ErasurePlan;
       if (options.fromPlan) {
         plan = readJsonFile(scope.io.cwd, options.fromPlan, 'erasure plan') as ErasurePlan;
+      } else if (options.planId) {
+        plan = await storedPlan(scope, options.planId);
       } else {
         if (!config.dataMap) {
           throw cliError(
@@ -139,6 +198,28 @@ export function registerErase(program: Command, kit: ProgramKit): void {
         scope.out.result(plan, () => planLines(plan));
         return plan.summary.blocked.length > 0 ? 1 : 0;
       }
+      if (options.purge) {
+        const record = await erasure
+          .purgeErasureIdentities({ db, planId: plan.id, tenant: plan.tenant })
+          .catch((error: unknown) => {
+            throw withNextStep(error, plan.id);
+          });
+        const verification = record.verification as ErasureVerification | undefined;
+        scope.out.result(
+          {
+            planId: plan.id,
+            requestId: record.plan.requestId ?? null,
+            status: record.status,
+            identitiesPurgedAt: record.identitiesPurgedAt,
+            verification: verification ? { ok: verification.ok, checkedAt: verification.checkedAt } : null,
+          },
+          () => [
+            `erasure ${plan.id}: identities and secrets purged at ${record.identitiesPurgedAt}`,
+            `kept as proof: status ${record.status}, the report, the verification of ${verification?.checkedAt ?? '?'} and ${record.plan.summary.retained} restricted rows' keys`,
+          ],
+        );
+        return 0;
+      }
       const progress = scope.out.progress('erase (rows changed)');
       let changed = 0;
       let report: Awaited<ReturnType<typeof erasure.executeErasure>>;
@@ -150,10 +231,14 @@ export function registerErase(program: Command, kit: ProgramKit): void {
             progress.update(changed, { detail: batch.table });
           },
         });
+      } catch (error) {
+        throw withNextStep(error, plan.id);
       } finally {
         progress.stop();
       }
-      const verification = await erasure.verifyErasure({ db, plan });
+      const verification = await erasure.verifyErasure({ db, plan }).catch((error: unknown) => {
+        throw withNextStep(error, plan.id);
+      });
       // `partial` means an Art 17(3) remainder was kept as planned; only failures and leftovers alert.
       const ok = report.status !== 'failed' && verification.ok;
       scope.out.result({ ok, plan: { id: plan.id, summary: plan.summary }, report, verification }, () => [
@@ -173,6 +258,11 @@ export function registerErase(program: Command, kit: ProgramKit): void {
           ? 'verified: only the retained remainder is left'
           : `VERIFICATION FAILED: ${verification.leftoverCount} rows should not be there`,
         ...(report.notifications > 0 ? [`${report.notifications} Art 19 notifications queued`] : []),
+        ...(ok
+          ? [
+              `once every Art 19 notice is delivered, forget the subject: privacykit erase --purge --plan-id ${plan.id}`,
+            ]
+          : []),
       ]);
       return ok ? 0 : 1;
     }),

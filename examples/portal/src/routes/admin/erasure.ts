@@ -2,10 +2,25 @@ import { Router } from 'express';
 import type { Response } from 'express';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import { isPrivacyKitError } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
 import type { ConsentLedger } from '@privacykit/consent';
-import { executeErasure, getErasureRecord, planErasure, verifyErasure } from '@privacykit/erasure';
-import type { ErasurePlan, ErasureReport, ErasureVerification } from '@privacykit/erasure';
+import {
+  confirmNotification,
+  executeErasure,
+  getErasureRecord,
+  listNotifications,
+  planErasure,
+  purgeErasureIdentities,
+  verifyErasure,
+} from '@privacykit/erasure';
+import type {
+  ErasurePlan,
+  ErasureRecord,
+  ErasureReport,
+  ErasureVerification,
+  LeasePurpose,
+} from '@privacykit/erasure';
 import type { RequestService } from '@privacykit/requests';
 import type { Approvals } from '../../approvals.js';
 import type { StaffAudit } from '../../audit.js';
@@ -13,6 +28,7 @@ import { emailSubjectId } from '../../consent-subject.js';
 import { HttpError } from '../../http-error.js';
 import { currentStaff, render } from '../../render.js';
 import { csrfToken } from '../../security.js';
+import { parseForm } from '../../validation.js';
 import { erasureView } from '../../views/admin/erasure.js';
 import { verifiedIdentities } from './requests.js';
 
@@ -25,6 +41,63 @@ function actor(res: Response): string {
   const staff = currentStaff(res);
   if (!staff) throw new HttpError(401, 'Please sign in.');
   return `staff:${staff.email}`;
+}
+
+/** What staff read when another worker (the CLI, another instance) holds the plan. */
+function busyMessage(heldFor: unknown, until: unknown): string {
+  const doing = heldFor === 'verification' ? 'verifying' : 'executing';
+  return `Another worker is ${doing} this erasure right now (until ${String(until)} at the latest): nothing was changed. Reload this page in a moment and try again.`;
+}
+
+/** The lease a worker holds on the plan now, if any (a crashed worker's expired one is not). */
+function liveLease(
+  record: ErasureRecord,
+  clock: Clock,
+): { heldFor: LeasePurpose; expiresAt: string } | undefined {
+  return record.lease && record.lease.expiresAt > clock.now().toISOString() ? record.lease : undefined;
+}
+
+/**
+ * The erasure library's refusals as 409s staff can act on; anything else is left to the app's
+ * error handler (a 500 that is logged, for an unexpected failure).
+ */
+function refusal(error: unknown): unknown {
+  if (!isPrivacyKitError(error)) return error;
+  switch (error.code) {
+    case 'erasure/plan-locked':
+      return new HttpError(409, busyMessage(error.details.heldFor, error.details.leaseExpiresAt));
+    case 'erasure/lease-lost':
+      return new HttpError(
+        409,
+        'Another worker took this erasure over while it ran here, and finishes it: this run stopped without writing more. Reload this page in a moment.',
+      );
+    case 'erasure/identities-purged':
+      return new HttpError(
+        409,
+        'The identities of this erasure were purged: it cannot be executed or verified again. Its stored report and verification stand.',
+      );
+    case 'erasure/not-verified':
+      return new HttpError(
+        409,
+        'Purge the identities only once the erasure is executed and its last verification is clean: verify it first.',
+      );
+    case 'erasure/notifications-pending':
+      return new HttpError(
+        409,
+        'Every recipient must be notified of the erasure first (Art 19): they need the identities to find the data. Record each delivery on this page, then purge.',
+      );
+    default:
+      return error;
+  }
+}
+
+/** Runs an erasure library call, turning its refusals into 409s. */
+async function refusing<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    throw refusal(error);
+  }
 }
 
 /**
@@ -44,6 +117,23 @@ export function adminErasureRoutes(options: {
 }): Router {
   const { db, policy, dataMap, clock, requests, ledger } = options;
   const router = Router();
+  const recordOf = (planId: string) => getErasureRecord({ db, planId, tenant: policy.tenant });
+
+  /** The request is answered once its erasure is done and proven: the requester reads why rows are kept. */
+  async function completeRequest(plan: ErasurePlan, report: ErasureReport, by: string): Promise<void> {
+    if (!plan.requestId) return;
+    const kept = report.retained.length
+      ? ' Some records are kept because the law requires it; they are listed on your request page.'
+      : '';
+    const request = await requests.get(plan.requestId);
+    if (request.status === 'in-progress') {
+      await requests.transition(plan.requestId, {
+        to: 'completed',
+        by,
+        reason: `Your data has been erased.${kept}`,
+      });
+    }
+  }
 
   router.post('/admin/requests/:id/erasure', async (req, res) => {
     const id = idSchema.safeParse(req.params.id);
@@ -75,8 +165,9 @@ export function adminErasureRoutes(options: {
   router.get('/admin/erasure/:planId', async (req, res) => {
     const planId = idSchema.safeParse(req.params.planId);
     if (!planId.success) throw new HttpError(404, 'No such erasure plan.');
-    const record = await getErasureRecord({ db, planId: planId.data, tenant: policy.tenant });
+    const record = await recordOf(planId.data);
     const approval = await options.approvals.latest('erasure.execute', planId.data);
+    const notices = await listNotifications({ db, tenant: policy.tenant, planId: planId.data });
     render(req, res, {
       title: 'Erasure',
       body: erasureView({
@@ -84,6 +175,9 @@ export function adminErasureRoutes(options: {
         status: record.status,
         report: record.report as ErasureReport | undefined,
         verification: record.verification as ErasureVerification | undefined,
+        busy: liveLease(record, clock),
+        identitiesPurgedAt: record.identitiesPurgedAt,
+        notices,
         approval,
         viewer: actor(res),
         csrf: csrfToken(req),
@@ -111,7 +205,12 @@ export function adminErasureRoutes(options: {
   router.post('/admin/erasure/:planId/execute', async (req, res) => {
     const planId = idSchema.safeParse(req.params.planId);
     if (!planId.success) throw new HttpError(404, 'No such erasure plan.');
-    const { plan, status } = await getErasureRecord({ db, planId: planId.data, tenant: policy.tenant });
+    const record = await recordOf(planId.data);
+    const { plan, status } = record;
+    // Checked before the approval is spent: a plan the CLI or another instance is running stays
+    // approvable once it is free (if it still needs running).
+    const busy = liveLease(record, clock);
+    if (busy) throw new HttpError(409, busyMessage(busy.heldFor, busy.expiresAt));
     if (status !== 'planned') throw new HttpError(409, 'This erasure has already been executed.');
     const by = actor(res);
     const approval = await options.approvals.approve({ action: 'erasure.execute', target: plan.id, by });
@@ -121,37 +220,126 @@ export function adminErasureRoutes(options: {
       target: plan.requestId ?? plan.id,
       detail: `plan ${plan.id}, asked by ${approval.requestedBy} at ${approval.requestedAt}, approved at ${approval.approvedAt}`,
     });
-    const report = await executeErasure(plan, {
-      db,
-      clock,
-      // Crypto-shred the subject's evidence in the consent ledger, when it has any (S11).
-      keyShredder: {
-        async shredSubject(subjectId) {
-          if ((await ledger.history(subjectId)).length > 0) await ledger.shredSubject(subjectId);
+    let report: ErasureReport;
+    try {
+      report = await executeErasure(plan, {
+        db,
+        clock,
+        // Crypto-shred the subject's evidence in the consent ledger, when it has any (S11).
+        keyShredder: {
+          async shredSubject(subjectId) {
+            if ((await ledger.history(subjectId)).length > 0) await ledger.shredSubject(subjectId);
+          },
         },
-      },
-    });
-    const verification = await verifyErasure({ db, plan });
+      });
+    } catch (error) {
+      const refused = refusal(error);
+      if (refused instanceof HttpError) {
+        // Another worker got the plan between the check above and the run: approved, not run here.
+        await options.audit.record({
+          actor: by,
+          action: 'erasure.execute',
+          target: plan.requestId ?? plan.id,
+          detail: `refused: ${refused.message}`,
+        });
+      }
+      throw refused;
+    }
+    let verification: ErasureVerification;
+    try {
+      verification = await verifyErasure({ db, plan, clock });
+    } catch (error) {
+      const refused = refusal(error);
+      if (!(refused instanceof HttpError)) throw refused;
+      await options.audit.record({
+        actor: by,
+        action: 'erasure.execute',
+        target: plan.requestId ?? plan.id,
+        detail: `${report.status}, ${report.changes} changes, not verified: ${refused.message}`,
+      });
+      throw new HttpError(
+        409,
+        `The erasure was executed (${report.status}, ${report.changes} rows changed) but not verified yet: ${refused.message} Then use “Verify the erasure” on this page.`,
+      );
+    }
     await options.audit.record({
       actor: by,
       action: 'erasure.execute',
       target: plan.requestId ?? plan.id,
       detail: `${report.status}, ${report.changes} changes, verification ${verification.ok ? 'ok' : 'FAILED'}`,
     });
-    if (plan.requestId && report.status !== 'failed' && verification.ok) {
-      const kept = report.retained.length
-        ? ' Some records are kept because the law requires it; they are listed on your request page.'
-        : '';
-      const request = await requests.get(plan.requestId);
-      if (request.status === 'in-progress') {
-        await requests.transition(plan.requestId, {
-          to: 'completed',
-          by,
-          reason: `Your data has been erased.${kept}`,
-        });
-      }
-    }
+    if (report.status !== 'failed' && verification.ok) await completeRequest(plan, report, by);
     res.redirect(303, `/admin/erasure/${plan.id}`);
+  });
+
+  // Verifies again: after a verification that another worker's lease refused, after fixing
+  // leftovers, or after the CLI (or another instance) executed the plan.
+  router.post('/admin/erasure/:planId/verify', async (req, res) => {
+    const planId = idSchema.safeParse(req.params.planId);
+    if (!planId.success) throw new HttpError(404, 'No such erasure plan.');
+    const { plan, report } = await recordOf(planId.data);
+    if (!report) throw new HttpError(409, 'Execute the erasure before verifying it.');
+    const by = actor(res);
+    const verification = await refusing(verifyErasure({ db, plan, clock }));
+    // The report stored with the plan is the last run's, written with its final status.
+    const last = (await recordOf(plan.id)).report as ErasureReport;
+    await options.audit.record({
+      actor: by,
+      action: 'erasure.verify',
+      target: plan.requestId ?? plan.id,
+      detail: `plan ${plan.id}: ${verification.ok ? 'ok' : `FAILED, ${verification.leftoverCount} leftover(s)`}`,
+    });
+    if (last.status !== 'failed' && verification.ok) await completeRequest(plan, last, by);
+    res.redirect(303, `/admin/erasure/${plan.id}`);
+  });
+
+  // A delivery made by hand (a processor without an endpoint told by mail or phone), recorded
+  // with who confirmed it and how, as the Art 19 receipt.
+  router.post('/admin/erasure/:planId/notices/:noticeId/confirm', async (req, res) => {
+    const planId = idSchema.safeParse(req.params.planId);
+    const noticeId = idSchema.safeParse(req.params.noticeId);
+    if (!planId.success || !noticeId.success) throw new HttpError(404, 'No such notice.');
+    const form = parseForm(
+      z.object({ note: z.string().trim().min(3, 'say how the recipient was told').max(500) }),
+      req.body,
+    );
+    const notices = await listNotifications({ db, tenant: policy.tenant, planId: planId.data });
+    const notice = notices.find((entry) => entry.id === noticeId.data);
+    if (!notice) throw new HttpError(404, 'No such notice.');
+    if (notice.status === 'delivered') throw new HttpError(409, 'This notice is already delivered.');
+    const by = actor(res);
+    await confirmNotification({
+      db,
+      tenant: policy.tenant,
+      clock,
+      id: notice.id,
+      receipt: { confirmedBy: by, note: form.note },
+    });
+    await options.audit.record({
+      actor: by,
+      action: 'erasure.notice-confirmed',
+      target: notice.notification.requestId ?? planId.data,
+      detail: `plan ${planId.data}, ${notice.recipientId}: ${form.note}`,
+    });
+    res.redirect(303, `/admin/erasure/${planId.data}`);
+  });
+
+  // Art 5(1)(c), (e): once the erasure is proven and every recipient told, the record forgets
+  // who it was about (and the secrets that could link the pseudonyms back), keeping the proof.
+  router.post('/admin/erasure/:planId/purge-identities', async (req, res) => {
+    const planId = idSchema.safeParse(req.params.planId);
+    if (!planId.success) throw new HttpError(404, 'No such erasure plan.');
+    const by = actor(res);
+    const record = await refusing(
+      purgeErasureIdentities({ db, planId: planId.data, tenant: policy.tenant, clock }),
+    );
+    await options.audit.record({
+      actor: by,
+      action: 'erasure.identities-purged',
+      target: record.plan.requestId ?? record.plan.id,
+      detail: `plan ${record.plan.id}, purged at ${record.identitiesPurgedAt}`,
+    });
+    res.redirect(303, `/admin/erasure/${record.plan.id}`);
   });
 
   return router;

@@ -1,0 +1,251 @@
+import { openDatabase } from '@privacykit/core/db';
+import { testEngines } from '@privacykit/core/testing';
+import { executeErasure, getErasureRecord, verifyErasure } from '@privacykit/erasure';
+import type { ErasurePlan } from '@privacykit/erasure';
+import type { Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedPolicy } from '../src/policy.js';
+import { ADMIN, Client, STAFF, startPortal } from './harness.js';
+import type { Portal } from './harness.js';
+
+function codeFrom(text: string): string {
+  return /code: (\d{6,8})/.exec(text)![1]!;
+}
+
+/** A promise to park a worker on, and the function that lets it go on. */
+function latch(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { wait, open };
+}
+
+describe.each(testEngines())(
+  'back-office erasure with other workers, and the purge, on $engine',
+  (engine) => {
+    let portal: Portal;
+    // Another worker on the same database (the CLI, a second instance): its own connections.
+    let worker: Kysely<any>;
+    beforeAll(async () => {
+      portal = await startPortal(engine, { rateLimits: { intake: 1000, verify: 1000 } });
+      worker = await openDatabase(portal.t.url);
+    });
+    afterAll(async () => {
+      await worker?.destroy();
+      await portal?.close();
+    });
+
+    /** An erasure request filed and verified by the subject, approved and planned by an officer, its execution asked for. */
+    async function plannedErasure(email: string) {
+      const visitor = new Client(portal.base);
+      await visitor.page('/rights/erasure');
+      const submitted = await visitor.post('/erase', { email, grounds: 'no-longer-necessary' });
+      const requestId = new URL(submitted.headers.get('location')!, portal.base).searchParams.get('request')!;
+      await visitor.page(submitted.headers.get('location')!);
+      for (
+        let i = 0;
+        i < 200 && !portal.mail.some((m) => m.to === email && m.text.includes(requestId));
+        i++
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const code = codeFrom(portal.mail.filter((m) => m.to === email).at(-1)!.text);
+      expect((await visitor.post('/rights/verify', { requestId, code })).status).toBe(303);
+
+      const officer = new Client(portal.base);
+      await officer.login(STAFF);
+      await officer.page(`/admin/requests/${requestId}`);
+      await officer.post(`/admin/requests/${requestId}/approve`, {});
+      const planUrl = (await officer.post(`/admin/requests/${requestId}/erasure`, {})).headers.get(
+        'location',
+      )!;
+      await officer.page(planUrl);
+      expect((await officer.post(`${planUrl}/request-approval`, {})).status).toBe(303);
+      const admin = new Client(portal.base);
+      await admin.login(ADMIN);
+      await admin.page(planUrl);
+      const planId = planUrl.split('/').at(-1)!;
+      const { plan } = await getErasureRecord({ db: portal.t.db, planId, tenant: seedPolicy.tenant });
+      return { requestId, planUrl, plan: plan as ErasurePlan, officer, admin };
+    }
+
+    const customerRows = (email: string) =>
+      portal.t.db.selectFrom('customers').selectAll().where('email', '=', email).execute();
+    const approvalOf = (planId: string) =>
+      portal.t.db
+        .selectFrom('privacykit_portal_approvals')
+        .select(['approved_by', 'approved_at'])
+        .where('action', '=', 'erasure.execute')
+        .where('target', '=', planId)
+        .executeTakeFirstOrThrow();
+
+    it('executing a plan another worker is running answers 409 with a clear message, spends no approval and changes nothing; verifying then completes the request', async () => {
+      const { requestId, planUrl, plan, officer, admin } = await plannedErasure('grace@example.com');
+
+      // The other worker executes the plan and parks after its first batch, holding the lease.
+      const parked = latch();
+      const go = latch();
+      let batches = 0;
+      const running = executeErasure(plan, {
+        db: worker,
+        clock: portal.clock,
+        batchSize: 1,
+        setBasedBatchSize: 1,
+        onBatch: async () => {
+          if (++batches > 1) return;
+          parked.open();
+          await go.wait;
+        },
+      });
+      try {
+        await parked.wait;
+        const before = await customerRows('grace@example.com');
+
+        const refused = await admin.post(`${planUrl}/execute`, {});
+        expect(refused.status).toBe(409);
+        const text = await refused.text();
+        expect(text).toContain('Another worker is executing this erasure right now');
+        expect(text).toContain('nothing was changed');
+        expect(text).not.toMatch(/Something went wrong|\n\s+at /);
+        // Still waiting for approval: the approver can act once the plan is free (if it needs to).
+        expect(await approvalOf(plan.id)).toMatchObject({ approved_by: null, approved_at: null });
+        expect(await customerRows('grace@example.com')).toEqual(before);
+
+        const page = await admin.page(planUrl);
+        expect(page).toContain('data-erasure-busy="execution"');
+        expect(page).not.toContain('Approve and execute the erasure');
+      } finally {
+        go.open();
+      }
+      expect((await running).status).toMatch(/complete|partial/);
+
+      // Executed elsewhere, not verified: the page offers the verification. While a verification
+      // runs elsewhere, that is refused the same way.
+      const page = await officer.page(planUrl);
+      expect(page).toMatch(/data-report-status="(complete|partial)"/);
+      expect(page).not.toContain('data-verified=');
+      expect(page).toContain('Verify the erasure');
+      const verifying = latch();
+      const resume = latch();
+      let tables = 0;
+      const elsewhere = verifyErasure({
+        db: worker,
+        plan,
+        clock: portal.clock,
+        onTable: async () => {
+          if (++tables > 1) return;
+          verifying.open();
+          await resume.wait;
+        },
+      });
+      try {
+        await verifying.wait;
+        const busy = await officer.post(`${planUrl}/verify`, {});
+        expect(busy.status).toBe(409);
+        expect(await busy.text()).toContain('Another worker is verifying this erasure right now');
+        expect(await officer.page(planUrl)).toContain('data-erasure-busy="verification"');
+      } finally {
+        resume.open();
+      }
+      expect((await elsewhere).ok).toBe(true);
+
+      expect((await officer.post(`${planUrl}/verify`, {})).status).toBe(303);
+      expect(await officer.page(planUrl)).toContain('data-verified="true"');
+      expect(await officer.page(`/admin/requests/${requestId}`)).toContain('data-status="completed"');
+      expect(await admin.page('/admin/audit')).toMatch(/erasure\.verify/);
+      expect(portal.errors).toEqual([]);
+    });
+
+    it('the purge of the identities is offered once the erasure is verified and every recipient notified; refused before, with 409s that say why', async () => {
+      const { planUrl, plan, officer, admin } = await plannedErasure('katherine@example.com');
+      expect((await admin.post(`${planUrl}/execute`, {})).status).toBe(303);
+      const executed = await officer.page(planUrl);
+      expect(executed).toContain('data-verified="true"');
+      const pending = [
+        ...executed.matchAll(/action="\/admin\/erasure\/[^/]+\/notices\/([^/]+)\/confirm"/g),
+      ].map((match) => match[1]!);
+      expect(pending.length).toBeGreaterThan(0);
+      expect(executed).toContain('data-notice-status="pending"');
+      expect(executed).toContain('data-purge-blocked');
+      expect(executed).not.toContain('Purge the identities');
+
+      const stored = () =>
+        portal.t.db
+          .selectFrom('privacykit_erasure_plans')
+          .select(['plan', 'hmac_key', 'identities_purged_at'])
+          .where('id', '=', plan.id)
+          .executeTakeFirstOrThrow();
+      const early = await officer.post(`${planUrl}/purge-identities`, {});
+      expect(early.status).toBe(409);
+      expect(await early.text()).toContain('Every recipient must be notified of the erasure first (Art 19)');
+      expect((await stored()).identities_purged_at).toBeNull();
+
+      // The portal's conventions: a signed-in staff member, a form from this site.
+      expect((await officer.post(`${planUrl}/purge-identities`, {}, { csrf: null })).status).toBe(403);
+      const stranger = new Client(portal.base);
+      await stranger.page('/privacy');
+      expect((await stranger.post(`${planUrl}/purge-identities`, {})).status).toBe(401);
+      const noNote = await officer.post(`${planUrl}/notices/${pending[0]}/confirm`, { note: '' });
+      expect(noNote.status).toBe(400);
+      expect(
+        (await officer.post(`${planUrl}/notices/not-a-notice/confirm`, { note: 'by phone' })).status,
+      ).toBe(404);
+
+      for (const id of pending) {
+        const confirmed = await officer.post(`${planUrl}/notices/${id}/confirm`, {
+          note: 'told their DPO by mail, ticket 4711',
+        });
+        expect(confirmed.status).toBe(303);
+      }
+      const notified = await officer.page(planUrl);
+      expect(notified).not.toContain('data-notice-status="pending"');
+      expect(notified).toContain('ticket 4711');
+      expect(notified).toContain('Purge the identities');
+
+      // A verification running elsewhere holds the plan: the purge waits for it.
+      const verifying = latch();
+      const resume = latch();
+      let tables = 0;
+      const elsewhere = verifyErasure({
+        db: worker,
+        plan,
+        clock: portal.clock,
+        onTable: async () => {
+          if (++tables > 1) return;
+          verifying.open();
+          await resume.wait;
+        },
+      });
+      try {
+        await verifying.wait;
+        const busy = await officer.post(`${planUrl}/purge-identities`, {});
+        expect(busy.status).toBe(409);
+        expect(await busy.text()).toContain('Another worker is verifying this erasure right now');
+        expect((await stored()).identities_purged_at).toBeNull();
+      } finally {
+        resume.open();
+      }
+      expect((await elsewhere).ok).toBe(true);
+
+      await officer.page(planUrl);
+      expect((await officer.post(`${planUrl}/purge-identities`, {})).status).toBe(303);
+      const purged = await officer.page(planUrl);
+      expect(purged).toContain('data-identities-purged=');
+      expect(purged).toContain('data-verified="true"');
+      expect(purged).not.toContain('Verify the erasure');
+      const row = await stored();
+      expect(JSON.parse(String(row.plan)).identities).toEqual({});
+      expect(row.hmac_key).toBe('');
+      expect(JSON.stringify(row)).not.toContain('katherine@example.com');
+
+      const again = await officer.post(`${planUrl}/verify`, {});
+      expect(again.status).toBe(409);
+      expect(await again.text()).toContain('The identities of this erasure were purged');
+      const audit = await admin.page('/admin/audit');
+      expect(audit).toMatch(/erasure\.notice-confirmed/);
+      expect(audit).toMatch(new RegExp(`staff:${STAFF.email}[\\s\\S]*?erasure\\.identities-purged`));
+      expect(portal.errors).toEqual([]);
+    });
+  },
+);

@@ -1,0 +1,146 @@
+import { definePolicy, fixedClock } from '@privacykit/core';
+import { testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createConsentLedger } from './ledger.js';
+import type { ConsentLedger } from './ledger.js';
+import { migratedDatabase, policyInput } from './test-fixtures.js';
+
+// The seed policy plus a sale/sharing purpose resting on legitimate interests (G02 cites Art 21(5)).
+const policy = definePolicy({
+  ...policyInput,
+  purposes: [
+    ...(policyInput.purposes ?? []),
+    {
+      id: 'data-broker',
+      name: 'Share audience segments with data brokers',
+      description: 'We share audience segments with data brokers.',
+      legalBases: [{ basis: 'legitimate-interests', legitimateInterest: 'advertising revenue' }],
+      categories: ['marketing.interests'],
+      recipients: ['cookie-partners'],
+      tags: ['sale', 'sharing'],
+    },
+  ],
+});
+
+const ads = 'targeted-advertising';
+
+describe.each(testEngines())('applyGpc on $engine (G02, G03, hostile case 25)', (engine) => {
+  let database: TestDatabase;
+  let ledger: ConsentLedger;
+  const clock = fixedClock('2025-03-01T12:00:00Z');
+  const grantAds = (subjectId: string) =>
+    ledger.record({ subjectId, purpose: ads, state: 'granted', source: 'banner', method: 'click' });
+  const kinds = async (subjectId: string) =>
+    (await ledger.history(subjectId)).map((entry) =>
+      entry.kind === 'decision' ? `${entry.source}:${entry.state}` : entry.kind,
+    );
+
+  beforeAll(async () => {
+    database = await migratedDatabase(engine);
+    ledger = createConsentLedger({ db: database.db, policy, clock });
+  });
+  afterAll(async () => {
+    await database?.destroy();
+  });
+
+  it('processes the signal as an opt-out over a grant given before it, and reports the conflict (§7025(c)(3))', async () => {
+    const granted = await grantAds('before');
+    const outcome = await ledger.applyGpc('before', '1');
+    expect(outcome.refused.map((event) => event.purpose)).toEqual([ads]);
+    expect(outcome.conflicts).toEqual([
+      {
+        purpose: ads,
+        grantedEventId: granted.eventId,
+        grantedAt: granted.at,
+        resolution: 'signal-applied',
+        refusedEventId: outcome.refused[0]?.eventId,
+      },
+    ]);
+    expect(await ledger.mayProcess('before', ads)).toBe(false);
+    const status = (await ledger.current('before')).purposes[ads];
+    expect(status).toMatchObject({ state: 'refused', source: 'gpc', gpcConflict: false });
+    expect(await kinds('before')).toEqual(['banner:granted', 'gpc:refused']);
+
+    // The same signal on the next request writes nothing more.
+    const again = await ledger.applyGpc('before', '1');
+    expect(again).toMatchObject({ refused: [], conflicts: [], unchanged: [ads] });
+    expect(await kinds('before')).toEqual(['banner:granted', 'gpc:refused']);
+  });
+
+  it('keeps a grant the subject gave after the signal was recorded, reporting it on every signal and logging it once', async () => {
+    await ledger.applyGpc('after', '1');
+    const granted = await grantAds('after');
+    for (let i = 0; i < 3; i++) {
+      const outcome = await ledger.applyGpc('after', '1');
+      expect(outcome.refused).toEqual([]);
+      expect(outcome.conflicts).toEqual([
+        { purpose: ads, grantedEventId: granted.eventId, grantedAt: granted.at, resolution: 'grant-kept' },
+      ]);
+    }
+    expect(await ledger.mayProcess('after', ads)).toBe(true);
+    expect((await ledger.current('after')).purposes[ads]?.gpcConflict).toBe(true);
+    expect(await kinds('after')).toEqual(['gpc:refused', 'banner:granted', 'gpc-conflict']);
+
+    // A renewed grant is a new grant: its conflict is logged once more.
+    const renewed = await grantAds('after');
+    expect((await ledger.applyGpc('after', '1')).conflicts).toMatchObject([
+      { grantedEventId: renewed.eventId, resolution: 'grant-kept' },
+    ]);
+    expect((await kinds('after')).filter((kind) => kind === 'gpc-conflict')).toHaveLength(2);
+
+    // The host may still decide to let the signal win.
+    const overridden = await ledger.applyGpc('after', '1', { override: true });
+    expect(overridden.refused).toHaveLength(1);
+    expect(overridden.conflicts).toMatchObject([{ purpose: ads, resolution: 'signal-applied' }]);
+    expect(await ledger.mayProcess('after', ads)).toBe(false);
+  });
+
+  it('counts a GPC refusal recorded through record() (source gpc) as the signal', async () => {
+    await ledger.record({
+      subjectId: 'portal',
+      purpose: ads,
+      state: 'refused',
+      source: 'gpc',
+      method: 'gpc-signal',
+    });
+    await grantAds('portal');
+    expect((await ledger.applyGpc('portal', '1')).conflicts).toMatchObject([{ resolution: 'grant-kept' }]);
+    expect(await ledger.mayProcess('portal', ads)).toBe(true);
+  });
+
+  it('refuses once when the subject never decided, and treats an expired grant as no grant', async () => {
+    for (let i = 0; i < 3; i++) await ledger.applyGpc('never', '1');
+    expect(await kinds('never')).toEqual(['gpc:refused']);
+
+    const own = createConsentLedger({ db: database.db, policy, clock, validity: 'P1D' });
+    await own.record({
+      subjectId: 'lapsed',
+      purpose: ads,
+      state: 'granted',
+      source: 'banner',
+      method: 'click',
+    });
+    clock.advance(2 * 24 * 3600 * 1000);
+    try {
+      const outcome = await own.applyGpc('lapsed', '1');
+      expect(outcome.refused).toHaveLength(1);
+      expect(outcome.conflicts).toEqual([]);
+    } finally {
+      clock.set('2025-03-01T12:00:00Z');
+    }
+  });
+
+  it('reports sale/sharing purposes on another legal basis as objections, recording nothing for them (Art 21(5))', async () => {
+    const outcome = await ledger.applyGpc('broker', ['0', '1']);
+    expect(outcome.objections).toEqual(['data-broker']);
+    expect(outcome.refused.map((event) => event.purpose)).toEqual([ads]);
+    expect((await ledger.history('broker')).map((entry) => entry.purpose)).toEqual([ads]);
+    expect((await ledger.applyGpc('broker', '1')).objections).toEqual(['data-broker']);
+
+    // No signal, no objection — and never consent.
+    const none = await ledger.applyGpc('broker-2', undefined);
+    expect(none).toEqual({ signal: false, refused: [], conflicts: [], unchanged: [], objections: [] });
+    expect(await ledger.history('broker-2')).toEqual([]);
+  });
+});
