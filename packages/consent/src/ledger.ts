@@ -59,7 +59,7 @@ import { loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
 import type { LedgerKeys, SignedTreeHead, SigningKeys } from './signing.js';
 import { parametersOf, prepare, prepareRows, run, runRows } from './prepared.js';
 import { SEQ_SPAN, frontierSubtrees } from './migrations.js';
-import { T, insertIgnore, upsertStates, upsertStatesQuery, writeTransaction } from './store.js';
+import { T, insertIgnore, stateColumns, upsertStates, upsertStatesQuery, writeTransaction } from './store.js';
 import type { HeadRow, StateRow } from './store.js';
 import { addPeriod } from './validity.js';
 
@@ -528,23 +528,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     'sealed',
     'recorded_at',
   ] as const;
-  const stateColumns = [
-    'tenant',
-    'subject_key',
-    'purpose',
-    'subject_id',
-    'state',
-    'renewal',
-    'event_id',
-    'seq',
-    'notice_version',
-    'notice_hash',
-    'source',
-    'decided_at',
-    'expires_at',
-    'gpc_conflict',
-    'key_material',
-  ] as const;
+
   const named = <K extends string>(columns: readonly K[], p: (name: K) => string) =>
     Object.fromEntries(columns.map((column) => [column, p(column)]));
   // The head row (locked on PostgreSQL/MySQL when appending) and the id of the tenant's last entry.

@@ -3,7 +3,7 @@ import { sha256Hex } from '@privacykit/core/crypto';
 import { engineOf } from '@privacykit/core/db';
 import { sql } from 'kysely';
 import type { ExpressionBuilder, Kysely } from 'kysely';
-import { T } from './store.js';
+import { T, stateColumns } from './store.js';
 
 /**
  * Reconciling what the ledger derives from its log with the log itself, for `verify()`. The
@@ -156,21 +156,8 @@ interface StateView {
   gpc_conflict: number | string;
 }
 
-const STATE_VIEW = [
-  'subject_key',
-  'purpose',
-  'subject_id',
-  'state',
-  'renewal',
-  'event_id',
-  'seq',
-  'notice_version',
-  'notice_hash',
-  'source',
-  'decided_at',
-  'expires_at',
-  'gpc_conflict',
-] as const;
+/** The state columns verify compares with the log (the tenant is the ledger's; the key has no trace there). */
+const STATE_VIEW = stateColumns.filter((column) => column !== 'tenant' && column !== 'key_material');
 
 /**
  * The state row's columns whose values never hold a `|` (enumerations, numbers, hex, ISO

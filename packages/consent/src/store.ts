@@ -75,7 +75,11 @@ export interface StateRow {
   key_material: string | null;
 }
 
-const stateUpdateColumns = [
+/** The current-state table's columns, in the order the ledger writes them. */
+export const stateColumns = [
+  'tenant',
+  'subject_key',
+  'purpose',
   'subject_id',
   'state',
   'renewal',
@@ -84,9 +88,18 @@ const stateUpdateColumns = [
   'notice_version',
   'notice_hash',
   'source',
+  'decided_at',
   'expires_at',
   'gpc_conflict',
+  'key_material',
 ] as const;
+
+const keyColumns: readonly string[] = ['tenant', 'subject_key', 'purpose'];
+// An upsert rewrites the decision's columns: not the key, not the evidence key (kept once set),
+// and decided_at last (MySQL assigns left to right and the other columns compare it).
+const stateUpdateColumns = stateColumns.filter(
+  (column) => !keyColumns.includes(column) && column !== 'key_material' && column !== 'decided_at',
+);
 
 /**
  * Which decision a state row keeps when a subject × purpose already has one:
