@@ -2,26 +2,12 @@ import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { editedPolicy, migratedDatabase, testPolicy } from './test-fixtures.js';
-import type { ConsentDecision } from './decision.js';
+import { editedPolicy, grant, migratedDatabase, testPolicy } from './test-fixtures.js';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger } from './ledger.js';
 import { verifyInclusionProof } from './proofs.js';
 import { verifyReceipt } from './receipt.js';
 import { verifyTreeHead } from './signing.js';
-
-const grant = (
-  subjectId: string,
-  purpose = 'newsletter',
-  extra: Partial<ConsentDecision> = {},
-): ConsentDecision => ({
-  subjectId,
-  purpose,
-  state: 'granted',
-  source: 'banner',
-  method: 'click',
-  ...extra,
-});
 
 async function rejects(promise: Promise<unknown>, code: string): Promise<void> {
   const error = await promise.then(

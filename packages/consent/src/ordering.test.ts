@@ -2,31 +2,9 @@ import { definePolicy, fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ConsentDecision } from './decision.js';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger } from './ledger.js';
-import { editedPolicy, migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
-
-const grant = (
-  subjectId: string,
-  purpose = 'newsletter',
-  extra: Partial<ConsentDecision> = {},
-): ConsentDecision => ({
-  subjectId,
-  purpose,
-  state: 'granted',
-  source: 'banner',
-  method: 'click',
-  ...extra,
-});
-
-async function codeOf(promise: Promise<unknown>): Promise<unknown> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  return isPrivacyKitError(error) ? error.code : error;
-}
+import { codeOf, editedPolicy, grant, migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
 
 async function consenting(ledger: ConsentLedger, purpose: string): Promise<string[]> {
   const ids: string[] = [];

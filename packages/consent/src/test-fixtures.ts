@@ -1,8 +1,9 @@
-import { definePolicy } from '@privacykit/core';
+import { definePolicy, isPrivacyKitError } from '@privacykit/core';
 import type { Policy, PolicyInput } from '@privacykit/core';
 import { migrate } from '@privacykit/core/db';
 import { createTestDatabase } from '@privacykit/core/testing';
 import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
+import type { ConsentDecision } from './decision.js';
 import { consentMigrations } from './migrations.js';
 
 /** A trimmed copy of the seed policy (examples/portal/src/policy.ts): its three consent purposes and a contract one. */
@@ -85,4 +86,27 @@ export async function migratedDatabase(engine: TestEngine): Promise<TestDatabase
   const database = await createTestDatabase(engine);
   await migrate(database.db, [consentMigrations]);
   return database;
+}
+
+/** A banner click granting `purpose` (default `newsletter`), with `extra` on top. */
+export const grant = (
+  subjectId: string,
+  purpose = 'newsletter',
+  extra: Partial<ConsentDecision> = {},
+): ConsentDecision => ({
+  subjectId,
+  purpose,
+  state: 'granted',
+  source: 'banner',
+  method: 'click',
+  ...extra,
+});
+
+/** The code of the PrivacyKitError a promise rejects with (the error itself if untyped; undefined if it resolves). */
+export async function codeOf(promise: Promise<unknown>): Promise<unknown> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  return isPrivacyKitError(error) ? error.code : error;
 }
