@@ -457,8 +457,21 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   const validity = options.validity === undefined ? 'P6M' : options.validity;
   const ageTable: Readonly<Record<string, number>> =
     typeof options.ageOfConsent === 'object' && options.ageOfConsent !== null
-      ? options.ageOfConsent
+      ? Object.fromEntries(
+          Object.entries(options.ageOfConsent).map(([where, age]) => [
+            where === 'default' ? where : where.toUpperCase(),
+            age,
+          ]),
+        )
       : { default: options.ageOfConsent ?? 16 };
+  for (const where of Object.keys(ageTable)) {
+    if (where !== 'default' && !/^[A-Z]{2}(-[A-Z0-9]{1,3})?$/.test(where)) {
+      throw fail(
+        'consent/invalid-options',
+        `ageOfConsent keys are "default" or ISO 3166 codes such as "DE" or "DE-BY", got "${where}"`,
+      );
+    }
+  }
   const defaultAge = ageTable.default ?? 16;
   /** The age of digital consent where a decision is made (Art 8(1) lets each state choose). */
   const ageOfConsentIn = (jurisdiction: string): number => {
@@ -1933,6 +1946,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         return false;
       const entry = entryOf(row.entry);
       if (entry.source !== 'gpc' || entry.state !== 'refused') return false;
+      // A live grant is ordered by the ledger (instances' clocks may disagree); an imported
+      // one by the time it says it was made.
+      if (grant.source !== 'import') return Number(row.seq) < grantSeq;
       const at = entry.at as string;
       return at < grant.decided_at || (at === grant.decided_at && Number(row.seq) < grantSeq);
     });

@@ -265,6 +265,19 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
       { threshold: 13, belowThreshold: false },
       { threshold: 15, belowThreshold: false },
     ]);
+    // Keys in any case; anything but "default" or a country code is refused.
+    const lower = createConsentLedger({
+      db: database.db,
+      policy: testPolicy,
+      clock,
+      ageOfConsent: { default: 13, de: 16 },
+    });
+    expect(await codeOf(lower.record(grant('de-kid-2', 'newsletter', { age: 14, jurisdiction: 'DE' })))).toBe(
+      'consent/parental-authorisation-required',
+    );
+    expect(() =>
+      createConsentLedger({ db: database?.db as never, policy: testPolicy, ageOfConsent: { Germany: 16 } }),
+    ).toThrow(/ISO 3166/);
     expect(() =>
       createConsentLedger({
         db: database?.db as never,
@@ -295,5 +308,27 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
     await database.db.deleteFrom('privacykit_consent_ledger').where('seq', '=', granted.seq).execute();
     const refused = await ledger.record(grant('r5', 'newsletter', { state: 'refused' }));
     expect(refused.seq).toBe(Number(last.seq));
+  });
+
+  it('a grant given after a GPC refusal is kept on the next signal even when the refusing instance’s clock ran ahead (§7025(c)(3))', async () => {
+    database = await migratedDatabase(engine);
+    const ahead = createConsentLedger({
+      db: database.db,
+      policy: testPolicy,
+      clock: fixedClock('2025-01-01T00:10:00Z'),
+    });
+    const behind = createConsentLedger({
+      db: database.db,
+      policy: testPolicy,
+      clock: fixedClock('2025-01-01T00:01:00Z'),
+    });
+    await ahead.applyGpc('g1', '1');
+    expect(await behind.mayProcess('g1', 'targeted-advertising')).toBe(false);
+    // The subject, told of the conflict, opts back in on the other instance.
+    await behind.record(grant('g1', 'targeted-advertising'));
+    const outcome = await ahead.applyGpc('g1', '1');
+    expect(outcome.conflicts.map((conflict) => conflict.resolution)).toEqual(['grant-kept']);
+    expect(await ahead.mayProcess('g1', 'targeted-advertising')).toBe(true);
+    expect((await ahead.verify()).ok).toBe(true);
   });
 });
