@@ -9,20 +9,10 @@ import type { ConsentDecision } from './decision.js';
 import { createConsentLedger } from './ledger.js';
 import { consentMigrations } from './migrations.js';
 import { verifyReceipt } from './receipt.js';
-import { migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
+import { grant, migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
 
-const decision = (
-  subjectId: string,
-  purpose: string,
-  extra: Partial<ConsentDecision> = {},
-): ConsentDecision => ({
-  subjectId,
-  purpose,
-  state: 'granted',
-  source: 'banner',
-  method: 'click',
-  ...extra,
-});
+// A banner grant (the purpose named every time here).
+const decision = grant;
 
 async function seqs(database: TestDatabase): Promise<number[]> {
   const rows = await database.db
