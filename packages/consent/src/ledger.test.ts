@@ -1,8 +1,8 @@
-import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { definePolicy, fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { editedPolicy, grant, migratedDatabase, testPolicy } from './test-fixtures.js';
+import { editedPolicy, grant, migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger } from './ledger.js';
 import { verifyInclusionProof } from './proofs.js';
@@ -238,6 +238,36 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
         local.publishNotice(testPolicy, { version: '2024-01-01' }),
         'consent/notice-version-conflict',
       );
+      expect((await local.verify()).ok).toBe(true);
+    } finally {
+      await own?.destroy();
+    }
+  });
+
+  it('a new transfer outside the EEA asks again only for the purposes whose recipients it concerns (C04, C07)', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const local = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      await local.record(grant('fay', 'newsletter'));
+      await local.record(grant('fay', 'audience-measurement'));
+      const transferred = definePolicy({
+        ...policyInput,
+        version: '2024-02-01',
+        transfers: [
+          {
+            id: 'tracking-us',
+            recipients: ['tracking'],
+            destination: 'US',
+            safeguard: 'standard-contractual-clauses',
+          },
+        ],
+      });
+      const result = await local.publishNotice(transferred);
+      expect(result.changed.sort()).toEqual(['audience-measurement', 'targeted-advertising']);
+      expect(result.unchanged).toEqual(['newsletter']);
+      expect(await local.mayProcess('fay', 'audience-measurement')).toBe(false);
+      expect((await local.current('fay')).purposes['audience-measurement']?.reconsentRequired).toBe(true);
+      expect(await local.mayProcess('fay', 'newsletter')).toBe(true);
       expect((await local.verify()).ok).toBe(true);
     } finally {
       await own?.destroy();

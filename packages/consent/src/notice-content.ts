@@ -5,10 +5,28 @@ import { z } from 'zod';
 
 /**
  * What a subject is told about one consent purpose, taken from the policy: the controller, the
- * purpose's name and description, its legal bases, data categories, recipients and retention.
- * A change to any of these is a change the subject has not consented to (Art 5(1)(b), 6(4)).
+ * purpose's name and description, its legal bases, data categories, recipients, transfers of
+ * their data outside the EEA (destination and safeguard), retention, the Art 9(2)/10 condition,
+ * whether providing the data is required, and automated decisions. A change to any of these is a
+ * change the subject has not consented to (Art 5(1)(b), 6(4), 7(3); EDPB 05/2020 §3.3.1).
+ *
+ * Optional parts appear only when the policy states them, so a purpose without transfers, special
+ * categories or a provision statement hashes as it did before they were covered. Transfers are
+ * sorted by id: reordering the policy's list is not a new notice.
  */
 export function purposeNoticeContent(policy: Policy, purpose: Purpose): JsonValue {
+  const recipientIds = new Set(purpose.recipients);
+  const transfers = policy.transfers
+    .filter((transfer) => transfer.recipients.some((id) => recipientIds.has(id)))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((transfer) => ({
+      id: transfer.id,
+      destination: transfer.destination,
+      safeguard: transfer.safeguard,
+      recipients: transfer.recipients.filter((id) => recipientIds.has(id)),
+      ...(transfer.description ? { description: transfer.description } : {}),
+      ...(transfer.copyAvailableFrom ? { copyAvailableFrom: transfer.copyAvailableFrom } : {}),
+    }));
   return {
     controller: policy.controller.name,
     purpose: purpose.id,
@@ -38,6 +56,16 @@ export function purposeNoticeContent(policy: Policy, purpose: Purpose): JsonValu
       return { id, title: rule?.title ?? id, summary: rule?.summary ?? '' };
     }),
     ...(purpose.automatedDecisions ? { automatedDecisions: purpose.automatedDecisions } : {}),
+    ...(transfers.length > 0 ? { transfers } : {}),
+    ...(purpose.specialCondition ? { specialCondition: purpose.specialCondition } : {}),
+    ...(purpose.provision
+      ? {
+          provision: {
+            required: purpose.provision.required,
+            ...(purpose.provision.consequences ? { consequences: purpose.provision.consequences } : {}),
+          },
+        }
+      : {}),
   };
 }
 
