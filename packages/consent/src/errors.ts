@@ -15,6 +15,11 @@ export type ConsentErrorCode =
   | 'consent/unknown-notice-version'
   /** The notice hash does not match the version's content hash (or no version has it). */
   | 'consent/unknown-notice-hash'
+  /**
+   * The decision says the subject read the notice in a language it was not published in: the
+   * notice hash proves the published text only, so the ledger cannot record a translation.
+   */
+  | 'consent/unknown-notice-language'
   /** A grant cites a superseded notice version: the subject saw text that is no longer current. */
   | 'consent/notice-outdated'
   /** A pre-selected default is not consent (Planet49, Recital 32). */

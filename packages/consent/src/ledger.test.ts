@@ -102,6 +102,15 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       await rejects(ledger.record(grant('reject-3', 'service')), 'consent/not-consent-purpose');
     });
 
+    it('refuses a notice language the notice was not published in, and records the published tag (C01)', async () => {
+      await rejects(
+        ledger.record(grant('reject-5', 'newsletter', { notice: { language: 'fr' } })),
+        'consent/unknown-notice-language',
+      );
+      const recorded = await ledger.record(grant('reject-5', 'newsletter', { notice: { language: 'EN' } }));
+      expect(recorded.notice.language).toBe('en');
+    });
+
     it('refuses an unknown notice version or hash', async () => {
       await rejects(
         ledger.record(grant('reject-4', 'newsletter', { notice: { version: '1999-01-01' } })),

@@ -1299,7 +1299,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         `notice version "${chosen.version}" of "${purposeId}" is superseded by "${known.current.version}": show the current notice`,
       );
     }
-    return { ...chosen, language: reference?.language ?? chosen.language };
+    // The hash proves the text published, in its language: a decision may not claim the subject
+    // read another (a translation the ledger never saw). Tags compare case-insensitively (BCP 47).
+    if (
+      reference?.language !== undefined &&
+      reference.language.toLowerCase() !== chosen.language.toLowerCase()
+    ) {
+      throw fail(
+        'consent/unknown-notice-language',
+        `notice version "${chosen.version}" of "${purposeId}" was published in "${chosen.language}", not "${reference.language}"`,
+      );
+    }
+    return chosen;
   }
 
   function sealEvidence(value: Validated, material: Buffer | undefined): string | undefined {
