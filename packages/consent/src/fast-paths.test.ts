@@ -138,6 +138,30 @@ describe.each(testEngines())('fast paths on $engine', (engine) => {
     expect(await ledger.mayProcess('old', 'newsletter')).toBe(false);
   });
 
+  it('mayProcess never answers from another operation’s uncommitted transaction on the same connection', async () => {
+    database = await migratedDatabase(engine);
+    const { db } = database;
+    const ledger = createConsentLedger({ db, policy: testPolicy });
+    await ledger.record(decision('dirty', 'newsletter', { state: 'refused' }));
+    let during: Promise<boolean> | undefined;
+    await db
+      .transaction()
+      .execute(async (trx) => {
+        await trx
+          .updateTable('privacykit_consent_state')
+          .set({ state: 'granted' })
+          .where('subject_id', '=', 'dirty')
+          .execute();
+        // Asked while the grant is written but not committed (then rolled back).
+        during = ledger.mayProcess('dirty', 'newsletter');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        throw new Error('roll back');
+      })
+      .catch(() => undefined);
+    expect(await during).toBe(false);
+    expect(await ledger.mayProcess('dirty', 'newsletter')).toBe(false);
+  });
+
   it('migrations down to 0001 and up again keep the current state, evidence keys, lookups and a verifiable ledger', async () => {
     database = await migratedDatabase(engine);
     const clock = fixedClock('2025-03-01T12:00:00Z');

@@ -1487,7 +1487,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // SQLite opened by openDatabase: a decision runs as one synchronous transaction on the
   // connection itself (no await between its statements, so nothing else can interleave).
   type SyncStatements = Record<
-    'begin' | 'commit' | 'rollback' | 'prior' | 'priorAfter' | 'exists' | 'insert' | 'upsert',
+    'begin' | 'commit' | 'rollback' | 'prior' | 'priorAfter' | 'exists' | 'insert' | 'upsert' | 'grant',
     SqliteStatement
   > & { conn: SqliteConnection };
   let sync: SyncStatements | undefined;
@@ -1512,6 +1512,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         exists: conn.prepare(statements.entryExists.sql),
         insert: conn.prepare(statements.insertEntry.sql),
         upsert: conn.prepare(statements.upsertState.sql),
+        grant: conn.prepare(statements.grant.sql),
       };
     }
     return sync;
@@ -2099,12 +2100,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     async mayProcess(subjectId, purposeId, opts = {}) {
       if (!isReady) await ready();
       consentPurpose(purposeId);
-      const row = (
-        await run<
-          'tenant' | 'subject' | 'purpose',
-          { state: string; expires_at: string | null; notice_hash: string }
-        >(db, statements.grant, { tenant, subject: pseudonym(subjectId), purpose: purposeId })
-      ).rows[0];
+      type GrantRow = { state: string; expires_at: string | null; notice_hash: string };
+      const values = { tenant, subject: pseudonym(subjectId), purpose: purposeId };
+      // SQLite: read on the connection itself, outside any transaction (committed rows only).
+      const st = syncStatements();
+      const row =
+        st && !st.conn.inTransaction
+          ? (st.grant.get(...parametersOf(statements.grant, values)) as GrantRow | undefined)
+          : (await run<keyof typeof values, GrantRow>(db, statements.grant, values)).rows[0];
       // The same answer as current(): a granted, unexpired decision on the current notice.
       if (row?.state !== 'granted') return false;
       if (row.expires_at && row.expires_at <= (opts.at ?? clock.now()).toISOString()) return false;
