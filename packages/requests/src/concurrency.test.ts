@@ -122,6 +122,65 @@ describe.each(testEngines())('identical submissions at the same instant on $engi
   }, 120_000);
 });
 
+const assigner = fileURLToPath(new URL('../test/assigner.ts', import.meta.url));
+
+/** A staff member's process assigning `requestId` `count` times; its answer lists the failures. */
+function startAssigner(url: string, requestId: string, label: string, count: number) {
+  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(
+    process.execPath,
+    ['--import', 'tsx', assigner, url, requestId, label, String(count)],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.startsWith('ready\n')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`assigner exited ${code} before ready: ${err}`)));
+  });
+  const failures = new Promise<string[]>((resolve, reject) => {
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`assigner exited ${code}: ${err}`));
+      resolve(JSON.parse(out.slice('ready\n'.length)) as string[]);
+    });
+  });
+  return { ready, go: () => child.stdin.end('go\n'), failures };
+}
+
+describe.each(testEngines())('staff in two processes working one request on $engine', (engine) => {
+  it('every read-then-write succeeds in turn: no raw "database is locked", no assignment lost', async () => {
+    const database = await createTestDatabase(engine);
+    try {
+      await migrate(database.db, [requestMigrations]);
+      const service = createRequestService({
+        db: database.db,
+        policy: testPolicy(),
+        clock: fixedClock('2024-01-31T10:00:00Z'),
+        secret: 'a test secret of more than thirty-two bytes!!',
+      });
+      const { requestId } = await service.submit({
+        right: 'access',
+        identities: [{ kind: 'email', value: 'busy@example.com' }],
+      });
+      await service.whenIdle();
+      const count = 40;
+      const staff = ['ann', 'bob'].map((label) => startAssigner(database.url, requestId, label, count));
+      await Promise.all(staff.map((p) => p.ready));
+      for (const p of staff) p.go();
+      expect(await Promise.all(staff.map((p) => p.failures))).toEqual([[], []]);
+      const assigned = (await service.audit(requestId)).filter((entry) => entry.action === 'assigned');
+      expect(assigned).toHaveLength(2 * count);
+    } finally {
+      await database.destroy();
+    }
+  }, 120_000);
+});
+
 describe.each(testEngines())(
   'duplicates at the same instant after the codes expired on $engine',
   (engine) => {

@@ -922,7 +922,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   async function resendChallenge(requestId: string): Promise<void> {
-    const mails = await db.transaction().execute(async (trx) => {
+    const mails = await writeTransaction(db, async (trx) => {
       const row = await loadRow(trx, requestId);
       if (row?.status !== 'identity-pending' || Number(row.verification_locked) === 1) return [];
       if (Number(row.excessive) === 1) return [];
@@ -967,7 +967,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   async function recordFailure(requestId: string): Promise<never> {
-    const locked = await db.transaction().execute(async (trx) => {
+    const locked = await writeTransaction(db, async (trx) => {
       const row = await loadRow(trx, requestId);
       const failures = Number(row?.verification_failures ?? 0);
       await audit(trx, { requestId, by: 'subject', action: 'verification-failed', data: { failures } });
@@ -1051,7 +1051,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       challengeId = match;
     }
 
-    const outcome = await db.transaction().execute(async (trx) => {
+    const outcome = await writeTransaction(db, async (trx) => {
       const consumed = await trx
         .updateTable('privacykit_requests_challenges')
         .set({ consumed_at: at })
@@ -1162,7 +1162,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     if (!parsed.success) invalid(parsed.error, 'extension');
     const input = parsed.data;
     const reasons = input.reasons.map((reason) => reason.trim()).filter((reason) => reason.length > 0);
-    const record = await db.transaction().execute(async (trx) => {
+    const record = await writeTransaction(db, async (trx) => {
       const row = await loadRow(trx, requestId);
       if (!row) throw requestsError('requests/not-found', 'no such request');
       const status = requestStatusSchema.parse(row.status);
@@ -1325,7 +1325,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     if (!parsed.success) invalid(parsed.error, 'transition');
     const input = parsed.data;
     const reason = input.reason && input.reason.length > 0 ? input.reason : null;
-    const record = await db.transaction().execute(async (trx) => {
+    const record = await writeTransaction(db, async (trx) => {
       const row = await loadRow(trx, requestId);
       if (!row) throw requestsError('requests/not-found', 'no such request');
       const from = requestStatusSchema.parse(row.status);
@@ -1410,7 +1410,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     if (!by.success) invalid(by.error, 'assignment');
     const assignee = input.assignee === null ? null : actor.safeParse(input.assignee);
     if (assignee && !assignee.success) invalid(assignee.error, 'assignment');
-    return db.transaction().execute(async (trx) => {
+    return writeTransaction(db, async (trx) => {
       const row = await loadRow(trx, requestId);
       if (!row) throw requestsError('requests/not-found', 'no such request');
       await trx
