@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { migrate, openDatabase } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
 import type {
   KyselyPlugin,
   PluginTransformQueryArgs,
@@ -17,7 +18,7 @@ import type {
 import { describe, expect, it } from 'vitest';
 import { requestMigrations } from './migrations.js';
 import { createRequestService } from './request-service.js';
-import type { SubmitRequestInput, SubmitResult } from './request-service.js';
+import type { RequestService, SubmitRequestInput, SubmitResult } from './request-service.js';
 import { allRows, body, startSmtp, testPolicy } from './test-support.js';
 
 const submitter = fileURLToPath(new URL('../test/submitter.ts', import.meta.url));
@@ -124,11 +125,17 @@ describe.each(testEngines())('identical submissions at the same instant on $engi
 
 const assigner = fileURLToPath(new URL('../test/assigner.ts', import.meta.url));
 
-/** A staff member's process assigning `requestId` `count` times; its answer lists the failures. */
-function startAssigner(url: string, requestId: string, label: string, count: number) {
+/** A staff member's process (`assign` each request `count` times, or `cancel` each); it answers `ok` or the error, per call. */
+function startStaff(
+  url: string,
+  op: 'assign' | 'cancel',
+  label: string,
+  count: number,
+  requestIds: string[],
+) {
   const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(
     process.execPath,
-    ['--import', 'tsx', assigner, url, requestId, label, String(count)],
+    ['--import', 'tsx', assigner, url, op, label, String(count), ...requestIds],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -141,19 +148,22 @@ function startAssigner(url: string, requestId: string, label: string, count: num
       out += chunk.toString();
       if (out.startsWith('ready\n')) resolve();
     });
-    child.on('exit', (code) => reject(new Error(`assigner exited ${code} before ready: ${err}`)));
+    child.on('exit', (code) => reject(new Error(`staff process exited ${code} before ready: ${err}`)));
   });
-  const failures = new Promise<string[]>((resolve, reject) => {
+  const outcomes = new Promise<string[]>((resolve, reject) => {
     child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`assigner exited ${code}: ${err}`));
+      if (code !== 0) return reject(new Error(`staff process exited ${code}: ${err}`));
       resolve(JSON.parse(out.slice('ready\n'.length)) as string[]);
     });
   });
-  return { ready, go: () => child.stdin.end('go\n'), failures };
+  return { ready, go: () => child.stdin.end('go\n'), outcomes };
 }
 
-describe.each(testEngines())('staff in two processes working one request on $engine', (engine) => {
-  it('every read-then-write succeeds in turn: no raw "database is locked", no assignment lost', async () => {
+describe.each(testEngines())('staff in two processes working the same requests on $engine', (engine) => {
+  async function withRequests(
+    count: number,
+    work: (database: TestDatabase, ids: string[], service: RequestService) => Promise<void>,
+  ) {
     const database = await createTestDatabase(engine);
     try {
       await migrate(database.db, [requestMigrations]);
@@ -163,21 +173,48 @@ describe.each(testEngines())('staff in two processes working one request on $eng
         clock: fixedClock('2024-01-31T10:00:00Z'),
         secret: 'a test secret of more than thirty-two bytes!!',
       });
-      const { requestId } = await service.submit({
-        right: 'access',
-        identities: [{ kind: 'email', value: 'busy@example.com' }],
-      });
+      const ids: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const submitted = await service.submit({
+          right: 'access',
+          identities: [{ kind: 'email', value: `busy${i}@example.com` }],
+        });
+        ids.push(submitted.requestId);
+      }
       await service.whenIdle();
-      const count = 40;
-      const staff = ['ann', 'bob'].map((label) => startAssigner(database.url, requestId, label, count));
-      await Promise.all(staff.map((p) => p.ready));
-      for (const p of staff) p.go();
-      expect(await Promise.all(staff.map((p) => p.failures))).toEqual([[], []]);
-      const assigned = (await service.audit(requestId)).filter((entry) => entry.action === 'assigned');
-      expect(assigned).toHaveLength(2 * count);
+      await work(database, ids, service);
     } finally {
       await database.destroy();
     }
+  }
+
+  it('every read-then-write succeeds in turn: no raw "database is locked", no assignment lost', async () => {
+    await withRequests(1, async (database, [id], service) => {
+      const count = 40;
+      const staff = ['ann', 'bob'].map((label) =>
+        startStaff(database.url, 'assign', label, count, [id as string]),
+      );
+      await Promise.all(staff.map((p) => p.ready));
+      for (const p of staff) p.go();
+      const outcomes = (await Promise.all(staff.map((p) => p.outcomes))).flat();
+      expect(outcomes.filter((outcome) => outcome !== 'ok')).toEqual([]);
+      const assigned = (await service.audit(id as string)).filter((entry) => entry.action === 'assigned');
+      expect(assigned).toHaveLength(2 * count);
+    });
+  }, 120_000);
+
+  it('two staff cancelling the same requests at once: exactly one cancels each, the other is told it is illegal', async () => {
+    await withRequests(30, async (database, ids, service) => {
+      const staff = ['ann', 'bob'].map((label) => startStaff(database.url, 'cancel', label, 1, ids));
+      await Promise.all(staff.map((p) => p.ready));
+      for (const p of staff) p.go();
+      const [ann, bob] = await Promise.all(staff.map((p) => p.outcomes));
+      for (const [i, id] of ids.entries()) {
+        expect([ann?.[i], bob?.[i]].sort(), id).toEqual(['ok', 'requests/illegal-transition']);
+        const cancelled = (await service.audit(id)).filter((entry) => entry.to === 'cancelled');
+        expect(cancelled, id).toHaveLength(1);
+      }
+    });
   }, 120_000);
 });
 

@@ -1,14 +1,15 @@
-// One staff member's process for the concurrency tests: `node --import tsx test/assigner.ts <url> <request id> <label> <count>`.
-// It opens its own connection, says `ready`, waits for `go` on stdin, assigns the request `count`
-// times in a row (to `staff:<label><i>`) and prints one JSON line: the error of each failed
-// assignment (an empty list when all succeeded).
+// One staff member's process for the concurrency tests:
+// `node --import tsx test/assigner.ts <url> <op> <label> <count> <request id>…`.
+// It opens its own connection, says `ready`, waits for `go` on stdin, then works the requests in
+// turn — `assign`: assigns each one `count` times (to `staff:<label><i>`); `cancel`: cancels each
+// once — and prints one JSON line: for each call, `ok` or the error it failed with.
 import { createInterface } from 'node:readline';
-import { fixedClock } from '@privacykit/core';
+import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
 import { createRequestService } from '../src/request-service.js';
 import { testPolicy } from '../src/test-support.js';
 
-const [url, requestId, label, count] = process.argv.slice(2);
+const [url, op, label, count, ...requestIds] = process.argv.slice(2);
 const db = await openDatabase(url as string);
 const service = createRequestService({
   db,
@@ -23,13 +24,29 @@ process.stdout.write('ready\n');
 for await (const line of lines) if (line === 'go') break;
 lines.close();
 
-const errors: string[] = [];
-for (let i = 0; i < Number(count); i++) {
+const outcomes: string[] = [];
+const attempt = async (call: () => Promise<unknown>) => {
   try {
-    await service.assign(requestId as string, { assignee: `staff:${label}${i}`, by: 'staff:lead' });
+    await call();
+    outcomes.push('ok');
   } catch (error) {
-    errors.push(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+    outcomes.push(
+      isPrivacyKitError(error)
+        ? error.code
+        : error instanceof Error
+          ? `${error.name}: ${error.message}`
+          : String(error),
+    );
+  }
+};
+for (const requestId of requestIds) {
+  if (op === 'cancel') {
+    await attempt(() => service.transition(requestId, { to: 'cancelled', by: `staff:${label}` }));
+    continue;
+  }
+  for (let i = 0; i < Number(count); i++) {
+    await attempt(() => service.assign(requestId, { assignee: `staff:${label}${i}`, by: 'staff:lead' }));
   }
 }
 await db.destroy();
-process.stdout.write(`${JSON.stringify(errors)}\n`);
+process.stdout.write(`${JSON.stringify(outcomes)}\n`);
