@@ -165,3 +165,49 @@ export type RequestDetails = RequestDetailsByRight[RequestRight];
 /** How the request reached the controller (any channel is valid: Art 12(2), EDPB 01/2022 ¶52). */
 export const requestChannelSchema = z.enum(['web', 'email', 'post', 'phone', 'in-person', 'api']);
 export type RequestChannel = z.infer<typeof requestChannelSchema>;
+
+/**
+ * What a duplicate submission adds to the open request it is a duplicate of, or `undefined`
+ * when it adds nothing the open request does not already carry. Corrections (Art 16) merge by
+ * field, the newer statement of a field replacing the older; purposes to withdraw (Art 7(3)) or
+ * object to (Art 21) merge as a union, for an objection of the same kind. Other details are not
+ * merged (a second directive, another restriction ground): the caller keeps them in the audit.
+ */
+export function mergeDuplicateDetails(
+  right: RequestRight,
+  stored: RequestDetails,
+  incoming: RequestDetails,
+): RequestDetails | undefined {
+  const union = (a: readonly string[] = [], b: readonly string[] = []) => [...new Set([...a, ...b])];
+  switch (right) {
+    case 'rectification': {
+      const before = stored as RectificationDetails;
+      const after = incoming as RectificationDetails;
+      const byField = new Map(before.changes.map((change) => [change.field, change]));
+      let added = false;
+      for (const change of after.changes) {
+        const known = byField.get(change.field);
+        if (known && JSON.stringify(known) === JSON.stringify(change)) continue;
+        byField.set(change.field, change);
+        added = true;
+      }
+      const explanation = before.explanation ?? after.explanation;
+      if (!added && explanation === before.explanation) return undefined;
+      return { changes: [...byField.values()], ...(explanation ? { explanation } : {}) };
+    }
+    case 'withdraw-consent': {
+      const before = stored as WithdrawConsentDetails;
+      const purposes = union(before.purposes, (incoming as WithdrawConsentDetails).purposes);
+      return purposes.length === before.purposes.length ? undefined : { purposes };
+    }
+    case 'objection': {
+      const before = stored as ObjectionDetails;
+      const after = incoming as ObjectionDetails;
+      if (before.kind !== after.kind || !before.purposes || !after.purposes) return undefined;
+      const purposes = union(before.purposes, after.purposes);
+      return purposes.length === before.purposes.length ? undefined : { ...before, purposes };
+    }
+    default:
+      return undefined;
+  }
+}

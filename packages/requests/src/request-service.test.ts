@@ -429,6 +429,72 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       ]);
     });
 
+    it('a duplicate rectification adds its new corrections to the open request; nothing it says is lost', async () => {
+      const ctx = setup();
+      const rectify = (changes: { field: string; corrected: string }[], explanation?: string) =>
+        ({
+          right: 'rectification',
+          identities: [{ kind: 'email', value: 'fix@example.com' }],
+          details: { changes, ...(explanation ? { explanation } : {}) },
+        }) as SubmitRequestInput;
+      const first = await ctx.service.submit(rectify([{ field: 'address', corrected: '1 Rue A' }]));
+      ctx.clock.advance(DAY);
+      const again = await ctx.service.submit(
+        rectify([
+          { field: 'address', corrected: '2 Rue B' },
+          { field: 'phone', corrected: '+33 1 23 45 67 89' },
+        ]),
+      );
+      expect(again.duplicateOf).toBe(first.requestId);
+      expect((await ctx.service.get(first.requestId)).details).toEqual({
+        changes: [
+          { field: 'address', corrected: '2 Rue B' },
+          { field: 'phone', corrected: '+33 1 23 45 67 89' },
+        ],
+      });
+      const [entry] = (await ctx.service.audit(first.requestId)).filter(
+        (audited) => audited.action === 'duplicate-submission',
+      );
+      expect(entry?.data).toMatchObject({ merged: true, details: { changes: expect.any(Array) } });
+      // The same corrections again change nothing and record no details.
+      await ctx.service.submit(
+        rectify([
+          { field: 'address', corrected: '2 Rue B' },
+          { field: 'phone', corrected: '+33 1 23 45 67 89' },
+        ]),
+      );
+      const last = (await ctx.service.audit(first.requestId)).at(-1);
+      expect(last).toMatchObject({ action: 'duplicate-submission', data: { channel: 'web' } });
+      expect(last?.data).not.toHaveProperty('details');
+    });
+
+    it('a duplicate withdrawal adds its purposes; details it cannot merge are kept in the audit', async () => {
+      const ctx = setup();
+      const withdraw = (purposes: string[]) =>
+        ({
+          right: 'withdraw-consent',
+          identities: [{ kind: 'email', value: 'w@example.com' }],
+          details: { purposes },
+        }) as SubmitRequestInput;
+      const first = await ctx.service.submit(withdraw(['newsletter']));
+      await ctx.service.submit(withdraw(['service', 'newsletter']));
+      expect((await ctx.service.get(first.requestId)).details).toEqual({
+        purposes: ['newsletter', 'service'],
+      });
+
+      const restrict = (ground: string) =>
+        ({
+          right: 'restriction',
+          identities: [{ kind: 'email', value: 'r@example.com' }],
+          details: { ground },
+        }) as SubmitRequestInput;
+      const held = await ctx.service.submit(restrict('accuracy-contested'));
+      await ctx.service.submit(restrict('objection-pending'));
+      expect((await ctx.service.get(held.requestId)).details).toEqual({ ground: 'accuracy-contested' });
+      const kept = (await ctx.service.audit(held.requestId)).at(-1);
+      expect(kept?.data).toMatchObject({ merged: false, details: { ground: 'objection-pending' } });
+    });
+
     it('mails a duplicate a fresh code only once the last one expired, and spends the expired one', async () => {
       const ctx = setup();
       const { requestId, mail } = await submitted(ctx, 'lost@example.com');

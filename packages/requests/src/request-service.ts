@@ -23,7 +23,12 @@ import type { RequestIdentity } from './identity.js';
 import type { Mailer, MailMessage } from './mailer.js';
 import { describeRemedies, remediesFor } from './remedies.js';
 import type { Remedy } from './remedies.js';
-import { requestChannelSchema, requestDetailsSchemas, requestRightSchema } from './request-details.js';
+import {
+  mergeDuplicateDetails,
+  requestChannelSchema,
+  requestDetailsSchemas,
+  requestRightSchema,
+} from './request-details.js';
 import type { PostMortemDetails, RequestChannel, RequestDetails, RequestRight } from './request-details.js';
 import { assertTransition, finalStatuses, isFinalStatus, requestStatusSchema } from './state-machine.js';
 import type { RequestStatus } from './state-machine.js';
@@ -704,7 +709,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       const duplicate = await trx
         .selectFrom('privacykit_requests_requests as r')
         .innerJoin('privacykit_requests_identities as i', 'i.request_id', 'r.id')
-        .select(['r.id', 'r.excessive', 'r.status', 'r.verification_locked'])
+        .select(['r.id', 'r.excessive', 'r.status', 'r.verification_locked', 'r.details'])
         .where('r.tenant', '=', tenant)
         .where('i.tenant', '=', tenant)
         .where('i.lookup_hash', 'in', hashes)
@@ -741,11 +746,27 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       const flagged = counts.some((count) => Number(count.n) > excessive.maxRequests);
 
       if (duplicate) {
+        // Nothing the subject sent is dropped: new corrections or purposes join the open request,
+        // and details that differ from it are kept in the audit entry either way.
+        const stored = parseJson(duplicate.details) as RequestDetails;
+        const differs = JSON.stringify(stored) !== JSON.stringify(input.details);
+        const merged = differs ? mergeDuplicateDetails(input.right, stored, input.details) : undefined;
+        if (merged) {
+          await trx
+            .updateTable('privacykit_requests_requests')
+            .set({ details: JSON.stringify(merged), updated_at: at.toISOString() })
+            .where('tenant', '=', tenant)
+            .where('id', '=', requestId)
+            .execute();
+        }
         await audit(trx, {
           requestId,
           by: 'subject',
           action: 'duplicate-submission',
-          data: { channel: input.channel },
+          data: {
+            channel: input.channel,
+            ...(differs ? { details: input.details, merged: merged !== undefined } : {}),
+          },
         });
         const alreadyFlagged = Number(duplicate.excessive) === 1;
         if (flagged && !alreadyFlagged) {
