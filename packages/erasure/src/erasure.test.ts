@@ -6,6 +6,7 @@ import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeErasure } from './execute.js';
+import type { ErasureReport } from './execute.js';
 import { deliverPending, httpNotificationSender, listNotifications, recipientsFor } from './outbox.js';
 import { getErasureRecord, planErasure } from './plan.js';
 import {
@@ -23,6 +24,17 @@ import { maskValue } from './strategy.js';
 import { verifyErasure } from './verify.js';
 
 const clock = fixedClock('2025-06-01T12:00:00.000Z');
+
+/** Each table's counts in the report stored on the plan. */
+async function storedCounts(db: TestDatabase['db'], planId: string) {
+  const report = (await getErasureRecord({ db, planId })).report as ErasureReport;
+  return report.tables.map(({ table, deleted, updated, restricted }) => ({
+    table,
+    deleted,
+    updated,
+    restricted,
+  }));
+}
 const base = { dataMap, policy, identities: ada, clock, strategies, facts };
 
 describe.each(testEngines())('erasure on $engine', (engine) => {
@@ -172,14 +184,26 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     expect(record.report).toMatchObject({ status: 'partial' });
   });
 
-  it('a second run changes nothing and reports no changes', async () => {
+  it('a second run changes nothing and reports no changes, keeping the stored report of what the erasure did', async () => {
     const plan = await planErasure({ db: t.db, ...base });
     await executeErasure(plan, { db: t.db, clock });
     const after = await dumpHost(t.db);
+    const stored = (await getErasureRecord({ db: t.db, planId: plan.id })).report as ErasureReport;
     const again = await executeErasure(plan, { db: t.db, clock });
     expect(again.changes).toBe(0);
     expect(again.status).toBe('partial');
     expect(again.tables.every((r) => r.deleted === 0 && r.updated === 0 && r.restricted === 0)).toBe(true);
+    const kept = (await getErasureRecord({ db: t.db, planId: plan.id })).report as ErasureReport;
+    expect(kept.changes).toBeGreaterThan(0);
+    expect(kept.startedAt).toBe(stored.startedAt);
+    expect(await storedCounts(t.db, plan.id)).toEqual(
+      stored.tables.map(({ table, deleted, updated, restricted }) => ({
+        table,
+        deleted,
+        updated,
+        restricted,
+      })),
+    );
     expect(await dumpHost(t.db)).toEqual(after);
     expect(await listNotifications({ db: t.db, planId: plan.id })).toHaveLength(3);
   });
@@ -293,6 +317,8 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
         const resumed = await executeErasure(plan, { db: t.db, clock, batchSize: 2, setBasedBatchSize: 2 });
         expect(resumed.status).toBe('partial');
         expect(await dumpHost(t.db)).toEqual(await dumpHost(reference.db));
+        // The stored report counts what both runs changed: the same as the uncrashed erasure's.
+        expect(await storedCounts(t.db, plan.id)).toEqual(await storedCounts(reference.db, refPlan.id));
       } finally {
         await reference.destroy();
       }

@@ -118,12 +118,13 @@ interface PlanRow {
   hmac_key: string;
   seed: string;
   shredded_at: string | null;
+  report: string | null;
 }
 
 async function loadPlanRow(db: Kysely<any>, plan: ErasurePlan): Promise<PlanRow> {
   const row = await db
     .selectFrom('privacykit_erasure_plans')
-    .select(['status', 'hmac_key', 'seed', 'shredded_at'])
+    .select(['status', 'hmac_key', 'seed', 'shredded_at', 'report'])
     .where('tenant', '=', plan.tenant)
     .where('id', '=', plan.id)
     .executeTakeFirst();
@@ -920,7 +921,7 @@ async function executeLeased(
       .updateTable('privacykit_erasure_plans')
       .set({
         status,
-        report: JSON.stringify(report),
+        report: JSON.stringify(await planTotals(trx, plan, report, stored.report)),
         updated_at: toInstant(finished),
         ...(status === 'failed' ? {} : { completed_at: toInstant(finished) }),
       })
@@ -930,6 +931,46 @@ async function executeLeased(
     return count;
   });
   return report;
+}
+
+/**
+ * The report stored on the plan: what every run of it changed, not only the last one — a run
+ * resumed after a crash, or a second run of a finished plan, reports (and returns) its own
+ * changes, but must not overwrite the record of what the erasure did. Counts come from the
+ * per-table progress rows, which each batch updates in its own transaction; the start is the
+ * first run's.
+ */
+async function planTotals(
+  trx: Kysely<any>,
+  plan: ErasurePlan,
+  run: ErasureReport,
+  previous: string | null,
+): Promise<ErasureReport> {
+  const rows = await trx
+    .selectFrom('privacykit_erasure_progress')
+    .select(['table_name', 'deleted', 'updated', 'restricted'])
+    .where('plan_id', '=', plan.id)
+    .where('tenant', '=', plan.tenant)
+    .execute();
+  const totals = new Map(rows.map((row) => [String(row.table_name), row]));
+  const tables = run.tables.map((table) => {
+    const total = totals.get(table.table);
+    return total
+      ? {
+          ...table,
+          deleted: Number(total.deleted),
+          updated: Number(total.updated),
+          restricted: Number(total.restricted),
+        }
+      : table;
+  });
+  const before = previous ? (JSON.parse(previous) as Partial<ErasureReport>) : undefined;
+  return {
+    ...run,
+    startedAt: before?.startedAt ?? run.startedAt,
+    changes: tables.reduce((n, table) => n + table.deleted + table.updated + table.restricted, 0),
+    tables,
+  };
 }
 
 /** Carries an error thrown by the caller's `onBatch` past the per-table failure handling. */
