@@ -157,6 +157,39 @@ describe.each(testEngines())(
       expect(portal.errors).toEqual([]);
     });
 
+    it('an execution that crashed part-way is resumed from the page after the four-eyes approval, then refuses to run again', async () => {
+      const { requestId, planUrl, plan, officer, admin } = await plannedErasure('alan@example.com');
+      // Another worker starts the plan and dies after its first batch (its lease released on the way out).
+      let batches = 0;
+      await expect(
+        executeErasure(plan, {
+          db: worker,
+          clock: portal.clock,
+          batchSize: 1,
+          setBasedBatchSize: 1,
+          onBatch: () => {
+            if (++batches === 1) throw new Error('power cut');
+          },
+        }),
+      ).rejects.toThrow('power cut');
+      expect((await getErasureRecord({ db: portal.t.db, planId: plan.id })).status).toBe('executing');
+
+      const page = await admin.page(planUrl);
+      expect(page).toContain('resumes where it stopped');
+      expect(page).toContain('Approve and execute the erasure');
+      expect((await admin.post(`${planUrl}/execute`, {})).status).toBe(303);
+      expect(await customerRows('alan@example.com')).toEqual([]);
+      const done = await admin.page(planUrl);
+      expect(done).toMatch(/data-report-status="(complete|partial)"/);
+      expect(done).toContain('data-verified="true"');
+      expect(done).not.toContain('Approve and execute the erasure');
+      // Finished: neither asking again nor executing again is possible.
+      expect((await officer.post(`${planUrl}/request-approval`, {})).status).toBe(409);
+      expect((await admin.post(`${planUrl}/execute`, {})).status).toBe(409);
+      expect(await officer.page(`/admin/requests/${requestId}`)).toContain('data-status="completed"');
+      expect(portal.errors).toEqual([]);
+    });
+
     it('the purge of the identities is offered once the erasure is verified and every recipient notified; refused before, with 409s that say why', async () => {
       const { planUrl, plan, officer, admin } = await plannedErasure('katherine@example.com');
       expect((await admin.post(`${planUrl}/execute`, {})).status).toBe(303);

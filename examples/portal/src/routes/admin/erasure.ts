@@ -29,7 +29,7 @@ import { HttpError } from '../../http-error.js';
 import { currentStaff, render } from '../../render.js';
 import { csrfToken } from '../../security.js';
 import { parseForm } from '../../validation.js';
-import { erasureView } from '../../views/admin/erasure.js';
+import { erasureView, runnable } from '../../views/admin/erasure.js';
 import { verifiedIdentities } from './requests.js';
 
 /** Which column holds each retention fact, per table, for the Art 17(3) remainder. */
@@ -190,7 +190,7 @@ export function adminErasureRoutes(options: {
     const planId = idSchema.safeParse(req.params.planId);
     if (!planId.success) throw new HttpError(404, 'No such erasure plan.');
     const { plan, status } = await getErasureRecord({ db, planId: planId.data, tenant: policy.tenant });
-    if (status !== 'planned') throw new HttpError(409, 'This erasure has already been executed.');
+    if (!runnable(status)) throw new HttpError(409, 'This erasure has already been executed.');
     const by = actor(res);
     const approval = await options.approvals.request({ action: 'erasure.execute', target: plan.id, by });
     await options.audit.record({
@@ -211,7 +211,7 @@ export function adminErasureRoutes(options: {
     // approvable once it is free (if it still needs running).
     const busy = liveLease(record, clock);
     if (busy) throw new HttpError(409, busyMessage(busy.heldFor, busy.expiresAt));
-    if (status !== 'planned') throw new HttpError(409, 'This erasure has already been executed.');
+    if (!runnable(status)) throw new HttpError(409, 'This erasure has already been executed.');
     const by = actor(res);
     const approval = await options.approvals.approve({ action: 'erasure.execute', target: plan.id, by });
     await options.audit.record({

@@ -10,13 +10,24 @@ import { html } from '../html.js';
 import type { SafeHtml } from '../html.js';
 import { csrfField } from '../layout.js';
 
+/**
+ * Whether a plan may be executed (again): never run, or stopped part-way — a worker that crashed
+ * (its lease expired) or a run that failed on a table — which then resumes where it stopped.
+ */
+export function runnable(status: string): boolean {
+  return status === 'planned' || status === 'executing' || status === 'failed';
+}
+
 function executeControls(
   planId: string,
-  options: { approval?: Approval; viewer?: string; csrf: string },
+  options: { status: string; approval?: Approval; viewer?: string; csrf: string },
 ): SafeHtml {
   const { approval } = options;
-  const what =
-    'Execution deletes or masks the rows above, children before parents, and keeps the rows listed as kept. A second staff member must approve it (four eyes).';
+  const resume =
+    options.status === 'planned'
+      ? ''
+      : ' The last run stopped part-way: running it again resumes where it stopped, and changes nothing already done.';
+  const what = `Execution deletes or masks the rows above, children before parents, and keeps the rows listed as kept.${resume} A second staff member must approve it (four eyes).`;
   if (!approval || approval.approvedAt) {
     return html`<form method="post" action="/admin/erasure/${planId}/request-approval">${csrfField(options.csrf)}<p>${what}</p><button type="submit">Ask for approval to execute</button></form>`;
   }
@@ -111,10 +122,8 @@ ${
     ? html`<h2>Report</h2>
 <p data-report-status="${report.status}">${report.status}: ${report.changes} rows changed in ${report.ms} ms.${report.shredding ? ` Consent ledger key: ${report.shredding.status}.` : ''} ${report.notifications} Art 19 notice(s) queued.</p>
 ${report.failures.length ? html`<ul class="error">${report.failures.map((failure) => html`<li>${failure.table}: ${failure.reason}</li>`)}</ul>` : ''}`
-    : options.busy
-      ? ''
-      : executeControls(plan.id, options)
-}
+    : ''
+}${options.busy || !runnable(options.status) ? '' : executeControls(plan.id, options)}
 ${
   verification
     ? html`<h2>Verification</h2>
