@@ -903,6 +903,36 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect((await ctx.service.get(late)).status).toBe('verified');
     });
 
+    it('a revocation sent while the directive it revokes is still open is a request of its own; the same directive sent again is a duplicate', async () => {
+      const ctx = setup();
+      const olga = [{ kind: 'email', value: 'olga@example.com' }];
+      const directive = {
+        right: 'post-mortem-directives',
+        identities: olga,
+        details: { action: 'give', kind: 'general', instructions: 'Close my accounts.' },
+      } as SubmitRequestInput;
+      const given = await ctx.service.submit(directive);
+      expect((await ctx.service.submit(directive)).duplicateOf).toBe(given.requestId);
+      const revoked = await ctx.service.submit({
+        right: 'post-mortem-directives',
+        identities: olga,
+        details: { action: 'revoke', directiveId: given.requestId },
+      });
+      expect(revoked.duplicateOf).toBeNull();
+      expect(revoked.requestId).not.toBe(given.requestId);
+      expect((await ctx.service.get(revoked.requestId)).details).toEqual({
+        action: 'revoke',
+        directiveId: given.requestId,
+      });
+      // A particular directive given meanwhile is a third request, not folded into the general one.
+      const particular = await ctx.service.submit({
+        ...directive,
+        details: { action: 'give', kind: 'particular', instructions: 'Keep my photos.' },
+      } as SubmitRequestInput);
+      expect(particular.duplicateOf).toBeNull();
+      expect(new Set([given.requestId, revoked.requestId, particular.requestId]).size).toBe(3);
+    });
+
     it('refuses an heir without proof and a stranger posing as executor', async () => {
       const ctx = setup();
       const before = (await allRows(database.db, 'privacykit_requests_requests')).length;

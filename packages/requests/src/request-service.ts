@@ -1,6 +1,6 @@
-import { newId, randomDigits, randomToken, systemClock, zodIssues } from '@privacykit/core';
+import { canonicalJson, newId, randomDigits, randomToken, systemClock, zodIssues } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
-import { constantTimeEqual, hmacSha256Hex } from '@privacykit/core/crypto';
+import { constantTimeEqual, hmacSha256Hex, sha256Hex } from '@privacykit/core/crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import {
@@ -310,6 +310,17 @@ function invalid(error: z.ZodError, what: string): never {
     `invalid ${what}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
     { issues },
   );
+}
+
+/**
+ * What makes two open submissions of one identity the same request: the right — except for
+ * post-mortem directives, where each directive given, revoked or carried out is a request of its
+ * own and only the very same one sent again is a duplicate (a revocation must never be swallowed
+ * by the open directive it revokes). Held by the identity's intake slot (`dedupe_right`, ≤ 32).
+ */
+function dedupeKeyOf(right: RequestRight, details: RequestDetails): string {
+  if (right !== 'post-mortem-directives') return right;
+  return `pmd:${sha256Hex(canonicalJson(details)).slice(0, 16)}`;
 }
 
 function parseJson(text: string | null): unknown {
@@ -704,6 +715,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const hashes = identities.map((identity) => identityLookupHash(key, identity.kind, identity.value));
 
     const at = now();
+    const dedupeKey = dedupeKeyOf(input.right, input.details);
     const result = await intakeTransaction(async (trx) => {
       const since = new Date(at.getTime() - duplicateWindowDays * 86_400_000).toISOString();
       const duplicate = await trx
@@ -718,8 +730,14 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         .where('r.received_at', '>=', since)
         .orderBy('r.received_at')
         .orderBy('r.id')
-        .limit(1)
-        .executeTakeFirst();
+        .execute()
+        .then((candidates) =>
+          candidates.find(
+            (candidate) =>
+              input.right !== 'post-mortem-directives' ||
+              dedupeKeyOf(input.right, parseJson(candidate.details) as RequestDetails) === dedupeKey,
+          ),
+        );
 
       const requestId = duplicate?.id ?? newId(at);
       for (const hash of hashes) {
@@ -818,7 +836,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         .where('i.tenant', '=', tenant)
         .where('r.tenant', '=', tenant)
         .where('i.lookup_hash', 'in', hashes)
-        .where('i.dedupe_right', '=', input.right)
+        .where('i.dedupe_right', '=', dedupeKey)
         .orderBy('i.lookup_hash')
         .execute();
       for (const holder of holders) {
@@ -830,7 +848,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           .set({ dedupe_right: null })
           .where('tenant', '=', tenant)
           .where('id', '=', holder.id)
-          .where('dedupe_right', '=', input.right)
+          .where('dedupe_right', '=', dedupeKey)
           .execute();
       }
 
@@ -873,7 +891,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         lookup_hash: hashes[position] as string,
         channel: channels[position] ?? null,
         verified_at: null,
-        dedupe_right: input.right,
+        dedupe_right: dedupeKey,
       }));
       // In hash order, so two submissions naming the same identities in another order take the
       // slots in the same order (a conflict, never a deadlock).
