@@ -442,4 +442,30 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     expect(await ledger.mayProcess('imp-7', 'newsletter')).toBe(true);
     expect(await ledger.verify()).toMatchObject({ ok: true });
   });
+
+  it('two imports of one event id at once record it once; the other is refused as a replay and appends go on', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const local = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      const legacy = (subjectId: string) =>
+        grant(subjectId, 'newsletter', { source: 'import', method: 'import', eventId: 'legacy-evt-1' });
+      const outcomes = await Promise.allSettled([
+        local.import([legacy('ivy')]),
+        local.import([legacy('ivy')]),
+      ]);
+      expect(outcomes.map((outcome) => outcome.status).sort()).toEqual(['fulfilled', 'rejected']);
+      const refused = outcomes.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult;
+      expect(refused.reason).toMatchObject({ code: 'consent/duplicate-event', details: { imported: 0 } });
+      expect((await local.history('ivy')).map((event) => event.eventId)).toEqual(['legacy-evt-1']);
+      // Past the next lookup indexing (every 1,000 entries), writes still work and the ledger verifies.
+      await local.import(
+        Array.from({ length: 1100 }, (_, i) => grant(`after-${i}`, 'newsletter', { source: 'import' })),
+      );
+      await local.withdraw('ivy', 'newsletter');
+      expect(await local.mayProcess('ivy', 'newsletter')).toBe(false);
+      expect(await local.verify()).toMatchObject({ ok: true });
+    } finally {
+      await own?.destroy();
+    }
+  });
 });

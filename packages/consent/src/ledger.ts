@@ -13,7 +13,7 @@ import type { Clock, JsonValue, Policy, Purpose } from '@privacykit/core';
 import { sha256Hex } from '@privacykit/core/crypto';
 import { engineOf, sqliteConnectionOf } from '@privacykit/core/db';
 import type { SqliteConnection, SqliteStatement } from '@privacykit/core/db';
-import type { ExpressionBuilder, Kysely } from 'kysely';
+import type { ExpressionBuilder, InsertQueryBuilder, Kysely } from 'kysely';
 import { consentDecisionSchema, consentMethodSchema, nonAffirmativeMethods } from './decision.js';
 import type {
   ConsentDecision,
@@ -633,11 +633,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     indexSubject: prepare<'tenant' | 'key' | 'seq'>((p) =>
       db.insertInto(T.subjectIx).values({ tenant: p('tenant'), subject_key: p('key'), seq: p('seq') }),
     ),
+    // An event id already in the lookup (a duplicate that reached the ledger) keeps its first
+    // entry: indexing goes on, so appends never fail on it, and verify() reports the duplicate.
     indexEvent: prepare<'tenant' | 'key' | 'seq'>((p) =>
-      db.insertInto(T.eventIx).values({ tenant: p('tenant'), event_id: p('key'), seq: p('seq') }),
+      keepFirst(db.insertInto(T.eventIx).values({ tenant: p('tenant'), event_id: p('key'), seq: p('seq') })),
     ),
   };
   const bulkRows = 200;
+  function keepFirst(insert: InsertQueryBuilder<any, any, any>) {
+    return engine === 'mysql' ? insert.ignore() : insert.onConflict((oc) => oc.doNothing());
+  }
   const stateRowsOf = (rows: string[][]) =>
     rows.map((row) => named(stateColumns, (c) => row[stateColumns.indexOf(c)] as string)) as Record<
       keyof StateRow,
@@ -650,7 +655,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         .values(rows.map(([tenant, key, seq]) => ({ tenant, subject_key: key, seq }))),
     ),
     indexEvents: prepareRows(3, bulkRows, (rows) =>
-      db.insertInto(T.eventIx).values(rows.map(([tenant, key, seq]) => ({ tenant, event_id: key, seq }))),
+      keepFirst(
+        db.insertInto(T.eventIx).values(rows.map(([tenant, key, seq]) => ({ tenant, event_id: key, seq }))),
+      ),
     ),
     insertEntries: prepareRows(ledgerColumns.length, bulkRows, (rows) =>
       db
@@ -2527,6 +2534,20 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         const now = clock.now();
         await appendTransaction(async (ctx) => {
           const { trx } = ctx;
+          // Again under the append lock: an import running at the same time (a client's retry, a
+          // second worker) may have appended one of these ids since the check above.
+          const ids = batch.flatMap((value) => (value.eventId ? [value.eventId] : []));
+          if (ids.length > 0) {
+            await assertNewEvents(trx, ids).catch((error: unknown) => {
+              if ((error as Err).code !== 'consent/duplicate-event') throw error;
+              const failure = error as PrivacyKitError<ConsentErrorCode>;
+              throw new PrivacyKitError<ConsentErrorCode>(
+                'consent/duplicate-event',
+                `${failure.message}; ${imported} decision(s) of this import were recorded before it`,
+                { cause: error, details: { ...failure.details, imported } },
+              );
+            });
+          }
           const subjectKeys = chunk.map((item) => item.subjectKey);
           const sealing = batch.map(needsSeal);
           const materials = sealing.some(Boolean)
