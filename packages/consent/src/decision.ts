@@ -1,5 +1,18 @@
 import { z } from 'zod';
 
+// A lone UTF-16 surrogate (encoded as U+FFFD in UTF-8, so two different ids would share one
+// pseudonym) or a NUL character (refused by PostgreSQL) is not text a decision may carry.
+const MALFORMED = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Whether `value` is well-formed Unicode without NUL characters (what every stored string must be). */
+export function wellFormedText(value: string): boolean {
+  return !MALFORMED.test(value);
+}
+
+const TEXT_MESSAGE = 'must be well-formed Unicode text without NUL characters';
+/** A string of `min`–`max` UTF-16 units that is well-formed text. */
+const text = (min: number, max: number) => z.string().min(min).max(max).refine(wellFormedText, TEXT_MESSAGE);
+
 /** Where a decision was collected. */
 export const consentSourceSchema = z.enum(['banner', 'form', 'api', 'gpc', 'import']);
 export type ConsentSource = z.infer<typeof consentSourceSchema>;
@@ -37,9 +50,9 @@ export type ConsentState = 'granted' | 'refused' | 'withdrawn' | 'expired';
 export const parentalAuthorisationSchema = z
   .object({
     /** How the holder of parental responsibility was verified (Art 8(2)), e.g. `card-check`, `signed-form`. */
-    method: z.string().min(1).max(100),
+    method: text(1, 100),
     /** A reference to the verification record (stored encrypted). */
-    reference: z.string().max(500).optional(),
+    reference: text(0, 500).optional(),
   })
   .strict();
 export type ParentalAuthorisation = z.infer<typeof parentalAuthorisationSchema>;
@@ -47,21 +60,21 @@ export type ParentalAuthorisation = z.infer<typeof parentalAuthorisationSchema>;
 export const consentEvidenceSchema = z
   .object({
     /** The client's IP address; stored truncated (/24, /48) unless the ledger says otherwise. */
-    ip: z.string().max(100).optional(),
+    ip: text(0, 100).optional(),
     /** Stored only when the ledger is configured with `evidence.userAgent: true`. */
-    userAgent: z.string().max(1000).optional(),
+    userAgent: text(0, 1000).optional(),
   })
   .strict();
 export type ConsentEvidence = z.infer<typeof consentEvidenceSchema>;
 
 export const noticeReferenceSchema = z
   .object({
-    version: z.string().min(1).max(100).optional(),
+    version: text(1, 100).optional(),
     hash: z
       .string()
       .regex(/^[0-9a-f]{64}$/, 'expected a lowercase SHA-256 hex digest')
       .optional(),
-    language: z.string().min(2).max(35).optional(),
+    language: text(2, 35).optional(),
   })
   .strict();
 export type NoticeReference = z.infer<typeof noticeReferenceSchema>;
@@ -73,12 +86,12 @@ export type NoticeReference = z.infer<typeof noticeReferenceSchema>;
  */
 export const consentDecisionSchema = z
   .object({
-    subjectId: z.string().min(1).max(255),
-    purpose: z.string().min(1).max(100).optional(),
-    purposes: z.array(z.string().min(1).max(100)).optional(),
+    subjectId: text(1, 255),
+    purpose: text(1, 100).optional(),
+    purposes: z.array(text(1, 100)).optional(),
     state: decisionStateSchema,
     source: consentSourceSchema,
-    method: z.string().min(1).max(50),
+    method: text(1, 50),
     /** Set when the control was pre-selected: a pre-ticked box is refused whatever the method. */
     preTicked: z.boolean().optional(),
     /**
@@ -89,13 +102,13 @@ export const consentDecisionSchema = z
     conditionOfService: z.boolean().optional(),
     notice: noticeReferenceSchema.optional(),
     /** Where the rules applied come from, e.g. `EU`, `FR`, `US-CA`. */
-    jurisdiction: z.string().min(2).max(20).optional(),
+    jurisdiction: text(2, 20).optional(),
     evidence: consentEvidenceSchema.optional(),
     /** The subject's age in years when the service knows it (Art 8). */
     age: z.number().int().min(0).max(150).optional(),
     parentalAuthorisation: parentalAuthorisationSchema.optional(),
     /** Imports only: the original event id (replays are refused) and the original decision time. */
-    eventId: z.string().min(1).max(64).optional(),
+    eventId: text(1, 64).optional(),
     at: z.iso.datetime({ offset: true }).optional(),
   })
   .strict();

@@ -5,6 +5,11 @@
 export type ConsentErrorCode =
   /** The decision does not match the decision schema (see `issues`). */
   | 'consent/invalid-decision'
+  /**
+   * A subject id passed to a method (`mayProcess`, `current`, `history`, `shredSubject`, …) that
+   * no decision could carry: not a non-empty string of at most 255 well-formed characters.
+   */
+  | 'consent/invalid-subject'
   /** One decision names several purposes (Recital 32/43: consent is given per purpose). */
   | 'consent/bundled-purposes'
   /** The purpose is not declared in the policy. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { consentSourceSchema, decisionStateSchema } from './decision.js';
+import { consentSourceSchema, decisionStateSchema, wellFormedText } from './decision.js';
 import type { ConsentDecision } from './decision.js';
 
 /** What `consentDecisionSchema.parse` returns. */
@@ -11,7 +11,7 @@ const HASH = /^[0-9a-f]{64}$/;
 const isoDateTime = z.iso.datetime({ offset: true });
 
 const str = (value: unknown, min: number, max: number): value is string =>
-  typeof value === 'string' && value.length >= min && value.length <= max;
+  typeof value === 'string' && value.length >= min && value.length <= max && wellFormedText(value);
 
 const plain = (value: unknown): value is Record<string, unknown> => {
   if (typeof value !== 'object' || value === null) return false;

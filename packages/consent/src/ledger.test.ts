@@ -111,6 +111,42 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       expect(recorded.notice.language).toBe('en');
     });
 
+    it('refuses text that is not well-formed (lone surrogates, NUL) everywhere, writing nothing; two ids never share a pseudonym', async () => {
+      const before = await ledgerSize(database);
+      for (const bad of ['user\ud800', 'user\udfff', 'nul\u0000id']) {
+        await rejects(ledger.record(grant(bad, 'newsletter')), 'consent/invalid-decision');
+        await rejects(ledger.mayProcess(bad, 'newsletter'), 'consent/invalid-subject');
+        await rejects(ledger.current(bad), 'consent/invalid-subject');
+        await rejects(ledger.history(bad), 'consent/invalid-subject');
+        await rejects(ledger.shredSubject(bad), 'consent/invalid-subject');
+        await rejects(
+          ledger.record(grant('well-formed', 'newsletter', { evidence: { userAgent: `UA ${bad}` } })),
+          'consent/invalid-decision',
+        );
+      }
+      await rejects(ledger.shredSubject(undefined as unknown as string), 'consent/invalid-subject');
+      await rejects(ledger.shredSubject(5 as unknown as string), 'consent/invalid-subject');
+      // Validated up front: one bad decision among many, in a later batch, and nothing is imported.
+      await rejects(
+        ledger.import(
+          Array.from({ length: 30 }, (_, i) =>
+            grant(`bulk-${i}`, 'newsletter', {
+              source: 'import',
+              method: 'import',
+              eventId: i === 25 ? 'evt\u0000x' : `bulk-evt-${i}`,
+            }),
+          ),
+          { batchSize: 10 },
+        ),
+        'consent/invalid-decision',
+      );
+      expect(await ledgerSize(database)).toBe(before);
+      // A surrogate pair (an emoji) is well-formed text.
+      await ledger.record(grant('emoji-\u{1F600}', 'newsletter'));
+      expect(await ledger.mayProcess('emoji-\u{1F600}', 'newsletter')).toBe(true);
+      expect(await ledger.mayProcess('emoji-\ufffd', 'newsletter')).toBe(false);
+    });
+
     it('refuses an unknown notice version or hash', async () => {
       await rejects(
         ledger.record(grant('reject-4', 'newsletter', { notice: { version: '1999-01-01' } })),
@@ -455,7 +491,8 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       ]);
       expect(outcomes.map((outcome) => outcome.status).sort()).toEqual(['fulfilled', 'rejected']);
       const refused = outcomes.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult;
-      expect(refused.reason).toMatchObject({ code: 'consent/duplicate-event', details: { imported: 0 } });
+      // Refused up front, or — when both passed that check at once — under the append lock.
+      expect(refused.reason).toMatchObject({ code: 'consent/duplicate-event' });
       expect((await local.history('ivy')).map((event) => event.eventId)).toEqual(['legacy-evt-1']);
       // Past the next lookup indexing (every 1,000 entries), writes still work and the ledger verifies.
       await local.import(

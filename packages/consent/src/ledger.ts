@@ -14,7 +14,12 @@ import { sha256Hex } from '@privacykit/core/crypto';
 import { engineOf, sqliteConnectionOf } from '@privacykit/core/db';
 import type { SqliteConnection, SqliteStatement } from '@privacykit/core/db';
 import type { ExpressionBuilder, InsertQueryBuilder, Kysely } from 'kysely';
-import { consentDecisionSchema, consentMethodSchema, nonAffirmativeMethods } from './decision.js';
+import {
+  consentDecisionSchema,
+  consentMethodSchema,
+  nonAffirmativeMethods,
+  wellFormedText,
+} from './decision.js';
 import type {
   ConsentDecision,
   ConsentEvidence,
@@ -522,6 +527,19 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
   let keyed = { secret, hmac: createHmacSha256Hex(secret) };
   const pseudonym = (subjectId: string) => {
+    // Every way in by subject id (mayProcess, current, history, shredSubject, applyGpc, …) passes
+    // here: an id a decision could not carry names nobody, and must not hash like another one.
+    if (
+      typeof subjectId !== 'string' ||
+      subjectId.length === 0 ||
+      subjectId.length > 255 ||
+      !wellFormedText(subjectId)
+    ) {
+      throw fail(
+        'consent/invalid-subject',
+        'a subject id is a non-empty string of at most 255 characters, well-formed Unicode without NUL',
+      );
+    }
     if (keyed.secret !== secret) keyed = { secret, hmac: createHmacSha256Hex(secret) };
     return keyed.hmac(`${tenant}\u0000${subjectId}`);
   };
@@ -2222,7 +2240,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         tenant,
         base,
         indexedSize: Number(head.indexed_size),
-        pseudonym,
+        // A stored id no decision could carry (an edited row) is reported, not thrown.
+        pseudonym: (subjectId) => {
+          try {
+            return pseudonym(subjectId);
+          } catch {
+            return '';
+          }
+        },
         lookup: (column, values) => lookupSeqs(db, column, values),
       });
       const discrepancy = (found: Discrepancy, size: number): VerifyResult => ({
