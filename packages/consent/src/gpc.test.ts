@@ -23,6 +23,13 @@ describe('parseGpcHeader (hostile case 24)', () => {
     expect(parseGpcHeader(null)).toBe(false);
     expect(parseGpcHeader([])).toBe(false);
   });
+  it('takes anything but a string or a list of strings as no signal, never throwing', () => {
+    for (const value of [1, {}, true, [1], [null, '0'], { length: 1 }]) {
+      expect(parseGpcHeader(value as unknown as string)).toBe(false);
+    }
+    expect(parseGpcHeader([2, '1'] as unknown as string[])).toBe(true);
+    expect(gpcFromHeaders({ 'sec-gpc': 1 as unknown as string })).toBe(false);
+  });
   it('reads the header name case-insensitively', () => {
     expect(gpcFromHeaders({ 'Sec-GPC': '1' })).toBe(true);
     expect(gpcFromHeaders({ 'SEC-GPC': ['0', '1'] })).toBe(true);

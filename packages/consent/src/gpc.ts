@@ -7,9 +7,11 @@
  * `req.headersDistinct['sec-gpc']`.
  */
 export function parseGpcHeader(value: string | readonly string[] | undefined | null): boolean {
-  if (value === undefined || value === null) return false;
-  const values = typeof value === 'string' ? [value] : value;
-  return values.some((header) => header.split(',').some((member) => member.trim() === '1'));
+  // Anything but a string or a list of them (a number, an object) is no valid signal either.
+  const values: readonly unknown[] = typeof value === 'string' ? [value] : Array.isArray(value) ? value : [];
+  return values.some(
+    (header) => typeof header === 'string' && header.split(',').some((member) => member.trim() === '1'),
+  );
 }
 
 /** Reads `Sec-GPC` from a header record whatever the case of its name. */
@@ -20,7 +22,7 @@ export function gpcFromHeaders(
   for (const [name, value] of Object.entries(headers)) {
     if (name.toLowerCase() !== 'sec-gpc' || value === undefined) continue;
     if (typeof value === 'string') values.push(value);
-    else values.push(...value);
+    else if (Array.isArray(value)) values.push(...value);
   }
   return parseGpcHeader(values);
 }

@@ -147,6 +147,35 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       expect(await ledger.mayProcess('emoji-\ufffd', 'newsletter')).toBe(false);
     });
 
+    it('refuses malformed options and arguments with a typed error, never hanging or writing', async () => {
+      const before = await ledgerSize(database);
+      const one = [grant('opt-1', 'newsletter', { source: 'import' })];
+      for (const batchSize of [0, -1, Number.NaN, 0.5, '5', Number.POSITIVE_INFINITY]) {
+        await rejects(ledger.import(one, { batchSize: batchSize as number }), 'consent/invalid-options');
+        await rejects(ledger.expireDue({ batchSize: batchSize as number }), 'consent/invalid-options');
+      }
+      await rejects(ledger.import(null as never), 'consent/invalid-decision');
+      await rejects(ledger.import('x' as never), 'consent/invalid-decision');
+      await rejects(ledger.current('opt-1', { at: '2020' as never }), 'consent/invalid-options');
+      await rejects(
+        ledger.mayProcess('opt-1', 'newsletter', { at: new Date(Number.NaN) }),
+        'consent/invalid-options',
+      );
+      await rejects(ledger.stats({ at: new Date(Number.NaN) }), 'consent/invalid-options');
+      await rejects(ledger.receipt({} as never), 'consent/unknown-event');
+      await rejects(ledger.publishNotice(null as never), 'consent/invalid-options');
+      await rejects(
+        ledger.publishNotice(testPolicy, { version: 'v'.repeat(101) }),
+        'consent/invalid-options',
+      );
+      await rejects(ledger.verify(7 as never), 'consent/invalid-options');
+      expect(await ledgerSize(database)).toBe(before);
+      // null options mean none; a header that is not text is no GPC signal.
+      expect(await ledger.mayProcess('opt-1', 'newsletter', null as never)).toBe(false);
+      expect((await ledger.applyGpc('opt-1', 1 as never)).signal).toBe(false);
+      expect((await ledger.verify(null as never)).ok).toBe(true);
+    });
+
     it('refuses an unknown notice version or hash', async () => {
       await rejects(
         ledger.record(grant('reject-4', 'newsletter', { notice: { version: '1999-01-01' } })),

@@ -419,6 +419,33 @@ type Err = PrivacyKitError<ConsentErrorCode>;
 const fail = (code: ConsentErrorCode, message: string, details?: Record<string, unknown>): Err =>
   new PrivacyKitError<ConsentErrorCode>(code, message, details ? { details } : {});
 
+/** The options argument of a method: absent or null means none; anything but an object is refused. */
+function optionsOf<O extends object>(options: O | null | undefined): Partial<O> {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw fail('consent/invalid-options', `options must be an object, got ${typeof options}`);
+  }
+  return options;
+}
+
+/** A count option (a batch or page size, a minimum): a positive safe integer, or `fallback` when absent. */
+function countOption(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw fail('consent/invalid-options', `${name} must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** An instant option (`at`): a valid Date, or `fallback()` when absent. */
+function dateOption(value: unknown, fallback: () => Date): Date {
+  if (value === undefined) return fallback();
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw fail('consent/invalid-options', 'at must be a valid Date');
+  }
+  return value;
+}
+
 const methodCodes: Record<NonAffirmativeMethod, ConsentErrorCode> = {
   default: 'consent/default-not-consent',
   'pre-ticked': 'consent/pre-ticked-not-consent',
@@ -1725,6 +1752,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     version: string | undefined,
     mode: 'explicit' | 'startup' = 'explicit',
   ): Promise<PublishResult> {
+    if (typeof next !== 'object' || next === null || !Array.isArray(next.purposes)) {
+      throw fail('consent/invalid-options', 'publishNotice takes a policy made by definePolicy()');
+    }
     if (next.tenant !== tenant) {
       throw fail(
         'consent/invalid-options',
@@ -1733,6 +1763,25 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     }
     let result: PublishResult = { changed: [], added: [], unchanged: [], retired: [] };
     const label = version ?? next.version;
+    // What the notice table's columns hold on every engine: refused here, not by the database.
+    if (typeof label !== 'string' || label.length === 0 || label.length > 100 || !wellFormedText(label)) {
+      throw fail('consent/invalid-options', 'a notice version is 1 to 100 characters of well-formed text');
+    }
+    for (const purpose of consentPurposes(next)) {
+      if (purpose.id.length > 100) {
+        throw fail(
+          'consent/invalid-options',
+          `purpose id "${purpose.id.slice(0, 40)}…" is longer than 100 characters`,
+        );
+      }
+      const bytes = Buffer.byteLength(canonicalJson(purposeNoticeContent(next, purpose)));
+      if (bytes > 65_535) {
+        throw fail(
+          'consent/invalid-options',
+          `the notice of "${purpose.id}" is ${bytes} bytes: at most 65,535 can be stored (shorten its texts)`,
+        );
+      }
+    }
     const conflicts = new Map<string, StartupConflict>();
     await appendTransaction(async (ctx) => {
       const { trx } = ctx;
@@ -2064,7 +2113,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       return writeDecision(value);
     },
 
-    async withdraw(subjectId, purposeId, opts = {}) {
+    async withdraw(subjectId, purposeId, options) {
+      const opts = optionsOf(options);
       const decision: ConsentDecision = {
         subjectId,
         purpose: purposeId,
@@ -2092,9 +2142,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       return { ...done, notify };
     },
 
-    async current(subjectId, opts = {}) {
+    async current(subjectId, options) {
+      const opts = optionsOf(options);
       await ready();
-      const at = opts.at ?? clock.now();
+      const at = dateOption(opts.at, () => clock.now());
       const subjectKey = pseudonym(subjectId);
       const wanted = consentPurposes(policy);
       const rows =
@@ -2122,7 +2173,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       return { subjectKey, purposes };
     },
 
-    async mayProcess(subjectId, purposeId, opts = {}) {
+    async mayProcess(subjectId, purposeId, options) {
+      const opts = optionsOf(options);
+      const at = opts.at === undefined ? undefined : dateOption(opts.at, () => clock.now());
       if (!isReady) await ready();
       consentPurpose(purposeId);
       type GrantRow = { state: string; expires_at: string | null; notice_hash: string };
@@ -2135,7 +2188,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           : (await run<keyof typeof values, GrantRow>(db, statements.grant, values)).rows[0];
       // The same answer as current(): a granted, unexpired decision on the current notice.
       if (row?.state !== 'granted') return false;
-      if (row.expires_at && row.expires_at <= (opts.at ?? clock.now()).toISOString()) return false;
+      if (row.expires_at && row.expires_at <= (at ?? clock.now()).toISOString()) return false;
       const current = notices.get(purposeId)?.current;
       return current === undefined || row.notice_hash === current.hash;
     },
@@ -2181,7 +2234,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       });
     },
 
-    async verify(opts = {}) {
+    async verify(options) {
+      const opts = optionsOf(options);
       await ready();
       const trusted = opts.publicKeys ?? (opts.publicKey ? [opts.publicKey] : keys.trusted);
       const head = await readHead();
@@ -2341,6 +2395,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     },
 
     async receipt(eventId) {
+      if (
+        typeof eventId !== 'string' ||
+        eventId.length === 0 ||
+        eventId.length > 64 ||
+        !wellFormedText(eventId)
+      ) {
+        throw fail('consent/unknown-event', 'an event id is a non-empty string of at most 64 characters');
+      }
       await ready();
       const row = await eventEntry(eventId);
       if (!row || (row.kind !== 'decision' && row.kind !== 'expiry')) {
@@ -2447,7 +2509,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       return { oldSize, newSize: size, proof: proof.map(hex) };
     },
 
-    subjectsWithConsent(purposeId, opts = {}) {
+    subjectsWithConsent(purposeId, options) {
+      const opts = optionsOf(options);
       const pages = ledger.subjectPagesWithConsent(purposeId, { pageSize: 10_000, ...opts });
       return {
         async *[Symbol.asyncIterator]() {
@@ -2456,16 +2519,15 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       };
     },
 
-    subjectPagesWithConsent(purposeId, opts = {}) {
-      const pageSize = opts.pageSize ?? 10_000;
-      if (!Number.isInteger(pageSize) || pageSize < 1) {
-        throw fail('consent/invalid-options', `pageSize must be a positive integer, got ${pageSize}`);
-      }
+    subjectPagesWithConsent(purposeId, options) {
+      const opts = optionsOf(options);
+      const pageSize = countOption('pageSize', opts.pageSize, 10_000);
+      const when = opts.at === undefined ? undefined : dateOption(opts.at, () => clock.now());
       return {
         async *[Symbol.asyncIterator]() {
           await ready();
           consentPurpose(purposeId);
-          const at = (opts.at ?? clock.now()).toISOString();
+          const at = (when ?? clock.now()).toISOString();
           const currentHash = notices.get(purposeId)?.current.hash ?? '';
           // Keyset pages in primary-key order (tenant, purpose, subject_key): each page is one
           // range read of the table, whatever its size.
@@ -2495,9 +2557,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       };
     },
 
-    async import(decisions, opts = {}) {
+    async import(decisions, options) {
+      const opts = optionsOf(options);
+      const batchSize = countOption('batchSize', opts.batchSize, 2000);
+      if (!Array.isArray(decisions)) {
+        throw fail('consent/invalid-decision', 'import() takes an array of decisions');
+      }
       await ready();
-      const batchSize = opts.batchSize ?? 2000;
       const values: Validated[] = [];
       const notAfter = clock.now().getTime();
       for (const [i, decision] of decisions.entries()) {
@@ -2661,14 +2727,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       return { imported };
     },
 
-    async publishNotice(next, opts = {}) {
+    async publishNotice(next, options) {
+      const opts = optionsOf(options);
       await ready();
       return publish(next, opts.version);
     },
 
-    async expireDue(opts = {}) {
+    async expireDue(options) {
+      const opts = optionsOf(options);
+      const batchSize = countOption('batchSize', opts.batchSize, 1000);
       await ready();
-      const batchSize = opts.batchSize ?? 1000;
       let total = 0;
       for (;;) {
         const now = clock.now();
@@ -2722,7 +2790,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       }
     },
 
-    async applyGpc(subjectId, header, opts = {}) {
+    async applyGpc(subjectId, header, options) {
+      const opts = optionsOf(options);
       await ready();
       const outcome: GpcOutcome = {
         signal: parseGpcHeader(header),
@@ -2865,9 +2934,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       });
     },
 
-    async stats(opts = {}) {
+    async stats(options) {
+      const opts = optionsOf(options);
       await ready();
-      const at = (opts.at ?? clock.now()).toISOString();
+      const at = dateOption(opts.at, () => clock.now()).toISOString();
       const rows = await db
         .selectFrom(T.state)
         .select((eb) => [
@@ -2916,12 +2986,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       );
     },
 
-    async conditionOfServiceSignals(opts = {}) {
+    async conditionOfServiceSignals(options) {
+      const opts = optionsOf(options);
       await ready();
-      const minDecisions = opts.minDecisions ?? 100;
-      if (!Number.isInteger(minDecisions) || minDecisions < 1) {
-        throw fail('consent/invalid-options', `minDecisions must be a positive integer, got ${minDecisions}`);
-      }
+      const minDecisions = countOption('minDecisions', opts.minDecisions, 100);
       const rows = await db
         .selectFrom(T.state)
         .select((eb) => [
