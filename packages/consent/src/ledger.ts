@@ -754,6 +754,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     readyPromise ??= initialise().then(
       () => {
         isReady = true;
+        noticesCheckedAt = clock.now().getTime();
       },
       (error) => {
         readyPromise = undefined;
@@ -846,6 +847,17 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
   function loadNotices(): Promise<void> {
     return loadNoticesWith(db);
+  }
+
+  // Notices another instance publishes reach this one within NOTICE_TTL_MS: a grant recorded
+  // after that on a text this instance no longer shows as current is refused (resolveNotice).
+  const NOTICE_TTL_MS = 5000;
+  let noticesCheckedAt = Number.NEGATIVE_INFINITY;
+  async function freshNotices(): Promise<void> {
+    const now = clock.now().getTime();
+    if (now - noticesCheckedAt < NOTICE_TTL_MS) return;
+    noticesCheckedAt = now;
+    await loadNotices();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1317,6 +1329,20 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     };
   }
 
+  // This instance's own notice hash per purpose, for the policy object it runs (computed once).
+  let ownHashes = { policy, hashes: new Map<string, string>() };
+  function ownNoticeHash(purposeId: string): string | undefined {
+    if (ownHashes.policy !== policy) ownHashes = { policy, hashes: new Map() };
+    let hash = ownHashes.hashes.get(purposeId);
+    if (hash === undefined) {
+      const purpose = policy.purposes.find((candidate) => candidate.id === purposeId);
+      if (!purpose) return undefined;
+      hash = purposeNoticeHash(policy, purpose);
+      ownHashes.hashes.set(purposeId, hash);
+    }
+    return hash;
+  }
+
   function resolveNotice(
     purposeId: string,
     state: DecisionState,
@@ -1344,6 +1370,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         'consent/unknown-notice-hash',
         `notice hash ${reference.hash} does not match a published notice of "${purposeId}"`,
       );
+    }
+    // A grant that names no notice answered the text this instance shows. Another instance may
+    // have published a newer text since this one started: the subject did not see it, so the
+    // grant cannot be recorded against it (and must not be against the superseded one).
+    if (state === 'granted' && reference?.version === undefined && reference?.hash === undefined) {
+      const own = ownNoticeHash(purposeId);
+      if (own !== undefined && own !== chosen.hash) {
+        throw fail(
+          'consent/notice-outdated',
+          `this instance shows a notice of "${purposeId}" that is not the current one ("${known.current.version}", published elsewhere): deploy the current policy`,
+        );
+      }
     }
     if (state === 'granted' && chosen.version !== known.current.version) {
       throw fail(
@@ -2109,6 +2147,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async record(decision) {
       await ready();
+      await freshNotices();
       const value = await withNoticeRetry(() => validate(decision, false));
       return writeDecision(value);
     },

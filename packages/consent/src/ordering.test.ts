@@ -207,6 +207,29 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
     expect((await current.verify()).ok).toBe(true);
   });
 
+  it('an instance still running the old policy when another publishes a new one refuses grants within seconds, never recording one against text it does not show', async () => {
+    database = await migratedDatabase(engine);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const running = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    await running.record(grant('hal'));
+    // Another instance is deployed with the new text and publishes it.
+    const deployed = createConsentLedger({ db: database.db, policy: editedPolicy('2025-04-01'), clock });
+    await deployed.publicKey();
+    clock.advance(6_000);
+    // The running instance still shows the old text: its grant is refused, whatever it reloaded.
+    expect(await codeOf(running.record(grant('ida')))).toBe('consent/notice-outdated');
+    expect(await codeOf(running.record(grant('ida')))).toBe('consent/notice-outdated');
+    // It can still record refusals, other purposes and withdrawals.
+    await running.record(grant('ida', 'newsletter', { state: 'refused' }));
+    await running.record(grant('ida', 'audience-measurement'));
+    await running.withdraw('hal', 'newsletter');
+    const history = await deployed.history('ida');
+    expect(history.filter((event) => event.state === 'granted').map((event) => event.purpose)).toEqual([
+      'audience-measurement',
+    ]);
+    expect((await deployed.verify()).ok).toBe(true);
+  });
+
   it('a notice edited without a new version refuses grants of that purpose, not withdrawals (Art 7(3))', async () => {
     database = await migratedDatabase(engine);
     const clock = fixedClock('2025-03-01T12:00:00Z');
