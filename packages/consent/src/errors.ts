@@ -49,6 +49,11 @@ export type ConsentErrorCode =
   | 'consent/unknown-event'
   /** Invalid ledger options (age threshold outside 13–16, bad validity period, bad keys). */
   | 'consent/invalid-options'
+  /**
+   * A write the database rolled back over a deadlock with concurrent writers, again and again
+   * (it is retried first): nothing was written, try again.
+   */
+  | 'consent/write-conflict'
   /** A notice version string is reused for different content. */
   | 'consent/notice-version-conflict'
   /**

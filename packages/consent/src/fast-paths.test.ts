@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { definePolicy, fixedClock } from '@privacykit/core';
-import { migrate } from '@privacykit/core/db';
+import { migrate, openDatabase } from '@privacykit/core/db';
 import { testEngines } from '@privacykit/core/testing';
 import { Migrator } from 'kysely';
 import type { TestDatabase } from '@privacykit/core/testing';
@@ -350,6 +350,37 @@ describe.each(testEngines())('import batches on $engine', (engine) => {
 });
 
 describe.each(testEngines())('tenants on one database on $engine', (engine) => {
+  it('eight tenants starting at once on their own connections all record; no raw deadlock reaches them', async () => {
+    const database = await migratedDatabase(engine);
+    const pools = await Promise.all(
+      Array.from({ length: engine.engine === 'sqlite' ? 1 : 8 }, () => openDatabase(database.url)),
+    );
+    try {
+      const clock = fixedClock('2025-03-01T12:00:00Z');
+      const tenants = Array.from({ length: 8 }, (_, i) => `tenant-${i}`);
+      const ledgers = tenants.map((tenant, i) =>
+        createConsentLedger({
+          db: pools[i % pools.length] as (typeof pools)[number],
+          policy: definePolicy({ ...policyInput, tenant }),
+          clock,
+        }),
+      );
+      for (let round = 0; round < 2; round++) {
+        const outcomes = await Promise.allSettled(
+          ledgers.map((ledger) => ledger.record(decision(`p-${round}`, 'newsletter'))),
+        );
+        expect(outcomes.filter((outcome) => outcome.status === 'rejected')).toEqual([]);
+      }
+      for (const ledger of ledgers) {
+        expect(await ledger.mayProcess('p-1', 'newsletter')).toBe(true);
+        expect((await ledger.verify()).ok).toBe(true);
+      }
+    } finally {
+      await Promise.all(pools.map((pool) => pool.destroy()));
+      await database.destroy();
+    }
+  }, 60_000);
+
   it('keeps each tenant’s ledger, lookups and state apart while they append in turn', async () => {
     const database = await migratedDatabase(engine);
     try {

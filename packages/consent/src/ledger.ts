@@ -389,6 +389,20 @@ interface AppendContext {
 /** The remembered head was not the stored one any more: retry from a fresh read. */
 class StaleHead extends Error {}
 
+/** Attempts of an append transaction the engine keeps rolling back over a deadlock. */
+const CONFLICT_TRIES = 8;
+
+/** A deadlock or serialisation failure: the engine rolled the whole transaction back. */
+function isRetryableConflict(error: unknown): boolean {
+  const { code, errno } = (error ?? {}) as { code?: unknown; errno?: unknown };
+  return (
+    code === '40P01' || // PostgreSQL deadlock_detected
+    code === '40001' || // PostgreSQL serialization_failure
+    code === 'ER_LOCK_DEADLOCK' ||
+    errno === 1213
+  );
+}
+
 interface Pending {
   eventId: string;
   kind: 'decision' | 'expiry' | 'gpc-conflict' | 'subject-shredded' | 'notice-published';
@@ -1120,7 +1134,22 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         if (!(error instanceof StaleHead)) throw error;
       }
     }
-    outcome ??= await writeTransaction(db, engine, (trx) => attempt(trx, undefined));
+    for (let tries = 1; !outcome; tries++) {
+      try {
+        outcome = await writeTransaction(db, engine, (trx) => attempt(trx, undefined));
+      } catch (error) {
+        // The engine broke a deadlock (InnoDB gap locks of tenants appending side by side) or a
+        // serialisation conflict by rolling this transaction back whole: run it again.
+        if (!isRetryableConflict(error)) throw error;
+        if (tries >= CONFLICT_TRIES) {
+          throw fail(
+            'consent/write-conflict',
+            `the write lost to concurrent writers ${tries} times in a row and was rolled back each time; nothing was written: try again`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * tries));
+      }
+    }
     knownFrontier = outcome.ctx.frontier;
     if (engine === 'sqlite') rememberedHead = { head: outcome.ctx.head, frontier: outcome.ctx.frontier };
     return outcome.result;
