@@ -45,10 +45,21 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
 /** SHA-256 of the empty string: the root of the empty tree (RFC 9162 §2.1.1). */
 export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
 
+// Sizes and positions go up to 2^53 − 1: halving is arithmetic, never `>>>` or `&`, which keep
+// only 32 bits (an index off by 2^32 would otherwise walk the same path as the genuine one).
+const half = (n: number) => Math.floor(n / 2);
+const isOdd = (n: number) => n % 2 === 1;
+
 function largestPowerOfTwoBelow(n: number): number {
   let k = 1;
   while (k * 2 < n) k *= 2;
   return k;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  let k = 1;
+  while (k < n) k *= 2;
+  return k === n;
 }
 
 /** Merkle tree hash of a list of leaf hashes, computed directly (for tests and small trees). */
@@ -80,10 +91,10 @@ export function appendLeaf(frontier: Frontier, leaf: Buffer): { frontier: Fronti
   const completed: Buffer[] = [];
   let carry = leaf;
   let size = frontier.size;
-  while (size & 1) {
+  while (isOdd(size)) {
     carry = nodeHash(hashes.pop() as Buffer, carry);
     completed.push(carry);
-    size >>>= 1;
+    size = half(size);
   }
   hashes.push(carry);
   return { frontier: { size: frontier.size + 1, hashes }, completed };
@@ -114,7 +125,8 @@ function decompose(start: number, end: number): { level: number; index: number }
   let at = start;
   let remaining = end - start;
   while (remaining > 0) {
-    let level = 31 - Math.clz32(remaining);
+    let level = 0;
+    while (2 ** (level + 1) <= remaining) level++;
     while (at % 2 ** level !== 0) level--;
     parts.push({ level, index: at / 2 ** level });
     at += 2 ** level;
@@ -211,7 +223,28 @@ export function perfectNodesFromLeaves(leaves: readonly Buffer[]): PerfectNodes 
 
 export { nodeKey };
 
-/** RFC 9162 §2.1.3.2: does `proof` show `leaf` at `index` in the tree of `size` with `root`? */
+// The verifiers below check proofs handed over by someone else (often parsed from JSON): they
+// answer `false` for anything that is not a proof rather than throw or half-check it.
+const isTreeSize = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+const isHash = (hash: unknown): hash is Uint8Array => hash instanceof Uint8Array && hash.length === 32;
+
+/** The proof's hashes, or `undefined` when it is not an array of 32-byte hashes (a hole included). */
+function proofHashes(proof: unknown): Uint8Array[] | undefined {
+  if (!Array.isArray(proof)) return undefined;
+  const hashes: Uint8Array[] = [];
+  for (let i = 0; i < proof.length; i++) {
+    const hash: unknown = proof[i];
+    if (!isHash(hash)) return undefined;
+    hashes.push(hash);
+  }
+  return hashes;
+}
+
+/**
+ * RFC 9162 §2.1.3.2: does `proof` show `leaf` at `index` in the tree of `size` with `root`?
+ * `false`, never an exception, unless `index` and `size` are non-negative safe integers and every
+ * hash is 32 bytes.
+ */
 export function verifyInclusion(options: {
   index: number;
   size: number;
@@ -219,31 +252,38 @@ export function verifyInclusion(options: {
   proof: readonly Uint8Array[];
   root: Uint8Array;
 }): boolean {
-  const { index, size, leaf, proof, root } = options;
-  if (index >= size || index < 0) return false;
+  if (typeof options !== 'object' || options === null) return false;
+  const { index, size, leaf, root } = options;
+  const proof = proofHashes(options.proof);
+  if (!proof || !isTreeSize(index) || !isTreeSize(size) || !isHash(leaf) || !isHash(root)) return false;
+  if (index >= size) return false;
   let fn = index;
   let sn = size - 1;
   let r: Buffer = Buffer.from(leaf);
   for (const p of proof) {
     if (sn === 0) return false;
-    if (fn % 2 === 1 || fn === sn) {
+    if (isOdd(fn) || fn === sn) {
       r = nodeHash(p, r);
-      if (fn % 2 === 0) {
-        while (fn % 2 === 0 && fn !== 0) {
-          fn >>>= 1;
-          sn >>>= 1;
+      if (!isOdd(fn)) {
+        while (!isOdd(fn) && fn !== 0) {
+          fn = half(fn);
+          sn = half(sn);
         }
       }
     } else {
       r = nodeHash(r, p);
     }
-    fn >>>= 1;
-    sn >>>= 1;
+    fn = half(fn);
+    sn = half(sn);
   }
   return sn === 0 && r.equals(root);
 }
 
-/** RFC 9162 §2.1.4.2: does `proof` show the tree of `oldSize`/`oldRoot` is a prefix of `newSize`/`newRoot`? */
+/**
+ * RFC 9162 §2.1.4.2: does `proof` show the tree of `oldSize`/`oldRoot` is a prefix of
+ * `newSize`/`newRoot`? `false`, never an exception, unless both sizes are non-negative safe
+ * integers and every hash is 32 bytes.
+ */
 export function verifyConsistency(options: {
   oldSize: number;
   newSize: number;
@@ -251,39 +291,43 @@ export function verifyConsistency(options: {
   newRoot: Uint8Array;
   proof: readonly Uint8Array[];
 }): boolean {
-  const { oldSize, newSize, proof } = options;
+  if (typeof options !== 'object' || options === null) return false;
+  const { oldSize, newSize } = options;
+  const proof = proofHashes(options.proof);
+  if (!proof || !isTreeSize(oldSize) || !isTreeSize(newSize)) return false;
+  if (!isHash(options.oldRoot) || !isHash(options.newRoot)) return false;
   const oldRoot = Buffer.from(options.oldRoot);
   const newRoot = Buffer.from(options.newRoot);
-  if (oldSize > newSize || oldSize < 0) return false;
+  if (oldSize > newSize) return false;
   if (oldSize === newSize) return proof.length === 0 && oldRoot.equals(newRoot);
   if (oldSize === 0) return proof.length === 0;
   let path = proof.map((p) => Buffer.from(p));
   if (path.length === 0) return false;
-  if ((oldSize & (oldSize - 1)) === 0) path = [oldRoot, ...path];
+  if (isPowerOfTwo(oldSize)) path = [oldRoot, ...path];
   let fn = oldSize - 1;
   let sn = newSize - 1;
-  while (fn % 2 === 1) {
-    fn >>>= 1;
-    sn >>>= 1;
+  while (isOdd(fn)) {
+    fn = half(fn);
+    sn = half(sn);
   }
   let fr = path[0] as Buffer;
   let sr = path[0] as Buffer;
   for (const c of path.slice(1)) {
     if (sn === 0) return false;
-    if (fn % 2 === 1 || fn === sn) {
+    if (isOdd(fn) || fn === sn) {
       fr = nodeHash(c, fr);
       sr = nodeHash(c, sr);
-      if (fn % 2 === 0) {
-        while (fn % 2 === 0 && fn !== 0) {
-          fn >>>= 1;
-          sn >>>= 1;
+      if (!isOdd(fn)) {
+        while (!isOdd(fn) && fn !== 0) {
+          fn = half(fn);
+          sn = half(sn);
         }
       }
     } else {
       sr = nodeHash(sr, c);
     }
-    fn >>>= 1;
-    sn >>>= 1;
+    fn = half(fn);
+    sn = half(sn);
   }
   return sn === 0 && fr.equals(oldRoot) && sr.equals(newRoot);
 }

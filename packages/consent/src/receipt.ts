@@ -1,7 +1,7 @@
-import { type KeyObject, createPublicKey, sign, verify } from 'node:crypto';
+import { type KeyObject, sign, verify } from 'node:crypto';
 import { canonicalJson, legalBasisArticle } from '@privacykit/core';
 import type { NoticeController, StoredNoticeContent } from './notice-content.js';
-import { keyIdOf } from './signing.js';
+import { ed25519PublicKey, isCanonicalBase64, keyIdOf } from './signing.js';
 import type { SigningKeys } from './signing.js';
 
 /** DPV consent states a receipt can carry; only `given` and `renewed` allow processing. */
@@ -128,15 +128,17 @@ export function buildReceipt(
 
 /**
  * Checks a consent receipt's Ed25519 signature with the controller's public key (PEM or
- * KeyObject). Any change to any field — or a receipt signed by another key — gives `false`.
+ * KeyObject). Any change to any field — or a receipt signed by another key — gives `false`; so
+ * does, without an exception, anything that is not a receipt, a key that is not an Ed25519
+ * public key, or a signature not in the canonical base64 `buildReceipt` writes.
  */
 export function verifyReceipt(receipt: unknown, publicKey: KeyObject | string): boolean {
   try {
     if (typeof receipt !== 'object' || receipt === null) return false;
     const { signature, ...unsigned } = receipt as ConsentReceipt;
-    if (signature?.alg !== 'Ed25519' || typeof signature.value !== 'string') return false;
-    const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
-    if (signature.keyId !== keyIdOf(key)) return false;
+    if (signature?.alg !== 'Ed25519' || !isCanonicalBase64(signature.value)) return false;
+    const key = ed25519PublicKey(publicKey);
+    if (!key || signature.keyId !== keyIdOf(key)) return false;
     return verify(null, Buffer.from(canonicalJson(unsigned)), key, Buffer.from(signature.value, 'base64'));
   } catch {
     return false;

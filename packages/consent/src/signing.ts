@@ -103,13 +103,40 @@ export function signTreeHead(
 }
 
 /**
+ * The Ed25519 public key a verifier was handed (PEM or `KeyObject`), or `undefined` for anything
+ * else — junk PEM, another key type, a private `KeyObject`, not a key at all: a signature that
+ * says Ed25519 is only ever checked as one.
+ */
+export function ed25519PublicKey(publicKey: unknown): KeyObject | undefined {
+  try {
+    const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
+    if (!(key instanceof KeyObject)) return undefined;
+    return key.type === 'public' && key.asymmetricKeyType === 'ed25519' ? key : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `text` is written exactly as the signers here write a signature (`toString('base64')`).
+ * `Buffer.from(text, 'base64')` also reads whitespace, base64url, missing padding and non-zero
+ * unused bits; accepting those would let one signature travel under many texts.
+ */
+export function isCanonicalBase64(text: unknown): text is string {
+  return typeof text === 'string' && Buffer.from(text, 'base64').toString('base64') === text;
+}
+
+/**
  * Checks a signed tree head against a public key (PEM or KeyObject). Anyone holding the public
  * key can check a head the controller published or handed out (RFC 9162 §8.1.3 anchoring).
+ * `false`, never an exception, for a malformed head, a key that is not an Ed25519 public key, or
+ * a signature not in the canonical base64 `signTreeHead` writes.
  */
 export function verifyTreeHead(head: SignedTreeHead, publicKey: KeyObject | string): boolean {
   try {
-    const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
-    if (head.keyId !== keyIdOf(key)) return false;
+    if (typeof head !== 'object' || head === null || !isCanonicalBase64(head.signature)) return false;
+    const key = ed25519PublicKey(publicKey);
+    if (!key || head.keyId !== keyIdOf(key)) return false;
     return verify(null, Buffer.from(treeHeadPayload(head)), key, Buffer.from(head.signature, 'base64'));
   } catch {
     return false;
