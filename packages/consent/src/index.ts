@@ -13,6 +13,7 @@ export type {
   InclusionProof,
   PublishResult,
   RecordedDecision,
+  WithdrawnNotify,
   ConditionOfServiceSignal,
   StatsRow,
   VerifyResult,

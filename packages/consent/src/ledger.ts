@@ -124,10 +124,18 @@ export interface RecordedDecision {
   notice: { id: string; version: string; hash: string; language: string };
   /**
    * On `withdraw()`: the purpose's recipients outside the controller (processors, other
-   * controllers) as the policy declares them — the ones to tell to stop processing for it
+   * controllers) as the policy and the notice the withdrawal answered declare them (a purpose
+   * that left the policy keeps its stored notice's) — the ones to tell to stop processing for it
    * (Art 7(3), C06). The ledger records the withdrawal; telling them is the caller's to do.
    */
-  notify?: { id: string; name: string; kind: string }[];
+  notify?: WithdrawnNotify[];
+}
+
+/** A recipient to tell of a withdrawal. */
+export interface WithdrawnNotify {
+  id: string;
+  name: string;
+  kind: string;
 }
 
 /** Where one subject stands on one consent purpose. */
@@ -2169,6 +2177,38 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return controller.success ? { content, controller: controller.data } : { content };
   }
 
+  /**
+   * Who to tell of a withdrawal (C06, Art 7(3), 19): the purpose's processors and other
+   * controllers in this instance's policy and in the notice the withdrawal answered — the stored
+   * one, so a purpose that has left the policy still names the recipients its subjects were told of.
+   */
+  async function recipientsToNotify(purposeId: string, version: string): Promise<WithdrawnNotify[]> {
+    const notify = new Map<string, WithdrawnNotify>();
+    const ids = policy.purposes.find((purpose) => purpose.id === purposeId)?.recipients ?? [];
+    for (const { id, name, kind } of policy.recipients) {
+      if (ids.includes(id) && kind !== 'internal') notify.set(id, { id, name, kind });
+    }
+    const row = await db
+      .selectFrom(T.notices)
+      .select('content')
+      .where('tenant', '=', tenant)
+      .where('purpose', '=', purposeId)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    let stored: unknown;
+    try {
+      stored = row ? (JSON.parse(row.content as string) as { recipients?: unknown }).recipients : undefined;
+    } catch {
+      stored = undefined;
+    }
+    for (const recipient of Array.isArray(stored) ? stored : []) {
+      const { id, name, kind } = (recipient ?? {}) as Record<string, unknown>;
+      if (typeof id !== 'string' || typeof name !== 'string' || typeof kind !== 'string') continue;
+      if (kind !== 'internal' && !notify.has(id)) notify.set(id, { id, name, kind } as WithdrawnNotify);
+    }
+    return [...notify.values()];
+  }
+
   // ---------------------------------------------------------------------------------------------
 
   const ledger: ConsentLedger = {
@@ -2203,11 +2243,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         // possible (Art 7(3)), against the last notice published for it.
         done = await writeDecision(await withNoticeRetry(() => validate(decision, false, true)));
       }
-      const ids = policy.purposes.find((purpose) => purpose.id === purposeId)?.recipients ?? [];
-      const notify = policy.recipients
-        .filter((recipient) => ids.includes(recipient.id) && recipient.kind !== 'internal')
-        .map(({ id, name, kind }) => ({ id, name, kind }));
-      return { ...done, notify };
+      return { ...done, notify: await recipientsToNotify(purposeId, done.notice.version) };
     },
 
     async current(subjectId, options) {

@@ -151,10 +151,13 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
       );
       const withdrawn = await ledger.withdraw('gina', 'newsletter');
       expect(withdrawn).toMatchObject({ state: 'withdrawn', purpose: 'newsletter' });
-      // Moved to another basis, the purpose still names its processors; removed, it names none.
-      expect(withdrawn.notify?.map((recipient) => recipient.id)).toEqual(drop ? [] : ['emailing']);
+      // Moved to another basis or removed, the purpose still names the processors its notice
+      // told the subjects of (C06, Art 19): from the policy, or from the stored notice.
+      expect(withdrawn.notify).toEqual([{ id: 'emailing', name: 'Emailing solutions', kind: 'processor' }]);
       const restarted = createConsentLedger({ db: database.db, policy: next, clock });
-      await restarted.withdraw('hal', 'newsletter');
+      expect(
+        (await restarted.withdraw('hal', 'newsletter')).notify?.map((recipient) => recipient.id),
+      ).toEqual(['emailing']);
       const rows = await database.db
         .selectFrom('privacykit_consent_state')
         .select(['subject_id', 'state'])
