@@ -2,11 +2,11 @@ import { z } from 'zod';
 
 // A lone UTF-16 surrogate (encoded as U+FFFD in UTF-8, so two different ids would share one
 // pseudonym) or a NUL character (refused by PostgreSQL) is not text a decision may carry.
-const MALFORMED = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Whether `value` is well-formed Unicode without NUL characters (what every stored string must be). */
 export function wellFormedText(value: string): boolean {
-  return !MALFORMED.test(value);
+  return !value.includes('\u0000') && !LONE_SURROGATE.test(value);
 }
 
 const TEXT_MESSAGE = 'must be well-formed Unicode text without NUL characters';

@@ -7,7 +7,7 @@ import type { ConsentLedger } from './ledger.js';
 import { buildReceipt, verifyReceipt } from './receipt.js';
 import { loadSigningKeys } from './signing.js';
 import { generateKeyPairSync } from 'node:crypto';
-import { migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
+import { migratedDatabase, policyInput, sampleReceipt, testPolicy } from './test-fixtures.js';
 
 // The controller was acquired, and the newsletter is now shared with more recipients.
 const acquired = definePolicy({
@@ -162,37 +162,10 @@ describe.each(testEngines())('consent receipts on $engine (C01, C10)', (engine) 
 describe('buildReceipt', () => {
   it('leaves out contact details the notice did not record rather than taking today’s', () => {
     const keys = loadSigningKeys({ privateKey: generateKeyPairSync('ed25519').privateKey });
-    const receipt = buildReceipt(
-      {
-        eventId: 'e1',
-        tenant: 'default',
-        seq: 0,
-        leafHash: '00',
-        subjectKey: 's',
-        purposeId: 'newsletter',
-        notice: { id: 'default/consent/newsletter', version: 'v1', hash: 'h', language: 'en' },
-        jurisdiction: 'EU',
-        source: 'banner',
-        method: 'click',
-        at: '2025-03-01T12:00:00.000Z',
-        state: 'given',
-      },
-      {
-        content: {
-          controller: 'OpenDataSoft',
-          purpose: 'newsletter',
-          name: 'Newsletters',
-          description: 'Newsletters.',
-          categories: [{ id: 'contact.email' }],
-          recipients: [{ id: 'emailing', name: 'Emailing solutions' }],
-          retention: [{ id: 'unknown-rule', summary: '' }],
-        },
-        // Recorded for another controller name: not this notice's.
-        controller: { name: 'Someone Else', contact: 'x@example.com', address: 'Elsewhere' },
-      },
-      keys,
-      'Withdraw at /privacy/consent',
-    );
+    // Recorded for another controller name: not this notice's.
+    const receipt = sampleReceipt(keys, {
+      controller: { name: 'Someone Else', contact: 'x@example.com', address: 'Elsewhere' },
+    });
     expect(receipt.controller).toEqual({ name: 'OpenDataSoft' });
     expect(receipt.purpose.retention).toEqual(['unknown-rule']);
     expect(verifyReceipt(receipt, keys.publicKeyPem)).toBe(true);

@@ -5,6 +5,9 @@ import { createTestDatabase } from '@privacykit/core/testing';
 import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
 import type { ConsentDecision } from './decision.js';
 import { consentMigrations } from './migrations.js';
+import { buildReceipt } from './receipt.js';
+import type { ConsentReceipt, ReceiptNotice } from './receipt.js';
+import type { SigningKeys } from './signing.js';
 
 /** A trimmed copy of the seed policy (examples/portal/src/policy.ts): its three consent purposes and a contract one. */
 export const policyInput: PolicyInput = {
@@ -109,4 +112,41 @@ export async function codeOf(promise: Promise<unknown>): Promise<unknown> {
     (caught: unknown) => caught,
   );
   return isPrivacyKitError(error) ? error.code : error;
+}
+
+/** A receipt for a banner grant of `newsletter`, built from facts and a stored notice written out by hand. */
+export function sampleReceipt(
+  keys: SigningKeys,
+  options: { leafHash?: string; controller?: ReceiptNotice['controller'] } = {},
+): ConsentReceipt {
+  return buildReceipt(
+    {
+      eventId: 'e1',
+      tenant: 'default',
+      seq: 0,
+      leafHash: options.leafHash ?? '00',
+      subjectKey: 's',
+      purposeId: 'newsletter',
+      notice: { id: 'default/consent/newsletter', version: 'v1', hash: 'h', language: 'en' },
+      jurisdiction: 'EU',
+      source: 'banner',
+      method: 'click',
+      at: '2025-03-01T12:00:00.000Z',
+      state: 'given',
+    },
+    {
+      content: {
+        controller: 'OpenDataSoft',
+        purpose: 'newsletter',
+        name: 'Newsletters',
+        description: 'Newsletters.',
+        categories: [{ id: 'contact.email' }],
+        recipients: [{ id: 'emailing', name: 'Emailing solutions' }],
+        retention: [{ id: 'unknown-rule', summary: '' }],
+      },
+      ...(options.controller ? { controller: options.controller } : {}),
+    },
+    keys,
+    'Withdraw at /privacy/consent',
+  );
 }

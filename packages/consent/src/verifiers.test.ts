@@ -18,6 +18,7 @@ import { verifyConsistencyProof, verifyInclusionProof } from './proofs.js';
 import { buildReceipt, verifyReceipt } from './receipt.js';
 import type { ConsentReceipt } from './receipt.js';
 import { keyIdOf, loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
+import { sampleReceipt } from './test-fixtures.js';
 
 // The standalone verifiers answer a yes/no question about data a third party handed over (a
 // receipt, a head, a proof read from JSON): whatever that data is, they answer `false`, never
@@ -332,35 +333,7 @@ describe('verifyTreeHead and verifyReceipt', () => {
     },
     keys,
   );
-  const receipt = buildReceipt(
-    {
-      eventId: 'e1',
-      tenant: 'default',
-      seq: 0,
-      leafHash: hex(leafHash('entry 0')),
-      subjectKey: 's',
-      purposeId: 'newsletter',
-      notice: { id: 'default/consent/newsletter', version: 'v1', hash: 'h', language: 'en' },
-      jurisdiction: 'EU',
-      source: 'banner',
-      method: 'click',
-      at: '2025-03-01T12:00:00.000Z',
-      state: 'given',
-    },
-    {
-      content: {
-        controller: 'OpenDataSoft',
-        purpose: 'newsletter',
-        name: 'Newsletters',
-        description: 'Newsletters.',
-        categories: [{ id: 'contact.email' }],
-        recipients: [{ id: 'emailing', name: 'Emailing solutions' }],
-        retention: [{ id: 'unknown-rule', summary: '' }],
-      },
-    },
-    keys,
-    'Withdraw at /privacy/consent',
-  );
+  const receipt = sampleReceipt(keys, { leafHash: hex(leafHash('entry 0')) });
   const withHeadSignature = (signature: unknown) => ({ ...head, signature }) as never;
   const withReceiptSignature = (value: unknown) => ({
     ...receipt,
