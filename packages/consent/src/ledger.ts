@@ -2223,6 +2223,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async withdraw(subjectId, purposeId, options) {
       const opts = optionsOf(options);
+      pseudonym(subjectId); // the same consent/invalid-subject as every method taking a subject id
       const decision: ConsentDecision = {
         subjectId,
         purpose: purposeId,

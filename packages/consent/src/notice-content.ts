@@ -23,7 +23,7 @@ export function purposeNoticeContent(policy: Policy, purpose: Purpose): JsonValu
       id: transfer.id,
       destination: transfer.destination,
       safeguard: transfer.safeguard,
-      recipients: transfer.recipients.filter((id) => recipientIds.has(id)),
+      recipients: transfer.recipients.filter((id) => recipientIds.has(id)).sort(),
       ...(transfer.description ? { description: transfer.description } : {}),
       ...(transfer.copyAvailableFrom ? { copyAvailableFrom: transfer.copyAvailableFrom } : {}),
     }));

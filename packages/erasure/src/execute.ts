@@ -921,7 +921,9 @@ async function executeLeased(
       .updateTable('privacykit_erasure_plans')
       .set({
         status,
-        report: JSON.stringify(await planTotals(trx, plan, report, stored.report)),
+        report: JSON.stringify(
+          await planTotals(trx, plan, { ...report, notifications: count }, stored.report),
+        ),
         updated_at: toInstant(finished),
         ...(status === 'failed' ? {} : { completed_at: toInstant(finished) }),
       })
