@@ -871,15 +871,17 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return loadNoticesWith(db);
   }
 
-  // Notices another instance publishes reach this one within NOTICE_TTL_MS: a grant recorded
-  // after that on a text this instance no longer shows as current is refused (resolveNotice).
+  // Notices another instance publishes reach this one within NOTICE_TTL_MS, for every method
+  // that decides or answers from them: a grant recorded after that on a text this instance no
+  // longer shows as current is refused (resolveNotice), and a lookup counts grants on the
+  // superseded text as needing re-consent. Undefined (nothing to wait for) between reloads.
   const NOTICE_TTL_MS = 5000;
   let noticesCheckedAt = Number.NEGATIVE_INFINITY;
-  async function freshNotices(): Promise<void> {
+  function freshNotices(): Promise<void> | undefined {
     const now = clock.now().getTime();
-    if (now - noticesCheckedAt < NOTICE_TTL_MS) return;
+    if (now - noticesCheckedAt < NOTICE_TTL_MS) return undefined;
     noticesCheckedAt = now;
-    await loadNotices();
+    return loadNotices();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -2182,29 +2184,41 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
    * controllers in this instance's policy and in the notice the withdrawal answered — the stored
    * one, so a purpose that has left the policy still names the recipients its subjects were told of.
    */
-  async function recipientsToNotify(purposeId: string, version: string): Promise<WithdrawnNotify[]> {
+  /**
+   * The processors to tell of a withdrawal: the purpose's recipients in the running policy and in
+   * each stored notice `versions` names (the one withdrawn against, and the one the withdrawn
+   * grant was given on: a processor dropped from the text since still holds what it received).
+   */
+  async function recipientsToNotify(
+    purposeId: string,
+    versions: readonly string[],
+  ): Promise<WithdrawnNotify[]> {
     const notify = new Map<string, WithdrawnNotify>();
     const ids = policy.purposes.find((purpose) => purpose.id === purposeId)?.recipients ?? [];
     for (const { id, name, kind } of policy.recipients) {
       if (ids.includes(id) && kind !== 'internal') notify.set(id, { id, name, kind });
     }
-    const row = await db
+    const rows = await db
       .selectFrom(T.notices)
-      .select('content')
+      .select(['version', 'content'])
       .where('tenant', '=', tenant)
       .where('purpose', '=', purposeId)
-      .where('version', '=', version)
-      .executeTakeFirst();
-    let stored: unknown;
-    try {
-      stored = row ? (JSON.parse(row.content as string) as { recipients?: unknown }).recipients : undefined;
-    } catch {
-      stored = undefined;
-    }
-    for (const recipient of Array.isArray(stored) ? stored : []) {
-      const { id, name, kind } = (recipient ?? {}) as Record<string, unknown>;
-      if (typeof id !== 'string' || typeof name !== 'string' || typeof kind !== 'string') continue;
-      if (kind !== 'internal' && !notify.has(id)) notify.set(id, { id, name, kind } as WithdrawnNotify);
+      .where('version', 'in', [...new Set(versions)])
+      .execute();
+    // The withdrawn-against version first, then the older one: a name is taken from the newest text.
+    rows.sort((a, b) => versions.indexOf(a.version as string) - versions.indexOf(b.version as string));
+    for (const row of rows) {
+      let stored: unknown;
+      try {
+        stored = (JSON.parse(row.content as string) as { recipients?: unknown }).recipients;
+      } catch {
+        stored = undefined;
+      }
+      for (const recipient of Array.isArray(stored) ? stored : []) {
+        const { id, name, kind } = (recipient ?? {}) as Record<string, unknown>;
+        if (typeof id !== 'string' || typeof name !== 'string' || typeof kind !== 'string') continue;
+        if (kind !== 'internal' && !notify.has(id)) notify.set(id, { id, name, kind } as WithdrawnNotify);
+      }
     }
     return [...notify.values()];
   }
@@ -2216,7 +2230,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async record(decision) {
       await ready();
-      await freshNotices();
+      const reload = freshNotices();
+      if (reload) await reload;
       const value = await withNoticeRetry(() => validate(decision, false));
       return writeDecision(value);
     },
@@ -2233,6 +2248,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         ...(opts.jurisdiction ? { jurisdiction: opts.jurisdiction } : {}),
         ...(opts.evidence ? { evidence: opts.evidence } : {}),
       };
+      await ready();
+      const subjectKey = pseudonym(subjectId); // (the secret is known once ready)
+      // The notice the grant being withdrawn was given on (read before the withdrawal replaces it).
+      const withdrawn = (await db
+        .selectFrom(T.state)
+        .select(['state', 'notice_version'])
+        .where('tenant', '=', tenant)
+        .where('purpose', '=', String(purposeId))
+        .where('subject_key', '=', subjectKey)
+        .executeTakeFirst()) as { state: string; notice_version: string } | undefined;
       let done: RecordedDecision;
       try {
         done = await ledger.record(decision);
@@ -2244,12 +2269,15 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         // possible (Art 7(3)), against the last notice published for it.
         done = await writeDecision(await withNoticeRetry(() => validate(decision, false, true)));
       }
-      return { ...done, notify: await recipientsToNotify(purposeId, done.notice.version) };
+      const versions = [done.notice.version];
+      if (withdrawn?.state === 'granted') versions.push(withdrawn.notice_version);
+      return { ...done, notify: await recipientsToNotify(purposeId, versions) };
     },
 
     async current(subjectId, options) {
       const opts = optionsOf(options);
       await ready();
+      await freshNotices();
       const at = dateOption(opts.at, () => clock.now());
       const subjectKey = pseudonym(subjectId);
       const wanted = consentPurposes(policy);
@@ -2282,6 +2310,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const opts = optionsOf(options);
       const at = opts.at === undefined ? undefined : dateOption(opts.at, () => clock.now());
       if (!isReady) await ready();
+      const reload = freshNotices();
+      if (reload) await reload;
       consentPurpose(purposeId);
       type GrantRow = { state: string; expires_at: string | null; notice_hash: string };
       const values = { tenant, subject: pseudonym(subjectId), purpose: purposeId };
@@ -2631,6 +2661,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       return {
         async *[Symbol.asyncIterator]() {
           await ready();
+          await freshNotices();
           consentPurpose(purposeId);
           const at = (when ?? clock.now()).toISOString();
           const currentHash = notices.get(purposeId)?.current.hash ?? '';
@@ -2669,6 +2700,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         throw fail('consent/invalid-decision', 'import() takes an array of decisions');
       }
       await ready();
+      await freshNotices();
       const values: Validated[] = [];
       const notAfter = clock.now().getTime();
       for (const [i, decision] of decisions.entries()) {
@@ -2898,6 +2930,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     async applyGpc(subjectId, header, options) {
       const opts = optionsOf(options);
       await ready();
+      await freshNotices();
       const outcome: GpcOutcome = {
         signal: parseGpcHeader(header),
         refused: [],
@@ -3042,6 +3075,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     async stats(options) {
       const opts = optionsOf(options);
       await ready();
+      await freshNotices();
       const at = dateOption(opts.at, () => clock.now()).toISOString();
       const rows = await db
         .selectFrom(T.state)

@@ -117,6 +117,36 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
     expect((await ledger.current('w')).purposes.newsletter?.state).toBe('granted');
   });
 
+  it('withdrawing a grant given on an older notice also names the processors only that notice listed (C06, Art 19)', async () => {
+    database = await migratedDatabase(engine);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    await ledger.record(grant('kim'));
+    await ledger.record(grant('lea'));
+    // The newsletter moves from the emailing processor to the tracking one.
+    const moved = definePolicy({
+      ...policyInput,
+      version: '2025-04-01',
+      purposes: (policyInput.purposes ?? []).map((purpose) =>
+        purpose.id === 'newsletter' ? { ...purpose, recipients: ['staff', 'tracking'] } : purpose,
+      ),
+    });
+    const next = createConsentLedger({ db: database.db, policy: moved, clock });
+    // kim's grant was given when emailing received the data: emailing must hear of it too.
+    expect(
+      (await next.withdraw('kim', 'newsletter')).notify?.map((recipient) => recipient.id).sort(),
+    ).toEqual(['emailing', 'tracking']);
+    // lea renewed on the new text first: only its processors received data under that grant.
+    await next.record(grant('lea'));
+    expect((await next.withdraw('lea', 'newsletter')).notify?.map((recipient) => recipient.id)).toEqual([
+      'tracking',
+    ]);
+    // Withdrawing what is already withdrawn adds nobody from the old text.
+    expect((await next.withdraw('kim', 'newsletter')).notify?.map((recipient) => recipient.id)).toEqual([
+      'tracking',
+    ]);
+  });
+
   it('current().valid is what mayProcess answers: a grant on a changed notice is not valid (C07)', async () => {
     database = await migratedDatabase(engine);
     const ledger = createConsentLedger({
@@ -230,6 +260,45 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
     expect(history.filter((event) => event.state === 'granted').map((event) => event.purpose)).toEqual([
       'audience-measurement',
     ]);
+    expect((await deployed.verify()).ok).toBe(true);
+  });
+
+  it('an instance still running the old policy answers lookups, the set query and imports from the newly published notice within seconds, without recording anything first', async () => {
+    database = await migratedDatabase(engine);
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const running = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+    await running.record(grant('hal'));
+    await running.record(grant('hal', 'audience-measurement'));
+    expect(await running.mayProcess('hal', 'newsletter')).toBe(true);
+    const deployed = createConsentLedger({ db: database.db, policy: editedPolicy('2025-04-01'), clock });
+    await deployed.publicKey();
+    clock.advance(6_000);
+    // hal agreed to the old newsletter text only: no instance may still send on that grant.
+    expect(await running.mayProcess('hal', 'newsletter')).toBe(false);
+    expect((await running.current('hal')).purposes.newsletter).toMatchObject({
+      valid: false,
+      reconsentRequired: true,
+      currentNoticeVersion: '2025-04-01',
+    });
+    expect(await consenting(running, 'newsletter')).toEqual([]);
+    expect((await running.stats()).find((row) => row.purpose === 'newsletter')).toMatchObject({
+      reconsentRequired: true,
+    });
+    // The purpose whose text did not change is untouched.
+    expect(await running.mayProcess('hal', 'audience-measurement')).toBe(true);
+    // An imported grant that names no notice would be filed under text this instance never had.
+    const implicit = {
+      subjectId: 'ivy',
+      purpose: 'newsletter',
+      state: 'granted' as const,
+      source: 'import' as const,
+      method: 'import' as const,
+    };
+    expect(await codeOf(running.import([implicit]))).toBe('consent/notice-outdated');
+    expect(await deployed.history('ivy')).toEqual([]);
+    // Naming the current notice works from any instance.
+    await running.import([{ ...implicit, notice: { version: '2025-04-01' } }]);
+    expect(await deployed.mayProcess('ivy', 'newsletter')).toBe(true);
     expect((await deployed.verify()).ok).toBe(true);
   });
 

@@ -128,7 +128,7 @@ const assigner = fileURLToPath(new URL('../test/assigner.ts', import.meta.url));
 /** A staff member's process (`assign` each request `count` times, or `cancel` each); it answers `ok` or the error, per call. */
 function startStaff(
   url: string,
-  op: 'assign' | 'cancel',
+  op: 'assign' | 'cancel' | 'resend',
   label: string,
   count: number,
   requestIds: string[],
@@ -200,6 +200,28 @@ describe.each(testEngines())('staff in two processes working the same requests o
       expect(outcomes.filter((outcome) => outcome !== 'ok')).toEqual([]);
       const assigned = (await service.audit(id as string)).filter((entry) => entry.action === 'assigned');
       expect(assigned).toHaveLength(2 * count);
+    });
+  }, 120_000);
+
+  it('a subject asking for a fresh code from two tabs at once ends with one live code per identity, never two', async () => {
+    await withRequests(20, async (database, ids, service) => {
+      const count = 3;
+      const tabs = ['tab1', 'tab2'].map((label) => startStaff(database.url, 'resend', label, count, ids));
+      await Promise.all(tabs.map((p) => p.ready));
+      for (const p of tabs) p.go();
+      const outcomes = (await Promise.all(tabs.map((p) => p.outcomes))).flat();
+      expect(outcomes.filter((outcome) => outcome !== 'ok')).toEqual([]);
+      for (const id of ids) {
+        const live = await database.db
+          .selectFrom('privacykit_requests_challenges')
+          .select('id')
+          .where('request_id', '=', id)
+          .where('consumed_at', 'is', null)
+          .execute();
+        expect(live, id).toHaveLength(1);
+        const resent = (await service.audit(id)).filter((entry) => entry.action === 'challenge-resent');
+        expect(resent, id).toHaveLength(2 * count);
+      }
     });
   }, 120_000);
 

@@ -28,7 +28,9 @@ export type RequestsErrorCode =
    * A submission lost the race for its intake slot to concurrent submissions for the same
    * identity and right on every attempt; nothing of it was stored. Submitting again is safe.
    */
-  | 'requests/intake-conflict';
+  | 'requests/intake-conflict'
+  /** A change lost to concurrent changes of the same request on every attempt; nothing of it was stored. */
+  | 'requests/write-conflict';
 
 /** Shorthand for `new PrivacyKitError<RequestsErrorCode>(…)`. */
 export function requestsError(

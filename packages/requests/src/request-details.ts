@@ -203,7 +203,12 @@ export function mergeDuplicateDetails(
     case 'objection': {
       const before = stored as ObjectionDetails;
       const after = incoming as ObjectionDetails;
-      if (before.kind !== after.kind || !before.purposes || !after.purposes) return undefined;
+      // No purposes means every purpose of that kind: nothing widens it; it widens a narrower one.
+      if (before.kind !== after.kind || !before.purposes) return undefined;
+      if (!after.purposes) {
+        const { purposes: _narrower, ...everyPurpose } = before;
+        return everyPurpose;
+      }
       const purposes = union(before.purposes, after.purposes);
       return purposes.length === before.purposes.length ? undefined : { ...before, purposes };
     }

@@ -495,6 +495,29 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect(kept?.data).toMatchObject({ merged: false, details: { ground: 'objection-pending' } });
     });
 
+    it('a duplicate objection to every purpose widens a narrower open one; a narrower one adds nothing to it', async () => {
+      const ctx = setup();
+      const object = (purposes?: string[]) =>
+        ({
+          right: 'objection',
+          identities: [{ kind: 'email', value: 'o@example.com' }],
+          details: { kind: 'direct-marketing', ...(purposes ? { purposes } : {}) },
+        }) as SubmitRequestInput;
+      const first = await ctx.service.submit(object(['newsletter']));
+      await ctx.service.submit(object(['service']));
+      expect((await ctx.service.get(first.requestId)).details).toEqual({
+        kind: 'direct-marketing',
+        purposes: ['newsletter', 'service'],
+      });
+      await ctx.service.submit(object());
+      expect((await ctx.service.get(first.requestId)).details).toEqual({ kind: 'direct-marketing' });
+      const widened = (await ctx.service.audit(first.requestId)).at(-1);
+      expect(widened?.data).toMatchObject({ merged: true });
+      await ctx.service.submit(object(['newsletter']));
+      expect((await ctx.service.get(first.requestId)).details).toEqual({ kind: 'direct-marketing' });
+      expect((await ctx.service.audit(first.requestId)).at(-1)?.data).toMatchObject({ merged: false });
+    });
+
     it('mails a duplicate a fresh code only once the last one expired, and spends the expired one', async () => {
       const ctx = setup();
       const { requestId, mail } = await submitted(ctx, 'lost@example.com');

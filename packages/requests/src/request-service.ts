@@ -1,5 +1,6 @@
 import { canonicalJson, newId, randomDigits, randomToken, systemClock, zodIssues } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
+import { engineOf } from '@privacykit/core/db';
 import { constantTimeEqual, hmacSha256Hex, sha256Hex } from '@privacykit/core/crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
@@ -492,6 +493,22 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       .executeTakeFirst();
   }
 
+  /**
+   * The request's row, locked until the transaction ends (PostgreSQL, MySQL: `FOR UPDATE`; SQLite's
+   * `writeTransaction` holds the write lock already): a second read-then-write waits for this one
+   * and reads what it wrote.
+   */
+  async function lockRow(trx: Tx, requestId: string): Promise<RequestRow | undefined> {
+    if (engineOf(trx) === 'sqlite') return loadRow(trx, requestId);
+    return trx
+      .selectFrom('privacykit_requests_requests')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('id', '=', requestId)
+      .forUpdate()
+      .executeTakeFirst();
+  }
+
   async function identitiesOf(trx: Tx | Db, requestIds: readonly string[]): Promise<IdentityRow[]> {
     if (requestIds.length === 0) return [];
     return trx
@@ -943,38 +960,57 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
    * submission that loses every one stores nothing and fails with `requests/intake-conflict`.
    */
   async function intakeTransaction<R>(work: (trx: Tx) => Promise<R>): Promise<R> {
+    return retriedTransaction(work, (error) =>
+      requestsError(
+        'requests/intake-conflict',
+        `the request was not recorded: concurrent submissions for the same identity and right won the race for its intake slot ${INTAKE_ATTEMPTS} times in a row; nothing was stored, submit it again`,
+        { cause: error, details: { attempts: INTAKE_ATTEMPTS } },
+      ),
+    );
+  }
+
+  /** A write transaction run again (whole) when it lost to a concurrent one; `giveUp` after the last. */
+  async function retriedTransaction<R>(
+    work: (trx: Tx) => Promise<R>,
+    giveUp: (error: unknown) => Error,
+  ): Promise<R> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await writeTransaction(db, work);
       } catch (error) {
         const raced = error instanceof IntakeRace || isWriteConflict(error);
         if (!raced) throw error;
-        if (attempt >= INTAKE_ATTEMPTS) {
-          throw requestsError(
-            'requests/intake-conflict',
-            `the request was not recorded: concurrent submissions for the same identity and right won the race for its intake slot ${INTAKE_ATTEMPTS} times in a row; nothing was stored, submit it again`,
-            { cause: error, details: { attempts: INTAKE_ATTEMPTS } },
-          );
-        }
+        if (attempt >= INTAKE_ATTEMPTS) throw giveUp(error);
       }
     }
   }
 
   async function resendChallenge(requestId: string): Promise<void> {
-    const mails = await writeTransaction(db, async (trx) => {
-      const row = await loadRow(trx, requestId);
-      if (row?.status !== 'identity-pending' || Number(row.verification_locked) === 1) return [];
-      if (Number(row.excessive) === 1) return [];
-      await trx
-        .updateTable('privacykit_requests_challenges')
-        .set({ consumed_at: now().toISOString() })
-        .where('tenant', '=', tenant)
-        .where('request_id', '=', requestId)
-        .where('consumed_at', 'is', null)
-        .execute();
-      await audit(trx, { requestId, by: 'subject', action: 'challenge-resent' });
-      return issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]));
-    });
+    // MySQL may still break a deadlock between resends of neighbouring requests (gap locks on
+    // the challenges' index): the loser runs again, whole.
+    const mails = await retriedTransaction(
+      async (trx) => {
+        // Locked: two resends at once (two tabs) must not both consume the live code and mint one each.
+        const row = await lockRow(trx, requestId);
+        if (row?.status !== 'identity-pending' || Number(row.verification_locked) === 1) return [];
+        if (Number(row.excessive) === 1) return [];
+        await trx
+          .updateTable('privacykit_requests_challenges')
+          .set({ consumed_at: now().toISOString() })
+          .where('tenant', '=', tenant)
+          .where('request_id', '=', requestId)
+          .where('consumed_at', 'is', null)
+          .execute();
+        await audit(trx, { requestId, by: 'subject', action: 'challenge-resent' });
+        return issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]));
+      },
+      (error) =>
+        requestsError(
+          'requests/write-conflict',
+          `no new code was sent: concurrent changes to request ${requestId} won ${INTAKE_ATTEMPTS} times in a row; nothing was changed, ask again`,
+          { cause: error, details: { attempts: INTAKE_ATTEMPTS } },
+        ),
+    );
     for (const mail of mails) deliver(mail);
   }
 

@@ -2,7 +2,7 @@
 // `node --import tsx test/assigner.ts <url> <op> <label> <count> <request id>…`.
 // It opens its own connection, says `ready`, waits for `go` on stdin, then works the requests in
 // turn — `assign`: assigns each one `count` times (to `staff:<label><i>`); `cancel`: cancels each
-// once — and prints one JSON line: for each call, `ok` or the error it failed with.
+// once; `resend`: asks for a fresh code `count` times — and prints one JSON line: for each call, `ok` or the error it failed with.
 import { createInterface } from 'node:readline';
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
@@ -42,6 +42,10 @@ const attempt = async (call: () => Promise<unknown>) => {
 for (const requestId of requestIds) {
   if (op === 'cancel') {
     await attempt(() => service.transition(requestId, { to: 'cancelled', by: `staff:${label}` }));
+    continue;
+  }
+  if (op === 'resend') {
+    for (let i = 0; i < Number(count); i++) await attempt(() => service.resendChallenge(requestId));
     continue;
   }
   for (let i = 0; i < Number(count); i++) {
