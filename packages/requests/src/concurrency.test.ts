@@ -128,7 +128,7 @@ const assigner = fileURLToPath(new URL('../test/assigner.ts', import.meta.url));
 /** A staff member's process (`assign` each request `count` times, or `cancel` each); it answers `ok` or the error, per call. */
 function startStaff(
   url: string,
-  op: 'assign' | 'cancel' | 'resend',
+  op: 'assign' | 'cancel' | 'resend' | 'extend',
   label: string,
   count: number,
   requestIds: string[],
@@ -221,6 +221,22 @@ describe.each(testEngines())('staff in two processes working the same requests o
         expect(live, id).toHaveLength(1);
         const resent = (await service.audit(id)).filter((entry) => entry.action === 'challenge-resent');
         expect(resent, id).toHaveLength(2 * count);
+      }
+    });
+  }, 120_000);
+
+  it('two staff extending the same requests at once: both months count, both reasons are kept (Art 12(3))', async () => {
+    await withRequests(20, async (database, ids, service) => {
+      const staff = ['ann', 'bob'].map((label) => startStaff(database.url, 'extend', label, 1, ids));
+      await Promise.all(staff.map((p) => p.ready));
+      for (const p of staff) p.go();
+      const outcomes = (await Promise.all(staff.map((p) => p.outcomes))).flat();
+      expect(outcomes.filter((outcome) => outcome !== 'ok')).toEqual([]);
+      for (const id of ids) {
+        const { extension, effectiveDeadline } = await service.get(id);
+        expect(extension.months, id).toBe(2);
+        expect([...extension.reasons].sort(), id).toEqual(['ann needs time', 'bob needs time']);
+        expect(effectiveDeadline, id).toBe('2024-04-30');
       }
     });
   }, 120_000);

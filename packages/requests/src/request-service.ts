@@ -496,7 +496,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   /**
    * The request's row, locked until the transaction ends (PostgreSQL, MySQL: `FOR UPDATE`; SQLite's
    * `writeTransaction` holds the write lock already): a second read-then-write waits for this one
-   * and reads what it wrote.
+   * and reads what it wrote. Every change that decides from the row it read starts here.
    */
   async function lockRow(trx: Tx, requestId: string): Promise<RequestRow | undefined> {
     if (engineOf(trx) === 'sqlite') return loadRow(trx, requestId);
@@ -1043,7 +1043,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
 
   async function recordFailure(requestId: string): Promise<never> {
     const locked = await writeTransaction(db, async (trx) => {
-      const row = await loadRow(trx, requestId);
+      const row = await lockRow(trx, requestId);
       const failures = Number(row?.verification_failures ?? 0);
       await audit(trx, { requestId, by: 'subject', action: 'verification-failed', data: { failures } });
       if (failures < maxAttempts) return false;
@@ -1187,7 +1187,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   async function moveToVerified(trx: Tx, requestId: string, by: string, reason: string): Promise<void> {
-    const row = await loadRow(trx, requestId);
+    const row = await lockRow(trx, requestId);
     if (!row) throw requestsError('requests/not-found', 'no such request');
     const from = requestStatusSchema.parse(row.status);
     assertTransition(from, 'verified');
@@ -1238,7 +1238,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const input = parsed.data;
     const reasons = input.reasons.map((reason) => reason.trim()).filter((reason) => reason.length > 0);
     const record = await writeTransaction(db, async (trx) => {
-      const row = await loadRow(trx, requestId);
+      const row = await lockRow(trx, requestId);
       if (!row) throw requestsError('requests/not-found', 'no such request');
       const status = requestStatusSchema.parse(row.status);
       if (isFinalStatus(status)) {
@@ -1401,7 +1401,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const input = parsed.data;
     const reason = input.reason && input.reason.length > 0 ? input.reason : null;
     const record = await writeTransaction(db, async (trx) => {
-      const row = await loadRow(trx, requestId);
+      const row = await lockRow(trx, requestId);
       if (!row) throw requestsError('requests/not-found', 'no such request');
       const from = requestStatusSchema.parse(row.status);
       assertTransition(from, input.to);
@@ -1486,7 +1486,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const assignee = input.assignee === null ? null : actor.safeParse(input.assignee);
     if (assignee && !assignee.success) invalid(assignee.error, 'assignment');
     return writeTransaction(db, async (trx) => {
-      const row = await loadRow(trx, requestId);
+      const row = await lockRow(trx, requestId);
       if (!row) throw requestsError('requests/not-found', 'no such request');
       await trx
         .updateTable('privacykit_requests_requests')

@@ -2,7 +2,8 @@
 // `node --import tsx test/assigner.ts <url> <op> <label> <count> <request id>…`.
 // It opens its own connection, says `ready`, waits for `go` on stdin, then works the requests in
 // turn — `assign`: assigns each one `count` times (to `staff:<label><i>`); `cancel`: cancels each
-// once; `resend`: asks for a fresh code `count` times — and prints one JSON line: for each call, `ok` or the error it failed with.
+// once; `resend`: asks for a fresh code `count` times; `extend`: extends each by one month, with
+// the reason `<label> needs time` — and prints one JSON line: for each call, `ok` or the error it failed with.
 import { createInterface } from 'node:readline';
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
@@ -42,6 +43,12 @@ const attempt = async (call: () => Promise<unknown>) => {
 for (const requestId of requestIds) {
   if (op === 'cancel') {
     await attempt(() => service.transition(requestId, { to: 'cancelled', by: `staff:${label}` }));
+    continue;
+  }
+  if (op === 'extend') {
+    await attempt(() =>
+      service.extend(requestId, { months: 1, reasons: [`${label} needs time`], by: `staff:${label}` }),
+    );
     continue;
   }
   if (op === 'resend') {
