@@ -1157,28 +1157,36 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
           issues,
         });
       }
-      return db.transaction().execute(async (trx) => {
-        const row = (await trx
-          .selectFrom('privacykit_retention_holds')
-          .selectAll()
-          .where('tenant', '=', tenant)
-          .where('id', '=', id)
-          .executeTakeFirst()) as HoldRow | undefined;
-        if (!row) throw retentionError('retention/hold-not-found', `no legal hold "${id}"`);
-        if (row.released_at) {
-          throw retentionError(
-            'retention/hold-already-released',
-            `legal hold "${id}" was released at ${row.released_at}`,
-          );
-        }
-        const released = {
-          released_at: nowText(),
-          released_by: parsed.data.by,
-          release_reason: parsed.data.reason,
-        };
-        await trx.updateTable('privacykit_retention_holds').set(released).where('id', '=', id).execute();
-        return holdFromRow({ ...row, ...released });
-      });
+      // One conditional update, checked by its count: two releases at once (two people, or one
+      // and the expiry sweep) must not both succeed with the later one's record (who, why)
+      // overwriting the first; on SQLite a read-then-write transaction also failed the loser
+      // with a raw "database is locked".
+      const released = {
+        released_at: nowText(),
+        released_by: parsed.data.by,
+        release_reason: parsed.data.reason,
+      };
+      const result = await db
+        .updateTable('privacykit_retention_holds')
+        .set(released)
+        .where('tenant', '=', tenant)
+        .where('id', '=', id)
+        .where('released_at', 'is', null)
+        .executeTakeFirst();
+      const row = (await db
+        .selectFrom('privacykit_retention_holds')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('id', '=', id)
+        .executeTakeFirst()) as HoldRow | undefined;
+      if (!row) throw retentionError('retention/hold-not-found', `no legal hold "${id}"`);
+      if (Number(result.numUpdatedRows ?? 0) !== 1) {
+        throw retentionError(
+          'retention/hold-already-released',
+          `legal hold "${id}" was released at ${row.released_at}`,
+        );
+      }
+      return holdFromRow(row);
     },
 
     async holds({ active } = {}) {
