@@ -3,11 +3,13 @@ import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { fixedClock } from '@privacykit/core';
-import { migrate } from '@privacykit/core/db';
+import { migrate, openDatabase } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { createRetentionEngine } from './engine.js';
-import { CRASH_TODAY, crashSchedules } from './fixtures/crash-world.js';
+import { CRASH_TODAY, crashSchedules, seedCrashWorld } from './fixtures/crash-world.js';
 import { worldDataMap } from './fixtures/world.js';
 import { retentionMigrations } from './migrations.js';
 
@@ -94,3 +96,123 @@ describe.each(testEngines())('legal holds worked from two processes at once on $
     }
   }, 120_000);
 });
+
+/** How many of the statements named are now running, i.e. waiting for a lock (nothing else holds them up here). */
+async function running(db: Kysely<any>, engine: string, statements: readonly string[]): Promise<number> {
+  const likes = statements.map((statement) => `${statement}%`);
+  // PostgreSQL names a waiting backend's wait; MariaDB's lock tables miss some waits, its process list does not.
+  const query =
+    engine === 'postgres'
+      ? sql<{
+          n: unknown;
+        }>`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and (${sql.join(
+          likes.map((like) => sql`query like ${like}`),
+          sql` or `,
+        )})`
+      : sql<{ n: unknown }>`select count(*) as n from information_schema.processlist where ${sql.join(
+          likes.map((like) => sql`info like ${like}`),
+          sql` or `,
+        )}`;
+  return Number((await query.execute(db)).rows[0]?.n ?? 0);
+}
+
+function settled<T>(promise: Promise<T>): () => boolean {
+  let done = false;
+  promise.then(
+    () => {
+      done = true;
+    },
+    () => {
+      done = true;
+    },
+  );
+  return () => done;
+}
+
+// SQLite runs one writer at a time: a sweep's batch that read the holds before a hold was
+// committed cannot write any more (its snapshot is stale) and is run again, reading the hold.
+describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
+  'a legal hold placed while a sweep is in flight on $engine',
+  (engine) => {
+    it('no row a hold covers is deleted after placeHold has returned', async () => {
+      const database = await createTestDatabase(engine);
+      const other = await openDatabase(database.url);
+      // Its own connections: the pools of the sweep and of legal may both be busy waiting.
+      const watcher = await openDatabase(database.url);
+      let unblock!: () => void;
+      const blocked = new Promise<void>((resolve) => {
+        unblock = resolve;
+      });
+      try {
+        const { db } = database;
+        await migrate(db, [retentionMigrations]);
+        await seedCrashWorld(db, 60);
+        const options = {
+          schedule: crashSchedules.children,
+          dataMap: worldDataMap,
+          clock: fixedClock(CRASH_TODAY),
+        };
+        const sweeper = createRetentionEngine({ db, ...options });
+        const legal = createRetentionEngine({ db: other, ...options });
+        // Prospects 2 and 10 are due and in the sweep's first batch; 10 has a note (100).
+        const due = (await sweeper.dryRun({ sample: 60 })).find(
+          (phase) => phase.table === 'prospects' && phase.due > 0,
+        );
+        expect(due?.sampleKeys).toEqual(expect.arrayContaining(['2', '10']));
+
+        // Someone else's transaction holds the note's row: the sweep's batch, having read the
+        // holds and locked its prospects, waits when it deletes the children.
+        let locked!: () => void;
+        const noteLocked = new Promise<void>((resolve) => {
+          locked = resolve;
+        });
+        const blocker = other.transaction().execute(async (trx) => {
+          await trx
+            .updateTable('prospect_notes')
+            .set({ body: 'being edited' })
+            .where('id', '=', 100)
+            .execute();
+          locked();
+          await blocked;
+        });
+        await noteLocked;
+        const q = engine.engine === 'postgres' ? '"' : '`';
+        const deleteNotes = `delete from ${q}prospect_notes${q}`;
+        const insertHold = `insert into ${q}privacykit_retention_holds${q}`;
+        const lockHolds = 'select pg_advisory_xact_lock(';
+        const sweep = sweeper.sweep({ batchSize: 50 });
+        while ((await running(watcher, engine.engine, [deleteNotes])) === 0)
+          await new Promise((r) => setImmediate(r));
+
+        // Legal places a hold on prospect 2 now. Either placeHold waits for the batch in
+        // flight (and the batch deletes the row first), or it returns and the row is kept.
+        const placing = legal.placeHold({
+          scope: { table: 'prospects', key: 2 },
+          reason: 'claim',
+          placedBy: 'legal',
+        });
+        const placed = settled(placing);
+        while (!placed() && (await running(watcher, engine.engine, [insertHold, lockHolds])) === 0)
+          await new Promise((r) => setImmediate(r));
+        const exists = async () =>
+          (await watcher.selectFrom('prospects').select('id').where('id', '=', 2).executeTakeFirst()) !==
+          undefined;
+        let existedWhenPlaced: boolean | undefined;
+        if (placed()) existedWhenPlaced = await exists();
+        unblock();
+        await blocker;
+        await sweep;
+        await placing;
+        existedWhenPlaced ??= await exists();
+        // Returned while the row was still there: the row must still be there.
+        expect(await exists()).toBe(existedWhenPlaced);
+        expect((await sweeper.holds({ active: true })).map((hold) => hold.table)).toEqual(['prospects']);
+      } finally {
+        unblock();
+        await other.destroy();
+        await watcher.destroy();
+        await database.destroy();
+      }
+    }, 60_000);
+  },
+);
