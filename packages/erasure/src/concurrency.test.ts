@@ -2,9 +2,17 @@ import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { fixedClock } from '@privacykit/core';
+import { openDatabase } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
-import { describe, expect, it } from 'vitest';
-import { seedHost } from './testing-fixtures.js';
+import type { TestDatabase } from '@privacykit/core/testing';
+import type { Kysely } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { executeErasure } from './execute.js';
+import { confirmNotification, deliverPending, listNotifications } from './outbox.js';
+import type { ErasureNotification } from './outbox.js';
+import { planErasure } from './plan.js';
+import { ada, dataMap, facts, policy, seedHost, strategies } from './testing-fixtures.js';
 
 /**
  * A worker in its own process (`node --import tsx <script> <args…>`): `ready` once it is
@@ -67,4 +75,114 @@ describe.each(testEngines())('workers in separate processes on $engine', (engine
       await t.destroy();
     }
   }, 120_000);
+});
+
+describe.each(testEngines())('Art 19 notifications worked by two workers on $engine', (engine) => {
+  const start = '2025-06-01T12:00:00.000Z';
+  const later = (ms: number) => fixedClock(new Date(Date.parse(start) + ms).toISOString());
+  let t: TestDatabase;
+  let second: Kysely<any>;
+  beforeEach(async () => {
+    t = await createTestDatabase(engine);
+    await seedHost(t.db);
+    // Another worker: its own connections to the same database.
+    second = await openDatabase(t.url);
+    const plan = await planErasure({
+      db: t.db,
+      dataMap,
+      policy,
+      identities: ada,
+      clock: fixedClock(start),
+      strategies,
+      facts,
+    });
+    await executeErasure(plan, { db: t.db, clock: fixedClock(start) });
+  });
+  afterEach(async () => {
+    await second.destroy();
+    await t.destroy();
+  });
+
+  async function notices() {
+    const all = await listNotifications({ db: t.db });
+    expect(all.length).toBeGreaterThan(0);
+    return all;
+  }
+
+  it('a notification confirmed by hand while an automatic attempt fails stays delivered, with the manual receipt, and is not sent again', async () => {
+    const ids = new Map((await notices()).map((notice) => [notice.idempotencyKey, notice.id]));
+    const sent: string[] = [];
+    const result = await deliverPending({
+      db: t.db,
+      clock: fixedClock(start),
+      send: async (notification: ErasureNotification) => {
+        sent.push(notification.idempotencyKey);
+        // Meanwhile the recipient phoned back and a person records it (another process).
+        await confirmNotification({
+          db: second,
+          id: ids.get(notification.idempotencyKey)!,
+          receipt: { by: 'phone' },
+          clock: fixedClock(start),
+        });
+        throw new Error('endpoint down');
+      },
+    });
+    expect(result).toMatchObject({ delivered: 0, failed: 0 });
+    for (const notice of await notices()) {
+      expect(notice).toMatchObject({ status: 'delivered', receipt: { by: 'phone' } });
+    }
+    // A day later nothing is due: the confirmed notices are not sent again.
+    const again: string[] = [];
+    await deliverPending({
+      db: t.db,
+      clock: later(86_400_000),
+      send: async (notification) => {
+        again.push(notification.idempotencyKey);
+        return { ok: true };
+      },
+    });
+    expect(again).toEqual([]);
+    expect(sent.length).toBe(ids.size);
+  });
+
+  it('a worker that stalled past its claim and then fails does not put back a notification another worker delivered', async () => {
+    const count = (await notices()).length;
+    const delivered: string[] = [];
+    // Worker A claims each notice for one second and stalls; worker B, two seconds later, finds
+    // the claims expired, takes the notices over and delivers them; then A's attempts fail.
+    const a = await deliverPending({
+      db: t.db,
+      clock: fixedClock(start),
+      leaseMs: 1000,
+      send: async () => {
+        if (delivered.length === 0) {
+          await deliverPending({
+            db: second,
+            clock: later(2000),
+            send: async (notification) => {
+              delivered.push(notification.idempotencyKey);
+              return { worker: 'b' };
+            },
+          });
+        }
+        throw new Error('timed out');
+      },
+    });
+    expect(delivered.length).toBe(count);
+    expect(a).toMatchObject({ delivered: 0 });
+    for (const notice of await notices()) {
+      expect(notice).toMatchObject({ status: 'delivered', receipt: { worker: 'b' }, attempts: 1 });
+    }
+    // Nothing is due any more, however late: B's deliveries stand.
+    const resent: string[] = [];
+    await deliverPending({
+      db: t.db,
+      clock: later(86_400_000),
+      send: async (notification) => {
+        resent.push(notification.idempotencyKey);
+        return {};
+      },
+    });
+    expect(resent).toEqual([]);
+  });
 });
