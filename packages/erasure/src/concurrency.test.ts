@@ -186,3 +186,87 @@ describe.each(testEngines())('Art 19 notifications worked by two workers on $eng
     expect(resent).toEqual([]);
   });
 });
+
+describe.each(testEngines())('erasures of different subjects executed at once on $engine', (engine) => {
+  it('each completes: no table fails on a lock conflict between the two executions', async () => {
+    const t = await createTestDatabase(engine);
+    try {
+      await seedHost(t.db);
+      // Twenty more customers, each with an order and its line, an invoice (kept) and a log.
+      const ids = Array.from({ length: 20 }, (_, i) => 3 + i);
+      await t.db
+        .insertInto('customers')
+        .values(
+          ids.map((id) => ({ id, email: `c${id}@example.com`, name: `C ${id}`, phone: null, born_on: null })),
+        )
+        .execute();
+      await t.db
+        .insertInto('orders')
+        .values(
+          ids.map((id) => ({
+            id: 100 + id,
+            customer_id: id,
+            total: '1.00',
+            placed_at: '2024-05-01T10:00:00.000Z',
+          })),
+        )
+        .execute();
+      await t.db
+        .insertInto('order_lines')
+        .values(ids.map((id) => ({ id: 1000 + id, order_id: 100 + id, product: 'Pen', quantity: 1 })))
+        .execute();
+      await t.db
+        .insertInto('invoices')
+        .values(
+          ids.map((id) => ({
+            id: 3000 + id,
+            customer_id: id,
+            number: `F-${id}`,
+            issued_on: '2024-02-29',
+            billing_name: `C ${id}`,
+            amount_cents: 100,
+            marketing_note: 'n',
+          })),
+        )
+        .execute();
+      await t.db
+        .insertInto('logs')
+        .values(
+          ids.map((id) => ({
+            id: 7000 + id,
+            email: `c${id}@example.com`,
+            ip: '192.0.2.1',
+            message: 'login',
+            at: '2024-03-03T09:00:00.000Z',
+            latency: 1,
+          })),
+        )
+        .execute();
+      const planIds: string[] = [];
+      for (const id of ids) {
+        const plan = await planErasure({
+          db: t.db,
+          dataMap,
+          policy,
+          identities: { email: [`c${id}@example.com`] },
+          clock: fixedClock('2025-06-01T12:00:00.000Z'),
+          strategies,
+          facts,
+        });
+        planIds.push(plan.id);
+      }
+      // Neighbouring subjects at the same time: one worker from each end.
+      const half = planIds.length / 2;
+      const workers = [
+        startWorker('executor.ts', [t.url, ...planIds.slice(0, half)]),
+        startWorker('executor.ts', [t.url, ...planIds.slice(half).reverse()]),
+      ];
+      await Promise.all(workers.map((w) => w.ready));
+      for (const w of workers) w.go();
+      const outcomes = (await Promise.all(workers.map((w) => w.outcomes))).flat();
+      expect(outcomes.filter((outcome) => outcome !== 'partial')).toEqual([]);
+    } finally {
+      await t.destroy();
+    }
+  }, 120_000);
+});
