@@ -270,3 +270,34 @@ describe.each(testEngines())('erasures of different subjects executed at once on
     }
   }, 120_000);
 });
+
+describe.each(testEngines())('two erasures of one subject executed at once on $engine', (engine) => {
+  it('both complete: neither fails a table on the rows or restrictions the other is writing', async () => {
+    const t = await createTestDatabase(engine);
+    try {
+      await seedHost(t.db, { adaLogs: 9 });
+      // Two requests of the same person (by mail, then through the portal): two plans.
+      const planIds: string[] = [];
+      for (const requestId of ['by-mail', 'portal']) {
+        const plan = await planErasure({
+          db: t.db,
+          dataMap,
+          policy,
+          identities: ada,
+          clock: fixedClock('2025-06-01T12:00:00.000Z'),
+          strategies,
+          facts,
+          requestId,
+        });
+        planIds.push(plan.id);
+      }
+      const workers = planIds.map((planId) => startWorker('executor.ts', [t.url, planId]));
+      await Promise.all(workers.map((w) => w.ready));
+      for (const w of workers) w.go();
+      const outcomes = (await Promise.all(workers.map((w) => w.outcomes))).flat();
+      expect(outcomes).toEqual(['partial', 'partial']);
+    } finally {
+      await t.destroy();
+    }
+  }, 120_000);
+});

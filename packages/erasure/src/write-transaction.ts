@@ -15,26 +15,13 @@ const ATTEMPTS = 5;
  * the first read, so a second process queues on `busy_timeout` and reads what the first
  * committed. PostgreSQL / MySQL: an ordinary transaction, whose reads that decide a write must
  * lock (`FOR UPDATE`, an advisory lock). Run again, whole, when the database broke a deadlock or a
- * serialization failure by rolling it back; after the last attempt `erasure/write-conflict`.
+ * serialization failure by rolling it back (`retried`).
  */
 export async function writeTransaction<R>(
   db: Kysely<any>,
   work: (trx: Kysely<any>) => Promise<R>,
 ): Promise<R> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await once(db, work);
-    } catch (error) {
-      if (!isDeadlock(error)) throw error;
-      if (attempt >= ATTEMPTS) {
-        throw erasureError(
-          'erasure/write-conflict',
-          `the write lost to concurrent ones ${ATTEMPTS} times in a row and was rolled back each time: nothing was stored; try again`,
-          { cause: error, details: { attempts: ATTEMPTS } },
-        );
-      }
-    }
-  }
+  return retried(() => once(db, work));
 }
 
 async function once<R>(db: Kysely<any>, work: (trx: Kysely<any>) => Promise<R>): Promise<R> {
@@ -52,13 +39,43 @@ async function once<R>(db: Kysely<any>, work: (trx: Kysely<any>) => Promise<R>):
   });
 }
 
-/** A deadlock or serialization failure: the database rolled this transaction back, run it again. */
-export function isDeadlock(error: unknown): boolean {
+/**
+ * A write that lost to a concurrent transaction and is worth running again, whole: a deadlock or
+ * serialization failure the database broke by rolling it back, or a unique key another
+ * transaction took first (the rerun reads what that one committed).
+ */
+export function isWriteConflict(error: unknown): boolean {
   const { code, errno } = (error ?? {}) as { code?: unknown; errno?: unknown };
   return (
     code === '40P01' || // PostgreSQL deadlock_detected
     code === '40001' || // PostgreSQL serialization_failure
+    code === '23505' || // PostgreSQL unique_violation
     code === 'ER_LOCK_DEADLOCK' ||
-    errno === 1213
+    errno === 1213 ||
+    code === 'ER_DUP_ENTRY' ||
+    errno === 1062 ||
+    code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
   );
+}
+
+/**
+ * `work` run again, whole, while it loses to concurrent writers (`isWriteConflict`); after
+ * ATTEMPTS losses `erasure/write-conflict`, with the last loss as its cause.
+ */
+export async function retried<R>(work: () => Promise<R>): Promise<R> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!isWriteConflict(error)) throw error;
+      if (attempt >= ATTEMPTS) {
+        throw erasureError(
+          'erasure/write-conflict',
+          `the write lost to concurrent ones ${ATTEMPTS} times in a row and was rolled back each time: nothing was stored; try again`,
+          { cause: error, details: { attempts: ATTEMPTS } },
+        );
+      }
+    }
+  }
 }
