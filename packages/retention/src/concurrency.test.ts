@@ -101,18 +101,18 @@ describe.each(testEngines())('legal holds worked from two processes at once on $
 async function running(db: Kysely<any>, engine: string, statements: readonly string[]): Promise<number> {
   const likes = statements.map((statement) => `${statement}%`);
   // PostgreSQL names a waiting backend's wait; MariaDB's lock tables miss some waits, its process list does not.
+  const matches = (column: string) =>
+    sql.join(
+      likes.map((like) => sql`${sql.ref(column)} like ${like}`),
+      sql` or `,
+    );
+  // Only this test's database: other suites may run on the same server.
   const query =
     engine === 'postgres'
-      ? sql<{
-          n: unknown;
-        }>`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and (${sql.join(
-          likes.map((like) => sql`query like ${like}`),
-          sql` or `,
-        )})`
-      : sql<{ n: unknown }>`select count(*) as n from information_schema.processlist where ${sql.join(
-          likes.map((like) => sql`info like ${like}`),
-          sql` or `,
-        )}`;
+      ? sql<{ n: unknown }>`select count(*) as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock' and (${matches('query')})`
+      : sql<{ n: unknown }>`select count(*) as n from information_schema.processlist
+          where db = database() and (${matches('info')})`;
   return Number((await query.execute(db)).rows[0]?.n ?? 0);
 }
 
