@@ -20,7 +20,12 @@ export type ErasureErrorCode =
   /** Identities can be purged only once every Art 19 notification of the plan is delivered. */
   | 'erasure/notifications-pending'
   /** The plan's identities (and secrets) were purged: it can no longer be executed or verified. */
-  | 'erasure/identities-purged';
+  | 'erasure/identities-purged'
+  /**
+   * A write lost to concurrent writers (a deadlock the database broke, or a serialization
+   * failure) every time it was run again: nothing of it was stored; call again.
+   */
+  | 'erasure/write-conflict';
 
 export function erasureError(
   code: ErasureErrorCode,

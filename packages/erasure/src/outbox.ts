@@ -185,11 +185,21 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
       .where('next_attempt_at', '=', row.next_attempt_at)
       .executeTakeFirst();
     if (Number(claimed.numUpdatedRows ?? 0) !== 1) continue;
+    // The outcome is recorded only while the claim still stands: a person may have confirmed the
+    // notice by hand meanwhile, or this worker stalled past its claim and another one took the
+    // notice over (and delivered it). Writing regardless put a delivered notice back to
+    // `pending` — to be sent again — or replaced its receipt.
+    const stillClaimed = <Q extends { where: (...args: any[]) => Q }>(query: Q): Q =>
+      query
+        .where('id', '=', row.id)
+        .where('tenant', '=', tenant)
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '=', lease);
     const entry = entryOf(row);
     try {
       const receipt = await options.send(entry.notification);
       const at = toInstant(clock.now());
-      await db
+      const recorded = await db
         .updateTable('privacykit_erasure_outbox')
         .set({
           status: 'delivered',
@@ -198,14 +208,13 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
           delivered_at: at,
           last_error: null,
         })
-        .where('id', '=', row.id)
-        .where('tenant', '=', tenant)
-        .execute();
-      result.delivered++;
+        .$call(stillClaimed)
+        .executeTakeFirst();
+      if (Number(recorded.numUpdatedRows ?? 0) === 1) result.delivered++;
     } catch (error) {
       const attempts = entry.attempts + 1;
       const giveUp = attempts >= maxAttempts;
-      await db
+      const recorded = await db
         .updateTable('privacykit_erasure_outbox')
         .set({
           status: giveUp ? 'failed' : 'pending',
@@ -215,9 +224,9 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
             new Date(clock.now().getTime() + backoffDelay(attempts, options.backoff)),
           ),
         })
-        .where('id', '=', row.id)
-        .where('tenant', '=', tenant)
-        .execute();
+        .$call(stillClaimed)
+        .executeTakeFirst();
+      if (Number(recorded.numUpdatedRows ?? 0) !== 1) continue;
       if (giveUp) result.failed++;
       else result.retrying++;
     }

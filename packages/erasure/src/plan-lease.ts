@@ -3,6 +3,7 @@ import type { Clock } from '@privacykit/core';
 import type { Kysely, Transaction } from 'kysely';
 import { erasureError } from './errors.js';
 import type { ErasurePlan } from './plan.js';
+import { retried } from './write-transaction.js';
 
 /** How long an execution lease lasts without being renewed, by default (5 minutes). */
 export const DEFAULT_LEASE_MS = 300_000;
@@ -134,12 +135,16 @@ export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> 
   };
   return {
     owner,
+    // Run again, whole, when it lost to a concurrent writer: another plan of the same subject
+    // restricting the same kept rows (a unique key), or a deadlock with the host's own writes.
     transaction: (fn) =>
-      db.transaction().execute(async (trx) => {
-        // First, so the plan row is locked before any host row: every worker locks in one order.
-        await renewWith(trx);
-        return fn(trx);
-      }),
+      retried(() =>
+        db.transaction().execute(async (trx) => {
+          // First, so the plan row is locked before any host row: every worker locks in one order.
+          await renewWith(trx);
+          return fn(trx);
+        }),
+      ),
     renew: () => renewWith(db),
     async release() {
       await planRow(db, plan)

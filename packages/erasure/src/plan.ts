@@ -32,6 +32,7 @@ import { normaliseStrategy, strategiesSchema } from './strategy.js';
 import type { ColumnStrategy, ErasureSecrets, StrategiesInput } from './strategy.js';
 import { subjectPage } from './subject-pages.js';
 import { keptBySet, keyText } from './kept-by-set.js';
+import { writeTransaction } from './write-transaction.js';
 
 /**
  * The Art 17(3) grounds that keep data through an erasure request: (a) freedom of expression,
@@ -663,7 +664,14 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
   };
   const secrets = options.secrets ?? { hmacKey: randomToken(32), seed: randomToken(32) };
 
-  await db.transaction().execute(async (trx) => {
+  return writeTransaction(db, async (trx) => {
+    if (options.requestId) {
+      // Checked again under a lock: two workers planning one request at once (a retried job, a
+      // double click) both found no plan above; the second must get the first one's plan, not
+      // store another (two plans would be executed as two erasures, each under its own lease).
+      const existing = await findPlanByRequest(trx, tenant, options.requestId, { lock: true });
+      if (existing) return existing;
+    }
     await trx
       .insertInto('privacykit_erasure_plans')
       .values({
@@ -700,7 +708,7 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
           .values(rows.slice(i, i + RETAINED_ROWS_PER_INSERT))
           .execute();
       }
-      return;
+      return plan;
     }
     // SQLite, PostgreSQL: rows of one group share everything but their key and date, so each
     // statement sends those two per row from a VALUES list (10,000 rows, 20,000 parameters:
@@ -772,8 +780,8 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
         );
       }
     }
+    return plan;
   });
-  return plan;
 }
 
 const RETAINED_ROWS_PER_INSERT = 2000;
@@ -783,18 +791,34 @@ function parsePlan(text: unknown): ErasurePlan {
   return JSON.parse(String(text)) as ErasurePlan;
 }
 
+/**
+ * The stored plan of a request. With `lock` (inside a `writeTransaction`), a second worker
+ * checking the same request waits until the first one's transaction ends and then finds its plan:
+ * SQLite's `BEGIN IMMEDIATE` holds the database already; PostgreSQL takes a transaction-scoped
+ * advisory lock on the request (no row exists yet to lock); MySQL reads `FOR UPDATE`, whose
+ * next-key lock on the request's index range blocks a concurrent insert of the same request (the
+ * deadlock two such transactions may meet is broken by the database and the loser run again).
+ */
 async function findPlanByRequest(
   db: Kysely<any>,
   tenant: string,
   requestId: string,
+  options: { lock?: boolean } = {},
 ): Promise<ErasurePlan | undefined> {
-  const row = await db
+  const engine = engineOf(db);
+  if (options.lock && engine === 'postgres') {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`privacykit_erasure_plans:${tenant}:${requestId}`}, 0))`.execute(
+      db,
+    );
+  }
+  let query = db
     .selectFrom('privacykit_erasure_plans')
     .select('plan')
     .where('tenant', '=', tenant)
     .where('request_id', '=', requestId)
-    .orderBy('created_at')
-    .executeTakeFirst();
+    .orderBy('created_at');
+  if (options.lock && engine === 'mysql') query = query.forUpdate();
+  const row = await query.executeTakeFirst();
   return row ? parsePlan(row.plan) : undefined;
 }
 

@@ -340,6 +340,31 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     return day;
   };
 
+  /**
+   * Makes a batch and the placing of a hold exclude each other, so that once `placeHold` has
+   * returned no batch that read the holds before it can still delete what it covers: a batch
+   * (`share`) reads the holds and acts on them under the lock; `placeHold` (`exclusive`) waits for
+   * the batches in flight to commit, and the ones after it read its hold. PostgreSQL: a
+   * transaction-scoped advisory lock per tenant (a new hold has no row to lock yet). MySQL /
+   * MariaDB: a locking read of the tenant's holds, whose next-key locks on the holds' index block
+   * the insert of a new hold until the batch commits (the insert needs no lock of its own).
+   * SQLite: nothing — a batch whose read of the holds went stale cannot write (its snapshot is
+   * older than the hold's commit) and is run again.
+   */
+  async function lockHolds(trx: Kysely<any>, mode: 'share' | 'exclusive'): Promise<void> {
+    if (engine === 'postgres') {
+      const key = sql`hashtextextended(${`privacykit_retention_holds:${tenant}`}, 0)`;
+      await (mode === 'share'
+        ? sql`select pg_advisory_xact_lock_shared(${key})`
+        : sql`select pg_advisory_xact_lock(${key})`
+      ).execute(trx);
+    } else if (engine === 'mysql' && mode === 'share') {
+      await sql`select id from privacykit_retention_holds where tenant = ${tenant} lock in share mode`.execute(
+        trx,
+      );
+    }
+  }
+
   async function activeHolds(trx: Kysely<any>, now: string): Promise<LegalHold[]> {
     const rows = (await trx
       .selectFrom('privacykit_retention_holds')
@@ -468,6 +493,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     const rule = entry.rule;
     const phase = rule.phases[phaseIndex];
     if (!phase) return { selected: 0, lastKey: after, records: [] };
+    await lockHolds(trx, 'share');
     const holds = await activeHolds(trx, now);
     const { query, heldBy } = candidateQuery({
       db: trx,
@@ -1145,7 +1171,14 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         if (scope.key !== undefined) row.row_key = String(scope.key);
       }
       row.scope = kind;
-      await db.insertInto('privacykit_retention_holds').values(row).execute();
+      // Waits for the sweep batches in flight (see lockHolds): when this returns, every batch
+      // that may still delete sees the hold.
+      await withRetry(() =>
+        db.transaction().execute(async (trx) => {
+          await lockHolds(trx, 'exclusive');
+          await trx.insertInto('privacykit_retention_holds').values(row).execute();
+        }),
+      );
       return holdFromRow(row);
     },
 
@@ -1157,28 +1190,36 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
           issues,
         });
       }
-      return db.transaction().execute(async (trx) => {
-        const row = (await trx
-          .selectFrom('privacykit_retention_holds')
-          .selectAll()
-          .where('tenant', '=', tenant)
-          .where('id', '=', id)
-          .executeTakeFirst()) as HoldRow | undefined;
-        if (!row) throw retentionError('retention/hold-not-found', `no legal hold "${id}"`);
-        if (row.released_at) {
-          throw retentionError(
-            'retention/hold-already-released',
-            `legal hold "${id}" was released at ${row.released_at}`,
-          );
-        }
-        const released = {
-          released_at: nowText(),
-          released_by: parsed.data.by,
-          release_reason: parsed.data.reason,
-        };
-        await trx.updateTable('privacykit_retention_holds').set(released).where('id', '=', id).execute();
-        return holdFromRow({ ...row, ...released });
-      });
+      // One conditional update, checked by its count: two releases at once (two people, or one
+      // and the expiry sweep) must not both succeed with the later one's record (who, why)
+      // overwriting the first; on SQLite a read-then-write transaction also failed the loser
+      // with a raw "database is locked".
+      const released = {
+        released_at: nowText(),
+        released_by: parsed.data.by,
+        release_reason: parsed.data.reason,
+      };
+      const result = await db
+        .updateTable('privacykit_retention_holds')
+        .set(released)
+        .where('tenant', '=', tenant)
+        .where('id', '=', id)
+        .where('released_at', 'is', null)
+        .executeTakeFirst();
+      const row = (await db
+        .selectFrom('privacykit_retention_holds')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('id', '=', id)
+        .executeTakeFirst()) as HoldRow | undefined;
+      if (!row) throw retentionError('retention/hold-not-found', `no legal hold "${id}"`);
+      if (Number(result.numUpdatedRows ?? 0) !== 1) {
+        throw retentionError(
+          'retention/hold-already-released',
+          `legal hold "${id}" was released at ${row.released_at}`,
+        );
+      }
+      return holdFromRow(row);
     },
 
     async holds({ active } = {}) {

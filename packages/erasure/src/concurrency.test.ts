@@ -1,0 +1,303 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { fixedClock } from '@privacykit/core';
+import { openDatabase } from '@privacykit/core/db';
+import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
+import type { Kysely } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { executeErasure } from './execute.js';
+import { confirmNotification, deliverPending, listNotifications } from './outbox.js';
+import type { ErasureNotification } from './outbox.js';
+import { planErasure } from './plan.js';
+import { ada, dataMap, facts, policy, seedHost, strategies } from './testing-fixtures.js';
+
+/**
+ * A worker in its own process (`node --import tsx <script> <args…>`): `ready` once it is
+ * connected, then it works after `go` on stdin and prints one JSON line of outcomes.
+ */
+export function startWorker(script: string, args: readonly string[]) {
+  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL(`../test/${script}`, import.meta.url)), ...args],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.startsWith('ready\n')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`${script} exited ${code} before ready: ${err}`)));
+  });
+  const outcomes = new Promise<string[]>((resolve, reject) => {
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`${script} exited ${code}: ${err}`));
+      resolve(JSON.parse(out.slice('ready\n'.length)) as string[]);
+    });
+  });
+  return { ready, go: () => child.stdin.end('go\n'), outcomes };
+}
+
+describe.each(testEngines())('workers in separate processes on $engine', (engine) => {
+  it('plan the same request at once: one plan is stored per request and every worker gets that plan', async () => {
+    const t = await createTestDatabase(engine);
+    try {
+      await seedHost(t.db, { adaLogs: 3 });
+      const requests = ['req-a', 'req-b', 'req-c', 'req-d'];
+      const workers = [0, 1, 2].map(() => startWorker('planner.ts', [t.url, ...requests]));
+      await Promise.all(workers.map((w) => w.ready));
+      for (const w of workers) w.go();
+      const outcomes = await Promise.all(workers.map((w) => w.outcomes));
+
+      const plans = await t.db
+        .selectFrom('privacykit_erasure_plans')
+        .select(['id', 'request_id'])
+        .orderBy('request_id')
+        .execute();
+      // Two plans of one request would be executed as two erasures, each under its own lease,
+      // with different pseudonyms and a second set of Art 19 notifications.
+      expect(plans.map((plan) => plan.request_id)).toEqual(requests);
+      for (const [index, request] of requests.entries()) {
+        const stored = plans.find((plan) => plan.request_id === request)!.id;
+        expect(
+          outcomes.map((got) => got[index]),
+          request,
+        ).toEqual([stored, stored, stored]);
+      }
+    } finally {
+      await t.destroy();
+    }
+  }, 120_000);
+});
+
+describe.each(testEngines())('Art 19 notifications worked by two workers on $engine', (engine) => {
+  const start = '2025-06-01T12:00:00.000Z';
+  const later = (ms: number) => fixedClock(new Date(Date.parse(start) + ms).toISOString());
+  let t: TestDatabase;
+  let second: Kysely<any>;
+  beforeEach(async () => {
+    t = await createTestDatabase(engine);
+    await seedHost(t.db);
+    // Another worker: its own connections to the same database.
+    second = await openDatabase(t.url);
+    const plan = await planErasure({
+      db: t.db,
+      dataMap,
+      policy,
+      identities: ada,
+      clock: fixedClock(start),
+      strategies,
+      facts,
+    });
+    await executeErasure(plan, { db: t.db, clock: fixedClock(start) });
+  });
+  afterEach(async () => {
+    await second.destroy();
+    await t.destroy();
+  });
+
+  async function notices() {
+    const all = await listNotifications({ db: t.db });
+    expect(all.length).toBeGreaterThan(0);
+    return all;
+  }
+
+  it('a notification confirmed by hand while an automatic attempt fails stays delivered, with the manual receipt, and is not sent again', async () => {
+    const ids = new Map((await notices()).map((notice) => [notice.idempotencyKey, notice.id]));
+    const sent: string[] = [];
+    const result = await deliverPending({
+      db: t.db,
+      clock: fixedClock(start),
+      send: async (notification: ErasureNotification) => {
+        sent.push(notification.idempotencyKey);
+        // Meanwhile the recipient phoned back and a person records it (another process).
+        await confirmNotification({
+          db: second,
+          id: ids.get(notification.idempotencyKey)!,
+          receipt: { by: 'phone' },
+          clock: fixedClock(start),
+        });
+        throw new Error('endpoint down');
+      },
+    });
+    expect(result).toMatchObject({ delivered: 0, failed: 0 });
+    for (const notice of await notices()) {
+      expect(notice).toMatchObject({ status: 'delivered', receipt: { by: 'phone' } });
+    }
+    // A day later nothing is due: the confirmed notices are not sent again.
+    const again: string[] = [];
+    await deliverPending({
+      db: t.db,
+      clock: later(86_400_000),
+      send: async (notification) => {
+        again.push(notification.idempotencyKey);
+        return { ok: true };
+      },
+    });
+    expect(again).toEqual([]);
+    expect(sent.length).toBe(ids.size);
+  });
+
+  it('a worker that stalled past its claim and then fails does not put back a notification another worker delivered', async () => {
+    const count = (await notices()).length;
+    const delivered: string[] = [];
+    // Worker A claims each notice for one second and stalls; worker B, two seconds later, finds
+    // the claims expired, takes the notices over and delivers them; then A's attempts fail.
+    const a = await deliverPending({
+      db: t.db,
+      clock: fixedClock(start),
+      leaseMs: 1000,
+      send: async () => {
+        if (delivered.length === 0) {
+          await deliverPending({
+            db: second,
+            clock: later(2000),
+            send: async (notification) => {
+              delivered.push(notification.idempotencyKey);
+              return { worker: 'b' };
+            },
+          });
+        }
+        throw new Error('timed out');
+      },
+    });
+    expect(delivered.length).toBe(count);
+    expect(a).toMatchObject({ delivered: 0 });
+    for (const notice of await notices()) {
+      expect(notice).toMatchObject({ status: 'delivered', receipt: { worker: 'b' }, attempts: 1 });
+    }
+    // Nothing is due any more, however late: B's deliveries stand.
+    const resent: string[] = [];
+    await deliverPending({
+      db: t.db,
+      clock: later(86_400_000),
+      send: async (notification) => {
+        resent.push(notification.idempotencyKey);
+        return {};
+      },
+    });
+    expect(resent).toEqual([]);
+  });
+});
+
+describe.each(testEngines())('erasures of different subjects executed at once on $engine', (engine) => {
+  it('each completes: no table fails on a lock conflict between the two executions', async () => {
+    const t = await createTestDatabase(engine);
+    try {
+      await seedHost(t.db);
+      // Twenty more customers, each with an order and its line, an invoice (kept) and a log.
+      const ids = Array.from({ length: 20 }, (_, i) => 3 + i);
+      await t.db
+        .insertInto('customers')
+        .values(
+          ids.map((id) => ({ id, email: `c${id}@example.com`, name: `C ${id}`, phone: null, born_on: null })),
+        )
+        .execute();
+      await t.db
+        .insertInto('orders')
+        .values(
+          ids.map((id) => ({
+            id: 100 + id,
+            customer_id: id,
+            total: '1.00',
+            placed_at: '2024-05-01T10:00:00.000Z',
+          })),
+        )
+        .execute();
+      await t.db
+        .insertInto('order_lines')
+        .values(ids.map((id) => ({ id: 1000 + id, order_id: 100 + id, product: 'Pen', quantity: 1 })))
+        .execute();
+      await t.db
+        .insertInto('invoices')
+        .values(
+          ids.map((id) => ({
+            id: 3000 + id,
+            customer_id: id,
+            number: `F-${id}`,
+            issued_on: '2024-02-29',
+            billing_name: `C ${id}`,
+            amount_cents: 100,
+            marketing_note: 'n',
+          })),
+        )
+        .execute();
+      await t.db
+        .insertInto('logs')
+        .values(
+          ids.map((id) => ({
+            id: 7000 + id,
+            email: `c${id}@example.com`,
+            ip: '192.0.2.1',
+            message: 'login',
+            at: '2024-03-03T09:00:00.000Z',
+            latency: 1,
+          })),
+        )
+        .execute();
+      const planIds: string[] = [];
+      for (const id of ids) {
+        const plan = await planErasure({
+          db: t.db,
+          dataMap,
+          policy,
+          identities: { email: [`c${id}@example.com`] },
+          clock: fixedClock('2025-06-01T12:00:00.000Z'),
+          strategies,
+          facts,
+        });
+        planIds.push(plan.id);
+      }
+      // Neighbouring subjects at the same time: one worker from each end.
+      const half = planIds.length / 2;
+      const workers = [
+        startWorker('executor.ts', [t.url, ...planIds.slice(0, half)]),
+        startWorker('executor.ts', [t.url, ...planIds.slice(half).reverse()]),
+      ];
+      await Promise.all(workers.map((w) => w.ready));
+      for (const w of workers) w.go();
+      const outcomes = (await Promise.all(workers.map((w) => w.outcomes))).flat();
+      expect(outcomes.filter((outcome) => outcome !== 'partial')).toEqual([]);
+    } finally {
+      await t.destroy();
+    }
+  }, 120_000);
+});
+
+describe.each(testEngines())('two erasures of one subject executed at once on $engine', (engine) => {
+  it('both complete: neither fails a table on the rows or restrictions the other is writing', async () => {
+    const t = await createTestDatabase(engine);
+    try {
+      await seedHost(t.db, { adaLogs: 9 });
+      // Two requests of the same person (by mail, then through the portal): two plans.
+      const planIds: string[] = [];
+      for (const requestId of ['by-mail', 'portal']) {
+        const plan = await planErasure({
+          db: t.db,
+          dataMap,
+          policy,
+          identities: ada,
+          clock: fixedClock('2025-06-01T12:00:00.000Z'),
+          strategies,
+          facts,
+          requestId,
+        });
+        planIds.push(plan.id);
+      }
+      const workers = planIds.map((planId) => startWorker('executor.ts', [t.url, planId]));
+      await Promise.all(workers.map((w) => w.ready));
+      for (const w of workers) w.go();
+      const outcomes = (await Promise.all(workers.map((w) => w.outcomes))).flat();
+      expect(outcomes).toEqual(['partial', 'partial']);
+    } finally {
+      await t.destroy();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,43 @@
+// A worker executing erasure plans, for the concurrency tests:
+// `node --import tsx test/executor.ts <url> <planId>…`. It opens its own connection, says
+// `ready`, waits for `go` on stdin, executes each plan in turn and prints one JSON line: per
+// plan, the report's status and failure reasons, or the error it failed with.
+import { createInterface } from 'node:readline';
+import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { openDatabase } from '@privacykit/core/db';
+import { executeErasure } from '../src/execute.js';
+import { getErasureRecord } from '../src/plan.js';
+
+const [url, ...planIds] = process.argv.slice(2);
+const db = await openDatabase(url as string);
+const plans = [];
+for (const planId of planIds) plans.push((await getErasureRecord({ db, planId })).plan);
+
+const lines = createInterface({ input: process.stdin });
+process.stdout.write('ready\n');
+for await (const line of lines) if (line === 'go') break;
+lines.close();
+
+const outcomes: string[] = [];
+for (const plan of plans) {
+  try {
+    const report = await executeErasure(plan, {
+      db,
+      clock: fixedClock('2025-06-01T12:00:00.000Z'),
+      batchSize: 2,
+    });
+    outcomes.push(
+      [report.status, ...report.failures.map((failure) => `${failure.table}: ${failure.reason}`)].join(' | '),
+    );
+  } catch (error) {
+    outcomes.push(
+      isPrivacyKitError(error)
+        ? error.code
+        : error instanceof Error
+          ? `${error.name}: ${error.message}`
+          : String(error),
+    );
+  }
+}
+await db.destroy();
+process.stdout.write(`${JSON.stringify(outcomes)}\n`);
