@@ -1,6 +1,6 @@
 import { canonicalJson, newId, randomDigits, randomToken, systemClock, zodIssues } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
-import { engineOf } from '@privacykit/core/db';
+import { engineOf, retryWriteConflicts, writeTransaction } from '@privacykit/core/db';
 import { constantTimeEqual, hmacSha256Hex, sha256Hex } from '@privacykit/core/crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
@@ -34,7 +34,6 @@ import type { PostMortemDetails, RequestChannel, RequestDetails, RequestRight } 
 import { assertTransition, finalStatuses, isFinalStatus, requestStatusSchema } from './state-machine.js';
 import type { RequestStatus } from './state-machine.js';
 import type { IdentityRow, RequestRow, RequestsTables } from './tables.js';
-import { isWriteConflict, writeTransaction } from './write-transaction.js';
 
 /** Art 12(5) "manifestly excessive" threshold: more than `maxRequests` from one identity in `windowDays`. */
 export interface ExcessiveThreshold {
@@ -974,15 +973,11 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     work: (trx: Tx) => Promise<R>,
     giveUp: (error: unknown) => Error,
   ): Promise<R> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await writeTransaction(db, work);
-      } catch (error) {
-        const raced = error instanceof IntakeRace || isWriteConflict(error);
-        if (!raced) throw error;
-        if (attempt >= INTAKE_ATTEMPTS) throw giveUp(error);
-      }
-    }
+    return retryWriteConflicts(() => writeTransaction(db, work), {
+      attempts: INTAKE_ATTEMPTS,
+      giveUp,
+      lost: (error) => error instanceof IntakeRace,
+    });
   }
 
   async function resendChallenge(requestId: string): Promise<void> {

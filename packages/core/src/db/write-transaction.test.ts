@@ -1,0 +1,106 @@
+import type { Kysely } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PrivacyKitError } from '../errors.js';
+import { createTestDatabase, testEngines } from '../testing.js';
+import type { TestDatabase } from '../testing.js';
+import { isWriteConflict, retryWriteConflicts, writeTransaction } from './write-transaction.js';
+
+async function counters(db: Kysely<any>) {
+  await db.schema
+    .createTable('privacykit_test_counters')
+    .addColumn('id', 'varchar(32)', (col) => col.primaryKey())
+    .addColumn('n', 'integer', (col) => col.notNull())
+    .execute();
+  await db.insertInto('privacykit_test_counters').values({ id: 'a', n: 0 }).execute();
+}
+
+const giveUp = (error: unknown) =>
+  new PrivacyKitError('test/write-conflict', 'lost every time', { cause: error });
+
+describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engine', (engine) => {
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.destroy();
+    database = undefined;
+  });
+
+  it('a transaction that throws leaves nothing of what it wrote', async () => {
+    database = await createTestDatabase(engine);
+    const { db } = database;
+    await counters(db);
+    await expect(
+      writeTransaction(db, async (trx) => {
+        await trx.updateTable('privacykit_test_counters').set({ n: 5 }).execute();
+        await trx.insertInto('privacykit_test_counters').values({ id: 'b', n: 1 }).execute();
+        throw new Error('changed my mind');
+      }),
+    ).rejects.toThrow('changed my mind');
+    expect(await db.selectFrom('privacykit_test_counters').selectAll().execute()).toEqual([
+      { id: 'a', n: 0 },
+    ]);
+  });
+
+  it('a run that loses a unique key runs again, whole; after the last attempt the typed error, nothing left behind', async () => {
+    database = await createTestDatabase(engine);
+    const { db } = database;
+    await counters(db);
+    let runs = 0;
+    const result = await retryWriteConflicts(
+      () =>
+        writeTransaction(db, async (trx) => {
+          runs++;
+          await trx.updateTable('privacykit_test_counters').set({ n: runs }).execute();
+          // Every run takes a key that is already there.
+          await trx.insertInto('privacykit_test_counters').values({ id: 'a', n: 99 }).execute();
+          return 'stored';
+        }),
+      { attempts: 3, giveUp },
+    ).catch((error: unknown) => error);
+    // Every run collides with the row that is there: after three runs, the typed error.
+    expect(runs).toBe(3);
+    expect(result).toBeInstanceOf(PrivacyKitError);
+    expect((result as PrivacyKitError).code).toBe('test/write-conflict');
+    expect(isWriteConflict((result as Error).cause)).toBe(true);
+    // None of the runs left its update behind.
+    expect(await db.selectFrom('privacykit_test_counters').selectAll().execute()).toEqual([
+      { id: 'a', n: 0 },
+    ]);
+
+    await db.insertInto('privacykit_test_counters').values({ id: 'b', n: 0 }).execute();
+    runs = 0;
+    let collided = false;
+    const second = await retryWriteConflicts(
+      () =>
+        writeTransaction(db, async (trx) => {
+          runs++;
+          if (!collided) {
+            collided = true;
+            await trx.insertInto('privacykit_test_counters').values({ id: 'b', n: 1 }).execute();
+          }
+          await trx.updateTable('privacykit_test_counters').set({ n: 7 }).where('id', '=', 'b').execute();
+          return 'stored';
+        }),
+      { attempts: 3, giveUp },
+    );
+    expect(second).toBe('stored');
+    expect(runs).toBe(2);
+    expect(
+      await db.selectFrom('privacykit_test_counters').select('n').where('id', '=', 'b').executeTakeFirst(),
+    ).toEqual({ n: 7 });
+  });
+
+  it('any other error is not retried', async () => {
+    database = await createTestDatabase(engine);
+    let runs = 0;
+    const error = await retryWriteConflicts(
+      async () => {
+        runs++;
+        await (database as TestDatabase).db.selectFrom('privacykit_no_such_table').selectAll().execute();
+      },
+      { attempts: 5, giveUp },
+    ).catch((caught: unknown) => caught);
+    expect(runs).toBe(1);
+    expect(error).not.toBeInstanceOf(PrivacyKitError);
+    expect(isWriteConflict(error)).toBe(false);
+  });
+});
