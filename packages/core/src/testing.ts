@@ -1,10 +1,13 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { Kysely } from 'kysely';
 import type { Engine } from './db/engine.js';
 import { openDatabase } from './db/open.js';
+import { isPrivacyKitError } from './errors.js';
 
 /** An engine a suite runs against: SQLite always, the others when their URL is configured. */
 export interface TestEngine {
@@ -94,4 +97,80 @@ export async function createTestDatabase(engine: TestEngine): Promise<TestDataba
       };
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers in processes of their own, for concurrency tests: each opens its own connections, says
+// `ready`, waits for `go` on stdin (so every worker starts at once) and prints one JSON line.
+
+/** A worker process started by {@link startWorker}. */
+export interface Worker<T> {
+  /** Resolves once the worker is connected and waiting; rejects if it exits first. */
+  ready: Promise<void>;
+  /** Lets it start. */
+  go(): void;
+  /** The JSON line it printed last; rejects when it exits non-zero. */
+  outcomes: Promise<T>;
+}
+
+/**
+ * Starts `node --import tsx <script> <args…>` (the script uses {@link waitForGo} and
+ * {@link printOutcomes}).
+ */
+export function startWorker<T = string[]>(
+  script: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Worker<T> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    ...(options.env ? { env: options.env } : {}),
+  });
+  const name = basename(script);
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const outcomes = new Promise<T>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`${name} exited ${code}: ${err}`));
+      resolve(JSON.parse(out.slice(READY.length)) as T);
+    });
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.startsWith(READY)) resolve();
+    });
+    // A worker that dies before it is ready fails the test instead of hanging it.
+    outcomes.then(
+      () => reject(new Error(`${name} exited before it was ready: ${err}`)),
+      (error: unknown) => reject(error),
+    );
+  });
+  return { ready, go: () => child.stdin.end('go\n'), outcomes };
+}
+
+const READY = 'ready\n';
+
+/** In a worker: says `ready` and waits for `go` on stdin. */
+export async function waitForGo(): Promise<void> {
+  const lines = createInterface({ input: process.stdin });
+  process.stdout.write(READY);
+  for await (const line of lines) if (line === 'go') break;
+  lines.close();
+}
+
+/** In a worker: what a failed call answers, its `PrivacyKitError` code or the error itself. */
+export function outcomeOf(error: unknown): string {
+  if (isPrivacyKitError(error)) return error.code;
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** In a worker: prints its outcomes as the one JSON line {@link startWorker} reads. */
+export function printOutcomes(outcomes: unknown): void {
+  process.stdout.write(`${JSON.stringify(outcomes)}\n`);
 }

@@ -1,10 +1,7 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcessByStdio } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { fixedClock } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
-import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import { createTestDatabase, startWorker, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import type { Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,36 +11,9 @@ import type { ErasureNotification } from './outbox.js';
 import { planErasure } from './plan.js';
 import { ada, dataMap, facts, policy, seedHost, strategies } from './testing-fixtures.js';
 
-/**
- * A worker in its own process (`node --import tsx <script> <args…>`): `ready` once it is
- * connected, then it works after `go` on stdin and prints one JSON line of outcomes.
- */
-export function startWorker(script: string, args: readonly string[]) {
-  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL(`../test/${script}`, import.meta.url)), ...args],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.startsWith('ready\n')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`${script} exited ${code} before ready: ${err}`)));
-  });
-  const outcomes = new Promise<string[]>((resolve, reject) => {
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`${script} exited ${code}: ${err}`));
-      resolve(JSON.parse(out.slice('ready\n'.length)) as string[]);
-    });
-  });
-  return { ready, go: () => child.stdin.end('go\n'), outcomes };
-}
+/** A worker in its own process (`test/<script>`): see `startWorker` in core's testing helpers. */
+const worker = (script: string, args: readonly string[]) =>
+  startWorker(fileURLToPath(new URL(`../test/${script}`, import.meta.url)), args);
 
 describe.each(testEngines())('workers in separate processes on $engine', (engine) => {
   it('plan the same request at once: one plan is stored per request and every worker gets that plan', async () => {
@@ -51,7 +21,7 @@ describe.each(testEngines())('workers in separate processes on $engine', (engine
     try {
       await seedHost(t.db, { adaLogs: 3 });
       const requests = ['req-a', 'req-b', 'req-c', 'req-d'];
-      const workers = [0, 1, 2].map(() => startWorker('planner.ts', [t.url, ...requests]));
+      const workers = [0, 1, 2].map(() => worker('planner.ts', [t.url, ...requests]));
       await Promise.all(workers.map((w) => w.ready));
       for (const w of workers) w.go();
       const outcomes = await Promise.all(workers.map((w) => w.outcomes));
@@ -258,8 +228,8 @@ describe.each(testEngines())('erasures of different subjects executed at once on
       // Neighbouring subjects at the same time: one worker from each end.
       const half = planIds.length / 2;
       const workers = [
-        startWorker('executor.ts', [t.url, ...planIds.slice(0, half)]),
-        startWorker('executor.ts', [t.url, ...planIds.slice(half).reverse()]),
+        worker('executor.ts', [t.url, ...planIds.slice(0, half)]),
+        worker('executor.ts', [t.url, ...planIds.slice(half).reverse()]),
       ];
       await Promise.all(workers.map((w) => w.ready));
       for (const w of workers) w.go();
@@ -291,7 +261,7 @@ describe.each(testEngines())('two erasures of one subject executed at once on $e
         });
         planIds.push(plan.id);
       }
-      const workers = planIds.map((planId) => startWorker('executor.ts', [t.url, planId]));
+      const workers = planIds.map((planId) => worker('executor.ts', [t.url, planId]));
       await Promise.all(workers.map((w) => w.ready));
       for (const w of workers) w.go();
       const outcomes = (await Promise.all(workers.map((w) => w.outcomes))).flat();

@@ -2,9 +2,9 @@
 // `node --import tsx test/executor.ts <url> <planId>…`. It opens its own connection, says
 // `ready`, waits for `go` on stdin, executes each plan in turn and prints one JSON line: per
 // plan, the report's status and failure reasons, or the error it failed with.
-import { createInterface } from 'node:readline';
-import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { fixedClock } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
+import { outcomeOf, printOutcomes, waitForGo } from '@privacykit/core/testing';
 import { executeErasure } from '../src/execute.js';
 import { getErasureRecord } from '../src/plan.js';
 
@@ -13,10 +13,7 @@ const db = await openDatabase(url as string);
 const plans = [];
 for (const planId of planIds) plans.push((await getErasureRecord({ db, planId })).plan);
 
-const lines = createInterface({ input: process.stdin });
-process.stdout.write('ready\n');
-for await (const line of lines) if (line === 'go') break;
-lines.close();
+await waitForGo();
 
 const outcomes: string[] = [];
 for (const plan of plans) {
@@ -30,14 +27,8 @@ for (const plan of plans) {
       [report.status, ...report.failures.map((failure) => `${failure.table}: ${failure.reason}`)].join(' | '),
     );
   } catch (error) {
-    outcomes.push(
-      isPrivacyKitError(error)
-        ? error.code
-        : error instanceof Error
-          ? `${error.name}: ${error.message}`
-          : String(error),
-    );
+    outcomes.push(outcomeOf(error));
   }
 }
 await db.destroy();
-process.stdout.write(`${JSON.stringify(outcomes)}\n`);
+printOutcomes(outcomes);

@@ -3,9 +3,9 @@
 // `ready`, waits for `go` on stdin, plans each request in turn (no secrets given: each worker
 // draws its own, as a real one does) and prints one JSON line: per request, the plan id it got
 // or the error it failed with.
-import { createInterface } from 'node:readline';
-import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { fixedClock } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
+import { outcomeOf, printOutcomes, waitForGo } from '@privacykit/core/testing';
 import { planErasure } from '../src/plan.js';
 import { ada, dataMap, facts, policy, strategies } from '../src/testing-fixtures.js';
 
@@ -13,10 +13,7 @@ const [url, ...requestIds] = process.argv.slice(2);
 const db = await openDatabase(url as string);
 await db.selectFrom('privacykit_erasure_plans').select('id').limit(1).execute();
 
-const lines = createInterface({ input: process.stdin });
-process.stdout.write('ready\n');
-for await (const line of lines) if (line === 'go') break;
-lines.close();
+await waitForGo();
 
 const outcomes: string[] = [];
 for (const requestId of requestIds) {
@@ -34,14 +31,8 @@ for (const requestId of requestIds) {
     });
     outcomes.push(plan.id);
   } catch (error) {
-    outcomes.push(
-      isPrivacyKitError(error)
-        ? error.code
-        : error instanceof Error
-          ? `${error.name}: ${error.message}`
-          : String(error),
-    );
+    outcomes.push(outcomeOf(error));
   }
 }
 await db.destroy();
-process.stdout.write(`${JSON.stringify(outcomes)}\n`);
+printOutcomes(outcomes);

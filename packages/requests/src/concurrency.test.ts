@@ -1,10 +1,7 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcessByStdio } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { migrate, openDatabase } from '@privacykit/core/db';
-import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import { createTestDatabase, startWorker, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import type {
   KyselyPlugin,
@@ -25,7 +22,7 @@ const submitter = fileURLToPath(new URL('../test/submitter.ts', import.meta.url)
 
 type Answer = SubmitResult | { error: string };
 
-/** A requester process: resolves `ready` once connected, and its answers after `go`. */
+/** A requester process (`test/submitter.ts`): `ready` once connected, its answers after `go`. */
 function startSubmitter(
   url: string,
   order: 'ab' | 'ba',
@@ -35,34 +32,8 @@ function startSubmitter(
   const env = { ...process.env };
   if (options.at) env.PRIVACYKIT_SUBMITTER_AT = options.at;
   if (options.smtpPort) env.PRIVACYKIT_SUBMITTER_SMTP_PORT = String(options.smtpPort);
-  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(
-    process.execPath,
-    ['--import', 'tsx', submitter, url, order, ...subjects],
-    { stdio: ['pipe', 'pipe', 'pipe'], env },
-  );
-  let out = '';
-  let err = '';
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((resolve) => {
-    onReady = resolve;
-  });
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-    if (out.startsWith('ready\n')) onReady();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const answers = new Promise<Answer[]>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`submitter exited ${code}: ${err}`));
-      resolve(JSON.parse(out.slice('ready\n'.length)) as Answer[]);
-    });
-  });
-  // A process that dies before `ready` must fail the test, not hang it.
-  const readyOrExit = Promise.race([ready, answers.then(() => undefined)]);
-  return { ready: readyOrExit, go: () => child.stdin.end('go\n'), answers };
+  const worker = startWorker<Answer[]>(submitter, [url, order, ...subjects], { env });
+  return { ready: worker.ready, go: worker.go, answers: worker.outcomes };
 }
 
 describe.each(testEngines())('identical submissions at the same instant on $engine', (engine) => {
@@ -125,7 +96,7 @@ describe.each(testEngines())('identical submissions at the same instant on $engi
 
 const assigner = fileURLToPath(new URL('../test/assigner.ts', import.meta.url));
 
-/** A staff member's process (`assign` each request `count` times, or `cancel` each); it answers `ok` or the error, per call. */
+/** A staff member's process (`test/assigner.ts`, which says what each op does); it answers `ok` or the error, per call. */
 function startStaff(
   url: string,
   op: 'assign' | 'cancel' | 'resend' | 'extend',
@@ -133,30 +104,7 @@ function startStaff(
   count: number,
   requestIds: string[],
 ) {
-  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(
-    process.execPath,
-    ['--import', 'tsx', assigner, url, op, label, String(count), ...requestIds],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.startsWith('ready\n')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`staff process exited ${code} before ready: ${err}`)));
-  });
-  const outcomes = new Promise<string[]>((resolve, reject) => {
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`staff process exited ${code}: ${err}`));
-      resolve(JSON.parse(out.slice('ready\n'.length)) as string[]);
-    });
-  });
-  return { ready, go: () => child.stdin.end('go\n'), outcomes };
+  return startWorker(assigner, [url, op, label, String(count), ...requestIds]);
 }
 
 describe.each(testEngines())('staff in two processes working the same requests on $engine', (engine) => {

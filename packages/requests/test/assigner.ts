@@ -4,9 +4,9 @@
 // turn — `assign`: assigns each one `count` times (to `staff:<label><i>`); `cancel`: cancels each
 // once; `resend`: asks for a fresh code `count` times; `extend`: extends each by one month, with
 // the reason `<label> needs time` — and prints one JSON line: for each call, `ok` or the error it failed with.
-import { createInterface } from 'node:readline';
-import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { fixedClock } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
+import { outcomeOf, printOutcomes, waitForGo } from '@privacykit/core/testing';
 import { createRequestService } from '../src/request-service.js';
 import { testPolicy } from '../src/test-support.js';
 
@@ -20,10 +20,7 @@ const service = createRequestService({
 });
 await db.selectFrom('privacykit_requests_requests').select('id').limit(1).execute();
 
-const lines = createInterface({ input: process.stdin });
-process.stdout.write('ready\n');
-for await (const line of lines) if (line === 'go') break;
-lines.close();
+await waitForGo();
 
 const outcomes: string[] = [];
 const attempt = async (call: () => Promise<unknown>) => {
@@ -31,13 +28,7 @@ const attempt = async (call: () => Promise<unknown>) => {
     await call();
     outcomes.push('ok');
   } catch (error) {
-    outcomes.push(
-      isPrivacyKitError(error)
-        ? error.code
-        : error instanceof Error
-          ? `${error.name}: ${error.message}`
-          : String(error),
-    );
+    outcomes.push(outcomeOf(error));
   }
 };
 for (const requestId of requestIds) {
@@ -60,4 +51,4 @@ for (const requestId of requestIds) {
   }
 }
 await db.destroy();
-process.stdout.write(`${JSON.stringify(outcomes)}\n`);
+printOutcomes(outcomes);

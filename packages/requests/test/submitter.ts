@@ -4,9 +4,9 @@
 // prints the answers as one JSON line. `PRIVACYKIT_SUBMITTER_AT` sets its clock (default
 // 2024-01-31T10:00:00Z); with `PRIVACYKIT_SUBMITTER_SMTP_PORT` it mails challenges through
 // nodemailer to that SMTP server on loopback.
-import { createInterface } from 'node:readline';
 import { fixedClock } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
+import { printOutcomes, waitForGo } from '@privacykit/core/testing';
 import nodemailer from 'nodemailer';
 import { nodemailerMailer } from '../src/mailer.js';
 import { createRequestService } from '../src/request-service.js';
@@ -34,10 +34,7 @@ await Promise.all(
   subjects.map(() => db.selectFrom('privacykit_requests_requests').select('id').limit(1).execute()),
 );
 
-const lines = createInterface({ input: process.stdin });
-process.stdout.write('ready\n');
-for await (const line of lines) if (line === 'go') break;
-lines.close();
+await waitForGo();
 
 const results = await Promise.all(
   subjects.map(async (subject) => {
@@ -58,4 +55,4 @@ const results = await Promise.all(
 await service.whenIdle();
 transport?.close();
 await db.destroy();
-process.stdout.write(`${JSON.stringify(results)}\n`);
+printOutcomes(results);

@@ -1,10 +1,7 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcessByStdio } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { fixedClock } from '@privacykit/core';
 import { migrate, openDatabase } from '@privacykit/core/db';
-import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import { createTestDatabase, startWorker, testEngines } from '@privacykit/core/testing';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { describe, expect, it } from 'vitest';
@@ -15,36 +12,9 @@ import { retentionMigrations } from './migrations.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 
-/**
- * A worker in its own process (`node --import tsx src/fixtures/<script> <args…>`): `ready` once
- * connected, then it works after `go` on stdin and prints one JSON line of outcomes.
- */
-function startWorker(script: string, args: readonly string[]) {
-  const child: ChildProcessByStdio<Writable, Readable, Readable> = spawn(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL(`./fixtures/${script}`, import.meta.url)), ...args],
-    { cwd: packageDir, stdio: ['pipe', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.startsWith('ready\n')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`${script} exited ${code} before ready: ${err}`)));
-  });
-  const outcomes = new Promise<string[]>((resolve, reject) => {
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`${script} exited ${code}: ${err}`));
-      resolve(JSON.parse(out.slice('ready\n'.length)) as string[]);
-    });
-  });
-  return { ready, go: () => child.stdin.end('go\n'), outcomes };
-}
+/** A worker in its own process (`src/fixtures/<script>`): see `startWorker` in core's testing helpers. */
+const worker = (script: string, args: readonly string[]) =>
+  startWorker(fileURLToPath(new URL(`./fixtures/${script}`, import.meta.url)), args, { cwd: packageDir });
 
 describe.each(testEngines())('legal holds worked from two processes at once on $engine', (engine) => {
   it('releasing one hold twice at once: one release is recorded, the other gets retention/hold-already-released', async () => {
@@ -67,7 +37,7 @@ describe.each(testEngines())('legal holds worked from two processes at once on $
         ids.push(hold.id);
       }
       const workers = ['ann', 'bob'].map((label) =>
-        startWorker('hold-releaser.ts', [database.url, label, ...ids]),
+        worker('hold-releaser.ts', [database.url, label, ...ids]),
       );
       await Promise.all(workers.map((w) => w.ready));
       for (const w of workers) w.go();
