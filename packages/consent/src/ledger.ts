@@ -11,7 +11,7 @@ import {
 } from '@privacykit/core';
 import type { Clock, JsonValue, Policy, Purpose } from '@privacykit/core';
 import { sha256Hex } from '@privacykit/core/crypto';
-import { engineOf, sqliteConnectionOf } from '@privacykit/core/db';
+import { engineOf, sqliteConnectionOf, writeTransaction } from '@privacykit/core/db';
 import type { SqliteConnection, SqliteStatement } from '@privacykit/core/db';
 import type { ExpressionBuilder, InsertQueryBuilder, Kysely } from 'kysely';
 import {
@@ -64,7 +64,7 @@ import { loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
 import type { LedgerKeys, SignedTreeHead, SigningKeys } from './signing.js';
 import { parametersOf, prepare, prepareRows, run, runRows } from './prepared.js';
 import { SEQ_SPAN, frontierSubtrees } from './migrations.js';
-import { T, insertIgnore, stateColumns, upsertStates, upsertStatesQuery, writeTransaction } from './store.js';
+import { T, insertIgnore, stateColumns, upsertStates, upsertStatesQuery } from './store.js';
 import type { HeadRow, StateRow } from './store.js';
 import { addPeriod } from './validity.js';
 
@@ -1139,14 +1139,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     let outcome: { result: R; ctx: AppendContext } | undefined;
     if (remembered) {
       try {
-        outcome = await writeTransaction(db, engine, (trx) => attempt(trx, remembered));
+        outcome = await writeTransaction(db, (trx) => attempt(trx, remembered));
       } catch (error) {
         if (!(error instanceof StaleHead)) throw error;
       }
     }
     for (let tries = 1; !outcome; tries++) {
       try {
-        outcome = await writeTransaction(db, engine, (trx) => attempt(trx, undefined));
+        outcome = await writeTransaction(db, (trx) => attempt(trx, undefined));
       } catch (error) {
         // The engine broke a deadlock (InnoDB gap locks of tenants appending side by side) or a
         // serialisation conflict by rolling this transaction back whole: run it again.

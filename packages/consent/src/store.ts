@@ -1,5 +1,5 @@
 import type { Engine } from '@privacykit/core/db';
-import { CompiledQuery, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 
 export const T = {
@@ -11,35 +11,6 @@ export const T = {
   subjectIx: 'privacykit_consent_subject_ix',
   eventIx: 'privacykit_consent_event_ix',
 } as const;
-
-const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
-const COMMIT = CompiledQuery.raw('commit');
-const ROLLBACK = CompiledQuery.raw('rollback');
-
-/**
- * Runs `fn` in a write transaction that serialises appends. SQLite: `BEGIN IMMEDIATE` takes
- * the database write lock up front (two processes on one file wait on busy_timeout instead of
- * failing a lock upgrade). PostgreSQL / MySQL: an ordinary transaction; the caller then locks
- * the tenant's head row with `SELECT … FOR UPDATE` (the ledger does so).
- */
-export async function writeTransaction<R>(
-  db: Kysely<any>,
-  engine: Engine,
-  fn: (trx: Kysely<any>) => Promise<R>,
-): Promise<R> {
-  if (engine !== 'sqlite') return db.transaction().execute(fn);
-  return db.connection().execute(async (conn) => {
-    await conn.executeQuery(BEGIN_IMMEDIATE);
-    try {
-      const result = await fn(conn);
-      await conn.executeQuery(COMMIT);
-      return result;
-    } catch (error) {
-      await conn.executeQuery(ROLLBACK).catch(() => undefined);
-      throw error;
-    }
-  });
-}
 
 export interface HeadRow {
   tenant: string;
