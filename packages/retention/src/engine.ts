@@ -13,6 +13,7 @@ import type { CivilDate } from './civil-date.js';
 import { duePredicate, not } from './due-predicate.js';
 import type { Cutoff } from './due-predicate.js';
 import { retentionError } from './errors.js';
+import { withRetry } from './retry.js';
 import { holdFromRow, placeHoldSchema, releaseHoldSchema } from './holds.js';
 import type { HoldRow, LegalHold, PlaceHoldInput, ReleaseHoldInput } from './holds.js';
 import { dueDate, factDate } from './plan.js';
@@ -278,31 +279,6 @@ function factsKey(values: readonly unknown[]): string | undefined {
 
 /** Thrown inside a fast-path batch when the planner disagrees with SQL: the batch rolls back and reruns checked. */
 class PlannerDisagrees extends Error {}
-
-function transient(error: unknown): boolean {
-  const e = error as { code?: string; errno?: number };
-  return (
-    e?.code === 'SQLITE_BUSY' ||
-    e?.code === 'SQLITE_BUSY_SNAPSHOT' ||
-    e?.code === '40001' ||
-    e?.code === '40P01' ||
-    e?.code === '23505' ||
-    e?.code === 'ER_LOCK_DEADLOCK' ||
-    e?.code === 'ER_DUP_ENTRY' ||
-    e?.errno === 1213
-  );
-}
-
-async function withRetry<T>(work: () => Promise<T>, attempts = 8): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if (attempt >= attempts || !transient(error)) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 20));
-    }
-  }
-}
 
 function holdRowsActive(now: string): RawBuilder<SqlBool> {
   return sql<SqlBool>`released_at is null and (expires_at is null or expires_at > ${now})`;

@@ -11,7 +11,9 @@ export type RetentionErrorCode =
   | 'retention/hold-already-released'
   | 'retention/run-not-found'
   | 'retention/needs-data-map'
-  | 'retention/needs-pseudonym-key';
+  | 'retention/needs-pseudonym-key'
+  /** A batch lost to concurrent writers on every attempt and was rolled back each time; run the sweep again. */
+  | 'retention/write-conflict';
 
 export type RetentionError = PrivacyKitError<RetentionErrorCode>;
 
