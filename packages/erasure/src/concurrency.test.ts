@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { fixedClock } from '@privacykit/core';
+import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
 import { createTestDatabase, startWorker, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
@@ -154,6 +154,24 @@ describe.each(testEngines())('Art 19 notifications worked by two workers on $eng
       },
     });
     expect(resent).toEqual([]);
+  });
+
+  it('a notification a worker delivered keeps that receipt: confirming it by hand afterwards is refused, not overwritten', async () => {
+    await deliverPending({ db: t.db, clock: fixedClock(start), send: async () => ({ status: 202 }) });
+    const [notice] = await notices();
+    const error = await confirmNotification({
+      db: second,
+      id: notice!.id,
+      receipt: { by: 'phone' },
+      clock: later(60_000),
+    }).catch((caught: unknown) => caught);
+    expect(isPrivacyKitError(error) && error.code).toBe('erasure/notification-already-delivered');
+    const [kept] = (await notices()).filter((entry) => entry.id === notice!.id);
+    expect(kept).toMatchObject({ status: 'delivered', receipt: { status: 202 } });
+    const missing = await confirmNotification({ db: second, id: 'no-such-notice', receipt: {} }).catch(
+      (caught: unknown) => caught,
+    );
+    expect(isPrivacyKitError(missing) && missing.code).toBe('erasure/plan-not-found');
   });
 });
 

@@ -21,6 +21,8 @@ export type ErasureErrorCode =
   | 'erasure/notifications-pending'
   /** The plan's identities (and secrets) were purged: it can no longer be executed or verified. */
   | 'erasure/identities-purged'
+  /** The Art 19 notification was delivered already; its first receipt is kept. */
+  | 'erasure/notification-already-delivered'
   /**
    * A write lost to concurrent writers (a deadlock the database broke, or a serialization
    * failure) every time it was run again: nothing of it was stored; call again.

@@ -258,8 +258,23 @@ export async function confirmNotification(options: {
     })
     .where('tenant', '=', options.tenant ?? DEFAULT_TENANT)
     .where('id', '=', options.id)
+    // The first proof of delivery stands: a later confirmation never replaces its receipt.
+    .where('status', '<>', 'delivered')
     .executeTakeFirst();
   if (Number(result.numUpdatedRows ?? 0) === 0) {
+    const existing = await options.db
+      .selectFrom('privacykit_erasure_outbox')
+      .select(['delivered_at'])
+      .where('tenant', '=', options.tenant ?? DEFAULT_TENANT)
+      .where('id', '=', options.id)
+      .executeTakeFirst();
+    if (existing) {
+      throw erasureError(
+        'erasure/notification-already-delivered',
+        `erasure notification ${options.id} was already delivered at ${String(existing.delivered_at)}: its receipt is kept`,
+        { details: { id: options.id, deliveredAt: existing.delivered_at } },
+      );
+    }
     throw erasureError('erasure/plan-not-found', `no erasure notification ${options.id}`);
   }
 }
