@@ -189,6 +189,48 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     expect((await retention.verifyCertificate(result.runId)).valid).toBe(false);
   });
 
+  it('answers erasure which rows a hold covers: by row, subject, table and category, with the reason and until date (Art 17(3)(e))', async () => {
+    const retention = make();
+    const keys = ['1', '6', '7', '8', '99'];
+    expect(await retention.heldRows({ table: 'prospects', keys })).toEqual([]);
+    await retention.placeHold({
+      scope: { table: 'prospects', key: 6 },
+      reason: 'case 2025-17',
+      placedBy: 'legal',
+    });
+    await retention.placeHold({
+      scope: { subject: { email: ['Held@Example.com'] } },
+      reason: 'subject in litigation',
+      placedBy: 'legal',
+      expiresAt: '2027-01-31T00:00:00.000Z',
+    });
+    expect(await retention.heldRows({ table: 'prospects', keys })).toEqual([
+      { key: '6', reason: 'case 2025-17' },
+      { key: '7', reason: 'subject in litigation', until: '2027-01-31' },
+    ]);
+    // Only active holds of this tenant count; other tables are untouched.
+    expect(await retention.heldRows({ table: 'prospects', keys, tenant: 'another' })).toEqual([]);
+    expect(await retention.heldRows({ table: 'prospect_notes', keys: ['10', '80'] })).toEqual([]);
+    const table = await retention.placeHold({
+      scope: { table: 'prospect_notes' },
+      reason: 'audit',
+      placedBy: 'dpo',
+    });
+    expect(
+      (await retention.heldRows({ table: 'prospect_notes', keys: ['10', '80'] })).map((row) => row.key),
+    ).toEqual(['10', '80']);
+    await retention.releaseHold(table.id, { by: 'dpo', reason: 'audit closed' });
+    expect(await retention.heldRows({ table: 'prospect_notes', keys: ['10', '80'] })).toEqual([]);
+    await retention.placeHold({
+      scope: { category: 'usage.traffic' },
+      reason: 'regulator inquiry',
+      placedBy: 'dpo',
+    });
+    expect(await retention.heldRows({ table: 'visits', keys: ['3'] })).toEqual([
+      { key: '3', reason: 'regulator inquiry' },
+    ]);
+  });
+
   it('holds win on every path and the schedule resumes when they are released or expire', async () => {
     const retention = make();
     const { row, subject, child } = await holdTheUsualSuspects(retention);

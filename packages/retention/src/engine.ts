@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_TENANT, formatIssues, newId, zodIssues } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
 import { hmacSha256Hex } from '@privacykit/core/crypto';
-import { engineOf } from '@privacykit/core/db';
+import { engineOf, subjectCondition } from '@privacykit/core/db';
 import type { Engine } from '@privacykit/core/db';
-import { sql } from 'kysely';
+import { expressionBuilder, sql } from 'kysely';
 import type { Kysely, RawBuilder, SqlBool, Transaction } from 'kysely';
 import type { z } from 'zod';
 import { candidateQuery, keyText } from './candidates.js';
@@ -14,7 +14,7 @@ import { duePredicate, not } from './due-predicate.js';
 import type { Cutoff } from './due-predicate.js';
 import { retentionError } from './errors.js';
 import { withRetry } from './retry.js';
-import { holdFromRow, placeHoldSchema, releaseHoldSchema } from './holds.js';
+import { holdCoversTable, holdFromRow, placeHoldSchema, releaseHoldSchema } from './holds.js';
 import type { HoldRow, LegalHold, PlaceHoldInput, ReleaseHoldInput } from './holds.js';
 import { dueDate, factDate } from './plan.js';
 import type { RetentionFacts } from './plan.js';
@@ -141,6 +141,18 @@ export interface RetentionEngine {
   placeHold(input: PlaceHoldInput): Promise<LegalHold>;
   releaseHold(id: string, input: ReleaseHoldInput): Promise<LegalHold>;
   holds(options?: { active?: boolean }): Promise<LegalHold[]>;
+  /**
+   * Which of `keys` (rows of `table`, keyed as `@privacykit/erasure` keys them: the primary-key
+   * value as text, or a JSON array of the values for a composite key) an active hold covers — by
+   * row, table, data category or subject — with the hold's reason and expiry date. It is the
+   * `HoldSource` erasure asks, so a legal hold placed here keeps those rows out of an erasure
+   * (Art 17(3)(e)). Subject and category holds need the engine's `dataMap`.
+   */
+  heldRows(request: {
+    table: string;
+    keys: readonly string[];
+    tenant?: string;
+  }): Promise<{ key: string; reason: string; until?: string }[]>;
   /** Releases holds whose expiry has passed (recorded as released by `system`). */
   releaseExpiredHolds(): Promise<number>;
   /** Due rows not yet handled, per rule and phase, with the oldest due date (for alerting). */
@@ -1206,6 +1218,86 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     },
 
     releaseExpiredHolds,
+
+    async heldRows({ table, keys, tenant: asked }) {
+      if (asked !== undefined && asked !== tenant) return [];
+      if (keys.length === 0) return [];
+      const now = nowText();
+      const untilOf = (hold: LegalHold) => (hold.expiresAt ? { until: hold.expiresAt.slice(0, 10) } : {});
+      const held = new Map<string, { key: string; reason: string; until?: string }>();
+      const hold = (key: string, by: LegalHold) => {
+        if (!held.has(key)) held.set(key, { key, reason: by.reason, ...untilOf(by) });
+      };
+      const holds = await activeHolds(db, now);
+      const whole = holds.find((candidate) => holdCoversTable(candidate, table, { dataMap }));
+      if (whole) {
+        for (const key of keys) hold(key, whole);
+        return [...held.values()];
+      }
+      const rowHolds = (await db
+        .selectFrom('privacykit_retention_holds')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('scope', '=', 'row')
+        .where('table_name', '=', table)
+        .where('row_key', 'in', [...new Set(keys)])
+        .where(holdRowsActive(now))
+        .execute()) as HoldRow[];
+      for (const row of rowHolds) hold(String(row.row_key), holdFromRow(row));
+      const mapped = dataMap?.tables.get(table);
+      const subjects = holds.filter((candidate) => candidate.kind === 'subject' && candidate.identities);
+      if (mapped && dataMap && subjects.length > 0) {
+        const pk = mapped.primaryKey;
+        for (const subject of subjects) {
+          const condition = subjectCondition(
+            { db, dataMap, identities: subject.identities ?? {}, tenant },
+            table,
+          );
+          for (let i = 0; i < keys.length; i += 500) {
+            const chunk = keys.slice(i, i + 500);
+            let query = db
+              .selectFrom(table)
+              .select(pk.map((column) => `${table}.${column}`))
+              .where(sql<SqlBool>`((${condition(expressionBuilder<any, any>())}) is true)`);
+            if (pk.length === 1) {
+              query = query.where(keyText(engine, sql.ref(`${table}.${pk[0]}`)), 'in', chunk);
+            } else {
+              const tuples = chunk.flatMap((key) => {
+                try {
+                  const values = JSON.parse(key) as unknown[];
+                  return Array.isArray(values) && values.length === pk.length ? [values] : [];
+                } catch {
+                  return [];
+                }
+              });
+              if (tuples.length === 0) continue;
+              query = query.where((eb) =>
+                eb.or(
+                  tuples.map((values) =>
+                    eb.and(pk.map((column, c) => eb(`${table}.${column}`, '=', values[c]))),
+                  ),
+                ),
+              );
+            }
+            for (const row of await query.execute()) {
+              // Keyed as erasure keys rows: dates as ISO 8601, bytes as hex, anything else as text.
+              const values = pk.map((column) => {
+                const value = (row as Record<string, unknown>)[column];
+                if (value instanceof Date) return value.toISOString();
+                if (value instanceof Uint8Array) return Buffer.from(value).toString('hex');
+                return String(value);
+              });
+              const key = pk.length === 1 ? (values[0] as string) : JSON.stringify(values);
+              hold(key, subject);
+            }
+          }
+        }
+      }
+      return keys.flatMap((key) => {
+        const found = held.get(key);
+        return found ? [found] : [];
+      });
+    },
 
     async backlog() {
       const now = nowText();
