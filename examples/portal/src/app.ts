@@ -309,13 +309,9 @@ export function createApp(deps: AppDeps): Express {
       scanner: deps.cookieScanner,
     }),
   );
-  app.use(
-    adminRetentionRoutes({
-      policy,
-      audit: services.audit,
-      retention: createRetentionEngine({ db, policy, dataMap, clock, schedule: retentionSchedule }),
-    }),
-  );
+  // One retention engine: its legal holds also keep the rows they cover out of erasures.
+  const retention = createRetentionEngine({ db, policy, dataMap, clock, schedule: retentionSchedule });
+  app.use(adminRetentionRoutes({ policy, audit: services.audit, retention }));
   app.use(
     adminErasureRoutes({
       db,
@@ -326,6 +322,7 @@ export function createApp(deps: AppDeps): Express {
       ledger: services.ledger,
       audit: services.audit,
       approvals: services.approvals,
+      holds: retention,
     }),
   );
   app.use(

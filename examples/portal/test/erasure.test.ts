@@ -28,7 +28,7 @@ describe.each(testEngines())(
     // Another worker on the same database (the CLI, a second instance): its own connections.
     let worker: Kysely<any>;
     beforeAll(async () => {
-      portal = await startPortal(engine, { rateLimits: { intake: 1000, verify: 1000 } });
+      portal = await startPortal(engine, { rateLimits: { intake: 1000, verify: 1000, login: 1000 } });
       worker = await openDatabase(portal.t.url);
     });
     afterAll(async () => {
@@ -187,6 +187,33 @@ describe.each(testEngines())(
       expect((await officer.post(`${planUrl}/request-approval`, {})).status).toBe(409);
       expect((await admin.post(`${planUrl}/execute`, {})).status).toBe(409);
       expect(await officer.page(`/admin/requests/${requestId}`)).toContain('data-status="completed"');
+      expect(portal.errors).toEqual([]);
+    });
+
+    it('a legal hold from the retention page keeps the subject out of the erasure: placed after planning, the execution is refused and nothing changes; placed before, the rows are kept under Art 17(3)(e)', async () => {
+      const placeHold = async (client: Client, email: string, reason: string) =>
+        expect(
+          (await client.post('/admin/retention/holds', { kind: 'subject', value: email, reason })).status,
+        ).toBe(303);
+
+      const late = await plannedErasure('edsger@example.com');
+      await placeHold(late.admin, 'edsger@example.com', 'litigation 2026-41');
+      const before = await customerRows('edsger@example.com');
+      expect(before).toHaveLength(1);
+      const refused = await late.admin.post(`${late.planUrl}/execute`, {});
+      expect(refused.status).toBe(409);
+      const text = await refused.text();
+      expect(text).toContain('litigation 2026-41');
+      expect(text).toContain('nothing was erased');
+      expect(await customerRows('edsger@example.com')).toEqual(before);
+
+      await placeHold(late.admin, 'ada@example.com', 'tax audit 2026');
+      const early = await plannedErasure('ada@example.com');
+      const page = await early.admin.page(early.planUrl);
+      expect(page).toContain('tax audit 2026');
+      expect((await early.admin.post(`${early.planUrl}/execute`, {})).status).toBe(303);
+      expect(await customerRows('ada@example.com')).toHaveLength(1);
+      expect(await early.admin.page(early.planUrl)).toMatch(/data-report-status="partial"/);
       expect(portal.errors).toEqual([]);
     });
 

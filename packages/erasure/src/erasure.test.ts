@@ -552,6 +552,34 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     expect(verification.ok).toBe(true);
   });
 
+  it('a legal hold placed after planning stops the execution before any row changes; a new plan keeps the held row', async () => {
+    const held = new Set<string>();
+    const holds = async (table: string, keys: readonly string[]) =>
+      table === 'orders'
+        ? keys.filter((key) => held.has(key)).map((key) => ({ key, reason: 'dispute #43' }))
+        : [];
+    const plan = await planErasure({ db: t.db, ...base, holds });
+    expect(plan.tables.find((table) => table.table === 'orders')?.retained).toEqual([]);
+    // The dispute is opened while the erasure awaits its approval.
+    held.add('11');
+    const before = await t.db.selectFrom('orders').selectAll().orderBy('id').execute();
+    const error = await executeErasure(plan, { db: t.db, clock, holds }).catch((caught: unknown) => caught);
+    expect(isPrivacyKitError(error) && error.code).toBe('erasure/held-since-planning');
+    expect((error as { details?: unknown }).details).toMatchObject({
+      table: 'orders',
+      keys: ['11'],
+      reasons: ['dispute #43'],
+    });
+    expect(await t.db.selectFrom('orders').selectAll().orderBy('id').execute()).toEqual(before);
+    expect((await getErasureRecord({ db: t.db, planId: plan.id })).status).not.toBe('complete');
+    // Planned again, the held order is kept and the rest erased; the hold stays satisfied.
+    const again = await planErasure({ db: t.db, ...base, holds });
+    const report = await executeErasure(again, { db: t.db, clock, holds });
+    expect(report.status).toBe('partial');
+    const left = await t.db.selectFrom('orders').select('id').where('customer_id', '=', 1).execute();
+    expect(left.map((row) => Number(row.id))).toEqual([11]);
+  });
+
   it('a table without a primary key fails the request loudly, never a silent complete', async () => {
     const plan = await planErasure({ db: t.db, ...base, dataMap: dataMapWithAudit });
     const audit = plan.tables.find((table) => table.table === 'audit_trail')!;

@@ -21,6 +21,11 @@ export type ErasureErrorCode =
   | 'erasure/notifications-pending'
   /** The plan's identities (and secrets) were purged: it can no longer be executed or verified. */
   | 'erasure/identities-purged'
+  /**
+   * A legal hold placed since the plan was made covers a row the plan would change: nothing was
+   * erased; plan again (the new plan keeps the held rows, Art 17(3)(e)).
+   */
+  | 'erasure/held-since-planning'
   /** The Art 19 notification was delivered already; its first receipt is kept. */
   | 'erasure/notification-already-delivered'
   /**

@@ -5,6 +5,8 @@ import type { SubjectScope } from '@privacykit/core/db';
 import { sql } from 'kysely';
 import type { Expression, ExpressionBuilder, Kysely, RawBuilder, SqlBool, Transaction } from 'kysely';
 import { erasureError } from './errors.js';
+import { holdSourceOf } from './hold-source.js';
+import type { HoldLookup, HoldSource } from './hold-source.js';
 import type { KeyShredder } from './key-shredder.js';
 import { notificationRows } from './outbox.js';
 import { DEFAULT_LEASE_MS, claimPlanLease } from './plan-lease.js';
@@ -43,6 +45,13 @@ export interface ExecuteErasureOptions {
    * `keyShredder` call); a worker that crashed is taken over once its lease has expired.
    */
   leaseMs?: number;
+  /**
+   * The legal holds, asked again before anything is erased: a hold placed since the plan was
+   * made (the case opened while the erasure awaited approval) stops the execution with
+   * `erasure/held-since-planning` before any row changes; plan again to keep those rows.
+   * Pass the same source as to `planErasure` (e.g. the retention engine).
+   */
+  holds?: HoldSource | HoldLookup;
 }
 
 export interface BatchProgress {
@@ -526,6 +535,52 @@ export async function executeErasure(
   return report;
 }
 
+/**
+ * Refuses to execute when a hold now covers a row of the subject that the plan would change:
+ * one it deletes or masks, or one it keeps masked. Rows the plan already keeps untouched (held
+ * when it was made) may stay held.
+ */
+async function assertNoNewHolds(
+  plan: ErasurePlan,
+  scope: SubjectScope,
+  holds: HoldSource,
+  batchSize: number,
+): Promise<void> {
+  for (const tablePlan of plan.tables) {
+    const table = scope.dataMap.tables.get(tablePlan.table);
+    if (!table) continue;
+    const retained = await loadRetained(scope.db, plan, table.name);
+    let after: unknown[] | undefined;
+    for (;;) {
+      const page = await subjectPage(scope, table, { columns: [], after, limit: batchSize });
+      if (page.length === 0) break;
+      const keys = page.map((row) => rowKey(row, table.primaryKey));
+      const newlyHeld: { key: string; reason?: string }[] = [];
+      for (const entry of await holds.heldRows({ tenant: plan.tenant, table: table.name, keys })) {
+        const held = typeof entry === 'string' ? { key: entry } : entry;
+        const kept = retained.get(held.key);
+        if (!kept || Object.keys(kept.mask).length > 0) newlyHeld.push(held);
+      }
+      if (newlyHeld.length > 0) {
+        throw erasureError(
+          'erasure/held-since-planning',
+          `a legal hold placed since the plan was made covers ${newlyHeld.length === 1 ? 'a row' : `${newlyHeld.length} rows`} of "${table.name}" it would change (${newlyHeld[0]?.reason ?? 'legal hold'}): nothing was erased; plan the erasure again`,
+          {
+            details: {
+              table: table.name,
+              keys: newlyHeld.slice(0, 20).map((held) => held.key),
+              reasons: [...new Set(newlyHeld.map((held) => held.reason ?? 'legal hold'))],
+            },
+          },
+        );
+      }
+      if (page.length < batchSize) break;
+      const tail = page[page.length - 1]!;
+      after = table.primaryKey.map((column) => tail[column]);
+    }
+  }
+}
+
 async function executeLeased(
   plan: ErasurePlan,
   options: ExecuteErasureOptions,
@@ -542,6 +597,10 @@ async function executeLeased(
   const postgres = engineOf(db) === 'postgres';
   const started = clock.now();
   const startedMs = performance.now();
+
+  // A complete run changes nothing more: only a run that will still erase is checked.
+  const holds = holdSourceOf(options.holds);
+  if (holds && stored.status !== 'complete') await assertNoNewHolds(plan, scope, holds, batchSize);
 
   const progressByTable = await startProgress(db, lease, plan, {
     at: toInstant(started),

@@ -19,6 +19,7 @@ import type {
   ErasureRecord,
   ErasureReport,
   ErasureVerification,
+  HoldSource,
   LeasePurpose,
 } from '@privacykit/erasure';
 import type { RequestService } from '@privacykit/requests';
@@ -71,6 +72,11 @@ function refusal(error: unknown): unknown {
         409,
         'Another worker took this erasure over while it ran here, and finishes it: this run stopped without writing more. Reload this page in a moment.',
       );
+    case 'erasure/held-since-planning':
+      return new HttpError(
+        409,
+        `A legal hold placed since this plan was made covers data it would erase (${String((error.details.reasons as string[] | undefined)?.join('; ') ?? 'legal hold')}): nothing was erased. The erasure waits until the hold is released (Art 17(3)(e)).`,
+      );
     case 'erasure/identities-purged':
       return new HttpError(
         409,
@@ -114,8 +120,10 @@ export function adminErasureRoutes(options: {
   ledger: ConsentLedger;
   audit: StaffAudit;
   approvals: Approvals;
+  /** Legal holds (the retention engine's): held rows are kept when planning, and checked again before executing. */
+  holds?: HoldSource;
 }): Router {
-  const { db, policy, dataMap, clock, requests, ledger } = options;
+  const { db, policy, dataMap, clock, requests, ledger, holds } = options;
   const router = Router();
   const recordOf = (planId: string) => getErasureRecord({ db, planId, tenant: policy.tenant });
 
@@ -152,6 +160,7 @@ export function adminErasureRoutes(options: {
       facts: erasureFacts,
       requestId: record.id,
       subjectId: identities.email?.[0] ? emailSubjectId(dataMap, identities.email[0]) : undefined,
+      ...(holds ? { holds } : {}),
     });
     await options.audit.record({
       actor: actor(res),
@@ -225,6 +234,7 @@ export function adminErasureRoutes(options: {
       report = await executeErasure(plan, {
         db,
         clock,
+        ...(holds ? { holds } : {}),
         // Crypto-shred the subject's evidence in the consent ledger, when it has any (S11).
         keyShredder: {
           async shredSubject(subjectId) {
