@@ -1234,16 +1234,19 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         for (const key of keys) hold(key, whole);
         return [...held.values()];
       }
-      const rowHolds = (await db
-        .selectFrom('privacykit_retention_holds')
-        .selectAll()
-        .where('tenant', '=', tenant)
-        .where('scope', '=', 'row')
-        .where('table_name', '=', table)
-        .where('row_key', 'in', [...new Set(keys)])
-        .where(holdRowsActive(now))
-        .execute()) as HoldRow[];
-      for (const row of rowHolds) hold(String(row.row_key), holdFromRow(row));
+      const distinct = [...new Set(keys)];
+      for (let i = 0; i < distinct.length; i += 500) {
+        const rowHolds = (await db
+          .selectFrom('privacykit_retention_holds')
+          .selectAll()
+          .where('tenant', '=', tenant)
+          .where('scope', '=', 'row')
+          .where('table_name', '=', table)
+          .where('row_key', 'in', distinct.slice(i, i + 500))
+          .where(holdRowsActive(now))
+          .execute()) as HoldRow[];
+        for (const row of rowHolds) hold(String(row.row_key), holdFromRow(row));
+      }
       const mapped = dataMap?.tables.get(table);
       const subjects = holds.filter((candidate) => candidate.kind === 'subject' && candidate.identities);
       if (mapped && dataMap && subjects.length > 0) {
