@@ -4,8 +4,10 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { Engine } from './db/engine.js';
+import { engineOf } from './db/engine.js';
 import { openDatabase } from './db/open.js';
 import { isPrivacyKitError } from './errors.js';
 
@@ -173,4 +175,36 @@ export function outcomeOf(error: unknown): string {
 /** In a worker: prints its outcomes as the one JSON line {@link startWorker} reads. */
 export function printOutcomes(outcomes: unknown): void {
   process.stdout.write(`${JSON.stringify(outcomes)}\n`);
+}
+
+/**
+ * How many statements starting with one of `statements` are waiting for a lock on `db`'s
+ * database now (PostgreSQL: `pg_stat_activity`; MySQL/MariaDB: the process list, which shows
+ * waits its lock tables miss). Lets a test know a request has reached a lock another connection
+ * holds, instead of sleeping. Not for SQLite (one writer at a time; nothing waits on a row).
+ */
+export async function lockWaiters(db: Kysely<any>, statements: readonly string[]): Promise<number> {
+  const matches = (column: string) =>
+    sql.join(
+      statements.map((statement) => sql`${sql.ref(column)} like ${`${statement}%`}`),
+      sql` or `,
+    );
+  // Only this test's database: other suites may run on the same server.
+  const query =
+    engineOf(db) === 'postgres'
+      ? sql<{ n: unknown }>`select count(*) as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock' and (${matches('query')})`
+      : sql<{ n: unknown }>`select count(*) as n from information_schema.processlist
+          where db = database() and (${matches('info')})`;
+  return Number((await query.execute(db)).rows[0]?.n ?? 0);
+}
+
+/** Whether `promise` has settled yet (resolved or rejected), read synchronously. */
+export function settled(promise: Promise<unknown>): () => boolean {
+  let done = false;
+  const end = () => {
+    done = true;
+  };
+  promise.then(end, end);
+  return () => done;
 }

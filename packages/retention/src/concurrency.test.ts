@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { fixedClock } from '@privacykit/core';
 import { migrate, openDatabase } from '@privacykit/core/db';
-import { createTestDatabase, startWorker, testEngines } from '@privacykit/core/testing';
+import { createTestDatabase, lockWaiters, settled, startWorker, testEngines } from '@privacykit/core/testing';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { describe, expect, it } from 'vitest';
@@ -67,38 +67,6 @@ describe.each(testEngines())('legal holds worked from two processes at once on $
   }, 120_000);
 });
 
-/** How many of the statements named are now running, i.e. waiting for a lock (nothing else holds them up here). */
-async function running(db: Kysely<any>, engine: string, statements: readonly string[]): Promise<number> {
-  const likes = statements.map((statement) => `${statement}%`);
-  // PostgreSQL names a waiting backend's wait; MariaDB's lock tables miss some waits, its process list does not.
-  const matches = (column: string) =>
-    sql.join(
-      likes.map((like) => sql`${sql.ref(column)} like ${like}`),
-      sql` or `,
-    );
-  // Only this test's database: other suites may run on the same server.
-  const query =
-    engine === 'postgres'
-      ? sql<{ n: unknown }>`select count(*) as n from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock' and (${matches('query')})`
-      : sql<{ n: unknown }>`select count(*) as n from information_schema.processlist
-          where db = database() and (${matches('info')})`;
-  return Number((await query.execute(db)).rows[0]?.n ?? 0);
-}
-
-function settled<T>(promise: Promise<T>): () => boolean {
-  let done = false;
-  promise.then(
-    () => {
-      done = true;
-    },
-    () => {
-      done = true;
-    },
-  );
-  return () => done;
-}
-
 // SQLite runs one writer at a time: a sweep's batch that read the holds before a hold was
 // committed cannot write any more (its snapshot is stale) and is run again, reading the hold.
 describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
@@ -151,7 +119,7 @@ describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
         const insertHold = `insert into ${q}privacykit_retention_holds${q}`;
         const lockHolds = 'select pg_advisory_xact_lock(';
         const sweep = sweeper.sweep({ batchSize: 50 });
-        while ((await running(watcher, engine.engine, [deleteNotes])) === 0)
+        while ((await lockWaiters(watcher, [deleteNotes])) === 0)
           await new Promise((r) => setImmediate(r));
 
         // Legal places a hold on prospect 2 now. Either placeHold waits for the batch in
@@ -162,7 +130,7 @@ describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
           placedBy: 'legal',
         });
         const placed = settled(placing);
-        while (!placed() && (await running(watcher, engine.engine, [insertHold, lockHolds])) === 0)
+        while (!placed() && (await lockWaiters(watcher, [insertHold, lockHolds])) === 0)
           await new Promise((r) => setImmediate(r));
         const exists = async () =>
           (await watcher.selectFrom('prospects').select('id').where('id', '=', 2).executeTakeFirst()) !==

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
-import { migrate } from '@privacykit/core/db';
-import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import { migrate, openDatabase } from '@privacykit/core/db';
+import { createTestDatabase, lockWaiters, settled, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExportStore } from './export-store.js';
@@ -203,3 +203,67 @@ describe.each(testEngines())('export store on $engine', (engine) => {
     expect(after.length).toBe(before.length);
   });
 });
+
+// SQLite runs each write transaction under `BEGIN IMMEDIATE` (one writer at a time); a second
+// connection in the same process cannot hold one open while another waits, so this is for the
+// engines with row locks.
+describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
+  'a download link asked for while the export is being deleted on $engine',
+  (engine) => {
+    it('is refused once the deletion commits, and no token is left behind for an export that is gone', async () => {
+      const test = await createTestDatabase(engine);
+      try {
+        await migrate(test.db, [subjectAccessMigrations]);
+        await createHostSchema(test.db);
+        const clock = fixedClock('2024-06-01T12:00:00.000Z');
+        const store = createExportStore({ db: test.db, clock });
+        const stored = await store.save(
+          exportSubject({ db: test.db, dataMap, policy, identities: { email: ['ada@example.com'] }, clock }),
+        );
+        // Another worker (its own connection) is deleting the export, and has not committed yet.
+        const other = await openDatabase(test.url);
+        let deleted!: () => void;
+        const deleting = new Promise<void>((resolve) => {
+          deleted = resolve;
+        });
+        let finish!: () => void;
+        const finishing = new Promise<void>((resolve) => {
+          finish = resolve;
+        });
+        const deletion = other.transaction().execute(async (trx) => {
+          await trx
+            .deleteFrom('privacykit_subject_access_packages')
+            .where('id', '=', stored.exportId)
+            .execute();
+          deleted();
+          await finishing;
+          await trx
+            .deleteFrom('privacykit_subject_access_tokens')
+            .where('package_id', '=', stored.exportId)
+            .execute();
+        });
+        await deleting;
+        const issued = store.issueToken(stored.exportId, { binding: 'session-a' }).then(
+          () => 'issued',
+          (error: unknown) => (isPrivacyKitError(error) ? error.code : String(error)),
+        );
+        // The deletion commits once the request has reached the export's lock (or has answered).
+        const answered = settled(issued);
+        while (!answered() && (await lockWaiters(other, ['select'])) === 0)
+          await new Promise((resolve) => setImmediate(resolve));
+        finish();
+        await deletion;
+        expect(await issued).toBe('subject-access/export-unknown');
+        const tokens = await test.db
+          .selectFrom('privacykit_subject_access_tokens')
+          .select('package_id')
+          .where('package_id', '=', stored.exportId)
+          .execute();
+        expect(tokens).toEqual([]);
+        await other.destroy();
+      } finally {
+        await test.destroy();
+      }
+    });
+  },
+);

@@ -10,6 +10,7 @@ import {
 } from '@privacykit/core';
 import type { Clock } from '@privacykit/core';
 import { constantTimeEqual, sha256Hex } from '@privacykit/core/crypto';
+import { engineOf, writeTransaction } from '@privacykit/core/db';
 import type { Kysely } from 'kysely';
 import type { SubjectAccessErrorCode } from './errors.js';
 
@@ -164,6 +165,13 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
     const result: PurgeResult = { packages: 0, chunks: 0, tokens: 0 };
     for (const id of ids) {
       await db.transaction().execute(async (trx) => {
+        // The export first: it is what `issueToken` locks, so a token being issued is either
+        // committed before this (and deleted below) or refused after it.
+        const packages = await trx
+          .deleteFrom(PACKAGES)
+          .where('tenant', '=', tenant)
+          .where('id', '=', id)
+          .executeTakeFirst();
         const tokens = await trx
           .deleteFrom(TOKENS)
           .where('tenant', '=', tenant)
@@ -173,11 +181,6 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
           .deleteFrom(CHUNKS)
           .where('tenant', '=', tenant)
           .where('package_id', '=', id)
-          .executeTakeFirst();
-        const packages = await trx
-          .deleteFrom(PACKAGES)
-          .where('tenant', '=', tenant)
-          .where('id', '=', id)
           .executeTakeFirst();
         result.tokens += Number(tokens.numDeletedRows);
         result.chunks += Number(chunks.numDeletedRows);
@@ -266,29 +269,35 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
         );
       }
       const now = clock.now();
-      const found = await db
-        .selectFrom(PACKAGES)
-        .select(['id'])
-        .where('tenant', '=', tenant)
-        .where('id', '=', exportId)
-        .where('status', '=', 'ready')
-        .where('expires_at', '>', toInstant(now))
-        .executeTakeFirst();
-      if (!found) throw storeError('subject-access/export-unknown', 'no such export');
       const token = randomToken(32);
       const expiresAt = toInstant(new Date(now.getTime() + lifetime));
-      await db
-        .insertInto(TOKENS)
-        .values({
-          token_hash: sha256Hex(token),
-          tenant,
-          package_id: exportId,
-          binding_hash: sha256Hex(tokenOptions.binding),
-          issued_at: toInstant(now),
-          expires_at: expiresAt,
-          used_at: null,
-        })
-        .execute();
+      // The export is locked while its token is written: a deletion or purge running at the same
+      // time either finishes first (and the export is unknown here) or waits and deletes the
+      // token with the export. Never a token left behind for an export that is gone.
+      await writeTransaction(db, async (trx) => {
+        let query = trx
+          .selectFrom(PACKAGES)
+          .select(['id'])
+          .where('tenant', '=', tenant)
+          .where('id', '=', exportId)
+          .where('status', '=', 'ready')
+          .where('expires_at', '>', toInstant(now));
+        if (engineOf(trx) !== 'sqlite') query = query.forUpdate();
+        const found = await query.executeTakeFirst();
+        if (!found) throw storeError('subject-access/export-unknown', 'no such export');
+        await trx
+          .insertInto(TOKENS)
+          .values({
+            token_hash: sha256Hex(token),
+            tenant,
+            package_id: exportId,
+            binding_hash: sha256Hex(tokenOptions.binding),
+            issued_at: toInstant(now),
+            expires_at: expiresAt,
+            used_at: null,
+          })
+          .execute();
+      });
       return { token, expiresAt };
     },
 
