@@ -119,8 +119,7 @@ describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
         const insertHold = `insert into ${q}privacykit_retention_holds${q}`;
         const lockHolds = 'select pg_advisory_xact_lock(';
         const sweep = sweeper.sweep({ batchSize: 50 });
-        while ((await lockWaiters(watcher, [deleteNotes])) === 0)
-          await new Promise((r) => setImmediate(r));
+        while ((await lockWaiters(watcher, [deleteNotes])) === 0) await new Promise((r) => setImmediate(r));
 
         // Legal places a hold on prospect 2 now. Either placeHold waits for the batch in
         // flight (and the batch deletes the row first), or it returns and the row is kept.
