@@ -354,7 +354,9 @@ describe('verifyTreeHead and verifyReceipt', () => {
       value.replace(/\+/g, '-').replace(/\//g, '_'),
       value.replace(/=+$/, ''),
       unusedBits,
-    ];
+      // A signature without `+` or `/` (about one in sixteen) reads the same in base64url: that
+      // spelling is the signature itself, not another one.
+    ].filter((spelled) => spelled !== value);
   };
 
   it('accept only the canonical base64 signature they produce', () => {
