@@ -8,8 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeErasure } from './execute.js';
 import { confirmNotification, deliverPending, listNotifications } from './outbox.js';
 import type { ErasureNotification } from './outbox.js';
-import { planErasure } from './plan.js';
-import { ada, dataMap, facts, policy, seedHost, strategies } from './testing-fixtures.js';
+import { planFixtureErasure, seedHost } from './testing-fixtures.js';
 
 /** A worker in its own process (`test/<script>`): see `startWorker` in core's testing helpers. */
 const worker = (script: string, args: readonly string[]) =>
@@ -57,15 +56,7 @@ describe.each(testEngines())('Art 19 notifications worked by two workers on $eng
     await seedHost(t.db);
     // Another worker: its own connections to the same database.
     second = await openDatabase(t.url);
-    const plan = await planErasure({
-      db: t.db,
-      dataMap,
-      policy,
-      identities: ada,
-      clock: fixedClock(start),
-      strategies,
-      facts,
-    });
+    const plan = await planFixtureErasure(t.db);
     await executeErasure(plan, { db: t.db, clock: fixedClock(start) });
   });
   afterEach(async () => {
@@ -232,15 +223,7 @@ describe.each(testEngines())('erasures of different subjects executed at once on
         .execute();
       const planIds: string[] = [];
       for (const id of ids) {
-        const plan = await planErasure({
-          db: t.db,
-          dataMap,
-          policy,
-          identities: { email: [`c${id}@example.com`] },
-          clock: fixedClock('2025-06-01T12:00:00.000Z'),
-          strategies,
-          facts,
-        });
+        const plan = await planFixtureErasure(t.db, { identities: { email: [`c${id}@example.com`] } });
         planIds.push(plan.id);
       }
       // Neighbouring subjects at the same time: one worker from each end.
@@ -267,16 +250,7 @@ describe.each(testEngines())('two erasures of one subject executed at once on $e
       // Two requests of the same person (by mail, then through the portal): two plans.
       const planIds: string[] = [];
       for (const requestId of ['by-mail', 'portal']) {
-        const plan = await planErasure({
-          db: t.db,
-          dataMap,
-          policy,
-          identities: ada,
-          clock: fixedClock('2025-06-01T12:00:00.000Z'),
-          strategies,
-          facts,
-          requestId,
-        });
+        const plan = await planFixtureErasure(t.db, { requestId });
         planIds.push(plan.id);
       }
       const workers = planIds.map((planId) => worker('executor.ts', [t.url, planId]));

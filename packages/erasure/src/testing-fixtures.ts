@@ -1,12 +1,14 @@
 // Test fixtures: a small host schema (customers, orders → customers, order_lines → orders,
 // invoices → customers kept 10 years, logs keyed by email, an audit table without a primary
 // key), its data map and policy, and two subjects. Not part of the published API.
-import { definePolicy, defineDataMap } from '@privacykit/core';
+import { definePolicy, defineDataMap, fixedClock } from '@privacykit/core';
 import type { DataMap, DataMapInput, Policy } from '@privacykit/core';
 import { migrate } from '@privacykit/core/db';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { erasureMigrations } from './migrations.js';
+import { planErasure } from './plan.js';
+import type { PlanErasureOptions } from './plan.js';
 
 export const policy: Policy = definePolicy({
   version: '1',
@@ -333,4 +335,21 @@ export async function dumpBob(db: Kysely<any>): Promise<string[]> {
     .filter(
       (row) => row.includes('bob@') || row.includes('Bob') || /"customer_id":"2"|"order_id":"20"/.test(row),
     );
+}
+
+/**
+ * An erasure of Ada (or of `identities`) planned with these fixtures at 2025-06-01T12:00Z, as the
+ * concurrency tests and their worker processes plan it.
+ */
+export function planFixtureErasure(db: Kysely<any>, extra: Partial<PlanErasureOptions> = {}) {
+  return planErasure({
+    db,
+    dataMap,
+    policy,
+    identities: ada,
+    clock: fixedClock('2025-06-01T12:00:00.000Z'),
+    strategies,
+    facts,
+    ...extra,
+  });
 }
