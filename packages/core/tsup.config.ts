@@ -12,6 +12,7 @@ export default defineConfig({
   dts: true,
   sourcemap: true,
   clean: true,
+  shims: true,
   target: 'node20',
   external: ['better-sqlite3', 'pg', 'pg-cursor', 'mysql2', 'kysely'],
 });

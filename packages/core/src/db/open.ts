@@ -1,5 +1,7 @@
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
 import { PrivacyKitError } from '../errors.js';
+import { backgroundCheckpoints } from './checkpoints.js';
+import type { CheckpointMode } from './checkpoints.js';
 import type { Engine } from './engine.js';
 
 export interface OpenDatabaseOptions {
@@ -7,6 +9,11 @@ export interface OpenDatabaseOptions {
   url: string;
   /** Connection pool size for PostgreSQL and MySQL (default 10). */
   poolSize?: number;
+  /**
+   * SQLite files: where WAL checkpoints run (default `'background'`: a worker thread with its
+   * own connection, so commits do not stall on them; `'inline'`: SQLite's default).
+   */
+  checkpoints?: CheckpointMode;
 }
 
 /** A connection string's engine, without opening anything. */
@@ -110,7 +117,11 @@ function sqlitePath(url: string): string {
  * peer dependencies: a missing one is a `database/driver-missing` error saying what to install.
  */
 export async function openDatabase(options: OpenDatabaseOptions | string): Promise<Kysely<any>> {
-  const { url, poolSize = 10 } = typeof options === 'string' ? { url: options } : options;
+  const {
+    url,
+    poolSize = 10,
+    checkpoints = 'background',
+  } = typeof options === 'string' ? ({ url: options } as OpenDatabaseOptions) : options;
   const engine = engineOfUrl(url);
   switch (engine) {
     case 'sqlite': {
@@ -120,7 +131,16 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
       database.pragma('synchronous = NORMAL');
       database.pragma('foreign_keys = ON');
       database.pragma('busy_timeout = 10000');
-      const db = new Kysely<any>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+      const connection = withStatementCache(database);
+      if (checkpoints === 'background' && !database.memory) {
+        const background = backgroundCheckpoints(database, database.name);
+        const close = connection.close;
+        connection.close = () => {
+          background.stop();
+          close();
+        };
+      }
+      const db = new Kysely<any>({ dialect: new SqliteDialect({ database: connection }) });
       sqliteConnections.set(db, database as unknown as SqliteConnection);
       return db;
     }

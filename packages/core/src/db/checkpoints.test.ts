@@ -1,0 +1,90 @@
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase, sqliteConnectionOf } from './open.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pk-checkpoints-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** About `pages` WAL pages of new rows, each its own transaction, as a hot path commits them. */
+function writePages(db: Kysely<any>, pages: number): void {
+  const conn = sqliteConnectionOf(db);
+  if (!conn) throw new Error('not a SQLite connection openDatabase opened');
+  const insert = conn.prepare('insert into blobs (body) values (?)');
+  for (let i = 0; i < pages; i++) insert.run('x'.repeat(3500));
+}
+
+async function until(check: () => boolean, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
+async function opened(name: string, checkpoints?: 'background' | 'inline') {
+  const file = join(dir, `${name}.db`);
+  const db = await openDatabase(checkpoints ? { url: `sqlite:${file}`, checkpoints } : `sqlite:${file}`);
+  await sql`create table blobs (id integer primary key, body text not null)`.execute(db);
+  return { db, file };
+}
+
+describe('SQLite checkpoints', () => {
+  it('copies committed pages into the database file on a worker thread, not in the committing call', async () => {
+    const { db, file } = await opened('background');
+    const before = statSync(file).size;
+    // 300 rows (under 1000 WAL frames, SQLite's own threshold): only the worker can copy them.
+    writePages(db, 300);
+    expect(statSync(file).size).toBe(before);
+    expect(await until(() => statSync(file).size > before + 250 * 4096)).toBe(true);
+    const pragma = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
+    expect(pragma.rows[0]?.wal_autocheckpoint).toBe(10_000);
+    await db.destroy();
+  });
+
+  it('inline: leaves checkpoints to SQLite (nothing copied below 1000 pages)', async () => {
+    const { db, file } = await opened('inline', 'inline');
+    const before = statSync(file).size;
+    writePages(db, 300);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(statSync(file).size).toBe(before);
+    const pragma = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
+    expect(pragma.rows[0]?.wal_autocheckpoint).toBe(1000);
+    await db.destroy();
+  });
+
+  it('closes the worker’s connection before its own: the last close folds the WAL in and removes it', async () => {
+    const { db, file } = await opened('closing');
+    writePages(db, 300);
+    await db.destroy();
+    // With a second connection still open, SQLite would leave the WAL behind.
+    expect(existsSync(`${file}-wal`)).toBe(false);
+    const reader = new Database(file, { readonly: true });
+    expect(reader.prepare('select count(*) as n from blobs').get()).toEqual({ n: 300 });
+    reader.close();
+  });
+
+  it('keeps every commit while the worker checkpoints and the file is reopened at once', async () => {
+    const file = join(dir, 'reopen.db');
+    let total = 0;
+    for (let round = 0; round < 4; round++) {
+      const db = await openDatabase(`sqlite:${file}`);
+      await sql`create table if not exists blobs (id integer primary key, body text not null)`.execute(db);
+      for (let burst = 0; burst < 5; burst++) {
+        writePages(db, 400);
+        total += 400;
+        await new Promise((resolve) => setTimeout(resolve, 15));
+      }
+      await db.destroy();
+    }
+    const reader = new Database(file, { readonly: true });
+    expect(reader.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(reader.prepare('select count(*) as n from blobs').get()).toEqual({ n: total });
+    reader.close();
+  });
+});
