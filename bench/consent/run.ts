@@ -9,7 +9,7 @@ import { DB } from '@c15t/backend/db/schema';
 import { createConsentLedger, consentMigrations } from '@privacykit/consent';
 import type { ConsentDecision } from '@privacykit/consent';
 import { definePolicy } from '@privacykit/core';
-import { migrate, openDatabase } from '@privacykit/core/db';
+import { backgroundCheckpoints, migrate, openDatabase } from '@privacykit/core/db';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 
@@ -103,12 +103,17 @@ async function privacykitSingle(): Promise<number> {
   return perSecond(SINGLE, elapsed);
 }
 
-/** A raw better-sqlite3 prepared INSERT of a similar row, one transaction each. */
-function rawInsert(): number {
-  const file = fresh('raw');
+/**
+ * A raw better-sqlite3 prepared INSERT of a similar row, one transaction each: SQLite's own
+ * checkpoints (the baseline the issue names), or with `background`, on the same worker thread
+ * `openDatabase` gives PrivacyKit (shown beside it, so the gain of that alone is visible).
+ */
+function rawInsert(background = false): number {
+  const file = fresh(background ? 'raw-background' : 'raw');
   const database = new Database(file);
   database.pragma('journal_mode = WAL');
   database.pragma('synchronous = NORMAL');
+  const checkpoints = background ? backgroundCheckpoints(database, file) : undefined;
   database.exec(`create table consent_row (
     id integer primary key, event_id text not null unique, subject text not null, purpose text not null,
     state text not null, notice_version text not null, notice_hash text not null, source text not null,
@@ -134,6 +139,7 @@ function rawInsert(): number {
   const start = performance.now();
   for (let i = 0; i < RAW; i++) write(i);
   const elapsed = performance.now() - start;
+  checkpoints?.stop();
   database.close();
   cleanup(file);
   return perSecond(RAW, elapsed);
@@ -358,6 +364,7 @@ console.log(
 );
 if (runs('single')) {
   const raw = rawInsert();
+  const rawBackground = rawInsert(true);
   const single = await privacykitSingle();
   const c15t = await c15tSingle();
   console.log('Single decisions, each its own transaction');
@@ -371,7 +378,11 @@ if (runs('single')) {
   console.log(
     `  PrivacyKit vs c15t: ${ratio(single, c15t)} (target ≥ 20×); vs 420/s quoted in the issue: ${ratio(single, 420)}`,
   );
-  console.log(`  PrivacyKit vs raw INSERT: ${ratio(single, raw)} (target ≥ 0.3×)\n`);
+  console.log(
+    `  raw INSERT, checkpoints on a worker ${fmt(rawBackground)}/s  (as openDatabase runs PrivacyKit's)`,
+  );
+  console.log(`  PrivacyKit vs raw INSERT: ${ratio(single, raw)} (target ≥ 0.3×)`);
+  console.log(`  PrivacyKit vs raw INSERT with the same checkpoints: ${ratio(single, rawBackground)}\n`);
 }
 if (runs('import')) {
   const imported = await bulkImport();

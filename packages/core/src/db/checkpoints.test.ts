@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
+import { backgroundCheckpoints } from './checkpoints.js';
 import { openDatabase, sqliteConnectionOf } from './open.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pk-checkpoints-'));
@@ -86,5 +87,16 @@ describe('SQLite checkpoints', () => {
     expect(reader.pragma('integrity_check', { simple: true })).toBe('ok');
     expect(reader.prepare('select count(*) as n from blobs').get()).toEqual({ n: total });
     reader.close();
+  });
+
+  it('falls back to SQLite’s own checkpoints when the worker cannot open the file', async () => {
+    const database = new Database(join(dir, 'fallback.db'));
+    database.pragma('journal_mode = WAL');
+    const background = backgroundCheckpoints(database, join(dir, 'missing', 'elsewhere.db'));
+    expect(database.pragma('wal_autocheckpoint', { simple: true })).toBe(10_000);
+    expect(await until(() => !background.running)).toBe(true);
+    expect(database.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    background.stop();
+    database.close();
   });
 });

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
@@ -28,28 +29,32 @@ function basePath(): string {
 
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
-const Database = require('node:module').createRequire(workerData.base)('better-sqlite3');
 const done = new Int32Array(workerData.done);
+const finish = () => {
+  Atomics.store(done, 0, 1);
+  Atomics.notify(done, 0);
+};
 let db;
 try {
+  const Database = require('node:module').createRequire(workerData.base)('better-sqlite3');
   db = new Database(workerData.file, { fileMustExist: true });
-} catch {
-  db = undefined;
+} catch (error) {
+  finish();
+  throw error;
 }
 const timer = setInterval(() => {
   try {
-    db?.pragma('wal_checkpoint(PASSIVE)');
+    db.pragma('wal_checkpoint(PASSIVE)');
   } catch {
-    // Busy or gone: the committing connection checkpoints itself past its limit.
+    // Busy: the next tick tries again, and the committing connection checkpoints past its limit.
   }
 }, workerData.intervalMs);
 parentPort.on('message', () => {
   clearInterval(timer);
   try {
-    db?.close();
+    db.close();
   } finally {
-    Atomics.store(done, 0, 1);
-    Atomics.notify(done, 0);
+    finish();
     parentPort.close();
   }
 });
@@ -73,14 +78,17 @@ export function backgroundCheckpoints(
   const done = new Int32Array(shared);
   let worker: Worker | undefined = new Worker(WORKER, {
     eval: true,
-    workerData: { base: basePath(), file, intervalMs, done: shared },
+    // Absolute: the worker opens the file later, and the process may change directory meanwhile.
+    workerData: { base: basePath(), file: resolve(file), intervalMs, done: shared },
   });
   worker.unref();
-  // A worker that cannot start leaves the checkpoints where SQLite puts them.
-  worker.on('error', () => {
+  // A worker that cannot start or dies leaves the checkpoints to SQLite, as without it.
+  const fallBack = () => {
     worker = undefined;
     if (!stopped) database.pragma('wal_autocheckpoint = 1000');
-  });
+  };
+  worker.on('error', fallBack);
+  worker.on('exit', fallBack);
   database.pragma(`wal_autocheckpoint = ${walLimitPages}`);
   return {
     get running() {
