@@ -12,8 +12,13 @@ import { Worker } from 'node:worker_threads';
 export type CheckpointMode = 'background' | 'inline';
 
 export interface BackgroundCheckpointOptions {
-  /** How often the worker checkpoints, in milliseconds (default 20). */
+  /** The shortest pause between the worker's passes, in milliseconds (default 20; the longest is 50 times it). */
   intervalMs?: number;
+  /**
+   * The worker paces its passes to checkpoint about this many WAL pages each (default 1000,
+   * SQLite's own threshold), and skips a pass when the WAL has not changed.
+   */
+  thresholdPages?: number;
   /** The committing connection's own checkpoint threshold once the worker runs (default 10,000 pages). */
   walLimitPages?: number;
 }
@@ -42,15 +47,40 @@ try {
   finish();
   throw error;
 }
-const timer = setInterval(() => {
+const fs = require('node:fs');
+// Only when the WAL changed (its mtime; stat by path opens no descriptor, whose close would drop
+// SQLite's POSIX locks), and paced to about thresholdPages frames a pass: the pause doubles while
+// a pass finds fewer frames added, halves when more (from intervalMs up to 50 times it).
+const wal = workerData.file + '-wal';
+const shortest = workerData.intervalMs;
+const longest = shortest * 50;
+let pause = shortest;
+let seen = 0;
+let lastLog = 0;
+let timer;
+const tick = () => {
+  let mtime = seen;
   try {
-    db.pragma('wal_checkpoint(PASSIVE)');
+    mtime = fs.statSync(wal).mtimeMs;
   } catch {
-    // Busy: the next tick tries again, and the committing connection checkpoints past its limit.
+    // No WAL yet.
   }
-}, workerData.intervalMs);
+  if (mtime !== seen) {
+    seen = mtime;
+    try {
+      const { log } = db.pragma('wal_checkpoint(PASSIVE)')[0];
+      const added = log >= lastLog ? log - lastLog : log;
+      lastLog = log;
+      pause = added >= workerData.thresholdPages ? Math.max(shortest, pause / 2) : Math.min(longest, pause * 2);
+    } catch {
+      // Busy: the next pass tries again, and the committing connection checkpoints past its limit.
+    }
+  }
+  timer = setTimeout(tick, pause);
+};
+timer = setTimeout(tick, pause);
 parentPort.on('message', () => {
-  clearInterval(timer);
+  clearTimeout(timer);
   try {
     db.close();
   } finally {
@@ -72,14 +102,14 @@ export function backgroundCheckpoints(
   file: string,
   options: BackgroundCheckpointOptions = {},
 ): { stop(): void; readonly running: boolean } {
-  const { intervalMs = 20, walLimitPages = 10_000 } = options;
+  const { intervalMs = 20, thresholdPages = 1000, walLimitPages = 10_000 } = options;
   let stopped = false;
   const shared = new SharedArrayBuffer(4);
   const done = new Int32Array(shared);
   let worker: Worker | undefined = new Worker(WORKER, {
     eval: true,
     // Absolute: the worker opens the file later, and the process may change directory meanwhile.
-    workerData: { base: basePath(), file: resolve(file), intervalMs, done: shared },
+    workerData: { base: basePath(), file: resolve(file), intervalMs, thresholdPages, done: shared },
   });
   worker.unref();
   // A worker that cannot start or dies leaves the checkpoints to SQLite, as without it.
