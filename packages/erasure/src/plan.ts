@@ -903,8 +903,9 @@ async function supersede(trx: Kysely<any>, current: CurrentPlan, by: string, clo
 }
 
 /**
- * The current plan of a request (superseded plans are history, never "the" plan). With `lock` (inside a `writeTransaction`), a second worker
- * checking the same request waits until the first one's transaction ends and then finds its plan:
+ * The current plan of a request: superseded plans are history, never "the" plan. With `lock`
+ * (inside a `writeTransaction`), a second worker checking the same request waits until the first
+ * one's transaction ends and then finds its plan:
  * SQLite's `BEGIN IMMEDIATE` holds the database already; PostgreSQL takes a transaction-scoped
  * advisory lock on the request (no row exists yet to lock); MySQL reads `FOR UPDATE`, whose
  * next-key lock on the request's index range blocks a concurrent insert of the same request (the
