@@ -190,24 +190,92 @@ describe.each(testEngines())(
       expect(portal.errors).toEqual([]);
     });
 
-    it('a legal hold from the retention page keeps the subject out of the erasure: placed after planning, the execution is refused and nothing changes; placed before, the rows are kept under Art 17(3)(e)', async () => {
-      const placeHold = async (client: Client, email: string, reason: string) =>
-        expect(
-          (await client.post('/admin/retention/holds', { kind: 'subject', value: email, reason })).status,
-        ).toBe(303);
+    it('a legal hold from the retention page keeps its rows out of the erasure: placed after planning, the execution is refused and nothing changes until staff plan again, get a second approval and erase what is not held; placed before, the rows are kept under Art 17(3)(e)', async () => {
+      const placeHold = async (client: Client, kind: 'subject' | 'table', value: string, reason: string) =>
+        expect((await client.post('/admin/retention/holds', { kind, value, reason })).status).toBe(303);
+      const rowsOf = (table: string, id: string) =>
+        portal.t.db.selectFrom(table).selectAll().where('id', '=', id).execute();
 
       const late = await plannedErasure('edsger@example.com');
-      await placeHold(late.admin, 'edsger@example.com', 'litigation 2026-41');
+      // The support tickets become evidence in a case while the erasure awaits its approval.
+      await placeHold(late.admin, 'table', 'support_tickets', 'litigation 2026-41');
       const before = await customerRows('edsger@example.com');
       expect(before).toHaveLength(1);
+      const ticket = await rowsOf('support_tickets', 'tic_edsger');
+      expect(ticket).toHaveLength(1);
       const refused = await late.admin.post(`${late.planUrl}/execute`, {});
       expect(refused.status).toBe(409);
       const text = await refused.text();
       expect(text).toContain('litigation 2026-41');
       expect(text).toContain('nothing was erased');
+      expect(text).toContain('Plan again');
       expect(await customerRows('edsger@example.com')).toEqual(before);
 
-      await placeHold(late.admin, 'ada@example.com', 'tax audit 2026');
+      // Staff plan again: the new plan keeps the held ticket and erases the rest.
+      expect(await late.officer.page(late.planUrl)).toContain('Plan again');
+      const replanned = await late.officer.post(`${late.planUrl}/replan`, {});
+      expect(replanned.status).toBe(303);
+      const newUrl = replanned.headers.get('location')!;
+      const newId = newUrl.split('/').at(-1)!;
+      expect(newUrl).not.toBe(late.planUrl);
+      expect(newUrl).toBe(`/admin/erasure/${newId}`);
+      // A second click on the old page leads to the same new plan, storing no third one.
+      expect((await late.officer.post(`${late.planUrl}/replan`, {})).headers.get('location')).toBe(newUrl);
+
+      // The old plan says it was replaced, links to the new one and offers nothing to run;
+      // the approval asked for it is spent on nothing.
+      const old = await late.admin.page(late.planUrl);
+      expect(old).toContain(`data-superseded-by="${newId}"`);
+      expect(old).toContain(`href="/admin/erasure/${newId}"`);
+      expect(old).not.toContain('Approve and execute the erasure');
+      expect(old).not.toContain('Plan again');
+      const stale = await late.admin.post(`${late.planUrl}/execute`, {});
+      expect(stale.status).toBe(409);
+      expect(await stale.text()).toContain('replaced by a newer plan');
+      expect(await customerRows('edsger@example.com')).toEqual(before);
+
+      // Four eyes again: the old plan's pending approval does not carry over to the new plan.
+      const fresh = await late.admin.page(newUrl);
+      expect(fresh).toContain('litigation 2026-41');
+      expect(fresh).not.toContain('Approve and execute the erasure');
+      expect((await late.admin.post(`${newUrl}/execute`, {})).status).toBe(409);
+      await late.officer.page(newUrl);
+      expect((await late.officer.post(`${newUrl}/request-approval`, {})).status).toBe(303);
+      expect(await late.officer.page(newUrl)).toContain('data-awaiting-approval');
+      expect(await late.admin.page(newUrl)).toContain('Approve and execute the erasure');
+      expect((await late.admin.post(`${newUrl}/execute`, {})).status).toBe(303);
+
+      // The held ticket stays as it was; what is not held is gone.
+      expect(await rowsOf('support_tickets', 'tic_edsger')).toEqual(ticket);
+      expect(await rowsOf('payment_cards', 'card_edsger')).toEqual([]);
+      expect(await rowsOf('contracts', 'con_edsger')).toEqual([]);
+      expect(
+        await portal.t.db.selectFrom('logins').select('id').where('customer_id', '=', 'cus_edsger').execute(),
+      ).toEqual([]);
+      // The customer row stays as the held ticket's anchor, its other details masked.
+      const [customer] = await customerRows('edsger@example.com');
+      expect(customer?.phone).not.toBe(before[0]!.phone);
+      const done = await late.admin.page(newUrl);
+      expect(done).toMatch(/data-report-status="partial"/);
+      expect(done).toContain('data-verified="true"');
+      const audit = await late.admin.page('/admin/audit');
+      expect(audit).toContain('erasure.replan');
+      expect(audit).toContain(`replaced by ${newId}`);
+
+      // The hold is released so it keeps no other subject's tickets in later tests.
+      const hold = await portal.t.db
+        .selectFrom('privacykit_retention_holds')
+        .select('id')
+        .where('table_name', '=', 'support_tickets')
+        .where('released_at', 'is', null)
+        .executeTakeFirstOrThrow();
+      await late.admin.page('/admin/retention');
+      expect(
+        (await late.admin.post(`/admin/retention/holds/${hold.id}/release`, { reason: 'case closed' }))
+          .status,
+      ).toBe(303);
+
+      await placeHold(late.admin, 'subject', 'ada@example.com', 'tax audit 2026');
       const early = await plannedErasure('ada@example.com');
       const page = await early.admin.page(early.planUrl);
       expect(page).toContain('tax audit 2026');

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
@@ -41,6 +44,40 @@ describe.each(testEngines())('workers in separate processes on $engine', (engine
         ).toEqual([stored, stored, stored]);
       }
     } finally {
+      await t.destroy();
+    }
+  }, 120_000);
+
+  it('replace the same plan at once: one new plan is stored, the old one superseded by it, and every worker gets the new one', async () => {
+    const t = await createTestDatabase(engine);
+    const barrier = mkdtempSync(join(tmpdir(), 'privacykit-replan-'));
+    try {
+      await seedHost(t.db);
+      const first = await planFixtureErasure(t.db, { requestId: 'req-a' });
+      // Each worker reads the plan it replaces, then waits in its first hold lookup until the
+      // other has read it too: both set out to replace the same plan.
+      const workers = [0, 1].map(() => worker('replanner.ts', [t.url, 'req-a', barrier, '2']));
+      await Promise.all(workers.map((w) => w.ready));
+      for (const w of workers) w.go();
+      const outcomes = (await Promise.all(workers.map((w) => w.outcomes))).flat();
+
+      const plans = await t.db
+        .selectFrom('privacykit_erasure_plans')
+        .select(['id', 'status', 'superseded_by'])
+        .where('request_id', '=', 'req-a')
+        .execute();
+      // Two current plans of one request would be executed as two erasures.
+      const current = plans.filter((plan) => plan.status !== 'superseded');
+      expect(current).toHaveLength(1);
+      expect(current[0]!.id).not.toBe(first.id);
+      expect(plans).toHaveLength(2);
+      expect(plans.find((plan) => plan.id === first.id)).toMatchObject({
+        status: 'superseded',
+        superseded_by: current[0]!.id,
+      });
+      expect(outcomes).toEqual([current[0]!.id, current[0]!.id]);
+    } finally {
+      rmSync(barrier, { recursive: true, force: true });
       await t.destroy();
     }
   }, 120_000);

@@ -23,9 +23,19 @@ export type ErasureErrorCode =
   | 'erasure/identities-purged'
   /**
    * A legal hold placed since the plan was made covers a row the plan would change: nothing was
-   * erased; plan again (the new plan keeps the held rows, Art 17(3)(e)).
+   * erased; plan again with `replace: true` (the new plan keeps the held rows, Art 17(3)(e)).
    */
   | 'erasure/held-since-planning'
+  /**
+   * `planErasure({ replace: true })`: the request's current plan has started or finished (its
+   * status is past `planned`, it has progress, or a worker holds it): nothing was changed.
+   */
+  | 'erasure/plan-already-run'
+  /**
+   * The plan was replaced by a newer plan of its request (`planErasure({ replace: true })`): it
+   * is never executed or verified; nothing was written. `details.supersededBy` names the new plan.
+   */
+  | 'erasure/plan-superseded'
   /** The Art 19 notification was delivered already; its first receipt is kept. */
   | 'erasure/notification-already-delivered'
   /**

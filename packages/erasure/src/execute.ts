@@ -9,7 +9,7 @@ import { holdSourceOf } from './hold-source.js';
 import type { HoldLookup, HoldSource } from './hold-source.js';
 import type { KeyShredder } from './key-shredder.js';
 import { notificationRows } from './outbox.js';
-import { DEFAULT_LEASE_MS, claimPlanLease } from './plan-lease.js';
+import { DEFAULT_LEASE_MS, claimPlanLease, planSupersededError } from './plan-lease.js';
 import type { PlanLease } from './plan-lease.js';
 import type { ErasureGround, ErasurePlan, RetentionSource, TablePlan } from './plan.js';
 import { erasureGroundArticle } from './plan.js';
@@ -48,7 +48,8 @@ export interface ExecuteErasureOptions {
   /**
    * The legal holds, asked again before anything is erased: a hold placed since the plan was
    * made (the case opened while the erasure awaited approval) stops the execution with
-   * `erasure/held-since-planning` before any row changes; plan again to keep those rows.
+   * `erasure/held-since-planning` before any row changes; plan again with `replace: true` to keep
+   * those rows and erase the rest.
    * Pass the same source as to `planErasure` (e.g. the retention engine).
    */
   holds?: HoldSource | HoldLookup;
@@ -124,6 +125,7 @@ interface StoredRetained {
 
 interface PlanRow {
   status: string;
+  superseded_by: string | null;
   hmac_key: string;
   seed: string;
   shredded_at: string | null;
@@ -133,7 +135,7 @@ interface PlanRow {
 async function loadPlanRow(db: Kysely<any>, plan: ErasurePlan): Promise<PlanRow> {
   const row = await db
     .selectFrom('privacykit_erasure_plans')
-    .select(['status', 'hmac_key', 'seed', 'shredded_at', 'report'])
+    .select(['status', 'superseded_by', 'hmac_key', 'seed', 'shredded_at', 'report'])
     .where('tenant', '=', plan.tenant)
     .where('id', '=', plan.id)
     .executeTakeFirst();
@@ -507,8 +509,12 @@ function message(error: unknown): string {
  * verifies (`verifyErasure` takes the same lease); once a crashed worker's lease has expired
  * (`leaseMs`), the next run takes the plan over and resumes where it stopped.
  *
+ * A plan replaced by a newer one (`planErasure` with `replace: true`) is refused with
+ * `erasure/plan-superseded` before anything is written, checked in the same conditional update
+ * that takes the lease and again in every renewal.
+ *
  * @throws PrivacyKitError `erasure/plan-locked` while another worker executes or verifies the plan,
- *   `erasure/lease-lost` when this worker stalled past its lease and another took the plan over
+ *   `erasure/plan-superseded` for a replaced plan, `erasure/lease-lost` when this worker stalled past its lease and another took the plan over
  *   (its batch in flight is rolled back), `erasure/identities-purged` once the plan's identities
  *   were purged, `erasure/plan-not-found`.
  */
@@ -564,7 +570,7 @@ async function assertNoNewHolds(
       if (newlyHeld.length > 0) {
         throw erasureError(
           'erasure/held-since-planning',
-          `a legal hold placed since the plan was made covers ${newlyHeld.length === 1 ? 'a row' : `${newlyHeld.length} rows`} of "${table.name}" it would change (${newlyHeld[0]?.reason ?? 'legal hold'}): nothing was erased; plan the erasure again`,
+          `a legal hold placed since the plan was made covers ${newlyHeld.length === 1 ? 'a row' : `${newlyHeld.length} rows`} of "${table.name}" it would change (${newlyHeld[0]?.reason ?? 'legal hold'}): nothing was erased; plan the erasure again (replace: true) to keep the held rows and erase the rest`,
           {
             details: {
               table: table.name,
@@ -591,6 +597,8 @@ async function executeLeased(
   const batchSize = options.batchSize ?? 1000;
   const setBasedBatchSize = options.setBasedBatchSize ?? DEFAULT_SET_BASED_BATCH_SIZE;
   const stored = await loadPlanRow(db, plan);
+  // The lease was refused to a superseded plan; this only catches a row changed by hand.
+  if (stored.status === 'superseded') throw planSupersededError(plan.id, stored.superseded_by);
   const secrets: ErasureSecrets = { hmacKey: stored.hmac_key, seed: stored.seed };
   const dataMap = planDataMap(plan);
   const scope: SubjectScope = { db, dataMap, identities: plan.identities, tenant: plan.tenant };
@@ -659,7 +667,11 @@ async function executeLeased(
           await saveProgress(lease, plan, table.name, { status: 'done', at: toInstant(clock.now()) });
         }
       } catch (error) {
-        if (isPrivacyKitError(error, 'erasure/lease-lost')) throw error;
+        if (
+          isPrivacyKitError(error, 'erasure/lease-lost') ||
+          isPrivacyKitError(error, 'erasure/plan-superseded')
+        )
+          throw error;
         await fail(message(error));
       }
       report.ms = performance.now() - tableStarted;
@@ -880,7 +892,11 @@ async function executeLeased(
       // The caller's own error (a crash, a cancellation) stops the run; the next run resumes.
       if (error instanceof CallerError) throw error.cause;
       // Another worker owns the plan now: this run stops without writing anything more.
-      if (isPrivacyKitError(error, 'erasure/lease-lost')) throw error;
+      if (
+        isPrivacyKitError(error, 'erasure/lease-lost') ||
+        isPrivacyKitError(error, 'erasure/plan-superseded')
+      )
+        throw error;
       await fail(message(error));
     }
     report.ms = performance.now() - tableStarted;

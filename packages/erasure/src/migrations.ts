@@ -19,6 +19,9 @@ function bigJson(db: Kysely<any>) {
  *
  * `0002_execution_lease` adds the plan's execution lease (owner token and expiry, so only one
  * worker executes a plan at a time) and the time its identities were purged.
+ *
+ * `0003_superseded_by` adds the plan that replaced a plan never run (`planErasure` with
+ * `replace: true`; the replaced plan's status is then `superseded`).
  */
 export const erasureMigrations: PackageMigrations = {
   name: 'erasure',
@@ -151,6 +154,17 @@ export const erasureMigrations: PackageMigrations = {
         for (const column of ['identities_purged_at', 'lease_expires_at', 'lease_owner']) {
           await db.schema.alterTable('privacykit_erasure_plans').dropColumn(column).execute();
         }
+      },
+    },
+    '0003_superseded_by': {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('privacykit_erasure_plans')
+          .addColumn('superseded_by', columnType.id)
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable('privacykit_erasure_plans').dropColumn('superseded_by').execute();
       },
     },
   },

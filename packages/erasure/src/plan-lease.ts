@@ -33,6 +33,18 @@ export function planLockedError(planId: string, owner: string, expiresAt: string
 }
 
 /**
+ * The `erasure/plan-superseded` error for a plan replaced by `supersededBy` (`planErasure` with
+ * `replace: true`): a worker or a page still holding the old plan must not run it.
+ */
+export function planSupersededError(planId: string, supersededBy: string | null | undefined) {
+  return erasureError(
+    'erasure/plan-superseded',
+    `erasure plan ${planId} was replaced by ${supersededBy ? `plan ${supersededBy}` : 'a newer plan of its request'}: it is never executed or verified, and nothing was written`,
+    { details: { planId, ...(supersededBy ? { supersededBy } : {}) } },
+  );
+}
+
+/**
  * One worker's exclusive right to execute or verify a plan, held in the plan's row (an owner
  * token and an expiry). Every write goes through `transaction`, whose first statement renews
  * the lease only while this worker still owns it: a worker that stalled past its lease and was
@@ -74,6 +86,7 @@ function planRow(db: Kysely<any>, plan: ErasurePlan) {
  * worker crashed or stalled), checked by the affected-row count — atomic on every engine.
  *
  * @throws PrivacyKitError `erasure/plan-locked` while another worker's lease runs,
+ *   `erasure/plan-superseded` once a newer plan of its request replaced it,
  *   `erasure/identities-purged` once the plan's identities are purged, `erasure/plan-not-found`.
  */
 export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> {
@@ -88,17 +101,22 @@ export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> 
     const claimed = await planRow(db, plan)
       .set({ lease_owner: owner, lease_expires_at: expiry() })
       .where('identities_purged_at', 'is', null)
+      // In the same conditional update as the lease: a re-plan marks the plan superseded only
+      // while no lease is live, so either it wins and no lease is ever granted, or it refuses.
+      .where('status', '<>', 'superseded')
       .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<=', now)]))
       .executeTakeFirst();
     if (Number(claimed.numUpdatedRows ?? 0) === 1) break;
     const row = await db
       .selectFrom('privacykit_erasure_plans')
-      .select(['lease_owner', 'lease_expires_at', 'identities_purged_at'])
+      .select(['status', 'superseded_by', 'lease_owner', 'lease_expires_at', 'identities_purged_at'])
       .where('tenant', '=', plan.tenant)
       .where('id', '=', plan.id)
       .executeTakeFirst();
     if (!row)
       throw erasureError('erasure/plan-not-found', `no erasure plan ${plan.id} for tenant ${plan.tenant}`);
+    // Before the purge: a superseded plan's identities are purged with it, and "replaced" is why.
+    if (row.status === 'superseded') throw planSupersededError(plan.id, row.superseded_by);
     if (row.identities_purged_at) {
       throw erasureError(
         'erasure/identities-purged',
@@ -130,8 +148,19 @@ export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> 
     const result = await planRow(executor, plan)
       .set({ lease_expires_at: expiry() })
       .where('lease_owner', '=', owner)
+      // A worker that stalled past its lease before writing anything may find its plan replaced
+      // meanwhile (a plan never run can be superseded once no lease is live): it must not start.
+      .where('status', '<>', 'superseded')
       .executeTakeFirst();
-    if (Number(result.numUpdatedRows ?? 0) !== 1) throw lost();
+    if (Number(result.numUpdatedRows ?? 0) === 1) return;
+    const row = await executor
+      .selectFrom('privacykit_erasure_plans')
+      .select(['status', 'superseded_by'])
+      .where('tenant', '=', plan.tenant)
+      .where('id', '=', plan.id)
+      .executeTakeFirst();
+    if (row?.status === 'superseded') throw planSupersededError(plan.id, row.superseded_by);
+    throw lost();
   };
   return {
     owner,

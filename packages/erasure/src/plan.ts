@@ -24,7 +24,7 @@ import { z } from 'zod';
 import { erasureError } from './errors.js';
 import { holdSourceOf } from './hold-source.js';
 import type { HeldRow, HoldLookup, HoldSource } from './hold-source.js';
-import { leasePurposeOf } from './plan-lease.js';
+import { leasePurposeOf, planLockedError } from './plan-lease.js';
 import type { LeasePurpose } from './plan-lease.js';
 import { factValue, retainUntil } from './retain-until.js';
 import { rowKey } from './row-key.js';
@@ -131,15 +131,22 @@ export interface ErasurePlan {
   summary: { rows: number; erase: number; retained: number; blocked: string[] };
 }
 
-export const planErasureInputSchema = z.object({
-  identities: z.record(z.string(), z.array(z.string())),
-  strategies: strategiesSchema.optional(),
-  facts: z.record(z.string(), z.record(z.string(), z.string())).optional(),
-  requestId: z.string().min(1).max(255).optional(),
-  subjectId: z.string().min(1).max(255).optional(),
-  sampleSize: z.number().int().min(0).max(1000).optional(),
-  batchSize: z.number().int().min(1).max(10_000).optional(),
-});
+export const planErasureInputSchema = z
+  .object({
+    identities: z.record(z.string(), z.array(z.string())),
+    strategies: strategiesSchema.optional(),
+    facts: z.record(z.string(), z.record(z.string(), z.string())).optional(),
+    requestId: z.string().min(1).max(255).optional(),
+    replace: z.boolean().optional(),
+    subjectId: z.string().min(1).max(255).optional(),
+    sampleSize: z.number().int().min(0).max(1000).optional(),
+    batchSize: z.number().int().min(1).max(10_000).optional(),
+  })
+  // Only a request has "its" plan to replace: without one every call stores a new plan anyway.
+  .refine((input) => !input.replace || input.requestId !== undefined, {
+    message: 'replace needs the requestId of the plan to replace',
+    path: ['replace'],
+  });
 
 export interface PlanErasureOptions {
   db: Kysely<any>;
@@ -159,6 +166,14 @@ export interface PlanErasureOptions {
   holds?: HoldSource | HoldLookup;
   /** The requests package's request this plan serves; a second call with it returns the same plan. */
   requestId?: string;
+  /**
+   * With `requestId`: replace the request's current plan if it has never run (a hold placed
+   * since planning refuses it, Art 17(3)(e), but the rest must still be erased, Art 12(3)). The
+   * old plan becomes `superseded` (never executed, its identities and secrets purged) and this
+   * call stores and returns a fresh plan honouring the current holds. A plan that has started
+   * or finished is not replaced: `erasure/plan-already-run`.
+   */
+  replace?: boolean;
   /** The subject's id in the consent ledger, for crypto-shredding on execution. */
   subjectId?: string;
   /** Keys listed per table and group in the plan (default 10). */
@@ -321,10 +336,15 @@ function recipientsOf(policy: Policy, categories: ReadonlySet<string>): PlanReci
  * row needs. Tables without a primary key are marked `blocked`. The plan is stored in
  * `privacykit_erasure_plans` with fresh per-request secrets so every retry of its execution
  * produces the same pseudonyms and random values; with `requestId`, a second call returns the
- * stored plan.
+ * stored plan — or, with `replace: true`, replaces it if it has never run (Art 12(3), 17(3)(e):
+ * after a hold placed since planning refused it, a new plan keeps the held rows and erases the
+ * rest). Two callers replacing the same plan at once store one new plan between them: the later
+ * one gets the plan the first one stored.
  *
- * @throws PrivacyKitError `erasure/invalid-input`, `erasure/no-identities`,
- *   `erasure/unknown-table` or `erasure/invalid-strategy`; nothing is written then.
+ * @throws PrivacyKitError `erasure/invalid-input` (also `replace` without `requestId`),
+ *   `erasure/no-identities`, `erasure/unknown-table` or `erasure/invalid-strategy`;
+ *   with `replace`, `erasure/plan-already-run` when the current plan has started or finished and
+ *   `erasure/plan-locked` while a worker holds it. Nothing is written then.
  */
 export async function planErasure(options: PlanErasureOptions): Promise<ErasurePlan> {
   const parsed = planErasureInputSchema.safeParse({
@@ -332,6 +352,7 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
     strategies: options.strategies,
     facts: options.facts,
     requestId: options.requestId,
+    replace: options.replace,
     subjectId: options.subjectId,
     sampleSize: options.sampleSize,
     batchSize: options.batchSize,
@@ -370,9 +391,16 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
     }
   }
 
+  // With `replace`, the plan this call replaces: refused at once when it has run, and compared
+  // under the lock below with the request's plan then (another caller may have replaced it).
+  let replacing: CurrentPlan | undefined;
   if (options.requestId) {
-    const existing = await findPlanByRequest(db, tenant, options.requestId);
-    if (existing) return existing;
+    const existing = await currentPlanOf(db, tenant, options.requestId);
+    if (existing && !parsed.data.replace) return existing.plan;
+    if (existing) {
+      assertNeverRun(existing, clock);
+      replacing = existing;
+    }
   }
 
   const scope: SubjectScope = { db, dataMap, identities, tenant };
@@ -669,8 +697,13 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
       // Checked again under a lock: two workers planning one request at once (a retried job, a
       // double click) both found no plan above; the second must get the first one's plan, not
       // store another (two plans would be executed as two erasures, each under its own lease).
-      const existing = await findPlanByRequest(trx, tenant, options.requestId, { lock: true });
-      if (existing) return existing;
+      const existing = await currentPlanOf(trx, tenant, options.requestId, { lock: true });
+      if (existing) {
+        // Not the plan this call set out to replace (or none): another caller stored or replaced
+        // the request's plan meanwhile, as fresh as this one. Theirs stands, like a double click.
+        if (!parsed.data.replace || existing.id !== replacing?.id) return existing.plan;
+        await supersede(trx, existing, plan.id, clock);
+      }
     }
     await trx
       .insertInto('privacykit_erasure_plans')
@@ -791,41 +824,150 @@ function parsePlan(text: unknown): ErasurePlan {
   return JSON.parse(String(text)) as ErasurePlan;
 }
 
+/** A request's current plan with what says whether it has run. */
+interface CurrentPlan {
+  id: string;
+  plan: ErasurePlan;
+  status: string;
+  leaseOwner: string | null;
+  leaseExpiresAt: string | null;
+  /** Whether it has per-table progress rows: only an execution writes them. */
+  progressed: boolean;
+}
+
 /**
- * The stored plan of a request. With `lock` (inside a `writeTransaction`), a second worker
- * checking the same request waits until the first one's transaction ends and then finds its plan:
+ * Refuses to replace a plan that has run, or that a worker holds now. "Run" is what
+ * `executeErasure` goes by: a plan leaves `planned` in the transaction that writes its first
+ * progress rows, under its lease.
+ */
+function assertNeverRun(current: CurrentPlan, clock: Clock): void {
+  if (current.leaseOwner && current.leaseExpiresAt && current.leaseExpiresAt > toInstant(clock.now())) {
+    throw planLockedError(current.id, current.leaseOwner, current.leaseExpiresAt);
+  }
+  if (current.status !== 'planned' || current.progressed) {
+    throw erasureError(
+      'erasure/plan-already-run',
+      `erasure plan ${current.id} of request ${current.plan.requestId} is ${current.status}: a plan that has started or finished is not replaced; nothing was changed`,
+      { details: { planId: current.id, status: current.status } },
+    );
+  }
+}
+
+/**
+ * Marks the request's current plan superseded by `by`, under the request's lock. The update is
+ * conditional on what `assertNeverRun` checked — still `planned`, no progress, no live lease —
+ * so it is atomic with `claimPlanLease`, whose own conditional update refuses a superseded plan:
+ * either the lease was taken first and this refuses, or no lease is ever granted to the old plan.
+ * The old plan never runs, so it forgets the subject's identities and its secrets at once
+ * (Art 5(1)(c), (e)): the new plan holds them, and `purgeErasureIdentities` purges those.
+ */
+async function supersede(trx: Kysely<any>, current: CurrentPlan, by: string, clock: Clock): Promise<void> {
+  assertNeverRun(current, clock);
+  const now = toInstant(clock.now());
+  const { subjectId: _subjectId, ...rest } = current.plan;
+  const result = await trx
+    .updateTable('privacykit_erasure_plans')
+    .set({
+      status: 'superseded',
+      superseded_by: by,
+      plan: JSON.stringify({ ...rest, identities: {} }),
+      hmac_key: '',
+      seed: '',
+      identities_purged_at: now,
+      updated_at: now,
+    })
+    .where('tenant', '=', current.plan.tenant)
+    .where('id', '=', current.id)
+    .where('status', '=', 'planned')
+    .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<=', now)]))
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('privacykit_erasure_progress')
+            .select(sql`1`.as('one'))
+            .where('privacykit_erasure_progress.plan_id', '=', current.id),
+        ),
+      ),
+    )
+    .executeTakeFirst();
+  if (Number(result.numUpdatedRows ?? 0) === 1) return;
+  // A worker took the plan between the read and the update: say what it is doing now.
+  const after = await currentPlanOf(trx, current.plan.tenant, current.plan.requestId!);
+  if (after?.id === current.id) assertNeverRun(after, clock);
+  throw erasureError(
+    'erasure/plan-already-run',
+    `erasure plan ${current.id} started while it was being replaced; nothing was changed`,
+    { details: { planId: current.id } },
+  );
+}
+
+/**
+ * The current plan of a request: superseded plans are history, never "the" plan. With `lock`
+ * (inside a `writeTransaction`), a second worker checking the same request waits until the first
+ * one's transaction ends and then finds its plan:
  * SQLite's `BEGIN IMMEDIATE` holds the database already; PostgreSQL takes a transaction-scoped
  * advisory lock on the request (no row exists yet to lock); MySQL reads `FOR UPDATE`, whose
  * next-key lock on the request's index range blocks a concurrent insert of the same request (the
  * deadlock two such transactions may meet is broken by the database and the loser run again).
  */
-async function findPlanByRequest(
+async function currentPlanOf(
   db: Kysely<any>,
   tenant: string,
   requestId: string,
   options: { lock?: boolean } = {},
-): Promise<ErasurePlan | undefined> {
+): Promise<CurrentPlan | undefined> {
   const engine = engineOf(db);
   if (options.lock && engine === 'postgres') {
     await sql`select pg_advisory_xact_lock(hashtextextended(${`privacykit_erasure_plans:${tenant}:${requestId}`}, 0))`.execute(
       db,
     );
   }
+  // MySQL's `FOR UPDATE` locks every row of the request the index range holds, superseded
+  // ones included, so the filter below does not weaken the lock.
   let query = db
     .selectFrom('privacykit_erasure_plans')
-    .select('plan')
+    .select([
+      'id',
+      'plan',
+      'status',
+      'lease_owner',
+      'lease_expires_at',
+      (eb) =>
+        eb
+          .exists(
+            eb
+              .selectFrom('privacykit_erasure_progress')
+              .select(sql`1`.as('one'))
+              .whereRef('privacykit_erasure_progress.plan_id', '=', 'privacykit_erasure_plans.id'),
+          )
+          .as('progressed'),
+    ])
     .where('tenant', '=', tenant)
     .where('request_id', '=', requestId)
+    .where('status', '<>', 'superseded')
     .orderBy('created_at');
   if (options.lock && engine === 'mysql') query = query.forUpdate();
   const row = await query.executeTakeFirst();
-  return row ? parsePlan(row.plan) : undefined;
+  if (!row) return undefined;
+  return {
+    id: String(row.id),
+    plan: parsePlan(row.plan),
+    status: String(row.status),
+    leaseOwner: row.lease_owner ?? null,
+    leaseExpiresAt: row.lease_expires_at ?? null,
+    // 1/0 on SQLite and MySQL, a boolean on PostgreSQL.
+    progressed: Boolean(Number(row.progressed)),
+  };
 }
 
 /** The stored record of an erasure: plan, status, execution report and verification. */
 export interface ErasureRecord {
   plan: ErasurePlan;
-  status: 'planned' | 'executing' | 'complete' | 'partial' | 'failed';
+  /** `superseded`: replaced by `supersededBy` before it ever ran; it is never executed. */
+  status: 'planned' | 'executing' | 'complete' | 'partial' | 'failed' | 'superseded';
+  /** The plan that replaced this one (`planErasure` with `replace: true`). */
+  supersededBy?: string;
   createdAt: string;
   updatedAt: string;
   completedAt?: string;
@@ -862,6 +1004,7 @@ export async function getErasureRecord(options: {
   return {
     plan: parsePlan(row.plan),
     status: row.status,
+    ...(row.superseded_by ? { supersededBy: row.superseded_by } : {}),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     ...(row.completed_at ? { completedAt: row.completed_at } : {}),

@@ -50,6 +50,11 @@ function busyMessage(heldFor: unknown, until: unknown): string {
   return `Another worker is ${doing} this erasure right now (until ${String(until)} at the latest): nothing was changed. Reload this page in a moment and try again.`;
 }
 
+/** What staff read about a plan replaced by a newer plan of its request. */
+function supersededMessage(by: unknown): string {
+  return `This plan was replaced by a newer plan of the request${typeof by === 'string' ? ` (${by})` : ''}: it is never executed, and nothing was changed. Open the new plan from the request's page.`;
+}
+
 /** The lease a worker holds on the plan now, if any (a crashed worker's expired one is not). */
 function liveLease(
   record: ErasureRecord,
@@ -75,7 +80,14 @@ function refusal(error: unknown): unknown {
     case 'erasure/held-since-planning':
       return new HttpError(
         409,
-        `A legal hold placed since this plan was made covers data it would erase (${String((error.details.reasons as string[] | undefined)?.join('; ') ?? 'legal hold')}): nothing was erased. The erasure waits until the hold is released (Art 17(3)(e)).`,
+        `A legal hold placed since this plan was made covers data it would erase (${String((error.details.reasons as string[] | undefined)?.join('; ') ?? 'legal hold')}): nothing was erased. Use “Plan again” on this page: the new plan keeps the held data (Art 17(3)(e)) and erases the rest now (Art 12(3)); a second staff member approves it as before.`,
+      );
+    case 'erasure/plan-superseded':
+      return new HttpError(409, supersededMessage(error.details.supersededBy));
+    case 'erasure/plan-already-run':
+      return new HttpError(
+        409,
+        'This erasure has already started or finished, so it cannot be planned again: nothing was changed. Resume or verify it on this page.',
       );
     case 'erasure/identities-purged':
       return new HttpError(
@@ -143,29 +155,37 @@ export function adminErasureRoutes(options: {
     }
   }
 
-  router.post('/admin/requests/:id/erasure', async (req, res) => {
-    const id = idSchema.safeParse(req.params.id);
-    if (!id.success) throw new HttpError(404, 'No such request.');
-    const record = await requests.get(id.data);
+  /** Plans the erasure of an approved erasure request; with `replace`, instead of its plan that never ran. */
+  async function planFor(requestId: string, replace: boolean): Promise<ErasurePlan> {
+    const record = await requests.get(requestId);
     if (record.right !== 'erasure') throw new HttpError(409, 'Only erasure requests are erased.');
     if (record.status !== 'in-progress')
       throw new HttpError(409, 'Approve the request before planning its erasure.');
     const identities = verifiedIdentities(record);
-    const plan = await planErasure({
-      db,
-      dataMap,
-      policy,
-      clock,
-      identities,
-      facts: erasureFacts,
-      requestId: record.id,
-      subjectId: identities.email?.[0] ? emailSubjectId(dataMap, identities.email[0]) : undefined,
-      ...(holds ? { holds } : {}),
-    });
+    return refusing(
+      planErasure({
+        db,
+        dataMap,
+        policy,
+        clock,
+        identities,
+        facts: erasureFacts,
+        requestId: record.id,
+        subjectId: identities.email?.[0] ? emailSubjectId(dataMap, identities.email[0]) : undefined,
+        ...(holds ? { holds } : {}),
+        ...(replace ? { replace: true } : {}),
+      }),
+    );
+  }
+
+  router.post('/admin/requests/:id/erasure', async (req, res) => {
+    const id = idSchema.safeParse(req.params.id);
+    if (!id.success) throw new HttpError(404, 'No such request.');
+    const plan = await planFor(id.data, false);
     await options.audit.record({
       actor: actor(res),
       action: 'erasure.plan',
-      target: record.id,
+      target: id.data,
       detail: plan.id,
     });
     res.redirect(303, `/admin/erasure/${plan.id}`);
@@ -185,6 +205,7 @@ export function adminErasureRoutes(options: {
         report: record.report as ErasureReport | undefined,
         verification: record.verification as ErasureVerification | undefined,
         busy: liveLease(record, clock),
+        supersededBy: record.supersededBy,
         identitiesPurgedAt: record.identitiesPurgedAt,
         notices,
         approval,
@@ -198,7 +219,12 @@ export function adminErasureRoutes(options: {
   router.post('/admin/erasure/:planId/request-approval', async (req, res) => {
     const planId = idSchema.safeParse(req.params.planId);
     if (!planId.success) throw new HttpError(404, 'No such erasure plan.');
-    const { plan, status } = await getErasureRecord({ db, planId: planId.data, tenant: policy.tenant });
+    const { plan, status, supersededBy } = await getErasureRecord({
+      db,
+      planId: planId.data,
+      tenant: policy.tenant,
+    });
+    if (status === 'superseded') throw new HttpError(409, supersededMessage(supersededBy));
     if (!runnable(status)) throw new HttpError(409, 'This erasure has already been executed.');
     const by = actor(res);
     const approval = await options.approvals.request({ action: 'erasure.execute', target: plan.id, by });
@@ -220,6 +246,8 @@ export function adminErasureRoutes(options: {
     // approvable once it is free (if it still needs running).
     const busy = liveLease(record, clock);
     if (busy) throw new HttpError(409, busyMessage(busy.heldFor, busy.expiresAt));
+    // A replaced plan's approval, pending or given, is spent on nothing: the new plan has its own.
+    if (status === 'superseded') throw new HttpError(409, supersededMessage(record.supersededBy));
     if (!runnable(status)) throw new HttpError(409, 'This erasure has already been executed.');
     const by = actor(res);
     const approval = await options.approvals.approve({ action: 'erasure.execute', target: plan.id, by });
@@ -279,6 +307,36 @@ export function adminErasureRoutes(options: {
       detail: `${report.status}, ${report.changes} changes, verification ${verification.ok ? 'ok' : 'FAILED'}`,
     });
     if (report.status !== 'failed' && verification.ok) await completeRequest(plan, report, by);
+    res.redirect(303, `/admin/erasure/${plan.id}`);
+  });
+
+  // Art 17(3)(e), 12(3): a hold placed since planning refuses the plan; a new plan keeps the
+  // held rows and erases the rest now. Only a plan that never ran is replaced; the new plan has a
+  // new id, so no approval of the old one carries over: a second staff member approves it again.
+  router.post('/admin/erasure/:planId/replan', async (req, res) => {
+    const planId = idSchema.safeParse(req.params.planId);
+    if (!planId.success) throw new HttpError(404, 'No such erasure plan.');
+    const by = actor(res);
+    const record = await recordOf(planId.data);
+    // Planned again already (a second click, another tab): the new plan is the answer.
+    if (record.status === 'superseded' && record.supersededBy) {
+      return res.redirect(303, `/admin/erasure/${record.supersededBy}`);
+    }
+    const requestId = record.plan.requestId;
+    if (!requestId) throw new HttpError(409, 'Only the erasure of a request can be planned again.');
+    if (record.status !== 'planned') {
+      throw new HttpError(
+        409,
+        'This erasure has already started or finished, so it cannot be planned again: nothing was changed. Resume or verify it on this page.',
+      );
+    }
+    const plan = await planFor(requestId, true);
+    await options.audit.record({
+      actor: by,
+      action: 'erasure.replan',
+      target: requestId,
+      detail: `plan ${record.plan.id} replaced by ${plan.id}`,
+    });
     res.redirect(303, `/admin/erasure/${plan.id}`);
   });
 

@@ -37,6 +37,14 @@ function executeControls(
   return html`<form method="post" action="/admin/erasure/${planId}/execute">${csrfField(options.csrf)}<p>${approval.requestedBy} asked for this execution at ${approval.requestedAt}. ${what}</p><button type="submit" class="danger">Approve and execute the erasure</button></form>`;
 }
 
+/**
+ * "Plan again", for a plan that never ran: after a hold placed since planning refused it, the
+ * new plan keeps the held rows (Art 17(3)(e)) and erases the rest now (Art 12(3)).
+ */
+function replanControls(planId: string, csrf: string): SafeHtml {
+  return html`<form method="post" action="/admin/erasure/${planId}/replan">${csrfField(csrf)}<p>Plans this erasure again from the data as it is now, honouring the current legal holds: held rows are kept, the rest is erased. This plan is then replaced and never executed; the new plan needs its own four-eyes approval.</p><button type="submit" class="secondary">Plan again</button></form>`;
+}
+
 /** The Art 19 notices of the plan, with a form to record a delivery made by hand. */
 function noticesSection(planId: string, notices: readonly OutboxEntry[], csrf: string): SafeHtml {
   if (notices.length === 0) return html``;
@@ -89,6 +97,8 @@ export function erasureView(options: {
   verification?: ErasureVerification;
   /** A worker (the CLI, another instance) executing or verifying the plan right now. */
   busy?: { heldFor: LeasePurpose; expiresAt: string };
+  /** The plan that replaced this one ("Plan again"), when it was replaced. */
+  supersededBy?: string;
   identitiesPurgedAt?: string;
   notices?: readonly OutboxEntry[];
   /** The four-eyes approval of the execution, and who is looking. */
@@ -99,6 +109,7 @@ export function erasureView(options: {
   const { plan, report, verification } = options;
   return html`<h1>Erasure ${plan.requestId ? html`for request <a href="/admin/requests/${plan.requestId}">${plan.requestId}</a>` : ''}</h1>
 <p>Status: <strong data-erasure-status="${options.status}">${options.status}</strong>. Plan <code>${plan.id}</code>, made ${plan.createdAt}. ${plan.summary.rows} rows found: ${plan.summary.erase} to erase, ${plan.summary.retained} to keep.</p>
+${options.status === 'superseded' ? html`<p class="notice" data-superseded-by="${options.supersededBy ?? ''}">This plan was replaced by ${options.supersededBy ? html`<a href="/admin/erasure/${options.supersededBy}">a newer plan</a>` : 'a newer plan'} of the request and will never be executed. Nothing was erased under it.</p>` : ''}
 ${options.busy ? html`<p class="notice" data-erasure-busy="${options.busy.heldFor}">Another worker is ${options.busy.heldFor === 'verification' ? 'verifying' : 'executing'} this erasure right now (until ${options.busy.expiresAt} at the latest). Reload this page in a moment.</p>` : ''}
 ${plan.summary.blocked.length ? html`<p class="error">Blocked tables (execution will fail loudly): ${plan.summary.blocked.join(', ')}</p>` : ''}
 <h2>Plan</h2>
@@ -123,7 +134,9 @@ ${
 <p data-report-status="${report.status}">${report.status}: ${report.changes} rows changed in ${report.ms} ms.${report.shredding ? ` Consent ledger key: ${report.shredding.status}.` : ''} ${report.notifications} Art 19 notice(s) queued.</p>
 ${report.failures.length ? html`<ul class="error">${report.failures.map((failure) => html`<li>${failure.table}: ${failure.reason}</li>`)}</ul>` : ''}`
     : ''
-}${options.busy || !runnable(options.status) ? '' : executeControls(plan.id, options)}
+}${options.busy || !runnable(options.status) ? '' : executeControls(plan.id, options)}${
+  !options.busy && options.status === 'planned' && plan.requestId ? replanControls(plan.id, options.csrf) : ''
+}
 ${
   verification
     ? html`<h2>Verification</h2>
