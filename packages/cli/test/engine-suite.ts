@@ -408,6 +408,96 @@ export function engineSuite(engine: TestEngine): void {
       expect(invoices).toHaveLength(1);
     });
 
+    it('erase --execute stops on a legal hold placed since planning, and --replan keeps the held row and erases the rest', async () => {
+      const retention = createRetentionEngine({
+        db: database.db,
+        schedule: fixture.schedule as Parameters<typeof createRetentionEngine>[0]['schedule'],
+        dataMap,
+        policy,
+        clock: systemClock,
+      });
+      const adaLogins = async () =>
+        (
+          await database.db
+            .selectFrom('logins')
+            .select('id')
+            .where('customer_id', '=', 1)
+            .orderBy('id')
+            .execute()
+        ).map((row) => Number(row.id));
+      const before = await adaLogins();
+      expect(before).toContain(23);
+      const first = await run([
+        'erase',
+        '--subject',
+        'ada@example.com',
+        '--request',
+        'REQ-ADA',
+        '--plan',
+        '--json',
+      ]);
+      expect(first.code, first.stderr).toBe(0);
+      const old = json<{ id: string }>(first);
+
+      // Placed after planning (while the plan waits for review): the old plan would delete row 23.
+      const hold = await retention.placeHold({
+        scope: { table: 'logins', key: 23 },
+        reason: 'case 2024-31: chargeback',
+        placedBy: 'legal@acme.test',
+      });
+      try {
+        const refused = await run(['erase', '--execute', '--plan-id', old.id]);
+        expect(refused.code).not.toBe(0);
+        expect(refused.stderr).toContain('erasure/held-since-planning');
+        expect(refused.stderr).toContain('--request REQ-ADA --replan --plan');
+        expect(await adaLogins()).toEqual(before);
+
+        // Planning the request again without --replan gives the same plan; with it, a new one.
+        const same = await run([
+          'erase',
+          '--subject',
+          'ada@example.com',
+          '--request',
+          'REQ-ADA',
+          '--plan',
+          '--json',
+        ]);
+        expect(json<{ id: string }>(same).id).toBe(old.id);
+        const again = await run([
+          'erase',
+          '--subject',
+          'ada@example.com',
+          '--request',
+          'REQ-ADA',
+          '--replan',
+          '--plan',
+          '--json',
+        ]);
+        expect(again.code, again.stderr).toBe(0);
+        const replaced = json<{
+          id: string;
+          tables: { table: string; retained: { sampleKeys: string[] }[] }[];
+        }>(again);
+        expect(replaced.id).not.toBe(old.id);
+        expect(replaced.tables.find((table) => table.table === 'logins')?.retained).toEqual([
+          expect.objectContaining({ sampleKeys: ['23'] }),
+        ]);
+
+        const stale = await run(['erase', '--execute', '--plan-id', old.id]);
+        expect(stale.code).not.toBe(0);
+        expect(stale.stderr).toContain('erasure/plan-superseded');
+        expect(stale.stderr).toContain(`--plan-id ${replaced.id}`);
+        expect(await adaLogins()).toEqual(before);
+
+        const executed = await run(['erase', '--execute', '--plan-id', replaced.id, '--json']);
+        expect(executed.code, executed.stderr).toBe(0);
+        expect(json<{ ok: boolean }>(executed).ok).toBe(true);
+        expect(await adaLogins()).toEqual([23]);
+      } finally {
+        await retention.releaseHold(hold.id, { by: 'legal@acme.test', reason: 'test over' });
+      }
+    });
+
     it('a database it cannot reach is one line on stderr and a non-zero exit', async () => {
       const bad =
         engine.engine === 'sqlite'

@@ -18,7 +18,7 @@ async function hostRows(db: Kysely<any>): Promise<unknown[][]> {
   );
 }
 
-describe('erase: usage of --purge and --plan-id', () => {
+describe('erase: usage of --purge, --plan-id and --replan', () => {
   it('refuses an ambiguous or incomplete command with one line and exit 2', async () => {
     const cases: { args: string[]; message: string }[] = [
       { args: ['erase', '--purge'], message: '--purge needs the plan: --plan-id <id> or --from-plan <file>' },
@@ -35,6 +35,14 @@ describe('erase: usage of --purge and --plan-id', () => {
       {
         args: ['erase', '--execute', '--plan-id', 'p1', '--from-plan', 'x.json'],
         message: 'give the plan once: --plan-id or --from-plan',
+      },
+      {
+        args: ['erase', '--subject', 'ada@example.com', '--replan', '--plan'],
+        message: '--replan needs the request whose plan it replaces: --request <id>',
+      },
+      {
+        args: ['erase', '--execute', '--plan-id', 'p1', '--request', 'r1', '--replan'],
+        message: '--replan makes a new plan: give --subject and --request, not a plan',
       },
     ];
     for (const { args, message } of cases) {

@@ -2,7 +2,13 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { PrivacyKitError, isPrivacyKitError, systemClock } from '@privacykit/core';
-import type { ErasurePlan, ErasureVerification, HoldSource, PlanErasureOptions } from '@privacykit/erasure';
+import type {
+  ErasurePlan,
+  ErasureVerification,
+  HoldLookup,
+  HoldSource,
+  PlanErasureOptions,
+} from '@privacykit/erasure';
 import { cliError } from '../errors.js';
 import { readJsonFile } from '../files.js';
 import { formatTable } from '../output.js';
@@ -64,10 +70,32 @@ function planLines(plan: ErasurePlan): string[] {
 }
 
 /**
- * The library's refusal when another worker holds the plan (executing or verifying it), or took
- * it over from this run, with what the operator does next. Other errors pass through unchanged.
+ * The library's refusal when another worker holds the plan (executing or verifying it), took it
+ * over from this run, a legal hold placed since planning covers it, or a newer plan replaced it,
+ * with what the operator does next. Other errors pass through unchanged.
  */
-function withNextStep(error: unknown, planId: string): unknown {
+function withNextStep(error: unknown, plan: ErasurePlan): unknown {
+  const planId = plan.id;
+  if (isPrivacyKitError(error, 'erasure/held-since-planning')) {
+    const again = plan.requestId
+      ? `privacykit erase --subject <identity> --request ${plan.requestId} --replan --plan`
+      : 'privacykit erase --subject <identity> --plan';
+    return new PrivacyKitError(
+      error.code,
+      `${error.message}. Plan it again (\`${again}\`), then execute the new plan: it keeps the held rows under Art 17(3)(e) and erases the rest`,
+      { cause: error, details: error.details },
+    );
+  }
+  if (isPrivacyKitError(error, 'erasure/plan-superseded')) {
+    const next = error.details.supersededBy;
+    return new PrivacyKitError(
+      error.code,
+      typeof next === 'string'
+        ? `${error.message}. Execute the plan that replaced it: \`privacykit erase --execute --plan-id ${next}\``
+        : error.message,
+      { cause: error, details: error.details },
+    );
+  }
   if (isPrivacyKitError(error, 'erasure/plan-locked')) {
     return new PrivacyKitError(
       error.code,
@@ -121,6 +149,10 @@ export function registerErase(program: Command, kit: ProgramKit): void {
       .option('--from-plan <file>', 'the plan saved earlier with --plan --out')
       .option('--plan-id <id>', 'a stored plan, by the id --plan printed')
       .option('--request <id>', 'the rights request this erasure answers (same request, same plan)')
+      .option(
+        '--replan',
+        "with --request: replace the request's plan if it never ran (say a legal hold placed since planning stopped it); the new plan keeps the held rows",
+      )
       .option('--consent-subject <id>', "the subject's id in the consent ledger, to crypto-shred it")
       .option('-o, --out <file>', 'with --plan: save the plan as JSON for review and --from-plan'),
     [
@@ -139,6 +171,7 @@ export function registerErase(program: Command, kit: ProgramKit): void {
         fromPlan?: string;
         planId?: string;
         request?: string;
+        replan?: boolean;
         consentSubject?: string;
         out?: string;
       }>();
@@ -160,9 +193,19 @@ export function registerErase(program: Command, kit: ProgramKit): void {
         throw cliError('cli/usage', '--purge takes the plan (--plan-id or --from-plan), not --subject');
       if (!options.fromPlan && !options.planId && !options.subject?.length)
         throw cliError('cli/usage', 'give the subject with --subject <identity>');
+      if (options.replan && (options.fromPlan || options.planId || options.purge))
+        throw cliError('cli/usage', '--replan makes a new plan: give --subject and --request, not a plan');
+      if (options.replan && !options.request)
+        throw cliError('cli/usage', '--replan needs the request whose plan it replaces: --request <id>');
       const config = await scope.config();
       const erasure = await import('@privacykit/erasure');
       const db = await scope.database();
+      const settings = settingsOf(config, 'erasure') as Partial<PlanErasureOptions>;
+      let holdSource: Promise<HoldSource | HoldLookup | undefined> | undefined;
+      const holds = () => {
+        holdSource ??= settings.holds ? Promise.resolve(settings.holds) : holdsOf(scope);
+        return holdSource;
+      };
       let plan: ErasurePlan;
       if (options.fromPlan) {
         plan = readJsonFile(scope.io.cwd, options.fromPlan, 'erasure plan') as ErasurePlan;
@@ -175,10 +218,9 @@ export function registerErase(program: Command, kit: ProgramKit): void {
             `${config.path} exports no dataMap: erasure needs to know where data lives`,
           );
         }
-        const settings = settingsOf(config, 'erasure') as Partial<PlanErasureOptions>;
-        const holds = settings.holds ?? (await holdsOf(scope));
+        const held = await holds();
         plan = await erasure.planErasure({
-          ...(holds ? { holds } : {}),
+          ...(held ? { holds: held } : {}),
           ...(settings.strategies ? { strategies: settings.strategies } : {}),
           ...(settings.facts ? { facts: settings.facts } : {}),
           db,
@@ -186,6 +228,7 @@ export function registerErase(program: Command, kit: ProgramKit): void {
           policy: config.policy,
           identities: subjectIdentities(options.subject ?? [], config.dataMap),
           ...(options.request ? { requestId: options.request } : {}),
+          ...(options.replan ? { replace: true } : {}),
           ...(options.consentSubject ? { subjectId: options.consentSubject } : {}),
         });
       }
@@ -202,7 +245,7 @@ export function registerErase(program: Command, kit: ProgramKit): void {
         const record = await erasure
           .purgeErasureIdentities({ db, planId: plan.id, tenant: plan.tenant })
           .catch((error: unknown) => {
-            throw withNextStep(error, plan.id);
+            throw withNextStep(error, plan);
           });
         const verification = record.verification as ErasureVerification | undefined;
         scope.out.result(
@@ -223,21 +266,24 @@ export function registerErase(program: Command, kit: ProgramKit): void {
       const progress = scope.out.progress('erase (rows changed)');
       let changed = 0;
       let report: Awaited<ReturnType<typeof erasure.executeErasure>>;
+      // Asked again before anything changes: a hold placed since planning stops the erasure.
+      const held = await holds();
       try {
         report = await erasure.executeErasure(plan, {
           db,
+          ...(held ? { holds: held } : {}),
           onBatch: (batch) => {
             changed += batch.deleted + batch.updated + batch.restricted;
             progress.update(changed, { detail: batch.table });
           },
         });
       } catch (error) {
-        throw withNextStep(error, plan.id);
+        throw withNextStep(error, plan);
       } finally {
         progress.stop();
       }
       const verification = await erasure.verifyErasure({ db, plan }).catch((error: unknown) => {
-        throw withNextStep(error, plan.id);
+        throw withNextStep(error, plan);
       });
       // `partial` means an Art 17(3) remainder was kept as planned; only failures and leftovers alert.
       const ok = report.status !== 'failed' && verification.ok;
