@@ -34,6 +34,15 @@ export function engineSuite(engine: TestEngine): void {
       run = (args) => runBin(['--db', database.url, ...args]);
       inProcess = (args) => runInProcess(['--db', database.url, ...args]);
     });
+    /** The fixture's retention engine on this database (legal holds for the erase tests). */
+    const retentionEngine = () =>
+      createRetentionEngine({
+        db: database.db,
+        schedule: fixture.schedule as Parameters<typeof createRetentionEngine>[0]['schedule'],
+        dataMap,
+        policy,
+        clock: systemClock,
+      });
     afterAll(async () => {
       await database?.destroy();
       for (const suffix of ['.zip', '.json', '.plan.json', '.receipt.json', '.pub.pem']) {
@@ -321,13 +330,7 @@ export function engineSuite(engine: TestEngine): void {
     });
 
     it('erase honours retention legal holds; --plan changes nothing; --execute erases, keeps the Art 17(3) remainder and verifies', async () => {
-      const retention = createRetentionEngine({
-        db: database.db,
-        schedule: fixture.schedule as Parameters<typeof createRetentionEngine>[0]['schedule'],
-        dataMap,
-        policy,
-        clock: systemClock,
-      });
+      const retention = retentionEngine();
       const hold = await retention.placeHold({
         scope: { table: 'logins', key: 22 },
         reason: 'case 2024-17: disputed login',
@@ -409,13 +412,7 @@ export function engineSuite(engine: TestEngine): void {
     });
 
     it('erase --execute stops on a legal hold placed since planning, and --replan keeps the held row and erases the rest', async () => {
-      const retention = createRetentionEngine({
-        db: database.db,
-        schedule: fixture.schedule as Parameters<typeof createRetentionEngine>[0]['schedule'],
-        dataMap,
-        policy,
-        clock: systemClock,
-      });
+      const retention = retentionEngine();
       const adaLogins = async () =>
         (
           await database.db
@@ -427,15 +424,9 @@ export function engineSuite(engine: TestEngine): void {
         ).map((row) => Number(row.id));
       const before = await adaLogins();
       expect(before).toContain(23);
-      const first = await run([
-        'erase',
-        '--subject',
-        'ada@example.com',
-        '--request',
-        'REQ-ADA',
-        '--plan',
-        '--json',
-      ]);
+      const planAda = (...extra: string[]) =>
+        run(['erase', '--subject', 'ada@example.com', '--request', 'REQ-ADA', ...extra, '--plan', '--json']);
+      const first = await planAda();
       expect(first.code, first.stderr).toBe(0);
       const old = json<{ id: string }>(first);
 
@@ -453,26 +444,9 @@ export function engineSuite(engine: TestEngine): void {
         expect(await adaLogins()).toEqual(before);
 
         // Planning the request again without --replan gives the same plan; with it, a new one.
-        const same = await run([
-          'erase',
-          '--subject',
-          'ada@example.com',
-          '--request',
-          'REQ-ADA',
-          '--plan',
-          '--json',
-        ]);
+        const same = await planAda();
         expect(json<{ id: string }>(same).id).toBe(old.id);
-        const again = await run([
-          'erase',
-          '--subject',
-          'ada@example.com',
-          '--request',
-          'REQ-ADA',
-          '--replan',
-          '--plan',
-          '--json',
-        ]);
+        const again = await planAda('--replan');
         expect(again.code, again.stderr).toBe(0);
         const replaced = json<{
           id: string;
