@@ -92,12 +92,13 @@ describe.each(testEngines())('re-planning a request on $engine', (engine) => {
 
     // A worker (or a page) still holding the old plan object cannot run or verify it.
     const before = await dumpHost(t.db);
+    // One at a time: each call is started only when awaited (no rejection left unhandled meanwhile).
     for (const call of [
-      executeErasure(first, { db: t.db, clock: later(120_000), holds }),
-      executeErasure(first, { db: t.db, clock: later(120_000) }),
-      verifyErasure({ db: t.db, plan: first, clock: later(120_000) }),
+      () => executeErasure(first, { db: t.db, clock: later(120_000), holds }),
+      () => executeErasure(first, { db: t.db, clock: later(120_000) }),
+      () => verifyErasure({ db: t.db, plan: first, clock: later(120_000) }),
     ]) {
-      const error = await failure(call);
+      const error = await failure(call());
       expect(codeOf(error)).toBe('erasure/plan-superseded');
       expect((error as { details?: unknown }).details).toMatchObject({ supersededBy: second.id });
     }
