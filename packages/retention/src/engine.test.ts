@@ -193,21 +193,45 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     const retention = make();
     const keys = ['1', '6', '7', '8', '99'];
     expect(await retention.heldRows({ table: 'prospects', keys })).toEqual([]);
-    await retention.placeHold({
+    const rowHold = await retention.placeHold({
       scope: { table: 'prospects', key: 6 },
       reason: 'case 2025-17',
       placedBy: 'legal',
     });
-    await retention.placeHold({
+    const subjectHold = await retention.placeHold({
       scope: { subject: { email: ['Held@Example.com'] } },
       reason: 'subject in litigation',
       placedBy: 'legal',
       expiresAt: '2027-01-31T00:00:00.000Z',
     });
     expect(await retention.heldRows({ table: 'prospects', keys })).toEqual([
-      { key: '6', reason: 'case 2025-17' },
-      { key: '7', reason: 'subject in litigation', until: '2027-01-31' },
+      { key: '6', reason: `legal hold ${rowHold.id}: case 2025-17` },
+      { key: '7', reason: `legal hold ${subjectHold.id}: subject in litigation`, until: '2027-01-31' },
     ]);
+    // Several holds on one row: each is named, oldest first, and the row is kept until the last one ends.
+    clock.set(new Date(Date.parse(TODAY) + 60_000).toISOString());
+    const later = await retention.placeHold({
+      scope: { table: 'prospects', key: 7 },
+      reason: 'tax audit',
+      placedBy: 'legal',
+      expiresAt: '2028-06-30T00:00:00.000Z',
+    });
+    expect(await retention.heldRows({ table: 'prospects', keys: ['7', '7'] })).toEqual([
+      {
+        key: '7',
+        reason: `legal hold ${subjectHold.id}: subject in litigation; legal hold ${later.id}: tax audit`,
+        until: '2028-06-30',
+      },
+    ]);
+    const open = await retention.placeHold({
+      scope: { table: 'prospects', key: 7 },
+      reason: 'criminal inquiry',
+      placedBy: 'legal',
+    });
+    const [both] = await retention.heldRows({ table: 'prospects', keys: ['7'] });
+    expect(both?.reason).toContain(`legal hold ${open.id}: criminal inquiry`);
+    expect(both).not.toHaveProperty('until');
+    for (const hold of [later, open]) await retention.releaseHold(hold.id, { by: 'legal', reason: 'closed' });
     // Only active holds of this tenant count; other tables are untouched.
     expect(await retention.heldRows({ table: 'prospects', keys, tenant: 'another' })).toEqual([]);
     expect(await retention.heldRows({ table: 'prospect_notes', keys: ['10', '80'] })).toEqual([]);
@@ -221,13 +245,13 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     ).toEqual(['10', '80']);
     await retention.releaseHold(table.id, { by: 'dpo', reason: 'audit closed' });
     expect(await retention.heldRows({ table: 'prospect_notes', keys: ['10', '80'] })).toEqual([]);
-    await retention.placeHold({
+    const category = await retention.placeHold({
       scope: { category: 'usage.traffic' },
       reason: 'regulator inquiry',
       placedBy: 'dpo',
     });
     expect(await retention.heldRows({ table: 'visits', keys: ['3'] })).toEqual([
-      { key: '3', reason: 'regulator inquiry' },
+      { key: '3', reason: `legal hold ${category.id}: regulator inquiry` },
     ]);
   });
 

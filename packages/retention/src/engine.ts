@@ -144,7 +144,9 @@ export interface RetentionEngine {
   /**
    * Which of `keys` (rows of `table`, keyed as `@privacykit/erasure` keys them: the primary-key
    * value as text, or a JSON array of the values for a composite key) an active hold covers — by
-   * row, table, data category or subject — with the hold's reason and expiry date. It is the
+   * row, table, data category or subject. Each held key comes once, its reason naming every hold
+   * on it (`legal hold <id>: <reason>`, oldest first, joined by "; ") and `until` the latest
+   * expiry date, absent while any of its holds has none. It is the
    * `HoldSource` erasure asks, so a legal hold placed here keeps those rows out of an erasure
    * (Art 17(3)(e)). Subject and category holds need the engine's `dataMap`.
    */
@@ -1223,16 +1225,18 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       if (asked !== undefined && asked !== tenant) return [];
       if (keys.length === 0) return [];
       const now = nowText();
-      const untilOf = (hold: LegalHold) => (hold.expiresAt ? { until: hold.expiresAt.slice(0, 10) } : {});
-      const held = new Map<string, { key: string; reason: string; until?: string }>();
+      // Every hold on a row counts: its reasons are all named (by hold id, so staff and the
+      // subject's answer can say which to release), and it is kept until the latest end, or
+      // with no end while one hold has none.
+      const held = new Map<string, LegalHold[]>();
       const hold = (key: string, by: LegalHold) => {
-        if (!held.has(key)) held.set(key, { key, reason: by.reason, ...untilOf(by) });
+        const on = held.get(key);
+        if (!on) held.set(key, [by]);
+        else if (!on.some((other) => other.id === by.id)) on.push(by);
       };
       const holds = await activeHolds(db, now);
-      const whole = holds.find((candidate) => holdCoversTable(candidate, table, { dataMap }));
-      if (whole) {
+      for (const whole of holds.filter((candidate) => holdCoversTable(candidate, table, { dataMap }))) {
         for (const key of keys) hold(key, whole);
-        return [...held.values()];
       }
       const distinct = [...new Set(keys)];
       for (let i = 0; i < distinct.length; i += 500) {
@@ -1296,9 +1300,17 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
           }
         }
       }
-      return keys.flatMap((key) => {
-        const found = held.get(key);
-        return found ? [found] : [];
+      return distinct.flatMap((key) => {
+        const by = held
+          .get(key)
+          ?.sort((a, b) =>
+            a.placedAt === b.placedAt ? (a.id < b.id ? -1 : 1) : a.placedAt < b.placedAt ? -1 : 1,
+          );
+        if (!by) return [];
+        const ends = by.map((one) => one.expiresAt?.slice(0, 10));
+        const until = ends.includes(undefined) ? undefined : (ends as string[]).sort().at(-1);
+        const reason = by.map((one) => `legal hold ${one.id}: ${one.reason}`).join('; ');
+        return [{ key, reason, ...(until ? { until } : {}) }];
       });
     },
 

@@ -26,16 +26,14 @@ async function holdsOf(scope: CommandScope): Promise<HoldSource | undefined> {
   if (config.schedule === undefined && config.values.retention === undefined) return undefined;
   if (!config.dataMap) return undefined;
   const { createRetentionEngine } = await import('@privacykit/retention');
-  const { retentionHoldSource } = await import('../holds.js');
-  const db = await scope.database();
-  const engine = createRetentionEngine({
-    db,
+  // The engine answers by row, table, category and subject hold, naming every hold on a row.
+  return createRetentionEngine({
+    db: await scope.database(),
     schedule: (config.schedule ?? []) as Parameters<typeof createRetentionEngine>[0]['schedule'],
     dataMap: config.dataMap,
     policy: config.policy,
     clock: systemClock,
   });
-  return retentionHoldSource({ db, dataMap: config.dataMap, holds: () => engine.holds({ active: true }) });
 }
 
 function planLines(plan: ErasurePlan): string[] {
