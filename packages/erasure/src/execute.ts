@@ -371,18 +371,14 @@ async function deleteInBatches(options: {
       return n;
     });
     report.deleted += deleted;
-    if (deleted > 0 && options.onBatch) {
-      try {
-        await options.onBatch({
-          planId: options.planId,
-          table: table.name,
-          deleted,
-          updated: 0,
-          restricted: 0,
-        });
-      } catch (error) {
-        throw new CallerError(error);
-      }
+    if (deleted > 0) {
+      await reportBatch(options.onBatch, {
+        planId: options.planId,
+        table: table.name,
+        deleted,
+        updated: 0,
+        restricted: 0,
+      });
     }
     if (deleted < batchSize) break;
   }
@@ -449,18 +445,14 @@ async function maskInKeyRanges(options: {
       return n;
     });
     report.updated += updated;
-    if (updated > 0 && options.onBatch) {
-      try {
-        await options.onBatch({
-          planId: options.planId,
-          table: table.name,
-          deleted: 0,
-          updated,
-          restricted: 0,
-        });
-      } catch (error) {
-        throw new CallerError(error);
-      }
+    if (updated > 0) {
+      await reportBatch(options.onBatch, {
+        planId: options.planId,
+        table: table.name,
+        deleted: 0,
+        updated,
+        restricted: 0,
+      });
     }
     if (last === undefined) return;
     after = last;
@@ -722,12 +714,14 @@ async function executeLeased(
           return n;
         });
         report.deleted += deleted;
-        if (deleted > 0 && options.onBatch) {
-          try {
-            await options.onBatch({ planId: plan.id, table: table.name, deleted, updated: 0, restricted: 0 });
-          } catch (error) {
-            throw new CallerError(error);
-          }
+        if (deleted > 0) {
+          await reportBatch(options.onBatch, {
+            planId: plan.id,
+            table: table.name,
+            deleted,
+            updated: 0,
+            restricted: 0,
+          });
         }
         const types =
           postgres && Object.keys(keptMask).length > 0 ? await postgresTypes(db, table.name) : undefined;
@@ -874,13 +868,7 @@ async function executeLeased(
         report.updated += counts.updated;
         report.restricted += counts.restricted;
         after = lastKey;
-        if (options.onBatch) {
-          try {
-            await options.onBatch({ planId: plan.id, table: table.name, ...counts });
-          } catch (error) {
-            throw new CallerError(error);
-          }
-        }
+        await reportBatch(options.onBatch, { planId: plan.id, table: table.name, ...counts });
         if (page.length < batchSize) {
           finished = true;
           break;
@@ -1054,6 +1042,19 @@ async function planTotals(
 class CallerError extends Error {
   constructor(cause: unknown) {
     super('onBatch failed', { cause });
+  }
+}
+
+/** Tells the caller a batch committed; its callback throwing is told apart from a database error. */
+async function reportBatch(
+  onBatch: ((progress: BatchProgress) => void | Promise<void>) | undefined,
+  progress: BatchProgress,
+): Promise<void> {
+  if (!onBatch) return;
+  try {
+    await onBatch(progress);
+  } catch (error) {
+    throw new CallerError(error);
   }
 }
 

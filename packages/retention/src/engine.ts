@@ -469,6 +469,29 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     );
   }
 
+  /** Builds the disposition records of one rule phase in one run, acted on at `now`. */
+  function dispositionsOf(entry: ScheduleEntry, phaseIndex: number, runId: string, now: string) {
+    const { rule } = entry;
+    const action = rule.phases[phaseIndex]?.action ?? '';
+    return (
+      table: string,
+      key: string,
+      dueDate: string | null,
+      outcome: DispositionRecord['outcome'],
+    ): DispositionRecord => ({
+      runId,
+      tenant,
+      rule: rule.id,
+      phase: phaseIndex,
+      action,
+      table,
+      key,
+      dueDate,
+      actedAt: now,
+      outcome,
+    });
+  }
+
   async function processBatch(
     trx: Transaction<any>,
     entry: ScheduleEntry,
@@ -522,21 +545,11 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       const lastKey = rows[rows.length - 1]?.k;
       const records: DispositionRecord[] = [];
       const rowDue = dueOf(entry, phaseIndex);
+      const disposition = dispositionsOf(entry, phaseIndex, runId, now);
       for (const row of rows) {
         const due = rowDue(row);
         if (due === null || due > day) throw new PlannerDisagrees();
-        records.push({
-          runId,
-          tenant,
-          rule: rule.id,
-          phase: phaseIndex,
-          action: phase.action,
-          table: entry.table,
-          key: String(row.k),
-          dueDate: due,
-          actedAt: now,
-          outcome: 'done',
-        });
+        records.push(disposition(entry.table, String(row.k), due, 'done'));
       }
       if (rule.phases.some((p) => p.action !== 'delete' && p.action !== 'archive')) {
         await forgetApplied(
@@ -577,19 +590,9 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     if (acted.length === 0) return { selected: rows.length, lastKey, records: [] };
     const keys = acted.map((item) => item.key);
     const records: DispositionRecord[] = [];
+    const disposition = dispositionsOf(entry, phaseIndex, runId, now);
     const record = (table: string, key: string, due: string | null, outcome: DispositionRecord['outcome']) =>
-      records.push({
-        runId,
-        tenant,
-        rule: rule.id,
-        phase: phaseIndex,
-        action: phase.action,
-        table,
-        key,
-        dueDate: due,
-        actedAt: now,
-        outcome,
-      });
+      records.push(disposition(table, key, due, outcome));
     const inKeys = (table: string, column: string, values: readonly unknown[]) =>
       keyIn(table, column, values);
     const tenantScope = entry.tenantColumn
@@ -858,18 +861,9 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         .where(sql<SqlBool>`${keyRef} in (${sql.join(keys)})`)
         .execute();
     }
-    const records: DispositionRecord[] = rows.map((row) => ({
-      runId,
-      tenant,
-      rule: rule.id,
-      phase: phaseIndex,
-      action: phase.action,
-      table: entry.table,
-      key: String(row.k),
-      dueDate: dueOf(entry, phaseIndex)(row),
-      actedAt: now,
-      outcome: 'lifted',
-    }));
+    const disposition = dispositionsOf(entry, phaseIndex, runId, now);
+    const rowDue = dueOf(entry, phaseIndex);
+    const records = rows.map((row) => disposition(entry.table, String(row.k), rowDue(row), 'lifted'));
     await insertDispositions(trx, records);
     return { selected: rows.length, lastKey: rows[rows.length - 1]?.k, records };
   }
