@@ -19,6 +19,10 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
   return 'no error';
 }
 
+async function collectRest(iterator: AsyncIterator<unknown>): Promise<void> {
+  for (;;) if ((await iterator.next()).done) return;
+}
+
 describe.each(testEngines())('export store on $engine', (engine) => {
   let test: TestDatabase;
   const clock = fixedClock('2024-06-01T12:00:00.000Z');
@@ -133,6 +137,30 @@ describe.each(testEngines())('export store on $engine', (engine) => {
     const second = await store.issueToken(stored.exportId, { binding: 'b' });
     const damaged = await store.redeem(second.token, { binding: 'b' });
     expect(await codeOf(collect(damaged.stream))).toBe('subject-access/export-corrupt');
+    // A chunk gone from a package that is still there is damage too.
+    await test.db
+      .deleteFrom('privacykit_subject_access_chunks')
+      .where('package_id', '=', stored.exportId)
+      .where('seq', '=', 2)
+      .execute();
+    const third = await store.issueToken(stored.exportId, { binding: 'b' });
+    expect(await codeOf(collect((await store.redeem(third.token, { binding: 'b' })).stream))).toBe(
+      'subject-access/export-corrupt',
+    );
+  });
+
+  it('says an export deleted while it was being downloaded is gone, not damaged', async () => {
+    const store = createExportStore({ db: test.db, clock, chunkSize: 1024 });
+    // Far more chunks than a stream reads ahead (16 KiB on Node 20, 64 KiB from Node 22).
+    const plain = randomBytes(400 * 1024);
+    const stored = await store.save(Readable.from([plain]));
+    const { token } = await store.issueToken(stored.exportId, { binding: 'b' });
+    const download = (await store.redeem(token, { binding: 'b' })).stream[Symbol.asyncIterator]();
+    const first = await download.next();
+    expect(first.done).toBe(false);
+    expect(Buffer.compare(first.value as Buffer, plain.subarray(0, 1024))).toBe(0);
+    expect(await store.delete(stored.exportId)).toMatchObject({ packages: 1 });
+    expect(await codeOf(collectRest(download))).toBe('subject-access/export-unknown');
   });
 
   it('wraps package keys with a key-encryption key when given', async () => {

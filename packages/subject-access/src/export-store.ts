@@ -361,6 +361,21 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
             .where('package_id', '=', exportId)
             .where('seq', '=', seq)
             .executeTakeFirst();
+          if (!chunk) {
+            // Deleted (or purged at its expiry) while this download ran: gone, not damaged.
+            const still = await db
+              .selectFrom(PACKAGES)
+              .select('id')
+              .where('tenant', '=', tenant)
+              .where('id', '=', exportId)
+              .executeTakeFirst();
+            if (!still) {
+              throw storeError(
+                'subject-access/export-unknown',
+                `export ${exportId} was deleted while it was being downloaded`,
+              );
+            }
+          }
           let plain: Buffer;
           try {
             if (!chunk) throw new Error(`chunk ${seq} missing`);
