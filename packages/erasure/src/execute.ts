@@ -371,15 +371,8 @@ async function deleteInBatches(options: {
       return n;
     });
     report.deleted += deleted;
-    if (deleted > 0) {
-      await reportBatch(options.onBatch, {
-        planId: options.planId,
-        table: table.name,
-        deleted,
-        updated: 0,
-        restricted: 0,
-      });
-    }
+    if (deleted > 0)
+      await reportBatch(options.onBatch, { planId: options.planId, table: table.name, deleted });
     if (deleted < batchSize) break;
   }
 }
@@ -445,15 +438,8 @@ async function maskInKeyRanges(options: {
       return n;
     });
     report.updated += updated;
-    if (updated > 0) {
-      await reportBatch(options.onBatch, {
-        planId: options.planId,
-        table: table.name,
-        deleted: 0,
-        updated,
-        restricted: 0,
-      });
-    }
+    if (updated > 0)
+      await reportBatch(options.onBatch, { planId: options.planId, table: table.name, updated });
     if (last === undefined) return;
     after = last;
   }
@@ -714,15 +700,7 @@ async function executeLeased(
           return n;
         });
         report.deleted += deleted;
-        if (deleted > 0) {
-          await reportBatch(options.onBatch, {
-            planId: plan.id,
-            table: table.name,
-            deleted,
-            updated: 0,
-            restricted: 0,
-          });
-        }
+        if (deleted > 0) await reportBatch(options.onBatch, { planId: plan.id, table: table.name, deleted });
         const types =
           postgres && Object.keys(keptMask).length > 0 ? await postgresTypes(db, table.name) : undefined;
         const masks = await valueMasks(scope, table, keptMask, { secrets, after: after?.[0] });
@@ -1045,14 +1023,17 @@ class CallerError extends Error {
   }
 }
 
-/** Tells the caller a batch committed; its callback throwing is told apart from a database error. */
+/**
+ * Tells the caller a batch committed (counts it does not name are 0); its callback throwing is
+ * told apart from a database error.
+ */
 async function reportBatch(
   onBatch: ((progress: BatchProgress) => void | Promise<void>) | undefined,
-  progress: BatchProgress,
+  progress: Pick<BatchProgress, 'planId' | 'table'> & Partial<BatchProgress>,
 ): Promise<void> {
   if (!onBatch) return;
   try {
-    await onBatch(progress);
+    await onBatch({ deleted: 0, updated: 0, restricted: 0, ...progress });
   } catch (error) {
     throw new CallerError(error);
   }
