@@ -13,6 +13,12 @@ if (isRoot && existsSync('/usr/bin/apt-get')) {
   execFileSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env });
   process.exit(0);
 }
+if (process.env.CI) {
+  console.error(
+    `Chromium not found at ${path}, and CI runs every test: install it (apt-get install chromium) or set CHROMIUM_PATH.`,
+  );
+  process.exit(1);
+}
 console.warn(
   `Chromium not found at ${path}: browser tests will be skipped. Install it (apt-get install chromium) or set CHROMIUM_PATH.`,
 );

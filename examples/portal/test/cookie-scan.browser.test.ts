@@ -1,15 +1,19 @@
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { testEngines } from '@privacykit/core/testing';
+import { chromiumPath, skipWithout, testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, STAFF, settledScan, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 
-const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const executablePath = chromiumPath;
+const chromiumMissing = skipWithout(
+  existsSync(executablePath),
+  `Chromium at ${executablePath} (apt-get install chromium)`,
+);
 
 // SQLite only: the back office scans the portal's own home page in the system Chromium.
-describe.skipIf(!existsSync(executablePath))('cookie scan of the portal itself in Chromium', () => {
+describe.skipIf(chromiumMissing)('cookie scan of the portal itself in Chromium', () => {
   let portal: Portal;
   beforeAll(async () => {
     portal = await startPortal(testEngines()[0]!, (base) => ({ scanOrigins: [base] }), { seed: false });
@@ -64,46 +68,43 @@ describe.skipIf(!existsSync(executablePath))('cookie scan of the portal itself i
 });
 
 // An allowed site with an open redirect to another loopback service: the scanner must not follow it.
-describe.skipIf(!existsSync(executablePath))(
-  'cookie scan of an allowed page that redirects elsewhere',
-  () => {
-    let portal: Portal;
-    const otherHits: string[] = [];
-    const other = createServer((req, res) => {
-      otherHits.push(req.url ?? '');
-      res.end('<p>internal</p>');
+describe.skipIf(chromiumMissing)('cookie scan of an allowed page that redirects elsewhere', () => {
+  let portal: Portal;
+  const otherHits: string[] = [];
+  const other = createServer((req, res) => {
+    otherHits.push(req.url ?? '');
+    res.end('<p>internal</p>');
+  });
+  const site = createServer((_req, res) => {
+    res.writeHead(302, { Location: `${otherBase()}/admin` }).end();
+  });
+  const otherBase = () => `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+  let siteBase = '';
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+    siteBase = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    portal = await startPortal(testEngines()[0]!, (base) => ({ scanOrigins: [base, siteBase] }), {
+      seed: false,
     });
-    const site = createServer((_req, res) => {
-      res.writeHead(302, { Location: `${otherBase()}/admin` }).end();
-    });
-    const otherBase = () => `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
-    let siteBase = '';
-    beforeAll(async () => {
-      await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
-      await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
-      siteBase = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
-      portal = await startPortal(testEngines()[0]!, (base) => ({ scanOrigins: [base, siteBase] }), {
-        seed: false,
-      });
-    });
-    afterAll(async () => {
-      await portal?.close();
-      for (const server of [site, other]) {
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
-      }
-    });
+  });
+  afterAll(async () => {
+    await portal?.close();
+    for (const server of [site, other]) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
 
-    it('does not follow the redirect to the other server, and says so', async () => {
-      const staff = new Client(portal.base);
-      await staff.login(STAFF);
-      await staff.page('/admin/cookies');
-      const response = await staff.post('/admin/cookies/scan', { url: `${siteBase}/go` });
-      expect(response.status).toBe(202);
-      const page = await settledScan(staff, response.headers.get('location') ?? '');
-      expect(page).toContain('data-scan-status="done"');
-      expect(otherHits).toEqual([]);
-      expect(page).toContain(`data-blocked-navigation="${otherBase()}/admin"`);
-    }, 120_000);
-  },
-);
+  it('does not follow the redirect to the other server, and says so', async () => {
+    const staff = new Client(portal.base);
+    await staff.login(STAFF);
+    await staff.page('/admin/cookies');
+    const response = await staff.post('/admin/cookies/scan', { url: `${siteBase}/go` });
+    expect(response.status).toBe(202);
+    const page = await settledScan(staff, response.headers.get('location') ?? '');
+    expect(page).toContain('data-scan-status="done"');
+    expect(otherHits).toEqual([]);
+    expect(page).toContain(`data-blocked-navigation="${otherBase()}/admin"`);
+  }, 120_000);
+});

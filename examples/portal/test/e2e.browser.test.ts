@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { testEngines } from '@privacykit/core/testing';
+import { chromiumPath, skipWithout, testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { smtpMailer } from '../src/mailer.js';
 import { ADMIN, STAFF, startPortal } from './harness.js';
@@ -10,11 +10,15 @@ import type { Portal } from './harness.js';
 import { startSmtp, waitForCode } from './smtp.js';
 import { unzip } from './zip.js';
 
-const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const executablePath = chromiumPath;
+const chromiumMissing = skipWithout(
+  existsSync(executablePath),
+  `Chromium at ${executablePath} (apt-get install chromium)`,
+);
 const screenshots = fileURLToPath(new URL('../screenshots/', import.meta.url));
 
 // SQLite only: the HTTP suites cover every engine; this one proves the pages work in a browser.
-describe.skipIf(!existsSync(executablePath))('the portal in Chromium', () => {
+describe.skipIf(chromiumMissing)('the portal in Chromium', () => {
   let portal: Portal;
   let smtp: Awaited<ReturnType<typeof startSmtp>>;
   let browser: Browser;

@@ -29,6 +29,8 @@ describe.each(testEngines())('retention in the back office on $engine', (engine)
         })
       ).status,
     ).toBe(303);
+    const emailsBefore = await portal.t.db.selectFrom('customers').select('email').execute();
+    expect(emailsBefore.map((row) => row.email)).toContain('grace@example.com');
     const swept = await staff.post('/admin/retention/sweep', {});
     expect(swept.status).toBe(303);
     const run = await staff.page(swept.headers.get('location')!);
@@ -40,6 +42,13 @@ describe.each(testEngines())('retention in the back office on $engine', (engine)
       .where('email', '=', 'edsger@example.com')
       .execute();
     expect(edsger).toHaveLength(1);
+    // The sweep did dispose of what no hold covers: Grace's contract ended 70 months ago (the
+    // rule keeps a client record 5 years after the contract ends), so her record and its
+    // children are gone, while Alan (8 months ago) and current clients stay.
+    const remaining = await portal.t.db.selectFrom('customers').select('email').orderBy('email').execute();
+    const emails = remaining.map((row) => row.email as string);
+    expect(emails).not.toContain('grace@example.com');
+    expect(emails).toEqual(expect.arrayContaining(['alan@example.com', 'edsger@example.com']));
     expect(await staff.page('/admin/retention')).toContain('claim 2025-17');
   });
 });

@@ -310,7 +310,7 @@ describe('accuracy on labelled real-world cookies', () => {
     expect(vendors.map(([name]) => name)).toEqual([]);
   });
 
-  describe.skipIf(skipWithoutDatabase !== '')('with the Open Cookie Database', () => {
+  describe.skipIf(skipWithoutDatabase)('with the Open Cookie Database', () => {
     const database = skipWithoutDatabase ? undefined : loadOpenCookieDatabase(readOpenCookieDatabase());
 
     it('beats the OCD-alone baseline, and KB + OCD reaches ≥ 95%', () => {

@@ -56,7 +56,7 @@ describe('loadOpenCookieDatabase', () => {
   });
 });
 
-describe.skipIf(skipWithoutDatabase !== '')('the real Open Cookie Database', () => {
+describe.skipIf(skipWithoutDatabase)('the real Open Cookie Database', () => {
   const csv = skipWithoutDatabase ? '' : readOpenCookieDatabase();
 
   it('loads all 2,264 rows', () => {

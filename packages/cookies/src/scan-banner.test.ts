@@ -6,12 +6,16 @@ import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chromiumPath, skipWithout } from '@privacykit/core/testing';
 import { chromium as playwright } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditBanner, chromiumArgs, scanSite } from './scan.js';
 
-const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const chromiumMissing = !existsSync(chromium);
+const chromium = chromiumPath;
+const chromiumMissing = skipWithout(
+  existsSync(chromium),
+  `Chromium at ${chromium} (apt-get install chromium)`,
+);
 
 const banner = (
   buttons: string,

@@ -3,11 +3,15 @@
 import { existsSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { chromiumPath, skipWithout } from '@privacykit/core/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { scanSite } from './scan.js';
 
-const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const chromiumMissing = !existsSync(chromium);
+const chromium = chromiumPath;
+const chromiumMissing = skipWithout(
+  existsSync(chromium),
+  `Chromium at ${chromium} (apt-get install chromium)`,
+);
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -2,13 +2,15 @@ import { existsSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isPrivacyKitError } from '@privacykit/core';
+import { chromiumPath, skipWithout } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scanSite } from './scan.js';
 
-const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const chromiumMissing = !existsSync(chromium);
-if (chromiumMissing)
-  console.warn(`Chromium not found at ${chromium}: scan tests skipped (apt-get install chromium)`);
+const chromium = chromiumPath;
+const chromiumMissing = skipWithout(
+  existsSync(chromium),
+  `Chromium at ${chromium} (apt-get install chromium)`,
+);
 
 // The page sets Google Analytics' _ga from script before any choice: the violation to find.
 const page = (analyticsBeforeConsent: boolean) => `<!doctype html>

@@ -208,3 +208,18 @@ export function settled(promise: Promise<unknown>): () => boolean {
   promise.then(end, end);
   return () => done;
 }
+
+/**
+ * Whether to skip a suite whose outside dependency (a browser, a data file) is missing. On a
+ * developer's machine it is skipped with a warning; under CI (`CI` set) a missing dependency is
+ * an error, so a run that tests nothing cannot pass for one that tests everything.
+ */
+export function skipWithout(available: boolean, what: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (available) return false;
+  if (env.CI) throw new Error(`${what} is missing, and CI runs every test: install it`);
+  console.warn(`${what} is missing: its tests are skipped`);
+  return true;
+}
+
+/** The Chromium the browser tests drive (Debian's, or `CHROMIUM_PATH`). */
+export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
