@@ -89,7 +89,9 @@ describe('parseDuration', () => {
     fc.assert(
       fc.property(fc.string(), (text) => {
         if (/^\s*\d+(\.\d+)?(ms|s|m|h|d|w)\s*$/.test(text)) return;
-        expect(() => parseDuration(text)).toThrow(/is not a duration/);
+        expect(() => parseDuration(text)).toThrow(
+          expect.objectContaining({ code: 'cli/usage', message: expect.stringMatching(/is not a duration/) }),
+        );
       }),
     );
   });

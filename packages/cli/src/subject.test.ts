@@ -16,7 +16,17 @@ describe('subjectIdentities', () => {
   });
 
   it('refuses a value whose kind it cannot tell, naming the kinds', () => {
-    expect(() => subjectIdentities(['C-1'], twoKinds)).toThrow(/kinds are email, customerNumber/);
-    expect(() => subjectIdentities(['phone:123'], twoKinds)).toThrow(/cannot tell the identity kind/);
+    expect(() => subjectIdentities(['C-1'], twoKinds)).toThrow(
+      expect.objectContaining({
+        code: 'cli/usage',
+        message: expect.stringMatching(/kinds are email, customerNumber/),
+      }),
+    );
+    expect(() => subjectIdentities(['phone:123'], twoKinds)).toThrow(
+      expect.objectContaining({
+        code: 'cli/usage',
+        message: expect.stringMatching(/cannot tell the identity kind/),
+      }),
+    );
   });
 });

@@ -389,7 +389,10 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     const lenient = createConsentLedger({ db: database.db, policy: testPolicy, clock, ageOfConsent: 13 });
     expect((await lenient.record(grant('kid-2', 'newsletter', { age: 14 }))).state).toBe('granted');
     expect(() => createConsentLedger({ db: database.db, policy: testPolicy, ageOfConsent: 12 })).toThrow(
-      /13 to 16/,
+      expect.objectContaining({
+        code: 'consent/invalid-options',
+        message: expect.stringMatching(/13 to 16/),
+      }),
     );
     const history = await ledger.history('kid');
     expect(history.at(-1)?.evidence).toEqual({

@@ -372,14 +372,24 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
     );
     expect(() =>
       createConsentLedger({ db: database?.db as never, policy: testPolicy, ageOfConsent: { Germany: 16 } }),
-    ).toThrow(/ISO 3166/);
+    ).toThrow(
+      expect.objectContaining({
+        code: 'consent/invalid-options',
+        message: expect.stringMatching(/ISO 3166/),
+      }),
+    );
     expect(() =>
       createConsentLedger({
         db: database?.db as never,
         policy: testPolicy,
         ageOfConsent: { default: 16, XX: 12 },
       }),
-    ).toThrow(/13 to 16.*XX/);
+    ).toThrow(
+      expect.objectContaining({
+        code: 'consent/invalid-options',
+        message: expect.stringMatching(/13 to 16.*XX/),
+      }),
+    );
   });
 
   it('an instance whose remembered tail was rolled back (a restored backup) appends after the real last entry, leaving no gap', async () => {

@@ -302,7 +302,9 @@ describe('accuracy on labelled real-world cookies', () => {
       `[accuracy] built-in knowledge base alone: ${result.correct}/${labelledCookies.length} = ${percent(result.correct)}`,
     );
     if (result.wrong.length > 0) console.log('[accuracy] knowledge base misses:', result.wrong);
-    expect(result.correct / labelledCookies.length).toBeGreaterThanOrEqual(0.95);
+    // Stricter than the 95% floor: every labelled cookie is classified right today, and a miss is a
+    // knowledge-base regression, so the test names any.
+    expect(result.wrong).toEqual([]);
     // Vendor attribution, too.
     const vendors = labelledCookies.filter(
       ([name, , vendor]) => classifier.classify({ name }).vendor !== vendor,
@@ -313,7 +315,7 @@ describe('accuracy on labelled real-world cookies', () => {
   describe.skipIf(skipWithoutDatabase)('with the Open Cookie Database', () => {
     const database = skipWithoutDatabase ? undefined : loadOpenCookieDatabase(readOpenCookieDatabase());
 
-    it('beats the OCD-alone baseline, and KB + OCD reaches ≥ 95%', () => {
+    it('beats the OCD-alone baseline, and KB + OCD classifies every labelled cookie right', () => {
       const baseline = accuracy((name) => ocdBaseline(database!, name));
       const ocdClassifier = createClassifier({ openCookieDatabase: database!, knowledgeBase: false });
       const ocdGuarded = accuracy((name) => ocdClassifier.classify({ name }).category);
@@ -328,7 +330,8 @@ describe('accuracy on labelled real-world cookies', () => {
       console.log(
         `[accuracy] knowledge base + OCD: ${both.correct}/${labelledCookies.length} = ${percent(both.correct)}`,
       );
-      expect(both.correct / labelledCookies.length).toBeGreaterThanOrEqual(0.95);
+      // Adding the OCD must not turn a right answer wrong (stricter than the 95% floor).
+      expect(both.wrong).toEqual([]);
       expect(both.correct).toBeGreaterThan(baseline.correct);
     });
   });

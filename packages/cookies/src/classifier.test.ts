@@ -1,6 +1,7 @@
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { describe, expect, it } from 'vitest';
 import { classifyCookie, createClassifier } from './classifier.js';
+import type { CookieInput } from './classifier.js';
 import { loadOpenCookieDatabase } from './open-cookie-database.js';
 import { overridesFromPolicy } from './policy-overrides.js';
 
@@ -151,9 +152,22 @@ describe('sources, in order', () => {
 
   it('answers the same from the memo as from a fresh classifier', () => {
     const classifier = createClassifier();
-    for (const name of ['_ga', 'connect.sid', 'lang', 'unknown_x', '_pk_id.1.a']) {
-      expect(classifier.classify({ name })).toEqual(createClassifier().classify({ name }));
-      expect(classifier.classify({ name })).toEqual(classifier.classify({ name }));
+    const inputs: CookieInput[] = [
+      { name: '_ga' },
+      { name: 'connect.sid' },
+      { name: 'lang' },
+      { name: 'unknown_x' },
+      { name: '_pk_id.1.a' },
+      // The same names again with what else changes an answer: the memo must not answer these
+      // from the bare name's entry.
+      { name: '_ga', domain: '.google-analytics.com', firstParty: false },
+      { name: 'unknown_x', maxAge: 400 * 24 * 3600 },
+      { name: 'unknown_x', firstParty: false },
+      { name: 'lang', setByUser: true },
+    ];
+    for (const input of inputs) classifier.classify(input); // fills the memo
+    for (const input of inputs) {
+      expect(classifier.classify(input)).toEqual(createClassifier().classify(input));
     }
   });
 });

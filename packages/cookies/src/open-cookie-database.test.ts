@@ -43,7 +43,12 @@ describe('parseCsv (RFC 4180)', () => {
 
 describe('loadOpenCookieDatabase', () => {
   it('refuses a CSV without the columns it needs', () => {
-    expect(() => loadOpenCookieDatabase('a,b\n1,2')).toThrow(/lacks the columns/);
+    expect(() => loadOpenCookieDatabase('a,b\n1,2')).toThrow(
+      expect.objectContaining({
+        code: 'cookies/invalid-csv',
+        message: expect.stringMatching(/lacks the columns/),
+      }),
+    );
   });
 
   it('guards prefixes: boundaries or length ≥ 5', () => {

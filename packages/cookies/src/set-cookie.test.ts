@@ -165,7 +165,12 @@ describe('serializeSetCookie', () => {
     ]) {
       expect(() =>
         serializeSetCookie({ secure: false, httpOnly: false, partitioned: false, ...cookie }),
-      ).toThrow(/Cannot serialise/);
+      ).toThrow(
+        expect.objectContaining({
+          code: 'cookies/invalid-cookie',
+          message: expect.stringMatching(/Cannot serialise/),
+        }),
+      );
     }
   });
 });

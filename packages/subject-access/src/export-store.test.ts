@@ -222,13 +222,16 @@ describe.each(testEngines())('export store on $engine', (engine) => {
       yield randomBytes(5000);
       throw new Error('boom');
     }
-    const before = await test.db
-      .selectFrom('privacykit_subject_access_chunks')
-      .select('package_id')
-      .execute();
+    const rows = async () => ({
+      chunks: (await test.db.selectFrom('privacykit_subject_access_chunks').select('package_id').execute())
+        .length,
+      packages: (await test.db.selectFrom('privacykit_subject_access_packages').select('id').execute())
+        .length,
+    });
+    const before = await rows();
     await expect(store.save(failing())).rejects.toThrow('boom');
-    const after = await test.db.selectFrom('privacykit_subject_access_chunks').select('package_id').execute();
-    expect(after.length).toBe(before.length);
+    // Neither the chunks written before the failure nor the package row it started with remain.
+    expect(await rows()).toEqual(before);
   });
 });
 
