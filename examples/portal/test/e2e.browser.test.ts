@@ -4,7 +4,9 @@ import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { chromiumPath, skipWithout, testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bannerPurposes } from '../src/consent-cookie.js';
 import { smtpMailer } from '../src/mailer.js';
+import { seedPolicy } from '../src/policy.js';
 import { ADMIN, STAFF, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 import { startSmtp, waitForCode } from './smtp.js';
@@ -113,9 +115,24 @@ describe.skipIf(chromiumMissing)('the portal in Chromium', () => {
     const page = await context.newPage();
     await page.goto(`${portal.base}/cookies`);
     await shot(page, 'cookie-preferences');
+    // One Allow / Do not allow choice per purpose the policy's non-exempt cookies serve.
+    const purposes = bannerPurposes(seedPolicy).map((purpose) => purpose.id);
+    expect(purposes).toEqual(expect.arrayContaining(['audience-measurement', 'targeted-advertising']));
+    const choices = (value: string) =>
+      page.locator(`form[action="/cookies"] input[type=radio][value=${value}]`).evaluateAll((inputs) =>
+        inputs.map((input) => {
+          const radio = input as unknown as { name: string; checked: boolean };
+          return [radio.name, radio.checked];
+        }),
+      );
+    expect((await choices('granted')).map(([name]) => name)).toEqual(purposes.map((id) => `purpose_${id}`));
+    expect((await choices('refused')).map(([name]) => name)).toEqual(purposes.map((id) => `purpose_${id}`));
     await page.getByRole('button', { name: 'Accept all' }).first().click();
     await page.waitForLoadState('load');
     await expect.poll(async () => (await cookieNames(context)).includes('_ga'), { timeout: 5000 }).toBe(true);
+    // Back in the preference centre, every purpose shows as allowed.
+    await page.goto(`${portal.base}/cookies`);
+    expect(await choices('granted')).toEqual(purposes.map((id) => [`purpose_${id}`, true]));
     await context.close();
   });
 

@@ -147,11 +147,12 @@ describe.each(testEngines())('fast paths on $engine', (engine) => {
     await db
       .transaction()
       .execute(async (trx) => {
-        await trx
+        const dirty = await trx
           .updateTable('privacykit_consent_state')
           .set({ state: 'granted' })
           .where('subject_id', '=', 'dirty')
-          .execute();
+          .executeTakeFirst();
+        expect(Number(dirty.numUpdatedRows)).toBe(1); // the uncommitted grant is really there
         // Asked while the grant is written but not committed (then rolled back).
         during = ledger.mayProcess('dirty', 'newsletter');
         await new Promise((resolve) => setTimeout(resolve, 20));

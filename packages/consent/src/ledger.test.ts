@@ -54,10 +54,14 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     });
 
     it('refuses a pre-ticked control whatever the method', async () => {
-      await rejects(
-        ledger.record(grant('reject-1', 'newsletter', { preTicked: true })),
-        'consent/pre-ticked-not-consent',
-      );
+      const before = await ledgerSize(database);
+      for (const method of ['click', 'toggle', 'form-submit', 'api-call', 'written', 'verbal-recorded']) {
+        await rejects(
+          ledger.record(grant('reject-1', 'newsletter', { method, preTicked: true })),
+          'consent/pre-ticked-not-consent',
+        );
+      }
+      expect(await ledgerSize(database)).toBe(before);
     });
 
     it('refuses a grant the service was made conditional on, but records a refusal given so (C11, Art 7(4))', async () => {

@@ -74,8 +74,8 @@ describe('defineDataMap', () => {
     const map = defineDataMap(base());
     expect(normaliseIdentity(map, 'email', '  Alice@Example.COM ')).toBe('alice@example.com');
     // Kelvin sign and dotted capital I would fold to ASCII with toLowerCase(): they must not.
-    expect(normaliseIdentity(map, 'email', '\u212Aate@example.com')).not.toBe('kate@example.com');
-    expect(normaliseIdentity(map, 'email', '\u0130nes@example.com')).not.toBe('ines@example.com');
+    expect(normaliseIdentity(map, 'email', '\u212Aate@example.com')).toBe('\u212Aate@example.com');
+    expect(normaliseIdentity(map, 'email', '\u0130nes@example.com')).toBe('\u0130nes@example.com');
     expect(normaliseIdentity(map, 'customerNumber', ' C-1 ')).toBe(' C-1 ');
   });
 });
