@@ -284,8 +284,8 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
       });
       // The database's own error about the table, not a mistake of the test's making.
       await expect(collect(stream)).rejects.toThrow(/missing_table/);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(readdirSync(spoolDirectory)).toEqual([]);
+      // Cleanup finishes after the error reaches the reader: wait for it, not a fixed time.
+      await expect.poll(() => readdirSync(spoolDirectory), { timeout: 5000 }).toEqual([]);
     } finally {
       rmSync(spoolDirectory, { recursive: true, force: true });
     }
@@ -305,8 +305,7 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
       });
       await new Promise<void>((resolve) => stream.once('data', () => resolve()));
       stream.destroy();
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(readdirSync(spoolDirectory)).toEqual([]);
+      await expect.poll(() => readdirSync(spoolDirectory), { timeout: 5000 }).toEqual([]);
     } finally {
       rmSync(spoolDirectory, { recursive: true, force: true });
     }
