@@ -102,6 +102,14 @@ describe('consent notice content (C04, C07)', () => {
       'recipients',
       'retention',
     ]);
+    // Pinned: a deployed ledger's grants carry this hash, and a change to how the content is
+    // written would ask every subject to consent again.
+    expect(
+      purposeNoticeHash(
+        testPolicy,
+        testPolicy.purposes.find((purpose) => purpose.id === 'newsletter') as never,
+      ),
+    ).toBe('30de417e918bbc8e5f97baf1f669d1c4d849a8fe74b0ba40666ab6fa2b4465a3');
     // A transfer touches only the purposes that use its recipients: none for a recipient no consent purpose uses.
     expect(changedBy(withTransfers({ ...trackingToUs, recipients: ['staff'] }))).toEqual(['newsletter']);
     expect(
