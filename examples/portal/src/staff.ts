@@ -51,7 +51,8 @@ export async function verifyPassword(password: string, stored: string): Promise<
 // time as one for a known account (no enumeration by timing).
 let decoyHash: Promise<string> | undefined;
 
-function normaliseEmail(email: string): string {
+/** The form of a staff email the directory looks up (and the sign-in limiter counts by). */
+export function normaliseEmail(email: string): string {
   return email.trim().replace(/[A-Z]/g, (c) => c.toLowerCase());
 }
 

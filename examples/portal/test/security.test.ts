@@ -185,6 +185,11 @@ describe('rate limits', () => {
       expect(statuses).toEqual([401, 401, 401, 429, 429]);
       // Even the right password is refused while throttled.
       expect((await client.post('/admin/login', STAFF)).status).toBe(429);
+      // The same account written another way (padding, case) is the same count, not a fresh one.
+      for (const email of [` ${STAFF.email}`, `${STAFF.email}\t`, STAFF.email.toUpperCase()]) {
+        expect((await client.post('/admin/login', { email, password: 'another guess' })).status).toBe(429);
+        expect((await client.post('/admin/login', { ...STAFF, email })).status).toBe(429);
+      }
     } finally {
       await portal.close();
     }

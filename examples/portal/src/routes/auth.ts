@@ -8,6 +8,7 @@ import { HttpError } from '../http-error.js';
 import { currentStaff, render } from '../render.js';
 import { csrfToken, limiter } from '../security.js';
 import { destroySession, regenerateSession, saveSession } from '../session.js';
+import { normaliseEmail } from '../staff.js';
 import type { StaffDirectory, StaffRole } from '../staff.js';
 import { parseForm } from '../validation.js';
 import { loginView } from '../views/admin/login.js';
@@ -51,10 +52,9 @@ export function authRoutes(options: {
   const loginLimiter = limiter({
     windowMs: 15 * 60_000,
     limit: options.loginLimit,
+    // Counted by the account as sign-in looks it up: " admin@…" or "ADMIN@…\t" is the same one.
     key: (req) =>
-      `${ipKeyGenerator(req.ip ?? '')}|${String((req.body as { email?: unknown })?.email ?? '')
-        .toLowerCase()
-        .slice(0, 254)}`,
+      `${ipKeyGenerator(req.ip ?? '')}|${normaliseEmail(String((req.body as { email?: unknown })?.email ?? '')).slice(0, 254)}`,
     message: 'Too many sign-in attempts. Wait a few minutes and try again.',
   });
 
