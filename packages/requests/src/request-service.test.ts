@@ -468,6 +468,33 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect(last?.data).not.toHaveProperty('details');
     });
 
+    it('an unverified duplicate never rewrites a request whose subject verified it: its details are only kept in the audit', async () => {
+      const ctx = setup();
+      const rectify = (corrected: string) =>
+        ({
+          right: 'rectification',
+          identities: [{ kind: 'email', value: 'victim@example.com' }],
+          details: { changes: [{ field: 'address', corrected }] },
+        }) as SubmitRequestInput;
+      const requestId = await verified(ctx, 'victim@example.com', rectify('1 Real Street'));
+      expect((await ctx.service.get(requestId)).status).toBe('verified');
+      // Anyone can name the victim's email on the form; the submission proves nothing.
+      const forged = await ctx.service.submit(rectify('99 Attacker Road, send mail here'));
+      expect(forged.duplicateOf).toBe(requestId);
+      expect((await ctx.service.get(requestId)).details).toEqual({
+        changes: [{ field: 'address', corrected: '1 Real Street' }],
+      });
+      const entry = (await ctx.service.audit(requestId)).at(-1);
+      expect(entry).toMatchObject({
+        action: 'duplicate-submission',
+        data: {
+          merged: false,
+          unverified: true,
+          details: { changes: [{ corrected: '99 Attacker Road, send mail here' }] },
+        },
+      });
+    });
+
     it('a duplicate withdrawal adds its purposes; details it cannot merge are kept in the audit', async () => {
       const ctx = setup();
       const withdraw = (purposes: string[]) =>

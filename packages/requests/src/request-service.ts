@@ -780,11 +780,16 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       const flagged = counts.some((count) => Number(count.n) > excessive.maxRequests);
 
       if (duplicate) {
-        // Nothing the subject sent is dropped: new corrections or purposes join the open request,
-        // and details that differ from it are kept in the audit entry either way.
+        // Nothing the subject sent is dropped: details that differ from the open request are kept
+        // in the audit entry. They join it (new corrections, purposes) only while nobody has yet
+        // proved control of its identity: a submission is unverified, and anyone can name
+        // someone else's email, so it must never rewrite a request its subject has verified
+        // (a rectification's corrected address, say, which staff would then apply).
         const stored = parseJson(duplicate.details) as RequestDetails;
         const differs = JSON.stringify(stored) !== JSON.stringify(input.details);
-        const merged = differs ? mergeDuplicateDetails(input.right, stored, input.details) : undefined;
+        const mergeable = duplicate.status === 'identity-pending';
+        const merged =
+          differs && mergeable ? mergeDuplicateDetails(input.right, stored, input.details) : undefined;
         if (merged) {
           await trx
             .updateTable('privacykit_requests_requests')
@@ -799,7 +804,13 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           action: 'duplicate-submission',
           data: {
             channel: input.channel,
-            ...(differs ? { details: input.details, merged: merged !== undefined } : {}),
+            ...(differs
+              ? {
+                  details: input.details,
+                  merged: merged !== undefined,
+                  ...(mergeable ? {} : { unverified: true }),
+                }
+              : {}),
           },
         });
         const alreadyFlagged = Number(duplicate.excessive) === 1;
