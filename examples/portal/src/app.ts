@@ -239,7 +239,9 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(consentRoutes({ policy, clock, ledger: services.ledger, secureCookies }));
-  app.use(newsletterRoutes({ policy, dataMap, ledger: services.ledger, limit: limits.intake }));
+  app.use(
+    newsletterRoutes({ policy, dataMap, ledger: services.ledger, mailer, logError, limit: limits.intake }),
+  );
   app.use(
     requestRoutes({
       policy,

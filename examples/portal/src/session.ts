@@ -14,6 +14,15 @@ declare module 'express-session' {
     requestIds: string[];
     /** Consent-ledger subjects (`email:…`) this session signed up for the newsletter. */
     consentSubjects: string[];
+    /** A newsletter sign-up awaiting the code mailed to its address (double opt-in). */
+    newsletterPending: {
+      subjectId: string;
+      email: string;
+      salt: string;
+      codeHash: string;
+      expiresAt: number;
+      tries: number;
+    };
     /** The pending "check my request" challenge of a returning visitor. */
     returnChallenge: string;
     /** Last activity, for the idle timeout. */

@@ -13,19 +13,66 @@ describe.each(testEngines())('newsletter consent tied to a person on $engine', (
     await portal?.close();
   });
 
+  /** Signs `email` up in `visitor`'s session and returns the code mailed to it. */
+  async function signUp(visitor: Client, email: string): Promise<string> {
+    await visitor.page('/newsletter');
+    const before = portal.mail.length;
+    const asked = await visitor.post('/newsletter', { email, agree: 'yes' });
+    expect(asked.status).toBe(303);
+    const to = email.toLowerCase();
+    const mine = () => portal.mail.slice(before).find((m) => m.to.toLowerCase() === to);
+    for (let i = 0; i < 250 && !mine(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    return /code on the page you signed up on: (\d{8})/.exec(mine()!.text)![1]!;
+  }
+  const confirm = (visitor: Client, code: string) => visitor.post('/newsletter/confirm', { code });
+  const newsletterRows = async () =>
+    (
+      await portal.t.db
+        .selectFrom('privacykit_consent_state')
+        .selectAll()
+        .where('purpose', '=', 'newsletter')
+        .execute()
+    ).length;
+
+  it('double opt-in: nothing is recorded until the code mailed to the address is entered, in the browser that signed up', async () => {
+    const before = await newsletterRows();
+    // A stranger signs up someone else's address: the code goes to that address, not to them.
+    const stranger = new Client(portal.base);
+    await signUp(stranger, 'grace.h@example.com');
+    expect(await stranger.page('/newsletter')).toContain('data-confirm');
+    expect(await newsletterRows()).toBe(before);
+    // Guessing fails, and after the allowed tries the sign-up is gone.
+    for (let i = 0; i < 5; i++) expect((await confirm(stranger, String(10_000_000 + i))).status).toBe(400);
+    expect((await confirm(stranger, '12345678')).status).toBe(400);
+    expect((await confirm(stranger, '12345678')).status).toBe(409);
+    expect(await newsletterRows()).toBe(before);
+    // The code is only good in the session that signed up.
+    const owner = new Client(portal.base);
+    const code = await signUp(owner, 'grace.h@example.com');
+    const elsewhere = new Client(portal.base);
+    await elsewhere.page('/newsletter');
+    expect((await confirm(elsewhere, code)).status).toBe(409);
+    expect((await confirm(owner, code)).status).toBe(303);
+    expect(await newsletterRows()).toBe(before + 1);
+    expect(await owner.page('/newsletter?done=1')).toContain('data-subscribed');
+    // Spent: the same code records nothing more.
+    expect((await confirm(owner, code)).status).toBe(409);
+  });
+
   it('refuses a sign-up without the tick, records one with it, and withdraws it from /consent', async () => {
     const visitor = new Client(portal.base);
     const form = await visitor.page('/newsletter');
     expect(form).toMatch(/<input type="checkbox" name="agree" value="yes">/);
     expect(form).not.toMatch(/name="agree"[^>]*checked/);
+    const before = await newsletterRows();
+    const mails = portal.mail.length;
     const unticked = await visitor.post('/newsletter', { email: 'linus@example.com' });
     expect(unticked.status).toBe(400);
     expect(await unticked.text()).toContain('tick the box');
-    expect(await portal.t.db.selectFrom('privacykit_consent_state').selectAll().execute()).toHaveLength(0);
+    expect(await newsletterRows()).toBe(before);
+    expect(portal.mail.length).toBe(mails);
 
-    expect((await visitor.post('/newsletter', { email: 'Linus@Example.com', agree: 'yes' })).status).toBe(
-      303,
-    );
+    expect((await confirm(visitor, await signUp(visitor, 'Linus@Example.com'))).status).toBe(303);
     const consent = await visitor.page('/consent');
     expect(consent).toContain('data-newsletter="granted"');
     expect(consent).toContain('linus@example.com');
@@ -43,10 +90,7 @@ describe.each(testEngines())('newsletter consent tied to a person on $engine', (
 
   it('puts the newsletter consent in the access export of the person who signed up', async () => {
     const visitor = new Client(portal.base);
-    await visitor.page('/newsletter');
-    expect((await visitor.post('/newsletter', { email: 'Katherine@example.com', agree: 'yes' })).status).toBe(
-      303,
-    );
+    expect((await confirm(visitor, await signUp(visitor, 'Katherine@example.com'))).status).toBe(303);
 
     await visitor.page('/rights/access');
     const before = portal.mail.length;

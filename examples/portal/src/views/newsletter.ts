@@ -4,10 +4,26 @@ import { html } from './html.js';
 import type { SafeHtml } from './html.js';
 import { csrfField } from './layout.js';
 
-export function newsletterView(options: { policy: Policy; csrf: string; done?: boolean }): SafeHtml {
+export function newsletterView(options: {
+  policy: Policy;
+  csrf: string;
+  done?: boolean;
+  /** The address a sign-up in this browser mailed a confirmation code to. */
+  pending?: string;
+}): SafeHtml {
   const purpose = options.policy.purposes.find((p) => p.id === 'newsletter');
   return html`<h1>Our newsletter</h1>
 ${options.done ? html`<p class="notice" role="status" data-subscribed>Thank you: your consent is recorded. You can withdraw it at any time on <a href="/consent">your consent page</a> or from any newsletter.</p>` : ''}
+${
+  options.pending
+    ? html`<form method="post" action="/newsletter/confirm" class="stack" data-confirm>
+  ${csrfField(options.csrf)}
+  <p class="notice" role="status">We sent a code to <strong>${options.pending}</strong>. Enter it here to confirm your subscription: nothing is recorded until you do.</p>
+  <div><label for="code">Code from the email</label><input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{8}" required></div>
+  <div><button type="submit">Confirm my subscription</button></div>
+</form>`
+    : ''
+}
 <p>${purpose?.description ?? ''}</p>
 <form method="post" action="/newsletter" class="stack">
   ${csrfField(options.csrf)}
