@@ -30,9 +30,16 @@ export interface Approvals {
   /** The latest approval asked for this action and target, approved or not. */
   latest(action: ApprovalAction, target: string): Promise<Approval | undefined>;
   /**
-   * Approves the pending request. 409 when nothing is pending; 403 when `by` asked for it.
+   * Approves the pending request. 409 when nothing is pending; 403 when `by` asked for it, or
+   * when the approver's account (`byCreatedAt`) was created after the approval was asked for: an
+   * admin could otherwise create a second account and approve their own request with it.
    */
-  approve(input: { action: ApprovalAction; target: string; by: string }): Promise<Approval>;
+  approve(input: {
+    action: ApprovalAction;
+    target: string;
+    by: string;
+    byCreatedAt: string;
+  }): Promise<Approval>;
 }
 
 type Row = {
@@ -59,6 +66,9 @@ function fromRow(row: Row): Approval {
 
 export const sameApproverMessage =
   'Four-eyes rule: you asked for this approval yourself, so a different staff member must approve it.';
+
+export const newApproverMessage =
+  'Four-eyes rule: your account was created after this approval was asked for, so a staff member whose account existed then must approve it.';
 
 export function createApprovals(options: { db: Kysely<any>; tenant: string; clock: Clock }): Approvals {
   const { db, tenant, clock } = options;
@@ -97,12 +107,13 @@ export function createApprovals(options: { db: Kysely<any>; tenant: string; cloc
         .execute();
       return fromRow(row);
     },
-    async approve({ action, target, by }) {
+    async approve({ action, target, by, byCreatedAt }) {
       const pending = await latest(action, target);
       if (!pending || pending.approvedAt) {
         throw new HttpError(409, 'Nothing is waiting for approval here: ask for approval first.');
       }
       if (pending.requestedBy === by) throw new HttpError(403, sameApproverMessage);
+      if (byCreatedAt > pending.requestedAt) throw new HttpError(403, newApproverMessage);
       const at = clock.now().toISOString();
       const result = await db
         .updateTable(TABLE)

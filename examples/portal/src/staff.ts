@@ -13,6 +13,8 @@ export interface StaffMember {
   email: string;
   name: string;
   role: StaffRole;
+  /** When the account was created (ISO 8601). */
+  createdAt: string;
 }
 
 const TABLE = 'privacykit_portal_staff';
@@ -77,10 +79,12 @@ export function createStaffDirectory(options: {
     email: String(row.email),
     name: String(row.name),
     role: staffRoleSchema.parse(row.role),
+    createdAt: String(row.created_at),
   });
 
   const directory: StaffDirectory = {
     async create(input) {
+      const createdAt = clock.now().toISOString();
       const member = {
         id: newId(clock.now()),
         email: normaliseEmail(input.email),
@@ -93,10 +97,10 @@ export function createStaffDirectory(options: {
           ...member,
           tenant,
           password_hash: await hashPassword(input.password),
-          created_at: clock.now().toISOString(),
+          created_at: createdAt,
         })
         .execute();
-      return member;
+      return { ...member, createdAt };
     },
     async authenticate(email, password) {
       const row = await db

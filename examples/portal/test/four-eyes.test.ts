@@ -81,6 +81,32 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     });
   });
 
+  it('an account created after the approval was asked for cannot give it: no second account of the requester’s making', async () => {
+    const { visitor, requestId } = await verifiedRequest('access', 'grace@example.com');
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    await admin.page(`/admin/requests/${requestId}`);
+    await admin.post(`/admin/requests/${requestId}/approve`, {});
+    expect((await admin.post(`/admin/requests/${requestId}/export`, {})).status).toBe(303);
+    // The admin asked; a minute later they make themselves a second account to approve with.
+    portal.clock.advance(60_000);
+    await admin.page('/admin/staff');
+    const puppet = { email: 'second-me@example.com', password: 'a fresh long passphrase', name: 'Second Me' };
+    expect((await admin.post('/admin/staff', { ...puppet, role: 'privacy-officer' })).status).toBe(303);
+    const other = new Client(portal.base);
+    await other.login(puppet);
+    await other.page(`/admin/requests/${requestId}`);
+    const refused = await other.post(`/admin/requests/${requestId}/release`, {});
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain('your account was created after this approval was asked for');
+    expect((await visitor.post(`/rights/requests/${requestId}/download`, {})).status).toBe(404);
+    // A staff member whose account existed when it was asked for may approve.
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    await officer.page(`/admin/requests/${requestId}`);
+    expect((await officer.post(`/admin/requests/${requestId}/release`, {})).status).toBe(303);
+  });
+
   it('an access export is released to the requester only by a second staff member', async () => {
     const { visitor, requestId } = await verifiedRequest('access', 'alan@example.com');
     const officer = new Client(portal.base);

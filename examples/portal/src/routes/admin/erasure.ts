@@ -250,7 +250,12 @@ export function adminErasureRoutes(options: {
     if (status === 'superseded') throw new HttpError(409, supersededMessage(record.supersededBy));
     if (!runnable(status)) throw new HttpError(409, 'This erasure has already been executed.');
     const by = actor(res);
-    const approval = await options.approvals.approve({ action: 'erasure.execute', target: plan.id, by });
+    const approval = await options.approvals.approve({
+      action: 'erasure.execute',
+      target: plan.id,
+      by,
+      byCreatedAt: currentStaff(res)!.createdAt,
+    });
     await options.audit.record({
       actor: by,
       action: 'erasure.approved',

@@ -213,7 +213,12 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
       throw new HttpError(409, 'Only a request in progress can have its export released.');
     }
     const by = actor(res);
-    const approval = await options.approvals.approve({ action: 'export.release', target: pkg.exportId, by });
+    const approval = await options.approvals.approve({
+      action: 'export.release',
+      target: pkg.exportId,
+      by,
+      byCreatedAt: currentStaff(res)!.createdAt,
+    });
     await options.requestExports.release({ requestId: record.id, exportId: pkg.exportId, by });
     await options.audit.record({
       actor: by,
