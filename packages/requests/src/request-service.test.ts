@@ -196,6 +196,14 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const actions = (await ctx.service.audit(requestId)).map((entry) => entry.action);
       expect(actions.filter((action) => action === 'verification-failed')).toHaveLength(5);
       expect(actions).toContain('verification-locked');
+      // Whoever made the wrong guesses (someone who learnt the reference, say), the subject is
+      // not stuck: submitting again gives a new request and a new code, which verifies.
+      const again = await submitted(ctx, 'guess@example.com');
+      expect(again.requestId).not.toBe(requestId);
+      expect(again.duplicateOf).toBeNull();
+      await ctx.service.verify({ requestId: again.requestId, code: codeIn(again.mail!.text) });
+      expect((await ctx.service.get(again.requestId)).status).toBe('verified');
+      expect((await ctx.service.get(requestId)).verificationLocked).toBe(true);
     });
 
     it('keeps the lockout when wrong codes arrive in parallel', async () => {

@@ -744,6 +744,10 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         .where('r.request_right', '=', input.right)
         .where('r.status', 'not in', [...finalStatuses])
         .where('r.received_at', '>=', since)
+        // A request locked after wrong codes answers no new submission: the subject's fresh one
+        // gets a request and a code of its own. Else anyone who learnt a request's reference
+        // could lock it with five guesses and leave its subject no way on for the whole window.
+        .where('r.verification_locked', '=', 0)
         .orderBy('r.received_at')
         .orderBy('r.id')
         .execute()
@@ -855,11 +859,12 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       // create" atomic: a concurrent identical submission cannot create a second request. A slot
       // still held by a request the check above passed over (closed, or received before the
       // window) is released; one held by a request it would have returned was taken by a
-      // submission that committed since: check again.
+      // submission that committed since: check again. (A request locked after wrong codes is
+      // passed over too.)
       const holders = await trx
         .selectFrom('privacykit_requests_identities as i')
         .innerJoin('privacykit_requests_requests as r', 'r.id', 'i.request_id')
-        .select(['i.id', 'r.status', 'r.received_at'])
+        .select(['i.id', 'r.status', 'r.received_at', 'r.verification_locked'])
         .where('i.tenant', '=', tenant)
         .where('r.tenant', '=', tenant)
         .where('i.lookup_hash', 'in', hashes)
@@ -868,7 +873,9 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         .execute();
       for (const holder of holders) {
         const passedOver =
-          isFinalStatus(requestStatusSchema.parse(holder.status)) || holder.received_at < since;
+          isFinalStatus(requestStatusSchema.parse(holder.status)) ||
+          holder.received_at < since ||
+          Number(holder.verification_locked) === 1;
         if (!passedOver) throw new IntakeRace();
         await trx
           .updateTable('privacykit_requests_identities')
