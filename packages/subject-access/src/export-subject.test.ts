@@ -291,6 +291,18 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
     }
   });
 
+  it('fails the stream with the file error, not a crash, when the spool directory cannot be written', async () => {
+    const stream = exportSubject({
+      db: test.db,
+      dataMap,
+      policy,
+      identities: ada,
+      clock,
+      spoolDirectory: join(tmpdir(), `pk-spool-missing-${process.pid}`, 'nowhere'),
+    });
+    await expect(collect(stream)).rejects.toThrow(/ENOENT/);
+  });
+
   it('stops and cleans up when the reader goes away', async () => {
     const spoolDirectory = mkdtempSync(join(tmpdir(), 'pk-spool-'));
     try {

@@ -427,7 +427,7 @@ async function writeZip(input: Prepared, out: PassThrough): Promise<void> {
           json = addEntry(`data/${table}.json`);
           await json.write('[');
         }
-        csv = new Spool(`csv/${table}.csv`, input.spoolDirectory);
+        csv = new Spool(`csv/${table}.csv`, input.spoolDirectory, abort);
         spools.push(csv);
         await csv.sink.write(csvRecord(columns));
         sample = [];

@@ -131,9 +131,18 @@ export class Spool {
   private tag: Buffer | undefined;
   digest: FileDigest | undefined;
 
-  constructor(path: string, directory: string) {
+  /**
+   * `onError` hears a spool file that cannot be written (a missing or full spool directory):
+   * the export fails with that error instead of the process crashing on an unhandled 'error'.
+   */
+  constructor(path: string, directory: string, onError?: (error: Error) => void) {
     this.file = join(directory, `privacykit-export-${randomUUID()}.spool`);
     this.out = createWriteStream(this.file, { mode: 0o600 });
+    this.out.on('error', (error) => {
+      onError?.(error);
+      // Writers waiting on the cipher wake up ("export stream closed") instead of hanging.
+      this.cipher.destroy();
+    });
     this.cipher.pipe(this.out);
     this.sink = new TextSink(path, this.cipher);
   }
