@@ -240,7 +240,15 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(consentRoutes({ policy, clock, ledger: services.ledger, secureCookies }));
   app.use(
-    newsletterRoutes({ policy, dataMap, ledger: services.ledger, mailer, logError, limit: limits.intake }),
+    newsletterRoutes({
+      policy,
+      dataMap,
+      ledger: services.ledger,
+      clock,
+      mailer,
+      logError,
+      limit: limits.intake,
+    }),
   );
   app.use(
     requestRoutes({

@@ -57,6 +57,15 @@ describe.each(testEngines())('newsletter consent tied to a person on $engine', (
     expect(await owner.page('/newsletter?done=1')).toContain('data-subscribed');
     // Spent: the same code records nothing more.
     expect((await confirm(owner, code)).status).toBe(409);
+    // A code entered after 30 minutes is refused, and the sign-up is gone.
+    const late = new Client(portal.base);
+    const lateCode = await signUp(late, 'alan.t@example.com');
+    portal.clock.advance(30 * 60_000 + 1000);
+    const expired = await confirm(late, lateCode);
+    expect(expired.status).toBe(400);
+    expect(await expired.text()).toContain('expired');
+    expect((await confirm(late, lateCode)).status).toBe(409);
+    expect(await newsletterRows()).toBe(before + 1);
   });
 
   it('refuses a sign-up without the tick, records one with it, and withdraws it from /consent', async () => {

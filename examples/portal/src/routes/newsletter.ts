@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { randomToken } from '@privacykit/core';
-import type { DataMap, Policy } from '@privacykit/core';
+import type { Clock, DataMap, Policy } from '@privacykit/core';
 import { constantTimeEqual, hmacSha256Hex } from '@privacykit/core/crypto';
 import type { ConsentLedger } from '@privacykit/consent';
 import { emailSubjectId } from '../consent-subject.js';
@@ -42,6 +42,7 @@ export function newsletterRoutes(options: {
   policy: Policy;
   dataMap: DataMap;
   ledger: ConsentLedger;
+  clock: Clock;
   mailer: Mailer;
   logError: (error: unknown) => void;
   limit: number;
@@ -76,7 +77,7 @@ export function newsletterRoutes(options: {
         email: form.email,
         salt,
         codeHash: hmacSha256Hex(salt, code),
-        expiresAt: Date.now() + NEWSLETTER_CONFIRM_MS,
+        expiresAt: options.clock.now().getTime() + NEWSLETTER_CONFIRM_MS,
         tries: 0,
       };
       await saveSession(req);
@@ -106,7 +107,7 @@ export function newsletterRoutes(options: {
       const pending = req.session.newsletterPending;
       if (!pending)
         throw new HttpError(409, 'There is no newsletter sign-up to confirm in this browser: sign up first.');
-      const expired = pending.expiresAt <= Date.now();
+      const expired = pending.expiresAt <= options.clock.now().getTime();
       if (expired || pending.tries >= NEWSLETTER_CONFIRM_TRIES) {
         req.session.newsletterPending = undefined;
         await saveSession(req);
