@@ -22,17 +22,15 @@ function text(files: Map<string, Buffer>, path: string): string {
 
 describe.each(testEngines())('exportSubject on $engine', (engine) => {
   let test: TestDatabase;
+  /** Ada's export from this engine's host database, with `extra` options. */
+  const exportAda = (extra: Partial<Parameters<typeof exportSubject>[0]> = {}) =>
+    exportSubject({ db: test.db, dataMap, policy, identities: ada, clock, ...extra });
   let files: Map<string, Buffer>;
 
   beforeAll(async () => {
     test = await createTestDatabase(engine);
     await createHostSchema(test.db);
-    const stream = exportSubject({
-      db: test.db,
-      dataMap,
-      policy,
-      identities: ada,
-      clock,
+    const stream = exportAda({
       consentHistory: (async function* () {
         yield { purpose: 'ads', event: 'granted', at: '2024-01-01T00:00:00.000Z' };
         yield { purpose: 'ads', event: 'withdrawn', at: '2024-02-01T00:00:00.000Z' };
@@ -159,11 +157,7 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
   });
 
   it('limits the report to the first rows of big tables and says where the rest is', async () => {
-    const small = await unzip(
-      await collect(
-        exportSubject({ db: test.db, dataMap, policy, identities: ada, clock, reportRowLimit: 2 }),
-      ),
-    );
+    const small = await unzip(await collect(exportAda({ reportRowLimit: 2 })));
     const html = text(small, 'report.html');
     expect(html).toContain('Showing the first 2 of 6 rows');
     expect(html).toContain('<code>data/order_lines.json</code>');
@@ -173,12 +167,7 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
   it('filters by category through the traversal', async () => {
     const only = await unzip(
       await collect(
-        exportSubject({
-          db: test.db,
-          dataMap,
-          policy,
-          identities: ada,
-          clock,
+        exportAda({
           categories: ['contact.email'],
         }),
       ),
@@ -204,12 +193,7 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
   it('lets a redaction hook mask or withhold rows (Art 15(4))', async () => {
     const redacted = await unzip(
       await collect(
-        exportSubject({
-          db: test.db,
-          dataMap,
-          policy,
-          identities: ada,
-          clock,
+        exportAda({
           redact: (row, { table }) => {
             if (table === 'logs' && row.event === 'login') return null;
             if (table === 'orders') return { ...row, comment: null };
@@ -226,22 +210,14 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
   });
 
   it("streams one JSON document with format 'json'", async () => {
-    const document = JSON.parse(
-      (
-        await collect(exportSubject({ db: test.db, dataMap, policy, identities: ada, clock, format: 'json' }))
-      ).toString('utf8'),
-    );
+    const document = JSON.parse((await collect(exportAda({ format: 'json' }))).toString('utf8'));
     expect(document.tables.order_lines).toEqual(JSON.parse(text(files, 'data/order_lines.json')));
     expect(document.information.controller.name).toBe('Shop <SAS>');
     expect(document.summary.tables.find((table: { name: string }) => table.name === 'orders').rows).toBe(3);
   });
 
   it('exports for portability only provided or observed data processed on consent or contract (hostile case 18)', async () => {
-    const portable = await unzip(
-      await collect(
-        exportSubject({ db: test.db, dataMap, policy, identities: ada, clock, format: 'portability' }),
-      ),
-    );
+    const portable = await unzip(await collect(exportAda({ format: 'portability' })));
     const document = JSON.parse(text(portable, 'portability.json'));
     expect(checkPortabilityDocument(document)).toEqual([]);
     expect(JSON.parse(text(portable, 'schema.json'))).toEqual(portabilitySchema);
@@ -292,12 +268,7 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
   });
 
   it('fails the stream with the file error, not a crash, when the spool directory cannot be written', async () => {
-    const stream = exportSubject({
-      db: test.db,
-      dataMap,
-      policy,
-      identities: ada,
-      clock,
+    const stream = exportAda({
       spoolDirectory: join(tmpdir(), `pk-spool-missing-${process.pid}`, 'nowhere'),
     });
     await expect(collect(stream)).rejects.toThrow(/ENOENT/);
@@ -306,12 +277,7 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
   it('stops and cleans up when the reader goes away', async () => {
     const spoolDirectory = mkdtempSync(join(tmpdir(), 'pk-spool-'));
     try {
-      const stream = exportSubject({
-        db: test.db,
-        dataMap,
-        policy,
-        identities: ada,
-        clock,
+      const stream = exportAda({
         spoolDirectory,
         compressionLevel: 0,
       });
