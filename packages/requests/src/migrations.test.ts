@@ -148,7 +148,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     });
 
     expect(await migrate(db, [requestMigrations])).toEqual([
-      { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links'] },
+      { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links', '0004_amendments'] },
     ]);
 
     const slots = async () =>
@@ -194,6 +194,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     const down = await migrator(db).migrateTo('0001_init');
     expect(down.error).toBeUndefined();
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0004_amendments',
       '0003_duplicate_links',
       '0002_intake_dedupe',
     ]);
@@ -295,7 +296,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     await open('c2', ['cy@example.com']);
 
     expect(await migrate(db, [requestMigrations])).toEqual([
-      { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links'] },
+      { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links', '0004_amendments'] },
     ]);
     const service = createRequestService({
       db,
@@ -339,7 +340,10 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
 
     // Down to 0002 removes the links and their audit entries; up again makes the same ones.
     const down = await migrator(db).migrateTo('0002_intake_dedupe');
-    expect(down.results?.map((result) => result.migrationName)).toEqual(['0003_duplicate_links']);
+    expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0004_amendments',
+      '0003_duplicate_links',
+    ]);
     expect(Object.values(await links()).every((link) => link === null)).toBe(true);
     expect(await marked('a2')).toEqual([]);
     await migrate(db, [requestMigrations]);

@@ -346,5 +346,22 @@ export const requestMigrations: PackageMigrations = {
           .execute();
       },
     },
+    '0004_amendments': {
+      /**
+       * `amendment` is set on a challenge mailed for a duplicate submission that would add to the
+       * open request (new corrections, more purposes): the details it would add, which join the
+       * request only when that code or link is used. An unverified submission proves nothing, so
+       * until then they are only in the audit.
+       */
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('privacykit_requests_challenges')
+          .addColumn('amendment', longText(db))
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable('privacykit_requests_challenges').dropColumn('amendment').execute();
+      },
+    },
   },
 };

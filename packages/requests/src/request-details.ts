@@ -216,3 +216,24 @@ export function mergeDuplicateDetails(
       return undefined;
   }
 }
+
+/**
+ * What a duplicate submission would add, in one line for the mail that asks the subject to
+ * confirm it: field names and purpose ids, never the free text typed with them (a correction's
+ * value is the sender's words, and the sender may not be the subject).
+ */
+export function amendmentSummary(right: RequestRight, details: RequestDetails): string {
+  const clip = (text: string) => (text.length > 60 ? `${text.slice(0, 59)}…` : text);
+  switch (right) {
+    case 'rectification':
+      return `corrections to ${(details as RectificationDetails).changes.map((change) => clip(change.field)).join(', ')}`;
+    case 'withdraw-consent':
+      return `withdrawing consent to ${(details as WithdrawConsentDetails).purposes.join(', ')}`;
+    case 'objection': {
+      const objection = details as ObjectionDetails;
+      return `an objection (${objection.kind}) to ${objection.purposes ? objection.purposes.join(', ') : 'every purpose'}`;
+    }
+    default:
+      return `a ${right} request`;
+  }
+}

@@ -437,7 +437,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       ]);
     });
 
-    it('a duplicate rectification adds its new corrections to the open request; nothing it says is lost', async () => {
+    it('a duplicate rectification adds its corrections only once its own code is used; nothing it says is lost', async () => {
       const ctx = setup();
       const rectify = (changes: { field: string; corrected: string }[], explanation?: string) =>
         ({
@@ -453,27 +453,114 @@ describe.each(testEngines())('requests on $engine', (engine) => {
           { field: 'phone', corrected: '+33 1 23 45 67 89' },
         ]),
       );
+      await ctx.service.whenIdle();
       expect(again.duplicateOf).toBe(first.requestId);
+      // Unproven, it changes nothing yet: it is in the audit, and its code went to the channel.
+      expect((await ctx.service.get(first.requestId)).details).toEqual({
+        changes: [{ field: 'address', corrected: '1 Rue A' }],
+      });
+      const [entry] = (await ctx.service.audit(first.requestId)).filter(
+        (audited) => audited.action === 'duplicate-submission',
+      );
+      expect(entry?.data).toEqual({
+        channel: 'web',
+        details: {
+          changes: [
+            { field: 'address', corrected: '2 Rue B' },
+            { field: 'phone', corrected: '+33 1 23 45 67 89' },
+          ],
+        },
+        merged: false,
+        unverified: true,
+        confirmationMailed: true,
+      });
+      const [, amendment] = ctx.mailsTo('fix@example.com');
+      expect(amendment?.subject).toMatch(/details added/);
+      // The mail names the fields, never the text typed into them.
+      expect(amendment?.text).toContain('adding corrections to address, phone.');
+      expect(amendment?.text).not.toContain('Rue B');
+      expect(await ctx.service.verify({ requestId: first.requestId, code: codeIn(amendment!.text) })).toEqual(
+        {
+          requestId: first.requestId,
+          status: 'verified',
+          remaining: 0,
+        },
+      );
       expect((await ctx.service.get(first.requestId)).details).toEqual({
         changes: [
           { field: 'address', corrected: '2 Rue B' },
           { field: 'phone', corrected: '+33 1 23 45 67 89' },
         ],
       });
-      const [entry] = (await ctx.service.audit(first.requestId)).filter(
-        (audited) => audited.action === 'duplicate-submission',
+      expect((await ctx.service.audit(first.requestId)).map((audited) => audited.action)).toEqual([
+        'submitted',
+        'transition',
+        'duplicate-submission',
+        'details-amended',
+        'identity-verified',
+        'transition',
+      ]);
+    });
+
+    it('a forged duplicate never joins the request its subject verifies with their own code', async () => {
+      const ctx = setup();
+      const rectify = (corrected: string) =>
+        ({
+          right: 'rectification',
+          identities: [{ kind: 'email', value: 'pending-victim@example.com' }],
+          details: { changes: [{ field: 'address', corrected }] },
+        }) as SubmitRequestInput;
+      const { requestId } = await ctx.service.submit(rectify('1 Real Street'));
+      await ctx.service.whenIdle();
+      const [own] = ctx.mailsTo('pending-victim@example.com');
+      // Before the subject confirms, someone names their email with an address of their own.
+      await ctx.service.submit(rectify('99 Attacker Road, send mail here'));
+      await ctx.service.whenIdle();
+      const [, forged] = ctx.mailsTo('pending-victim@example.com');
+      expect(forged?.text).toMatch(/If you did not send it, ignore this message: nothing is added/);
+      await ctx.service.verify({ requestId, code: codeIn(own!.text) });
+      expect(await ctx.service.get(requestId)).toMatchObject({
+        status: 'verified',
+        details: { changes: [{ field: 'address', corrected: '1 Real Street' }] },
+      });
+      // Verifying spent the forged submission's code with the subject's own: it can never add itself.
+      const challenges = (await allRows(database.db, 'privacykit_requests_challenges')).filter(
+        (row) => row.request_id === requestId,
       );
-      expect(entry?.data).toMatchObject({ merged: true, details: { changes: expect.any(Array) } });
-      // The same corrections again change nothing and record no details.
-      await ctx.service.submit(
-        rectify([
-          { field: 'address', corrected: '2 Rue B' },
-          { field: 'phone', corrected: '+33 1 23 45 67 89' },
-        ]),
-      );
-      const last = (await ctx.service.audit(first.requestId)).at(-1);
-      expect(last).toMatchObject({ action: 'duplicate-submission', data: { channel: 'web' } });
-      expect(last?.data).not.toHaveProperty('details');
+      expect(
+        challenges
+          .map((row) => `${row.amendment === null ? 'own' : 'forged'}: ${row.consumed_at ? 'spent' : 'live'}`)
+          .sort(),
+      ).toEqual(['forged: spent', 'own: spent']);
+      await expectCode(ctx.service.verify({ token: tokenIn(forged!.text) }), 'requests/verification-failed');
+      const actions = (await ctx.service.audit(requestId)).map((entry) => entry.action);
+      expect(actions).not.toContain('details-amended');
+      expect((await ctx.service.get(requestId)).details).toEqual({
+        changes: [{ field: 'address', corrected: '1 Real Street' }],
+      });
+    });
+
+    it('the link mailed for a duplicate confirms its additions too, merged into the request as it is then', async () => {
+      const ctx = setup();
+      const withdraw = (purposes: string[]) =>
+        ({
+          right: 'withdraw-consent',
+          identities: [{ kind: 'email', value: 'links@example.com' }],
+          details: { purposes },
+        }) as SubmitRequestInput;
+      const { requestId } = await ctx.service.submit(withdraw(['newsletter']));
+      await ctx.service.submit(withdraw(['service']));
+      await ctx.service.whenIdle();
+      const [, added] = ctx.mailsTo('links@example.com');
+      expect(added?.text).toContain('adding withdrawing consent to service.');
+      expect(await ctx.service.verify({ token: tokenIn(added!.text) })).toMatchObject({ status: 'verified' });
+      expect((await ctx.service.get(requestId)).details).toEqual({ purposes: ['newsletter', 'service'] });
+      expect(
+        (await ctx.service.audit(requestId)).find((entry) => entry.action === 'details-amended'),
+      ).toMatchObject({
+        by: 'subject',
+        data: { details: { purposes: ['service'] }, merged: true },
+      });
     });
 
     it('an unverified duplicate never rewrites a request whose subject verified it: its details are only kept in the audit', async () => {
@@ -503,7 +590,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       });
     });
 
-    it('a duplicate withdrawal adds its purposes; details it cannot merge are kept in the audit', async () => {
+    it('a confirmed duplicate withdrawal adds its purposes; details it cannot merge are only kept in the audit', async () => {
       const ctx = setup();
       const withdraw = (purposes: string[]) =>
         ({
@@ -513,6 +600,11 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         }) as SubmitRequestInput;
       const first = await ctx.service.submit(withdraw(['newsletter']));
       await ctx.service.submit(withdraw(['service', 'newsletter']));
+      await ctx.service.whenIdle();
+      await ctx.service.verify({
+        requestId: first.requestId,
+        code: codeIn(ctx.mailsTo('w@example.com')[1]!.text),
+      });
       expect((await ctx.service.get(first.requestId)).details).toEqual({
         purposes: ['newsletter', 'service'],
       });
@@ -525,12 +617,20 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         }) as SubmitRequestInput;
       const held = await ctx.service.submit(restrict('accuracy-contested'));
       await ctx.service.submit(restrict('objection-pending'));
+      await ctx.service.whenIdle();
       expect((await ctx.service.get(held.requestId)).details).toEqual({ ground: 'accuracy-contested' });
       const kept = (await ctx.service.audit(held.requestId)).at(-1);
-      expect(kept?.data).toMatchObject({ merged: false, details: { ground: 'objection-pending' } });
+      expect(kept?.data).toEqual({
+        channel: 'web',
+        details: { ground: 'objection-pending' },
+        merged: false,
+        unverified: true,
+      });
+      // Nothing to confirm: the subject got their one code and no other.
+      expect(ctx.mailsTo('r@example.com')).toHaveLength(1);
     });
 
-    it('a duplicate objection to every purpose widens a narrower open one; a narrower one adds nothing to it', async () => {
+    it('a confirmed duplicate objection to every purpose widens a narrower open one; a narrower one adds nothing to it', async () => {
       const ctx = setup();
       const object = (purposes?: string[]) =>
         ({
@@ -538,17 +638,33 @@ describe.each(testEngines())('requests on $engine', (engine) => {
           identities: [{ kind: 'email', value: 'o@example.com' }],
           details: { kind: 'direct-marketing', ...(purposes ? { purposes } : {}) },
         }) as SubmitRequestInput;
+      const lastCode = async () => {
+        await ctx.service.whenIdle();
+        return codeIn(ctx.mailsTo('o@example.com').at(-1)!.text);
+      };
       const first = await ctx.service.submit(object(['newsletter']));
       await ctx.service.submit(object(['service']));
-      expect((await ctx.service.get(first.requestId)).details).toEqual({
-        kind: 'direct-marketing',
-        purposes: ['newsletter', 'service'],
-      });
+      const narrower = await lastCode();
       await ctx.service.submit(object());
+      const every = await lastCode();
+      expect(ctx.mailsTo('o@example.com').at(-1)?.text).toContain(
+        'adding an objection (direct-marketing) to every purpose.',
+      );
+      await ctx.service.verify({ requestId: first.requestId, code: every });
       expect((await ctx.service.get(first.requestId)).details).toEqual({ kind: 'direct-marketing' });
-      const widened = (await ctx.service.audit(first.requestId)).at(-1);
+      const widened = (await ctx.service.audit(first.requestId)).find(
+        (entry) => entry.action === 'details-amended',
+      );
       expect(widened?.data).toMatchObject({ merged: true });
+      // The narrower one's code was spent with the rest: one verification per identity.
+      await expectCode(
+        ctx.service.verify({ requestId: first.requestId, code: narrower }),
+        'requests/verification-failed',
+      );
+      // Once verified, a duplicate mails nothing and changes nothing.
       await ctx.service.submit(object(['newsletter']));
+      await ctx.service.whenIdle();
+      expect(ctx.mailsTo('o@example.com')).toHaveLength(3);
       expect((await ctx.service.get(first.requestId)).details).toEqual({ kind: 'direct-marketing' });
       expect((await ctx.service.audit(first.requestId)).at(-1)?.data).toMatchObject({ merged: false });
     });

@@ -25,6 +25,7 @@ import type { Mailer, MailMessage } from './mailer.js';
 import { describeRemedies, remediesFor } from './remedies.js';
 import type { Remedy } from './remedies.js';
 import {
+  amendmentSummary,
   mergeDuplicateDetails,
   requestChannelSchema,
   requestDetailsSchemas,
@@ -571,7 +572,17 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   /** Issues one challenge per identity; returns the mails to send once the transaction commits. */
-  async function issueChallenges(trx: Tx, requestId: string, identities: readonly IdentityRow[]) {
+  /**
+   * Mails a code and link to every unverified identity of a request. With `amendment`, they
+   * confirm the request together with the details of a duplicate submission, which join it only
+   * when one of them is used (`verify`).
+   */
+  async function issueChallenges(
+    trx: Tx,
+    requestId: string,
+    identities: readonly IdentityRow[],
+    amendment?: { right: RequestRight; details: RequestDetails },
+  ) {
     const key = await secret();
     const issuedAt = now();
     const expires = new Date(issuedAt.getTime() + ttlMinutes * 60_000).toISOString();
@@ -595,24 +606,41 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           created_at: issuedAt.toISOString(),
           expires_at: expires,
           consumed_at: null,
+          amendment: amendment ? JSON.stringify(amendment.details) : null,
         })
         .execute();
-      if (identity.channel) {
-        const link = options.verificationLink ? options.verificationLink(token) : token;
-        mails.push({
-          to: identity.channel,
-          subject: `Confirm your ${policy.controller.name} privacy request`,
-          text: [
-            `Someone asked ${policy.controller.name} to act on a privacy request linked to this address.`,
-            '',
-            `Your confirmation code: ${code}`,
-            `Or confirm with this link: ${link}`,
-            '',
-            `The code and link expire in ${ttlMinutes} minutes and work once.`,
-            'If you did not make this request, ignore this message: nothing will be disclosed.',
-          ].join('\n'),
-        });
-      }
+      if (!identity.channel) continue;
+      const link = options.verificationLink ? options.verificationLink(token) : token;
+      const expiry = `The code and link expire in ${ttlMinutes} minutes and work once.`;
+      mails.push(
+        amendment
+          ? {
+              to: identity.channel,
+              subject: `Confirm the details added to your ${policy.controller.name} privacy request`,
+              text: [
+                `Someone sent a ${policy.controller.name} privacy request linked to this address again, adding ${amendmentSummary(amendment.right, amendment.details)}.`,
+                '',
+                `To confirm the request with what was added, use this confirmation code: ${code}`,
+                `Or this link: ${link}`,
+                '',
+                `${expiry} A code from an earlier message confirms the request without the additions.`,
+                'If you did not send it, ignore this message: nothing is added and nothing will be disclosed.',
+              ].join('\n'),
+            }
+          : {
+              to: identity.channel,
+              subject: `Confirm your ${policy.controller.name} privacy request`,
+              text: [
+                `Someone asked ${policy.controller.name} to act on a privacy request linked to this address.`,
+                '',
+                `Your confirmation code: ${code}`,
+                `Or confirm with this link: ${link}`,
+                '',
+                expiry,
+                'If you did not make this request, ignore this message: nothing will be disclosed.',
+              ].join('\n'),
+            },
+      );
     }
     return mails;
   }
@@ -737,7 +765,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       const duplicate = await trx
         .selectFrom('privacykit_requests_requests as r')
         .innerJoin('privacykit_requests_identities as i', 'i.request_id', 'r.id')
-        .select(['r.id', 'r.excessive', 'r.status', 'r.verification_locked', 'r.details'])
+        .select(['r.id', 'r.excessive', 'r.status', 'r.details'])
         .where('r.tenant', '=', tenant)
         .where('i.tenant', '=', tenant)
         .where('i.lookup_hash', 'in', hashes)
@@ -784,24 +812,19 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       const flagged = counts.some((count) => Number(count.n) > excessive.maxRequests);
 
       if (duplicate) {
-        // Nothing the subject sent is dropped: details that differ from the open request are kept
-        // in the audit entry. They join it (new corrections, purposes) only while nobody has yet
-        // proved control of its identity: a submission is unverified, and anyone can name
-        // someone else's email, so it must never rewrite a request its subject has verified
-        // (a rectification's corrected address, say, which staff would then apply).
+        // Nothing the subject sent is dropped, and nothing it says joins the request unproven: a
+        // submission is unverified, and anyone can name someone else's email. Details that differ
+        // from the open request are kept in the audit entry. Those that would add to a request
+        // still awaiting verification (new corrections, more purposes) are also mailed to its
+        // channel as their own code, and join only when that code is used; otherwise a stranger
+        // could slip a corrected address into a request its subject then verifies, and staff
+        // would apply it. A request its subject has verified is never rewritten by a submission.
         const stored = parseJson(duplicate.details) as RequestDetails;
         const differs = JSON.stringify(stored) !== JSON.stringify(input.details);
-        const mergeable = duplicate.status === 'identity-pending';
-        const merged =
-          differs && mergeable ? mergeDuplicateDetails(input.right, stored, input.details) : undefined;
-        if (merged) {
-          await trx
-            .updateTable('privacykit_requests_requests')
-            .set({ details: JSON.stringify(merged), updated_at: at.toISOString() })
-            .where('tenant', '=', tenant)
-            .where('id', '=', requestId)
-            .execute();
-        }
+        const pending = duplicate.status === 'identity-pending';
+        const adds = differs && mergeDuplicateDetails(input.right, stored, input.details) !== undefined;
+        const alreadyFlagged = Number(duplicate.excessive) === 1;
+        const confirm = adds && pending && !flagged && !alreadyFlagged;
         await audit(trx, {
           requestId,
           by: 'subject',
@@ -811,13 +834,13 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
             ...(differs
               ? {
                   details: input.details,
-                  merged: merged !== undefined,
-                  ...(mergeable ? {} : { unverified: true }),
+                  merged: false,
+                  unverified: true,
+                  ...(confirm ? { confirmationMailed: true } : {}),
                 }
               : {}),
           },
         });
-        const alreadyFlagged = Number(duplicate.excessive) === 1;
         if (flagged && !alreadyFlagged) {
           await trx
             .updateTable('privacykit_requests_requests')
@@ -828,12 +851,13 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           await audit(trx, { requestId, by: 'system', action: 'flagged-excessive', data: { ...excessive } });
         }
         let mails: MailMessage[] = [];
-        // A lost code: re-send when nothing live is outstanding, but never to feed a flood.
-        if (
-          !flagged &&
-          duplicate.status === 'identity-pending' &&
-          Number(duplicate.verification_locked) === 0
-        ) {
+        if (confirm) {
+          mails = await issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]), {
+            right: input.right,
+            details: input.details,
+          });
+        } else if (!flagged && pending) {
+          // A lost code: re-send when nothing live is outstanding, but never to feed a flood.
           const live = await trx
             .selectFrom('privacykit_requests_challenges')
             .select('id')
@@ -1160,9 +1184,11 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       }
       const challenge = await trx
         .selectFrom('privacykit_requests_challenges')
-        .select('identity_id')
+        .select(['identity_id', 'amendment'])
         .where('id', '=', challengeId)
         .executeTakeFirstOrThrow();
+      if (challenge.amendment !== null)
+        await amend(trx, requestId, parseJson(challenge.amendment) as RequestDetails);
       await trx
         .updateTable('privacykit_requests_identities')
         .set({ verified_at: at })
@@ -1197,6 +1223,32 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       return { status: 'verified' as RequestStatus, remaining: 0 };
     });
     return { requestId, ...outcome };
+  }
+
+  /**
+   * The details of a duplicate submission join its request: their code was used, so whoever
+   * sent them controls the request's channel. Merged into the details as they are now (another
+   * confirmed submission may have added to them since).
+   */
+  async function amend(trx: Tx, requestId: string, details: RequestDetails): Promise<void> {
+    const row = await lockRow(trx, requestId);
+    if (!row) throw requestsError('requests/not-found', 'no such request');
+    const right = requestRightSchema.parse(row.request_right);
+    const merged = mergeDuplicateDetails(right, parseJson(row.details) as RequestDetails, details);
+    if (merged) {
+      await trx
+        .updateTable('privacykit_requests_requests')
+        .set({ details: JSON.stringify(merged), updated_at: now().toISOString() })
+        .where('tenant', '=', tenant)
+        .where('id', '=', requestId)
+        .execute();
+    }
+    await audit(trx, {
+      requestId,
+      by: 'subject',
+      action: 'details-amended',
+      data: { details, merged: merged !== undefined },
+    });
   }
 
   async function moveToVerified(trx: Tx, requestId: string, by: string, reason: string): Promise<void> {

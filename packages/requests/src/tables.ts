@@ -56,6 +56,8 @@ export interface ChallengeRow {
   created_at: string;
   expires_at: string;
   consumed_at: string | null;
+  /** JSON: the details of a duplicate submission this code confirms (added to the request when used). */
+  amendment: string | null;
 }
 
 export interface AuditRow {
