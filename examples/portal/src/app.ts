@@ -270,7 +270,14 @@ export function createApp(deps: AppDeps): Express {
       logRefusal: (event) => logRefusal(event),
     }),
   );
-  app.use(authRoutes({ staff: services.staff, audit: services.audit, loginLimit: limits.login }));
+  app.use(
+    authRoutes({
+      staff: services.staff,
+      audit: services.audit,
+      loginLimit: limits.login,
+      loginAccountLimit: limits.loginAccount,
+    }),
+  );
   app.use('/admin', requireStaff);
   app.use(
     officeRoutes({

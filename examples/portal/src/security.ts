@@ -63,6 +63,8 @@ export function csrfProtection(options: { publicOrigin?: string } = {}): Request
 export interface RateLimits {
   /** Staff login attempts per IP and account per 15 minutes. */
   login: number;
+  /** Failed staff logins per account per hour, from any number of IPs (ASVS 2.2.1: at most 100). */
+  loginAccount: number;
   /** Rights requests filed per IP per hour. */
   intake: number;
   /** Verification-code and download attempts per IP per 15 minutes. */
@@ -71,18 +73,27 @@ export interface RateLimits {
   consent: number;
 }
 
-export const defaultRateLimits: RateLimits = { login: 5, intake: 10, verify: 10, consent: 600 };
+export const defaultRateLimits: RateLimits = {
+  login: 5,
+  loginAccount: 100,
+  intake: 10,
+  verify: 10,
+  consent: 600,
+};
 
 /** A rate limiter that answers with the portal's 429 page (S02, hostile cases 14–15). */
 export function limiter(options: {
   windowMs: number;
   limit: number;
   key?: (req: Request) => string;
+  /** Count only the requests answered with an error (a failed sign-in, not a successful one). */
+  failuresOnly?: boolean;
   message: string;
 }): RequestHandler {
   return rateLimit({
     windowMs: options.windowMs,
     limit: options.limit,
+    skipSuccessfulRequests: options.failuresOnly ?? false,
     standardHeaders: 'draft-8',
     legacyHeaders: false,
     ...(options.key ? { keyGenerator: options.key } : {}),

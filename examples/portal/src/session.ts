@@ -12,6 +12,12 @@ declare module 'express-session' {
     staffId: string;
     /** Rights requests this browser filed and verified: only these are shown to it (S05). */
     requestIds: string[];
+    /**
+     * Requests this browser filed and has not verified yet, by the opaque reference in the address
+     * of their "check your inbox" page. A request's own id is shown only once verified: a duplicate
+     * submission is answered with the open request it duplicates, which may be someone else's.
+     */
+    pendingRequests: { ref: string; requestId: string }[];
     /** Consent-ledger subjects (`email:…`) this session signed up for the newsletter. */
     consentSubjects: string[];
     /** A newsletter sign-up awaiting the code mailed to its address (double opt-in). */

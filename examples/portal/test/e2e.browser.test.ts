@@ -68,13 +68,14 @@ describe.skipIf(chromiumMissing)('the portal in Chromium', () => {
     await page.getByLabel('Your email address').fill(email);
     const before = smtp.messages.length;
     await page.getByRole('button', { name: 'Send my request' }).click();
-    await page.waitForURL(/\/rights\/verify\?request=/);
-    const requestId = new URL(page.url()).searchParams.get('request')!;
+    await page.waitForURL(/\/rights\/verify\?submission=/);
     const code = await waitForCode(smtp.messages, email, before);
     if (name) await shot(page, `${name}-check-inbox`);
     await page.getByLabel('Confirmation code').fill(code);
     await page.getByRole('button', { name: 'Confirm' }).click();
-    await page.waitForURL(`**/rights/requests/${requestId}`);
+    // The request's id is shown only now, verified: the address of its status page.
+    await page.waitForURL(/\/rights\/requests\/[A-Za-z0-9_-]+$/);
+    const requestId = new URL(page.url()).pathname.split('/').at(-1)!;
     return { page, requestId };
   }
 

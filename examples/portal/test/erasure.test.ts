@@ -5,12 +5,8 @@ import type { ErasurePlan } from '@privacykit/erasure';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedPolicy } from '../src/policy.js';
-import { ADMIN, Client, STAFF, startPortal } from './harness.js';
+import { ADMIN, Client, STAFF, fileAndVerify, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
-
-function codeFrom(text: string): string {
-  return /code: (\d{6,8})/.exec(text)![1]!;
-}
 
 /** A promise to park a worker on, and the function that lets it go on. */
 function latch(): { wait: Promise<void>; open: () => void } {
@@ -38,20 +34,10 @@ describe.each(testEngines())(
 
     /** An erasure request filed and verified by the subject, approved and planned by an officer, its execution asked for. */
     async function plannedErasure(email: string) {
-      const visitor = new Client(portal.base);
-      await visitor.page('/rights/erasure');
-      const submitted = await visitor.post('/erase', { email, grounds: 'no-longer-necessary' });
-      const requestId = new URL(submitted.headers.get('location')!, portal.base).searchParams.get('request')!;
-      await visitor.page(submitted.headers.get('location')!);
-      for (
-        let i = 0;
-        i < 200 && !portal.mail.some((m) => m.to === email && m.text.includes(requestId));
-        i++
-      ) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      const code = codeFrom(portal.mail.filter((m) => m.to === email).at(-1)!.text);
-      expect((await visitor.post('/rights/verify', { requestId, code })).status).toBe(303);
+      const requestId = await fileAndVerify(portal, new Client(portal.base), 'erasure', {
+        email,
+        grounds: 'no-longer-necessary',
+      });
 
       const officer = new Client(portal.base);
       await officer.login(STAFF);

@@ -1,11 +1,7 @@
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, STAFF, startPortal } from './harness.js';
+import { ADMIN, Client, STAFF, fileAndVerify, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
-
-function codeFrom(text: string): string {
-  return /code: (\d{6,8})/.exec(text)![1]!;
-}
 
 describe.each(testEngines())('four eyes on erasure and export release on $engine', (engine) => {
   let portal: Portal;
@@ -18,17 +14,9 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
 
   async function verifiedRequest(right: 'access' | 'erasure', email: string) {
     const visitor = new Client(portal.base);
-    await visitor.page(`/rights/${right}`);
     const form: Record<string, string> =
       right === 'erasure' ? { email, grounds: 'no-longer-necessary' } : { email };
-    const submitted = await visitor.post(right === 'erasure' ? '/erase' : `/rights/${right}`, form);
-    const requestId = new URL(submitted.headers.get('location')!, portal.base).searchParams.get('request')!;
-    await visitor.page(submitted.headers.get('location')!);
-    for (let i = 0; i < 200 && !portal.mail.some((m) => m.to === email && m.text.includes(requestId)); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const code = codeFrom(portal.mail.filter((m) => m.to === email).at(-1)!.text);
-    expect((await visitor.post('/rights/verify', { requestId, code })).status).toBe(303);
+    const requestId = await fileAndVerify(portal, visitor, right, form);
     return { visitor, requestId };
   }
 

@@ -184,3 +184,62 @@ export async function settledScan(client: Client, location: string): Promise<str
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** The code in a confirmation mail. */
+export function codeFrom(text: string): string {
+  const match = /code: (\d{6,8})/.exec(text);
+  if (!match) throw new Error(`no code in mail: ${text}`);
+  return match[1]!;
+}
+
+/** Polls until `check` holds; throws after `ms`. */
+export async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The opaque reference of a "check your inbox" page (`/rights/verify?submission=…`). */
+export function submissionOf(portal: Portal | string, location: string): string {
+  const base = typeof portal === 'string' ? portal : portal.base;
+  const ref = new URL(location, base).searchParams.get('submission');
+  if (!ref) throw new Error(`no submission reference in ${location}`);
+  return ref;
+}
+
+/** The request id of the status page a confirmation redirects to (`/rights/requests/…`). */
+export function verifiedRequestId(response: Response): string {
+  const match = /^\/rights\/requests\/([A-Za-z0-9_-]+)$/.exec(response.headers.get('location') ?? '');
+  if (response.status !== 303 || !match) {
+    throw new Error(`not verified: ${response.status} → ${response.headers.get('location')}`);
+  }
+  return match[1]!;
+}
+
+/**
+ * Files a rights request through its form as `visitor` and confirms it with the code mailed to
+ * `form.email`, from the page the form led to. Returns the request id, which the portal shows only
+ * once the request is verified.
+ */
+export async function fileAndVerify(
+  portal: Portal,
+  visitor: Client,
+  right: string,
+  form: Record<string, string | string[]>,
+): Promise<string> {
+  await visitor.page(`/rights/${right}`);
+  const before = portal.mail.length;
+  const submitted = await visitor.post(right === 'erasure' ? '/erase' : `/rights/${right}`, form);
+  if (submitted.status !== 303) throw new Error(`filing ${right} answered ${submitted.status}`);
+  const location = submitted.headers.get('location')!;
+  await visitor.page(location);
+  const to = String(form.email).trim().toLowerCase();
+  const mine = () => portal.mail.slice(before).filter((mail) => mail.to.toLowerCase() === to);
+  await waitFor(() => mine().length > 0);
+  const code = codeFrom(mine().at(-1)!.text);
+  return verifiedRequestId(
+    await visitor.post('/rights/verify', { submission: submissionOf(portal, location), code }),
+  );
+}

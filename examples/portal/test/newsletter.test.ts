@@ -1,6 +1,6 @@
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, STAFF, startPortal } from './harness.js';
+import { ADMIN, Client, STAFF, fileAndVerify, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 import { unzip } from './zip.js';
 
@@ -101,15 +101,7 @@ describe.each(testEngines())('newsletter consent tied to a person on $engine', (
     const visitor = new Client(portal.base);
     expect((await confirm(visitor, await signUp(visitor, 'Katherine@example.com'))).status).toBe(303);
 
-    await visitor.page('/rights/access');
-    const before = portal.mail.length;
-    const submitted = await visitor.post('/rights/access', { email: 'katherine@example.com' });
-    const requestId = new URL(submitted.headers.get('location')!, portal.base).searchParams.get('request')!;
-    await visitor.page(submitted.headers.get('location')!);
-    const mine = () => portal.mail.slice(before).find((m) => m.to === 'katherine@example.com');
-    for (let i = 0; i < 250 && !mine(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
-    const code = /code: (\d{6,8})/.exec(mine()!.text)![1]!;
-    expect((await visitor.post('/rights/verify', { requestId, code })).status).toBe(303);
+    const requestId = await fileAndVerify(portal, visitor, 'access', { email: 'katherine@example.com' });
     const officer = new Client(portal.base);
     await officer.login(STAFF);
     await officer.page(`/admin/requests/${requestId}`);

@@ -1,36 +1,18 @@
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, STAFF, startPortal } from './harness.js';
+import {
+  ADMIN,
+  Client,
+  STAFF,
+  codeFrom,
+  fileAndVerify,
+  startPortal,
+  submissionOf,
+  verifiedRequestId,
+  waitFor,
+} from './harness.js';
 import type { Portal } from './harness.js';
 import { unzip } from './zip.js';
-
-function codeFrom(text: string): string {
-  const match = /code: (\d{6,8})/.exec(text);
-  if (!match) throw new Error(`no code in mail: ${text}`);
-  return match[1]!;
-}
-
-/** Files a request as a visitor and confirms it with the code from the mail; returns the request id. */
-async function fileAndVerify(
-  portal: Portal,
-  visitor: Client,
-  right: string,
-  form: Record<string, string | string[]>,
-) {
-  await visitor.page(`/rights/${right}`);
-  const before = portal.mail.length;
-  const submitted = await visitor.post(right === 'erasure' ? '/erase' : `/rights/${right}`, form);
-  expect(submitted.status).toBe(303);
-  const location = submitted.headers.get('location')!;
-  const requestId = new URL(location, portal.base).searchParams.get('request')!;
-  await visitor.page(location);
-  await waitFor(() => portal.mail.length > before);
-  const code = codeFrom(portal.mail.at(-1)!.text);
-  const verified = await visitor.post('/rights/verify', { requestId, code });
-  expect(verified.status).toBe(303);
-  expect(verified.headers.get('location')).toBe(`/rights/requests/${requestId}`);
-  return requestId;
-}
 
 /** The second pair of eyes: another staff member releases the export the first one ran. */
 async function release(portal: Portal, requestId: string): Promise<Response> {
@@ -38,14 +20,6 @@ async function release(portal: Portal, requestId: string): Promise<Response> {
   await second.login(ADMIN);
   await second.page(`/admin/requests/${requestId}`);
   return second.post(`/admin/requests/${requestId}/release`, {});
-}
-
-async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe.each(testEngines())('rights requests over HTTP on $engine', (engine) => {
@@ -137,15 +111,56 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
     expect(response.status).toBe(410);
   });
 
-  it('refuses a wrong code without verifying', async () => {
+  it('refuses a wrong code without verifying, and the right code in another browser', async () => {
     const visitor = new Client(portal.base);
     await visitor.page('/rights/access');
+    const before = portal.mail.length;
     const submitted = await visitor.post('/rights/access', { email: 'alan@example.com' });
-    const requestId = new URL(submitted.headers.get('location')!, portal.base).searchParams.get('request')!;
-    await visitor.page(submitted.headers.get('location')!);
-    const wrong = await visitor.post('/rights/verify', { requestId, code: '000000' });
+    const location = submitted.headers.get('location')!;
+    await visitor.page(location);
+    const submission = submissionOf(portal, location);
+    const wrong = await visitor.post('/rights/verify', { submission, code: '000000' });
     expect(wrong.status).toBe(400);
-    expect((await visitor.get(`/rights/requests/${requestId}`)).status).toBe(404);
+    const mine = () => portal.mail.slice(before).filter((mail) => mail.to === 'alan@example.com');
+    await waitFor(() => mine().length > 0);
+    const code = codeFrom(mine()[0]!.text);
+    // The page's address is no use elsewhere: another browser gets nowhere even with the code.
+    const stranger = new Client(portal.base);
+    await stranger.page(location);
+    const elsewhere = await stranger.post('/rights/verify', { submission, code });
+    expect(elsewhere.status).toBe(400);
+    expect(await elsewhere.text()).toContain('The code or link is not valid for this request.');
+    // Neither attempt verified the request: the code still does, in the browser that filed it.
+    const requestId = verifiedRequestId(await visitor.post('/rights/verify', { submission, code }));
+    expect((await visitor.get(`/rights/requests/${requestId}`)).status).toBe(200);
+    expect((await stranger.get(`/rights/requests/${requestId}`)).status).toBe(404);
+  });
+
+  it('answers a duplicate from another browser with a reference of its own, never the open request id', async () => {
+    const grace = new Client(portal.base);
+    await grace.page('/rights/access');
+    const before = portal.mail.length;
+    const first = (await grace.post('/rights/access', { email: 'grace@example.com' })).headers.get(
+      'location',
+    )!;
+    const mallory = new Client(portal.base);
+    await mallory.page('/rights/access');
+    const second = (await mallory.post('/rights/access', { email: 'grace@example.com' })).headers.get(
+      'location',
+    )!;
+    expect(submissionOf(portal, second)).not.toBe(submissionOf(portal, first));
+    const mine = () => portal.mail.slice(before).filter((mail) => mail.to === 'grace@example.com');
+    await waitFor(() => mine().length > 0);
+    const requestId = verifiedRequestId(
+      await grace.post('/rights/verify', {
+        submission: submissionOf(portal, first),
+        code: codeFrom(mine()[0]!.text),
+      }),
+    );
+    // One request, and nothing Mallory was shown names it.
+    expect(second).not.toContain(requestId);
+    expect(await mallory.page(second)).not.toContain(requestId);
+    expect((await mallory.get(`/rights/requests/${requestId}`)).status).toBe(404);
   });
 
   it('erases on request, keeping only the invoices the law requires; a later access export shows just those', async () => {

@@ -1,7 +1,7 @@
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { smtpMailer } from '../src/mailer.js';
-import { ADMIN, Client, STAFF, startPortal } from './harness.js';
+import { ADMIN, Client, STAFF, startPortal, submissionOf, verifiedRequestId } from './harness.js';
 import type { Portal } from './harness.js';
 import { startSmtp, waitForCode } from './smtp.js';
 
@@ -21,10 +21,12 @@ describe.each(testEngines())('returning visitors re-verify by a code over real S
     await first.page('/rights/access');
     const before = smtp.messages.length;
     const submitted = await first.post('/rights/access', { email: 'ada@example.com' });
-    requestId = new URL(submitted.headers.get('location')!, portal.base).searchParams.get('request')!;
-    await first.page(submitted.headers.get('location')!);
+    const location = submitted.headers.get('location')!;
+    await first.page(location);
     const code = await waitForCode(smtp.messages, 'ada@example.com', before);
-    expect((await first.post('/rights/verify', { requestId, code })).status).toBe(303);
+    requestId = verifiedRequestId(
+      await first.post('/rights/verify', { submission: submissionOf(portal, location), code }),
+    );
     const officer = new Client(portal.base);
     await officer.login(STAFF);
     await officer.page(`/admin/requests/${requestId}`);

@@ -27,7 +27,7 @@ const forms: Array<{ path: string; page: string; fields: string[]; staff?: boole
     page: '/rights/post-mortem-directives',
     fields: ['email', 'kind', 'instructions', 'executorName', 'executorEmail'],
   },
-  { path: '/rights/verify', page: '/rights', fields: ['requestId', 'code', 'token'] },
+  { path: '/rights/verify', page: '/rights', fields: ['submission', 'code', 'token'] },
   { path: '/withdraw', page: '/consent', fields: [] },
   { path: '/admin/login', page: '/admin/login', fields: ['email', 'password', 'next'] },
   { path: '/admin/staff', page: '/admin/staff', fields: ['email', 'name', 'role', 'password'], staff: true },
@@ -195,6 +195,45 @@ describe('rate limits', () => {
     }
   });
 
+  it('throttles failed logins per account across addresses, and not the owner signing in (S02, ASVS 2.2.1)', async () => {
+    const portal = await startPortal(
+      testEngines()[0]!,
+      { trustProxy: 1, rateLimits: { login: 1000, loginAccount: 4 } },
+      { seed: false },
+    );
+    try {
+      const from = async (ip: string) => {
+        const client = new Client(portal.base, { 'x-forwarded-for': ip });
+        await client.page('/admin/login');
+        return client;
+      };
+      // The owner signs in many times: successes use up nothing.
+      for (let i = 0; i < 6; i += 1)
+        expect((await (await from('198.51.100.1')).login(STAFF)).status).toBe(303);
+      // Four guesses, each from another address, then the account refuses everyone for the hour.
+      const guesses: number[] = [];
+      for (let i = 0; i < 6; i += 1) {
+        const client = await from(`203.0.113.${i + 10}`);
+        guesses.push(
+          (
+            await client.post('/admin/login', {
+              email: ` ${STAFF.email.toUpperCase()}`,
+              password: `guess ${i}`,
+            })
+          ).status,
+        );
+      }
+      expect(guesses).toEqual([401, 401, 401, 401, 429, 429]);
+      expect((await (await from('198.51.100.2')).login(STAFF)).status).toBe(429);
+      // Another account is not affected.
+      const other = await from('203.0.113.99');
+      expect((await other.post('/admin/login', { email: ADMIN.email, password: 'wrong' })).status).toBe(401);
+      expect((await other.login(ADMIN)).status).toBe(303);
+    } finally {
+      await portal.close();
+    }
+  });
+
   it('throttles request intake and code guessing (S02, hostile cases 14–15)', async () => {
     const portal = await startPortal(
       testEngines()[0]!,
@@ -210,7 +249,9 @@ describe('rate limits', () => {
       expect(intake).toEqual([303, 303, 429]);
       const guesses: number[] = [];
       for (let i = 0; i < 4; i += 1)
-        guesses.push((await client.post('/rights/verify', { requestId: 'abc', code: '123456' })).status);
+        guesses.push(
+          (await client.post('/rights/verify', { submission: 'x'.repeat(24), code: '123456' })).status,
+        );
       expect(guesses.at(-1)).toBe(429);
     } finally {
       await portal.close();

@@ -1,7 +1,7 @@
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { smtpMailer } from '../src/mailer.js';
-import { Client, startPortal } from './harness.js';
+import { Client, startPortal, submissionOf, verifiedRequestId } from './harness.js';
 import type { Portal } from './harness.js';
 import { startSmtp, waitForCode } from './smtp.js';
 
@@ -24,11 +24,13 @@ describe('verification codes over real SMTP', () => {
     await visitor.page('/rights/access');
     const before = smtp.messages.length;
     const submitted = await visitor.post('/rights/access', { email: 'ADA@example.com' });
-    const requestId = new URL(submitted.headers.get('location')!, portal.base).searchParams.get('request')!;
-    await visitor.page(submitted.headers.get('location')!);
+    const location = submitted.headers.get('location')!;
+    await visitor.page(location);
     const code = await waitForCode(smtp.messages, 'ada@example.com', before);
-    const verified = await visitor.post('/rights/verify', { requestId, code });
-    expect(verified.headers.get('location')).toBe(`/rights/requests/${requestId}`);
+    const requestId = verifiedRequestId(
+      await visitor.post('/rights/verify', { submission: submissionOf(portal, location), code }),
+    );
+    expect((await visitor.get(`/rights/requests/${requestId}`)).status).toBe(200);
     expect(smtp.messages.at(-1)!.raw).toContain('From: privacy@opendatasoft.example');
   });
 });

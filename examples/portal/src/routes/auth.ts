@@ -41,20 +41,32 @@ export function requireRole(...roles: StaffRole[]): RequestHandler {
 
 /**
  * Staff sign-in (S04): scrypt-hashed passwords, one generic error whatever was wrong (no
- * enumeration), rate-limited per IP and account (S02), a new session id on login and logout.
+ * enumeration), rate-limited per IP and account and per account from any IP (S02), a new session
+ * id on login and logout.
  */
 export function authRoutes(options: {
   staff: StaffDirectory;
   audit: StaffAudit;
   loginLimit: number;
+  loginAccountLimit: number;
 }): Router {
   const router = Router();
+  // Counted by the account as sign-in looks it up: " admin@…" or "ADMIN@…\t" is the same one.
+  const account = (req: Parameters<RequestHandler>[0]) =>
+    normaliseEmail(String((req.body as { email?: unknown })?.email ?? '')).slice(0, 254);
   const loginLimiter = limiter({
     windowMs: 15 * 60_000,
     limit: options.loginLimit,
-    // Counted by the account as sign-in looks it up: " admin@…" or "ADMIN@…\t" is the same one.
-    key: (req) =>
-      `${ipKeyGenerator(req.ip ?? '')}|${normaliseEmail(String((req.body as { email?: unknown })?.email ?? '')).slice(0, 254)}`,
+    key: (req) => `${ipKeyGenerator(req.ip ?? '')}|${account(req)}`,
+    message: 'Too many sign-in attempts. Wait a few minutes and try again.',
+  });
+  // Guesses spread over many addresses (a botnet) still get only so many per account: failed
+  // sign-ins from anywhere, per hour, so the owner signing in does not use the allowance up.
+  const accountLimiter = limiter({
+    windowMs: 60 * 60_000,
+    limit: options.loginAccountLimit,
+    key: (req) => `account|${account(req)}`,
+    failuresOnly: true,
     message: 'Too many sign-in attempts. Wait a few minutes and try again.',
   });
 
@@ -63,7 +75,7 @@ export function authRoutes(options: {
     render(req, res, { title: 'Staff sign-in', body: loginView({ csrf: csrfToken(req), next }) });
   });
 
-  router.post('/admin/login', loginLimiter, async (req, res) => {
+  router.post('/admin/login', loginLimiter, accountLimiter, async (req, res) => {
     const form = parseForm(loginSchema, req.body);
     const member = await options.staff.authenticate(form.email, form.password);
     if (!member) {

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { Request, RequestHandler } from 'express';
 import { ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
-import { isPrivacyKitError } from '@privacykit/core';
+import { isPrivacyKitError, randomToken } from '@privacykit/core';
 import type { Policy } from '@privacykit/core';
 import type { RequestService } from '@privacykit/requests';
 import { downloadHeaders } from '@privacykit/subject-access';
@@ -41,9 +41,10 @@ export interface RequestRoutesOptions {
 }
 
 const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const refSchema = z.string().regex(/^[A-Za-z0-9_-]{24}$/);
 const verifySchema = z.union([
   z.object({
-    requestId: idSchema,
+    submission: refSchema,
     code: z
       .string()
       .trim()
@@ -87,6 +88,15 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
   });
 
   const mine = (req: Request, id: string): boolean => (req.session.requestIds ?? []).includes(id);
+  /** The opaque reference this session's "check your inbox" page uses for a request it filed. */
+  const pendingRef = (req: Request, requestId: string): string => {
+    const pending = req.session.pendingRequests ?? [];
+    const known = pending.find((entry) => entry.requestId === requestId);
+    if (known) return known.ref;
+    const ref = randomToken(18);
+    req.session.pendingRequests = [...pending, { ref, requestId }].slice(-10);
+    return ref;
+  };
 
   router.get('/rights', (req, res) => {
     render(req, res, { title: 'Your rights', body: rightsIndexView({ forms, policy }) });
@@ -97,8 +107,11 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
     const submit: RequestHandler = async (req, res) => {
       const values = parseForm(schema, req.body);
       const result = await requests.submit(toSubmitInput(form.right, values));
-      // Same page whatever the address: no enumeration (S09). The code went to the registered channel.
-      res.redirect(303, `/rights/verify?request=${encodeURIComponent(result.requestId)}`);
+      // Same page whatever the address, and a fresh reference each time: no enumeration (S09), and
+      // never the id of an open request the submission duplicates. The code went to the registered channel.
+      const ref = pendingRef(req, result.requestId);
+      await saveSession(req);
+      res.redirect(303, `/rights/verify?submission=${ref}`);
     };
     router
       .route(`/rights/${form.right}`)
@@ -115,26 +128,39 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
   router
     .route('/rights/verify')
     .get((req, res) => {
-      const requestId = idSchema.safeParse(req.query.request);
+      const submission = refSchema.safeParse(req.query.submission);
       const token = z
         .string()
         .regex(/^[A-Za-z0-9_-]{20,256}$/)
         .safeParse(req.query.token);
       render(req, res, {
         title: 'Confirm your request',
-        body: requestId.success
-          ? checkInboxView({ requestId: requestId.data, csrf: csrfToken(req) })
+        body: submission.success
+          ? checkInboxView({ submission: submission.data, csrf: csrfToken(req) })
           : verifyView({ token: token.success ? token.data : undefined, csrf: csrfToken(req) }),
       });
     })
     .post(verifyLimiter, async (req, res) => {
       const input = parseForm(verifySchema, req.body);
-      const result = await requests.verify(input);
+      let result: Awaited<ReturnType<RequestService['verify']>>;
+      if ('token' in input) {
+        result = await requests.verify(input);
+      } else {
+        // Only a request this browser filed: a reference from another session is no use here.
+        const pending = req.session.pendingRequests?.find((entry) => entry.ref === input.submission);
+        if (!pending) throw new HttpError(400, 'The code or link is not valid for this request.');
+        result = await requests.verify({ requestId: pending.requestId, code: input.code });
+      }
       if (result.remaining > 0) {
-        res.redirect(303, `/rights/verify?request=${encodeURIComponent(result.requestId)}`);
+        const ref = pendingRef(req, result.requestId);
+        await saveSession(req);
+        res.redirect(303, `/rights/verify?submission=${ref}`);
         return;
       }
       await regenerateSession(req);
+      req.session.pendingRequests = (req.session.pendingRequests ?? []).filter(
+        (entry) => entry.requestId !== result.requestId,
+      );
       req.session.requestIds = [...new Set([...(req.session.requestIds ?? []), result.requestId])].slice(-20);
       await saveSession(req);
       res.redirect(303, `/rights/requests/${encodeURIComponent(result.requestId)}`);

@@ -91,12 +91,12 @@ export function rightFormView(options: { form: RightForm; policy: Policy; csrf: 
 </form>`;
 }
 
-export function checkInboxView(options: { requestId: string; csrf: string }): SafeHtml {
+export function checkInboxView(options: { submission: string; csrf: string }): SafeHtml {
   return html`<h1>Check your inbox</h1>
 <p class="notice" role="status">If we hold data under the details you gave, we have sent a confirmation code to the email address we have on file. It expires in 10 minutes and works once.</p>
 <form method="post" action="/rights/verify" class="stack">
   ${csrfField(options.csrf)}
-  <input type="hidden" name="requestId" value="${options.requestId}">
+  <input type="hidden" name="submission" value="${options.submission}">
   <div><label for="code">Confirmation code</label><input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required></div>
   <div><button type="submit">Confirm</button></div>
 </form>`;
