@@ -138,10 +138,11 @@ export function createApp(deps: AppDeps): Express {
   const scanOrigins = scanOriginsOf(deps);
   const tenant = policy.tenant;
   const mailer = deps.mailer ?? outboxMailer({ db, tenant, clock });
+  const staff = createStaffDirectory({ db, tenant, clock });
   const services: PortalServices = {
-    staff: createStaffDirectory({ db, tenant, clock }),
+    staff,
     audit: createStaffAudit({ db, tenant, clock }),
-    approvals: createApprovals({ db, tenant, clock }),
+    approvals: createApprovals({ db, tenant, clock, staff }),
     mailer,
     requests: createRequestService({
       db,

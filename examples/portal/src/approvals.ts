@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { newId } from '@privacykit/core';
 import type { Clock } from '@privacykit/core';
 import { HttpError } from './http-error.js';
+import type { StaffDirectory, StaffMember } from './staff.js';
 
 const TABLE = 'privacykit_portal_approvals';
 
@@ -30,15 +31,17 @@ export interface Approvals {
   /** The latest approval asked for this action and target, approved or not. */
   latest(action: ApprovalAction, target: string): Promise<Approval | undefined>;
   /**
-   * Approves the pending request. 409 when nothing is pending; 403 when `by` asked for it, or
-   * when the approver's account (`byCreatedAt`) was created after the approval was asked for: an
-   * admin could otherwise create a second account and approve their own request with it.
+   * Approves the pending request as `approver` (`by` is their actor name). 409 when nothing is
+   * pending; 403 when `by` asked for it, when the approver's account was created after the
+   * approval was asked for, or when the requester created it (or an account that did): an admin
+   * could otherwise create a second account, whose password they chose, and approve their own
+   * request with it.
    */
   approve(input: {
     action: ApprovalAction;
     target: string;
     by: string;
-    byCreatedAt: string;
+    approver: StaffMember;
   }): Promise<Approval>;
 }
 
@@ -70,7 +73,15 @@ export const sameApproverMessage =
 export const newApproverMessage =
   'Four-eyes rule: your account was created after this approval was asked for, so a staff member whose account existed then must approve it.';
 
-export function createApprovals(options: { db: Kysely<any>; tenant: string; clock: Clock }): Approvals {
+export const madeByRequesterMessage =
+  'Four-eyes rule: your account was created by the staff member who asked for this approval (or by an account they created), so someone else must approve it.';
+
+export function createApprovals(options: {
+  db: Kysely<any>;
+  tenant: string;
+  clock: Clock;
+  staff: Pick<StaffDirectory, 'creators'>;
+}): Approvals {
   const { db, tenant, clock } = options;
 
   async function latest(action: ApprovalAction, target: string): Promise<Approval | undefined> {
@@ -107,13 +118,17 @@ export function createApprovals(options: { db: Kysely<any>; tenant: string; cloc
         .execute();
       return fromRow(row);
     },
-    async approve({ action, target, by, byCreatedAt }) {
+    async approve({ action, target, by, approver }) {
       const pending = await latest(action, target);
       if (!pending || pending.approvedAt) {
         throw new HttpError(409, 'Nothing is waiting for approval here: ask for approval first.');
       }
       if (pending.requestedBy === by) throw new HttpError(403, sameApproverMessage);
-      if (byCreatedAt > pending.requestedAt) throw new HttpError(403, newApproverMessage);
+      if (approver.createdAt > pending.requestedAt) throw new HttpError(403, newApproverMessage);
+      const creators = await options.staff.creators(approver.id);
+      if (creators.some((creator) => `staff:${creator.email}` === pending.requestedBy)) {
+        throw new HttpError(403, madeByRequesterMessage);
+      }
       const at = clock.now().toISOString();
       const result = await db
         .updateTable(TABLE)

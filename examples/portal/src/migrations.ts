@@ -161,5 +161,19 @@ export const portalMigrations: PackageMigrations = {
         await db.schema.dropTable('privacykit_portal_return_codes').ifExists().execute();
       },
     },
+    '0006_staff_creators': {
+      async up(db: Kysely<any>) {
+        // Who created each staff account (null: the first admin, or one made outside the portal).
+        // Four eyes: an account the requester made, directly or through accounts they made, knows
+        // the password they gave it, so it cannot approve their requests.
+        await db.schema
+          .alterTable('privacykit_portal_staff')
+          .addColumn('created_by', columnType.id)
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable('privacykit_portal_staff').dropColumn('created_by').execute();
+      },
+    },
   },
 };

@@ -30,4 +30,37 @@ describe('staff accounts', () => {
       await t.destroy();
     }
   });
+  it.each(testEngines())(
+    'knows who created each account, up to the first admin, on $engine',
+    async (engine) => {
+      const t = await createTestDatabase(engine);
+      try {
+        await migratePortal(t.db);
+        const staff = createStaffDirectory({
+          db: t.db,
+          tenant: 'default',
+          clock: fixedClock('2025-01-01T00:00:00Z'),
+        });
+        const account = (email: string) => ({
+          email,
+          name: email,
+          role: 'admin' as const,
+          password: 'a long passphrase',
+        });
+        const root = await staff.create(account('root@example.com'));
+        const child = await staff.create(account('child@example.com'), { by: root.id });
+        const grandchild = await staff.create(account('grandchild@example.com'), { by: child.id });
+        expect(grandchild.createdBy).toBe(child.id);
+        expect((await staff.get(grandchild.id))?.createdBy).toBe(child.id);
+        expect((await staff.creators(grandchild.id)).map((member) => member.email)).toEqual([
+          'child@example.com',
+          'root@example.com',
+        ]);
+        expect(await staff.creators(root.id)).toEqual([]);
+        expect((await staff.get(root.id))?.createdBy).toBeUndefined();
+      } finally {
+        await t.destroy();
+      }
+    },
+  );
 });

@@ -15,6 +15,8 @@ export interface StaffMember {
   role: StaffRole;
   /** When the account was created (ISO 8601). */
   createdAt: string;
+  /** The id of the staff member who created the account, when one did (not the first admin). */
+  createdBy?: string;
 }
 
 const TABLE = 'privacykit_portal_staff';
@@ -59,7 +61,16 @@ export function normaliseEmail(email: string): string {
 }
 
 export interface StaffDirectory {
-  create(input: { email: string; name: string; role: StaffRole; password: string }): Promise<StaffMember>;
+  /** Creates an account; `by` is the id of the staff member creating it. */
+  create(
+    input: { email: string; name: string; role: StaffRole; password: string },
+    options?: { by?: string },
+  ): Promise<StaffMember>;
+  /**
+   * The staff who created this account, nearest first: its creator, the creator's creator, and on
+   * to an account nobody in the directory created.
+   */
+  creators(id: string): Promise<StaffMember[]>;
   /** The staff member when email and password match; `undefined` otherwise, whichever was wrong. */
   authenticate(email: string, password: string): Promise<StaffMember | undefined>;
   list(): Promise<StaffMember[]>;
@@ -80,10 +91,11 @@ export function createStaffDirectory(options: {
     name: String(row.name),
     role: staffRoleSchema.parse(row.role),
     createdAt: String(row.created_at),
+    ...(row.created_by ? { createdBy: String(row.created_by) } : {}),
   });
 
   const directory: StaffDirectory = {
-    async create(input) {
+    async create(input, options) {
       const createdAt = clock.now().toISOString();
       const member = {
         id: newId(clock.now()),
@@ -98,9 +110,23 @@ export function createStaffDirectory(options: {
           tenant,
           password_hash: await hashPassword(input.password),
           created_at: createdAt,
+          created_by: options?.by ?? null,
         })
         .execute();
-      return { ...member, createdAt };
+      return { ...member, createdAt, ...(options?.by ? { createdBy: options.by } : {}) };
+    },
+    async creators(id) {
+      const chain: StaffMember[] = [];
+      const seen = new Set([id]);
+      let next = (await directory.get(id))?.createdBy;
+      while (next && !seen.has(next)) {
+        seen.add(next);
+        const creator = await directory.get(next);
+        if (!creator) break;
+        chain.push(creator);
+        next = creator.createdBy;
+      }
+      return chain;
     },
     async authenticate(email, password) {
       const row = await db

@@ -95,6 +95,50 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     expect((await officer.post(`/admin/requests/${requestId}/release`, {})).status).toBe(303);
   });
 
+  it('an account the requester created, even long before, or one made by such an account, cannot approve for them', async () => {
+    // The admin makes a second account well ahead, and that account makes a third.
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    await admin.page('/admin/staff');
+    const puppet = { email: 'early-me@example.com', password: 'an early long passphrase', name: 'Early Me' };
+    expect((await admin.post('/admin/staff', { ...puppet, role: 'admin' })).status).toBe(303);
+    const viaPuppet = new Client(portal.base);
+    await viaPuppet.login(puppet);
+    await viaPuppet.page('/admin/staff');
+    const grandchild = {
+      email: 'third-me@example.com',
+      password: 'a third long passphrase',
+      name: 'Third Me',
+    };
+    expect((await viaPuppet.post('/admin/staff', { ...grandchild, role: 'privacy-officer' })).status).toBe(
+      303,
+    );
+    portal.clock.advance(30 * 86_400_000);
+
+    const { visitor, requestId } = await verifiedRequest('access', 'edsger@example.com');
+    const requester = new Client(portal.base);
+    await requester.login(ADMIN);
+    await requester.page(`/admin/requests/${requestId}`);
+    expect((await requester.post(`/admin/requests/${requestId}/approve`, {})).status).toBe(303);
+    expect((await requester.post(`/admin/requests/${requestId}/export`, {})).status).toBe(303);
+    for (const who of [puppet, grandchild]) {
+      const client = new Client(portal.base);
+      await client.login(who);
+      await client.page(`/admin/requests/${requestId}`);
+      const refused = await client.post(`/admin/requests/${requestId}/release`, {});
+      expect(refused.status).toBe(403);
+      expect(await refused.text()).toContain(
+        'your account was created by the staff member who asked for this approval',
+      );
+    }
+    expect((await visitor.post(`/rights/requests/${requestId}/download`, {})).status).toBe(404);
+    // An account the requester did not make may approve.
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    await officer.page(`/admin/requests/${requestId}`);
+    expect((await officer.post(`/admin/requests/${requestId}/release`, {})).status).toBe(303);
+  });
+
   it('an access export is released to the requester only by a second staff member', async () => {
     const { visitor, requestId } = await verifiedRequest('access', 'alan@example.com');
     const officer = new Client(portal.base);

@@ -254,7 +254,7 @@ export function adminErasureRoutes(options: {
       action: 'erasure.execute',
       target: plan.id,
       by,
-      byCreatedAt: currentStaff(res)!.createdAt,
+      approver: currentStaff(res)!,
     });
     await options.audit.record({
       actor: by,

@@ -64,7 +64,7 @@ export function officeRoutes(options: {
       });
       return;
     }
-    const member = await staff.create(form);
+    const member = await staff.create(form, { by: currentStaff(res)!.id });
     await audit.record({
       actor: currentStaff(res)!.email,
       action: 'staff.create',

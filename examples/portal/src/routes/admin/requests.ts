@@ -217,7 +217,7 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
       action: 'export.release',
       target: pkg.exportId,
       by,
-      byCreatedAt: currentStaff(res)!.createdAt,
+      approver: currentStaff(res)!,
     });
     await options.requestExports.release({ requestId: record.id, exportId: pkg.exportId, by });
     await options.audit.record({
