@@ -1,8 +1,23 @@
 import { fixedClock } from '@privacykit/core';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type { TestEngine } from '@privacykit/core/testing';
 import { describe, expect, it } from 'vitest';
 import { migratePortal } from './setup.js';
 import { createStaffDirectory, hashPassword, verifyPassword } from './staff.js';
+import type { StaffDirectory } from './staff.js';
+
+/** A staff directory on a fresh, migrated database of `engine`, destroyed after `use`. */
+async function withStaff(engine: TestEngine, use: (staff: StaffDirectory) => Promise<void>): Promise<void> {
+  const t = await createTestDatabase(engine);
+  try {
+    await migratePortal(t.db);
+    await use(
+      createStaffDirectory({ db: t.db, tenant: 'default', clock: fixedClock('2025-01-01T00:00:00Z') }),
+    );
+  } finally {
+    await t.destroy();
+  }
+}
 
 describe('staff accounts', () => {
   it('hashes with scrypt and verifies only the right password', async () => {
@@ -13,34 +28,19 @@ describe('staff accounts', () => {
   });
 
   it('creates the first administrator once, with a password that signs in', async () => {
-    const t = await createTestDatabase(testEngines()[0]!);
-    try {
-      await migratePortal(t.db);
-      const staff = createStaffDirectory({
-        db: t.db,
-        tenant: 'default',
-        clock: fixedClock('2025-01-01T00:00:00Z'),
-      });
+    await withStaff(testEngines()[0]!, async (staff) => {
       const first = await staff.ensureInitialAdmin();
       expect(first?.password.length).toBeGreaterThanOrEqual(20);
       expect(await staff.ensureInitialAdmin()).toBeUndefined();
       expect((await staff.authenticate('Admin@example.com', first!.password))?.role).toBe('admin');
       expect(await staff.authenticate('admin@example.com', 'nope')).toBeUndefined();
-    } finally {
-      await t.destroy();
-    }
+    });
   });
+
   it.each(testEngines())(
     'knows who created each account, up to the first admin, on $engine',
     async (engine) => {
-      const t = await createTestDatabase(engine);
-      try {
-        await migratePortal(t.db);
-        const staff = createStaffDirectory({
-          db: t.db,
-          tenant: 'default',
-          clock: fixedClock('2025-01-01T00:00:00Z'),
-        });
+      await withStaff(engine, async (staff) => {
         const account = (email: string) => ({
           email,
           name: email,
@@ -58,9 +58,7 @@ describe('staff accounts', () => {
         ]);
         expect(await staff.creators(root.id)).toEqual([]);
         expect((await staff.get(root.id))?.createdBy).toBeUndefined();
-      } finally {
-        await t.destroy();
-      }
+      });
     },
   );
 });
