@@ -571,11 +571,10 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     return rows.map((row) => toRecord(row, identities));
   }
 
-  /** Issues one challenge per identity; returns the mails to send once the transaction commits. */
   /**
-   * Mails a code and link to every unverified identity of a request. With `amendment`, they
-   * confirm the request together with the details of a duplicate submission, which join it only
-   * when one of them is used (`verify`).
+   * Issues one challenge (a code and a link) per unverified identity; returns the mails to send
+   * once the transaction commits. With `amendment`, they confirm the request together with the
+   * details of a duplicate submission, which join it only when one of them is used (`verify`).
    */
   async function issueChallenges(
     trx: Tx,

@@ -4,7 +4,7 @@ import { ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
 import { isPrivacyKitError, randomToken } from '@privacykit/core';
 import type { Policy } from '@privacykit/core';
-import type { RequestService } from '@privacykit/requests';
+import type { RequestService, VerifyResult } from '@privacykit/requests';
 import { downloadHeaders } from '@privacykit/subject-access';
 import type { ExportStore } from '@privacykit/subject-access';
 import { HttpError } from '../http-error.js';
@@ -107,8 +107,9 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
     const submit: RequestHandler = async (req, res) => {
       const values = parseForm(schema, req.body);
       const result = await requests.submit(toSubmitInput(form.right, values));
-      // Same page whatever the address, and a fresh reference each time: no enumeration (S09), and
-      // never the id of an open request the submission duplicates. The code went to the registered channel.
+      // Same page whatever the address, under a reference of this browser's own: no enumeration
+      // (S09), and never the id of an open request the submission duplicates (someone else's,
+      // perhaps). The code went to the registered channel.
       const ref = pendingRef(req, result.requestId);
       await saveSession(req);
       res.redirect(303, `/rights/verify?submission=${ref}`);
@@ -142,7 +143,7 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
     })
     .post(verifyLimiter, async (req, res) => {
       const input = parseForm(verifySchema, req.body);
-      let result: Awaited<ReturnType<RequestService['verify']>>;
+      let result: VerifyResult;
       if ('token' in input) {
         result = await requests.verify(input);
       } else {
