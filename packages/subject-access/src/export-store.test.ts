@@ -182,6 +182,14 @@ describe.each(testEngines())('export store on $engine', (engine) => {
     expect(await codeOf(withoutKek.redeem(again.token, { binding: 'b' }))).toBe(
       'subject-access/export-corrupt',
     );
+    // Another key-encryption key (a misconfigured instance): a typed error, and the link is not
+    // spent, so the subject can still download through an instance with the right key.
+    const wrongKek = createExportStore({ db: test.db, clock, keyEncryptionKey: randomBytes(32) });
+    const link = await wrongKek.issueToken(stored.exportId, { binding: 'c' });
+    expect(await codeOf(wrongKek.redeem(link.token, { binding: 'c' }))).toBe('subject-access/export-corrupt');
+    expect((await collect((await store.redeem(link.token, { binding: 'c' })).stream)).toString()).toBe(
+      'secret export',
+    );
   });
 
   it('stores big packages (multi-chunk, beyond 64 KB rows) and purges them after retention', async () => {

@@ -97,8 +97,12 @@ export interface ExportStore {
   delete(exportId: string): Promise<PurgeResult>;
 }
 
-function storeError(code: SubjectAccessErrorCode, message: string): PrivacyKitError<SubjectAccessErrorCode> {
-  return new PrivacyKitError<SubjectAccessErrorCode>(code, message);
+function storeError(
+  code: SubjectAccessErrorCode,
+  message: string,
+  options?: { cause?: unknown },
+): PrivacyKitError<SubjectAccessErrorCode> {
+  return new PrivacyKitError<SubjectAccessErrorCode>(code, message, options);
 }
 
 function encrypt(key: Uint8Array, plain: Uint8Array, aad: string): Buffer {
@@ -154,11 +158,19 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
   const unwrapKey = (stored: string, exportId: string): Buffer => {
     if (stored.startsWith('raw:')) return Buffer.from(stored.slice(4), 'base64');
     if (!kek) throw storeError('subject-access/export-corrupt', 'this package needs the key-encryption key');
-    return decrypt(
-      kek,
-      Buffer.from(stored.slice(4), 'base64'),
-      `privacykit-export-key:${tenant}:${exportId}`,
-    );
+    try {
+      return decrypt(
+        kek,
+        Buffer.from(stored.slice(4), 'base64'),
+        `privacykit-export-key:${tenant}:${exportId}`,
+      );
+    } catch (error) {
+      throw storeError(
+        'subject-access/export-corrupt',
+        `the key of export ${exportId} does not open with this key-encryption key (another key, or an altered record)`,
+        { cause: error },
+      );
+    }
   };
 
   async function remove(ids: readonly string[]): Promise<PurgeResult> {
@@ -336,6 +348,9 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
         .where('expires_at', '>', now)
         .executeTakeFirst();
       if (!pkg) throw storeError('subject-access/export-unknown', 'the export is no longer available');
+      const exportId = String(pkg.id);
+      // Before the token is spent: a store configured with the wrong key must not use up the link.
+      const key = unwrapKey(String(pkg.data_key), exportId);
       // Spend the token: only the one caller whose update finds it unused wins.
       const spent = await db
         .updateTable(TOKENS)
@@ -347,8 +362,6 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
       if (Number(spent.numUpdatedRows) !== 1) {
         throw storeError('subject-access/token-used', 'this download link has already been used');
       }
-      const exportId = String(pkg.id);
-      const key = unwrapKey(String(pkg.data_key), exportId);
       const count = Number(pkg.chunk_count);
       const expected = String(pkg.sha256);
       async function* chunks(): AsyncGenerator<Buffer> {

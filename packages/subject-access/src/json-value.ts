@@ -18,8 +18,17 @@ export function toJsonValue(value: unknown): unknown {
       if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
       if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
       if (Array.isArray(value)) return value.map(toJsonValue);
+      // Defined, not assigned: a JSON column's `"__proto__"` key is data, and assigning it would
+      // set the object's prototype instead (dropping the key from the export).
       const out: Record<string, unknown> = {};
-      for (const [key, inner] of Object.entries(value)) out[key] = toJsonValue(inner);
+      for (const [key, inner] of Object.entries(value)) {
+        Object.defineProperty(out, key, {
+          value: toJsonValue(inner),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
       return out;
     }
     default:
@@ -48,6 +57,13 @@ export function toJsonRow(row: Readonly<Record<string, unknown>>): Record<string
   }
   if (plain) return row as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(row)) out[key] = toJsonValue(row[key]);
+  for (const key of Object.keys(row)) {
+    Object.defineProperty(out, key, {
+      value: toJsonValue(row[key]),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
   return out;
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { downloadHeaders } from './download-headers.js';
 import { escapeHtml } from './html-report.js';
 import { checkJsonSchema } from './json-schema-check.js';
-import { toJsonValue } from './json-value.js';
+import { toJsonRow, toJsonValue } from './json-value.js';
 import { checkPortabilityDocument } from './portability.js';
 
 describe('toJsonValue', () => {
@@ -15,6 +15,15 @@ describe('toJsonValue', () => {
     expect(toJsonValue(new Uint8Array([0, 255]))).toBe('AP8=');
     expect(toJsonValue(Number.NaN)).toBe('NaN');
     expect(toJsonValue({ nested: [new Date(0)] })).toEqual({ nested: ['1970-01-01T00:00:00.000Z'] });
+  });
+
+  it('keeps a JSON column’s "__proto__" key as data', () => {
+    const stored = JSON.parse('{"__proto__":{"admin":true},"a":1,"when":null}');
+    expect(JSON.stringify(toJsonValue(stored))).toBe('{"__proto__":{"admin":true},"a":1,"when":null}');
+    expect(JSON.stringify(toJsonRow({ id: 1, doc: stored, at: new Date(0) }))).toBe(
+      '{"id":1,"doc":{"__proto__":{"admin":true},"a":1,"when":null},"at":"1970-01-01T00:00:00.000Z"}',
+    );
+    expect(({} as { admin?: boolean }).admin).toBeUndefined();
   });
 });
 

@@ -119,6 +119,8 @@ async function createHostSchema(db: Kysely<any>) {
       { tenant: 'acme', login_email: 'alice@example.com', ip: '192.0.2.2' },
       { tenant: 'acme', login_email: 'bob@example.com', ip: '192.0.2.3' },
       { tenant: 'other', login_email: 'alice@example.com', ip: '192.0.2.4' },
+      // Another tenant whose id differs only by case: MySQL's default collations would match it.
+      { tenant: 'ACME', login_email: 'alice@example.com', ip: '192.0.2.5' },
     ])
     .execute();
 }
@@ -161,6 +163,17 @@ describe.each(testEngines())('on $engine', (engine) => {
       .execute();
     const rows = await t.db.selectFrom('privacykit_notes_items').select(['seq', 'body']).execute();
     expect(rows).toEqual([{ seq: 1, body: 'x' }]);
+    // Tenants never match across case, on MySQL too (whose default collations ignore it).
+    await t.db
+      .insertInto('privacykit_notes_items')
+      .values({ tenant: 'Acme', body: 'y', created_at: new Date().toISOString() })
+      .execute();
+    const acme = await t.db
+      .selectFrom('privacykit_notes_items')
+      .select('body')
+      .where('tenant', '=', 'acme')
+      .execute();
+    expect(acme).toEqual([{ body: 'x' }]);
   });
 
   it('reports a failing migration with the package and migration name', async () => {
@@ -198,6 +211,41 @@ describe.each(testEngines())('on $engine', (engine) => {
     expect(rows.find((row) => row.table === 'customers')?.row.name).toBe('Alice');
     // Upper-case twin (id 4) and the other tenant's Alice (id 3) are never matched.
     expect(rows.filter((row) => row.table === 'customers').map((row) => row.row.id)).toEqual([1]);
+  });
+
+  it('pages exactly through keys beyond 2^53, and gives such integers as text', async () => {
+    await sql`create table snowflakes (id bigint primary key, tenant varchar(64) not null, email varchar(255) not null, parent bigint)`.execute(
+      t.db,
+    );
+    const ids = ['9007199254740993', '9007199254740995', '9007199254740997'];
+    for (const id of ids) {
+      await sql`insert into snowflakes (id, tenant, email, parent) values (${sql.raw(id)}, 'acme', 'ada@example.com', ${sql.raw(id)})`.execute(
+        t.db,
+      );
+    }
+    await sql`insert into snowflakes (id, tenant, email, parent) values (12, 'acme', 'ada@example.com', 7)`.execute(
+      t.db,
+    );
+    const map = defineDataMap({
+      identities: { email: { normalise: 'email' } },
+      tenantColumn: 'tenant',
+      tables: {
+        snowflakes: { primaryKey: 'id', identities: { email: 'email' }, columns: { parent: 'identity' } },
+      },
+    });
+    const rows = [];
+    for await (const { row } of subjectRows({
+      db: t.db,
+      dataMap: map,
+      identities: { email: ['ada@example.com'] },
+      tenant: 'acme',
+      batchSize: 1,
+    })) {
+      rows.push([row.id, row.parent]);
+      if (rows.length > 10) break;
+    }
+    // Each row once, in key order, none rounded: a rounded key resumes a page at the wrong row.
+    expect(rows).toEqual([[12, 7], ...ids.map((id) => [id, id])]);
   });
 
   it('matches by any identity, and filters columns by category', async () => {

@@ -49,7 +49,38 @@ export async function migrate(
     }
     results.push({ name: pkg.name, applied: steps.map((step) => step.migrationName) });
   }
+  if (engineOf(db) === 'mysql' && results.some((result) => result.applied.length > 0)) {
+    await binaryTenantColumns(db);
+  }
   return results;
+}
+
+/**
+ * MySQL and MariaDB compare text by the column's collation, and their default ones ignore case:
+ * under a plain `varchar` tenant column, tenant `Acme` would read and delete tenant `acme`'s
+ * rows. Every `tenant` column of PrivacyKit's tables (`privacykit_…`) is given its character
+ * set's binary collation, once: after the migrations that created or changed them.
+ */
+async function binaryTenantColumns(db: Kysely<any>): Promise<void> {
+  const { rows } = await sql<{
+    name: string;
+    type: string;
+    nullable: string;
+    charset: string;
+    collation: string;
+  }>`
+    select table_name as name, column_type as type, is_nullable as nullable,
+      character_set_name as charset, collation_name as collation
+    from information_schema.columns
+    where table_schema = database() and column_name = 'tenant' and table_name like 'privacykit\_%'`.execute(
+    db,
+  );
+  for (const row of rows) {
+    if (!row.charset || row.collation === `${row.charset}_bin`) continue;
+    await sql`alter table ${sql.id(row.name)} modify column tenant ${sql.raw(row.type)} character set ${sql.raw(row.charset)} collate ${sql.raw(`${row.charset}_bin`)} ${sql.raw(row.nullable === 'NO' ? 'not null' : 'null')}`.execute(
+      db,
+    );
+  }
 }
 
 /**

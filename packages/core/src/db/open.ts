@@ -83,6 +83,8 @@ export interface SqliteStatement {
   run(...parameters: unknown[]): { changes: number; lastInsertRowid: number | bigint };
   get(...parameters: unknown[]): unknown;
   all(...parameters: unknown[]): unknown[];
+  /** Integers as `bigint` (exact beyond 2^53) instead of numbers. */
+  safeIntegers(toggle?: boolean): SqliteStatement;
 }
 
 /** The part of a better-sqlite3 connection a synchronous hot path uses. */
@@ -157,10 +159,14 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
         connectionString: url,
         max: poolSize,
         types: {
-          // int8 (counts, sequences) as numbers: PrivacyKit's sequences stay far below 2^53.
+          // int8 (counts, sequences, keys) as numbers while exact; beyond 2^53 as text, as
+          // mysql2's supportBigNumbers does, so a host's snowflake ids are never rounded.
           getTypeParser: (oid: number, format?: unknown) =>
             oid === 20
-              ? (value: string) => Number(value)
+              ? (value: string) => {
+                  const number = Number(value);
+                  return Number.isSafeInteger(number) ? number : value;
+                }
               : pg.default.types.getTypeParser(oid, format as 'text'),
         },
       });

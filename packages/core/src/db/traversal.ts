@@ -1,10 +1,11 @@
 import { sql } from 'kysely';
-import type { Expression, ExpressionBuilder, Kysely, SelectQueryBuilder, SqlBool } from 'kysely';
+import type { Compilable, Expression, ExpressionBuilder, Kysely, SelectQueryBuilder, SqlBool } from 'kysely';
 import { categoryCovers } from '../categories.js';
 import { PrivacyKitError } from '../errors.js';
 import { normaliseIdentity } from '../data-map.js';
 import type { DataMap, DataMapTable } from '../data-map.js';
 import { engineOf } from './engine.js';
+import { sqliteConnectionOf } from './open.js';
 
 /** Identity kind → the values the subject is known by (`{ email: ['ada@example.com'] }`). */
 export type SubjectIdentities = Readonly<Record<string, readonly string[]>>;
@@ -98,7 +99,16 @@ export function subjectCondition(
       }
       const subject = alternatives.length > 0 ? eb.or(alternatives) : sql<SqlBool>`1 = 0`;
       if (scope.tenant !== undefined && definition.tenantColumn) {
-        return eb.and([eb(eb.ref(`${alias}.${definition.tenantColumn}`), '=', scope.tenant), subject]);
+        // Byte for byte on MySQL too, whose default collations ignore case: tenant `acme` must
+        // never see the rows of a tenant `Acme`.
+        const column = eb.ref(`${alias}.${definition.tenantColumn}`);
+        const sameTenant = mysql
+          ? eb.and([
+              eb(column, '=', scope.tenant),
+              eb(sql`binary ${column}`, '=', sql`binary ${scope.tenant}`),
+            ])
+          : eb(column, '=', scope.tenant);
+        return eb.and([sameTenant, subject]);
       }
       return subject;
     };
@@ -163,7 +173,7 @@ export async function* subjectRows(options: SubjectRowsOptions): AsyncGenerator<
       }
       // PostgreSQL without pg-cursor: page by key like SQLite.
     }
-    yield* pageByKey(name, definition.primaryKey, selected, batchSize);
+    yield* pageByKey(options.db, name, definition.primaryKey, selected, batchSize);
   }
 }
 
@@ -184,7 +194,41 @@ async function* streamOrNull(rows: AsyncIterableIterator<unknown>): AsyncGenerat
   yield* rows;
 }
 
+/**
+ * A SQLite page read on the connection itself with exact integers, when `openDatabase` opened it:
+ * the driver reads integers as numbers, so a key beyond 2^53 (a snowflake id) would come back
+ * rounded, and the next page would resume from the wrong place — repeating rows, or skipping
+ * them. Values come back as numbers while exact and as text beyond; `keys` keeps them exact.
+ */
+function exactSqlitePage(
+  db: Kysely<any>,
+): ((query: Compilable) => { rows: Record<string, unknown>[]; keys: Record<string, unknown>[] }) | undefined {
+  const connection = sqliteConnectionOf(db);
+  if (!connection) return undefined;
+  return (query) => {
+    const compiled = query.compile();
+    const raw = connection
+      .prepare(compiled.sql)
+      .safeIntegers(true)
+      .all(...compiled.parameters) as Record<string, unknown>[];
+    const rows = raw.map((row) => {
+      const out: Record<string, unknown> = {};
+      for (const [column, value] of Object.entries(row)) {
+        out[column] =
+          typeof value === 'bigint'
+            ? value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER
+              ? Number(value)
+              : value.toString()
+            : value;
+      }
+      return out;
+    });
+    return { rows, keys: raw };
+  };
+}
+
 async function* pageByKey(
+  db: Kysely<any>,
   name: string,
   primaryKey: readonly string[],
   // biome-ignore lint/suspicious/noExplicitAny: a query over the host's own, unknown schema
@@ -196,6 +240,7 @@ async function* pageByKey(
   const query = primaryKey.length > 0 ? selected : selected.select(sql.ref(`${name}.rowid`).as(rowidAlias));
   const keyOf = (row: Record<string, unknown>) =>
     primaryKey.length > 0 ? primaryKey.map((column) => row[column]) : [row[rowidAlias]];
+  const exact = exactSqlitePage(db);
   let last: unknown[] | undefined;
   for (;;) {
     let page = query;
@@ -207,10 +252,9 @@ async function* pageByKey(
           : eb(eb.refTuple(...(key as [string, string])), '>', eb.tuple(...(after as [unknown, unknown]))),
       );
     }
-    const rows = (await key
-      .reduce((ordered, column) => ordered.orderBy(column), page)
-      .limit(batchSize)
-      .execute()) as Record<string, unknown>[];
+    const ordered = key.reduce((sorted, column) => sorted.orderBy(column), page).limit(batchSize);
+    const read = exact?.(ordered);
+    const rows = read ? read.rows : ((await ordered.execute()) as Record<string, unknown>[]);
     for (const row of rows) {
       if (primaryKey.length > 0) {
         yield { table: name, row };
@@ -220,7 +264,7 @@ async function* pageByKey(
       }
     }
     if (rows.length < batchSize) break;
-    last = keyOf(rows[rows.length - 1]!);
+    last = keyOf((read ? read.keys : rows)[rows.length - 1]!);
   }
 }
 
