@@ -112,6 +112,97 @@ describe('sources, in order', () => {
     expect(classifier.classify({ name: '_ga' }).vendor).toBe('Google Analytics');
   });
 
+  describe('the Open Cookie Database never exempts on weak evidence (K01, K02)', () => {
+    const header =
+      'ID,Platform,Category,Cookie / Data Key name,Domain,Description,Retention period,Data Controller,User Privacy & GDPR Rights Portals,Wildcard match';
+    const database = (...rows: string[]) => loadOpenCookieDatabase([header, ...rows].join('\r\n'));
+    const years3 = 3 * 365 * day;
+
+    it('a prefix row alone does not make a cookie exempt; the cookie’s own name must agree', () => {
+      const classifier = createClassifier({
+        openCookieDatabase: database(
+          '1,Shop,Functional,shopx_,,References a cart for anonymous users,session,Shop,,1',
+        ),
+      });
+      expect(classifier.classify({ name: 'shopx_9f2', firstParty: true })).toMatchObject({
+        vendor: 'Shop',
+        category: 'preferences',
+        consentRequired: true,
+      });
+      expect(classifier.classify({ name: 'shopx_tracking_id', firstParty: true })).toMatchObject({
+        vendor: 'Shop',
+        category: 'analytics',
+        consentRequired: true,
+      });
+      // The name itself says cart: the prefix row and the name agree, the exemption stands.
+      expect(classifier.classify({ name: 'shopx_cart', firstParty: true })).toMatchObject({
+        vendor: 'Shop',
+        purposes: ['cart'],
+        consentRequired: false,
+      });
+    });
+
+    it('a Functional row that speaks of tracking or identifying visitors is never read as necessary', () => {
+      const classifier = createClassifier({
+        openCookieDatabase: database(
+          '1,Calls,Functional,calls_s,,"Stores a unique identifier, so that it can be tracked which session the visitor is in.",session,Calls,,0',
+          '2,Portal,Functional,portal_v,,"Used to uniquely distinguish one site visitor from another. Essential for a secure service.",90 days,Portal,,0',
+          '3,Chat,Functional,chat_c,,Chat widget session and visitor tracking cookie.,session,Chat,,0',
+          // Not tracking: a negation, and consent categories named by a consent cookie.
+          '4,CDN,Functional,cdn_chl,,Used for Captcha challenges. Not used for tracking.,session,CDN,,0',
+          "5,CMP,Functional,cmp_analytics,,Remembers the visitor's consent for the 'Analytics' category.,1 year,CMP,,0",
+          '6,CMP,Functional,cmp_state,,Whether visitors have given consent. It contains no information that can identify the site visitor.,1 year,CMP,,0',
+          '7,Server,Functional,srv_sid,,Used to identify the users session on the server.,session,Server,,0',
+        ),
+      });
+      for (const name of ['calls_s', 'portal_v', 'chat_c']) {
+        expect(classifier.classify({ name, firstParty: true }), name).toMatchObject({
+          category: 'preferences',
+          consentRequired: true,
+        });
+      }
+      expect(classifier.classify({ name: 'cdn_chl', firstParty: true })).toMatchObject({
+        purposes: ['security'],
+        consentRequired: false,
+      });
+      for (const name of ['cmp_analytics', 'cmp_state']) {
+        expect(classifier.classify({ name, firstParty: true }), name).toMatchObject({
+          purposes: ['consent-choice'],
+          consentRequired: false,
+        });
+      }
+      expect(classifier.classify({ name: 'srv_sid', firstParty: true })).toMatchObject({
+        purposes: ['session'],
+        consentRequired: false,
+      });
+    });
+
+    it('a session answer on a cookie kept over a year needs consent, from the database or a name pattern', () => {
+      const classifier = createClassifier({
+        openCookieDatabase: database('1,Chat,Functional,chat_sid,,Stores the chat session,3 years,Chat,,0'),
+      });
+      // The bare name first: the memo must not answer the long-lived cookie from it.
+      expect(classifier.classify({ name: 'chat_sid' })).toMatchObject({
+        purposes: ['session'],
+        consentRequired: false,
+      });
+      expect(classifier.classify({ name: 'chat_sid', firstParty: true })).toMatchObject({
+        consentRequired: false,
+      });
+      const kept = classifier.classify({ name: 'chat_sid', firstParty: true, maxAge: years3 }, { clock });
+      expect(kept).toMatchObject({ consentRequired: true, category: 'unclassified' });
+      expect(kept.evidence.some((line) => line.rule === 'long-lived-session')).toBe(true);
+      expect(classifyCookie({ name: 'app_sess', firstParty: true, maxAge: years3 }, { clock })).toMatchObject(
+        {
+          consentRequired: true,
+        },
+      );
+      expect(classifyCookie({ name: 'app_sess', firstParty: true, maxAge: 3600 }, { clock })).toMatchObject({
+        consentRequired: false,
+      });
+    });
+  });
+
   it('name patterns come next, with low confidence', () => {
     const result = classifyCookie({ name: 'my_csrf_guard' });
     expect(result).toMatchObject({ category: 'necessary', source: 'name-pattern', consentRequired: false });

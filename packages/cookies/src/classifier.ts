@@ -9,7 +9,7 @@ import {
 } from './exemption.js';
 import { type KnownCookie, builtinKnowledgeBase, knowledgeBaseSources } from './knowledge-base.js';
 import { cookieLifetimeSeconds } from './lifetime.js';
-import { namePatterns } from './name-patterns.js';
+import { type NamePattern, namePatterns } from './name-patterns.js';
 import { type OpenCookieDatabase, openCookieDatabasePurposes } from './open-cookie-database.js';
 import {
   type CookieCategory,
@@ -319,12 +319,13 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
         matchRules(rules, name, domain) ?? (stripped ? matchRules(rules, stripped, domain) : undefined);
       if (found) return found;
     }
+    const target = stripped ?? name;
     if (database) {
       const match = database.lookup(name) ?? (stripped ? database.lookup(stripped) : undefined);
       if (match) {
-        const purposes = openCookieDatabasePurposes(match.entry);
+        let purposes: readonly CookiePurpose[] = openCookieDatabasePurposes(match.entry);
         const base = match.kind === 'exact' ? 0.8 : match.kind === 'case-insensitive' ? 0.7 : 0.55;
-        const confidence = match.alternatives > 0 ? base - 0.1 : base;
+        let confidence = match.alternatives > 0 ? base - 0.1 : base;
         const evidence: CookieEvidence[] = [
           {
             source: 'open-cookie-database',
@@ -335,6 +336,25 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
             url: ocdUrl,
           },
         ];
+        // A prefix row describes the vendor's other cookies, not this one: `lc_` (a chat
+        // widget's session) says nothing about `lc_ads_campaign`. It names the vendor, but an
+        // exemption needs the cookie's own name to agree (K01, K02).
+        if (match.kind === 'prefix' && categoryOfPurposes(purposes) === 'necessary') {
+          const pattern = namePatternOf(target);
+          if (pattern) {
+            const resolution = fromNamePattern(pattern);
+            resolution.vendor = match.entry.platform;
+            resolution.evidence.unshift(...evidence);
+            return resolution;
+          }
+          purposes = [match.entry.category.toLowerCase() === 'functional' ? 'functionality' : 'unknown'];
+          confidence = Math.min(confidence, 0.4);
+          evidence.push({
+            source: 'heuristic',
+            rule: 'prefix-not-exempt',
+            detail: `only the prefix ${match.entry.name} matched and the name itself does not look strictly necessary: consent required`,
+          });
+        }
         return {
           source: 'open-cookie-database',
           purposes,
@@ -346,26 +366,8 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
         };
       }
     }
-    const target = stripped ?? name;
-    for (const pattern of namePatterns) {
-      if (pattern.pattern.test(target)) {
-        return {
-          source: 'name-pattern',
-          purposes: [pattern.purpose],
-          confidence: pattern.confidence,
-          evidence: [
-            {
-              source: 'name-pattern',
-              rule: `pattern:${pattern.id}`,
-              detail: `name matches ${pattern.pattern}`,
-            },
-          ],
-          domainBound: false,
-          setByUser: false,
-        };
-      }
-    }
-    return undefined;
+    const pattern = namePatternOf(target);
+    return pattern ? fromNamePattern(pattern) : undefined;
   }
 
   function build(
@@ -407,23 +409,34 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
 
     // Heuristics: lifetime and third-party context refine weak answers, and name the unknown.
     const category = categoryOfPurposes(purposes);
-    if (resolution && resolution.source === 'name-pattern' && category === 'necessary') {
-      if (firstParty === false) {
-        confidence *= 0.6;
-        evidence.push({
-          source: 'heuristic',
-          rule: 'third-party-necessary',
-          detail: 'a necessary-looking name on a third-party cookie',
-        });
-      }
-      if (lifetimeSeconds !== null && lifetimeSeconds > 366 * 86_400 && purposes.includes('session')) {
-        confidence *= 0.7;
-        evidence.push({
-          source: 'heuristic',
-          rule: 'long-lived-session',
-          detail: 'a session-looking name that lives over a year',
-        });
-      }
+    if (
+      resolution &&
+      resolution.source === 'name-pattern' &&
+      category === 'necessary' &&
+      firstParty === false
+    ) {
+      confidence *= 0.6;
+      evidence.push({
+        source: 'heuristic',
+        rule: 'third-party-necessary',
+        detail: 'a necessary-looking name on a third-party cookie',
+      });
+    }
+    // A cookie kept for years is not a session cookie, whatever its name or a database row says;
+    // only a vendor's own documentation (knowledge base) or the site owner can say otherwise.
+    if (
+      resolution &&
+      lifetimeDecides(resolution) &&
+      lifetimeSeconds !== null &&
+      lifetimeSeconds > longLivedSessionSeconds
+    ) {
+      confidence *= 0.7;
+      purposes = purposes.map((purpose) => (purpose === 'session' ? 'unknown' : purpose));
+      evidence.push({
+        source: 'heuristic',
+        rule: 'long-lived-session',
+        detail: `read as a session cookie (${resolution.source}) but lives over a year: not exempt as a session cookie, consent required`,
+      });
     }
     if (!resolution) {
       if (firstParty === false && lifetimeSeconds !== null && lifetimeSeconds > 30 * 86_400) {
@@ -477,10 +490,12 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
   const remember = (name: string): Memo => {
     const resolution = resolve(name, undefined);
     const entry: Memo = { resolution };
-    // Name patterns are refined by lifetime and party heuristics, so their answers are not kept whole.
+    // Name patterns are refined by lifetime and party heuristics, and session answers of the
+    // database by lifetime, so their answers are not kept whole.
     if (
       resolution &&
       resolution.source !== 'name-pattern' &&
+      !lifetimeDecides(resolution) &&
       (resolution.purposes.every(isContextFreePurpose) || !resolution.purposes.every(isExemptable))
     ) {
       entry.cached = deepFreeze(build(name, resolution, { name }, undefined));
@@ -517,6 +532,36 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
 }
 
 const memoLimit = 50_000;
+const longLivedSessionSeconds = 366 * 86_400;
+
+/** A `session` answer from a weak source (a name pattern, the database): its lifetime can overturn it. */
+function lifetimeDecides(resolution: Resolution): boolean {
+  return (
+    (resolution.source === 'name-pattern' || resolution.source === 'open-cookie-database') &&
+    resolution.purposes.includes('session')
+  );
+}
+
+function namePatternOf(name: string): NamePattern | undefined {
+  return namePatterns.find((pattern) => pattern.pattern.test(name));
+}
+
+function fromNamePattern(pattern: NamePattern): Resolution {
+  return {
+    source: 'name-pattern',
+    purposes: [pattern.purpose],
+    confidence: pattern.confidence,
+    evidence: [
+      {
+        source: 'name-pattern',
+        rule: `pattern:${pattern.id}`,
+        detail: `name matches ${pattern.pattern}`,
+      },
+    ],
+    domainBound: false,
+    setByUser: false,
+  };
+}
 
 interface Memo {
   resolution: Resolution | undefined;

@@ -51,6 +51,50 @@ describe('loadOpenCookieDatabase', () => {
     );
   });
 
+  const header =
+    'ID,Platform,Category,Cookie / Data Key name,Domain,Description,Retention period,Data Controller,User Privacy & GDPR Rights Portals,Wildcard match';
+
+  it('skips a row whose unquoted comma shifts its fields, with the reason', () => {
+    const database = loadOpenCookieDatabase(
+      [
+        header,
+        '1,Acme,Functional,acme_cart,,Keeps the cart,session,Acme,,0',
+        // The description's comma is not quoted: "1 year" would land in Description's place.
+        '2,Acme,Functional,acme_id,,Identifies visitors, across sites,1 year,Acme,,0',
+      ].join('\n'),
+    );
+    expect(database.entries.map((entry) => entry.name)).toEqual(['acme_cart']);
+    expect(database.lookup('acme_id')).toBeUndefined();
+    expect(database.skipped).toEqual([
+      { row: 3, reason: expect.stringMatching(/^expected 10 columns, found 11/) },
+    ]);
+  });
+
+  it('reads a name ending in * as a prefix even when the Wildcard column says 0', () => {
+    const database = loadOpenCookieDatabase(
+      [
+        header,
+        '1,Smaato,Marketing,SCM,,exact row,3 weeks,Smaato,,0',
+        '2,Smaato,Marketing,SCM*,,starred row,3 weeks,Smaato,,0',
+        '3,Undertone,Marketing,UID_EXT_*,,starred row,1 year,Undertone,,0',
+      ].join('\n'),
+    );
+    expect(database.lookup('UID_EXT_8f3a')).toMatchObject({
+      kind: 'prefix',
+      entry: { name: 'UID_EXT_', wildcard: true, platform: 'Undertone' },
+    });
+    expect(database.lookup('SCM42')).toMatchObject({
+      kind: 'prefix',
+      entry: { name: 'SCM', description: 'starred row' },
+    });
+    // The exact row still answers for the exact name, alone.
+    expect(database.lookup('SCM')).toMatchObject({
+      kind: 'exact',
+      alternatives: 0,
+      entry: { description: 'exact row' },
+    });
+  });
+
   it('guards prefixes: boundaries or length ≥ 5', () => {
     expect(plausiblePrefix('mp_', 'mp_abc_mixpanel')).toBe(true);
     expect(plausiblePrefix('_gat', '_gat_UA-1')).toBe(true);
@@ -75,6 +119,42 @@ describe.skipIf(skipWithoutDatabase)('the real Open Cookie Database', () => {
     for (const name of ['_session_token', 'CTX', 'tpl_mode', 'SRV', '_sx']) {
       expect(database.lookup(name), name).toBeUndefined();
     }
+  });
+
+  it('matches the rows written with a trailing * (SSPR_*, DSP2F_*, UID_EXT_*, SCM*)', () => {
+    const database = loadOpenCookieDatabase(csv);
+    for (const [name, prefix] of [
+      ['SSPR_1234', 'SSPR_'],
+      ['DSP2F_abcd', 'DSP2F_'],
+      ['UID_EXT_8f3a', 'UID_EXT_'],
+      ['SCM42', 'SCM'],
+    ]) {
+      expect(database.lookup(name!), name).toMatchObject({
+        kind: 'prefix',
+        entry: { name: prefix, category: 'Marketing' },
+      });
+    }
+  });
+
+  it('never exempts a first-party, 3-year cookie the database ties to tracking or knows only by prefix (K01, K02)', () => {
+    const classifier = createClassifier({ openCookieDatabase: loadOpenCookieDatabase(csv) });
+    const threeYears = 3 * 365 * 86_400;
+    for (const name of [
+      'lc_visitor_id',
+      'lc_ads_campaign',
+      'tawk_uuid_abc',
+      'cc-tracking-id',
+      'acalltrackersession',
+      'Dynamics365PortalAnalytics',
+    ]) {
+      expect(classifier.classify({ name, firstParty: true, maxAge: threeYears }), name).toMatchObject({
+        consentRequired: true,
+      });
+    }
+    // LiveChat's own chat session id, kept 3 years: a session row, but too long-lived to be one.
+    expect(classifier.classify({ name: '__lc2_cid', firstParty: true, maxAge: threeYears })).toMatchObject({
+      consentRequired: true,
+    });
   });
 
   it('matches exact, case-insensitive and longest prefix', () => {

@@ -13,7 +13,10 @@ export interface OpenCookieDatabaseEntry {
   description: string;
   retention: string;
   controller: string;
-  /** `true` when `name` is a prefix (the database's "Wildcard match" column). */
+  /**
+   * `true` when `name` is a prefix: the database's "Wildcard match" column, or a name the CSV
+   * writes with a trailing `*` (`UID_EXT_*` is loaded as the prefix `UID_EXT_`).
+   */
   wildcard: boolean;
 }
 
@@ -92,14 +95,26 @@ export function loadOpenCookieDatabase(
 
   const entries: OpenCookieDatabaseEntry[] = [];
   const skipped: { row: number; reason: string }[] = [];
+  const starredPrefixes = new Set<OpenCookieDatabaseEntry>();
   for (let r = 1; r < rows.length; r++) {
     const row = rows[r]!;
     if (row.length === 1 && row[0] === '') continue; // blank line
-    if (row.length < header.length) {
-      skipped.push({ row: r + 1, reason: `expected ${header.length} columns, found ${row.length}` });
+    // More cells than the header means an unquoted comma shifted the fields after it: the
+    // description, retention and wildcard flag would be read from the wrong columns.
+    if (row.length !== header.length) {
+      skipped.push({
+        row: r + 1,
+        reason: `expected ${header.length} columns, found ${row.length}${
+          row.length > header.length ? ' (an unquoted comma shifts the fields)' : ''
+        }`,
+      });
       continue;
     }
-    const name = row[index.name]!.trim();
+    const written = row[index.name]!.trim();
+    // Some rows mark their prefix with a trailing `*` (`SCM*`, `UID_EXT_*`) and leave the
+    // Wildcard column at 0; no cookie is literally named that way.
+    const starred = written.endsWith('*');
+    const name = starred ? written.replace(/\*+$/, '') : written;
     if (name === '') {
       skipped.push({ row: r + 1, reason: 'empty cookie name' });
       continue;
@@ -113,17 +128,20 @@ export function loadOpenCookieDatabase(
       description: row[index.description]!,
       retention: row[index.retention]!.trim(),
       controller: row[index.controller]!.trim(),
-      wildcard: row[index.wildcard]!.trim() === '1',
+      wildcard: starred || row[index.wildcard]!.trim() === '1',
     });
+    if (starred) starredPrefixes.add(entries[entries.length - 1]!);
   }
 
   const exact = new Map<string, OpenCookieDatabaseEntry[]>();
   const folded = new Map<string, OpenCookieDatabaseEntry[]>();
   const prefixes: OpenCookieDatabaseEntry[] = [];
   for (const entry of entries) {
+    if (entry.wildcard && entry.name.length >= minPrefixLength) prefixes.push(entry);
+    // A `*` row names no cookie itself: `SCM*` must not answer for a cookie named `SCM`.
+    if (starredPrefixes.has(entry)) continue;
     push(exact, entry.name, entry);
     push(folded, entry.name.toLowerCase(), entry);
-    if (entry.wildcard && entry.name.length >= minPrefixLength) prefixes.push(entry);
   }
   prefixes.sort((a, b) => b.name.length - a.name.length);
 
@@ -186,10 +204,44 @@ const sessionWords = /\bsession\b/i;
 const preferenceWords =
   /language|currency|preferen|locali[sz]|region|theme|font|display|layout|remember.*(setting|choice)/i;
 
+// Words saying the cookie follows or counts people. Negated uses ("not used for tracking",
+// "no information that can identify the site visitor", DO_NOT_TRACK) are removed first; "visitor"
+// counts when the cookie identifies visitors, not in "whether the visitor has accepted", and
+// identifying "the user's session" is what a session cookie does. Erring towards "tracking" only
+// costs a consent question; erring the other way sets a tracker without consent (K02).
+const negatedTracking =
+  /\b(not|never|no|without|nothing)\b[^.]{0,60}?\b(track|identif)[^.]*|do[_ -]not[_ -]track/gi;
+const person = String.raw`(visitor|user)s?\b(?!['’]?s? session)`;
+const identifyingWords = new RegExp(
+  [
+    String.raw`\btrack`,
+    String.raw`visitor[- ](tracking|identification|identifier|id\b)`,
+    String.raw`identif\w* (each |every |the |unique |individual )*(site |website )?${person}`,
+    String.raw`distinguish\w* .{0,30}\b${person}`,
+    String.raw`(unique|random) (id|identifier)\w*.{0,20}\b${person}`,
+  ].join('|'),
+  'i',
+);
+// Words naming a consent-demanding purpose. A consent cookie names them as the categories the
+// visitor chose ("consent for the 'Analytics' category"), so consent wording is read first.
+const measurementWords =
+  /analytic|statistic|advertis|marketing|\bads?\b|retarget|remarket|profil|attribution|experiment/i;
+
+/**
+ * True when a row's description says the cookie tracks, identifies or measures visitors, or
+ * serves ads: such a row is never read as strictly necessary, whatever else it says (K01, K02).
+ */
+export function describesTracking(description: string): boolean {
+  const text = description.replace(negatedTracking, ' ');
+  if (identifyingWords.test(text)) return true;
+  return !consentWords.test(text) && measurementWords.test(text);
+}
+
 /**
  * The purposes an Open Cookie Database row stands for. Its "Functional" merges necessary and
  * preference cookies, so the description decides which; a Functional row without a telling
- * word becomes `functionality` (preferences, consent needed) — never necessary by default.
+ * word, or whose description speaks of tracking, identifying visitors, analytics or advertising,
+ * becomes `functionality` (preferences, consent needed) — never necessary by default.
  */
 export function openCookieDatabasePurposes(entry: OpenCookieDatabaseEntry): CookiePurpose[] {
   switch (entry.category.toLowerCase()) {
@@ -204,6 +256,7 @@ export function openCookieDatabasePurposes(entry: OpenCookieDatabaseEntry): Cook
     case 'necessary':
       return [necessaryPurpose(entry.description) ?? 'strictly-necessary'];
     case 'functional': {
+      if (describesTracking(entry.description)) return ['functionality'];
       const necessary = necessaryPurpose(entry.description);
       if (necessary) return [necessary];
       return [preferenceWords.test(entry.description) ? 'ui-preference' : 'functionality'];
