@@ -54,10 +54,28 @@ export interface BannerSelectors {
 
 const measureScript = (selectors: BannerSelectors) => `(() => {
   const sel = ${JSON.stringify(selectors)};
+  // Opacity multiplies down the tree: a button inside an opacity:0 wrapper is invisible though
+  // its own opacity is 1. Stops at 'until' (exclusive) when given.
+  const opacity = (el, until) => {
+    let product = 1;
+    for (let node = el; node && node !== until; node = node.parentElement) product *= Number(getComputedStyle(node).opacity);
+    return product;
+  };
+  // What the visitor would hit at the button's centre: the button itself or something inside it.
+  // A button covered by another element, or clipped away by an ancestor's overflow, is not there
+  // for the visitor. A centre outside the viewport is left to the first-viewport check.
+  const reachable = (el, box) => {
+    const x = box.left + box.width / 2;
+    const y = box.top + box.height / 2;
+    if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) return true;
+    const root = typeof el.getRootNode().elementFromPoint === 'function' ? el.getRootNode() : document;
+    const hit = root.elementFromPoint(x, y);
+    return hit !== null && (hit === el || el.contains(hit));
+  };
   const visible = (el) => {
     const style = getComputedStyle(el);
     const box = el.getBoundingClientRect();
-    return style.display !== 'none' && style.visibility !== 'hidden' && Number(style.opacity) > 0.05 && box.width > 0 && box.height > 0;
+    return style.display !== 'none' && style.visibility !== 'hidden' && opacity(el) > 0.05 && box.width > 0 && box.height > 0 && reachable(el, box);
   };
   const first = (selector) => {
     if (!selector) return null;
@@ -79,16 +97,21 @@ const measureScript = (selectors: BannerSelectors) => `(() => {
   const background = (el) => {
     for (let node = el; node; node = node.parentElement) {
       const c = rgba(getComputedStyle(node).backgroundColor);
-      if (c[3] > 0.5) return c;
+      if (c[3] > 0.5) return { color: c, node };
     }
-    return [255, 255, 255, 1];
+    return { color: [255, 255, 255, 1], node: null };
   };
   const measure = (el) => {
     if (!el) return null;
     const box = el.getBoundingClientRect();
     const style = getComputedStyle(el);
-    const fg = rgba(style.color);
-    const bg = background(el);
+    const { color: bg, node: bgNode } = background(el);
+    // The text as seen: its colour's alpha, times the opacity of every element between it and
+    // the background it is drawn on, blended over that background. rgba(0,0,0,0) text has the
+    // background's own colour: contrast 1.
+    const text = rgba(style.color);
+    const alpha = text[3] * opacity(el, bgNode);
+    const fg = [0, 1, 2].map((i) => text[i] * alpha + bg[i] * (1 - alpha));
     const [l1, l2] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
     return {
       text: (el.innerText || el.value || el.getAttribute('aria-label') || '').trim(),

@@ -27,6 +27,10 @@ const banner = (
 const equalButtons = `
   <button data-privacykit-consent="refuse" style="font-size:16px;padding:10px 20px;background:#1a4;color:#fff;border:0">Refuse all</button>
   <button data-privacykit-consent="accept" style="font-size:16px;padding:10px 20px;background:#1a4;color:#fff;border:0">Accept all</button>`;
+// The equal buttons, with the refuse one wrapped in `open`…`close`.
+const hiddenRefuse = (open: string, close: string) => `
+  ${open}<button data-privacykit-consent="refuse" style="font-size:16px;padding:10px 20px;background:#1a4;color:#fff;border:0">Refuse all</button>${close}
+  <button data-privacykit-consent="accept" style="font-size:16px;padding:10px 20px;background:#1a4;color:#fff;border:0">Accept all</button>`;
 const consentScript = (opts: { beforeConsent?: string; afterAccept?: string; closeAccepts?: boolean }) => `
 <script>
   const choice = (document.cookie.match(/(?:^|; )site_consent=([^;]*)/) || [])[1];
@@ -77,6 +81,34 @@ const pages: Record<string, () => string> = {
       banner(`<button data-privacykit-consent="accept" style="font-size:18px;padding:14px 40px;background:#06c;color:#fff;border:0">Accept all</button>
         <a href="#" data-privacykit-consent="refuse" style="font-size:10px;color:#ccc">reject</a>`) +
         consentScript({}),
+    ),
+  // Refuse buttons that are in the DOM, sized like accept, and yet not there for the visitor.
+  '/refuse-in-invisible-wrapper': () =>
+    html(banner(hiddenRefuse('<span style="opacity:0">', '</span>')) + consentScript({})),
+  '/refuse-transparent-text': () =>
+    html(
+      banner(`
+  <button data-privacykit-consent="refuse" style="font-size:16px;padding:10px 20px;background:#1a4;color:rgba(0,0,0,0);border:0">Refuse all</button>
+  <button data-privacykit-consent="accept" style="font-size:16px;padding:10px 20px;background:#1a4;color:#fff;border:0">Accept all</button>`) +
+        consentScript({}),
+    ),
+  '/refuse-covered': () =>
+    html(
+      banner(
+        hiddenRefuse(
+          '<span style="position:relative;display:inline-block">',
+          '<span style="position:absolute;inset:0;background:#fff"></span></span>',
+        ),
+      ) + consentScript({}),
+    ),
+  '/refuse-clipped': () =>
+    html(
+      banner(
+        hiddenRefuse(
+          '<div style="height:0;overflow:hidden">',
+          '</div><p style="position:relative;background:#fff;margin:0;padding:12px">Partners: 812 vendors</p>',
+        ),
+      ) + consentScript({}),
     ),
   // Closing the banner is taken as "accept": a dark pattern.
   '/close-accepts': () =>
@@ -249,6 +281,17 @@ describe.skipIf(chromiumMissing)('trackers and banner (headless Chromium, loopba
     it('fails when a reload without interaction sets an analytics cookie', async () => {
       const result = await audit('/silence-consents');
       expect(result.findings.map((finding) => finding.code)).toEqual(['silence-not-refusal']);
+    });
+
+    it.each([
+      ['/refuse-in-invisible-wrapper', 'no-reject-option'],
+      ['/refuse-covered', 'no-reject-option'],
+      ['/refuse-clipped', 'no-reject-option'],
+      ['/refuse-transparent-text', 'reject-low-contrast'],
+    ])('fails a refuse button the visitor cannot see (%s)', async (path, code) => {
+      const result = await audit(path);
+      expect(result.passed).toBe(false);
+      expect(result.findings.map((finding) => finding.code)).toEqual([code]);
     });
 
     it('fails a grey-link banner measured live', async () => {
