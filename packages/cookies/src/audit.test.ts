@@ -1,7 +1,11 @@
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { describe, expect, it } from 'vitest';
 import { auditSetCookies } from './audit.js';
+import { createClassifier } from './classifier.js';
 import { browserGpcEnabled, consentCovers } from './consent-state.js';
+import { loadOpenCookieDatabase } from './open-cookie-database.js';
+import { parseSetCookieHeaders } from './set-cookie.js';
+import { readOpenCookieDatabase, skipWithoutDatabase } from './test-support.js';
 
 const clock = fixedClock('2025-03-01T00:00:00Z');
 const responses = [
@@ -70,6 +74,49 @@ describe('auditSetCookies', () => {
     });
     expect(audit.violations[0]).toMatchObject({ name: 'qqzx', category: 'unclassified' });
   });
+
+  it('rejects a response whose setCookie is neither a string nor an array, naming it', () => {
+    for (const setCookie of [42, { 'set-cookie': 'a=1' }]) {
+      expect(() =>
+        auditSetCookies({
+          site: 'www.shop.example',
+          responses: [{ url: 'https://www.shop.example/', setCookie: setCookie as unknown as string }],
+          consent: {},
+          clock,
+        }),
+      ).toThrow(
+        expect.objectContaining({
+          code: 'cookies/invalid-input',
+          message: expect.stringContaining('responses[0].setCookie'),
+        }),
+      );
+    }
+    expect(() => parseSetCookieHeaders(42 as unknown as string)).toThrow(
+      expect.objectContaining({
+        code: 'cookies/invalid-input',
+        message: expect.stringContaining('a number'),
+      }),
+    );
+  });
+
+  it.skipIf(skipWithoutDatabase)(
+    'reports a 3-year lc_ads_campaign cookie set without consent, though the database has a LiveChat lc_ prefix',
+    () => {
+      const classifier = createClassifier({
+        openCookieDatabase: loadOpenCookieDatabase(readOpenCookieDatabase()),
+      });
+      const audit = auditSetCookies({
+        site: 'www.shop.example',
+        responses: [
+          { url: 'https://www.shop.example/', setCookie: ['lc_ads_campaign=x1; Max-Age=94608000; Path=/'] },
+        ],
+        consent: {},
+        classifier,
+        clock,
+      });
+      expect(audit.violations.map((violation) => violation.name)).toEqual(['lc_ads_campaign']);
+    },
+  );
 
   it('rejects malformed input with a typed error', () => {
     try {

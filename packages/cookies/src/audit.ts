@@ -8,7 +8,7 @@ import {
 import { type ConsentState, consentCovers, consentStateIssues } from './consent-state.js';
 import { cookiesError } from './errors.js';
 import { cookieLifetimeSeconds } from './lifetime.js';
-import { type SetCookie, parseSetCookieHeaders } from './set-cookie.js';
+import { type SetCookie, isSetCookieList, parseSetCookieHeaders } from './set-cookie.js';
 import { isFirstParty, normaliseHost } from './site.js';
 import { systemClock } from './system-clock.js';
 import { type Issues, describeIssues, isNonEmptyString, isRecord, join } from './validate.js';
@@ -64,8 +64,18 @@ function auditIssues(options: unknown): Issues {
   if (!Array.isArray(options.responses)) issues.push({ path: 'responses', message: 'expected an array' });
   else
     options.responses.forEach((response: unknown, i) => {
-      if (!isRecord(response) || !isNonEmptyString(response.url))
-        issues.push({ path: join(join('responses', i), 'url'), message: 'expected a non-empty string' });
+      const path = join('responses', i);
+      if (!isRecord(response)) {
+        issues.push({ path, message: 'expected an object with url and setCookie' });
+        return;
+      }
+      if (!isNonEmptyString(response.url))
+        issues.push({ path: join(path, 'url'), message: 'expected a non-empty string' });
+      if (!isSetCookieList(response.setCookie))
+        issues.push({
+          path: join(path, 'setCookie'),
+          message: 'expected a Set-Cookie string, an array of them, or undefined',
+        });
     });
   issues.push(...consentStateIssues(options.consent, 'consent'));
   return issues;

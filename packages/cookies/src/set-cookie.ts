@@ -148,13 +148,25 @@ export interface SetCookieBatch {
   skipped: { header: string; reason: string }[];
 }
 
+/** True for what `parseSetCookieHeaders` reads: a string, an array, `undefined` or `null`. */
+export function isSetCookieList(value: unknown): value is string | readonly string[] | undefined | null {
+  return value == null || typeof value === 'string' || Array.isArray(value);
+}
+
 /**
  * Parses every `Set-Cookie` header of a response: an array (Node's `headers['set-cookie']`,
- * `Headers.getSetCookie()`) or one comma-joined string. Bad entries are skipped with a reason.
+ * `Headers.getSetCookie()`) or one comma-joined string. Bad entries are skipped with a reason;
+ * anything else than a string, an array or nothing throws `cookies/invalid-input`.
  */
 export function parseSetCookieHeaders(
   headers: string | readonly string[] | undefined | null,
 ): SetCookieBatch {
+  if (!isSetCookieList(headers)) {
+    throw cookiesError(
+      'cookies/invalid-input',
+      `Set-Cookie headers must be a string or an array of strings, not ${describeType(headers)}`,
+    );
+  }
   const list = headers == null ? [] : typeof headers === 'string' ? splitSetCookieString(headers) : headers;
   const batch: SetCookieBatch = { cookies: [], skipped: [] };
   for (const header of list) {
@@ -163,6 +175,11 @@ export function parseSetCookieHeaders(
     else batch.skipped.push({ header: result.header, reason: result.reason });
   }
   return batch;
+}
+
+function describeType(value: unknown): string {
+  if (typeof value === 'object') return 'an object';
+  return `a ${typeof value}`;
 }
 
 /**
