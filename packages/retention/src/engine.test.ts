@@ -380,6 +380,96 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     expect(await count(db, 'privacykit_retention_dispositions')).toBe(6 + 4 + 2 + 1 + 2 + 2); // prospects + notes, cards, customers, visits
   });
 
+  it('leaves a row whose date it cannot read, reports it, and sweeps everything else', async () => {
+    // Day-first, slashed and US dates sort at or above '0001-01-01', so SQL selects them as due.
+    await db
+      .insertInto('prospects')
+      .values([
+        { id: 20, email: 'p20@example.com', created_at: '15/01/2021', last_contact_at: null },
+        { id: 21, email: 'p21@example.com', created_at: '2021/01/15', last_contact_at: null },
+      ])
+      .execute();
+    await db
+      .insertInto('bank_cards')
+      .values({
+        id: 20,
+        email: 'c20@example.com',
+        payment_received: '2024-01-30',
+        debit_date: '01/31/2024',
+        card_type: 'immediate',
+        card_expiry: '2026-12',
+      })
+      .execute();
+    const retention = make();
+    const backlog = await retention.backlog();
+    expect(backlog.find((b) => b.rule === 'prospects')).toMatchObject({
+      count: 6,
+      invalid: 2,
+      invalidKeys: ['20', '21'],
+    });
+    expect(backlog.find((b) => b.rule === 'bank-card' && b.action === 'delete')).toMatchObject({
+      count: 2,
+      invalid: 1,
+      invalidKeys: ['20'],
+    });
+
+    const result = await retention.sweep({ batchSize: 2 });
+    // The valid overdue rows of every rule were handled, the unreadable ones left as they are.
+    expect(await ids(db, 'prospects')).toEqual([2, 5, 20, 21]);
+    expect(await ids(db, 'bank_cards')).toEqual([2, 20]);
+    expect(await ids(db, 'customers')).toEqual([1, 2]);
+    const invalid = result.counts.filter((c) => c.outcome === 'invalid');
+    expect(invalid).toEqual([
+      { rule: 'bank-card', table: 'bank_cards', phase: 1, action: 'delete', outcome: 'invalid', count: 1 },
+      { rule: 'prospects', table: 'prospects', phase: 0, action: 'delete', outcome: 'invalid', count: 2 },
+    ]);
+    expect(await retention.certificate(result.runId)).toMatchObject({
+      status: 'finished',
+      counts: result.counts,
+    });
+    expect((await retention.verifyCertificate(result.runId)).valid).toBe(true);
+    // The next sweep runs too, and reports them again until they are repaired.
+    const again = await retention.sweep();
+    expect(again.counts.map((c) => `${c.rule}:${c.outcome}:${c.count}`)).toEqual([
+      'bank-card:invalid:1',
+      'prospects:invalid:2',
+    ]);
+    await db.updateTable('prospects').set({ created_at: '2021-01-15' }).where('id', 'in', [20, 21]).execute();
+    await retention.sweep();
+    expect(await ids(db, 'prospects')).toEqual([2, 5]);
+  });
+
+  it('closes the run record as failed when a sweep stops on an error', async () => {
+    const retention = make({
+      dataMap: undefined,
+      schedule: [
+        worldSchedule[0]!,
+        // A table the database does not have: the sweep cannot go on.
+        {
+          rule: seedRule('litigation'),
+          table: 'no_such_cases',
+          key: 'id',
+          facts: { appealsExhausted: 'exhausted' },
+        },
+      ],
+    });
+    const error = await retention.sweep().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    const runs = (await db.selectFrom('privacykit_retention_runs').select('id').execute()) as {
+      id: string;
+    }[];
+    expect(runs).toHaveLength(1);
+    const run = await retention.certificate(runs[0]!.id);
+    expect(run.status).toBe('failed');
+    expect(run.finishedAt).not.toBeNull();
+    // What it did before the error is on the record and checkable.
+    expect(run.counts.find((c) => c.rule === 'prospects' && c.outcome === 'done')?.count).toBe(6);
+    expect((await retention.verifyCertificate(run.runId)).valid).toBe(true);
+  });
+
   it('moves into the next phase later (restrict → delete) without repeating the first', async () => {
     const retention = make();
     await retention.sweep();

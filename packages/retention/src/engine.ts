@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { DEFAULT_TENANT, formatIssues, newId, zodIssues } from '@privacykit/core';
+import { DEFAULT_TENANT, formatIssues, isPrivacyKitError, newId, zodIssues } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
 import { hmacSha256Hex } from '@privacykit/core/crypto';
 import { engineOf, subjectCondition } from '@privacykit/core/db';
@@ -34,13 +34,17 @@ export interface RetentionEngineOptions {
   pseudonymKey?: string;
 }
 
-/** What a sweep did to one rule's phase: `done` rows acted on, `cascade` child rows, `lifted` restrictions. */
+/**
+ * What a sweep did to one rule's phase: `done` rows acted on, `cascade` child rows, `lifted`
+ * restrictions, `invalid` rows left untouched because a fact the phase reads is malformed
+ * (e.g. `15/01/2021` for a date): they need repairing, and every sweep reports them again.
+ */
 export interface DispositionCount {
   rule: string;
   table: string;
   phase: number;
   action: string;
-  outcome: 'done' | 'cascade' | 'lifted';
+  outcome: 'done' | 'cascade' | 'lifted' | 'invalid';
   count: number;
 }
 
@@ -64,7 +68,8 @@ export interface RunCertificate {
   policyVersion: string;
   startedAt: string;
   finishedAt: string | null;
-  status: 'running' | 'finished';
+  /** `failed`: the run stopped on an error; its counts and hash cover the batches committed before. */
+  status: 'running' | 'finished' | 'failed';
   records: number;
   counts: DispositionCount[];
   /** SHA-256 over the run's disposition records, each as canonical JSON plus `\n`, in order. */
@@ -109,6 +114,13 @@ export interface BacklogEntry {
   count: number;
   /** The earliest due date among them: how late the schedule runs. */
   oldestDue: CivilDate | null;
+  /**
+   * Rows the candidate query selects whose facts the planner cannot read (a malformed date):
+   * never acted on, not in `count`, to be repaired.
+   */
+  invalid: number;
+  /** Up to 20 of their keys, in key order. */
+  invalidKeys: string[];
 }
 
 export interface CertificateCheck {
@@ -294,6 +306,10 @@ function factsKey(values: readonly unknown[]): string | undefined {
 /** Thrown inside a fast-path batch when the planner disagrees with SQL: the batch rolls back and reruns checked. */
 class PlannerDisagrees extends Error {}
 
+/** The due date of a row whose facts the planner cannot read (`retention/invalid-fact`). */
+const unreadable = Symbol('unreadable');
+type RowDue = CivilDate | null | typeof unreadable;
+
 function holdRowsActive(now: string): RawBuilder<SqlBool> {
   return sql<SqlBool>`released_at is null and (expires_at is null or expires_at > ${now})`;
 }
@@ -410,12 +426,13 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
 
   // Due dates are a pure function of a row's facts: memoised per entry and phase (rows share
   // dates far more often than not), bounded so a sweep over unique instants stays small.
-  const dueMemos = new Map<ScheduleEntry, Map<number, (row: Record<string, unknown>) => CivilDate | null>>();
-  /** The due date of a phase for a selected row (facts aliased `f_<column>`), memoised. */
-  function dueOf(
-    entry: ScheduleEntry,
-    phaseIndex: number,
-  ): (row: Record<string, unknown>) => CivilDate | null {
+  const dueMemos = new Map<ScheduleEntry, Map<number, (row: Record<string, unknown>) => RowDue>>();
+  /**
+   * The due date of a phase for a selected row (facts aliased `f_<column>`), memoised;
+   * `unreadable` when a fact it reads is malformed. SQL only knows such a value is not below
+   * '0001-01-01', so it selects the row: the sweep must leave it and report it, not stop.
+   */
+  function dueOf(entry: ScheduleEntry, phaseIndex: number): (row: Record<string, unknown>) => RowDue {
     let byPhase = dueMemos.get(entry);
     if (!byPhase) {
       byPhase = new Map();
@@ -425,9 +442,9 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     if (existing) return existing;
     const phase = entry.rule.phases[phaseIndex];
     const aliases = factColumnsOf(entry).map((column) => `f_${column}`);
-    const memo = new Map<string, CivilDate | null>();
+    const memo = new Map<string, RowDue>();
     const values: unknown[] = [];
-    const due = (row: Record<string, unknown>): CivilDate | null => {
+    const due = (row: Record<string, unknown>): RowDue => {
       if (!phase) return null;
       for (let i = 0; i < aliases.length; i++) values[i] = row[aliases[i] as string];
       const id = factsKey(values);
@@ -435,7 +452,13 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         const known = memo.get(id);
         if (known !== undefined || memo.has(id)) return known ?? null;
       }
-      const date = dueDate(phase.due, entry.rule, factsOfRow(entry, row), entry.zone);
+      let date: RowDue;
+      try {
+        date = dueDate(phase.due, entry.rule, factsOfRow(entry, row), entry.zone);
+      } catch (error) {
+        if (!isPrivacyKitError(error, 'retention/invalid-fact')) throw error;
+        date = unreadable;
+      }
       if (id !== undefined) {
         if (memo.size >= 50_000) memo.clear();
         memo.set(id, date);
@@ -548,7 +571,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       const disposition = dispositionsOf(entry, phaseIndex, runId, now);
       for (const row of rows) {
         const due = rowDue(row);
-        if (due === null || due > day) throw new PlannerDisagrees();
+        if (due === null || due === unreadable || due > day) throw new PlannerDisagrees();
         records.push(disposition(entry.table, String(row.k), due, 'done'));
       }
       if (rule.phases.some((p) => p.action !== 'delete' && p.action !== 'archive')) {
@@ -582,15 +605,22 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
 
     // The planner re-checks each row: SQL selects, TypeScript dates the disposition record.
     const acted: { key: unknown; text: string; due: string; row: Record<string, unknown> }[] = [];
+    const invalid: string[] = [];
     const rowDue = dueOf(entry, phaseIndex);
     for (const row of rows) {
       const due = rowDue(row);
-      if (due !== null && due <= day) acted.push({ key: row.k, text: String(row.k), due, row });
+      if (due === unreadable) invalid.push(String(row.k));
+      else if (due !== null && due <= day) acted.push({ key: row.k, text: String(row.k), due, row });
     }
-    if (acted.length === 0) return { selected: rows.length, lastKey, records: [] };
+    const disposition = dispositionsOf(entry, phaseIndex, runId, now);
+    if (acted.length === 0) {
+      // Left as they are, but on the record: the certificate counts them for repair.
+      const skipped = invalid.map((key) => disposition(entry.table, key, null, 'invalid'));
+      await insertDispositions(trx, skipped);
+      return { selected: rows.length, lastKey, records: skipped };
+    }
     const keys = acted.map((item) => item.key);
     const records: DispositionRecord[] = [];
-    const disposition = dispositionsOf(entry, phaseIndex, runId, now);
     const record = (table: string, key: string, due: string | null, outcome: DispositionRecord['outcome']) =>
       records.push(disposition(table, key, due, outcome));
     const inKeys = (table: string, column: string, values: readonly unknown[]) =>
@@ -716,6 +746,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       );
     }
     for (const item of acted) record(entry.table, item.text, item.due, 'done');
+    for (const key of invalid) record(entry.table, key, null, 'invalid');
     // Children's records first, as they were disposed of first.
     const ordered2 = [
       ...records.filter((r) => r.outcome === 'cascade'),
@@ -863,7 +894,10 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     }
     const disposition = dispositionsOf(entry, phaseIndex, runId, now);
     const rowDue = dueOf(entry, phaseIndex);
-    const records = rows.map((row) => disposition(entry.table, String(row.k), rowDue(row), 'lifted'));
+    const records = rows.map((row) => {
+      const due = rowDue(row);
+      return disposition(entry.table, String(row.k), due === unreadable ? null : due, 'lifted');
+    });
     await insertDispositions(trx, records);
     return { selected: rows.length, lastKey: rows[rows.length - 1]?.k, records };
   }
@@ -1067,31 +1101,44 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         }
       };
 
-      outer: for (const entry of schedule.entries) {
-        for (let index = entry.rule.phases.length - 1; index >= 0; index--) {
-          await drain(entry, index, processBatch);
-          if (!complete) break outer;
+      // The run record is closed whatever happens: a run left `running` would read as still in
+      // progress forever. A failed run keeps what its committed batches did (counts and hash).
+      const close = async (status: 'finished' | 'failed') => {
+        const finishedAt = nowText();
+        const digest = hash.digest('hex');
+        const list = sortedCounts(counts);
+        await db
+          .updateTable('privacykit_retention_runs')
+          .set({
+            finished_at: finishedAt,
+            status,
+            records: total,
+            counts: JSON.stringify(list),
+            hash: digest,
+          })
+          .where('id', '=', runId)
+          .execute();
+        return { finishedAt, digest, list };
+      };
+      try {
+        outer: for (const entry of schedule.entries) {
+          for (let index = entry.rule.phases.length - 1; index >= 0; index--) {
+            await drain(entry, index, processBatch);
+            if (!complete) break outer;
+          }
+          for (let index = 0; index < entry.rule.phases.length; index++) {
+            if (entry.rule.phases[index]?.action !== 'restrict') continue;
+            await drain(entry, index, liftBatch);
+            if (!complete) break outer;
+          }
         }
-        for (let index = 0; index < entry.rule.phases.length; index++) {
-          if (entry.rule.phases[index]?.action !== 'restrict') continue;
-          await drain(entry, index, liftBatch);
-          if (!complete) break outer;
-        }
+      } catch (error) {
+        // The error that stopped the run is what the caller needs; a failure to record it
+        // (the database gone too) must not replace it.
+        await close('failed').catch(() => undefined);
+        throw error;
       }
-      const finishedAt = nowText();
-      const digest = hash.digest('hex');
-      const list = sortedCounts(counts);
-      await db
-        .updateTable('privacykit_retention_runs')
-        .set({
-          finished_at: finishedAt,
-          status: 'finished',
-          records: total,
-          counts: JSON.stringify(list),
-          hash: digest,
-        })
-        .where('id', '=', runId)
-        .execute();
+      const { finishedAt, digest, list } = await close('finished');
       return {
         runId,
         tenant,
@@ -1331,6 +1378,8 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
           const columns = [...new Set(Object.values(entry.facts).map((b) => b.column))];
           let after: unknown;
           let count = 0;
+          let invalid = 0;
+          const invalidKeys: string[] = [];
           let oldest: CivilDate | null = null;
           for (;;) {
             let page = query.select([
@@ -1340,8 +1389,13 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
             if (after !== undefined) page = page.where(keyRef, '>', after);
             const rows = (await page.orderBy(keyRef).limit(5000).execute()) as Record<string, unknown>[];
             for (const row of rows) {
-              count++;
               const due = dueOf(entry, index)(row);
+              if (due === unreadable) {
+                invalid++;
+                if (invalidKeys.length < 20) invalidKeys.push(String(row.k));
+                continue;
+              }
+              count++;
               if (due !== null && (oldest === null || due < oldest)) oldest = due;
             }
             if (rows.length < 5000) break;
@@ -1354,6 +1408,8 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
             action: phase.action,
             count,
             oldestDue: oldest,
+            invalid,
+            invalidKeys,
           });
         }
       }
@@ -1386,7 +1442,8 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       const actual = hash.digest('hex');
       return {
         runId,
-        valid: run.status === 'finished' && run.hash === actual && run.records === records,
+        // A failed run's hash covers the batches it committed: checkable like a finished one's.
+        valid: run.status !== 'running' && run.hash === actual && run.records === records,
         expected: run.hash,
         actual,
         records,
