@@ -171,6 +171,22 @@ export function defineSchedule(
       if (phase.action === 'archive' && !raw.archiveTable) {
         issues.push({ path: `${at}.archiveTable`, message: `phase ${p} archives: name the archive table` });
       }
+      if (phase.action !== 'anonymise') return;
+      // A later phase dates the row from its facts after this one has rewritten them: a date
+      // cut to 'YYYY' or 'YYYY-MM' reads as an earlier day (deleted early) or not at all, a
+      // nulled one as "no trigger" (never deleted), a pseudonym as garbage. Refused here
+      // rather than discovered by a sweep years later.
+      rule.phases.forEach((later, q) => {
+        if (q <= p) return;
+        for (const fact of new Set(factsOf(later.due))) {
+          const column = facts[fact]?.column;
+          if (column === undefined || !(column in (raw.anonymise ?? {}))) continue;
+          issues.push({
+            path: `${at}.anonymise.${column}`,
+            message: `phase ${p} anonymises "${column}", which holds fact "${fact}" that phase ${q} (${later.action}) is due from: once anonymised the row could no longer be dated. Keep that fact in a column the phase does not anonymise`,
+          });
+        }
+      });
     });
     if (options.dataMap) {
       for (const table of [raw.table, ...raw.children.map((child) => child.table)]) {
