@@ -21,6 +21,8 @@ describe.each(testEngines())('legal holds worked from two processes at once on $
     const database = await createTestDatabase(engine);
     try {
       await migrate(database.db, [retentionMigrations]);
+      // Row holds name rows that exist.
+      await seedCrashWorld(database.db, 30, { notes: true });
       const retention = createRetentionEngine({
         db: database.db,
         schedule: crashSchedules.children,

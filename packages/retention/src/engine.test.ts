@@ -363,6 +363,51 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     await expectCode(make().sweep({ batchSize: 0 }), 'retention/invalid-schedule');
   });
 
+  it('refuses a hold that would protect nothing: an unknown table, or a row key the sweep would never match', async () => {
+    const retention = make();
+    // A typo and a different case: "active" holds on these would keep nothing from the sweep.
+    for (const table of ['prospect', 'Prospects']) {
+      await expectCode(
+        retention.placeHold({ scope: { table }, reason: 'claim', placedBy: 'legal' }),
+        'retention/invalid-hold',
+      );
+      await expectCode(
+        retention.placeHold({ scope: { table, key: 1 }, reason: 'claim', placedBy: 'legal' }),
+        'retention/invalid-hold',
+      );
+    }
+    // '01' is not how the sweep spells key 1 (it compares cast(id as text)), 'one' is no key, 99 no row.
+    for (const key of ['01', ' 1', 'one', '1.0', 99]) {
+      await expectCode(
+        retention.placeHold({ scope: { table: 'prospects', key }, reason: 'claim', placedBy: 'legal' }),
+        'retention/invalid-hold',
+      );
+    }
+    const refused = await retention
+      .placeHold({ scope: { table: 'prospects', key: '01' }, reason: 'c', placedBy: 'l' })
+      .then(
+        () => '',
+        (e: Error) => e.message,
+      );
+    expect(refused).toContain('give "1"');
+    expect(await count(db, 'privacykit_retention_holds')).toBe(0);
+
+    // The key as text or as a number holds the row; a child table of the schedule can be held too.
+    await retention.placeHold({
+      scope: { table: 'prospects', key: '1' },
+      reason: 'claim',
+      placedBy: 'legal',
+    });
+    await retention.placeHold({ scope: { table: 'prospects', key: 3 }, reason: 'claim', placedBy: 'legal' });
+    await retention.placeHold({
+      scope: { table: 'prospect_notes', key: 80 },
+      reason: 'evidence',
+      placedBy: 'dpo',
+    });
+    await retention.sweep();
+    expect(await ids(db, 'prospects')).toEqual([1, 2, 3, 5, 8]);
+  });
+
   it('reports the backlog with the oldest overdue date, and a budget stops a sweep that the next one resumes', async () => {
     const retention = make();
     const backlog = await retention.backlog();

@@ -328,6 +328,77 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
   const engine: Engine = engineOf(db);
   const policyVersion = policy?.version ?? 'unversioned';
 
+  /**
+   * The tables a table or row hold can name, with the key a row hold is compared on: the
+   * schedule's tables and children, and the data map's. A hold on any other name (a typo, a
+   * different case) would be active and protect nothing.
+   */
+  const holdTables = new Map<string, { key: string[]; tenantColumn?: string }>();
+  for (const [table, mapped] of dataMap?.tables ?? []) {
+    holdTables.set(table, { key: mapped.primaryKey, tenantColumn: mapped.tenantColumn });
+  }
+  for (const entry of schedule.entries) {
+    holdTables.set(entry.table, { key: [entry.key], tenantColumn: entry.tenantColumn });
+    for (const child of entry.children) {
+      holdTables.set(child.table, {
+        key: [child.key],
+        tenantColumn: dataMap?.tables.get(child.table)?.tenantColumn,
+      });
+    }
+  }
+
+  /**
+   * A row hold's key as the sweep compares it (`cast(key as text)` = the hold's text): the
+   * row is looked up by its key and its key text must be the one given. '01' for the integer
+   * key 1 finds the row but would never match it in the sweep's comparison: refused, naming
+   * the key to use; so is a key no row of the tenant has.
+   */
+  async function rowHoldKey(table: string, key: string | number): Promise<string> {
+    const target = holdTables.get(table);
+    const given = String(key);
+    if (!target) throw retentionError('retention/invalid-hold', `unknown table "${table}"`);
+    const [column, ...rest] = target.key;
+    if (column === undefined || rest.length > 0) {
+      // Composite keys are held as erasure keys them: a JSON array of the values, in key order.
+      let values: unknown;
+      try {
+        values = JSON.parse(given);
+      } catch {
+        values = undefined;
+      }
+      if (!Array.isArray(values) || values.length !== target.key.length) {
+        throw retentionError(
+          'retention/invalid-hold',
+          `"${table}" has a ${target.key.length}-column key: give the row's key as a JSON array of its values`,
+        );
+      }
+      return given;
+    }
+    const ref = sql.ref(`${table}.${column}`);
+    let query = db.selectFrom(table).select(keyText(engine, ref).as('k')).where(ref, '=', key).limit(2);
+    if (target.tenantColumn) query = query.where(sql.ref(`${table}.${target.tenantColumn}`), '=', tenant);
+    let rows: { k: unknown }[];
+    try {
+      rows = (await query.execute()) as { k: unknown }[];
+    } catch (cause) {
+      // PostgreSQL refuses text of the wrong type for the key ('abc' for an integer): SQLSTATE 22xxx.
+      const code = (cause as { code?: unknown }).code;
+      if (typeof code === 'string' && code.startsWith('22')) {
+        throw retentionError('retention/invalid-hold', `"${given}" is not a key of "${table}"`, { cause });
+      }
+      throw cause;
+    }
+    const texts = rows.map((row) => String(row.k));
+    if (texts.includes(given)) return given;
+    if (texts.length > 0) {
+      throw retentionError(
+        'retention/invalid-hold',
+        `"${given}" is not how "${table}" keys its row: the sweep compares keys as text, give "${texts[0]}"`,
+      );
+    }
+    throw retentionError('retention/invalid-hold', `"${table}" has no row with key "${given}"`);
+  }
+
   const nowText = () => clock.now().toISOString();
   // The civil date in a zone is the same from its day's first instant to the next day's:
   // remembered per zone with that range, so a sweep dates its batches without a zone lookup each.
@@ -1197,9 +1268,15 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         kind = 'category';
         row.category = scope.category;
       } else {
+        if (!holdTables.has(scope.table)) {
+          throw retentionError(
+            'retention/invalid-hold',
+            `unknown table "${scope.table}": a hold names a table of the retention schedule or the data map (${[...holdTables.keys()].sort().join(', ')})`,
+          );
+        }
         kind = scope.key === undefined ? 'table' : 'row';
         row.table_name = scope.table;
-        if (scope.key !== undefined) row.row_key = String(scope.key);
+        if (scope.key !== undefined) row.row_key = await rowHoldKey(scope.table, scope.key);
       }
       row.scope = kind;
       // Waits for the sweep batches in flight (see lockHolds): when this returns, every batch

@@ -112,11 +112,13 @@ describe.each(testEngines())('sweep safety on $engine', (engine) => {
         placedBy: 'legal',
       });
       // A held note keeps its prospect (and the note) whatever the schedule says.
-      await retention.placeHold({
-        scope: { table: 'prospect_notes', key: 100 },
-        reason: 'claim',
-        placedBy: 'legal',
-      });
+      if (shape === 'children') {
+        await retention.placeHold({
+          scope: { table: 'prospect_notes', key: 100 },
+          reason: 'claim',
+          placedBy: 'legal',
+        });
+      }
       const held = new Set([...heldKeys, 6, ...(shape === 'children' ? [10] : [])]);
       const due = await expectedDue(db, held);
       expect(due.length).toBeGreaterThan(SIZE / 3);
