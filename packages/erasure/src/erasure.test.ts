@@ -4,6 +4,7 @@ import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { countSubjectRows } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeErasure } from './execute.js';
 import type { ErasureReport } from './execute.js';
@@ -511,6 +512,21 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       expect((await verifyErasure({ db: t.db, plan: setBased, clock })).ok).toBe(true);
     } finally {
       await other.destroy();
+    }
+  });
+
+  it("dates a kept row's instants in the rule's own zone, as retention does, on both planning paths", async () => {
+    // 11:30 UTC on Jan 31 is still Jan 31 in Paris (the policy's zone) but Feb 1 on Kiritimati.
+    await t.db.schema.alterTable('invoices').addColumn('issued_at', sql`varchar(32)`).execute();
+    await t.db.updateTable('invoices').set({ issued_at: '2020-01-31T11:30:00.000Z' }).execute();
+    const invoices = policy.retention.find((rule) => rule.id === 'invoices')!;
+    const zoned = { ...policy, retention: [{ ...invoices, zone: 'Pacific/Kiritimati' }] };
+    const options = { ...base, policy: zoned, facts: { invoices: { invoiceDate: 'issued_at' } } };
+    const setBased = await planErasure({ db: t.db, ...options });
+    const rowByRow = await planErasure({ db: t.db, ...options, holds: async () => [] });
+    for (const plan of [setBased, rowByRow]) {
+      const kept = plan.tables.find((table) => table.table === 'invoices')!.retained[0]!;
+      expect(kept.retainUntil).toEqual({ earliest: '2030-02-01', latest: '2030-02-01', open: 0 });
     }
   });
 

@@ -497,7 +497,11 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
     // Every row kept by one rule (no holds, no anchors): counted and stored set-based.
     const bySet =
       rules.length === 1 && !holds && !keyAnchors && !columnAnchors && factColumns.size <= 1
-        ? await keptBySet(scope, table, { rule: rules[0]!, fact: [...factColumns][0], zone: policy.zone })
+        ? await keptBySet(scope, table, {
+            rule: rules[0]!,
+            fact: [...factColumns][0],
+            zone: rules[0]!.zone ?? policy.zone,
+          })
         : undefined;
 
     if (bySet) {
@@ -582,12 +586,12 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
               .join('\u0000');
             let best = bestRules.get(memoKey);
             if (!best) {
-              const rowFacts: Record<string, FactValue> = {};
-              for (const [fact, column] of factColumns) {
-                rowFacts[fact] = factValue(row[column], policy.zone);
-              }
               // The rule keeping the row longest wins; a date that cannot be computed keeps it open.
               for (const rule of rules) {
+                // Each rule dates instants in its own zone, as retention's sweep does.
+                const zone = rule.zone ?? policy.zone;
+                const rowFacts: Record<string, FactValue> = {};
+                for (const [fact, column] of factColumns) rowFacts[fact] = factValue(row[column], zone);
                 const until = retainUntil(rule, rowFacts);
                 if (!best || (best.until !== undefined && (until === undefined || until > best.until))) {
                   best = { rule, ...(until ? { until } : {}) };
