@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { dueDate, factValue } from './retain-until.js';
 
 describe('dueDate', () => {
@@ -38,6 +38,62 @@ describe('dueDate', () => {
           const [y, m, d] = due.split('-').map(Number) as [number, number, number];
           const real = new Date(y, m - 1, d);
           return due >= start && real.getDate() === d && real.getMonth() === m - 1;
+        },
+      ),
+    );
+  });
+});
+
+describe('dueDate agrees with retention', () => {
+  const zones = ['UTC', 'Pacific/Apia', 'Pacific/Kiritimati', 'America/Los_Angeles', 'Australia/Lord_Howe'];
+  const originalTz = process.env.TZ;
+  afterEach(() => {
+    process.env.TZ = originalTz;
+  });
+
+  it('reads a flag stored as 1/0 as true/false, as the sweep does (bank card: 15 months if deferred)', () => {
+    const due = {
+      when: [{ if: { fact: 'deferred', equals: true }, then: { from: 'debit', after: 'P15M' } }],
+      otherwise: { from: 'debit', after: 'P13M' },
+    };
+    expect(dueDate(due, { deferred: 1, debit: '2024-01-31' })).toBe('2025-04-30');
+    expect(dueDate(due, { deferred: true, debit: '2024-01-31' })).toBe('2025-04-30');
+    expect(dueDate(due, { deferred: 0, debit: '2024-01-31' })).toBe('2025-02-28');
+    // Text is not a flag for retention either.
+    expect(dueDate(due, { deferred: 'true', debit: '2024-01-31' })).toBe('2025-02-28');
+    const listed = { when: [{ if: { fact: 'kind', in: [2] }, then: { from: 'd' } }] };
+    expect(dueDate(listed, { kind: '2', d: '2024-01-31' })).toBe('2024-01-31');
+    expect(dueDate(listed, { kind: 'x', d: '2024-01-31' })).toBeUndefined();
+  });
+
+  it('gives the same dates whatever the process time zone, days a zone skipped included', () => {
+    for (const zone of zones) {
+      process.env.TZ = zone;
+      // Samoa skipped 2011-12-30, Kiritimati 1994-12-31: both are still calendar days.
+      expect(dueDate({ from: 'd', after: 'P1M' }, { d: '2011-11-30' }), zone).toBe('2011-12-30');
+      expect(dueDate({ from: 'd' }, { d: '2011-12-30' }), zone).toBe('2011-12-30');
+      expect(dueDate({ from: 'd', after: 'P1D' }, { d: '1994-12-30' }), zone).toBe('1994-12-31');
+      expect(dueDate({ from: 'm', endOfMonth: true }, { m: '1994-12' }), zone).toBe('1994-12-31');
+      expect(dueDate({ from: 'd', after: 'P10Y' }, { d: '2024-02-29' }), zone).toBe('2034-02-28');
+    }
+    fc.assert(
+      fc.property(
+        fc.date({
+          min: new Date('1900-01-01T00:00:00Z'),
+          max: new Date('2100-12-31T00:00:00Z'),
+          noInvalidDate: true,
+        }),
+        fc.nat(20),
+        fc.nat(30),
+        fc.nat(40),
+        fc.constantFrom(...zones),
+        (instant, years, months, days, zone) => {
+          const d = instant.toISOString().slice(0, 10);
+          const due = { from: 'd', after: `P${years}Y${months}M${days}D` };
+          process.env.TZ = 'UTC';
+          const expected = dueDate(due, { d });
+          process.env.TZ = zone;
+          expect(dueDate(due, { d })).toBe(expected);
         },
       ),
     );

@@ -1,14 +1,9 @@
-import { parsePeriod } from '@privacykit/core';
-import type { DueExpression, FactValue, RetentionCondition, RetentionRule } from '@privacykit/core';
+import { formatCivilDate, parseCivilDate, parsePeriod } from '@privacykit/core';
+import type { CivilDay, DueExpression, FactValue, RetentionCondition, RetentionRule } from '@privacykit/core';
 import { add, lastDayOfMonth } from 'date-fns';
 
-const civilDate = /^(\d{4})-(\d{2})-(\d{2})$/;
-const civilMonth = /^(\d{4})-(\d{2})$/;
+const civilMonth = /^\d{4}-\d{2}$/;
 const instant = /^\d{4}-\d{2}-\d{2}T/;
-
-function format(date: Date): string {
-  return `${String(date.getFullYear()).padStart(4, '0')}-${String(date.getMonth() + 1).padStart(2, '0')}-${String(date.getDate()).padStart(2, '0')}`;
-}
 
 function civilInZone(date: Date, zone: string): string {
   return new Intl.DateTimeFormat('en-CA', {
@@ -29,7 +24,7 @@ export function factValue(value: unknown, zone: string): FactValue {
   if (value instanceof Date) {
     if (Number.isNaN(value.getTime())) return undefined;
     const midnight = value.getHours() === 0 && value.getMinutes() === 0 && value.getSeconds() === 0;
-    return midnight ? format(value) : civilInZone(value, zone);
+    return midnight ? formatCivilDate(value) : civilInZone(value, zone);
   }
   if (typeof value === 'string' && instant.test(value)) {
     const parsed = new Date(value);
@@ -39,13 +34,27 @@ export function factValue(value: unknown, zone: string): FactValue {
   return String(value);
 }
 
-function toLocalDate(text: string, endOfMonth: boolean): Date | undefined {
-  const day = civilDate.exec(text);
-  const month = day ? undefined : civilMonth.exec(text);
-  if (!day && !month) return undefined;
-  const parts = (day ?? month)!;
-  const start = new Date(Number(parts[1]), Number(parts[2]) - 1, day ? Number(parts[3]) : 1);
-  return endOfMonth ? lastDayOfMonth(start) : start;
+/**
+ * A civil date or month as core's CivilDay (a month stands for its first day), or its month's
+ * last day. CivilDay keeps date-fns off the process time zone: a local `Date` lost days a zone
+ * skipped (`TZ=Pacific/Apia` has no 2011-12-30) and so moved due dates.
+ */
+function toCivilDay(text: string, endOfMonth: boolean): CivilDay | undefined {
+  const day = parseCivilDate(civilMonth.test(text) ? `${text}-01` : text);
+  if (!day) return undefined;
+  return endOfMonth ? lastDayOfMonth(day) : day;
+}
+
+/**
+ * Whether a fact equals a condition's value, exactly as `@privacykit/retention` decides it
+ * (`factEquals`), so the date told to the subject is the one the sweep acts on: a flag stored
+ * as 1/0 equals `true`/`false`, a number equals its text, and nothing else converts.
+ */
+function factEquals(value: FactValue, expected: string | number | boolean): boolean {
+  if (value === null || value === undefined) return false;
+  if (typeof expected === 'boolean') return value === expected || value === (expected ? 1 : 0);
+  if (typeof expected === 'number') return value === expected || value === String(expected);
+  return value === expected || (typeof value === 'number' && String(value) === expected);
 }
 
 function holds(condition: RetentionCondition, facts: Readonly<Record<string, FactValue>>): boolean {
@@ -55,8 +64,8 @@ function holds(condition: RetentionCondition, facts: Readonly<Record<string, Fac
   const value = facts[condition.fact];
   if ('present' in condition)
     return (value !== undefined && value !== null && value !== '') === condition.present;
-  if ('equals' in condition) return value === condition.equals || String(value) === String(condition.equals);
-  return condition.in.some((candidate) => String(candidate) === String(value));
+  if ('equals' in condition) return factEquals(value, condition.equals);
+  return condition.in.some((candidate) => factEquals(value, candidate));
 }
 
 /**
@@ -71,12 +80,12 @@ export function dueDate(
   if ('from' in expression) {
     const trigger = facts[expression.from];
     if (typeof trigger !== 'string') return undefined;
-    const start = toLocalDate(trigger, expression.endOfMonth ?? false);
+    const start = toCivilDay(trigger, expression.endOfMonth ?? false);
     if (!start) return undefined;
-    if (!expression.after) return format(start);
+    if (!expression.after) return formatCivilDate(start);
     const period = parsePeriod(expression.after);
     // date-fns `add` applies years and months first (clamping to the month's end), then days.
-    return format(add(start, period));
+    return formatCivilDate(add(start, period));
   }
   if ('earliest' in expression || 'latest' in expression) {
     const members = 'earliest' in expression ? expression.earliest : expression.latest;
