@@ -248,6 +248,22 @@ describe.each(testEngines())('on $engine', (engine) => {
     expect(rows).toEqual([[12, 7], ...ids.map((id) => [id, id])]);
   });
 
+  it('reads a date column as its civil date text, whatever the process time zone', async () => {
+    await sql`create table civil_days (id integer primary key, day date not null)`.execute(t.db);
+    await sql`insert into civil_days (id, day) values (1, '2020-01-15'), (2, '2024-02-29')`.execute(t.db);
+    const zone = process.env.TZ;
+    try {
+      for (const tz of ['Asia/Tokyo', 'America/Los_Angeles', 'UTC']) {
+        process.env.TZ = tz;
+        const rows = await sql<{ day: unknown }>`select day from civil_days order by id`.execute(t.db);
+        expect(rows.rows.map((row) => row.day)).toEqual(['2020-01-15', '2024-02-29']);
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+
   it('matches by any identity, and filters columns by category', async () => {
     const scope = { db: t.db, dataMap, identities: { customerNumber: ['C-2'] }, tenant: 'acme' };
     expect(await countSubjectRows(scope)).toEqual({ customers: 1, orders: 3, order_lines: 9 });

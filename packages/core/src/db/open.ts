@@ -161,13 +161,18 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
         types: {
           // int8 (counts, sequences, keys) as numbers while exact; beyond 2^53 as text, as
           // mysql2's supportBigNumbers does, so a host's snowflake ids are never rounded.
+          // date as its civil date text (`2020-01-15`), as SQLite and mysql2 (dateStrings) give it:
+          // node-pg's default, a Date at the server's local midnight, is a day early once read in
+          // a zone west of the server's.
           getTypeParser: (oid: number, format?: unknown) =>
             oid === 20
               ? (value: string) => {
                   const number = Number(value);
                   return Number.isSafeInteger(number) ? number : value;
                 }
-              : pg.default.types.getTypeParser(oid, format as 'text'),
+              : oid === 1082
+                ? (value: string) => value
+                : pg.default.types.getTypeParser(oid, format as 'text'),
         },
       });
       // An idle client's error (server restart, failover, a dropped database) must not crash the
