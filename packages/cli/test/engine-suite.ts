@@ -123,6 +123,36 @@ export function engineSuite(engine: TestEngine): void {
       expect(backlog.stdout).toContain('no backlog');
     });
 
+    it('retention backlog alerts with exit 1 on a row whose date cannot be read, which the sweep leaves and reports', async () => {
+      await database.db
+        .insertInto('logins')
+        .values({ id: 99, customer_id: 1, logged_on: '15/01/2001', ip: '192.0.2.99' })
+        .execute();
+      try {
+        const backlog = await run(['retention', 'backlog', '--json']);
+        expect(backlog.code, backlog.stderr).toBe(1);
+        expect(json<{ rows: number; overdue: boolean; invalid: number }>(backlog)).toMatchObject({
+          rows: 0,
+          overdue: false,
+          invalid: 1,
+        });
+        const human = await inProcess(['retention', 'backlog']);
+        expect(human.stdout).toContain(
+          '1 row of logins with a date that cannot be read, never handled until repaired (keys 99)',
+        );
+        const sweep = await run(['retention', 'sweep', '--json']);
+        expect(sweep.code, sweep.stderr).toBe(0);
+        expect(
+          json<{ counts: { table: string; outcome: string; count: number }[] }>(sweep).counts,
+        ).toContainEqual(expect.objectContaining({ table: 'logins', outcome: 'invalid', count: 1 }));
+        expect(
+          (await database.db.selectFrom('logins').select('id').where('id', '=', 99).execute()).length,
+        ).toBe(1);
+      } finally {
+        await database.db.deleteFrom('logins').where('id', '=', 99).execute();
+      }
+    });
+
     it('consent verify passes on an intact ledger, and names the first bad entry (sequence and leaf hash) after tampering', async () => {
       const ledger = createConsentLedger({
         db: database.db,

@@ -209,7 +209,9 @@ export function registerRetention(program: Command, kit: ProgramKit): void {
   examples(
     retention
       .command('backlog')
-      .description('due rows not yet handled, per rule and phase; exit 1 when any is older than --grace')
+      .description(
+        'due rows not yet handled, per rule and phase, and rows whose dates cannot be read; exit 1 when any is older than --grace, or unreadable',
+      )
       .option('--grace <duration>', 'how late a due row may be before it counts as overdue', '1d'),
     ['privacykit retention backlog', 'privacykit retention backlog --grace 3d --json'],
   ).action(
@@ -225,14 +227,16 @@ export function registerRetention(program: Command, kit: ProgramKit): void {
         (entry) => entry.count > 0 && entry.oldestDue !== null && entry.oldestDue < limit,
       );
       const rows = entries.reduce((sum, entry) => sum + entry.count, 0);
+      // Rows whose dates the planner cannot read are never handled until someone repairs them.
+      const invalid = entries.reduce((sum, entry) => sum + (entry.invalid ?? 0), 0);
       scope.out.result(
-        { tenant: engine.tenant, rows, overdue: overdue.length > 0, overdueBefore: limit, entries },
+        { tenant: engine.tenant, rows, overdue: overdue.length > 0, overdueBefore: limit, invalid, entries },
         () =>
-          rows === 0
+          rows === 0 && invalid === 0
             ? 'no backlog'
             : [
                 formatTable(
-                  entries.filter((entry) => entry.count > 0),
+                  entries.filter((entry) => entry.count > 0 || (entry.invalid ?? 0) > 0),
                   [
                     { label: 'RULE', value: (row) => row.rule },
                     { label: 'TABLE', value: (row) => row.table },
@@ -240,12 +244,19 @@ export function registerRetention(program: Command, kit: ProgramKit): void {
                     { label: 'ACTION', value: (row) => row.action },
                     { label: 'ROWS', value: (row) => row.count, align: 'right' },
                     { label: 'OLDEST DUE', value: (row) => row.oldestDue },
+                    { label: 'UNREADABLE', value: (row) => row.invalid ?? 0, align: 'right' },
                   ],
                 ),
                 `${plural(rows, 'row')} due${overdue.length > 0 ? `; overdue: due before ${limit} and not yet handled` : ''}`,
+                ...entries
+                  .filter((entry) => (entry.invalid ?? 0) > 0)
+                  .map(
+                    (entry) =>
+                      `${plural(entry.invalid, 'row')} of ${entry.table} with a date that cannot be read, never handled until repaired (keys ${(entry.invalidKeys ?? []).join(', ')})`,
+                  ),
               ],
       );
-      return overdue.length > 0 ? 1 : 0;
+      return overdue.length > 0 || invalid > 0 ? 1 : 0;
     }),
   );
 }
