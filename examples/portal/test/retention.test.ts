@@ -51,4 +51,35 @@ describe.each(testEngines())('retention in the back office on $engine', (engine)
     expect(emails).toEqual(expect.arrayContaining(['alan@example.com', 'edsger@example.com']));
     expect(await staff.page('/admin/retention')).toContain('claim 2025-17');
   });
+
+  it('shows a row whose date cannot be read in the backlog, and the sweep leaves it without failing', async () => {
+    const staff = new Client(portal.base);
+    await staff.login(STAFF);
+    const customer = await portal.t.db
+      .selectFrom('customers')
+      .select(['id', 'tenant'])
+      .executeTakeFirstOrThrow();
+    await portal.t.db
+      .insertInto('logins')
+      .values({
+        id: 'bad-date-login',
+        tenant: customer.tenant,
+        customer_id: customer.id,
+        at: '2020-01-15T10:00:00.000Z',
+        recorded_on: '15/01/2020',
+      })
+      .execute();
+    expect(await staff.page('/admin/retention')).toContain(
+      'data-unreadable="traffic-data">1: bad-date-login</td>',
+    );
+    const swept = await staff.post('/admin/retention/sweep', {});
+    expect(swept.status).toBe(303);
+    expect(await staff.page(swept.headers.get('location')!)).toContain('data-certificate-valid="true"');
+    const left = await portal.t.db
+      .selectFrom('logins')
+      .select('recorded_on')
+      .where('id', '=', 'bad-date-login')
+      .execute();
+    expect(left).toEqual([{ recorded_on: '15/01/2020' }]);
+  });
 });
