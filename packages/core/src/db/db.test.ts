@@ -292,6 +292,40 @@ describe.each(testEngines())('on $engine', (engine) => {
   });
 });
 
+// MySQL's own types: the other engines have no DATETIME/TIMESTAMP of this kind.
+describe.each(testEngines().filter((engine) => engine.engine === 'mysql'))(
+  'MySQL instants on $engine',
+  (engine) => {
+    let t: TestDatabase;
+    beforeAll(async () => {
+      t = await createTestDatabase(engine);
+    });
+    afterAll(async () => {
+      await t?.destroy();
+    });
+
+    it('reads MySQL DATETIME and TIMESTAMP as ISO 8601 UTC instants, in a UTC session', async () => {
+      await sql`create table instants (id integer primary key, dt datetime(3), ts timestamp(6) null, d date)`.execute(
+        t.db,
+      );
+      await sql`insert into instants values (1, '2024-01-01 10:00:00.123', '2024-01-01 10:00:00.123456', '2024-02-29'), (2, '2024-06-30 23:59:59', null, null)`.execute(
+        t.db,
+      );
+      const rows = await sql<{
+        dt: unknown;
+        ts: unknown;
+        d: unknown;
+      }>`select dt, ts, d from instants order by id`.execute(t.db);
+      expect(rows.rows).toEqual([
+        { dt: '2024-01-01T10:00:00.123Z', ts: '2024-01-01T10:00:00.123456Z', d: '2024-02-29' },
+        { dt: '2024-06-30T23:59:59.000Z', ts: null, d: null },
+      ]);
+      const zone = await sql<{ zone: string }>`select @@session.time_zone as zone`.execute(t.db);
+      expect(zone.rows[0]?.zone).toBe('+00:00');
+    });
+  },
+);
+
 describe('SQLite statement cache', () => {
   it('reuses a statement, and prepares a fresh one while the cached one is iterating', async () => {
     const Database = (await import('better-sqlite3')).default;

@@ -191,6 +191,18 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
         supportBigNumbers: true,
         decimalNumbers: true,
         timezone: 'Z',
+        // DATETIME and TIMESTAMP as ISO 8601 UTC text, as instants are everywhere else (PostgreSQL
+        // gives a Date, PrivacyKit's own columns hold ISO text); dates stay `YYYY-MM-DD`.
+        typeCast: (field, next) => {
+          if (field.type !== 'DATETIME' && field.type !== 'TIMESTAMP') return next();
+          const text = field.string();
+          return text === null ? null : mysqlInstant(text);
+        },
+      });
+      // Sessions in UTC, so a TIMESTAMP reads (and NOW() writes) the instant itself, not the
+      // server's local time; run before the connection's first query.
+      pool.on('connection', (connection) => {
+        connection.query("set time_zone = '+00:00'");
       });
       return new Kysely<any>({ dialect: new MysqlDialect({ pool: pool as never }) });
     }
@@ -199,4 +211,14 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
       throw new PrivacyKitError('database/unsupported-engine', `unsupported engine ${String(unreachable)}`);
     }
   }
+}
+
+/**
+ * A MySQL DATETIME/TIMESTAMP text (`2024-01-01 10:00:00.123`, UTC in a UTC session) as ISO 8601
+ * (`2024-01-01T10:00:00.123Z`), its fraction kept to the last digit; a zero date as it is.
+ */
+function mysqlInstant(text: string): string {
+  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d+))?$/.exec(text);
+  if (!match || match[1]!.startsWith('0000')) return text;
+  return `${match[1]}T${match[2]}.${(match[3] ?? '').padEnd(3, '0')}Z`;
 }
