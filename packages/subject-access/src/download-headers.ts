@@ -10,7 +10,7 @@ export function downloadHeaders(
   const safe = filename.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120) || 'export';
   const headers: Record<string, string> = {
     'Content-Type': options.contentType ?? 'application/zip',
-    'Content-Disposition': `attachment; filename="${safe}"; filename*=UTF-8''${encodeURIComponent(filename)}`,
+    'Content-Disposition': `attachment; filename="${safe}"; filename*=UTF-8''${rfc5987(filename)}`,
     'Cache-Control': 'no-store',
     Pragma: 'no-cache',
     'Referrer-Policy': 'no-referrer',
@@ -18,4 +18,12 @@ export function downloadHeaders(
   };
   if (options.bytes !== undefined) headers['Content-Length'] = String(options.bytes);
   return headers;
+}
+
+/** RFC 5987 `value-chars`: percent-encoded UTF-8, `'`, `(`, `)` and `*` included (not `attr-char`s). */
+function rfc5987(value: string): string {
+  return encodeURIComponent(value).replace(
+    /['()*]/g,
+    (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }

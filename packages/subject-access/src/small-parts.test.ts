@@ -37,6 +37,10 @@ describe('downloadHeaders (S06, hostile case 13)', () => {
     );
     expect(headers['Content-Disposition']).not.toMatch(/"[^"]*"[^;]*"/);
     expect(headers['Content-Length']).toBe('10');
+    // RFC 5987: quotes, parentheses and stars are not attr-chars, so they are percent-encoded too.
+    expect(downloadHeaders("l'export (1)*.zip", { bytes: 1 })['Content-Disposition']).toMatch(
+      /filename\*=UTF-8''l%27export%20%281%29%2A\.zip$/,
+    );
     expect(headers['X-Content-Type-Options']).toBe('nosniff');
   });
 });
