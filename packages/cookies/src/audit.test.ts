@@ -44,6 +44,46 @@ describe('auditSetCookies', () => {
     ]);
   });
 
+  it('skips a cookie whose Domain does not cover the host that set it: browsers never store it', () => {
+    const audit = auditSetCookies({
+      site: 'https://www.shop.example',
+      responses: [
+        {
+          url: 'https://www.shop.example/',
+          setCookie: [
+            // Claims the site's own domain from a third party's response would make it first-party.
+            '_fbp=fb.1.1; Max-Age=7776000; Domain=tracker.example.net',
+            '_gid=GA1.1; Max-Age=86400; Domain=shop.example',
+            'sub=1; Max-Age=86400; Domain=other.shop.example',
+          ],
+        },
+        { url: 'https://192.0.2.7/', setCookie: 'ip=1; Max-Age=86400; Domain=0.2.7' },
+      ],
+      consent: {},
+      clock,
+    });
+    expect(audit.cookies.map((cookie) => [cookie.cookie.name, cookie.domain, cookie.firstParty])).toEqual([
+      ['_gid', 'shop.example', true],
+    ]);
+    expect(audit.skipped).toEqual([
+      {
+        url: 'https://www.shop.example/',
+        name: '_fbp',
+        reason: 'Domain=tracker.example.net does not cover www.shop.example: browsers reject the cookie',
+      },
+      {
+        url: 'https://www.shop.example/',
+        name: 'sub',
+        reason: 'Domain=other.shop.example does not cover www.shop.example: browsers reject the cookie',
+      },
+      {
+        url: 'https://192.0.2.7/',
+        name: 'ip',
+        reason: 'Domain=0.2.7 does not cover 192.0.2.7: browsers reject the cookie',
+      },
+    ]);
+  });
+
   it('analytics consent covers _ga; marketing consent covers IDE', () => {
     const audit = auditSetCookies({
       site: 'www.shop.example',

@@ -118,6 +118,16 @@ export function auditSetCookies(options: AuditOptions): CookieAudit {
         audit.skipped.push({ url: response.url, name: cookie.name, reason: 'deletes the cookie (expired)' });
         continue;
       }
+      // RFC 6265 §5.3 step 6: a Domain the response's host is not within is rejected by
+      // browsers; the cookie is never stored, so it is neither first- nor third-party here.
+      if (cookie.domain !== undefined && !domainCovers(cookie.domain, responseHost)) {
+        audit.skipped.push({
+          url: response.url,
+          name: cookie.name,
+          reason: `Domain=${cookie.domain} does not cover ${responseHost}: browsers reject the cookie`,
+        });
+        continue;
+      }
       const domain = cookie.domain ?? responseHost;
       const firstParty = isFirstParty(domain, siteHost);
       const input = { name: cookie.name, domain, firstParty, value: cookie.value } as Parameters<
@@ -167,6 +177,14 @@ export function violationOf(
   };
   if (classification.vendor) violation.vendor = classification.vendor;
   return violation;
+}
+
+/** Whether a cookie's Domain covers `host` (RFC 6265 §5.1.3 domain-match; an IP only itself). */
+function domainCovers(domain: string, host: string): boolean {
+  const normalised = normaliseHost(domain);
+  if (host === normalised) return true;
+  const ip = /^[\d.]+$|:/.test(host);
+  return !ip && host.endsWith(`.${normalised}`);
 }
 
 function hostOf(site: string): string | undefined {
