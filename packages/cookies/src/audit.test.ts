@@ -51,12 +51,13 @@ describe('auditSetCookies', () => {
         {
           url: 'https://www.shop.example/',
           setCookie: [
-            // Claims the site's own domain from a third party's response would make it first-party.
             '_fbp=fb.1.1; Max-Age=7776000; Domain=tracker.example.net',
             '_gid=GA1.1; Max-Age=86400; Domain=shop.example',
             'sub=1; Max-Age=86400; Domain=other.shop.example',
           ],
         },
+        // A third party claiming the site's domain would otherwise be counted as first-party.
+        { url: 'https://ads.tracker.example/p', setCookie: 'uid=9; Max-Age=86400; Domain=shop.example' },
         { url: 'https://192.0.2.7/', setCookie: 'ip=1; Max-Age=86400; Domain=0.2.7' },
       ],
       consent: {},
@@ -75,6 +76,11 @@ describe('auditSetCookies', () => {
         url: 'https://www.shop.example/',
         name: 'sub',
         reason: 'Domain=other.shop.example does not cover www.shop.example: browsers reject the cookie',
+      },
+      {
+        url: 'https://ads.tracker.example/p',
+        name: 'uid',
+        reason: 'Domain=shop.example does not cover ads.tracker.example: browsers reject the cookie',
       },
       {
         url: 'https://192.0.2.7/',
