@@ -232,6 +232,18 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     expect(both?.reason).toContain(`legal hold ${open.id}: criminal inquiry`);
     expect(both).not.toHaveProperty('until');
     for (const hold of [later, open]) await retention.releaseHold(hold.id, { by: 'legal', reason: 'closed' });
+    // The end is the day in the zone the table's rule keeps its dates in (the seed rules' Paris),
+    // not the UTC date of the instant: 23:30Z is already the next day there.
+    const late = await retention.placeHold({
+      scope: { table: 'prospects', key: 8 },
+      reason: 'late filing',
+      placedBy: 'legal',
+      expiresAt: '2029-03-01T23:30:00.000Z',
+    });
+    expect(await retention.heldRows({ table: 'prospects', keys: ['8'] })).toEqual([
+      { key: '8', reason: `legal hold ${late.id}: late filing`, until: '2029-03-02' },
+    ]);
+    await retention.releaseHold(late.id, { by: 'legal', reason: 'closed' });
     // Only active holds of this tenant count; other tables are untouched.
     expect(await retention.heldRows({ table: 'prospects', keys, tenant: 'another' })).toEqual([]);
     expect(await retention.heldRows({ table: 'prospect_notes', keys: ['10', '80'] })).toEqual([]);

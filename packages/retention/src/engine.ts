@@ -1343,6 +1343,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       if (asked !== undefined && asked !== tenant) return [];
       if (keys.length === 0) return [];
       const now = nowText();
+      const holdZone = schedule.entries.find((entry) => entry.table === table)?.zone ?? policy?.zone ?? 'UTC';
       // Every hold on a row counts: its reasons are all named (by hold id, so staff and the
       // subject's answer can say which to release), and it is kept until the latest end, or
       // with no end while one hold has none.
@@ -1425,7 +1426,12 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
             a.placedAt === b.placedAt ? (a.id < b.id ? -1 : 1) : a.placedAt < b.placedAt ? -1 : 1,
           );
         if (!by) return [];
-        const ends = by.map((one) => one.expiresAt?.slice(0, 10));
+        // The day the hold ends where the row's rule keeps its dates (else the policy's zone),
+        // not the UTC date of the instant: a hold ending at 23:30Z still holds on the next day
+        // in Paris.
+        const ends = by.map((one) =>
+          one.expiresAt ? civilDateOf(new Date(one.expiresAt), holdZone) : undefined,
+        );
         const until = ends.includes(undefined) ? undefined : (ends as string[]).sort().at(-1);
         const reason = by.map((one) => `legal hold ${one.id}: ${one.reason}`).join('; ');
         return [{ key, reason, ...(until ? { until } : {}) }];
