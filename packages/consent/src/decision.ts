@@ -108,7 +108,10 @@ export const consentDecisionSchema = z
     age: z.number().int().min(0).max(150).optional(),
     parentalAuthorisation: parentalAuthorisationSchema.optional(),
     /** Imports only: the original event id (replays are refused) and the original decision time. */
-    eventId: text(1, 64).optional(),
+    // No surrounding spaces: MySQL's PAD SPACE collations would take "e-1 " for "e-1".
+    eventId: text(1, 64)
+      .refine((id) => id.trim() === id, 'an event id has no leading or trailing spaces')
+      .optional(),
     at: z.iso.datetime({ offset: true }).optional(),
   })
   .strict();

@@ -16,6 +16,9 @@ describe('parseGpcHeader (hostile case 24)', () => {
   });
   it('trims whitespace first', () => {
     expect(parseGpcHeader('  1\t')).toBe(true);
+    // Only HTTP whitespace: a no-break space or a BOM (a raw 0xA0 byte reaches Node as U+00A0) is not.
+    expect(parseGpcHeader('\u00a01')).toBe(false);
+    expect(parseGpcHeader('1\ufeff')).toBe(false);
     expect(parseGpcHeader(' 0 ,  1 ')).toBe(true);
   });
   it('never counts an absent header (absence is not consent either)', () => {

@@ -1,7 +1,7 @@
 /**
  * Reads a `Sec-GPC` request header exactly as the Global Privacy Control spec says: the only
  * valid value is `1`. When a request carries the header several times, Node joins the values
- * as `"0, 1"`; any member that is exactly `1` after trimming counts. `"true"`, `"yes"`, `"2"`,
+ * as `"0, 1"`; any member that is exactly `1` after trimming spaces and tabs counts. `"true"`, `"yes"`, `"2"`,
  * `"0"`, an empty value and an absent header do not — and absence never means consent
  * (requirement G01, G02). Pass `req.headers['sec-gpc']` (Node lower-cases header names) or
  * `req.headersDistinct['sec-gpc']`.
@@ -10,7 +10,10 @@ export function parseGpcHeader(value: string | readonly string[] | undefined | n
   // Anything but a string or a list of them (a number, an object) is no valid signal either.
   const values: readonly unknown[] = typeof value === 'string' ? [value] : Array.isArray(value) ? value : [];
   return values.some(
-    (header) => typeof header === 'string' && header.split(',').some((member) => member.trim() === '1'),
+    // HTTP whitespace only (SP, HTAB): `trim()` would also take U+00A0 or U+FEFF for it.
+    (header) =>
+      typeof header === 'string' &&
+      header.split(',').some((member) => member.replace(/^[ \t]+|[ \t]+$/g, '') === '1'),
   );
 }
 

@@ -67,7 +67,7 @@ export function createLeanDecisionParser(): (input: ConsentDecision | unknown) =
           if (!str(value, 2, 20)) return undefined;
           break;
         case 'eventId':
-          if (!str(value, 1, 64)) return undefined;
+          if (!str(value, 1, 64) || (value as string).trim() !== value) return undefined;
           break;
         case 'at':
           if (typeof value !== 'string' || !validDateTime(value)) return undefined;

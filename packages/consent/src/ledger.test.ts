@@ -64,6 +64,24 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       expect(await ledgerSize(database)).toBe(before);
     });
 
+    it('records a withdrawal from a box ticked because consent exists, and a refusal by silence (C05, C06)', async () => {
+      await ledger.record(grant('ticked-1', 'newsletter'));
+      expect(await ledger.mayProcess('ticked-1', 'newsletter')).toBe(true);
+      const withdrawn = await ledger.record(
+        grant('ticked-1', 'newsletter', { state: 'withdrawn', method: 'toggle', preTicked: true }),
+      );
+      expect(withdrawn.state).toBe('withdrawn');
+      expect(await ledger.mayProcess('ticked-1', 'newsletter')).toBe(false);
+      // A banner closed without a choice: a refusal, recorded as such, never a grant.
+      const silent = await ledger.record(
+        grant('silent-1', 'newsletter', { state: 'refused', method: 'default' }),
+      );
+      expect(silent.state).toBe('refused');
+      expect((await ledger.history('silent-1')).map((entry) => [entry.state, entry.method])).toEqual([
+        ['refused', 'default'],
+      ]);
+    });
+
     it('refuses a grant the service was made conditional on, but records a refusal given so (C11, Art 7(4))', async () => {
       const before = await ledgerSize(database);
       for (const input of [
@@ -160,6 +178,21 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       }
       await rejects(ledger.import(null as never), 'consent/invalid-decision');
       await rejects(ledger.import('x' as never), 'consent/invalid-decision');
+      // An item that is not an object: typed, with its index, nothing written.
+      for (const item of [null, 7, 'x', []]) {
+        await expect(ledger.import([one[0], item] as never)).rejects.toThrow(
+          expect.objectContaining({
+            code: 'consent/invalid-decision',
+            details: expect.objectContaining({ index: 1 }),
+          }),
+        );
+      }
+      // Surrounding spaces, which MySQL's PAD SPACE collations would ignore, are refused everywhere.
+      await rejects(
+        ledger.import([grant('opt-1', 'newsletter', { source: 'import', eventId: 'imp-1 ' })]),
+        'consent/invalid-decision',
+      );
+      await rejects(ledger.publishNotice(testPolicy, { version: '2024-01-01 ' }), 'consent/invalid-options');
       await rejects(ledger.current('opt-1', { at: '2020' as never }), 'consent/invalid-options');
       await rejects(
         ledger.mayProcess('opt-1', 'newsletter', { at: new Date(Number.NaN) }),

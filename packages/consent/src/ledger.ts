@@ -1303,21 +1303,27 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const decision = parsed.data;
     const purposeId = decision.purpose ?? decision.purposes?.[0];
     if (!purposeId) throw fail('consent/invalid-decision', 'a decision names its purpose');
+    // Only a grant must be an affirmative act. A withdrawal from a box ticked because consent
+    // exists, or a refusal by silence, is no consent and must be recorded: refusing it would
+    // leave the grant valid.
+    const granting = decision.state === 'granted';
     const nonAffirmative = nonAffirmativeMethods.find((method) => method === decision.method);
-    if (nonAffirmative) {
+    if (nonAffirmative && granting) {
       throw fail(
         methodCodes[nonAffirmative],
         `"${decision.method}" is not an affirmative act, so not consent`,
       );
     }
-    if (decision.preTicked) throw fail('consent/pre-ticked-not-consent', 'a pre-ticked box is not consent');
+    if (decision.preTicked && granting) {
+      throw fail('consent/pre-ticked-not-consent', 'a pre-ticked box is not consent');
+    }
     if (decision.conditionOfService && decision.state === 'granted') {
       throw fail(
         'consent/condition-of-service',
         'consent the service was made conditional on is not freely given (Art 7(4)): let the subject refuse without losing the service',
       );
     }
-    if (!consentMethods.has(decision.method)) {
+    if (!consentMethods.has(decision.method) && !nonAffirmative) {
       throw fail('consent/invalid-decision', `unknown collection method "${decision.method}"`);
     }
     if ((decision.source === 'gpc') !== (decision.method === 'gpc-signal')) {
@@ -1841,8 +1847,19 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     let result: PublishResult = { changed: [], added: [], unchanged: [], retired: [] };
     const label = version ?? next.version;
     // What the notice table's columns hold on every engine: refused here, not by the database.
-    if (typeof label !== 'string' || label.length === 0 || label.length > 100 || !wellFormedText(label)) {
-      throw fail('consent/invalid-options', 'a notice version is 1 to 100 characters of well-formed text');
+    // No surrounding spaces either: MySQL's PAD SPACE collations would find "2024-01-01 " as the
+    // row of "2024-01-01" and the new text would never be stored.
+    if (
+      typeof label !== 'string' ||
+      label.length === 0 ||
+      label.length > 100 ||
+      !wellFormedText(label) ||
+      label.trim() !== label
+    ) {
+      throw fail(
+        'consent/invalid-options',
+        'a notice version is 1 to 100 characters of well-formed text, without leading or trailing spaces',
+      );
     }
     for (const purpose of consentPurposes(next)) {
       if (purpose.id.length > 100) {
@@ -2705,6 +2722,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const notAfter = clock.now().getTime();
       for (const [i, decision] of decisions.entries()) {
         try {
+          if (typeof decision !== 'object' || decision === null || Array.isArray(decision)) {
+            throw fail('consent/invalid-decision', 'a decision is an object');
+          }
           const input = (
             decision.source === undefined ? { ...decision, source: 'import' } : decision
           ) as ConsentDecision;
