@@ -40,7 +40,8 @@ export const rectificationDetailsSchema = z
           })
           .strict(),
       )
-      .min(1, 'name at least one field to correct'),
+      .min(1, 'name at least one field to correct')
+      .max(100, 'at most 100 corrections in one request'),
     explanation: text.optional(),
   })
   .strict();
@@ -219,14 +220,16 @@ export function mergeDuplicateDetails(
 
 /**
  * What a duplicate submission would add, in one line for the mail that asks the subject to
- * confirm it: field names and purpose ids, never the free text typed with them (a correction's
- * value is the sender's words, and the sender may not be the subject).
+ * confirm it: how many corrections, or which purposes (ids the policy declares), never text the
+ * sender typed. The sender may not be the subject: a field name would carry their words ("your
+ * account is locked, sign in at …") into a mail sent in the controller's name.
  */
 export function amendmentSummary(right: RequestRight, details: RequestDetails): string {
-  const clip = (text: string) => (text.length > 60 ? `${text.slice(0, 59)}…` : text);
   switch (right) {
-    case 'rectification':
-      return `corrections to ${(details as RectificationDetails).changes.map((change) => clip(change.field)).join(', ')}`;
+    case 'rectification': {
+      const count = (details as RectificationDetails).changes.length;
+      return `${count} correction${count === 1 ? '' : 's'} (shown on your request page once you confirm)`;
+    }
     case 'withdraw-consent':
       return `withdrawing consent to ${(details as WithdrawConsentDetails).purposes.join(', ')}`;
     case 'objection': {

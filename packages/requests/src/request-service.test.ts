@@ -476,9 +476,12 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       });
       const [, amendment] = ctx.mailsTo('fix@example.com');
       expect(amendment?.subject).toMatch(/details added/);
-      // The mail names the fields, never the text typed into them.
-      expect(amendment?.text).toContain('adding corrections to address, phone.');
+      // The mail counts the corrections and repeats nothing the sender typed, field names included.
+      expect(amendment?.text).toContain(
+        'adding 2 corrections (shown on your request page once you confirm).',
+      );
       expect(amendment?.text).not.toContain('Rue B');
+      expect(amendment?.text).not.toContain('phone');
       expect(await ctx.service.verify({ requestId: first.requestId, code: codeIn(amendment!.text) })).toEqual(
         {
           requestId: first.requestId,
@@ -693,6 +696,52 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect(actions.filter((action) => action === 'challenge-resent')).toHaveLength(1);
     });
 
+    it('never answers a submission with a request that also names someone else: the answer would go to them', async () => {
+      const ctx = setup();
+      // An attacker files access for their own address and the victim's, and confirms their own.
+      const planted = await ctx.service.submit({
+        right: 'access',
+        identities: [
+          { kind: 'email', value: 'attacker@example.net' },
+          { kind: 'email', value: 'victim@example.com' },
+        ],
+      } as SubmitRequestInput);
+      await ctx.service.whenIdle();
+      const [toVictim] = ctx.mailsTo('victim@example.com');
+      expect(toVictim?.text).toContain('The request also names 1 other identity, each confirmed separately');
+      await ctx.service.verify({
+        requestId: planted.requestId,
+        code: codeIn(ctx.mailsTo('attacker@example.net')[0]!.text),
+      });
+      ctx.clock.advance(MINUTE);
+      // The victim's own request is a request of their own, confirmed by their own code.
+      const own = await ctx.service.submit(access('victim@example.com'));
+      await ctx.service.whenIdle();
+      expect(own.duplicateOf).toBeNull();
+      expect(own.requestId).not.toBe(planted.requestId);
+      const code = codeIn(ctx.mailsTo('victim@example.com').at(-1)!.text);
+      expect(await ctx.service.verify({ requestId: own.requestId, code })).toMatchObject({
+        requestId: own.requestId,
+        status: 'verified',
+      });
+      expect(await ctx.service.deliveryChannel(own.requestId)).toBe('victim@example.com');
+      // The planted request still waits for the victim's identity, which they never confirmed.
+      expect((await ctx.service.get(planted.requestId)).status).toBe('identity-pending');
+      // The same two again are a duplicate of the planted request, the one naming just those;
+      // the victim's request gains no one.
+      const again = await ctx.service.submit({
+        right: 'access',
+        identities: [
+          { kind: 'email', value: 'attacker@example.net' },
+          { kind: 'email', value: 'victim@example.com' },
+        ],
+      } as SubmitRequestInput);
+      expect(again.duplicateOf).toBe(planted.requestId);
+      expect((await ctx.service.get(own.requestId)).identities.map((identity) => identity.value)).toEqual([
+        'victim@example.com',
+      ]);
+    });
+
     it('does not treat a closed request as a duplicate', async () => {
       const ctx = setup();
       const first = await ctx.service.submit(access('closed@example.com'));
@@ -728,6 +777,76 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const flagged = await ctx.service.list({ status: ['identity-pending'] });
       expect(flagged.filter((request) => request.excessive)).toHaveLength(4);
     }, 120_000);
+
+    it('stores no guessable code for a request whose challenge is not mailed (flagged as excessive)', async () => {
+      const ctx = setup({ excessive: { maxRequests: 1, windowDays: 30 } });
+      await ctx.service.submit(access('quiet@example.com'));
+      const flagged = await ctx.service.submit({
+        right: 'erasure',
+        identities: [{ kind: 'email', value: 'quiet@example.com' }],
+      } as SubmitRequestInput);
+      await ctx.service.whenIdle();
+      expect(flagged.excessive).toBe(true);
+      expect(ctx.mailsTo('quiet@example.com')).toHaveLength(1);
+      // Every 6-digit code is wrong: the stored secret is a 256-bit token nobody was sent.
+      const [challenge] = (await allRows(database.db, 'privacykit_requests_challenges')).filter(
+        (row) => row.request_id === flagged.requestId,
+      );
+      const key = 'a test secret of more than thirty-two bytes!!';
+      const { hmacSha256Hex } = await import('@privacykit/core/crypto');
+      let found: string | undefined;
+      for (let guess = 0; guess < 1_000_000 && found === undefined; guess += 1) {
+        const code = String(guess).padStart(6, '0');
+        if (hmacSha256Hex(key, `code\u0000${challenge!.id}\u0000${code}`) === challenge!.code_hash)
+          found = code;
+      }
+      expect(found).toBeUndefined();
+    }, 120_000);
+
+    it('keeps one live code for the latest additions: resubmitting adds no codes to guess against', async () => {
+      const ctx = setup();
+      const withdraw = (purposes: string[]) =>
+        ({
+          right: 'withdraw-consent',
+          identities: [{ kind: 'email', value: 'many@example.com' }],
+          details: { purposes },
+        }) as SubmitRequestInput;
+      const { requestId } = await ctx.service.submit(withdraw(['newsletter']));
+      for (let i = 0; i < 5; i += 1)
+        await ctx.service.submit(withdraw(i % 2 === 0 ? ['service'] : ['newsletter', 'service']));
+      await ctx.service.whenIdle();
+      const live = (await allRows(database.db, 'privacykit_requests_challenges')).filter(
+        (row) => row.request_id === requestId && row.consumed_at === null,
+      );
+      expect(live.map((row) => (row.amendment === null ? 'own' : 'latest additions')).sort()).toEqual([
+        'latest additions',
+        'own',
+      ]);
+      // The earlier additions' codes no longer work; the latest one does.
+      const mails = ctx.mailsTo('many@example.com');
+      await expectCode(
+        ctx.service.verify({ requestId, code: codeIn(mails[1]!.text) }),
+        'requests/verification-failed',
+      );
+      expect((await ctx.service.verify({ requestId, code: codeIn(mails.at(-1)!.text) })).status).toBe(
+        'verified',
+      );
+    });
+
+    it('refuses a request dated in the future, writing nothing', async () => {
+      const ctx = setup();
+      const before = (await allRows(database.db, 'privacykit_requests_requests')).length;
+      await expectCode(
+        ctx.service.submit(access('future@example.com', { receivedAt: '2099-01-31T10:00:00Z' })),
+        'requests/invalid-input',
+      );
+      expect((await allRows(database.db, 'privacykit_requests_requests')).length).toBe(before);
+      // A few minutes of clock skew between the host and this server is not the future.
+      const skewed = new Date(ctx.clock.now().getTime() + 60_000).toISOString();
+      expect((await ctx.service.submit(access('future@example.com', { receivedAt: skewed }))).status).toBe(
+        'identity-pending',
+      );
+    });
   });
 
   describe('deadlines, extensions and pauses (Art 12(3), hostile cases 7 and 8)', () => {
@@ -740,6 +859,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         deadline: '2024-02-29',
         effectiveDeadline: '2024-02-29',
       });
+      ctx.clock.set('2024-01-31T23:45:00Z');
       const late = await ctx.service.submit(
         access('feb@example.com', { receivedAt: '2024-01-31T23:30:00Z' }),
       );

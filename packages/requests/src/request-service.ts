@@ -580,8 +580,9 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     trx: Tx,
     requestId: string,
     identities: readonly IdentityRow[],
-    amendment?: { right: RequestRight; details: RequestDetails },
+    issue: { amendment?: { right: RequestRight; details: RequestDetails }; mailed?: boolean } = {},
   ) {
+    const { amendment, mailed = true } = issue;
     const key = await secret();
     const issuedAt = now();
     const expires = new Date(issuedAt.getTime() + ttlMinutes * 60_000).toISOString();
@@ -589,9 +590,10 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     for (const identity of identities) {
       if (identity.verified_at !== null) continue;
       const id = newId(issuedAt);
-      // Without a registered channel nobody will receive the code; the challenge is still written
-      // (same work, same answer) but with an unguessable secret instead of digits.
-      const code = identity.channel ? randomDigits(codeDigits) : randomToken(32);
+      // Without a registered channel, or when nothing is mailed (a flood flagged as excessive),
+      // nobody will receive the code; the challenge is still written (same work, same answer)
+      // but with an unguessable secret instead of digits, which no one could guess offline.
+      const code = identity.channel && mailed ? randomDigits(codeDigits) : randomToken(32);
       const token = randomToken(32);
       await trx
         .insertInto('privacykit_requests_challenges')
@@ -631,6 +633,11 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
               subject: `Confirm your ${policy.controller.name} privacy request`,
               text: [
                 `Someone asked ${policy.controller.name} to act on a privacy request linked to this address.`,
+                ...(identities.length > 1
+                  ? [
+                      `The request also names ${identities.length - 1} other identit${identities.length === 2 ? 'y' : 'ies'}, each confirmed separately: if they are not all yours, do not confirm it.`,
+                    ]
+                  : []),
                 '',
                 `Your confirmation code: ${code}`,
                 `Or confirm with this link: ${link}`,
@@ -642,6 +649,25 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       );
     }
     return mails;
+  }
+
+  /**
+   * The requests, of `requestIds`, that name no identity outside `hashes`: the only ones a
+   * submission naming `hashes` can be a duplicate of. A request that also names someone else
+   * is another person's (an attacker who added the victim's email to their own): answering the
+   * victim's submission with it would have the victim verify it, and its answer would go to
+   * the other identity's channel.
+   */
+  async function namedWithin(trx: Tx, requestIds: readonly string[], hashes: readonly string[]) {
+    const unique = [...new Set(requestIds)];
+    if (unique.length === 0) return new Set<string>();
+    const named = new Set(hashes);
+    const outside = new Set(
+      (await identitiesOf(trx, unique))
+        .filter((identity) => !named.has(identity.lookup_hash))
+        .map((identity) => identity.request_id),
+    );
+    return new Set(unique.filter((id) => !outside.has(id)));
   }
 
   /**
@@ -742,6 +768,18 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     }
 
     const receivedAt = input.receivedAt ? new Date(input.receivedAt) : now();
+    // A request is received before it is entered. One dated later would never fall due (its
+    // deadline that far off), and would hold its duplicate slot as long. A few minutes' clock
+    // skew between the host and this server is tolerated.
+    if (receivedAt.getTime() > now().getTime() + 5 * 60_000) {
+      throw requestsError(
+        'requests/invalid-input',
+        'receivedAt is in the future: a request is entered once received',
+        {
+          issues: [{ path: 'receivedAt', message: 'must not be later than now' }],
+        },
+      );
+    }
     const receivedDate = civilDateIn(receivedAt, zone);
     const received = receivedAt.toISOString();
     // The registered channel of each identity, looked up the same way whether it exists or not.
@@ -778,13 +816,19 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         .orderBy('r.received_at')
         .orderBy('r.id')
         .execute()
-        .then((candidates) =>
-          candidates.find(
+        .then(async (candidates) => {
+          const within = await namedWithin(
+            trx,
+            candidates.map((candidate) => candidate.id),
+            hashes,
+          );
+          return candidates.find(
             (candidate) =>
-              input.right !== 'post-mortem-directives' ||
-              dedupeKeyOf(input.right, parseJson(candidate.details) as RequestDetails) === dedupeKey,
-          ),
-        );
+              within.has(candidate.id) &&
+              (input.right !== 'post-mortem-directives' ||
+                dedupeKeyOf(input.right, parseJson(candidate.details) as RequestDetails) === dedupeKey),
+          );
+        });
 
       const requestId = duplicate?.id ?? newId(at);
       for (const hash of hashes) {
@@ -851,9 +895,18 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         }
         let mails: MailMessage[] = [];
         if (confirm) {
+          // The latest additions replace earlier unconfirmed ones: each resubmission must not add
+          // another live code to guess against (the subject's own stays).
+          await trx
+            .updateTable('privacykit_requests_challenges')
+            .set({ consumed_at: at.toISOString() })
+            .where('tenant', '=', tenant)
+            .where('request_id', '=', requestId)
+            .where('consumed_at', 'is', null)
+            .where('amendment', 'is not', null)
+            .execute();
           mails = await issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]), {
-            right: input.right,
-            details: input.details,
+            amendment: { right: input.right, details: input.details },
           });
         } else if (!flagged && pending) {
           // A lost code: re-send when nothing live is outstanding, but never to feed a flood.
@@ -882,23 +935,29 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       // create" atomic: a concurrent identical submission cannot create a second request. A slot
       // still held by a request the check above passed over (closed, or received before the
       // window) is released; one held by a request it would have returned was taken by a
-      // submission that committed since: check again. (A request locked after wrong codes is
-      // passed over too.)
+      // submission that committed since: check again. (A request locked after wrong codes, or
+      // one naming an identity this submission does not, is passed over too.)
       const holders = await trx
         .selectFrom('privacykit_requests_identities as i')
         .innerJoin('privacykit_requests_requests as r', 'r.id', 'i.request_id')
-        .select(['i.id', 'r.status', 'r.received_at', 'r.verification_locked'])
+        .select(['i.id', 'i.request_id', 'r.status', 'r.received_at', 'r.verification_locked'])
         .where('i.tenant', '=', tenant)
         .where('r.tenant', '=', tenant)
         .where('i.lookup_hash', 'in', hashes)
         .where('i.dedupe_right', '=', dedupeKey)
         .orderBy('i.lookup_hash')
         .execute();
+      const holdersWithin = await namedWithin(
+        trx,
+        holders.map((holder) => holder.request_id),
+        hashes,
+      );
       for (const holder of holders) {
         const passedOver =
           isFinalStatus(requestStatusSchema.parse(holder.status)) ||
           holder.received_at < since ||
-          Number(holder.verification_locked) === 1;
+          Number(holder.verification_locked) === 1 ||
+          !holdersWithin.has(holder.request_id);
         if (!passedOver) throw new IntakeRace();
         await trx
           .updateTable('privacykit_requests_identities')
@@ -977,7 +1036,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         to: 'identity-pending',
         reason: 'challenge sent to the registered channels',
       });
-      const mails = await issueChallenges(trx, requestId, identityRows);
+      const mails = await issueChallenges(trx, requestId, identityRows, { mailed: !flagged });
       return {
         mails: flagged ? [] : mails,
         result: {
