@@ -976,6 +976,25 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         pausedDays: 0,
         effectiveDeadline: '2024-02-29',
       });
+
+      // A letter received on 14 February, entered on 4 March and confirmed at once: the clock
+      // ran from receipt, and the weeks before the code was sent pause nothing.
+      const letter = setup({ pauseWhileVerifying: true, start: '2024-03-04T09:00:00Z' });
+      const posted = await letter.service.submit(
+        access('letter@example.com', { receivedAt: '2024-02-14T10:00:00Z' }),
+      );
+      await letter.service.whenIdle();
+      letter.clock.advance(MINUTE);
+      await letter.service.verify({
+        requestId: posted.requestId,
+        code: codeIn(letter.mailsTo('letter@example.com').at(-1)!.text),
+      });
+      expect(await letter.service.get(posted.requestId)).toMatchObject({
+        receivedDate: '2024-02-14',
+        deadline: '2024-03-14',
+        pausedDays: 0,
+        effectiveDeadline: '2024-03-14',
+      });
     });
   });
 

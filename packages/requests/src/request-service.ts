@@ -1314,10 +1314,20 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     if (!row) throw requestsError('requests/not-found', 'no such request');
     const from = requestStatusSchema.parse(row.status);
     assertTransition(from, 'verified');
-    const pausedDays =
-      Number(row.pause_while_verifying) === 1
-        ? Math.max(0, calendarDaysBetween(row.received_date, today()))
-        : 0;
+    let pausedDays = 0;
+    if (Number(row.pause_while_verifying) === 1) {
+      // Paused from the day the identity was first asked for (the first code sent), not from
+      // receipt: a letter entered weeks after it arrived must not gain those weeks.
+      const first = await trx
+        .selectFrom('privacykit_requests_challenges')
+        .select((eb) => eb.fn.min('created_at').as('at'))
+        .where('tenant', '=', tenant)
+        .where('request_id', '=', requestId)
+        .executeTakeFirst();
+      const asked = first?.at ? civilDateIn(new Date(String(first.at)), zone) : row.received_date;
+      const from = asked > row.received_date ? asked : row.received_date;
+      pausedDays = Math.max(0, calendarDaysBetween(from, today()));
+    }
     const { effectiveDeadline } = deadlines(row.received_date, Number(row.extension_months), pausedDays);
     const updated = await trx
       .updateTable('privacykit_requests_requests')
