@@ -55,6 +55,10 @@ describe.each(testEngines())('requests on $engine', (engine) => {
     return { service, clock, mailer, mailsTo, tenant, policy };
   }
 
+  /** A submission of `right` for one email address, with these details. */
+  const filed = (right: string, email: string, details: unknown): SubmitRequestInput =>
+    ({ right, identities: [{ kind: 'email', value: email }], details }) as SubmitRequestInput;
+
   const access = (email: string, extra: Partial<SubmitRequestInput> = {}): SubmitRequestInput =>
     ({ right: 'access', identities: [{ kind: 'email', value: email }], ...extra }) as SubmitRequestInput;
 
@@ -440,11 +444,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
     it('a duplicate rectification adds its corrections only once its own code is used; nothing it says is lost', async () => {
       const ctx = setup();
       const rectify = (changes: { field: string; corrected: string }[], explanation?: string) =>
-        ({
-          right: 'rectification',
-          identities: [{ kind: 'email', value: 'fix@example.com' }],
-          details: { changes, ...(explanation ? { explanation } : {}) },
-        }) as SubmitRequestInput;
+        filed('rectification', 'fix@example.com', { changes, ...(explanation ? { explanation } : {}) });
       const first = await ctx.service.submit(rectify([{ field: 'address', corrected: '1 Rue A' }]));
       ctx.clock.advance(DAY);
       const again = await ctx.service.submit(
@@ -508,11 +508,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
     it('a forged duplicate never joins the request its subject verifies with their own code', async () => {
       const ctx = setup();
       const rectify = (corrected: string) =>
-        ({
-          right: 'rectification',
-          identities: [{ kind: 'email', value: 'pending-victim@example.com' }],
-          details: { changes: [{ field: 'address', corrected }] },
-        }) as SubmitRequestInput;
+        filed('rectification', 'pending-victim@example.com', { changes: [{ field: 'address', corrected }] });
       const { requestId } = await ctx.service.submit(rectify('1 Real Street'));
       await ctx.service.whenIdle();
       const [own] = ctx.mailsTo('pending-victim@example.com');
@@ -545,12 +541,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
 
     it('the link mailed for a duplicate confirms its additions too, merged into the request as it is then', async () => {
       const ctx = setup();
-      const withdraw = (purposes: string[]) =>
-        ({
-          right: 'withdraw-consent',
-          identities: [{ kind: 'email', value: 'links@example.com' }],
-          details: { purposes },
-        }) as SubmitRequestInput;
+      const withdraw = (purposes: string[]) => filed('withdraw-consent', 'links@example.com', { purposes });
       const { requestId } = await ctx.service.submit(withdraw(['newsletter']));
       await ctx.service.submit(withdraw(['service']));
       await ctx.service.whenIdle();
@@ -569,11 +560,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
     it('an unverified duplicate never rewrites a request whose subject verified it: its details are only kept in the audit', async () => {
       const ctx = setup();
       const rectify = (corrected: string) =>
-        ({
-          right: 'rectification',
-          identities: [{ kind: 'email', value: 'victim@example.com' }],
-          details: { changes: [{ field: 'address', corrected }] },
-        }) as SubmitRequestInput;
+        filed('rectification', 'victim@example.com', { changes: [{ field: 'address', corrected }] });
       const requestId = await verified(ctx, 'victim@example.com', rectify('1 Real Street'));
       expect((await ctx.service.get(requestId)).status).toBe('verified');
       // Anyone can name the victim's email on the form; the submission proves nothing.
@@ -595,12 +582,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
 
     it('a confirmed duplicate withdrawal adds its purposes; details it cannot merge are only kept in the audit', async () => {
       const ctx = setup();
-      const withdraw = (purposes: string[]) =>
-        ({
-          right: 'withdraw-consent',
-          identities: [{ kind: 'email', value: 'w@example.com' }],
-          details: { purposes },
-        }) as SubmitRequestInput;
+      const withdraw = (purposes: string[]) => filed('withdraw-consent', 'w@example.com', { purposes });
       const first = await ctx.service.submit(withdraw(['newsletter']));
       await ctx.service.submit(withdraw(['service', 'newsletter']));
       await ctx.service.whenIdle();
@@ -612,12 +594,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         purposes: ['newsletter', 'service'],
       });
 
-      const restrict = (ground: string) =>
-        ({
-          right: 'restriction',
-          identities: [{ kind: 'email', value: 'r@example.com' }],
-          details: { ground },
-        }) as SubmitRequestInput;
+      const restrict = (ground: string) => filed('restriction', 'r@example.com', { ground });
       const held = await ctx.service.submit(restrict('accuracy-contested'));
       await ctx.service.submit(restrict('objection-pending'));
       await ctx.service.whenIdle();
@@ -636,11 +613,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
     it('a confirmed duplicate objection to every purpose widens a narrower open one; a narrower one adds nothing to it', async () => {
       const ctx = setup();
       const object = (purposes?: string[]) =>
-        ({
-          right: 'objection',
-          identities: [{ kind: 'email', value: 'o@example.com' }],
-          details: { kind: 'direct-marketing', ...(purposes ? { purposes } : {}) },
-        }) as SubmitRequestInput;
+        filed('objection', 'o@example.com', { kind: 'direct-marketing', ...(purposes ? { purposes } : {}) });
       const lastCode = async () => {
         await ctx.service.whenIdle();
         return codeIn(ctx.mailsTo('o@example.com').at(-1)!.text);
@@ -805,12 +778,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
 
     it('keeps one live code for the latest additions: resubmitting adds no codes to guess against', async () => {
       const ctx = setup();
-      const withdraw = (purposes: string[]) =>
-        ({
-          right: 'withdraw-consent',
-          identities: [{ kind: 'email', value: 'many@example.com' }],
-          details: { purposes },
-        }) as SubmitRequestInput;
+      const withdraw = (purposes: string[]) => filed('withdraw-consent', 'many@example.com', { purposes });
       const { requestId } = await ctx.service.submit(withdraw(['newsletter']));
       for (let i = 0; i < 5; i += 1)
         await ctx.service.submit(withdraw(i % 2 === 0 ? ['service'] : ['newsletter', 'service']));
