@@ -12,7 +12,9 @@ import { T, stateColumns } from './store.js';
  *   entry by the SHA-256 digest the entry carries;
  * - the current-state table `mayProcess()`, `current()` and `subjectsWithConsent()` read;
  * - the subject and event lookups `history()`, `receipt()`, `shredSubject()` and replay
- *   detection read, complete up to the head's `indexed_size`.
+ *   detection read, complete up to the head's `indexed_size`;
+ * - the notice table, from which `mayProcess()`, `current()` and the set queries take the current
+ *   notice hash of each purpose: each row is what a `notice-published` entry published.
  * An edit to any of them changes what the ledger answers without touching a hash. The checks
  * ride along the entry scan, a page at a time: each page of entries is read joined with their
  * lookup rows and the state row of their subject × purpose (primary-key reads inside the
@@ -222,6 +224,59 @@ function noticeOf(entry: Record<string, JsonValue>): { version?: JsonValue; hash
   return typeof notice === 'object' && notice !== null && !Array.isArray(notice) ? notice : {};
 }
 
+/** A notice version as its `notice-published` entry published it: what its table row must hold. */
+interface PublishedNotice {
+  seq: number;
+  purpose: string;
+  version: JsonValue | undefined;
+  hash: JsonValue | undefined;
+  language: JsonValue | undefined;
+  at: JsonValue | undefined;
+}
+
+interface NoticeRow {
+  purpose: string;
+  version: string;
+  hash: string;
+  language: string;
+  content: string;
+  published_at: string;
+  seq: number | string;
+}
+
+function publishedNotice(seq: number, purpose: string, entry: Record<string, JsonValue>): PublishedNotice {
+  const { version, hash, language } = noticeOf(entry) as Record<string, JsonValue | undefined>;
+  return { seq, purpose, version, hash, language, at: entry.at };
+}
+
+/**
+ * Where a notice row disagrees with the entry that published it, undefined when they agree. The
+ * content is outside the entry, but its hash is inside: receipts quote that content.
+ */
+function noticeDisagreement(row: NoticeRow, published: PublishedNotice): string | undefined {
+  const where = `notice version ${quoted(row.version)} of "${row.purpose}"`;
+  const mismatch =
+    row.purpose !== published.purpose
+      ? ['purpose', row.purpose, published.purpose]
+      : row.version !== published.version
+        ? ['version', row.version, published.version]
+        : row.hash !== published.hash
+          ? ['hash', row.hash, published.hash]
+          : row.language !== published.language
+            ? ['language', row.language, published.language]
+            : row.published_at !== published.at
+              ? ['published_at', row.published_at, published.at]
+              : undefined;
+  if (mismatch) {
+    const [column, actual, wanted] = mismatch;
+    return `${where} says ${column} ${quoted(actual)} but entry ${published.seq}, which published it, says ${quoted(wanted)} (the notice row was edited)`;
+  }
+  if (sha256Hex(row.content) !== row.hash) {
+    return `the stored content of ${where} does not hash to its notice hash (the notice row was edited)`;
+  }
+  return undefined;
+}
+
 const stateName = (row: { subject_key: string; purpose: string }) =>
   `the current state of subject ${short(row.subject_key)} for "${row.purpose}"`;
 
@@ -238,6 +293,9 @@ export function createReconciler(options: ReconcileOptions): Reconciler {
   // Per subject, the first finding a later shredding of that subject would explain: its state
   // rows gone, its evidence erased. Cleared when the scan reaches the shredding.
   const untilShredded = new Map<string, Discrepancy>();
+  // The notice versions the scan saw published, by seq: a handful per purpose, what
+  // `loadNotices()` holds in memory anyway.
+  const publishedNotices = new Map<number, PublishedNotice>();
 
   /** Every state row of these subjects (the state table is keyed by purpose first). */
   async function subjectStateRows(subjectKeys: readonly string[]): Promise<StateView[]> {
@@ -455,6 +513,10 @@ export function createReconciler(options: ReconcileOptions): Reconciler {
           });
         }
 
+        if (row.kind === 'notice-published' && row.purpose !== null) {
+          publishedNotices.set(seq, publishedNotice(seq, row.purpose, e.entry));
+        }
+
         // The current state of the entry's subject × purpose.
         if (subjectKey === null) continue;
         const state = stateOf(row);
@@ -550,6 +612,9 @@ export function createReconciler(options: ReconcileOptions): Reconciler {
         }
       }
 
+      const notice = await auditNoticeTable(size);
+      if (notice) return notice;
+
       const counts = await db
         .selectFrom(T.state)
         .select((eb) => [eb.fn.countAll().as('n'), eb.fn.sum('gpc_conflict').as('flagged')])
@@ -563,6 +628,67 @@ export function createReconciler(options: ReconcileOptions): Reconciler {
       return auditStateTable();
     },
   };
+
+  /**
+   * Every notice row against the `notice-published` entry at its seq, and every such entry
+   * against its row: the current notice of a purpose is its row of the highest seq, so an edited
+   * hash, language or seq, a deleted or a forged row changes what `mayProcess()` answers.
+   */
+  async function auditNoticeTable(size: number): Promise<Discrepancy | undefined> {
+    const unclaimed = new Map(publishedNotices);
+    let after: { purpose: string; version: string } | undefined;
+    for (;;) {
+      let query = db
+        .selectFrom(T.notices)
+        .select(['purpose', 'version', 'hash', 'language', 'content', 'published_at', 'seq'])
+        .where('tenant', '=', tenant);
+      if (after) {
+        const { purpose, version } = after;
+        query = query.where((eb) =>
+          eb.or([
+            eb('purpose', '>', purpose),
+            eb.and([eb('purpose', '=', purpose), eb('version', '>', version)]),
+          ]),
+        );
+      }
+      const rows = (await query.orderBy('purpose').orderBy('version').limit(1000).execute()) as NoticeRow[];
+      if (rows.length === 0) break;
+      // Rows the scan cannot vouch for: a seq it passed without a publication there (or whose
+      // publication another row already claimed), or one appended while it ran.
+      const unscanned = rows.filter((row) => !unclaimed.has(Number(row.seq)));
+      const at = unscanned.length > 0 ? await entriesAt(unscanned.map((row) => Number(row.seq))) : new Map();
+      for (const row of rows) {
+        const seq = Number(row.seq);
+        let published = unclaimed.get(seq);
+        if (published) {
+          unclaimed.delete(seq);
+        } else {
+          const entry = seq >= size ? at.get(seq) : undefined;
+          if (entry?.kind === 'notice-published' && entry.purpose !== null) {
+            published = publishedNotice(seq, entry.purpose, entry.entry);
+          }
+        }
+        if (!published) {
+          return {
+            seq,
+            reason: `notice version ${quoted(row.version)} of "${row.purpose}" points at entry ${seq}, which did not publish it (a notice row without its entry: forged, moved or duplicated)`,
+          };
+        }
+        const problem = noticeDisagreement(row, published);
+        if (problem) return { seq, reason: problem };
+      }
+      const tail = rows[rows.length - 1] as NoticeRow;
+      after = { purpose: tail.purpose, version: tail.version };
+    }
+    const missing = [...unclaimed.values()].sort((a, b) => a.seq - b.seq)[0];
+    if (missing) {
+      return {
+        seq: missing.seq,
+        reason: `entry ${missing.seq} published notice version ${quoted(missing.version)} of "${missing.purpose}", which has no row in the notice table (the row was deleted or moved)`,
+      };
+    }
+    return undefined;
+  }
 
   /** Every state row against the entry at its seq, and every GPC conflict flag against the log. */
   async function auditStateTable(): Promise<Discrepancy | undefined> {

@@ -5,7 +5,8 @@ import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { migratedDatabase, testPolicy } from './test-fixtures.js';
+import { definePolicy } from '@privacykit/core';
+import { editedPolicy, migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
 import type { ConsentDecision } from './decision.js';
 import { isCanonicalEntry } from './entry-json.js';
 import { createConsentLedger } from './ledger.js';
@@ -19,6 +20,7 @@ const HEAD = 'privacykit_consent_head';
 const STATE = 'privacykit_consent_state';
 const SUBJECT_IX = 'privacykit_consent_subject_ix';
 const EVENT_IX = 'privacykit_consent_event_ix';
+const NOTICES = 'privacykit_consent_notices';
 const purposes = ['newsletter', 'audience-measurement', 'targeted-advertising'] as const;
 const states = ['granted', 'refused', 'withdrawn'] as const;
 
@@ -684,6 +686,167 @@ describe.each(testEngines())(
           ok: false,
           firstBadSeq: bare.seq,
           reason: expect.stringMatching(/sealed evidence it was not recorded with/),
+        });
+      });
+    });
+
+    describe('the notice table', () => {
+      // The ledger publishes testPolicy's notices when it starts; then u1 grants the newsletter
+      // and an edited newsletter text is published: u1 must consent again.
+      async function republished(engine: TestEngine) {
+        const opened = await open(engine);
+        database = opened.database;
+        await opened.ledger.record(grant('u1'));
+        await opened.ledger.publishNotice(editedPolicy('2024-01-01'));
+        expect(await opened.ledger.mayProcess('u1', 'newsletter')).toBe(false);
+        const rows = await opened.database.db
+          .selectFrom(NOTICES)
+          .selectAll()
+          .where('purpose', '=', 'newsletter')
+          .orderBy('seq')
+          .execute();
+        type NoticeRow = { version: string; hash: string; seq: number | string } & Record<string, unknown>;
+        const [old, current] = rows as [NoticeRow, NoticeRow];
+        expect(current.version).toBe('2024-01-01');
+        return { ...opened, old, current };
+      }
+
+      /** The ledger's answer once it has reloaded the notice table (at most every 5 s). */
+      async function mayProcessAfterReload(opened: Awaited<ReturnType<typeof open>>) {
+        opened.clock.advance(6000);
+        return opened.ledger.mayProcess('u1', 'newsletter');
+      }
+
+      const setNotice = (db: TestDatabase, version: string, values: Record<string, unknown>) =>
+        db.db
+          .updateTable(NOTICES)
+          .set(values)
+          .where('purpose', '=', 'newsletter')
+          .where('version', '=', version)
+          .execute();
+
+      it('verifies a ledger whose notices were published in several versions, by several instances', async () => {
+        const { database: db, ledger, clock } = await open(engine);
+        database = db;
+        await ledger.record(grant('u1'));
+        await ledger.publishNotice(editedPolicy('2024-01-01'));
+        await ledger.publishNotice(editedPolicy('2024-01-01')); // unchanged: nothing published
+        await ledger.record(grant('u1'));
+        clock.set('2025-05-02T08:00:00Z');
+        const third = definePolicy({
+          ...policyInput,
+          version: '2025-01-01',
+          purposes: (policyInput.purposes ?? []).map((purpose) =>
+            purpose.id === 'audience-measurement' || purpose.id === 'newsletter'
+              ? { ...purpose, description: `${purpose.description} Kept for a year.` }
+              : purpose,
+          ),
+        });
+        expect(await ledger.publishNotice(third)).toMatchObject({
+          changed: ['newsletter', 'audience-measurement'],
+        });
+        // Another instance starting on a newer policy publishes at start-up.
+        const other = createConsentLedger({
+          db: db.db,
+          policy: definePolicy({ ...policyInput, version: '2025-06-01', language: 'fr' }),
+          clock: fixedClock('2025-05-03T08:00:00Z'),
+        });
+        await other.record(grant('u2', 'targeted-advertising'));
+        expect(await db.db.selectFrom(NOTICES).selectAll().execute()).toHaveLength(8);
+        expect(await ledger.verify()).toMatchObject({ ok: true });
+        expect(await other.verify()).toMatchObject({ ok: true });
+      });
+
+      it('catches the current notice edited back to the superseded hash (mayProcess granting again)', async () => {
+        const opened = await republished(engine);
+        await setNotice(opened.database, opened.current.version, { hash: opened.old.hash });
+        expect(await mayProcessAfterReload(opened)).toBe(true);
+        expect(await opened.ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: Number(opened.current.seq),
+          reason: expect.stringMatching(/says hash "[0-9a-f]{64}" but entry \d+, which published it, says/),
+        });
+      });
+
+      it('catches a notice row edited in its language, publication instant or content', async () => {
+        const { database: db, ledger, current } = await republished(engine);
+        for (const [column, value, reason] of [
+          ['language', 'fr', /says language "fr" but entry \d+, which published it, says "en"/],
+          ['published_at', '2025-01-01T00:00:00.000Z', /says published_at/],
+          ['content', '{"purpose":"newsletter"}', /content .* does not hash to its notice hash/],
+        ] as const) {
+          await setNotice(db, current.version, { [column]: value });
+          expect(await ledger.verify()).toMatchObject({
+            ok: false,
+            firstBadSeq: Number(current.seq),
+            reason: expect.stringMatching(reason),
+          });
+          await setNotice(db, current.version, { [column]: current[column] });
+          expect(await ledger.verify()).toMatchObject({ ok: true });
+        }
+      });
+
+      it('catches notice rows whose seqs were swapped (the superseded text made current again)', async () => {
+        const opened = await republished(engine);
+        const { old, current } = opened;
+        await setNotice(opened.database, old.version, { seq: current.seq });
+        await setNotice(opened.database, current.version, { seq: old.seq });
+        expect(await mayProcessAfterReload(opened)).toBe(true);
+        expect(await opened.ledger.verify()).toMatchObject({
+          ok: false,
+          reason: expect.stringMatching(
+            /says version "2018-05-07" but entry \d+, which published it, says "2024-01-01"/,
+          ),
+        });
+        // A row moved onto an entry that published nothing.
+        await setNotice(opened.database, old.version, { seq: old.seq });
+        await setNotice(opened.database, current.version, { seq: 3 });
+        expect(await opened.ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: 3,
+          reason: expect.stringMatching(/points at entry 3, which did not publish it/),
+        });
+      });
+
+      it('catches a deleted notice row', async () => {
+        const opened = await republished(engine);
+        await opened.database.db
+          .deleteFrom(NOTICES)
+          .where('purpose', '=', 'newsletter')
+          .where('version', '=', opened.current.version)
+          .execute();
+        expect(await mayProcessAfterReload(opened)).toBe(true);
+        expect(await opened.ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: Number(opened.current.seq),
+          reason: expect.stringMatching(
+            /published notice version "2024-01-01" of "newsletter", which has no row/,
+          ),
+        });
+      });
+
+      it('catches an extra notice row: forged past the end of the log, or copying a publication', async () => {
+        const opened = await republished(engine);
+        const { old, current } = opened;
+        await opened.database.db
+          .insertInto(NOTICES)
+          .values({ ...old, version: '2099-01-01', seq: 1_000_000 })
+          .execute();
+        expect(await mayProcessAfterReload(opened)).toBe(true);
+        expect(await opened.ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: 1_000_000,
+          reason: expect.stringMatching(/points at entry 1000000, which did not publish it/),
+        });
+        await opened.database.db
+          .updateTable(NOTICES)
+          .set({ ...current, version: '2099-01-01' })
+          .where('version', '=', '2099-01-01')
+          .execute();
+        expect(await opened.ledger.verify()).toMatchObject({
+          ok: false,
+          firstBadSeq: Number(current.seq),
+          reason: expect.stringMatching(/points at entry \d+, which did not publish it/),
         });
       });
     });
