@@ -11,6 +11,8 @@ export { CivilDay, formatCivilDate, isCivilDate, parseCivilDate } from './civil-
 export type { CivilDate } from './civil-date.js';
 export type { JsonValue } from './canonical-json.js';
 export { DEFAULT_TENANT, tenantIdSchema } from './tenancy.js';
+export { isTimeZone, timeZoneSchema } from './time-zone.js';
+export type { TimeZone } from './time-zone.js';
 export type { TenantId } from './tenancy.js';
 export {
   legalBasisArticle,

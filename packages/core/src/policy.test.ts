@@ -94,6 +94,22 @@ describe('definePolicy', () => {
     expect(error.issues.some((issue) => issue.path.startsWith('retention[0].phases[0]'))).toBe(true);
   });
 
+  it('refuses a time zone the runtime does not know, for the controller and for a retention rule', () => {
+    const input = samplePolicyInput();
+    input.zone = 'Europe/Pariss';
+    input.retention![0]!.zone = 'America/New_Yrok';
+    const error = errorOf(input);
+    expect(error.code).toBe('policy/invalid');
+    expect(error.issues).toEqual([
+      { path: 'zone', message: expect.stringContaining('unknown time zone "Europe/Pariss"') },
+      { path: 'retention[0].zone', message: expect.stringContaining('unknown time zone "America/New_Yrok"') },
+    ]);
+    const valid = samplePolicyInput();
+    valid.retention![0]!.zone = 'America/New_York';
+    expect(definePolicy(valid).retention[0]?.zone).toBe('America/New_York');
+    expect(definePolicy({ ...samplePolicyInput(), zone: undefined }).zone).toBe('UTC');
+  });
+
   it('refuses a non-exempt cookie whose purpose has no consent basis', () => {
     const input = samplePolicyInput();
     input.cookies = [

@@ -9,6 +9,7 @@ import { retentionRuleSchema } from './retention-rule.js';
 import type { DueExpression, RetentionCondition } from './retention-rule.js';
 import { rightSchema } from './rights.js';
 import { DEFAULT_TENANT, tenantIdSchema } from './tenancy.js';
+import { timeZoneSchema } from './time-zone.js';
 
 const idSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a lowercase id such as "newsletter"');
 
@@ -179,7 +180,7 @@ export const policySchema = z
     effectiveDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD'),
     language: z.string().min(2).default('en'),
     /** IANA time zone of the controller: deadlines and due dates are civil dates there. */
-    zone: z.string().default('UTC'),
+    zone: timeZoneSchema.default('UTC'),
     controller: addressedPartySchema,
     representative: addressedPartySchema.optional(),
     dpo: addressedPartySchema.partial({ name: true }).extend({ email: z.string().email() }),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { categoryIdSchema } from './categories.js';
 import { periodSchema } from './period.js';
+import { timeZoneSchema } from './time-zone.js';
 
 /**
  * A fact of a record that a retention rule reads: a civil date (`2025-03-31`), a month
@@ -100,7 +101,7 @@ export const retentionRuleSchema = z
     facts: z.record(z.string(), retentionFactSchema),
     phases: z.array(retentionPhaseSchema).min(1),
     /** IANA time zone in which civil due dates are computed; the policy's zone when omitted. */
-    zone: z.string().optional(),
+    zone: timeZoneSchema.optional(),
     /** Art 17(3) ground that keeps these records through an erasure request, if any. */
     keepDespiteErasure: z
       .enum(['legal-obligation', 'legal-claims', 'public-interest', 'freedom-of-expression', 'archiving'])
