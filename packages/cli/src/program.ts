@@ -33,6 +33,9 @@ export interface CreateProgramOptions {
   cwd?: string;
 }
 
+/** Errors raised while loading the project config, so {@link runCli} exits 2 on them. */
+const configErrors = new WeakSet<object>();
+
 /** What an action gets: its command, parsed options, output, and lazily the config and database. */
 export class CommandScope {
   readonly command: Command;
@@ -56,7 +59,12 @@ export class CommandScope {
 
   /** The project config (`--config` or the default file), loaded once. */
   config(): Promise<LoadedConfig> {
-    this.#config ??= loadConfig({ cwd: this.io.cwd, path: this.globals.config });
+    this.#config ??= loadConfig({ cwd: this.io.cwd, path: this.globals.config }).catch((error: unknown) => {
+      // Whatever its code (a policy defined at import time throws `policy/invalid` as is), an
+      // error loading the config is a configuration error: exit 2, never a finding's exit 1.
+      if (typeof error === 'object' && error !== null) configErrors.add(error);
+      throw error;
+    });
     return this.#config;
   }
 
@@ -157,7 +165,7 @@ export function createProgram(options: CreateProgramOptions): Command {
   ]);
   program.addHelpText(
     'after',
-    '\nExit codes: 0 ok; 1 findings (invalid policy, tampering, failures, overdue items) or a failed run; 2 usage or configuration error.\n',
+    '\nExit codes: 0 ok; 1 findings (policy check problems, tampering, failures, overdue items) or a failed run; 2 usage or configuration error (a missing or invalid config, invalid package options, an unknown time zone).\n',
   );
 
   const kit: ProgramKit = {
@@ -188,6 +196,7 @@ export function createProgram(options: CreateProgramOptions): Command {
 const usageCodes = new Set([
   'cli/usage',
   'cli/config-not-found',
+  'cli/config-invalid',
   'cli/config-load-failed',
   'cli/no-database',
   'cli/file-not-found',
@@ -195,6 +204,17 @@ const usageCodes = new Set([
   'database/invalid-url',
   'database/driver-missing',
 ]);
+
+/**
+ * Exit 2 for a usage or configuration error: cron's `privacykit requests due || alert` must not
+ * report a misconfiguration (bad package options such as `requests.codeDigits`, an unknown time
+ * zone, an invalid config) as an overdue request.
+ */
+function isUsageOrConfigError(error: unknown): boolean {
+  if (typeof error === 'object' && error !== null && configErrors.has(error)) return true;
+  if (!isPrivacyKitError(error)) return false;
+  return usageCodes.has(error.code) || /\/invalid-(options|zone)$/.test(error.code);
+}
 
 /** One line, whatever the error: the message with newlines folded, and its code. */
 export function errorLine(error: unknown): string {
@@ -207,8 +227,9 @@ export function errorLine(error: unknown): string {
 
 /**
  * Runs the program on `argv` (without `node` and the script) and resolves to the exit code:
- * 0 ok, 1 findings or a failed run, 2 usage or configuration errors. Never throws and never
- * prints a stack trace unless `--debug` is given.
+ * 0 ok, 1 findings or a failed run, 2 usage or configuration errors (`cli/config-*`,
+ * `*\/invalid-options`, `*\/invalid-zone`, or anything raised while loading the config). Never
+ * throws and never prints a stack trace unless `--debug` is given.
  */
 export async function runCli(argv: readonly string[], options: CreateProgramOptions): Promise<number> {
   const program = createProgram(options);
@@ -225,7 +246,6 @@ export async function runCli(argv: readonly string[], options: CreateProgramOpti
     }
     options.stderr.write(`${errorLine(error)}\n`);
     if (debug && error instanceof Error && error.stack) options.stderr.write(`${error.stack}\n`);
-    if (isPrivacyKitError(error) && usageCodes.has(error.code)) return 2;
-    return 1;
+    return isUsageOrConfigError(error) ? 2 : 1;
   }
 }

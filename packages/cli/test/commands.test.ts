@@ -110,6 +110,40 @@ describe('privacykit without a database', () => {
     }
   });
 
+  it('a configuration error exits 2, not the exit 1 that `requests due || alert` reads as overdue', async () => {
+    const due = ['--db', 'sqlite::memory:', 'requests', 'due'];
+    const settings = await runBin(['--config', 'bad-requests-settings.mjs', ...due]);
+    expect(settings.code, settings.stderr).toBe(2);
+    expectOneLineError(settings.stderr);
+    expect(settings.stderr).toContain('codeDigits must be 6, 7 or 8 (requests/invalid-options)');
+
+    const cases: { config: string; code: string }[] = [
+      { config: 'bad-zone.mjs', code: 'cli/config-invalid' },
+      // The module calls definePolicy itself, so the policy's own error escapes the import.
+      { config: 'bad-zone-defined.mjs', code: 'policy/invalid' },
+    ];
+    for (const { config, code } of cases) {
+      const result = await runInProcess(['--config', config, ...due]);
+      expect(result.code, `${config}: ${result.stderr}`).toBe(2);
+      expectOneLineError(result.stderr);
+      expect(result.stderr, config).toContain('unknown time zone "Europe/Pariss"');
+      expect(result.stderr, config).toContain(`(${code})`);
+    }
+  });
+
+  it('policy check reports an unknown time zone as a problem of the policy, and exits 1', async () => {
+    for (const module of ['bad-zone.mjs', 'bad-zone-defined.mjs']) {
+      const result = await runInProcess(['policy', 'check', module, '--json']);
+      expect(result.code, `${module}: ${result.stderr}`).toBe(1);
+      expect(json<{ ok: boolean; issues: { path: string; message: string }[] }>(result)).toMatchObject({
+        ok: false,
+        issues: [
+          { path: 'policy.zone', message: expect.stringContaining('unknown time zone "Europe/Pariss"') },
+        ],
+      });
+    }
+  });
+
   it('--help of every command shows an example', async () => {
     const commands = [
       [],
