@@ -3,10 +3,13 @@ import type { DataMap } from '@privacykit/core';
 import { hmacSha256Hex } from '@privacykit/core/crypto';
 import { z } from 'zod';
 
-/** One way the subject is known: `{ kind: 'email', value: 'ada@example.com' }`, a customer number… */
+/**
+ * One way the subject is known: `{ kind: 'email', value: 'ada@example.com' }`, a customer number…
+ * Kinds are named as the data map names them (`customerNumber` as well as `customer-id`).
+ */
 export const requestIdentitySchema = z
   .object({
-    kind: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'expected an identity kind such as "email"'),
+    kind: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'expected an identity kind such as "email"'),
     value: z.string().trim().min(1).max(320),
   })
   .strict();

@@ -715,6 +715,27 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       ]);
     });
 
+    it('takes identity kinds as the data map names them, camelCase included', async () => {
+      const ctx = setup();
+      const submitted = await ctx.service.submit({
+        right: 'access',
+        identities: [
+          { kind: 'email', value: 'kinds@example.com' },
+          { kind: 'customerNumber', value: 'C-1' },
+        ],
+      } as SubmitRequestInput);
+      expect(submitted.status).toBe('identity-pending');
+      const history = await ctx.service.historyFor([{ kind: 'customerNumber', value: 'C-1' }]);
+      expect(history.requests.map((request) => request.id)).toEqual([submitted.requestId]);
+      await expectCode(
+        ctx.service.submit({
+          right: 'access',
+          identities: [{ kind: '1st', value: 'x' }],
+        } as SubmitRequestInput),
+        'requests/invalid-input',
+      );
+    });
+
     it('does not treat a closed request as a duplicate', async () => {
       const ctx = setup();
       const first = await ctx.service.submit(access('closed@example.com'));

@@ -75,9 +75,9 @@ async function historiesOf(
     const { createRequestService } = await import('@privacykit/requests');
     const settings = settingsOf(config, 'requests') as Partial<RequestServiceOptions>;
     const service = createRequestService({ ...settings, db, policy: config.policy, dataMap: config.dataMap });
-    // Request identities are lower-case kinds (`email`); other kinds were never submitted.
+    // Every kind a request can name (as the data map names it: `email`, `customerNumber`).
     const requestIdentities = Object.entries(identities)
-      .filter(([kind]) => /^[a-z][a-z0-9_-]{0,63}$/.test(kind))
+      .filter(([kind]) => /^[A-Za-z][A-Za-z0-9_-]{0,63}$/.test(kind))
       .flatMap(([kind, values]) => values.map((value) => ({ kind, value })));
     histories.requestHistory =
       requestIdentities.length > 0
