@@ -210,6 +210,13 @@ const CHUNK = 500;
 const text = (value: JsonValue | undefined): string | undefined =>
   typeof value === 'string' ? value : undefined;
 const quoted = (value: unknown) => JSON.stringify(value ?? null);
+
+/** The first column whose stored value is not the one the log gives: `[column, stored, logged]`. */
+function firstMismatch(
+  columns: readonly (readonly [string, unknown, unknown])[],
+): readonly [string, unknown, unknown] | undefined {
+  return columns.find(([, stored, logged]) => stored !== logged);
+}
 const short = (subjectKey: string) => `${subjectKey.slice(0, 12)}…`;
 
 function chunks<V>(values: readonly V[]): V[][] {
@@ -255,18 +262,13 @@ function publishedNotice(seq: number, purpose: string, entry: Record<string, Jso
  */
 function noticeDisagreement(row: NoticeRow, published: PublishedNotice): string | undefined {
   const where = `notice version ${quoted(row.version)} of "${row.purpose}"`;
-  const mismatch =
-    row.purpose !== published.purpose
-      ? ['purpose', row.purpose, published.purpose]
-      : row.version !== published.version
-        ? ['version', row.version, published.version]
-        : row.hash !== published.hash
-          ? ['hash', row.hash, published.hash]
-          : row.language !== published.language
-            ? ['language', row.language, published.language]
-            : row.published_at !== published.at
-              ? ['published_at', row.published_at, published.at]
-              : undefined;
+  const mismatch = firstMismatch([
+    ['purpose', row.purpose, published.purpose],
+    ['version', row.version, published.version],
+    ['hash', row.hash, published.hash],
+    ['language', row.language, published.language],
+    ['published_at', row.published_at, published.at],
+  ]);
   if (mismatch) {
     const [column, actual, wanted] = mismatch;
     return `${where} says ${column} ${quoted(actual)} but entry ${published.seq}, which published it, says ${quoted(wanted)} (the notice row was edited)`;
@@ -393,24 +395,16 @@ export function createReconciler(options: ReconcileOptions): Reconciler {
       renewal = false;
     }
     const notice = noticeOf(decision);
-    const mismatch =
-      row.event_id !== at.eventId
-        ? ['event_id', row.event_id, at.eventId]
-        : row.state !== state
-          ? ['state', row.state, state]
-          : Boolean(Number(row.renewal)) !== renewal
-            ? ['renewal', Boolean(Number(row.renewal)), renewal]
-            : row.notice_version !== notice.version
-              ? ['notice_version', row.notice_version, notice.version]
-              : row.notice_hash !== notice.hash
-                ? ['notice_hash', row.notice_hash, notice.hash]
-                : row.source !== decision.source
-                  ? ['source', row.source, decision.source]
-                  : row.decided_at !== entry.at
-                    ? ['decided_at', row.decided_at, entry.at]
-                    : (row.expires_at ?? null) !== (entry.expiresAt ?? null)
-                      ? ['expires_at', row.expires_at, entry.expiresAt]
-                      : undefined;
+    const mismatch = firstMismatch([
+      ['event_id', row.event_id, at.eventId],
+      ['state', row.state, state],
+      ['renewal', Boolean(Number(row.renewal)), renewal],
+      ['notice_version', row.notice_version, notice.version],
+      ['notice_hash', row.notice_hash, notice.hash],
+      ['source', row.source, decision.source],
+      ['decided_at', row.decided_at, entry.at],
+      ['expires_at', row.expires_at ?? null, entry.expiresAt ?? null],
+    ]);
     if (mismatch) {
       const [column, actual, wanted] = mismatch;
       return `${where()} says ${column} ${quoted(actual)} but entry ${at.seq} says ${quoted(wanted)} (the state row was edited)`;
