@@ -13,6 +13,21 @@ const TEXT_MESSAGE = 'must be well-formed Unicode text without NUL characters';
 /** A string of `min`–`max` UTF-16 units that is well-formed text. */
 const text = (min: number, max: number) => z.string().min(min).max(max).refine(wellFormedText, TEXT_MESSAGE);
 
+/**
+ * A jurisdiction code: ISO 3166-1 alpha-2 (`FR`; `EU` for the Union), optionally with an ISO
+ * 3166-2 subdivision (`US-CA`, `FR-75`). A code, never free text: it goes into hashed ledger
+ * entries, which erasure cannot touch (S11).
+ */
+export const JURISDICTION_PATTERN = /^[A-Za-z]{2}(?:-[A-Za-z0-9]{1,3})?$/;
+
+/**
+ * An opaque identifier or method name inside a hashed ledger entry: ASCII letters, digits and
+ * `. _ : ~ -`, starting with a letter or digit. No spaces and no `@`, so a name or an email
+ * address cannot be used as one and end up where erasing its subject cannot reach it (S11).
+ */
+export const TOKEN_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:~-]*$/;
+const TOKEN_MESSAGE = 'must be an opaque token: letters, digits and . _ : ~ - (no spaces, no @)';
+
 /** Where a decision was collected. */
 export const consentSourceSchema = z.enum(['banner', 'form', 'api', 'gpc', 'import']);
 export type ConsentSource = z.infer<typeof consentSourceSchema>;
@@ -50,7 +65,7 @@ export type ConsentState = 'granted' | 'refused' | 'withdrawn' | 'expired';
 export const parentalAuthorisationSchema = z
   .object({
     /** How the holder of parental responsibility was verified (Art 8(2)), e.g. `card-check`, `signed-form`. */
-    method: text(1, 100),
+    method: z.string().min(1).max(64).regex(TOKEN_PATTERN, TOKEN_MESSAGE),
     /** A reference to the verification record (stored encrypted). */
     reference: text(0, 500).optional(),
   })
@@ -101,17 +116,23 @@ export const consentDecisionSchema = z
      */
     conditionOfService: z.boolean().optional(),
     notice: noticeReferenceSchema.optional(),
-    /** Where the rules applied come from, e.g. `EU`, `FR`, `US-CA`. */
-    jurisdiction: text(2, 20).optional(),
+    /** Where the rules applied come from, e.g. `EU`, `FR`, `US-CA` (recorded in capitals). */
+    jurisdiction: z
+      .string()
+      .regex(
+        JURISDICTION_PATTERN,
+        'a jurisdiction is a country code (EU, FR), optionally with a subdivision (US-CA)',
+      )
+      .optional(),
     evidence: consentEvidenceSchema.optional(),
     /** The subject's age in years when the service knows it (Art 8). */
     age: z.number().int().min(0).max(150).optional(),
     parentalAuthorisation: parentalAuthorisationSchema.optional(),
-    /** Imports only: the original event id (replays are refused) and the original decision time. */
-    // No surrounding spaces: MySQL's PAD SPACE collations would take "e-1 " for "e-1".
-    eventId: text(1, 64)
-      .refine((id) => id.trim() === id, 'an event id has no leading or trailing spaces')
-      .optional(),
+    /**
+     * Imports only: the original event id (replays are refused) and the original decision time.
+     * The id is an opaque token (no spaces, so no PAD SPACE clash on MySQL either).
+     */
+    eventId: z.string().min(1).max(64).regex(TOKEN_PATTERN, TOKEN_MESSAGE).optional(),
     at: z.iso.datetime({ offset: true }).optional(),
   })
   .strict();

@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { consentSourceSchema, decisionStateSchema, wellFormedText } from './decision.js';
+import {
+  JURISDICTION_PATTERN,
+  TOKEN_PATTERN,
+  consentSourceSchema,
+  decisionStateSchema,
+  wellFormedText,
+} from './decision.js';
 import type { ConsentDecision } from './decision.js';
 
 /** What `consentDecisionSchema.parse` returns. */
@@ -64,10 +70,10 @@ export function createLeanDecisionParser(): (input: ConsentDecision | unknown) =
           if (typeof value !== 'boolean') return undefined;
           break;
         case 'jurisdiction':
-          if (!str(value, 2, 20)) return undefined;
+          if (typeof value !== 'string' || !JURISDICTION_PATTERN.test(value)) return undefined;
           break;
         case 'eventId':
-          if (!str(value, 1, 64) || (value as string).trim() !== value) return undefined;
+          if (typeof value !== 'string' || value.length > 64 || !TOKEN_PATTERN.test(value)) return undefined;
           break;
         case 'at':
           if (typeof value !== 'string' || !validDateTime(value)) return undefined;

@@ -213,6 +213,100 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       expect((await ledger.verify(null as never)).ok).toBe(true);
     });
 
+    it('tells apart notice versions and event ids that differ only in case, on every engine', async () => {
+      const policyOf = (version: string, description?: string) =>
+        definePolicy({
+          ...policyInput,
+          tenant: 'case-twins',
+          version,
+          purposes: (policyInput.purposes ?? []).map((purpose) =>
+            purpose.id === 'newsletter' && description ? { ...purpose, description } : purpose,
+          ),
+        });
+      const twins = createConsentLedger({ db: database.db, policy: policyOf('spring') });
+      await twins.publicKey();
+      // A new text published as "Spring": MySQL's default collation must not take it for "spring".
+      const published = await twins.publishNotice(policyOf('Spring', 'Newsletters, now weekly.'));
+      expect(published.changed).toEqual(['newsletter']);
+      const granted = await twins.record(grant('case-1', 'newsletter'));
+      expect(granted.notice.version).toBe('Spring');
+      expect((await twins.receipt(granted.eventId)).purpose.description).toBe('Newsletters, now weekly.');
+      const notices = await database.db
+        .selectFrom('privacykit_consent_notices')
+        .select(['version', 'hash'])
+        .where('tenant', '=', 'case-twins')
+        .where('purpose', '=', 'newsletter')
+        .orderBy('seq')
+        .execute();
+      expect(notices.map((row) => row.version)).toEqual(['spring', 'Spring']);
+      expect(notices[0]?.hash).not.toBe(notices[1]?.hash);
+      // Two source-system ids that differ only in case are two events, each with its own receipt.
+      await twins.import([
+        grant('case-2', 'newsletter', { source: 'import', eventId: 'crm-A' }),
+        grant('case-3', 'newsletter', { source: 'import', eventId: 'crm-a', state: 'refused' }),
+      ]);
+      expect((await twins.receipt('crm-A')).state).toBe('given');
+      expect((await twins.receipt('crm-a')).state).toBe('refused');
+      await rejects(
+        twins.import([grant('case-2', 'newsletter', { source: 'import', eventId: 'crm-A' })]),
+        'consent/duplicate-event',
+      );
+      expect((await twins.verify()).ok).toBe(true);
+    });
+
+    it('keeps names and addresses out of hashed entries: jurisdictions are codes, event ids and parental methods tokens (S11)', async () => {
+      const before = await ledgerSize(database);
+      // What a caller might put there, which erasing the subject could then never remove.
+      for (const eventId of ['alice@example.com', 'Alice Martin 2024', 'crm/alice']) {
+        await rejects(
+          ledger.import([grant('s11-a', 'newsletter', { source: 'import', eventId })]),
+          'consent/invalid-decision',
+        );
+      }
+      for (const jurisdiction of ['Alice Martin', 'France', 'FR-Paris', 'alice@x.fr']) {
+        await rejects(
+          ledger.record(grant('s11-b', 'newsletter', { jurisdiction })),
+          'consent/invalid-decision',
+        );
+      }
+      await rejects(
+        ledger.record(
+          grant('s11-c', 'newsletter', {
+            age: 12,
+            parentalAuthorisation: { method: 'checked by phone with Bob Martin, father' },
+          }),
+        ),
+        'consent/invalid-decision',
+      );
+      expect(() =>
+        createConsentLedger({ db: database.db, policy: testPolicy, jurisdiction: 'Paris' }),
+      ).toThrow(expect.objectContaining({ code: 'consent/invalid-options' }));
+      expect(await ledgerSize(database)).toBe(before);
+
+      // Codes and tokens pass; a code is recorded in capitals, with its own age of consent.
+      const imported = await ledger.import([
+        grant('s11-d', 'newsletter', { source: 'import', eventId: 'crm:2024.01_a-7~x' }),
+      ]);
+      expect(imported.imported).toBe(1);
+      const kid = await ledger.record(
+        grant('s11-e', 'newsletter', {
+          age: 14,
+          jurisdiction: 'fr-75',
+          parentalAuthorisation: { method: 'signed-form', reference: 'Form signed by Bob Martin' },
+        }),
+      );
+      const entry = (await ledger.history('s11-e')).find((item) => item.eventId === kid.eventId);
+      expect(entry).toMatchObject({ jurisdiction: 'FR-75' });
+      // The free-text reference is personal data: sealed under the subject's key, not in the entry.
+      const stored = await database.db
+        .selectFrom('privacykit_consent_ledger')
+        .select('entry')
+        .where('event_id', '=', kid.eventId)
+        .executeTakeFirstOrThrow();
+      expect(stored.entry).toContain('"parentalAuthorisation":"signed-form"');
+      expect(stored.entry).not.toContain('Bob');
+    });
+
     it('refuses an unknown notice version or hash', async () => {
       await rejects(
         ledger.record(grant('reject-4', 'newsletter', { notice: { version: '1999-01-01' } })),

@@ -15,6 +15,7 @@ import { engineOf, sqliteConnectionOf, writeTransaction } from '@privacykit/core
 import type { SqliteConnection, SqliteStatement } from '@privacykit/core/db';
 import type { ExpressionBuilder, InsertQueryBuilder, Kysely } from 'kysely';
 import {
+  JURISDICTION_PATTERN,
   consentDecisionSchema,
   consentMethodSchema,
   nonAffirmativeMethods,
@@ -534,7 +535,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   };
   const ipMode = options.evidence?.ip ?? 'truncate';
   const keepUserAgent = options.evidence?.userAgent ?? false;
-  const defaultJurisdiction = options.jurisdiction ?? 'EU';
+  if (
+    options.jurisdiction !== undefined &&
+    (typeof options.jurisdiction !== 'string' || !JURISDICTION_PATTERN.test(options.jurisdiction))
+  ) {
+    throw fail(
+      'consent/invalid-options',
+      'jurisdiction is a country code (EU, FR), optionally with a subdivision (US-CA)',
+    );
+  }
+  const defaultJurisdiction = options.jurisdiction?.toUpperCase() ?? 'EU';
   const signAppends = options.signEvery?.appends ?? 1000;
   const signMs = options.signEvery?.milliseconds ?? 5000;
 
@@ -1348,7 +1358,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const conflict = startupConflicts.get(purposeId);
     if (conflict && decision.state === 'granted') throw fail(conflict.code, conflict.message);
     const notice = resolveNotice(purposeId, decision.state, decision.notice);
-    const jurisdiction = decision.jurisdiction ?? defaultJurisdiction;
+    const jurisdiction = decision.jurisdiction?.toUpperCase() ?? defaultJurisdiction;
     const ageOfConsent = ageOfConsentIn(jurisdiction);
     if (decision.state === 'granted' && decision.age !== undefined && decision.age < ageOfConsent) {
       if (!decision.parentalAuthorisation) {

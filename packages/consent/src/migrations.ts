@@ -383,6 +383,36 @@ async function leanAppendsDown(db: Kysely<any>) {
   await db.schema.alterTable(T_HEAD).dropColumn('no').execute();
 }
 
+/** Text keys the ledger compares byte for byte, by table. */
+const binaryKeyColumns: [table: string, column: string][] = [
+  ['privacykit_consent_notices', 'version'],
+  ['privacykit_consent_state', 'notice_version'],
+  ['privacykit_consent_ledger', 'event_id'],
+  ['privacykit_consent_event_ix', 'event_id'],
+];
+
+/**
+ * 0004: on MySQL and MariaDB, notice versions and event ids compare byte for byte, as on SQLite
+ * and PostgreSQL. Their default collations ignore case (and accents): a notice published as
+ * "Spring" after "spring" found the old row and its text was never stored, and an imported
+ * event `crm-a` was refused as a replay of `crm-A`. Other engines: nothing to do.
+ */
+async function binaryKeys(db: Kysely<any>, direction: 'up' | 'down') {
+  if (engineOf(db) !== 'mysql') return;
+  for (const [table, column] of binaryKeyColumns) {
+    const { rows } = await sql<{ type: string; nullable: string; charset: string | null }>`
+      select column_type as type, is_nullable as nullable, character_set_name as charset
+      from information_schema.columns
+      where table_schema = database() and table_name = ${table} and column_name = ${column}`.execute(db);
+    const row = rows[0];
+    if (!row?.charset) continue;
+    const collation = direction === 'up' ? sql` collate ${sql.raw(`${row.charset}_bin`)}` : sql``;
+    await sql`alter table ${sql.id(table)} modify column ${sql.id(column)} ${sql.raw(row.type)} character set ${sql.raw(row.charset)}${collation} ${sql.raw(row.nullable === 'NO' ? 'not null' : 'null')}`.execute(
+      db,
+    );
+  }
+}
+
 /**
  * The consent package's tables, applied with core's `migrate(db, [consentMigrations])`.
  * - `privacykit_consent_ledger`: the append-only Merkle log (hashed entries, no personal data;
@@ -396,6 +426,7 @@ async function leanAppendsDown(db: Kysely<any>) {
  * - `privacykit_consent_subject_ix`, `privacykit_consent_event_ix`: entries by subject and by
  *   event id, filled in batches behind the appends (0003).
  * - `privacykit_consent_notices`: the published notice versions per purpose.
+ * On MySQL/MariaDB, notice versions and event ids have binary collations (0004).
  */
 export const consentMigrations: PackageMigrations = {
   name: 'consent',
@@ -468,5 +499,9 @@ export const consentMigrations: PackageMigrations = {
       down: (db: Kysely<any>) => relayout(db, 'down'),
     },
     '0003_lean_appends': { up: leanAppends, down: leanAppendsDown },
+    '0004_binary_keys': {
+      up: (db: Kysely<any>) => binaryKeys(db, 'up'),
+      down: (db: Kysely<any>) => binaryKeys(db, 'down'),
+    },
   },
 };

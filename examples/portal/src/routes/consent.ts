@@ -11,7 +11,7 @@ import { consentHistoryView } from '../views/consent.js';
 import { html } from '../views/html.js';
 import { newsletterConsentsView } from '../views/newsletter.js';
 
-const eventIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+const eventIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:~-]{0,63}$/);
 
 /**
  * The visitor's own consent record (Art 7(1), 15): current choices, the full history, a signed

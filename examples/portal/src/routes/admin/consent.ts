@@ -40,7 +40,7 @@ export function adminConsentRoutes(options: { policy: Policy; ledger: ConsentLed
   router.get('/admin/consent/receipts/:eventId', async (req, res) => {
     const eventId = z
       .string()
-      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._:~-]{0,63}$/)
       .safeParse(req.params.eventId);
     if (!eventId.success) throw new HttpError(404, 'No such receipt.');
     const receipt = await ledger.receipt(eventId.data);
