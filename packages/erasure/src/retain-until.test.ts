@@ -66,6 +66,28 @@ describe('dueDate agrees with retention', () => {
     expect(dueDate(listed, { kind: 'x', d: '2024-01-31' })).toBeUndefined();
   });
 
+  it('compares a condition as text, as the sweep does on every engine: no implicit number conversion', () => {
+    const due = {
+      when: [{ if: { fact: 'deferred', equals: true }, then: { from: 'debit', after: 'P15M' } }],
+      otherwise: { from: 'debit', after: 'P13M' },
+    };
+    // A flag in a text column, written '1'.
+    expect(dueDate(due, { deferred: '1', debit: '2024-01-31' })).toBe('2025-04-30');
+    const zero = { when: [{ if: { fact: 'code', equals: 0 }, then: { from: 'd' } }] };
+    expect(dueDate(zero, { code: '0', d: '2024-01-31' })).toBe('2024-01-31');
+    // MySQL would take these for 0; the sweep does not.
+    for (const code of ['abc', '00', '0.0', ' 0'])
+      expect(dueDate(zero, { code, d: '2024-01-31' })).toBeUndefined();
+    const one = { when: [{ if: { fact: 'num', equals: '1' }, then: { from: 'd' } }] };
+    expect(dueDate(one, { num: 1, d: '2024-01-31' })).toBe('2024-01-31');
+    expect(
+      dueDate(
+        { when: [{ if: { fact: 'num', equals: '01' }, then: { from: 'd' } }] },
+        { num: 1, d: '2024-01-31' },
+      ),
+    ).toBeUndefined();
+  });
+
   it('gives the same dates whatever the process time zone, days a zone skipped included', () => {
     for (const zone of zones) {
       process.env.TZ = zone;

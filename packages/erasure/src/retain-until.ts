@@ -45,16 +45,23 @@ function toCivilDay(text: string, endOfMonth: boolean): CivilDay | undefined {
   return endOfMonth ? lastDayOfMonth(day) : day;
 }
 
+/** A value fact as the text a condition compares, as `@privacykit/retention` reads it. */
+function factText(value: FactValue | string | number | boolean): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'boolean') return value ? '1' : '0';
+  return undefined;
+}
+
 /**
  * Whether a fact equals a condition's value, exactly as `@privacykit/retention` decides it
- * (`factEquals`), so the date told to the subject is the one the sweep acts on: a flag stored
- * as 1/0 equals `true`/`false`, a number equals its text, and nothing else converts.
+ * (`factEquals`), so the date told to the subject is the one the sweep acts on: compared as
+ * text, a flag stored as 1/0 (or '1'/'0') equals `true`/`false`, a number equals its text ('1',
+ * not '01'), and nothing else converts ('abc' is not 0).
  */
 function factEquals(value: FactValue, expected: string | number | boolean): boolean {
-  if (value === null || value === undefined) return false;
-  if (typeof expected === 'boolean') return value === expected || value === (expected ? 1 : 0);
-  if (typeof expected === 'number') return value === expected || value === String(expected);
-  return value === expected || (typeof value === 'number' && String(value) === expected);
+  const text = factText(value);
+  return text !== undefined && text === factText(expected);
 }
 
 function holds(condition: RetentionCondition, facts: Readonly<Record<string, FactValue>>): boolean {

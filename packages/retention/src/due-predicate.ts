@@ -101,8 +101,29 @@ function fromPredicate(
   return and([defined(context, expression.from), compare]);
 }
 
-function literal(value: string | number | boolean): string | number {
-  return typeof value === 'boolean' ? (value ? 1 : 0) : value;
+/** A condition's literal as the text it matches (see `factText` in the planner). */
+function literalText(value: string | number | boolean): string {
+  return typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
+}
+
+/**
+ * A value column as the text the planner compares (`factText`): its characters for text, the
+ * shortest decimal for a number, 1/0 for a boolean. Comparing this text, never the column
+ * against a number, keeps each engine's implicit conversions out: MySQL would take 'abc' = 0 and
+ * '01' = 1, SQLite binds a JS number as a REAL and compares a TEXT column with '0.0', PostgreSQL
+ * fails on an integer column against 'abc'.
+ */
+function valueText(ref: RawBuilder<unknown>, engine: Engine): RawBuilder<string> {
+  switch (engine) {
+    case 'sqlite':
+      // A REAL holding a whole number reads back as a JS integer: 1.0 is "1", as String(1).
+      return sql<string>`(case when typeof(${ref}) = 'real' and ${ref} = cast(${ref} as integer) then cast(cast(${ref} as integer) as text) else cast(${ref} as text) end collate binary)`;
+    case 'postgres':
+      return sql<string>`((case when pg_typeof(${ref}) = 'boolean'::regtype then (case when ${ref}::text = 'true' then '1' else '0' end) else ${ref}::text end) collate "C")`;
+    case 'mysql':
+      // MySQL's default collations fold case and pad spaces: compare the bytes.
+      return sql<string>`binary ${ref}`;
+  }
 }
 
 /** A condition as a two-valued SQL predicate (never NULL, so `not` means what it says). */
@@ -116,13 +137,10 @@ export function conditionPredicate(condition: RetentionCondition, context: Predi
   }
   const { ref } = column(context, condition.fact);
   const values = 'equals' in condition ? [condition.equals] : condition.in;
-  const literals = values.map(literal);
-  // MySQL's default collations fold case: compare strings as binary, as the planner does.
-  const strings = context.engine === 'mysql' && literals.some((value) => typeof value === 'string');
-  const match = strings
-    ? sql<SqlBool>`binary ${ref} in (${sql.join(literals.map((value) => sql`binary ${value}`))})`
-    : sql<SqlBool>`${ref} in (${sql.join(literals)})`;
-  return sql<SqlBool>`(${ref} is not null and ${match})`;
+  const texts = [...new Set(values.map(literalText))];
+  const candidates =
+    context.engine === 'mysql' ? texts.map((text) => sql`binary ${text}`) : texts.map((text) => sql`${text}`);
+  return sql<SqlBool>`(${ref} is not null and ${valueText(ref, context.engine)} in (${sql.join(candidates)}))`;
 }
 
 /** "The expression gives a date" (its triggers are present), as SQL. */

@@ -70,12 +70,26 @@ export function factDate(value: RetentionFacts[string], zone: string, fact = 'fa
   return value;
 }
 
-/** Whether a fact value equals a condition's value: flags match `true`/`1` and `false`/`0`. */
+/**
+ * A value fact as the text a condition compares: a string as is, a number as its shortest
+ * decimal (`String`), a boolean as 1/0; anything else matches nothing. The SQL candidate query
+ * compares the same text on every engine, so no engine's own conversion decides.
+ */
+function factText(value: RetentionFacts[string] | bigint): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'boolean') return value ? '1' : '0';
+  return undefined;
+}
+
+/**
+ * Whether a fact value equals a condition's value, as text: a flag stored as 1/0 (or '1'/'0')
+ * equals `true`/`false`, a number equals its text ('1' but not '01' or '1.0'), and nothing else
+ * converts ('abc' is not 0).
+ */
 export function factEquals(value: RetentionFacts[string], expected: string | number | boolean): boolean {
-  if (value === null || value === undefined) return false;
-  if (typeof expected === 'boolean') return value === expected || value === (expected ? 1 : 0);
-  if (typeof expected === 'number') return value === expected || value === String(expected);
-  return value === expected || (typeof value === 'number' && String(value) === expected);
+  const text = factText(value);
+  return text !== undefined && text === factText(expected);
 }
 
 interface Context {
