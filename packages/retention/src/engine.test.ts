@@ -420,6 +420,31 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
     expect(await ids(db, 'prospects')).toEqual([1, 2, 3, 5, 8]);
   });
 
+  it('a litigation hold on records not imported yet is a subject hold: it keeps them once they arrive, from sweeps and erasure', async () => {
+    const retention = make();
+    // The row does not exist yet: a row hold cannot check its key, so it is refused…
+    await expectCode(
+      retention.placeHold({ scope: { table: 'prospects', key: 9 }, reason: 'claim', placedBy: 'legal' }),
+      'retention/invalid-hold',
+    );
+    // …while a hold on the subject's identity needs no row, and covers every table the data map links.
+    await retention.placeHold({
+      scope: { subject: { email: ['Incoming@Example.com'] } },
+      reason: 'litigation: records arriving from the legacy CRM',
+      placedBy: 'legal',
+    });
+    // Imported the next day, already past their retention period.
+    await db
+      .insertInto('prospects')
+      .values({ id: 9, email: 'incoming@example.com', created_at: '2020-06-01', last_contact_at: null })
+      .execute();
+    await retention.sweep();
+    expect(await ids(db, 'prospects')).toContain(9);
+    expect((await retention.heldRows({ table: 'prospects', keys: ['9'] })).map((held) => held.key)).toEqual([
+      '9',
+    ]);
+  });
+
   it('reports the backlog with the oldest overdue date, and a budget stops a sweep that the next one resumes', async () => {
     const retention = make();
     const backlog = await retention.backlog();
