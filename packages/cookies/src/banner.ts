@@ -5,8 +5,15 @@ import { createHash } from 'node:crypto';
 import type { Page } from 'playwright-core';
 import type { Classifier } from './classifier.js';
 import { createClassifier } from './classifier.js';
+import { noConsent } from './consent-state.js';
 import { cookiesError } from './errors.js';
 import { isFirstParty, normaliseHost } from './site.js';
+import {
+  type DeclaredTrackingPath,
+  type TrackerEndpoint,
+  createRequestClassifier,
+  trackerAllowed,
+} from './trackers.js';
 
 /** Size, position and look of one banner button as the visitor sees it on first load. */
 export interface BannerButton {
@@ -235,11 +242,21 @@ export function judgeBanner(
   const findings: BannerFinding[] = [];
   const { accept, refuse } = observation;
   if (!accept && !refuse) {
-    findings.push({
-      code: 'no-banner',
-      severity: 'warn',
-      message: 'no accept or refuse control found on the first layer: nothing to validate',
-    });
+    // No banner is fine for a site that stores nothing needing consent; one that does asked nobody.
+    const stored = [...evidence.storedWhileIgnored, ...(evidence.storedAfterClose ?? [])];
+    findings.push(
+      stored.length > 0
+        ? {
+            code: 'no-banner',
+            severity: 'fail',
+            message: `no consent banner found, yet the page stored or sent without consent: ${stored.join(', ')} (ePrivacy Art 5(3))`,
+          }
+        : {
+            code: 'no-banner',
+            severity: 'warn',
+            message: 'no accept or refuse control found on the first layer: nothing to validate',
+          },
+    );
   } else if (!refuse) {
     findings.push({
       code: 'no-reject-option',
@@ -280,14 +297,15 @@ export function judgeBanner(
       });
     }
   }
-  if (evidence.storedWhileIgnored.length > 0) {
+  const shown = accept !== null || refuse !== null;
+  if (shown && evidence.storedWhileIgnored.length > 0) {
     findings.push({
       code: 'silence-not-refusal',
       severity: 'fail',
       message: `ignoring the banner still stored or sent: ${evidence.storedWhileIgnored.join(', ')}`,
     });
   }
-  if (evidence.storedAfterClose && evidence.storedAfterClose.length > 0) {
+  if (shown && evidence.storedAfterClose && evidence.storedAfterClose.length > 0) {
     findings.push({
       code: 'close-not-refusal',
       severity: 'fail',
@@ -322,9 +340,61 @@ export async function nonExemptCookies(page: Page, site: string, classifier: Cla
   return names;
 }
 
+/** The page's non-exempt localStorage and sessionStorage keys, described as a scan does. */
+async function nonExemptStorage(page: Page, classifier: Classifier): Promise<string[]> {
+  const items = (await page.evaluate(`(() => {
+    const out = [];
+    for (const area of ['localStorage', 'sessionStorage']) {
+      try {
+        const store = window[area];
+        for (let i = 0; i < store.length; i++) out.push({ area, key: store.key(i), host: location.hostname });
+      } catch (error) { /* storage blocked */ }
+    }
+    return out;
+  })()`)) as { area: string; key: string; host: string }[];
+  return items
+    .filter((item) => classifier.classify({ name: item.key, firstParty: true }).consentRequired)
+    .map((item) => `${item.area} ${item.key} (${normaliseHost(item.host)})`);
+}
+
+/**
+ * Everything non-exempt the page stores or sends while `action` runs (a reload, a click): its
+ * cookies and web storage afterwards, and the tracker endpoints it requested meanwhile.
+ */
+async function storedDuring(
+  page: Page,
+  site: string,
+  classifier: Classifier,
+  trackerOf: ReturnType<typeof createRequestClassifier>,
+  action: () => Promise<void>,
+): Promise<string[]> {
+  const endpoints = new Set<string>();
+  const onRequest = (request: { url(): string }) => {
+    const tracker = trackerOf(request.url());
+    if (!tracker || trackerAllowed(tracker, noConsent)) return;
+    const url = new URL(request.url());
+    endpoints.add(`request to ${normaliseHost(url.hostname)}${url.pathname}`);
+  };
+  page.on('request', onRequest);
+  try {
+    await action();
+  } finally {
+    page.off('request', onRequest);
+  }
+  return [
+    ...(await nonExemptCookies(page, site, classifier)),
+    ...(await nonExemptStorage(page, classifier)),
+    ...endpoints,
+  ];
+}
+
 export interface AuditBannerPageOptions extends BannerRules {
   banner?: Partial<BannerSelectors>;
   classifier?: Classifier;
+  /** Tracker endpoints to look for in requests; default `builtinTrackers`. */
+  trackers?: readonly TrackerEndpoint[];
+  /** First-party request paths the site owner declares as tracking (a proxied or self-hosted tag). */
+  trackingPaths?: readonly (string | DeclaredTrackingPath)[];
   /** Quiet time after a reload or click. Default 500 ms. */
   settleMs?: number;
 }
@@ -332,7 +402,7 @@ export interface AuditBannerPageOptions extends BannerRules {
 /**
  * Validates a live page's banner (K03; hostile case 26): measures the first layer, then reloads
  * without touching the banner and, if a close control exists, closes it and reloads — neither may
- * leave a non-exempt cookie. Give it a page in a fresh browser context that has not answered the
+ * leave a non-exempt cookie or storage item or send a tracker request, as in a `scanSite` result. Give it a page in a fresh browser context that has not answered the
  * banner.
  */
 export async function auditBannerPage(
@@ -348,20 +418,27 @@ export async function auditBannerPage(
     throw cookiesError('cookies/invalid-input', `The page has no URL to audit (${url})`, { cause });
   }
   const classifier = options.classifier ?? createClassifier();
+  const trackerOf = createRequestClassifier({
+    site: url,
+    ...(options.trackers ? { trackers: options.trackers } : {}),
+    ...(options.trackingPaths ? { trackingPaths: options.trackingPaths } : {}),
+  });
   const settle = options.settleMs ?? 500;
   const observation = await observeBanner(page, { selectors, now: options.now });
-  await page.reload({ waitUntil: 'load' });
-  await page.waitForTimeout(settle);
-  const storedWhileIgnored = await nonExemptCookies(page, site, classifier);
+  const storedWhileIgnored = await storedDuring(page, site, classifier, trackerOf, async () => {
+    await page.reload({ waitUntil: 'load' });
+    await page.waitForTimeout(settle);
+  });
   const evidence: { storedWhileIgnored: string[]; storedAfterClose?: string[] } = { storedWhileIgnored };
   if (selectors.close && storedWhileIgnored.length === 0) {
     const close = page.locator(selectors.close).first();
     if ((await close.count()) > 0 && (await close.isVisible())) {
-      await close.click();
-      await page.waitForTimeout(settle);
-      await page.reload({ waitUntil: 'load' });
-      await page.waitForTimeout(settle);
-      evidence.storedAfterClose = await nonExemptCookies(page, site, classifier);
+      evidence.storedAfterClose = await storedDuring(page, site, classifier, trackerOf, async () => {
+        await close.click();
+        await page.waitForTimeout(settle);
+        await page.reload({ waitUntil: 'load' });
+        await page.waitForTimeout(settle);
+      });
     }
   }
   return judgeBanner(observation, evidence, options);

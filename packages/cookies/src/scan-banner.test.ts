@@ -119,6 +119,16 @@ const pages: Record<string, () => string> = {
           afterAccept: "document.cookie = '_ga=GA1.1.1.1; path=/; max-age=3600000';",
         }),
     ),
+  // No banner at all: fine while nothing needs consent, not once something does.
+  '/no-banner-necessary': () =>
+    html("<p>Shop</p><script>document.cookie = 'PHPSESSID=abc; path=/';</script>"),
+  '/no-banner-cookie': () =>
+    html("<p>Shop</p><script>document.cookie = '_ga=GA1.1.1.1; path=/; max-age=3600000';</script>"),
+  '/no-banner-beacon': () =>
+    html(
+      "<p>Shop</p><script>new Image().src = 'http://www.google-analytics.com/g/collect?v=2&tid=G-TEST';</script>",
+    ),
+  '/no-banner-storage': () => html("<p>Shop</p><script>localStorage.setItem('_hjid', 'x');</script>"),
   // Sets _ga on the second view even with no answer: silence treated as consent.
   '/silence-consents': () =>
     html(
@@ -236,6 +246,20 @@ describe.skipIf(chromiumMissing)('trackers and banner (headless Chromium, loopba
     expect(reworded.bannerSnapshot!.version).not.toBe(snapshot.version);
   });
 
+  it('a scanned page with no banner fails on a tracker beacon it sends, and passes with none', async () => {
+    const beacon = await auditBanner(
+      await scanSite(`${base}/no-banner-beacon`, { settleMs: 100, launchArgs }),
+    );
+    expect(beacon.passed).toBe(false);
+    expect(beacon.findings.map((finding) => [finding.code, finding.severity])).toEqual([
+      ['no-banner', 'fail'],
+    ]);
+    const plain = await auditBanner(
+      await scanSite(`${base}/no-banner-necessary`, { settleMs: 100, launchArgs }),
+    );
+    expect(plain.passed).toBe(true);
+  });
+
   it('a first layer without a reject option fails validation', async () => {
     const result = await scanSite(`${base}/accept-only`, { settleMs: 100, launchArgs });
     const audit = await auditBanner(result);
@@ -292,6 +316,27 @@ describe.skipIf(chromiumMissing)('trackers and banner (headless Chromium, loopba
       const result = await audit(path);
       expect(result.passed).toBe(false);
       expect(result.findings.map((finding) => finding.code)).toEqual([code]);
+    });
+
+    it('passes a page with no banner that stores only what is strictly necessary', async () => {
+      const result = await audit('/no-banner-necessary');
+      expect(result.passed).toBe(true);
+      expect(result.findings.map((finding) => [finding.code, finding.severity])).toEqual([
+        ['no-banner', 'warn'],
+      ]);
+    });
+
+    it.each([
+      ['/no-banner-cookie', 'cookie _ga (127.0.0.1)'],
+      ['/no-banner-beacon', 'request to www.google-analytics.com/g/collect'],
+      ['/no-banner-storage', 'localStorage _hjid (127.0.0.1)'],
+    ])('fails a page with no banner that stores or sends what needs consent (%s)', async (path, item) => {
+      const result = await audit(path);
+      expect(result.passed).toBe(false);
+      expect(result.findings.map((finding) => [finding.code, finding.severity])).toEqual([
+        ['no-banner', 'fail'],
+      ]);
+      expect(result.storedWhileIgnored).toEqual([item]);
     });
 
     it('fails a grey-link banner measured live', async () => {
