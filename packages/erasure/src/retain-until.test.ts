@@ -66,6 +66,17 @@ describe('dueDate agrees with retention', () => {
     expect(dueDate(listed, { kind: 'x', d: '2024-01-31' })).toBeUndefined();
   });
 
+  it('counts an empty text value as present, as the sweep does (only a missing or NULL fact is absent)', () => {
+    const due = {
+      when: [{ if: { fact: 'settled', present: true }, then: { from: 'a' } }],
+      otherwise: { from: 'b' },
+    };
+    const dates = { a: '2025-01-01', b: '2026-01-01' };
+    expect(dueDate(due, { ...dates, settled: '' })).toBe('2025-01-01');
+    expect(dueDate(due, { ...dates, settled: null })).toBe('2026-01-01');
+    expect(dueDate(due, dates)).toBe('2026-01-01');
+  });
+
   it('compares a condition as text, as the sweep does on every engine: no implicit number conversion', () => {
     const due = {
       when: [{ if: { fact: 'deferred', equals: true }, then: { from: 'debit', after: 'P15M' } }],

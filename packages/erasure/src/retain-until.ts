@@ -69,8 +69,8 @@ function holds(condition: RetentionCondition, facts: Readonly<Record<string, Fac
   if ('any' in condition) return condition.any.some((c) => holds(c, facts));
   if ('not' in condition) return !holds(condition.not, facts);
   const value = facts[condition.fact];
-  if ('present' in condition)
-    return (value !== undefined && value !== null && value !== '') === condition.present;
+  // Present as retention's planner counts a value fact: stored, an empty string included.
+  if ('present' in condition) return (value !== undefined && value !== null) === condition.present;
   if ('equals' in condition) return factEquals(value, condition.equals);
   return condition.in.some((candidate) => factEquals(value, candidate));
 }
