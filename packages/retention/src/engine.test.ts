@@ -427,6 +427,10 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
       retention.placeHold({ scope: { table: 'prospects', key: 9 }, reason: 'claim', placedBy: 'legal' }),
       'retention/invalid-hold',
     );
+    // …and the refusal says what to do instead…
+    await expect(
+      retention.placeHold({ scope: { table: 'prospects', key: 9 }, reason: 'claim', placedBy: 'legal' }),
+    ).rejects.toThrow(/hold their subject/);
     // …while a hold on the subject's identity needs no row, and covers every table the data map links.
     await retention.placeHold({
       scope: { subject: { email: ['Incoming@Example.com'] } },

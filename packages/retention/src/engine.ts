@@ -396,7 +396,10 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         `"${given}" is not how "${table}" keys its row: the sweep compares keys as text, give "${texts[0]}"`,
       );
     }
-    throw retentionError('retention/invalid-hold', `"${table}" has no row with key "${given}"`);
+    throw retentionError(
+      'retention/invalid-hold',
+      `"${table}" has no row with key "${given}": to hold records that do not exist yet, hold their subject ({ scope: { subject: … } }) or the table`,
+    );
   }
 
   const nowText = () => clock.now().toISOString();
