@@ -148,7 +148,10 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     });
 
     expect(await migrate(db, [requestMigrations])).toEqual([
-      { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links', '0004_amendments'] },
+      {
+        name: 'requests',
+        applied: ['0002_intake_dedupe', '0003_duplicate_links', '0004_amendments', '0005_mail_throttle'],
+      },
     ]);
 
     const slots = async () =>
@@ -194,6 +197,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     const down = await migrator(db).migrateTo('0001_init');
     expect(down.error).toBeUndefined();
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0005_mail_throttle',
       '0004_amendments',
       '0003_duplicate_links',
       '0002_intake_dedupe',
@@ -298,7 +302,10 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     await open('c2', ['cy@example.com']);
 
     expect(await migrate(db, [requestMigrations])).toEqual([
-      { name: 'requests', applied: ['0002_intake_dedupe', '0003_duplicate_links', '0004_amendments'] },
+      {
+        name: 'requests',
+        applied: ['0002_intake_dedupe', '0003_duplicate_links', '0004_amendments', '0005_mail_throttle'],
+      },
     ]);
     const service = createRequestService({
       db,
@@ -343,6 +350,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     // Down to 0002 removes the links and their audit entries; up again makes the same ones.
     const down = await migrator(db).migrateTo('0002_intake_dedupe');
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0005_mail_throttle',
       '0004_amendments',
       '0003_duplicate_links',
     ]);

@@ -363,5 +363,27 @@ export const requestMigrations: PackageMigrations = {
         await db.schema.alterTable('privacykit_requests_challenges').dropColumn('amendment').execute();
       },
     },
+    '0005_mail_throttle': {
+      /**
+       * One row per identity (its keyed lookup hash) counting the challenge mails sent to it in
+       * the current window (`mail_window_start`, the first mail of the window): unverified
+       * submissions naming an address must not turn the service into a mail cannon aimed at it.
+       * A row, not a log, so taking a mail from the budget is one conditional update that
+       * concurrent submissions cannot overrun.
+       */
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('privacykit_requests_identity_limits')
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('lookup_hash', columnType.hash, (col) => col.notNull())
+          .addColumn('mail_window_start', columnType.instant)
+          .addColumn('mails', 'integer', (col) => col.notNull().defaultTo(0))
+          .addPrimaryKeyConstraint('privacykit_requests_identity_limits_pk', ['tenant', 'lookup_hash'])
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable('privacykit_requests_identity_limits').ifExists().execute();
+      },
+    },
   },
 };

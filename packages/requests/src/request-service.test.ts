@@ -100,6 +100,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         status: 'identity-pending',
         duplicateOf: null,
         excessive: false,
+        mailThrottled: false,
       });
       await ctx.service.whenIdle();
       const [mail] = ctx.mailsTo('ada@example.com');
@@ -747,7 +748,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect((await ctx.service.submit(access('closed@example.com'))).duplicateOf).toBeNull();
     });
 
-    it('flags a flood of 1,000 requests as manifestly excessive and stops mailing the victim', async () => {
+    it('a flood of 1,000 unverified submissions naming a victim mails them a bounded number of codes and never gets their own request refused (case 15)', async () => {
       const ctx = setup({ excessive: { maxRequests: 5, windowDays: 30 } });
       const rights = ['access', 'erasure', 'portability', 'restriction'] as const;
       const results = [];
@@ -763,18 +764,126 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         ctx.clock.advance(1000);
       }
       await ctx.service.whenIdle();
-      expect(results.slice(0, 5).every((result) => !result.excessive)).toBe(true);
-      expect(results.slice(5).every((result) => result.excessive)).toBe(true);
-      // Four distinct requests (one per right), the rest duplicates; the victim got four mails.
+      // Four distinct requests (one per right), the rest duplicates. Anyone can type the victim's
+      // address: none of it counts towards Art 12(5), nothing is flagged.
       expect(new Set(results.map((result) => result.requestId)).size).toBe(4);
-      expect(ctx.mailsTo('victim@example.com')).toHaveLength(4);
-      const flagged = await ctx.service.list({ status: ['identity-pending'] });
-      expect(flagged.filter((request) => request.excessive)).toHaveLength(4);
+      expect(results.every((result) => !result.excessive)).toBe(true);
+      expect((await ctx.service.list()).filter((request) => request.excessive)).toEqual([]);
+      // The first four codes, then one fresh code once they had expired: the throttle's five a
+      // day, and the rest held back.
+      expect(ctx.mailsTo('victim@example.com')).toHaveLength(5);
+      expect(results.slice(0, 4).every((result) => !result.mailThrottled)).toBe(true);
+      expect(results.some((result) => result.mailThrottled)).toBe(true);
+
+      // The victim is not shut out: the next day their own submission gets a fresh code, which
+      // verifies their request.
+      ctx.clock.advance(DAY);
+      const own = await ctx.service.submit(access('victim@example.com'));
+      await ctx.service.whenIdle();
+      expect(own).toMatchObject({ excessive: false, mailThrottled: false });
+      expect(ctx.mailsTo('victim@example.com')).toHaveLength(6);
+      const code = codeIn(ctx.mailsTo('victim@example.com').at(-1)!.text);
+      expect((await ctx.service.verify({ requestId: own.requestId, code })).status).toBe('verified');
+
+      // A requester who keeps filing and verifying requests is still flagged (Art 12(5)).
+      for (let i = 0; i < 5; i++) {
+        const id = await verified(ctx, 'keen@example.com');
+        await ctx.service.transition(id, { to: 'cancelled', by: 'subject', reason: 'asked again' });
+        ctx.clock.advance(DAY);
+      }
+      const sixth = await submitted(ctx, 'keen@example.com');
+      expect(sixth.excessive).toBe(true);
+      expect(ctx.mailsTo('keen@example.com')).toHaveLength(5);
+      expect((await ctx.service.get(sixth.requestId)).excessive).toBe(true);
     }, 120_000);
+
+    it('counts only verified requests towards Art 12(5), within its window', async () => {
+      const ctx = setup({ excessive: { maxRequests: 2, windowDays: 30 } });
+      // Unverified requests for every right, filed by someone else, count for nothing.
+      for (const right of ['access', 'erasure', 'portability'] as const) {
+        await ctx.service.submit({ right, identities: [{ kind: 'email', value: 'ida@example.com' }] });
+      }
+      ctx.clock.advance(DAY);
+      const first = await verified(ctx, 'ida@example.com', {
+        right: 'objection',
+        details: { kind: 'direct-marketing' },
+      } as Partial<SubmitRequestInput>);
+      ctx.clock.advance(DAY);
+      const second = await verified(ctx, 'ida@example.com', {
+        right: 'rectification',
+        details: { changes: [{ field: 'name', corrected: 'Ida' }] },
+      } as Partial<SubmitRequestInput>);
+      expect((await ctx.service.get(first)).excessive).toBe(false);
+      expect((await ctx.service.get(second)).excessive).toBe(false);
+      // A third request on top of two verified ones within 30 days is one too many.
+      ctx.clock.advance(DAY);
+      const third = await submitted(ctx, 'ida@example.com', {
+        right: 'restriction',
+        details: { ground: 'accuracy-contested' },
+      } as Partial<SubmitRequestInput>);
+      expect(third.excessive).toBe(true);
+      expect((await ctx.service.audit(third.requestId)).map((entry) => entry.action)).toContain(
+        'flagged-excessive',
+      );
+      // Once the verified ones are older than the window, a request is not.
+      ctx.clock.advance(31 * DAY);
+      expect(
+        (
+          await submitted(ctx, 'ida@example.com', {
+            right: 'restriction',
+            details: { ground: 'unlawful-processing' },
+          } as Partial<SubmitRequestInput>)
+        ).excessive,
+      ).toBe(false);
+    });
+
+    it('holds back challenge mails past the per-identity throttle, the same whether or not the address is known', async () => {
+      const ctx = setup({
+        mailThrottle: { maxMails: 2, windowHours: 24 },
+        lookupRegisteredChannel: ({ value }) => (value === 'known@example.com' ? value : null),
+      });
+      const file = (email: string, right: 'access' | 'erasure' | 'portability') =>
+        ctx.service.submit({ right, identities: [{ kind: 'email', value: email }] });
+      const answers: Record<string, Awaited<ReturnType<typeof file>>[]> = {};
+      for (const email of ['known@example.com', 'unknown@example.com']) {
+        answers[email] = [];
+        for (const right of ['access', 'erasure', 'portability'] as const) {
+          answers[email].push(await file(email, right));
+        }
+      }
+      await ctx.service.whenIdle();
+      for (const email of ['known@example.com', 'unknown@example.com']) {
+        expect(answers[email]!.map((answer) => answer.mailThrottled)).toEqual([false, false, true]);
+      }
+      const mails = ctx.mailsTo('known@example.com');
+      expect(mails).toHaveLength(2);
+      const [access, erasure, portability] = answers['known@example.com']!;
+      expect((await ctx.service.audit(portability!.requestId)).map((entry) => entry.action)).toContain(
+        'challenge-withheld',
+      );
+      // A resend is throttled too, and leaves the live code the subject has working.
+      expect(await ctx.service.resendChallenge(erasure!.requestId)).toEqual({ mailThrottled: true });
+      await ctx.service.whenIdle();
+      expect(ctx.mailsTo('known@example.com')).toHaveLength(2);
+      expect(
+        (await ctx.service.verify({ requestId: erasure!.requestId, code: codeIn(mails[1]!.text) })).status,
+      ).toBe('verified');
+      // The next day the held-back request gets its code when its subject asks again.
+      ctx.clock.advance(DAY);
+      const again = await file('known@example.com', 'portability');
+      await ctx.service.whenIdle();
+      expect(again).toMatchObject({ requestId: portability!.requestId, mailThrottled: false });
+      const code = codeIn(ctx.mailsTo('known@example.com').at(-1)!.text);
+      expect((await ctx.service.verify({ requestId: portability!.requestId, code })).status).toBe('verified');
+      expect((await ctx.service.resendChallenge(access!.requestId)).mailThrottled).toBe(false);
+      expect(() => setup({ mailThrottle: { maxMails: 0, windowHours: 24 } })).toThrow(
+        expect.objectContaining({ code: 'requests/invalid-options' }),
+      );
+    });
 
     it('stores no guessable code for a request whose challenge is not mailed (flagged as excessive)', async () => {
       const ctx = setup({ excessive: { maxRequests: 1, windowDays: 30 } });
-      await ctx.service.submit(access('quiet@example.com'));
+      await verified(ctx, 'quiet@example.com');
       const flagged = await ctx.service.submit({
         right: 'erasure',
         identities: [{ kind: 'email', value: 'quiet@example.com' }],
@@ -801,7 +910,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const ctx = setup();
       const withdraw = (purposes: string[]) => filed('withdraw-consent', 'many@example.com', { purposes });
       const { requestId } = await ctx.service.submit(withdraw(['newsletter']));
-      for (let i = 0; i < 5; i += 1)
+      for (let i = 0; i < 4; i += 1)
         await ctx.service.submit(withdraw(i % 2 === 0 ? ['service'] : ['newsletter', 'service']));
       await ctx.service.whenIdle();
       const live = (await allRows(database.db, 'privacykit_requests_challenges')).filter(

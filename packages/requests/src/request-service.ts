@@ -2,6 +2,7 @@ import { canonicalJson, newId, randomDigits, randomToken, systemClock, zodIssues
 import type { Clock, DataMap, Policy } from '@privacykit/core';
 import { engineOf, retryWriteConflicts, writeTransaction } from '@privacykit/core/db';
 import { constantTimeEqual, hmacSha256Hex, sha256Hex } from '@privacykit/core/crypto';
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import {
@@ -36,10 +37,25 @@ import { assertTransition, finalStatuses, isFinalStatus, requestStatusSchema } f
 import type { RequestStatus } from './state-machine.js';
 import type { IdentityRow, RequestRow, RequestsTables } from './tables.js';
 
-/** Art 12(5) "manifestly excessive" threshold: more than `maxRequests` from one identity in `windowDays`. */
+/**
+ * Art 12(5) "manifestly excessive" threshold: more than `maxRequests` requests received within
+ * `windowDays` whose identity was verified. Only verified requests count: anyone can type a
+ * victim's address, and unverified submissions naming it must not get the victim's own request
+ * refused.
+ */
 export interface ExcessiveThreshold {
   maxRequests: number;
   windowDays: number;
+}
+
+/**
+ * At most `maxMails` challenge mails (codes and links) to one identity within `windowHours`,
+ * counted from the first mail of the window, whoever submitted: a flood of unverified
+ * submissions naming an address sends it a bounded number of mails.
+ */
+export interface MailThrottle {
+  maxMails: number;
+  windowHours: number;
 }
 
 export interface RequestServiceOptions {
@@ -76,8 +92,10 @@ export interface RequestServiceOptions {
   pauseWhileVerifying?: boolean;
   /** Same right + same identity within this many days returns the open request (default 7). */
   duplicateWindowDays?: number;
-  /** Default: more than 10 requests from one identity within 30 days. */
+  /** Default: more than 10 verified requests from one identity within 30 days. */
   excessive?: ExcessiveThreshold;
+  /** Default: at most 5 challenge mails per identity within 24 hours. */
+  mailThrottle?: MailThrottle;
   /** Public holidays of the controller: deadlines falling on them (or weekends) move to the next working day. */
   holidays?: readonly CivilDate[];
   /** Move deadlines off weekends (default: true when `holidays` is given). */
@@ -128,8 +146,24 @@ export interface SubmitResult {
   status: RequestStatus;
   /** Set when an open request for the same right and identity already existed: its id. */
   duplicateOf: string | null;
-  /** Art 12(5): this identity sent more requests than the threshold; no challenge was mailed. */
+  /**
+   * Art 12(5): the identity's verified requests within the window already reached the threshold
+   * when this request was created; no challenge was mailed.
+   */
   excessive: boolean;
+  /**
+   * A challenge this submission would have mailed was held back: the identity had its
+   * `mailThrottle` of mails within the window. A code or link mailed earlier, still live, works;
+   * otherwise submitting again once the window has passed mails a fresh one. Answered the same
+   * whether or not the identity is known (the budget is counted either way).
+   */
+  mailThrottled: boolean;
+}
+
+/** What `resendChallenge` answers (the same whatever the identity). */
+export interface ResendResult {
+  /** No fresh challenge was mailed: the identity had its `mailThrottle` of mails within the window. */
+  mailThrottled: boolean;
 }
 
 export const verifyInputSchema = z.union([
@@ -264,8 +298,11 @@ export interface RequestService {
   submit(input: SubmitRequestInput): Promise<SubmitResult>;
   /** Checks a one-time code (with the request id) or a link token. */
   verify(input: VerifyInput): Promise<VerifyResult>;
-  /** Mails fresh challenges for a request still waiting for verification (same answer whatever the identity). */
-  resendChallenge(requestId: string): Promise<void>;
+  /**
+   * Mails fresh challenges for a request still waiting for verification, within each identity's
+   * `mailThrottle` (same answer whatever the identity).
+   */
+  resendChallenge(requestId: string): Promise<ResendResult>;
   /** Art 12(3) extension by one or two further months, with reasons, while the first month runs. */
   extend(requestId: string, input: ExtendInput): Promise<RequestRecord>;
   /** Moves a request along the state machine, audited. */
@@ -351,6 +388,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   const maxAttempts = options.maxVerificationAttempts ?? 5;
   const duplicateWindowDays = options.duplicateWindowDays ?? 7;
   const excessive = options.excessive ?? { maxRequests: 10, windowDays: 30 };
+  const mailThrottle = options.mailThrottle ?? { maxMails: 5, windowHours: 24 };
   const pauseWhileVerifying = options.pauseWhileVerifying ?? false;
   const workingDays =
     options.holidays !== undefined || options.skipWeekends
@@ -366,6 +404,15 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     throw requestsError('requests/invalid-options', 'maxVerificationAttempts must be 1 to 5');
   if (!(duplicateWindowDays >= 0) || !(excessive.maxRequests >= 1) || !(excessive.windowDays > 0))
     throw requestsError('requests/invalid-options', 'invalid duplicate or excessive thresholds');
+  if (
+    !Number.isInteger(mailThrottle.maxMails) ||
+    mailThrottle.maxMails < 1 ||
+    !(mailThrottle.windowHours > 0)
+  )
+    throw requestsError(
+      'requests/invalid-options',
+      'mailThrottle needs a whole maxMails of at least 1 and windowHours above 0',
+    );
   if (options.secret !== undefined && options.secret.length < 16)
     throw requestsError('requests/invalid-options', 'secret must have at least 16 bytes');
 
@@ -429,6 +476,62 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       const n = normalised(identity);
       return identityLookupHash(key, n.kind, n.value);
     });
+  }
+
+  /**
+   * Creates the budget rows of these identities when missing, before the transaction that takes
+   * from them: there, taking is then one conditional update of an existing row (no insert to race
+   * or to take gap locks on MySQL).
+   */
+  async function ensureLimitRows(hashes: readonly string[]): Promise<void> {
+    const rows = [...new Set(hashes)]
+      .sort()
+      .map((lookup_hash) => ({ tenant, lookup_hash, mail_window_start: null, mails: 0 }));
+    if (rows.length === 0) return;
+    const insert = db.insertInto('privacykit_requests_identity_limits').values(rows);
+    if (engineOf(db) === 'mysql') await insert.ignore().execute();
+    else await insert.onConflict((oc) => oc.columns(['tenant', 'lookup_hash']).doNothing()).execute();
+  }
+
+  /**
+   * Takes one challenge mail from the identity's `mailThrottle`, in one conditional update (so
+   * concurrent submissions cannot both take the last one); false when the window's budget is
+   * spent. A window opens with its first mail and closes `windowHours` later.
+   */
+  async function takeMail(trx: Tx, hash: string, at: Date): Promise<boolean> {
+    const cutoff = new Date(at.getTime() - mailThrottle.windowHours * 3_600_000).toISOString();
+    const taken = await trx
+      .updateTable('privacykit_requests_identity_limits')
+      // MySQL assigns left to right, each seeing the columns set before it: `mails` goes first,
+      // so both read the window start as it was.
+      .set((eb) => {
+        const fresh = eb.or([eb('mail_window_start', 'is', null), eb('mail_window_start', '<=', cutoff)]);
+        return {
+          mails: eb
+            .case()
+            .when(fresh)
+            .then(sql<number>`1`)
+            .else(eb('mails', '+', 1))
+            .end(),
+          mail_window_start: eb
+            .case()
+            .when(fresh)
+            .then(sql<string>`${at.toISOString()}`)
+            .else(eb.ref('mail_window_start'))
+            .end(),
+        };
+      })
+      .where('tenant', '=', tenant)
+      .where('lookup_hash', '=', hash)
+      .where((eb) =>
+        eb.or([
+          eb('mail_window_start', 'is', null),
+          eb('mail_window_start', '<=', cutoff),
+          eb('mails', '<', mailThrottle.maxMails),
+        ]),
+      )
+      .executeTakeFirst();
+    return Number(taken.numUpdatedRows) === 1;
   }
 
   async function audit(
@@ -572,28 +675,48 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   /**
-   * Issues one challenge (a code and a link) per unverified identity; returns the mails to send
-   * once the transaction commits. With `amendment`, they confirm the request together with the
-   * details of a duplicate submission, which join it only when one of them is used (`verify`).
+   * Issues one challenge (a code and a link) per unverified identity of `identities` (or of
+   * `only` among them); returns the mails to send once the transaction commits, and how many
+   * identities' mails the `mailThrottle` held back. With `amendment`, they confirm the request
+   * together with the details of a duplicate submission, which join it only when one of them is
+   * used (`verify`). `budgetTaken`: the caller already took these identities' mails.
    */
   async function issueChallenges(
     trx: Tx,
     requestId: string,
     identities: readonly IdentityRow[],
-    issue: { amendment?: { right: RequestRight; details: RequestDetails }; mailed?: boolean } = {},
-  ) {
-    const { amendment, mailed = true } = issue;
+    issue: {
+      amendment?: { right: RequestRight; details: RequestDetails };
+      mailed?: boolean;
+      only?: ReadonlySet<string>;
+      budgetTaken?: boolean;
+    } = {},
+  ): Promise<{ mails: MailMessage[]; held: number }> {
+    const { amendment, mailed = true, only, budgetTaken = false } = issue;
     const key = await secret();
     const issuedAt = now();
     const expires = new Date(issuedAt.getTime() + ttlMinutes * 60_000).toISOString();
     const mails: MailMessage[] = [];
-    for (const identity of identities) {
-      if (identity.verified_at !== null) continue;
+    const due = identities.filter(
+      (identity) => identity.verified_at === null && (only === undefined || only.has(identity.id)),
+    );
+    // The budget is taken whether or not the identity has a channel: the answer (`mailThrottled`)
+    // must not tell a known address from an unknown one. In hash order, so two transactions
+    // taking the same identities' budgets never wait on each other in a cycle.
+    const mailable = new Set<string>();
+    if (mailed) {
+      for (const identity of [...due].sort((a, b) => (a.lookup_hash < b.lookup_hash ? -1 : 1))) {
+        if (budgetTaken || (await takeMail(trx, identity.lookup_hash, issuedAt))) mailable.add(identity.id);
+      }
+    }
+    for (const identity of due) {
       const id = newId(issuedAt);
-      // Without a registered channel, or when nothing is mailed (a flood flagged as excessive),
-      // nobody will receive the code; the challenge is still written (same work, same answer)
-      // but with an unguessable secret instead of digits, which no one could guess offline.
-      const code = identity.channel && mailed ? randomDigits(codeDigits) : randomToken(32);
+      // Without a registered channel, or when nothing is mailed (a flood flagged as excessive, a
+      // mail the throttle held back), nobody will receive the code; the challenge is still
+      // written (same work, same answer) but with an unguessable secret instead of digits,
+      // which no one could guess.
+      const sent = identity.channel !== null && mailable.has(identity.id);
+      const code = sent ? randomDigits(codeDigits) : randomToken(32);
       const token = randomToken(32);
       await trx
         .insertInto('privacykit_requests_challenges')
@@ -610,7 +733,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           amendment: amendment ? JSON.stringify(amendment.details) : null,
         })
         .execute();
-      if (!identity.channel) continue;
+      if (!sent || !identity.channel) continue;
       const link = options.verificationLink ? options.verificationLink(token) : token;
       const expiry = `The code and link expire in ${ttlMinutes} minutes and work once.`;
       mails.push(
@@ -648,7 +771,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
             },
       );
     }
-    return mails;
+    return { mails, held: mailed ? due.length - mailable.size : 0 };
   }
 
   /**
@@ -679,7 +802,11 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
    * Every unverified identity of a pending request holds an unspent code, so "nothing spent"
    * means another duplicate already replaced them.
    */
-  async function supersedeExpiredChallenges(trx: Tx, requestId: string, at: Date): Promise<MailMessage[]> {
+  async function supersedeExpiredChallenges(
+    trx: Tx,
+    requestId: string,
+    at: Date,
+  ): Promise<{ mails: MailMessage[]; held: number }> {
     const spent = await trx
       .updateTable('privacykit_requests_challenges')
       .set({ consumed_at: at.toISOString() })
@@ -688,15 +815,31 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       .where('consumed_at', 'is', null)
       .where('expires_at', '<=', at.toISOString())
       .executeTakeFirst();
-    if (Number(spent.numUpdatedRows) === 0) return [];
-    const mails = await issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]));
+    if (Number(spent.numUpdatedRows) === 0) return { mails: [], held: 0 };
+    const identities = await identitiesOf(trx, [requestId]);
+    const issued = await issueChallenges(trx, requestId, identities);
+    const pending = identities.filter((identity) => identity.verified_at === null).length;
+    if (issued.held < pending) {
+      await audit(trx, {
+        requestId,
+        by: 'system',
+        action: 'challenge-resent',
+        reason: 'a duplicate submission arrived after the codes had expired',
+      });
+    }
+    if (issued.held > 0) await auditWithheld(trx, requestId, issued.held);
+    return issued;
+  }
+
+  /** A challenge the `mailThrottle` held back, audited without saying whose. */
+  async function auditWithheld(trx: Tx, requestId: string, identities: number): Promise<void> {
     await audit(trx, {
       requestId,
       by: 'system',
-      action: 'challenge-resent',
-      reason: 'a duplicate submission arrived after the codes had expired',
+      action: 'challenge-withheld',
+      reason: 'the identity had its challenge mails for the window',
+      data: { identities, ...mailThrottle },
     });
-    return mails;
   }
 
   async function noticeChannels(requestId: string): Promise<string[]> {
@@ -794,6 +937,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     }
     const key = await secret();
     const hashes = identities.map((identity) => identityLookupHash(key, identity.kind, identity.value));
+    await ensureLimitRows(hashes);
 
     const at = now();
     const dedupeKey = dedupeKeyOf(input.right, input.details);
@@ -843,16 +987,6 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           })
           .execute();
       }
-      const windowStart = new Date(at.getTime() - excessive.windowDays * 86_400_000).toISOString();
-      const counts = await trx
-        .selectFrom('privacykit_requests_intake')
-        .select(['lookup_hash', (eb) => eb.fn.countAll<number>().as('n')])
-        .where('tenant', '=', tenant)
-        .where('lookup_hash', 'in', hashes)
-        .where('received_at', '>=', windowStart)
-        .groupBy('lookup_hash')
-        .execute();
-      const flagged = counts.some((count) => Number(count.n) > excessive.maxRequests);
 
       if (duplicate) {
         // Nothing the subject sent is dropped, and nothing it says joins the request unproven: a
@@ -866,34 +1000,11 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         const differs = JSON.stringify(stored) !== JSON.stringify(input.details);
         const pending = duplicate.status === 'identity-pending';
         const adds = differs && mergeDuplicateDetails(input.right, stored, input.details) !== undefined;
+        // A duplicate is not a request of its own and proves nothing, so it never counts towards
+        // Art 12(5) nor flags the request; a request flagged when it was created mails nothing.
         const alreadyFlagged = Number(duplicate.excessive) === 1;
-        const confirm = adds && pending && !flagged && !alreadyFlagged;
-        await audit(trx, {
-          requestId,
-          by: 'subject',
-          action: 'duplicate-submission',
-          data: {
-            channel: input.channel,
-            ...(differs
-              ? {
-                  details: input.details,
-                  merged: false,
-                  unverified: true,
-                  ...(confirm ? { confirmationMailed: true } : {}),
-                }
-              : {}),
-          },
-        });
-        if (flagged && !alreadyFlagged) {
-          await trx
-            .updateTable('privacykit_requests_requests')
-            .set({ excessive: 1, updated_at: at.toISOString() })
-            .where('tenant', '=', tenant)
-            .where('id', '=', requestId)
-            .execute();
-          await audit(trx, { requestId, by: 'system', action: 'flagged-excessive', data: { ...excessive } });
-        }
-        let mails: MailMessage[] = [];
+        const confirm = adds && pending && !alreadyFlagged;
+        let issued: { mails: MailMessage[]; held: number } = { mails: [], held: 0 };
         if (confirm) {
           // The latest additions replace earlier unconfirmed ones: each resubmission must not add
           // another live code to guess against (the subject's own stays).
@@ -905,10 +1016,10 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
             .where('consumed_at', 'is', null)
             .where('amendment', 'is not', null)
             .execute();
-          mails = await issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]), {
+          issued = await issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]), {
             amendment: { right: input.right, details: input.details },
           });
-        } else if (!flagged && pending) {
+        } else if (pending && !alreadyFlagged) {
           // A lost code: re-send when nothing live is outstanding, but never to feed a flood.
           const live = await trx
             .selectFrom('privacykit_requests_challenges')
@@ -918,15 +1029,34 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
             .where('consumed_at', 'is', null)
             .where('expires_at', '>', at.toISOString())
             .executeTakeFirst();
-          if (!live) mails = await supersedeExpiredChallenges(trx, requestId, at);
+          if (!live) issued = await supersedeExpiredChallenges(trx, requestId, at);
         }
+        await audit(trx, {
+          requestId,
+          by: 'subject',
+          action: 'duplicate-submission',
+          data: {
+            channel: input.channel,
+            ...(differs
+              ? {
+                  details: input.details,
+                  merged: false,
+                  unverified: true,
+                  ...(confirm && issued.held === 0 ? { confirmationMailed: true } : {}),
+                }
+              : {}),
+            ...(issued.held > 0 ? { mailThrottled: true } : {}),
+          },
+        });
+        if (confirm && issued.held > 0) await auditWithheld(trx, requestId, issued.held);
         return {
-          mails,
+          mails: issued.mails,
           result: {
             requestId,
             status: requestStatusSchema.parse(duplicate.status),
             duplicateOf: requestId,
-            excessive: flagged || alreadyFlagged,
+            excessive: alreadyFlagged,
+            mailThrottled: issued.held > 0,
           },
         };
       }
@@ -967,6 +1097,24 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           .where('dedupe_right', '=', dedupeKey)
           .execute();
       }
+
+      // Art 12(5) counts the requests the identity proved it made: only those whose identity
+      // was verified through its channel. Unverified submissions naming someone (anyone can type
+      // a victim's address) must never get the victim's own request refused.
+      const windowStart = new Date(at.getTime() - excessive.windowDays * 86_400_000).toISOString();
+      const counts = await trx
+        .selectFrom('privacykit_requests_identities as i')
+        .innerJoin('privacykit_requests_requests as r', 'r.id', 'i.request_id')
+        .select(['i.lookup_hash', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('i.tenant', '=', tenant)
+        .where('r.tenant', '=', tenant)
+        .where('i.lookup_hash', 'in', hashes)
+        .where('i.verified_at', 'is not', null)
+        .where('r.received_at', '>=', windowStart)
+        .groupBy('i.lookup_hash')
+        .execute();
+      // This request would be one more than the verified ones counted.
+      const flagged = counts.some((count) => Number(count.n) >= excessive.maxRequests);
 
       const { deadline, effectiveDeadline } = deadlines(receivedDate, 0, 0);
       await trx
@@ -1036,14 +1184,16 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         to: 'identity-pending',
         reason: 'challenge sent to the registered channels',
       });
-      const mails = await issueChallenges(trx, requestId, identityRows, { mailed: !flagged });
+      const issued = await issueChallenges(trx, requestId, identityRows, { mailed: !flagged });
+      if (issued.held > 0) await auditWithheld(trx, requestId, issued.held);
       return {
-        mails: flagged ? [] : mails,
+        mails: issued.mails,
         result: {
           requestId,
           status: 'identity-pending' as const,
           duplicateOf: null,
           excessive: flagged,
+          mailThrottled: issued.held > 0,
         },
       };
     });
@@ -1080,24 +1230,45 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     });
   }
 
-  async function resendChallenge(requestId: string): Promise<void> {
+  async function resendChallenge(requestId: string): Promise<ResendResult> {
+    await ensureLimitRows((await identitiesOf(db, [requestId])).map((identity) => identity.lookup_hash));
     // MySQL may still break a deadlock between resends of neighbouring requests (gap locks on
     // the challenges' index): the loser runs again, whole.
-    const mails = await retriedTransaction(
-      async (trx) => {
+    const issued = await retriedTransaction(
+      async (trx): Promise<{ mails: MailMessage[]; held: number }> => {
         // Locked: two resends at once (two tabs) must not both consume the live code and mint one each.
         const row = await lockRow(trx, requestId);
-        if (row?.status !== 'identity-pending' || Number(row.verification_locked) === 1) return [];
-        if (Number(row.excessive) === 1) return [];
+        if (row?.status !== 'identity-pending' || Number(row.verification_locked) === 1)
+          return { mails: [], held: 0 };
+        if (Number(row.excessive) === 1) return { mails: [], held: 0 };
+        // Each identity's mail is taken from its budget first: an identity whose mail the
+        // throttle holds back keeps its live code (the subject may have it), and gets no new one.
+        const at = now();
+        const identities = await identitiesOf(trx, [requestId]);
+        const pending = identities
+          .filter((identity) => identity.verified_at === null)
+          .sort((a, b) => (a.lookup_hash < b.lookup_hash ? -1 : 1));
+        const allowed = new Set<string>();
+        for (const identity of pending) {
+          if (await takeMail(trx, identity.lookup_hash, at)) allowed.add(identity.id);
+        }
+        const held = pending.length - allowed.size;
+        if (held > 0) await auditWithheld(trx, requestId, held);
+        if (allowed.size === 0) return { mails: [], held };
         await trx
           .updateTable('privacykit_requests_challenges')
-          .set({ consumed_at: now().toISOString() })
+          .set({ consumed_at: at.toISOString() })
           .where('tenant', '=', tenant)
           .where('request_id', '=', requestId)
+          .where('identity_id', 'in', [...allowed])
           .where('consumed_at', 'is', null)
           .execute();
         await audit(trx, { requestId, by: 'subject', action: 'challenge-resent' });
-        return issueChallenges(trx, requestId, await identitiesOf(trx, [requestId]));
+        const { mails } = await issueChallenges(trx, requestId, identities, {
+          only: allowed,
+          budgetTaken: true,
+        });
+        return { mails, held };
       },
       (error) =>
         requestsError(
@@ -1106,7 +1277,8 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           { cause: error, details: { attempts: INTAKE_ATTEMPTS } },
         ),
     );
-    for (const mail of mails) deliver(mail);
+    for (const mail of issued.mails) deliver(mail);
+    return { mailThrottled: issued.held > 0 };
   }
 
   const failed = () =>

@@ -96,6 +96,14 @@ export interface DirectiveRow {
   revoked_by_request: string | null;
 }
 
+/** Per-identity budgets (migration 0005): challenge mails sent in the current window. */
+export interface IdentityLimitRow {
+  tenant: string;
+  lookup_hash: string;
+  mail_window_start: string | null;
+  mails: number;
+}
+
 export interface SecretRow {
   tenant: string;
   secret: string;
@@ -110,4 +118,5 @@ export interface RequestsTables {
   privacykit_requests_intake: IntakeRow;
   privacykit_requests_directives: DirectiveRow;
   privacykit_requests_secrets: SecretRow;
+  privacykit_requests_identity_limits: IdentityLimitRow;
 }
