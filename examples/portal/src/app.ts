@@ -109,7 +109,7 @@ export function statusForCode(code: string): number {
   if (/not-found$|unknown$|-unknown|binding-mismatch/.test(code)) return 404;
   if (/token-used|token-expired|verification-expired/.test(code)) return 410;
   // Too many wrong codes: wait. A plan another worker holds is a conflict, not a rate limit.
-  if (/verification-locked$/.test(code)) return 429;
+  if (/verification-locked$|verification-throttled$/.test(code)) return 429;
   if (/transition|too-late|limit$|conflict|already|on-hold|held|plan-locked|lease-lost/.test(code))
     return 409;
   // A stored notice that is missing or altered: the portal's data, not the visitor's input.

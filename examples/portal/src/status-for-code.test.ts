@@ -4,6 +4,7 @@ import { statusForCode } from './app.js';
 describe('statusForCode', () => {
   it.each([
     ['requests/verification-locked', 429],
+    ['requests/verification-throttled', 429],
     ['erasure/plan-locked', 409],
     ['erasure/lease-lost', 409],
     ['requests/intake-conflict', 409],

@@ -16,6 +16,12 @@ export type RequestsErrorCode =
   | 'requests/verification-failed'
   | 'requests/verification-expired'
   | 'requests/verification-locked'
+  /**
+   * Too many wrong codes for one of the request's identities, across all its requests, within the
+   * `codeGuessLimit` window: codes are refused until the window ends. The link in the mail (an
+   * unguessable token) still verifies.
+   */
+  | 'requests/verification-throttled'
   | 'requests/extension-too-late'
   | 'requests/extension-reasons-required'
   | 'requests/extension-limit'

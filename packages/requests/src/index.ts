@@ -10,6 +10,7 @@ export {
   verifyInputSchema,
 } from './request-service.js';
 export type {
+  CodeGuessLimit,
   ExcessiveThreshold,
   ExtendInput,
   ListFilter,

@@ -150,7 +150,13 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     expect(await migrate(db, [requestMigrations])).toEqual([
       {
         name: 'requests',
-        applied: ['0002_intake_dedupe', '0003_duplicate_links', '0004_amendments', '0005_mail_throttle'],
+        applied: [
+          '0002_intake_dedupe',
+          '0003_duplicate_links',
+          '0004_amendments',
+          '0005_mail_throttle',
+          '0006_code_guess_limit',
+        ],
       },
     ]);
 
@@ -197,6 +203,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     const down = await migrator(db).migrateTo('0001_init');
     expect(down.error).toBeUndefined();
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0006_code_guess_limit',
       '0005_mail_throttle',
       '0004_amendments',
       '0003_duplicate_links',
@@ -304,7 +311,13 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     expect(await migrate(db, [requestMigrations])).toEqual([
       {
         name: 'requests',
-        applied: ['0002_intake_dedupe', '0003_duplicate_links', '0004_amendments', '0005_mail_throttle'],
+        applied: [
+          '0002_intake_dedupe',
+          '0003_duplicate_links',
+          '0004_amendments',
+          '0005_mail_throttle',
+          '0006_code_guess_limit',
+        ],
       },
     ]);
     const service = createRequestService({
@@ -350,6 +363,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     // Down to 0002 removes the links and their audit entries; up again makes the same ones.
     const down = await migrator(db).migrateTo('0002_intake_dedupe');
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0006_code_guess_limit',
       '0005_mail_throttle',
       '0004_amendments',
       '0003_duplicate_links',

@@ -385,5 +385,30 @@ export const requestMigrations: PackageMigrations = {
         await db.schema.dropTable('privacykit_requests_identity_limits').ifExists().execute();
       },
     },
+    '0006_code_guess_limit': {
+      /**
+       * Wrong one-time codes per identity across all its requests, in the current window
+       * (`failure_window_start`, the first wrong code of the window): a request locks after a few
+       * wrong codes, but a fresh submission for the same identity would otherwise bring a fresh
+       * set of guesses.
+       */
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('privacykit_requests_identity_limits')
+          .addColumn('failure_window_start', columnType.instant)
+          .execute();
+        await db.schema
+          .alterTable('privacykit_requests_identity_limits')
+          .addColumn('failures', 'integer', (col) => col.notNull().defaultTo(0))
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable('privacykit_requests_identity_limits').dropColumn('failures').execute();
+        await db.schema
+          .alterTable('privacykit_requests_identity_limits')
+          .dropColumn('failure_window_start')
+          .execute();
+      },
+    },
   },
 };

@@ -249,6 +249,75 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect((await ctx.service.get(requestId)).verificationLocked).toBe(false);
     });
 
+    it('caps wrong codes per identity across its requests: a fresh submission brings no fresh guesses, and the link still verifies (hostile case 14)', async () => {
+      const ctx = setup();
+      const email = 'target@example.com';
+      const guessAway = async (requestId: string, right: string) => {
+        const wrong = right === '000000' ? '111111' : '000000';
+        for (let i = 1; i <= 4; i++) {
+          await expectCode(ctx.service.verify({ requestId, code: wrong }), 'requests/verification-failed');
+        }
+        await expectCode(ctx.service.verify({ requestId, code: wrong }), 'requests/verification-locked');
+      };
+      // Someone who knows the address files, guesses five times, files again, guesses five more.
+      const first = await submitted(ctx, email);
+      await guessAway(first.requestId, codeIn(first.mail!.text));
+      const second = await submitted(ctx, email);
+      expect(second.requestId).not.toBe(first.requestId);
+      await guessAway(second.requestId, codeIn(second.mail!.text));
+      // Ten wrong codes for the identity within the day: a third request brings no more guesses,
+      // not even the right code, and the refusal costs the request none of its attempts.
+      const third = await submitted(ctx, email);
+      const code = codeIn(third.mail!.text);
+      await expectCode(
+        ctx.service.verify({ requestId: third.requestId, code }),
+        'requests/verification-throttled',
+      );
+      await expectCode(
+        ctx.service.verify({ requestId: third.requestId, code }),
+        'requests/verification-throttled',
+      );
+      expect((await ctx.service.get(third.requestId)).verificationLocked).toBe(false);
+      // The subject is not shut out: the link mailed to their channel cannot be guessed, and works.
+      expect(await ctx.service.verify({ token: tokenIn(third.mail!.text) })).toMatchObject({
+        requestId: third.requestId,
+        status: 'verified',
+      });
+      // Once the window has passed, codes work again.
+      ctx.clock.advance(DAY);
+      const later = await submitted(ctx, email, { right: 'erasure' } as Partial<SubmitRequestInput>);
+      expect(
+        (await ctx.service.verify({ requestId: later.requestId, code: codeIn(later.mail!.text) })).status,
+      ).toBe('verified');
+      expect(() => setup({ codeGuessLimit: { maxFailures: 0, windowHours: 24 } })).toThrow(
+        expect.objectContaining({ code: 'requests/invalid-options' }),
+      );
+    });
+
+    it('counts a wrong code against every unverified identity the request names', async () => {
+      const ctx = setup({ codeGuessLimit: { maxFailures: 3, windowHours: 24 } });
+      // An attacker names their own address and the victim's, and guesses three times.
+      const planted = await ctx.service.submit({
+        right: 'access',
+        identities: [
+          { kind: 'email', value: 'attacker@example.net' },
+          { kind: 'email', value: 'named@example.com' },
+        ],
+      } as SubmitRequestInput);
+      for (let i = 0; i < 3; i++) {
+        await expectCode(
+          ctx.service.verify({ requestId: planted.requestId, code: '000000' }),
+          'requests/verification-failed',
+        );
+      }
+      const own = await submitted(ctx, 'named@example.com');
+      await expectCode(
+        ctx.service.verify({ requestId: own.requestId, code: codeIn(own.mail!.text) }),
+        'requests/verification-throttled',
+      );
+      expect((await ctx.service.verify({ token: tokenIn(own.mail!.text) })).status).toBe('verified');
+    });
+
     it('requires every identity of a request to be verified before it is verified', async () => {
       const registered: Record<string, string> = {
         'C-1001': 'bob@example.com',

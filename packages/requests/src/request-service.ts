@@ -58,6 +58,17 @@ export interface MailThrottle {
   windowHours: number;
 }
 
+/**
+ * At most `maxFailures` wrong one-time codes for one identity, across all its requests, within
+ * `windowHours` (counted from the first of them); further codes for it are refused until the
+ * window ends. Links are never refused: their tokens cannot be guessed, and only the channel
+ * receives them, so the subject always has a way in.
+ */
+export interface CodeGuessLimit {
+  maxFailures: number;
+  windowHours: number;
+}
+
 export interface RequestServiceOptions {
   /** The host's database, migrated with `migrate(db, [requestMigrations])`. */
   db: Kysely<any>;
@@ -96,6 +107,8 @@ export interface RequestServiceOptions {
   excessive?: ExcessiveThreshold;
   /** Default: at most 5 challenge mails per identity within 24 hours. */
   mailThrottle?: MailThrottle;
+  /** Default: at most 10 wrong codes per identity, across its requests, within 24 hours. */
+  codeGuessLimit?: CodeGuessLimit;
   /** Public holidays of the controller: deadlines falling on them (or weekends) move to the next working day. */
   holidays?: readonly CivilDate[];
   /** Move deadlines off weekends (default: true when `holidays` is given). */
@@ -389,6 +402,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   const duplicateWindowDays = options.duplicateWindowDays ?? 7;
   const excessive = options.excessive ?? { maxRequests: 10, windowDays: 30 };
   const mailThrottle = options.mailThrottle ?? { maxMails: 5, windowHours: 24 };
+  const codeGuessLimit = options.codeGuessLimit ?? { maxFailures: 10, windowHours: 24 };
   const pauseWhileVerifying = options.pauseWhileVerifying ?? false;
   const workingDays =
     options.holidays !== undefined || options.skipWeekends
@@ -412,6 +426,15 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     throw requestsError(
       'requests/invalid-options',
       'mailThrottle needs a whole maxMails of at least 1 and windowHours above 0',
+    );
+  if (
+    !Number.isInteger(codeGuessLimit.maxFailures) ||
+    codeGuessLimit.maxFailures < 1 ||
+    !(codeGuessLimit.windowHours > 0)
+  )
+    throw requestsError(
+      'requests/invalid-options',
+      'codeGuessLimit needs a whole maxFailures of at least 1 and windowHours above 0',
     );
   if (options.secret !== undefined && options.secret.length < 16)
     throw requestsError('requests/invalid-options', 'secret must have at least 16 bytes');
@@ -493,46 +516,59 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     else await insert.onConflict((oc) => oc.columns(['tenant', 'lookup_hash']).doNothing()).execute();
   }
 
+  const budgets = {
+    mail: {
+      count: 'mails',
+      start: 'mail_window_start',
+      limit: mailThrottle.maxMails,
+      hours: mailThrottle.windowHours,
+    },
+    failure: {
+      count: 'failures',
+      start: 'failure_window_start',
+      limit: codeGuessLimit.maxFailures,
+      hours: codeGuessLimit.windowHours,
+    },
+  } as const;
+
   /**
-   * Takes one challenge mail from the identity's `mailThrottle`, in one conditional update (so
-   * concurrent submissions cannot both take the last one); false when the window's budget is
-   * spent. A window opens with its first mail and closes `windowHours` later.
+   * Takes one from the identity's budget — a challenge mail (`mailThrottle`) or a wrong code
+   * (`codeGuessLimit`) — in one conditional update, so concurrent callers cannot both take the
+   * last one; false when the window's budget is spent. A window opens with its first use and
+   * closes `windowHours` later.
    */
-  async function takeMail(trx: Tx, hash: string, at: Date): Promise<boolean> {
-    const cutoff = new Date(at.getTime() - mailThrottle.windowHours * 3_600_000).toISOString();
+  async function takeFromBudget(
+    trx: Tx,
+    which: keyof typeof budgets,
+    hash: string,
+    at: Date,
+  ): Promise<boolean> {
+    const { count, start, limit, hours } = budgets[which];
+    const cutoff = new Date(at.getTime() - hours * 3_600_000).toISOString();
     const taken = await trx
       .updateTable('privacykit_requests_identity_limits')
-      // MySQL assigns left to right, each seeing the columns set before it: `mails` goes first,
+      // MySQL assigns left to right, each seeing the columns set before it: the count goes first,
       // so both read the window start as it was.
       .set((eb) => {
-        const fresh = eb.or([eb('mail_window_start', 'is', null), eb('mail_window_start', '<=', cutoff)]);
+        const fresh = eb.or([eb(start, 'is', null), eb(start, '<=', cutoff)]);
         return {
-          mails: eb
+          [count]: eb
             .case()
             .when(fresh)
             .then(sql<number>`1`)
-            .else(eb('mails', '+', 1))
+            .else(eb(count, '+', 1))
             .end(),
-          mail_window_start: eb
-            .case()
-            .when(fresh)
-            .then(sql<string>`${at.toISOString()}`)
-            .else(eb.ref('mail_window_start'))
-            .end(),
-        };
+          [start]: eb.case().when(fresh).then(sql<string>`${at.toISOString()}`).else(eb.ref(start)).end(),
+        } as never;
       })
       .where('tenant', '=', tenant)
       .where('lookup_hash', '=', hash)
-      .where((eb) =>
-        eb.or([
-          eb('mail_window_start', 'is', null),
-          eb('mail_window_start', '<=', cutoff),
-          eb('mails', '<', mailThrottle.maxMails),
-        ]),
-      )
+      .where((eb) => eb.or([eb(start, 'is', null), eb(start, '<=', cutoff), eb(count, '<', limit)]))
       .executeTakeFirst();
     return Number(taken.numUpdatedRows) === 1;
   }
+
+  const takeMail = (trx: Tx, hash: string, at: Date) => takeFromBudget(trx, 'mail', hash, at);
 
   async function audit(
     trx: Tx | Db,
@@ -1281,31 +1317,61 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     return { mailThrottled: issued.held > 0 };
   }
 
-  const failed = () =>
-    requestsError('requests/verification-failed', 'the code or link is not valid for this request');
+  function failed() {
+    return requestsError('requests/verification-failed', 'the code or link is not valid for this request');
+  }
 
-  const lockedError = () =>
-    requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
+  function lockedError() {
+    return requestsError('requests/verification-locked', 'too many wrong codes: verification is locked');
+  }
+
+  const throttledError = () =>
+    requestsError(
+      'requests/verification-throttled',
+      'too many wrong codes for this identity lately: codes are refused for now, but the link in the email still works',
+    );
 
   /**
-   * Takes one of the request's attempts before a code is compared, in one conditional update, so
-   * guesses sent in parallel cannot all slip past the lockout (hostile case 14). A right code
-   * gives its attempt back.
+   * Takes one of the request's attempts, and one of each unverified identity's `codeGuessLimit`,
+   * before a code is compared, in one transaction of conditional updates, so guesses sent in
+   * parallel cannot slip past either (hostile case 14). The identity's budget spans its requests:
+   * a fresh submission does not bring fresh guesses. When either is spent nothing is taken. A
+   * right code gives its attempts back.
    */
-  async function reserveAttempt(requestId: string): Promise<void> {
-    const reserved = await db
-      .updateTable('privacykit_requests_requests')
-      .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
+  async function reserveAttempt(requestId: string, hashes: readonly string[]): Promise<void> {
+    const at = now();
+    await writeTransaction(db, async (trx) => {
+      const reserved = await trx
+        .updateTable('privacykit_requests_requests')
+        .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
+        .where('tenant', '=', tenant)
+        .where('id', '=', requestId)
+        .where('status', '=', 'identity-pending')
+        .where('verification_locked', '=', 0)
+        .where('verification_failures', '<', maxAttempts)
+        .executeTakeFirst();
+      if (Number(reserved.numUpdatedRows) !== 1) {
+        const row = await loadRow(trx, requestId);
+        if (row?.status !== 'identity-pending') throw failed();
+        throw lockedError();
+      }
+      for (const hash of [...new Set(hashes)].sort()) {
+        if (!(await takeFromBudget(trx, 'failure', hash, at))) throw throttledError();
+      }
+    });
+  }
+
+  /** The guess was right: its identities' budgets get their wrong-code attempt back. */
+  async function giveBackGuesses(trx: Tx, hashes: readonly string[]): Promise<void> {
+    const hashList = [...new Set(hashes)].sort();
+    if (hashList.length === 0) return;
+    await trx
+      .updateTable('privacykit_requests_identity_limits')
+      .set((eb) => ({ failures: eb('failures', '-', 1) }))
       .where('tenant', '=', tenant)
-      .where('id', '=', requestId)
-      .where('status', '=', 'identity-pending')
-      .where('verification_locked', '=', 0)
-      .where('verification_failures', '<', maxAttempts)
-      .executeTakeFirst();
-    if (Number(reserved.numUpdatedRows) === 1) return;
-    const row = await loadRow(db, requestId);
-    if (row?.status !== 'identity-pending') throw failed();
-    throw lockedError();
+      .where('lookup_hash', 'in', hashList)
+      .where('failures', '>', 0)
+      .execute();
   }
 
   async function recordFailure(requestId: string): Promise<never> {
@@ -1344,6 +1410,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
 
     let requestId: string;
     let challengeId: string;
+    let guessed: string[] = [];
     if ('token' in input) {
       const tokenHash = hmacSha256Hex(key, `token\u0000${input.token}`);
       const challenge = await db
@@ -1377,7 +1444,12 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       if (open.length > 0 && live.length === 0) {
         throw requestsError('requests/verification-expired', 'the code has expired: ask for a new one');
       }
-      await reserveAttempt(row.id);
+      // Every unverified identity's code is compared, so each of their budgets pays for a guess.
+      guessed = (await identitiesOf(db, [row.id]))
+        .filter((identity) => identity.verified_at === null)
+        .map((identity) => identity.lookup_hash);
+      await ensureLimitRows(guessed);
+      await reserveAttempt(row.id, guessed);
       const code = input.code.trim();
       // Compare against every live challenge so the time taken does not tell which one matched.
       let match: string | undefined;
@@ -1411,6 +1483,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           .where('id', '=', requestId)
           .where('verification_failures', '>', 0)
           .execute();
+        await giveBackGuesses(trx, guessed);
       }
       const challenge = await trx
         .selectFrom('privacykit_requests_challenges')

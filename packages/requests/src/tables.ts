@@ -96,12 +96,17 @@ export interface DirectiveRow {
   revoked_by_request: string | null;
 }
 
-/** Per-identity budgets (migration 0005): challenge mails sent in the current window. */
+/**
+ * Per-identity budgets: challenge mails sent (migration 0005) and wrong codes tried across the
+ * identity's requests (0006), each in its current window.
+ */
 export interface IdentityLimitRow {
   tenant: string;
   lookup_hash: string;
   mail_window_start: string | null;
   mails: number;
+  failure_window_start: Generated<string | null>;
+  failures: Generated<number>;
 }
 
 export interface SecretRow {
