@@ -16,8 +16,11 @@ declare module 'express-session' {
      * Requests this browser filed and has not verified yet, by the opaque reference in the address
      * of their "check your inbox" page. A request's own id is shown only once verified: a duplicate
      * submission is answered with the open request it duplicates, which may be someone else's.
+     * Codes are checked through the browser's latest submission (`submissionId`): wrong ones sent
+     * through a duplicate count against that submission, never against the request its subject is
+     * verifying. (Entries from before `submissionId` existed fall back to the request id.)
      */
-    pendingRequests: { ref: string; requestId: string }[];
+    pendingRequests: { ref: string; requestId: string; submissionId?: string }[];
     /** Consent-ledger subjects (`email:…`) this session signed up for the newsletter. */
     consentSubjects: string[];
     /** A newsletter sign-up awaiting the code mailed to its address (double opt-in). */

@@ -163,6 +163,42 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
     expect((await mallory.get(`/rights/requests/${requestId}`)).status).toBe(404);
   });
 
+  it('wrong codes through a stranger’s duplicate reference never lock the subject’s pending request', async () => {
+    const grace = new Client(portal.base);
+    await grace.page('/rights/access');
+    const before = portal.mail.length;
+    const mine = (await grace.post('/rights/access', { email: 'hopper@example.com' })).headers.get(
+      'location',
+    )!;
+    const mails = () => portal.mail.slice(before).filter((mail) => mail.to === 'hopper@example.com');
+    await waitFor(() => mails().length > 0);
+    const code = codeFrom(mails()[0]!.text);
+    const wrong = code === '000000' ? '111111' : '000000';
+    // Mallory submits Grace's address too, and guesses through the reference she was given.
+    const mallory = new Client(portal.base);
+    await mallory.page('/rights/access');
+    const theirs = (await mallory.post('/rights/access', { email: 'hopper@example.com' })).headers.get(
+      'location',
+    )!;
+    await mallory.page(theirs);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      statuses.push(
+        (await mallory.post('/rights/verify', { submission: submissionOf(portal, theirs), code: wrong }))
+          .status,
+      );
+    }
+    expect(statuses).toEqual([400, 400, 400, 400, 429, 429]);
+    // Her reference is locked, even for the right code; Grace's request is not.
+    const locked = await mallory.post('/rights/verify', { submission: submissionOf(portal, theirs), code });
+    expect(locked.status).toBe(429);
+    const requestId = verifiedRequestId(
+      await grace.post('/rights/verify', { submission: submissionOf(portal, mine), code }),
+    );
+    expect((await grace.get(`/rights/requests/${requestId}`)).status).toBe(200);
+    expect((await mallory.get(`/rights/requests/${requestId}`)).status).toBe(404);
+  });
+
   it('erases on request, keeping only the invoices the law requires; a later access export shows just those', async () => {
     const visitor = new Client(portal.base);
     const erasureId = await fileAndVerify(portal, visitor, 'erasure', {

@@ -67,6 +67,7 @@ describe.each(testEngines())('identical submissions at the same instant on $engi
         // What a sequential duplicate gets: the open request, its status, marked as a duplicate.
         const duplicate = {
           requestId,
+          submissionId: expect.any(String),
           status: 'identity-pending',
           duplicateOf: requestId,
           excessive: false,
@@ -262,6 +263,7 @@ describe.each(testEngines())(
           const requestId = requestIds.get(subject) as string;
           const duplicate = {
             requestId,
+            submissionId: expect.any(String),
             status: 'identity-pending',
             duplicateOf: requestId,
             excessive: false,

@@ -156,6 +156,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
           '0004_amendments',
           '0005_mail_throttle',
           '0006_code_guess_limit',
+          '0007_submissions',
         ],
       },
     ]);
@@ -203,6 +204,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     const down = await migrator(db).migrateTo('0001_init');
     expect(down.error).toBeUndefined();
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0007_submissions',
       '0006_code_guess_limit',
       '0005_mail_throttle',
       '0004_amendments',
@@ -317,6 +319,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
           '0004_amendments',
           '0005_mail_throttle',
           '0006_code_guess_limit',
+          '0007_submissions',
         ],
       },
     ]);
@@ -363,6 +366,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     // Down to 0002 removes the links and their audit entries; up again makes the same ones.
     const down = await migrator(db).migrateTo('0002_intake_dedupe');
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0007_submissions',
       '0006_code_guess_limit',
       '0005_mail_throttle',
       '0004_amendments',

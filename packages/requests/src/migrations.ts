@@ -410,5 +410,35 @@ export const requestMigrations: PackageMigrations = {
           .execute();
       },
     },
+    '0007_submissions': {
+      /**
+       * One row per submission, the handle its submitter verifies through (`verify({ submissionId,
+       * code })`). A duplicate submission is answered with the open request, perhaps someone
+       * else's: wrong codes sent through its handle count against the handle, which locks alone,
+       * never against the request its subject is verifying.
+       */
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('privacykit_requests_submissions')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('request_id', columnType.id, (col) =>
+            col.notNull().references('privacykit_requests_requests.id').onDelete('cascade'),
+          )
+          .addColumn('duplicate', columnType.flag, (col) => col.notNull())
+          .addColumn('verification_failures', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('verification_locked', columnType.flag, (col) => col.notNull().defaultTo(0))
+          .addColumn('created_at', columnType.instant, (col) => col.notNull())
+          .execute();
+        await db.schema
+          .createIndex('privacykit_requests_submissions_request')
+          .on('privacykit_requests_submissions')
+          .columns(['request_id'])
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable('privacykit_requests_submissions').ifExists().execute();
+      },
+    },
   },
 };

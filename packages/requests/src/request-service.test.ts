@@ -97,6 +97,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         requestId: expect.stringMatching(
           /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
         ),
+        submissionId: expect.any(String),
         status: 'identity-pending',
         duplicateOf: null,
         excessive: false,
@@ -318,6 +319,64 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect((await ctx.service.verify({ token: tokenIn(own.mail!.text) })).status).toBe('verified');
     });
 
+    it('wrong codes through a duplicate submission lock that submission only: the subject still verifies their request', async () => {
+      const ctx = setup();
+      const own = await submitted(ctx, 'owner@example.com');
+      const right = codeIn(own.mail!.text);
+      const wrong = right === '000000' ? '111111' : '000000';
+      // A stranger submits the same address and guesses through the handle they were given.
+      const stranger = await ctx.service.submit(access('owner@example.com'));
+      expect(stranger.duplicateOf).toBe(own.requestId);
+      expect(stranger.submissionId).not.toBe(own.submissionId);
+      for (let i = 1; i <= 4; i++) {
+        await expectCode(
+          ctx.service.verify({ submissionId: stranger.submissionId, code: wrong }),
+          'requests/verification-failed',
+        );
+      }
+      await expectCode(
+        ctx.service.verify({ submissionId: stranger.submissionId, code: wrong }),
+        'requests/verification-locked',
+      );
+      await expectCode(
+        ctx.service.verify({ submissionId: stranger.submissionId, code: right }),
+        'requests/verification-locked',
+      );
+      // The request is not locked: its subject's code, through their own handle, verifies it.
+      expect((await ctx.service.get(own.requestId)).verificationLocked).toBe(false);
+      expect(await ctx.service.verify({ submissionId: own.submissionId, code: right })).toMatchObject({
+        requestId: own.requestId,
+        status: 'verified',
+      });
+      const actions = (await ctx.service.audit(own.requestId)).map((entry) => entry.action);
+      expect(actions).toContain('duplicate-submission-locked');
+      expect(actions).not.toContain('verification-locked');
+      await expectCode(
+        ctx.service.verify({ submissionId: 'no-such-submission', code: right }),
+        'requests/verification-failed',
+      );
+    });
+
+    it('the handle of the submission that created a request spends the request’s own attempts', async () => {
+      const ctx = setup();
+      const own = await submitted(ctx, 'creator@example.com');
+      const right = codeIn(own.mail!.text);
+      const wrong = right === '000000' ? '111111' : '000000';
+      for (let i = 1; i <= 4; i++) {
+        await expectCode(
+          ctx.service.verify({ submissionId: own.submissionId, code: wrong }),
+          'requests/verification-failed',
+        );
+      }
+      await expectCode(
+        ctx.service.verify({ requestId: own.requestId, code: wrong }),
+        'requests/verification-locked',
+      );
+      expect((await ctx.service.get(own.requestId)).verificationLocked).toBe(true);
+      // A submission after the lock gets a request of its own, as before.
+      expect((await ctx.service.submit(access('creator@example.com'))).duplicateOf).toBeNull();
+    });
+
     it('requires every identity of a request to be verified before it is verified', async () => {
       const registered: Record<string, string> = {
         'C-1001': 'bob@example.com',
@@ -354,7 +413,11 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const unknown = await ctx.service.submit(access('nobody@example.com'));
       await ctx.service.whenIdle();
       expect(Object.keys(unknown).sort()).toEqual(Object.keys(known).sort());
-      expect({ ...unknown, requestId: 'x' }).toEqual({ ...known, requestId: 'x' });
+      expect({ ...unknown, requestId: 'x', submissionId: 'y' }).toEqual({
+        ...known,
+        requestId: 'x',
+        submissionId: 'y',
+      });
       expect(ctx.mailsTo('known@example.com')).toHaveLength(1);
       expect(ctx.mailer.sent.some((mail) => mail.to === 'nobody@example.com')).toBe(false);
       // Both wrote a challenge: the same work on both paths.

@@ -156,6 +156,13 @@ export type SubmitRequestInput = z.input<typeof submitRequestSchema>;
  */
 export interface SubmitResult {
   requestId: string;
+  /**
+   * This submission's own handle: verify through it (`verify({ submissionId, code })`) when the
+   * submitter is not known to be the request's subject. A duplicate is answered with the open
+   * request, which may be someone else's; wrong codes sent through a duplicate's handle lock that
+   * handle only, never the request its subject is verifying.
+   */
+  submissionId: string;
   status: RequestStatus;
   /** Set when an open request for the same right and identity already existed: its id. */
   duplicateOf: string | null;
@@ -181,6 +188,7 @@ export interface ResendResult {
 
 export const verifyInputSchema = z.union([
   z.object({ requestId: z.string().min(1).max(64), code: z.string().max(64) }).strict(),
+  z.object({ submissionId: z.string().min(1).max(64), code: z.string().max(64) }).strict(),
   z.object({ token: z.string().min(1).max(256) }).strict(),
 ]);
 export type VerifyInput = z.infer<typeof verifyInputSchema>;
@@ -309,7 +317,10 @@ export interface PostMortemDirective {
 export interface RequestService {
   /** Records a request (any right, any channel) and sends challenges to the registered channels. */
   submit(input: SubmitRequestInput): Promise<SubmitResult>;
-  /** Checks a one-time code (with the request id) or a link token. */
+  /**
+   * Checks a one-time code (with the submission's handle, or the request id) or a link token.
+   * Wrong codes through a duplicate submission's handle count against that handle, not the request.
+   */
   verify(input: VerifyInput): Promise<VerifyResult>;
   /**
    * Mails fresh challenges for a request still waiting for verification, within each identity's
@@ -345,6 +356,9 @@ export interface RequestService {
 type Db = Kysely<RequestsTables>;
 /** A kysely bound to one open transaction. */
 type Tx = Kysely<RequestsTables>;
+
+/** Whose attempts a code spends: the request's own, or those of a duplicate submission's handle. */
+type AttemptsOf = { kind: 'request' } | { kind: 'submission'; submissionId: string };
 
 /** A concurrent submission took an intake slot after this one's duplicate check: check again. */
 class IntakeRace extends Error {
@@ -1085,10 +1099,12 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           },
         });
         if (confirm && issued.held > 0) await auditWithheld(trx, requestId, issued.held);
+        const submissionId = await recordSubmission(trx, requestId, true, at);
         return {
           mails: issued.mails,
           result: {
             requestId,
+            submissionId,
             status: requestStatusSchema.parse(duplicate.status),
             duplicateOf: requestId,
             excessive: alreadyFlagged,
@@ -1222,10 +1238,12 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       });
       const issued = await issueChallenges(trx, requestId, identityRows, { mailed: !flagged });
       if (issued.held > 0) await auditWithheld(trx, requestId, issued.held);
+      const submissionId = await recordSubmission(trx, requestId, false, at);
       return {
         mails: issued.mails,
         result: {
           requestId,
+          submissionId,
           status: 'identity-pending' as const,
           duplicateOf: null,
           excessive: flagged,
@@ -1236,6 +1254,24 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     // Delivery is not awaited: the answer takes the same time whether a channel exists or not.
     for (const mail of result.mails) deliver(mail);
     return result.result;
+  }
+
+  /** The handle a submission verifies through (`verify({ submissionId, code })`). */
+  async function recordSubmission(trx: Tx, requestId: string, duplicate: boolean, at: Date): Promise<string> {
+    const id = newId(at);
+    await trx
+      .insertInto('privacykit_requests_submissions')
+      .values({
+        id,
+        tenant,
+        request_id: requestId,
+        duplicate: duplicate ? 1 : 0,
+        verification_failures: 0,
+        verification_locked: 0,
+        created_at: at.toISOString(),
+      })
+      .execute();
+    return id;
   }
 
   /**
@@ -1338,18 +1374,32 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
    * a fresh submission does not bring fresh guesses. When either is spent nothing is taken. A
    * right code gives its attempts back.
    */
-  async function reserveAttempt(requestId: string, hashes: readonly string[]): Promise<void> {
+  async function reserveAttempt(
+    requestId: string,
+    via: AttemptsOf,
+    hashes: readonly string[],
+  ): Promise<void> {
     const at = now();
     await writeTransaction(db, async (trx) => {
-      const reserved = await trx
-        .updateTable('privacykit_requests_requests')
-        .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
-        .where('tenant', '=', tenant)
-        .where('id', '=', requestId)
-        .where('status', '=', 'identity-pending')
-        .where('verification_locked', '=', 0)
-        .where('verification_failures', '<', maxAttempts)
-        .executeTakeFirst();
+      const reserved =
+        via.kind === 'request'
+          ? await trx
+              .updateTable('privacykit_requests_requests')
+              .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
+              .where('tenant', '=', tenant)
+              .where('id', '=', requestId)
+              .where('status', '=', 'identity-pending')
+              .where('verification_locked', '=', 0)
+              .where('verification_failures', '<', maxAttempts)
+              .executeTakeFirst()
+          : await trx
+              .updateTable('privacykit_requests_submissions')
+              .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
+              .where('tenant', '=', tenant)
+              .where('id', '=', via.submissionId)
+              .where('verification_locked', '=', 0)
+              .where('verification_failures', '<', maxAttempts)
+              .executeTakeFirst();
       if (Number(reserved.numUpdatedRows) !== 1) {
         const row = await loadRow(trx, requestId);
         if (row?.status !== 'identity-pending') throw failed();
@@ -1359,6 +1409,27 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         if (!(await takeFromBudget(trx, 'failure', hash, at))) throw throttledError();
       }
     });
+  }
+
+  /** The right code's attempt goes back to whoever it was taken from. */
+  async function giveBackAttempt(trx: Tx, requestId: string, via: AttemptsOf): Promise<void> {
+    if (via.kind === 'request') {
+      await trx
+        .updateTable('privacykit_requests_requests')
+        .set((eb) => ({ verification_failures: eb('verification_failures', '-', 1) }))
+        .where('tenant', '=', tenant)
+        .where('id', '=', requestId)
+        .where('verification_failures', '>', 0)
+        .execute();
+      return;
+    }
+    await trx
+      .updateTable('privacykit_requests_submissions')
+      .set((eb) => ({ verification_failures: eb('verification_failures', '-', 1) }))
+      .where('tenant', '=', tenant)
+      .where('id', '=', via.submissionId)
+      .where('verification_failures', '>', 0)
+      .execute();
   }
 
   /** The guess was right: its identities' budgets get their wrong-code attempt back. */
@@ -1374,7 +1445,8 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       .execute();
   }
 
-  async function recordFailure(requestId: string): Promise<never> {
+  async function recordFailure(requestId: string, via: AttemptsOf): Promise<never> {
+    if (via.kind === 'submission') return recordSubmissionFailure(requestId, via.submissionId);
     const locked = await writeTransaction(db, async (trx) => {
       const row = await lockRow(trx, requestId);
       const failures = Number(row?.verification_failures ?? 0);
@@ -1401,6 +1473,48 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     throw failed();
   }
 
+  /**
+   * A wrong code through a duplicate submission's handle: counted against the handle, which locks
+   * alone. The request is left as it is: its subject may be verifying it with their own code, and
+   * the duplicate may be a stranger's (anyone can submit someone else's address).
+   */
+  async function recordSubmissionFailure(requestId: string, submissionId: string): Promise<never> {
+    const locked = await writeTransaction(db, async (trx) => {
+      const submission = await trx
+        .selectFrom('privacykit_requests_submissions')
+        .select('verification_failures')
+        .where('tenant', '=', tenant)
+        .where('id', '=', submissionId)
+        .executeTakeFirst();
+      const failures = Number(submission?.verification_failures ?? 0);
+      await audit(trx, {
+        requestId,
+        by: 'subject',
+        action: 'verification-failed',
+        data: { failures, via: 'duplicate-submission' },
+      });
+      if (failures < maxAttempts) return false;
+      const lockedNow = await trx
+        .updateTable('privacykit_requests_submissions')
+        .set({ verification_locked: 1 })
+        .where('tenant', '=', tenant)
+        .where('id', '=', submissionId)
+        .where('verification_locked', '=', 0)
+        .executeTakeFirst();
+      if (Number(lockedNow.numUpdatedRows) === 1) {
+        await audit(trx, {
+          requestId,
+          by: 'system',
+          action: 'duplicate-submission-locked',
+          reason: `${failures} wrong codes through a duplicate submission; the request itself is not locked`,
+        });
+      }
+      return true;
+    });
+    if (locked) throw lockedError();
+    throw failed();
+  }
+
   async function verify(raw: VerifyInput): Promise<VerifyResult> {
     const parsed = verifyInputSchema.safeParse(raw);
     if (!parsed.success) invalid(parsed.error, 'verification');
@@ -1411,6 +1525,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     let requestId: string;
     let challengeId: string;
     let guessed: string[] = [];
+    let attemptsOf: AttemptsOf | undefined;
     if ('token' in input) {
       const tokenHash = hmacSha256Hex(key, `token\u0000${input.token}`);
       const challenge = await db
@@ -1430,7 +1545,28 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       requestId = row.id;
       challengeId = challenge.id;
     } else {
-      const row = await loadRow(db, input.requestId);
+      let via: AttemptsOf;
+      let row: RequestRow | undefined;
+      if ('submissionId' in input) {
+        const submission = await db
+          .selectFrom('privacykit_requests_submissions')
+          .selectAll()
+          .where('tenant', '=', tenant)
+          .where('id', '=', input.submissionId)
+          .executeTakeFirst();
+        if (!submission) throw failed();
+        row = await loadRow(db, submission.request_id);
+        if (row?.status !== 'identity-pending') throw failed();
+        if (Number(submission.duplicate) === 1) {
+          via = { kind: 'submission', submissionId: submission.id };
+          if (Number(submission.verification_locked) === 1) throw lockedError();
+        } else {
+          via = { kind: 'request' };
+        }
+      } else {
+        row = await loadRow(db, input.requestId);
+        via = { kind: 'request' };
+      }
       if (row?.status !== 'identity-pending') throw failed();
       if (Number(row.verification_locked) === 1) throw lockedError();
       const open = await db
@@ -1449,7 +1585,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         .filter((identity) => identity.verified_at === null)
         .map((identity) => identity.lookup_hash);
       await ensureLimitRows(guessed);
-      await reserveAttempt(row.id, guessed);
+      await reserveAttempt(row.id, via, guessed);
       const code = input.code.trim();
       // Compare against every live challenge so the time taken does not tell which one matched.
       let match: string | undefined;
@@ -1460,9 +1596,10 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         );
         if (equal && match === undefined) match = challenge.id;
       }
-      if (match === undefined) return recordFailure(row.id);
+      if (match === undefined) return recordFailure(row.id, via);
       requestId = row.id;
       challengeId = match;
+      attemptsOf = via;
     }
 
     const outcome = await writeTransaction(db, async (trx) => {
@@ -1474,15 +1611,9 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         .where('consumed_at', 'is', null)
         .executeTakeFirst();
       if (Number(consumed.numUpdatedRows) !== 1) throw failed();
-      if (!('token' in input)) {
-        // The attempt reserved for this right code is given back.
-        await trx
-          .updateTable('privacykit_requests_requests')
-          .set((eb) => ({ verification_failures: eb('verification_failures', '-', 1) }))
-          .where('tenant', '=', tenant)
-          .where('id', '=', requestId)
-          .where('verification_failures', '>', 0)
-          .execute();
+      if (attemptsOf) {
+        // The attempts reserved for this right code are given back.
+        await giveBackAttempt(trx, requestId, attemptsOf);
         await giveBackGuesses(trx, guessed);
       }
       const challenge = await trx

@@ -109,6 +109,18 @@ export interface IdentityLimitRow {
   failures: Generated<number>;
 }
 
+/** One submission: the handle its submitter verifies through (migration 0007). */
+export interface SubmissionRow {
+  id: string;
+  tenant: string;
+  request_id: string;
+  /** 1 when the submission was answered with an open request instead of creating one. */
+  duplicate: number;
+  verification_failures: number;
+  verification_locked: number;
+  created_at: string;
+}
+
 export interface SecretRow {
   tenant: string;
   secret: string;
@@ -124,4 +136,5 @@ export interface RequestsTables {
   privacykit_requests_directives: DirectiveRow;
   privacykit_requests_secrets: SecretRow;
   privacykit_requests_identity_limits: IdentityLimitRow;
+  privacykit_requests_submissions: SubmissionRow;
 }

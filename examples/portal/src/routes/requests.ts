@@ -88,13 +88,27 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
   });
 
   const mine = (req: Request, id: string): boolean => (req.session.requestIds ?? []).includes(id);
-  /** The opaque reference this session's "check your inbox" page uses for a request it filed. */
-  const pendingRef = (req: Request, requestId: string): string => {
+  /**
+   * The opaque reference this session's "check your inbox" page uses for a request it filed. A new
+   * submission (`submissionId`) becomes the handle its codes are checked through: a duplicate's
+   * handle has attempts of its own, so wrong guesses through it never lock the request.
+   */
+  const pendingRef = (req: Request, requestId: string, submissionId?: string): string => {
     const pending = req.session.pendingRequests ?? [];
     const known = pending.find((entry) => entry.requestId === requestId);
-    if (known) return known.ref;
+    if (known) {
+      if (submissionId) {
+        req.session.pendingRequests = pending.map((entry) =>
+          entry === known ? { ...entry, submissionId } : entry,
+        );
+      }
+      return known.ref;
+    }
     const ref = randomToken(18);
-    req.session.pendingRequests = [...pending, { ref, requestId }].slice(-10);
+    req.session.pendingRequests = [
+      ...pending,
+      { ref, requestId, ...(submissionId ? { submissionId } : {}) },
+    ].slice(-10);
     return ref;
   };
 
@@ -110,7 +124,7 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
       // Same page whatever the address, under a reference of this browser's own: no enumeration
       // (S09), and never the id of an open request the submission duplicates (someone else's,
       // perhaps). The code went to the registered channel.
-      const ref = pendingRef(req, result.requestId);
+      const ref = pendingRef(req, result.requestId, result.submissionId);
       await saveSession(req);
       res.redirect(303, `/rights/verify?submission=${ref}`);
     };
@@ -150,7 +164,11 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
         // Only a request this browser filed: a reference from another session is no use here.
         const pending = req.session.pendingRequests?.find((entry) => entry.ref === input.submission);
         if (!pending) throw new HttpError(400, 'The code or link is not valid for this request.');
-        result = await requests.verify({ requestId: pending.requestId, code: input.code });
+        result = await requests.verify(
+          pending.submissionId
+            ? { submissionId: pending.submissionId, code: input.code }
+            : { requestId: pending.requestId, code: input.code },
+        );
       }
       if (result.remaining > 0) {
         const ref = pendingRef(req, result.requestId);
