@@ -94,6 +94,7 @@ export function rightFormView(options: { form: RightForm; policy: Policy; csrf: 
 export function checkInboxView(options: { submission: string; csrf: string }): SafeHtml {
   return html`<h1>Check your inbox</h1>
 <p class="notice" role="status">If we hold data under the details you gave, we have sent a confirmation code to the email address we have on file. It expires in 10 minutes and works once.</p>
+<p>No new email? We send only a few codes to one address each day, whoever asks. Use the code or the link in the latest email, or try again tomorrow.</p>
 <form method="post" action="/rights/verify" class="stack">
   ${csrfField(options.csrf)}
   <input type="hidden" name="submission" value="${options.submission}">
