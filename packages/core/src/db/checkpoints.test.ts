@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -73,6 +73,33 @@ describe('SQLite checkpoints', () => {
     expect(existsSync(`${file}-wal`)).toBe(false);
     const reader = new Database(file, { readonly: true });
     expect(reader.prepare('select count(*) as n from blobs').get()).toEqual({ n: 300 });
+    reader.close();
+  });
+
+  it('closed before its worker is up (a CLI command, a script): nothing lost, the WAL folded in, and the worker never opens the file', async () => {
+    const file = join(dir, 'short-lived.db');
+    const database = new Database(file);
+    database.pragma('journal_mode = WAL');
+    database.exec('create table blobs (id integer primary key, body text not null)');
+    const checkpoints = backgroundCheckpoints(database, file);
+    database.prepare('insert into blobs (body) values (?)').run('x');
+    // In the same tick as the worker's creation: it cannot have claimed the file yet.
+    checkpoints.stop();
+    expect(checkpoints.running).toBe(false);
+    database.close();
+    expect(existsSync(`${file}-wal`)).toBe(false);
+    // A worker opening the file after all would hold it open in this process (Linux: /proc).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const holding = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(file);
+      } catch {
+        return false;
+      }
+    });
+    expect(holding).toEqual([]);
+    const reader = new Database(file, { readonly: true });
+    expect(reader.prepare('select count(*) as n from blobs').get()).toEqual({ n: 1 });
     reader.close();
   });
 

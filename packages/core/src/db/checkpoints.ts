@@ -32,62 +32,77 @@ function basePath(): string {
   return fileURLToPath(import.meta.url);
 }
 
+// The shared state: STARTING until the worker claims the file (OPEN) or stop() comes first
+// (CANCELLED: the worker then never opens it), CLOSED once the worker's connection is closed.
+const STARTING = 0;
+const OPEN = 1;
+const CLOSED = 2;
+const CANCELLED = 3;
+
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
-const done = new Int32Array(workerData.done);
+const state = new Int32Array(workerData.state);
 const finish = () => {
-  Atomics.store(done, 0, 1);
-  Atomics.notify(done, 0);
+  Atomics.store(state, 0, ${CLOSED});
+  Atomics.notify(state, 0);
 };
 let db;
-try {
-  const Database = require('node:module').createRequire(workerData.base)('better-sqlite3');
-  db = new Database(workerData.file, { fileMustExist: true });
-} catch (error) {
-  finish();
-  throw error;
-}
-const fs = require('node:fs');
-// Only when the WAL changed (its mtime; stat by path opens no descriptor, whose close would drop
-// SQLite's POSIX locks), and paced to about thresholdPages frames a pass: the pause doubles while
-// a pass finds fewer frames added, halves when more (from intervalMs up to 50 times it).
-const wal = workerData.file + '-wal';
-const shortest = workerData.intervalMs;
-const longest = shortest * 50;
-let pause = shortest;
-let seen = 0;
-let lastLog = 0;
-let timer;
-const tick = () => {
-  let mtime = seen;
+if (Atomics.compareExchange(state, 0, ${STARTING}, ${OPEN}) !== ${STARTING}) {
+  // stop() came before the thread was up: nothing opened, nothing to close.
+  parentPort.close();
+} else {
   try {
-    mtime = fs.statSync(wal).mtimeMs;
-  } catch {
-    // No WAL yet.
-  }
-  if (mtime !== seen) {
-    seen = mtime;
-    try {
-      const { log } = db.pragma('wal_checkpoint(PASSIVE)')[0];
-      const added = log >= lastLog ? log - lastLog : log;
-      lastLog = log;
-      pause = added >= workerData.thresholdPages ? Math.max(shortest, pause / 2) : Math.min(longest, pause * 2);
-    } catch {
-      // Busy: the next pass tries again, and the committing connection checkpoints past its limit.
-    }
-  }
-  timer = setTimeout(tick, pause);
-};
-timer = setTimeout(tick, pause);
-parentPort.on('message', () => {
-  clearTimeout(timer);
-  try {
-    db.close();
-  } finally {
+    const Database = require('node:module').createRequire(workerData.base)('better-sqlite3');
+    db = new Database(workerData.file, { fileMustExist: true });
+  } catch (error) {
     finish();
-    parentPort.close();
+    throw error;
   }
-});
+  run();
+}
+function run() {
+  const fs = require('node:fs');
+  // Only when the WAL changed (its mtime; stat by path opens no descriptor, whose close would drop
+  // SQLite's POSIX locks), and paced to about thresholdPages frames a pass: the pause doubles while
+  // a pass finds fewer frames added, halves when more (from intervalMs up to 50 times it).
+  const wal = workerData.file + '-wal';
+  const shortest = workerData.intervalMs;
+  const longest = shortest * 50;
+  let pause = shortest;
+  let seen = 0;
+  let lastLog = 0;
+  let timer;
+  const tick = () => {
+    let mtime = seen;
+    try {
+      mtime = fs.statSync(wal).mtimeMs;
+    } catch {
+      // No WAL yet.
+    }
+    if (mtime !== seen) {
+      seen = mtime;
+      try {
+        const { log } = db.pragma('wal_checkpoint(PASSIVE)')[0];
+        const added = log >= lastLog ? log - lastLog : log;
+        lastLog = log;
+        pause = added >= workerData.thresholdPages ? Math.max(shortest, pause / 2) : Math.min(longest, pause * 2);
+      } catch {
+        // Busy: the next pass tries again, and the committing connection checkpoints past its limit.
+      }
+    }
+    timer = setTimeout(tick, pause);
+  };
+  timer = setTimeout(tick, pause);
+  parentPort.on('message', () => {
+    clearTimeout(timer);
+    try {
+      db.close();
+    } finally {
+      finish();
+      parentPort.close();
+    }
+  });
+}
 `;
 
 /**
@@ -105,11 +120,11 @@ export function backgroundCheckpoints(
   const { intervalMs = 20, thresholdPages = 1000, walLimitPages = 10_000 } = options;
   let stopped = false;
   const shared = new SharedArrayBuffer(4);
-  const done = new Int32Array(shared);
+  const state = new Int32Array(shared);
   let worker: Worker | undefined = new Worker(WORKER, {
     eval: true,
     // Absolute: the worker opens the file later, and the process may change directory meanwhile.
-    workerData: { base: basePath(), file: resolve(file), intervalMs, thresholdPages, done: shared },
+    workerData: { base: basePath(), file: resolve(file), intervalMs, thresholdPages, state: shared },
   });
   worker.unref();
   // A worker that cannot start or dies leaves the checkpoints to SQLite, as without it.
@@ -128,10 +143,16 @@ export function backgroundCheckpoints(
       if (stopped) return;
       stopped = true;
       if (!worker) return;
-      worker.postMessage('stop');
-      // The worker closes its connection within one checkpoint; wait for it (bounded).
-      Atomics.wait(done, 0, 0, 10_000);
+      const stopping = worker;
       worker = undefined;
+      // Not up yet (a short-lived process: a CLI command, a test): it will never open the file.
+      if (Atomics.compareExchange(state, 0, STARTING, CANCELLED) === STARTING) {
+        void stopping.terminate();
+        return;
+      }
+      stopping.postMessage('stop');
+      // The worker closes its connection within one checkpoint; wait for it (bounded).
+      Atomics.wait(state, 0, OPEN, 10_000);
     },
   };
 }
