@@ -308,9 +308,19 @@ export function createApp(deps: AppDeps): Express {
           text: 'the declared inventory, classification with evidence, a page scan and its violations',
         },
         { href: '/admin/record', label: 'Record of processing', text: 'the Art 30 record, from the policy' },
-        { href: '/admin/outbox', label: 'Mail outbox', text: 'mail sent by the portal in development' },
-        { href: '/admin/audit', label: 'Audit trail', text: 'who did what, when' },
-        { href: '/admin/staff', label: 'Staff accounts', text: 'administrators and privacy officers' },
+        {
+          href: '/admin/outbox',
+          label: 'Mail outbox',
+          text: 'mail sent by the portal in development',
+          adminOnly: true,
+        },
+        { href: '/admin/audit', label: 'Audit trail', text: 'who did what, when', adminOnly: true },
+        {
+          href: '/admin/staff',
+          label: 'Staff accounts',
+          text: 'administrators and privacy officers',
+          adminOnly: true,
+        },
       ],
     }),
   );

@@ -103,9 +103,24 @@ describe.each(testEngines())('hostile input on $engine', (engine) => {
     const officer = new Client(portal.base);
     await officer.login(STAFF);
     expect((await officer.get('/admin/staff')).status).toBe(403);
+    // The outbox (every mail sent, one-time codes included) and the audit trail are for admins.
+    for (const path of ['/admin/outbox', '/admin/audit']) {
+      const refused = await officer.get(path);
+      expect(refused.status, path).toBe(403);
+      expect(await refused.text()).toContain('Your role does not allow this action.');
+    }
+    const dashboard = await officer.page('/admin');
+    expect(dashboard).toContain('href="/admin/requests"');
+    for (const path of ['/admin/outbox', '/admin/audit', '/admin/staff']) {
+      expect(dashboard).not.toContain(`href="${path}"`);
+    }
     const admin = new Client(portal.base);
     await admin.login(ADMIN);
     expect((await admin.get('/admin/staff')).status).toBe(200);
+    for (const path of ['/admin/outbox', '/admin/audit']) {
+      expect((await admin.get(path)).status, path).toBe(200);
+    }
+    expect(await admin.page('/admin')).toContain('href="/admin/outbox"');
     expect(await (await admin.get('/admin/record')).text()).toContain('Record of processing activities');
   });
 

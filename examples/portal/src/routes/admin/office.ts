@@ -25,20 +25,25 @@ export function officeRoutes(options: {
   policy: Policy;
   staff: StaffDirectory;
   audit: StaffAudit;
-  links: { href: string; label: string; text: string }[];
+  /** Dashboard links; `adminOnly` ones are shown to administrators only (their pages refuse others). */
+  links: { href: string; label: string; text: string; adminOnly?: boolean }[];
 }): Router {
   const { db, policy, staff, audit } = options;
   const router = Router();
 
   router.get('/admin', (req, res) => {
-    render(req, res, { title: 'Back office', body: dashboardView({ links: options.links }) });
+    const admin = currentStaff(res)?.role === 'admin';
+    const links = options.links.filter((link) => admin || !link.adminOnly);
+    render(req, res, { title: 'Back office', body: dashboardView({ links }) });
   });
 
-  router.get('/admin/outbox', async (req, res) => {
+  // Administrators only: the outbox holds every mail the portal sent (requesters' addresses and
+  // their one-time codes) and the audit trail every staff action; a privacy officer needs neither.
+  router.get('/admin/outbox', requireRole('admin'), async (req, res) => {
     render(req, res, { title: 'Mail outbox', body: outboxView(await listOutbox(db, policy.tenant)) });
   });
 
-  router.get('/admin/audit', async (req, res) => {
+  router.get('/admin/audit', requireRole('admin'), async (req, res) => {
     render(req, res, { title: 'Staff audit trail', body: auditView(await audit.recent(200)) });
   });
 
