@@ -222,6 +222,12 @@ export function createApp(deps: AppDeps): Express {
     }
     next();
   });
+  // Back-office pages show personal data (requests, mail, the audit trail): no browser or proxy
+  // cache keeps them, so they are not there to read after sign-out (ASVS 14.2.2, 14.3.2).
+  app.use('/admin', (_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
   app.use(csrfProtection({ publicOrigin: deps.publicOrigin }));
 
   app.get('/', (_req, res) => res.redirect(303, '/privacy'));

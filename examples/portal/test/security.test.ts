@@ -273,3 +273,26 @@ describe('rate limits', () => {
     }
   });
 });
+
+describe('staff sessions', () => {
+  it('serves every back-office page, the sign-in page included, with Cache-Control: no-store', async () => {
+    const portal = await startPortal(testEngines()[0]!, {}, { seed: false });
+    try {
+      const anonymous = new Client(portal.base);
+      expect((await anonymous.get('/admin/login')).headers.get('cache-control')).toBe('no-store');
+      const admin = new Client(portal.base);
+      await admin.login(ADMIN);
+      for (const path of ['/admin', '/admin/requests', '/admin/outbox', '/admin/audit', '/admin/staff']) {
+        const response = await admin.get(path);
+        expect(response.status, path).toBe(200);
+        expect(response.headers.get('cache-control'), path).toBe('no-store');
+      }
+      // Error pages of the back office too (they may echo what was asked for).
+      expect((await admin.get('/admin/requests/no-such-request')).headers.get('cache-control')).toBe(
+        'no-store',
+      );
+    } finally {
+      await portal.close();
+    }
+  });
+});
