@@ -72,6 +72,8 @@ export interface AppDeps {
   rateLimits?: Partial<RateLimits>;
   /** Idle session timeout in ms (default 30 minutes). */
   sessionIdleMs?: number;
+  /** Absolute lifetime of a staff sign-in in ms, however active (default 12 hours). */
+  staffSessionMaxMs?: number;
   /** The consent ledger (default: one on `db` with keys generated and stored there; pass your own keys in production). */
   ledger?: ConsentLedger;
   /** HMAC key for returning visitors' codes (default: derived from the session secret). */
@@ -215,10 +217,19 @@ export function createApp(deps: AppDeps): Express {
     idleMs: deps.sessionIdleMs,
   });
   app.use(sessionMiddleware);
+  const staffSessionMaxMs = deps.staffSessionMaxMs ?? 12 * 60 * 60_000;
   app.use(async (req, res, next) => {
     if (req.session.staffId) {
-      const member = await services.staff.get(req.session.staffId);
-      if (member) res.locals.staff = member;
+      // Absolute lifetime (ASVS 7.3.2): the idle timeout alone lets a session in steady use, or a
+      // stolen one kept warm, last for ever. Past it the staff member signs in again.
+      const since = req.session.staffSince;
+      if (typeof since !== 'number' || clock.now().getTime() - since >= staffSessionMaxMs) {
+        delete req.session.staffId;
+        delete req.session.staffSince;
+      } else {
+        const member = await services.staff.get(req.session.staffId);
+        if (member) res.locals.staff = member;
+      }
     }
     next();
   });
@@ -279,6 +290,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(
     authRoutes({
+      clock,
       staff: services.staff,
       audit: services.audit,
       loginLimit: limits.login,

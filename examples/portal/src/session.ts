@@ -10,6 +10,8 @@ declare module 'express-session' {
     csrf: string;
     /** The signed-in staff member (back office). */
     staffId: string;
+    /** When the staff member signed in (epoch ms), for the absolute session lifetime. */
+    staffSince: number;
     /** Rights requests this browser filed and verified: only these are shown to it (S05). */
     requestIds: string[];
     /**

@@ -295,4 +295,29 @@ describe('staff sessions', () => {
       await portal.close();
     }
   });
+
+  it('ends a staff sign-in after its absolute lifetime, however active the session (ASVS 7.3.2)', async () => {
+    const portal = await startPortal(testEngines()[0]!, { staffSessionMaxMs: 8 * 3600_000 }, { seed: false });
+    try {
+      const officer = new Client(portal.base);
+      expect((await officer.login(STAFF)).status).toBe(303);
+      // Used every hour: the idle timeout never ends it.
+      for (let hour = 1; hour < 8; hour += 1) {
+        portal.clock.advance(3600_000);
+        expect((await officer.get('/admin/requests')).status, `hour ${hour}`).toBe(200);
+      }
+      portal.clock.advance(3600_000);
+      const expired = await officer.get('/admin/requests');
+      expect(expired.status).toBe(303);
+      expect(expired.headers.get('location')).toMatch(/^\/admin\/login/);
+      // A POST with the old session's form token is refused too, not performed.
+      await officer.page('/admin/login');
+      expect((await officer.post('/admin/retention/sweep', {})).status).toBe(401);
+      // Signing in again starts a new lifetime.
+      expect((await officer.login(STAFF)).status).toBe(303);
+      expect((await officer.get('/admin/requests')).status).toBe(200);
+    } finally {
+      await portal.close();
+    }
+  });
 });

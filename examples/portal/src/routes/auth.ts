@@ -3,6 +3,7 @@ import type { RequestHandler } from 'express';
 import { ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
 import { randomToken } from '@privacykit/core';
+import type { Clock } from '@privacykit/core';
 import type { StaffAudit } from '../audit.js';
 import { HttpError } from '../http-error.js';
 import { currentStaff, render } from '../render.js';
@@ -45,6 +46,7 @@ export function requireRole(...roles: StaffRole[]): RequestHandler {
  * id on login and logout.
  */
 export function authRoutes(options: {
+  clock: Clock;
   staff: StaffDirectory;
   audit: StaffAudit;
   loginLimit: number;
@@ -88,6 +90,7 @@ export function authRoutes(options: {
     }
     await regenerateSession(req);
     req.session.staffId = member.id;
+    req.session.staffSince = options.clock.now().getTime();
     req.session.csrf = randomToken(32);
     await saveSession(req);
     await options.audit.record({ actor: member.email, action: 'staff.login' });
