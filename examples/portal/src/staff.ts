@@ -20,35 +20,70 @@ export interface StaffMember {
 }
 
 const TABLE = 'privacykit_portal_staff';
-const params = { N: 16384, r: 8, p: 1, keylen: 32 } as const;
+/**
+ * The OWASP Password Storage Cheat Sheet minimum for scrypt (ASVS 11.4.2): N = 2^17 (128 MiB),
+ * r = 8, p = 1. Hashes stored with weaker parameters are rehashed at the next sign-in.
+ */
+export const scryptParams = { N: 2 ** 17, r: 8, p: 1, keylen: 32 } as const;
+// Stored parameters above these are refused rather than computed: a tampered row must not make
+// one sign-in allocate gigabytes.
+const ceiling = { N: 2 ** 20, r: 16, p: 16 } as const;
 
 function scrypt(password: string, salt: Buffer, keylen: number, options: ScryptOptions): Promise<Buffer> {
+  // Node refuses more than 32 MiB unless told; scrypt needs 128 × N × r bytes (and a little more).
+  const maxmem = 2 * 128 * (options.N ?? 0) * (options.r ?? 0);
   return new Promise((resolve, reject) =>
-    scryptCallback(password.normalize('NFKC'), salt, keylen, options, (error, key) =>
+    scryptCallback(password.normalize('NFKC'), salt, keylen, { ...options, maxmem }, (error, key) =>
       error ? reject(error) : resolve(key),
     ),
   );
 }
 
+interface StoredHash {
+  N: number;
+  r: number;
+  p: number;
+  salt: Buffer;
+  key: Buffer;
+}
+
+function parseStored(stored: string): StoredHash | undefined {
+  const [scheme, n, r, p, salt, key, ...rest] = stored.split('$');
+  if (scheme !== 'scrypt' || !n || !r || !p || !salt || !key || rest.length > 0) return undefined;
+  const [N, R, P] = [n, r, p].map(Number) as [number, number, number];
+  const valid = (value: number, max: number) => Number.isSafeInteger(value) && value >= 1 && value <= max;
+  // N must be a power of two above 1.
+  if (!valid(N, ceiling.N) || N < 2 || (N & (N - 1)) !== 0) return undefined;
+  if (!valid(R, ceiling.r) || !valid(P, ceiling.p)) return undefined;
+  const parsed = { N, r: R, p: P, salt: Buffer.from(salt, 'base64url'), key: Buffer.from(key, 'base64url') };
+  return parsed.salt.length > 0 && parsed.key.length >= 16 ? parsed : undefined;
+}
+
 /** `scrypt$N$r$p$salt$key` (base64url): the parameters travel with the hash so they can be raised later. */
 export async function hashPassword(password: string): Promise<string> {
+  const { N, r, p, keylen } = scryptParams;
   const salt = randomBytes(16);
-  const key = await scrypt(password, salt, params.keylen, { N: params.N, r: params.r, p: params.p });
-  return ['scrypt', params.N, params.r, params.p, salt.toString('base64url'), key.toString('base64url')].join(
-    '$',
-  );
+  const key = await scrypt(password, salt, keylen, { N, r, p });
+  return ['scrypt', N, r, p, salt.toString('base64url'), key.toString('base64url')].join('$');
 }
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  const [scheme, n, r, p, salt, key] = stored.split('$');
-  if (scheme !== 'scrypt' || !n || !r || !p || !salt || !key) return false;
-  const expected = Buffer.from(key, 'base64url');
-  const actual = await scrypt(password, Buffer.from(salt, 'base64url'), expected.length, {
-    N: Number(n),
-    r: Number(r),
-    p: Number(p),
-  });
-  return actual.length === expected.length && timingSafeEqual(actual, expected);
+  const hash = parseStored(stored);
+  if (!hash) return false;
+  const actual = await scrypt(password, hash.salt, hash.key.length, { N: hash.N, r: hash.r, p: hash.p });
+  return actual.length === hash.key.length && timingSafeEqual(actual, hash.key);
+}
+
+/** True when a stored hash was made with weaker parameters than {@link scryptParams}. */
+export function needsRehash(stored: string): boolean {
+  const hash = parseStored(stored);
+  return (
+    !hash ||
+    hash.N < scryptParams.N ||
+    hash.r < scryptParams.r ||
+    hash.p < scryptParams.p ||
+    hash.key.length < scryptParams.keylen
+  );
 }
 
 // Compared against when the email is unknown, so a login for an unknown account costs the same
@@ -140,10 +175,16 @@ export function createStaffDirectory(options: {
         await verifyPassword(password, await decoyHash);
         return undefined;
       }
-      if (!(await verifyPassword(password, String(row.password_hash)))) return undefined;
+      const stored = String(row.password_hash);
+      if (!(await verifyPassword(password, stored))) return undefined;
       await db
         .updateTable(TABLE)
-        .set({ last_login_at: clock.now().toISOString() })
+        .set({
+          last_login_at: clock.now().toISOString(),
+          // The password is at hand only now: raise a legacy hash to the current parameters.
+          ...(needsRehash(stored) ? { password_hash: await hashPassword(password) } : {}),
+        })
+        .where('tenant', '=', tenant)
         .where('id', '=', row.id)
         .execute();
       return toMember(row);
