@@ -1,4 +1,4 @@
-import { parsePeriod } from '@privacykit/core';
+import { categoryCovers, parsePeriod, privacyNotice } from '@privacykit/core';
 import type { DueExpression } from '@privacykit/core';
 import { describe, expect, it } from 'vitest';
 import { seedPolicy } from './policy.js';
@@ -88,5 +88,54 @@ describe('the seed policy as code', () => {
       ]),
     );
     expect(seedPolicy.dpo.email).toBe('cil@opendatasoft.com');
+  });
+
+  it('processes the whole Article 7 identity block for every purpose Article 7 lists it under', () => {
+    // "Information about your identity: title, last and first names, address, telephone number,
+    // email addresses, customer number, date of birth."
+    const identityBlock = [
+      'identity.title',
+      'identity.name',
+      'contact.postal-address',
+      'contact.phone',
+      'contact.email',
+      'identity.customer-number',
+      'identity.date-of-birth',
+    ];
+    for (const id of [
+      'service',
+      'payments',
+      'newsletter',
+      'service-messages',
+      'customer-relations',
+      'rights-requests',
+      'litigation',
+    ]) {
+      const purpose = seedPolicy.purposes.find((candidate) => candidate.id === id);
+      expect(purpose, id).toBeDefined();
+      for (const category of identityBlock) {
+        expect(
+          purpose!.categories.some((declared) => categoryCovers(declared, category)),
+          `${id} lacks ${category}`,
+        ).toBe(true);
+      }
+    }
+  });
+
+  it('names every Article 8 recipient, other USERS the subject selects included', () => {
+    const recipient = seedPolicy.recipients.find((candidate) => candidate.id === 'other-users');
+    expect(recipient?.name).toBe('Other USERS on the PLATFORM that you select');
+    expect(recipient?.description).toMatch(/email address/);
+    expect(recipient?.description).toMatch(/telephone numbers/);
+    const notice = privacyNotice(seedPolicy);
+    expect(notice.recipients.map((r) => r.name)).toContain('Other USERS on the PLATFORM that you select');
+    expect(notice.purposes.find((p) => p.id === 'service')?.recipients.map((r) => r.id)).toContain(
+      'other-users',
+    );
+  });
+
+  it('says that managing CLIENTS asks consent where regulations require it, for marketing and cookies', () => {
+    const purpose = seedPolicy.purposes.find((candidate) => candidate.id === 'customer-relations');
+    expect(purpose?.description).toMatch(/require your consent, specifically for marketing and cookies/);
   });
 });

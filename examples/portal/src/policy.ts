@@ -7,7 +7,11 @@ import { definePolicy } from '@privacykit/core';
  * Article 12. Article numbers in comments point at the seed text.
  */
 export const seedPolicy = definePolicy({
-  version: '2018-05-07',
+  // The seed text of 5/7/2018, declared a second time: the first declaration left out data and a
+  // recipient the text names (Articles 7 and 8). A consent notice whose content changes needs a
+  // new version (the ledger refuses grants under a version published with other content), and
+  // the subjects who consented to the newsletter on the old one are asked again.
+  version: '2018-05-07.2',
   effectiveDate: '2018-05-07',
   language: 'en',
   zone: 'Europe/Paris',
@@ -78,7 +82,7 @@ export const seedPolicy = definePolicy({
         'support',
       ],
       dataSubjects: ['clients', 'users'],
-      recipients: ['staff', 'crm', 'cloud-storage', 'tracking'],
+      recipients: ['staff', 'crm', 'cloud-storage', 'tracking', 'other-users'],
       retention: ['customer-relationship', 'visitor-statistics', 'traffic-data'],
       tags: ['essential'],
       provision: {
@@ -124,7 +128,9 @@ export const seedPolicy = definePolicy({
       description:
         'Newsletters of a marketing nature offering our latest products and, when applicable, those of our partners.',
       legalBases: [{ basis: 'consent' }],
-      categories: ['identity', 'contact.email', 'account.subscription', 'marketing.preferences'],
+      // Article 7 lists the whole identity block for newsletters and messages: title, names,
+      // address, telephone number, email addresses, customer number, date of birth.
+      categories: ['identity', 'contact', 'account.subscription', 'marketing.preferences'],
       dataSubjects: ['clients', 'prospects', 'users'],
       recipients: ['staff', 'emailing', 'crm'],
       retention: ['marketing-clients', 'marketing-non-clients', 'marketing-inactive'],
@@ -142,7 +148,7 @@ export const seedPolicy = definePolicy({
             'Keeping our users informed of the operational status of the PLATFORM they rely on.',
         },
       ],
-      categories: ['identity', 'contact.email', 'account.subscription'],
+      categories: ['identity', 'contact', 'account.subscription'],
       dataSubjects: ['clients', 'users'],
       recipients: ['staff', 'emailing', 'mail-dispatch'],
       retention: ['customer-relationship'],
@@ -150,8 +156,12 @@ export const seedPolicy = definePolicy({
     {
       id: 'customer-relations',
       name: 'Manage CLIENTS',
+      // Article 6 also names "your consent when it is required by regulations in force,
+      // specifically in terms of marketing and cookies" for this purpose: those processings are
+      // the consent purposes below (newsletter, audience measurement, targeted advertising), so
+      // the notice says so here rather than making client management itself a consent purpose.
       description:
-        'Contract, DOMAIN and BACK OFFICE management, the loyalty program, business monitoring, billing, sales statistics and reviews.',
+        'Contract, DOMAIN and BACK OFFICE management, the loyalty program, business monitoring, billing, sales statistics and reviews. Where regulations in force require your consent, specifically for marketing and cookies, we ask for it: see the newsletter, audience measurement and targeted advertising purposes.',
       activities: [
         'Contract management',
         'DOMAIN management',
@@ -294,6 +304,14 @@ export const seedPolicy = definePolicy({
       kind: 'third-party',
       description: 'If applicable, for the management of unpaid invoices and litigations.',
       locations: ['FR'],
+    },
+    {
+      // Article 8: "Other USERS on the PLATFORM that you select", with what they never see.
+      id: 'other-users',
+      name: 'Other USERS on the PLATFORM that you select',
+      kind: 'third-party',
+      description:
+        'They never see the email address you gave when creating your BACK OFFICE, your electronic addresses or your telephone numbers; the internal mailbox shows your identity only if you choose to disclose it.',
     },
     {
       id: 'cookie-partners',

@@ -96,6 +96,6 @@ describe.each(testEngines())('cookie banner and consent ledger on $engine', (eng
     await staff.login(STAFF);
     const page = await staff.page('/admin/consent');
     expect(page).toContain('data-ledger-ok="true"');
-    expect(page).toMatch(/Measure the audience[^<]*<\/td><td>2018-05-07<\/td><td>granted<\/td><td>\d+/);
+    expect(page).toMatch(/Measure the audience[^<]*<\/td><td>2018-05-07\.2<\/td><td>granted<\/td><td>\d+/);
   });
 });
