@@ -203,6 +203,9 @@ export function createApp(deps: AppDeps): Express {
           objectSrc: ["'none'"],
         },
       },
+      // The same answer as frame-ancestors 'none' for browsers that only read X-Frame-Options
+      // (helmet's default, SAMEORIGIN, let this site frame its own back office).
+      xFrameOptions: { action: 'deny' },
       referrerPolicy: { policy: 'same-origin' },
       strictTransportSecurity: secureSetting === true,
     }),

@@ -296,6 +296,19 @@ describe('staff sessions', () => {
     }
   });
 
+  it('never lets a page be framed, not even by this site, whichever header the browser reads', async () => {
+    const portal = await startPortal(testEngines()[0]!, {}, { seed: false });
+    try {
+      for (const path of ['/admin/login', '/privacy']) {
+        const response = await fetch(portal.base + path);
+        expect(response.headers.get('content-security-policy'), path).toContain("frame-ancestors 'none'");
+        expect(response.headers.get('x-frame-options'), path).toBe('DENY');
+      }
+    } finally {
+      await portal.close();
+    }
+  });
+
   it('ends a staff sign-in after its absolute lifetime, however active the session (ASVS 7.3.2)', async () => {
     const portal = await startPortal(testEngines()[0]!, { staffSessionMaxMs: 8 * 3600_000 }, { seed: false });
     try {
