@@ -236,9 +236,11 @@ export function createApp(deps: AppDeps): Express {
     }
     next();
   });
-  // Back-office pages show personal data (requests, mail, the audit trail): no browser or proxy
-  // cache keeps them, so they are not there to read after sign-out (ASVS 14.2.2, 14.3.2).
-  app.use('/admin', (_req, res, next) => {
+  // Back-office pages show personal data (requests, mail, the audit trail), and so do a visitor's
+  // own request and consent pages (their details, their history): no browser or proxy cache
+  // keeps them, so they are not there to read after sign-out or on a shared computer (ASVS
+  // 14.2.2, 14.3.2).
+  app.use(['/admin', '/rights', '/consent'], (_req, res, next) => {
     res.set('Cache-Control', 'no-store');
     next();
   });

@@ -72,6 +72,11 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
     expect(detail).toContain('data-status="completed"');
     expect(portal.mail.at(-1)!.to).toBe('ada@example.com');
 
+    // The visitor's own pages show their request and consents: never kept in a cache.
+    expect((await visitor.get(`/rights/requests/${requestId}`)).headers.get('cache-control')).toBe(
+      'no-store',
+    );
+    expect((await visitor.get('/consent')).headers.get('cache-control')).toBe('no-store');
     await visitor.page(`/rights/requests/${requestId}`);
     const link = await visitor.post(`/rights/requests/${requestId}/download`, {});
     expect(link.status).toBe(303);
@@ -104,6 +109,11 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
     await staff.post(`/admin/requests/${requestId}/approve`, {});
     await staff.post(`/admin/requests/${requestId}/export`, {});
     await release(portal, requestId);
+    // The visitor's own pages show their request and consents: never kept in a cache.
+    expect((await visitor.get(`/rights/requests/${requestId}`)).headers.get('cache-control')).toBe(
+      'no-store',
+    );
+    expect((await visitor.get('/consent')).headers.get('cache-control')).toBe('no-store');
     await visitor.page(`/rights/requests/${requestId}`);
     const link = await visitor.post(`/rights/requests/${requestId}/download`, {});
     portal.clock.advance(16 * 60_000);

@@ -296,6 +296,32 @@ describe('staff sessions', () => {
     }
   });
 
+  it('refuses a second account for an email, whatever its case and however fast the two submits come, with 409 not 500', async () => {
+    const portal = await startPortal(testEngines()[0]!, {}, { seed: false });
+    try {
+      const admin = new Client(portal.base);
+      await admin.login(ADMIN);
+      await admin.page('/admin/staff');
+      const account = {
+        email: 'Twice@Example.com',
+        name: 'Twice',
+        role: 'privacy-officer',
+        password: 'a long passphrase here',
+      };
+      // A double submit: both pass the form check before either is stored.
+      const statuses = (
+        await Promise.all([admin.post('/admin/staff', account), admin.post('/admin/staff', account)])
+      ).map((response) => response.status);
+      expect(statuses.sort()).toEqual([303, 409]);
+      // The same address in other capitals is the same account.
+      const again = await admin.post('/admin/staff', { ...account, email: 'twice@example.COM' });
+      expect(again.status).toBe(409);
+      expect(await again.text()).toContain('That email already has an account.');
+    } finally {
+      await portal.close();
+    }
+  });
+
   it('never lets a page be framed, not even by this site, whichever header the browser reads', async () => {
     const portal = await startPortal(testEngines()[0]!, {}, { seed: false });
     try {

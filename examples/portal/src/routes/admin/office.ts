@@ -6,7 +6,7 @@ import type { StaffAudit } from '../../audit.js';
 import { listOutbox } from '../../mailer.js';
 import { currentStaff, render } from '../../render.js';
 import { csrfToken } from '../../security.js';
-import { staffRoleSchema } from '../../staff.js';
+import { normaliseEmail, staffRoleSchema } from '../../staff.js';
 import type { StaffDirectory } from '../../staff.js';
 import { parseForm } from '../../validation.js';
 import { auditView, dashboardView, outboxView, staffView } from '../../views/admin/office.js';
@@ -56,8 +56,10 @@ export function officeRoutes(options: {
 
   router.post('/admin/staff', requireRole('admin'), async (req, res) => {
     const form = parseForm(newStaffSchema, req.body);
-    const existing = (await staff.list()).some((member) => member.email === form.email);
-    if (existing) {
+    // As the directory stores it: `Bob@…` is the account `bob@…` already has.
+    const email = normaliseEmail(form.email);
+    const taken = async () => (await staff.list()).some((member) => member.email === email);
+    const refuse = async () =>
       render(req, res, {
         title: 'Staff accounts',
         status: 409,
@@ -67,9 +69,15 @@ export function officeRoutes(options: {
           error: 'That email already has an account.',
         }),
       });
-      return;
+    if (await taken()) return refuse();
+    let member: Awaited<ReturnType<typeof staff.create>>;
+    try {
+      member = await staff.create(form, { by: currentStaff(res)!.id });
+    } catch (error) {
+      // Another request created it meanwhile (a double submit): the unique index refused ours.
+      if (await taken()) return refuse();
+      throw error;
     }
-    const member = await staff.create(form, { by: currentStaff(res)!.id });
     await audit.record({
       actor: currentStaff(res)!.email,
       action: 'staff.create',
