@@ -210,6 +210,14 @@ export function createApp(deps: AppDeps): Express {
       strictTransportSecurity: secureSetting === true,
     }),
   );
+  // 'auto' (HTTPS as the proxy reports it): HSTS on the requests that came over TLS, as the
+  // cookies' Secure flag. (Over plain HTTP a browser ignores it anyway, RFC 6797 §8.1.)
+  if (secureSetting === 'auto') {
+    app.use((req, res, next) => {
+      if (req.secure) res.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
+      next();
+    });
+  }
   app.use(express.static(publicDir, { index: false, maxAge: '1h' }));
   app.use(express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 100 }));
   const { middleware: sessionMiddleware } = sessions({

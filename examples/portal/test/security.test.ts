@@ -322,6 +322,18 @@ describe('staff sessions', () => {
     }
   });
 
+  it('behind a TLS-terminating proxy, tells browsers to use HTTPS only (HSTS), as it marks its cookies Secure', async () => {
+    const portal = await startPortal(testEngines()[0]!, { trustProxy: 1 }, { seed: false });
+    try {
+      const overTls = await fetch(`${portal.base}/privacy`, { headers: { 'X-Forwarded-Proto': 'https' } });
+      expect(overTls.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
+      const plain = await fetch(`${portal.base}/privacy`);
+      expect(plain.headers.get('strict-transport-security')).toBeNull();
+    } finally {
+      await portal.close();
+    }
+  });
+
   it('never lets a page be framed, not even by this site, whichever header the browser reads', async () => {
     const portal = await startPortal(testEngines()[0]!, {}, { seed: false });
     try {
