@@ -2,6 +2,7 @@ import session from 'express-session';
 import type { SessionData } from 'express-session';
 import type { Kysely } from 'kysely';
 import type { Clock } from '@privacykit/core';
+import { sha256Hex } from '@privacykit/core/crypto';
 import { engineOf } from '@privacykit/core/db';
 
 const TABLE = 'privacykit_portal_sessions';
@@ -9,7 +10,9 @@ const TABLE = 'privacykit_portal_sessions';
 /**
  * A server-side session store on the portal's own database (any engine kysely speaks), so
  * sessions survive restarts and work across several portal processes. Expired rows are ignored on
- * read and purged by {@link KyselySessionStore.purgeExpired}.
+ * read and purged by {@link KyselySessionStore.purgeExpired}. Rows are keyed by the SHA-256 of the
+ * session id, never the id itself: a copy of the table (a backup, a read-only leak) holds no
+ * cookie anyone could sign in with.
  */
 export class KyselySessionStore extends session.Store {
   constructor(
@@ -19,6 +22,10 @@ export class KyselySessionStore extends session.Store {
     private readonly ttlMs: number,
   ) {
     super();
+  }
+
+  private key(sid: string): string {
+    return sha256Hex(sid);
   }
 
   private expiresAt(data: SessionData): string {
@@ -31,7 +38,7 @@ export class KyselySessionStore extends session.Store {
     this.db
       .selectFrom(TABLE)
       .select(['data', 'expires_at'])
-      .where('sid', '=', sid)
+      .where('sid', '=', this.key(sid))
       .executeTakeFirst()
       .then((row) => {
         if (!row || row.expires_at <= this.clock.now().toISOString()) return callback(null, null);
@@ -43,7 +50,7 @@ export class KyselySessionStore extends session.Store {
     const values = { data: JSON.stringify(data), expires_at: this.expiresAt(data) };
     // One upsert statement: an update-then-insert transaction deadlocks on MySQL gap locks when
     // two requests of one new session save at once.
-    const insert = this.db.insertInto(TABLE).values({ sid, ...values });
+    const insert = this.db.insertInto(TABLE).values({ sid: this.key(sid), ...values });
     const query =
       engineOf(this.db) === 'mysql'
         ? insert.onDuplicateKeyUpdate(values)
@@ -58,7 +65,7 @@ export class KyselySessionStore extends session.Store {
     this.db
       .updateTable(TABLE)
       .set({ expires_at: this.expiresAt(data) })
-      .where('sid', '=', sid)
+      .where('sid', '=', this.key(sid))
       .execute()
       .then(
         () => callback?.(),
@@ -69,7 +76,7 @@ export class KyselySessionStore extends session.Store {
   override destroy(sid: string, callback?: (err?: unknown) => void): void {
     this.db
       .deleteFrom(TABLE)
-      .where('sid', '=', sid)
+      .where('sid', '=', this.key(sid))
       .execute()
       .then(
         () => callback?.(),

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -329,6 +330,30 @@ describe('staff sessions', () => {
       expect(overTls.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
       const plain = await fetch(`${portal.base}/privacy`);
       expect(plain.headers.get('strict-transport-security')).toBeNull();
+    } finally {
+      await portal.close();
+    }
+  });
+
+  it('keeps no usable session id in its database: a copy of the sessions table signs no one in', async () => {
+    const portal = await startPortal(testEngines()[0]!, {}, { seed: false });
+    try {
+      const admin = new Client(portal.base);
+      await admin.login(ADMIN);
+      // express-session's cookie: `s:<id>.<signature>`, URL-encoded.
+      const cookie = decodeURIComponent(admin.cookies.get('pk_session') ?? '');
+      const sid = /^s:([^.]+)\./.exec(cookie)?.[1];
+      expect(sid).toBeTruthy();
+      const keys = (await portal.t.db.selectFrom('privacykit_portal_sessions').select('sid').execute()).map(
+        (row) => row.sid as string,
+      );
+      expect(keys).not.toContain(sid);
+      expect(keys).toContain(
+        createHash('sha256')
+          .update(sid as string)
+          .digest('hex'),
+      );
+      expect((await admin.get('/admin')).status).toBe(200);
     } finally {
       await portal.close();
     }
