@@ -164,6 +164,25 @@ interface Measured extends Omit<BannerObservation, 'snapshot'> {
 }
 
 /**
+ * `page.evaluate`, waiting out a navigation that replaces the document meanwhile (the error page
+ * of a redirect the scan blocked, a page that leaves as it loads) rather than failing the scan:
+ * the script runs again in the document that is then loaded.
+ */
+async function evaluateSettled<T>(page: Page, script: string): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await page.evaluate(script)) as T;
+    } catch (error) {
+      const replaced = /Execution context was destroyed|Cannot find context/i.test(
+        error instanceof Error ? error.message : String(error),
+      );
+      if (!replaced || attempt >= 3) throw error;
+      await page.waitForLoadState('domcontentloaded').catch(() => undefined);
+    }
+  }
+}
+
+/**
  * Measures the banner's first layer in `page` as loaded, and snapshots it: text hash for the
  * consent record (K06), and a PNG when `screenshotDir` is set.
  */
@@ -171,7 +190,7 @@ export async function observeBanner(
   page: Page,
   options: { selectors: BannerSelectors; now: Date; screenshotDir?: string },
 ): Promise<BannerObservation> {
-  const measured = (await page.evaluate(measureScript(options.selectors))) as Measured;
+  const measured = await evaluateSettled<Measured>(page, measureScript(options.selectors));
   let snapshot: BannerSnapshot | null = null;
   if (measured.banner) {
     const hash = createHash('sha256').update(measured.banner.text).digest('hex');
@@ -342,7 +361,9 @@ export async function nonExemptCookies(page: Page, site: string, classifier: Cla
 
 /** The page's non-exempt localStorage and sessionStorage keys, described as a scan does. */
 async function nonExemptStorage(page: Page, classifier: Classifier): Promise<string[]> {
-  const items = (await page.evaluate(`(() => {
+  const items = await evaluateSettled<{ area: string; key: string; host: string }[]>(
+    page,
+    `(() => {
     const out = [];
     for (const area of ['localStorage', 'sessionStorage']) {
       try {
@@ -351,7 +372,8 @@ async function nonExemptStorage(page: Page, classifier: Classifier): Promise<str
       } catch (error) { /* storage blocked */ }
     }
     return out;
-  })()`)) as { area: string; key: string; host: string }[];
+  })()`,
+  );
   return items
     .filter((item) => classifier.classify({ name: item.key, firstParty: true }).consentRequired)
     .map((item) => `${item.area} ${item.key} (${normaliseHost(item.host)})`);
