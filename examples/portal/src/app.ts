@@ -67,6 +67,8 @@ export interface AppDeps {
   publicOrigin?: string;
   /** Set `Secure` on cookies: `true` behind HTTPS, `'auto'` (default) when the request is HTTPS. */
   secureCookies?: boolean | 'auto';
+  /** scrypt's N for staff password hashes (default 2^17, the OWASP minimum); tests lower it. */
+  staffPasswordCost?: number;
   /** Express `trust proxy` (default false): set it when a reverse proxy terminates TLS. */
   trustProxy?: boolean | number | string;
   rateLimits?: Partial<RateLimits>;
@@ -140,7 +142,12 @@ export function createApp(deps: AppDeps): Express {
   const scanOrigins = scanOriginsOf(deps);
   const tenant = policy.tenant;
   const mailer = deps.mailer ?? outboxMailer({ db, tenant, clock });
-  const staff = createStaffDirectory({ db, tenant, clock });
+  const staff = createStaffDirectory({
+    db,
+    tenant,
+    clock,
+    ...(deps.staffPasswordCost ? { passwordCost: deps.staffPasswordCost } : {}),
+  });
   const services: PortalServices = {
     staff,
     audit: createStaffAudit({ db, tenant, clock }),

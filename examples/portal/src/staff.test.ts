@@ -26,6 +26,14 @@ async function withStaff(
 }
 
 describe('staff accounts', () => {
+  it('takes a lower scrypt cost only as a power of two from 2^10, for test suites', async () => {
+    const base = { db: {} as Kysely<any>, tenant: 'default', clock: fixedClock('2025-01-01T00:00:00Z') };
+    for (const passwordCost of [0, 1000, 2 ** 9, 2 ** 21, 1.5, Number.NaN]) {
+      expect(() => createStaffDirectory({ ...base, passwordCost })).toThrow(/power of two/);
+    }
+    expect(() => createStaffDirectory({ ...base, passwordCost: 2 ** 12 })).not.toThrow();
+  });
+
   it('hashes with scrypt at the OWASP minimum (N=2^17, r=8, p=1) and verifies only the right password', async () => {
     const hash = await hashPassword('correct horse battery staple');
     const [scheme, n, r, p] = hash.split('$');

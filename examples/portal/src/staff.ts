@@ -25,6 +25,7 @@ const TABLE = 'privacykit_portal_staff';
  * r = 8, p = 1. Hashes stored with weaker parameters are rehashed at the next sign-in.
  */
 export const scryptParams = { N: 2 ** 17, r: 8, p: 1, keylen: 32 } as const;
+export type ScryptParams = { N: number; r: number; p: number; keylen: number };
 // Stored parameters above these are refused rather than computed: a tampered row must not make
 // one sign-in allocate gigabytes.
 const ceiling = { N: 2 ** 20, r: 16, p: 16 } as const;
@@ -60,8 +61,8 @@ function parseStored(stored: string): StoredHash | undefined {
 }
 
 /** `scrypt$N$r$p$salt$key` (base64url): the parameters travel with the hash so they can be raised later. */
-export async function hashPassword(password: string): Promise<string> {
-  const { N, r, p, keylen } = scryptParams;
+export async function hashPassword(password: string, params: ScryptParams = scryptParams): Promise<string> {
+  const { N, r, p, keylen } = params;
   const salt = randomBytes(16);
   const key = await scrypt(password, salt, keylen, { N, r, p });
   return ['scrypt', N, r, p, salt.toString('base64url'), key.toString('base64url')].join('$');
@@ -75,20 +76,12 @@ export async function verifyPassword(password: string, stored: string): Promise<
 }
 
 /** True when a stored hash was made with weaker parameters than {@link scryptParams}. */
-export function needsRehash(stored: string): boolean {
+export function needsRehash(stored: string, params: ScryptParams = scryptParams): boolean {
   const hash = parseStored(stored);
   return (
-    !hash ||
-    hash.N < scryptParams.N ||
-    hash.r < scryptParams.r ||
-    hash.p < scryptParams.p ||
-    hash.key.length < scryptParams.keylen
+    !hash || hash.N < params.N || hash.r < params.r || hash.p < params.p || hash.key.length < params.keylen
   );
 }
-
-// Compared against when the email is unknown, so a login for an unknown account costs the same
-// time as one for a known account (no enumeration by timing).
-let decoyHash: Promise<string> | undefined;
 
 /** The form of a staff email the directory looks up (and the sign-in limiter counts by). */
 export function normaliseEmail(email: string): string {
@@ -118,8 +111,21 @@ export function createStaffDirectory(options: {
   db: Kysely<any>;
   tenant: string;
   clock: Clock;
+  /**
+   * scrypt's N for new password hashes: a power of two, default 2^17 (the OWASP minimum). Lower it
+   * only where the hashes protect nothing (a test suite that signs in hundreds of times).
+   */
+  passwordCost?: number;
 }): StaffDirectory {
   const { db, tenant, clock } = options;
+  const cost = options.passwordCost ?? scryptParams.N;
+  if (!Number.isSafeInteger(cost) || cost < 2 ** 10 || cost > 2 ** 20 || (cost & (cost - 1)) !== 0) {
+    throw new Error('passwordCost is a power of two from 2^10 to 2^20');
+  }
+  const params: ScryptParams = { ...scryptParams, N: cost };
+  // Compared against when the email is unknown, so a login for an unknown account costs the same
+  // time as one for a known account (no enumeration by timing).
+  let decoyHash: Promise<string> | undefined;
   const toMember = (row: Record<string, unknown>): StaffMember => ({
     id: String(row.id),
     email: String(row.email),
@@ -143,7 +149,7 @@ export function createStaffDirectory(options: {
         .values({
           ...member,
           tenant,
-          password_hash: await hashPassword(input.password),
+          password_hash: await hashPassword(input.password, params),
           created_at: createdAt,
           created_by: options?.by ?? null,
         })
@@ -171,7 +177,7 @@ export function createStaffDirectory(options: {
         .where('email', '=', normaliseEmail(email))
         .executeTakeFirst();
       if (!row) {
-        decoyHash ??= hashPassword(randomToken(16));
+        decoyHash ??= hashPassword(randomToken(16), params);
         await verifyPassword(password, await decoyHash);
         return undefined;
       }
@@ -182,7 +188,7 @@ export function createStaffDirectory(options: {
         .set({
           last_login_at: clock.now().toISOString(),
           // The password is at hand only now: raise a legacy hash to the current parameters.
-          ...(needsRehash(stored) ? { password_hash: await hashPassword(password) } : {}),
+          ...(needsRehash(stored, params) ? { password_hash: await hashPassword(password, params) } : {}),
         })
         .where('tenant', '=', tenant)
         .where('id', '=', row.id)

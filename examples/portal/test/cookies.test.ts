@@ -4,7 +4,7 @@ import type { ScanResult } from '@privacykit/cookies/scan';
 import { findingsOf } from '../src/routes/admin/cookies.js';
 import { seedPolicy } from '../src/policy.js';
 import { createStaffDirectory } from '../src/staff.js';
-import { ADMIN, Client, STAFF, settledScan, startPortal } from './harness.js';
+import { ADMIN, Client, STAFF, TEST_PASSWORD_COST, settledScan, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 
 const OTHER = { email: 'second.officer@example.com', password: 'yet another passphrase', name: 'Sam Second' };
@@ -173,7 +173,12 @@ describe.each(testEngines())('back-office cookies on $engine', (engine) => {
   });
 
   it('shows a scan to whoever asked for it and to administrators only', async () => {
-    await createStaffDirectory({ db: portal.t.db, tenant: seedPolicy.tenant, clock: portal.clock }).create({
+    await createStaffDirectory({
+      db: portal.t.db,
+      tenant: seedPolicy.tenant,
+      clock: portal.clock,
+      passwordCost: TEST_PASSWORD_COST,
+    }).create({
       ...OTHER,
       role: 'privacy-officer',
     });

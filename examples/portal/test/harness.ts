@@ -29,6 +29,13 @@ export interface Portal {
   close(): Promise<void>;
 }
 
+/**
+ * scrypt's N for the test portals' staff: every test signs in, and at the production cost (2^17,
+ * about 0.8 s and 128 MiB a hash here) that alone took minutes. `src/staff.test.ts` checks the
+ * production parameters themselves.
+ */
+export const TEST_PASSWORD_COST = 2 ** 12;
+
 export async function startPortal(
   engine: TestEngine,
   /** Deps to replace; a function receives the portal's base URL (e.g. for `scanOrigins`). */
@@ -39,7 +46,12 @@ export async function startPortal(
   await migratePortal(t.db);
   const clock = fixedClock(options.at ?? '2025-03-10T09:00:00Z');
   if (options.seed !== false) await seedDemo({ db: t.db, tenant: seedPolicy.tenant, clock });
-  const staff = createStaffDirectory({ db: t.db, tenant: seedPolicy.tenant, clock });
+  const staff = createStaffDirectory({
+    db: t.db,
+    tenant: seedPolicy.tenant,
+    clock,
+    passwordCost: TEST_PASSWORD_COST,
+  });
   await staff.create({ ...STAFF, role: 'privacy-officer' });
   await staff.create({ ...ADMIN, role: 'admin' });
   const mail: MailMessage[] = [];
@@ -63,6 +75,7 @@ export async function startPortal(
         clock,
         mailer,
         sessionSecret: 'test-secret',
+        staffPasswordCost: TEST_PASSWORD_COST,
         logError: (error) => errors.push(error),
         ...(typeof overrides === 'function' ? overrides(base) : overrides),
       }),
