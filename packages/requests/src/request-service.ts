@@ -1367,6 +1367,13 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       'too many wrong codes for this identity lately: codes are refused for now, but the link in the email still works',
     );
 
+  /** Where the attempts a code spends are counted: the request's row, or a duplicate submission's. */
+  function attemptsRow(requestId: string, via: AttemptsOf) {
+    return via.kind === 'request'
+      ? { table: 'privacykit_requests_requests' as const, id: requestId }
+      : { table: 'privacykit_requests_submissions' as const, id: via.submissionId };
+  }
+
   /**
    * Takes one of the request's attempts, and one of each unverified identity's `codeGuessLimit`,
    * before a code is compared, in one transaction of conditional updates, so guesses sent in
@@ -1381,25 +1388,17 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   ): Promise<void> {
     const at = now();
     await writeTransaction(db, async (trx) => {
-      const reserved =
-        via.kind === 'request'
-          ? await trx
-              .updateTable('privacykit_requests_requests')
-              .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
-              .where('tenant', '=', tenant)
-              .where('id', '=', requestId)
-              .where('status', '=', 'identity-pending')
-              .where('verification_locked', '=', 0)
-              .where('verification_failures', '<', maxAttempts)
-              .executeTakeFirst()
-          : await trx
-              .updateTable('privacykit_requests_submissions')
-              .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
-              .where('tenant', '=', tenant)
-              .where('id', '=', via.submissionId)
-              .where('verification_locked', '=', 0)
-              .where('verification_failures', '<', maxAttempts)
-              .executeTakeFirst();
+      const { table, id } = attemptsRow(requestId, via);
+      const reserved = await trx
+        .updateTable(table)
+        .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
+        .where('tenant', '=', tenant)
+        .where('id', '=', id)
+        // A request's own attempts only while it waits for verification.
+        .$if(via.kind === 'request', (qb) => qb.where(sql.ref('status'), '=', 'identity-pending'))
+        .where('verification_locked', '=', 0)
+        .where('verification_failures', '<', maxAttempts)
+        .executeTakeFirst();
       if (Number(reserved.numUpdatedRows) !== 1) {
         const row = await loadRow(trx, requestId);
         if (row?.status !== 'identity-pending') throw failed();
@@ -1413,21 +1412,12 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
 
   /** The right code's attempt goes back to whoever it was taken from. */
   async function giveBackAttempt(trx: Tx, requestId: string, via: AttemptsOf): Promise<void> {
-    if (via.kind === 'request') {
-      await trx
-        .updateTable('privacykit_requests_requests')
-        .set((eb) => ({ verification_failures: eb('verification_failures', '-', 1) }))
-        .where('tenant', '=', tenant)
-        .where('id', '=', requestId)
-        .where('verification_failures', '>', 0)
-        .execute();
-      return;
-    }
+    const { table, id } = attemptsRow(requestId, via);
     await trx
-      .updateTable('privacykit_requests_submissions')
+      .updateTable(table)
       .set((eb) => ({ verification_failures: eb('verification_failures', '-', 1) }))
       .where('tenant', '=', tenant)
-      .where('id', '=', via.submissionId)
+      .where('id', '=', id)
       .where('verification_failures', '>', 0)
       .execute();
   }
@@ -1445,68 +1435,50 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       .execute();
   }
 
-  async function recordFailure(requestId: string, via: AttemptsOf): Promise<never> {
-    if (via.kind === 'submission') return recordSubmissionFailure(requestId, via.submissionId);
-    const locked = await writeTransaction(db, async (trx) => {
-      const row = await lockRow(trx, requestId);
-      const failures = Number(row?.verification_failures ?? 0);
-      await audit(trx, { requestId, by: 'subject', action: 'verification-failed', data: { failures } });
-      if (failures < maxAttempts) return false;
-      const lockedNow = await trx
-        .updateTable('privacykit_requests_requests')
-        .set({ verification_locked: 1, updated_at: now().toISOString() })
-        .where('tenant', '=', tenant)
-        .where('id', '=', requestId)
-        .where('verification_locked', '=', 0)
-        .executeTakeFirst();
-      if (Number(lockedNow.numUpdatedRows) === 1) {
-        await audit(trx, {
-          requestId,
-          by: 'system',
-          action: 'verification-locked',
-          reason: `${failures} wrong codes`,
-        });
-      }
-      return true;
-    });
-    if (locked) throw lockedError();
-    throw failed();
-  }
-
   /**
-   * A wrong code through a duplicate submission's handle: counted against the handle, which locks
-   * alone. The request is left as it is: its subject may be verifying it with their own code, and
-   * the duplicate may be a stranger's (anyone can submit someone else's address).
+   * A wrong code: counted where its attempt was taken, which locks after `maxAttempts`. Through a
+   * duplicate submission's handle only that handle locks; the request is left as it is: its
+   * subject may be verifying it with their own code, and the duplicate may be a stranger's
+   * (anyone can submit someone else's address).
    */
-  async function recordSubmissionFailure(requestId: string, submissionId: string): Promise<never> {
+  async function recordFailure(requestId: string, via: AttemptsOf): Promise<never> {
+    const { table, id } = attemptsRow(requestId, via);
+    const duplicate = via.kind === 'submission';
     const locked = await writeTransaction(db, async (trx) => {
-      const submission = await trx
-        .selectFrom('privacykit_requests_submissions')
+      const row = await trx
+        .selectFrom(table)
         .select('verification_failures')
         .where('tenant', '=', tenant)
-        .where('id', '=', submissionId)
+        .where('id', '=', id)
+        .$if(engineOf(trx) !== 'sqlite', (qb) => qb.forUpdate())
         .executeTakeFirst();
-      const failures = Number(submission?.verification_failures ?? 0);
+      const failures = Number(row?.verification_failures ?? 0);
       await audit(trx, {
         requestId,
         by: 'subject',
         action: 'verification-failed',
-        data: { failures, via: 'duplicate-submission' },
+        data: duplicate ? { failures, via: 'duplicate-submission' } : { failures },
       });
       if (failures < maxAttempts) return false;
       const lockedNow = await trx
-        .updateTable('privacykit_requests_submissions')
-        .set({ verification_locked: 1 })
+        .updateTable(table)
+        .set(
+          (duplicate
+            ? { verification_locked: 1 }
+            : { verification_locked: 1, updated_at: now().toISOString() }) as never,
+        )
         .where('tenant', '=', tenant)
-        .where('id', '=', submissionId)
+        .where('id', '=', id)
         .where('verification_locked', '=', 0)
         .executeTakeFirst();
       if (Number(lockedNow.numUpdatedRows) === 1) {
         await audit(trx, {
           requestId,
           by: 'system',
-          action: 'duplicate-submission-locked',
-          reason: `${failures} wrong codes through a duplicate submission; the request itself is not locked`,
+          action: duplicate ? 'duplicate-submission-locked' : 'verification-locked',
+          reason: duplicate
+            ? `${failures} wrong codes through a duplicate submission; the request itself is not locked`
+            : `${failures} wrong codes`,
         });
       }
       return true;
