@@ -13,6 +13,7 @@ import type {
   UnknownRow,
 } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { identityLookupHash } from './identity.js';
 import { requestMigrations } from './migrations.js';
 import { createRequestService } from './request-service.js';
 import type { RequestService, SubmitRequestInput, SubmitResult } from './request-service.js';
@@ -373,7 +374,13 @@ describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
             right: 'access',
             identities: [{ kind: 'email', value: 'ana@example.com' }],
           };
-          // Another requester on its own connections, submitting the same request.
+          // This submission also names an identity the rival's does not, so nothing the rival
+          // stores can stand for what this one left behind.
+          const ours: SubmitRequestInput = {
+            ...input,
+            identities: [...input.identities, { kind: 'email', value: 'zoe@example.com' }],
+          };
+          // Another requester on its own connections, submitting the same request for ana.
           const other = createRequestService({ ...options, db: rival });
           const theirs: string[] = [];
           const service = createRequestService({
@@ -390,7 +397,7 @@ describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
             ),
           });
 
-          const error = await service.submit(input).then(
+          const error = await service.submit(ours).then(
             () => undefined,
             (thrown: unknown) => thrown,
           );
@@ -407,9 +414,9 @@ describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
           expect(requests.map((row) => row.id).sort()).toEqual([...ids].sort());
           for (const table of [
             'privacykit_requests_identities',
-            'privacykit_requests_intake',
             'privacykit_requests_challenges',
             'privacykit_requests_audit',
+            'privacykit_requests_submissions',
           ]) {
             const rows = await allRows(database.db, table);
             expect(
@@ -417,8 +424,15 @@ describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
               table,
             ).toEqual([]);
           }
+          // Not even a mail counter for the identity only this submission named: the rival's
+          // submissions counted ana's mails, and that is the only counter there is.
+          expect(await allRows(database.db, 'privacykit_requests_identity_limits')).toEqual([
+            expect.objectContaining({
+              lookup_hash: identityLookupHash(options.secret, 'email', 'ana@example.com'),
+            }),
+          ]);
           // Submitting again, once the rival stops, records the request.
-          const again = await createRequestService({ ...options, db: database.db }).submit(input);
+          const again = await createRequestService({ ...options, db: database.db }).submit(ours);
           expect(again).toMatchObject({ status: 'identity-pending', duplicateOf: null });
           expect(ids.has(again.requestId)).toBe(false);
         } finally {

@@ -1,14 +1,14 @@
 import { fixedClock } from '@privacykit/core';
-import { migrate } from '@privacykit/core/db';
+import { engineOf, migrate } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
-import { Migrator } from 'kysely';
+import { Migrator, sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { identityLookupHash } from './identity.js';
 import { requestMigrations } from './migrations.js';
 import { createRequestService } from './request-service.js';
 import type { SubmitRequestInput } from './request-service.js';
-import { testPolicy } from './test-support.js';
+import { allRows, testPolicy } from './test-support.js';
 
 const secret = 'a test secret of more than thirty-two bytes!!';
 const tenant = 'default';
@@ -157,6 +157,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
           '0005_mail_throttle',
           '0006_code_guess_limit',
           '0007_submissions',
+          '0008_drop_intake',
         ],
       },
     ]);
@@ -204,6 +205,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     const down = await migrator(db).migrateTo('0001_init');
     expect(down.error).toBeUndefined();
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0008_drop_intake',
       '0007_submissions',
       '0006_code_guess_limit',
       '0005_mail_throttle',
@@ -320,6 +322,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
           '0005_mail_throttle',
           '0006_code_guess_limit',
           '0007_submissions',
+          '0008_drop_intake',
         ],
       },
     ]);
@@ -366,6 +369,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     // Down to 0002 removes the links and their audit entries; up again makes the same ones.
     const down = await migrator(db).migrateTo('0002_intake_dedupe');
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0008_drop_intake',
       '0007_submissions',
       '0006_code_guess_limit',
       '0005_mail_throttle',
@@ -389,3 +393,123 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     expect(await links()).toEqual(linked);
   });
 });
+
+/** The columns of index `name`, in order, on whichever table it is; empty when there is no such index. */
+async function indexColumns(db: TestDatabase['db'], name: string): Promise<string[]> {
+  const query =
+    engineOf(db) === 'sqlite'
+      ? sql<{ col: string }>`select i.name as col from sqlite_master m, pragma_index_info(m.name) i
+          where m.type = 'index' and m.name = ${name} order by i.seqno`
+      : engineOf(db) === 'postgres'
+        ? sql<{ col: string }>`select a.attname as col from pg_index x
+            join pg_class c on c.oid = x.indexrelid
+            join pg_attribute a on a.attrelid = x.indrelid and a.attnum = any(x.indkey)
+            where c.relname = ${name} order by array_position(x.indkey::int2[], a.attnum)`
+        : sql<{ col: string }>`select column_name as col from information_schema.statistics
+            where table_schema = database() and index_name = ${name} order by seq_in_index`;
+  return (await query.execute(db)).rows.map((row) => row.col);
+}
+
+async function tableNames(db: TestDatabase['db']): Promise<string[]> {
+  return (await db.introspection.getTables()).map((table) => table.name);
+}
+
+describe.each(testEngines())(
+  'migration 0008 (the per-submission intake table dropped) on $engine',
+  (engine) => {
+    let database: TestDatabase | undefined;
+    afterEach(async () => {
+      await database?.destroy();
+      database = undefined;
+    });
+
+    it('drops privacykit_requests_intake and its index with the hashed identifiers it held; down recreates it empty', async () => {
+      database = await createTestDatabase(engine);
+      const { db } = database;
+      expect((await migrator(db).migrateTo('0007_submissions')).error).toBeUndefined();
+      // A row as the code before 0008 wrote one for every submission: a keyed hash of the identity.
+      await oldRequest(db, {
+        id: 'r1',
+        right: 'access',
+        status: 'identity-pending',
+        receivedAt: '2024-01-30T09:00:00.000Z',
+        emails: ['ada@example.com'],
+      });
+      await db
+        .insertInto('privacykit_requests_intake')
+        .values({
+          id: 'k1',
+          tenant,
+          lookup_hash: identityLookupHash(secret, 'email', 'ada@example.com'),
+          request_id: 'r1',
+          received_at: '2024-01-30T09:00:00.000Z',
+        })
+        .execute();
+      expect(await indexColumns(db, 'privacykit_requests_intake_identity')).toEqual([
+        'tenant',
+        'lookup_hash',
+        'received_at',
+      ]);
+
+      expect(await migrate(db, [requestMigrations])).toEqual([
+        { name: 'requests', applied: ['0008_drop_intake'] },
+      ]);
+      expect(await tableNames(db)).not.toContain('privacykit_requests_intake');
+      expect(await indexColumns(db, 'privacykit_requests_intake_identity')).toEqual([]);
+      // The request itself is untouched.
+      expect((await allRows(db, 'privacykit_requests_requests')).map((row) => row.id)).toEqual(['r1']);
+
+      // Down gives the table back as 0001 made it, empty: what it held is gone for good.
+      const down = await migrator(db).migrateTo('0007_submissions');
+      expect(down.error).toBeUndefined();
+      expect(down.results?.map((result) => result.migrationName)).toEqual(['0008_drop_intake']);
+      expect(await allRows(db, 'privacykit_requests_intake')).toEqual([]);
+      expect(await indexColumns(db, 'privacykit_requests_intake_identity')).toEqual([
+        'tenant',
+        'lookup_hash',
+        'received_at',
+      ]);
+      expect(await migrate(db, [requestMigrations])).toEqual([
+        { name: 'requests', applied: ['0008_drop_intake'] },
+      ]);
+      expect(await tableNames(db)).not.toContain('privacykit_requests_intake');
+    });
+
+    it('submissions store the hash of an identity only where it is used: its request’s identity row and its mail counter', async () => {
+      database = await createTestDatabase(engine);
+      const { db } = database;
+      await migrate(db, [requestMigrations]);
+      const service = createRequestService({
+        db,
+        policy: testPolicy({ tenant }),
+        clock: fixedClock('2024-01-31T10:00:00Z'),
+        secret,
+      });
+      const input: SubmitRequestInput = {
+        right: 'access',
+        identities: [{ kind: 'email', value: 'ada@example.com' }],
+      };
+      const first = await service.submit(input);
+      // Two more submissions of the same request: duplicates, each with a handle of its own.
+      for (let i = 0; i < 2; i++) {
+        expect(await service.submit(input)).toMatchObject({ duplicateOf: first.requestId });
+      }
+      expect(await allRows(db, 'privacykit_requests_submissions')).toHaveLength(3);
+
+      const hash = identityLookupHash(secret, 'email', 'ada@example.com');
+      const holding: string[] = [];
+      for (const table of (await tableNames(db)).filter((name) => name.startsWith('privacykit_requests_'))) {
+        for (const row of await allRows(db, table)) {
+          if (Object.values(row).some((value) => typeof value === 'string' && value.includes(hash)))
+            holding.push(table);
+        }
+      }
+      // One row per identity of a request, one counter per identity: none per submission.
+      expect(holding.sort()).toEqual([
+        'privacykit_requests_identities',
+        'privacykit_requests_identity_limits',
+      ]);
+      expect(await tableNames(db)).not.toContain('privacykit_requests_intake');
+    });
+  },
+);

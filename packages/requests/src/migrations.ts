@@ -440,5 +440,33 @@ export const requestMigrations: PackageMigrations = {
         await db.schema.dropTable('privacykit_requests_submissions').ifExists().execute();
       },
     },
+    '0008_drop_intake': {
+      /**
+       * `privacykit_requests_intake` held one row per submission with the keyed hash of each
+       * identity it named, for an Art 12(5) count that since 0005 reads verified requests instead.
+       * Nothing reads it: an identifier kept per submission for no purpose, with no end (Art
+       * 5(1)(c), (e)). Dropped with what it holds; down recreates it as 0001 made it, empty.
+       */
+      async up(db: Kysely<any>) {
+        const drop = db.schema.dropIndex('privacykit_requests_intake_identity');
+        await (engineOf(db) === 'mysql' ? drop.on('privacykit_requests_intake') : drop).execute();
+        await db.schema.dropTable('privacykit_requests_intake').execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema
+          .createTable('privacykit_requests_intake')
+          .addColumn('id', columnType.id, (col) => col.primaryKey())
+          .addColumn('tenant', columnType.tenant, (col) => col.notNull())
+          .addColumn('lookup_hash', columnType.hash, (col) => col.notNull())
+          .addColumn('request_id', columnType.id, (col) => col.notNull())
+          .addColumn('received_at', columnType.instant, (col) => col.notNull())
+          .execute();
+        await db.schema
+          .createIndex('privacykit_requests_intake_identity')
+          .on('privacykit_requests_intake')
+          .columns(['tenant', 'lookup_hash', 'received_at'])
+          .execute();
+      },
+    },
   },
 };

@@ -3,6 +3,7 @@ import type { FixedClock } from '@privacykit/core';
 import { migrate } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
+import type { KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestMigrations } from './migrations.js';
 import { createRequestService } from './request-service.js';
@@ -1075,6 +1076,63 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       const skewed = new Date(ctx.clock.now().getTime() + 60_000).toISOString();
       expect((await ctx.service.submit(access('future@example.com', { receivedAt: skewed }))).status).toBe(
         'identity-pending',
+      );
+    });
+
+    it('a submission that fails stores nothing of itself, not even a counter for its identities', async () => {
+      const ctx = setup();
+      const stored = async () => {
+        const rows: string[] = [];
+        for (const table of [
+          'privacykit_requests_requests',
+          'privacykit_requests_identities',
+          'privacykit_requests_challenges',
+          'privacykit_requests_audit',
+          'privacykit_requests_submissions',
+          'privacykit_requests_identity_limits',
+        ]) {
+          for (const row of await allRows(database.db, table))
+            if (row.tenant === ctx.tenant) rows.push(table);
+        }
+        return rows;
+      };
+      // Refused before anything is written.
+      await expectCode(
+        ctx.service.submit(access('failed@example.com', { deliverTo: 'other@example.com' })),
+        'requests/delivery-address-mismatch',
+      );
+      expect(await stored()).toEqual([]);
+      // Failed inside its transaction, at its last write (a lost connection, a full disk): it rolls
+      // back whole, and the identity's mail counter must not outlive it.
+      const failing: KyselyPlugin = {
+        transformQuery(args) {
+          if (
+            args.node.kind === 'InsertQueryNode' &&
+            JSON.stringify(args.node.into).includes('"privacykit_requests_submissions"')
+          )
+            throw new Error('the disk is full');
+          return args.node;
+        },
+        async transformResult(args) {
+          return args.result;
+        },
+      };
+      const failed = createRequestService({
+        secret: 'a test secret of more than thirty-two bytes!!',
+        db: database.db.withPlugin(failing),
+        policy: ctx.policy,
+        clock: ctx.clock,
+        mailer: ctx.mailer,
+      });
+      await expect(failed.submit(access('failed@example.com'))).rejects.toThrow('the disk is full');
+      await failed.whenIdle();
+      expect(await stored()).toEqual([]);
+      expect(ctx.mailer.sent).toEqual([]);
+
+      // The same submission, once it goes through, stores its request and counts its mail.
+      await ctx.service.submit(access('failed@example.com'));
+      expect(await stored()).toEqual(
+        expect.arrayContaining(['privacykit_requests_requests', 'privacykit_requests_identity_limits']),
       );
     });
   });

@@ -518,7 +518,9 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   /**
    * Creates the budget rows of these identities when missing, before the transaction that takes
    * from them: there, taking is then one conditional update of an existing row (no insert to race
-   * or to take gap locks on MySQL).
+   * or to take gap locks on MySQL). Only for the identities of a stored request (a resend, a
+   * code): a submission must not write one before it is stored, so there `takeFromBudget`
+   * creates the row inside the submission's transaction.
    */
   async function ensureLimitRows(hashes: readonly string[]): Promise<void> {
     const rows = [...new Set(hashes)]
@@ -549,7 +551,8 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
    * Takes one from the identity's budget — a challenge mail (`mailThrottle`) or a wrong code
    * (`codeGuessLimit`) — in one conditional update, so concurrent callers cannot both take the
    * last one; false when the window's budget is spent. A window opens with its first use and
-   * closes `windowHours` later.
+   * closes `windowHours` later. The identity's row is created by its first use, in the caller's
+   * transaction: a submission that fails leaves no counter behind (Art 5(1)(c)).
    */
   async function takeFromBudget(
     trx: Tx,
@@ -558,6 +561,33 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     at: Date,
   ): Promise<boolean> {
     const { count, start, limit, hours } = budgets[which];
+    // Read without a lock first: on MySQL an update of a missing row locks the gap around it, and
+    // two submissions for new identities in that gap would then deadlock on their inserts.
+    const existing = await trx
+      .selectFrom('privacykit_requests_identity_limits')
+      .select('lookup_hash')
+      .where('tenant', '=', tenant)
+      .where('lookup_hash', '=', hash)
+      .executeTakeFirst();
+    if (!existing) {
+      // The identity's first use: its row opens the window with this one taken.
+      const insert = trx.insertInto('privacykit_requests_identity_limits').values({
+        tenant,
+        lookup_hash: hash,
+        mail_window_start: null,
+        mails: 0,
+        [count]: 1,
+        [start]: at.toISOString(),
+      });
+      const created =
+        engineOf(trx) === 'mysql'
+          ? await insert.ignore().executeTakeFirst()
+          : await insert
+              .onConflict((oc) => oc.columns(['tenant', 'lookup_hash']).doNothing())
+              .executeTakeFirst();
+      if (Number(created.numInsertedOrUpdatedRows) === 1) return true;
+      // A concurrent transaction created it meanwhile (the insert waited for its commit).
+    }
     const cutoff = new Date(at.getTime() - hours * 3_600_000).toISOString();
     const taken = await trx
       .updateTable('privacykit_requests_identity_limits')
@@ -987,7 +1017,8 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     }
     const key = await secret();
     const hashes = identities.map((identity) => identityLookupHash(key, identity.kind, identity.value));
-    await ensureLimitRows(hashes);
+    // The identities' mail counters are created where a mail is taken, inside the transaction
+    // (`takeFromBudget`): written before it, they would outlive a submission that then fails.
 
     const at = now();
     const dedupeKey = dedupeKeyOf(input.right, input.details);
@@ -1025,18 +1056,6 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         });
 
       const requestId = duplicate?.id ?? newId(at);
-      for (const hash of hashes) {
-        await trx
-          .insertInto('privacykit_requests_intake')
-          .values({
-            id: newId(at),
-            tenant,
-            lookup_hash: hash,
-            request_id: requestId,
-            received_at: at.toISOString(),
-          })
-          .execute();
-      }
 
       if (duplicate) {
         // Nothing the subject sent is dropped, and nothing it says joins the request unproven: a

@@ -73,14 +73,6 @@ export interface AuditRow {
   data: string | null;
 }
 
-export interface IntakeRow {
-  id: string;
-  tenant: string;
-  lookup_hash: string;
-  request_id: string;
-  received_at: string;
-}
-
 export interface DirectiveRow {
   id: string;
   tenant: string;
@@ -132,7 +124,6 @@ export interface RequestsTables {
   privacykit_requests_identities: IdentityRow;
   privacykit_requests_challenges: ChallengeRow;
   privacykit_requests_audit: AuditRow;
-  privacykit_requests_intake: IntakeRow;
   privacykit_requests_directives: DirectiveRow;
   privacykit_requests_secrets: SecretRow;
   privacykit_requests_identity_limits: IdentityLimitRow;
