@@ -16,6 +16,7 @@ export type {
   ListFilter,
   MailThrottle,
   PostMortemDirective,
+  PruneThrottlesOptions,
   RequestAuditEntry,
   RequestHistory,
   RequestIdentityState,

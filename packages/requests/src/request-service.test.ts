@@ -1,10 +1,11 @@
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import type { FixedClock } from '@privacykit/core';
-import { migrate } from '@privacykit/core/db';
+import { migrate, openDatabase } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import type { KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { identityLookupHash } from './identity.js';
 import { requestMigrations } from './migrations.js';
 import { createRequestService } from './request-service.js';
 import type { RequestServiceOptions, SubmitRequestInput } from './request-service.js';
@@ -37,7 +38,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
 
   /** A service on its own tenant, so tests never see each other's requests. */
   function setup(
-    options: Partial<Omit<RequestServiceOptions, 'db' | 'policy'>> & { start?: string; zone?: string } = {},
+    options: Partial<Omit<RequestServiceOptions, 'policy'>> & { start?: string; zone?: string } = {},
   ) {
     const tenant = `t${++tenantCounter}-${Date.now().toString(36)}`;
     const clock: FixedClock = fixedClock(options.start ?? '2024-01-31T10:00:00Z');
@@ -48,7 +49,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       secret: 'a test secret of more than thirty-two bytes!!',
       verificationLink: (token) => `https://privacy.example.com/verify/${token}`,
       ...options,
-      db: database.db,
+      db: options.db ?? database.db,
       policy,
       clock,
     });
@@ -1135,6 +1136,300 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         expect.arrayContaining(['privacykit_requests_requests', 'privacykit_requests_identity_limits']),
       );
     });
+  });
+
+  describe('counter retention (Art 5(1)(e))', () => {
+    const HOUR = 3_600_000;
+    const SECRET = 'a test secret of more than thirty-two bytes!!';
+    const hashOf = (email: string) => identityLookupHash(SECRET, 'email', email);
+    /** The tenant's counter rows, by the identity they count for. */
+    async function counters(tenant: string) {
+      const rows = await database.db
+        .selectFrom('privacykit_requests_identity_limits')
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .orderBy('lookup_hash')
+        .execute();
+      return rows as { lookup_hash: string; mails: number; mail_window_start: string | null }[];
+    }
+    const countersFor = async (tenant: string) =>
+      (await counters(tenant)).map((row) => row.lookup_hash).sort();
+
+    it('deletes a counter once every one of its windows has ended, never before', async () => {
+      const ctx = setup({
+        mailThrottle: { maxMails: 5, windowHours: 24 },
+        codeGuessLimit: { maxFailures: 10, windowHours: 48 },
+      });
+      // T0: one identity mailed; another mailed and sent a wrong code (its 48-hour window opens).
+      await submitted(ctx, 'mailed@example.com');
+      const guessed = await submitted(ctx, 'guessed@example.com');
+      const wrong = codeIn(guessed.mail!.text) === '000000' ? '111111' : '000000';
+      await expectCode(
+        ctx.service.verify({ requestId: guessed.requestId, code: wrong }),
+        'requests/verification-failed',
+      );
+      ctx.clock.advance(12 * HOUR);
+      await submitted(ctx, 'later@example.com');
+      await ctx.service.whenIdle();
+      const all = [
+        hashOf('mailed@example.com'),
+        hashOf('guessed@example.com'),
+        hashOf('later@example.com'),
+      ].sort();
+      expect(await countersFor(ctx.tenant)).toEqual(all);
+
+      // A millisecond before the first mail window ends, nothing has ended.
+      ctx.clock.advance(12 * HOUR - 1);
+      expect(await ctx.service.pruneThrottles()).toBe(0);
+      expect(await countersFor(ctx.tenant)).toEqual(all);
+      // Once it ends (as `takeFromBudget` sees it: a new mail would open a fresh window), that
+      // counter goes; the one with a code window still open stays, and so does the later mail's.
+      ctx.clock.advance(1);
+      expect(await ctx.service.pruneThrottles()).toBe(1);
+      expect(await countersFor(ctx.tenant)).toEqual(
+        [hashOf('guessed@example.com'), hashOf('later@example.com')].sort(),
+      );
+      // The later mail's window ends at T0 + 36 h; the wrong code's at T0 + 48 h.
+      ctx.clock.advance(12 * HOUR);
+      expect(await ctx.service.pruneThrottles()).toBe(1);
+      expect(await countersFor(ctx.tenant)).toEqual([hashOf('guessed@example.com')]);
+      ctx.clock.advance(12 * HOUR);
+      expect(await ctx.service.pruneThrottles()).toBe(1);
+      expect(await countersFor(ctx.tenant)).toEqual([]);
+      expect(await ctx.service.pruneThrottles()).toBe(0);
+    });
+
+    it('a spent budget stays spent until its window ends; after a prune the next use opens a fresh window', async () => {
+      const ctx = setup({ mailThrottle: { maxMails: 1, windowHours: 24 } });
+      const email = 'flooded@example.com';
+      const file = (right: 'access' | 'erasure' | 'portability') =>
+        ctx.service.submit({ right, identities: [{ kind: 'email', value: email }] });
+      expect((await file('access')).mailThrottled).toBe(false);
+      ctx.clock.advance(23 * HOUR);
+      await ctx.service.whenIdle();
+      // The window is open: pruning must not give the flooder a fresh budget.
+      expect(await ctx.service.pruneThrottles()).toBe(0);
+      expect((await file('erasure')).mailThrottled).toBe(true);
+      ctx.clock.advance(HOUR);
+      await ctx.service.whenIdle();
+      expect(await ctx.service.pruneThrottles()).toBe(1);
+      expect(await counters(ctx.tenant)).toEqual([]);
+      // The identity's next mail creates its counter again, with a window that starts now.
+      const fresh = await file('portability');
+      await ctx.service.whenIdle();
+      expect(fresh.mailThrottled).toBe(false);
+      expect(await counters(ctx.tenant)).toEqual([
+        expect.objectContaining({
+          lookup_hash: hashOf(email),
+          mails: 1,
+          mail_window_start: ctx.clock.now().toISOString(),
+        }),
+      ]);
+      expect(ctx.mailsTo(email)).toHaveLength(2);
+      expect(await file('access')).toMatchObject({ duplicateOf: expect.any(String), mailThrottled: true });
+    });
+
+    it('deletes in batches of batchSize, all of the tenant’s ended counters, none of another tenant', async () => {
+      const statements: number[] = [];
+      const deletes = new Set<unknown>();
+      const counting: KyselyPlugin = {
+        transformQuery(args) {
+          if (args.node.kind === 'DeleteQueryNode') deletes.add(args.queryId);
+          return args.node;
+        },
+        async transformResult(args) {
+          if (deletes.delete(args.queryId)) statements.push(Number(args.result.numAffectedRows));
+          return args.result;
+        },
+      };
+      const ctx = setup({ db: database.db.withPlugin(counting) });
+      const other = setup();
+      const ended = new Date(ctx.clock.now().getTime() - 25 * HOUR).toISOString();
+      const rows = (tenant: string, n: number) =>
+        Array.from({ length: n }, (_, i) => ({
+          tenant,
+          lookup_hash: `${String(i).padStart(4, '0')}-ended`,
+          mail_window_start: ended,
+          mails: 5,
+          failure_window_start: i % 2 === 0 ? null : ended,
+          failures: i % 2,
+        }));
+      await database.db
+        .insertInto('privacykit_requests_identity_limits')
+        .values(rows(ctx.tenant, 25))
+        .execute();
+      await database.db
+        .insertInto('privacykit_requests_identity_limits')
+        .values(rows(other.tenant, 3))
+        .execute();
+
+      expect(await ctx.service.pruneThrottles({ batchSize: 10 })).toBe(25);
+      expect(statements).toEqual([10, 10, 5]);
+      expect(await counters(ctx.tenant)).toEqual([]);
+      expect(await counters(other.tenant)).toHaveLength(3);
+      for (const batchSize of [0, 1.5, 5_001]) {
+        await expectCode(ctx.service.pruneThrottles({ batchSize }), 'requests/invalid-input');
+      }
+    });
+
+    it('prunes by itself at most once an hour, after a submission, and its failure fails no caller', async () => {
+      const ctx = setup({ mailThrottle: { maxMails: 5, windowHours: 0.25 } });
+      const file = async (email: string) => {
+        const result = await ctx.service.submit(access(email));
+        await ctx.service.whenIdle();
+        return result;
+      };
+      await file('a@example.com'); // the instance's first prune: nothing has ended yet
+      ctx.clock.advance(20 * MINUTE);
+      await file('b@example.com');
+      ctx.clock.advance(39 * MINUTE);
+      await file('c@example.com');
+      // a@'s window ended 44 minutes ago, b@'s 4: still there, the last prune was 59 minutes ago.
+      expect(await countersFor(ctx.tenant)).toEqual(
+        ['a@example.com', 'b@example.com', 'c@example.com'].map(hashOf).sort(),
+      );
+      ctx.clock.advance(MINUTE);
+      await file('d@example.com');
+      expect(await countersFor(ctx.tenant)).toEqual(['c@example.com', 'd@example.com'].map(hashOf).sort());
+
+      // A prune that fails (here every delete) is not the caller's failure: the submission is
+      // answered and stored, and `whenIdle` resolves. Called explicitly, it throws.
+      const failing: KyselyPlugin = {
+        transformQuery(args) {
+          if (args.node.kind === 'DeleteQueryNode') throw new Error('the disk is full');
+          return args.node;
+        },
+        async transformResult(args) {
+          return args.result;
+        },
+      };
+      const broken = createRequestService({
+        secret: SECRET,
+        db: database.db.withPlugin(failing),
+        policy: ctx.policy,
+        clock: ctx.clock,
+        mailer: ctx.mailer,
+        mailThrottle: { maxMails: 5, windowHours: 0.25 },
+      });
+      // c@'s and d@'s windows have ended: the background prune tries to delete them.
+      ctx.clock.advance(HOUR);
+      expect((await broken.submit(access('e@example.com'))).status).toBe('identity-pending');
+      await broken.whenIdle();
+      expect(await countersFor(ctx.tenant)).toEqual(
+        ['c@example.com', 'd@example.com', 'e@example.com'].map(hashOf).sort(),
+      );
+      await expect(broken.pruneThrottles()).rejects.toThrow('the disk is full');
+    });
+
+    it('keeps a counter its identity used again while the prune ran: the delete checks its windows again', async () => {
+      // The other node submits on connections of its own (this one's is busy with the prune's read).
+      const rival = await openDatabase({ url: database.url, poolSize: 2 });
+      try {
+        let armed = false;
+        const reads = new Set<unknown>();
+        const usedMeanwhile: KyselyPlugin = {
+          transformQuery(args) {
+            const text = JSON.stringify(args.node);
+            if (
+              armed &&
+              args.node.kind === 'SelectQueryNode' &&
+              text.includes('"privacykit_requests_identity_limits"')
+            )
+              reads.add(args.queryId);
+            return args.node;
+          },
+          async transformResult(args) {
+            if (reads.delete(args.queryId) && armed) {
+              armed = false;
+              // After the prune read the row as ended, and before it deletes it, another submission
+              // naming the identity takes a mail: a fresh window opens in that very row.
+              const other = createRequestService({
+                secret: SECRET,
+                mailThrottle,
+                db: rival,
+                policy: ctx.policy,
+                clock: ctx.clock,
+                mailer: ctx.mailer,
+              });
+              expect((await other.submit(filed('erasure', email, undefined))).mailThrottled).toBe(false);
+              await other.whenIdle();
+            }
+            return args.result;
+          },
+        };
+        const email = 'returning@example.com';
+        const mailThrottle = { maxMails: 1, windowHours: 24 };
+        const ctx = setup({ mailThrottle, db: database.db.withPlugin(usedMeanwhile) });
+        await submitted(ctx, email);
+        ctx.clock.advance(24 * HOUR);
+        armed = true;
+        expect(await ctx.service.pruneThrottles()).toBe(0);
+        expect(armed).toBe(false);
+        expect(await counters(ctx.tenant)).toEqual([
+          expect.objectContaining({
+            lookup_hash: hashOf(email),
+            mails: 1,
+            mail_window_start: ctx.clock.now().toISOString(),
+          }),
+        ]);
+        // The window the other submission opened holds: its budget (one mail) is spent.
+        expect((await ctx.service.submit(filed('portability', email, undefined))).mailThrottled).toBe(true);
+      } finally {
+        await rival.destroy();
+      }
+    });
+
+    // SQLite holds the write lock from the start of a transaction: no prune can run inside one.
+    it.skipIf(engine.engine === 'sqlite')(
+      'a counter pruned between its read and its update is created afresh, not taken for a spent budget',
+      async () => {
+        const email = 'raced@example.com';
+        let armed = false;
+        const reads = new Set<unknown>();
+        const prunedMeanwhile: KyselyPlugin = {
+          transformQuery(args) {
+            const text = JSON.stringify(args.node);
+            if (
+              armed &&
+              args.node.kind === 'SelectQueryNode' &&
+              text.includes('"privacykit_requests_identity_limits"')
+            )
+              reads.add(args.queryId);
+            return args.node;
+          },
+          async transformResult(args) {
+            if (reads.delete(args.queryId) && armed) {
+              armed = false;
+              // Another node's prune, after this transaction read the row and before it updates it.
+              await database.db
+                .deleteFrom('privacykit_requests_identity_limits')
+                .where('tenant', '=', ctx.tenant)
+                .where('lookup_hash', '=', hashOf(email))
+                .execute();
+            }
+            return args.result;
+          },
+        };
+        const ctx = setup({
+          db: database.db.withPlugin(prunedMeanwhile),
+          mailThrottle: { maxMails: 1, windowHours: 24 },
+        });
+        const { requestId } = await submitted(ctx, email);
+        ctx.clock.advance(24 * HOUR);
+        armed = true;
+        expect(await ctx.service.resendChallenge(requestId)).toEqual({ mailThrottled: false });
+        expect(armed).toBe(false);
+        await ctx.service.whenIdle();
+        expect(ctx.mailsTo(email)).toHaveLength(2);
+        expect(await counters(ctx.tenant)).toEqual([
+          expect.objectContaining({
+            lookup_hash: hashOf(email),
+            mails: 1,
+            mail_window_start: ctx.clock.now().toISOString(),
+          }),
+        ]);
+      },
+    );
   });
 
   describe('deadlines, extensions and pauses (Art 12(3), hostile cases 7 and 8)', () => {

@@ -3,7 +3,7 @@ import type { Clock, DataMap, Policy } from '@privacykit/core';
 import { engineOf, retryWriteConflicts, writeTransaction } from '@privacykit/core/db';
 import { constantTimeEqual, hmacSha256Hex, sha256Hex } from '@privacykit/core/crypto';
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { z } from 'zod';
 import {
   addCalendarDays,
@@ -67,6 +67,12 @@ export interface MailThrottle {
 export interface CodeGuessLimit {
   maxFailures: number;
   windowHours: number;
+}
+
+/** How {@link RequestService.pruneThrottles} deletes. */
+export interface PruneThrottlesOptions {
+  /** Counter rows deleted per statement, 1–5,000 (default 500): each batch holds its locks briefly. */
+  batchSize?: number;
 }
 
 export interface RequestServiceOptions {
@@ -349,7 +355,20 @@ export interface RequestService {
   historyFor(identities: readonly RequestIdentity[]): Promise<RequestHistory>;
   /** Post-mortem directives the subject gave (LIL art. 85). */
   directivesFor(identities: readonly RequestIdentity[]): Promise<PostMortemDirective[]>;
-  /** Resolves once the mails started by earlier calls have been handed to the mailer. */
+  /**
+   * Deletes this tenant's per-identity counters (`mailThrottle`, `codeGuessLimit`) whose every
+   * window has ended, in batches of `batchSize`; returns how many were deleted. Such a row holds
+   * nothing the limits need (the identity's next use opens a fresh window) but a keyed hash of the
+   * identity (Art 5(1)(e) storage limitation). A row with a window still open is never deleted:
+   * that would give its identity a fresh budget. The service also runs it by itself, at most once
+   * an hour, after a `submit`, `verify` or `resendChallenge`; call it from a scheduler to bound the
+   * rows' lifetime when the service may sit idle.
+   */
+  pruneThrottles(options?: PruneThrottlesOptions): Promise<number>;
+  /**
+   * Resolves once the mails started by earlier calls have been handed to the mailer, and the
+   * counters' background prune they started has ended.
+   */
   whenIdle(): Promise<void>;
 }
 
@@ -367,6 +386,12 @@ class IntakeRace extends Error {
 
 /** Attempts of a submission that keeps losing intake races before its error is thrown. */
 const INTAKE_ATTEMPTS = 5;
+
+/** A service prunes its ended counters by itself at most this often (by its clock). */
+const PRUNE_INTERVAL_MS = 3_600_000;
+const PRUNE_BATCH_SIZE = 500;
+/** Keys of one batch, bound as parameters: well under every engine's limit (SQLite 32,766). */
+const PRUNE_MAX_BATCH_SIZE = 5_000;
 
 function invalid(error: z.ZodError, what: string): never {
   const issues = zodIssues(error);
@@ -569,25 +594,9 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       .where('tenant', '=', tenant)
       .where('lookup_hash', '=', hash)
       .executeTakeFirst();
-    if (!existing) {
-      // The identity's first use: its row opens the window with this one taken.
-      const insert = trx.insertInto('privacykit_requests_identity_limits').values({
-        tenant,
-        lookup_hash: hash,
-        mail_window_start: null,
-        mails: 0,
-        [count]: 1,
-        [start]: at.toISOString(),
-      });
-      const created =
-        engineOf(trx) === 'mysql'
-          ? await insert.ignore().executeTakeFirst()
-          : await insert
-              .onConflict((oc) => oc.columns(['tenant', 'lookup_hash']).doNothing())
-              .executeTakeFirst();
-      if (Number(created.numInsertedOrUpdatedRows) === 1) return true;
-      // A concurrent transaction created it meanwhile (the insert waited for its commit).
-    }
+    // The identity's first use: its row opens the window with this one taken. When the insert
+    // finds the row, a concurrent transaction created it meanwhile (the insert waited for its commit).
+    if (!existing && (await openWindow(trx, which, hash, at))) return true;
     const cutoff = new Date(at.getTime() - hours * 3_600_000).toISOString();
     const taken = await trx
       .updateTable('privacykit_requests_identity_limits')
@@ -609,7 +618,116 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       .where('lookup_hash', '=', hash)
       .where((eb) => eb.or([eb(start, 'is', null), eb(start, '<=', cutoff), eb(count, '<', limit)]))
       .executeTakeFirst();
-    return Number(taken.numUpdatedRows) === 1;
+    if (Number(taken.numUpdatedRows) === 1) return true;
+    // Spent — or gone: `pruneThrottles` deletes a row whose windows have all ended, and may have
+    // done so since it was read here. Then the row is created afresh; a spent one stays as it is.
+    return openWindow(trx, which, hash, at);
+  }
+
+  /** The identity's row, created with this use as the first of a window; false when it exists. */
+  async function openWindow(trx: Tx, which: keyof typeof budgets, hash: string, at: Date): Promise<boolean> {
+    const { count, start } = budgets[which];
+    const insert = trx.insertInto('privacykit_requests_identity_limits').values({
+      tenant,
+      lookup_hash: hash,
+      mail_window_start: null,
+      mails: 0,
+      [count]: 1,
+      [start]: at.toISOString(),
+    });
+    const created =
+      engineOf(trx) === 'mysql'
+        ? await insert.ignore().executeTakeFirst()
+        : await insert
+            .onConflict((oc) => oc.columns(['tenant', 'lookup_hash']).doNothing())
+            .executeTakeFirst();
+    return Number(created.numInsertedOrUpdatedRows) === 1;
+  }
+
+  /**
+   * `pruneThrottles`: this tenant's counter rows whose every window has ended, by the very test
+   * `takeFromBudget` opens a fresh window with (start null or at most `windowHours` ago). In
+   * batches in key order: each batch's keys are read without a lock, then deleted in one statement
+   * on the primary key that checks again that every window has ended, so a row a concurrent use
+   * reopened meanwhile stays. Portable: no `delete … limit` (SQLite, PostgreSQL) and no subquery
+   * on the table being deleted from (MySQL).
+   */
+  async function pruneThrottles(input: PruneThrottlesOptions = {}): Promise<number> {
+    const batchSize = input.batchSize ?? PRUNE_BATCH_SIZE;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > PRUNE_MAX_BATCH_SIZE)
+      throw requestsError(
+        'requests/invalid-input',
+        `batchSize must be a whole number from 1 to ${PRUNE_MAX_BATCH_SIZE}`,
+      );
+    const at = now().getTime();
+    const ended = (eb: ExpressionBuilder<RequestsTables, 'privacykit_requests_identity_limits'>) =>
+      eb.and(
+        Object.values(budgets).map(({ start, hours }) =>
+          eb.or([eb(start, 'is', null), eb(start, '<=', new Date(at - hours * 3_600_000).toISOString())]),
+        ),
+      );
+    let deleted = 0;
+    let after: string | undefined;
+    for (;;) {
+      const batch = await db
+        .selectFrom('privacykit_requests_identity_limits')
+        .select('lookup_hash')
+        .where('tenant', '=', tenant)
+        .$if(after !== undefined, (qb) => qb.where('lookup_hash', '>', after as string))
+        .where(ended)
+        .orderBy('lookup_hash')
+        .limit(batchSize)
+        .execute();
+      if (batch.length === 0) break;
+      const result = await db
+        .deleteFrom('privacykit_requests_identity_limits')
+        .where('tenant', '=', tenant)
+        .where(
+          'lookup_hash',
+          'in',
+          batch.map((row) => row.lookup_hash),
+        )
+        .where(ended)
+        .executeTakeFirst();
+      deleted += Number(result.numDeletedRows);
+      if (batch.length < batchSize) break;
+      after = batch[batch.length - 1]?.lookup_hash;
+    }
+    return deleted;
+  }
+
+  /** When the service last started pruning by itself (its clock's milliseconds). */
+  let lastPrune: number | undefined;
+  let pruning = false;
+
+  /**
+   * Starts `pruneThrottles` in the background when the last one started an interval ago or more
+   * (or never did, in this instance) and has ended: the caller neither waits for it nor sees it
+   * fail. A prune that fails is tried again an interval later; `whenIdle` waits for one that runs.
+   */
+  function pruneInBackground(): void {
+    const at = now().getTime();
+    if (pruning || (lastPrune !== undefined && at - lastPrune < PRUNE_INTERVAL_MS)) return;
+    lastPrune = at;
+    pruning = true;
+    const task = pruneThrottles().then(
+      () => undefined,
+      () => undefined,
+    );
+    const tracked = task.finally(() => {
+      pruning = false;
+      pending.delete(tracked);
+    });
+    pending.add(tracked);
+  }
+
+  /** `call`'s answer or error, unchanged, once it has started the background prune if due. */
+  async function thenPrune<R>(call: Promise<R>): Promise<R> {
+    try {
+      return await call;
+    } finally {
+      pruneInBackground();
+    }
   }
 
   const takeMail = (trx: Tx, hash: string, at: Date) => takeFromBudget(trx, 'mail', hash, at);
@@ -2183,9 +2301,9 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   return {
-    submit,
-    verify,
-    resendChallenge,
+    submit: (input) => thenPrune(submit(input)),
+    verify: (input) => thenPrune(verify(input)),
+    resendChallenge: (requestId) => thenPrune(resendChallenge(requestId)),
     extend,
     transition,
     assign,
@@ -2197,6 +2315,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     deliveryChannel,
     historyFor,
     directivesFor,
+    pruneThrottles,
     whenIdle,
   };
 }
