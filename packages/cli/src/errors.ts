@@ -1,4 +1,4 @@
-import { PrivacyKitError } from '@privacykit/core';
+import { PrivacyKitError } from '@privacykit/core/errors';
 
 /**
  * Codes the `privacykit` command raises itself; errors from the libraries keep their own codes.

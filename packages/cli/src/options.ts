@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { isPrivacyKitError } from '@privacykit/core';
+import { isPrivacyKitError } from '@privacykit/core/errors';
 import { parseDuration, parsePositiveInteger } from './duration.js';
 
 /** Turns a parse function into a commander option parser that reports a usage error. */

@@ -1,4 +1,9 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgress from 'cli-progress';
+
+// cli-progress (and its string-width dependencies) loads only when a bar is drawn on a terminal:
+// cron and CI, which write to pipes and files, never pay for it.
+const require = createRequire(import.meta.url);
 
 /** Where the command writes: process streams in the binary, string sinks in tests. */
 export interface TextStream {
@@ -99,7 +104,8 @@ export class Output {
 }
 
 function barProgress(stream: TextStream, label: string, initialTotal: number | undefined): Progress {
-  const bar = new cliProgress.SingleBar(
+  const { Presets, SingleBar } = require('cli-progress') as typeof cliProgress;
+  const bar = new SingleBar(
     {
       stream: stream as NodeJS.WritableStream,
       format: `${label} [{bar}] {percentage}% | {value}/{total} | {detail}`,
@@ -107,7 +113,7 @@ function barProgress(stream: TextStream, label: string, initialTotal: number | u
       clearOnComplete: false,
       etaBuffer: 20,
     },
-    cliProgress.Presets.shades_classic,
+    Presets.shades_classic,
   );
   let total = initialTotal ?? 0;
   bar.start(total, 0, { detail: '' });

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { isPrivacyKitError } from '@privacykit/core';
-import { openDatabase } from '@privacykit/core/db';
+import { isPrivacyKitError } from '@privacykit/core/errors';
 import type { Kysely } from 'kysely';
 import { registerConsent } from './commands/consent.js';
 import { registerCookies } from './commands/cookies.js';
@@ -11,7 +10,6 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerRequests } from './commands/requests.js';
 import { registerRetention } from './commands/retention.js';
-import { loadConfig } from './config.js';
 import type { LoadedConfig } from './config.js';
 import { cliError } from './errors.js';
 import { Output } from './output.js';
@@ -31,6 +29,16 @@ export interface CreateProgramOptions {
   stderr: TextStream;
   env?: Readonly<Record<string, string | undefined>>;
   cwd?: string;
+}
+
+// The config (zod) and the database layer (kysely) load only when a command asks for them, so
+// `--help`, usage errors and commands without a database start without them.
+async function loadConfig(options: { cwd: string; path?: string }): Promise<LoadedConfig> {
+  return (await import('./config.js')).loadConfig(options);
+}
+
+async function openDatabase(url: string): Promise<Kysely<any>> {
+  return (await import('@privacykit/core/db')).openDatabase(url);
 }
 
 /** Errors raised while loading the project config, so {@link runCli} exits 2 on them. */

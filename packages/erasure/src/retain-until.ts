@@ -1,6 +1,8 @@
 import { formatCivilDate, parseCivilDate, parsePeriod } from '@privacykit/core';
 import type { CivilDay, DueExpression, FactValue, RetentionCondition, RetentionRule } from '@privacykit/core';
-import { add, lastDayOfMonth } from 'date-fns';
+// One subpath per function: the root `date-fns` loads its ~250 modules, seconds at start-up on Node 22.
+import { add } from 'date-fns/add';
+import { lastDayOfMonth } from 'date-fns/lastDayOfMonth';
 
 const civilMonth = /^\d{4}-\d{2}$/;
 const instant = /^\d{4}-\d{2}-\d{2}T/;

@@ -1,7 +1,11 @@
 import { TZDate } from '@date-fns/tz';
 import { formatCivilDate, parseCivilDate } from '@privacykit/core';
 import type { CivilDate, CivilDay } from '@privacykit/core';
-import { addDays, addMonths, differenceInCalendarDays, isWeekend } from 'date-fns';
+// One subpath per function: the root `date-fns` loads its ~250 modules, seconds at start-up on Node 22.
+import { addDays } from 'date-fns/addDays';
+import { addMonths } from 'date-fns/addMonths';
+import { differenceInCalendarDays } from 'date-fns/differenceInCalendarDays';
+import { isWeekend } from 'date-fns/isWeekend';
 import { requestsError } from './errors.js';
 
 export type { CivilDate };

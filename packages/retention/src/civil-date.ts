@@ -1,7 +1,13 @@
 import { TZDate } from '@date-fns/tz';
 import { formatCivilDate, parseCivilDate, parsePeriod } from '@privacykit/core';
 import type { CivilDate, CivilDay, Period } from '@privacykit/core';
-import { addDays, addMonths, endOfMonth, isLastDayOfMonth, subDays, subMonths } from 'date-fns';
+// One subpath per function: the root `date-fns` loads its ~250 modules, seconds at start-up on Node 22.
+import { addDays } from 'date-fns/addDays';
+import { addMonths } from 'date-fns/addMonths';
+import { endOfMonth } from 'date-fns/endOfMonth';
+import { isLastDayOfMonth } from 'date-fns/isLastDayOfMonth';
+import { subDays } from 'date-fns/subDays';
+import { subMonths } from 'date-fns/subMonths';
 import { retentionError } from './errors.js';
 
 export type { CivilDate };

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { PrivacyKitError, isPrivacyKitError, systemClock } from '@privacykit/core';
+import { PrivacyKitError, isPrivacyKitError } from '@privacykit/core/errors';
 import type {
   ErasurePlan,
   ErasureVerification,
@@ -25,6 +25,7 @@ async function holdsOf(scope: CommandScope): Promise<HoldSource | undefined> {
   const config = await scope.config();
   if (config.schedule === undefined && config.values.retention === undefined) return undefined;
   if (!config.dataMap) return undefined;
+  const { systemClock } = await import('@privacykit/core');
   const { createRetentionEngine } = await import('@privacykit/retention');
   // The engine answers by row, table, category and subject hold, naming every hold on a row.
   return createRetentionEngine({

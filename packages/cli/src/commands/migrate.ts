@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { migrate } from '@privacykit/core/db';
 import { migrationsOf } from '../packages.js';
 import { examples } from '../program.js';
 import type { ProgramKit } from '../program.js';
@@ -38,6 +37,7 @@ export function registerMigrate(program: Command, kit: ProgramKit): void {
       }
       const packages = await migrationsOf(names);
       const db = await scope.database();
+      const { migrate } = await import('@privacykit/core/db');
       const results = await migrate(db, packages);
       scope.out.result({ packages: results }, () =>
         results.length === 0

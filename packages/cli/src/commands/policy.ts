@@ -2,19 +2,17 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import { isPrivacyKitError, privacyNotice, recordOfProcessing } from '@privacykit/core';
-import { checkConfigValues, configValues, findConfigFile, importModule } from '../config.js';
+import { isPrivacyKitError } from '@privacykit/core/errors';
 import type { ConfigCheck } from '../config.js';
 import { examples } from '../program.js';
 import type { ProgramKit } from '../program.js';
-import { renderHtml, renderMarkdown } from '../render/document.js';
-import { noticeBlocks, recordBlocks } from '../render/notice.js';
 
 const prefixOfCode = (code: string): string =>
   code.startsWith('data-map/') ? 'dataMap' : code.startsWith('policy/') ? 'policy' : 'module';
 
 /** Imports a policy module and checks it; an error thrown while importing becomes issues too. */
 async function checkModule(path: string, cwd: string): Promise<ConfigCheck> {
+  const { checkConfigValues, configValues, importModule } = await import('../config.js');
   try {
     const values = configValues(await importModule(path, cwd));
     const check = checkConfigValues(values);
@@ -71,6 +69,7 @@ export function registerPolicy(program: Command, kit: ProgramKit): void {
   ).action(
     kit.action(async (scope) => {
       const [module] = scope.command.processedArgs as [string | undefined];
+      const { findConfigFile } = await import('../config.js');
       const path = findConfigFile(scope.io.cwd, module ?? scope.globals.config);
       const check = await checkModule(path, scope.io.cwd);
       const ok = check.issues.length === 0;
@@ -127,10 +126,13 @@ export function registerPolicy(program: Command, kit: ProgramKit): void {
     kit.action(async (scope) => {
       const options = scope.options<{ format: 'markdown' | 'html'; record?: boolean; out?: string }>();
       const { policy: loaded } = await scope.config();
+      const { privacyNotice, recordOfProcessing } = await import('@privacykit/core');
       if (scope.out.json) {
         scope.out.result(options.record ? recordOfProcessing(loaded) : privacyNotice(loaded), () => '');
         return 0;
       }
+      const { noticeBlocks, recordBlocks } = await import('../render/notice.js');
+      const { renderHtml, renderMarkdown } = await import('../render/document.js');
       const blocks = options.record ? recordBlocks(loaded) : noticeBlocks(loaded);
       const title = options.record
         ? `Record of processing activities — ${loaded.controller.name}`

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { describeDue, fixedClock, systemClock } from '@privacykit/core';
 import type { Clock } from '@privacykit/core';
 import type { RetentionEngine, RetentionSchedule, SweepOptions } from '@privacykit/retention';
 import { parseDuration } from '../duration.js';
@@ -45,9 +44,11 @@ async function scheduleOf(scope: CommandScope): Promise<RetentionSchedule> {
   });
 }
 
-async function engineOf(scope: CommandScope, clock: Clock = systemClock): Promise<RetentionEngine> {
+/** The retention engine of the config's schedule; `clock` defaults to the system clock. */
+async function engineOf(scope: CommandScope, clock?: Clock): Promise<RetentionEngine> {
   const config = await scope.config();
   const schedule = await scheduleOf(scope);
+  const { systemClock } = await import('@privacykit/core');
   const { createRetentionEngine } = await import('@privacykit/retention');
   const settings = settingsOf(config, 'retention');
   const pseudonymKey =
@@ -58,7 +59,7 @@ async function engineOf(scope: CommandScope, clock: Clock = systemClock): Promis
     schedule,
     dataMap: config.dataMap,
     policy: config.policy,
-    clock,
+    clock: clock ?? systemClock,
     ...(pseudonymKey ? { pseudonymKey } : {}),
   });
 }
@@ -80,6 +81,7 @@ export function registerRetention(program: Command, kit: ProgramKit): void {
   ).action(
     kit.action(async (scope) => {
       const schedule = await scheduleOf(scope);
+      const { describeDue } = await import('@privacykit/core');
       const entries = schedule.entries.map((entry) => ({
         rule: entry.rule.id,
         title: entry.rule.title,
@@ -118,7 +120,8 @@ export function registerRetention(program: Command, kit: ProgramKit): void {
   ).action(
     kit.action(async (scope) => {
       const options = scope.options<{ at?: Date; sample: number }>();
-      const engine = await engineOf(scope, options.at ? fixedClock(options.at) : systemClock);
+      const { fixedClock } = await import('@privacykit/core');
+      const engine = await engineOf(scope, options.at ? fixedClock(options.at) : undefined);
       const phases = await engine.dryRun({ sample: options.sample });
       const due = phases.reduce((sum, phase) => sum + phase.due, 0);
       const held = phases.reduce((sum, phase) => sum + phase.held, 0);
@@ -221,6 +224,7 @@ export function registerRetention(program: Command, kit: ProgramKit): void {
       const config = await scope.config();
       const engine = await engineOf(scope);
       const { civilDateOf } = await import('@privacykit/retention');
+      const { systemClock } = await import('@privacykit/core');
       const entries = await engine.backlog();
       const limit = civilDateOf(new Date(systemClock.now().getTime() - grace), config.policy.zone);
       const overdue = entries.filter(
