@@ -1325,46 +1325,28 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       // The other node submits on connections of its own (this one's is busy with the prune's read).
       const rival = await openDatabase({ url: database.url, poolSize: 2 });
       try {
-        let armed = false;
-        const reads = new Set<unknown>();
-        const usedMeanwhile: KyselyPlugin = {
-          transformQuery(args) {
-            const text = JSON.stringify(args.node);
-            if (
-              armed &&
-              args.node.kind === 'SelectQueryNode' &&
-              text.includes('"privacykit_requests_identity_limits"')
-            )
-              reads.add(args.queryId);
-            return args.node;
-          },
-          async transformResult(args) {
-            if (reads.delete(args.queryId) && armed) {
-              armed = false;
-              // After the prune read the row as ended, and before it deletes it, another submission
-              // naming the identity takes a mail: a fresh window opens in that very row.
-              const other = createRequestService({
-                secret: SECRET,
-                mailThrottle,
-                db: rival,
-                policy: ctx.policy,
-                clock: ctx.clock,
-                mailer: ctx.mailer,
-              });
-              expect((await other.submit(filed('erasure', email, undefined))).mailThrottled).toBe(false);
-              await other.whenIdle();
-            }
-            return args.result;
-          },
-        };
+        const usedMeanwhile = afterLimitsRead(async () => {
+          // After the prune read the row as ended, and before it deletes it, another submission
+          // naming the identity takes a mail: a fresh window opens in that very row.
+          const other = createRequestService({
+            secret: SECRET,
+            mailThrottle,
+            db: rival,
+            policy: ctx.policy,
+            clock: ctx.clock,
+            mailer: ctx.mailer,
+          });
+          expect((await other.submit(filed('erasure', email, undefined))).mailThrottled).toBe(false);
+          await other.whenIdle();
+        });
         const email = 'returning@example.com';
         const mailThrottle = { maxMails: 1, windowHours: 24 };
         const ctx = setup({ mailThrottle, db: database.db.withPlugin(usedMeanwhile) });
         await submitted(ctx, email);
         ctx.clock.advance(24 * HOUR);
-        armed = true;
+        usedMeanwhile.arm();
         expect(await ctx.service.pruneThrottles()).toBe(0);
-        expect(armed).toBe(false);
+        expect(usedMeanwhile.fired()).toBe(true);
         expect(await counters(ctx.tenant)).toEqual([
           expect.objectContaining({
             lookup_hash: hashOf(email),
@@ -1384,41 +1366,23 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       'a counter pruned between its read and its update is created afresh, not taken for a spent budget',
       async () => {
         const email = 'raced@example.com';
-        let armed = false;
-        const reads = new Set<unknown>();
-        const prunedMeanwhile: KyselyPlugin = {
-          transformQuery(args) {
-            const text = JSON.stringify(args.node);
-            if (
-              armed &&
-              args.node.kind === 'SelectQueryNode' &&
-              text.includes('"privacykit_requests_identity_limits"')
-            )
-              reads.add(args.queryId);
-            return args.node;
-          },
-          async transformResult(args) {
-            if (reads.delete(args.queryId) && armed) {
-              armed = false;
-              // Another node's prune, after this transaction read the row and before it updates it.
-              await database.db
-                .deleteFrom('privacykit_requests_identity_limits')
-                .where('tenant', '=', ctx.tenant)
-                .where('lookup_hash', '=', hashOf(email))
-                .execute();
-            }
-            return args.result;
-          },
-        };
+        const prunedMeanwhile = afterLimitsRead(async () => {
+          // Another node's prune, after this transaction read the row and before it updates it.
+          await database.db
+            .deleteFrom('privacykit_requests_identity_limits')
+            .where('tenant', '=', ctx.tenant)
+            .where('lookup_hash', '=', hashOf(email))
+            .execute();
+        });
         const ctx = setup({
           db: database.db.withPlugin(prunedMeanwhile),
           mailThrottle: { maxMails: 1, windowHours: 24 },
         });
         const { requestId } = await submitted(ctx, email);
         ctx.clock.advance(24 * HOUR);
-        armed = true;
+        prunedMeanwhile.arm();
         expect(await ctx.service.resendChallenge(requestId)).toEqual({ mailThrottled: false });
-        expect(armed).toBe(false);
+        expect(prunedMeanwhile.fired()).toBe(true);
         await ctx.service.whenIdle();
         expect(ctx.mailsTo(email)).toHaveLength(2);
         expect(await counters(ctx.tenant)).toEqual([
@@ -1967,3 +1931,36 @@ describe.each(testEngines())('requests on $engine', (engine) => {
     });
   });
 });
+
+/**
+ * A plugin that, once armed, runs `meanwhile` right after the next read of the counter table
+ * returns, before the reading transaction goes on: another node acting in between.
+ */
+function afterLimitsRead(meanwhile: () => Promise<void>): KyselyPlugin & { arm(): void; fired(): boolean } {
+  let armed = false;
+  let fired = false;
+  const reads = new Set<unknown>();
+  return {
+    arm() {
+      armed = true;
+    },
+    fired: () => fired,
+    transformQuery(args) {
+      if (
+        armed &&
+        args.node.kind === 'SelectQueryNode' &&
+        JSON.stringify(args.node).includes('"privacykit_requests_identity_limits"')
+      )
+        reads.add(args.queryId);
+      return args.node;
+    },
+    async transformResult(args) {
+      if (reads.delete(args.queryId) && armed) {
+        armed = false;
+        await meanwhile();
+        fired = true;
+      }
+      return args.result;
+    },
+  };
+}
