@@ -1,4 +1,5 @@
-import { addMonths, endOfMonth } from 'date-fns';
+import { addMonths } from 'date-fns/addMonths';
+import { endOfMonth } from 'date-fns/endOfMonth';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CivilDay, formatCivilDate, isCivilDate, parseCivilDate } from './civil-date.js';

@@ -1,5 +1,9 @@
 import type { Kysely } from 'kysely';
-import { addDays, addMonths, format, subDays, subMonths } from 'date-fns';
+import { addDays } from 'date-fns/addDays';
+import { addMonths } from 'date-fns/addMonths';
+import { format } from 'date-fns/format';
+import { subDays } from 'date-fns/subDays';
+import { subMonths } from 'date-fns/subMonths';
 import type { Clock } from '@privacykit/core';
 
 /** The documented demo identity: file requests as this person to see a full export. */
