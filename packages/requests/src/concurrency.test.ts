@@ -444,3 +444,70 @@ describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
     );
   },
 );
+
+// SQLite runs one write transaction at a time (BEGIN IMMEDIATE): there is no lock order to get wrong.
+describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
+  'first uses of one identity’s counter at the same instant on $engine',
+  (engine) => {
+    it('wrong codes and resends for requests sharing an identity whose counter was pruned: each counted once, none deadlocks', async () => {
+      const database = await createTestDatabase(engine);
+      const pools = await Promise.all(
+        [1, 2, 3, 4].map(() => openDatabase({ url: database.url, poolSize: 5 })),
+      );
+      try {
+        await migrate(database.db, [requestMigrations]);
+        const clock = fixedClock('2024-01-31T10:00:00Z');
+        const options = {
+          policy: testPolicy(),
+          clock,
+          secret: 'a test secret of more than thirty-two bytes!!',
+          // Windows of 6 minutes: the counters are pruned while the 10-minute codes still work.
+          mailThrottle: { maxMails: 100, windowHours: 0.1 },
+          codeGuessLimit: { maxFailures: 100, windowHours: 0.1 },
+        };
+        const service = createRequestService({ ...options, db: database.db });
+        const shared = identityLookupHash(options.secret, 'email', 'shared@example.com');
+        const ids: string[] = [];
+        for (let i = 0; i < 40; i++) {
+          const submitted = await service.submit({
+            right: 'access',
+            identities: [
+              { kind: 'email', value: `own${i}@example.com` },
+              { kind: 'email', value: 'shared@example.com' },
+            ],
+          });
+          ids.push(submitted.requestId);
+        }
+        await service.whenIdle();
+        const sharedCounter = async () =>
+          database.db
+            .selectFrom('privacykit_requests_identity_limits')
+            .select(['mails', 'failures'])
+            .where('lookup_hash', '=', shared)
+            .executeTakeFirst();
+        // Four nodes, each with connections of its own, create the shared identity's counter at once.
+        const nodes = pools.map((db) => createRequestService({ ...options, db }));
+        const outcomes = async (calls: Promise<unknown>[]) =>
+          (await Promise.allSettled(calls)).map((result) =>
+            result.status === 'fulfilled' ? 'ok' : String((result.reason as { code?: unknown }).code),
+          );
+
+        clock.advance(7 * 60_000);
+        expect(await service.pruneThrottles()).toBe(41);
+        const wrong = await outcomes(ids.map((id, i) => nodes[i % 4]!.verify({ requestId: id, code: 'x' })));
+        expect(wrong.filter((outcome) => outcome !== 'requests/verification-failed')).toEqual([]);
+        expect(await sharedCounter()).toEqual({ mails: 0, failures: 40 });
+
+        clock.advance(7 * 60_000);
+        expect(await service.pruneThrottles()).toBe(41);
+        const resent = await outcomes(ids.map((id, i) => nodes[i % 4]!.resendChallenge(id)));
+        expect(resent.filter((outcome) => outcome !== 'ok')).toEqual([]);
+        expect(await sharedCounter()).toEqual({ mails: 40, failures: 0 });
+        for (const node of nodes) await node.whenIdle();
+      } finally {
+        for (const pool of pools) await pool.destroy();
+        await database.destroy();
+      }
+    }, 120_000);
+  },
+);

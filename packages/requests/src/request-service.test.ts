@@ -1361,6 +1361,101 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       }
     });
 
+    /**
+     * Keeps a service from deleting counters, so its background prune cannot delete what a failed
+     * call left behind before the test looks.
+     */
+    const noPruning: KyselyPlugin = {
+      transformQuery(args) {
+        if (args.node.kind === 'DeleteQueryNode') throw new Error('not pruning here');
+        return args.node;
+      },
+      async transformResult(args) {
+        return args.result;
+      },
+    };
+
+    it('a resend that fails at its last write leaves no counter for its identity', async () => {
+      const mailThrottle = { maxMails: 5, windowHours: 24 };
+      const ctx = setup({ mailThrottle });
+      const email = 'resent@example.com';
+      const { requestId } = await submitted(ctx, email);
+      // The submission's mail window ends and its counter is pruned; the request still waits.
+      ctx.clock.advance(24 * HOUR);
+      expect(await ctx.service.pruneThrottles()).toBe(1);
+      // The resend fails at its last write, the new challenge (a lost connection, a full disk):
+      // it rolls back whole, and the counter its mail would have opened must not outlive it.
+      const failed = createRequestService({
+        secret: SECRET,
+        mailThrottle,
+        db: database.db.withPlugin(failingAt('privacykit_requests_challenges')).withPlugin(noPruning),
+        policy: ctx.policy,
+        clock: ctx.clock,
+        mailer: ctx.mailer,
+      });
+      await expect(failed.resendChallenge(requestId)).rejects.toThrow('the disk is full');
+      await failed.whenIdle();
+      expect(await counters(ctx.tenant)).toEqual([]);
+      expect(ctx.mailsTo(email)).toHaveLength(1);
+
+      // The same resend, once it goes through, mails a code and counts it.
+      expect(await ctx.service.resendChallenge(requestId)).toEqual({ mailThrottled: false });
+      await ctx.service.whenIdle();
+      expect(ctx.mailsTo(email)).toHaveLength(2);
+      expect(await counters(ctx.tenant)).toEqual([
+        expect.objectContaining({
+          lookup_hash: hashOf(email),
+          mails: 1,
+          mail_window_start: ctx.clock.now().toISOString(),
+        }),
+      ]);
+    });
+
+    it('a code that fails at its last write, right or wrong, leaves no counter for its identity', async () => {
+      // Mail windows of 6 minutes, so the counter of the submission's mail is pruned while its
+      // 10-minute code still works.
+      const mailThrottle = { maxMails: 5, windowHours: 0.1 };
+      const ctx = setup({ mailThrottle });
+      const email = 'coded@example.com';
+      const { requestId, mail } = await submitted(ctx, email);
+      const right = codeIn(mail!.text);
+      const wrong = right === '000000' ? '111111' : '000000';
+      ctx.clock.advance(6 * MINUTE);
+      expect(await ctx.service.pruneThrottles()).toBe(1);
+      const failingService = (plugin: KyselyPlugin) =>
+        createRequestService({
+          secret: SECRET,
+          mailThrottle,
+          db: database.db.withPlugin(plugin).withPlugin(noPruning),
+          policy: ctx.policy,
+          clock: ctx.clock,
+          mailer: ctx.mailer,
+        });
+
+      // A wrong code whose failure cannot be recorded (the audit entry is its last write): the
+      // attempt it took from the identity's wrong-code budget goes with it.
+      const wrongFails = failingService(failingAt('privacykit_requests_audit', '"verification-failed"'));
+      await expect(wrongFails.verify({ requestId, code: wrong })).rejects.toThrow('the disk is full');
+      await wrongFails.whenIdle();
+      expect(await counters(ctx.tenant)).toEqual([]);
+      // The right code, failing at the audit of the transition to verified, its last write.
+      const rightFails = failingService(failingAt('privacykit_requests_audit', '"transition"'));
+      await expect(rightFails.verify({ requestId, code: right })).rejects.toThrow('the disk is full');
+      await rightFails.whenIdle();
+      expect(await counters(ctx.tenant)).toEqual([]);
+      expect((await ctx.service.get(requestId)).status).toBe('identity-pending');
+
+      // Neither counted: a wrong code recorded now is the request's first, and the right code verifies.
+      await expectCode(ctx.service.verify({ requestId, code: wrong }), 'requests/verification-failed');
+      expect(
+        (await ctx.service.audit(requestId)).filter((entry) => entry.action === 'verification-failed'),
+      ).toEqual([expect.objectContaining({ data: { failures: 1 } })]);
+      expect(await counters(ctx.tenant)).toEqual([
+        expect.objectContaining({ lookup_hash: hashOf(email), failures: 1 }),
+      ]);
+      expect((await ctx.service.verify({ requestId, code: right })).status).toBe('verified');
+    });
+
     // SQLite holds the write lock from the start of a transaction: no prune can run inside one.
     it.skipIf(engine.engine === 'sqlite')(
       'a counter pruned between its read and its update is created afresh, not taken for a spent budget',
@@ -1931,6 +2026,28 @@ describe.each(testEngines())('requests on $engine', (engine) => {
     });
   });
 });
+
+/**
+ * A plugin that fails every insert into `table` (whose statement also contains `containing`, when
+ * given) before it is sent: a write that fails as a lost connection or a full disk would.
+ */
+function failingAt(table: string, containing?: string): KyselyPlugin {
+  return {
+    transformQuery(args) {
+      const text = JSON.stringify(args.node);
+      if (
+        args.node.kind === 'InsertQueryNode' &&
+        text.includes(`"${table}"`) &&
+        (containing === undefined || text.includes(containing))
+      )
+        throw new Error('the disk is full');
+      return args.node;
+    },
+    async transformResult(args) {
+      return args.result;
+    },
+  };
+}
 
 /**
  * A plugin that, once armed, runs `meanwhile` right after the next read of the counter table

@@ -35,7 +35,7 @@ import {
 import type { PostMortemDetails, RequestChannel, RequestDetails, RequestRight } from './request-details.js';
 import { assertTransition, finalStatuses, isFinalStatus, requestStatusSchema } from './state-machine.js';
 import type { RequestStatus } from './state-machine.js';
-import type { IdentityRow, RequestRow, RequestsTables } from './tables.js';
+import type { ChallengeRow, IdentityRow, RequestRow, RequestsTables } from './tables.js';
 
 /**
  * Art 12(5) "manifestly excessive" threshold: more than `maxRequests` requests received within
@@ -540,23 +540,6 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     });
   }
 
-  /**
-   * Creates the budget rows of these identities when missing, before the transaction that takes
-   * from them: there, taking is then one conditional update of an existing row (no insert to race
-   * or to take gap locks on MySQL). Only for the identities of a stored request (a resend, a
-   * code): a submission must not write one before it is stored, so there `takeFromBudget`
-   * creates the row inside the submission's transaction.
-   */
-  async function ensureLimitRows(hashes: readonly string[]): Promise<void> {
-    const rows = [...new Set(hashes)]
-      .sort()
-      .map((lookup_hash) => ({ tenant, lookup_hash, mail_window_start: null, mails: 0 }));
-    if (rows.length === 0) return;
-    const insert = db.insertInto('privacykit_requests_identity_limits').values(rows);
-    if (engineOf(db) === 'mysql') await insert.ignore().execute();
-    else await insert.onConflict((oc) => oc.columns(['tenant', 'lookup_hash']).doNothing()).execute();
-  }
-
   const budgets = {
     mail: {
       count: 'mails',
@@ -577,7 +560,8 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
    * (`codeGuessLimit`) — in one conditional update, so concurrent callers cannot both take the
    * last one; false when the window's budget is spent. A window opens with its first use and
    * closes `windowHours` later. The identity's row is created by its first use, in the caller's
-   * transaction: a submission that fails leaves no counter behind (Art 5(1)(c)).
+   * transaction: a submission, resend or verification that fails leaves no counter behind
+   * (Art 5(1)(c)).
    */
   async function takeFromBudget(
     trx: Tx,
@@ -585,18 +569,26 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     hash: string,
     at: Date,
   ): Promise<boolean> {
-    const { count, start, limit, hours } = budgets[which];
     // Read without a lock first: on MySQL an update of a missing row locks the gap around it, and
-    // two submissions for new identities in that gap would then deadlock on their inserts.
+    // two transactions for new identities in that gap would then deadlock on their inserts.
     const existing = await trx
       .selectFrom('privacykit_requests_identity_limits')
       .select('lookup_hash')
       .where('tenant', '=', tenant)
       .where('lookup_hash', '=', hash)
       .executeTakeFirst();
-    // The identity's first use: its row opens the window with this one taken. When the insert
-    // finds the row, a concurrent transaction created it meanwhile (the insert waited for its commit).
-    if (!existing && (await openWindow(trx, which, hash, at))) return true;
+    if (!existing) await createLimitRow(trx, hash);
+    if (await takeOne(trx, which, hash, at)) return true;
+    if (!existing) return false;
+    // Spent — or gone: `pruneThrottles` deletes a row whose windows have all ended, and may have
+    // done so since it was read here. Then the row is created afresh; a spent one stays as it is.
+    await createLimitRow(trx, hash);
+    return takeOne(trx, which, hash, at);
+  }
+
+  /** One from the budget of the identity's row, unless its window's is spent; false then, or without a row. */
+  async function takeOne(trx: Tx, which: keyof typeof budgets, hash: string, at: Date): Promise<boolean> {
+    const { count, start, limit, hours } = budgets[which];
     const cutoff = new Date(at.getTime() - hours * 3_600_000).toISOString();
     const taken = await trx
       .updateTable('privacykit_requests_identity_limits')
@@ -618,30 +610,22 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       .where('lookup_hash', '=', hash)
       .where((eb) => eb.or([eb(start, 'is', null), eb(start, '<=', cutoff), eb(count, '<', limit)]))
       .executeTakeFirst();
-    if (Number(taken.numUpdatedRows) === 1) return true;
-    // Spent — or gone: `pruneThrottles` deletes a row whose windows have all ended, and may have
-    // done so since it was read here. Then the row is created afresh; a spent one stays as it is.
-    return openWindow(trx, which, hash, at);
+    return Number(taken.numUpdatedRows) === 1;
   }
 
-  /** The identity's row, created with this use as the first of a window; false when it exists. */
-  async function openWindow(trx: Tx, which: keyof typeof budgets, hash: string, at: Date): Promise<boolean> {
-    const { count, start } = budgets[which];
-    const insert = trx.insertInto('privacykit_requests_identity_limits').values({
-      tenant,
-      lookup_hash: hash,
-      mail_window_start: null,
-      mails: 0,
-      [count]: 1,
-      [start]: at.toISOString(),
-    });
-    const created =
-      engineOf(trx) === 'mysql'
-        ? await insert.ignore().executeTakeFirst()
-        : await insert
-            .onConflict((oc) => oc.columns(['tenant', 'lookup_hash']).doNothing())
-            .executeTakeFirst();
-    return Number(created.numInsertedOrUpdatedRows) === 1;
+  /**
+   * The identity's row, with no window open, unless it exists; the caller's update then takes from
+   * it. On MySQL a duplicate key takes the existing row's exclusive lock (`on duplicate key
+   * update`, a no-op): `insert ignore` would take a shared one, and two transactions holding it
+   * would deadlock on their updates when a third created the row before them.
+   */
+  async function createLimitRow(trx: Tx, hash: string): Promise<void> {
+    const insert = trx
+      .insertInto('privacykit_requests_identity_limits')
+      .values({ tenant, lookup_hash: hash, mail_window_start: null, mails: 0 });
+    if (engineOf(trx) === 'mysql')
+      await insert.onDuplicateKeyUpdate((eb) => ({ lookup_hash: eb.ref('lookup_hash') })).execute();
+    else await insert.onConflict((oc) => oc.columns(['tenant', 'lookup_hash']).doNothing()).execute();
   }
 
   /**
@@ -1440,7 +1424,6 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   async function resendChallenge(requestId: string): Promise<ResendResult> {
-    await ensureLimitRows((await identitiesOf(db, [requestId])).map((identity) => identity.lookup_hash));
     // MySQL may still break a deadlock between resends of neighbouring requests (gap locks on
     // the challenges' index): the loser runs again, whole.
     const issued = await retriedTransaction(
@@ -1513,38 +1496,39 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
 
   /**
    * Takes one of the request's attempts, and one of each unverified identity's `codeGuessLimit`,
-   * before a code is compared, in one transaction of conditional updates, so guesses sent in
-   * parallel cannot slip past either (hostile case 14). The identity's budget spans its requests:
-   * a fresh submission does not bring fresh guesses. When either is spent nothing is taken. A
-   * right code gives its attempts back.
+   * before a code is compared, with conditional updates in the transaction that then records the
+   * outcome, so guesses sent in parallel cannot slip past either (hostile case 14): each waits for
+   * the one holding the attempts' row. The identity's budget spans its requests: a fresh
+   * submission does not bring fresh guesses. When either is spent it throws, and the transaction
+   * takes nothing. A right code gives its attempts back. An identity's counter row is created by
+   * its first wrong-code attempt here, so a verification that fails leaves none behind.
    */
   async function reserveAttempt(
+    trx: Tx,
     requestId: string,
     via: AttemptsOf,
     hashes: readonly string[],
   ): Promise<void> {
     const at = now();
-    await writeTransaction(db, async (trx) => {
-      const { table, id } = attemptsRow(requestId, via);
-      const reserved = await trx
-        .updateTable(table)
-        .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
-        .where('tenant', '=', tenant)
-        .where('id', '=', id)
-        // A request's own attempts only while it waits for verification.
-        .$if(via.kind === 'request', (qb) => qb.where(sql.ref('status'), '=', 'identity-pending'))
-        .where('verification_locked', '=', 0)
-        .where('verification_failures', '<', maxAttempts)
-        .executeTakeFirst();
-      if (Number(reserved.numUpdatedRows) !== 1) {
-        const row = await loadRow(trx, requestId);
-        if (row?.status !== 'identity-pending') throw failed();
-        throw lockedError();
-      }
-      for (const hash of [...new Set(hashes)].sort()) {
-        if (!(await takeFromBudget(trx, 'failure', hash, at))) throw throttledError();
-      }
-    });
+    const { table, id } = attemptsRow(requestId, via);
+    const reserved = await trx
+      .updateTable(table)
+      .set((eb) => ({ verification_failures: eb('verification_failures', '+', 1) }))
+      .where('tenant', '=', tenant)
+      .where('id', '=', id)
+      // A request's own attempts only while it waits for verification.
+      .$if(via.kind === 'request', (qb) => qb.where(sql.ref('status'), '=', 'identity-pending'))
+      .where('verification_locked', '=', 0)
+      .where('verification_failures', '<', maxAttempts)
+      .executeTakeFirst();
+    if (Number(reserved.numUpdatedRows) !== 1) {
+      const row = await loadRow(trx, requestId);
+      if (row?.status !== 'identity-pending') throw failed();
+      throw lockedError();
+    }
+    for (const hash of [...new Set(hashes)].sort()) {
+      if (!(await takeFromBudget(trx, 'failure', hash, at))) throw throttledError();
+    }
   }
 
   /** The right code's attempt goes back to whoever it was taken from. */
@@ -1573,55 +1557,51 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   /**
-   * A wrong code: counted where its attempt was taken, which locks after `maxAttempts`. Through a
-   * duplicate submission's handle only that handle locks; the request is left as it is: its
-   * subject may be verifying it with their own code, and the duplicate may be a stranger's
-   * (anyone can submit someone else's address).
+   * A wrong code: counted where its attempt was taken, which locks after `maxAttempts`; true when
+   * that is now locked. Through a duplicate submission's handle only that handle locks; the
+   * request is left as it is: its subject may be verifying it with their own code, and the
+   * duplicate may be a stranger's (anyone can submit someone else's address).
    */
-  async function recordFailure(requestId: string, via: AttemptsOf): Promise<never> {
+  async function recordFailure(trx: Tx, requestId: string, via: AttemptsOf): Promise<boolean> {
     const { table, id } = attemptsRow(requestId, via);
     const duplicate = via.kind === 'submission';
-    const locked = await writeTransaction(db, async (trx) => {
-      const row = await trx
-        .selectFrom(table)
-        .select('verification_failures')
-        .where('tenant', '=', tenant)
-        .where('id', '=', id)
-        .$if(engineOf(trx) !== 'sqlite', (qb) => qb.forUpdate())
-        .executeTakeFirst();
-      const failures = Number(row?.verification_failures ?? 0);
+    const row = await trx
+      .selectFrom(table)
+      .select('verification_failures')
+      .where('tenant', '=', tenant)
+      .where('id', '=', id)
+      .$if(engineOf(trx) !== 'sqlite', (qb) => qb.forUpdate())
+      .executeTakeFirst();
+    const failures = Number(row?.verification_failures ?? 0);
+    await audit(trx, {
+      requestId,
+      by: 'subject',
+      action: 'verification-failed',
+      data: duplicate ? { failures, via: 'duplicate-submission' } : { failures },
+    });
+    if (failures < maxAttempts) return false;
+    const lockedNow = await trx
+      .updateTable(table)
+      .set(
+        (duplicate
+          ? { verification_locked: 1 }
+          : { verification_locked: 1, updated_at: now().toISOString() }) as never,
+      )
+      .where('tenant', '=', tenant)
+      .where('id', '=', id)
+      .where('verification_locked', '=', 0)
+      .executeTakeFirst();
+    if (Number(lockedNow.numUpdatedRows) === 1) {
       await audit(trx, {
         requestId,
-        by: 'subject',
-        action: 'verification-failed',
-        data: duplicate ? { failures, via: 'duplicate-submission' } : { failures },
+        by: 'system',
+        action: duplicate ? 'duplicate-submission-locked' : 'verification-locked',
+        reason: duplicate
+          ? `${failures} wrong codes through a duplicate submission; the request itself is not locked`
+          : `${failures} wrong codes`,
       });
-      if (failures < maxAttempts) return false;
-      const lockedNow = await trx
-        .updateTable(table)
-        .set(
-          (duplicate
-            ? { verification_locked: 1 }
-            : { verification_locked: 1, updated_at: now().toISOString() }) as never,
-        )
-        .where('tenant', '=', tenant)
-        .where('id', '=', id)
-        .where('verification_locked', '=', 0)
-        .executeTakeFirst();
-      if (Number(lockedNow.numUpdatedRows) === 1) {
-        await audit(trx, {
-          requestId,
-          by: 'system',
-          action: duplicate ? 'duplicate-submission-locked' : 'verification-locked',
-          reason: duplicate
-            ? `${failures} wrong codes through a duplicate submission; the request itself is not locked`
-            : `${failures} wrong codes`,
-        });
-      }
-      return true;
-    });
-    if (locked) throw lockedError();
-    throw failed();
+    }
+    return true;
   }
 
   async function verify(raw: VerifyInput): Promise<VerifyResult> {
@@ -1632,9 +1612,12 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const at = now().toISOString();
 
     let requestId: string;
-    let challengeId: string;
-    let guessed: string[] = [];
-    let attemptsOf: AttemptsOf | undefined;
+    /** A link's challenge, found by its token. */
+    let linked: string | undefined;
+    /** A code's: what it is compared with, and where its attempts are taken. */
+    let guess:
+      | { code: string; via: AttemptsOf; live: readonly ChallengeRow[]; guessed: readonly string[] }
+      | undefined;
     if ('token' in input) {
       const tokenHash = hmacSha256Hex(key, `token\u0000${input.token}`);
       const challenge = await db
@@ -1652,7 +1635,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         throw requestsError('requests/verification-expired', 'the link has expired: ask for a new one');
       }
       requestId = row.id;
-      challengeId = challenge.id;
+      linked = challenge.id;
     } else {
       let via: AttemptsOf;
       let row: RequestRow | undefined;
@@ -1690,81 +1673,95 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         throw requestsError('requests/verification-expired', 'the code has expired: ask for a new one');
       }
       // Every unverified identity's code is compared, so each of their budgets pays for a guess.
-      guessed = (await identitiesOf(db, [row.id]))
+      const guessed = (await identitiesOf(db, [row.id]))
         .filter((identity) => identity.verified_at === null)
         .map((identity) => identity.lookup_hash);
-      await ensureLimitRows(guessed);
-      await reserveAttempt(row.id, via, guessed);
-      const code = input.code.trim();
-      // Compare against every live challenge so the time taken does not tell which one matched.
-      let match: string | undefined;
-      for (const challenge of live) {
-        const equal = constantTimeEqual(
-          challenge.code_hash,
-          hmacSha256Hex(key, `code\u0000${challenge.id}\u0000${code}`),
-        );
-        if (equal && match === undefined) match = challenge.id;
-      }
-      if (match === undefined) return recordFailure(row.id, via);
       requestId = row.id;
-      challengeId = match;
-      attemptsOf = via;
+      guess = { code: input.code.trim(), via, live, guessed };
     }
 
-    const outcome = await writeTransaction(db, async (trx) => {
-      const consumed = await trx
-        .updateTable('privacykit_requests_challenges')
-        .set({ consumed_at: at })
-        .where('tenant', '=', tenant)
-        .where('id', '=', challengeId)
-        .where('consumed_at', 'is', null)
-        .executeTakeFirst();
-      if (Number(consumed.numUpdatedRows) !== 1) throw failed();
-      if (attemptsOf) {
-        // The attempts reserved for this right code are given back.
-        await giveBackAttempt(trx, requestId, attemptsOf);
-        await giveBackGuesses(trx, guessed);
-      }
-      const challenge = await trx
-        .selectFrom('privacykit_requests_challenges')
-        .select(['identity_id', 'amendment'])
-        .where('id', '=', challengeId)
-        .executeTakeFirstOrThrow();
-      if (challenge.amendment !== null)
-        await amend(trx, requestId, parseJson(challenge.amendment) as RequestDetails);
-      await trx
-        .updateTable('privacykit_requests_identities')
-        .set({ verified_at: at })
-        .where('tenant', '=', tenant)
-        .where('id', '=', challenge.identity_id)
-        .where('verified_at', 'is', null)
-        .execute();
-      // Other challenges of the same identity are spent too: one verification per identity.
-      await trx
-        .updateTable('privacykit_requests_challenges')
-        .set({ consumed_at: at })
-        .where('tenant', '=', tenant)
-        .where('identity_id', '=', challenge.identity_id)
-        .where('consumed_at', 'is', null)
-        .execute();
-      const identities = await identitiesOf(trx, [requestId]);
-      const position = identities.find((identity) => identity.id === challenge.identity_id)?.position;
-      await audit(trx, {
-        requestId,
-        by: 'subject',
-        action: 'identity-verified',
-        data: { identity: position, method: 'token' in input ? 'link' : 'code' },
-      });
-      const remaining = identities.filter((identity) => identity.verified_at === null).length;
-      if (remaining > 0) return { status: 'identity-pending' as RequestStatus, remaining };
-      await moveToVerified(
-        trx,
-        requestId,
-        'subject',
-        'every identity verified through its registered channel',
-      );
-      return { status: 'verified' as RequestStatus, remaining: 0 };
-    });
+    // One transaction from the attempt taken to the outcome recorded: a verification that fails
+    // anywhere, right code or wrong, takes no attempt and leaves no counter row behind.
+    const outcome = await writeTransaction(
+      db,
+      async (trx): Promise<{ status: RequestStatus; remaining: number } | { wrong: 'failed' | 'locked' }> => {
+        // The request's row first, as every other change to it, whichever attempts a code spends:
+        // a link, a code through a duplicate's handle and one through the request never wait on
+        // each other in opposite orders.
+        await lockRow(trx, requestId);
+        let challengeId = linked;
+        if (guess) {
+          await reserveAttempt(trx, requestId, guess.via, guess.guessed);
+          // Compare against every live challenge so the time taken does not tell which one matched.
+          let match: string | undefined;
+          for (const challenge of guess.live) {
+            const equal = constantTimeEqual(
+              challenge.code_hash,
+              hmacSha256Hex(key, `code\u0000${challenge.id}\u0000${guess.code}`),
+            );
+            if (equal && match === undefined) match = challenge.id;
+          }
+          // The wrong code's attempts stay taken: this transaction commits them with its record.
+          if (match === undefined)
+            return { wrong: (await recordFailure(trx, requestId, guess.via)) ? 'locked' : 'failed' };
+          challengeId = match;
+        }
+        if (challengeId === undefined) throw failed();
+        const consumed = await trx
+          .updateTable('privacykit_requests_challenges')
+          .set({ consumed_at: at })
+          .where('tenant', '=', tenant)
+          .where('id', '=', challengeId)
+          .where('consumed_at', 'is', null)
+          .executeTakeFirst();
+        if (Number(consumed.numUpdatedRows) !== 1) throw failed();
+        if (guess) {
+          // The attempts reserved for this right code are given back.
+          await giveBackAttempt(trx, requestId, guess.via);
+          await giveBackGuesses(trx, guess.guessed);
+        }
+        const challenge = await trx
+          .selectFrom('privacykit_requests_challenges')
+          .select(['identity_id', 'amendment'])
+          .where('id', '=', challengeId)
+          .executeTakeFirstOrThrow();
+        if (challenge.amendment !== null)
+          await amend(trx, requestId, parseJson(challenge.amendment) as RequestDetails);
+        await trx
+          .updateTable('privacykit_requests_identities')
+          .set({ verified_at: at })
+          .where('tenant', '=', tenant)
+          .where('id', '=', challenge.identity_id)
+          .where('verified_at', 'is', null)
+          .execute();
+        // Other challenges of the same identity are spent too: one verification per identity.
+        await trx
+          .updateTable('privacykit_requests_challenges')
+          .set({ consumed_at: at })
+          .where('tenant', '=', tenant)
+          .where('identity_id', '=', challenge.identity_id)
+          .where('consumed_at', 'is', null)
+          .execute();
+        const identities = await identitiesOf(trx, [requestId]);
+        const position = identities.find((identity) => identity.id === challenge.identity_id)?.position;
+        await audit(trx, {
+          requestId,
+          by: 'subject',
+          action: 'identity-verified',
+          data: { identity: position, method: 'token' in input ? 'link' : 'code' },
+        });
+        const remaining = identities.filter((identity) => identity.verified_at === null).length;
+        if (remaining > 0) return { status: 'identity-pending' as RequestStatus, remaining };
+        await moveToVerified(
+          trx,
+          requestId,
+          'subject',
+          'every identity verified through its registered channel',
+        );
+        return { status: 'verified' as RequestStatus, remaining: 0 };
+      },
+    );
+    if ('wrong' in outcome) throw outcome.wrong === 'locked' ? lockedError() : failed();
     return { requestId, ...outcome };
   }
 
