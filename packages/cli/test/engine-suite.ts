@@ -265,6 +265,70 @@ export function engineSuite(engine: TestEngine): void {
       expect(table.stdout).toMatch(/OVERDUE \d+d/);
     });
 
+    it('requests prune deletes the counters whose windows have all ended, keeps live ones and other tenants’', async () => {
+      const HOUR = 3_600_000;
+      const ago = (hours: number) => new Date(Date.now() - hours * HOUR).toISOString();
+      // The fixture configures no mailThrottle or codeGuessLimit: both windows last 24 hours.
+      const counter = (tenant: string, key: string, mail: string | null, failure: string | null) => ({
+        tenant,
+        lookup_hash: `cli-prune-${key}`,
+        mail_window_start: mail,
+        mails: mail === null ? 0 : 5,
+        failure_window_start: failure,
+        failures: failure === null ? 0 : 3,
+      });
+      await database.db
+        .insertInto('privacykit_requests_identity_limits')
+        .values([
+          counter('acme', 'ended-mail', ago(25), null),
+          counter('acme', 'ended-both', ago(30), ago(26)),
+          counter('acme', 'ended-empty', null, null),
+          counter('acme', 'live-mail', ago(1), null),
+          counter('acme', 'live-code', ago(30), ago(23)),
+          counter('other', 'ended-mail', ago(25), null),
+        ])
+        .execute();
+      const counters = async () =>
+        (
+          await database.db
+            .selectFrom('privacykit_requests_identity_limits')
+            .select(['tenant', 'lookup_hash'])
+            .execute()
+        ).map((row) => `${row.tenant}/${row.lookup_hash}`);
+      const before = await counters();
+
+      const pruned = await run(['requests', 'prune', '--batch-size', '2', '--json']);
+      expect(pruned.code, pruned.stderr).toBe(0);
+      const after = await counters();
+      const gone = before.filter((key) => !after.includes(key));
+      expect(json(pruned)).toEqual({ tenant: 'acme', deleted: gone.length });
+      expect(gone).toEqual(
+        expect.arrayContaining(
+          ['ended-mail', 'ended-both', 'ended-empty'].map((key) => `acme/cli-prune-${key}`),
+        ),
+      );
+      expect(after).toEqual(
+        expect.arrayContaining([
+          'acme/cli-prune-live-mail',
+          'acme/cli-prune-live-code',
+          'other/cli-prune-ended-mail',
+        ]),
+      );
+      // The counter of the request filed today in the previous test is live too.
+      expect(after.filter((key) => !key.includes('cli-prune-'))).toHaveLength(1);
+
+      const again = await inProcess(['requests', 'prune']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toBe('deleted 0 request counters whose windows had all ended (tenant acme)\n');
+      await database.db
+        .insertInto('privacykit_requests_identity_limits')
+        .values(counter('acme', 'ended-later', ago(24), null))
+        .execute();
+      const one = await inProcess(['requests', 'prune']);
+      expect(one.stdout).toBe('deleted 1 request counter whose windows had all ended (tenant acme)\n');
+      expect(await counters()).toEqual(expect.not.arrayContaining(['acme/cli-prune-ended-later']));
+    });
+
     it('export writes the subject package with its consent and request history, and reports its digest', async () => {
       const result = await run([
         'export',

@@ -1,12 +1,39 @@
 import type { Command } from 'commander';
 import type { RequestRecord, RequestServiceOptions } from '@privacykit/requests';
-import { durationOption } from '../options.js';
+import { parsePositiveInteger } from '../duration.js';
+import { cliError } from '../errors.js';
+import { durationOption, optionParser } from '../options.js';
 import { formatTable } from '../output.js';
 import { examples } from '../program.js';
-import type { ProgramKit } from '../program.js';
+import type { CommandScope, ProgramKit } from '../program.js';
 import { settingsOf } from '../settings.js';
 
 const DAY = 86_400_000;
+
+/** The most counter rows `pruneThrottles` deletes in one statement. */
+const MAX_PRUNE_BATCH = 5_000;
+
+const batchSizeOption = optionParser((text: string): number => {
+  const size = parsePositiveInteger(text, '--batch-size');
+  if (size > MAX_PRUNE_BATCH) {
+    throw cliError('cli/usage', `--batch-size is at most ${MAX_PRUNE_BATCH}, got ${size}`);
+  }
+  return size;
+});
+
+/** The request service of the config's policy, with its `requests` settings, on the database. */
+async function requestServiceOf(scope: CommandScope) {
+  const config = await scope.config();
+  const { createRequestService } = await import('@privacykit/requests');
+  const settings = settingsOf(config, 'requests') as Partial<RequestServiceOptions>;
+  const service = createRequestService({
+    ...settings,
+    db: await scope.database(),
+    policy: config.policy,
+    dataMap: config.dataMap,
+  });
+  return { config, service };
+}
 
 export function registerRequests(program: Command, kit: ProgramKit): void {
   const requests = program
@@ -25,15 +52,8 @@ export function registerRequests(program: Command, kit: ProgramKit): void {
   ).action(
     kit.action(async (scope) => {
       const { within } = scope.options<{ within: number }>();
-      const config = await scope.config();
-      const { calendarDaysBetween, civilDateIn, createRequestService } = await import('@privacykit/requests');
-      const settings = settingsOf(config, 'requests') as Partial<RequestServiceOptions>;
-      const service = createRequestService({
-        ...settings,
-        db: await scope.database(),
-        policy: config.policy,
-        dataMap: config.dataMap,
-      });
+      const { config, service } = await requestServiceOf(scope);
+      const { calendarDaysBetween, civilDateIn } = await import('@privacykit/requests');
       const days = Math.max(0, Math.ceil(within / DAY));
       const [overdue, soon] = await Promise.all([service.list({ overdue: true }), service.dueSoon({ days })]);
       const today = civilDateIn(new Date(), config.policy.zone);
@@ -83,6 +103,38 @@ export function registerRequests(program: Command, kit: ProgramKit): void {
               ],
       );
       return overdueCount > 0 ? 1 : 0;
+    }),
+  );
+
+  examples(
+    requests
+      .command('prune')
+      .description(
+        'delete the per-identity counters of the mail throttle and the code-guess limit whose windows have all ended (Art 5(1)(e)); for cron',
+      )
+      .option(
+        '--batch-size <n>',
+        `counter rows per delete statement (1–${MAX_PRUNE_BATCH}, default 500)`,
+        batchSizeOption,
+      ),
+    [
+      'privacykit requests prune',
+      'privacykit requests prune --batch-size 1000 --json',
+      '# cron: */15 * * * * privacykit requests prune --quiet || alert "requests prune failed"',
+    ],
+  ).action(
+    kit.action(async (scope) => {
+      const { batchSize } = scope.options<{ batchSize?: number }>();
+      const { config, service } = await requestServiceOf(scope);
+      // The windows are the config's `mailThrottle` and `codeGuessLimit`, as the service's: a
+      // counter is deleted only once every window the application counts in has ended.
+      const deleted = await service.pruneThrottles(batchSize === undefined ? {} : { batchSize });
+      scope.out.result(
+        { tenant: config.policy.tenant, deleted },
+        () =>
+          `deleted ${deleted} request counter${deleted === 1 ? '' : 's'} whose windows had all ended (tenant ${config.policy.tenant})`,
+      );
+      return 0;
     }),
   );
 }
