@@ -35,6 +35,11 @@ export type RequestsErrorCode =
    * identity and right on every attempt; nothing of it was stored. Submitting again is safe.
    */
   | 'requests/intake-conflict'
+  /**
+   * The request's personal data was removed by `redact` (storage limitation): it is kept only as
+   * evidence that it was answered, and nothing more can be done with it.
+   */
+  | 'requests/redacted'
   /** A change lost to concurrent changes of the same request on every attempt; nothing of it was stored. */
   | 'requests/write-conflict';
 

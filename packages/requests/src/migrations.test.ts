@@ -513,3 +513,89 @@ describe.each(testEngines())(
     });
   },
 );
+
+describe.each(testEngines())('migration 0009 (closed_at, redacted_at) on $engine', (engine) => {
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.destroy();
+    database = undefined;
+  });
+
+  it('backfills closed_at from the closing transition (or updated_at), and goes down and up again', async () => {
+    database = await createTestDatabase(engine);
+    const { db } = database;
+    expect((await migrator(db).migrateTo('0008_drop_intake')).error).toBeUndefined();
+    const receivedAt = '2024-01-30T09:00:00.000Z';
+    for (const [id, status] of [
+      ['r1', 'completed'],
+      ['r2', 'denied'],
+      ['r3', 'identity-pending'],
+      ['r4', 'in-progress'],
+    ] as const) {
+      await oldRequest(db, { id, right: 'access', status, receivedAt, emails: [`${id}@example.com`] });
+    }
+    const entry = (requestId: string, occurred_at: string, action: string, to_status: string | null) => ({
+      tenant,
+      request_id: requestId,
+      occurred_at,
+      actor: 'staff:eve',
+      action,
+      from_status: null,
+      to_status,
+      reason: null,
+      data: null,
+    });
+    await db
+      .insertInto('privacykit_requests_audit')
+      .values([
+        entry('r1', '2024-02-01T10:00:00.000Z', 'transition', 'in-progress'),
+        entry('r1', '2024-02-10T10:00:00.000Z', 'transition', 'completed'),
+        // Later steps that close nothing do not count.
+        entry('r1', '2024-02-11T10:00:00.000Z', 'extension-notice-sent', null),
+        entry('r4', '2024-02-12T10:00:00.000Z', 'transition', 'in-progress'),
+      ])
+      .execute();
+
+    const closedAt = async () =>
+      Object.fromEntries(
+        (await allRows(db, 'privacykit_requests_requests')).map((row) => [row.id, row.closed_at ?? null]),
+      );
+    expect(await migrate(db, [requestMigrations])).toEqual([
+      { name: 'requests', applied: ['0009_redaction'] },
+    ]);
+    const expected = { r1: '2024-02-10T10:00:00.000Z', r2: receivedAt, r3: null, r4: null };
+    expect(await closedAt()).toEqual(expected);
+    expect((await allRows(db, 'privacykit_requests_requests')).every((row) => row.redacted_at === null)).toBe(
+      true,
+    );
+
+    const down = await migrator(db).migrateTo('0008_drop_intake');
+    expect(down.error).toBeUndefined();
+    expect(down.results?.map((result) => result.migrationName)).toEqual(['0009_redaction']);
+    const [row] = await allRows(db, 'privacykit_requests_requests');
+    expect(Object.keys(row ?? {})).not.toContain('closed_at');
+    expect(Object.keys(row ?? {})).not.toContain('redacted_at');
+
+    expect(await migrate(db, [requestMigrations])).toEqual([
+      { name: 'requests', applied: ['0009_redaction'] },
+    ]);
+    expect(await closedAt()).toEqual(expected);
+
+    // The backfilled closure is what redaction counts from.
+    const service = createRequestService({
+      db,
+      policy: testPolicy(),
+      secret,
+      clock: fixedClock('2025-02-10T12:00:00Z'),
+    });
+    const seen: Record<string, string | null> = {};
+    const result = await service.redact({
+      dueAt: (request) => {
+        seen[request.id] = request.closedAt?.toISOString() ?? null;
+        return request.closedAt ? new Date(request.closedAt.getTime() + 365 * 86_400_000) : null;
+      },
+    });
+    expect(seen).toEqual({ r1: expected.r1, r2: expected.r2, r3: null });
+    expect(result).toEqual({ redacted: 2, closed: 2, unverified: 0 });
+  });
+});

@@ -468,5 +468,56 @@ export const requestMigrations: PackageMigrations = {
           .execute();
       },
     },
+    '0009_redaction': {
+      /**
+       * The request log's own retention (Art 5(1)(e)): `closed_at`, when a request reached a final
+       * status, and `redacted_at`, when `redact` stripped its personal data and kept the skeleton
+       * as evidence (Art 5(2)). Closed requests get `closed_at` from the audit's closing
+       * transition (the last one, should there be several), or from `updated_at` when no such
+       * audit row exists (data older than the audit, or imported).
+       */
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('privacykit_requests_requests')
+          .addColumn('closed_at', columnType.instant)
+          .execute();
+        await db.schema
+          .alterTable('privacykit_requests_requests')
+          .addColumn('redacted_at', columnType.instant)
+          .execute();
+        // The statuses after which a request is closed, as they were when this migration was written.
+        const closed = ['completed', 'denied', 'cancelled'];
+        await db
+          .updateTable('privacykit_requests_requests')
+          .set((eb) => ({
+            closed_at: eb
+              .selectFrom('privacykit_requests_audit as a')
+              .select((sb) => sb.fn.max('a.occurred_at').as('at'))
+              .whereRef('a.tenant', '=', 'privacykit_requests_requests.tenant')
+              .whereRef('a.request_id', '=', 'privacykit_requests_requests.id')
+              .where('a.action', '=', 'transition')
+              .where('a.to_status', 'in', closed),
+          }))
+          .where('status', 'in', closed)
+          .execute();
+        await db
+          .updateTable('privacykit_requests_requests')
+          .set((eb) => ({ closed_at: eb.ref('updated_at') }))
+          .where('status', 'in', closed)
+          .where('closed_at', 'is', null)
+          .execute();
+        await db.schema
+          .createIndex('privacykit_requests_requests_redaction')
+          .on('privacykit_requests_requests')
+          .columns(['tenant', 'redacted_at', 'id'])
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        const drop = db.schema.dropIndex('privacykit_requests_requests_redaction');
+        await (engineOf(db) === 'mysql' ? drop.on('privacykit_requests_requests') : drop).execute();
+        await db.schema.alterTable('privacykit_requests_requests').dropColumn('redacted_at').execute();
+        await db.schema.alterTable('privacykit_requests_requests').dropColumn('closed_at').execute();
+      },
+    },
   },
 };

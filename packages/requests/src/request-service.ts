@@ -75,6 +75,45 @@ export interface PruneThrottlesOptions {
   batchSize?: number;
 }
 
+/**
+ * What {@link RedactOptions.dueAt} is asked about: a request not yet redacted that is closed
+ * (completed, denied, cancelled) or was never verified (received, identity-pending).
+ */
+export interface RedactionCandidate {
+  id: string;
+  right: RequestRight;
+  status: RequestStatus;
+  receivedAt: Date;
+  /** When it reached its final status; null for a request never verified (it is still open). */
+  closedAt: Date | null;
+}
+
+/** How {@link RequestService.redact} chooses and works. */
+export interface RedactOptions {
+  /**
+   * When the request's personal data is due to go: redacted once this instant has passed (by the
+   * service's clock); null or undefined keeps it. Called for every closed or never-verified
+   * request not yet redacted, so it decides per right and per status (e.g. one year after
+   * closure for access, thirty days after receipt when never verified). Open verified requests
+   * are never asked about, nor redacted.
+   */
+  dueAt: (request: RedactionCandidate) => Date | null | undefined;
+  /** Requests read, and redacted in one transaction, per batch: 1–5,000 (default 500). */
+  batchSize?: number;
+  /** Count what is due and change nothing. */
+  dryRun?: boolean;
+}
+
+/** What {@link RequestService.redact} did (or, on a dry run, would do). */
+export interface RedactResult {
+  /** Requests redacted: `closed + unverified`. */
+  redacted: number;
+  /** Of them, requests that were closed. */
+  closed: number;
+  /** Of them, requests never verified: the redaction also closed them as `cancelled`. */
+  unverified: number;
+}
+
 export interface RequestServiceOptions {
   /** The host's database, migrated with `migrate(db, [requestMigrations])`. */
   db: Kysely<any>;
@@ -242,7 +281,8 @@ export type ListFilter = z.input<typeof listFilterSchema>;
 
 export type RequestOutcome =
   | { status: 'completed'; at: string; summary: string | null }
-  | { status: 'denied'; at: string; reason: string; remedies: Remedy[] }
+  /** `reason` is null only once the request is redacted (staff text may name the subject). */
+  | { status: 'denied'; at: string; reason: string | null; remedies: Remedy[] }
   | { status: 'cancelled'; at: string; reason: string | null };
 
 export interface RequestIdentityState {
@@ -258,7 +298,8 @@ export interface RequestRecord {
   id: string;
   tenant: string;
   right: RequestRight;
-  details: RequestDetails;
+  /** What the subject asked for; null once the request is redacted. */
+  details: RequestDetails | null;
   channel: RequestChannel;
   receivedAt: string;
   /** Civil date of receipt in the controller's zone. */
@@ -288,6 +329,14 @@ export interface RequestRecord {
   verificationLocked: boolean;
   createdAt: string;
   updatedAt: string;
+  /** When the request reached its final status (completed, denied, cancelled); null while open. */
+  closedAt: string | null;
+  /**
+   * When `redact` removed its personal data: identity values (`''`), details (`null`), extension
+   * reasons, the outcome's free text, challenges, submissions and the audit's free text. What is
+   * left proves the request was answered, and when (Art 5(2), 12(3)–(4)).
+   */
+  redactedAt: string | null;
 }
 
 /** One audited step (S07: UTC, no personal data beyond what staff typed in `reason`). */
@@ -366,6 +415,23 @@ export interface RequestService {
    */
   pruneThrottles(options?: PruneThrottlesOptions): Promise<number>;
   /**
+   * Storage limitation of the request log itself (Art 5(1)(e)): strips the personal data of every
+   * closed or never-verified request that `dueAt` says is due, keeping the skeleton that proves
+   * it was answered, and when (Art 5(2), 12(3)–(4)): id, right, channel, status, dates,
+   * deadlines, extension months, outcome category (and remedies of a denial), assignee, and the
+   * audit's actions, actors, status changes and timestamps. Removed: identity values and their
+   * lookup hashes (so `historyFor`, `getForRequester` and duplicate checks no longer find it),
+   * details, extension reasons, the outcome's text, challenges, submissions, the audit's reasons
+   * and free data. A never-verified request is also closed as `cancelled` (it can no longer be
+   * verified). Post-mortem directives are never touched. One transaction per batch: a request is
+   * either wholly redacted or untouched. Idempotent. Also prunes ended counters
+   * (`pruneThrottles`), which may hold the same identities' hashes.
+   *
+   * @throws `requests/invalid-input` on a bad `batchSize`, or when `dueAt` answers something
+   * other than a valid Date, null or undefined.
+   */
+  redact(options: RedactOptions): Promise<RedactResult>;
+  /**
    * Resolves once the mails started by earlier calls have been handed to the mailer, and the
    * counters' background prune they started has ended.
    */
@@ -392,6 +458,24 @@ const PRUNE_INTERVAL_MS = 3_600_000;
 const PRUNE_BATCH_SIZE = 500;
 /** Keys of one batch, bound as parameters: well under every engine's limit (SQLite 32,766). */
 const PRUNE_MAX_BATCH_SIZE = 5_000;
+
+/** Statuses of a request never verified: `redact` may strip and close it. */
+const UNVERIFIED_STATUSES: readonly RequestStatus[] = ['received', 'identity-pending'];
+
+/**
+ * Audit actions whose `data` holds only counts, kinds, positions, dates and staff ids — never what
+ * a subject or staff typed — and is kept by `redact`. Every other action's data is removed.
+ */
+const AUDIT_DATA_KEPT_ON_REDACTION = [
+  'submitted',
+  'challenge-withheld',
+  'flagged-excessive',
+  'identity-verified',
+  'extended',
+  'assigned',
+  'marked-duplicate',
+  'redacted',
+];
 
 function invalid(error: z.ZodError, what: string): never {
   const issues = zodIssues(error);
@@ -680,6 +764,196 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     return deleted;
   }
 
+  /**
+   * `redact`: candidates (not redacted, closed or never verified) are read in id order, in
+   * batches, without a lock; `dueAt` picks the due ones; each batch's due requests are then locked
+   * and checked again (a verify may have moved one on meanwhile) and stripped in one transaction.
+   */
+  async function redact(input: RedactOptions): Promise<RedactResult> {
+    if (typeof input?.dueAt !== 'function')
+      throw requestsError('requests/invalid-input', 'redact needs a dueAt function');
+    const batchSize = input.batchSize ?? PRUNE_BATCH_SIZE;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > PRUNE_MAX_BATCH_SIZE)
+      throw requestsError(
+        'requests/invalid-input',
+        `batchSize must be a whole number from 1 to ${PRUNE_MAX_BATCH_SIZE}`,
+      );
+    const at = now();
+    const candidateStatuses = [...finalStatuses, ...UNVERIFIED_STATUSES];
+    const isDue = (
+      row: Pick<RequestRow, 'id' | 'request_right' | 'status' | 'received_at' | 'closed_at'>,
+    ) => {
+      const status = requestStatusSchema.parse(row.status);
+      if (!candidateStatuses.includes(status)) return false;
+      const due = input.dueAt({
+        id: row.id,
+        right: requestRightSchema.parse(row.request_right),
+        status,
+        receivedAt: new Date(row.received_at),
+        closedAt: isFinalStatus(status) && row.closed_at ? new Date(row.closed_at) : null,
+      });
+      if (due === null || due === undefined) return false;
+      if (!(due instanceof Date) || Number.isNaN(due.getTime()))
+        throw requestsError('requests/invalid-input', `dueAt answered no valid Date for request ${row.id}`);
+      return due.getTime() <= at.getTime();
+    };
+    const result: RedactResult = { redacted: 0, closed: 0, unverified: 0 };
+    const count = (rows: readonly Pick<RequestRow, 'status'>[]) => {
+      for (const row of rows) {
+        if (UNVERIFIED_STATUSES.includes(row.status as RequestStatus)) result.unverified += 1;
+        else result.closed += 1;
+        result.redacted += 1;
+      }
+    };
+    let after: string | undefined;
+    for (;;) {
+      const batch = await db
+        .selectFrom('privacykit_requests_requests')
+        .select(['id', 'request_right', 'status', 'received_at', 'closed_at'])
+        .where('tenant', '=', tenant)
+        .where('redacted_at', 'is', null)
+        .where('status', 'in', candidateStatuses)
+        .$if(after !== undefined, (qb) => qb.where('id', '>', after as string))
+        .orderBy('id')
+        .limit(batchSize)
+        .execute();
+      if (batch.length === 0) break;
+      const due = batch.filter(isDue);
+      if (due.length > 0) {
+        if (input.dryRun) count(due);
+        else
+          count(
+            await writeTransaction(db, (trx) =>
+              redactBatch(
+                trx,
+                due.map((row) => row.id),
+                isDue,
+                at,
+              ),
+            ),
+          );
+      }
+      if (batch.length < batchSize) break;
+      after = batch[batch.length - 1]?.id;
+    }
+    // The counters of the identities just stripped hold their hashes too; those whose windows
+    // have ended go (a live window stays: it still bounds mails and guesses).
+    if (!input.dryRun && result.redacted > 0) await pruneThrottles();
+    return result;
+  }
+
+  /** Strips these requests, locked and checked again; returns the rows stripped (as they were). */
+  async function redactBatch(
+    trx: Tx,
+    ids: readonly string[],
+    isDue: (row: RequestRow) => boolean,
+    at: Date,
+  ): Promise<RequestRow[]> {
+    const locked = await trx
+      .selectFrom('privacykit_requests_requests')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('id', 'in', ids)
+      .where('redacted_at', 'is', null)
+      .orderBy('id')
+      .$if(engineOf(trx) !== 'sqlite', (qb) => qb.forUpdate())
+      .execute();
+    const rows = locked.filter(isDue);
+    if (rows.length === 0) return [];
+    const iso = at.toISOString();
+    const stripped = rows.map((row) => row.id);
+    for (const row of rows) {
+      const unverified = UNVERIFIED_STATUSES.includes(row.status as RequestStatus);
+      await trx
+        .updateTable('privacykit_requests_requests')
+        .set({
+          details: 'null',
+          extension_reasons: '[]',
+          outcome: JSON.stringify(
+            unverified
+              ? { status: 'cancelled', at: iso, reason: null }
+              : strippedOutcome(parseJson(row.outcome) as RequestOutcome | null, row),
+          ),
+          ...(unverified ? { status: 'cancelled', closed_at: iso } : {}),
+          redacted_at: iso,
+          updated_at: iso,
+        })
+        .where('tenant', '=', tenant)
+        .where('id', '=', row.id)
+        .execute();
+    }
+    await trx
+      .updateTable('privacykit_requests_identities')
+      .set({ value: '', lookup_hash: '', channel: null, dedupe_right: null })
+      .where('tenant', '=', tenant)
+      .where('request_id', 'in', stripped)
+      .execute();
+    await trx
+      .deleteFrom('privacykit_requests_challenges')
+      .where('tenant', '=', tenant)
+      .where('request_id', 'in', stripped)
+      .execute();
+    await trx
+      .deleteFrom('privacykit_requests_submissions')
+      .where('tenant', '=', tenant)
+      .where('request_id', 'in', stripped)
+      .execute();
+    await trx
+      .updateTable('privacykit_requests_audit')
+      .set({ reason: null })
+      .where('tenant', '=', tenant)
+      .where('request_id', 'in', stripped)
+      .where('reason', 'is not', null)
+      .execute();
+    await trx
+      .updateTable('privacykit_requests_audit')
+      .set({ data: null })
+      .where('tenant', '=', tenant)
+      .where('request_id', 'in', stripped)
+      .where('action', 'not in', AUDIT_DATA_KEPT_ON_REDACTION)
+      .where('data', 'is not', null)
+      .execute();
+    await trx
+      .insertInto('privacykit_requests_audit')
+      .values(
+        rows.map((row) => {
+          const unverified = UNVERIFIED_STATUSES.includes(row.status as RequestStatus);
+          return {
+            tenant,
+            request_id: row.id,
+            occurred_at: iso,
+            actor: 'system',
+            action: 'redacted',
+            from_status: unverified ? row.status : null,
+            to_status: unverified ? 'cancelled' : null,
+            reason: null,
+            data: JSON.stringify({ category: unverified ? 'unverified' : 'closed' }),
+          };
+        }),
+      )
+      .execute();
+    return rows;
+  }
+
+  /** The outcome's category, time and (for a denial) remedies; without the text staff wrote. */
+  function strippedOutcome(outcome: RequestOutcome | null, row: RequestRow): RequestOutcome {
+    const at = outcome?.at ?? row.closed_at ?? row.updated_at;
+    const status = (outcome?.status ?? row.status) as RequestOutcome['status'];
+    switch (status) {
+      case 'completed':
+        return { status, at, summary: null };
+      case 'denied':
+        return {
+          status,
+          at,
+          reason: null,
+          remedies: outcome?.status === 'denied' ? outcome.remedies : remediesFor(policy),
+        };
+      case 'cancelled':
+        return { status, at, reason: null };
+    }
+  }
+
   /** When the service last started pruning by itself (its clock's milliseconds). */
   let lastPrune: number | undefined;
   let pruning = false;
@@ -811,7 +1085,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       id: row.id,
       tenant: row.tenant,
       right: requestRightSchema.parse(row.request_right),
-      details: parseJson(row.details) as RequestDetails,
+      details: parseJson(row.details) as RequestDetails | null,
       channel: requestChannelSchema.parse(row.channel),
       receivedAt: row.received_at,
       receivedDate: row.received_date,
@@ -839,7 +1113,21 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       verificationLocked: Number(row.verification_locked) === 1,
       createdAt: row.created_at,
       updatedAt: row.updated_at,
+      closedAt: row.closed_at ?? null,
+      redactedAt: row.redacted_at ?? null,
     };
+  }
+
+  function redactedError() {
+    return requestsError(
+      'requests/redacted',
+      'the personal data of this request was removed (storage limitation): it is kept only as a record that it was answered',
+    );
+  }
+
+  /** @throws `requests/redacted` when `redact` has stripped the request: nothing more can be done with it. */
+  function refuseRedacted(row: RequestRow): void {
+    if (row.redacted_at) throw redactedError();
   }
 
   async function load(trx: Tx | Db, requestId: string): Promise<RequestRecord> {
@@ -1316,6 +1604,8 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
           verification_locked: 0,
           created_at: at.toISOString(),
           updated_at: at.toISOString(),
+          closed_at: null,
+          redacted_at: null,
         })
         .execute();
       const identityRows: IdentityRow[] = identities.map((identity, position) => ({
@@ -1855,6 +2145,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const record = await writeTransaction(db, async (trx) => {
       const row = await lockRow(trx, requestId);
       if (!row) throw requestsError('requests/not-found', 'no such request');
+      refuseRedacted(row);
       const status = requestStatusSchema.parse(row.status);
       if (isFinalStatus(status)) {
         throw requestsError('requests/illegal-transition', `a ${status} request cannot be extended`);
@@ -2018,6 +2309,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     const record = await writeTransaction(db, async (trx) => {
       const row = await lockRow(trx, requestId);
       if (!row) throw requestsError('requests/not-found', 'no such request');
+      refuseRedacted(row);
       const from = requestStatusSchema.parse(row.status);
       assertTransition(from, input.to);
       const at = now().toISOString();
@@ -2060,6 +2352,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         .set({
           status: input.to,
           ...(outcome ? { outcome: JSON.stringify(outcome) } : {}),
+          ...(isFinalStatus(input.to) ? { closed_at: at } : {}),
           updated_at: at,
         })
         .where('tenant', '=', tenant)
@@ -2103,6 +2396,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     return writeTransaction(db, async (trx) => {
       const row = await lockRow(trx, requestId);
       if (!row) throw requestsError('requests/not-found', 'no such request');
+      refuseRedacted(row);
       await trx
         .updateTable('privacykit_requests_requests')
         .set({ assignee: assignee ? assignee.data : null, updated_at: now().toISOString() })
@@ -2219,6 +2513,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
 
   async function deliveryChannel(requestId: string): Promise<string> {
     const record = await load(db, requestId);
+    if (record.redactedAt !== null) throw redactedError();
     const identities = await identitiesOf(db, [requestId]);
     const verified = identities.find((identity) => identity.verified_at !== null && identity.channel);
     if (!verified?.channel || record.status === 'identity-pending' || record.status === 'received') {
@@ -2313,6 +2608,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
     historyFor,
     directivesFor,
     pruneThrottles,
+    redact,
     whenIdle,
   };
 }

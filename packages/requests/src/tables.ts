@@ -26,6 +26,10 @@ export interface RequestRow {
   verification_locked: number;
   created_at: string;
   updated_at: string;
+  /** When the request reached a final status (migration 0009). */
+  closed_at: string | null;
+  /** When `redact` removed its personal data (migration 0009); null while it holds it. */
+  redacted_at: string | null;
 }
 
 export interface IdentityRow {
