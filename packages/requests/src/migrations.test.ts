@@ -158,6 +158,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
           '0006_code_guess_limit',
           '0007_submissions',
           '0008_drop_intake',
+          '0009_redaction',
         ],
       },
     ]);
@@ -205,6 +206,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     const down = await migrator(db).migrateTo('0001_init');
     expect(down.error).toBeUndefined();
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0009_redaction',
       '0008_drop_intake',
       '0007_submissions',
       '0006_code_guess_limit',
@@ -323,6 +325,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
           '0006_code_guess_limit',
           '0007_submissions',
           '0008_drop_intake',
+          '0009_redaction',
         ],
       },
     ]);
@@ -369,6 +372,7 @@ describe.each(testEngines())('migrations 0002 (slots) and 0003 (duplicate links)
     // Down to 0002 removes the links and their audit entries; up again makes the same ones.
     const down = await migrator(db).migrateTo('0002_intake_dedupe');
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0009_redaction',
       '0008_drop_intake',
       '0007_submissions',
       '0006_code_guess_limit',
@@ -452,7 +456,7 @@ describe.each(testEngines())(
       ]);
 
       expect(await migrate(db, [requestMigrations])).toEqual([
-        { name: 'requests', applied: ['0008_drop_intake'] },
+        { name: 'requests', applied: ['0008_drop_intake', '0009_redaction'] },
       ]);
       expect(await tableNames(db)).not.toContain('privacykit_requests_intake');
       expect(await indexColumns(db, 'privacykit_requests_intake_identity')).toEqual([]);
@@ -462,7 +466,10 @@ describe.each(testEngines())(
       // Down gives the table back as 0001 made it, empty: what it held is gone for good.
       const down = await migrator(db).migrateTo('0007_submissions');
       expect(down.error).toBeUndefined();
-      expect(down.results?.map((result) => result.migrationName)).toEqual(['0008_drop_intake']);
+      expect(down.results?.map((result) => result.migrationName)).toEqual([
+        '0009_redaction',
+        '0008_drop_intake',
+      ]);
       expect(await allRows(db, 'privacykit_requests_intake')).toEqual([]);
       expect(await indexColumns(db, 'privacykit_requests_intake_identity')).toEqual([
         'tenant',
@@ -470,7 +477,7 @@ describe.each(testEngines())(
         'received_at',
       ]);
       expect(await migrate(db, [requestMigrations])).toEqual([
-        { name: 'requests', applied: ['0008_drop_intake'] },
+        { name: 'requests', applied: ['0008_drop_intake', '0009_redaction'] },
       ]);
       expect(await tableNames(db)).not.toContain('privacykit_requests_intake');
     });
