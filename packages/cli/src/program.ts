@@ -8,7 +8,7 @@ import { registerErase } from './commands/erase.js';
 import { registerExport } from './commands/export.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerPolicy } from './commands/policy.js';
-import { registerRequests } from './commands/requests.js';
+import { registerRequests, registerRequestsRedact } from './commands/requests.js';
 import { registerRetention } from './commands/retention.js';
 import type { LoadedConfig } from './config.js';
 import { cliError } from './errors.js';
@@ -195,6 +195,7 @@ export function createProgram(options: CreateProgramOptions): Command {
   registerRetention(program, kit);
   registerConsent(program, kit);
   registerRequests(program, kit);
+  registerRequestsRedact(program, kit);
   registerCookies(program, kit);
   registerExport(program, kit);
   registerErase(program, kit);

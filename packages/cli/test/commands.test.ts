@@ -166,6 +166,7 @@ describe('privacykit without a database', () => {
       ['consent', 'receipt', 'verify'],
       ['requests', 'due'],
       ['requests', 'prune'],
+      ['requests', 'redact'],
       ['cookies', 'classify'],
       ['cookies', 'scan'],
       ['cookies', 'audit'],

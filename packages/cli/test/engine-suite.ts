@@ -567,6 +567,57 @@ export function engineSuite(engine: TestEngine): void {
       }
     });
 
+    it('requests redact strips the requests due by right and period, --dry-run counts them, and a rerun finds none', async () => {
+      const secret = fixture.requests as { secret: string };
+      // Closed 400 days ago: an access request (due after 1y) and an erasure request (kept).
+      const old = createRequestService({
+        db: database.db,
+        policy,
+        clock: fixedClock(new Date(Date.now() - 400 * 86_400_000)),
+        ...secret,
+      });
+      const closed = async (right: 'access' | 'erasure', email: string) => {
+        const { requestId } = await old.submit({ right, identities: [{ kind: 'email', value: email }] });
+        await old.transition(requestId, { to: 'cancelled', by: 'staff:eve', reason: `asked by ${email}` });
+        return requestId;
+      };
+      const access = await closed('access', 'cleo@example.com');
+      const erasure = await closed('erasure', 'dora@example.com');
+      const args = ['requests', 'redact', '--closed', '1y', '--right', 'erasure=keep', '--unverified', '30d'];
+
+      const dry = await run([...args, '--dry-run', '--json']);
+      expect(dry.code, dry.stderr).toBe(0);
+      // `requests due` left one unverified request 40 days old (lateId) and a fresh one.
+      expect(json(dry)).toMatchObject({ dryRun: true, redacted: 2, closed: 1, unverified: 1 });
+      const service = createRequestService({ db: database.db, policy, ...secret });
+      expect((await service.get(access)).redactedAt).toBeNull();
+
+      const human = await inProcess([...args, '--batch-size', '1']);
+      expect(human.code, human.stderr).toBe(0);
+      expect(human.stdout).toContain('redacted 2 requests: 1 closed, 1 never verified');
+      expect(await service.get(access)).toMatchObject({ details: null, identities: [{ value: '' }] });
+      expect((await service.get(lateId)).status).toBe('cancelled');
+      expect((await service.get(erasure)).redactedAt).toBeNull();
+      expect((await service.historyFor([{ kind: 'email', value: 'cleo@example.com' }])).requests).toEqual([]);
+
+      const again = await run([...args, '--json']);
+      expect(json(again)).toMatchObject({ dryRun: false, redacted: 0 });
+    });
+
+    it('requests redact refuses an unknown right or period, or no period at all, as a usage error', async () => {
+      for (const bad of [
+        ['--right', 'gossip=1y'],
+        ['--right', 'access'],
+        ['--closed', '1 year'],
+        ['--unverified', '12m'],
+        [],
+      ]) {
+        const result = await inProcess(['requests', 'redact', ...bad]);
+        expect(result.code, `${bad.join(' ')}: ${result.stdout}`).toBe(2);
+        expectOneLineError(result.stderr);
+      }
+    });
+
     it('a database it cannot reach is one line on stderr and a non-zero exit', async () => {
       const bad =
         engine.engine === 'sqlite'

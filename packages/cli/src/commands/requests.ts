@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
 import type { RequestRecord, RequestServiceOptions } from '@privacykit/requests';
+import { calendarPeriodOption, parseCalendarPeriod } from '../calendar-period.js';
 import { parsePositiveInteger } from '../duration.js';
 import { cliError } from '../errors.js';
-import { durationOption, optionParser } from '../options.js';
+import { durationOption, optionParser, positiveIntegerOption } from '../options.js';
 import { formatTable } from '../output.js';
 import { examples } from '../program.js';
 import type { CommandScope, ProgramKit } from '../program.js';
 import { settingsOf } from '../settings.js';
+import { collect } from '../subject.js';
 
 const DAY = 86_400_000;
 
@@ -133,6 +135,93 @@ export function registerRequests(program: Command, kit: ProgramKit): void {
         { tenant: config.policy.tenant, deleted },
         () =>
           `deleted ${deleted} request counter${deleted === 1 ? '' : 's'} whose windows had all ended (tenant ${config.policy.tenant})`,
+      );
+      return 0;
+    }),
+  );
+}
+
+/**
+ * `requests redact`: the request log's own storage limitation (Art 5(1)(e)). Closed requests
+ * lose their personal data a period after closure (per right where the policy says so),
+ * never-verified ones a period after receipt; the skeleton stays as evidence (Art 5(2)).
+ */
+export function registerRequestsRedact(program: Command, kit: ProgramKit): void {
+  const requests =
+    program.commands.find((command) => command.name() === 'requests') ??
+    program.command('requests').description('data subject rights requests and their Art 12(3) deadlines');
+
+  examples(
+    requests
+      .command('redact')
+      .description(
+        'strip the personal data of requests closed longer ago than a period, and of requests never verified; keep the skeleton as evidence',
+      )
+      .option(
+        '--closed <period>',
+        'closed requests of every right, this long after closure: 1y, 18mo, 30d',
+        calendarPeriodOption,
+      )
+      .option(
+        '--right <right=period>',
+        'closed requests of one right (repeatable), overriding --closed; "keep" keeps them: objection=3y, erasure=keep',
+        collect,
+      )
+      .option(
+        '--unverified <period>',
+        'requests never verified, this long after receipt: 30d',
+        calendarPeriodOption,
+      )
+      .option('--batch-size <n>', 'requests per batch and transaction (1–5000)', positiveIntegerOption, 500)
+      .option('--dry-run', 'count what is due, change nothing'),
+    [
+      'privacykit requests redact --closed 1y --right objection=3y --unverified 30d',
+      'privacykit requests redact --right access=1y --right rectification=1y --dry-run --json',
+    ],
+  ).action(
+    kit.action(async (scope) => {
+      const options = scope.options<{
+        closed?: string;
+        right?: string[];
+        unverified?: string;
+        batchSize: number;
+        dryRun?: boolean;
+      }>();
+      const { requestRightSchema } = await import('@privacykit/requests');
+      const { addPeriod, civilDateOf, startOfCivilDay } = await import('@privacykit/retention');
+      const perRight = new Map<string, string | null>();
+      for (const entry of options.right ?? []) {
+        const [right, period] = entry.split('=', 2);
+        if (!right || !period || !requestRightSchema.safeParse(right.trim()).success)
+          throw cliError(
+            'cli/usage',
+            `--right expects <right>=<period|keep> with a right among ${requestRightSchema.options.join(', ')}; got "${entry}"`,
+          );
+        perRight.set(right.trim(), period.trim() === 'keep' ? null : parseCalendarPeriod(period));
+      }
+      if (options.closed === undefined && perRight.size === 0 && options.unverified === undefined)
+        throw cliError('cli/usage', 'say what is due: --closed, --right or --unverified');
+      const { config, service } = await requestServiceOf(scope);
+      const zone = config.policy.zone;
+      // "P after D" is due at 00:00 in the controller's zone on D + P, as retention counts.
+      const after = (instant: Date, period: string) =>
+        startOfCivilDay(addPeriod(civilDateOf(instant, zone), period), zone);
+      const result = await service.redact({
+        batchSize: options.batchSize,
+        dryRun: options.dryRun === true,
+        dueAt: (request) => {
+          if (request.closedAt === null) {
+            return options.unverified === undefined ? null : after(request.receivedAt, options.unverified);
+          }
+          const period = perRight.has(request.right) ? perRight.get(request.right) : options.closed;
+          return period ? after(request.closedAt, period) : null;
+        },
+      });
+      const dryRun = options.dryRun === true;
+      scope.out.result({ tenant: config.policy.tenant, dryRun, ...result }, () =>
+        result.redacted === 0
+          ? 'no request is due for redaction'
+          : `${dryRun ? 'would redact' : 'redacted'} ${result.redacted} request${result.redacted === 1 ? '' : 's'}: ${result.closed} closed, ${result.unverified} never verified`,
       );
       return 0;
     }),
