@@ -25,6 +25,7 @@ import { adminRecordRoutes } from './routes/admin/record.js';
 import { adminRetentionRoutes } from './routes/admin/retention.js';
 import { createRetentionEngine } from '@privacykit/retention';
 import { retentionSchedule } from './retention-schedule.js';
+import { DEFAULT_UNVERIFIED_REQUEST_DAYS, requestLogDueAt } from './request-log-retention.js';
 import { adminErasureRoutes } from './routes/admin/erasure.js';
 import { adminCookieRoutes } from './routes/admin/cookies.js';
 import type { CookieScanner } from './routes/admin/cookies.js';
@@ -88,6 +89,11 @@ export interface AppDeps {
    * `publicOrigin` alone, or none when it is unset. Invalid entries throw here, at start.
    */
   scanOrigins?: readonly string[];
+  /**
+   * Days after receipt when a rights request never verified loses its personal data, on the
+   * retention sweep (default 30: the policy gives no period for abandoned submissions).
+   */
+  unverifiedRequestDays?: number;
   /** Called for unexpected errors (the response never shows them). */
   logError?: (error: unknown) => void;
   /** Called when object-level authorisation refuses an id (hostile case 12); no personal data. */
@@ -140,6 +146,7 @@ export function createApp(deps: AppDeps): Express {
   const limits = { ...defaultRateLimits, ...deps.rateLimits };
   const dataMap = deps.dataMap ?? demoDataMap;
   const scanOrigins = scanOriginsOf(deps);
+  const unverifiedRequestDays = deps.unverifiedRequestDays ?? DEFAULT_UNVERIFIED_REQUEST_DAYS;
   const tenant = policy.tenant;
   const mailer = deps.mailer ?? outboxMailer({ db, tenant, clock });
   const staff = createStaffDirectory({
@@ -377,7 +384,18 @@ export function createApp(deps: AppDeps): Express {
   );
   // One retention engine: its legal holds also keep the rows they cover out of erasures.
   const retention = createRetentionEngine({ db, policy, dataMap, clock, schedule: retentionSchedule });
-  app.use(adminRetentionRoutes({ policy, audit: services.audit, retention }));
+  app.use(
+    adminRetentionRoutes({
+      policy,
+      audit: services.audit,
+      retention,
+      requests: services.requests,
+      requestLog: {
+        dueAt: requestLogDueAt(policy, { unverifiedDays: unverifiedRequestDays }),
+        unverifiedDays: unverifiedRequestDays,
+      },
+    }),
+  );
   app.use(
     adminErasureRoutes({
       db,

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Policy } from '@privacykit/core';
 import { renderSchedule } from '@privacykit/retention';
 import type { RetentionEngine } from '@privacykit/retention';
+import type { RedactOptions, RedactResult, RequestService } from '@privacykit/requests';
 import type { StaffAudit } from '../../audit.js';
 import { HttpError } from '../../http-error.js';
 import { currentStaff, render } from '../../render.js';
@@ -25,16 +26,29 @@ const holdSchema = z.object({
   reason: z.string().trim().min(3, 'give the claim or case').max(500),
 });
 
+/** The staff audit entry of a request-log redaction, one per sweep, targeting the sweep's run. */
+const REDACT_ACTION = 'requests.redact';
+
+function describeRedaction(result: RedactResult): string {
+  return `${result.redacted} request${result.redacted === 1 ? '' : 's'} redacted (${result.closed} closed, ${result.unverified} never verified)`;
+}
+
 /**
  * Retention in the back office (Art 5(1)(e), 5(2), 17(3)(e)): the schedule in words, a dry run
  * with the sweep's own candidate queries, a sweep with its certificate, legal holds, the backlog.
+ * The sweep also redacts the request log by the policy's `id-documents` rule
+ * (`requestLog.dueAt`): one staff action applies the whole schedule.
  */
 export function adminRetentionRoutes(options: {
   policy: Policy;
   retention: RetentionEngine;
   audit: StaffAudit;
+  requests: RequestService;
+  /** When a request's personal data is due (`requestLog.dueAt`), and the days kept when never verified. */
+  requestLog: { dueAt: RedactOptions['dueAt']; unverifiedDays: number };
 }): Router {
-  const { retention, audit } = options;
+  const { retention, audit, requests } = options;
+  const { dueAt, unverifiedDays } = options.requestLog;
   const router = Router();
   const schedule = renderSchedule(options.policy);
 
@@ -42,10 +56,20 @@ export function adminRetentionRoutes(options: {
     const dryRun = await retention.dryRun({ sample: 3 });
     const backlog = await retention.backlog();
     const holds = await retention.holds();
+    const requestLog = await requests.redact({ dueAt, dryRun: true });
     const runs = (await audit.recent(500)).filter((entry) => entry.action === 'retention.sweep');
     render(req, res, {
       title: 'Retention',
-      body: retentionView({ schedule: schedule.rules, dryRun, backlog, holds, runs, csrf: csrfToken(req) }),
+      body: retentionView({
+        schedule: schedule.rules,
+        dryRun,
+        backlog,
+        holds,
+        runs,
+        requestLog,
+        unverifiedDays,
+        csrf: csrfToken(req),
+      }),
     });
   });
 
@@ -58,6 +82,13 @@ export function adminRetentionRoutes(options: {
       target: result.runId,
       detail: `${result.records} rows, ${result.complete ? 'complete' : 'budget reached: run again'}`,
     });
+    const redacted = await requests.redact({ dueAt, batchSize: 500 });
+    await audit.record({
+      actor: by,
+      action: REDACT_ACTION,
+      target: result.runId,
+      detail: describeRedaction(redacted),
+    });
     res.redirect(303, `/admin/retention/runs/${result.runId}`);
   });
 
@@ -66,7 +97,13 @@ export function adminRetentionRoutes(options: {
     if (!runId.success) throw new HttpError(404, 'No such run.');
     const certificate = await retention.certificate(runId.data);
     const check = await retention.verifyCertificate(runId.data);
-    render(req, res, { title: 'Retention run', body: runView({ certificate, check }) });
+    const requestLog = (await audit.recent(500)).find(
+      (entry) => entry.action === REDACT_ACTION && entry.target === runId.data,
+    );
+    render(req, res, {
+      title: 'Retention run',
+      body: runView({ certificate, check, requestLog: requestLog?.detail ?? null }),
+    });
   });
 
   router.post('/admin/retention/holds', async (req, res) => {

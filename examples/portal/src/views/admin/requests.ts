@@ -72,7 +72,7 @@ export function requestDetailView(options: {
   <dt>Received</dt><dd>${record.receivedAt} (${record.channel})</dd>
   <dt>Deadline</dt><dd>${record.effectiveDeadline} ${deadlineFlag(record, options.today)}${record.extendedDeadline ? html` — extended by ${record.extension.months} month(s): ${record.extension.reasons.join('; ')}` : ''}</dd>
   <dt>Identities</dt><dd>${record.identities.map((identity) => html`${identity.kind}: ${identity.value} ${identity.verified ? '(verified)' : '(not verified)'}<br>`)}</dd>
-  <dt>Details</dt><dd><pre>${JSON.stringify(record.details, null, 2)}</pre></dd>
+  ${record.redactedAt ? html`<dt>Personal data</dt><dd data-redacted="${record.redactedAt}">removed ${record.redactedAt} by the retention sweep: what is left proves the request was answered, and when</dd>` : html`<dt>Details</dt><dd><pre>${JSON.stringify(record.details, null, 2)}</pre></dd>`}
   ${record.duplicateOf ? html`<dt>Duplicate of</dt><dd><a href="/admin/requests/${record.duplicateOf}">${record.duplicateOf}</a></dd>` : ''}
   ${record.excessive ? html`<dt>Art 12(5)</dt><dd><span class="flag overdue">many requests from this identity</span></dd>` : ''}
   ${record.outcome ? html`<dt>Outcome</dt><dd>${record.outcome.status}: ${'reason' in record.outcome ? record.outcome.reason : 'summary' in record.outcome ? record.outcome.summary : ''}</dd>` : ''}
