@@ -184,6 +184,17 @@ describe.each(testEngines())('redaction of the request log on $engine', (engine)
 
     // The abandoned one is closed by its redaction: it can never be verified any more.
     const [abandoned] = (await ctx.service.list({ right: 'erasure' })) ?? [];
+    const code = codeIn(ctx.mailer.sent.filter((m) => m.to === 'ada@example.com').at(-1)?.text ?? '');
+    // Its code, live when it was mailed, verifies nothing now; a resend mails nothing.
+    const sent = ctx.mailer.sent.length;
+    const error = await ctx.service.verify({ requestId: abandoned?.id as string, code }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isPrivacyKitError(error), String(error)).toBe(true);
+    expect(await ctx.service.resendChallenge(abandoned?.id as string)).toEqual({ mailThrottled: false });
+    expect(ctx.mailer.sent.length).toBe(sent);
+    expect((await ctx.service.get(abandoned?.id as string)).status).toBe('cancelled');
     expect(abandoned).toMatchObject({ status: 'cancelled', details: null, outcome: { status: 'cancelled' } });
     expect((await ctx.service.audit(abandoned?.id as string)).at(-1)).toMatchObject({
       action: 'redacted',
