@@ -117,7 +117,8 @@ const publicDir = fileURLToPath(new URL('../public', import.meta.url));
 /** A library's error code → the HTTP status the portal answers with (never 500 for bad input). */
 export function statusForCode(code: string): number {
   if (/not-found$|unknown$|-unknown|binding-mismatch/.test(code)) return 404;
-  if (/token-used|token-expired|verification-expired/.test(code)) return 410;
+  // A redacted request's personal data is gone for good (the request log's retention).
+  if (/token-used|token-expired|verification-expired|requests\/redacted$/.test(code)) return 410;
   // Too many wrong codes: wait. A plan another worker holds is a conflict, not a rate limit.
   if (/verification-locked$|verification-throttled$/.test(code)) return 429;
   if (/transition|too-late|limit$|conflict|already|on-hold|held|plan-locked|lease-lost/.test(code))

@@ -11,6 +11,7 @@ describe('statusForCode', () => {
     ['consent/notice-version-conflict', 409],
     ['requests/not-found', 404],
     ['requests/token-expired', 410],
+    ['requests/redacted', 410],
     ['consent/notice-unavailable', 500],
     ['consent/invalid-decision', 400],
   ])('%s → %i', (code, status) => {
