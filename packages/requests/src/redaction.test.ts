@@ -127,7 +127,15 @@ describe.each(testEngines())('redaction of the request log on $engine', (engine)
       identities: [{ kind: 'email', value: 'ada@example.com' }],
       details: { explanation: 'Ada Lovelace wants out' },
     } as SubmitRequestInput);
+    // Sent again with more to say: a duplicate, whose details wait in the audit trail.
+    const again = await ctx.service.submit({
+      right: 'erasure',
+      identities: [{ kind: 'email', value: 'ADA@example.com' }],
+      details: { explanation: 'Lovelace again, from the library' },
+    } as SubmitRequestInput);
+    expect(again.duplicateOf).not.toBeNull();
     await ctx.service.whenIdle();
+    expect(await occurrences(ctx.tenant, 'from the library')).toContain('privacykit_requests_audit.data');
     const before = await ctx.service.get(id);
     expect(await occurrences(ctx.tenant, 'ada@example.com')).not.toEqual([]);
 
@@ -142,6 +150,7 @@ describe.each(testEngines())('redaction of the request log on $engine', (engine)
     expect(await occurrences(ctx.tenant, hashOf('ada@example.com'))).toEqual([]);
     expect(await occurrences(ctx.tenant, 'archived accounts')).toEqual([]);
     expect(await occurrences(ctx.tenant, 'Lovelace')).toEqual([]);
+    expect(await occurrences(ctx.tenant, 'from the library')).toEqual([]);
 
     const after = await ctx.service.get(id);
     expect(after).toMatchObject({
