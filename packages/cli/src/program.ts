@@ -212,6 +212,7 @@ const usageCodes = new Set([
   'cli/invalid-file',
   'database/invalid-url',
   'database/driver-missing',
+  'database/driver-incompatible',
 ]);
 
 /**

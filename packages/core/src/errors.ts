@@ -20,6 +20,7 @@ export type CoreErrorCode =
   | 'tenant/invalid'
   | 'database/invalid-url'
   | 'database/driver-missing'
+  | 'database/driver-incompatible'
   | 'database/unsupported-engine'
   | 'database/migration-failed';
 

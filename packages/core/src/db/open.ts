@@ -3,6 +3,7 @@ import { PrivacyKitError } from '../errors.js';
 import { backgroundCheckpoints } from './checkpoints.js';
 import type { CheckpointMode } from './checkpoints.js';
 import type { Engine } from './engine.js';
+import { assertSqliteDriverSafe } from './sqlite-driver.js';
 
 export interface OpenDatabaseOptions {
   /** `sqlite:path/to/file.db`, `file:…`, `:memory:`, `postgres://…`, `postgresql://…`, `mysql://…` or `mariadb://…`. */
@@ -116,7 +117,9 @@ function sqlitePath(url: string): string {
 /**
  * Opens a kysely instance for SQLite (better-sqlite3, WAL, foreign keys on), PostgreSQL (pg,
  * with pg-cursor for streaming when installed) or MySQL/MariaDB (mysql2). Drivers are optional
- * peer dependencies: a missing one is a `database/driver-missing` error saying what to install.
+ * peer dependencies: a missing one is a `database/driver-missing` error saying what to install;
+ * a better-sqlite3 build that would abort the process on this Node.js (12.x compiled from source
+ * against Node.js ≥ 24.19) is a `database/driver-incompatible` error.
  */
 export async function openDatabase(options: OpenDatabaseOptions | string): Promise<Kysely<any>> {
   const {
@@ -128,6 +131,7 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
   switch (engine) {
     case 'sqlite': {
       const module = await load<{ default: typeof import('better-sqlite3') }>('better-sqlite3', 'SQLite');
+      assertSqliteDriverSafe(import.meta.url);
       const database = new module.default(sqlitePath(url));
       database.pragma('journal_mode = WAL');
       database.pragma('synchronous = NORMAL');
