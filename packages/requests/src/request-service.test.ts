@@ -1105,19 +1105,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       expect(await stored()).toEqual([]);
       // Failed inside its transaction, at its last write (a lost connection, a full disk): it rolls
       // back whole, and the identity's mail counter must not outlive it.
-      const failing: KyselyPlugin = {
-        transformQuery(args) {
-          if (
-            args.node.kind === 'InsertQueryNode' &&
-            JSON.stringify(args.node.into).includes('"privacykit_requests_submissions"')
-          )
-            throw new Error('the disk is full');
-          return args.node;
-        },
-        async transformResult(args) {
-          return args.result;
-        },
-      };
+      const failing = failingAt('privacykit_requests_submissions');
       const failed = createRequestService({
         secret: 'a test secret of more than thirty-two bytes!!',
         db: database.db.withPlugin(failing),
@@ -1294,15 +1282,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
 
       // A prune that fails (here every delete) is not the caller's failure: the submission is
       // answered and stored, and `whenIdle` resolves. Called explicitly, it throws.
-      const failing: KyselyPlugin = {
-        transformQuery(args) {
-          if (args.node.kind === 'DeleteQueryNode') throw new Error('the disk is full');
-          return args.node;
-        },
-        async transformResult(args) {
-          return args.result;
-        },
-      };
+      const failing = failingDeletes('the disk is full');
       const broken = createRequestService({
         secret: SECRET,
         db: database.db.withPlugin(failing),
@@ -1365,15 +1345,7 @@ describe.each(testEngines())('requests on $engine', (engine) => {
      * Keeps a service from deleting counters, so its background prune cannot delete what a failed
      * call left behind before the test looks.
      */
-    const noPruning: KyselyPlugin = {
-      transformQuery(args) {
-        if (args.node.kind === 'DeleteQueryNode') throw new Error('not pruning here');
-        return args.node;
-      },
-      async transformResult(args) {
-        return args.result;
-      },
-    };
+    const noPruning = failingDeletes('not pruning here');
 
     it('a resend that fails at its last write leaves no counter for its identity', async () => {
       const mailThrottle = { maxMails: 5, windowHours: 24 };
@@ -2041,6 +2013,19 @@ function failingAt(table: string, containing?: string): KyselyPlugin {
         (containing === undefined || text.includes(containing))
       )
         throw new Error('the disk is full');
+      return args.node;
+    },
+    async transformResult(args) {
+      return args.result;
+    },
+  };
+}
+
+/** A plugin that fails every delete before it is sent, with `message`. */
+function failingDeletes(message: string): KyselyPlugin {
+  return {
+    transformQuery(args) {
+      if (args.node.kind === 'DeleteQueryNode') throw new Error(message);
       return args.node;
     },
     async transformResult(args) {
