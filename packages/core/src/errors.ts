@@ -19,6 +19,7 @@ export type CoreErrorCode =
   | 'period/invalid'
   | 'tenant/invalid'
   | 'database/invalid-url'
+  | 'database/invalid-options'
   | 'database/driver-missing'
   | 'database/driver-incompatible'
   | 'database/unsupported-engine'

@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -133,6 +136,47 @@ describe('openDatabase', () => {
     await expect(openDatabase('redis://secret:pw@localhost')).rejects.toSatisfy(
       (error: unknown) => isPrivacyKitError(error, 'database/invalid-url') && !String(error).includes('pw'),
     );
+  });
+});
+
+describe('openDatabase on a SQLite file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pk-open-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const pageSize = async (db: Kysely<any>) =>
+    (await sql<{ page_size: number }>`pragma page_size`.execute(db)).rows[0]?.page_size;
+
+  it('creates new files with 8 KiB pages, or the size asked for', async () => {
+    const db = await openDatabase(`sqlite:${join(dir, 'default.db')}`);
+    await sql`create table t (x integer)`.execute(db);
+    expect(await pageSize(db)).toBe(8192);
+    await db.destroy();
+    const small = await openDatabase({ url: `sqlite:${join(dir, 'small.db')}`, sqlitePageSize: 4096 });
+    await sql`create table t (x integer)`.execute(small);
+    expect(await pageSize(small)).toBe(4096);
+    await small.destroy();
+  });
+
+  it('keeps the page size of an existing file and its rows', async () => {
+    const file = join(dir, 'existing.db');
+    const first = await openDatabase({ url: `sqlite:${file}`, sqlitePageSize: 4096 });
+    await sql`create table t (x integer)`.execute(first);
+    await sql`insert into t values (1), (2)`.execute(first);
+    await first.destroy();
+    const again = await openDatabase(`sqlite:${file}`);
+    expect(await pageSize(again)).toBe(4096);
+    expect((await sql<{ n: number }>`select count(*) as n from t`.execute(again)).rows[0]?.n).toBe(2);
+    await again.destroy();
+  });
+
+  it('refuses a page size SQLite cannot use, before creating anything', async () => {
+    for (const sqlitePageSize of [0, 1000, 131072, 4096.5]) {
+      const file = join(dir, `bad-${sqlitePageSize}.db`);
+      await expect(openDatabase({ url: `sqlite:${file}`, sqlitePageSize })).rejects.toSatisfy(
+        (error: unknown) =>
+          isPrivacyKitError(error, 'database/invalid-options') && String(error).includes('sqlitePageSize'),
+      );
+      expect(existsSync(file)).toBe(false);
+    }
   });
 });
 

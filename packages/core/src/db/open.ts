@@ -15,6 +15,13 @@ export interface OpenDatabaseOptions {
    * own connection, so commits do not stall on them; `'inline'`: SQLite's default).
    */
   checkpoints?: CheckpointMode;
+  /**
+   * SQLite: the page size, in bytes, of a file this call creates (default 8192; a power of two
+   * from 512 to 65536). An existing file keeps the size it was created with. 8 KiB pages hold
+   * twice the rows of SQLite's 4 KiB default, so random-key upserts split pages half as often
+   * and a commit appends fewer pages to the WAL.
+   */
+  sqlitePageSize?: number;
 }
 
 /** A connection string's engine, without opening anything. */
@@ -126,13 +133,27 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
     url,
     poolSize = 10,
     checkpoints = 'background',
+    sqlitePageSize = 8192,
   } = typeof options === 'string' ? ({ url: options } as OpenDatabaseOptions) : options;
   const engine = engineOfUrl(url);
+  if (
+    !Number.isInteger(sqlitePageSize) ||
+    sqlitePageSize < 512 ||
+    sqlitePageSize > 65536 ||
+    (sqlitePageSize & (sqlitePageSize - 1)) !== 0
+  ) {
+    throw new PrivacyKitError(
+      'database/invalid-options',
+      `sqlitePageSize is a power of two from 512 to 65536, got ${String(sqlitePageSize)}`,
+    );
+  }
   switch (engine) {
     case 'sqlite': {
       const module = await load<{ default: typeof import('better-sqlite3') }>('better-sqlite3', 'SQLite');
       assertSqliteDriverSafe(import.meta.url);
       const database = new module.default(sqlitePath(url));
+      // Before anything is written: a new file takes this size; an existing one keeps its own.
+      database.pragma(`page_size = ${sqlitePageSize}`);
       database.pragma('journal_mode = WAL');
       database.pragma('synchronous = NORMAL');
       database.pragma('foreign_keys = ON');
