@@ -356,6 +356,45 @@ describe.each(testEngines())('import batches on $engine', (engine) => {
   });
 });
 
+describe.each(testEngines())('a large import batch on $engine', (engine) => {
+  it('keeps a subject’s evidence key, order and lookups across a 1,300-decision batch', async () => {
+    const database = await migratedDatabase(engine);
+    try {
+      const clock = fixedClock('2025-03-01T12:00:00Z');
+      const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+      const input: ConsentDecision[] = [];
+      const at = (i: number) => new Date(Date.UTC(2025, 1, 1) + i * 60_000).toISOString();
+      // 700 decisions of one subject × purpose: adjacent once sorted by pseudonym, so they span
+      // every split of the batch. Only the first carries evidence; the last is current.
+      for (let i = 0; i < 700; i++) {
+        input.push(
+          decision('hoarder', 'newsletter', {
+            source: 'import',
+            method: 'import',
+            at: at(i),
+            state: i === 699 ? 'withdrawn' : 'granted',
+            ...(i === 0 ? { evidence: { ip: '192.0.2.77' } } : {}),
+          }),
+        );
+      }
+      for (let i = 0; i < 600; i++) {
+        input.push(decision(`crowd-${i}`, 'newsletter', { source: 'import', method: 'import', at: at(i) }));
+      }
+      expect(await ledger.import(input, { batchSize: 5000 })).toEqual({ imported: 1300 });
+      const history = await ledger.history('hoarder');
+      expect(history).toHaveLength(700);
+      expect(history[0]?.evidence).toEqual({ ip: '192.0.2.0' });
+      expect(history.slice(1).every((entry) => entry.evidence === undefined)).toBe(true);
+      expect(history.map((entry) => entry.at)).toEqual(input.slice(0, 700).map((d) => d.at));
+      expect((await ledger.current('hoarder')).purposes.newsletter?.state).toBe('withdrawn');
+      expect(await ledger.mayProcess('crowd-599', 'newsletter')).toBe(true);
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    } finally {
+      await database.destroy();
+    }
+  });
+});
+
 describe.each(testEngines())('tenants on one database on $engine', (engine) => {
   it('eight tenants starting at once on their own connections all record; no raw deadlock reaches them', async () => {
     const database = await migratedDatabase(engine);

@@ -485,6 +485,9 @@ const pairKey = (subjectKey: string, purpose: string) => `${subjectKey}\u0000${p
 /** Entries between two head checkpoints: the subject and event lookups trail by at most this. */
 const INDEX_EVERY = 1000;
 
+/** Decisions an import batch turns into ledger rows at a time, within its one transaction. */
+const IMPORT_SLICE = 500;
+
 /** A unique or primary key violation, on any of the three engines. */
 function isUniqueViolation(error: unknown): boolean {
   const { code, errno } = (error ?? {}) as { code?: unknown; errno?: unknown };
@@ -939,7 +942,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
    * entries behind it when due. When the tree came from memory, the entry before the first new
    * one must exist and the new ids must be free, before anything else is written.
    */
-  async function append(ctx: AppendContext, pending: readonly Pending[], now: Date): Promise<number[]> {
+  async function append(
+    ctx: AppendContext,
+    pending: readonly Pending[],
+    now: Date,
+    options: { checkpoint?: boolean } = {},
+  ): Promise<number[]> {
     const { trx, head } = ctx;
     const { rows, seqs, frontier } = ledgerRows(ctx.frontier, pending, now.toISOString());
     if (ctx.remembered && ctx.frontier.size > 0) {
@@ -952,7 +960,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       if (ctx.remembered && isUniqueViolation(error)) throw new StaleHead();
       throw error;
     }
-    ctx.head = checkpointDue(head, frontier.size, now) ? await checkpoint(trx, frontier, now) : head;
+    ctx.head =
+      options.checkpoint !== false && checkpointDue(head, frontier.size, now)
+        ? await checkpoint(trx, frontier, now)
+        : head;
     ctx.frontier = frontier;
     return seqs;
   }
@@ -2817,53 +2828,63 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                 true,
               )
             : new Map<string, Buffer>();
-          const pendings: Pending[] = [];
-          const meta: { value: Validated; subjectKey: string; at: string; expiresAt?: string | undefined }[] =
-            [];
-          for (const [i, value] of batch.entries()) {
-            const subjectKey = subjectKeys[i] as string;
-            const at = value.at ?? now.toISOString();
-            const { pending, expiresAt } = decisionPending(
-              value,
-              subjectKey,
-              at,
-              false,
-              materials.get(pairKey(subjectKey, value.purpose.id)),
-              now,
-            );
-            pendings.push(pending);
-            meta.push({ value, subjectKey, at, expiresAt });
-          }
-          const seqs = await append(ctx, pendings, now);
+          const decidedNow = now.toISOString();
           // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows in the table.
           const latest = new Map<string, StateRow>();
           const live = new Set<StateRow>();
-          for (const [i, item] of meta.entries()) {
-            const row = stateRowOf(
-              {
-                subjectId: item.value.subjectId,
-                subjectKey: item.subjectKey,
-                purpose: item.value.purpose.id,
-                state: item.value.state,
-                source: item.value.source,
-              },
-              pendings[i] as Pending,
-              seqs[i] as number,
-              {
-                renewal: false,
-                notice: item.value.notice,
-                at: item.at,
-                expiresAt: item.expiresAt,
-                key: materials.get(pairKey(item.subjectKey, item.value.purpose.id)),
-              },
-            );
-            const key = `${item.subjectKey}\u0000${item.value.purpose.id}`;
-            const before = latest.get(key);
-            if (!before || before.decided_at <= row.decided_at) {
-              latest.set(key, row);
-              // Decided now (no `at` given, as a portal's multi-purpose choice): a live decision.
-              if (item.value.at === undefined) live.add(row);
-              else live.delete(before as StateRow);
+          // The entries go in slices, so only a slice's entry texts, seals and rows are alive at
+          // once (a whole batch of them outgrew V8's young generation: most of the import's
+          // time went to copying them between garbage collections). One checkpoint, at the end.
+          for (let from = 0; from < batch.length; from += IMPORT_SLICE) {
+            const to = Math.min(batch.length, from + IMPORT_SLICE);
+            const pendings: Pending[] = [];
+            const meta: {
+              value: Validated;
+              subjectKey: string;
+              at: string;
+              expiresAt?: string | undefined;
+              key: Buffer | undefined;
+            }[] = [];
+            for (let i = from; i < to; i++) {
+              const value = batch[i] as Validated;
+              const subjectKey = subjectKeys[i] as string;
+              const at = value.at ?? decidedNow;
+              // The pair's key even when this decision seals nothing: its state row keeps the key
+              // an earlier decision of the batch sealed under.
+              const key =
+                materials.size > 0 ? materials.get(pairKey(subjectKey, value.purpose.id)) : undefined;
+              const { pending, expiresAt } = decisionPending(value, subjectKey, at, false, key, now);
+              pendings.push(pending);
+              meta.push({ value, subjectKey, at, expiresAt, key });
+            }
+            const seqs = await append(ctx, pendings, now, { checkpoint: to === batch.length });
+            for (const [i, item] of meta.entries()) {
+              const row = stateRowOf(
+                {
+                  subjectId: item.value.subjectId,
+                  subjectKey: item.subjectKey,
+                  purpose: item.value.purpose.id,
+                  state: item.value.state,
+                  source: item.value.source,
+                },
+                pendings[i] as Pending,
+                seqs[i] as number,
+                {
+                  renewal: false,
+                  notice: item.value.notice,
+                  at: item.at,
+                  expiresAt: item.expiresAt,
+                  key: item.key,
+                },
+              );
+              const key = `${item.subjectKey}\u0000${item.value.purpose.id}`;
+              const before = latest.get(key);
+              if (!before || before.decided_at <= row.decided_at) {
+                latest.set(key, row);
+                // Decided now (no `at` given, as a portal's multi-purpose choice): a live decision.
+                if (item.value.at === undefined) live.add(row);
+                else live.delete(before as StateRow);
+              }
             }
           }
           // In key order: neighbouring rows share b-tree pages.
