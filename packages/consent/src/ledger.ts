@@ -710,14 +710,6 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         })
         .where('tenant', '=', p('tenant')),
     ),
-    indexSubject: prepare<'tenant' | 'key' | 'seq'>((p) =>
-      db.insertInto(T.subjectIx).values({ tenant: p('tenant'), subject_key: p('key'), seq: p('seq') }),
-    ),
-    // An event id already in the lookup (a duplicate that reached the ledger) keeps its first
-    // entry: indexing goes on, so appends never fail on it, and verify() reports the duplicate.
-    indexEvent: prepare<'tenant' | 'key' | 'seq'>((p) =>
-      keepFirst(db.insertInto(T.eventIx).values({ tenant: p('tenant'), event_id: p('key'), seq: p('seq') })),
-    ),
   };
   const bulkRows = 200;
   function keepFirst(insert: InsertQueryBuilder<any, any, any>) {
@@ -729,16 +721,6 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       unknown
     >[];
   const bulk = {
-    indexSubjects: prepareRows(3, bulkRows, (rows) =>
-      db
-        .insertInto(T.subjectIx)
-        .values(rows.map(([tenant, key, seq]) => ({ tenant, subject_key: key, seq }))),
-    ),
-    indexEvents: prepareRows(3, bulkRows, (rows) =>
-      keepFirst(
-        db.insertInto(T.eventIx).values(rows.map(([tenant, key, seq]) => ({ tenant, event_id: key, seq }))),
-      ),
-    ),
     insertEntries: prepareRows(ledgerColumns.length, bulkRows, (rows) =>
       db
         .insertInto(T.ledger)
@@ -1057,38 +1039,37 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return next;
   }
 
-  /** Adds entries [from, to) to the subject and event lookups. */
+  /**
+   * Adds entries [from, to) to the subject and event lookups, each with one INSERT … SELECT from
+   * the ledger (the subject rows in key order, so neighbours share b-tree pages): no entry makes
+   * the round trip through JavaScript. An event id already in the lookup (a duplicate that
+   * reached the ledger) keeps its first entry: indexing goes on, so appends never fail on it,
+   * and verify() reports the duplicate.
+   */
   async function indexEntries(trx: Kysely<any>, from: number, to: number): Promise<void> {
     for (let start = from; start < to; start += 5000) {
-      const rows = await trx
-        .selectFrom(T.ledger)
-        .select(['seq', 'event_id', 'subject_key'])
-        .where('id', '>=', base + start)
-        .where('id', '<', base + Math.min(to, start + 5000))
-        .orderBy('id')
+      const range = (columns: string[]) =>
+        trx
+          .selectFrom(T.ledger)
+          .select(columns)
+          .where('id', '>=', base + start)
+          .where('id', '<', base + Math.min(to, start + 5000));
+      await keepFirst(
+        trx
+          .insertInto(T.eventIx)
+          .columns(['tenant', 'event_id', 'seq'])
+          .expression(range(['tenant', 'event_id', 'seq'])),
+      ).execute();
+      await trx
+        .insertInto(T.subjectIx)
+        .columns(['tenant', 'subject_key', 'seq'])
+        .expression(
+          range(['tenant', 'subject_key', 'seq'])
+            .where('subject_key', 'is not', null)
+            .orderBy('subject_key')
+            .orderBy('seq'),
+        )
         .execute();
-      const events = rows.map((row) => [tenant, row.event_id, row.seq]);
-      const subjects = rows
-        .filter((row) => row.subject_key !== null)
-        .map((row) => [tenant, row.subject_key, row.seq])
-        .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
-      await insertRows(trx, bulk.indexEvents, statements.indexEvent, events);
-      await insertRows(trx, bulk.indexSubjects, statements.indexSubject, subjects);
-    }
-  }
-
-  async function insertRows(
-    trx: Kysely<any>,
-    chunked: Parameters<typeof runRows>[1],
-    single: Parameters<typeof run<'tenant' | 'key' | 'seq'>>[1],
-    rows: readonly (readonly unknown[])[],
-  ): Promise<void> {
-    let i = 0;
-    for (; i + bulkRows <= rows.length; i += bulkRows)
-      await runRows(trx, chunked, rows.slice(i, i + bulkRows));
-    for (; i < rows.length; i++) {
-      const [t, key, seq] = rows[i] as [string, string, number];
-      await run(trx, single, { tenant: t, key, seq });
     }
   }
 

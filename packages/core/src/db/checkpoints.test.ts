@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isPrivacyKitError } from '../errors.js';
 import { backgroundCheckpoints } from './checkpoints.js';
 import { openDatabase, sqliteConnectionOf } from './open.js';
 
@@ -43,8 +44,9 @@ describe('SQLite checkpoints', () => {
     writePages(db, 300);
     expect(statSync(file).size).toBe(before);
     expect(await until(() => statSync(file).size > before + 250 * 4096)).toBe(true);
+    // 256 MiB of WAL in the 8 KiB pages openDatabase gives a new file.
     const pragma = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
-    expect(pragma.rows[0]?.wal_autocheckpoint).toBe(10_000);
+    expect(pragma.rows[0]?.wal_autocheckpoint).toBe(32_768);
     await db.destroy();
   });
 
@@ -122,11 +124,75 @@ describe('SQLite checkpoints', () => {
     reader.close();
   });
 
+  it('sets the committing connection’s limit in bytes of WAL, whatever the page size; pages given win', () => {
+    const limits: number[] = [];
+    for (const [name, pageSize, options] of [
+      ['limit-4k', 4096, { walLimitBytes: 64 * 1024 * 1024 }],
+      ['limit-8k', 8192, { walLimitBytes: 64 * 1024 * 1024 }],
+      ['limit-odd', 8192, { walLimitBytes: 100_000 }],
+      ['limit-pages', 8192, { walLimitBytes: 64 * 1024 * 1024, walLimitPages: 1234 }],
+    ] as const) {
+      const database = new Database(join(dir, `${name}.db`));
+      database.pragma(`page_size = ${pageSize}`);
+      database.pragma('journal_mode = WAL');
+      const background = backgroundCheckpoints(database, join(dir, `${name}.db`), options);
+      limits.push(database.pragma('wal_autocheckpoint', { simple: true }) as number);
+      background.stop();
+      database.close();
+    }
+    // 100,000 bytes is 12.2 pages of 8 KiB: rounded up, never below the size asked for.
+    expect(limits).toEqual([16_384, 8_192, 13, 1234]);
+  });
+
+  it('refuses a WAL limit that is not a positive size with a typed error, before opening anything', async () => {
+    const database = new Database(join(dir, 'bad-limit.db'));
+    database.pragma('journal_mode = WAL');
+    for (const options of [{ walLimitBytes: 0 }, { walLimitBytes: Number.NaN }, { walLimitPages: 2.5 }]) {
+      expect(() => backgroundCheckpoints(database, join(dir, 'bad-limit.db'), options)).toThrow(
+        expect.objectContaining({ code: 'database/invalid-options' }),
+      );
+    }
+    // Nothing was changed on the connection by the refused calls.
+    expect(database.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    database.close();
+    for (const sqliteWalLimitBytes of [-1, Number.POSITIVE_INFINITY, 0]) {
+      const file = join(dir, `bad-wal-${String(sqliteWalLimitBytes)}.db`);
+      await expect(openDatabase({ url: `sqlite:${file}`, sqliteWalLimitBytes })).rejects.toSatisfy(
+        (error: unknown) =>
+          isPrivacyKitError(error, 'database/invalid-options') &&
+          String(error).includes('sqliteWalLimitBytes'),
+      );
+      expect(existsSync(file)).toBe(false);
+    }
+  });
+
+  it('keeps the WAL file near a small limit under a steady stream of commits', async () => {
+    const file = join(dir, 'small-limit.db');
+    const db = await openDatabase({ url: `sqlite:${file}`, sqliteWalLimitBytes: 512 * 1024 });
+    await sql`create table blobs (id integer primary key, body text not null)`.execute(db);
+    const pragma = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
+    expect(pragma.rows[0]?.wal_autocheckpoint).toBe(64);
+    let largest = 0;
+    for (let burst = 0; burst < 20; burst++) {
+      writePages(db, 100);
+      largest = Math.max(largest, statSync(`${file}-wal`).size);
+    }
+    // 2,000 commits append about 33 MB of WAL frames, and with the default limit the file grows
+    // to that (the worker never quite catches up with a steady stream). With this limit the log
+    // restarts near it: the file stays within a few times the limit (a checkpoint of the
+    // committing connection can find the worker's under way and leave the restart to the next).
+    expect(largest).toBeLessThan(4 * 1024 * 1024);
+    const reader = new Database(file, { readonly: true });
+    expect(reader.prepare('select count(*) as n from blobs').get()).toEqual({ n: 2000 });
+    reader.close();
+    await db.destroy();
+  });
+
   it('falls back to SQLite’s own checkpoints when the worker cannot open the file', async () => {
     const database = new Database(join(dir, 'fallback.db'));
     database.pragma('journal_mode = WAL');
     const background = backgroundCheckpoints(database, join(dir, 'missing', 'elsewhere.db'));
-    expect(database.pragma('wal_autocheckpoint', { simple: true })).toBe(10_000);
+    expect(database.pragma('wal_autocheckpoint', { simple: true })).toBe(65_536);
     expect(await until(() => !background.running)).toBe(true);
     expect(database.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
     background.stop();

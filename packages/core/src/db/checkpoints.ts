@@ -1,12 +1,13 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { PrivacyKitError } from '../errors.js';
 
 /**
  * Where a SQLite file's WAL is copied back into the database (a checkpoint, two fsyncs):
  * - `'background'` (default): on a worker thread with its own connection, so a commit only
  *   appends its pages to the WAL. The committing connection still checkpoints itself when the
- *   WAL reaches `walLimitPages` (the worker fell behind, or the log must restart from its start).
+ *   WAL reaches its limit (the worker fell behind, or the log must restart from its start).
  * - `'inline'`: SQLite's default, by the connection that commits past 1000 WAL pages.
  */
 export type CheckpointMode = 'background' | 'inline';
@@ -19,8 +20,42 @@ export interface BackgroundCheckpointOptions {
    * SQLite's own threshold), and skips a pass when the WAL has not changed.
    */
   thresholdPages?: number;
-  /** The committing connection's own checkpoint threshold once the worker runs (default 10,000 pages). */
+  /**
+   * The committing connection's own checkpoint threshold once the worker runs, in bytes of WAL
+   * (default 256 MiB). Under a steady stream of commits the worker never quite catches up (each
+   * pass ends with an fsync while new commits arrive), so the log restarts only when the
+   * committing connection reaches this limit and checkpoints the rest itself: a stall of about
+   * three fsyncs. A larger limit stalls less often and lets the WAL file grow larger.
+   */
+  walLimitBytes?: number;
+  /** The same limit in pages of the database; given, it takes precedence over `walLimitBytes`. */
   walLimitPages?: number;
+}
+
+/** The default {@link BackgroundCheckpointOptions.walLimitBytes}: 256 MiB. */
+const DEFAULT_WAL_LIMIT_BYTES = 256 * 1024 * 1024;
+
+/** The WAL limit in pages of `database` (at least one page). */
+function walLimitPagesOf(database: Pragmatic, options: BackgroundCheckpointOptions): number {
+  const { walLimitBytes = DEFAULT_WAL_LIMIT_BYTES, walLimitPages } = options;
+  if (walLimitPages !== undefined) {
+    if (!Number.isInteger(walLimitPages) || walLimitPages < 1) {
+      throw new PrivacyKitError(
+        'database/invalid-options',
+        `walLimitPages is a whole number of pages from 1, got ${String(walLimitPages)}`,
+      );
+    }
+    return walLimitPages;
+  }
+  if (typeof walLimitBytes !== 'number' || !Number.isFinite(walLimitBytes) || walLimitBytes <= 0) {
+    throw new PrivacyKitError(
+      'database/invalid-options',
+      `walLimitBytes is a positive number of bytes, got ${String(walLimitBytes)}`,
+    );
+  }
+  const row = (database.pragma('page_size') as { page_size?: number }[] | undefined)?.[0];
+  const pageSize = row?.page_size ?? 4096;
+  return Math.max(1, Math.ceil(walLimitBytes / pageSize));
 }
 
 interface Pragmatic {
@@ -117,7 +152,8 @@ export function backgroundCheckpoints(
   file: string,
   options: BackgroundCheckpointOptions = {},
 ): { stop(): void; readonly running: boolean } {
-  const { intervalMs = 20, thresholdPages = 1000, walLimitPages = 10_000 } = options;
+  const { intervalMs = 20, thresholdPages = 1000 } = options;
+  const walLimitPages = walLimitPagesOf(database, options);
   let stopped = false;
   const shared = new SharedArrayBuffer(4);
   const state = new Int32Array(shared);

@@ -22,6 +22,12 @@ export interface OpenDatabaseOptions {
    * and a commit appends fewer pages to the WAL.
    */
   sqlitePageSize?: number;
+  /**
+   * SQLite files with background checkpoints: how large the WAL may grow, in bytes, before the
+   * committing connection checkpoints it itself so the log can restart (default 256 MiB; see
+   * `backgroundCheckpoints`). Larger: fewer commits stall on that checkpoint, a larger WAL file.
+   */
+  sqliteWalLimitBytes?: number;
 }
 
 /** A connection string's engine, without opening anything. */
@@ -134,6 +140,7 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
     poolSize = 10,
     checkpoints = 'background',
     sqlitePageSize = 8192,
+    sqliteWalLimitBytes,
   } = typeof options === 'string' ? ({ url: options } as OpenDatabaseOptions) : options;
   const engine = engineOfUrl(url);
   if (
@@ -145,6 +152,17 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
     throw new PrivacyKitError(
       'database/invalid-options',
       `sqlitePageSize is a power of two from 512 to 65536, got ${String(sqlitePageSize)}`,
+    );
+  }
+  if (
+    sqliteWalLimitBytes !== undefined &&
+    (typeof sqliteWalLimitBytes !== 'number' ||
+      !Number.isFinite(sqliteWalLimitBytes) ||
+      sqliteWalLimitBytes <= 0)
+  ) {
+    throw new PrivacyKitError(
+      'database/invalid-options',
+      `sqliteWalLimitBytes is a positive number of bytes, got ${String(sqliteWalLimitBytes)}`,
     );
   }
   switch (engine) {
@@ -160,7 +178,11 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
       database.pragma('busy_timeout = 10000');
       const connection = withStatementCache(database);
       if (checkpoints === 'background' && !database.memory) {
-        const background = backgroundCheckpoints(database, database.name);
+        const background = backgroundCheckpoints(
+          database,
+          database.name,
+          sqliteWalLimitBytes === undefined ? {} : { walLimitBytes: sqliteWalLimitBytes },
+        );
         const close = connection.close;
         connection.close = () => {
           background.stop();
