@@ -7,6 +7,7 @@ import type { TestDatabase } from '@privacykit/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConsentDecision } from './decision.js';
 import { createConsentLedger } from './ledger.js';
+import type { ConsentLedger } from './ledger.js';
 import { consentMigrations } from './migrations.js';
 import { verifyReceipt } from './receipt.js';
 import { grant, migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
@@ -321,11 +322,19 @@ describe.each(testEngines())('lookups behind the appends on $engine', (engine) =
 });
 
 describe.each(testEngines())('import batches on $engine', (engine) => {
-  it('groups batches by subject yet keeps each subject’s decisions in input order, the last one current', async () => {
+  /** A fresh ledger on a migrated database, destroyed after `check`. */
+  async function withLedger(check: (ledger: ConsentLedger) => Promise<void>): Promise<void> {
     const database = await migratedDatabase(engine);
     try {
       const clock = fixedClock('2025-03-01T12:00:00Z');
-      const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+      await check(createConsentLedger({ db: database.db, policy: testPolicy, clock }));
+    } finally {
+      await database.destroy();
+    }
+  }
+
+  it('groups batches by subject yet keeps each subject’s decisions in input order, the last one current', () =>
+    withLedger(async (ledger) => {
       const input: ConsentDecision[] = [];
       for (let i = 0; i < 12; i++) {
         input.push(decision(`other-${i}`, 'newsletter', { source: 'import', method: 'import' }));
@@ -350,18 +359,10 @@ describe.each(testEngines())('import batches on $engine', (engine) => {
       expect((await ledger.current('mover')).purposes.newsletter?.state).toBe('withdrawn');
       expect(await ledger.mayProcess('other-11', 'newsletter')).toBe(true);
       expect(await ledger.verify()).toMatchObject({ ok: true });
-    } finally {
-      await database.destroy();
-    }
-  });
-});
+    }));
 
-describe.each(testEngines())('a large import batch on $engine', (engine) => {
-  it('keeps a subject’s evidence key, order and lookups across a 1,300-decision batch', async () => {
-    const database = await migratedDatabase(engine);
-    try {
-      const clock = fixedClock('2025-03-01T12:00:00Z');
-      const ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock });
+  it('keeps a subject’s evidence key, order and lookups across a 1,300-decision batch', () =>
+    withLedger(async (ledger) => {
       const input: ConsentDecision[] = [];
       const at = (i: number) => new Date(Date.UTC(2025, 1, 1) + i * 60_000).toISOString();
       // 700 decisions of one subject × purpose: adjacent once sorted by pseudonym, so they span
@@ -389,10 +390,7 @@ describe.each(testEngines())('a large import batch on $engine', (engine) => {
       expect((await ledger.current('hoarder')).purposes.newsletter?.state).toBe('withdrawn');
       expect(await ledger.mayProcess('crowd-599', 'newsletter')).toBe(true);
       expect(await ledger.verify()).toMatchObject({ ok: true });
-    } finally {
-      await database.destroy();
-    }
-  });
+    }));
 });
 
 describe.each(testEngines())('tenants on one database on $engine', (engine) => {
