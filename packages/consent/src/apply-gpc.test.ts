@@ -109,6 +109,31 @@ describe.each(testEngines())('applyGpc on $engine (G02, G03, hostile case 25)', 
     expect(await ledger.mayProcess('portal', ads)).toBe(true);
   });
 
+  it('logs the first signal over a refusal or withdrawal made another way, so a grant given after it is kept', async () => {
+    // Whatever the subject decided before the signal, a grant given after it is their later choice.
+    for (const [subjectId, earlier] of [
+      ['refused-first', 'refused'],
+      ['withdrawn-first', 'withdrawn'],
+    ] as const) {
+      await grantAds(subjectId);
+      await ledger.record({ subjectId, purpose: ads, state: earlier, source: 'banner', method: 'click' });
+      const first = await ledger.applyGpc(subjectId, '1');
+      expect(first.refused.map((event) => event.purpose)).toEqual([ads]);
+      expect(first.conflicts).toEqual([]);
+      // Logged once: the next signal finds it.
+      expect((await ledger.applyGpc(subjectId, '1')).unchanged).toEqual([ads]);
+      expect(await kinds(subjectId)).toEqual(['banner:granted', `banner:${earlier}`, 'gpc:refused']);
+
+      const granted = await grantAds(subjectId);
+      const outcome = await ledger.applyGpc(subjectId, '1');
+      expect(outcome.refused).toEqual([]);
+      expect(outcome.conflicts).toEqual([
+        { purpose: ads, grantedEventId: granted.eventId, grantedAt: granted.at, resolution: 'grant-kept' },
+      ]);
+      expect(await ledger.mayProcess(subjectId, ads)).toBe(true);
+    }
+  });
+
   it('refuses once when the subject never decided, and treats an expired grant as no grant', async () => {
     for (let i = 0; i < 3; i++) await ledger.applyGpc('never', '1');
     expect(await kinds('never')).toEqual(['gpc:refused']);

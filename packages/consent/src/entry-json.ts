@@ -14,6 +14,8 @@ export interface DecisionEntry {
   jurisdiction: string;
   at: string;
   expiresAt?: string;
+  /** A grant given as explicit consent (Art 9(2)(a)); absent otherwise. */
+  explicit?: true;
   age?: { threshold: number; belowThreshold: boolean; parentalAuthorisation?: string };
   /** SHA-256 hex of the sealed evidence. */
   evidence?: string;
@@ -43,6 +45,10 @@ export function decisionEntryJson(entry: DecisionEntry, seq: number, id: string,
   out += `"at":${s(entry.at)}`;
   if (entry.evidence !== undefined) out += `,"evidence":${s(entry.evidence)}`;
   if (entry.expiresAt !== undefined) out += `,"expiresAt":${s(entry.expiresAt)}`;
+  if (entry.explicit !== undefined) {
+    if (entry.explicit !== true) throw new TypeError('explicit is true or absent');
+    out += ',"explicit":true';
+  }
   out += `,"id":${s(id)},"jurisdiction":${s(entry.jurisdiction)},"kind":"decision","method":${s(entry.method)}`;
   const n = entry.notice;
   out += `,"notice":{"hash":${s(n.hash)},"id":${s(n.id)},"language":${s(n.language)},"version":${s(n.version)}}`;

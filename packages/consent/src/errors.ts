@@ -41,6 +41,11 @@ export type ConsentErrorCode =
   | 'consent/continued-browsing-not-consent'
   /** The collection method does not fit the source (GPC must be `gpc-signal`, imports `import`). */
   | 'consent/method-source-mismatch'
+  /**
+   * A grant of a purpose whose policy condition is `explicit-consent` (special-category data,
+   * Art 9(2)(a)) without `explicit: true`: an affirmative act alone is not explicit consent.
+   */
+  | 'consent/explicit-consent-required'
   /** A child below the age of digital consent without parental authorisation (Art 8). */
   | 'consent/parental-authorisation-required'
   /** The event id is already in the ledger: a replayed or duplicated decision. */

@@ -66,6 +66,7 @@ export function createLeanDecisionParser(): (input: ConsentDecision | unknown) =
           if (!str(value, 1, 50)) return undefined;
           break;
         case 'conditionOfService':
+        case 'explicit':
         case 'preTicked':
           if (typeof value !== 'boolean') return undefined;
           break;

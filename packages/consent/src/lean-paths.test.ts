@@ -50,6 +50,7 @@ const decisionLike = fc.record(
     source: fc.oneof(fc.constantFrom('banner', 'form', 'api', 'gpc', 'import', 'cookie'), anything),
     method: fc.oneof(fc.constantFrom('click', 'import', 'gpc-signal', 'scroll'), text, anything),
     preTicked: fc.oneof(fc.boolean(), anything),
+    explicit: fc.oneof(fc.boolean(), anything),
     notice: fc.oneof(
       fc.record(
         {
@@ -85,6 +86,7 @@ const wellFormed = fc.record(
     state: fc.constantFrom('granted', 'refused', 'withdrawn'),
     source: fc.constantFrom('banner', 'form', 'api', 'import'),
     method: fc.constantFrom('click', 'import', 'toggle'),
+    explicit: fc.boolean(),
     notice: fc.record(
       { version: fc.constantFrom('v1', 'v2'), language: fc.constantFrom('en', 'fr-FR') },
       { requiredKeys: [] },
@@ -164,6 +166,7 @@ const entryArb: fc.Arbitrary<DecisionEntry> = fc.record(
     jurisdiction: shortText,
     at: shortText,
     expiresAt: shortText,
+    explicit: fc.constant(true as const),
     age: fc.record(
       {
         threshold: fc.integer({ min: 13, max: 16 }),

@@ -115,13 +115,52 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
         }),
         'consent/bundled-purposes',
       );
+      // A purpose named beside a list is two purposes too, even when the list holds one.
+      await rejects(
+        ledger.record({
+          subjectId: 'reject-2',
+          purpose: 'newsletter',
+          purposes: ['targeted-advertising'],
+          state: 'granted',
+          source: 'banner',
+          method: 'toggle',
+        }),
+        'consent/bundled-purposes',
+      );
       expect(await ledgerSize(database)).toBe(before);
       expect((await ledger.current('reject-2')).purposes.newsletter?.state).toBe('none');
+      expect((await ledger.current('reject-2')).purposes['targeted-advertising']?.state).toBe('none');
+      // A list of one is that one purpose.
+      const single = await ledger.record({
+        subjectId: 'reject-2',
+        purposes: ['newsletter'],
+        state: 'granted',
+        source: 'banner',
+        method: 'toggle',
+      });
+      expect(single.purpose).toBe('newsletter');
+      expect(await ledgerSize(database)).toBe(before + 1);
     });
 
     it('refuses an unknown purpose and a purpose that does not rest on consent', async () => {
+      const before = await ledgerSize(database);
       await rejects(ledger.record(grant('reject-3', 'telepathy')), 'consent/unknown-purpose');
       await rejects(ledger.record(grant('reject-3', 'service')), 'consent/not-consent-purpose');
+      expect(await ledgerSize(database)).toBe(before);
+      expect(await ledger.history('reject-3')).toEqual([]);
+    });
+
+    it('takes the time and event id from the server, refusing a client-chosen or backdated one (C01)', async () => {
+      const before = await ledgerSize(database);
+      for (const extra of [
+        { at: '2020-01-01T00:00:00.000Z' },
+        { eventId: '0190f1a2-0000-7000-8000-000000000001' },
+      ]) {
+        await rejects(ledger.record(grant('reject-6', 'newsletter', extra)), 'consent/invalid-decision');
+      }
+      expect(await ledgerSize(database)).toBe(before);
+      const recorded = await ledger.record(grant('reject-6', 'newsletter'));
+      expect(recorded.at).toBe(clock.now().toISOString());
     });
 
     it('refuses a notice language the notice was not published in, and records the published tag (C01)', async () => {
@@ -308,6 +347,7 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     });
 
     it('refuses an unknown notice version or hash', async () => {
+      const before = await ledgerSize(database);
       await rejects(
         ledger.record(grant('reject-4', 'newsletter', { notice: { version: '1999-01-01' } })),
         'consent/unknown-notice-version',
@@ -316,6 +356,7 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
         ledger.record(grant('reject-4', 'newsletter', { notice: { hash: 'a'.repeat(64) } })),
         'consent/unknown-notice-hash',
       );
+      expect(await ledgerSize(database)).toBe(before);
     });
 
     it('refuses GPC as a grant and mismatched sources', async () => {
@@ -667,5 +708,81 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     } finally {
       await own?.destroy();
     }
+  });
+});
+
+// A purpose processing special-category data on consent: Art 9(2)(a) asks for explicit consent.
+const explicitPolicy = definePolicy({
+  ...policyInput,
+  categories: [{ id: 'health.wellbeing', label: 'Sleep and stress scores', special: 'art9' }],
+  purposes: [
+    ...(policyInput.purposes ?? []),
+    {
+      id: 'wellbeing-coaching',
+      name: 'Coach you on sleep and stress',
+      description: 'We use your sleep and stress scores to suggest routines.',
+      legalBases: [{ basis: 'consent' }],
+      categories: ['health.wellbeing'],
+      specialCondition: 'explicit-consent',
+    },
+  ],
+});
+
+describe.each(testEngines())('explicit consent on $engine (C10, Art 9(2)(a))', (engine) => {
+  let database: TestDatabase;
+  let ledger: ConsentLedger;
+  const clock = fixedClock('2025-03-01T12:00:00Z');
+  const coaching = 'wellbeing-coaching';
+
+  beforeAll(async () => {
+    database = await migratedDatabase(engine);
+    ledger = createConsentLedger({ db: database.db, policy: explicitPolicy, clock });
+    await ledger.publicKey();
+  });
+  afterAll(async () => {
+    await database?.destroy();
+  });
+
+  it('refuses a grant of special-category processing that is not explicit, writing nothing', async () => {
+    const before = await ledgerSize(database);
+    for (const extra of [{}, { explicit: false }]) {
+      await rejects(ledger.record(grant('erin', coaching, extra)), 'consent/explicit-consent-required');
+      await rejects(
+        ledger.import([grant('erin', coaching, { ...extra, source: 'import', method: 'import' })]),
+        'consent/explicit-consent-required',
+      );
+    }
+    expect(await ledgerSize(database)).toBe(before);
+    expect(await ledger.mayProcess('erin', coaching)).toBe(false);
+    // Refusing and withdrawing need no express statement.
+    await ledger.record(grant('erin', coaching, { state: 'refused' }));
+    expect(await ledgerSize(database)).toBe(before + 1);
+  });
+
+  it('records an explicit grant in the hashed entry, the history and the receipt; other grants read as expressed', async () => {
+    const explicit = await ledger.record(grant('frank', coaching, { method: 'form-submit', explicit: true }));
+    expect(await ledger.mayProcess('frank', coaching)).toBe(true);
+    const stored = await database.db
+      .selectFrom('privacykit_consent_ledger')
+      .select('entry')
+      .where('event_id', '=', explicit.eventId)
+      .executeTakeFirstOrThrow();
+    expect(JSON.parse(stored.entry)).toMatchObject({ explicit: true, purpose: coaching, state: 'granted' });
+    expect((await ledger.history('frank')).at(-1)).toMatchObject({ state: 'granted', explicit: true });
+
+    const receipt = await ledger.receipt(explicit.eventId);
+    expect(receipt.consentType).toBe('dpv:ExplicitlyExpressedConsent');
+    expect(verifyReceipt(receipt, await ledger.publicKey())).toBe(true);
+    expect(verifyReceipt({ ...receipt, consentType: 'dpv:ExpressedConsent' }, await ledger.publicKey())).toBe(
+      false,
+    );
+
+    // An ordinary grant: expressed, not explicit; a refusal's receipt claims no consent type.
+    const ordinary = await ledger.record(grant('frank', 'newsletter'));
+    expect((await ledger.history('frank')).at(-1)).not.toHaveProperty('explicit');
+    expect((await ledger.receipt(ordinary.eventId)).consentType).toBe('dpv:ExpressedConsent');
+    const withdrawn = await ledger.withdraw('frank', coaching);
+    expect(await ledger.receipt(withdrawn.eventId)).not.toHaveProperty('consentType');
+    expect(await ledger.verify()).toMatchObject({ ok: true });
   });
 });

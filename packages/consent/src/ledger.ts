@@ -185,6 +185,8 @@ export interface ConsentHistoryEntry {
   jurisdiction?: string;
   at: string;
   expiresAt?: string;
+  /** A grant given as explicit consent (`explicit: true`, Art 9(2)(a)). */
+  explicit?: true;
   /** Decrypted evidence; `'unavailable'` once the subject's key was destroyed; absent when none was kept. */
   evidence?:
     | {
@@ -263,7 +265,11 @@ export interface GpcOutcome {
     resolution: 'signal-applied' | 'grant-kept';
     refusedEventId?: string;
   }[];
-  /** Purposes already refused or withdrawn: nothing recorded again. */
+  /**
+   * Purposes whose refusal or withdrawal already came from a GPC signal: nothing recorded again.
+   * Over a refusal or withdrawal made another way (a banner "reject"), the first signal is
+   * recorded (in `refused`), so that a grant given after it counts as given after the signal.
+   */
   unchanged: string[];
   /**
    * Purposes tagged `sale`, `sharing` or `cross-context-advertising` that do not rest on consent
@@ -434,6 +440,8 @@ interface Validated {
   evidence?: ConsentEvidence;
   age?: number;
   parental?: { method: string; reference?: string };
+  /** A grant given as explicit consent (Art 9(2)(a)). */
+  explicit?: true;
   eventId?: string;
   at?: string;
 }
@@ -1349,6 +1357,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const purpose = retired ? retiredPurpose(purposeId) : consentPurpose(purposeId);
     const conflict = startupConflicts.get(purposeId);
     if (conflict && decision.state === 'granted') throw fail(conflict.code, conflict.message);
+    // Special-category data on consent (Art 9(2)(a)): an affirmative act is not enough.
+    if (granting && purpose.specialCondition === 'explicit-consent' && decision.explicit !== true) {
+      throw fail(
+        'consent/explicit-consent-required',
+        `"${purposeId}" rests on explicit consent (Art 9(2)(a)): record the subject's express statement with explicit: true`,
+      );
+    }
     const notice = resolveNotice(purposeId, decision.state, decision.notice);
     const jurisdiction = decision.jurisdiction?.toUpperCase() ?? defaultJurisdiction;
     const ageOfConsent = ageOfConsentIn(jurisdiction);
@@ -1371,6 +1386,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       ...(decision.evidence ? { evidence: decision.evidence } : {}),
       ...(decision.age !== undefined ? { age: decision.age } : {}),
       ...(decision.parentalAuthorisation ? { parental: decision.parentalAuthorisation } : {}),
+      ...(granting && decision.explicit === true ? { explicit: true as const } : {}),
       ...(decision.eventId ? { eventId: decision.eventId } : {}),
       ...(decision.at ? { at: new Date(decision.at).toISOString() } : {}),
     };
@@ -1505,6 +1521,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       at,
     };
     if (expiresAt) entry.expiresAt = expiresAt;
+    if (value.explicit) entry.explicit = true;
     if (value.age !== undefined) {
       entry.age = {
         threshold: ageOfConsentIn(value.jurisdiction),
@@ -2376,6 +2393,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           item.method = entry.method as string;
           item.jurisdiction = entry.jurisdiction as string;
           if (entry.expiresAt) item.expiresAt = entry.expiresAt as string;
+          if (entry.explicit === true) item.explicit = true;
         }
         if (row.kind === 'expiry') item.state = 'expired';
         if (entry.evidence) {
@@ -2597,6 +2615,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           method: (entry.method as string | undefined) ?? 'validity-elapsed',
           at: entry.at as string,
           expiresAt: entry.expiresAt as string | undefined,
+          explicit: entry.explicit === true,
           state,
         },
         await storedNotice(purposeId, notice),
@@ -2985,7 +3004,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         await appendTransaction(async (ctx) => {
           const { trx } = ctx;
           const row = await readState(trx, subjectKey, purpose.id);
-          if (row && (row.state === 'refused' || row.state === 'withdrawn')) {
+          // A signal already on record writes nothing more. Over a refusal or withdrawal the
+          // subject made another way, the first signal is still logged (G03): a grant given after
+          // it is then known as a choice made knowing of the signal, kept by the next one.
+          if (row && (row.state === 'refused' || row.state === 'withdrawn') && row.source === 'gpc') {
             outcome.unchanged.push(purpose.id);
             return;
           }

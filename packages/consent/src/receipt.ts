@@ -46,6 +46,12 @@ export interface ConsentReceipt {
   eventTime: string;
   eventType: ReceiptState;
   state: ReceiptState;
+  /**
+   * How consent was given, on receipts of a grant (`given`, `renewed`), as DPV names it: an
+   * express statement recorded with `explicit: true` (Art 9(2)(a)) is
+   * `dpv:ExplicitlyExpressedConsent`; any other grant, an affirmative act, `dpv:ExpressedConsent`.
+   */
+  consentType?: 'dpv:ExplicitlyExpressedConsent' | 'dpv:ExpressedConsent';
   validity: { until?: string };
   signature: { alg: 'Ed25519'; keyId: string; value: string };
 }
@@ -63,6 +69,8 @@ export interface ReceiptFacts {
   method: string;
   at: string;
   expiresAt?: string | undefined;
+  /** The entry records the grant as explicit consent. */
+  explicit?: boolean | undefined;
   state: ReceiptState;
 }
 
@@ -120,6 +128,13 @@ export function buildReceipt(
     eventTime: facts.at,
     eventType: facts.state,
     state: facts.state,
+    ...(facts.state === 'given' || facts.state === 'renewed'
+      ? {
+          consentType: facts.explicit
+            ? ('dpv:ExplicitlyExpressedConsent' as const)
+            : ('dpv:ExpressedConsent' as const),
+        }
+      : {}),
     validity: facts.expiresAt ? { until: facts.expiresAt } : {},
   };
   const value = sign(null, Buffer.from(canonicalJson(unsigned)), keys.privateKey).toString('base64');
