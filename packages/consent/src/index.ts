@@ -7,6 +7,7 @@ export type {
   ConsentLedger,
   ConsentLedgerOptions,
   ConsentStatus,
+  DpvConsentStatus,
   ConsistencyProof,
   CurrentConsent,
   GpcOutcome,

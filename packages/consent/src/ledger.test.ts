@@ -439,6 +439,24 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     ]);
   });
 
+  it('names each state as DPV does; only given and renewed consent allow processing (C10)', async () => {
+    const dpv = async (purpose: string) => (await ledger.current('gus')).purposes[purpose]?.dpvStatus;
+    expect(await dpv('newsletter')).toBe('dpv:ConsentUnknown');
+    await ledger.record(grant('gus', 'newsletter'));
+    expect(await dpv('newsletter')).toBe('dpv:ConsentGiven');
+    await ledger.record(grant('gus', 'newsletter'));
+    expect(await dpv('newsletter')).toBe('dpv:RenewedConsentGiven');
+    expect(await ledger.mayProcess('gus', 'newsletter')).toBe(true);
+    await ledger.withdraw('gus', 'newsletter');
+    expect(await dpv('newsletter')).toBe('dpv:ConsentWithdrawn');
+    await ledger.record(grant('gus', 'audience-measurement', { state: 'refused' }));
+    expect(await dpv('audience-measurement')).toBe('dpv:ConsentRefused');
+    const statuses = Object.values((await ledger.current('gus')).purposes);
+    for (const status of statuses) {
+      expect(status.valid).toBe(['dpv:ConsentGiven', 'dpv:RenewedConsentGiven'].includes(status.dpvStatus));
+    }
+  });
+
   it('signs receipts anyone can verify; a tampered receipt fails (C10)', async () => {
     const granted = await ledger.record(grant('dave', 'newsletter'));
     const receipt = await ledger.receipt(granted.eventId);
@@ -469,7 +487,9 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       expect(result.unchanged.sort()).toEqual(['audience-measurement', 'targeted-advertising']);
       const current = await local.current('erin');
       expect(current.purposes.newsletter?.reconsentRequired).toBe(true);
+      expect(current.purposes.newsletter?.dpvStatus).toBe('dpv:ConsentInvalidated');
       expect(current.purposes['audience-measurement']?.reconsentRequired).toBe(false);
+      expect(current.purposes['audience-measurement']?.dpvStatus).toBe('dpv:ConsentGiven');
       expect(await local.mayProcess('erin', 'newsletter')).toBe(false);
       // A grant citing the superseded notice is refused; a fresh one clears the flag.
       await rejects(
@@ -536,6 +556,7 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       const status = (await local.current('frank')).purposes.newsletter;
       expect(status?.state).toBe('expired');
       expect(status?.valid).toBe(false);
+      expect(status?.dpvStatus).toBe('dpv:ConsentExpired');
       expect(await local.expireDue()).toBe(1);
       expect(await local.expireDue()).toBe(0);
       expect((await local.history('frank')).map((entry) => entry.state)).toEqual(['granted', 'expired']);

@@ -163,7 +163,27 @@ export interface ConsentStatus {
    * grant after the signal had been recorded as a refusal of this purpose (see `applyGpc`).
    */
   gpcConflict: boolean;
+  /**
+   * The status as the W3C Data Privacy Vocabulary names it (C10), for exports and records of
+   * processing; only `dpv:ConsentGiven` and `dpv:RenewedConsentGiven` allow processing (`valid`).
+   */
+  dpvStatus: DpvConsentStatus;
 }
+
+/**
+ * DPV consent status concepts (https://w3id.org/dpv#ConsentStatus) a subject × purpose can be
+ * in: `dpv:ConsentUnknown` (never decided), `dpv:ConsentGiven`, `dpv:RenewedConsentGiven`,
+ * `dpv:ConsentRefused`, `dpv:ConsentWithdrawn`, `dpv:ConsentExpired` (its validity elapsed),
+ * `dpv:ConsentInvalidated` (a grant whose notice changed since: ask again).
+ */
+export type DpvConsentStatus =
+  | 'dpv:ConsentUnknown'
+  | 'dpv:ConsentGiven'
+  | 'dpv:RenewedConsentGiven'
+  | 'dpv:ConsentRefused'
+  | 'dpv:ConsentWithdrawn'
+  | 'dpv:ConsentExpired'
+  | 'dpv:ConsentInvalidated';
 
 export interface CurrentConsent {
   /** The subject's pseudonym in the ledger. */
@@ -487,6 +507,11 @@ const methodCodes: Record<NonAffirmativeMethod, ConsentErrorCode> = {
 
 const consentMethods: ReadonlySet<string> = new Set(consentMethodSchema.options);
 
+const dpvOfState: Record<'refused' | 'withdrawn' | 'expired', DpvConsentStatus> = {
+  refused: 'dpv:ConsentRefused',
+  withdrawn: 'dpv:ConsentWithdrawn',
+  expired: 'dpv:ConsentExpired',
+};
 const hex = (buffer: Uint8Array) => Buffer.from(buffer).toString('hex');
 const pairKey = (subjectKey: string, purpose: string) => `${subjectKey}\u0000${purpose}`;
 
@@ -2026,18 +2051,20 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         renewal: false,
         currentNoticeVersion,
         gpcConflict: false,
+        dpvStatus: 'dpv:ConsentUnknown',
       };
     }
     const expired = row.state === 'expired' || (row.state === 'granted' && !isValidGrant(row, at));
     const state: ConsentState = expired ? 'expired' : (row.state as ConsentState);
     const reconsentRequired =
       (row.state === 'granted' || expired) && current !== undefined && row.notice_hash !== current.hash;
+    const renewal = Boolean(Number(row.renewal));
     return {
       purpose: purpose.id,
       state,
       valid: state === 'granted' && !reconsentRequired,
       reconsentRequired,
-      renewal: Boolean(Number(row.renewal)),
+      renewal,
       decidedAt: row.decided_at,
       ...(row.expires_at ? { expiresAt: row.expires_at } : {}),
       eventId: row.event_id,
@@ -2045,6 +2072,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       noticeVersion: row.notice_version,
       currentNoticeVersion,
       gpcConflict: Boolean(Number(row.gpc_conflict)),
+      dpvStatus:
+        state === 'granted'
+          ? reconsentRequired
+            ? 'dpv:ConsentInvalidated'
+            : renewal
+              ? 'dpv:RenewedConsentGiven'
+              : 'dpv:ConsentGiven'
+          : dpvOfState[state],
     };
   }
 
