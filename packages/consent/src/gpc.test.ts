@@ -38,13 +38,22 @@ describe('parseGpcHeader (hostile case 24)', () => {
     expect(gpcFromHeaders({ 'SEC-GPC': ['0', '1'] })).toBe(true);
     expect(gpcFromHeaders({ 'x-sec-gpc': '1' })).toBe(false);
   });
-  it('triggers exactly when some comma-separated member trims to "1" (property)', () => {
+  it('triggers exactly when some comma-separated member is "1" once spaces and tabs are trimmed (property)', () => {
+    // Characters that matter: HTTP whitespace, whitespace HTTP does not trim, digits, separators.
+    const member = fc
+      .array(fc.constantFrom(' ', '\t', '\u00a0', '\ufeff', '\n', '1', '0', 'x', ','), { maxLength: 5 })
+      .map((chars) => chars.join(''));
     fc.assert(
-      fc.property(fc.array(fc.string({ maxLength: 4 }), { minLength: 1, maxLength: 4 }), (members) => {
+      fc.property(fc.array(member, { minLength: 1, maxLength: 4 }), (members) => {
         const header = members.join(',');
-        const expected = header.split(',').some((member) => member.trim() === '1');
+        const expected = header.split(',').some((part) => part.replace(/^[ \t]+|[ \t]+$/g, '') === '1');
         expect(parseGpcHeader(header)).toBe(expected);
       }),
+      { numRuns: 1000 },
     );
+    // Only SP and HTAB are HTTP whitespace: a no-break space or BOM around the 1 is no signal.
+    expect(parseGpcHeader(' \t1\t ')).toBe(true);
+    expect(parseGpcHeader('\u00a01')).toBe(false);
+    expect(parseGpcHeader('1\ufeff')).toBe(false);
   });
 });
