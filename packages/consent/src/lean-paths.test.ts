@@ -238,6 +238,11 @@ describe('createHmacSha256Hex', () => {
       ),
       { numRuns: 1000 },
     );
+    // Data longer than the buffer the key block sits in (it grows), then short data again.
+    const hmac = createHmacSha256Hex('key');
+    for (const data of ['é'.repeat(600), 'x'.repeat(5000), 'short', '']) {
+      expect(hmac(data)).toBe(hmacSha256Hex('key', data));
+    }
   });
 });
 

@@ -512,7 +512,9 @@ const dpvOfState: Record<'refused' | 'withdrawn' | 'expired', DpvConsentStatus> 
   withdrawn: 'dpv:ConsentWithdrawn',
   expired: 'dpv:ConsentExpired',
 };
-const hex = (buffer: Uint8Array) => Buffer.from(buffer).toString('hex');
+// A view over the same bytes, not a copy (appends turn every completed Merkle node into hex).
+const hex = (buffer: Uint8Array) =>
+  Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength).toString('hex');
 const pairKey = (subjectKey: string, purpose: string) => `${subjectKey}\u0000${purpose}`;
 
 /** Entries between two head checkpoints: the subject and event lookups trail by at most this. */

@@ -13,18 +13,23 @@ export function createHmacSha256Hex(key: string): (data: string) => string {
   if (!oneShot) return (data) => nodeCrypto.createHmac('sha256', key).update(data).digest('hex');
   let block = Buffer.from(key, 'utf8');
   if (block.length > 64) block = nodeCrypto.createHash('sha256').update(block).digest();
-  const inner = Buffer.alloc(64, 0x36);
+  // The inner pass hashes the padded key block followed by the data: both are laid out in one
+  // reused buffer (the key block stays in its first 64 bytes), so no buffer is built per call.
+  let inner = Buffer.alloc(64 + 1024, 0x36);
   const outer = Buffer.alloc(64 + 32, 0x5c);
   for (let i = 0; i < block.length; i++) {
     inner[i] = (inner[i] as number) ^ (block[i] as number);
     outer[i] = (outer[i] as number) ^ (block[i] as number);
   }
   return (data) => {
-    const innerHash = oneShot(
-      'sha256',
-      Buffer.concat([inner, Buffer.from(data, 'utf8')]),
-      'buffer',
-    ) as Buffer;
+    // UTF-8 needs at most three bytes per UTF-16 code unit.
+    if (64 + data.length * 3 > inner.length) {
+      const grown = Buffer.alloc(64 + data.length * 3);
+      inner.copy(grown, 0, 0, 64);
+      inner = grown;
+    }
+    const length = inner.write(data, 64, 'utf8');
+    const innerHash = oneShot('sha256', inner.subarray(0, 64 + length), 'buffer') as Buffer;
     innerHash.copy(outer, 64);
     return oneShot('sha256', outer, 'hex') as string;
   };
