@@ -2,7 +2,14 @@ import { definePolicy, fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { editedPolicy, grant, migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
+import {
+  editedPolicy,
+  grant,
+  ledgerPerBlock,
+  migratedDatabase,
+  policyInput,
+  testPolicy,
+} from './test-fixtures.js';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger } from './ledger.js';
 import { verifyInclusionProof } from './proofs.js';
@@ -750,60 +757,58 @@ const explicitPolicy = definePolicy({
 });
 
 describe.each(testEngines())('explicit consent on $engine (C10, Art 9(2)(a))', (engine) => {
-  let database: TestDatabase;
-  let ledger: ConsentLedger;
   const clock = fixedClock('2025-03-01T12:00:00Z');
+  const fixture = ledgerPerBlock(engine, { policy: explicitPolicy, clock });
   const coaching = 'wellbeing-coaching';
 
-  beforeAll(async () => {
-    database = await migratedDatabase(engine);
-    ledger = createConsentLedger({ db: database.db, policy: explicitPolicy, clock });
-    await ledger.publicKey();
-  });
-  afterAll(async () => {
-    await database?.destroy();
-  });
-
   it('refuses a grant of special-category processing that is not explicit, writing nothing', async () => {
-    const before = await ledgerSize(database);
+    const before = await ledgerSize(fixture.database);
     for (const extra of [{}, { explicit: false }]) {
-      await rejects(ledger.record(grant('erin', coaching, extra)), 'consent/explicit-consent-required');
       await rejects(
-        ledger.import([grant('erin', coaching, { ...extra, source: 'import', method: 'import' })]),
+        fixture.ledger.record(grant('erin', coaching, extra)),
+        'consent/explicit-consent-required',
+      );
+      await rejects(
+        fixture.ledger.import([grant('erin', coaching, { ...extra, source: 'import', method: 'import' })]),
         'consent/explicit-consent-required',
       );
     }
-    expect(await ledgerSize(database)).toBe(before);
-    expect(await ledger.mayProcess('erin', coaching)).toBe(false);
+    expect(await ledgerSize(fixture.database)).toBe(before);
+    expect(await fixture.ledger.mayProcess('erin', coaching)).toBe(false);
     // Refusing and withdrawing need no express statement.
-    await ledger.record(grant('erin', coaching, { state: 'refused' }));
-    expect(await ledgerSize(database)).toBe(before + 1);
+    await fixture.ledger.record(grant('erin', coaching, { state: 'refused' }));
+    expect(await ledgerSize(fixture.database)).toBe(before + 1);
   });
 
   it('records an explicit grant in the hashed entry, the history and the receipt; other grants read as expressed', async () => {
-    const explicit = await ledger.record(grant('frank', coaching, { method: 'form-submit', explicit: true }));
-    expect(await ledger.mayProcess('frank', coaching)).toBe(true);
-    const stored = await database.db
+    const explicit = await fixture.ledger.record(
+      grant('frank', coaching, { method: 'form-submit', explicit: true }),
+    );
+    expect(await fixture.ledger.mayProcess('frank', coaching)).toBe(true);
+    const stored = await fixture.database.db
       .selectFrom('privacykit_consent_ledger')
       .select('entry')
       .where('event_id', '=', explicit.eventId)
       .executeTakeFirstOrThrow();
     expect(JSON.parse(stored.entry)).toMatchObject({ explicit: true, purpose: coaching, state: 'granted' });
-    expect((await ledger.history('frank')).at(-1)).toMatchObject({ state: 'granted', explicit: true });
+    expect((await fixture.ledger.history('frank')).at(-1)).toMatchObject({
+      state: 'granted',
+      explicit: true,
+    });
 
-    const receipt = await ledger.receipt(explicit.eventId);
+    const receipt = await fixture.ledger.receipt(explicit.eventId);
     expect(receipt.consentType).toBe('dpv:ExplicitlyExpressedConsent');
-    expect(verifyReceipt(receipt, await ledger.publicKey())).toBe(true);
-    expect(verifyReceipt({ ...receipt, consentType: 'dpv:ExpressedConsent' }, await ledger.publicKey())).toBe(
-      false,
-    );
+    expect(verifyReceipt(receipt, await fixture.ledger.publicKey())).toBe(true);
+    expect(
+      verifyReceipt({ ...receipt, consentType: 'dpv:ExpressedConsent' }, await fixture.ledger.publicKey()),
+    ).toBe(false);
 
     // An ordinary grant: expressed, not explicit; a refusal's receipt claims no consent type.
-    const ordinary = await ledger.record(grant('frank', 'newsletter'));
-    expect((await ledger.history('frank')).at(-1)).not.toHaveProperty('explicit');
-    expect((await ledger.receipt(ordinary.eventId)).consentType).toBe('dpv:ExpressedConsent');
-    const withdrawn = await ledger.withdraw('frank', coaching);
-    expect(await ledger.receipt(withdrawn.eventId)).not.toHaveProperty('consentType');
-    expect(await ledger.verify()).toMatchObject({ ok: true });
+    const ordinary = await fixture.ledger.record(grant('frank', 'newsletter'));
+    expect((await fixture.ledger.history('frank')).at(-1)).not.toHaveProperty('explicit');
+    expect((await fixture.ledger.receipt(ordinary.eventId)).consentType).toBe('dpv:ExpressedConsent');
+    const withdrawn = await fixture.ledger.withdraw('frank', coaching);
+    expect(await fixture.ledger.receipt(withdrawn.eventId)).not.toHaveProperty('consentType');
+    expect(await fixture.ledger.verify()).toMatchObject({ ok: true });
   });
 });

@@ -3,7 +3,10 @@ import type { Policy, PolicyInput } from '@privacykit/core';
 import { migrate } from '@privacykit/core/db';
 import { createTestDatabase } from '@privacykit/core/testing';
 import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
+import { afterAll, beforeAll } from 'vitest';
 import type { ConsentDecision } from './decision.js';
+import { createConsentLedger } from './ledger.js';
+import type { ConsentLedger, ConsentLedgerOptions } from './ledger.js';
 import { consentMigrations } from './migrations.js';
 import { buildReceipt } from './receipt.js';
 import type { ConsentReceipt, ReceiptNotice } from './receipt.js';
@@ -83,6 +86,26 @@ export function editedPolicy(version = '2024-01-01'): Policy {
         : purpose,
     ),
   });
+}
+
+/**
+ * A describe block's own migrated database and a ready ledger on it: made before its tests,
+ * destroyed after them. Read `database` and `ledger` inside the tests.
+ */
+export function ledgerPerBlock(
+  engine: TestEngine,
+  options: Omit<ConsentLedgerOptions, 'db'>,
+): { database: TestDatabase; ledger: ConsentLedger } {
+  const fixture = {} as { database: TestDatabase; ledger: ConsentLedger };
+  beforeAll(async () => {
+    fixture.database = await migratedDatabase(engine);
+    fixture.ledger = createConsentLedger({ ...options, db: fixture.database.db });
+    await fixture.ledger.publicKey();
+  });
+  afterAll(async () => {
+    await fixture.database?.destroy();
+  });
+  return fixture;
 }
 
 export async function migratedDatabase(engine: TestEngine): Promise<TestDatabase> {
