@@ -119,7 +119,7 @@ export const consentDecisionSchema = z
      * Set when the grant was an express statement of consent to this very processing (EDPB
      * 05/2020 §4: a statement the subject confirmed, signed or typed, a form naming the data, a
      * two-stage confirmation) — not merely an affirmative act. Required on grants of a purpose
-     * whose policy condition is `explicit-consent` (Art 9(2)(a), Art 49(1)(a)), recorded in the
+     * whose policy condition is `explicit-consent` (Art 9(2)(a)), recorded in the
      * entry and shown on the receipt.
      */
     explicit: z.boolean().optional(),
