@@ -109,7 +109,7 @@ describe.each(testEngines())('applyGpc on $engine (G02, G03, hostile case 25)', 
     expect(await ledger.mayProcess('portal', ads)).toBe(true);
   });
 
-  it('logs the first signal over a refusal or withdrawal made another way, so a grant given after it is kept', async () => {
+  it('logs the first signal over a refusal or withdrawal made another way, leaving it in place, so a grant given after it is kept', async () => {
     // Whatever the subject decided before the signal, a grant given after it is their later choice.
     for (const [subjectId, earlier] of [
       ['refused-first', 'refused'],
@@ -117,12 +117,20 @@ describe.each(testEngines())('applyGpc on $engine (G02, G03, hostile case 25)', 
     ] as const) {
       await grantAds(subjectId);
       await ledger.record({ subjectId, purpose: ads, state: earlier, source: 'banner', method: 'click' });
+      const signals = async () =>
+        (await ledger.conditionOfServiceSignals()).find((signal) => signal.purpose === ads);
+      const counted = await signals();
       const first = await ledger.applyGpc(subjectId, '1');
-      expect(first.refused.map((event) => event.purpose)).toEqual([ads]);
-      expect(first.conflicts).toEqual([]);
-      // Logged once: the next signal finds it.
+      expect(first).toMatchObject({ refused: [], conflicts: [], unchanged: [ads] });
+      // The banner decision stays the current one (and still counts as a banner refusal, C11).
+      expect((await ledger.current(subjectId)).purposes[ads]).toMatchObject({
+        state: earlier,
+        source: 'banner',
+      });
+      expect(await signals()).toEqual(counted);
+      // Logged once: the next signal writes nothing.
       expect((await ledger.applyGpc(subjectId, '1')).unchanged).toEqual([ads]);
-      expect(await kinds(subjectId)).toEqual(['banner:granted', `banner:${earlier}`, 'gpc:refused']);
+      expect(await kinds(subjectId)).toEqual(['banner:granted', `banner:${earlier}`, 'gpc-signal']);
 
       const granted = await grantAds(subjectId);
       const outcome = await ledger.applyGpc(subjectId, '1');
@@ -132,6 +140,7 @@ describe.each(testEngines())('applyGpc on $engine (G02, G03, hostile case 25)', 
       ]);
       expect(await ledger.mayProcess(subjectId, ads)).toBe(true);
     }
+    expect(await ledger.verify()).toMatchObject({ ok: true });
   });
 
   it('refuses once when the subject never decided, and treats an expired grant as no grant', async () => {

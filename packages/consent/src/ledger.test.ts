@@ -1,4 +1,5 @@
 import { definePolicy, fixedClock, isPrivacyKitError } from '@privacykit/core';
+import type { PolicyInput } from '@privacykit/core';
 import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -740,7 +741,7 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
 });
 
 // A purpose processing special-category data on consent: Art 9(2)(a) asks for explicit consent.
-const explicitPolicy = definePolicy({
+const explicitPolicyInput: PolicyInput = {
   ...policyInput,
   categories: [{ id: 'health.wellbeing', label: 'Sleep and stress scores', special: 'art9' }],
   purposes: [
@@ -754,7 +755,8 @@ const explicitPolicy = definePolicy({
       specialCondition: 'explicit-consent',
     },
   ],
-});
+};
+const explicitPolicy = definePolicy(explicitPolicyInput);
 
 describe.each(testEngines())('explicit consent on $engine (C10, Art 9(2)(a))', (engine) => {
   const clock = fixedClock('2025-03-01T12:00:00Z');
@@ -810,5 +812,45 @@ describe.each(testEngines())('explicit consent on $engine (C10, Art 9(2)(a))', (
     const withdrawn = await fixture.ledger.withdraw('frank', coaching);
     expect(await fixture.ledger.receipt(withdrawn.eventId)).not.toHaveProperty('consentType');
     expect(await fixture.ledger.verify()).toMatchObject({ ok: true });
+  });
+
+  it('asks for explicit consent whenever the notice a grant answers says so, whatever policy the recording instance runs', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const plainCoaching = definePolicy({
+        ...policyInput,
+        version: '2025-01-01',
+        purposes: [
+          ...(policyInput.purposes ?? []),
+          {
+            id: coaching,
+            name: 'Coach you on sleep and stress',
+            description: 'We suggest routines.',
+            legalBases: [{ basis: 'consent' }],
+            categories: ['identity'],
+          },
+        ],
+      });
+      // An instance still on the old policy, then one publishing the explicit-consent notice.
+      const stale = createConsentLedger({ db: own.db, policy: plainCoaching, clock });
+      await stale.publicKey();
+      const current = createConsentLedger({
+        db: own.db,
+        policy: definePolicy({ ...explicitPolicyInput, version: '2025-02-01' }),
+        clock,
+      });
+      await current.publicKey();
+      const answering = { notice: { version: '2025-02-01' } };
+      await rejects(stale.record(grant('hal', coaching, answering)), 'consent/explicit-consent-required');
+      await rejects(
+        stale.import([grant('hal', coaching, { ...answering, source: 'import', method: 'import' })]),
+        'consent/explicit-consent-required',
+      );
+      expect(await current.mayProcess('hal', coaching)).toBe(false);
+      const explicit = await stale.record(grant('hal', coaching, { ...answering, explicit: true }));
+      expect((await current.receipt(explicit.eventId)).consentType).toBe('dpv:ExplicitlyExpressedConsent');
+    } finally {
+      await own?.destroy();
+    }
   });
 });

@@ -195,7 +195,7 @@ export interface CurrentConsent {
 export interface ConsentHistoryEntry {
   eventId: string;
   seq: number;
-  kind: 'decision' | 'expiry' | 'gpc-conflict' | 'subject-shredded';
+  kind: 'decision' | 'expiry' | 'gpc-conflict' | 'gpc-signal' | 'subject-shredded';
   purpose?: string;
   state?: ConsentState;
   renewal?: boolean;
@@ -286,9 +286,10 @@ export interface GpcOutcome {
     refusedEventId?: string;
   }[];
   /**
-   * Purposes whose refusal or withdrawal already came from a GPC signal: nothing recorded again.
-   * Over a refusal or withdrawal made another way (a banner "reject"), the first signal is
-   * recorded (in `refused`), so that a grant given after it counts as given after the signal.
+   * Purposes already refused or withdrawn: their state stays as it is. Over a refusal or
+   * withdrawal made another way (a banner "reject"), the first signal is logged as a
+   * `gpc-signal` event, so that a grant given after it counts as given after the signal;
+   * further signals write nothing.
    */
   unchanged: string[];
   /**
@@ -440,7 +441,7 @@ function isRetryableConflict(error: unknown): boolean {
 
 interface Pending {
   eventId: string;
-  kind: 'decision' | 'expiry' | 'gpc-conflict' | 'subject-shredded' | 'notice-published';
+  kind: 'decision' | 'expiry' | 'gpc-conflict' | 'gpc-signal' | 'subject-shredded' | 'notice-published';
   subjectKey?: string;
   purpose?: string;
   entry: Record<string, JsonValue>;
@@ -515,6 +516,15 @@ const dpvOfState: Record<'refused' | 'withdrawn' | 'expired', DpvConsentStatus> 
 // A view over the same bytes, not a copy (appends turn every completed Merkle node into hex).
 const hex = (buffer: Uint8Array) =>
   Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength).toString('hex');
+/** Whether a stored notice's content (canonical JSON) states the explicit-consent condition. */
+function noticeNeedsExplicitConsent(content: unknown): boolean {
+  if (typeof content !== 'string' || !content.includes('explicit-consent')) return false;
+  try {
+    return (JSON.parse(content) as { specialCondition?: unknown }).specialCondition === 'explicit-consent';
+  } catch {
+    return false;
+  }
+}
 const pairKey = (subjectKey: string, purpose: string) => `${subjectKey}\u0000${purpose}`;
 
 /** Entries between two head checkpoints: the subject and event lookups trail by at most this. */
@@ -617,6 +627,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   let secret = options.secret ?? '';
   let keys: SigningKeys = configuredKeys as SigningKeys;
   const notices = new Map<string, NoticeState>();
+  // Hashes of stored notices whose purpose rests on explicit consent (Art 9(2)(a)): what the
+  // subject was shown decides, whatever policy this instance runs.
+  const explicitNotices = new Set<string>();
   let readyPromise: Promise<void> | undefined;
 
   const mintId = createIdMinter();
@@ -1392,6 +1405,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       );
     }
     const notice = resolveNotice(purposeId, decision.state, decision.notice);
+    if (granting && explicitNotices.has(notice.hash) && decision.explicit !== true) {
+      throw fail(
+        'consent/explicit-consent-required',
+        `the notice of "${purposeId}" this grant answers (version "${notice.version}") asks for explicit consent (Art 9(2)(a)): record the subject's express statement with explicit: true`,
+      );
+    }
     const jurisdiction = decision.jurisdiction?.toUpperCase() ?? defaultJurisdiction;
     const ageOfConsent = ageOfConsentIn(jurisdiction);
     if (decision.state === 'granted' && decision.age !== undefined && decision.age < ageOfConsent) {
@@ -2024,12 +2043,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   async function loadNoticesWith(trx: Kysely<any>): Promise<void> {
     const rows = await trx
       .selectFrom(T.notices)
-      .select(['purpose', 'version', 'hash', 'language', 'seq'])
+      .select(['purpose', 'version', 'hash', 'language', 'seq', 'content'])
       .where('tenant', '=', tenant)
       .orderBy('seq')
       .execute();
     notices.clear();
+    explicitNotices.clear();
     for (const row of rows) {
+      if (noticeNeedsExplicitConsent(row.content)) explicitNotices.add(row.hash);
       const version = { version: row.version, hash: row.hash, language: row.language };
       const state = notices.get(row.purpose) ?? { current: version, versions: new Map() };
       state.versions.set(row.version, version);
@@ -2178,16 +2199,30 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const grantSeq = Number(grant.seq);
     const rows = await entriesOf(q, subjectKey, ['seq', 'kind', 'purpose', 'entry']);
     return rows.some((row) => {
-      if (row.kind !== 'decision' || row.purpose !== grant.purpose || Number(row.seq) === grantSeq)
-        return false;
+      if (row.purpose !== grant.purpose || Number(row.seq) === grantSeq) return false;
+      if (row.kind !== 'decision' && row.kind !== 'gpc-signal') return false;
       const entry = entryOf(row.entry);
-      if (entry.source !== 'gpc' || entry.state !== 'refused') return false;
+      // A GPC refusal, or a signal logged over a refusal made another way.
+      if (row.kind === 'decision' && (entry.source !== 'gpc' || entry.state !== 'refused')) return false;
       // A live grant is ordered by the ledger (instances' clocks may disagree); an imported
       // one by the time it says it was made.
       if (grant.source !== 'import') return Number(row.seq) < grantSeq;
       const at = entry.at as string;
       return at < grant.decided_at || (at === grant.decided_at && Number(row.seq) < grantSeq);
     });
+  }
+
+  /** Whether a `gpc-signal` event of the state row's subject × purpose came after its decision. */
+  async function gpcSignalSince(
+    q: AppendContext['trx'],
+    subjectKey: string,
+    state: StateRow,
+  ): Promise<boolean> {
+    const rows = await entriesOf(q, subjectKey, ['seq', 'kind', 'purpose']);
+    return rows.some(
+      (row) =>
+        row.kind === 'gpc-signal' && row.purpose === state.purpose && Number(row.seq) > Number(state.seq),
+    );
   }
 
   /** One ledger entry by event id, or undefined. */
@@ -3041,11 +3076,26 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         await appendTransaction(async (ctx) => {
           const { trx } = ctx;
           const row = await readState(trx, subjectKey, purpose.id);
-          // A signal already on record writes nothing more. Over a refusal or withdrawal the
-          // subject made another way, the first signal is still logged (G03): a grant given after
-          // it is then known as a choice made knowing of the signal, kept by the next one.
-          if (row && (row.state === 'refused' || row.state === 'withdrawn') && row.source === 'gpc') {
+          if (row && (row.state === 'refused' || row.state === 'withdrawn')) {
+            // Nothing to refuse. Over a refusal or withdrawal the subject made another way, the
+            // first signal is still logged, as a `gpc-signal` event that leaves the state as it
+            // is (G03): a grant given after it is then known as a choice made knowing of the
+            // signal, and kept by the next one. A signal already on record writes nothing more.
             outcome.unchanged.push(purpose.id);
+            if (row.source === 'gpc' || (await gpcSignalSince(trx, subjectKey, row))) return;
+            await append(
+              ctx,
+              [
+                {
+                  eventId: newId(now),
+                  kind: 'gpc-signal',
+                  subjectKey,
+                  purpose: purpose.id,
+                  entry: { v: 1, subject: subjectKey, purpose: purpose.id, at },
+                },
+              ],
+              now,
+            );
             return;
           }
           const grant = row && isValidGrant(row, now) ? row : undefined;
