@@ -128,8 +128,10 @@ describe.each(testEngines())('applyGpc on $engine (G02, G03, hostile case 25)', 
         source: 'banner',
       });
       expect(await signals()).toEqual(counted);
-      // Logged once: the next signal writes nothing.
+      // Logged once: the next signal writes nothing, here or on another instance.
       expect((await ledger.applyGpc(subjectId, '1')).unchanged).toEqual([ads]);
+      const other = createConsentLedger({ db: database.db, policy, clock });
+      expect((await other.applyGpc(subjectId, '1')).unchanged).toEqual([ads]);
       expect(await kinds(subjectId)).toEqual(['banner:granted', `banner:${earlier}`, 'gpc-signal']);
 
       const granted = await grantAds(subjectId);

@@ -630,6 +630,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // Hashes of stored notices whose purpose rests on explicit consent (Art 9(2)(a)): what the
   // subject was shown decides, whatever policy this instance runs.
   const explicitNotices = new Set<string>();
+  // Refusals (subject × purpose × decision seq) over which a GPC signal is on record (`applyGpc`).
+  const signalledRefusals = new Set<string>();
   let readyPromise: Promise<void> | undefined;
 
   const mintId = createIdMinter();
@@ -3073,16 +3075,19 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       for (const purpose of purposes) {
         const now = clock.now();
         const at = now.toISOString();
-        await appendTransaction(async (ctx) => {
+        const signalled = await appendTransaction(async (ctx): Promise<string | undefined> => {
           const { trx } = ctx;
           const row = await readState(trx, subjectKey, purpose.id);
           if (row && (row.state === 'refused' || row.state === 'withdrawn')) {
             // Nothing to refuse. Over a refusal or withdrawal the subject made another way, the
             // first signal is still logged, as a `gpc-signal` event that leaves the state as it
             // is (G03): a grant given after it is then known as a choice made knowing of the
-            // signal, and kept by the next one. A signal already on record writes nothing more.
+            // signal, and kept by the next one. A signal already on record writes nothing more
+            // (remembered per decision, so repeated signals do not read the subject's log again).
             outcome.unchanged.push(purpose.id);
-            if (row.source === 'gpc' || (await gpcSignalSince(trx, subjectKey, row))) return;
+            const memo = `${pairKey(subjectKey, purpose.id)}\u0000${Number(row.seq)}`;
+            if (row.source === 'gpc' || signalledRefusals.has(memo)) return undefined;
+            if (await gpcSignalSince(trx, subjectKey, row)) return memo;
             await append(
               ctx,
               [
@@ -3096,7 +3101,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               ],
               now,
             );
-            return;
+            return memo;
           }
           const grant = row && isValidGrant(row, now) ? row : undefined;
           const conflict = grant && {
@@ -3113,7 +3118,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             (Number(grant.gpc_conflict) === 1 || (await gpcRefusedBefore(trx, subjectKey, grant)))
           ) {
             outcome.conflicts.push({ ...conflict, resolution: 'grant-kept' });
-            if (Number(grant.gpc_conflict)) return;
+            if (Number(grant.gpc_conflict)) return undefined;
             const pending: Pending = {
               eventId: newId(now),
               kind: 'gpc-conflict',
@@ -3129,7 +3134,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               .where('subject_key', '=', subjectKey)
               .where('purpose', '=', purpose.id)
               .execute();
-            return;
+            return undefined;
           }
           const value = validate(
             {
@@ -3169,6 +3174,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             });
           }
         });
+        if (signalled !== undefined) {
+          // Once committed: a rolled-back transaction logged nothing.
+          if (signalledRefusals.size >= 10_000) signalledRefusals.clear();
+          signalledRefusals.add(signalled);
+        }
       }
       return outcome;
     },
