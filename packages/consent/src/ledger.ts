@@ -1399,18 +1399,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const purpose = retired ? retiredPurpose(purposeId) : consentPurpose(purposeId);
     const conflict = startupConflicts.get(purposeId);
     if (conflict && decision.state === 'granted') throw fail(conflict.code, conflict.message);
-    // Special-category data on consent (Art 9(2)(a)): an affirmative act is not enough.
-    if (granting && purpose.specialCondition === 'explicit-consent' && decision.explicit !== true) {
-      throw fail(
-        'consent/explicit-consent-required',
-        `"${purposeId}" rests on explicit consent (Art 9(2)(a)): record the subject's express statement with explicit: true`,
-      );
-    }
     const notice = resolveNotice(purposeId, decision.state, decision.notice);
+    // Special-category data on consent (Art 9(2)(a)): an affirmative act is not enough. The
+    // notice the grant answers decides (this instance publishes its own policy's notices).
     if (granting && explicitNotices.has(notice.hash) && decision.explicit !== true) {
       throw fail(
         'consent/explicit-consent-required',
-        `the notice of "${purposeId}" this grant answers (version "${notice.version}") asks for explicit consent (Art 9(2)(a)): record the subject's express statement with explicit: true`,
+        `"${purposeId}" rests on explicit consent in the notice this grant answers (version "${notice.version}", Art 9(2)(a)): record the subject's express statement with explicit: true`,
       );
     }
     const jurisdiction = decision.jurisdiction?.toUpperCase() ?? defaultJurisdiction;
