@@ -46,6 +46,8 @@ export { gpcFromHeaders, parseGpcHeader } from './gpc.js';
 export { truncateIp } from './evidence.js';
 export { noticeIdOf, purposeNoticeContent, purposeNoticeHash } from './notice-content.js';
 export { verifyReceipt } from './receipt.js';
+export { consentRecordId } from './consent-record.js';
+export type { ConsentRecord, ConsentRecordEvent } from './consent-record.js';
 export type { ConsentReceipt, ReceiptState } from './receipt.js';
 export { keyIdOf, verifyTreeHead } from './signing.js';
 export type { LedgerKeys, SignedTreeHead } from './signing.js';

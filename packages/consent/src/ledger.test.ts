@@ -809,6 +809,12 @@ describe.each(testEngines())('explicit consent on $engine (C10, Art 9(2)(a))', (
     const ordinary = await fixture.ledger.record(grant('frank', 'newsletter'));
     expect((await fixture.ledger.history('frank')).at(-1)).not.toHaveProperty('explicit');
     expect((await fixture.ledger.receipt(ordinary.eventId)).consentType).toBe('dpv:ExpressedConsent');
+    // The consent records say the same of the grants in force.
+    const records = await fixture.ledger.consentRecords('frank');
+    expect(records.map((record) => [record.purpose.id, record.status, record.consentType])).toEqual([
+      ['newsletter', 'dpv:ConsentGiven', 'dpv:ExpressedConsent'],
+      [coaching, 'dpv:ConsentGiven', 'dpv:ExplicitlyExpressedConsent'],
+    ]);
     const withdrawn = await fixture.ledger.withdraw('frank', coaching);
     expect(await fixture.ledger.receipt(withdrawn.eventId)).not.toHaveProperty('consentType');
     expect(await fixture.ledger.verify()).toMatchObject({ ok: true });

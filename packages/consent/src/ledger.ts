@@ -59,7 +59,9 @@ import {
   storedNoticeContentSchema,
 } from './notice-content.js';
 import type { StoredNoticeContent } from './notice-content.js';
-import { buildReceipt } from './receipt.js';
+import { buildReceipt, consentTypeOf } from './receipt.js';
+import { buildConsentRecord } from './consent-record.js';
+import type { ConsentRecord, ConsentRecordEvent, DpvConsentStatus } from './consent-record.js';
 import type { ConsentReceipt, ReceiptNotice, ReceiptState } from './receipt.js';
 import { loadSigningKeys, signTreeHead, verifyTreeHead } from './signing.js';
 import type { LedgerKeys, SignedTreeHead, SigningKeys } from './signing.js';
@@ -176,14 +178,7 @@ export interface ConsentStatus {
  * `dpv:ConsentRefused`, `dpv:ConsentWithdrawn`, `dpv:ConsentExpired` (its validity elapsed),
  * `dpv:ConsentInvalidated` (a grant whose notice changed since: ask again).
  */
-export type DpvConsentStatus =
-  | 'dpv:ConsentUnknown'
-  | 'dpv:ConsentGiven'
-  | 'dpv:RenewedConsentGiven'
-  | 'dpv:ConsentRefused'
-  | 'dpv:ConsentWithdrawn'
-  | 'dpv:ConsentExpired'
-  | 'dpv:ConsentInvalidated';
+export type { DpvConsentStatus };
 
 export interface CurrentConsent {
   /** The subject's pseudonym in the ledger. */
@@ -329,6 +324,14 @@ export interface ConsentLedger {
   /** True when the subject holds a valid grant for the purpose now. */
   mayProcess(subjectId: string, purposeId: string, options?: { at?: Date }): Promise<boolean>;
   history(subjectId: string): Promise<ConsentHistoryEntry[]>;
+  /**
+   * The subject's consent records (ISO/IEC TS 27560 shaped, DPV statuses): one per purpose the
+   * subject decided on, with the status at `at` (default now), the notice in force as stored,
+   * and every event — for subject-access exports and for moving consent to another system.
+   * Like `receipt()`, throws `consent/notice-unavailable` when a stored notice no longer matches
+   * the hash a decision recorded (`verify()` names it).
+   */
+  consentRecords(subjectId: string, options?: { at?: Date }): Promise<ConsentRecord[]>;
   /**
    * Checks the whole ledger. Tree heads must be signed by `publicKey`, by one of `publicKeys`,
    * or by default by the ledger's key or one of its `keys.previousPublicKeys`.
@@ -516,6 +519,35 @@ const dpvOfState: Record<'refused' | 'withdrawn' | 'expired', DpvConsentStatus> 
 // A view over the same bytes, not a copy (appends turn every completed Merkle node into hex).
 const hex = (buffer: Uint8Array) =>
   Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength).toString('hex');
+/** A history entry as an event of a consent record. */
+function recordEventOf(item: ConsentHistoryEntry): ConsentRecordEvent {
+  const event: ConsentRecordEvent = {
+    eventId: item.eventId,
+    seq: item.seq,
+    time: item.at,
+    type: item.kind as ConsentRecordEvent['type'],
+  };
+  if (item.kind === 'expiry') event.status = 'dpv:ConsentExpired';
+  if (item.kind === 'decision' && item.state) {
+    event.status =
+      item.state === 'granted'
+        ? item.renewal
+          ? 'dpv:RenewedConsentGiven'
+          : 'dpv:ConsentGiven'
+        : dpvOfState[item.state as keyof typeof dpvOfState];
+    if (item.state === 'granted') event.consentType = consentTypeOf(item.explicit === true);
+  }
+  if (item.source !== undefined) event.source = item.source;
+  if (item.method !== undefined) event.method = item.method;
+  if (item.jurisdiction !== undefined) event.jurisdiction = item.jurisdiction;
+  if (item.notice) {
+    event.notice = { version: item.notice.version, hash: item.notice.hash, language: item.notice.language };
+  }
+  if (item.expiresAt !== undefined) event.expiresAt = item.expiresAt;
+  if (item.evidence !== undefined) event.evidence = item.evidence;
+  return event;
+}
+
 /** Whether a stored notice's content (canonical JSON) states the explicit-consent condition. */
 function noticeNeedsExplicitConsent(content: unknown): boolean {
   if (typeof content !== 'string' || !content.includes('explicit-consent')) return false;
@@ -2473,6 +2505,61 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         }
         return item;
       });
+    },
+
+    async consentRecords(subjectId, options) {
+      const opts = optionsOf(options);
+      const at = dateOption(opts.at, () => clock.now());
+      const events = await ledger.history(subjectId);
+      await freshNotices();
+      const subjectKey = pseudonym(subjectId);
+      const byPurpose = new Map<string, ConsentHistoryEntry[]>();
+      for (const item of events) {
+        if (item.purpose === undefined || item.kind === 'subject-shredded') continue;
+        const items = byPurpose.get(item.purpose);
+        if (items) items.push(item);
+        else byPurpose.set(item.purpose, [item]);
+      }
+      if (byPurpose.size === 0) return [];
+      const rows = (await db
+        .selectFrom(T.state)
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('purpose', 'in', [...byPurpose.keys()])
+        .where('subject_key', '=', subjectKey)
+        .execute()) as StateRow[];
+      const records: ConsentRecord[] = [];
+      for (const [purposeId, items] of [...byPurpose].sort(([a], [b]) => (a < b ? -1 : 1))) {
+        const row = rows.find((candidate) => candidate.purpose === purposeId);
+        const status = statusOf({ id: purposeId } as Purpose, row, at);
+        // The notice of the state in force; of the latest decision once the subject was shredded.
+        const decisions = items.filter((item) => item.kind === 'decision' && item.notice !== undefined);
+        const answered = row
+          ? decisions.find(
+              (item) => item.notice?.version === row.notice_version && item.notice.hash === row.notice_hash,
+            )
+          : decisions[decisions.length - 1];
+        const notice = answered?.notice;
+        if (!notice) continue; // (a purpose with GPC events only: nothing was decided)
+        const granted = row ? items.find((item) => item.eventId === row.event_id) : undefined;
+        records.push(
+          buildConsentRecord({
+            tenant,
+            subjectId,
+            subjectKey,
+            purposeId,
+            noticeId: notice.id,
+            notice: { version: notice.version, hash: notice.hash, language: notice.language },
+            stored: await storedNotice(purposeId, notice),
+            status: status.dpvStatus,
+            explicit: granted?.explicit === true,
+            expiresAt: status.expiresAt,
+            withdrawalMethod,
+            events: items.map(recordEventOf),
+          }),
+        );
+      }
+      return records;
     },
 
     async verify(options) {

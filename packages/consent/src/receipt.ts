@@ -85,6 +85,43 @@ export interface ReceiptNotice {
   controller?: NoticeController | undefined;
 }
 
+/** How a grant was given, as DPV names it: an express statement (Art 9(2)(a)) or an affirmative act. */
+export function consentTypeOf(explicit: boolean): 'dpv:ExplicitlyExpressedConsent' | 'dpv:ExpressedConsent' {
+  return explicit ? 'dpv:ExplicitlyExpressedConsent' : 'dpv:ExpressedConsent';
+}
+
+/**
+ * The controller and the purpose as a stored notice told the subject of them (receipts and
+ * consent records quote this, never the policy in force when they are asked for).
+ */
+export function describeNotice(
+  purposeId: string,
+  notice: ReceiptNotice,
+): Pick<ConsentReceipt, 'controller' | 'purpose'> {
+  const { content } = notice;
+  // The name is part of the hashed notice; contact and address only when stored beside it for
+  // that same controller — an address the subject was never shown is left out, not guessed.
+  const stored = notice.controller?.name === content.controller ? notice.controller : undefined;
+  return {
+    controller: {
+      name: content.controller,
+      ...(stored?.contact ? { contact: stored.contact } : {}),
+      ...(stored?.address ? { address: stored.address } : {}),
+    },
+    purpose: {
+      id: purposeId,
+      name: content.name,
+      description: content.description,
+      legalBasis: 'consent',
+      legalBasisArticle: legalBasisArticle.consent,
+      dataCategories: content.categories.map((category) => category.id),
+      recipients: content.recipients.map(({ id, name }) => ({ id, name })),
+      // A retention rule the policy did not define was stored with an empty summary: quote its id.
+      retention: content.retention.map((rule) => rule.summary || rule.id),
+    },
+  };
+}
+
 /**
  * Builds and signs the receipt of one ledger event. Everything describing the purpose comes from
  * the stored notice the decision answered, never from the policy in force when the receipt is
@@ -96,32 +133,13 @@ export function buildReceipt(
   keys: SigningKeys,
   withdrawalMethod: string,
 ): ConsentReceipt {
-  const { content } = notice;
-  // The name is part of the hashed notice; contact and address only when stored beside it for
-  // that same controller — an address the subject was never shown is left out, not guessed.
-  const stored = notice.controller?.name === content.controller ? notice.controller : undefined;
   const unsigned: Omit<ConsentReceipt, 'signature'> = {
     schemaVersion: 'privacykit-consent-receipt/1',
     recordId: facts.eventId,
     ledger: { tenant: facts.tenant, seq: facts.seq, leafHash: facts.leafHash },
     subject: { id: facts.subjectKey, idType: 'pseudonym' },
-    controller: {
-      name: content.controller,
-      ...(stored?.contact ? { contact: stored.contact } : {}),
-      ...(stored?.address ? { address: stored.address } : {}),
-    },
+    ...describeNotice(facts.purposeId, notice),
     notice: facts.notice,
-    purpose: {
-      id: facts.purposeId,
-      name: content.name,
-      description: content.description,
-      legalBasis: 'consent',
-      legalBasisArticle: legalBasisArticle.consent,
-      dataCategories: content.categories.map((category) => category.id),
-      recipients: content.recipients.map(({ id, name }) => ({ id, name })),
-      // A retention rule the policy did not define was stored with an empty summary: quote its id.
-      retention: content.retention.map((rule) => rule.summary || rule.id),
-    },
     jurisdiction: facts.jurisdiction,
     collectionMethod: { source: facts.source, method: facts.method },
     withdrawalMethod,
@@ -129,11 +147,7 @@ export function buildReceipt(
     eventType: facts.state,
     state: facts.state,
     ...(facts.state === 'given' || facts.state === 'renewed'
-      ? {
-          consentType: facts.explicit
-            ? ('dpv:ExplicitlyExpressedConsent' as const)
-            : ('dpv:ExpressedConsent' as const),
-        }
+      ? { consentType: consentTypeOf(facts.explicit === true) }
       : {}),
     validity: facts.expiresAt ? { until: facts.expiresAt } : {},
   };

@@ -1,0 +1,98 @@
+import { sha256Hex } from '@privacykit/core/crypto';
+import type { ConsentReceipt, ReceiptNotice } from './receipt.js';
+import { consentTypeOf, describeNotice } from './receipt.js';
+
+/** The DPV consent statuses (https://w3id.org/dpv): only the two "given" ones allow processing. */
+export type DpvConsentStatus =
+  | 'dpv:ConsentUnknown'
+  | 'dpv:ConsentGiven'
+  | 'dpv:RenewedConsentGiven'
+  | 'dpv:ConsentRefused'
+  | 'dpv:ConsentWithdrawn'
+  | 'dpv:ConsentExpired'
+  | 'dpv:ConsentInvalidated';
+
+/** One ledger event of a consent record, oldest first. */
+export interface ConsentRecordEvent {
+  eventId: string;
+  /** Position in the ledger (an inclusion proof checks it is logged). */
+  seq: number;
+  time: string;
+  /**
+   * `decision` (given, renewed, refused, withdrawn), `expiry` (the grant's validity ran out), or a
+   * Global Privacy Control signal met on a grant (`gpc-conflict`) or over a refusal (`gpc-signal`).
+   */
+  type: 'decision' | 'expiry' | 'gpc-conflict' | 'gpc-signal';
+  /** The status the event set (decisions and expiries). */
+  status?: DpvConsentStatus;
+  source?: string;
+  method?: string;
+  jurisdiction?: string;
+  /** The notice version the decision answered. */
+  notice?: { version: string; hash: string; language: string };
+  expiresAt?: string;
+  /** How a grant was given, as DPV names it (see `ConsentReceipt.consentType`). */
+  consentType?: 'dpv:ExplicitlyExpressedConsent' | 'dpv:ExpressedConsent';
+  /** The evidence kept with it; `'unavailable'` once the subject was shredded. */
+  evidence?: Record<string, unknown> | 'unavailable';
+}
+
+/**
+ * A consent record shaped after ISO/IEC TS 27560:2023 (consent record information structure)
+ * with DPV terms: one per subject and purpose, with the status now, the notice in force for it
+ * as the subject was shown it, and every event that led there. For subject-access exports (Art
+ * 15) and for moving records to another system; receipts (`receipt()`) are the signed proof of
+ * one event each.
+ */
+export interface ConsentRecord {
+  schemaVersion: 'privacykit-consent-record/1';
+  /** The same for a tenant, subject and purpose in every export (SHA-256 of the three). */
+  recordId: string;
+  /** The PII principal: the subject id asked for, and its pseudonym in the ledger. */
+  subject: { id: string; pseudonym: string };
+  controller: ConsentReceipt['controller'];
+  /** The purpose as the notice below described it. */
+  purpose: ConsentReceipt['purpose'];
+  /** The notice the current state answered (the latest decision's when the subject was shredded). */
+  notice: { id: string; version: string; hash: string; language: string };
+  status: DpvConsentStatus;
+  /** How the grant in force was given (given and renewed records only). */
+  consentType?: 'dpv:ExplicitlyExpressedConsent' | 'dpv:ExpressedConsent';
+  validity: { until?: string };
+  withdrawalMethod: string;
+  events: ConsentRecordEvent[];
+}
+
+/** The record id of a tenant × subject pseudonym × purpose. */
+export function consentRecordId(tenant: string, subjectKey: string, purpose: string): string {
+  return sha256Hex(`${tenant}\u0000${subjectKey}\u0000${purpose}`);
+}
+
+export function buildConsentRecord(facts: {
+  tenant: string;
+  subjectId: string;
+  subjectKey: string;
+  purposeId: string;
+  noticeId: string;
+  notice: { version: string; hash: string; language: string };
+  stored: ReceiptNotice;
+  status: DpvConsentStatus;
+  explicit: boolean;
+  expiresAt?: string | undefined;
+  withdrawalMethod: string;
+  events: ConsentRecordEvent[];
+}): ConsentRecord {
+  const given = facts.status === 'dpv:ConsentGiven' || facts.status === 'dpv:RenewedConsentGiven';
+  return {
+    schemaVersion: 'privacykit-consent-record/1',
+    recordId: consentRecordId(facts.tenant, facts.subjectKey, facts.purposeId),
+    subject: { id: facts.subjectId, pseudonym: facts.subjectKey },
+    ...describeNotice(facts.purposeId, facts.stored),
+    notice: { id: facts.noticeId, ...facts.notice },
+    status: facts.status,
+    ...(given ? { consentType: consentTypeOf(facts.explicit) } : {}),
+    validity: given && facts.expiresAt ? { until: facts.expiresAt } : {},
+    withdrawalMethod: facts.withdrawalMethod,
+    events: facts.events,
+  };
+}

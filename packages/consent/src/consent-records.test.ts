@@ -1,0 +1,141 @@
+import { testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consentRecordId } from './consent-record.js';
+import { createConsentLedger } from './ledger.js';
+import type { ConsentLedger } from './ledger.js';
+import { codeOf, editedPolicy, grant, migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
+
+// C10: a subject's consent exported as ISO/IEC TS 27560-shaped records with DPV statuses.
+describe.each(testEngines())('consent records on $engine (C10, Art 15)', (engine) => {
+  let database: TestDatabase;
+  let ledger: ConsentLedger;
+  let now = '2025-03-01T12:00:00.000Z';
+  const clock = { now: () => new Date(now) };
+  const newsletter = policyInput.purposes?.find((purpose) => purpose.id === 'newsletter');
+
+  beforeAll(async () => {
+    database = await migratedDatabase(engine);
+    ledger = createConsentLedger({ db: database.db, policy: testPolicy, clock, validity: 'P30D' });
+  });
+  afterAll(async () => {
+    await database?.destroy();
+  });
+
+  it('one record per purpose decided on: the status now, the notice in force as shown, every event in order', async () => {
+    const first = await ledger.record(grant('ann', 'newsletter', { evidence: { ip: '203.0.113.77' } }));
+    now = '2025-03-02T12:00:00.000Z';
+    const renewed = await ledger.record(grant('ann'));
+    const refused = await ledger.record(grant('ann', 'audience-measurement', { state: 'refused' }));
+    now = '2025-03-03T12:00:00.000Z';
+    const withdrawn = await ledger.withdraw('ann', 'newsletter');
+
+    const records = await ledger.consentRecords('ann');
+    expect(records.map((record) => [record.purpose.id, record.status])).toEqual([
+      ['audience-measurement', 'dpv:ConsentRefused'],
+      ['newsletter', 'dpv:ConsentWithdrawn'],
+    ]);
+    const [audience, letters] = records as [(typeof records)[0], (typeof records)[0]];
+    const subjectKey = await ledger.subjectKey('ann');
+    expect(letters).toMatchObject({
+      schemaVersion: 'privacykit-consent-record/1',
+      recordId: consentRecordId(testPolicy.tenant, subjectKey, 'newsletter'),
+      subject: { id: 'ann', pseudonym: subjectKey },
+      controller: { name: 'OpenDataSoft', contact: 'cil@opendatasoft.com' },
+      purpose: {
+        id: 'newsletter',
+        name: newsletter?.name,
+        description: newsletter?.description,
+        legalBasis: 'consent',
+      },
+      notice: withdrawn.notice,
+      validity: {},
+    });
+    expect(letters.consentType).toBeUndefined();
+    expect(letters.events).toEqual([
+      {
+        eventId: first.eventId,
+        seq: first.seq,
+        time: '2025-03-01T12:00:00.000Z',
+        type: 'decision',
+        status: 'dpv:ConsentGiven',
+        consentType: 'dpv:ExpressedConsent',
+        source: 'banner',
+        method: 'click',
+        jurisdiction: 'EU',
+        notice: { version: first.notice.version, hash: first.notice.hash, language: 'en' },
+        expiresAt: '2025-03-31T12:00:00.000Z',
+        evidence: { ip: '203.0.113.0' },
+      },
+      expect.objectContaining({ eventId: renewed.eventId, status: 'dpv:RenewedConsentGiven' }),
+      expect.objectContaining({ eventId: withdrawn.eventId, status: 'dpv:ConsentWithdrawn', source: 'api' }),
+    ]);
+    expect(letters.events[2]?.consentType).toBeUndefined();
+    expect(audience.events).toEqual([
+      expect.objectContaining({ eventId: refused.eventId, type: 'decision', status: 'dpv:ConsentRefused' }),
+    ]);
+    // The same record ids in every export: records of one subject and purpose can be matched up.
+    expect((await ledger.consentRecords('ann')).map((record) => record.recordId)).toEqual(
+      records.map((record) => record.recordId),
+    );
+    expect(audience.recordId).not.toBe(letters.recordId);
+    expect(await ledger.consentRecords('nobody')).toEqual([]);
+  });
+
+  it('a grant in force gives its consent type and validity; after it ran out the record says expired', async () => {
+    now = '2025-04-01T00:00:00.000Z';
+    const given = await ledger.record(grant('bea', 'newsletter'));
+    const [record] = await ledger.consentRecords('bea');
+    expect(record).toMatchObject({
+      status: 'dpv:ConsentGiven',
+      consentType: 'dpv:ExpressedConsent',
+      validity: { until: '2025-05-01T00:00:00.000Z' },
+      notice: given.notice,
+    });
+    const later = await ledger.consentRecords('bea', { at: new Date('2025-05-02T00:00:00.000Z') });
+    expect(later[0]).toMatchObject({ status: 'dpv:ConsentExpired', validity: {} });
+    expect(later[0]?.consentType).toBeUndefined();
+    // The same answer once expireDue() logged the expiry, which becomes an event of the record.
+    now = '2025-05-02T00:00:00.000Z';
+    expect(await ledger.expireDue()).toBeGreaterThanOrEqual(1);
+    const expired = await ledger.consentRecords('bea');
+    expect(expired[0]).toMatchObject({ status: 'dpv:ConsentExpired', notice: given.notice });
+    expect(expired[0]?.events.map((event) => [event.type, event.status])).toEqual([
+      ['decision', 'dpv:ConsentGiven'],
+      ['expiry', 'dpv:ConsentExpired'],
+    ]);
+  });
+
+  it('a grant on a notice since changed is invalidated, and the record quotes the text the subject saw', async () => {
+    now = '2025-06-01T00:00:00.000Z';
+    const given = await ledger.record(grant('cai', 'newsletter'));
+    const local = createConsentLedger({ db: database.db, policy: editedPolicy('2025-06-02'), clock });
+    await local.publishNotice(editedPolicy('2025-06-02'));
+    const [record] = await local.consentRecords('cai');
+    expect(record).toMatchObject({
+      status: 'dpv:ConsentInvalidated',
+      notice: given.notice,
+      purpose: { description: newsletter?.description },
+    });
+    expect(record?.consentType).toBeUndefined();
+  });
+
+  it('after shredding, the events stay with their evidence unavailable and the status is unknown', async () => {
+    const given = await ledger.record(grant('dee', 'newsletter', { evidence: { ip: '198.51.100.9' } }));
+    await ledger.shredSubject('dee');
+    const [record] = await ledger.consentRecords('dee');
+    expect(record).toMatchObject({ status: 'dpv:ConsentUnknown', notice: given.notice, validity: {} });
+    expect(record?.events).toEqual([
+      expect.objectContaining({
+        eventId: given.eventId,
+        status: 'dpv:ConsentGiven',
+        evidence: 'unavailable',
+      }),
+    ]);
+  });
+
+  it('refuses a subject id that names nobody, as every method taking one does', async () => {
+    expect(await codeOf(ledger.consentRecords(''))).toBe('consent/invalid-subject');
+    expect(await codeOf(ledger.consentRecords('x'.repeat(256)))).toBe('consent/invalid-subject');
+  });
+});
