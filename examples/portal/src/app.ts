@@ -430,11 +430,7 @@ export function createApp(deps: AppDeps): Express {
       consentHistoryFor: async (identities) =>
         (
           await Promise.all(
-            // ISO/IEC TS 27560-shaped records: each purpose as its notice described it, the
-            // status now and every event (the ledger's history, with the words around it).
-            (identities.email ?? []).map((email) =>
-              services.ledger.consentRecords(emailSubjectId(dataMap, email)),
-            ),
+            (identities.email ?? []).map((email) => services.ledger.history(emailSubjectId(dataMap, email))),
           )
         ).flat(),
     }),

@@ -12,7 +12,7 @@ export type DpvConsentStatus =
   | 'dpv:ConsentExpired'
   | 'dpv:ConsentInvalidated';
 
-/** One ledger event of a consent record, oldest first. */
+/** One ledger event of a consent record (in ledger order: an imported decision keeps its own `time`). */
 export interface ConsentRecordEvent {
   eventId: string;
   /** Position in the ledger (an inclusion proof checks it is logged). */
@@ -29,7 +29,7 @@ export interface ConsentRecordEvent {
   method?: string;
   jurisdiction?: string;
   /** The notice version the decision answered. */
-  notice?: { version: string; hash: string; language: string };
+  notice?: { id: string; version: string; hash: string; language: string };
   expiresAt?: string;
   /** How a grant was given, as DPV names it (see `ConsentReceipt.consentType`). */
   consentType?: 'dpv:ExplicitlyExpressedConsent' | 'dpv:ExpressedConsent';
@@ -53,11 +53,19 @@ export interface ConsentRecord {
   controller: ConsentReceipt['controller'];
   /** The purpose as the notice below described it. */
   purpose: ConsentReceipt['purpose'];
-  /** The notice the current state answered (the latest decision's when the subject was shredded). */
+  /** The notice the current state answered (the last decision's recorded when the subject was shredded). */
   notice: { id: string; version: string; hash: string; language: string };
+  /**
+   * `dpv:ConsentGiven` and `dpv:RenewedConsentGiven` only while the grant allows processing: a
+   * grant on a notice since changed, or of a purpose the policy no longer rests on consent
+   * (`retired`), is `dpv:ConsentInvalidated`.
+   */
   status: DpvConsentStatus;
+  /** The purpose left the policy, or no longer rests on consent: it can only be withdrawn. */
+  retired: boolean;
   /** How the grant in force was given (given and renewed records only). */
   consentType?: 'dpv:ExplicitlyExpressedConsent' | 'dpv:ExpressedConsent';
+  /** When the grant in force (or the one that expired or was invalidated) ends or ended. */
   validity: { until?: string };
   withdrawalMethod: string;
   events: ConsentRecordEvent[];
@@ -77,6 +85,7 @@ export function buildConsentRecord(facts: {
   notice: { version: string; hash: string; language: string };
   stored: ReceiptNotice;
   status: DpvConsentStatus;
+  retired: boolean;
   explicit: boolean;
   expiresAt?: string | undefined;
   withdrawalMethod: string;
@@ -90,8 +99,9 @@ export function buildConsentRecord(facts: {
     ...describeNotice(facts.purposeId, facts.stored),
     notice: { id: facts.noticeId, ...facts.notice },
     status: facts.status,
+    retired: facts.retired,
     ...(given ? { consentType: consentTypeOf(facts.explicit) } : {}),
-    validity: given && facts.expiresAt ? { until: facts.expiresAt } : {},
+    validity: facts.expiresAt ? { until: facts.expiresAt } : {},
     withdrawalMethod: facts.withdrawalMethod,
     events: facts.events,
   };

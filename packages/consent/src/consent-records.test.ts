@@ -49,6 +49,7 @@ describe.each(testEngines())('consent records on $engine (C10, Art 15)', (engine
         legalBasis: 'consent',
       },
       notice: withdrawn.notice,
+      retired: false,
       validity: {},
     });
     expect(letters.consentType).toBeUndefined();
@@ -63,7 +64,7 @@ describe.each(testEngines())('consent records on $engine (C10, Art 15)', (engine
         source: 'banner',
         method: 'click',
         jurisdiction: 'EU',
-        notice: { version: first.notice.version, hash: first.notice.hash, language: 'en' },
+        notice: first.notice,
         expiresAt: '2025-03-31T12:00:00.000Z',
         evidence: { ip: '203.0.113.0' },
       },
@@ -93,7 +94,11 @@ describe.each(testEngines())('consent records on $engine (C10, Art 15)', (engine
       notice: given.notice,
     });
     const later = await ledger.consentRecords('bea', { at: new Date('2025-05-02T00:00:00.000Z') });
-    expect(later[0]).toMatchObject({ status: 'dpv:ConsentExpired', validity: {} });
+    // Validity is judged at `at`, as current() judges it; the record keeps when the grant ended.
+    expect(later[0]).toMatchObject({
+      status: 'dpv:ConsentExpired',
+      validity: { until: '2025-05-01T00:00:00.000Z' },
+    });
     expect(later[0]?.consentType).toBeUndefined();
     // The same answer once expireDue() logged the expiry, which becomes an event of the record.
     now = '2025-05-02T00:00:00.000Z';
@@ -106,18 +111,50 @@ describe.each(testEngines())('consent records on $engine (C10, Art 15)', (engine
     ]);
   });
 
-  it('a grant on a notice since changed is invalidated, and the record quotes the text the subject saw', async () => {
+  it('a grant on a notice since changed is invalidated, and the record quotes the text the subject saw; a new grant answers the new text', async () => {
     now = '2025-06-01T00:00:00.000Z';
     const given = await ledger.record(grant('cai', 'newsletter'));
-    const local = createConsentLedger({ db: database.db, policy: editedPolicy('2025-06-02'), clock });
-    await local.publishNotice(editedPolicy('2025-06-02'));
+    const other = await ledger.record(grant('cid', 'newsletter'));
+    const edited = editedPolicy('2025-06-02');
+    const local = createConsentLedger({ db: database.db, policy: edited, clock });
+    await local.publishNotice(edited);
     const [record] = await local.consentRecords('cai');
     expect(record).toMatchObject({
       status: 'dpv:ConsentInvalidated',
       notice: given.notice,
       purpose: { description: newsletter?.description },
+      validity: { until: given.expiresAt },
     });
     expect(record?.consentType).toBeUndefined();
+    // cid grants again on the new text: the record is about that notice, both events keep theirs.
+    const again = await local.record(grant('cid', 'newsletter'));
+    expect(again.notice.version).not.toBe(other.notice.version);
+    const [renewed] = await local.consentRecords('cid');
+    expect(renewed).toMatchObject({
+      status: 'dpv:RenewedConsentGiven', // a grant over a grant still in force renews it
+      notice: again.notice,
+      purpose: { description: edited.purposes.find((purpose) => purpose.id === 'newsletter')?.description },
+    });
+    expect(renewed?.events.map((event) => event.notice?.version)).toEqual([
+      other.notice.version,
+      again.notice.version,
+    ]);
+    // An imported refusal dated before the grant in force is logged but does not replace it.
+    await local.import([
+      grant('cid', 'newsletter', {
+        state: 'refused',
+        source: 'import',
+        method: 'import',
+        at: '2025-05-01T00:00:00.000Z',
+      }),
+    ]);
+    const [kept] = await local.consentRecords('cid');
+    expect(kept).toMatchObject({ status: 'dpv:RenewedConsentGiven', notice: again.notice });
+    expect(kept?.events.map((event) => event.status)).toEqual([
+      'dpv:ConsentGiven',
+      'dpv:RenewedConsentGiven',
+      'dpv:ConsentRefused',
+    ]);
   });
 
   it('after shredding, the events stay with their evidence unavailable and the status is unknown', async () => {

@@ -326,8 +326,9 @@ export interface ConsentLedger {
   history(subjectId: string): Promise<ConsentHistoryEntry[]>;
   /**
    * The subject's consent records (ISO/IEC TS 27560 shaped, DPV statuses): one per purpose the
-   * subject decided on, with the status at `at` (default now), the notice in force as stored,
-   * and every event — for subject-access exports and for moving consent to another system.
+   * subject decided on, with its status (validity judged at `at`, default now, as `current()`
+   * does), the notice in force as stored, and every event in ledger order — for subject-access
+   * exports and for moving consent to another system.
    * Like `receipt()`, throws `consent/notice-unavailable` when a stored notice no longer matches
    * the hash a decision recorded (`verify()` names it).
    */
@@ -540,9 +541,7 @@ function recordEventOf(item: ConsentHistoryEntry): ConsentRecordEvent {
   if (item.source !== undefined) event.source = item.source;
   if (item.method !== undefined) event.method = item.method;
   if (item.jurisdiction !== undefined) event.jurisdiction = item.jurisdiction;
-  if (item.notice) {
-    event.notice = { version: item.notice.version, hash: item.notice.hash, language: item.notice.language };
-  }
+  if (item.notice) event.notice = { ...item.notice };
   if (item.expiresAt !== undefined) event.expiresAt = item.expiresAt;
   if (item.evidence !== undefined) event.evidence = item.evidence;
   return event;
@@ -2532,7 +2531,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       for (const [purposeId, items] of [...byPurpose].sort(([a], [b]) => (a < b ? -1 : 1))) {
         const row = rows.find((candidate) => candidate.purpose === purposeId);
         const status = statusOf({ id: purposeId } as Purpose, row, at);
-        // The notice of the state in force; of the latest decision once the subject was shredded.
+        // A purpose the policy no longer rests on consent: no grant of it allows processing.
+        const retired = !consentPurposes(policy).some((purpose) => purpose.id === purposeId);
+        const given =
+          status.dpvStatus === 'dpv:ConsentGiven' || status.dpvStatus === 'dpv:RenewedConsentGiven';
+        // The notice of the state in force; of the last decision recorded once the subject was shredded.
         const decisions = items.filter((item) => item.kind === 'decision' && item.notice !== undefined);
         const answered = row
           ? decisions.find(
@@ -2540,7 +2543,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             )
           : decisions[decisions.length - 1];
         const notice = answered?.notice;
-        if (!notice) continue; // (a purpose with GPC events only: nothing was decided)
+        if (!notice) continue; // (no decision of it in the subject's history: nothing to describe)
         const granted = row ? items.find((item) => item.eventId === row.event_id) : undefined;
         records.push(
           buildConsentRecord({
@@ -2551,7 +2554,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             noticeId: notice.id,
             notice: { version: notice.version, hash: notice.hash, language: notice.language },
             stored: await storedNotice(purposeId, notice),
-            status: status.dpvStatus,
+            status: retired && given ? 'dpv:ConsentInvalidated' : status.dpvStatus,
+            retired,
             explicit: granted?.explicit === true,
             expiresAt: status.expiresAt,
             withdrawalMethod,

@@ -176,6 +176,14 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
       const next = withoutNewsletterConsent('2025-04-01', drop);
       const result = await ledger.publishNotice(next);
       expect(result.retired).toEqual(['newsletter']);
+      // Its consent records say so: hal's grant no longer allows processing.
+      const [hal] = await ledger.consentRecords('hal');
+      expect(hal).toMatchObject({
+        purpose: { id: 'newsletter' },
+        status: 'dpv:ConsentInvalidated',
+        retired: true,
+      });
+      expect(hal?.consentType).toBeUndefined();
       expect(await codeOf(ledger.record(grant('ivy')))).toBe(
         drop ? 'consent/unknown-purpose' : 'consent/not-consent-purpose',
       );
