@@ -1,32 +1,14 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { migrate } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import { describe, expect, it } from 'vitest';
-import { testPolicy } from './test-fixtures.js';
+import { runTestScript, testPolicy } from './test-fixtures.js';
 import { createConsentLedger } from './ledger.js';
 import { consentMigrations } from './migrations.js';
 
-const writer = fileURLToPath(new URL('../test/writer.ts', import.meta.url));
-
-function runWriter(url: string, prefix: string, count: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', writer, url, prefix, String(count)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      err += chunk;
-    });
-    child.on('error', reject);
-    child.on('exit', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`writer ${prefix} exited ${code}: ${err}`)),
-    );
-  });
+async function runWriter(url: string, prefix: string, count: number): Promise<string> {
+  const run = await runTestScript('writer.ts', [url, prefix, String(count)]);
+  if (run.code !== 0) throw new Error(`writer ${prefix} exited ${run.code}: ${run.err}`);
+  return run.out;
 }
 
 describe.each(testEngines())('concurrent writers on $engine', (engine) => {

@@ -3,11 +3,9 @@
 // another process, a process started after a crash) answers from at once, and shredding leaves
 // none of the subject's personal data behind. They hold however the state table is maintained
 // (in the append's transaction today; batched behind the appends was tried and may come back).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { fixedClock } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
 import { testEngines } from '@privacykit/core/testing';
@@ -16,7 +14,7 @@ import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger, ConsentLedgerOptions, RecordedDecision, StatsRow } from './ledger.js';
-import { grant, migratedDatabase, testPolicy } from './test-fixtures.js';
+import { grant, migratedDatabase, runTestScript, testPolicy } from './test-fixtures.js';
 
 const NEWSLETTER = 'newsletter';
 const AUDIENCE = 'audience-measurement';
@@ -226,31 +224,14 @@ function cellsContaining(
   return found;
 }
 
-const crashWriter = fileURLToPath(new URL('../test/crash-writer.ts', import.meta.url));
-
 /** Runs test/crash-writer.ts to its end: `exit` (process.exit(0)) or `kill` (SIGKILL). */
-function runCrashWriter(
+async function runCrashWriter(
   args: readonly string[],
   mode: 'exit' | 'kill',
 ): Promise<{ out: string; code: number | null; signal: NodeJS.Signals | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', crashWriter, ...args, mode], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      err += chunk;
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (!out.startsWith('recorded ')) reject(new Error(`crash-writer exited ${code} ${signal}: ${err}`));
-      else resolve({ out, code, signal });
-    });
-  });
+  const { out, err, code, signal } = await runTestScript('crash-writer.ts', [...args, mode]);
+  if (!out.startsWith('recorded ')) throw new Error(`crash-writer exited ${code} ${signal}: ${err}`);
+  return { out, code, signal };
 }
 
 describe.each(testEngines())('state visible to every instance on $engine', (engine) => {
