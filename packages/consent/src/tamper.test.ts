@@ -438,26 +438,30 @@ describe.each(testEngines())(
         ),
         { batchSize: 2000 },
       );
-      let verified = false;
+      // Writes race a whole scan: on a loaded machine the first round can outlast it, so the
+      // race runs again (over a longer ledger) until some writes committed while a scan ran.
       let writtenMeanwhile = 0;
-      const running = ledger.verify().finally(() => {
-        verified = true;
-      });
-      const writes = (async () => {
-        for (let i = 0; i < 30; i++) {
-          await ledger.withdraw(`u${i * 37}`, purposes[(i * 37) % 3] as string);
-          await ledger.record(grant(`late-${i}`));
-          if (i % 10 === 5) await ledger.shredSubject(`u${i * 7}`);
-          // Counted once committed, and only while the scan has not finished.
-          if (!verified) writtenMeanwhile++;
-        }
-        clock.set('2025-12-01T00:00:00Z');
-        await ledger.expireDue({ batchSize: 200 });
-      })();
-      const [result] = await Promise.all([running, writes]);
+      for (let attempt = 0; attempt < 3 && writtenMeanwhile === 0; attempt++) {
+        let verified = false;
+        const running = ledger.verify().finally(() => {
+          verified = true;
+        });
+        const writes = (async () => {
+          for (let i = 0; i < 30; i++) {
+            await ledger.withdraw(`u${i * 37 + attempt}`, purposes[(i * 37) % 3] as string);
+            await ledger.record(grant(`late-${attempt}-${i}`));
+            if (i % 10 === 5) await ledger.shredSubject(`u${i * 7 + attempt}`);
+            // Counted once committed, and only while the scan has not finished.
+            if (!verified) writtenMeanwhile++;
+          }
+          clock.set(`2025-12-0${attempt + 1}T00:00:00Z`);
+          await ledger.expireDue({ batchSize: 200 });
+        })();
+        const [result] = await Promise.all([running, writes]);
+        expect(result).toMatchObject({ ok: true });
+      }
       // Writes committed while the scan ran (on every engine, most of the 30 rounds).
       expect(writtenMeanwhile).toBeGreaterThan(0);
-      expect(result).toMatchObject({ ok: true });
       expect(await ledger.verify()).toMatchObject({ ok: true });
     });
 
