@@ -50,11 +50,27 @@ export function decisionEntryJson(entry: DecisionEntry, seq: number, id: string,
     out += ',"explicit":true';
   }
   out += `,"id":${s(id)},"jurisdiction":${s(entry.jurisdiction)},"kind":"decision","method":${s(entry.method)}`;
-  const n = entry.notice;
-  out += `,"notice":{"hash":${s(n.hash)},"id":${s(n.id)},"language":${s(n.language)},"version":${s(n.version)}}`;
+  out += noticeJson(entry.notice);
   out += `,"purpose":${s(entry.purpose)},"renewal":${entry.renewal},"seq":${num(seq)},"source":${s(entry.source)}`;
   out += `,"state":${s(entry.state)},"subject":${s(entry.subject)},"tenant":${s(tenant)},"v":1}`;
   return out;
+}
+
+// The notice part of the last entry written: consecutive decisions mostly answer the same notice.
+let lastNotice = {
+  hash: '',
+  id: '',
+  language: '',
+  version: '',
+  json: ',"notice":{"hash":"","id":"","language":"","version":""}',
+};
+function noticeJson(n: DecisionEntry['notice']): string {
+  const last = lastNotice;
+  if (n.hash === last.hash && n.id === last.id && n.language === last.language && n.version === last.version)
+    return last.json;
+  const json = `,"notice":{"hash":${s(n.hash)},"id":${s(n.id)},"language":${s(n.language)},"version":${s(n.version)}}`;
+  lastNotice = { hash: n.hash, id: n.id, language: n.language, version: n.version, json };
+  return json;
 }
 
 function num(value: number): string {

@@ -42,6 +42,7 @@ import type { Discrepancy, EntryRow } from './reconcile.js';
 import { createLeanDecisionParser } from './lean-decision.js';
 import {
   appendLeaf,
+  pushLeaf,
   buildConsistencyProof,
   buildInclusionProof,
   emptyFrontier,
@@ -825,11 +826,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   ): Promise<void> {
     let i = 0;
     for (; i + bulkRows <= rows.length; i += bulkRows) {
-      await runRows(
-        trx,
-        chunked,
-        rows.slice(i, i + bulkRows).map((row) => columns.map((column) => row[column])),
-      );
+      await runRows(trx, chunked, columns, rows, i);
     }
     for (; i < rows.length; i++) await run(trx, single, rows[i] as Record<string, unknown>);
   }
@@ -1037,17 +1034,17 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     pending: readonly Pending[],
     recordedAt: string,
   ): { rows: Record<(typeof ledgerColumns)[number], unknown>[]; seqs: number[]; frontier: Frontier } {
-    let frontier = start;
+    // The new tree's subtree roots, grown in place (`start` is left as it was).
+    const hashes = start.hashes.slice();
     const seqs: number[] = [];
     const rows: Record<(typeof ledgerColumns)[number], unknown>[] = [];
-    for (const item of pending) {
-      const seq = frontier.size;
+    for (const [i, item] of pending.entries()) {
+      const seq = start.size + i;
       const text = item.decision
         ? decisionEntryJson(item.decision, seq, item.eventId, tenant)
         : canonicalJson({ ...item.entry, seq, id: item.eventId, tenant, kind: item.kind });
       const leaf = leafHash(text);
-      const next = appendLeaf(frontier, leaf);
-      frontier = next.frontier;
+      const completed = pushLeaf(hashes, seq, leaf);
       seqs.push(seq);
       rows.push({
         id: base + seq,
@@ -1059,12 +1056,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         purpose: item.purpose ?? null,
         entry: text,
         leaf_hash: leaf.toString('hex'),
-        nodes: next.completed.length > 0 ? JSON.stringify(next.completed.map(hex)) : null,
+        // JSON.stringify of the hex strings, which need no escaping.
+        nodes: completed.length > 0 ? `["${completed.map(hex).join('","')}"]` : null,
         sealed: item.sealed ?? null,
         recorded_at: recordedAt,
       });
     }
-    return { rows, seqs, frontier };
+    return { rows, seqs, frontier: { size: start.size + pending.length, hashes } };
   }
 
   function checkpointDue(head: HeadRow, size: number, now: Date): boolean {
@@ -1562,6 +1560,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     );
   }
 
+  // When a grant made at `at` expires: an import's decisions often share their `at`, and a
+  // calendar addition and two ISO conversions cost more than the rest of building the entry.
+  let lastExpiry = { at: '', expiresAt: '' };
+  function expiryOf(at: string, period: string): string {
+    if (lastExpiry.at !== at) lastExpiry = { at, expiresAt: addPeriod(new Date(at), period).toISOString() };
+    return lastExpiry.expiresAt;
+  }
+
   function decisionPending(
     value: Validated,
     subjectKey: string,
@@ -1572,10 +1578,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   ): { pending: Pending; expiresAt?: string } {
     // Ids are minted at recording time (UUIDv7 in ledger order; an import's old `at` does not scatter them).
     const eventId = value.eventId ?? mintId(recordedAt);
-    const expiresAt =
-      value.state === 'granted' && validity !== false
-        ? addPeriod(new Date(at), validity).toISOString()
-        : undefined;
+    const expiresAt = value.state === 'granted' && validity !== false ? expiryOf(at, validity) : undefined;
     const sealed = sealEvidence(value, material);
     const entry: DecisionEntry = {
       v: 1,

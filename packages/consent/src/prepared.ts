@@ -44,14 +44,15 @@ export function run<K extends string, R = Record<string, unknown>>(
 
 /**
  * A multi-row statement compiled once for `count` rows of `width` values each; `runRows` fills
- * it from row-major arrays. Bulk paths insert thousands of rows: building and compiling them
- * with the query builder on every chunk cost more than the database work.
+ * it from row objects. Bulk paths insert thousands of rows: building and compiling them with
+ * the query builder on every chunk cost more than the database work.
  */
 export interface PreparedRows {
   sql: string;
   width: number;
   count: number;
-  slots: ({ index: number } | { value: unknown })[];
+  /** Each parameter: column `column` of row `row`, or a constant of the statement. */
+  slots: ({ row: number; column: number } | { row: undefined; value: unknown })[];
 }
 
 export function prepareRows(
@@ -67,21 +68,39 @@ export function prepareRows(
     sql: compiled.sql,
     width,
     count,
-    slots: compiled.parameters.map((value) =>
-      typeof value === 'string' && value.startsWith(MARK)
-        ? { index: Number(value.slice(MARK.length)) }
-        : { value },
-    ),
+    slots: compiled.parameters.map((value) => {
+      if (typeof value !== 'string' || !value.startsWith(MARK)) return { row: undefined, value };
+      const index = Number(value.slice(MARK.length));
+      return { row: Math.floor(index / width), column: index % width };
+    }),
   };
 }
 
-export function runRows(db: Kysely<any>, query: PreparedRows, rows: readonly (readonly unknown[])[]) {
-  if (rows.length !== query.count) throw new Error(`prepared for ${query.count} rows, got ${rows.length}`);
-  const { width } = query;
-  const parameters = query.slots.map((slot) =>
-    'index' in slot
-      ? (rows[Math.floor(slot.index / width)] as readonly unknown[])[slot.index % width]
-      : slot.value,
-  );
+/**
+ * Runs a multi-row statement over `query.count` rows from `from`, each row's values read by
+ * `columns` (the statement's columns, in order). The parameters are read straight from the row
+ * objects: no array per row.
+ */
+export function runRows(
+  db: Kysely<any>,
+  query: PreparedRows,
+  columns: readonly string[],
+  rows: readonly Readonly<Record<string, unknown>>[],
+  from = 0,
+) {
+  if (columns.length !== query.width || rows.length - from < query.count) {
+    throw new Error(
+      `prepared for ${query.count} rows of ${query.width}, got ${rows.length - from} of ${columns.length}`,
+    );
+  }
+  const { slots } = query;
+  const parameters: unknown[] = new Array(slots.length);
+  for (let k = 0; k < slots.length; k++) {
+    const slot = slots[k] as PreparedRows['slots'][number];
+    parameters[k] =
+      slot.row === undefined
+        ? slot.value
+        : (rows[from + slot.row] as Record<string, unknown>)[columns[slot.column] as string];
+  }
   return db.executeQuery(CompiledQuery.raw(query.sql, parameters));
 }
