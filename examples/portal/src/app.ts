@@ -433,6 +433,14 @@ export function createApp(deps: AppDeps): Express {
             (identities.email ?? []).map((email) => services.ledger.history(emailSubjectId(dataMap, email))),
           )
         ).flat(),
+      consentRecordsFor: async (identities) =>
+        (
+          await Promise.all(
+            (identities.email ?? []).map((email) =>
+              services.ledger.consentRecords(emailSubjectId(dataMap, email)),
+            ),
+          )
+        ).flat(),
     }),
   );
 

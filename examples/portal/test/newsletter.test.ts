@@ -124,5 +124,21 @@ describe.each(testEngines())('newsletter consent tied to a person on $engine', (
     expect(text).toContain('form-submit');
     // Only Katherine's: Linus's sign-up from the other test is not in it.
     expect(text).not.toContain('linus');
+    // Her consent record: one per purpose, with its status now and the notice she was shown.
+    const records = JSON.parse(files.get('consent-records.json')!.toString('utf8')) as {
+      subject: { id: string };
+      purpose: { id: string; name?: string };
+      status: string;
+      events: { method?: string }[];
+    }[];
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({
+      subject: { id: 'email:katherine@example.com' },
+      purpose: { id: 'newsletter' },
+      status: 'dpv:ConsentGiven',
+    });
+    expect(records[0]?.purpose.name).toBeTruthy();
+    expect(records[0]?.events.map((event) => event.method)).toEqual(['form-submit']);
+    expect(files.get('report.html')!.toString('utf8')).toContain('Consent records');
   });
 });

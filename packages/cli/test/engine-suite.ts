@@ -351,12 +351,14 @@ export function engineSuite(engine: TestEngine): void {
       expect(bytes.length).toBe(body.bytes);
       expect(createHash('sha256').update(bytes).digest('hex')).toBe(body.sha256);
       expect(bytes.subarray(0, 2).toString()).toBe('PK');
+      expect(bytes.includes('consent-records.json')).toBe(true);
       expect(bytes.includes('consent-history.json')).toBe(true);
       expect(bytes.includes('request-history.json')).toBe(true);
       expect(existsSync(`${scratch}.zip.partial`)).toBe(false);
       expect(body).toMatchObject({
         consentSubjects: ['email:ada@example.com'],
         consentEvents: 1,
+        consentRecords: 1,
         requests: 1,
       });
 
@@ -372,11 +374,19 @@ export function engineSuite(engine: TestEngine): void {
       ]);
       expect(document.code, document.stderr).toBe(0);
       const parsed = JSON.parse(readFileSync(`${scratch}.json`, 'utf8')) as {
+        consentRecords: { subject: { id: string }; purpose: { id: string }; status: string }[];
         consentHistory: { purpose: string; state: string; kind: string }[];
         requestHistory: { requests: { id: string; right: string }[] }[];
       };
       expect(parsed.consentHistory).toEqual([
         expect.objectContaining({ kind: 'decision', purpose: 'newsletter', state: 'granted' }),
+      ]);
+      expect(parsed.consentRecords).toEqual([
+        expect.objectContaining({
+          subject: expect.objectContaining({ id: 'email:ada@example.com' }),
+          purpose: expect.objectContaining({ id: 'newsletter' }),
+          status: 'dpv:ConsentGiven',
+        }),
       ]);
       expect(parsed.requestHistory[0]?.requests.map((request) => [request.id, request.right])).toEqual([
         [lateId, 'access'],

@@ -1,3 +1,4 @@
+import { legalBasisArticle } from '@privacykit/core';
 import { sha256Hex } from '@privacykit/core/crypto';
 import type { ConsentReceipt, ReceiptNotice } from './receipt.js';
 import { consentTypeOf, describeNotice } from './receipt.js';
@@ -50,9 +51,18 @@ export interface ConsentRecord {
   recordId: string;
   /** The PII principal: the subject id asked for, and its pseudonym in the ledger. */
   subject: { id: string; pseudonym: string };
-  controller: ConsentReceipt['controller'];
-  /** The purpose as the notice below described it. */
-  purpose: ConsentReceipt['purpose'];
+  /** The controller as the notice below named it; absent when that notice's text is unavailable. */
+  controller?: ConsentReceipt['controller'];
+  /** The purpose as the notice below described it: only its id and legal basis when that text is unavailable. */
+  purpose: Pick<ConsentReceipt['purpose'], 'id' | 'legalBasis' | 'legalBasisArticle'> &
+    Partial<ConsentReceipt['purpose']>;
+  /**
+   * Set when the notice's text cannot be quoted, and why (not stored, no longer matching the hash
+   * the decision recorded — `verify()` names the damage — or unreadable). The record still gives
+   * the notice's version and hash, the status and every event: an access request is answered
+   * with what is known, and says what is not.
+   */
+  noticeUnavailable?: string;
   /** The notice the current state answered (the last decision's recorded when the subject was shredded). */
   notice: { id: string; version: string; hash: string; language: string };
   /**
@@ -83,7 +93,8 @@ export function buildConsentRecord(facts: {
   purposeId: string;
   noticeId: string;
   notice: { version: string; hash: string; language: string };
-  stored: ReceiptNotice;
+  /** The stored notice, or why it cannot be quoted. */
+  stored: ReceiptNotice | { unavailable: string };
   status: DpvConsentStatus;
   retired: boolean;
   explicit: boolean;
@@ -96,7 +107,16 @@ export function buildConsentRecord(facts: {
     schemaVersion: 'privacykit-consent-record/1',
     recordId: consentRecordId(facts.tenant, facts.subjectKey, facts.purposeId),
     subject: { id: facts.subjectId, pseudonym: facts.subjectKey },
-    ...describeNotice(facts.purposeId, facts.stored),
+    ...('unavailable' in facts.stored
+      ? {
+          purpose: {
+            id: facts.purposeId,
+            legalBasis: 'consent' as const,
+            legalBasisArticle: legalBasisArticle.consent,
+          },
+          noticeUnavailable: facts.stored.unavailable,
+        }
+      : describeNotice(facts.purposeId, facts.stored)),
     notice: { id: facts.noticeId, ...facts.notice },
     status: facts.status,
     retired: facts.retired,

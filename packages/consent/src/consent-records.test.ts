@@ -171,6 +171,55 @@ describe.each(testEngines())('consent records on $engine (C10, Art 15)', (engine
     ]);
   });
 
+  it('a notice text altered since the decision is named as unavailable in its record alone, which keeps status and events; receipts still refuse', async () => {
+    const refused = await ledger.record(grant('eve', 'audience-measurement', { state: 'refused' }));
+    const given = await ledger.record(grant('eve', 'newsletter'));
+    const notices = () =>
+      database.db
+        .updateTable('privacykit_consent_notices')
+        .where('purpose', '=', 'audience-measurement')
+        .where('version', '=', refused.notice.version);
+    const { content } = await database.db
+      .selectFrom('privacykit_consent_notices')
+      .select('content')
+      .where('purpose', '=', 'audience-measurement')
+      .where('version', '=', refused.notice.version)
+      .executeTakeFirstOrThrow();
+    await notices()
+      .set({ content: content.replace('Visitor traffic', 'Harmless') })
+      .execute();
+    try {
+      const [audience, letters] = await ledger.consentRecords('eve');
+      expect(audience).toEqual({
+        schemaVersion: 'privacykit-consent-record/1',
+        recordId: consentRecordId(testPolicy.tenant, await ledger.subjectKey('eve'), 'audience-measurement'),
+        subject: { id: 'eve', pseudonym: await ledger.subjectKey('eve') },
+        purpose: { id: 'audience-measurement', legalBasis: 'consent', legalBasisArticle: 'Art. 6(1)(a)' },
+        noticeUnavailable: `the text of notice version "${refused.notice.version}" no longer matches the hash the decision recorded`,
+        notice: refused.notice,
+        status: 'dpv:ConsentRefused',
+        retired: false,
+        validity: {},
+        withdrawalMethod: expect.any(String),
+        events: [expect.objectContaining({ eventId: refused.eventId, status: 'dpv:ConsentRefused' })],
+      });
+      // The other purpose's notice is intact: its record is described in full.
+      expect(letters).toMatchObject({
+        status: 'dpv:ConsentGiven',
+        controller: { name: 'OpenDataSoft' },
+        purpose: { id: 'newsletter', name: newsletter?.name },
+        notice: given.notice,
+      });
+      expect(letters?.noticeUnavailable).toBeUndefined();
+      expect(await codeOf(ledger.receipt(refused.eventId))).toBe('consent/notice-unavailable');
+    } finally {
+      await notices().set({ content }).execute();
+    }
+    const [restored] = await ledger.consentRecords('eve');
+    expect(restored?.noticeUnavailable).toBeUndefined();
+    expect(restored?.purpose.description).toContain('Visitor traffic');
+  });
+
   it('refuses a subject id that names nobody, as every method taking one does', async () => {
     expect(await codeOf(ledger.consentRecords(''))).toBe('consent/invalid-subject');
     expect(await codeOf(ledger.consentRecords('x'.repeat(256)))).toBe('consent/invalid-subject');

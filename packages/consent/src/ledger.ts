@@ -329,9 +329,10 @@ export interface ConsentLedger {
    * The subject's consent records (ISO/IEC TS 27560 shaped, DPV statuses): one per purpose the
    * subject decided on, with its status (validity judged at `at`, default now, as `current()`
    * does), the notice in force as stored, and every event in ledger order — for subject-access
-   * exports and for moving consent to another system.
-   * Like `receipt()`, throws `consent/notice-unavailable` when a stored notice no longer matches
-   * the hash a decision recorded (`verify()` names it).
+   * exports and for moving consent to another system. A record whose notice text is not stored,
+   * no longer matches the hash the decision recorded (`verify()` names the damage) or cannot be
+   * read says so in `noticeUnavailable` and still gives its status and events: unlike
+   * `receipt()`, which then throws `consent/notice-unavailable`, an access request is answered.
    */
   consentRecords(subjectId: string, options?: { at?: Date }): Promise<ConsentRecord[]>;
   /**
@@ -2283,7 +2284,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       fail(
         'consent/notice-unavailable',
         `notice version "${notice.version}" of "${purposeId}" ${why}: no receipt quotes another text`,
-        { purpose: purposeId, version: notice.version },
+        { purpose: purposeId, version: notice.version, reason: why },
       );
     const row = await db
       .selectFrom(T.notices)
@@ -2303,7 +2304,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       throw new PrivacyKitError<ConsentErrorCode>(
         'consent/notice-unavailable',
         `notice version "${notice.version}" of "${purposeId}" cannot be read`,
-        { cause, details: { purpose: purposeId, version: notice.version } },
+        { cause, details: { purpose: purposeId, version: notice.version, reason: 'cannot be read' } },
       );
     }
     const published = await db
@@ -2556,7 +2557,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             purposeId,
             noticeId: notice.id,
             notice: { version: notice.version, hash: notice.hash, language: notice.language },
-            stored: await storedNotice(purposeId, notice),
+            stored: await storedNotice(purposeId, notice).catch((error: unknown) => {
+              if ((error as Err).code !== 'consent/notice-unavailable') throw error;
+              const { reason } = (error as PrivacyKitError).details as { reason: string };
+              return { unavailable: `the text of notice version "${notice.version}" ${reason}` };
+            }),
             status: retired && given ? 'dpv:ConsentInvalidated' : status.dpvStatus,
             retired,
             explicit: granted?.explicit === true,

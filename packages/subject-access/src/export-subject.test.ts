@@ -20,6 +20,17 @@ function text(files: Map<string, Buffer>, path: string): string {
   return data.toString('utf8');
 }
 
+// A consent record as @privacykit/consent's consentRecords() gives it (plain JSON).
+const consentRecord = {
+  schemaVersion: 'privacykit-consent-record/1',
+  purpose: { id: 'ads', legalBasis: 'consent' },
+  status: 'dpv:ConsentWithdrawn',
+  events: [
+    { type: 'decision', status: 'dpv:ConsentGiven' },
+    { type: 'decision', status: 'dpv:ConsentWithdrawn' },
+  ],
+};
+
 describe.each(testEngines())('exportSubject on $engine', (engine) => {
   let test: TestDatabase;
   /** Ada's export from this engine's host database, with `extra` options. */
@@ -35,6 +46,7 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
         yield { purpose: 'ads', event: 'granted', at: '2024-01-01T00:00:00.000Z' };
         yield { purpose: 'ads', event: 'withdrawn', at: '2024-02-01T00:00:00.000Z' };
       })(),
+      consentRecords: [consentRecord],
       requestHistory: [{ id: 'req-1', right: 'access', status: 'in-progress' }],
     });
     files = await unzip(await collect(stream));
@@ -133,7 +145,11 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
     );
   });
 
-  it('includes consent and request history when given', () => {
+  it('includes consent records, consent and request history when given, and shows the records in the report', () => {
+    expect(JSON.parse(text(files, 'consent-records.json'))).toEqual([consentRecord]);
+    const html = text(files, 'report.html');
+    expect(html).toContain('Consent records');
+    expect(html).toContain('dpv:ConsentWithdrawn');
     const consent = JSON.parse(text(files, 'consent-history.json'));
     expect(consent.map((event: { event: string }) => event.event)).toEqual(['granted', 'withdrawn']);
     expect(JSON.parse(text(files, 'request-history.json'))).toEqual([
@@ -210,7 +226,11 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
   });
 
   it("streams one JSON document with format 'json'", async () => {
-    const document = JSON.parse((await collect(exportAda({ format: 'json' }))).toString('utf8'));
+    const document = JSON.parse(
+      (await collect(exportAda({ format: 'json', consentRecords: [consentRecord] }))).toString('utf8'),
+    );
+    expect(document.consentRecords).toEqual([consentRecord]);
+    expect(document.consentHistory).toBeUndefined();
     expect(document.tables.order_lines).toEqual(JSON.parse(text(files, 'data/order_lines.json')));
     expect(document.information.controller.name).toBe('Shop <SAS>');
     expect(document.summary.tables.find((table: { name: string }) => table.name === 'orders').rows).toBe(3);

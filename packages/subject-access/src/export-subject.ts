@@ -66,6 +66,12 @@ export interface ExportSubjectOptions {
   clock?: Clock;
   /** Consent ledger records of the subject (e.g. from `@privacykit/consent`), as plain JSON. */
   consentHistory?: HistorySource;
+  /**
+   * The subject's consent records, one per purpose with its status now (e.g. `consentRecords()`
+   * of `@privacykit/consent`: ISO/IEC TS 27560-shaped, DPV statuses), as plain JSON:
+   * `consent-records.json` in a zip, `consentRecords` in a JSON export.
+   */
+  consentRecords?: HistorySource;
   /** Rights requests of the subject and their audit trail (e.g. from `@privacykit/requests`). */
   requestHistory?: HistorySource;
   redact?: RowRedactor;
@@ -125,6 +131,7 @@ interface Prepared {
   categories?: readonly string[];
   generatedAt: string;
   consentHistory?: HistorySource;
+  consentRecords?: HistorySource;
   requestHistory?: HistorySource;
   redact?: RowRedactor;
   reportRowLimit: number;
@@ -186,6 +193,7 @@ function prepare(options: ExportSubjectOptions): Prepared {
     categories: input.categories,
     generatedAt: toInstant((options.clock ?? systemClock).now()),
     consentHistory: options.consentHistory,
+    consentRecords: options.consentRecords,
     requestHistory: options.requestHistory,
     redact: options.redact,
     reportRowLimit: input.reportRowLimit,
@@ -472,6 +480,7 @@ async function writeZip(input: Prepared, out: PassThrough): Promise<void> {
       await addText('information.json', `${JSON.stringify(information, null, 2)}\n`);
       const histories: ReportTable[] = [];
       for (const [name, path, source] of [
+        ['Consent records', 'consent-records.json', input.consentRecords],
         ['Consent history', 'consent-history.json', input.consentHistory],
         ['Request history', 'request-history.json', input.requestHistory],
       ] as const) {
@@ -544,6 +553,7 @@ async function writeJsonDocument(input: Prepared, out: PassThrough): Promise<voi
   });
   await sink.write('\n}');
   for (const [key, source] of [
+    ['consentRecords', input.consentRecords],
     ['consentHistory', input.consentHistory],
     ['requestHistory', input.requestHistory],
   ] as const) {

@@ -5,7 +5,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import type { ConsentHistoryEntry, ConsentLedgerOptions } from '@privacykit/consent';
+import type { ConsentHistoryEntry, ConsentLedgerOptions, ConsentRecord } from '@privacykit/consent';
 import type { RequestHistory, RequestServiceOptions } from '@privacykit/requests';
 import { cliError } from '../errors.js';
 import { examples } from '../program.js';
@@ -16,6 +16,8 @@ import { collect, subjectIdentities } from '../subject.js';
 interface Histories {
   consentSubjects: string[];
   consentHistory?: ConsentHistoryEntry[];
+  /** One record per subject id and purpose, with its status now. */
+  consentRecords?: ConsentRecord[];
   requestHistory?: RequestHistory;
 }
 
@@ -65,11 +67,14 @@ async function historiesOf(
     const settings = settingsOf(config, 'consent') as Partial<ConsentLedgerOptions>;
     const ledger = createConsentLedger({ ...settings, db, policy: config.policy });
     const events = new Map<string, ConsentHistoryEntry>();
+    const records: ConsentRecord[] = [];
     for (const subject of subjects) {
       for (const event of await ledger.history(subject)) events.set(event.eventId, event);
+      records.push(...(await ledger.consentRecords(subject)));
     }
     histories.consentSubjects = subjects;
     histories.consentHistory = [...events.values()].sort((a, b) => a.seq - b.seq);
+    histories.consentRecords = records;
   }
   if (config.values.requests !== undefined) {
     const { createRequestService } = await import('@privacykit/requests');
@@ -149,6 +154,7 @@ export function registerExport(program: Command, kit: ProgramKit): void {
         ? await historiesOf(scope, identities, options.consentSubject)
         : { consentSubjects: [] };
       const stream = exportSubject({
+        ...(history.consentRecords ? { consentRecords: history.consentRecords } : {}),
         ...(history.consentHistory ? { consentHistory: history.consentHistory } : {}),
         ...(history.requestHistory ? { requestHistory: [history.requestHistory] } : {}),
         db: await scope.database(),
@@ -190,13 +196,14 @@ export function registerExport(program: Command, kit: ProgramKit): void {
           identities: Object.keys(identities),
           consentSubjects: history.consentSubjects,
           consentEvents: history.consentHistory?.length ?? null,
+          consentRecords: history.consentRecords?.length ?? null,
           requests: history.requestHistory?.requests.length ?? null,
         },
         () => [
           `wrote ${target} (${options.format}, ${bytes} bytes, sha256 ${sha256})`,
           ...(history.consentHistory
             ? [
-                `consent history: ${history.consentHistory.length} events (${history.consentSubjects.join(', ')})`,
+                `consent history: ${history.consentHistory.length} events, ${history.consentRecords?.length ?? 0} records (${history.consentSubjects.join(', ')})`,
               ]
             : []),
           ...(history.requestHistory

@@ -30,6 +30,8 @@ export interface AdminRequestRoutesOptions {
   mailer: Mailer;
   /** Consent ledger records of a subject for the export (Art 15, R07), when the ledger is wired. */
   consentHistoryFor?: (identities: Record<string, string[]>) => Promise<unknown[]>;
+  /** The subject's consent records (one per purpose, its status now) for the export, when the ledger is wired. */
+  consentRecordsFor?: (identities: Record<string, string[]>) => Promise<unknown[]>;
   /** Extra actions on a request's page (erasure preview), by right. */
   extraActions?: (record: RequestRecord, csrf: string) => import('../../views/html.js').SafeHtml;
 }
@@ -163,9 +165,10 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
     const requestIdentities = Object.entries(identities).flatMap(([kind, values]) =>
       values.map((value) => ({ kind, value })),
     );
-    const [requestHistory, consentHistory] = await Promise.all([
+    const [requestHistory, consentHistory, consentRecords] = await Promise.all([
       requests.historyFor(requestIdentities),
       options.consentHistoryFor ? options.consentHistoryFor(identities) : Promise.resolve([]),
+      options.consentRecordsFor ? options.consentRecordsFor(identities) : Promise.resolve([]),
     ]);
     const format = record.right === 'portability' ? 'portability' : 'zip';
     const stream = exportSubject({
@@ -177,6 +180,7 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
       clock,
       requestHistory: [requestHistory],
       consentHistory,
+      consentRecords,
     });
     const stored = await options.exports.save(stream, {
       filename: `${policy.controller.name.toLowerCase()}-${record.right}-${record.id}.zip`,
