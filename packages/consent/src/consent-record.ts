@@ -20,10 +20,12 @@ export interface ConsentRecordEvent {
   seq: number;
   time: string;
   /**
-   * `decision` (given, renewed, refused, withdrawn), `expiry` (the grant's validity ran out), or a
-   * Global Privacy Control signal met on a grant (`gpc-conflict`) or over a refusal (`gpc-signal`).
+   * `decision` (given, renewed, refused, withdrawn), `expiry` (the grant's validity ran out), a
+   * Global Privacy Control signal met on a grant (`gpc-conflict`) or over a refusal
+   * (`gpc-signal`), or `subject-shredded`: the subject's evidence keys and raw id were destroyed
+   * (erasure), so the evidence of every earlier event is unavailable — listed in each record.
    */
-  type: 'decision' | 'expiry' | 'gpc-conflict' | 'gpc-signal';
+  type: 'decision' | 'expiry' | 'gpc-conflict' | 'gpc-signal' | 'subject-shredded';
   /** The status the event set (decisions and expiries). */
   status?: DpvConsentStatus;
   source?: string;

@@ -159,15 +159,31 @@ describe.each(testEngines())('consent records on $engine (C10, Art 15)', (engine
 
   it('after shredding, the events stay with their evidence unavailable and the status is unknown', async () => {
     const given = await ledger.record(grant('dee', 'newsletter', { evidence: { ip: '198.51.100.9' } }));
+    const refused = await ledger.record(grant('dee', 'audience-measurement', { state: 'refused' }));
+    now = '2025-03-09T08:00:00.000Z';
     await ledger.shredSubject('dee');
-    const [record] = await ledger.consentRecords('dee');
+    const shredding = (await ledger.history('dee')).find((item) => item.kind === 'subject-shredded');
+    expect(shredding).toBeDefined();
+    const [audience, record] = await ledger.consentRecords('dee');
     expect(record).toMatchObject({ status: 'dpv:ConsentUnknown', notice: given.notice, validity: {} });
+    // Each record ends with the shredding, in ledger order after its own events.
+    const shredded = {
+      eventId: shredding?.eventId,
+      seq: shredding?.seq,
+      time: '2025-03-09T08:00:00.000Z',
+      type: 'subject-shredded',
+    };
     expect(record?.events).toEqual([
       expect.objectContaining({
         eventId: given.eventId,
         status: 'dpv:ConsentGiven',
         evidence: 'unavailable',
       }),
+      shredded,
+    ]);
+    expect(audience?.events).toEqual([
+      expect.objectContaining({ eventId: refused.eventId, status: 'dpv:ConsentRefused' }),
+      shredded,
     ]);
   });
 

@@ -2517,6 +2517,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       await freshNotices();
       const subjectKey = pseudonym(subjectId);
       const byPurpose = new Map<string, ConsentHistoryEntry[]>();
+      // A shredding applies to every purpose: each record lists it among its events.
+      const shreddings = events.filter((item) => item.kind === 'subject-shredded');
       for (const item of events) {
         if (item.purpose === undefined || item.kind === 'subject-shredded') continue;
         const items = byPurpose.get(item.purpose);
@@ -2567,7 +2569,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             explicit: granted?.explicit === true,
             expiresAt: status.expiresAt,
             withdrawalMethod,
-            events: items.map(recordEventOf),
+            events: (shreddings.length > 0
+              ? [...items, ...shreddings].sort((a, b) => a.seq - b.seq)
+              : items
+            ).map(recordEventOf),
           }),
         );
       }
