@@ -22,7 +22,11 @@ const digest = (data: Uint8Array): Buffer =>
 let scratch = Buffer.allocUnsafe(4096);
 const pair = Buffer.allocUnsafe(65);
 
-/** RFC 9162 leaf hash of one ledger entry (its canonical JSON text). */
+/**
+ * RFC 9162 leaf hash of one ledger entry (its canonical JSON text). Like {@link nodeHash}, the
+ * 32-byte Buffer may be a slice of Node's shared buffer pool (as `Buffer.from`'s are): read it
+ * through the Buffer itself, or mind `byteOffset`, never its whole `.buffer`.
+ */
 export function leafHash(entry: string | Uint8Array): Buffer {
   if (!oneShot) return createHash('sha256').update(LEAF).update(entry).digest();
   // UTF-8 needs at most three bytes per UTF-16 code unit.
@@ -38,7 +42,7 @@ export function leafHash(entry: string | Uint8Array): Buffer {
   return digest(scratch.subarray(0, length + 1));
 }
 
-/** RFC 9162 interior node hash. */
+/** RFC 9162 interior node hash (a 32-byte Buffer, possibly a slice of the shared pool: see {@link leafHash}). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
   if (!oneShot || left.length !== 32 || right.length !== 32)
     return createHash('sha256').update(NODE).update(left).update(right).digest();
