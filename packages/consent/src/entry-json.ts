@@ -28,6 +28,20 @@ export interface DecisionEntry {
 const ESCAPES = /["\\\u0000-\u001f\ud800-\udfff]/;
 const s = (value: string): string => (ESCAPES.test(value) ? JSON.stringify(value) : `"${value}"`);
 
+// The quoted form of the few values every entry repeats (tenant, purpose, state, source,
+// method, jurisdiction): looked up instead of tested. Bounded: cleared when it fills up.
+const quoted = new Map<string, string>();
+const q = (value: string): string => {
+  let out = quoted.get(value);
+  if (out === undefined) {
+    if (typeof value !== 'string') return s(value);
+    if (quoted.size >= 256) quoted.clear();
+    out = s(value);
+    quoted.set(value, out);
+  }
+  return out;
+};
+
 /**
  * Exactly `canonicalJson({ ...entry, seq, id, tenant, kind: 'decision' })` for the fixed shape of
  * a decision entry, written out with its keys already in RFC 8785 order (property-tested
@@ -49,10 +63,10 @@ export function decisionEntryJson(entry: DecisionEntry, seq: number, id: string,
     if (entry.explicit !== true) throw new TypeError('explicit is true or absent');
     out += ',"explicit":true';
   }
-  out += `,"id":${s(id)},"jurisdiction":${s(entry.jurisdiction)},"kind":"decision","method":${s(entry.method)}`;
+  out += `,"id":${s(id)},"jurisdiction":${q(entry.jurisdiction)},"kind":"decision","method":${q(entry.method)}`;
   out += noticeJson(entry.notice);
-  out += `,"purpose":${s(entry.purpose)},"renewal":${entry.renewal},"seq":${num(seq)},"source":${s(entry.source)}`;
-  out += `,"state":${s(entry.state)},"subject":${s(entry.subject)},"tenant":${s(tenant)},"v":1}`;
+  out += `,"purpose":${q(entry.purpose)},"renewal":${entry.renewal},"seq":${num(seq)},"source":${q(entry.source)}`;
+  out += `,"state":${q(entry.state)},"subject":${s(entry.subject)},"tenant":${q(tenant)},"v":1}`;
   return out;
 }
 

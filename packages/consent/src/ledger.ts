@@ -1039,7 +1039,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const hashes = start.hashes.slice();
     const seqs: number[] = [];
     const rows: Record<(typeof ledgerColumns)[number], unknown>[] = [];
-    for (const [i, item] of pending.entries()) {
+    for (let i = 0; i < pending.length; i++) {
+      const item = pending[i] as Pending;
       const seq = start.size + i;
       const text = item.decision
         ? decisionEntryJson(item.decision, seq, item.eventId, tenant)
@@ -1058,7 +1059,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         entry: text,
         leaf_hash: leaf.toString('hex'),
         // JSON.stringify of the hex strings, which need no escaping.
-        nodes: completed.length > 0 ? `["${completed.map(hex).join('","')}"]` : null,
+        nodes:
+          completed.length === 0
+            ? null
+            : completed.length === 1
+              ? `["${(completed[0] as Buffer).toString('hex')}"]`
+              : `["${completed.map(hex).join('","')}"]`,
         sealed: item.sealed ?? null,
         recorded_at: recordedAt,
       });
@@ -1448,7 +1454,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         );
       }
     }
-    return {
+    const value: Validated = {
       subjectId: decision.subjectId,
       purpose,
       state: decision.state,
@@ -1456,13 +1462,22 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       method: decision.method,
       notice,
       jurisdiction,
-      ...(decision.evidence ? { evidence: decision.evidence } : {}),
-      ...(decision.age !== undefined ? { age: decision.age } : {}),
-      ...(decision.parentalAuthorisation ? { parental: decision.parentalAuthorisation } : {}),
-      ...(granting && decision.explicit === true ? { explicit: true as const } : {}),
-      ...(decision.eventId ? { eventId: decision.eventId } : {}),
-      ...(decision.at ? { at: new Date(decision.at).toISOString() } : {}),
     };
+    // Set one by one, not spread from conditional objects: imports validate every decision.
+    if (decision.evidence) value.evidence = decision.evidence;
+    if (decision.age !== undefined) value.age = decision.age;
+    if (decision.parentalAuthorisation) value.parental = decision.parentalAuthorisation;
+    if (granting && decision.explicit === true) value.explicit = true;
+    if (decision.eventId) value.eventId = decision.eventId;
+    if (decision.at) value.at = instantOf(decision.at);
+    return value;
+  }
+
+  // `at` as the ISO instant it names: an import's decisions often share theirs.
+  let lastInstant = { text: '', iso: '' };
+  function instantOf(text: string): string {
+    if (lastInstant.text !== text) lastInstant = { text, iso: new Date(text).toISOString() };
+    return lastInstant.iso;
   }
 
   // This instance's own notice hash per purpose, for the policy object it runs (computed once).
@@ -1610,18 +1625,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     // The ciphertext stays outside the hash; its digest inside ties it to the entry, and
     // erasing it (or its key) later leaves the entry and the tree intact.
     if (sealed) entry.evidence = sha256Hex(sealed);
-    return {
-      pending: {
-        eventId,
-        kind: 'decision',
-        subjectKey,
-        purpose: value.purpose.id,
-        entry: entry as unknown as Record<string, JsonValue>,
-        decision: entry,
-        ...(sealed ? { sealed } : {}),
-      },
-      ...(expiresAt ? { expiresAt } : {}),
+    const pending: Pending = {
+      eventId,
+      kind: 'decision',
+      subjectKey,
+      purpose: value.purpose.id,
+      entry: entry as unknown as Record<string, JsonValue>,
+      decision: entry,
     };
+    if (sealed) pending.sealed = sealed;
+    return expiresAt ? { pending, expiresAt } : { pending };
   }
 
   function stateRowOf(
@@ -3060,16 +3073,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               }
             }
           }
-          // In key order: neighbouring rows share b-tree pages.
-          const rows = [...latest.values()].sort((a, b) =>
-            a.purpose === b.purpose
-              ? a.subject_key < b.subject_key
-                ? -1
-                : 1
-              : a.purpose < b.purpose
-                ? -1
-                : 1,
-          );
+          // In key order (purpose, subject key): neighbouring rows share b-tree pages. The batch
+          // runs in subject-key order and `latest` keeps the order keys were first seen in, so
+          // grouping by purpose, purposes in order, is that order without a sort.
+          const byPurpose = new Map<string, StateRow[]>();
+          for (const row of latest.values()) {
+            const group = byPurpose.get(row.purpose);
+            if (group) group.push(row);
+            else byPurpose.set(row.purpose, [row]);
+          }
+          const rows = [...byPurpose.keys()]
+            .sort()
+            .flatMap((purpose) => byPurpose.get(purpose) as StateRow[]);
           for (const [order, chosen] of [
             ['decided', rows.filter((row) => !live.has(row))],
             ['ledger', rows.filter((row) => live.has(row))],
