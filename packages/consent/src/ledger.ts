@@ -3015,8 +3015,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               )
             : new Map<string, Buffer>();
           const decidedNow = now.toISOString();
-          // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows in the table.
-          const latest = new Map<string, StateRow>();
+          // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows
+          // in the table. By purpose, then subject key.
+          const latest = new Map<string, Map<string, StateRow>>();
           const live = new Set<StateRow>();
           // The entries go in slices, so only a slice's entry texts, seals and rows are alive at
           // once (a whole batch of them outgrew V8's young generation: most of the import's
@@ -3063,10 +3064,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                   key: item.key,
                 },
               );
-              const key = `${item.subjectKey}\u0000${item.value.purpose.id}`;
-              const before = latest.get(key);
+              let ofPurpose = latest.get(row.purpose);
+              if (!ofPurpose) {
+                ofPurpose = new Map();
+                latest.set(row.purpose, ofPurpose);
+              }
+              const before = ofPurpose.get(row.subject_key);
               if (!before || before.decided_at <= row.decided_at) {
-                latest.set(key, row);
+                ofPurpose.set(row.subject_key, row);
                 // Decided now (no `at` given, as a portal's multi-purpose choice): a live decision.
                 if (item.value.at === undefined) live.add(row);
                 else live.delete(before as StateRow);
@@ -3074,17 +3079,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             }
           }
           // In key order (purpose, subject key): neighbouring rows share b-tree pages. The batch
-          // runs in subject-key order and `latest` keeps the order keys were first seen in, so
-          // grouping by purpose, purposes in order, is that order without a sort.
-          const byPurpose = new Map<string, StateRow[]>();
-          for (const row of latest.values()) {
-            const group = byPurpose.get(row.purpose);
-            if (group) group.push(row);
-            else byPurpose.set(row.purpose, [row]);
-          }
-          const rows = [...byPurpose.keys()]
+          // runs in subject-key order and a Map keeps the order keys were first seen in, so the
+          // purposes in order, each's rows as they are, is that order without a sort.
+          const rows = [...latest.keys()]
             .sort()
-            .flatMap((purpose) => byPurpose.get(purpose) as StateRow[]);
+            .flatMap((purpose) => [...(latest.get(purpose) as Map<string, StateRow>).values()]);
           for (const [order, chosen] of [
             ['decided', rows.filter((row) => !live.has(row))],
             ['ledger', rows.filter((row) => live.has(row))],
