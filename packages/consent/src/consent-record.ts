@@ -23,7 +23,8 @@ export interface ConsentRecordEvent {
    * `decision` (given, renewed, refused, withdrawn), `expiry` (the grant's validity ran out), a
    * Global Privacy Control signal met on a grant (`gpc-conflict`) or over a refusal
    * (`gpc-signal`), or `subject-shredded`: the subject's evidence keys and raw id were destroyed
-   * (erasure), so the evidence of every earlier event is unavailable — listed in each record.
+   * (erasure), so the evidence of every earlier event is unavailable — listed in each record of a
+   * purpose decided before it.
    */
   type: 'decision' | 'expiry' | 'gpc-conflict' | 'gpc-signal' | 'subject-shredded';
   /** The status the event set (decisions and expiries). */

@@ -166,7 +166,7 @@ describe.each(testEngines())('consent records on $engine (C10, Art 15)', (engine
     expect(shredding).toBeDefined();
     const [audience, record] = await ledger.consentRecords('dee');
     expect(record).toMatchObject({ status: 'dpv:ConsentUnknown', notice: given.notice, validity: {} });
-    // Each record ends with the shredding, in ledger order after its own events.
+    // Each record lists the shredding, in ledger order after its own events.
     const shredded = {
       eventId: shredding?.eventId,
       seq: shredding?.seq,
@@ -185,6 +185,22 @@ describe.each(testEngines())('consent records on $engine (C10, Art 15)', (engine
       expect.objectContaining({ eventId: refused.eventId, status: 'dpv:ConsentRefused' }),
       shredded,
     ]);
+
+    // Deciding again after it: the shredding stays between the purpose's old and new events, and
+    // a purpose first decided after it does not list it (its evidence was never shredded).
+    now = '2025-03-10T08:00:00.000Z';
+    const again = await ledger.record(grant('dee', 'newsletter', { evidence: { ip: '198.51.100.9' } }));
+    const later = await ledger.record(grant('dee', 'targeted-advertising', { state: 'refused' }));
+    const byPurpose = new Map((await ledger.consentRecords('dee')).map((item) => [item.purpose.id, item]));
+    expect(byPurpose.get('newsletter')?.events.map((event) => [event.eventId, event.type])).toEqual([
+      [given.eventId, 'decision'],
+      [shredding?.eventId, 'subject-shredded'],
+      [again.eventId, 'decision'],
+    ]);
+    expect(byPurpose.get('newsletter')?.events[2]?.evidence).toEqual({ ip: '198.51.100.0' });
+    expect(byPurpose.get('targeted-advertising')?.events.map((event) => [event.eventId, event.type])).toEqual(
+      [[later.eventId, 'decision']],
+    );
   });
 
   it('a notice text altered since the decision is named as unavailable in its record alone, which keeps status and events; receipts still refuse', async () => {
@@ -234,6 +250,30 @@ describe.each(testEngines())('consent records on $engine (C10, Art 15)', (engine
     const [restored] = await ledger.consentRecords('eve');
     expect(restored?.noticeUnavailable).toBeUndefined();
     expect(restored?.purpose.description).toContain('Visitor traffic');
+
+    // A notice row gone altogether: the record says so, and the export still gets it.
+    const row = await database.db
+      .selectFrom('privacykit_consent_notices')
+      .selectAll()
+      .where('purpose', '=', 'audience-measurement')
+      .where('version', '=', refused.notice.version)
+      .executeTakeFirstOrThrow();
+    await database.db
+      .deleteFrom('privacykit_consent_notices')
+      .where('purpose', '=', 'audience-measurement')
+      .where('version', '=', refused.notice.version)
+      .execute();
+    try {
+      const [missing] = await ledger.consentRecords('eve');
+      expect(missing).toMatchObject({
+        noticeUnavailable: `the text of notice version "${refused.notice.version}" is not stored`,
+        status: 'dpv:ConsentRefused',
+        notice: refused.notice,
+      });
+      expect(missing?.controller).toBeUndefined();
+    } finally {
+      await database.db.insertInto('privacykit_consent_notices').values(row).execute();
+    }
   });
 
   it('refuses a subject id that names nobody, as every method taking one does', async () => {

@@ -522,6 +522,16 @@ const dpvOfState: Record<'refused' | 'withdrawn' | 'expired', DpvConsentStatus> 
 // A view over the same bytes, not a copy (appends turn every completed Merkle node into hex).
 const hex = (buffer: Uint8Array) =>
   Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength).toString('hex');
+/** A purpose's events with the subject's shreddings that came after its first one, in ledger order. */
+function eventsWithShreddings(
+  items: readonly ConsentHistoryEntry[],
+  shreddings: readonly ConsentHistoryEntry[],
+): ConsentHistoryEntry[] {
+  const first = (items[0] as ConsentHistoryEntry).seq;
+  const after = shreddings.filter((item) => item.seq > first);
+  return after.length > 0 ? [...items, ...after].sort((a, b) => a.seq - b.seq) : [...items];
+}
+
 /** A history entry as an event of a consent record. */
 function recordEventOf(item: ConsentHistoryEntry): ConsentRecordEvent {
   const event: ConsentRecordEvent = {
@@ -2530,7 +2540,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       await freshNotices();
       const subjectKey = pseudonym(subjectId);
       const byPurpose = new Map<string, ConsentHistoryEntry[]>();
-      // A shredding applies to every purpose: each record lists it among its events.
+      // A shredding applies to every purpose decided before it: each such record lists it among
+      // its events (a purpose first decided after it has evidence the shredding never touched).
       const shreddings = events.filter((item) => item.kind === 'subject-shredded');
       for (const item of events) {
         if (item.purpose === undefined || item.kind === 'subject-shredded') continue;
@@ -2582,10 +2593,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             explicit: granted?.explicit === true,
             expiresAt: status.expiresAt,
             withdrawalMethod,
-            events: (shreddings.length > 0
-              ? [...items, ...shreddings].sort((a, b) => a.seq - b.seq)
-              : items
-            ).map(recordEventOf),
+            events: eventsWithShreddings(items, shreddings).map(recordEventOf),
           }),
         );
       }
@@ -2777,7 +2785,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       }
       if (!notice) {
         const what = `the notice event ${eventId} answered is not in the ledger`;
-        throw fail('consent/notice-unavailable', what, { purpose: purposeId });
+        throw fail('consent/notice-unavailable', what, {
+          purpose: purposeId,
+          reason: 'is not in the ledger',
+        });
       }
       const state: ReceiptState =
         row.kind === 'expiry'

@@ -237,7 +237,13 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
   });
 
   it('exports for portability only provided or observed data processed on consent or contract (hostile case 18)', async () => {
-    const portable = await unzip(await collect(exportAda({ format: 'portability' })));
+    const portable = await unzip(
+      await collect(
+        exportAda({ format: 'portability', consentRecords: [consentRecord], consentHistory: [] }),
+      ),
+    );
+    // Records about the subject are not data the subject provided: none go into it.
+    expect([...portable.keys()].filter((path) => path.includes('consent'))).toEqual([]);
     const document = JSON.parse(text(portable, 'portability.json'));
     expect(checkPortabilityDocument(document)).toEqual([]);
     expect(JSON.parse(text(portable, 'schema.json'))).toEqual(portabilitySchema);

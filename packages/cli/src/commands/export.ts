@@ -53,6 +53,7 @@ async function historiesOf(
   scope: CommandScope,
   identities: Record<string, string[]>,
   explicitConsentSubjects: readonly string[] | undefined,
+  withRecords: boolean,
 ): Promise<Histories> {
   const config = await scope.config();
   const histories: Histories = { consentSubjects: [] };
@@ -70,11 +71,12 @@ async function historiesOf(
     const records: ConsentRecord[] = [];
     for (const subject of subjects) {
       for (const event of await ledger.history(subject)) events.set(event.eventId, event);
-      records.push(...(await ledger.consentRecords(subject)));
+      // Not for a portability package (Art 20): it holds data the subject provided, not records about them.
+      if (withRecords) records.push(...(await ledger.consentRecords(subject)));
     }
     histories.consentSubjects = subjects;
     histories.consentHistory = [...events.values()].sort((a, b) => a.seq - b.seq);
-    histories.consentRecords = records;
+    if (withRecords) histories.consentRecords = records;
   }
   if (config.values.requests !== undefined) {
     const { createRequestService } = await import('@privacykit/requests');
@@ -151,7 +153,7 @@ export function registerExport(program: Command, kit: ProgramKit): void {
       );
       const partial = `${target}.partial`;
       const history = options.history
-        ? await historiesOf(scope, identities, options.consentSubject)
+        ? await historiesOf(scope, identities, options.consentSubject, options.format !== 'portability')
         : { consentSubjects: [] };
       const stream = exportSubject({
         ...(history.consentRecords ? { consentRecords: history.consentRecords } : {}),

@@ -165,12 +165,15 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
     const requestIdentities = Object.entries(identities).flatMap(([kind, values]) =>
       values.map((value) => ({ kind, value })),
     );
+    const format = record.right === 'portability' ? 'portability' : 'zip';
     const [requestHistory, consentHistory, consentRecords] = await Promise.all([
       requests.historyFor(requestIdentities),
       options.consentHistoryFor ? options.consentHistoryFor(identities) : Promise.resolve([]),
-      options.consentRecordsFor ? options.consentRecordsFor(identities) : Promise.resolve([]),
+      // A portability package (Art 20) holds data the subject provided, not records about them.
+      options.consentRecordsFor && format !== 'portability'
+        ? options.consentRecordsFor(identities)
+        : Promise.resolve([]),
     ]);
-    const format = record.right === 'portability' ? 'portability' : 'zip';
     const stream = exportSubject({
       db: options.db,
       dataMap: options.dataMap,
