@@ -391,6 +391,23 @@ export function engineSuite(engine: TestEngine): void {
       expect(parsed.requestHistory[0]?.requests.map((request) => [request.id, request.right])).toEqual([
         [lateId, 'access'],
       ]);
+      // The convention's address is normalised as the portal records it: any letter case finds Ada.
+      const shouted = await inProcess([
+        'export',
+        '--subject',
+        'Ada@EXAMPLE.com',
+        '--format',
+        'json',
+        '--out',
+        `${scratch}.json`,
+        '--json',
+      ]);
+      expect(shouted.code, shouted.stderr).toBe(0);
+      expect(json(shouted)).toMatchObject({
+        consentSubjects: ['email:ada@example.com'],
+        consentEvents: 1,
+        consentRecords: 1,
+      });
       // A ledger id given explicitly replaces the convention; --no-history leaves both out.
       const other = await inProcess([
         'export',

@@ -3,6 +3,7 @@ import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { normaliseIdentity } from '@privacykit/core';
 import { Option } from 'commander';
 import type { Command } from 'commander';
 import type { ConsentHistoryEntry, ConsentLedgerOptions, ConsentRecord } from '@privacykit/consent';
@@ -23,7 +24,8 @@ interface Histories {
 
 /**
  * The ledger ids of a subject: `--consent-subject`, else the config's
- * `consentSubject(identities)`, else `email:<address>` for each email (the portal's convention).
+ * `consentSubject(identities)`, else `email:<address>` for each email, the address normalised as
+ * the data map does (the portal's convention).
  */
 async function consentSubjectsOf(
   scope: CommandScope,
@@ -42,7 +44,16 @@ async function consentSubjectsOf(
     if (mapped === undefined || mapped === null) return [];
     return (typeof mapped === 'string' ? [mapped] : [...mapped]).filter((id) => id.length > 0);
   }
-  return (identities.email ?? []).map((email) => `email:${email}`);
+  // The address as the data map normalises it (ASCII lowercase, trimmed), as the portal records it.
+  const { dataMap } = config;
+  return (identities.email ?? []).map(
+    (email) =>
+      `email:${
+        dataMap && 'email' in dataMap.identities
+          ? normaliseIdentity(dataMap, 'email', email)
+          : email.trim().replace(/[A-Z]/g, (c) => c.toLowerCase())
+      }`,
+  );
 }
 
 /**
