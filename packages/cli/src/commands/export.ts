@@ -3,7 +3,6 @@ import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { normaliseIdentity } from '@privacykit/core';
 import { Option } from 'commander';
 import type { Command } from 'commander';
 import type { ConsentHistoryEntry, ConsentLedgerOptions, ConsentRecord } from '@privacykit/consent';
@@ -46,6 +45,8 @@ async function consentSubjectsOf(
   }
   // The address as the data map normalises it (ASCII lowercase, trimmed), as the portal records it.
   const { dataMap } = config;
+  // Loaded here, not at the top: the CLI starts on commander and core's errors alone.
+  const { normaliseIdentity } = await import('@privacykit/core');
   return (identities.email ?? []).map(
     (email) =>
       `email:${
