@@ -125,7 +125,9 @@ describe.each(testEngines())('sweep safety on $engine', (engine) => {
 
       let killed = 0;
       for (let i = 0; i < 3; i++) {
-        const kill = { sweeps: Math.floor(Math.random() * 3), ms: Math.floor(Math.random() * 15) };
+        // Early in the work left (which takes some 25 sweeps): a later point let a fast machine
+        // finish the whole job first, and the test then had no crash to check.
+        const kill = { sweeps: Math.floor(Math.random() * 3), ms: Math.floor(Math.random() * 5) };
         const outcome = await runWorker(database.url, shape, kill);
         if (outcome === 'killed') killed++;
         else break;
