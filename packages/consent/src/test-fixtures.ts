@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { definePolicy, isPrivacyKitError } from '@privacykit/core';
 import type { Policy, PolicyInput } from '@privacykit/core';
 import { migrate } from '@privacykit/core/db';
-import { createTestDatabase } from '@privacykit/core/testing';
-import type { TestDatabase, TestEngine } from '@privacykit/core/testing';
+import { createTestDatabase, runScript } from '@privacykit/core/testing';
+import type { ScriptRun, TestDatabase, TestEngine } from '@privacykit/core/testing';
 import { afterAll, beforeAll } from 'vitest';
 import type { ConsentDecision } from './decision.js';
 import { createConsentLedger } from './ledger.js';
@@ -180,24 +179,6 @@ export function sampleReceipt(
  * Runs a script of this package's test/ folder in a process of its own (`node --import tsx`)
  * to its end, with what it wrote and how it ended.
  */
-export function runTestScript(
-  name: string,
-  args: readonly string[],
-): Promise<{ out: string; err: string; code: number | null; signal: NodeJS.Signals | null }> {
-  const script = fileURLToPath(new URL(`../test/${name}`, import.meta.url));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      err += chunk;
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) => resolve({ out, err, code, signal }));
-  });
+export function runTestScript(name: string, args: readonly string[]): Promise<ScriptRun> {
+  return runScript(fileURLToPath(new URL(`../test/${name}`, import.meta.url)), args);
 }

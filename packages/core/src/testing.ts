@@ -101,6 +101,43 @@ export async function createTestDatabase(engine: TestEngine): Promise<TestDataba
   }
 }
 
+/** How a script run by {@link runScript} ended, with everything it wrote. */
+export interface ScriptRun {
+  out: string;
+  err: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * Runs `node --import tsx <script> <args…>` in a process of its own to its end (crash tests: a
+ * writer killed mid-run). `onOutput` sees all it has written to stdout after each chunk, with a
+ * way to SIGKILL it.
+ */
+export function runScript(
+  script: string,
+  args: readonly string[],
+  options: { cwd?: string; onOutput?: (out: string, kill: () => void) => void } = {},
+): Promise<ScriptRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      options.onOutput?.(out, () => child.kill('SIGKILL'));
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve({ out, err, code, signal }));
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Workers in processes of their own, for concurrency tests: each opens its own connections, says
 // `ready`, waits for `go` on stdin (so every worker starts at once) and prints one JSON line.

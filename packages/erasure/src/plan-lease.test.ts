@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { openDatabase } from '@privacykit/core/db';
-import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import { createTestDatabase, runScript, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import type { Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -23,26 +22,10 @@ const batches = { batchSize: 2, setBasedBatchSize: 2 };
 const crashingExecutor = fileURLToPath(new URL('../test/crashing-executor.ts', import.meta.url));
 
 /** Runs the crashing executor in its own process; resolves once it has killed itself mid-run. */
-function crashAfterFirstBatch(url: string, planId: string, leaseMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', crashingExecutor, url, planId, start, String(leaseMs)],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      err += chunk;
-    });
-    child.on('error', reject);
-    child.on('exit', (code, signal) =>
-      signal === 'SIGKILL' ? resolve(out) : reject(new Error(`executor exited ${code}: ${err}`)),
-    );
-  });
+async function crashAfterFirstBatch(url: string, planId: string, leaseMs: number): Promise<string> {
+  const run = await runScript(crashingExecutor, [url, planId, start, String(leaseMs)]);
+  if (run.signal !== 'SIGKILL') throw new Error(`executor exited ${run.code}: ${run.err}`);
+  return run.out;
 }
 
 /** What the execution has written so far: the host rows and the plan's progress. */

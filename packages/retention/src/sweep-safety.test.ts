@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { fixedClock, retentionRuleSchema } from '@privacykit/core';
 import { migrate, openDatabase } from '@privacykit/core/db';
-import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import { createTestDatabase, runScript, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import type { Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -22,35 +21,24 @@ const SIZE = 1000;
  * `kill.sweeps` budgeted sweeps have returned and `kill.ms` more milliseconds (so the signal
  * lands anywhere, mid-batch included), whatever the machine's speed.
  */
-function runWorker(
+async function runWorker(
   url: string,
   shape: CrashShape,
   kill?: { sweeps: number; ms: number },
 ): Promise<'done' | 'killed'> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', worker, url, shape], {
-      cwd: packageDir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    let timer: NodeJS.Timeout | undefined;
-    child.stdout.on('data', (chunk) => {
-      out += String(chunk);
+  let timer: NodeJS.Timeout | undefined;
+  const run = await runScript(worker, [url, shape], {
+    cwd: packageDir,
+    onOutput(out, killNow) {
       if (kill && !timer && (out.match(/^swept$/gm)?.length ?? 0) >= kill.sweeps) {
-        timer = setTimeout(() => child.kill('SIGKILL'), kill.ms);
+        timer = setTimeout(killNow, kill.ms);
       }
-    });
-    child.stderr.on('data', (chunk) => {
-      err += String(chunk);
-    });
-    child.on('exit', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      if (signal === 'SIGKILL') resolve('killed');
-      else if (code === 0 && out.includes('done')) resolve('done');
-      else reject(new Error(`worker exited ${code}: ${err}`));
-    });
+    },
   });
+  if (timer) clearTimeout(timer);
+  if (run.signal === 'SIGKILL') return 'killed';
+  if (run.code === 0 && run.out.includes('done')) return 'done';
+  throw new Error(`worker exited ${run.code}: ${run.err}`);
 }
 
 async function expectedDue(db: Kysely<any>, held: Set<number>): Promise<number[]> {
