@@ -65,4 +65,10 @@ export type ConsentErrorCode =
    * `receipt(eventId)`: the stored text of the notice the decision answered is missing or no
    * longer hashes to the notice hash the decision recorded — no receipt quotes other text.
    */
-  | 'consent/notice-unavailable';
+  | 'consent/notice-unavailable'
+  /**
+   * The evidence key store (`evidenceKeys` option) failed or answered with something that is not
+   * a key: nothing was written (a decision, a shredding) or nothing was read (a history) — the
+   * store's own error is the cause. Try again once the store answers.
+   */
+  | 'consent/key-store-failed';

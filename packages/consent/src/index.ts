@@ -42,6 +42,8 @@ export type {
 } from './decision.js';
 export type { ConsentErrorCode } from './errors.js';
 export { consentMigrations } from './migrations.js';
+export { createDatabaseKeyStore, evidenceKeyStoreMigrations } from './key-store.js';
+export type { EvidenceKey, EvidenceKeyRef, EvidenceKeyStore } from './key-store.js';
 export { gpcFromHeaders, parseGpcHeader } from './gpc.js';
 export { truncateIp } from './evidence.js';
 export { noticeIdOf, purposeNoticeContent, purposeNoticeHash } from './notice-content.js';

@@ -71,6 +71,8 @@ import { SEQ_SPAN, frontierSubtrees } from './migrations.js';
 import { T, insertIgnore, stateColumns, upsertStates, upsertStatesQuery } from './store.js';
 import type { HeadRow, StateRow } from './store.js';
 import { addPeriod } from './validity.js';
+import { keyStoreDatabase } from './key-store.js';
+import type { EvidenceKeyStore } from './key-store.js';
 
 /** Purpose tags a `Sec-GPC: 1` signal refuses (GPC spec; Cal. Code Regs. tit. 11 §7025). */
 export const GPC_TAGS = ['sale', 'sharing', 'cross-context-advertising'] as const;
@@ -113,6 +115,13 @@ export interface ConsentLedgerOptions {
    * always signs. `{ appends: 1 }` signs after every append, at the cost of one Ed25519 signature each.
    */
   signEvery?: { appends?: number; milliseconds?: number };
+  /**
+   * Where the evidence keys live (see {@link EvidenceKeyStore}; `createDatabaseKeyStore` keeps
+   * them in a database of their own). Absent: in the subjects' state rows, beside the sealed
+   * evidence — a backup taken before a shredding then still opens it. Keys already in state rows
+   * keep being used for their pairs; new pairs get theirs from the store.
+   */
+  evidenceKeys?: EvidenceKeyStore;
 }
 
 /** A ledger event as `record()` and friends return it. */
@@ -661,6 +670,25 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     }
   }
   const configuredKeys = options.keys ? loadSigningKeys(options.keys) : undefined;
+  const keyStore = options.evidenceKeys;
+  if (
+    keyStore !== undefined &&
+    (typeof keyStore !== 'object' ||
+      keyStore === null ||
+      typeof keyStore.get !== 'function' ||
+      typeof keyStore.obtain !== 'function' ||
+      typeof keyStore.destroy !== 'function')
+  ) {
+    throw fail('consent/invalid-options', 'evidenceKeys is an EvidenceKeyStore: { get, obtain, destroy }');
+  }
+  if (keyStore && (keyStore as { [keyStoreDatabase]?: unknown })[keyStoreDatabase] === db) {
+    // Beside the evidence the store protects nothing, and on SQLite's one connection a key
+    // asked for inside an append would wait for that append forever.
+    throw fail(
+      'consent/invalid-options',
+      "evidenceKeys: createDatabaseKeyStore needs a database of its own, not the ledger's",
+    );
+  }
   const withdrawalMethod =
     options.withdrawalMethod ??
     `Withdraw at any time, as easily as you consented: ${
@@ -1322,13 +1350,91 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         }
       }
     }
-    if (create) {
+    if (keyStore) {
+      const rest = new Map<string, { subjectKey: string; purpose: string }>();
+      for (const { subjectKey, purpose } of pairs) {
+        const key = pairKey(subjectKey, purpose);
+        if (!found.has(key)) rest.set(key, { subjectKey, purpose });
+      }
+      if (rest.size > 0) {
+        const stored = await fromKeyStore([...rest.values()], create);
+        for (const [key, material] of stored) found.set(key, material);
+      }
+    } else if (create) {
       for (const { subjectKey, purpose } of pairs) {
         const key = pairKey(subjectKey, purpose);
         if (!found.has(key)) found.set(key, pooledRandomBytes(32));
       }
     }
     return found;
+  }
+
+  // Keys that came from the evidence key store: a state row never stores them.
+  const storeKeys = new WeakSet<Buffer>();
+
+  /**
+   * The store's keys of these pairs (`subjectKey \0 purpose` → key); with `create`, every pair's.
+   * Whatever the store throws or answers that is not a 32-byte key of a pair asked for is a
+   * consent/key-store-failed.
+   */
+  async function fromKeyStore(
+    pairs: readonly { subjectKey: string; purpose: string }[],
+    create: boolean,
+  ): Promise<Map<string, Buffer>> {
+    const store = keyStore as EvidenceKeyStore;
+    let answer: unknown;
+    try {
+      answer = await (create ? store.obtain(tenant, pairs) : store.get(tenant, pairs));
+    } catch (error) {
+      throw new PrivacyKitError<ConsentErrorCode>(
+        'consent/key-store-failed',
+        `the evidence key store failed to ${create ? 'obtain' : 'read'} keys: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+    const asked = new Set(pairs.map((pair) => pairKey(pair.subjectKey, pair.purpose)));
+    const keys = new Map<string, Buffer>();
+    const bad = (why: string) =>
+      new PrivacyKitError<ConsentErrorCode>(
+        'consent/key-store-failed',
+        `the evidence key store answered ${why}`,
+      );
+    if (!Array.isArray(answer)) throw bad('something that is not an array of keys');
+    for (const item of answer as unknown[]) {
+      const { subjectKey, purpose, key } = (item ?? {}) as Record<string, unknown>;
+      if (typeof subjectKey !== 'string' || typeof purpose !== 'string') throw bad('a key without its pair');
+      const id = pairKey(subjectKey, purpose);
+      if (!asked.has(id)) continue;
+      if (!(key instanceof Uint8Array) || key.length !== 32)
+        throw bad(`a key of ${purpose} that is not 32 bytes`);
+      const material = Buffer.from(key);
+      storeKeys.add(material);
+      keys.set(id, material);
+    }
+    if (create && keys.size < asked.size) throw bad('without a key for every pair it was asked to create');
+    return keys;
+  }
+
+  /**
+   * A new decision's key of its pair from the store, when there is a store and it seals
+   * anything — unless the pair's state row holds a key already (`checkState`: not read yet).
+   */
+  async function storeKeyFor(
+    value: Validated,
+    subjectKey: string,
+    checkState = true,
+  ): Promise<Buffer | undefined> {
+    if (!keyStore || !needsSeal(value)) return undefined;
+    if (checkState) {
+      const { rows } = await run<'tenant' | 'subject' | 'purpose', PriorState>(db, statements.prior, {
+        tenant,
+        subject: subjectKey,
+        purpose: value.purpose.id,
+      });
+      if (rows[0]?.key_material) return undefined;
+    }
+    const keys = await fromKeyStore([{ subjectKey, purpose: value.purpose.id }], true);
+    return keys.get(pairKey(subjectKey, value.purpose.id));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1674,7 +1780,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       decided_at: extra.at,
       expires_at: extra.expiresAt ?? null,
       gpc_conflict: 0,
-      key_material: extra.key ? extra.key.toString('base64') : null,
+      key_material: extra.key && !storeKeys.has(extra.key) ? extra.key.toString('base64') : null,
     };
   }
 
@@ -1705,15 +1811,17 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     at: string,
     now: Date,
     prior: PriorState | undefined,
+    storeKey: Buffer | undefined,
   ) {
     const renewal =
       value.state === 'granted' &&
       prior?.state === 'granted' &&
       (!prior.expires_at || prior.expires_at > new Date(at).toISOString());
+    // A key already in the state row (kept there before a key store was configured) wins.
     const material = needsSeal(value)
       ? prior?.key_material
         ? Buffer.from(prior.key_material, 'base64')
-        : pooledRandomBytes(32)
+        : (storeKey ?? pooledRandomBytes(32))
       : undefined;
     return { renewal, material, ...decisionPending(value, subjectKey, at, renewal, material, now) };
   }
@@ -1784,6 +1892,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     subjectKey: string,
     at: string,
     now: Date,
+    storeKey: Buffer | undefined,
   ): RecordedDecision | undefined {
     const remembered = rememberedHead;
     if (!remembered || checkpointDue(remembered.head, remembered.frontier.size + 1, now)) return undefined;
@@ -1815,7 +1924,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       } else if (previous !== undefined) {
         stale = st.exists.get(...parametersOf(statements.entryExists, { id: previous })) === undefined;
       }
-      const plan = stale ? undefined : planDecision(value, subjectKey, at, now, prior);
+      const plan = stale ? undefined : planDecision(value, subjectKey, at, now, prior, storeKey);
       const { rows, seqs, frontier } = plan
         ? ledgerRows(remembered.frontier, [plan.pending], now.toISOString())
         : { rows: [], seqs: [], frontier: remembered.frontier };
@@ -1847,11 +1956,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   async function writeDecision(value: Validated): Promise<RecordedDecision> {
+    const subjectKey = pseudonym(value.subjectId);
+    // Before anything is written: a store that fails leaves no entry behind.
+    const storeKey = keyStore ? await storeKeyFor(value, subjectKey) : undefined;
     const now = clock.now();
     const at = value.at ?? now.toISOString();
-    const subjectKey = pseudonym(value.subjectId);
     if (!value.eventId) {
-      const done = recordNow(value, subjectKey, at, now);
+      const done = recordNow(value, subjectKey, at, now, storeKey);
       if (done) return done;
     }
     return appendTransaction(
@@ -1868,7 +1979,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                 })
               ).rows[0]
             : undefined;
-        const plan = planDecision(value, subjectKey, at, now, prior);
+        const plan = planDecision(value, subjectKey, at, now, prior, storeKey);
         const [seq] = await append(ctx, [plan.pending], now);
         await run(trx, statements.upsertState, decisionStateRow(value, subjectKey, at, plan, seq as number));
         return recorded(
@@ -3275,7 +3386,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           const material = needsSeal(value)
             ? row?.key_material
               ? Buffer.from(row.key_material, 'base64')
-              : pooledRandomBytes(32)
+              : ((await storeKeyFor(value, subjectKey, false)) ?? pooledRandomBytes(32))
             : undefined;
           const { pending } = decisionPending(value, subjectKey, at, false, material, now);
           const [seq] = await append(ctx, [pending], now);
@@ -3310,6 +3421,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     async shredSubject(subjectId) {
       await ready();
       const subjectKey = pseudonym(subjectId);
+      // The keys first: should the store fail, nothing is shredded yet and a retry does it all.
+      if (keyStore) {
+        try {
+          await keyStore.destroy(tenant, subjectKey);
+        } catch (error) {
+          throw new PrivacyKitError<ConsentErrorCode>(
+            'consent/key-store-failed',
+            `the evidence key store failed to destroy the subject's keys: ${error instanceof Error ? error.message : String(error)}`,
+            { cause: error },
+          );
+        }
+      }
       const now = clock.now();
       return appendTransaction(async (ctx) => {
         const { trx } = ctx;
@@ -3327,7 +3450,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             )
             .execute();
         }
-        // Deleting the state rows destroys the evidence keys with them. The state table is keyed by purpose first: every purpose with a state row has a notice.
+        // Deleting the state rows destroys the evidence keys kept in them (a key store's went above). The state table is keyed by purpose first: every purpose with a state row has a notice.
         await trx
           .deleteFrom(T.state)
           .where('tenant', '=', tenant)

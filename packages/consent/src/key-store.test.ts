@@ -1,0 +1,282 @@
+import { fixedClock } from '@privacykit/core';
+import { migrate } from '@privacykit/core/db';
+import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
+import type { Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDatabaseKeyStore, evidenceKeyStoreMigrations } from './key-store.js';
+import type { EvidenceKeyStore } from './key-store.js';
+import { createConsentLedger } from './ledger.js';
+import { codeOf, grant, migratedDatabase, testPolicy } from './test-fixtures.js';
+
+const clock = fixedClock('2025-03-01T12:00:00.000Z');
+const evidence = { ip: '198.51.100.23', userAgent: 'Mozilla/5.0 (key store test)' };
+const TABLES = [
+  'privacykit_consent_ledger',
+  'privacykit_consent_head',
+  'privacykit_consent_tree_heads',
+  'privacykit_consent_state',
+  'privacykit_consent_subject_ix',
+  'privacykit_consent_event_ix',
+  'privacykit_consent_notices',
+];
+
+type Row = Record<string, unknown>;
+
+/** A logical backup of the ledger's tables (what pg_dump or mysqldump would keep). */
+async function backup(db: Kysely<any>): Promise<Map<string, Row[]>> {
+  const copy = new Map<string, Row[]>();
+  for (const table of TABLES) copy.set(table, await db.selectFrom(table).selectAll().execute());
+  return copy;
+}
+
+/** Puts a backup back: every table emptied, then refilled with the backed-up rows. */
+async function restore(db: Kysely<any>, copy: Map<string, Row[]>): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    for (const [table, rows] of copy) {
+      await trx.deleteFrom(table).execute();
+      for (let i = 0; i < rows.length; i += 50)
+        await trx
+          .insertInto(table)
+          .values(rows.slice(i, i + 50))
+          .execute();
+    }
+  });
+}
+
+async function sealedCount(db: Kysely<any>): Promise<number> {
+  const rows = await db
+    .selectFrom('privacykit_consent_ledger')
+    .select('id')
+    .where('sealed', 'is not', null)
+    .execute();
+  return rows.length;
+}
+
+async function ledgerSize(db: Kysely<any>): Promise<number> {
+  return (await db.selectFrom('privacykit_consent_ledger').select('id').execute()).length;
+}
+
+describe.each(testEngines())('evidence key store on $engine (S11, hostile case 21)', (engine) => {
+  let data: TestDatabase;
+  let keyDb: TestDatabase;
+  let store: EvidenceKeyStore;
+
+  beforeAll(async () => {
+    data = await migratedDatabase(engine);
+    keyDb = await createTestDatabase(engine);
+    await migrate(keyDb.db, [evidenceKeyStoreMigrations]);
+    store = createDatabaseKeyStore({ db: keyDb.db });
+  });
+  afterAll(async () => {
+    await data?.destroy();
+    await keyDb?.destroy();
+  });
+
+  const storedKeys = async (subjectKey?: string) => {
+    let query = keyDb.db
+      .selectFrom('privacykit_consent_evidence_keys')
+      .select(['subject_key', 'purpose', 'tenant']);
+    if (subjectKey) query = query.where('subject_key', '=', subjectKey);
+    return query.execute();
+  };
+
+  it('keeps the keys in the store, none in the state rows, and opens the evidence with them', async () => {
+    const ledger = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
+    await ledger.record(grant('ks-ada', 'newsletter', { evidence }));
+    await ledger.record(grant('ks-ada', 'newsletter', { evidence: { ip: '198.51.100.99' } }));
+    await ledger.withdraw('ks-ada', 'newsletter', { evidence: { ip: '198.51.100.7' } });
+    await ledger.import([
+      grant('ks-ada', 'audience-measurement', { source: 'import', method: 'import', evidence }),
+      grant('ks-bob', 'newsletter', { source: 'import', method: 'import', evidence }),
+    ]);
+    await ledger.applyGpc('ks-ada', '1', { evidence });
+    const subjectKey = await ledger.subjectKey('ks-ada');
+    // One key per subject × purpose, each decision of the pair sealed under it.
+    const keys = await storedKeys(subjectKey);
+    expect(keys.map((k) => k.purpose).sort()).toEqual([
+      'audience-measurement',
+      'newsletter',
+      'targeted-advertising',
+    ]);
+    expect(keys.every((k) => k.tenant === ledger.tenant)).toBe(true);
+    const inState = await data.db
+      .selectFrom('privacykit_consent_state')
+      .select('key_material')
+      .where('key_material', 'is not', null)
+      .execute();
+    expect(inState).toEqual([]);
+    const history = await ledger.history('ks-ada');
+    const opened = history.filter((entry) => entry.kind === 'decision').map((entry) => entry.evidence);
+    expect(opened).toEqual([
+      { ip: '198.51.100.0' },
+      { ip: '198.51.100.0' },
+      { ip: '198.51.100.0' },
+      { ip: '198.51.100.0' },
+      { ip: '198.51.100.0' },
+    ]);
+    expect((await ledger.history('ks-bob'))[0]?.evidence).toEqual({ ip: '198.51.100.0' });
+    expect(await ledger.verify()).toMatchObject({ ok: true });
+  });
+
+  it('a backup restored after a shredding gives back ciphertext nobody can open, and the ledger still verifies', async () => {
+    const ledger = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
+    await ledger.record(grant('ks-carol', 'newsletter', { evidence }));
+    await ledger.record(grant('ks-carol', 'audience-measurement', { evidence }));
+    await ledger.record(grant('ks-dan', 'newsletter', { evidence }));
+    const carol = await ledger.subjectKey('ks-carol');
+    const taken = await backup(data.db);
+    const sealedBefore = await sealedCount(data.db);
+
+    await ledger.shredSubject('ks-carol');
+    expect(await storedKeys(carol)).toEqual([]);
+    expect(
+      (await ledger.history('ks-carol')).filter((e) => e.evidence !== undefined).map((e) => e.evidence),
+    ).toEqual(['unavailable', 'unavailable']);
+
+    await restore(data.db, taken);
+    // The restored database holds the ciphertext again, and nothing that opens it.
+    expect(await sealedCount(data.db)).toBe(sealedBefore);
+    const restored = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
+    const history = await restored.history('ks-carol');
+    expect(history.map((e) => e.evidence)).toEqual(['unavailable', 'unavailable']);
+    // Another subject of the same backup is untouched.
+    expect((await restored.history('ks-dan'))[0]?.evidence).toEqual({ ip: '198.51.100.0' });
+    expect(await restored.verify()).toMatchObject({ ok: true });
+  });
+
+  it('without a key store, the same restore opens the shredded evidence again (why the store exists)', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const ledger = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      await ledger.record(grant('ks-erin', 'newsletter', { evidence }));
+      const taken = await backup(own.db);
+      await ledger.shredSubject('ks-erin');
+      expect((await ledger.history('ks-erin'))[0]?.evidence).toBe('unavailable');
+      await restore(own.db, taken);
+      const restored = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      expect((await restored.history('ks-erin'))[0]?.evidence).toEqual({ ip: '198.51.100.0' });
+    } finally {
+      await own.destroy();
+    }
+  });
+
+  it('keeps using a key already in a state row for its pair; new pairs get theirs from the store', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const before = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      await before.record(grant('ks-fay', 'newsletter', { evidence }));
+      const after = createConsentLedger({ db: own.db, policy: testPolicy, clock, evidenceKeys: store });
+      await after.record(grant('ks-fay', 'newsletter', { evidence: { ip: '203.0.113.5' } }));
+      await after.record(grant('ks-fay', 'audience-measurement', { evidence }));
+      const fay = await after.subjectKey('ks-fay');
+      expect((await storedKeys(fay)).map((k) => k.purpose)).toEqual(['audience-measurement']);
+      expect((await after.history('ks-fay')).map((e) => e.evidence)).toEqual([
+        { ip: '198.51.100.0' },
+        { ip: '203.0.113.0' },
+        { ip: '198.51.100.0' },
+      ]);
+      // Shredding destroys both kinds of key.
+      await after.shredSubject('ks-fay');
+      expect(await storedKeys(fay)).toEqual([]);
+      const inState = await own.db
+        .selectFrom('privacykit_consent_state')
+        .select('key_material')
+        .where('subject_key', '=', fay)
+        .execute();
+      expect(inState).toEqual([]);
+    } finally {
+      await own.destroy();
+    }
+  });
+
+  it('a store that fails leaves nothing written, nothing shredded, and says so with consent/key-store-failed', async () => {
+    const ledger = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
+    await ledger.record(grant('ks-gus', 'newsletter', { evidence }));
+    const down = new Error('connect ECONNREFUSED 127.0.0.1:8200');
+    let failing = true;
+    const flaky: EvidenceKeyStore = {
+      get: (tenant, pairs) => (failing ? Promise.reject(down) : store.get(tenant, pairs)),
+      obtain: (tenant, pairs) => (failing ? Promise.reject(down) : store.obtain(tenant, pairs)),
+      destroy: (tenant, subjectKey) => (failing ? Promise.reject(down) : store.destroy(tenant, subjectKey)),
+    };
+    const shaky = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: flaky });
+    const size = await ledgerSize(data.db);
+    expect(await codeOf(shaky.record(grant('ks-gus', 'audience-measurement', { evidence })))).toBe(
+      'consent/key-store-failed',
+    );
+    expect(
+      await codeOf(
+        shaky.import([grant('ks-hal', 'newsletter', { source: 'import', method: 'import', evidence })]),
+      ),
+    ).toBe('consent/key-store-failed');
+    expect(await codeOf(shaky.history('ks-gus'))).toBe('consent/key-store-failed');
+    expect(await codeOf(shaky.shredSubject('ks-gus'))).toBe('consent/key-store-failed');
+    expect(await ledgerSize(data.db)).toBe(size);
+    expect(await shaky.mayProcess('ks-gus', 'newsletter')).toBe(true);
+    // A decision that seals nothing needs no key, so the store's outage does not stop it.
+    await shaky.record(grant('ks-gus', 'audience-measurement'));
+    // Once the store answers, the shredding goes through whole.
+    failing = false;
+    await shaky.shredSubject('ks-gus');
+    expect(await storedKeys(await ledger.subjectKey('ks-gus'))).toEqual([]);
+    expect(await shaky.mayProcess('ks-gus', 'newsletter')).toBe(false);
+    expect(await ledger.verify()).toMatchObject({ ok: true });
+  });
+
+  it('refuses what is not a key from the store, writing nothing', async () => {
+    const ledger = createConsentLedger({ db: data.db, policy: testPolicy, clock });
+    const size = await ledgerSize(data.db);
+    const answers: unknown[] = [
+      [{ subjectKey: 'x', purpose: 'newsletter', key: Buffer.alloc(16) }],
+      'not an array',
+      [],
+    ];
+    for (const answer of answers) {
+      const odd: EvidenceKeyStore = {
+        get: async () => [],
+        obtain: async (_tenant, pairs) =>
+          (answer === answers[0]
+            ? pairs.map((pair) => ({ ...pair, key: Buffer.alloc(16) }))
+            : answer) as never,
+        destroy: async () => {},
+      };
+      const shaky = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: odd });
+      expect(await codeOf(shaky.record(grant('ks-ivy', 'newsletter', { evidence })))).toBe(
+        'consent/key-store-failed',
+      );
+    }
+    expect(await ledgerSize(data.db)).toBe(size);
+    expect(await ledger.mayProcess('ks-ivy', 'newsletter')).toBe(false);
+    expect(() => createConsentLedger({ db: data.db, policy: testPolicy, evidenceKeys: {} as never })).toThrow(
+      expect.objectContaining({ code: 'consent/invalid-options' }),
+    );
+    // A store in the ledger's own database would protect nothing.
+    expect(() =>
+      createConsentLedger({
+        db: data.db,
+        policy: testPolicy,
+        evidenceKeys: createDatabaseKeyStore({ db: data.db }),
+      }),
+    ).toThrow(expect.objectContaining({ code: 'consent/invalid-options' }));
+  });
+
+  it('gives two writers asking at once for a new pair the same key, and keeps tenants apart', async () => {
+    const pair = { subjectKey: 'ab'.repeat(32), purpose: 'newsletter' };
+    const [one, two] = await Promise.all([store.obtain('t-one', [pair]), store.obtain('t-one', [pair])]);
+    expect(one).toHaveLength(1);
+    expect(one[0]?.key.length).toBe(32);
+    expect(two[0]?.key.equals(one[0]?.key as Buffer)).toBe(true);
+    const other = await store.obtain('t-two', [pair]);
+    expect(other[0]?.key.equals(one[0]?.key as Buffer)).toBe(false);
+    // Purpose ids and subject keys compare exactly (MySQL's default collation would not).
+    expect(await store.get('t-one', [{ ...pair, purpose: 'Newsletter' }])).toEqual([]);
+    await store.destroy('t-two', pair.subjectKey);
+    expect(await store.get('t-two', [pair])).toEqual([]);
+    expect((await store.get('t-one', [pair]))[0]?.key.equals(one[0]?.key as Buffer)).toBe(true);
+    await store.destroy('t-two', pair.subjectKey); // idempotent
+    expect(await codeOf(store.get('t-one', [{ subjectKey: '', purpose: 'x' }]))).toBe(
+      'consent/invalid-options',
+    );
+  });
+});
