@@ -10,7 +10,7 @@ import type { RequestService } from '@privacykit/requests';
 import { createExportStore } from '@privacykit/subject-access';
 import type { ExportStore } from '@privacykit/subject-access';
 import { createConsentLedger } from '@privacykit/consent';
-import type { ConsentLedger } from '@privacykit/consent';
+import type { ConsentLedger, EvidenceKeyStore } from '@privacykit/consent';
 import { createApprovals } from './approvals.js';
 import type { Approvals } from './approvals.js';
 import { createStaffAudit } from './audit.js';
@@ -79,6 +79,11 @@ export interface AppDeps {
   staffSessionMaxMs?: number;
   /** The consent ledger (default: one on `db` with keys generated and stored there; pass your own keys in production). */
   ledger?: ConsentLedger;
+  /**
+   * Where the default ledger keeps its evidence keys (default: in its state rows, beside the
+   * evidence): a store outside `db`'s backups makes a shredding outlive a restore (hostile case 21).
+   */
+  evidenceKeys?: EvidenceKeyStore;
   /** HMAC key for returning visitors' codes (default: derived from the session secret). */
   codeSecret?: string;
   /** Runs back-office cookie scans (default: `scanSite` in the system Chromium). */
@@ -185,7 +190,15 @@ export function createApp(deps: AppDeps): Express {
         : undefined,
       onDeliveryError: logError,
     }),
-    ledger: deps.ledger ?? createConsentLedger({ db, policy, clock, evidence: { ip: 'truncate' } }),
+    ledger:
+      deps.ledger ??
+      createConsentLedger({
+        db,
+        policy,
+        clock,
+        evidence: { ip: 'truncate' },
+        ...(deps.evidenceKeys ? { evidenceKeys: deps.evidenceKeys } : {}),
+      }),
     exports: createExportStore({ db, clock, tenant }),
     requestExports: createRequestExports({ db, tenant, clock }),
   };

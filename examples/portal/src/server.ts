@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomToken } from '@privacykit/core';
-import { engineOfUrl, openDatabase } from '@privacykit/core/db';
+import { createDatabaseKeyStore, evidenceKeyStoreMigrations } from '@privacykit/consent';
+import { engineOfUrl, migrate, openDatabase } from '@privacykit/core/db';
 import { createApp } from './app.js';
 import { outboxMailer, smtpMailer } from './mailer.js';
 import { seedPolicy } from './policy.js';
@@ -22,11 +23,24 @@ const scanOrigins = process.env.SCAN_ORIGINS
   ? process.env.SCAN_ORIGINS.split(/[\s,]+/).filter(Boolean)
   : [publicOrigin ?? listenOrigin];
 
-if (engineOfUrl(databaseUrl) === 'sqlite' && databaseUrl !== ':memory:') {
-  mkdirSync(dirname(databaseUrl.replace(/^(sqlite|file):(\/\/)?/, '')), { recursive: true });
+// Evidence keys of the consent ledger in a database of their own (hostile case 21), when set.
+const keysUrl = process.env.CONSENT_KEYS_URL || undefined;
+
+/** Creates a SQLite file's directory (`.data/`) before the file is opened. */
+function ensureDirectoryOf(url: string): void {
+  if (engineOfUrl(url) === 'sqlite' && url !== ':memory:') {
+    mkdirSync(dirname(url.replace(/^(sqlite|file):(\/\/)?/, '')), { recursive: true });
+  }
 }
+ensureDirectoryOf(databaseUrl);
 const db = await openDatabase(databaseUrl);
 await migratePortal(db);
+let keyDb: Awaited<ReturnType<typeof openDatabase>> | undefined;
+if (keysUrl) {
+  ensureDirectoryOf(keysUrl);
+  keyDb = await openDatabase(keysUrl);
+  await migrate(keyDb, [evidenceKeyStoreMigrations]);
+}
 
 const tenant = seedPolicy.tenant;
 const clock = systemClock;
@@ -61,15 +75,16 @@ const app = createApp({
   scanOrigins,
   secureCookies: publicOrigin?.startsWith('https:') ? true : 'auto',
   trustProxy: process.env.TRUST_PROXY ? Number(process.env.TRUST_PROXY) || process.env.TRUST_PROXY : false,
+  ...(keyDb ? { evidenceKeys: createDatabaseKeyStore({ db: keyDb }) } : {}),
 });
 const server = app.listen(port, host, () => {
   console.log(
-    `PrivacyKit portal listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${port}/  (database: ${engineOfUrl(databaseUrl)}${process.env.SMTP_URL ? '' : '; mail goes to /admin/outbox'})`,
+    `PrivacyKit portal listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${port}/  (database: ${engineOfUrl(databaseUrl)}${keyDb ? `; evidence keys: ${engineOfUrl(keysUrl as string)}` : ''}${process.env.SMTP_URL ? '' : '; mail goes to /admin/outbox'})`,
   );
 });
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
-    server.close(() => void db.destroy().then(() => process.exit(0)));
+    server.close(() => void Promise.all([db.destroy(), keyDb?.destroy()]).then(() => process.exit(0)));
   });
 }

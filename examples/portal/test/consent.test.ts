@@ -1,6 +1,8 @@
-import { verifyReceipt } from '@privacykit/consent';
+import { createDatabaseKeyStore, evidenceKeyStoreMigrations, verifyReceipt } from '@privacykit/consent';
 import type { ConsentReceipt } from '@privacykit/consent';
-import { testEngines } from '@privacykit/core/testing';
+import { migrate } from '@privacykit/core/db';
+import { createTestDatabase, testEngines } from '@privacykit/core/testing';
+import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, STAFF, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
@@ -99,3 +101,54 @@ describe.each(testEngines())('cookie banner and consent ledger on $engine', (eng
     expect(page).toMatch(/Measure the audience[^<]*<\/td><td>2018-05-07\.2<\/td><td>granted<\/td><td>\d+/);
   });
 });
+
+describe.each(testEngines())(
+  'consent evidence keys in a database of their own on $engine (CONSENT_KEYS_URL)',
+  (engine) => {
+    let portal: Portal;
+    let keys: TestDatabase;
+    beforeAll(async () => {
+      keys = await createTestDatabase(engine);
+      await migrate(keys.db, [evidenceKeyStoreMigrations]);
+      portal = await startPortal(
+        engine,
+        { evidenceKeys: createDatabaseKeyStore({ db: keys.db }) },
+        { seed: false },
+      );
+    });
+    afterAll(async () => {
+      await portal?.close();
+      await keys?.destroy();
+    });
+
+    it("seals a banner choice's evidence under keys kept in the key database, none in the portal's", async () => {
+      const visitor = new Client(portal.base);
+      await visitor.page('/privacy');
+      const accepted = await visitor.post('/cookies', { choice: 'accept-all', return: '/privacy' });
+      expect(accepted.status, String(portal.errors[0])).toBe(303);
+      expect(await visitor.page('/consent')).toContain('data-purpose="audience-measurement">granted');
+      const stored = await keys.db
+        .selectFrom('privacykit_consent_evidence_keys')
+        .select(['purpose', 'subject_key'])
+        .execute();
+      expect(stored.map((row) => row.purpose).sort()).toEqual([
+        'audience-measurement',
+        'targeted-advertising',
+      ]);
+      const states = await portal.t.db
+        .selectFrom('privacykit_consent_state')
+        .select(['subject_key', 'key_material'])
+        .execute();
+      expect(states.length).toBe(2);
+      expect(
+        states.every((row) => row.key_material === null && row.subject_key === stored[0]?.subject_key),
+      ).toBe(true);
+      const sealed = await portal.t.db
+        .selectFrom('privacykit_consent_ledger')
+        .select('sealed')
+        .where('sealed', 'is not', null)
+        .execute();
+      expect(sealed.length).toBe(2);
+    });
+  },
+);
