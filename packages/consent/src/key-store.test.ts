@@ -1,5 +1,5 @@
 import { fixedClock } from '@privacykit/core';
-import { migrate } from '@privacykit/core/db';
+import { migrate, openDatabase, sqliteConnectionOf } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import type { Kysely } from 'kysely';
@@ -190,7 +190,7 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
     }
   });
 
-  it('a store that fails leaves nothing written, nothing shredded, and says so with consent/key-store-failed', async () => {
+  it('a store that fails stops grants, imports, histories and shreddings with consent/key-store-failed, writing nothing; refusals and withdrawals go on without their evidence', async () => {
     const ledger = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
     await ledger.record(grant('ks-gus', 'newsletter', { evidence }));
     const down = new Error('connect ECONNREFUSED 127.0.0.1:8200');
@@ -216,8 +216,21 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
     expect(await shaky.mayProcess('ks-gus', 'newsletter')).toBe(true);
     // A decision that seals nothing needs no key, so the store's outage does not stop it.
     await shaky.record(grant('ks-gus', 'audience-measurement'));
-    // Once the store answers, the shredding goes through whole.
+    // Nor does it stop saying no (Art 7(3), GPC): recorded, without the evidence it cannot seal.
+    await shaky.withdraw('ks-gus', 'audience-measurement', { evidence });
+    await shaky.record({ ...grant('ks-gus', 'targeted-advertising', { evidence }), state: 'refused' });
+    expect((await shaky.applyGpc('ks-gus', '1', { evidence })).unchanged).toEqual(['targeted-advertising']);
+    expect(await shaky.mayProcess('ks-gus', 'audience-measurement')).toBe(false);
+    expect(await ledgerSize(data.db)).toBe(size + 4);
     failing = false;
+    const after = (await shaky.history('ks-gus')).slice(1);
+    expect(after.map((entry) => [entry.state, entry.evidence])).toEqual([
+      ['granted', undefined],
+      ['withdrawn', undefined],
+      ['refused', undefined],
+      [undefined, undefined],
+    ]);
+    // Once the store answers, the shredding goes through whole.
     await shaky.shredSubject('ks-gus');
     expect(await storedKeys(await ledger.subjectKey('ks-gus'))).toEqual([]);
     expect(await shaky.mayProcess('ks-gus', 'newsletter')).toBe(false);
@@ -279,4 +292,117 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
       'consent/invalid-options',
     );
   });
+
+  it('an import the store fails part-way says how many decisions it recorded before', async () => {
+    let calls = 0;
+    const tired: EvidenceKeyStore = {
+      get: (tenant, pairs) => store.get(tenant, pairs),
+      obtain: (tenant, pairs) =>
+        ++calls > 1 ? Promise.reject(new Error('quota exceeded')) : store.obtain(tenant, pairs),
+      destroy: (tenant, subjectKey) => store.destroy(tenant, subjectKey),
+    };
+    const ledger = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: tired });
+    const size = await ledgerSize(data.db);
+    const decisions = Array.from({ length: 30 }, (_, i) =>
+      grant(`ks-imp-${i}`, 'newsletter', { source: 'import', method: 'import', evidence }),
+    );
+    const error = await ledger.import(decisions, { batchSize: 10 }).catch((failure: unknown) => failure);
+    expect(error).toMatchObject({ code: 'consent/key-store-failed', details: { imported: 10 } });
+    expect(await ledgerSize(data.db)).toBe(size + 10);
+  });
+
+  it('a decision whose key was taken just before a shredding of its subject commits under a fresh key, and the shredding leaves no key of the decisions before it', async () => {
+    const ledger = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
+    const other = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
+    await ledger.record(grant('ks-kim', 'newsletter', { evidence }));
+    const kim = await ledger.subjectKey('ks-kim');
+    const [before] = await store.get(ledger.tenant, [{ subjectKey: kim, purpose: 'audience-measurement' }]);
+    expect(before).toBeUndefined();
+    // The shredding lands between the writer's taking its key and its transaction.
+    let shreddings = 0;
+    const racing: EvidenceKeyStore = {
+      get: (tenant, pairs) => store.get(tenant, pairs),
+      async obtain(tenant, pairs) {
+        const keys = await store.obtain(tenant, pairs);
+        if (shreddings++ === 0) await other.shredSubject('ks-kim');
+        return keys;
+      },
+      destroy: (tenant, subjectKey) => store.destroy(tenant, subjectKey),
+    };
+    const writer = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: racing });
+    const taken = await store.get(ledger.tenant, [{ subjectKey: kim, purpose: 'newsletter' }]);
+    expect(taken).toHaveLength(1);
+    await writer.record(grant('ks-kim', 'audience-measurement', { evidence: { ip: '203.0.113.9' } }));
+    expect(shreddings).toBe(2);
+    // The decision came after the shredding: its evidence opens, under a key that survived it.
+    const history = await ledger.history('ks-kim');
+    expect(history.map((entry) => entry.kind)).toEqual(['decision', 'subject-shredded', 'decision']);
+    expect(history.map((entry) => entry.evidence)).toEqual(['unavailable', undefined, { ip: '203.0.113.0' }]);
+    const keys = await store.get(ledger.tenant, [
+      { subjectKey: kim, purpose: 'newsletter' },
+      { subjectKey: kim, purpose: 'audience-measurement' },
+    ]);
+    expect(keys.map((key) => key.purpose)).toEqual(['audience-measurement']);
+    expect(await ledger.verify()).toMatchObject({ ok: true });
+  });
+
+  it('never calls the store while the ledger holds its append lock (SQLite: no transaction open on the connection)', async () => {
+    const connection = sqliteConnectionOf(data.db);
+    const seen: boolean[] = [];
+    const watched: EvidenceKeyStore = {
+      get: (tenant, pairs) => {
+        seen.push(Boolean(connection?.inTransaction));
+        return store.get(tenant, pairs);
+      },
+      obtain: (tenant, pairs) => {
+        seen.push(Boolean(connection?.inTransaction));
+        return store.obtain(tenant, pairs);
+      },
+      destroy: (tenant, subjectKey) => store.destroy(tenant, subjectKey),
+    };
+    const ledger = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: watched });
+    await ledger.record(grant('ks-lou', 'newsletter', { evidence }));
+    await ledger.import([
+      grant('ks-lou', 'audience-measurement', { source: 'import', method: 'import', evidence }),
+    ]);
+    await ledger.applyGpc('ks-lou', '1', { evidence });
+    await ledger.history('ks-lou');
+    expect(seen.length).toBe(4);
+    expect(seen.every((inside) => !inside)).toBe(true);
+  });
+
+  it('opens evidence sealed under a state-row key by an instance that ran without the store, and the store-sealed evidence around it', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const withStore = createConsentLedger({ db: own.db, policy: testPolicy, clock, evidenceKeys: store });
+      const without = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      await withStore.record(grant('ks-max', 'newsletter', { evidence: { ip: '192.0.2.1' } }));
+      await without.record(grant('ks-max', 'newsletter', { evidence: { ip: '198.51.100.1' } }));
+      await withStore.record(grant('ks-max', 'newsletter', { evidence: { ip: '203.0.113.1' } }));
+      expect((await withStore.history('ks-max')).map((entry) => entry.evidence)).toEqual([
+        { ip: '192.0.2.0' },
+        { ip: '198.51.100.0' },
+        { ip: '203.0.113.0' },
+      ]);
+    } finally {
+      await own.destroy();
+    }
+  });
+
+  if (engine.engine === 'sqlite') {
+    it("refuses a key store on another connection to the ledger's own SQLite file", async () => {
+      const again = await openDatabase(data.url);
+      try {
+        expect(() =>
+          createConsentLedger({
+            db: data.db,
+            policy: testPolicy,
+            evidenceKeys: createDatabaseKeyStore({ db: again }),
+          }),
+        ).toThrow(expect.objectContaining({ code: 'consent/invalid-options' }));
+      } finally {
+        await again.destroy();
+      }
+    });
+  }
 });

@@ -164,13 +164,24 @@ export function createDatabaseKeyStore(options: {
       }
       if (missing.size === 0) return found;
       const createdAt = now();
-      const rows = [...missing.values()].map((pair) => ({
-        tenant,
-        subject_key: pair.subjectKey,
-        purpose: pair.purpose,
-        key_material: pooledRandomBytes(32).toString('base64'),
-        created_at: createdAt,
-      }));
+      // In key order: two writers inserting overlapping pairs lock them in the same order.
+      const rows = [...missing.values()]
+        .sort((a, b) =>
+          a.subjectKey === b.subjectKey
+            ? a.purpose < b.purpose
+              ? -1
+              : 1
+            : a.subjectKey < b.subjectKey
+              ? -1
+              : 1,
+        )
+        .map((pair) => ({
+          tenant,
+          subject_key: pair.subjectKey,
+          purpose: pair.purpose,
+          key_material: pooledRandomBytes(32).toString('base64'),
+          created_at: createdAt,
+        }));
       for (let i = 0; i < rows.length; i += CHUNK) {
         const insert = db.insertInto(T_KEYS).values(rows.slice(i, i + CHUNK));
         // A key another writer created meanwhile is kept, and read back below.

@@ -440,6 +440,16 @@ interface AppendContext {
 /** The remembered head was not the stored one any more: retry from a fresh read. */
 class StaleHead extends Error {}
 
+/**
+ * Thrown inside a decision's transaction (rolling it back) when the evidence key taken from the
+ * key store before it may be stale: the subject was shredded meanwhile, or the state-row key seen
+ * then is gone. The write starts again.
+ */
+class KeyRetry extends Error {}
+const KEY_TRIES = 5;
+/** Keys taken from the evidence key store (`subjectKey \0 purpose` → key), and the ledger's size before. */
+type StoreKeys = { keys: Map<string, Buffer>; mark: number };
+
 /** Attempts of an append transaction the engine keeps rolling back over a deadlock. */
 const CONFLICT_TRIES = 8;
 
@@ -485,6 +495,20 @@ interface Validated {
 type Err = PrivacyKitError<ConsentErrorCode>;
 const fail = (code: ConsentErrorCode, message: string, details?: Record<string, unknown>): Err =>
   new PrivacyKitError<ConsentErrorCode>(code, message, details ? { details } : {});
+
+/** Whether two Kysely instances reach one database: the same instance, or one SQLite file. */
+function sameDatabase(a: Kysely<any> | undefined, b: Kysely<any>): boolean {
+  if (!a) return false;
+  if (a === b) return true;
+  const fileOf = (db: Kysely<any>) =>
+    (
+      sqliteConnectionOf(db)
+        ?.prepare(`select "file" from pragma_database_list where "name" = 'main'`)
+        .get() as { file: string } | undefined
+    )?.file;
+  const one = fileOf(a);
+  return Boolean(one) && one === fileOf(b);
+}
 
 /** The options argument of a method: absent or null means none; anything but an object is refused. */
 function optionsOf<O extends object>(options: O | null | undefined): Partial<O> {
@@ -681,7 +705,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   ) {
     throw fail('consent/invalid-options', 'evidenceKeys is an EvidenceKeyStore: { get, obtain, destroy }');
   }
-  if (keyStore && (keyStore as { [keyStoreDatabase]?: unknown })[keyStoreDatabase] === db) {
+  if (keyStore && sameDatabase((keyStore as { [keyStoreDatabase]?: Kysely<any> })[keyStoreDatabase], db)) {
     // Beside the evidence the store protects nothing, and on SQLite's one connection a key
     // asked for inside an append would wait for that append forever.
     throw fail(
@@ -1319,13 +1343,13 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   /**
-   * The evidence keys of subject × purpose pairs (`subjectKey \0 purpose`), from their state
-   * rows; with `create`, a fresh key for each pair without one (stored with its state row).
+   * The evidence keys of subject × purpose pairs (`subjectKey \0 purpose`) kept in their state
+   * rows; with `create` (no key store only), a fresh key for each pair without one.
    */
-  async function evidenceKeys(
+  async function stateKeys(
     trx: Kysely<any>,
     pairs: readonly { subjectKey: string; purpose: string }[],
-    create: boolean,
+    create = false,
   ): Promise<Map<string, Buffer>> {
     const found = new Map<string, Buffer>();
     const byPurpose = new Map<string, Set<string>>();
@@ -1350,17 +1374,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         }
       }
     }
-    if (keyStore) {
-      const rest = new Map<string, { subjectKey: string; purpose: string }>();
-      for (const { subjectKey, purpose } of pairs) {
-        const key = pairKey(subjectKey, purpose);
-        if (!found.has(key)) rest.set(key, { subjectKey, purpose });
-      }
-      if (rest.size > 0) {
-        const stored = await fromKeyStore([...rest.values()], create);
-        for (const [key, material] of stored) found.set(key, material);
-      }
-    } else if (create) {
+    if (create && !keyStore) {
       for (const { subjectKey, purpose } of pairs) {
         const key = pairKey(subjectKey, purpose);
         if (!found.has(key)) found.set(key, pooledRandomBytes(32));
@@ -1416,25 +1430,145 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   /**
-   * A new decision's key of its pair from the store, when there is a store and it seals
-   * anything — unless the pair's state row holds a key already (`checkState`: not read yet).
+   * The ledger's size now: a key taken from the store after it is checked, under the append
+   * lock, against shreddings appended since (see {@link sealingKey}).
    */
-  async function storeKeyFor(
+  async function ledgerMark(): Promise<number> {
+    const row = (await db
+      .selectFrom(T.ledger)
+      .select('id')
+      .where('id', '>=', base)
+      .where('id', '<', base + SEQ_SPAN)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst()) as { id: unknown } | undefined;
+    return row ? Number(row.id) - base + 1 : 0;
+  }
+
+  /**
+   * The store's keys of these pairs, and the ledger's size before they were asked for. Taken
+   * before the decision's transaction: a store is never called under the append lock (a slow one
+   * would stall every writer of the tenant).
+   */
+  async function storeKeysFor(pairs: readonly { subjectKey: string; purpose: string }[]): Promise<StoreKeys> {
+    const mark = await ledgerMark();
+    return { keys: pairs.length > 0 ? await fromKeyStore(pairs, true) : new Map(), mark };
+  }
+
+  /**
+   * Under an import batch's lock: the keys its sealed decisions use — state-row keys, else
+   * (no store) fresh ones, else the store's taken before, checked as {@link sealingKey} does.
+   */
+  async function batchKeys(
+    trx: Kysely<any>,
+    size: number,
+    pairs: readonly { subjectKey: string; purpose: string }[],
+    storeKeys: StoreKeys | undefined,
+  ): Promise<Map<string, Buffer>> {
+    const keys = await stateKeys(trx, pairs, true);
+    if (!keyStore) return keys;
+    const missing = pairs.filter((pair) => !keys.has(pairKey(pair.subjectKey, pair.purpose)));
+    if (missing.length === 0) return keys;
+    if (!storeKeys) throw new KeyRetry();
+    const shredded = await shreddedBetween(
+      trx,
+      storeKeys.mark,
+      size,
+      missing.map((pair) => pair.subjectKey),
+    );
+    for (const pair of missing) {
+      const id = pairKey(pair.subjectKey, pair.purpose);
+      const key = storeKeys.keys.get(id);
+      if (!key || shredded.has(pair.subjectKey)) throw new KeyRetry();
+      keys.set(id, key);
+    }
+    return keys;
+  }
+
+  /**
+   * With a key store, the store's key of a decision's pair when it seals anything and the pair's
+   * state row holds no key of its own (read again under the lock by {@link sealingKey}).
+   */
+  async function storeKeyFor(value: Validated, subjectKey: string): Promise<StoreKeys | undefined> {
+    if (!keyStore || !needsSeal(value)) return undefined;
+    const { rows } = await run<'tenant' | 'subject' | 'purpose', PriorState>(db, statements.prior, {
+      tenant,
+      subject: subjectKey,
+      purpose: value.purpose.id,
+    });
+    if (rows[0]?.key_material) return undefined;
+    return storeKeysFor([{ subjectKey, purpose: value.purpose.id }]);
+  }
+
+  /**
+   * A refusal or withdrawal goes on without its evidence when the key store fails: nothing may
+   * stand in the way of saying no (Art 7(3), GPC); a grant waits for the store.
+   */
+  async function keyedOrBare(
     value: Validated,
     subjectKey: string,
-    checkState = true,
-  ): Promise<Buffer | undefined> {
-    if (!keyStore || !needsSeal(value)) return undefined;
-    if (checkState) {
-      const { rows } = await run<'tenant' | 'subject' | 'purpose', PriorState>(db, statements.prior, {
-        tenant,
-        subject: subjectKey,
-        purpose: value.purpose.id,
-      });
-      if (rows[0]?.key_material) return undefined;
+  ): Promise<{ value: Validated; storeKey: StoreKeys | undefined }> {
+    if (!keyStore) return { value, storeKey: undefined };
+    try {
+      return { value, storeKey: await storeKeyFor(value, subjectKey) };
+    } catch (error) {
+      if (value.state === 'granted' || (error as Err).code !== 'consent/key-store-failed') throw error;
+      const { evidence: _evidence, age: _age, parental: _parental, ...bare } = value;
+      return { value: bare, storeKey: undefined };
     }
-    const keys = await fromKeyStore([{ subjectKey, purpose: value.purpose.id }], true);
-    return keys.get(pairKey(subjectKey, value.purpose.id));
+  }
+
+  /**
+   * Under the append lock: what a decision seals under. The pair's state-row key if it has one;
+   * without a store, a fresh key; with one, the key taken from it — unless the subject was
+   * shredded since (its keys destroyed, perhaps that one) or the state-row key seen before is
+   * gone: then {@link KeyRetry}, and the decision starts again with a fresh look at both.
+   */
+  function sealingKey(
+    value: Validated,
+    subjectKey: string,
+    stateKey: string | null | undefined,
+    storeKey: StoreKeys | undefined,
+    shreddedSince: ((mark: number) => boolean) | undefined,
+  ): Buffer | undefined {
+    if (!needsSeal(value)) return undefined;
+    if (stateKey) return Buffer.from(stateKey, 'base64');
+    if (!keyStore) return pooledRandomBytes(32);
+    const key = storeKey?.keys.get(pairKey(subjectKey, value.purpose.id));
+    if (!key || shreddedSince?.((storeKey as StoreKeys).mark) !== false) throw new KeyRetry();
+    return key;
+  }
+
+  /** Subjects of `subjectKeys` shredded by entries `mark` … `size - 1` (read under the lock). */
+  async function shreddedBetween(
+    trx: Kysely<any>,
+    mark: number,
+    size: number,
+    subjectKeys: Iterable<string>,
+  ): Promise<Set<string>> {
+    if (mark >= size) return new Set();
+    const wanted = new Set(subjectKeys);
+    const rows = (await trx
+      .selectFrom(T.ledger)
+      .select('subject_key')
+      .where('id', '>=', base + mark)
+      .where('id', '<', base + size)
+      .where('kind', '=', 'subject-shredded')
+      .execute()) as { subject_key: string | null }[];
+    return new Set(
+      rows.flatMap((row) => (row.subject_key && wanted.has(row.subject_key) ? [row.subject_key] : [])),
+    );
+  }
+
+  /** Runs `write` again (up to a few times) when a key it took from the store went stale. */
+  async function withKeyRetry<R>(write: () => Promise<R>): Promise<R> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await write();
+      } catch (error) {
+        if (!(error instanceof KeyRetry) || tries >= KEY_TRIES) throw error;
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1811,18 +1945,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     at: string,
     now: Date,
     prior: PriorState | undefined,
-    storeKey: Buffer | undefined,
+    storeKey: StoreKeys | undefined,
+    shreddedSince: ((mark: number) => boolean) | undefined,
   ) {
     const renewal =
       value.state === 'granted' &&
       prior?.state === 'granted' &&
       (!prior.expires_at || prior.expires_at > new Date(at).toISOString());
-    // A key already in the state row (kept there before a key store was configured) wins.
-    const material = needsSeal(value)
-      ? prior?.key_material
-        ? Buffer.from(prior.key_material, 'base64')
-        : (storeKey ?? pooledRandomBytes(32))
-      : undefined;
+    const material = sealingKey(value, subjectKey, prior?.key_material, storeKey, shreddedSince);
     return { renewal, material, ...decisionPending(value, subjectKey, at, renewal, material, now) };
   }
 
@@ -1850,7 +1980,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   // SQLite opened by openDatabase: a decision runs as one synchronous transaction on the
   // connection itself (no await between its statements, so nothing else can interleave).
   type SyncStatements = Record<
-    'begin' | 'commit' | 'rollback' | 'prior' | 'priorAfter' | 'exists' | 'insert' | 'upsert' | 'grant',
+    | 'begin'
+    | 'commit'
+    | 'rollback'
+    | 'prior'
+    | 'priorAfter'
+    | 'exists'
+    | 'insert'
+    | 'upsert'
+    | 'grant'
+    | 'shredded',
     SqliteStatement
   > & { conn: SqliteConnection };
   let sync: SyncStatements | undefined;
@@ -1876,6 +2015,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         insert: conn.prepare(statements.insertEntry.sql),
         upsert: conn.prepare(statements.upsertState.sql),
         grant: conn.prepare(statements.grant.sql),
+        // A shredding of the subject among entries [?, ?): see sealingKey.
+        shredded: conn.prepare(
+          `select 1 from "${T.ledger}" where "id" >= ? and "id" < ? and "kind" = 'subject-shredded' and "subject_key" = ? limit 1`,
+        ),
       };
     }
     return sync;
@@ -1892,7 +2035,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     subjectKey: string,
     at: string,
     now: Date,
-    storeKey: Buffer | undefined,
+    storeKey: StoreKeys | undefined,
   ): RecordedDecision | undefined {
     const remembered = rememberedHead;
     if (!remembered || checkpointDue(remembered.head, remembered.frontier.size + 1, now)) return undefined;
@@ -1924,7 +2067,20 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       } else if (previous !== undefined) {
         stale = st.exists.get(...parametersOf(statements.entryExists, { id: previous })) === undefined;
       }
-      const plan = stale ? undefined : planDecision(value, subjectKey, at, now, prior, storeKey);
+      const plan = stale
+        ? undefined
+        : planDecision(
+            value,
+            subjectKey,
+            at,
+            now,
+            prior,
+            storeKey,
+            storeKey &&
+              ((mark) =>
+                mark < remembered.frontier.size &&
+                st.shredded.get(base + mark, base + remembered.frontier.size, subjectKey) !== undefined),
+          );
       const { rows, seqs, frontier } = plan
         ? ledgerRows(remembered.frontier, [plan.pending], now.toISOString())
         : { rows: [], seqs: [], frontier: remembered.frontier };
@@ -1956,9 +2112,20 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   async function writeDecision(value: Validated): Promise<RecordedDecision> {
+    if (!keyStore) return writeKeyedDecision(value, undefined);
     const subjectKey = pseudonym(value.subjectId);
-    // Before anything is written: a store that fails leaves no entry behind.
-    const storeKey = keyStore ? await storeKeyFor(value, subjectKey) : undefined;
+    return withKeyRetry(async () => {
+      // Before anything is written: a store that fails leaves no entry behind.
+      const keyed = await keyedOrBare(value, subjectKey);
+      return writeKeyedDecision(keyed.value, keyed.storeKey);
+    });
+  }
+
+  async function writeKeyedDecision(
+    value: Validated,
+    storeKey: StoreKeys | undefined,
+  ): Promise<RecordedDecision> {
+    const subjectKey = pseudonym(value.subjectId);
     const now = clock.now();
     const at = value.at ?? now.toISOString();
     if (!value.eventId) {
@@ -1979,7 +2146,18 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                 })
               ).rows[0]
             : undefined;
-        const plan = planDecision(value, subjectKey, at, now, prior, storeKey);
+        const shredded = storeKey
+          ? await shreddedBetween(trx, storeKey.mark, ctx.frontier.size, [subjectKey])
+          : undefined;
+        const plan = planDecision(
+          value,
+          subjectKey,
+          at,
+          now,
+          prior,
+          storeKey,
+          shredded && (() => shredded.size > 0),
+        );
         const [seq] = await append(ctx, [plan.pending], now);
         await run(trx, statements.upsertState, decisionStateRow(value, subjectKey, at, plan, seq as number));
         return recorded(
@@ -2606,15 +2784,22 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       await ready();
       const subjectKey = pseudonym(subjectId);
       const rows = await entriesOf(db, subjectKey, ['seq', 'event_id', 'kind', 'purpose', 'entry', 'sealed']);
-      const materials = await evidenceKeys(
-        db,
-        [...new Set(rows.flatMap((row) => (row.sealed && row.purpose ? [row.purpose as string] : [])))].map(
-          (purpose) => ({ subjectKey, purpose }),
-        ),
-        false,
-      );
+      const pairs = [
+        ...new Set(rows.flatMap((row) => (row.sealed && row.purpose ? [row.purpose as string] : []))),
+      ].map((purpose) => ({ subjectKey, purpose }));
+      // A pair's evidence may be sealed under its state-row key, the store's, or both in turn (an
+      // instance that ran without the store meanwhile): each is tried, GCM rejects the wrong one.
+      const inState = pairs.length > 0 ? await stateKeys(db, pairs) : new Map<string, Buffer>();
+      const inStore = keyStore && pairs.length > 0 ? await fromKeyStore(pairs, false) : undefined;
+      const open = (purpose: string, sealed: string): string | undefined => {
+        const pair = pairKey(subjectKey, purpose);
+        const first = inState.get(pair);
+        const opened = first ? unseal(first, sealed) : undefined;
+        if (opened !== undefined) return opened;
+        const second = inStore?.get(pair);
+        return second ? unseal(second, sealed) : undefined;
+      };
       return rows.map((row): ConsentHistoryEntry => {
-        const material = materials.get(pairKey(subjectKey, row.purpose as string));
         const entry = entryOf(row.entry);
         const item: ConsentHistoryEntry = {
           eventId: row.event_id,
@@ -2635,7 +2820,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         }
         if (row.kind === 'expiry') item.state = 'expired';
         if (entry.evidence) {
-          const opened = row.sealed && material ? unseal(material, row.sealed) : undefined;
+          const opened = row.sealed && row.purpose ? open(row.purpose as string, row.sealed) : undefined;
           item.evidence = opened
             ? (JSON.parse(opened) as Exclude<ConsentHistoryEntry['evidence'], string>)
             : 'unavailable';
@@ -3108,116 +3293,134 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       for (let start = 0; start < keyed.length; start += batchSize) {
         const chunk = keyed.slice(start, start + batchSize);
         const batch = chunk.map((item) => item.value);
-        const now = clock.now();
-        await appendTransaction(async (ctx) => {
-          const { trx } = ctx;
-          // Again under the append lock: an import running at the same time (a client's retry, a
-          // second worker) may have appended one of these ids since the check above.
-          const ids = batch.flatMap((value) => (value.eventId ? [value.eventId] : []));
-          if (ids.length > 0) {
-            await assertNewEvents(trx, ids).catch((error: unknown) => {
-              if ((error as Err).code !== 'consent/duplicate-event') throw error;
+        const subjectKeys = chunk.map((item) => item.subjectKey);
+        const sealing = batch.map(needsSeal);
+        const sealPairs = batch.flatMap((value, i) =>
+          sealing[i] ? [{ subjectKey: subjectKeys[i] as string, purpose: value.purpose.id }] : [],
+        );
+        await withKeyRetry(async () => {
+          // The store's keys of pairs without a state-row key, before the transaction.
+          let storeKeys: StoreKeys | undefined;
+          if (keyStore && sealPairs.length > 0) {
+            try {
+              const inState = await stateKeys(db, sealPairs);
+              storeKeys = await storeKeysFor(
+                sealPairs.filter((pair) => !inState.has(pairKey(pair.subjectKey, pair.purpose))),
+              );
+            } catch (error) {
+              if ((error as Err).code !== 'consent/key-store-failed') throw error;
               const failure = error as PrivacyKitError<ConsentErrorCode>;
               throw new PrivacyKitError<ConsentErrorCode>(
-                'consent/duplicate-event',
+                'consent/key-store-failed',
                 `${failure.message}; ${imported} decision(s) of this import were recorded before it`,
                 { cause: error, details: { ...failure.details, imported } },
               );
-            });
+            }
           }
-          const subjectKeys = chunk.map((item) => item.subjectKey);
-          const sealing = batch.map(needsSeal);
-          const materials = sealing.some(Boolean)
-            ? await evidenceKeys(
+          const now = clock.now();
+          await appendTransaction(async (ctx) => {
+            const { trx } = ctx;
+            // Again under the append lock: an import running at the same time (a client's retry, a
+            // second worker) may have appended one of these ids since the check above.
+            const ids = batch.flatMap((value) => (value.eventId ? [value.eventId] : []));
+            if (ids.length > 0) {
+              await assertNewEvents(trx, ids).catch((error: unknown) => {
+                if ((error as Err).code !== 'consent/duplicate-event') throw error;
+                const failure = error as PrivacyKitError<ConsentErrorCode>;
+                throw new PrivacyKitError<ConsentErrorCode>(
+                  'consent/duplicate-event',
+                  `${failure.message}; ${imported} decision(s) of this import were recorded before it`,
+                  { cause: error, details: { ...failure.details, imported } },
+                );
+              });
+            }
+            const materials =
+              sealPairs.length > 0
+                ? await batchKeys(trx, ctx.frontier.size, sealPairs, storeKeys)
+                : new Map<string, Buffer>();
+            const decidedNow = now.toISOString();
+            // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows
+            // in the table. By purpose, then subject key.
+            const latest = new Map<string, Map<string, StateRow>>();
+            const live = new Set<StateRow>();
+            // The entries go in slices, so only a slice's entry texts, seals and rows are alive at
+            // once (a whole batch of them outgrew V8's young generation: most of the import's
+            // time went to copying them between garbage collections). One checkpoint, at the end.
+            for (let from = 0; from < batch.length; from += IMPORT_SLICE) {
+              const to = Math.min(batch.length, from + IMPORT_SLICE);
+              const pendings: Pending[] = [];
+              const meta: {
+                value: Validated;
+                subjectKey: string;
+                at: string;
+                expiresAt?: string | undefined;
+                key: Buffer | undefined;
+              }[] = [];
+              for (let i = from; i < to; i++) {
+                const value = batch[i] as Validated;
+                const subjectKey = subjectKeys[i] as string;
+                const at = value.at ?? decidedNow;
+                // The pair's key even when this decision seals nothing: its state row keeps the key
+                // an earlier decision of the batch sealed under.
+                const key =
+                  materials.size > 0 ? materials.get(pairKey(subjectKey, value.purpose.id)) : undefined;
+                const { pending, expiresAt } = decisionPending(value, subjectKey, at, false, key, now);
+                pendings.push(pending);
+                meta.push({ value, subjectKey, at, expiresAt, key });
+              }
+              const seqs = await append(ctx, pendings, now, { checkpoint: to === batch.length });
+              for (const [i, item] of meta.entries()) {
+                const row = stateRowOf(
+                  {
+                    subjectId: item.value.subjectId,
+                    subjectKey: item.subjectKey,
+                    purpose: item.value.purpose.id,
+                    state: item.value.state,
+                    source: item.value.source,
+                  },
+                  pendings[i] as Pending,
+                  seqs[i] as number,
+                  {
+                    renewal: false,
+                    notice: item.value.notice,
+                    at: item.at,
+                    expiresAt: item.expiresAt,
+                    key: item.key,
+                  },
+                );
+                let ofPurpose = latest.get(row.purpose);
+                if (!ofPurpose) {
+                  ofPurpose = new Map();
+                  latest.set(row.purpose, ofPurpose);
+                }
+                const before = ofPurpose.get(row.subject_key);
+                if (!before || before.decided_at <= row.decided_at) {
+                  ofPurpose.set(row.subject_key, row);
+                  // Decided now (no `at` given, as a portal's multi-purpose choice): a live decision.
+                  if (item.value.at === undefined) live.add(row);
+                  else live.delete(before as StateRow);
+                }
+              }
+            }
+            // In key order (purpose, subject key): neighbouring rows share b-tree pages. The batch
+            // runs in subject-key order and a Map keeps the order keys were first seen in, so the
+            // purposes in order, each's rows as they are, is that order without a sort.
+            const rows = [...latest.keys()]
+              .sort()
+              .flatMap((purpose) => [...(latest.get(purpose) as Map<string, StateRow>).values()]);
+            for (const [order, chosen] of [
+              ['decided', rows.filter((row) => !live.has(row))],
+              ['ledger', rows.filter((row) => live.has(row))],
+            ] as const) {
+              await insertChunked(
                 trx,
-                batch.flatMap((value, i) =>
-                  sealing[i] ? [{ subjectKey: subjectKeys[i] as string, purpose: value.purpose.id }] : [],
-                ),
-                true,
-              )
-            : new Map<string, Buffer>();
-          const decidedNow = now.toISOString();
-          // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows
-          // in the table. By purpose, then subject key.
-          const latest = new Map<string, Map<string, StateRow>>();
-          const live = new Set<StateRow>();
-          // The entries go in slices, so only a slice's entry texts, seals and rows are alive at
-          // once (a whole batch of them outgrew V8's young generation: most of the import's
-          // time went to copying them between garbage collections). One checkpoint, at the end.
-          for (let from = 0; from < batch.length; from += IMPORT_SLICE) {
-            const to = Math.min(batch.length, from + IMPORT_SLICE);
-            const pendings: Pending[] = [];
-            const meta: {
-              value: Validated;
-              subjectKey: string;
-              at: string;
-              expiresAt?: string | undefined;
-              key: Buffer | undefined;
-            }[] = [];
-            for (let i = from; i < to; i++) {
-              const value = batch[i] as Validated;
-              const subjectKey = subjectKeys[i] as string;
-              const at = value.at ?? decidedNow;
-              // The pair's key even when this decision seals nothing: its state row keeps the key
-              // an earlier decision of the batch sealed under.
-              const key =
-                materials.size > 0 ? materials.get(pairKey(subjectKey, value.purpose.id)) : undefined;
-              const { pending, expiresAt } = decisionPending(value, subjectKey, at, false, key, now);
-              pendings.push(pending);
-              meta.push({ value, subjectKey, at, expiresAt, key });
-            }
-            const seqs = await append(ctx, pendings, now, { checkpoint: to === batch.length });
-            for (const [i, item] of meta.entries()) {
-              const row = stateRowOf(
-                {
-                  subjectId: item.value.subjectId,
-                  subjectKey: item.subjectKey,
-                  purpose: item.value.purpose.id,
-                  state: item.value.state,
-                  source: item.value.source,
-                },
-                pendings[i] as Pending,
-                seqs[i] as number,
-                {
-                  renewal: false,
-                  notice: item.value.notice,
-                  at: item.at,
-                  expiresAt: item.expiresAt,
-                  key: item.key,
-                },
+                order === 'ledger' ? bulk.upsertStatesLive : bulk.upsertStates,
+                order === 'ledger' ? statements.upsertState : statements.importState,
+                stateColumns,
+                chosen as unknown as Record<string, unknown>[],
               );
-              let ofPurpose = latest.get(row.purpose);
-              if (!ofPurpose) {
-                ofPurpose = new Map();
-                latest.set(row.purpose, ofPurpose);
-              }
-              const before = ofPurpose.get(row.subject_key);
-              if (!before || before.decided_at <= row.decided_at) {
-                ofPurpose.set(row.subject_key, row);
-                // Decided now (no `at` given, as a portal's multi-purpose choice): a live decision.
-                if (item.value.at === undefined) live.add(row);
-                else live.delete(before as StateRow);
-              }
             }
-          }
-          // In key order (purpose, subject key): neighbouring rows share b-tree pages. The batch
-          // runs in subject-key order and a Map keeps the order keys were first seen in, so the
-          // purposes in order, each's rows as they are, is that order without a sort.
-          const rows = [...latest.keys()]
-            .sort()
-            .flatMap((purpose) => [...(latest.get(purpose) as Map<string, StateRow>).values()]);
-          for (const [order, chosen] of [
-            ['decided', rows.filter((row) => !live.has(row))],
-            ['ledger', rows.filter((row) => live.has(row))],
-          ] as const) {
-            await insertChunked(
-              trx,
-              order === 'ledger' ? bulk.upsertStatesLive : bulk.upsertStates,
-              order === 'ledger' ? statements.upsertState : statements.importState,
-              stateColumns,
-              chosen as unknown as Record<string, unknown>[],
-            );
-          }
+          });
         });
         imported += batch.length;
       }
@@ -3307,107 +3510,121 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       // Not consent, so not the ledger's to record: an objection the host must act on (Art 21(5)).
       outcome.objections = signalled.filter((purpose) => !restsOnConsent(purpose)).map((p) => p.id);
       const subjectKey = pseudonym(subjectId);
-      for (const purpose of purposes) {
-        const now = clock.now();
-        const at = now.toISOString();
-        const signalled = await appendTransaction(async (ctx): Promise<string | undefined> => {
-          const { trx } = ctx;
-          const row = await readState(trx, subjectKey, purpose.id);
-          if (row && (row.state === 'refused' || row.state === 'withdrawn')) {
-            // Nothing to refuse. Over a refusal or withdrawal the subject made another way, the
-            // first signal is still logged, as a `gpc-signal` event that leaves the state as it
-            // is (G03): a grant given after it is then known as a choice made knowing of the
-            // signal, and kept by the next one. A signal already on record writes nothing more
-            // (remembered per decision, so repeated signals do not read the subject's log again).
-            outcome.unchanged.push(purpose.id);
-            const memo = `${pairKey(subjectKey, purpose.id)}\u0000${Number(row.seq)}`;
-            if (row.source === 'gpc' || signalledRefusals.has(memo)) return undefined;
-            if (await gpcSignalSince(trx, subjectKey, row)) return memo;
-            await append(
-              ctx,
-              [
-                {
-                  eventId: newId(now),
-                  kind: 'gpc-signal',
-                  subjectKey,
-                  purpose: purpose.id,
-                  entry: { v: 1, subject: subjectKey, purpose: purpose.id, at },
-                },
-              ],
-              now,
-            );
-            return memo;
-          }
-          const grant = row && isValidGrant(row, now) ? row : undefined;
-          const conflict = grant && {
+      const refusalOf = (purpose: Purpose, evidence: ConsentEvidence | undefined) =>
+        validate(
+          {
+            subjectId,
             purpose: purpose.id,
-            grantedEventId: grant.event_id,
-            grantedAt: grant.decided_at,
-          };
-          // §7025(c)(3): the signal wins over a setting that allowed sale/sharing, but a grant the
-          // subject gave after the signal was recorded is their informed choice: kept, reported.
-          if (
-            grant &&
-            conflict &&
-            !opts.override &&
-            (Number(grant.gpc_conflict) === 1 || (await gpcRefusedBefore(trx, subjectKey, grant)))
-          ) {
-            outcome.conflicts.push({ ...conflict, resolution: 'grant-kept' });
-            if (Number(grant.gpc_conflict)) return undefined;
-            const pending: Pending = {
-              eventId: newId(now),
-              kind: 'gpc-conflict',
-              subjectKey,
+            state: 'refused',
+            source: 'gpc',
+            method: 'gpc-signal',
+            ...(opts.jurisdiction ? { jurisdiction: opts.jurisdiction } : {}),
+            ...(evidence ? { evidence } : {}),
+          },
+          false,
+        );
+      for (const purpose of purposes) {
+        const signalled = await withKeyRetry(async () => {
+          // With a key store and evidence: the pair's key before the transaction; a store that
+          // fails makes it a refusal without evidence, never no refusal.
+          let evidence = opts.evidence;
+          let storeKey: StoreKeys | undefined;
+          if (keyStore && evidence) {
+            const keyed = await keyedOrBare(refusalOf(purpose, evidence), subjectKey);
+            storeKey = keyed.storeKey;
+            if (!keyed.value.evidence) evidence = undefined;
+          }
+          const now = clock.now();
+          const at = now.toISOString();
+          return appendTransaction(async (ctx): Promise<string | undefined> => {
+            const { trx } = ctx;
+            const row = await readState(trx, subjectKey, purpose.id);
+            if (row && (row.state === 'refused' || row.state === 'withdrawn')) {
+              // Nothing to refuse. Over a refusal or withdrawal the subject made another way, the
+              // first signal is still logged, as a `gpc-signal` event that leaves the state as it
+              // is (G03): a grant given after it is then known as a choice made knowing of the
+              // signal, and kept by the next one. A signal already on record writes nothing more
+              // (remembered per decision, so repeated signals do not read the subject's log again).
+              outcome.unchanged.push(purpose.id);
+              const memo = `${pairKey(subjectKey, purpose.id)}\u0000${Number(row.seq)}`;
+              if (row.source === 'gpc' || signalledRefusals.has(memo)) return undefined;
+              if (await gpcSignalSince(trx, subjectKey, row)) return memo;
+              await append(
+                ctx,
+                [
+                  {
+                    eventId: newId(now),
+                    kind: 'gpc-signal',
+                    subjectKey,
+                    purpose: purpose.id,
+                    entry: { v: 1, subject: subjectKey, purpose: purpose.id, at },
+                  },
+                ],
+                now,
+              );
+              return memo;
+            }
+            const grant = row && isValidGrant(row, now) ? row : undefined;
+            const conflict = grant && {
               purpose: purpose.id,
-              entry: { v: 1, subject: subjectKey, purpose: purpose.id, grantedEventId: grant.event_id, at },
+              grantedEventId: grant.event_id,
+              grantedAt: grant.decided_at,
             };
-            await append(ctx, [pending], now);
-            await trx
-              .updateTable(T.state)
-              .set({ gpc_conflict: 1 })
-              .where('tenant', '=', tenant)
-              .where('subject_key', '=', subjectKey)
-              .where('purpose', '=', purpose.id)
-              .execute();
-            return undefined;
-          }
-          const value = validate(
-            {
-              subjectId,
-              purpose: purpose.id,
-              state: 'refused',
-              source: 'gpc',
-              method: 'gpc-signal',
-              ...(opts.jurisdiction ? { jurisdiction: opts.jurisdiction } : {}),
-              ...(opts.evidence ? { evidence: opts.evidence } : {}),
-            },
-            false,
-          );
-          const material = needsSeal(value)
-            ? row?.key_material
-              ? Buffer.from(row.key_material, 'base64')
-              : ((await storeKeyFor(value, subjectKey, false)) ?? pooledRandomBytes(32))
-            : undefined;
-          const { pending } = decisionPending(value, subjectKey, at, false, material, now);
-          const [seq] = await append(ctx, [pending], now);
-          await upsertStates(trx, engine, [
-            stateRowOf(
-              { subjectId, subjectKey, purpose: purpose.id, state: 'refused', source: 'gpc' },
-              pending,
-              seq as number,
-              { renewal: false, notice: value.notice, at, key: material },
-            ),
-          ]);
-          outcome.refused.push(
-            recorded(pending, seq as number, 'refused', false, at, value.notice, undefined),
-          );
-          if (conflict) {
-            outcome.conflicts.push({
-              ...conflict,
-              resolution: 'signal-applied',
-              refusedEventId: pending.eventId,
-            });
-          }
+            // §7025(c)(3): the signal wins over a setting that allowed sale/sharing, but a grant the
+            // subject gave after the signal was recorded is their informed choice: kept, reported.
+            if (
+              grant &&
+              conflict &&
+              !opts.override &&
+              (Number(grant.gpc_conflict) === 1 || (await gpcRefusedBefore(trx, subjectKey, grant)))
+            ) {
+              outcome.conflicts.push({ ...conflict, resolution: 'grant-kept' });
+              if (Number(grant.gpc_conflict)) return undefined;
+              const pending: Pending = {
+                eventId: newId(now),
+                kind: 'gpc-conflict',
+                subjectKey,
+                purpose: purpose.id,
+                entry: { v: 1, subject: subjectKey, purpose: purpose.id, grantedEventId: grant.event_id, at },
+              };
+              await append(ctx, [pending], now);
+              await trx
+                .updateTable(T.state)
+                .set({ gpc_conflict: 1 })
+                .where('tenant', '=', tenant)
+                .where('subject_key', '=', subjectKey)
+                .where('purpose', '=', purpose.id)
+                .execute();
+              return undefined;
+            }
+            const value = refusalOf(purpose, evidence);
+            const shredded = storeKey
+              ? await shreddedBetween(trx, storeKey.mark, ctx.frontier.size, [subjectKey])
+              : undefined;
+            const material = sealingKey(value, subjectKey, row?.key_material, storeKey, () =>
+              Boolean(shredded?.size),
+            );
+            const { pending } = decisionPending(value, subjectKey, at, false, material, now);
+            const [seq] = await append(ctx, [pending], now);
+            await upsertStates(trx, engine, [
+              stateRowOf(
+                { subjectId, subjectKey, purpose: purpose.id, state: 'refused', source: 'gpc' },
+                pending,
+                seq as number,
+                { renewal: false, notice: value.notice, at, key: material },
+              ),
+            ]);
+            outcome.refused.push(
+              recorded(pending, seq as number, 'refused', false, at, value.notice, undefined),
+            );
+            if (conflict) {
+              outcome.conflicts.push({
+                ...conflict,
+                resolution: 'signal-applied',
+                refusedEventId: pending.eventId,
+              });
+            }
+          });
         });
         if (signalled !== undefined) {
           // Once committed: a rolled-back transaction logged nothing.
@@ -3421,21 +3638,23 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     async shredSubject(subjectId) {
       await ready();
       const subjectKey = pseudonym(subjectId);
-      // The keys first: should the store fail, nothing is shredded yet and a retry does it all.
-      if (keyStore) {
-        try {
-          await keyStore.destroy(tenant, subjectKey);
-        } catch (error) {
-          throw new PrivacyKitError<ConsentErrorCode>(
-            'consent/key-store-failed',
-            `the evidence key store failed to destroy the subject's keys: ${error instanceof Error ? error.message : String(error)}`,
-            { cause: error },
-          );
-        }
-      }
       const now = clock.now();
       return appendTransaction(async (ctx) => {
         const { trx } = ctx;
+        // The store's keys first, under the append lock: no decision commits meanwhile, and one
+        // that took a key before commits after this shredding only with a fresh key (sealingKey).
+        // Should the store fail, nothing is shredded yet and a retry does it all.
+        if (keyStore) {
+          try {
+            await keyStore.destroy(tenant, subjectKey);
+          } catch (error) {
+            throw new PrivacyKitError<ConsentErrorCode>(
+              'consent/key-store-failed',
+              `the evidence key store failed to destroy the subject's keys: ${error instanceof Error ? error.message : String(error)}`,
+              { cause: error },
+            );
+          }
+        }
         const sealed = (await entriesOf(trx, subjectKey, ['id', 'sealed'])).filter(
           (row) => row.sealed !== null,
         );
