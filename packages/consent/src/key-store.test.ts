@@ -389,6 +389,35 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
     }
   });
 
+  it('two ledgers on connections of their own deciding for one new pair at once seal under one key, both readable', async () => {
+    const second = await openDatabase(data.url);
+    const keys2 = await openDatabase(keyDb.url);
+    try {
+      const one = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
+      const two = createConsentLedger({
+        db: second,
+        policy: testPolicy,
+        clock,
+        evidenceKeys: createDatabaseKeyStore({ db: keys2 }),
+      });
+      for (let round = 0; round < 5; round++) {
+        const subject = `ks-pair-${round}`;
+        await Promise.all([
+          one.record(grant(subject, 'newsletter', { evidence: { ip: '192.0.2.10' } })),
+          two.record(grant(subject, 'newsletter', { evidence: { ip: '198.51.100.10' } })),
+        ]);
+        const opened = (await one.history(subject)).map((entry) => entry.evidence);
+        expect(opened).toHaveLength(2);
+        expect(opened).toEqual(expect.arrayContaining([{ ip: '192.0.2.0' }, { ip: '198.51.100.0' }]));
+        expect(await storedKeys(await one.subjectKey(subject))).toHaveLength(1);
+      }
+      expect(await one.verify()).toMatchObject({ ok: true });
+    } finally {
+      await second.destroy();
+      await keys2.destroy();
+    }
+  });
+
   if (engine.engine === 'sqlite') {
     it("refuses a key store on another connection to the ledger's own SQLite file", async () => {
       const again = await openDatabase(data.url);

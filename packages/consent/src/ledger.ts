@@ -11,7 +11,7 @@ import {
 } from '@privacykit/core';
 import type { Clock, JsonValue, Policy, Purpose } from '@privacykit/core';
 import { sha256Hex } from '@privacykit/core/crypto';
-import { engineOf, sqliteConnectionOf, writeTransaction } from '@privacykit/core/db';
+import { engineOf, sqliteConnectionOf, tryBeginImmediate, writeTransaction } from '@privacykit/core/db';
 import type { SqliteConnection, SqliteStatement } from '@privacykit/core/db';
 import type { ExpressionBuilder, InsertQueryBuilder, Kysely } from 'kysely';
 import {
@@ -2041,8 +2041,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     if (!remembered || checkpointDue(remembered.head, remembered.frontier.size + 1, now)) return undefined;
     const st = syncStatements();
     if (!st || st.conn.inTransaction) return undefined;
+    // Without waiting: when another connection holds the write lock (perhaps one of this process,
+    // which could not commit while this thread slept in SQLite's busy handler), the asynchronous
+    // path waits for it off the thread.
     try {
-      st.begin.run();
+      if (!tryBeginImmediate(st.conn)) return undefined;
     } catch {
       return undefined;
     }

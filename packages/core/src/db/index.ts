@@ -8,5 +8,10 @@ export { autoIncrementColumn, columnType, migrate } from './migrate.js';
 export type { MigrateResult, PackageMigrations } from './migrate.js';
 export { countSubjectRows, subjectCondition, subjectRows, subjectRowsQuery } from './traversal.js';
 export type { SubjectIdentities, SubjectRow, SubjectRowsOptions, SubjectScope } from './traversal.js';
-export { isWriteConflict, retryWriteConflicts, writeTransaction } from './write-transaction.js';
+export {
+  isWriteConflict,
+  retryWriteConflicts,
+  tryBeginImmediate,
+  writeTransaction,
+} from './write-transaction.js';
 export type { RetryWriteConflictsOptions } from './write-transaction.js';

@@ -93,6 +93,9 @@ export function withStatementCache(
 }
 
 /** The part of a better-sqlite3 statement a synchronous hot path uses. */
+/** How long a SQLite connection `openDatabase` opens waits for another's write lock. */
+export const SQLITE_BUSY_TIMEOUT_MS = 10_000;
+
 export interface SqliteStatement {
   run(...parameters: unknown[]): { changes: number; lastInsertRowid: number | bigint };
   get(...parameters: unknown[]): unknown;
@@ -117,6 +120,12 @@ const sqliteConnections = new WeakMap<Kysely<any>, SqliteConnection>();
  * must leave the connection as it found it: check `inTransaction` first and never hold it
  * across an await, since kysely shares the same connection.
  */
+/** The file of a connection `openDatabase` opened (undefined in memory): two connections with one file share its lock. */
+export function sqliteFileOf(connection: SqliteConnection): string | undefined {
+  const { name, memory } = connection as unknown as { name?: string; memory?: boolean };
+  return memory || !name ? undefined : name;
+}
+
 export function sqliteConnectionOf(db: Kysely<any>): SqliteConnection | undefined {
   const connection = sqliteConnections.get(db);
   return connection?.open ? connection : undefined;
@@ -175,7 +184,7 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
       database.pragma('journal_mode = WAL');
       database.pragma('synchronous = NORMAL');
       database.pragma('foreign_keys = ON');
-      database.pragma('busy_timeout = 10000');
+      database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
       const connection = withStatementCache(database);
       if (checkpoints === 'background' && !database.memory) {
         const background = backgroundCheckpoints(

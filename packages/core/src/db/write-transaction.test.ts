@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PrivacyKitError } from '../errors.js';
 import { createTestDatabase, testEngines } from '../testing.js';
 import type { TestDatabase } from '../testing.js';
+import { openDatabase } from './open.js';
 import { isWriteConflict, retryWriteConflicts, writeTransaction } from './write-transaction.js';
 
 async function counters(db: Kysely<any>) {
@@ -103,4 +104,41 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
     expect(error).not.toBeInstanceOf(PrivacyKitError);
     expect(isWriteConflict(error)).toBe(false);
   });
+
+  // SQLite only: better-sqlite3 waits for a lock on the thread (the other engines' drivers do not).
+  it.runIf(engine.engine === 'sqlite')(
+    'two connections of one process to one SQLite file write in turn, each holding the lock across awaits, without waiting out the busy timeout',
+    async () => {
+      database = await createTestDatabase(engine);
+      const { db } = database;
+      await counters(db);
+      const other = await openDatabase(database.url);
+      try {
+        const increment = (on: Kysely<any>) =>
+          writeTransaction(on, async (trx) => {
+            const row = await trx
+              .selectFrom('privacykit_test_counters')
+              .select('n')
+              .where('id', '=', 'a')
+              .executeTakeFirstOrThrow();
+            await new Promise((resolve) => setTimeout(resolve, 2));
+            await trx
+              .updateTable('privacykit_test_counters')
+              .set({ n: Number(row.n) + 1 })
+              .where('id', '=', 'a')
+              .execute();
+          });
+        const start = performance.now();
+        await Promise.all(Array.from({ length: 20 }, (_, i) => increment(i % 2 ? other : db)));
+        // Before, the second connection slept in SQLite's busy handler on the thread while the
+        // first waited for that thread to commit: 10 s, then "database is locked".
+        expect(performance.now() - start).toBeLessThan(5000);
+        const row = await db.selectFrom('privacykit_test_counters').select('n').executeTakeFirstOrThrow();
+        // No lost update: each read-modify-write ran alone.
+        expect(Number(row.n)).toBe(20);
+      } finally {
+        await other.destroy();
+      }
+    },
+  );
 });
