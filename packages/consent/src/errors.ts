@@ -56,7 +56,8 @@ export type ConsentErrorCode =
   | 'consent/invalid-options'
   /**
    * A write the database rolled back over a deadlock with concurrent writers, again and again
-   * (it is retried first): nothing was written, try again.
+   * (it is retried first), or a decision whose evidence key shreddings of its subject kept
+   * invalidating (`evidenceKeys`): nothing was written, try again.
    */
   | 'consent/write-conflict'
   /** A notice version string is reused for different content. */

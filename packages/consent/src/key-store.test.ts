@@ -418,6 +418,48 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
     }
   });
 
+  it('gives up with consent/write-conflict, the decision unwritten, when shreddings keep invalidating its key', async () => {
+    const ledger = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
+    const shredder = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
+    const relentless: EvidenceKeyStore = {
+      get: (tenant, pairs) => store.get(tenant, pairs),
+      async obtain(tenant, pairs) {
+        const keys = await store.obtain(tenant, pairs);
+        await shredder.shredSubject('ks-ned');
+        return keys;
+      },
+      destroy: (tenant, subjectKey) => store.destroy(tenant, subjectKey),
+    };
+    const writer = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: relentless });
+    expect(await codeOf(writer.record(grant('ks-ned', 'newsletter', { evidence })))).toBe(
+      'consent/write-conflict',
+    );
+    const error = await writer
+      .import([grant('ks-ned', 'newsletter', { source: 'import', method: 'import', evidence })])
+      .catch((failure: unknown) => failure);
+    expect(error).toMatchObject({ code: 'consent/write-conflict', details: { imported: 0 } });
+    const history = await ledger.history('ks-ned');
+    expect(history.filter((entry) => entry.kind === 'decision')).toEqual([]);
+    expect(await ledger.verify()).toMatchObject({ ok: true });
+  });
+
+  it("refuses, at its first call, a key store whose database holds the ledger's tables (its own database reached another way)", async () => {
+    const derived = data.db.withPlugin({
+      transformQuery: (args) => args.node,
+      transformResult: async (args) => args.result,
+    });
+    const ledger = createConsentLedger({
+      db: data.db,
+      policy: testPolicy,
+      clock,
+      evidenceKeys: createDatabaseKeyStore({ db: derived }),
+    });
+    expect(await codeOf(ledger.record(grant('ks-oz', 'newsletter', { evidence })))).toBe(
+      'consent/invalid-options',
+    );
+    expect(await codeOf(ledger.mayProcess('ks-oz', 'newsletter'))).toBe('consent/invalid-options');
+  });
+
   if (engine.engine === 'sqlite') {
     it("refuses a key store on another connection to the ledger's own SQLite file", async () => {
       const again = await openDatabase(data.url);

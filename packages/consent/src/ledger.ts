@@ -922,6 +922,32 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return readyPromise;
   }
 
+  /**
+   * A `createDatabaseKeyStore` store whose database holds this ledger's tables is the ledger's own
+   * database reached another way (a derived Kysely instance, another connection or URL): beside
+   * the evidence it protects nothing, and `shredSubject`, destroying keys under the ledger's lock,
+   * could wait on itself.
+   */
+  async function assertKeysElsewhere(): Promise<void> {
+    const keyDb = (keyStore as { [keyStoreDatabase]?: Kysely<any> } | undefined)?.[keyStoreDatabase];
+    if (!keyDb) return;
+    const shared = await keyDb
+      .selectFrom(T.head)
+      .select('tenant')
+      .limit(1)
+      .execute()
+      .then(
+        () => true,
+        () => false,
+      );
+    if (shared) {
+      throw fail(
+        'consent/invalid-options',
+        "evidenceKeys: the key store's database holds the consent ledger's tables — give the keys a database of their own",
+      );
+    }
+  }
+
   async function readHead(): Promise<HeadRow> {
     return (await db
       .selectFrom(T.head)
@@ -971,6 +997,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   async function initialise(): Promise<void> {
+    await assertKeysElsewhere();
     await createHead();
     let head = await readHead();
     base = Number(head.no) * SEQ_SPAN;
@@ -1560,13 +1587,26 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     );
   }
 
-  /** Runs `write` again (up to a few times) when a key it took from the store went stale. */
-  async function withKeyRetry<R>(write: () => Promise<R>): Promise<R> {
+  /**
+   * Runs `write` again (up to a few times) when a key it took from the store went stale; then a
+   * consent/write-conflict (with `details`, such as an import's count so far).
+   */
+  async function withKeyRetry<R>(
+    write: () => Promise<R>,
+    details?: () => Record<string, unknown>,
+  ): Promise<R> {
     for (let tries = 1; ; tries++) {
       try {
         return await write();
       } catch (error) {
-        if (!(error instanceof KeyRetry) || tries >= KEY_TRIES) throw error;
+        if (!(error instanceof KeyRetry)) throw error;
+        if (tries >= KEY_TRIES) {
+          throw fail(
+            'consent/write-conflict',
+            `the subject's evidence keys changed (a shredding) while each of ${tries} attempts took its key; nothing was written: try again`,
+            details?.(),
+          );
+        }
       }
     }
   }
@@ -3301,130 +3341,133 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         const sealPairs = batch.flatMap((value, i) =>
           sealing[i] ? [{ subjectKey: subjectKeys[i] as string, purpose: value.purpose.id }] : [],
         );
-        await withKeyRetry(async () => {
-          // The store's keys of pairs without a state-row key, before the transaction.
-          let storeKeys: StoreKeys | undefined;
-          if (keyStore && sealPairs.length > 0) {
-            try {
-              const inState = await stateKeys(db, sealPairs);
-              storeKeys = await storeKeysFor(
-                sealPairs.filter((pair) => !inState.has(pairKey(pair.subjectKey, pair.purpose))),
-              );
-            } catch (error) {
-              if ((error as Err).code !== 'consent/key-store-failed') throw error;
-              const failure = error as PrivacyKitError<ConsentErrorCode>;
-              throw new PrivacyKitError<ConsentErrorCode>(
-                'consent/key-store-failed',
-                `${failure.message}; ${imported} decision(s) of this import were recorded before it`,
-                { cause: error, details: { ...failure.details, imported } },
-              );
-            }
-          }
-          const now = clock.now();
-          await appendTransaction(async (ctx) => {
-            const { trx } = ctx;
-            // Again under the append lock: an import running at the same time (a client's retry, a
-            // second worker) may have appended one of these ids since the check above.
-            const ids = batch.flatMap((value) => (value.eventId ? [value.eventId] : []));
-            if (ids.length > 0) {
-              await assertNewEvents(trx, ids).catch((error: unknown) => {
-                if ((error as Err).code !== 'consent/duplicate-event') throw error;
+        await withKeyRetry(
+          async () => {
+            // The store's keys of pairs without a state-row key, before the transaction.
+            let storeKeys: StoreKeys | undefined;
+            if (keyStore && sealPairs.length > 0) {
+              try {
+                const inState = await stateKeys(db, sealPairs);
+                storeKeys = await storeKeysFor(
+                  sealPairs.filter((pair) => !inState.has(pairKey(pair.subjectKey, pair.purpose))),
+                );
+              } catch (error) {
+                if ((error as Err).code !== 'consent/key-store-failed') throw error;
                 const failure = error as PrivacyKitError<ConsentErrorCode>;
                 throw new PrivacyKitError<ConsentErrorCode>(
-                  'consent/duplicate-event',
+                  'consent/key-store-failed',
                   `${failure.message}; ${imported} decision(s) of this import were recorded before it`,
                   { cause: error, details: { ...failure.details, imported } },
                 );
-              });
-            }
-            const materials =
-              sealPairs.length > 0
-                ? await batchKeys(trx, ctx.frontier.size, sealPairs, storeKeys)
-                : new Map<string, Buffer>();
-            const decidedNow = now.toISOString();
-            // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows
-            // in the table. By purpose, then subject key.
-            const latest = new Map<string, Map<string, StateRow>>();
-            const live = new Set<StateRow>();
-            // The entries go in slices, so only a slice's entry texts, seals and rows are alive at
-            // once (a whole batch of them outgrew V8's young generation: most of the import's
-            // time went to copying them between garbage collections). One checkpoint, at the end.
-            for (let from = 0; from < batch.length; from += IMPORT_SLICE) {
-              const to = Math.min(batch.length, from + IMPORT_SLICE);
-              const pendings: Pending[] = [];
-              const meta: {
-                value: Validated;
-                subjectKey: string;
-                at: string;
-                expiresAt?: string | undefined;
-                key: Buffer | undefined;
-              }[] = [];
-              for (let i = from; i < to; i++) {
-                const value = batch[i] as Validated;
-                const subjectKey = subjectKeys[i] as string;
-                const at = value.at ?? decidedNow;
-                // The pair's key even when this decision seals nothing: its state row keeps the key
-                // an earlier decision of the batch sealed under.
-                const key =
-                  materials.size > 0 ? materials.get(pairKey(subjectKey, value.purpose.id)) : undefined;
-                const { pending, expiresAt } = decisionPending(value, subjectKey, at, false, key, now);
-                pendings.push(pending);
-                meta.push({ value, subjectKey, at, expiresAt, key });
               }
-              const seqs = await append(ctx, pendings, now, { checkpoint: to === batch.length });
-              for (const [i, item] of meta.entries()) {
-                const row = stateRowOf(
-                  {
-                    subjectId: item.value.subjectId,
-                    subjectKey: item.subjectKey,
-                    purpose: item.value.purpose.id,
-                    state: item.value.state,
-                    source: item.value.source,
-                  },
-                  pendings[i] as Pending,
-                  seqs[i] as number,
-                  {
-                    renewal: false,
-                    notice: item.value.notice,
-                    at: item.at,
-                    expiresAt: item.expiresAt,
-                    key: item.key,
-                  },
+            }
+            const now = clock.now();
+            await appendTransaction(async (ctx) => {
+              const { trx } = ctx;
+              // Again under the append lock: an import running at the same time (a client's retry, a
+              // second worker) may have appended one of these ids since the check above.
+              const ids = batch.flatMap((value) => (value.eventId ? [value.eventId] : []));
+              if (ids.length > 0) {
+                await assertNewEvents(trx, ids).catch((error: unknown) => {
+                  if ((error as Err).code !== 'consent/duplicate-event') throw error;
+                  const failure = error as PrivacyKitError<ConsentErrorCode>;
+                  throw new PrivacyKitError<ConsentErrorCode>(
+                    'consent/duplicate-event',
+                    `${failure.message}; ${imported} decision(s) of this import were recorded before it`,
+                    { cause: error, details: { ...failure.details, imported } },
+                  );
+                });
+              }
+              const materials =
+                sealPairs.length > 0
+                  ? await batchKeys(trx, ctx.frontier.size, sealPairs, storeKeys)
+                  : new Map<string, Buffer>();
+              const decidedNow = now.toISOString();
+              // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows
+              // in the table. By purpose, then subject key.
+              const latest = new Map<string, Map<string, StateRow>>();
+              const live = new Set<StateRow>();
+              // The entries go in slices, so only a slice's entry texts, seals and rows are alive at
+              // once (a whole batch of them outgrew V8's young generation: most of the import's
+              // time went to copying them between garbage collections). One checkpoint, at the end.
+              for (let from = 0; from < batch.length; from += IMPORT_SLICE) {
+                const to = Math.min(batch.length, from + IMPORT_SLICE);
+                const pendings: Pending[] = [];
+                const meta: {
+                  value: Validated;
+                  subjectKey: string;
+                  at: string;
+                  expiresAt?: string | undefined;
+                  key: Buffer | undefined;
+                }[] = [];
+                for (let i = from; i < to; i++) {
+                  const value = batch[i] as Validated;
+                  const subjectKey = subjectKeys[i] as string;
+                  const at = value.at ?? decidedNow;
+                  // The pair's key even when this decision seals nothing: its state row keeps the key
+                  // an earlier decision of the batch sealed under.
+                  const key =
+                    materials.size > 0 ? materials.get(pairKey(subjectKey, value.purpose.id)) : undefined;
+                  const { pending, expiresAt } = decisionPending(value, subjectKey, at, false, key, now);
+                  pendings.push(pending);
+                  meta.push({ value, subjectKey, at, expiresAt, key });
+                }
+                const seqs = await append(ctx, pendings, now, { checkpoint: to === batch.length });
+                for (const [i, item] of meta.entries()) {
+                  const row = stateRowOf(
+                    {
+                      subjectId: item.value.subjectId,
+                      subjectKey: item.subjectKey,
+                      purpose: item.value.purpose.id,
+                      state: item.value.state,
+                      source: item.value.source,
+                    },
+                    pendings[i] as Pending,
+                    seqs[i] as number,
+                    {
+                      renewal: false,
+                      notice: item.value.notice,
+                      at: item.at,
+                      expiresAt: item.expiresAt,
+                      key: item.key,
+                    },
+                  );
+                  let ofPurpose = latest.get(row.purpose);
+                  if (!ofPurpose) {
+                    ofPurpose = new Map();
+                    latest.set(row.purpose, ofPurpose);
+                  }
+                  const before = ofPurpose.get(row.subject_key);
+                  if (!before || before.decided_at <= row.decided_at) {
+                    ofPurpose.set(row.subject_key, row);
+                    // Decided now (no `at` given, as a portal's multi-purpose choice): a live decision.
+                    if (item.value.at === undefined) live.add(row);
+                    else live.delete(before as StateRow);
+                  }
+                }
+              }
+              // In key order (purpose, subject key): neighbouring rows share b-tree pages. The batch
+              // runs in subject-key order and a Map keeps the order keys were first seen in, so the
+              // purposes in order, each's rows as they are, is that order without a sort.
+              const rows = [...latest.keys()]
+                .sort()
+                .flatMap((purpose) => [...(latest.get(purpose) as Map<string, StateRow>).values()]);
+              for (const [order, chosen] of [
+                ['decided', rows.filter((row) => !live.has(row))],
+                ['ledger', rows.filter((row) => live.has(row))],
+              ] as const) {
+                await insertChunked(
+                  trx,
+                  order === 'ledger' ? bulk.upsertStatesLive : bulk.upsertStates,
+                  order === 'ledger' ? statements.upsertState : statements.importState,
+                  stateColumns,
+                  chosen as unknown as Record<string, unknown>[],
                 );
-                let ofPurpose = latest.get(row.purpose);
-                if (!ofPurpose) {
-                  ofPurpose = new Map();
-                  latest.set(row.purpose, ofPurpose);
-                }
-                const before = ofPurpose.get(row.subject_key);
-                if (!before || before.decided_at <= row.decided_at) {
-                  ofPurpose.set(row.subject_key, row);
-                  // Decided now (no `at` given, as a portal's multi-purpose choice): a live decision.
-                  if (item.value.at === undefined) live.add(row);
-                  else live.delete(before as StateRow);
-                }
               }
-            }
-            // In key order (purpose, subject key): neighbouring rows share b-tree pages. The batch
-            // runs in subject-key order and a Map keeps the order keys were first seen in, so the
-            // purposes in order, each's rows as they are, is that order without a sort.
-            const rows = [...latest.keys()]
-              .sort()
-              .flatMap((purpose) => [...(latest.get(purpose) as Map<string, StateRow>).values()]);
-            for (const [order, chosen] of [
-              ['decided', rows.filter((row) => !live.has(row))],
-              ['ledger', rows.filter((row) => live.has(row))],
-            ] as const) {
-              await insertChunked(
-                trx,
-                order === 'ledger' ? bulk.upsertStatesLive : bulk.upsertStates,
-                order === 'ledger' ? statements.upsertState : statements.importState,
-                stateColumns,
-                chosen as unknown as Record<string, unknown>[],
-              );
-            }
-          });
-        });
+            });
+          },
+          () => ({ imported }),
+        );
         imported += batch.length;
       }
       return { imported };

@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
 import { PrivacyKitError } from '../errors.js';
 import { backgroundCheckpoints } from './checkpoints.js';
@@ -120,10 +121,14 @@ const sqliteConnections = new WeakMap<Kysely<any>, SqliteConnection>();
  * must leave the connection as it found it: check `inTransaction` first and never hold it
  * across an await, since kysely shares the same connection.
  */
-/** The file of a connection `openDatabase` opened (undefined in memory): two connections with one file share its lock. */
+const sqliteFiles = new WeakMap<SqliteConnection, string>();
+
+/**
+ * The file of a connection `openDatabase` opened, as one canonical path (undefined in memory):
+ * connections with the same file share its write lock, however its path was spelled.
+ */
 export function sqliteFileOf(connection: SqliteConnection): string | undefined {
-  const { name, memory } = connection as unknown as { name?: string; memory?: boolean };
-  return memory || !name ? undefined : name;
+  return sqliteFiles.get(connection);
 }
 
 export function sqliteConnectionOf(db: Kysely<any>): SqliteConnection | undefined {
@@ -200,6 +205,9 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
       }
       const db = new Kysely<any>({ dialect: new SqliteDialect({ database: connection }) });
       sqliteConnections.set(db, database as unknown as SqliteConnection);
+      if (!database.memory) {
+        sqliteFiles.set(database as unknown as SqliteConnection, realpathSync(database.name));
+      }
       return db;
     }
     case 'postgres': {

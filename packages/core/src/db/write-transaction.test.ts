@@ -112,7 +112,8 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
       database = await createTestDatabase(engine);
       const { db } = database;
       await counters(db);
-      const other = await openDatabase(database.url);
+      // The same file, its path spelled another way.
+      const other = await openDatabase(database.url.replace(/\/([^/]+)$/, '/./$1'));
       try {
         const increment = (on: Kysely<any>) =>
           writeTransaction(on, async (trx) => {
@@ -135,6 +136,45 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
         expect(performance.now() - start).toBeLessThan(5000);
         const row = await db.selectFrom('privacykit_test_counters').select('n').executeTakeFirstOrThrow();
         // No lost update: each read-modify-write ran alone.
+        expect(Number(row.n)).toBe(20);
+      } finally {
+        await other.destroy();
+      }
+    },
+  );
+
+  it.runIf(engine.engine === 'sqlite')(
+    'a writeTransaction waits off the thread for a write lock a connection of the same process holds in a transaction of its own',
+    async () => {
+      database = await createTestDatabase(engine);
+      const { db } = database;
+      await counters(db);
+      const other = await openDatabase(database.url);
+      try {
+        let started!: () => void;
+        const holding = new Promise<void>((resolve) => {
+          started = resolve;
+        });
+        const holder = other.transaction().execute(async (trx) => {
+          await trx.updateTable('privacykit_test_counters').set({ n: 1 }).where('id', '=', 'a').execute();
+          started();
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          await trx.updateTable('privacykit_test_counters').set({ n: 2 }).where('id', '=', 'a').execute();
+        });
+        await holding;
+        const start = performance.now();
+        await writeTransaction(db, async (trx) => {
+          const row = await trx.selectFrom('privacykit_test_counters').select('n').executeTakeFirstOrThrow();
+          await trx
+            .updateTable('privacykit_test_counters')
+            .set({ n: Number(row.n) * 10 })
+            .where('id', '=', 'a')
+            .execute();
+        });
+        await holder;
+        expect(performance.now() - start).toBeLessThan(5000);
+        // It ran after the holder committed, on what the holder wrote.
+        const row = await db.selectFrom('privacykit_test_counters').select('n').executeTakeFirstOrThrow();
         expect(Number(row.n)).toBe(20);
       } finally {
         await other.destroy();

@@ -15,11 +15,11 @@ const ROLLBACK = CompiledQuery.raw('rollback');
  * PostgreSQL / MySQL: an ordinary transaction, whose reads that decide a write must lock
  * (`FOR UPDATE`, an advisory lock) or whose writes must be conditional on what was read.
  *
- * Two connections of one process to one SQLite file (two `openDatabase` calls): better-sqlite3's
- * busy handler sleeps on the thread, so a connection waiting there for a lock that the other
- * holds across an await would keep it from ever committing — both would wait out the whole
- * timeout. While another connection of this process to the same file is inside a
- * `writeTransaction`, the lock is waited for off the thread instead.
+ * Several connections of one process to one SQLite file (several `openDatabase` calls): their
+ * `writeTransaction`s take turns in the order they came, and each waits for the write lock off
+ * the thread. better-sqlite3 waits for a lock inside SQLite's busy handler, on the thread: a
+ * connection waiting there for a lock another connection of the process holds across an await
+ * would keep it from ever committing, and both would fail with "database is locked" after 10 s.
  */
 export async function writeTransaction<DB, R>(
   db: Kysely<DB>,
@@ -28,19 +28,23 @@ export async function writeTransaction<DB, R>(
   if (engineOf(db) !== 'sqlite') return db.transaction().execute(work);
   const raw = sqliteConnectionOf(db);
   const file = raw && sqliteFileOf(raw);
+  if (!raw || !file) return sqliteTransaction(db, work, undefined);
+  const release = await turnFor(file);
+  try {
+    return await sqliteTransaction(db, work, raw);
+  } finally {
+    release();
+  }
+}
+
+async function sqliteTransaction<DB, R>(
+  db: Kysely<DB>,
+  work: (trx: Kysely<DB>) => Promise<R>,
+  raw: SqliteConnection | undefined,
+): Promise<R> {
   return db.connection().execute(async (conn) => {
-    let holding: (() => void) | undefined;
-    if (raw && file) {
-      // Registered in the same synchronous step as the lock is taken: no other connection of this
-      // process can run in between and see the lock taken but not its holder.
-      if (heldInProcess(file, raw)) holding = await beginOffThread(raw, file);
-      else {
-        raw.prepare('begin immediate').run();
-        holding = hold(file, raw);
-      }
-    } else {
-      await conn.executeQuery(BEGIN_IMMEDIATE);
-    }
+    if (raw && !raw.inTransaction) await beginOffThread(raw);
+    else await conn.executeQuery(BEGIN_IMMEDIATE);
     try {
       const result = await work(conn);
       await conn.executeQuery(COMMIT);
@@ -48,39 +52,49 @@ export async function writeTransaction<DB, R>(
     } catch (error) {
       await conn.executeQuery(ROLLBACK).catch(() => undefined);
       throw error;
-    } finally {
-      holding?.();
     }
   });
 }
 
-// Connections of this process inside a writeTransaction, by SQLite file.
-const holders = new Map<string, Set<SqliteConnection>>();
+// Per SQLite file, the last of this process's writeTransactions in line: each waits for the one
+// before it to end (first come, first served), for at most the busy timeout.
+const lines = new Map<string, Promise<void>>();
 
-function hold(file: string, connection: SqliteConnection): () => void {
-  const set = holders.get(file) ?? new Set<SqliteConnection>();
-  holders.set(file, set);
-  set.add(connection);
+async function turnFor(file: string): Promise<() => void> {
+  const before = lines.get(file);
+  let release!: () => void;
+  const mine = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const tail = (before ?? Promise.resolve()).then(() => mine);
+  lines.set(file, tail);
+  if (before) {
+    // A turn that never ends (a transaction stuck on a dead connection, or one nested inside
+    // another on the same file) holds the line up for no longer than SQLite itself would wait.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      before,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, SQLITE_BUSY_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
   return () => {
-    set.delete(connection);
-    if (set.size === 0) holders.delete(file);
+    release();
+    if (lines.get(file) === tail) lines.delete(file);
   };
-}
-
-function heldInProcess(file: string, connection: SqliteConnection): boolean {
-  const set = holders.get(file);
-  return set !== undefined && (set.size > 1 || !set.has(connection));
 }
 
 /**
  * `BEGIN IMMEDIATE` on a connection `openDatabase` opened, for a synchronous hot path that has a
- * slower path to fall back on: `false`, having done nothing, when the lock is held by another
- * connection of this process in a `writeTransaction` (waiting for it here would block it) or,
- * after the usual `busy_timeout`, by another process.
+ * slower path to fall back on: `false`, having done nothing, while a `writeTransaction` of this
+ * process on the same file is running or waiting (the slower path takes its turn after it).
+ * Another process's lock is waited for as before, in the busy handler (up to 10 s), then `false`.
  */
 export function tryBeginImmediate(connection: SqliteConnection): boolean {
   const file = sqliteFileOf(connection);
-  if (file && heldInProcess(file, connection)) return false;
+  if (file && lines.has(file)) return false;
   try {
     connection.prepare('begin immediate').run();
     return true;
@@ -90,32 +104,22 @@ export function tryBeginImmediate(connection: SqliteConnection): boolean {
   }
 }
 
-/** `BEGIN IMMEDIATE` with the busy handler off: SQLITE_BUSY at once when the lock is held. */
-function beginNow(connection: SqliteConnection): void {
-  connection.prepare('pragma busy_timeout = 0').get();
-  try {
-    connection.prepare('begin immediate').run();
-  } finally {
-    connection.prepare(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`).get();
-  }
-}
-
 /**
- * `BEGIN IMMEDIATE`, polling for the lock (1, 2, 4 … 32 ms apart, for as long as `busy_timeout`
- * would have waited; then SQLITE_BUSY as before) while another connection of this process holds
- * it, with plain waits once none does. Returns the release of its registration as a holder, made
- * in the step that took the lock.
+ * `BEGIN IMMEDIATE` without the busy handler, polling (1, 2, 4 … 32 ms apart) for as long as
+ * `busy_timeout` would have waited, then SQLITE_BUSY as before: whoever holds the lock — another
+ * process, or a connection of this one in a transaction of its own — goes on meanwhile.
  */
-async function beginOffThread(connection: SqliteConnection, file: string): Promise<() => void> {
+async function beginOffThread(connection: SqliteConnection): Promise<void> {
   const deadline = performance.now() + SQLITE_BUSY_TIMEOUT_MS;
   for (let pause = 1; ; pause = Math.min(pause * 2, 32)) {
-    if (!heldInProcess(file, connection)) {
+    connection.prepare('pragma busy_timeout = 0').get();
+    try {
       connection.prepare('begin immediate').run();
-      return hold(file, connection);
-    }
-    if (performance.now() >= deadline) {
-      beginNow(connection);
-      return hold(file, connection);
+      return;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'SQLITE_BUSY' || performance.now() >= deadline) throw error;
+    } finally {
+      connection.prepare(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`).get();
     }
     await new Promise((resolve) => setTimeout(resolve, pause));
   }
