@@ -2,7 +2,7 @@ import { CompiledQuery } from 'kysely';
 import type { Kysely } from 'kysely';
 import { engineOf } from './engine.js';
 import { SQLITE_BUSY_TIMEOUT_MS, sqliteConnectionOf, sqliteFileOf } from './open.js';
-import type { SqliteConnection } from './open.js';
+import type { SqliteConnection, SqliteStatement } from './open.js';
 
 const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
 const COMMIT = CompiledQuery.raw('commit');
@@ -86,6 +86,18 @@ async function turnFor(file: string): Promise<() => void> {
   };
 }
 
+// `BEGIN IMMEDIATE` prepared once per connection: preparing it costs more than running it.
+const begins = new WeakMap<SqliteConnection, SqliteStatement>();
+
+function beginOf(connection: SqliteConnection): SqliteStatement {
+  let begin = begins.get(connection);
+  if (!begin) {
+    begin = connection.prepare('begin immediate');
+    begins.set(connection, begin);
+  }
+  return begin;
+}
+
 /**
  * `BEGIN IMMEDIATE` on a connection `openDatabase` opened, for a synchronous hot path that has a
  * slower path to fall back on: `false`, having done nothing, while a `writeTransaction` of this
@@ -96,7 +108,7 @@ export function tryBeginImmediate(connection: SqliteConnection): boolean {
   const file = sqliteFileOf(connection);
   if (file && lines.has(file)) return false;
   try {
-    connection.prepare('begin immediate').run();
+    beginOf(connection).run();
     return true;
   } catch (error) {
     if ((error as { code?: unknown }).code === 'SQLITE_BUSY') return false;
@@ -111,10 +123,12 @@ export function tryBeginImmediate(connection: SqliteConnection): boolean {
  */
 async function beginOffThread(connection: SqliteConnection): Promise<void> {
   const deadline = performance.now() + SQLITE_BUSY_TIMEOUT_MS;
+  const begin = beginOf(connection);
   for (let pause = 1; ; pause = Math.min(pause * 2, 32)) {
+    // Prepared each time: SQLite applies `busy_timeout` when the pragma is prepared, not run.
     connection.prepare('pragma busy_timeout = 0').get();
     try {
-      connection.prepare('begin immediate').run();
+      begin.run();
       return;
     } catch (error) {
       if ((error as { code?: unknown }).code !== 'SQLITE_BUSY' || performance.now() >= deadline) throw error;
