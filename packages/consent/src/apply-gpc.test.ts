@@ -1,4 +1,5 @@
 import { definePolicy, fixedClock } from '@privacykit/core';
+import { sql } from 'kysely';
 import { testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,3 +181,119 @@ describe.each(testEngines())('applyGpc on $engine (G02, G03, hostile case 25)', 
     expect(await ledger.history('broker-2')).toEqual([]);
   });
 });
+
+// PostgreSQL and MySQL roll a transaction back whole to break a deadlock or a serialisation
+// conflict, and the ledger runs it again: the outcome must report what the run that committed
+// did, once. A trigger makes the engine refuse the first ledger row written after `armFailure()`
+// with such an error (a sequence counts the rows: it is not rolled back with the transaction).
+// PostgreSQL's fires at commit, after everything else in the transaction ran.
+describe.each(testEngines().filter(({ engine }) => engine !== 'sqlite'))(
+  'applyGpc on $engine when the engine rolls its transaction back once',
+  (engine) => {
+    let database: TestDatabase;
+    let ledger: ConsentLedger;
+    const clock = fixedClock('2025-03-01T12:00:00Z');
+    const armFailure = () => sql`alter sequence pk_fail_once restart with 1`.execute(database.db);
+    // How many ledger rows the trigger saw since it was armed (the first one was refused).
+    const fired = async () => {
+      if (database.engine === 'postgres') {
+        const { rows } = await sql<{ last_value: string; is_called: boolean }>`
+          select last_value, is_called from pk_fail_once`.execute(database.db);
+        return rows[0]?.is_called ? Number(rows[0].last_value) : 0;
+      }
+      const { rows } = await sql<{ next_not_cached_value: string }>`
+        select next_not_cached_value from pk_fail_once`.execute(database.db);
+      return Number(rows[0]?.next_not_cached_value) - 1;
+    };
+
+    beforeAll(async () => {
+      database = await migratedDatabase(engine);
+      ledger = createConsentLedger({ db: database.db, policy, clock });
+      await ledger.verify(); // the head row exists before the trigger does
+      if (database.engine === 'postgres') {
+        await sql`create sequence pk_fail_once start with 2`.execute(database.db);
+        await sql`create function pk_fail_once() returns trigger language plpgsql as $$
+          begin
+            if nextval('pk_fail_once') = 1 then
+              raise exception 'forced serialization failure' using errcode = '40001';
+            end if;
+            return null;
+          end $$`.execute(database.db);
+        await sql`create constraint trigger pk_fail_once after insert on privacykit_consent_ledger
+          deferrable initially deferred for each row execute function pk_fail_once()`.execute(database.db);
+      } else {
+        await sql`create sequence pk_fail_once start with 2 nocache`.execute(database.db);
+        await sql`create trigger pk_fail_once before insert on privacykit_consent_ledger for each row
+          begin
+            if nextval(pk_fail_once) = 1 then
+              signal sqlstate '40001' set mysql_errno = 1213, message_text = 'forced deadlock';
+            end if;
+          end`.execute(database.db);
+      }
+    });
+    afterAll(async () => {
+      await database?.destroy();
+    });
+
+    it('reports a refusal over a grant, an unchanged refusal and a kept grant once each', async () => {
+      const granted = await ledger.record({
+        subjectId: 'over-grant',
+        purpose: ads,
+        state: 'granted',
+        source: 'banner',
+        method: 'click',
+      });
+      await armFailure();
+      const applied = await ledger.applyGpc('over-grant', '1');
+      expect(await fired()).toBe(2);
+      expect(applied.refused.map((event) => event.purpose)).toEqual([ads]);
+      expect(applied.conflicts).toEqual([
+        {
+          purpose: ads,
+          grantedEventId: granted.eventId,
+          grantedAt: granted.at,
+          resolution: 'signal-applied',
+          refusedEventId: applied.refused[0]?.eventId,
+        },
+      ]);
+
+      // Over a banner refusal: the first signal is logged as a gpc-signal event.
+      await ledger.record({
+        subjectId: 'refused',
+        purpose: ads,
+        state: 'refused',
+        source: 'banner',
+        method: 'click',
+      });
+      await armFailure();
+      const unchanged = await ledger.applyGpc('refused', '1');
+      expect(await fired()).toBe(2);
+      expect(unchanged).toMatchObject({ refused: [], conflicts: [], unchanged: [ads] });
+
+      // A grant given after the signal: kept, and the conflict logged once.
+      await ledger.applyGpc('later', '1');
+      const later = await ledger.record({
+        subjectId: 'later',
+        purpose: ads,
+        state: 'granted',
+        source: 'banner',
+        method: 'click',
+      });
+      await armFailure();
+      const kept = await ledger.applyGpc('later', '1');
+      expect(await fired()).toBe(2);
+      expect(kept.conflicts).toEqual([
+        { purpose: ads, grantedEventId: later.eventId, grantedAt: later.at, resolution: 'grant-kept' },
+      ]);
+
+      const kinds = async (subjectId: string) =>
+        (await ledger.history(subjectId)).map((entry) =>
+          entry.kind === 'decision' ? `${entry.source}:${entry.state}` : entry.kind,
+        );
+      expect(await kinds('over-grant')).toEqual(['banner:granted', 'gpc:refused']);
+      expect(await kinds('refused')).toEqual(['banner:refused', 'gpc-signal']);
+      expect(await kinds('later')).toEqual(['gpc:refused', 'banner:granted', 'gpc-conflict']);
+      expect(await ledger.verify()).toMatchObject({ ok: true });
+    });
+  },
+);

@@ -3569,8 +3569,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           },
           false,
         );
+      // What one purpose's transaction found, applied to `outcome` once it committed: an engine
+      // that breaks a deadlock rolls the transaction back and it runs again, whole.
+      type Found = {
+        memo?: string;
+        unchanged?: true;
+        refused?: RecordedDecision;
+        conflict?: GpcOutcome['conflicts'][number];
+      };
       for (const purpose of purposes) {
-        const signalled = await withKeyRetry(async () => {
+        const found = await withKeyRetry(async () => {
           // With a key store and evidence: the pair's key before the transaction; a store that
           // fails makes it a refusal without evidence, never no refusal.
           let evidence = opts.evidence;
@@ -3582,7 +3590,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           }
           const now = clock.now();
           const at = now.toISOString();
-          return appendTransaction(async (ctx): Promise<string | undefined> => {
+          return appendTransaction(async (ctx): Promise<Found> => {
             const { trx } = ctx;
             const row = await readState(trx, subjectKey, purpose.id);
             if (row && (row.state === 'refused' || row.state === 'withdrawn')) {
@@ -3591,10 +3599,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               // is (G03): a grant given after it is then known as a choice made knowing of the
               // signal, and kept by the next one. A signal already on record writes nothing more
               // (remembered per decision, so repeated signals do not read the subject's log again).
-              outcome.unchanged.push(purpose.id);
               const memo = `${pairKey(subjectKey, purpose.id)}\u0000${Number(row.seq)}`;
-              if (row.source === 'gpc' || signalledRefusals.has(memo)) return undefined;
-              if (await gpcSignalSince(trx, subjectKey, row)) return memo;
+              if (row.source === 'gpc' || signalledRefusals.has(memo)) return { unchanged: true };
+              if (await gpcSignalSince(trx, subjectKey, row)) return { unchanged: true, memo };
               await append(
                 ctx,
                 [
@@ -3608,7 +3615,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                 ],
                 now,
               );
-              return memo;
+              return { unchanged: true, memo };
             }
             const grant = row && isValidGrant(row, now) ? row : undefined;
             const conflict = grant && {
@@ -3624,8 +3631,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               !opts.override &&
               (Number(grant.gpc_conflict) === 1 || (await gpcRefusedBefore(trx, subjectKey, grant)))
             ) {
-              outcome.conflicts.push({ ...conflict, resolution: 'grant-kept' });
-              if (Number(grant.gpc_conflict)) return undefined;
+              const kept = { conflict: { ...conflict, resolution: 'grant-kept' as const } };
+              if (Number(grant.gpc_conflict)) return kept;
               const pending: Pending = {
                 eventId: newId(now),
                 kind: 'gpc-conflict',
@@ -3641,7 +3648,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                 .where('subject_key', '=', subjectKey)
                 .where('purpose', '=', purpose.id)
                 .execute();
-              return undefined;
+              return kept;
             }
             const value = refusalOf(purpose, evidence);
             const shredded = storeKey
@@ -3660,22 +3667,22 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                 { renewal: false, notice: value.notice, at, key: material },
               ),
             ]);
-            outcome.refused.push(
-              recorded(pending, seq as number, 'refused', false, at, value.notice, undefined),
-            );
-            if (conflict) {
-              outcome.conflicts.push({
-                ...conflict,
-                resolution: 'signal-applied',
-                refusedEventId: pending.eventId,
-              });
-            }
+            const refused = recorded(pending, seq as number, 'refused', false, at, value.notice, undefined);
+            return conflict
+              ? {
+                  refused,
+                  conflict: { ...conflict, resolution: 'signal-applied', refusedEventId: pending.eventId },
+                }
+              : { refused };
           });
         });
-        if (signalled !== undefined) {
+        if (found.unchanged) outcome.unchanged.push(purpose.id);
+        if (found.refused) outcome.refused.push(found.refused);
+        if (found.conflict) outcome.conflicts.push(found.conflict);
+        if (found.memo !== undefined) {
           // Once committed: a rolled-back transaction logged nothing.
           if (signalledRefusals.size >= 10_000) signalledRefusals.clear();
-          signalledRefusals.add(signalled);
+          signalledRefusals.add(found.memo);
         }
       }
       return outcome;
