@@ -3,7 +3,7 @@ import type { Clock, DataMap, DataMapTable } from '@privacykit/core';
 import { countSubjectRows, engineOf, subjectCondition, subjectRowsQuery } from '@privacykit/core/db';
 import type { SubjectScope } from '@privacykit/core/db';
 import { sql } from 'kysely';
-import type { Expression, ExpressionBuilder, Kysely, RawBuilder, SqlBool, Transaction } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, RawBuilder, SqlBool } from 'kysely';
 import { erasureError } from './errors.js';
 import { holdSourceOf } from './hold-source.js';
 import type { HoldLookup, HoldSource } from './hold-source.js';
@@ -279,7 +279,7 @@ interface MaskedRow {
 
 /** One set-based update for a batch: `set c = case when pk = ? then ? … end where pk in (…)`. */
 async function applyMasks(
-  trx: Transaction<any>,
+  trx: Kysely<any>,
   table: DataMapTable,
   rows: readonly MaskedRow[],
   types: Map<string, string> | undefined,

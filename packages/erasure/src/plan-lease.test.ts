@@ -408,3 +408,81 @@ describe.each(testEngines())('verification and execution exclude each other on $
     expect((await getErasureRecord({ db: t.db, planId: plan.id })).lease).toBeUndefined();
   });
 });
+
+// SQLite only: better-sqlite3 waits for a lock on the thread (the other engines' drivers do not).
+describe.each(testEngines().filter((engine) => engine.engine === 'sqlite'))(
+  'a write lock held by another connection of the same process on $engine',
+  (engine) => {
+    let t: TestDatabase;
+    let host: Kysely<any>;
+    let plan: ErasurePlan;
+    beforeEach(async () => {
+      t = await createTestDatabase(engine);
+      await seedHost(t.db, { adaLogs: 9 });
+      // The application's own connection to the same file, beside the one erasure runs on.
+      host = await openDatabase(t.url);
+      plan = await planErasure({ db: t.db, ...base });
+    });
+    afterEach(async () => {
+      await host.destroy();
+      await t.destroy();
+    });
+
+    it("an execution waits for the application's transaction to commit, then finishes the plan, without waiting out the busy timeout", async () => {
+      const events: string[] = [];
+      let hostWrite: Promise<void> | undefined;
+      let heldAt = 0;
+      const { report, error } = await outcome(
+        executeErasure(plan, {
+          db: t.db,
+          clock,
+          ...batches,
+          onBatch: async () => {
+            events.push('batch');
+            if (hostWrite) return;
+            // After the first batch, the application writes in a transaction of its own and holds
+            // it across an await: the next batch has to wait for the write lock.
+            const holding = latch();
+            hostWrite = host.transaction().execute(async (trx) => {
+              await trx
+                .insertInto('audit_trail')
+                .values({ email: 'bob@example.com', action: 'settings-changed' })
+                .execute();
+              holding.open();
+              await new Promise((resolve) => setTimeout(resolve, 300));
+            });
+            void hostWrite.then(
+              () => events.push('application committed'),
+              () => undefined,
+            );
+            await holding.wait;
+            heldAt = performance.now();
+          },
+        }),
+      );
+      const waited = performance.now() - heldAt;
+      await hostWrite;
+      expect(error).toBeUndefined();
+      // Before, the execution's next transaction slept in SQLite's busy handler on the thread
+      // while the application's waited for that thread to commit: 10 s, then "database is locked".
+      expect(waited).toBeLessThan(5000);
+      // The batches after the first ran once the application had committed.
+      expect(events.slice(0, 2)).toEqual(['batch', 'application committed']);
+      expect(events.filter((event) => event === 'batch').length).toBeGreaterThan(1);
+
+      expect(report?.failures).toEqual([]);
+      expect(report?.status).toBe('partial');
+      const tables = Object.fromEntries((report?.tables ?? []).map((r) => [r.table, r]));
+      expect(tables.order_lines).toMatchObject({ status: 'done', deleted: 4 });
+      expect(tables.orders).toMatchObject({ status: 'done', deleted: 3 });
+      expect(tables.logs).toMatchObject({ status: 'done', updated: 9 });
+      expect(tables.invoices).toMatchObject({ status: 'done', restricted: 2 });
+      expect((await verifyErasure({ db: t.db, plan, clock })).ok).toBe(true);
+      expect((await getErasureRecord({ db: t.db, planId: plan.id })).lease).toBeUndefined();
+      // The application's write is there too.
+      expect(
+        await t.db.selectFrom('audit_trail').selectAll().where('action', '=', 'settings-changed').execute(),
+      ).toEqual([{ email: 'bob@example.com', action: 'settings-changed' }]);
+    });
+  },
+);

@@ -1,9 +1,9 @@
 import { randomToken, toInstant } from '@privacykit/core';
 import type { Clock } from '@privacykit/core';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import { erasureError } from './errors.js';
 import type { ErasurePlan } from './plan.js';
-import { retried } from './write-transaction.js';
+import { writeTransaction } from './write-transaction.js';
 
 /** How long an execution lease lasts without being renewed, by default (5 minutes). */
 export const DEFAULT_LEASE_MS = 300_000;
@@ -58,7 +58,7 @@ export interface PlanLease {
    * @throws PrivacyKitError `erasure/lease-lost` (nothing of `fn` is committed) when another
    *   worker took the plan over.
    */
-  transaction<T>(fn: (trx: Transaction<any>) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (trx: Kysely<any>) => Promise<T>): Promise<T>;
   /** Renews the lease on its own, before a step that writes nothing to the database. */
   renew(): Promise<void>;
   /** Gives the lease up, if this worker still holds it. */
@@ -166,14 +166,14 @@ export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> 
     owner,
     // Run again, whole, when it lost to a concurrent writer: another plan of the same subject
     // restricting the same kept rows (a unique key), or a deadlock with the host's own writes.
+    // SQLite: `BEGIN IMMEDIATE`, waiting off the thread for a write lock another connection of
+    // the process holds (see core's `writeTransaction`).
     transaction: (fn) =>
-      retried(() =>
-        db.transaction().execute(async (trx) => {
-          // First, so the plan row is locked before any host row: every worker locks in one order.
-          await renewWith(trx);
-          return fn(trx);
-        }),
-      ),
+      writeTransaction(db, async (trx) => {
+        // First, so the plan row is locked before any host row: every worker locks in one order.
+        await renewWith(trx);
+        return fn(trx);
+      }),
     renew: () => renewWith(db),
     async release() {
       await planRow(db, plan)

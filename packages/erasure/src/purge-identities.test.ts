@@ -1,5 +1,6 @@
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import type { FixedClock } from '@privacykit/core';
+import { openDatabase, writeTransaction } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -226,4 +227,64 @@ describe.each(testEngines())('purging identities on $engine', (engine) => {
     // The stored proof is untouched by the refused calls.
     expect(await getErasureRecord({ db: t.db, planId: plan.id })).toEqual(record);
   });
+
+  // SQLite only: better-sqlite3 waits for a lock on the thread (the other engines' drivers do not).
+  it.runIf(engine.engine === 'sqlite')(
+    'waits for a write transaction another connection of the same process holds across an await, then purges, without waiting out the busy timeout',
+    async () => {
+      await executeErasure(plan, { db: t.db, clock });
+      await deliverAll();
+      expect((await verifyErasure({ db: t.db, plan, clock })).ok).toBe(true);
+      // The application's own connection to the same file.
+      const other = await openDatabase(t.url);
+      try {
+        let holding!: () => void;
+        const held = new Promise<void>((resolve) => {
+          holding = resolve;
+        });
+        const order: string[] = [];
+        const write = writeTransaction(other, async (trx) => {
+          await trx
+            .insertInto('audit_trail')
+            .values({ email: 'bob@example.com', action: 'settings-changed' })
+            .execute();
+          holding();
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }).then(
+          () => void order.push('application committed'),
+          (error: unknown) => error,
+        );
+        await held;
+        clock.advance(1000);
+        const start = performance.now();
+        const purge = purgeErasureIdentities({ db: t.db, planId: plan.id, clock }).then(
+          (record) => {
+            order.push('purged');
+            return { record, error: undefined };
+          },
+          (error: unknown) => ({ record: undefined, error }),
+        );
+        const [written, { record, error }] = await Promise.all([write, purge]);
+        const waited = performance.now() - start;
+        expect(written).toBeUndefined();
+        expect(error).toBeUndefined();
+        // Before, the purge slept in SQLite's busy handler on the thread while the other
+        // connection waited for that thread to commit: 10 s, then "database is locked".
+        expect(waited).toBeLessThan(5000);
+        expect(order).toEqual(['application committed', 'purged']);
+
+        expect(record?.identitiesPurgedAt).toBe('2025-06-01T12:00:01.000Z');
+        const stored = await storedPlan();
+        expect(JSON.parse(String(stored.plan)).identities).toEqual({});
+        expect(stored).toMatchObject({ hmac_key: '', seed: '' });
+        const notices = await listNotifications({ db: t.db, planId: plan.id });
+        expect(notices.map((n) => n.notification.identities)).toEqual([{}, {}, {}]);
+        expect(
+          await t.db.selectFrom('audit_trail').selectAll().where('action', '=', 'settings-changed').execute(),
+        ).toEqual([{ email: 'bob@example.com', action: 'settings-changed' }]);
+      } finally {
+        await other.destroy();
+      }
+    },
+  );
 });

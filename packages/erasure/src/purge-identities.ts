@@ -1,5 +1,6 @@
 import { DEFAULT_TENANT, systemClock, toInstant } from '@privacykit/core';
 import type { Clock } from '@privacykit/core';
+import { writeTransaction } from '@privacykit/core/db';
 import type { Kysely } from 'kysely';
 import { erasureError } from './errors.js';
 import { planLockedError } from './plan-lease.js';
@@ -83,7 +84,12 @@ export async function purgeErasureIdentities(options: PurgeErasureIdentitiesOpti
     const { subjectId: _subjectId, ...plan } = JSON.parse(String(row.plan)) as ErasurePlan;
     const report = JSON.parse(String(row.report)) as ErasureReport;
     if (report.shredding) delete report.shredding.subjectId;
-    const purged = await db.transaction().execute(async (trx) => {
+    // Core's, not retried: it inserts nothing (no unique key to lose), and it locks the plan's
+    // row before the notices' (by primary key), the order of every other transaction that writes
+    // both, so the database has no deadlock to break. A plan changed since the checks is this
+    // loop's to handle. SQLite: `BEGIN IMMEDIATE`, waiting off the thread for a write lock
+    // another connection of the process holds.
+    const purged = await writeTransaction(db, async (trx) => {
       // The conditional update first: it locks the plan's row (and, on SQLite, the database)
       // before anything is read, and only applies if nothing changed since the checks above.
       const result = await trx

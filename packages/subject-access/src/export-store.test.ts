@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
-import { migrate, openDatabase } from '@privacykit/core/db';
+import { migrate, openDatabase, writeTransaction } from '@privacykit/core/db';
 import { createTestDatabase, lockWaiters, settled, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Kysely } from 'kysely';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createExportStore } from './export-store.js';
 import { exportSubject } from './export-subject.js';
 import { collect, createHostSchema, dataMap, policy, unzip } from './fixtures.js';
@@ -243,9 +244,8 @@ describe.each(testEngines())('export store on $engine', (engine) => {
   });
 });
 
-// SQLite runs each write transaction under `BEGIN IMMEDIATE` (one writer at a time); a second
-// connection in the same process cannot hold one open while another waits, so this is for the
-// engines with row locks.
+// SQLite runs each write transaction under `BEGIN IMMEDIATE` (one writer at a time, no row to
+// wait on: the request simply runs after the deletion), so this is for the engines with row locks.
 describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
   'a download link asked for while the export is being deleted on $engine',
   (engine) => {
@@ -303,6 +303,148 @@ describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
       } finally {
         await test.destroy();
       }
+    });
+  },
+);
+
+const DAY = 24 * 3600_000;
+
+type Hold = (work: (trx: Kysely<any>) => Promise<void>) => Promise<void>;
+
+/**
+ * Runs `call` while the application's own connection writes in a transaction it holds across an
+ * await (300 ms); settles once both have, with `call`'s result or error and how long it took.
+ */
+async function whileTheApplicationWrites<T>(hold: Hold, call: () => Promise<T>) {
+  let holding!: () => void;
+  const held = new Promise<void>((resolve) => {
+    holding = resolve;
+  });
+  const order: string[] = [];
+  const application = hold(async (trx) => {
+    await trx
+      .insertInto('customers')
+      .values({ id: 100, email: 'grace@example.com', name: 'Grace' })
+      .execute();
+    holding();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }).then(
+    () => void order.push('application committed'),
+    (error: unknown) => error,
+  );
+  await held;
+  const start = performance.now();
+  const run = call().then(
+    (result) => {
+      order.push('done');
+      return { result, error: undefined };
+    },
+    (error: unknown) => ({ result: undefined, error }),
+  );
+  const [applicationError, { result, error }] = await Promise.all([application, run]);
+  return { result, error, applicationError, ms: performance.now() - start, order };
+}
+
+// SQLite only: better-sqlite3 waits for a lock on the thread (the other engines' drivers do not).
+describe.each(testEngines().filter((engine) => engine.engine === 'sqlite'))(
+  'deleting exports while another connection of the same process writes, on $engine',
+  (engine) => {
+    let test: TestDatabase;
+    let app: Kysely<any>;
+    const rowsOf = async (exportId: string) => ({
+      packages: (
+        await test.db
+          .selectFrom('privacykit_subject_access_packages')
+          .select('id')
+          .where('id', '=', exportId)
+          .execute()
+      ).length,
+      chunks: (
+        await test.db
+          .selectFrom('privacykit_subject_access_chunks')
+          .select('seq')
+          .where('package_id', '=', exportId)
+          .execute()
+      ).length,
+      tokens: (
+        await test.db
+          .selectFrom('privacykit_subject_access_tokens')
+          .select('token_hash')
+          .where('package_id', '=', exportId)
+          .execute()
+      ).length,
+    });
+    const grace = async () =>
+      test.db.selectFrom('customers').select(['id', 'email']).where('id', '=', 100).execute();
+
+    beforeEach(async () => {
+      test = await createTestDatabase(engine);
+      await migrate(test.db, [subjectAccessMigrations]);
+      await createHostSchema(test.db);
+      // The application's own connection to the same file.
+      app = await openDatabase(test.url);
+    });
+    afterEach(async () => {
+      await app.destroy();
+      await test.destroy();
+    });
+
+    it("delete waits for the application's transaction to commit, then deletes the export, without waiting out the busy timeout", async () => {
+      const store = createExportStore({
+        db: test.db,
+        clock: fixedClock('2024-06-01T12:00:00.000Z'),
+        chunkSize: 1024,
+      });
+      const gone = await store.save(Readable.from([randomBytes(3000)]));
+      const kept = await store.save(Readable.from([Buffer.from('kept')]));
+      await store.issueToken(gone.exportId, { binding: 's' });
+      expect(await rowsOf(gone.exportId)).toEqual({ packages: 1, chunks: 3, tokens: 1 });
+
+      const { result, error, applicationError, ms, order } = await whileTheApplicationWrites(
+        (work) => app.transaction().execute(work),
+        () => store.delete(gone.exportId),
+      );
+      expect(applicationError).toBeUndefined();
+      expect(error).toBeUndefined();
+      // Before, the deletion slept in SQLite's busy handler on the thread while the application's
+      // transaction waited for that thread to commit: 10 s, then "database is locked".
+      expect(ms).toBeLessThan(5000);
+      expect(order).toEqual(['application committed', 'done']);
+
+      expect(result).toEqual({ packages: 1, chunks: 3, tokens: 1 });
+      expect(await rowsOf(gone.exportId)).toEqual({ packages: 0, chunks: 0, tokens: 0 });
+      expect(await rowsOf(kept.exportId)).toEqual({ packages: 1, chunks: 1, tokens: 0 });
+      expect(await grace()).toEqual([{ id: 100, email: 'grace@example.com' }]);
+    });
+
+    it('purgeExpired waits for a write transaction of another connection to commit, then purges the expired exports, without waiting out the busy timeout', async () => {
+      const clock = fixedClock('2024-06-01T12:00:00.000Z');
+      const store = createExportStore({ db: test.db, clock, retention: DAY });
+      const expired = [
+        await store.save(Readable.from([Buffer.from('first')])),
+        await store.save(Readable.from([Buffer.from('second')])),
+      ];
+      await store.issueToken(expired[0]!.exportId, { binding: 's' });
+      clock.advance(DAY);
+      const fresh = await store.save(Readable.from([Buffer.from('fresh')]));
+
+      const { result, error, applicationError, ms, order } = await whileTheApplicationWrites(
+        (work) => writeTransaction(app, work),
+        () => store.purgeExpired(),
+      );
+      expect(applicationError).toBeUndefined();
+      expect(error).toBeUndefined();
+      expect(ms).toBeLessThan(5000);
+      expect(order).toEqual(['application committed', 'done']);
+
+      expect(result).toEqual({ packages: 2, chunks: 2, tokens: 1 });
+      for (const { exportId } of expired) {
+        expect(await rowsOf(exportId)).toEqual({ packages: 0, chunks: 0, tokens: 0 });
+      }
+      expect(await rowsOf(fresh.exportId)).toEqual({ packages: 1, chunks: 1, tokens: 0 });
+      const { token } = await store.issueToken(fresh.exportId, { binding: 's' });
+      expect((await collect((await store.redeem(token, { binding: 's' })).stream)).toString()).toBe('fresh');
+      expect(await grace()).toEqual([{ id: 100, email: 'grace@example.com' }]);
     });
   },
 );

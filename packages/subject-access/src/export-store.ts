@@ -176,7 +176,7 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
   async function remove(ids: readonly string[]): Promise<PurgeResult> {
     const result: PurgeResult = { packages: 0, chunks: 0, tokens: 0 };
     for (const id of ids) {
-      await db.transaction().execute(async (trx) => {
+      await writeTransaction(db, async (trx) => {
         // The export first: it is what `issueToken` locks, so a token being issued is either
         // committed before this (and deleted below) or refused after it.
         const packages = await trx
