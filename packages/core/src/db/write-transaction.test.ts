@@ -41,6 +41,29 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
     ]);
   });
 
+  it('handed the caller’s own transaction, the work joins it: committed or rolled back with the rest', async () => {
+    database = await createTestDatabase(engine);
+    const { db } = database;
+    await counters(db);
+    const bump = (q: Kysely<any>, n: number) =>
+      writeTransaction(q, (trx) => trx.updateTable('privacykit_test_counters').set({ n }).execute());
+    await expect(
+      db.transaction().execute(async (trx) => {
+        await bump(trx, 7);
+        throw new Error('the caller rolls back');
+      }),
+    ).rejects.toThrow('the caller rolls back');
+    expect(await db.selectFrom('privacykit_test_counters').select('n').executeTakeFirst()).toEqual({ n: 0 });
+    await db.transaction().execute(async (trx) => {
+      await bump(trx, 8);
+      await trx.insertInto('privacykit_test_counters').values({ id: 'b', n: 1 }).execute();
+    });
+    expect(await db.selectFrom('privacykit_test_counters').selectAll().orderBy('id').execute()).toEqual([
+      { id: 'a', n: 8 },
+      { id: 'b', n: 1 },
+    ]);
+  });
+
   it('a run that loses a unique key runs again, whole; after the last attempt the typed error, nothing left behind', async () => {
     database = await createTestDatabase(engine);
     const { db } = database;

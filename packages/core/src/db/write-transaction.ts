@@ -20,11 +20,16 @@ const ROLLBACK = CompiledQuery.raw('rollback');
  * the thread. better-sqlite3 waits for a lock inside SQLite's busy handler, on the thread: a
  * connection waiting there for a lock another connection of the process holds across an await
  * would keep it from ever committing, and both would fail with "database is locked" after 10 s.
+ *
+ * Given a kysely `Transaction`, `work` runs in it: the caller's transaction holds whatever lock
+ * it took, and commits or rolls back what `work` wrote with the rest.
  */
 export async function writeTransaction<DB, R>(
   db: Kysely<DB>,
   work: (trx: Kysely<DB>) => Promise<R>,
 ): Promise<R> {
+  // Handed a transaction (the caller's own): `work` joins it, and commits or rolls back with it.
+  if (db.isTransaction) return work(db);
   if (engineOf(db) !== 'sqlite') return db.transaction().execute(work);
   const raw = sqliteConnectionOf(db);
   const file = raw && sqliteFileOf(raw);
