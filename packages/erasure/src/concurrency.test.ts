@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeErasure } from './execute.js';
 import { confirmNotification, deliverPending, listNotifications } from './outbox.js';
 import type { ErasureNotification } from './outbox.js';
-import { planFixtureErasure, seedHost } from './testing-fixtures.js';
+import { holdWriteLock, planFixtureErasure, seedHost } from './testing-fixtures.js';
 
 /** A worker in its own process (`test/<script>`): see `startWorker` in core's testing helpers. */
 const worker = (script: string, args: readonly string[]) =>
@@ -201,6 +201,116 @@ describe.each(testEngines())('Art 19 notifications worked by two workers on $eng
     );
     expect(isPrivacyKitError(missing) && missing.code).toBe('erasure/plan-not-found');
   });
+
+  // SQLite only: better-sqlite3 waits for a lock on the thread (the other engines' drivers do
+  // not). `second` is the application's own connection to the same file here.
+  const applicationWrites = () =>
+    t.db
+      .selectFrom('audit_trail')
+      .select('action')
+      .where('email', '=', 'bob@example.com')
+      .orderBy('action')
+      .execute();
+
+  it.runIf(engine.engine === 'sqlite')(
+    'a delivery that starts while another connection of the process holds a write transaction claims the notices once it commits, without waiting out the busy timeout',
+    async () => {
+      const count = (await notices()).length;
+      const events: string[] = [];
+      const { committed } = await holdWriteLock(second, 'settings-changed');
+      const application = committed.then(() => void events.push('application committed'));
+      const started = performance.now();
+      const result = await deliverPending({
+        db: t.db,
+        clock: fixedClock(start),
+        send: async (notification) => {
+          events.push('sent');
+          return { to: notification.recipient.id };
+        },
+      });
+      const took = performance.now() - started;
+      await application;
+      // Before, the first claim's standalone UPDATE slept in SQLite's busy handler on the thread,
+      // so the application never committed: 10 s, then "database is locked", nothing sent.
+      expect(took).toBeLessThan(5000);
+      expect(events[0]).toBe('application committed');
+      expect(result).toEqual({ delivered: count, retrying: 0, failed: 0 });
+      for (const notice of await notices()) {
+        expect(notice).toMatchObject({
+          status: 'delivered',
+          attempts: 1,
+          receipt: { to: notice.recipientId },
+        });
+      }
+      expect(await applicationWrites()).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
+    },
+  );
+
+  it.runIf(engine.engine === 'sqlite')(
+    "each attempt's outcome is recorded once a write transaction another connection of the process took during the send commits, without waiting out the busy timeout",
+    async () => {
+      const count = (await notices()).length;
+      expect(count).toBeGreaterThan(1);
+      const started = performance.now();
+      let sends = 0;
+      const result = await deliverPending({
+        db: t.db,
+        clock: fixedClock(start),
+        send: async (notification) => {
+          // While the recipient answers, the application writes and holds its transaction: this
+          // attempt's outcome has to wait for the write lock.
+          await holdWriteLock(second, `settings-changed-${sends}`);
+          // The first recipient's endpoint is down; the others accept.
+          if (sends++ === 0) throw new Error('endpoint down');
+          return { to: notification.recipient.id };
+        },
+      });
+      const took = performance.now() - started;
+      // Before, recording the outcome slept in SQLite's busy handler on the thread: 10 s, then
+      // "database is locked" (taken for a failed send), and 10 s more recording that.
+      expect(took).toBeLessThan(5000);
+      expect(result).toEqual({ delivered: count - 1, retrying: 1, failed: 0 });
+      const all = await notices();
+      expect(all.filter((notice) => notice.status === 'delivered')).toHaveLength(count - 1);
+      const retrying = all.filter((notice) => notice.status === 'pending');
+      expect(retrying).toHaveLength(1);
+      expect(retrying[0]).toMatchObject({
+        attempts: 1,
+        lastError: 'endpoint down',
+        nextAttemptAt: '2025-06-01T12:01:00.000Z',
+      });
+      expect(await applicationWrites()).toEqual([
+        { action: 'login' },
+        ...Array.from({ length: count }, (_, i) => ({ action: `settings-changed-${i}` })),
+      ]);
+    },
+  );
+
+  it.runIf(engine.engine === 'sqlite')(
+    'a notice confirmed by hand while another connection of the process holds a write transaction is recorded once it commits, without waiting out the busy timeout',
+    async () => {
+      const [notice] = await notices();
+      const { committed } = await holdWriteLock(second, 'settings-changed');
+      let applicationCommitted = false;
+      const application = committed.then(() => {
+        applicationCommitted = true;
+      });
+      const started = performance.now();
+      await confirmNotification({ db: t.db, id: notice!.id, receipt: { by: 'phone' }, clock: later(60_000) });
+      const took = performance.now() - started;
+      await application;
+      // Before: the confirmation's standalone UPDATE, 10 s in the busy handler, "database is locked".
+      expect(took).toBeLessThan(5000);
+      expect(applicationCommitted).toBe(true);
+      const [confirmed] = (await notices()).filter((entry) => entry.id === notice!.id);
+      expect(confirmed).toMatchObject({
+        status: 'delivered',
+        receipt: { by: 'phone' },
+        deliveredAt: '2025-06-01T12:01:00.000Z',
+      });
+      expect(await applicationWrites()).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
+    },
+  );
 });
 
 describe.each(testEngines())('erasures of different subjects executed at once on $engine', (engine) => {

@@ -3,6 +3,7 @@ import type { Clock, JsonValue } from '@privacykit/core';
 import type { Kysely } from 'kysely';
 import { erasureError } from './errors.js';
 import type { ErasurePlan, PlanRecipient } from './plan.js';
+import { writeAlone } from './write-transaction.js';
 
 /**
  * An Art 19 notification: "the data of this subject were erased" sent to one recipient.
@@ -176,14 +177,18 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
   for (const row of due) {
     // Claim: push the next attempt out by the lease, only if no one else moved it first.
     const lease = toInstant(new Date(clock.now().getTime() + leaseMs));
-    const claimed = await db
-      .updateTable('privacykit_erasure_outbox')
-      .set({ next_attempt_at: lease })
-      .where('id', '=', row.id)
-      .where('tenant', '=', tenant)
-      .where('status', '=', 'pending')
-      .where('next_attempt_at', '=', row.next_attempt_at)
-      .executeTakeFirst();
+    // Each write in a transaction of its own (see `writeAlone`): on SQLite it waits off the
+    // thread for a write lock another connection of the process holds. `send` runs in none.
+    const claimed = await writeAlone(db, (trx) =>
+      trx
+        .updateTable('privacykit_erasure_outbox')
+        .set({ next_attempt_at: lease })
+        .where('id', '=', row.id)
+        .where('tenant', '=', tenant)
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '=', row.next_attempt_at)
+        .executeTakeFirst(),
+    );
     if (Number(claimed.numUpdatedRows ?? 0) !== 1) continue;
     // The outcome is recorded only while the claim still stands: a person may have confirmed the
     // notice by hand meanwhile, or this worker stalled past its claim and another one took the
@@ -199,33 +204,37 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
     try {
       const receipt = await options.send(entry.notification);
       const at = toInstant(clock.now());
-      const recorded = await db
-        .updateTable('privacykit_erasure_outbox')
-        .set({
-          status: 'delivered',
-          attempts: entry.attempts + 1,
-          receipt: JSON.stringify(receipt ?? { deliveredAt: at }),
-          delivered_at: at,
-          last_error: null,
-        })
-        .$call(stillClaimed)
-        .executeTakeFirst();
+      const recorded = await writeAlone(db, (trx) =>
+        trx
+          .updateTable('privacykit_erasure_outbox')
+          .set({
+            status: 'delivered',
+            attempts: entry.attempts + 1,
+            receipt: JSON.stringify(receipt ?? { deliveredAt: at }),
+            delivered_at: at,
+            last_error: null,
+          })
+          .$call(stillClaimed)
+          .executeTakeFirst(),
+      );
       if (Number(recorded.numUpdatedRows ?? 0) === 1) result.delivered++;
     } catch (error) {
       const attempts = entry.attempts + 1;
       const giveUp = attempts >= maxAttempts;
-      const recorded = await db
-        .updateTable('privacykit_erasure_outbox')
-        .set({
-          status: giveUp ? 'failed' : 'pending',
-          attempts,
-          last_error: (error instanceof Error ? error.message : String(error)).slice(0, 2000),
-          next_attempt_at: toInstant(
-            new Date(clock.now().getTime() + backoffDelay(attempts, options.backoff)),
-          ),
-        })
-        .$call(stillClaimed)
-        .executeTakeFirst();
+      const recorded = await writeAlone(db, (trx) =>
+        trx
+          .updateTable('privacykit_erasure_outbox')
+          .set({
+            status: giveUp ? 'failed' : 'pending',
+            attempts,
+            last_error: (error instanceof Error ? error.message : String(error)).slice(0, 2000),
+            next_attempt_at: toInstant(
+              new Date(clock.now().getTime() + backoffDelay(attempts, options.backoff)),
+            ),
+          })
+          .$call(stillClaimed)
+          .executeTakeFirst(),
+      );
       if (Number(recorded.numUpdatedRows ?? 0) !== 1) continue;
       if (giveUp) result.failed++;
       else result.retrying++;
@@ -248,19 +257,22 @@ export async function confirmNotification(options: {
   clock?: Clock;
 }): Promise<void> {
   const at = toInstant((options.clock ?? systemClock).now());
-  const result = await options.db
-    .updateTable('privacykit_erasure_outbox')
-    .set({
-      status: 'delivered',
-      receipt: JSON.stringify(options.receipt),
-      delivered_at: at,
-      last_error: null,
-    })
-    .where('tenant', '=', options.tenant ?? DEFAULT_TENANT)
-    .where('id', '=', options.id)
-    // The first proof of delivery stands: a later confirmation never replaces its receipt.
-    .where('status', '<>', 'delivered')
-    .executeTakeFirst();
+  // In a transaction of its own (see `writeAlone`), like the delivery's writes.
+  const result = await writeAlone(options.db, (trx) =>
+    trx
+      .updateTable('privacykit_erasure_outbox')
+      .set({
+        status: 'delivered',
+        receipt: JSON.stringify(options.receipt),
+        delivered_at: at,
+        last_error: null,
+      })
+      .where('tenant', '=', options.tenant ?? DEFAULT_TENANT)
+      .where('id', '=', options.id)
+      // The first proof of delivery stands: a later confirmation never replaces its receipt.
+      .where('status', '<>', 'delivered')
+      .executeTakeFirst(),
+  );
   if (Number(result.numUpdatedRows ?? 0) === 0) {
     const existing = await options.db
       .selectFrom('privacykit_erasure_outbox')

@@ -8,10 +8,20 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeErasure } from './execute.js';
 import type { ErasureReport } from './execute.js';
 import { deliverPending } from './outbox.js';
+import { claimPlanLease } from './plan-lease.js';
 import { getErasureRecord, planErasure } from './plan.js';
 import type { ErasurePlan } from './plan.js';
 import { purgeErasureIdentities } from './purge-identities.js';
-import { ada, dataMap, dumpHost, facts, policy, seedHost, strategies } from './testing-fixtures.js';
+import {
+  ada,
+  dataMap,
+  dumpHost,
+  facts,
+  holdWriteLock,
+  policy,
+  seedHost,
+  strategies,
+} from './testing-fixtures.js';
 import { verifyErasure } from './verify.js';
 
 const start = '2025-06-01T12:00:00.000Z';
@@ -483,6 +493,93 @@ describe.each(testEngines().filter((engine) => engine.engine === 'sqlite'))(
       expect(
         await t.db.selectFrom('audit_trail').selectAll().where('action', '=', 'settings-changed').execute(),
       ).toEqual([{ email: 'bob@example.com', action: 'settings-changed' }]);
+    });
+
+    /** The application's audit rows written by `holdWriteLock`, by action. */
+    const applicationWrites = () =>
+      t.db
+        .selectFrom('audit_trail')
+        .select('action')
+        .where('email', '=', 'bob@example.com')
+        .orderBy('action')
+        .execute();
+
+    it('an execution that starts while the application holds a write transaction claims the plan once it commits, then finishes it, without waiting out the busy timeout', async () => {
+      const events: string[] = [];
+      const { committed } = await holdWriteLock(host, 'settings-changed');
+      const application = committed.then(() => void events.push('application committed'));
+      const started = performance.now();
+      const { report, error } = await outcome(
+        executeErasure(plan, { db: t.db, clock, ...batches, onBatch: () => void events.push('batch') }),
+      );
+      const took = performance.now() - started;
+      await application;
+      expect(error).toBeUndefined();
+      // Before, the claim's standalone UPDATE slept in SQLite's busy handler on the thread, so the
+      // application never committed: 10 s, then "database is locked" before anything ran.
+      expect(took).toBeLessThan(5000);
+      expect(events[0]).toBe('application committed');
+      expect(events.filter((event) => event === 'batch').length).toBeGreaterThan(1);
+
+      expect(report?.failures).toEqual([]);
+      expect(report?.status).toBe('partial');
+      const tables = Object.fromEntries((report?.tables ?? []).map((r) => [r.table, r]));
+      expect(tables.order_lines).toMatchObject({ status: 'done', deleted: 4 });
+      expect(tables.orders).toMatchObject({ status: 'done', deleted: 3 });
+      expect(tables.logs).toMatchObject({ status: 'done', updated: 9 });
+      expect(tables.invoices).toMatchObject({ status: 'done', restricted: 2 });
+      expect((await verifyErasure({ db: t.db, plan, clock })).ok).toBe(true);
+      expect((await getErasureRecord({ db: t.db, planId: plan.id })).lease).toBeUndefined();
+      expect(await applicationWrites()).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
+    });
+
+    it('a lease renewed while the application holds a write transaction is renewed once it commits, without waiting out the busy timeout', async () => {
+      const now = fixedClock(start);
+      const lease = await claimPlanLease({ db: t.db, plan, clock: now, leaseMs: 60_000 });
+      now.advance(1000);
+      const { committed } = await holdWriteLock(host, 'settings-changed');
+      let applicationCommitted = false;
+      const application = committed.then(() => {
+        applicationCommitted = true;
+      });
+      const started = performance.now();
+      await lease.renew();
+      const took = performance.now() - started;
+      // Before: the renewal's standalone UPDATE, 10 s in the busy handler, "database is locked".
+      expect(took).toBeLessThan(5000);
+      expect(applicationCommitted).toBe(true);
+      await application;
+      // Renewed from the advanced clock, and still this worker's: its transactions go on.
+      expect((await getErasureRecord({ db: t.db, planId: plan.id })).lease).toEqual({
+        heldFor: 'execution',
+        expiresAt: '2025-06-01T12:01:01.000Z',
+      });
+      expect(await lease.transaction(async () => 'fenced')).toBe('fenced');
+      await lease.release();
+      expect(await applicationWrites()).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
+    });
+
+    it('a lease released while the application holds a write transaction is released once it commits, without waiting out the busy timeout', async () => {
+      const lease = await claimPlanLease({ db: t.db, plan, clock, leaseMs: 60_000 });
+      const { committed } = await holdWriteLock(host, 'settings-changed');
+      let applicationCommitted = false;
+      const application = committed.then(() => {
+        applicationCommitted = true;
+      });
+      const started = performance.now();
+      await lease.release();
+      const took = performance.now() - started;
+      // Before: the release's standalone UPDATE, 10 s in the busy handler, "database is locked"
+      // (thrown by an `executeErasure` that had finished the plan, or swallowed on its error path
+      // and the plan left locked until the lease expired).
+      expect(took).toBeLessThan(5000);
+      expect(applicationCommitted).toBe(true);
+      await application;
+      expect((await getErasureRecord({ db: t.db, planId: plan.id })).lease).toBeUndefined();
+      // Free at once: another worker claims it.
+      const next = await claimPlanLease({ db: t.db, plan, clock, leaseMs: 60_000 });
+      await next.release();
+      expect(await applicationWrites()).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
     });
   },
 );

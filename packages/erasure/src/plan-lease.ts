@@ -3,7 +3,7 @@ import type { Clock } from '@privacykit/core';
 import type { Kysely } from 'kysely';
 import { erasureError } from './errors.js';
 import type { ErasurePlan } from './plan.js';
-import { writeTransaction } from './write-transaction.js';
+import { writeAlone, writeTransaction } from './write-transaction.js';
 
 /** How long an execution lease lasts without being renewed, by default (5 minutes). */
 export const DEFAULT_LEASE_MS = 300_000;
@@ -98,14 +98,17 @@ export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> 
   // A second attempt only when the lease was released between the claim and the read-back.
   for (let attempt = 0; ; attempt++) {
     const now = toInstant(clock.now());
-    const claimed = await planRow(db, plan)
-      .set({ lease_owner: owner, lease_expires_at: expiry() })
-      .where('identities_purged_at', 'is', null)
-      // In the same conditional update as the lease: a re-plan marks the plan superseded only
-      // while no lease is live, so either it wins and no lease is ever granted, or it refuses.
-      .where('status', '<>', 'superseded')
-      .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<=', now)]))
-      .executeTakeFirst();
+    // SQLite: waits off the thread for a write lock another connection of the process holds.
+    const claimed = await writeAlone(db, (trx) =>
+      planRow(trx, plan)
+        .set({ lease_owner: owner, lease_expires_at: expiry() })
+        .where('identities_purged_at', 'is', null)
+        // In the same conditional update as the lease: a re-plan marks the plan superseded only
+        // while no lease is live, so either it wins and no lease is ever granted, or it refuses.
+        .where('status', '<>', 'superseded')
+        .where((eb) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<=', now)]))
+        .executeTakeFirst(),
+    );
     if (Number(claimed.numUpdatedRows ?? 0) === 1) break;
     const row = await db
       .selectFrom('privacykit_erasure_plans')
@@ -174,12 +177,15 @@ export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> 
         await renewWith(trx);
         return fn(trx);
       }),
-    renew: () => renewWith(db),
+    // Each in a transaction of its own, like the claim (see `writeAlone`).
+    renew: () => writeAlone(db, renewWith),
     async release() {
-      await planRow(db, plan)
-        .set({ lease_owner: null, lease_expires_at: null })
-        .where('lease_owner', '=', owner)
-        .execute();
+      await writeAlone(db, (trx) =>
+        planRow(trx, plan)
+          .set({ lease_owner: null, lease_expires_at: null })
+          .where('lease_owner', '=', owner)
+          .execute(),
+      );
     },
   };
 }

@@ -353,3 +353,24 @@ export function planFixtureErasure(db: Kysely<any>, extra: Partial<PlanErasureOp
     ...extra,
   });
 }
+
+/**
+ * The application writing on a connection of its own (`db`: a second `openDatabase` on the same
+ * SQLite file): a plain kysely transaction that inserts Bob's `audit_trail` row `action`, then
+ * holds the write lock across a 300 ms timer. Resolves once it holds the lock; `committed` settles
+ * when it ends.
+ */
+export async function holdWriteLock(db: Kysely<any>, action: string): Promise<{ committed: Promise<void> }> {
+  let holding!: () => void;
+  const held = new Promise<void>((resolve) => {
+    holding = resolve;
+  });
+  const committed = db.transaction().execute(async (trx) => {
+    await trx.insertInto('audit_trail').values({ email: 'bob@example.com', action }).execute();
+    holding();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  });
+  // A failed insert rejects here instead of leaving the caller waiting for `held`.
+  await Promise.race([held, committed]);
+  return { committed };
+}
