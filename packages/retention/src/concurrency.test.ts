@@ -69,8 +69,8 @@ describe.each(testEngines())('legal holds worked from two processes at once on $
   }, 120_000);
 });
 
-// SQLite runs one writer at a time: a sweep's batch that read the holds before a hold was
-// committed cannot write any more (its snapshot is stale) and is run again, reading the hold.
+// SQLite runs one writer at a time: a sweep's batch takes the write lock before it reads the
+// holds, so a hold is committed either before the batch reads the holds or after it commits.
 describe.each(testEngines().filter((engine) => engine.engine !== 'sqlite'))(
   'a legal hold placed while a sweep is in flight on $engine',
   (engine) => {

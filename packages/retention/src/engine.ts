@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_TENANT, formatIssues, isPrivacyKitError, newId, zodIssues } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
 import { hmacSha256Hex } from '@privacykit/core/crypto';
-import { engineOf, subjectCondition } from '@privacykit/core/db';
+import { engineOf, subjectCondition, writeTransaction } from '@privacykit/core/db';
 import type { Engine } from '@privacykit/core/db';
 import { expressionBuilder, sql } from 'kysely';
-import type { Kysely, RawBuilder, SqlBool, Transaction } from 'kysely';
+import type { Kysely, RawBuilder, SqlBool } from 'kysely';
 import type { z } from 'zod';
 import { candidateQuery, keyText } from './candidates.js';
 import { addCivilDays, civilDateOf, startOfCivilDay } from './civil-date.js';
@@ -329,6 +329,16 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
   const policyVersion = policy?.version ?? 'unversioned';
 
   /**
+   * A write of one statement. SQLite: in a `writeTransaction`, which waits for the write lock off
+   * the thread; on the thread (better-sqlite3's busy handler) it would keep another connection
+   * of this process holding the lock across an await from committing, until both failed with
+   * "database is locked" after the 10 s busy timeout. PostgreSQL / MySQL: on its own (their
+   * drivers wait for locks off the thread).
+   */
+  const writeAlone = <R>(write: (on: Kysely<any>) => Promise<R>): Promise<R> =>
+    engine === 'sqlite' ? writeTransaction(db, write) : write(db);
+
+  /**
    * The tables a table or row hold can name, with the key a row hold is compared on: the
    * schedule's tables and children, and the data map's. A hold on any other name (a typo, a
    * different case) would be active and protect nothing.
@@ -428,8 +438,8 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
    * transaction-scoped advisory lock per tenant (a new hold has no row to lock yet). MySQL /
    * MariaDB: a locking read of the tenant's holds, whose next-key locks on the holds' index block
    * the insert of a new hold until the batch commits (the insert needs no lock of its own).
-   * SQLite: nothing — a batch whose read of the holds went stale cannot write (its snapshot is
-   * older than the hold's commit) and is run again.
+   * SQLite: nothing — both run in a `writeTransaction`, whose `BEGIN IMMEDIATE` takes the
+   * database's write lock before the batch reads the holds: one runs after the other.
    */
   async function lockHolds(trx: Kysely<any>, mode: 'share' | 'exclusive'): Promise<void> {
     if (engine === 'postgres') {
@@ -590,7 +600,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
   }
 
   async function processBatch(
-    trx: Transaction<any>,
+    trx: Kysely<any>,
     entry: ScheduleEntry,
     phaseIndex: number,
     runId: string,
@@ -915,7 +925,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
 
   /** Restrictions whose phase is no longer due (new activity): lifted, and recorded. */
   async function liftBatch(
-    trx: Transaction<any>,
+    trx: Kysely<any>,
     entry: ScheduleEntry,
     phaseIndex: number,
     runId: string,
@@ -978,14 +988,16 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
 
   async function releaseExpiredHolds(): Promise<number> {
     const now = nowText();
-    const result = await db
-      .updateTable('privacykit_retention_holds')
-      .set({ released_at: now, released_by: 'system', release_reason: 'expired' })
-      .where('tenant', '=', tenant)
-      .where('released_at', 'is', null)
-      .where('expires_at', 'is not', null)
-      .where('expires_at', '<=', now)
-      .executeTakeFirst();
+    const result = await writeAlone((on) =>
+      on
+        .updateTable('privacykit_retention_holds')
+        .set({ released_at: now, released_by: 'system', release_reason: 'expired' })
+        .where('tenant', '=', tenant)
+        .where('released_at', 'is', null)
+        .where('expires_at', 'is not', null)
+        .where('expires_at', '<=', now)
+        .executeTakeFirst(),
+    );
     return Number(result.numUpdatedRows ?? 0);
   }
 
@@ -1125,17 +1137,19 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       const expiredHolds = await releaseExpiredHolds();
       const runId = newId(clock.now());
       const startedAt = nowText();
-      await db
-        .insertInto('privacykit_retention_runs')
-        .values({
-          id: runId,
-          tenant,
-          policy_version: policyVersion,
-          started_at: startedAt,
-          status: 'running',
-          records: 0,
-        })
-        .execute();
+      await writeAlone((on) =>
+        on
+          .insertInto('privacykit_retention_runs')
+          .values({
+            id: runId,
+            tenant,
+            policy_version: policyVersion,
+            started_at: startedAt,
+            status: 'running',
+            records: 0,
+          })
+          .execute(),
+      );
       const hash = createHash('sha256');
       const counts = new Map<string, DispositionCount>();
       let total = 0;
@@ -1157,7 +1171,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
           const limit = Math.min(batchSize, maxRows - handled);
           const attempt = (checked: boolean) =>
             withRetry(() =>
-              db.transaction().execute((trx) => batch(trx, entry, index, runId, after, limit, checked)),
+              writeTransaction(db, (trx) => batch(trx, entry, index, runId, after, limit, checked)),
             );
           let result: Awaited<ReturnType<typeof batch>>;
           try {
@@ -1181,17 +1195,19 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         const finishedAt = nowText();
         const digest = hash.digest('hex');
         const list = sortedCounts(counts);
-        await db
-          .updateTable('privacykit_retention_runs')
-          .set({
-            finished_at: finishedAt,
-            status,
-            records: total,
-            counts: JSON.stringify(list),
-            hash: digest,
-          })
-          .where('id', '=', runId)
-          .execute();
+        await writeAlone((on) =>
+          on
+            .updateTable('privacykit_retention_runs')
+            .set({
+              finished_at: finishedAt,
+              status,
+              records: total,
+              counts: JSON.stringify(list),
+              hash: digest,
+            })
+            .where('id', '=', runId)
+            .execute(),
+        );
         return { finishedAt, digest, list };
       };
       try {
@@ -1285,7 +1301,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       // Waits for the sweep batches in flight (see lockHolds): when this returns, every batch
       // that may still delete sees the hold.
       await withRetry(() =>
-        db.transaction().execute(async (trx) => {
+        writeTransaction(db, async (trx) => {
           await lockHolds(trx, 'exclusive');
           await trx.insertInto('privacykit_retention_holds').values(row).execute();
         }),
@@ -1310,13 +1326,15 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         released_by: parsed.data.by,
         release_reason: parsed.data.reason,
       };
-      const result = await db
-        .updateTable('privacykit_retention_holds')
-        .set(released)
-        .where('tenant', '=', tenant)
-        .where('id', '=', id)
-        .where('released_at', 'is', null)
-        .executeTakeFirst();
+      const result = await writeAlone((on) =>
+        on
+          .updateTable('privacykit_retention_holds')
+          .set(released)
+          .where('tenant', '=', tenant)
+          .where('id', '=', id)
+          .where('released_at', 'is', null)
+          .executeTakeFirst(),
+      );
       const row = (await db
         .selectFrom('privacykit_retention_holds')
         .selectAll()
