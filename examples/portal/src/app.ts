@@ -128,8 +128,11 @@ export function statusForCode(code: string): number {
   if (/verification-locked$|verification-throttled$/.test(code)) return 429;
   if (/transition|too-late|limit$|conflict|already|on-hold|held|plan-locked|lease-lost/.test(code))
     return 409;
-  // A stored notice that is missing or altered: the portal's data, not the visitor's input.
-  if (/notice-unavailable$/.test(code)) return 500;
+  // A stored notice that is missing or altered, or a ledger whose evidence keys live in a key
+  // store this portal was started without (CONSENT_KEYS_URL): the portal's, not the visitor's.
+  if (/notice-unavailable$|key-store-required$/.test(code)) return 500;
+  // The evidence key store did not answer: nothing was written; the visitor may try again.
+  if (/key-store-failed$/.test(code)) return 503;
   return 400;
 }
 

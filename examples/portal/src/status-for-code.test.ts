@@ -13,6 +13,8 @@ describe('statusForCode', () => {
     ['requests/token-expired', 410],
     ['requests/redacted', 410],
     ['consent/notice-unavailable', 500],
+    ['consent/key-store-required', 500],
+    ['consent/key-store-failed', 503],
     ['consent/invalid-decision', 400],
   ])('%s → %i', (code, status) => {
     expect(statusForCode(code)).toBe(status);

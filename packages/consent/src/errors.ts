@@ -72,4 +72,11 @@ export type ConsentErrorCode =
    * a key: nothing was written (a decision, a shredding) or nothing was read (a history) — the
    * store's own error is the cause. Try again once the store answers.
    */
-  | 'consent/key-store-failed';
+  | 'consent/key-store-failed'
+  /**
+   * The ledger keeps its evidence keys in an `evidenceKeys` store (an instance configured with
+   * one has run on it) and this instance has none: it cannot shred a subject (the store's keys
+   * would outlive the shredding) nor seal a grant's evidence. Refusals and withdrawals are
+   * recorded without the evidence instead. Configure the instance with the same store.
+   */
+  | 'consent/key-store-required';

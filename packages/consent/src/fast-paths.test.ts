@@ -188,6 +188,7 @@ describe.each(testEngines())('fast paths on $engine', (engine) => {
     const down = await migrator.migrateTo('0001_init');
     expect(down.error).toBeUndefined();
     expect(down.results?.map((result) => result.migrationName)).toEqual([
+      '0005_key_store_marker',
       '0004_binary_keys',
       '0003_lean_appends',
       '0002_state_by_purpose',

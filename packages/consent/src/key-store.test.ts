@@ -371,19 +371,78 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
     expect(seen.every((inside) => !inside)).toBe(true);
   });
 
-  it('opens evidence sealed under a state-row key by an instance that ran without the store, and the store-sealed evidence around it', async () => {
+  it('opens evidence sealed under a state-row key before the store came, and the store-sealed evidence after it', async () => {
     const own = await migratedDatabase(engine);
     try {
+      const before = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      await before.record(grant('ks-max', 'newsletter', { evidence: { ip: '198.51.100.1' } }));
       const withStore = createConsentLedger({ db: own.db, policy: testPolicy, clock, evidenceKeys: store });
-      const without = createConsentLedger({ db: own.db, policy: testPolicy, clock });
-      await withStore.record(grant('ks-max', 'newsletter', { evidence: { ip: '192.0.2.1' } }));
-      await without.record(grant('ks-max', 'newsletter', { evidence: { ip: '198.51.100.1' } }));
+      await withStore.record(grant('ks-max', 'audience-measurement', { evidence: { ip: '192.0.2.1' } }));
+      // The pair keeps its state-row key; the new pair's key is the store's.
       await withStore.record(grant('ks-max', 'newsletter', { evidence: { ip: '203.0.113.1' } }));
       expect((await withStore.history('ks-max')).map((entry) => entry.evidence)).toEqual([
-        { ip: '192.0.2.0' },
         { ip: '198.51.100.0' },
+        { ip: '192.0.2.0' },
         { ip: '203.0.113.0' },
       ]);
+      expect((await storedKeys(await withStore.subjectKey('ks-max'))).map((k) => k.purpose)).toEqual([
+        'audience-measurement',
+      ]);
+    } finally {
+      await own.destroy();
+    }
+  });
+
+  it('an instance without the store, on a ledger whose keys live in one, shreds nothing and seals no grant; refusals and withdrawals go on without their evidence', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      // Started before any instance with the store ran: it learns of the store under the lock.
+      const early = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      expect(await early.mayProcess('ks-kim', 'newsletter')).toBe(false);
+      const withStore = createConsentLedger({ db: own.db, policy: testPolicy, clock, evidenceKeys: store });
+      await withStore.record(grant('ks-kim', 'newsletter', { evidence }));
+      const subjectKey = await withStore.subjectKey('ks-kim');
+      expect(await storedKeys(subjectKey)).toHaveLength(1);
+      const size = await ledgerSize(own.db);
+
+      const bare = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      expect(await codeOf(bare.shredSubject('ks-kim'))).toBe('consent/key-store-required');
+      expect(await codeOf(early.shredSubject('ks-kim'))).toBe('consent/key-store-required');
+      expect(await codeOf(bare.record(grant('ks-kim', 'audience-measurement', { evidence })))).toBe(
+        'consent/key-store-required',
+      );
+      expect(
+        await codeOf(
+          bare.import([grant('ks-lee', 'newsletter', { source: 'import', method: 'import', evidence })]),
+        ),
+      ).toBe('consent/key-store-required');
+      expect(await ledgerSize(own.db)).toBe(size);
+      expect(await storedKeys(subjectKey)).toHaveLength(1);
+
+      // A grant with nothing to seal, a withdrawal and a GPC refusal are recorded (the last two
+      // without the evidence they came with), and no key lands in a state row.
+      await bare.record(grant('ks-kim', 'audience-measurement'));
+      await bare.withdraw('ks-kim', 'newsletter', { evidence });
+      await bare.applyGpc('ks-kim', '1', { evidence });
+      const kinds = (await withStore.history('ks-kim')).map((entry) =>
+        entry.kind === 'decision' ? [entry.purpose, entry.state, entry.evidence ?? null] : [entry.kind],
+      );
+      expect(kinds).toEqual([
+        ['newsletter', 'granted', { ip: '198.51.100.0' }],
+        ['audience-measurement', 'granted', null],
+        ['newsletter', 'withdrawn', null],
+        ['targeted-advertising', 'refused', null],
+      ]);
+      const inState = await own.db
+        .selectFrom('privacykit_consent_state')
+        .select('key_material')
+        .where('key_material', 'is not', null)
+        .execute();
+      expect(inState).toEqual([]);
+
+      await withStore.shredSubject('ks-kim');
+      expect(await storedKeys(subjectKey)).toEqual([]);
+      expect(await withStore.verify()).toMatchObject({ ok: true });
     } finally {
       await own.destroy();
     }

@@ -695,6 +695,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
   const configuredKeys = options.keys ? loadSigningKeys(options.keys) : undefined;
   const keyStore = options.evidenceKeys;
+  // Whether the tenant's evidence keys live in a store (the head row's marker, 0005): an
+  // instance without one then neither shreds nor seals (see `withoutStore`). Read at start-up
+  // and with the notices; `shredSubject` reads it again under the append lock.
+  let storeMarked = false;
   if (
     keyStore !== undefined &&
     (typeof keyStore !== 'object' ||
@@ -1011,6 +1015,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       head = await readHead();
     }
     if (!options.secret) secret = head.pseudonym_secret as string;
+    if (keyStore && head.evidence_keys !== 'store') {
+      await db.updateTable(T.head).set({ evidence_keys: 'store' }).where('tenant', '=', tenant).execute();
+    }
+    storeMarked = Boolean(keyStore) || head.evidence_keys === 'store';
     if (!configuredKeys) {
       if (!head.signing_key) {
         const pem = generateKeyPairSync('ed25519')
@@ -1031,7 +1039,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   function loadNotices(): Promise<void> {
-    return loadNoticesWith(db);
+    if (keyStore || storeMarked) return loadNoticesWith(db);
+    return Promise.all([loadNoticesWith(db), readHead()]).then(([, head]) => {
+      storeMarked = head.evidence_keys === 'store';
+    });
   }
 
   // Notices another instance publishes reach this one within NOTICE_TTL_MS, for every method
@@ -2154,8 +2165,26 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     }
   }
 
+  /**
+   * An instance without a key store on a ledger whose evidence keys live in one: a grant's
+   * evidence cannot be sealed where the others' keys are (a state-row key would sit in the
+   * ledger's backups), so the grant is refused; a refusal or withdrawal goes on without it
+   * (Art 7(3)), as while a store is down.
+   */
+  function withoutStore(value: Validated): Validated {
+    if (keyStore || !storeMarked || !needsSeal(value)) return value;
+    if (value.state === 'granted') {
+      throw fail(
+        'consent/key-store-required',
+        'this ledger keeps its evidence keys in a key store: record grants with evidence through an instance configured with it (evidenceKeys)',
+      );
+    }
+    const { evidence: _evidence, age: _age, parental: _parental, ...bare } = value;
+    return bare;
+  }
+
   async function writeDecision(value: Validated): Promise<RecordedDecision> {
-    if (!keyStore) return writeKeyedDecision(value, undefined);
+    if (!keyStore) return writeKeyedDecision(withoutStore(value), undefined);
     const subjectKey = pseudonym(value.subjectId);
     return withKeyRetry(async () => {
       // Before anything is written: a store that fails leaves no entry behind.
@@ -3305,7 +3334,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               { issues: [{ path: 'at', message: 'must not be later than now' }] },
             );
           }
-          values.push(value);
+          values.push(withoutStore(value));
         } catch (error) {
           if (error instanceof PrivacyKitError) {
             throw new PrivacyKitError<ConsentErrorCode>(
@@ -3557,17 +3586,19 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       outcome.objections = signalled.filter((purpose) => !restsOnConsent(purpose)).map((p) => p.id);
       const subjectKey = pseudonym(subjectId);
       const refusalOf = (purpose: Purpose, evidence: ConsentEvidence | undefined) =>
-        validate(
-          {
-            subjectId,
-            purpose: purpose.id,
-            state: 'refused',
-            source: 'gpc',
-            method: 'gpc-signal',
-            ...(opts.jurisdiction ? { jurisdiction: opts.jurisdiction } : {}),
-            ...(evidence ? { evidence } : {}),
-          },
-          false,
+        withoutStore(
+          validate(
+            {
+              subjectId,
+              purpose: purpose.id,
+              state: 'refused',
+              source: 'gpc',
+              method: 'gpc-signal',
+              ...(opts.jurisdiction ? { jurisdiction: opts.jurisdiction } : {}),
+              ...(evidence ? { evidence } : {}),
+            },
+            false,
+          ),
         );
       // What one purpose's transaction found, applied to `outcome` once it committed: an engine
       // that breaks a deadlock rolls the transaction back and it runs again, whole.
@@ -3694,6 +3725,21 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const now = clock.now();
       return appendTransaction(async (ctx) => {
         const { trx } = ctx;
+        if (!keyStore) {
+          // Read again under the lock: an instance with a store may have started since.
+          const head = (await trx
+            .selectFrom(T.head)
+            .select('evidence_keys')
+            .where('tenant', '=', tenant)
+            .executeTakeFirst()) as { evidence_keys: string | null } | undefined;
+          if (head?.evidence_keys === 'store') {
+            storeMarked = true;
+            throw fail(
+              'consent/key-store-required',
+              'this ledger keeps its evidence keys in a key store: shred through an instance configured with it (evidenceKeys), or its keys would outlive the shredding',
+            );
+          }
+        }
         // The store's keys first, under the append lock: no decision commits meanwhile, and one
         // that took a key before commits after this shredding only with a fresh key (sealingKey).
         // Should the store fail, nothing is shredded yet and a retry does it all.

@@ -426,7 +426,8 @@ async function binaryKeys(db: Kysely<any>, direction: 'up' | 'down') {
  * - `privacykit_consent_subject_ix`, `privacykit_consent_event_ix`: entries by subject and by
  *   event id, filled in batches behind the appends (0003).
  * - `privacykit_consent_notices`: the published notice versions per purpose.
- * On MySQL/MariaDB, notice versions and event ids have binary collations (0004).
+ * On MySQL/MariaDB, notice versions and event ids have binary collations (0004). The head row
+ * says whether the tenant's evidence keys live in an `evidenceKeys` store (0005).
  */
 export const consentMigrations: PackageMigrations = {
   name: 'consent',
@@ -502,6 +503,13 @@ export const consentMigrations: PackageMigrations = {
     '0004_binary_keys': {
       up: (db: Kysely<any>) => binaryKeys(db, 'up'),
       down: (db: Kysely<any>) => binaryKeys(db, 'down'),
+    },
+    // 0005: where the tenant's evidence keys live — `'store'` once an instance with an
+    // `evidenceKeys` store ran on it, so that one without cannot shred only half of them.
+    '0005_key_store_marker': {
+      up: (db: Kysely<any>) =>
+        db.schema.alterTable(T_HEAD).addColumn('evidence_keys', sql`varchar(16)`).execute(),
+      down: (db: Kysely<any>) => db.schema.alterTable(T_HEAD).dropColumn('evidence_keys').execute(),
     },
   },
 };

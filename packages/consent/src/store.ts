@@ -25,6 +25,8 @@ export interface HeadRow {
   no: number | string;
   /** Entries below this seq are in the subject and event lookup tables. */
   indexed_size: number | string;
+  /** `'store'` once an instance with an `evidenceKeys` store ran on the tenant (0005). */
+  evidence_keys?: string | null;
 }
 
 export interface StateRow {
