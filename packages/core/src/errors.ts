@@ -23,7 +23,9 @@ export type CoreErrorCode =
   | 'database/driver-missing'
   | 'database/driver-incompatible'
   | 'database/unsupported-engine'
-  | 'database/migration-failed';
+  | 'database/migration-failed'
+  /** `writeTransaction` handed a transaction: it starts its own (see `writeStatement`). */
+  | 'database/nested-transaction';
 
 /** One problem found while validating input: where it is and what is wrong. */
 export interface PrivacyKitIssue {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
-import { openDatabase } from '@privacykit/core/db';
+import { openDatabase, writeTransaction } from '@privacykit/core/db';
 import { createTestDatabase, startWorker, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import type { Kysely } from 'kysely';
@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeErasure } from './execute.js';
 import { confirmNotification, deliverPending, listNotifications } from './outbox.js';
 import type { ErasureNotification } from './outbox.js';
-import { holdWriteLock, planFixtureErasure, seedHost } from './testing-fixtures.js';
+import { applicationWrites, holdWriteLock, planFixtureErasure, seedHost } from './testing-fixtures.js';
 
 /** A worker in its own process (`test/<script>`): see `startWorker` in core's testing helpers. */
 const worker = (script: string, args: readonly string[]) =>
@@ -204,13 +204,6 @@ describe.each(testEngines())('Art 19 notifications worked by two workers on $eng
 
   // SQLite only: better-sqlite3 waits for a lock on the thread (the other engines' drivers do
   // not). `second` is the application's own connection to the same file here.
-  const applicationWrites = () =>
-    t.db
-      .selectFrom('audit_trail')
-      .select('action')
-      .where('email', '=', 'bob@example.com')
-      .orderBy('action')
-      .execute();
 
   it.runIf(engine.engine === 'sqlite')(
     'a delivery that starts while another connection of the process holds a write transaction claims the notices once it commits, without waiting out the busy timeout',
@@ -242,7 +235,7 @@ describe.each(testEngines())('Art 19 notifications worked by two workers on $eng
           receipt: { to: notice.recipientId },
         });
       }
-      expect(await applicationWrites()).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
+      expect(await applicationWrites(t.db)).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
     },
   );
 
@@ -279,7 +272,7 @@ describe.each(testEngines())('Art 19 notifications worked by two workers on $eng
         lastError: 'endpoint down',
         nextAttemptAt: '2025-06-01T12:01:00.000Z',
       });
-      expect(await applicationWrites()).toEqual([
+      expect(await applicationWrites(t.db)).toEqual([
         { action: 'login' },
         ...Array.from({ length: count }, (_, i) => ({ action: `settings-changed-${i}` })),
       ]);
@@ -308,9 +301,32 @@ describe.each(testEngines())('Art 19 notifications worked by two workers on $eng
         receipt: { by: 'phone' },
         deliveredAt: '2025-06-01T12:01:00.000Z',
       });
-      expect(await applicationWrites()).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
+      expect(await applicationWrites(t.db)).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
     },
   );
+
+  it('a notice confirmed inside the application’s own transaction is part of it: rolled back with it, committed with it', async () => {
+    const [first, second] = await notices();
+    const confirm = (db: Kysely<any>, id: string, by: string) =>
+      confirmNotification({ db, id, receipt: { by }, clock: later(60_000) });
+    await expect(
+      t.db.transaction().execute(async (trx) => {
+        await confirm(trx, first!.id, 'phone');
+        throw new Error('the application rolls back');
+      }),
+    ).rejects.toThrow('the application rolls back');
+    expect((await notices()).find((entry) => entry.id === first!.id)?.status).toBe('pending');
+    await t.db.transaction().execute((trx) => confirm(trx, first!.id, 'phone'));
+    await writeTransaction(t.db, (trx) => confirm(trx, second!.id, 'letter'));
+    const byId = new Map((await notices()).map((entry) => [entry.id, entry]));
+    expect(byId.get(first!.id)).toMatchObject({ status: 'delivered', receipt: { by: 'phone' } });
+    expect(byId.get(second!.id)).toMatchObject({ status: 'delivered', receipt: { by: 'letter' } });
+    // A notice that does not exist: the typed error, from inside a transaction too.
+    const missing = await writeTransaction(t.db, (trx) => confirm(trx, 'no-such-notice', 'phone')).catch(
+      (error: unknown) => error,
+    );
+    expect(isPrivacyKitError(missing) && missing.code).toBe('erasure/plan-not-found');
+  });
 });
 
 describe.each(testEngines())('erasures of different subjects executed at once on $engine', (engine) => {

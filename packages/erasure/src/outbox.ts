@@ -1,9 +1,9 @@
 import { DEFAULT_TENANT, systemClock, toInstant } from '@privacykit/core';
 import type { Clock, JsonValue } from '@privacykit/core';
+import { writeStatement } from '@privacykit/core/db';
 import type { Kysely } from 'kysely';
 import { erasureError } from './errors.js';
 import type { ErasurePlan, PlanRecipient } from './plan.js';
-import { writeAlone } from './write-transaction.js';
 
 /**
  * An Art 19 notification: "the data of this subject were erased" sent to one recipient.
@@ -177,9 +177,9 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
   for (const row of due) {
     // Claim: push the next attempt out by the lease, only if no one else moved it first.
     const lease = toInstant(new Date(clock.now().getTime() + leaseMs));
-    // Each write in a transaction of its own (see `writeAlone`): on SQLite it waits off the
+    // Each write through core's `writeStatement`: on SQLite it waits off the
     // thread for a write lock another connection of the process holds. `send` runs in none.
-    const claimed = await writeAlone(db, (trx) =>
+    const claimed = await writeStatement(db, (trx) =>
       trx
         .updateTable('privacykit_erasure_outbox')
         .set({ next_attempt_at: lease })
@@ -204,7 +204,7 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
     try {
       const receipt = await options.send(entry.notification);
       const at = toInstant(clock.now());
-      const recorded = await writeAlone(db, (trx) =>
+      const recorded = await writeStatement(db, (trx) =>
         trx
           .updateTable('privacykit_erasure_outbox')
           .set({
@@ -221,7 +221,7 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
     } catch (error) {
       const attempts = entry.attempts + 1;
       const giveUp = attempts >= maxAttempts;
-      const recorded = await writeAlone(db, (trx) =>
+      const recorded = await writeStatement(db, (trx) =>
         trx
           .updateTable('privacykit_erasure_outbox')
           .set({
@@ -257,8 +257,8 @@ export async function confirmNotification(options: {
   clock?: Clock;
 }): Promise<void> {
   const at = toInstant((options.clock ?? systemClock).now());
-  // In a transaction of its own (see `writeAlone`), like the delivery's writes.
-  const result = await writeAlone(options.db, (trx) =>
+  // Through core's `writeStatement`, like the delivery's writes.
+  const result = await writeStatement(options.db, (trx) =>
     trx
       .updateTable('privacykit_erasure_outbox')
       .set({

@@ -14,6 +14,7 @@ import type { ErasurePlan } from './plan.js';
 import { purgeErasureIdentities } from './purge-identities.js';
 import {
   ada,
+  applicationWrites,
   dataMap,
   dumpHost,
   facts,
@@ -495,15 +496,6 @@ describe.each(testEngines().filter((engine) => engine.engine === 'sqlite'))(
       ).toEqual([{ email: 'bob@example.com', action: 'settings-changed' }]);
     });
 
-    /** The application's audit rows written by `holdWriteLock`, by action. */
-    const applicationWrites = () =>
-      t.db
-        .selectFrom('audit_trail')
-        .select('action')
-        .where('email', '=', 'bob@example.com')
-        .orderBy('action')
-        .execute();
-
     it('an execution that starts while the application holds a write transaction claims the plan once it commits, then finishes it, without waiting out the busy timeout', async () => {
       const events: string[] = [];
       const { committed } = await holdWriteLock(host, 'settings-changed');
@@ -530,7 +522,7 @@ describe.each(testEngines().filter((engine) => engine.engine === 'sqlite'))(
       expect(tables.invoices).toMatchObject({ status: 'done', restricted: 2 });
       expect((await verifyErasure({ db: t.db, plan, clock })).ok).toBe(true);
       expect((await getErasureRecord({ db: t.db, planId: plan.id })).lease).toBeUndefined();
-      expect(await applicationWrites()).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
+      expect(await applicationWrites(t.db)).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
     });
 
     it('a lease renewed while the application holds a write transaction is renewed once it commits, without waiting out the busy timeout', async () => {
@@ -556,7 +548,7 @@ describe.each(testEngines().filter((engine) => engine.engine === 'sqlite'))(
       });
       expect(await lease.transaction(async () => 'fenced')).toBe('fenced');
       await lease.release();
-      expect(await applicationWrites()).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
+      expect(await applicationWrites(t.db)).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
     });
 
     it('a lease released while the application holds a write transaction is released once it commits, without waiting out the busy timeout', async () => {
@@ -579,7 +571,7 @@ describe.each(testEngines().filter((engine) => engine.engine === 'sqlite'))(
       // Free at once: another worker claims it.
       const next = await claimPlanLease({ db: t.db, plan, clock, leaseMs: 60_000 });
       await next.release();
-      expect(await applicationWrites()).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
+      expect(await applicationWrites(t.db)).toEqual([{ action: 'login' }, { action: 'settings-changed' }]);
     });
   },
 );

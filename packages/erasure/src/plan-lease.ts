@@ -1,9 +1,10 @@
 import { randomToken, toInstant } from '@privacykit/core';
 import type { Clock } from '@privacykit/core';
+import { writeStatement } from '@privacykit/core/db';
 import type { Kysely } from 'kysely';
 import { erasureError } from './errors.js';
 import type { ErasurePlan } from './plan.js';
-import { writeAlone, writeTransaction } from './write-transaction.js';
+import { writeTransaction } from './write-transaction.js';
 
 /** How long an execution lease lasts without being renewed, by default (5 minutes). */
 export const DEFAULT_LEASE_MS = 300_000;
@@ -99,7 +100,7 @@ export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> 
   for (let attempt = 0; ; attempt++) {
     const now = toInstant(clock.now());
     // SQLite: waits off the thread for a write lock another connection of the process holds.
-    const claimed = await writeAlone(db, (trx) =>
+    const claimed = await writeStatement(db, (trx) =>
       planRow(trx, plan)
         .set({ lease_owner: owner, lease_expires_at: expiry() })
         .where('identities_purged_at', 'is', null)
@@ -177,10 +178,10 @@ export async function claimPlanLease(options: ClaimOptions): Promise<PlanLease> 
         await renewWith(trx);
         return fn(trx);
       }),
-    // Each in a transaction of its own, like the claim (see `writeAlone`).
-    renew: () => writeAlone(db, renewWith),
+    // Each through core's `writeStatement`, like the claim.
+    renew: () => writeStatement(db, renewWith),
     async release() {
-      await writeAlone(db, (trx) =>
+      await writeStatement(db, (trx) =>
         planRow(trx, plan)
           .set({ lease_owner: null, lease_expires_at: null })
           .where('lease_owner', '=', owner)

@@ -374,3 +374,13 @@ export async function holdWriteLock(db: Kysely<any>, action: string): Promise<{ 
   await Promise.race([held, committed]);
   return { committed };
 }
+
+/** The application's audit rows (written by `holdWriteLock` and the seed), by action. */
+export function applicationWrites(db: Kysely<any>): Promise<{ action: string }[]> {
+  return db
+    .selectFrom('audit_trail')
+    .select('action')
+    .where('email', '=', 'bob@example.com')
+    .orderBy('action')
+    .execute() as Promise<{ action: string }[]>;
+}

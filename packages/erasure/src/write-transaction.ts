@@ -17,19 +17,6 @@ export async function writeTransaction<R>(
 }
 
 /**
- * One write in a transaction of its own (core's `writeTransaction`), for a statement that used
- * to run on its own: on SQLite it waits off the thread for a write lock another connection of the
- * process holds across an await, where a standalone statement waits on the thread, in SQLite's
- * busy handler, so that connection cannot commit and the statement fails with "database is
- * locked" after 10 s. Not retried,
- * as before: a conditional update of one row by its key inserts nothing (no unique key to lose)
- * and holds no lock while it waits for one (no deadlock for the database to break).
- */
-export async function writeAlone<R>(db: Kysely<any>, write: (trx: Kysely<any>) => Promise<R>): Promise<R> {
-  return coreWriteTransaction(db, write);
-}
-
-/**
  * `work` run again, whole, while it loses to concurrent writers (core's `isWriteConflict`); after
  * ATTEMPTS losses `erasure/write-conflict`, with the last loss as its cause.
  */

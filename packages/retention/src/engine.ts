@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_TENANT, formatIssues, isPrivacyKitError, newId, zodIssues } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
 import { hmacSha256Hex } from '@privacykit/core/crypto';
-import { engineOf, subjectCondition, writeTransaction } from '@privacykit/core/db';
+import { engineOf, subjectCondition, writeStatement, writeTransaction } from '@privacykit/core/db';
 import type { Engine } from '@privacykit/core/db';
 import { expressionBuilder, sql } from 'kysely';
 import type { Kysely, RawBuilder, SqlBool } from 'kysely';
@@ -328,15 +328,8 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
   const engine: Engine = engineOf(db);
   const policyVersion = policy?.version ?? 'unversioned';
 
-  /**
-   * A write of one statement. SQLite: in a `writeTransaction`, which waits for the write lock off
-   * the thread; on the thread (better-sqlite3's busy handler) it would keep another connection
-   * of this process holding the lock across an await from committing, until both failed with
-   * "database is locked" after the 10 s busy timeout. PostgreSQL / MySQL: on its own (their
-   * drivers wait for locks off the thread).
-   */
-  const writeAlone = <R>(write: (on: Kysely<any>) => Promise<R>): Promise<R> =>
-    engine === 'sqlite' ? writeTransaction(db, write) : write(db);
+  /** A write of one statement: core's `writeStatement` (on SQLite, waits for the lock off the thread). */
+  const writeAlone = <R>(write: (on: Kysely<any>) => Promise<R>): Promise<R> => writeStatement(db, write);
 
   /**
    * The tables a table or row hold can name, with the key a row hold is compared on: the

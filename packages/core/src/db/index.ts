@@ -12,6 +12,7 @@ export {
   isWriteConflict,
   retryWriteConflicts,
   tryBeginImmediate,
+  writeStatement,
   writeTransaction,
 } from './write-transaction.js';
 export type { RetryWriteConflictsOptions } from './write-transaction.js';

@@ -4,7 +4,12 @@ import { PrivacyKitError } from '../errors.js';
 import { createTestDatabase, testEngines } from '../testing.js';
 import type { TestDatabase } from '../testing.js';
 import { openDatabase } from './open.js';
-import { isWriteConflict, retryWriteConflicts, writeTransaction } from './write-transaction.js';
+import {
+  isWriteConflict,
+  retryWriteConflicts,
+  writeStatement,
+  writeTransaction,
+} from './write-transaction.js';
 
 async function counters(db: Kysely<any>) {
   await db.schema
@@ -41,27 +46,53 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
     ]);
   });
 
-  it('handed the caller’s own transaction, the work joins it: committed or rolled back with the rest', async () => {
+  it('writeStatement joins the transaction it is handed, committed or rolled back with the rest; writeTransaction refuses one, typed', async () => {
     database = await createTestDatabase(engine);
     const { db } = database;
     await counters(db);
     const bump = (q: Kysely<any>, n: number) =>
-      writeTransaction(q, (trx) => trx.updateTable('privacykit_test_counters').set({ n }).execute());
+      writeStatement(q, (on) => on.updateTable('privacykit_test_counters').set({ n }).execute());
+    const read = () => db.selectFrom('privacykit_test_counters').selectAll().orderBy('id').execute();
+    // A kysely transaction of the caller's, and the `trx` of a writeTransaction.
     await expect(
       db.transaction().execute(async (trx) => {
         await bump(trx, 7);
         throw new Error('the caller rolls back');
       }),
     ).rejects.toThrow('the caller rolls back');
-    expect(await db.selectFrom('privacykit_test_counters').select('n').executeTakeFirst()).toEqual({ n: 0 });
+    await expect(
+      writeTransaction(db, async (trx) => {
+        await bump(trx, 8);
+        throw new Error('so does this one');
+      }),
+    ).rejects.toThrow('so does this one');
+    expect(await read()).toEqual([{ id: 'a', n: 0 }]);
     await db.transaction().execute(async (trx) => {
-      await bump(trx, 8);
+      await bump(trx, 9);
       await trx.insertInto('privacykit_test_counters').values({ id: 'b', n: 1 }).execute();
     });
-    expect(await db.selectFrom('privacykit_test_counters').selectAll().orderBy('id').execute()).toEqual([
-      { id: 'a', n: 8 },
-      { id: 'b', n: 1 },
+    await writeTransaction(db, async (trx) => {
+      await bump(trx, 10);
+      await trx.insertInto('privacykit_test_counters').values({ id: 'c', n: 2 }).execute();
+    });
+    await bump(db, 11);
+    expect(await read()).toEqual([
+      { id: 'a', n: 11 },
+      { id: 'b', n: 11 },
+      { id: 'c', n: 11 },
     ]);
+    // Nested, a writeTransaction would run its work again inside a transaction nobody rolled back.
+    const nested = (q: Kysely<any>) =>
+      writeTransaction(q, (inner) =>
+        inner.insertInto('privacykit_test_counters').values({ id: 'd', n: 3 }).execute(),
+      );
+    await expect(db.transaction().execute((trx) => nested(trx))).rejects.toMatchObject({
+      code: 'database/nested-transaction',
+    });
+    await expect(writeTransaction(db, (trx) => nested(trx))).rejects.toMatchObject({
+      code: 'database/nested-transaction',
+    });
+    expect((await read()).map((row) => row.id)).toEqual(['a', 'b', 'c']);
   });
 
   it('a run that loses a unique key runs again, whole; after the last attempt the typed error, nothing left behind', async () => {

@@ -1,5 +1,6 @@
 import { CompiledQuery } from 'kysely';
 import type { Kysely } from 'kysely';
+import { PrivacyKitError } from '../errors.js';
 import { engineOf } from './engine.js';
 import { SQLITE_BUSY_TIMEOUT_MS, sqliteConnectionOf, sqliteFileOf } from './open.js';
 import type { SqliteConnection, SqliteStatement } from './open.js';
@@ -21,15 +22,21 @@ const ROLLBACK = CompiledQuery.raw('rollback');
  * connection waiting there for a lock another connection of the process holds across an await
  * would keep it from ever committing, and both would fail with "database is locked" after 10 s.
  *
- * Given a kysely `Transaction`, `work` runs in it: the caller's transaction holds whatever lock
- * it took, and commits or rolls back what `work` wrote with the rest.
+ * Not inside another transaction: handed one (a kysely `Transaction`, or the `trx` of another
+ * `writeTransaction`), it throws `database/nested-transaction` — a retry of `work` inside a
+ * transaction nobody rolled back would apply its writes twice. A single write that may run
+ * inside the caller's transaction goes through {@link writeStatement}.
  */
 export async function writeTransaction<DB, R>(
   db: Kysely<DB>,
   work: (trx: Kysely<DB>) => Promise<R>,
 ): Promise<R> {
-  // Handed a transaction (the caller's own): `work` joins it, and commits or rolls back with it.
-  if (db.isTransaction) return work(db);
+  if (isInTransaction(db)) {
+    throw new PrivacyKitError(
+      'database/nested-transaction',
+      'writeTransaction was handed a transaction: it starts its own (pass the database, or write through writeStatement inside the transaction)',
+    );
+  }
   if (engineOf(db) !== 'sqlite') return db.transaction().execute(work);
   const raw = sqliteConnectionOf(db);
   const file = raw && sqliteFileOf(raw);
@@ -42,6 +49,30 @@ export async function writeTransaction<DB, R>(
   }
 }
 
+/**
+ * One write statement (or a few that need no transaction of their own): inside a transaction it
+ * is handed (a kysely `Transaction`, or a `writeTransaction`'s `trx`), part of it; otherwise on
+ * SQLite in a {@link writeTransaction} of its own, which waits for the write lock off the thread
+ * (a lone statement would wait in SQLite's busy handler, on the thread, keeping another
+ * connection of the process that holds the lock across an await from committing), and on
+ * PostgreSQL / MySQL on its own (their drivers wait off the thread). Never run again.
+ */
+export async function writeStatement<DB, R>(
+  db: Kysely<DB>,
+  write: (on: Kysely<DB>) => Promise<R>,
+): Promise<R> {
+  if (isInTransaction(db) || engineOf(db) !== 'sqlite') return write(db);
+  return writeTransaction(db, write);
+}
+
+// The connection-bound instances SQLite writeTransactions hand their `work` while they run.
+const running = new WeakSet<Kysely<any>>();
+
+/** Whether `db` is in a transaction: a kysely `Transaction`, or a `writeTransaction`'s `trx`. */
+function isInTransaction(db: Kysely<any>): boolean {
+  return db.isTransaction || running.has(db);
+}
+
 async function sqliteTransaction<DB, R>(
   db: Kysely<DB>,
   work: (trx: Kysely<DB>) => Promise<R>,
@@ -50,6 +81,7 @@ async function sqliteTransaction<DB, R>(
   return db.connection().execute(async (conn) => {
     if (raw && !raw.inTransaction) await beginOffThread(raw);
     else await conn.executeQuery(BEGIN_IMMEDIATE);
+    running.add(conn);
     try {
       const result = await work(conn);
       await conn.executeQuery(COMMIT);
@@ -57,6 +89,8 @@ async function sqliteTransaction<DB, R>(
     } catch (error) {
       await conn.executeQuery(ROLLBACK).catch(() => undefined);
       throw error;
+    } finally {
+      running.delete(conn);
     }
   });
 }
