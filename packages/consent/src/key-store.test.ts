@@ -2,11 +2,13 @@ import { fixedClock } from '@privacykit/core';
 import { migrate, openDatabase, sqliteConnectionOf } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
+import { Migrator } from 'kysely';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabaseKeyStore, evidenceKeyStoreMigrations } from './key-store.js';
 import type { EvidenceKeyStore } from './key-store.js';
 import { createConsentLedger } from './ledger.js';
+import { consentMigrations } from './migrations.js';
 import { codeOf, grant, migratedDatabase, testPolicy } from './test-fixtures.js';
 
 const clock = fixedClock('2025-03-01T12:00:00.000Z');
@@ -396,9 +398,16 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
   it('an instance without the store, on a ledger whose keys live in one, shreds nothing and seals no grant; refusals and withdrawals go on without their evidence', async () => {
     const own = await migratedDatabase(engine);
     try {
-      // Started before any instance with the store ran: it learns of the store under the lock.
-      const early = createConsentLedger({ db: own.db, policy: testPolicy, clock });
-      expect(await early.mayProcess('ks-kim', 'newsletter')).toBe(false);
+      // Started before any instance with the store ran: each learns of the store under the lock.
+      const started = async () => {
+        const ledger = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+        expect(await ledger.mayProcess('ks-kim', 'newsletter')).toBe(false);
+        return ledger;
+      };
+      const early = await started();
+      const earlyGrant = await started();
+      const earlyImport = await started();
+      const earlyGpc = await started();
       const withStore = createConsentLedger({ db: own.db, policy: testPolicy, clock, evidenceKeys: store });
       await withStore.record(grant('ks-kim', 'newsletter', { evidence }));
       const subjectKey = await withStore.subjectKey('ks-kim');
@@ -416,8 +425,22 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
           bare.import([grant('ks-lee', 'newsletter', { source: 'import', method: 'import', evidence })]),
         ),
       ).toBe('consent/key-store-required');
+      expect(await codeOf(earlyGrant.record(grant('ks-kim', 'audience-measurement', { evidence })))).toBe(
+        'consent/key-store-required',
+      );
+      expect(
+        await codeOf(
+          earlyImport.import([
+            grant('ks-lee', 'newsletter', { source: 'import', method: 'import', evidence }),
+          ]),
+        ),
+      ).toBe('consent/key-store-required');
       expect(await ledgerSize(own.db)).toBe(size);
       expect(await storedKeys(subjectKey)).toHaveLength(1);
+      await earlyGpc.applyGpc('ks-gus', '1', { evidence });
+      expect((await withStore.history('ks-gus')).map((entry) => [entry.state, entry.evidence])).toEqual([
+        ['refused', undefined],
+      ]);
 
       // A grant with nothing to seal, a withdrawal and a GPC refusal are recorded (the last two
       // without the evidence they came with), and no key lands in a state row.
@@ -443,6 +466,31 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
       await withStore.shredSubject('ks-kim');
       expect(await storedKeys(subjectKey)).toEqual([]);
       expect(await withStore.verify()).toMatchObject({ ok: true });
+    } finally {
+      await own.destroy();
+    }
+  });
+
+  it('a database not migrated to 0005 gets a typed error telling to migrate, with or without a store', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const migrator = new Migrator({
+        db: own.db,
+        provider: { getMigrations: async () => ({ ...consentMigrations.migrations }) },
+        migrationTableName: 'privacykit_consent_migrations',
+        migrationLockTableName: 'privacykit_consent_migrations_lock',
+      });
+      expect((await migrator.migrateTo('0004_binary_keys')).error).toBeUndefined();
+      for (const evidenceKeys of [undefined, store]) {
+        const ledger = createConsentLedger({ db: own.db, policy: testPolicy, clock, evidenceKeys });
+        const error = await ledger.record(grant('ks-old', 'newsletter')).catch((caught: unknown) => caught);
+        expect(error).toMatchObject({ code: 'consent/invalid-options' });
+        expect((error as Error).message).toContain('0005_key_store_marker');
+      }
+      await migrate(own.db, [consentMigrations]);
+      const ledger = createConsentLedger({ db: own.db, policy: testPolicy, clock, evidenceKeys: store });
+      await ledger.record(grant('ks-old', 'newsletter', { evidence }));
+      expect(await ledger.verify()).toMatchObject({ ok: true });
     } finally {
       await own.destroy();
     }

@@ -11,7 +11,13 @@ import {
 } from '@privacykit/core';
 import type { Clock, JsonValue, Policy, Purpose } from '@privacykit/core';
 import { sha256Hex } from '@privacykit/core/crypto';
-import { engineOf, sqliteConnectionOf, tryBeginImmediate, writeTransaction } from '@privacykit/core/db';
+import {
+  engineOf,
+  sqliteConnectionOf,
+  tryBeginImmediate,
+  writeStatement,
+  writeTransaction,
+} from '@privacykit/core/db';
 import type { SqliteConnection, SqliteStatement } from '@privacykit/core/db';
 import type { ExpressionBuilder, InsertQueryBuilder, Kysely } from 'kysely';
 import {
@@ -1015,8 +1021,16 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       head = await readHead();
     }
     if (!options.secret) secret = head.pseudonym_secret as string;
+    if (!('evidence_keys' in head)) {
+      throw fail(
+        'consent/invalid-options',
+        'the consent tables predate migration 0005_key_store_marker: run migrate(db, [consentMigrations])',
+      );
+    }
     if (keyStore && head.evidence_keys !== 'store') {
-      await db.updateTable(T.head).set({ evidence_keys: 'store' }).where('tenant', '=', tenant).execute();
+      await writeStatement(db, (on) =>
+        on.updateTable(T.head).set({ evidence_keys: 'store' }).where('tenant', '=', tenant).execute(),
+      );
     }
     storeMarked = Boolean(keyStore) || head.evidence_keys === 'store';
     if (!configuredKeys) {
@@ -2056,9 +2070,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         rollback: conn.prepare('rollback'),
         prior: conn.prepare(statements.prior.sql),
         // The prior state and the staleness check in one statement: one row always, `present`
-        // null when the entry before ours is missing, the state columns null without a row.
+        // null when the entry before ours is missing, the state columns null without a row;
+        // `marker`, the head row's key-store marker (see withoutStore).
         priorAfter: conn.prepare(
-          `select (select 1 from "${T.ledger}" where "id" = ?) as "present", s."state", s."expires_at", s."key_material"` +
+          `select (select 1 from "${T.ledger}" where "id" = ?) as "present", s."state", s."expires_at", s."key_material",` +
+            ` (select "evidence_keys" from "${T.head}" where "tenant" = ?) as "marker"` +
             ` from (select 1) as "one" left join "${T.state}" as s` +
             ` on s."tenant" = ? and s."purpose" = ? and s."subject_key" = ?`,
         ),
@@ -2106,15 +2122,34 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       // prior state when the decision needs it.
       const previous = remembered.frontier.size > 0 ? base + remembered.frontier.size - 1 : undefined;
       let prior: PriorState | undefined;
+      // Evidence an instance without a store would seal, on a ledger marked as keeping its keys
+      // in one since this instance last looked: the asynchronous path decides (withoutStore).
+      const unmarked = !keyStore && !storeMarked && needsSeal(value);
       if (value.state === 'granted' || needsSeal(value)) {
         if (previous === undefined) {
+          if (unmarked) {
+            st.rollback.run();
+            return undefined;
+          }
           prior = st.prior.get(
             ...parametersOf(statements.prior, { tenant, subject: subjectKey, purpose: value.purpose.id }),
           ) as PriorState | undefined;
         } else {
-          const row = st.priorAfter.get(previous, tenant, value.purpose.id, subjectKey) as PriorState & {
+          const row = st.priorAfter.get(
+            previous,
+            tenant,
+            tenant,
+            value.purpose.id,
+            subjectKey,
+          ) as PriorState & {
             present: number | null;
+            marker: string | null;
           };
+          if (unmarked && row.marker === 'store') {
+            storeMarked = true;
+            st.rollback.run();
+            return undefined;
+          }
           stale = row.present === null;
           if (row.state !== null) prior = row;
         }
@@ -2183,6 +2218,23 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     return bare;
   }
 
+  /** Whether the tenant's head row, read with `q` (under the append lock), marks a key store. */
+  async function markedIn(q: Kysely<any>): Promise<boolean> {
+    const head = (await q
+      .selectFrom(T.head)
+      .select('evidence_keys')
+      .where('tenant', '=', tenant)
+      .executeTakeFirst()) as { evidence_keys: string | null } | undefined;
+    if (head?.evidence_keys === 'store') storeMarked = true;
+    return storeMarked;
+  }
+
+  /** {@link withoutStore}, the marker read again under the lock when the value would seal. */
+  async function withoutStoreUnderLock(q: Kysely<any>, value: Validated): Promise<Validated> {
+    if (!keyStore && !storeMarked && needsSeal(value)) await markedIn(q);
+    return withoutStore(value);
+  }
+
   async function writeDecision(value: Validated): Promise<RecordedDecision> {
     if (!keyStore) return writeKeyedDecision(withoutStore(value), undefined);
     const subjectKey = pseudonym(value.subjectId);
@@ -2194,19 +2246,22 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   }
 
   async function writeKeyedDecision(
-    value: Validated,
+    decided: Validated,
     storeKey: StoreKeys | undefined,
   ): Promise<RecordedDecision> {
-    const subjectKey = pseudonym(value.subjectId);
+    const subjectKey = pseudonym(decided.subjectId);
     const now = clock.now();
-    const at = value.at ?? now.toISOString();
-    if (!value.eventId) {
-      const done = recordNow(value, subjectKey, at, now, storeKey);
+    const at = decided.at ?? now.toISOString();
+    if (!decided.eventId) {
+      const done = recordNow(decided, subjectKey, at, now, storeKey);
       if (done) return done;
     }
     return appendTransaction(
       async (ctx) => {
         const { trx } = ctx;
+        // Under the lock: an instance with a store may have marked the tenant since this one
+        // last looked (withoutStore then refuses the grant or drops what it would seal).
+        const value = await withoutStoreUnderLock(trx, decided);
         if (value.eventId) await assertNewEvents(trx, [value.eventId]);
         const prior =
           value.state === 'granted' || needsSeal(value)
@@ -3407,9 +3462,26 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                   );
                 });
               }
+              // Under the lock, as for record(): a tenant marked as keeping its keys in a store
+              // since the decisions were validated (see withoutStore).
+              let values = batch;
+              let pairs = sealPairs;
+              if (!keyStore && !storeMarked && sealPairs.length > 0 && (await markedIn(trx))) {
+                try {
+                  values = batch.map(withoutStore);
+                } catch (error) {
+                  const failure = error as PrivacyKitError<ConsentErrorCode>;
+                  throw new PrivacyKitError<ConsentErrorCode>(
+                    failure.code,
+                    `${failure.message}; ${imported} decision(s) of this import were recorded before it`,
+                    { cause: error, details: { imported } },
+                  );
+                }
+                pairs = [];
+              }
               const materials =
-                sealPairs.length > 0
-                  ? await batchKeys(trx, ctx.frontier.size, sealPairs, storeKeys)
+                pairs.length > 0
+                  ? await batchKeys(trx, ctx.frontier.size, pairs, storeKeys)
                   : new Map<string, Buffer>();
               const decidedNow = now.toISOString();
               // Latest decision per subject × purpose wins within the batch; the upsert keeps newer rows
@@ -3430,7 +3502,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
                   key: Buffer | undefined;
                 }[] = [];
                 for (let i = from; i < to; i++) {
-                  const value = batch[i] as Validated;
+                  const value = values[i] as Validated;
                   const subjectKey = subjectKeys[i] as string;
                   const at = value.at ?? decidedNow;
                   // The pair's key even when this decision seals nothing: its state row keeps the key
@@ -3623,6 +3695,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           const at = now.toISOString();
           return appendTransaction(async (ctx): Promise<Found> => {
             const { trx } = ctx;
+            // Under the lock, as for record(): refusalOf then drops what it cannot seal.
+            if (!keyStore && !storeMarked && evidence) await markedIn(trx);
             const row = await readState(trx, subjectKey, purpose.id);
             if (row && (row.state === 'refused' || row.state === 'withdrawn')) {
               // Nothing to refuse. Over a refusal or withdrawal the subject made another way, the
@@ -3725,20 +3799,12 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const now = clock.now();
       return appendTransaction(async (ctx) => {
         const { trx } = ctx;
-        if (!keyStore) {
-          // Read again under the lock: an instance with a store may have started since.
-          const head = (await trx
-            .selectFrom(T.head)
-            .select('evidence_keys')
-            .where('tenant', '=', tenant)
-            .executeTakeFirst()) as { evidence_keys: string | null } | undefined;
-          if (head?.evidence_keys === 'store') {
-            storeMarked = true;
-            throw fail(
-              'consent/key-store-required',
-              'this ledger keeps its evidence keys in a key store: shred through an instance configured with it (evidenceKeys), or its keys would outlive the shredding',
-            );
-          }
+        // Read again under the lock: an instance with a store may have started since.
+        if (!keyStore && (await markedIn(trx))) {
+          throw fail(
+            'consent/key-store-required',
+            'this ledger keeps its evidence keys in a key store: shred through an instance configured with it (evidenceKeys), or its keys would outlive the shredding',
+          );
         }
         // The store's keys first, under the append lock: no decision commits meanwhile, and one
         // that took a key before commits after this shredding only with a fresh key (sealingKey).
