@@ -471,6 +471,51 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
     }
   });
 
+  it('an instance without the store started before it: its next grant is refused even on the synchronous path, and a later batch of its import too', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const early = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      await early.record(grant('ks-ann', 'newsletter')); // it remembers the ledger's head
+      const importer = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      expect(await importer.mayProcess('ks-ann', 'newsletter')).toBe(true); // started, appending nothing
+      // The store's instance marks the tenant at start-up, appending nothing.
+      const withStore = createConsentLedger({ db: own.db, policy: testPolicy, clock, evidenceKeys: store });
+      await withStore.publicKey();
+      const size = await ledgerSize(own.db);
+      expect(await codeOf(early.record(grant('ks-ann', 'targeted-advertising', { evidence })))).toBe(
+        'consent/key-store-required',
+      );
+      expect(await ledgerSize(own.db)).toBe(size);
+      // Batches of one: the first (a refusal, sorted first by pseudonym) is recorded without its
+      // evidence; the grant's batch is refused, saying how many went before it.
+      // import() orders its batches by pseudonym: the refusal goes to the subject sorted first.
+      const ids = ['ks-imp-1', 'ks-imp-2'];
+      const keys = await Promise.all(ids.map((id) => importer.subjectKey(id)));
+      const [first, second] = (keys[0] as string) < (keys[1] as string) ? ids : [...ids].reverse();
+      const decisions = [
+        {
+          ...grant(first as string, 'newsletter', { source: 'import', method: 'import', evidence }),
+          state: 'refused' as const,
+        },
+        grant(second as string, 'newsletter', { source: 'import', method: 'import', evidence }),
+      ];
+      const failure = await importer.import(decisions, { batchSize: 1 }).catch((error: unknown) => error);
+      expect(failure).toMatchObject({ code: 'consent/key-store-required', details: { imported: 1 } });
+      const inState = await own.db
+        .selectFrom('privacykit_consent_state')
+        .select('subject_id')
+        .where('key_material', 'is not', null)
+        .execute();
+      expect(inState).toEqual([]);
+      expect((await withStore.history(decisions[0]!.subjectId)).map((e) => [e.state, e.evidence])).toEqual([
+        ['refused', undefined],
+      ]);
+      expect(await withStore.history(decisions[1]!.subjectId)).toEqual([]);
+    } finally {
+      await own.destroy();
+    }
+  });
+
   it('a database not migrated to 0005 gets a typed error telling to migrate, with or without a store', async () => {
     const own = await migratedDatabase(engine);
     try {

@@ -3466,7 +3466,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               // since the decisions were validated (see withoutStore).
               let values = batch;
               let pairs = sealPairs;
-              if (!keyStore && !storeMarked && sealPairs.length > 0 && (await markedIn(trx))) {
+              if (!keyStore && sealPairs.length > 0 && (storeMarked || (await markedIn(trx)))) {
                 try {
                   values = batch.map(withoutStore);
                 } catch (error) {

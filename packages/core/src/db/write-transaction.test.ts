@@ -1,3 +1,4 @@
+import { CamelCasePlugin } from 'kysely';
 import type { Kysely } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PrivacyKitError } from '../errors.js';
@@ -92,6 +93,10 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
     await expect(writeTransaction(db, (trx) => nested(trx))).rejects.toMatchObject({
       code: 'database/nested-transaction',
     });
+    // An instance derived from the transaction's too (SQLite itself says so there).
+    await expect(
+      writeTransaction(db, (trx) => nested(trx.withPlugin(new CamelCasePlugin()))),
+    ).rejects.toMatchObject({ code: 'database/nested-transaction' });
     expect((await read()).map((row) => row.id)).toEqual(['a', 'b', 'c']);
   });
 

@@ -31,12 +31,7 @@ export async function writeTransaction<DB, R>(
   db: Kysely<DB>,
   work: (trx: Kysely<DB>) => Promise<R>,
 ): Promise<R> {
-  if (isInTransaction(db)) {
-    throw new PrivacyKitError(
-      'database/nested-transaction',
-      'writeTransaction was handed a transaction: it starts its own (pass the database, or write through writeStatement inside the transaction)',
-    );
-  }
+  if (isInTransaction(db)) throw nestedTransaction();
   if (engineOf(db) !== 'sqlite') return db.transaction().execute(work);
   const raw = sqliteConnectionOf(db);
   const file = raw && sqliteFileOf(raw);
@@ -65,6 +60,13 @@ export async function writeStatement<DB, R>(
   return writeTransaction(db, write);
 }
 
+function nestedTransaction(): PrivacyKitError {
+  return new PrivacyKitError(
+    'database/nested-transaction',
+    'writeTransaction was handed a transaction: it starts its own (pass the database, or write through writeStatement inside the transaction)',
+  );
+}
+
 // The connection-bound instances SQLite writeTransactions hand their `work` while they run.
 const running = new WeakSet<Kysely<any>>();
 
@@ -80,7 +82,14 @@ async function sqliteTransaction<DB, R>(
 ): Promise<R> {
   return db.connection().execute(async (conn) => {
     if (raw && !raw.inTransaction) await beginOffThread(raw);
-    else await conn.executeQuery(BEGIN_IMMEDIATE);
+    else {
+      await conn.executeQuery(BEGIN_IMMEDIATE).catch((error: unknown) => {
+        // An instance derived from a transaction's (`trx.withPlugin(…)`) is not recognised
+        // as one above; SQLite says so here.
+        if (/within a transaction/.test(String((error as Error)?.message))) throw nestedTransaction();
+        throw error;
+      });
+    }
     running.add(conn);
     try {
       const result = await work(conn);
