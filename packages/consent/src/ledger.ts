@@ -703,7 +703,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   const keyStore = options.evidenceKeys;
   // Whether the tenant's evidence keys live in a store (the head row's marker, 0005): an
   // instance without one then neither shreds nor seals (see `withoutStore`). Read at start-up
-  // and with the notices; `shredSubject` reads it again under the append lock.
+  // and with the notices, and again under the append lock by every write that would seal or shred.
   let storeMarked = false;
   if (
     keyStore !== undefined &&

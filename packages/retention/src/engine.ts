@@ -328,9 +328,6 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
   const engine: Engine = engineOf(db);
   const policyVersion = policy?.version ?? 'unversioned';
 
-  /** A write of one statement: core's `writeStatement` (on SQLite, waits for the lock off the thread). */
-  const writeAlone = <R>(write: (on: Kysely<any>) => Promise<R>): Promise<R> => writeStatement(db, write);
-
   /**
    * The tables a table or row hold can name, with the key a row hold is compared on: the
    * schedule's tables and children, and the data map's. A hold on any other name (a typo, a
@@ -981,7 +978,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
 
   async function releaseExpiredHolds(): Promise<number> {
     const now = nowText();
-    const result = await writeAlone((on) =>
+    const result = await writeStatement(db, (on) =>
       on
         .updateTable('privacykit_retention_holds')
         .set({ released_at: now, released_by: 'system', release_reason: 'expired' })
@@ -1130,7 +1127,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       const expiredHolds = await releaseExpiredHolds();
       const runId = newId(clock.now());
       const startedAt = nowText();
-      await writeAlone((on) =>
+      await writeStatement(db, (on) =>
         on
           .insertInto('privacykit_retention_runs')
           .values({
@@ -1188,7 +1185,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         const finishedAt = nowText();
         const digest = hash.digest('hex');
         const list = sortedCounts(counts);
-        await writeAlone((on) =>
+        await writeStatement(db, (on) =>
           on
             .updateTable('privacykit_retention_runs')
             .set({
@@ -1319,7 +1316,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         released_by: parsed.data.by,
         release_reason: parsed.data.reason,
       };
-      const result = await writeAlone((on) =>
+      const result = await writeStatement(db, (on) =>
         on
           .updateTable('privacykit_retention_holds')
           .set(released)
