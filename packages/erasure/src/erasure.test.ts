@@ -749,4 +749,161 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
+
+  it('Art 19: a recipient that accepts with a long answer is delivered once, its receipt keeping the start of the answer', async () => {
+    let calls = 0;
+    // An HTML page of 100,000 characters: more than MySQL's TEXT column holds.
+    const page = `<html>${'x'.repeat(99_987)}</html>`;
+    const server = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        calls++;
+        response.writeHead(200, { 'content-type': 'text/html' });
+        response.end(page);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/art19`;
+      const localClock = fixedClock('2025-06-01T12:00:00.000Z');
+      const plan = await planErasure({ db: t.db, ...base, clock: localClock });
+      await executeErasure(plan, { db: t.db, clock: localClock });
+      const send = httpNotificationSender({ endpoints: () => url });
+      const notices = (await listNotifications({ db: t.db, planId: plan.id })).length;
+      expect(await deliverPending({ db: t.db, clock: localClock, send })).toEqual({
+        delivered: notices,
+        retrying: 0,
+        failed: 0,
+      });
+      for (const notice of await listNotifications({ db: t.db, planId: plan.id })) {
+        expect(notice).toMatchObject({
+          status: 'delivered',
+          attempts: 1,
+          receipt: { status: 200, bodyTruncated: true, bodyLength: page.length },
+        });
+        expect((notice.receipt as { body: string }).body).toBe(page.slice(0, 8192));
+      }
+      // Delivered means not sent again, however late.
+      localClock.advance(86_400_000);
+      expect(await deliverPending({ db: t.db, clock: localClock, send })).toEqual({
+        delivered: 0,
+        retrying: 0,
+        failed: 0,
+      });
+      expect(calls).toBe(notices);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('Art 19: a receipt that cannot be stored does not turn a delivery into a failed attempt: a note of the delivery says why', async () => {
+    const plan = await planErasure({ db: t.db, ...base });
+    await executeErasure(plan, { db: t.db, clock });
+    const notices = (await listNotifications({ db: t.db, planId: plan.id })).length;
+    const sent: string[] = [];
+    const receipts = [
+      // Not JSON: JSON.stringify throws on a BigInt.
+      () => ({ ticket: 10n }),
+      // JSON, but over the 60,000 bytes a receipt keeps.
+      () => ({ log: 'é'.repeat(40_000) }),
+      () => ({ ok: true }),
+    ];
+    const result = await deliverPending({
+      db: t.db,
+      clock,
+      send: async (notification) => {
+        sent.push(notification.recipient.id);
+        return (receipts[(sent.length - 1) % receipts.length] as () => never)();
+      },
+    });
+    expect(result).toEqual({ delivered: notices, retrying: 0, failed: 0 });
+    const byRecipient = new Map(
+      (await listNotifications({ db: t.db, planId: plan.id })).map((notice) => [notice.recipientId, notice]),
+    );
+    expect(byRecipient.get(sent[0]!)).toMatchObject({
+      status: 'delivered',
+      attempts: 1,
+      receipt: {
+        deliveredAt: '2025-06-01T12:00:00.000Z',
+        receiptNotKept: expect.stringContaining('not JSON'),
+      },
+    });
+    expect(byRecipient.get(sent[1]!)).toMatchObject({
+      status: 'delivered',
+      receipt: {
+        receiptNotKept: expect.stringContaining('over the 60000 kept'),
+        receiptStart: expect.stringMatching(/^\{"log":"éé/),
+      },
+    });
+    expect(byRecipient.get(sent[2]!)).toMatchObject({ status: 'delivered', receipt: { ok: true } });
+    expect(await deliverPending({ db: t.db, clock, send: async () => ({}) })).toEqual({
+      delivered: 0,
+      retrying: 0,
+      failed: 0,
+    });
+  });
+
+  it('Art 19: a delivery the database fails to record is not a failed attempt: the call fails with erasure/delivery-not-recorded and the notice is sent again under the same key once its claim ends', async () => {
+    const localClock = fixedClock('2025-06-01T12:00:00.000Z');
+    const plan = await planErasure({ db: t.db, ...base, clock: localClock });
+    await executeErasure(plan, { db: t.db, clock: localClock });
+    // The database refuses to mark a notice delivered (a disk full, a constraint a DBA added…),
+    // and only that: recording a failed attempt would still work.
+    if (engine.engine === 'sqlite') {
+      await sql`create trigger pk_refuse_delivered before update on privacykit_erasure_outbox
+        for each row when new.status = 'delivered' begin select raise(abort, 'disk full'); end`.execute(t.db);
+    } else if (engine.engine === 'postgres') {
+      await sql`create function pk_refuse_delivered() returns trigger language plpgsql as $$
+        begin if new.status = 'delivered' then raise exception 'disk full'; end if; return new; end $$`.execute(
+        t.db,
+      );
+      await sql`create trigger pk_refuse_delivered before update on privacykit_erasure_outbox
+        for each row execute function pk_refuse_delivered()`.execute(t.db);
+    } else {
+      await sql
+        .raw(`create trigger pk_refuse_delivered before update on privacykit_erasure_outbox
+        for each row begin if new.status = 'delivered' then
+        signal sqlstate '45000' set message_text = 'disk full'; end if; end`)
+        .execute(t.db);
+    }
+    const keys: string[] = [];
+    const send = async (notification: { idempotencyKey: string }) => {
+      keys.push(notification.idempotencyKey);
+      return { accepted: true };
+    };
+    const error = await deliverPending({ db: t.db, clock: localClock, send, leaseMs: 60_000 }).catch(
+      (caught: unknown) => caught,
+    );
+    expect(isPrivacyKitError(error) && error.code).toBe('erasure/delivery-not-recorded');
+    expect((error as Error).message).toContain('disk full');
+    expect(keys).toHaveLength(1);
+    const [first] = keys;
+    const notice = () =>
+      listNotifications({ db: t.db, planId: plan.id }).then(
+        (all) => all.find((n) => n.idempotencyKey === first)!,
+      );
+    // Not counted as a failed attempt: no error recorded, claimed (hidden) until the lease ends.
+    expect(await notice()).toMatchObject({
+      status: 'pending',
+      attempts: 0,
+      nextAttemptAt: '2025-06-01T12:01:00.000Z',
+    });
+    expect((await notice()).lastError).toBeUndefined();
+    if (engine.engine === 'postgres') {
+      await sql`drop trigger pk_refuse_delivered on privacykit_erasure_outbox`.execute(t.db);
+      await sql`drop function pk_refuse_delivered()`.execute(t.db);
+    } else {
+      await sql`drop trigger pk_refuse_delivered`.execute(t.db);
+    }
+    // Still claimed: the others go out, this one waits for its claim to end.
+    const others = await deliverPending({ db: t.db, clock: localClock, send });
+    expect(keys.filter((key) => key === first)).toHaveLength(1);
+    localClock.advance(60_000);
+    const again = await deliverPending({ db: t.db, clock: localClock, send });
+    expect(others.delivered + again.delivered).toBe(
+      (await listNotifications({ db: t.db, planId: plan.id })).length,
+    );
+    expect(keys.filter((key) => key === first)).toHaveLength(2);
+    expect(await notice()).toMatchObject({ status: 'delivered', attempts: 1, receipt: { accepted: true } });
+  });
 });

@@ -36,6 +36,13 @@ export type ErasureErrorCode =
    * is never executed or verified; nothing was written. `details.supersededBy` names the new plan.
    */
   | 'erasure/plan-superseded'
+  /**
+   * `deliverPending`: the recipient accepted an Art 19 notification but the database failed to
+   * record the delivery. The notification stays claimed until `details.claimedUntil`, then is
+   * sent again under the same idempotency key; the other due notifications were left for the
+   * next call.
+   */
+  | 'erasure/delivery-not-recorded'
   /** The Art 19 notification was delivered already; its first receipt is kept. */
   | 'erasure/notification-already-delivered'
   /**

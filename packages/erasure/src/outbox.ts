@@ -155,6 +155,11 @@ export interface DeliveryResult {
  * workers never send the same one at once), sent, and either marked delivered with the
  * recipient's receipt, or kept `pending` with its attempts counted and the next attempt pushed
  * back exponentially — a recipient endpoint that is down never loses the notice.
+ *
+ * @throws PrivacyKitError `erasure/delivery-not-recorded` when a recipient accepted a notice
+ * but its delivery could not be recorded (the database failed): it is sent again, under the same
+ * idempotency key, once its claim ends. A receipt that is not JSON, or over 60,000 bytes of it,
+ * is stored as a note of the delivery saying so (`receiptNotKept`).
  */
 export async function deliverPending(options: DeliverPendingOptions): Promise<DeliveryResult> {
   const { db } = options;
@@ -201,23 +206,9 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
         .where('status', '=', 'pending')
         .where('next_attempt_at', '=', lease);
     const entry = entryOf(row);
+    let receipt: JsonValue | undefined;
     try {
-      const receipt = await options.send(entry.notification);
-      const at = toInstant(clock.now());
-      const recorded = await writeStatement(db, (trx) =>
-        trx
-          .updateTable('privacykit_erasure_outbox')
-          .set({
-            status: 'delivered',
-            attempts: entry.attempts + 1,
-            receipt: JSON.stringify(receipt ?? { deliveredAt: at }),
-            delivered_at: at,
-            last_error: null,
-          })
-          .$call(stillClaimed)
-          .executeTakeFirst(),
-      );
-      if (Number(recorded.numUpdatedRows ?? 0) === 1) result.delivered++;
+      receipt = await options.send(entry.notification);
     } catch (error) {
       const attempts = entry.attempts + 1;
       const giveUp = attempts >= maxAttempts;
@@ -227,7 +218,7 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
           .set({
             status: giveUp ? 'failed' : 'pending',
             attempts,
-            last_error: (error instanceof Error ? error.message : String(error)).slice(0, 2000),
+            last_error: message(error).slice(0, 2000),
             next_attempt_at: toInstant(
               new Date(clock.now().getTime() + backoffDelay(attempts, options.backoff)),
             ),
@@ -238,10 +229,75 @@ export async function deliverPending(options: DeliverPendingOptions): Promise<De
       if (Number(recorded.numUpdatedRows ?? 0) !== 1) continue;
       if (giveUp) result.failed++;
       else result.retrying++;
+      continue;
     }
+    // The recipient has the notice. Recording that is not part of the attempt: a receipt that
+    // cannot be stored is replaced by a note saying why, and a database that fails here fails the
+    // call (counted as a failed send, the notice went out again and again, and ended `failed`).
+    const at = toInstant(clock.now());
+    let recorded: { numUpdatedRows?: bigint };
+    try {
+      recorded = await writeStatement(db, (trx) =>
+        trx
+          .updateTable('privacykit_erasure_outbox')
+          .set({
+            status: 'delivered',
+            attempts: entry.attempts + 1,
+            receipt: receiptText(receipt, at),
+            delivered_at: at,
+            last_error: null,
+          })
+          .$call(stillClaimed)
+          .executeTakeFirst(),
+      );
+    } catch (error) {
+      throw erasureError(
+        'erasure/delivery-not-recorded',
+        `the Art 19 notification ${row.id} was accepted by recipient "${entry.recipientId}" but recording its delivery failed: ${message(error)}; it stays claimed until ${lease}, then is sent again with the same idempotency key`,
+        {
+          cause: error,
+          details: {
+            id: row.id,
+            recipientId: entry.recipientId,
+            idempotencyKey: entry.idempotencyKey,
+            claimedUntil: lease,
+          },
+        },
+      );
+    }
+    if (Number(recorded.numUpdatedRows ?? 0) === 1) result.delivered++;
   }
   return result;
 }
+
+/** Receipts are kept up to this size in UTF-8: MySQL's TEXT column holds 65,535 bytes. */
+const MAX_RECEIPT_BYTES = 60_000;
+
+/**
+ * The receipt as stored: its JSON, or — when it is not JSON or too large to keep — a note of the
+ * delivery saying why the receipt itself is missing, with the start of what was received.
+ */
+function receiptText(receipt: JsonValue | undefined, at: string): string {
+  let text: string | undefined;
+  let problem: string | undefined;
+  try {
+    text = JSON.stringify(receipt ?? { deliveredAt: at });
+  } catch (error) {
+    problem = `not JSON (${message(error)})`;
+  }
+  if (text === undefined) problem ??= 'not JSON';
+  else if (Buffer.byteLength(text) > MAX_RECEIPT_BYTES) {
+    problem = `${Buffer.byteLength(text)} bytes of JSON, over the ${MAX_RECEIPT_BYTES} kept`;
+  }
+  if (!problem) return text as string;
+  return JSON.stringify({
+    deliveredAt: at,
+    receiptNotKept: problem,
+    ...(text === undefined ? {} : { receiptStart: text.slice(0, 1024) }),
+  });
+}
+
+const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
  * Records a delivery made by hand (a letter, a phone call to a processor without an endpoint),
@@ -291,10 +347,14 @@ export async function confirmNotification(options: {
   }
 }
 
+/** Characters of a recipient's answer kept in its receipt (even escaped, well under 60,000 bytes). */
+const RECEIPT_BODY_CHARS = 8192;
+
 /**
  * A `send` for {@link deliverPending} that POSTs the notification as JSON to the recipient's
  * endpoint with an `Idempotency-Key` header; any non-2xx answer is a failed attempt. The
- * receipt stored is the HTTP status, the time and the response body (JSON or text).
+ * receipt stored is the HTTP status and the response body (JSON or text; an answer longer than
+ * 8,192 characters is kept as its first 8,192, with `bodyTruncated` and `bodyLength`).
  */
 export function httpNotificationSender(options: {
   endpoints: Readonly<Record<string, string>> | ((recipient: PlanRecipient) => string | undefined);
@@ -319,6 +379,17 @@ export function httpNotificationSender(options: {
     });
     const text = await response.text();
     if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+    // A long answer (an HTML page, say) is kept in part: the receipt is proof of delivery, not
+    // an archive of the recipient's pages, and the outbox keeps at most 60,000 bytes of it.
+    if (text.length > RECEIPT_BODY_CHARS) {
+      const truncated: JsonValue = {
+        status: response.status,
+        body: text.slice(0, RECEIPT_BODY_CHARS),
+        bodyTruncated: true,
+        bodyLength: text.length,
+      };
+      return truncated;
+    }
     let body: JsonValue = text;
     try {
       body = JSON.parse(text) as JsonValue;
