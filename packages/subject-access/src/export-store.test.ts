@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { migrate, openDatabase, writeTransaction } from '@privacykit/core/db';
@@ -225,6 +228,88 @@ describe.each(testEngines())('export store on $engine', (engine) => {
     clock.set('2024-06-01T12:00:00.000Z');
   });
 
+  it('refuses save options its columns cannot hold, typed, before writing anything, and stops the export', async () => {
+    const store = createExportStore({ db: test.db, clock });
+    const packages = async () =>
+      (await test.db.selectFrom('privacykit_subject_access_packages').select('id').execute()).length;
+    const before = await packages();
+    for (const [options, path] of [
+      [{ filename: 'a'.repeat(256) }, 'filename'],
+      [{ filename: '' }, 'filename'],
+      [{ contentType: 'x'.repeat(256) }, 'contentType'],
+      [{ requestId: 'r'.repeat(65) }, 'requestId'],
+    ] as const) {
+      const zip = exportSubject({
+        db: test.db,
+        dataMap,
+        policy,
+        identities: { email: ['ada@example.com'] },
+        clock,
+      });
+      const failure = await store.save(zip, options).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(isPrivacyKitError(failure) ? failure.code : failure, path).toBe('subject-access/invalid-input');
+      expect((failure as { issues?: { path: string }[] }).issues?.[0]?.path).toBe(path);
+      expect(zip.destroyed, path).toBe(true);
+    }
+    expect(await packages()).toBe(before);
+    // The limits are in characters, as every engine's varchar counts them: 255 emoji fit.
+    const wide = '🎉'.repeat(251) + '.zip';
+    const stored = await store.save(Readable.from([Buffer.from('wide')]), {
+      filename: wide,
+      requestId: 'é'.repeat(64),
+    });
+    const { token } = await store.issueToken(stored.exportId, { binding: 'b' });
+    expect((await store.redeem(token, { binding: 'b' })).filename).toBe(wide);
+  });
+
+  it('refuses bad store options with a typed error', () => {
+    const code = (options: Partial<Parameters<typeof createExportStore>[0]>) => {
+      try {
+        createExportStore({ db: test.db, ...options });
+      } catch (error) {
+        return isPrivacyKitError(error) ? error.code : `other: ${String(error)}`;
+      }
+      return 'no error';
+    };
+    for (const options of [
+      { ttl: -1 },
+      { ttl: Number.NaN },
+      { retention: 0 },
+      { chunkSize: 10 },
+      { chunkSize: 1024.5 },
+      // Past what MariaDB takes in one statement (max_allowed_packet, 16 MiB by default) as base64.
+      { chunkSize: 16 * 1024 * 1024 },
+      { keyEncryptionKey: new Uint8Array(5) },
+    ]) {
+      expect(code(options), JSON.stringify(options)).toBe('subject-access/invalid-input');
+    }
+    expect(code({ chunkSize: 4 * 1024 * 1024, ttl: 60_000 })).toBe('no error');
+  });
+
+  it('stores and reads back chunks of the largest size allowed', async () => {
+    const store = createExportStore({ db: test.db, clock, chunkSize: 4 * 1024 * 1024 });
+    const big = randomBytes(4 * 1024 * 1024 + 1);
+    const stored = await store.save(Readable.from([big]));
+    const { token } = await store.issueToken(stored.exportId, { binding: 'b' });
+    expect(Buffer.compare(await collect((await store.redeem(token, { binding: 'b' })).stream), big)).toBe(0);
+    await store.delete(stored.exportId);
+  });
+
+  it('never issues a link that outlives its package', async () => {
+    const store = createExportStore({ db: test.db, clock, retention: 3600_000 });
+    const stored = await store.save(Readable.from([Buffer.from('short-lived')]));
+    clock.advance(50 * 60_000);
+    // 15 minutes from 12:50 would be 13:05; the package is deleted at 13:00.
+    const { token, expiresAt } = await store.issueToken(stored.exportId, { binding: 'b' });
+    expect(expiresAt).toBe(stored.expiresAt);
+    clock.set(stored.expiresAt);
+    expect(await codeOf(store.redeem(token, { binding: 'b' }))).toBe('subject-access/token-expired');
+    clock.set('2024-06-01T12:00:00.000Z');
+  });
+
   it('keeps nothing of a save whose source fails', async () => {
     const store = createExportStore({ db: test.db, clock, chunkSize: 1024 });
     async function* failing() {
@@ -241,6 +326,45 @@ describe.each(testEngines())('export store on $engine', (engine) => {
     await expect(store.save(failing())).rejects.toThrow('boom');
     // Neither the chunks written before the failure nor the package row it started with remain.
     expect(await rows()).toEqual(before);
+  });
+});
+
+describe.each(testEngines())('a save that fails on $engine', (engine) => {
+  let test: TestDatabase;
+  beforeAll(async () => {
+    test = await createTestDatabase(engine);
+    // The store's tables are missing: its first write fails, before it reads the export.
+    await createHostSchema(test.db, { orders: 20_000 });
+  });
+  afterAll(async () => {
+    await test?.destroy();
+  });
+
+  it('stops the export it was given: its spool files are removed and its connection given back', async () => {
+    const spoolDirectory = mkdtempSync(join(tmpdir(), 'pk-spool-'));
+    // One connection only (PostgreSQL, MySQL): an export left waiting on its cursor keeps it.
+    const db = await openDatabase({ url: test.url, poolSize: 1 });
+    try {
+      const clock = fixedClock('2024-06-01T12:00:00.000Z');
+      const zip = exportSubject({
+        db,
+        dataMap,
+        policy,
+        identities: { email: ['ada@example.com'] },
+        clock,
+        spoolDirectory,
+      });
+      const store = createExportStore({ db: test.db, clock });
+      await expect(store.save(zip)).rejects.toThrow(/privacykit_subject_access_packages/);
+      expect(zip.destroyed).toBe(true);
+      await expect.poll(() => readdirSync(spoolDirectory), { timeout: 5000 }).toEqual([]);
+      const answered = db.selectFrom('customers').select('id').where('id', '=', 1).execute();
+      const late = new Promise((resolve) => setTimeout(() => resolve('no connection'), 5000));
+      expect(await Promise.race([answered, late])).toEqual([{ id: 1 }]);
+    } finally {
+      await db.destroy();
+      rmSync(spoolDirectory, { recursive: true, force: true });
+    }
   });
 });
 
@@ -347,7 +471,7 @@ async function whileTheApplicationWrites<T>(hold: Hold, call: () => Promise<T>) 
 
 // SQLite only: better-sqlite3 waits for a lock on the thread (the other engines' drivers do not).
 describe.each(testEngines().filter((engine) => engine.engine === 'sqlite'))(
-  'deleting exports while another connection of the same process writes, on $engine',
+  "the store's writes while another connection of the same process writes, on $engine",
   (engine) => {
     let test: TestDatabase;
     let app: Kysely<any>;
@@ -387,6 +511,48 @@ describe.each(testEngines().filter((engine) => engine.engine === 'sqlite'))(
     afterEach(async () => {
       await app.destroy();
       await test.destroy();
+    });
+
+    it("save waits for the application's transaction to commit, then stores the export, without waiting out the busy timeout", async () => {
+      const store = createExportStore({
+        db: test.db,
+        clock: fixedClock('2024-06-01T12:00:00.000Z'),
+        chunkSize: 1024,
+      });
+      const plain = randomBytes(3000);
+      const { result, error, applicationError, ms, order } = await whileTheApplicationWrites(
+        (work) => app.transaction().execute(work),
+        () => store.save(Readable.from([plain])),
+      );
+      expect(applicationError).toBeUndefined();
+      // Before, save's lone inserts slept in SQLite's busy handler on the thread while the
+      // application's transaction waited for that thread to commit: 10 s, then "database is locked".
+      expect(error).toBeUndefined();
+      expect(ms).toBeLessThan(5000);
+      expect(order).toEqual(['application committed', 'done']);
+      expect(await rowsOf(result!.exportId)).toEqual({ packages: 1, chunks: 3, tokens: 0 });
+      const { token } = await store.issueToken(result!.exportId, { binding: 's' });
+      expect(Buffer.compare(await collect((await store.redeem(token, { binding: 's' })).stream), plain)).toBe(
+        0,
+      );
+      expect(await grace()).toEqual([{ id: 100, email: 'grace@example.com' }]);
+    });
+
+    it('redeem waits for a write transaction of another connection to commit, then spends the token, without waiting out the busy timeout', async () => {
+      const store = createExportStore({ db: test.db, clock: fixedClock('2024-06-01T12:00:00.000Z') });
+      const stored = await store.save(Readable.from([Buffer.from('hello')]));
+      const { token } = await store.issueToken(stored.exportId, { binding: 's' });
+      const { result, error, applicationError, ms, order } = await whileTheApplicationWrites(
+        (work) => writeTransaction(app, work),
+        () => store.redeem(token, { binding: 's' }),
+      );
+      expect(applicationError).toBeUndefined();
+      expect(error).toBeUndefined();
+      expect(ms).toBeLessThan(5000);
+      expect(order).toEqual(['application committed', 'done']);
+      expect((await collect(result!.stream)).toString()).toBe('hello');
+      expect(await codeOf(store.redeem(token, { binding: 's' }))).toBe('subject-access/token-used');
+      expect(await grace()).toEqual([{ id: 100, email: 'grace@example.com' }]);
     });
 
     it("delete waits for the application's transaction to commit, then deletes the export, without waiting out the busy timeout", async () => {

@@ -10,7 +10,7 @@ import {
 } from '@privacykit/core';
 import type { Clock } from '@privacykit/core';
 import { constantTimeEqual, sha256Hex } from '@privacykit/core/crypto';
-import { engineOf, writeTransaction } from '@privacykit/core/db';
+import { engineOf, writeStatement, writeTransaction } from '@privacykit/core/db';
 import type { Kysely } from 'kysely';
 import type { SubjectAccessErrorCode } from './errors.js';
 
@@ -20,6 +20,19 @@ const TOKENS = 'privacykit_subject_access_tokens';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
+
+/**
+ * The largest chunk: its base64 (4/3 of the sealed chunk, ~5.6 MB) stays well under what every
+ * engine takes in one value and one statement — MySQL's `mediumtext` column (16 MiB) and
+ * MariaDB's default `max_allowed_packet` (16 MiB), which the insert carrying it must fit in.
+ */
+const MAX_CHUNK_SIZE = 4 * 1024 * 1024;
+const MIN_CHUNK_SIZE = 1024;
+
+/** What the store's columns hold, in characters (`varchar(255)`, `varchar(64)`), on every engine. */
+const MAX_FILENAME = 255;
+const MAX_CONTENT_TYPE = 255;
+const MAX_REQUEST_ID = 64;
 
 export interface ExportStoreOptions {
   db: Kysely<any>;
@@ -36,7 +49,7 @@ export interface ExportStoreOptions {
    * them still shreds every copy of the chunks, but a dump of the live database can read them.
    */
   keyEncryptionKey?: Uint8Array;
-  /** Plaintext bytes per stored chunk (default 256 KiB). */
+  /** Plaintext bytes per stored chunk (default 256 KiB; from 1 KiB to 4 MiB). */
   chunkSize?: number;
 }
 
@@ -49,9 +62,11 @@ export interface StoredExport {
 }
 
 export interface SaveExportOptions {
+  /** The name the download is saved under (default `personal-data.zip`; at most 255 characters). */
   filename?: string;
+  /** Default `application/zip`; at most 255 characters. */
   contentType?: string;
-  /** The rights request this export answers, for the back office. */
+  /** The rights request this export answers, for the back office (at most 64 characters). */
   requestId?: string;
 }
 
@@ -79,11 +94,17 @@ export interface PurgeResult {
 
 /** Stored export packages and their download tokens (Art 15(3), ASVS 14.2.1, 14.3.2, 5.4.1). */
 export interface ExportStore {
-  /** Stores a finished package (e.g. the stream of `exportSubject`), encrypted, in chunks. */
+  /**
+   * Stores a finished package (e.g. the stream of `exportSubject`), encrypted, in chunks. When
+   * it fails — bad options (`subject-access/invalid-input`, before anything is written), the
+   * database, the source — nothing of it is kept, and a source stream is destroyed, so an
+   * export feeding it stops and gives back its temporary files and connection.
+   */
   save(source: Readable | AsyncIterable<Uint8Array>, options?: SaveExportOptions): Promise<StoredExport>;
   /**
    * A single-use download token bound to the requester (`binding`: the verified session id or
    * requester id the portal will present when redeeming). ≥ 256 bits; stored only as a hash.
+   * It expires after `ttl` (default: the store's), or with the package if that comes first.
    */
   issueToken(exportId: string, options: { binding: string; ttl?: number }): Promise<IssuedToken>;
   /**
@@ -103,6 +124,42 @@ function storeError(
   options?: { cause?: unknown },
 ): PrivacyKitError<SubjectAccessErrorCode> {
   return new PrivacyKitError<SubjectAccessErrorCode>(code, message, options);
+}
+
+function invalid(message: string, path: string): PrivacyKitError<SubjectAccessErrorCode> {
+  return new PrivacyKitError<SubjectAccessErrorCode>('subject-access/invalid-input', message, {
+    issues: [{ path, message }],
+  });
+}
+
+/** A positive, finite number of milliseconds, or a typed error naming the option. */
+function duration(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw invalid(`${name} must be a positive number of milliseconds, got ${String(value)}`, name);
+  }
+  return value;
+}
+
+/** Text of at most `max` characters (code points: what `varchar(n)` counts on every engine). */
+function boundedText(value: unknown, name: string, max: number): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0) {
+    throw invalid(`${name} must be non-empty text`, name);
+  }
+  let length = 0;
+  for (const _ of value) length++;
+  if (length > max) throw invalid(`${name} must be at most ${max} characters, got ${length}`, name);
+  return value;
+}
+
+/**
+ * Stops a source `save` will not read to its end: a stream is destroyed (without an error, which
+ * nobody may be listening for), so an export writing into it fails its pending write, removes
+ * its spool files and releases the connection its cursor holds.
+ */
+function discard(source: unknown): void {
+  const stream = source as { destroy?: unknown; destroyed?: boolean };
+  if (typeof stream.destroy === 'function' && !stream.destroyed) (stream.destroy as () => void)();
 }
 
 function encrypt(key: Uint8Array, plain: Uint8Array, aad: string): Buffer {
@@ -142,13 +199,18 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
   const { db } = options;
   const clock = options.clock ?? systemClock;
   const tenant = options.tenant ?? DEFAULT_TENANT;
-  const ttl = options.ttl ?? 15 * MINUTE;
-  const retention = options.retention ?? 7 * DAY;
+  const ttl = duration(options.ttl ?? 15 * MINUTE, 'ttl');
+  const retention = duration(options.retention ?? 7 * DAY, 'retention');
   const chunkSize = options.chunkSize ?? 256 * 1024;
+  if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
+    throw invalid(
+      `chunkSize must be a whole number of bytes from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE}, got ${String(chunkSize)}`,
+      'chunkSize',
+    );
+  }
   const kek = options.keyEncryptionKey;
-  if (kek && kek.length !== 32) throw new RangeError('keyEncryptionKey must be 32 bytes');
-  if (!(ttl > 0) || !(retention > 0) || !(chunkSize >= 1024)) {
-    throw new RangeError('ttl and retention must be positive, chunkSize at least 1024');
+  if (kek !== undefined && (!(kek instanceof Uint8Array) || kek.length !== 32)) {
+    throw invalid('keyEncryptionKey must be 32 bytes (a Uint8Array or Buffer)', 'keyEncryptionKey');
   }
 
   const wrapKey = (key: Buffer, exportId: string): string =>
@@ -202,69 +264,109 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
     return result;
   }
 
-  return {
-    async save(source, saveOptions = {}) {
-      const now = clock.now();
-      const exportId = newId(now);
-      const key = randomBytes(32);
-      const createdAt = toInstant(now);
-      const expiresAt = toInstant(new Date(now.getTime() + retention));
-      await db
+  async function saveAll(
+    source: Readable | AsyncIterable<Uint8Array>,
+    saveOptions: SaveExportOptions,
+  ): Promise<StoredExport> {
+    // Checked before the first write: a value the columns cannot hold fails here, typed, the same
+    // way on every engine (PostgreSQL and MySQL would refuse it, SQLite keep it).
+    const filename = boundedText(saveOptions.filename, 'filename', MAX_FILENAME) ?? 'personal-data.zip';
+    const contentType =
+      boundedText(saveOptions.contentType, 'contentType', MAX_CONTENT_TYPE) ?? 'application/zip';
+    const requestId = boundedText(saveOptions.requestId, 'requestId', MAX_REQUEST_ID) ?? null;
+    const iterable = source as { [Symbol.asyncIterator]?: unknown; [Symbol.iterator]?: unknown } | null;
+    if (
+      typeof iterable?.[Symbol.asyncIterator] !== 'function' &&
+      (typeof iterable?.[Symbol.iterator] !== 'function' || typeof source === 'string')
+    ) {
+      throw invalid('save needs a stream or (async) iterable of bytes', 'source');
+    }
+    const now = clock.now();
+    const exportId = newId(now);
+    const key = randomBytes(32);
+    const createdAt = toInstant(now);
+    const expiresAt = toInstant(new Date(now.getTime() + retention));
+    // Each write on its own, through writeStatement: on SQLite it waits for the write lock off the
+    // thread, so another connection of this process holding it across an await can commit.
+    await writeStatement(db, (on) =>
+      on
         .insertInto(PACKAGES)
         .values({
           id: exportId,
           tenant,
           status: 'writing',
-          filename: saveOptions.filename ?? 'personal-data.zip',
-          content_type: saveOptions.contentType ?? 'application/zip',
-          request_id: saveOptions.requestId ?? null,
+          filename,
+          content_type: contentType,
+          request_id: requestId,
           created_at: createdAt,
           expires_at: expiresAt,
           data_key: wrapKey(key, exportId),
         })
-        .execute();
-      const hash = createHash('sha256');
-      let bytes = 0;
-      let seq = 0;
-      // One chunk is held back so the final one can be sealed as final.
-      let held: Buffer | undefined;
-      let buffered: Buffer[] = [];
-      let bufferedLength = 0;
-      const put = async (plain: Buffer, last: boolean) => {
-        const data = encrypt(key, plain, chunkAad(tenant, exportId, seq, last)).toString('base64');
-        await db.insertInto(CHUNKS).values({ package_id: exportId, seq, tenant, data }).execute();
-        seq++;
-      };
-      const push = async (chunk: Buffer) => {
-        if (held) await put(held, false);
-        held = chunk;
-      };
-      try {
-        for await (const piece of source as AsyncIterable<Uint8Array | string>) {
-          const data = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : Buffer.from(piece);
-          hash.update(data);
-          bytes += data.length;
-          buffered.push(data);
-          bufferedLength += data.length;
-          while (bufferedLength >= chunkSize) {
-            const all = Buffer.concat(buffered);
-            await push(all.subarray(0, chunkSize));
-            buffered = [all.subarray(chunkSize)];
-            bufferedLength = all.length - chunkSize;
+        .execute(),
+    );
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let seq = 0;
+    // One chunk is held back so the final one can be sealed as final.
+    let held: Buffer | undefined;
+    // Pieces are copied into the chunk being filled, each byte once, whatever their size.
+    let filling = Buffer.allocUnsafe(chunkSize);
+    let filled = 0;
+    const put = async (plain: Buffer, last: boolean) => {
+      const data = encrypt(key, plain, chunkAad(tenant, exportId, seq, last)).toString('base64');
+      await writeStatement(db, (on) =>
+        on.insertInto(CHUNKS).values({ package_id: exportId, seq, tenant, data }).execute(),
+      );
+      seq++;
+    };
+    const push = async (chunk: Buffer) => {
+      if (held) await put(held, false);
+      held = chunk;
+    };
+    try {
+      for await (const piece of source as AsyncIterable<Uint8Array | string>) {
+        const data =
+          typeof piece === 'string'
+            ? Buffer.from(piece, 'utf8')
+            : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+        hash.update(data);
+        bytes += data.length;
+        for (let offset = 0; offset < data.length; ) {
+          const taken = Math.min(chunkSize - filled, data.length - offset);
+          data.copy(filling, filled, offset, offset + taken);
+          filled += taken;
+          offset += taken;
+          if (filled === chunkSize) {
+            await push(filling);
+            filling = Buffer.allocUnsafe(chunkSize);
+            filled = 0;
           }
         }
-        if (bufferedLength > 0) await push(Buffer.concat(buffered));
-        await put(held ?? Buffer.alloc(0), true);
-        const sha256 = hash.digest('hex');
-        await db
+      }
+      if (filled > 0) await push(filling.subarray(0, filled));
+      await put(held ?? Buffer.alloc(0), true);
+      const sha256 = hash.digest('hex');
+      await writeStatement(db, (on) =>
+        on
           .updateTable(PACKAGES)
           .set({ status: 'ready', bytes, sha256, chunk_count: seq })
           .where('tenant', '=', tenant)
           .where('id', '=', exportId)
-          .execute();
-        return { exportId, bytes, sha256, createdAt, expiresAt };
+          .execute(),
+      );
+      return { exportId, bytes, sha256, createdAt, expiresAt };
+    } catch (error) {
+      await remove([exportId]).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  return {
+    async save(source, saveOptions = {}) {
+      try {
+        return await saveAll(source, saveOptions ?? {});
       } catch (error) {
-        await remove([exportId]).catch(() => undefined);
+        discard(source);
         throw error;
       }
     },
@@ -282,14 +384,14 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
       }
       const now = clock.now();
       const token = randomToken(32);
-      const expiresAt = toInstant(new Date(now.getTime() + lifetime));
+      const wanted = toInstant(new Date(now.getTime() + lifetime));
       // The export is locked while its token is written: a deletion or purge running at the same
       // time either finishes first (and the export is unknown here) or waits and deletes the
       // token with the export. Never a token left behind for an export that is gone.
-      await writeTransaction(db, async (trx) => {
+      const expiresAt = await writeTransaction(db, async (trx) => {
         let query = trx
           .selectFrom(PACKAGES)
-          .select(['id'])
+          .select(['id', 'expires_at'])
           .where('tenant', '=', tenant)
           .where('id', '=', exportId)
           .where('status', '=', 'ready')
@@ -297,6 +399,10 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
         if (engineOf(trx) !== 'sqlite') query = query.forUpdate();
         const found = await query.executeTakeFirst();
         if (!found) throw storeError('subject-access/export-unknown', 'no such export');
+        // A link never outlives its package: past the package's expiry it would only ever
+        // answer export-unknown, while the requester was told it was still valid.
+        const packageExpiry = String(found.expires_at);
+        const expiresAt = wanted < packageExpiry ? wanted : packageExpiry;
         await trx
           .insertInto(TOKENS)
           .values({
@@ -309,6 +415,7 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
             used_at: null,
           })
           .execute();
+        return expiresAt;
       });
       return { token, expiresAt };
     },
@@ -352,13 +459,15 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
       // Before the token is spent: a store configured with the wrong key must not use up the link.
       const key = unwrapKey(String(pkg.data_key), exportId);
       // Spend the token: only the one caller whose update finds it unused wins.
-      const spent = await db
-        .updateTable(TOKENS)
-        .set({ used_at: now })
-        .where('tenant', '=', tenant)
-        .where('token_hash', '=', tokenHash)
-        .where('used_at', 'is', null)
-        .executeTakeFirst();
+      const spent = await writeStatement(db, (on) =>
+        on
+          .updateTable(TOKENS)
+          .set({ used_at: now })
+          .where('tenant', '=', tenant)
+          .where('token_hash', '=', tokenHash)
+          .where('used_at', 'is', null)
+          .executeTakeFirst(),
+      );
       if (Number(spent.numUpdatedRows) !== 1) {
         throw storeError('subject-access/token-used', 'this download link has already been used');
       }

@@ -3,8 +3,10 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accessInformation, fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { openDatabase, writeTransaction } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
+import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportSubject } from './export-subject.js';
 import type { ExportManifest } from './export-subject.js';
@@ -225,6 +227,104 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
     expect(manifest.tables.find((table) => table.name === 'logs')).toMatchObject({ rows: 1, withheld: 1 });
   });
 
+  it('fails the export, typed, when the redaction hook returns undefined instead of the row or null', async () => {
+    // A hook that forgot its last `return row`: before, every row it did not touch was withheld,
+    // and the package said the controller held nothing of those tables.
+    const forgetful = exportAda({
+      redact: ((row: Record<string, unknown>, { table }: { table: string }) => {
+        if (table === 'orders') return { ...row, comment: null };
+      }) as never,
+    });
+    const failure = await collect(forgetful).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isPrivacyKitError(failure) ? failure.code : failure).toBe('subject-access/invalid-input');
+    expect(String((failure as Error).message)).toMatch(/undefined.*"customers"/);
+  });
+
+  it('never contains the rows of a transaction open on the same database that then rolls back', async () => {
+    type Open = (work: (trx: Kysely<any>) => Promise<void>) => Promise<void>;
+    const opens: Open[] = [
+      (work) => test.db.transaction().execute(work),
+      (work) => writeTransaction(test.db, work),
+    ];
+    for (const open of opens) {
+      let inserted!: () => void;
+      const hasInserted = new Promise<void>((resolve) => {
+        inserted = resolve;
+      });
+      let rollBack!: () => void;
+      const rollingBack = new Promise<void>((resolve) => {
+        rollBack = resolve;
+      });
+      // The application's transaction: an order of Ada's it has written and will roll back.
+      const transaction = open(async (trx) => {
+        await trx
+          .insertInto('orders')
+          .values({ id: 777, customer_id: 1, placed_at: 'x', total_cents: 1, comment: 'ROLLED BACK' })
+          .execute();
+        inserted();
+        await rollingBack;
+        throw new Error('rolled back');
+      }).catch(() => undefined);
+      await hasInserted;
+      const exporting = collect(exportAda({ format: 'json' }));
+      // PostgreSQL and MySQL read on another pooled connection meanwhile; on SQLite the export
+      // shares the transaction's one connection, so it must wait for the transaction to end.
+      await Promise.race([exporting, new Promise((resolve) => setTimeout(resolve, 300))]);
+      rollBack();
+      await transaction;
+      const document = JSON.parse((await exporting).toString('utf8'));
+      expect(document.tables.orders.map((order: { id: number }) => order.id)).toEqual([1, 2, 3]);
+    }
+  });
+
+  it('keeps rows linked to their parents: reference columns travel with the tables they point at', async () => {
+    // Art 20: order lines that lost their order_id could not be matched to their orders again.
+    const portable = await unzip(await collect(exportAda({ format: 'portability' })));
+    const document = JSON.parse(text(portable, 'portability.json'));
+    expect(checkPortabilityDocument(document)).toEqual([]);
+    const { orders, order_lines: lines } = document.tables;
+    expect(lines.columns.order_id).toEqual([]);
+    expect(lines.references).toEqual({ order_id: { table: 'orders', column: 'id' } });
+    expect(orders.references).toEqual({ customer_id: { table: 'customers', column: 'id' } });
+    const orderIds = orders.rows.map((order: { id: number }) => order.id);
+    expect(lines.rows).toHaveLength(6);
+    for (const line of lines.rows) expect(orderIds).toContain(line.order_id);
+    for (const order of orders.rows) expect(order.customer_id).toBe(document.tables.customers.rows[0].id);
+    const csv = parseCsv(text(portable, 'csv/order_lines.csv'));
+    const column = csv[0]!.indexOf('order_id');
+    expect(column).toBeGreaterThanOrEqual(0);
+    expect(csv.slice(1).map((record) => Number(record[column]))).toEqual(
+      lines.rows.map((line: { order_id: number }) => line.order_id),
+    );
+
+    // Filtered by category: links to a table in the export stay, links to one left out go.
+    for (const format of ['zip', 'portability'] as const) {
+      const only = await unzip(await collect(exportAda({ format, categories: ['transaction'] })));
+      const tables =
+        format === 'zip'
+          ? {
+              orders: JSON.parse(text(only, 'data/orders.json')),
+              order_lines: JSON.parse(text(only, 'data/order_lines.json')),
+            }
+          : Object.fromEntries(
+              Object.entries(JSON.parse(text(only, 'portability.json')).tables).map(([name, table]) => [
+                name,
+                (table as { rows: unknown[] }).rows,
+              ]),
+            );
+      const ids = tables.orders.map((order: { id: number }) => order.id);
+      expect(tables.order_lines.map((line: { order_id: number }) => line.order_id).sort(), format).toEqual([
+        1, 1, 2, 2, 3, 3,
+      ]);
+      expect(ids, format).toEqual([1, 2, 3]);
+      expect(Object.keys(tables.orders[0]), format).not.toContain('customer_id');
+      expect(only.has('data/customers.json') || only.has('csv/customers.csv'), format).toBe(false);
+    }
+  });
+
   it("streams one JSON document with format 'json'", async () => {
     const document = JSON.parse(
       (await collect(exportAda({ format: 'json', consentRecords: [consentRecord] }))).toString('utf8'),
@@ -300,21 +400,6 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
     await expect(collect(stream)).rejects.toThrow(/ENOENT/);
   });
 
-  it('stops and cleans up when the reader goes away', async () => {
-    const spoolDirectory = mkdtempSync(join(tmpdir(), 'pk-spool-'));
-    try {
-      const stream = exportAda({
-        spoolDirectory,
-        compressionLevel: 0,
-      });
-      await new Promise<void>((resolve) => stream.once('data', () => resolve()));
-      stream.destroy();
-      await expect.poll(() => readdirSync(spoolDirectory), { timeout: 5000 }).toEqual([]);
-    } finally {
-      rmSync(spoolDirectory, { recursive: true, force: true });
-    }
-  });
-
   it('rejects bad input before reading anything', () => {
     const base = { db: test.db, dataMap, policy, clock };
     const code = (run: () => unknown) => {
@@ -338,5 +423,59 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
     expect(code(() => exportSubject({ ...base, identities: ada, format: 'xlsx' as never }))).toBe(
       'subject-access/invalid-input',
     );
+    // No category at all is a mistake, not a request for an empty package.
+    expect(code(() => exportSubject({ ...base, identities: ada, categories: [] }))).toBe(
+      'subject-access/invalid-input',
+    );
+    // A history source that cannot be iterated (a forgotten `await`) is refused at the call, not
+    // once half the package is written.
+    for (const key of ['consentRecords', 'consentHistory', 'requestHistory'] as const) {
+      expect(
+        code(() => exportSubject({ ...base, identities: ada, [key]: Promise.resolve([]) as never })),
+        key,
+      ).toBe('subject-access/invalid-input');
+      expect(
+        code(() => exportSubject({ ...base, identities: ada, [key]: 'records' as never })),
+        key,
+      ).toBe('subject-access/invalid-input');
+    }
+  });
+});
+
+describe.each(testEngines())('a large subject on $engine', (engine) => {
+  let test: TestDatabase;
+  beforeAll(async () => {
+    test = await createTestDatabase(engine);
+    // Megabytes of rows: far more than the stream and the zip entries buffer ahead of a reader.
+    await createHostSchema(test.db, { orders: 20_000 });
+  });
+  afterAll(async () => {
+    await test?.destroy();
+  });
+
+  it('stops mid-export and removes its spool files when the reader goes away', async () => {
+    const spoolDirectory = mkdtempSync(join(tmpdir(), 'pk-spool-'));
+    // One connection only (PostgreSQL, MySQL): an export still holding its cursor would keep it.
+    const db = await openDatabase({ url: test.url, poolSize: 1 });
+    try {
+      const stream = exportSubject({ db, dataMap, policy, identities: ada, clock, spoolDirectory });
+      // The reader takes the first bytes, then stops reading: the export runs until it must wait.
+      await new Promise<void>((resolve) =>
+        stream.once('data', () => {
+          stream.pause();
+          resolve();
+        }),
+      );
+      await expect.poll(() => readdirSync(spoolDirectory).length, { timeout: 5000 }).toBeGreaterThan(0);
+      expect(stream.readableEnded).toBe(false);
+      stream.destroy();
+      await expect.poll(() => readdirSync(spoolDirectory), { timeout: 5000 }).toEqual([]);
+      const answered = db.selectFrom('customers').select('id').where('id', '=', 1).execute();
+      const late = new Promise((resolve) => setTimeout(() => resolve('no connection'), 5000));
+      expect(await Promise.race([answered, late])).toEqual([{ id: 1 }]);
+    } finally {
+      await db.destroy();
+      rmSync(spoolDirectory, { recursive: true, force: true });
+    }
   });
 });

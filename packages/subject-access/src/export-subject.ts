@@ -46,12 +46,14 @@ export type HistorySource = Iterable<unknown> | AsyncIterable<unknown>;
 /**
  * Art 15(4): the copy must not adversely affect the rights of others. Called for every row
  * before it is written; return the row (possibly with third parties' data nulled — keep the
- * same columns), or `null` to leave the row out.
+ * same columns), or `null` to leave the row out. Anything else (`undefined` from a hook that
+ * forgot its last `return row`) fails the export with `subject-access/invalid-input`: rows are
+ * only ever withheld on purpose.
  */
 export type RowRedactor = (
   row: Record<string, unknown>,
   context: { table: string },
-) => Record<string, unknown> | null | undefined | Promise<Record<string, unknown> | null | undefined>;
+) => Record<string, unknown> | null | Promise<Record<string, unknown> | null>;
 
 export interface ExportSubjectOptions {
   /** The host application's database. */
@@ -91,7 +93,10 @@ export interface ExportSubjectOptions {
 const optionsSchema = z.object({
   format: exportFormatSchema.default('zip'),
   identities: z.record(z.string(), z.array(z.string())),
-  categories: z.array(categoryIdSchema).optional(),
+  categories: z
+    .array(categoryIdSchema)
+    .min(1, 'name at least one category, or leave categories out to export them all')
+    .optional(),
   reportRowLimit: z.number().int().min(0).max(100_000).default(200),
   batchSize: z.number().int().min(1).max(100_000).default(5000),
   compressionLevel: z.number().int().min(0).max(9).default(1),
@@ -139,8 +144,10 @@ interface Prepared {
   spoolDirectory: string;
   compressionLevel: number;
   readAhead: boolean;
-  /** Portability: table → the columns it may carry. */
+  /** Portability: table → the columns it may carry, within the categories asked for. */
   projection?: Map<string, Record<string, string[]>>;
+  /** Portability: the categories read (portable, and asked for). */
+  projectionCategories?: string[];
 }
 
 function fail(message: string, issues: { path: string; message: string }[] = []): never {
@@ -184,6 +191,28 @@ function prepare(options: ExportSubjectOptions): Prepared {
       unknown.map((category) => ({ path: 'categories', message: `unknown category "${category}"` })),
     );
   }
+  for (const key of ['consentRecords', 'consentHistory', 'requestHistory'] as const) {
+    const source: unknown = options[key];
+    // A promise (a forgotten `await` on the ledger's query) is not iterable: caught here, not
+    // once the zip is half written. Text is iterable, but character by character.
+    if (source !== undefined && !isHistorySource(source)) {
+      fail(`${key} must be an array or (async) iterable of records`, [
+        {
+          path: key,
+          message: isThenable(source)
+            ? 'a promise: await it first'
+            : `not iterable (${typeof source === 'string' ? 'text' : typeof source})`,
+        },
+      ]);
+    }
+  }
+  if (options.redact !== undefined && typeof options.redact !== 'function') {
+    fail('redact must be a function', [{ path: 'redact', message: 'not a function' }]);
+  }
+  const projection =
+    input.format === 'portability'
+      ? portabilityProjection(options.policy, options.dataMap, input.categories)
+      : undefined;
   return {
     db: options.db,
     dataMap: options.dataMap,
@@ -201,8 +230,60 @@ function prepare(options: ExportSubjectOptions): Prepared {
     spoolDirectory: input.spoolDirectory ?? tmpdir(),
     compressionLevel: input.compressionLevel,
     readAhead: engineOf(options.db) !== 'sqlite',
-    projection: input.format === 'portability' ? portableColumns(options.policy, options.dataMap) : undefined,
+    projection,
+    projectionCategories: projection
+      ? [...new Set([...projection.values()].flatMap((columns) => Object.values(columns).flat()))].filter(
+          (category) => wanted(input.categories, category),
+        )
+      : undefined,
   };
+}
+
+function isHistorySource(value: unknown): value is HistorySource {
+  if (typeof value !== 'object' || value === null) return false;
+  return (
+    typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function' ||
+    typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function'
+  );
+}
+
+/** Whether `category` is one of those asked for (any, when none were named). */
+function wanted(categories: readonly string[] | undefined, category: string): boolean {
+  return !categories || categories.some((asked) => categoryCovers(asked, category));
+}
+
+/**
+ * Portability: each table's portable columns ({@link portableColumns}) within the categories
+ * asked for. A table left with no column asked for is dropped, and so are the references to it:
+ * a link to a record that is not in the export links nothing.
+ */
+function portabilityProjection(
+  policy: Policy,
+  dataMap: DataMap,
+  categories: readonly string[] | undefined,
+): Map<string, Record<string, string[]>> {
+  const portable = portableColumns(policy, dataMap);
+  if (!categories) return portable;
+  const kept = new Map<string, Record<string, string[]>>();
+  for (const [name, columns] of portable) {
+    if (Object.values(columns).some((held) => held.some((category) => wanted(categories, category)))) {
+      kept.set(name, columns);
+    }
+  }
+  for (const [name, columns] of kept) {
+    const definition = dataMap.tables.get(name)!;
+    const links = definition.references.filter((reference) => !kept.has(reference.table));
+    if (links.length === 0) continue;
+    const trimmed = { ...columns };
+    for (const reference of links) {
+      // Only a link kept for its own sake: a column holding categories, or a record key, stays.
+      if (trimmed[reference.column]?.length === 0 && !definition.primaryKey.includes(reference.column)) {
+        delete trimmed[reference.column];
+      }
+    }
+    kept.set(name, trimmed);
+  }
+  return kept;
 }
 
 /**
@@ -232,9 +313,7 @@ function foundCategories(input: Prepared, table: string, columns: readonly strin
   const found = new Set<string>();
   for (const column of columns) {
     for (const category of definition.columns[column] ?? []) {
-      if (!input.categories || input.categories.some((wanted) => categoryCovers(wanted, category))) {
-        found.add(category);
-      }
+      if (wanted(input.categories, category)) found.add(category);
     }
   }
   return [...found];
@@ -258,15 +337,11 @@ async function traverse(input: Prepared, visitor: TableVisitor): Promise<Manifes
   const names = input.projection
     ? input.dataMap.order.filter((name) => input.projection!.has(name))
     : input.dataMap.order;
+  // Portability reads every table with the same categories, so a reference to a parent that is
+  // read too is read with the child (the projection then keeps only what may travel).
+  const categories = input.projection ? input.projectionCategories : input.categories;
   for (const name of names) {
     const projection = input.projection?.get(name);
-    const categories = projection
-      ? [...new Set(Object.values(projection).flat())].filter(
-          (category) =>
-            !input.categories || input.categories.some((wanted) => categoryCovers(wanted, category)),
-        )
-      : input.categories;
-    if (projection && categories?.length === 0) continue;
     let count = 0;
     let withheld = 0;
     let columns: string[] = [];
@@ -282,12 +357,21 @@ async function traverse(input: Prepared, visitor: TableVisitor): Promise<Manifes
     // SQLite answers synchronously: nothing to overlap, so no read-ahead overhead there.
     const source = input.readAhead ? readAhead(rows, input.batchSize) : rows;
     for await (const { row } of source) {
-      let value: Record<string, unknown> | null | undefined = row;
+      let value: Record<string, unknown> | null = row;
       if (input.redact) {
-        const redacted = input.redact(row, { table: name });
-        value = isThenable(redacted) ? await redacted : redacted;
+        const redacted: unknown = input.redact(row, { table: name });
+        const answer: unknown = isThenable(redacted) ? await redacted : redacted;
+        if (answer !== null && (typeof answer !== 'object' || Array.isArray(answer))) {
+          // Most often `undefined`, from a hook that forgot its last `return row`: withholding
+          // every row it did not mean to touch would leave them out of an Art 15 answer unseen.
+          fail(
+            `the redact hook returned ${answer === undefined ? 'undefined' : Array.isArray(answer) ? 'an array' : typeof answer} for a row of "${name}": return the row (redacted or not), or null to withhold it`,
+            [{ path: 'redact', message: `returned ${answer === undefined ? 'undefined' : typeof answer}` }],
+          );
+        }
+        value = answer as Record<string, unknown> | null;
       }
-      if (!value) {
+      if (value === null) {
         withheld++;
         continue;
       }
@@ -315,6 +399,26 @@ async function traverse(input: Prepared, visitor: TableVisitor): Promise<Manifes
     });
   }
   return tables;
+}
+
+/**
+ * The exported columns of `table` that link its rows to a column of a table already written
+ * (`written`: table → its columns; parents come first), and to which column.
+ */
+function portabilityReferences(
+  dataMap: DataMap,
+  table: string,
+  columns: readonly string[],
+  written: ReadonlyMap<string, readonly string[]>,
+): Record<string, { table: string; column: string }> | undefined {
+  const links: Record<string, { table: string; column: string }> = {};
+  for (const reference of dataMap.tables.get(table)!.references) {
+    const column = reference.key ?? dataMap.tables.get(reference.table)!.primaryKey[0];
+    if (!columns.includes(reference.column) || column === undefined) continue;
+    if (!written.get(reference.table)?.includes(column)) continue;
+    links[reference.column] = { table: reference.table, column };
+  }
+  return Object.keys(links).length > 0 ? links : undefined;
 }
 
 function informationFor(input: Prepared, tables: readonly ManifestTable[]): AccessInformation {
@@ -407,6 +511,7 @@ async function writeZip(input: Prepared, out: PassThrough): Promise<void> {
     let header: string[] = [];
     let sample: Record<string, unknown>[] = [];
     let first = true;
+    const written = new Map<string, string[]>();
     if (portability) {
       json = addEntry('portability.json');
       const controller: Record<string, string> = { name: input.policy.controller.name };
@@ -423,12 +528,14 @@ async function writeZip(input: Prepared, out: PassThrough): Promise<void> {
         if (failed) throw failed;
         header = columns;
         if (portability) {
-          const description = input.dataMap.tables.get(table)?.description;
+          const definition = input.dataMap.tables.get(table)!;
           const declared = Object.fromEntries(
             columns.map((column) => [column, input.projection!.get(table)![column] ?? []]),
           );
+          written.set(table, columns);
+          const links = portabilityReferences(input.dataMap, table, columns, written);
           await json!.write(
-            `${first ? '' : ','}\n${JSON.stringify(table)}:{${description ? `"description":${JSON.stringify(description)},` : ''}"columns":${JSON.stringify(declared)},"rows":[`,
+            `${first ? '' : ','}\n${JSON.stringify(table)}:{${definition.description ? `"description":${JSON.stringify(definition.description)},` : ''}"columns":${JSON.stringify(declared)},${links ? `"references":${JSON.stringify(links)},` : ''}"rows":[`,
           );
           first = false;
         } else {

@@ -201,16 +201,28 @@ export async function createHostSchema(db: Kysely<any>, options: { orders?: numb
     lineRows.push({ id: i * 2 - 1, order_id: i, product: `Product ${i}`, quantity: i, ratio: 0.1 * i });
     lineRows.push({ id: i * 2, order_id: i, product: '@SUM(1)', quantity: -i, ratio: -1.5 });
   }
+  // Bob's keys stay clear of Ada's however many orders she is given.
   orderRows.push({
-    id: 10_000,
+    id: 10_000_000,
     customer_id: 2,
     placed_at: '2024-02-01T00:00:00.000Z',
     total_cents: 5,
     comment: 'bob order',
   });
-  lineRows.push({ id: 20_000, order_id: 10_000, product: 'Bob product', quantity: 1, ratio: 1 });
-  await db.insertInto('orders').values(orderRows).execute();
-  await db.insertInto('order_lines').values(lineRows).execute();
+  lineRows.push({ id: 20_000_000, order_id: 10_000_000, product: 'Bob product', quantity: 1, ratio: 1 });
+  // In batches: a large subject's rows would pass the engines' limits on parameters per statement.
+  for (let i = 0; i < orderRows.length; i += 500) {
+    await db
+      .insertInto('orders')
+      .values(orderRows.slice(i, i + 500))
+      .execute();
+  }
+  for (let i = 0; i < lineRows.length; i += 500) {
+    await db
+      .insertInto('order_lines')
+      .values(lineRows.slice(i, i + 500))
+      .execute();
+  }
   await db
     .insertInto('invoices')
     .values([

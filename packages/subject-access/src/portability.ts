@@ -26,12 +26,15 @@ export function isPortableCategory(policy: Policy, category: string): boolean {
 
 /**
  * The columns of each table that a portability export carries: every column whose categories
- * are all portable, plus primary-key columns that hold no category (so records and their
- * relations stay identifiable). A column mixing a portable with a non-portable category is left
- * out: inferred data must never travel with it.
+ * are all portable, plus the columns that hold no category and keep records identifiable and
+ * linked — primary keys, and references (data map `references`) to a table the export carries
+ * with the key they point at (an order line's `order_id`), so the receiving controller can join
+ * them again. A column mixing a portable with a non-portable category is left out, reference or
+ * not: inferred data must never travel with it.
  */
 export function portableColumns(policy: Policy, dataMap: DataMap): Map<string, Record<string, string[]>> {
   const out = new Map<string, Record<string, string[]>>();
+  // Parents first: a table's parents are settled before its references to them are weighed.
   for (const name of dataMap.order) {
     const table = dataMap.tables.get(name)!;
     const columns: Record<string, string[]> = {};
@@ -41,6 +44,12 @@ export function portableColumns(policy: Policy, dataMap: DataMap): Map<string, R
     if (Object.keys(columns).length === 0) continue;
     for (const key of table.primaryKey) {
       if (!(key in columns) && !(key in table.columns)) columns[key] = [];
+    }
+    for (const reference of table.references) {
+      if (reference.column in columns || reference.column in table.columns) continue;
+      const parent = reference.table === name ? columns : out.get(reference.table);
+      const key = reference.key ?? dataMap.tables.get(reference.table)!.primaryKey[0];
+      if (parent && key !== undefined && key in parent) columns[reference.column] = [];
     }
     out.set(name, columns);
   }
@@ -92,8 +101,20 @@ export const portabilitySchema = {
           description: { type: 'string' },
           columns: {
             type: 'object',
-            description: 'Column → data category ids (dotted, e.g. "contact.email"); [] for record keys.',
+            description:
+              'Column → data category ids (dotted, e.g. "contact.email"); [] for record keys and references.',
             additionalProperties: { type: 'array', items: { type: 'string', pattern: '^[a-z][a-z0-9.-]*$' } },
+          },
+          references: {
+            type: 'object',
+            description:
+              'Column → the table and column of this export its values point at (e.g. an order line’s "order_id" → orders.id).',
+            additionalProperties: {
+              type: 'object',
+              required: ['table', 'column'],
+              additionalProperties: false,
+              properties: { table: { type: 'string' }, column: { type: 'string' } },
+            },
           },
           rows: { type: 'array', items: { type: 'object', additionalProperties: jsonScalar } },
         },
@@ -107,8 +128,25 @@ export function checkPortabilityDocument(document: unknown): string[] {
   const problems = checkJsonSchema(portabilitySchema, document);
   // Rows may only hold the columns their table declares.
   if (problems.length === 0) {
-    const tables = (document as { tables: Record<string, { columns: object; rows: object[] }> }).tables;
+    const tables = (
+      document as {
+        tables: Record<
+          string,
+          { columns: object; references?: Record<string, { table: string; column: string }>; rows: object[] }
+        >;
+      }
+    ).tables;
     for (const [name, table] of Object.entries(tables)) {
+      // A reference names one of the table's own columns and a column another table declares.
+      for (const [column, target] of Object.entries(table.references ?? {})) {
+        if (!(column in table.columns))
+          problems.push(`$.tables.${name}.references: undeclared column "${column}"`);
+        if (!tables[target.table] || !(target.column in tables[target.table]!.columns)) {
+          problems.push(
+            `$.tables.${name}.references.${column}: no column "${target.column}" of table "${target.table}"`,
+          );
+        }
+      }
       table.rows.forEach((row, i) => {
         for (const key of Object.keys(row)) {
           if (!(key in table.columns))

@@ -13,6 +13,7 @@ import { autoIncrementColumn, columnType, migrate } from './migrate.js';
 import type { PackageMigrations } from './migrate.js';
 import { engineOfUrl, openDatabase, sqliteConnectionOf, withStatementCache } from './open.js';
 import { countSubjectRows, subjectRows, subjectRowsQuery } from './traversal.js';
+import { writeTransaction } from './write-transaction.js';
 
 const notes: PackageMigrations = {
   name: 'notes',
@@ -314,6 +315,71 @@ describe.each(testEngines())('on $engine', (engine) => {
     const rows = [];
     for await (const row of subjectRows({ ...scope, categories: ['identity'] })) rows.push(row);
     expect(rows).toEqual([{ table: 'customers', row: { id: 2, name: 'Bob', customer_no: 'C-2' } }]);
+  });
+
+  it('keeps the references to a parent read for the same categories, so filtered rows still link', async () => {
+    const scope = { db: t.db, dataMap, identities: { customerNumber: ['C-2'] }, tenant: 'acme' };
+    const read = async (categories: string[]) => {
+      const rows: Record<string, Record<string, unknown>[]> = {};
+      for await (const { table, row } of subjectRows({ ...scope, categories })) {
+        rows[table] = [...(rows[table] ?? []), row];
+      }
+      return rows;
+    };
+    const withCustomers = await read(['transaction', 'contact.email']);
+    expect(withCustomers.customers).toEqual([{ id: 2, email: 'bob@example.com' }]);
+    expect(withCustomers.orders).toEqual([
+      { id: 26, total: 260, customer_id: 2 },
+      { id: 27, total: 270, customer_id: 2 },
+      { id: 28, total: 280, customer_id: 2 },
+    ]);
+    // Without the customers, an order's customer_id would point at nothing read: left out.
+    const ordersOnly = await read(['transaction']);
+    expect(ordersOnly.customers).toBeUndefined();
+    expect(ordersOnly.orders?.[0]).toEqual({ id: 26, total: 260 });
+  });
+
+  it('never reads the uncommitted rows of a transaction open on the same instance', async () => {
+    const scope = { db: t.db, dataMap, identities: { email: ['alice@example.com'] }, tenant: 'acme' };
+    type Open = (work: (trx: Kysely<any>) => Promise<void>) => Promise<void>;
+    const opens: Open[] = [
+      (work) => t.db.transaction().execute(work),
+      (work) => writeTransaction(t.db, work),
+    ];
+    for (const open of opens) {
+      let inserted!: () => void;
+      const hasInserted = new Promise<void>((resolve) => {
+        inserted = resolve;
+      });
+      let rollBack!: () => void;
+      const rollingBack = new Promise<void>((resolve) => {
+        rollBack = resolve;
+      });
+      const transaction = open(async (trx) => {
+        await trx
+          .insertInto('orders')
+          .values({ id: 999, tenant: 'acme', customer_id: 1, total: 1 })
+          .execute();
+        inserted();
+        await rollingBack;
+        throw new Error('rolled back');
+      }).catch(() => undefined);
+      await hasInserted;
+      const reading = (async () => {
+        const ids: unknown[] = [];
+        for await (const { row } of subjectRows({ ...scope, tables: ['orders'], batchSize: 10 }))
+          ids.push(row.id);
+        return ids;
+      })();
+      // PostgreSQL and MySQL read on another connection of the pool, before the rollback; SQLite's
+      // one connection is the transaction's, so the read waits for it to end.
+      await Promise.race([reading, new Promise((resolve) => setTimeout(resolve, 300))]);
+      rollBack();
+      await transaction;
+      const ids = await reading;
+      expect(ids).toHaveLength(25);
+      expect(ids).not.toContain(999);
+    }
   });
 
   it('gives a subquery usable in set-based statements', async () => {

@@ -21,7 +21,10 @@ export interface SubjectScope {
 export interface SubjectRowsOptions extends SubjectScope {
   /** Only these tables (default: every table of the map, parents first). */
   tables?: readonly string[];
-  /** Only tables holding these categories, and of them only the primary key and matching columns. */
+  /**
+   * Only tables holding these categories, and of them only the primary key, the matching columns
+   * and the references to another table read with the same categories (so the rows still link).
+   */
   categories?: readonly string[];
   /** Rows read per query (keyset pagination): memory stays flat in the number of rows. */
   batchSize?: number;
@@ -124,18 +127,37 @@ export function subjectRowsQuery(scope: SubjectScope, tableName: string) {
   return scope.db.selectFrom(tableName).where(subjectCondition(scope, tableName));
 }
 
-function columnsFor(
-  definition: DataMapTable,
-  categories: readonly string[] | undefined,
-): string[] | undefined {
-  if (!categories) return undefined;
-  const matching = Object.entries(definition.columns)
+function matchingColumns(definition: DataMapTable, categories: readonly string[]): string[] {
+  return Object.entries(definition.columns)
     .filter(([, held]) =>
       held.some((category) => categories.some((wanted) => categoryCovers(wanted, category))),
     )
     .map(([column]) => column);
+}
+
+function columnsFor(
+  map: DataMap,
+  definition: DataMapTable,
+  categories: readonly string[] | undefined,
+): string[] | undefined {
+  if (!categories) return undefined;
+  const matching = matchingColumns(definition, categories);
   if (matching.length === 0) return [];
-  return [...new Set([...definition.primaryKey, ...matching])];
+  // A reference to a parent read with the same categories keeps its rows linked to the parent's
+  // (an order line to its order); one to a parent left out would point at nothing read.
+  const links = definition.references
+    .filter((reference) => {
+      const parent = table(map, reference.table);
+      const parentColumns = matchingColumns(parent, categories);
+      const key = reference.key ?? parent.primaryKey[0];
+      return (
+        parentColumns.length > 0 &&
+        key !== undefined &&
+        (parent.primaryKey.includes(key) || parentColumns.includes(key))
+      );
+    })
+    .map((reference) => reference.column);
+  return [...new Set([...definition.primaryKey, ...matching, ...links])];
 }
 
 const rowidAlias = '__privacykit_rowid';
@@ -153,7 +175,7 @@ export async function* subjectRows(options: SubjectRowsOptions): AsyncGenerator<
   const streaming = engineOf(options.db) !== 'sqlite';
   for (const name of options.tables ?? dataMap.order) {
     const definition = table(dataMap, name);
-    const columns = columnsFor(definition, options.categories);
+    const columns = columnsFor(dataMap, definition, options.categories);
     if (columns && columns.length === 0) continue;
     const base = subjectRowsQuery(options, name);
     const selected = columns
@@ -194,37 +216,46 @@ async function* streamOrNull(rows: AsyncIterableIterator<unknown>): AsyncGenerat
   yield* rows;
 }
 
+interface ExactPage {
+  rows: Record<string, unknown>[];
+  keys: Record<string, unknown>[];
+}
+
 /**
  * A SQLite page read on the connection itself with exact integers, when `openDatabase` opened it:
  * the driver reads integers as numbers, so a key beyond 2^53 (a snowflake id) would come back
  * rounded, and the next page would resume from the wrong place — repeating rows, or skipping
  * them. Values come back as numbers while exact and as text beyond; `keys` keeps them exact.
+ *
+ * Each page is read while holding the connection as kysely hands it out (its driver's lock): the
+ * connection is shared, so a transaction of the same instance that is open across an await
+ * (`db.transaction()`, `writeTransaction`) would otherwise have its uncommitted rows read — rows
+ * it may still roll back. The page waits for that transaction to end, as a kysely query does.
  */
-function exactSqlitePage(
-  db: Kysely<any>,
-): ((query: Compilable) => { rows: Record<string, unknown>[]; keys: Record<string, unknown>[] }) | undefined {
+function exactSqlitePage(db: Kysely<any>): ((query: Compilable) => Promise<ExactPage>) | undefined {
   const connection = sqliteConnectionOf(db);
   if (!connection) return undefined;
-  return (query) => {
-    const compiled = query.compile();
-    const raw = connection
-      .prepare(compiled.sql)
-      .safeIntegers(true)
-      .all(...compiled.parameters) as Record<string, unknown>[];
-    const rows = raw.map((row) => {
-      const out: Record<string, unknown> = {};
-      for (const [column, value] of Object.entries(row)) {
-        out[column] =
-          typeof value === 'bigint'
-            ? value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER
-              ? Number(value)
-              : value.toString()
-            : value;
-      }
-      return out;
+  return (query) =>
+    db.connection().execute(async () => {
+      const compiled = query.compile();
+      const raw = connection
+        .prepare(compiled.sql)
+        .safeIntegers(true)
+        .all(...compiled.parameters) as Record<string, unknown>[];
+      const rows = raw.map((row) => {
+        const out: Record<string, unknown> = {};
+        for (const [column, value] of Object.entries(row)) {
+          out[column] =
+            typeof value === 'bigint'
+              ? value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER
+                ? Number(value)
+                : value.toString()
+              : value;
+        }
+        return out;
+      });
+      return { rows, keys: raw };
     });
-    return { rows, keys: raw };
-  };
 }
 
 async function* pageByKey(
@@ -253,7 +284,7 @@ async function* pageByKey(
       );
     }
     const ordered = key.reduce((sorted, column) => sorted.orderBy(column), page).limit(batchSize);
-    const read = exact?.(ordered);
+    const read = exact ? await exact(ordered) : undefined;
     const rows = read ? read.rows : ((await ordered.execute()) as Record<string, unknown>[]);
     for (const row of rows) {
       if (primaryKey.length > 0) {
