@@ -1,7 +1,11 @@
 // Accuracy on well-known real-world cookies, labelled from each vendor's own documentation
 // (the URLs in `knowledgeBaseSources`). Where a vendor gives a cookie two purposes, the label is
-// the more consent-demanding one (NID: preferences + ads → marketing). Labels are not tuned to
-// the classifier: a wrong answer is a knowledge-base bug, not a label to change.
+// the more consent-demanding one (NID: preferences + ads → marketing). A cookie that comes with
+// embedded content (a YouTube player, a LinkedIn or Meta widget) the visitor has not asked for
+// needs consent whatever the vendor uses it for on its own site (ePrivacy Art 5(3); WP194 on
+// social plug-ins and players): never `necessary`, at least `preferences` — YSC is "security" in
+// Google's table but `preferences` here. Labels are not tuned to the classifier: a wrong answer
+// is a knowledge-base bug, not a label to change.
 import { describe, expect, it } from 'vitest';
 import { createClassifier } from './classifier.js';
 import { type OpenCookieDatabase, loadOpenCookieDatabase } from './open-cookie-database.js';
@@ -37,21 +41,22 @@ export const labelledCookies: readonly [string, Label, string][] = [
   ['__gpi', M, 'Google Ads'],
   ['1P_JAR', M, 'Google'],
   ['ar_debug', M, 'Google Ads'],
-  // YouTube (Google lists YSC under security, VISITOR_INFO1_LIVE under functionality)
-  ['YSC', N, 'YouTube'],
+  // YouTube (Google lists YSC under security, VISITOR_INFO1_LIVE under functionality; both come
+  // with the embedded player, so both need consent)
+  ['YSC', P, 'YouTube'],
   ['VISITOR_INFO1_LIVE', P, 'YouTube'],
   // Meta
   ['_fbp', M, 'Meta'],
   ['_fbc', M, 'Meta'],
   ['fr', M, 'Meta'],
-  ['datr', N, 'Meta'],
+  ['datr', P, 'Meta'], // security on facebook.com; set by its embedded widgets elsewhere
   // LinkedIn (cookie table)
   ['li_sugr', M, 'LinkedIn'],
   ['bcookie', M, 'LinkedIn'],
-  ['lidc', N, 'LinkedIn'],
+  ['lidc', P, 'LinkedIn'], // routing on linkedin.com; set by its embedded content elsewhere
   ['UserMatchHistory', M, 'LinkedIn'],
   ['AnalyticsSyncHistory', A, 'LinkedIn'],
-  ['li_gc', N, 'LinkedIn'],
+  ['li_gc', P, 'LinkedIn'], // LinkedIn's own consent record, set by its embedded content
   ['lms_ads', M, 'LinkedIn'],
   ['li_fat_id', M, 'LinkedIn'],
   // X / Twitter

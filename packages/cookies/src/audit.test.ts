@@ -1,9 +1,11 @@
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { describe, expect, it } from 'vitest';
-import { auditSetCookies } from './audit.js';
+import { auditSetCookies, violationOf } from './audit.js';
 import { createClassifier } from './classifier.js';
 import { browserGpcEnabled, consentCovers } from './consent-state.js';
+import { builtinKnowledgeBase } from './knowledge-base.js';
 import { loadOpenCookieDatabase } from './open-cookie-database.js';
+import { overridesFromPolicy } from './policy-overrides.js';
 import { parseSetCookieHeaders } from './set-cookie.js';
 import { readOpenCookieDatabase, skipWithoutDatabase } from './test-support.js';
 
@@ -171,6 +173,161 @@ describe('auditSetCookies', () => {
     } catch (error) {
       expect(isPrivacyKitError(error, 'cookies/invalid-input')).toBe(true);
     }
+  });
+});
+
+describe('what needs consent is reported when set without it', () => {
+  const site = 'https://shop.example';
+  const years10 = 315_360_000;
+
+  it('cookies of embedded content (YouTube, LinkedIn, Meta) are violations before consent, covered by preferences consent', () => {
+    const responses = [
+      {
+        url: 'https://www.youtube.com/embed/x',
+        setCookie: [
+          'YSC=abc; Domain=.youtube.com; Path=/; Secure; SameSite=None',
+          'VISITOR_INFO1_LIVE=x; Domain=.youtube.com; Max-Age=15552000; Secure; SameSite=None',
+        ],
+      },
+      {
+        url: 'https://www.linkedin.com/embed',
+        setCookie: [
+          'bscookie=v; Domain=.linkedin.com; Max-Age=31536000; Secure; SameSite=None',
+          'lidc=v; Domain=.linkedin.com; Max-Age=86400; Secure; SameSite=None',
+        ],
+      },
+      {
+        url: 'https://www.facebook.com/plugins',
+        setCookie: 'datr=v; Domain=.facebook.com; Max-Age=63072000; Secure; SameSite=None',
+      },
+    ];
+    const refused = auditSetCookies({ site, responses, consent: {}, clock });
+    expect(refused.violations.map((violation) => [violation.name, violation.category])).toEqual([
+      ['YSC', 'preferences'],
+      ['VISITOR_INFO1_LIVE', 'preferences'],
+      ['bscookie', 'preferences'],
+      ['lidc', 'preferences'],
+      ['datr', 'preferences'],
+    ]);
+    const accepted = auditSetCookies({ site, responses, consent: { preferences: true }, clock });
+    expect(accepted.violations).toEqual([]);
+  });
+
+  it('no cookie that needs consent is ever `necessary`, and each is a violation without consent', () => {
+    const classifier = createClassifier();
+    const names = builtinKnowledgeBase.filter((entry) => !entry.match).map((entry) => entry.name);
+    for (const name of names) {
+      for (const context of [{}, { firstParty: true }, { firstParty: false, maxAge: years10 }]) {
+        const classification = classifier.classify({ name, ...context }, { clock });
+        if (!classification.consentRequired) continue;
+        expect(classification.category, name).not.toBe('necessary');
+        const where = { domain: 'shop.example', firstParty: true, setBy: site };
+        expect(violationOf(classification, {}, where), name).toBeDefined();
+      }
+    }
+  });
+
+  it('a multi-year third-party tracker is not exempted by a generic or necessary-looking name', () => {
+    const names = [
+      'auth_token',
+      'oauth_uid',
+      'author_ref',
+      'visitor_session',
+      'retarget_session',
+      '_ads_session',
+      'sb-track',
+      'session',
+      'cart_uid',
+      'consent_uid',
+      'xsrf_uid',
+      'lb_uid',
+    ];
+    const audit = auditSetCookies({
+      site,
+      consent: {},
+      clock,
+      responses: [
+        {
+          url: 'https://px.tracker.example/pixel.gif',
+          setCookie: names.map(
+            (name) =>
+              `${name}=abc123; Domain=.tracker.example; Path=/; Max-Age=${years10}; Secure; SameSite=None`,
+          ),
+        },
+      ],
+    });
+    expect(audit.violations.map((violation) => violation.name)).toEqual(names);
+  });
+
+  it('a policy cookie declared necessary but not exempt, or seen unlike its declaration, is reported', () => {
+    const classifier = createClassifier({
+      overrides: overridesFromPolicy([
+        {
+          name: 'fraud_fp',
+          prefix: false,
+          provider: 'Us',
+          firstParty: true,
+          category: 'necessary',
+          description: 'device fingerprint for fraud scoring',
+          duration: 'P2Y',
+          exempt: false,
+        },
+        {
+          name: 'sess',
+          prefix: false,
+          provider: 'Us',
+          firstParty: true,
+          category: 'necessary',
+          description: 'session',
+          duration: 'session',
+          exempt: true,
+        },
+      ]),
+    });
+    const audit = (url: string, setCookie: string) =>
+      auditSetCookies({ site, responses: [{ url, setCookie }], consent: {}, classifier, clock });
+    expect(audit('https://shop.example/', 'fraud_fp=1; Max-Age=63072000').violations).toHaveLength(1);
+    // As declared: a first-party session cookie, exempt.
+    expect(audit('https://shop.example/', 'sess=1; Path=/').violations).toEqual([]);
+    const kept = audit('https://shop.example/', `sess=1; Max-Age=${5 * 365 * 86_400}`).violations;
+    expect(kept.map((violation) => violation.reason)).toEqual([
+      expect.stringContaining('declared a session cookie, seen living 1825 days'),
+    ]);
+    // Half an hour instead of the session: reported against the declaration, still exempt.
+    const halfHour = audit('https://shop.example/', 'sess=1; Max-Age=1800');
+    expect(halfHour.violations).toEqual([]);
+    expect(halfHour.declarationMismatches).toEqual([
+      {
+        name: 'sess',
+        domain: 'shop.example',
+        setBy: 'https://shop.example/',
+        detail: expect.stringContaining('declared a session cookie, seen living 1800s'),
+      },
+    ]);
+    const elsewhere = audit('https://px.tracker.example/', 'sess=1; Domain=tracker.example').violations;
+    expect(elsewhere.map((violation) => violation.reason)).toEqual([
+      expect.stringContaining('declared first-party, seen third-party'),
+    ]);
+  });
+
+  it('checks its verdict settings as createClassifier does', () => {
+    for (const extra of [
+      { audienceMeasurementExempt: { anonymous: false, siteOnly: false } },
+      { preferenceMaxLifetimeSeconds: 'x' },
+      { clock: 'now' },
+      { unknownOption: true },
+    ]) {
+      expect(
+        () =>
+          auditSetCookies({ site, responses: [], consent: {}, ...extra } as unknown as Parameters<
+            typeof auditSetCookies
+          >[0]),
+        JSON.stringify(extra),
+      ).toThrow(expect.objectContaining({ code: 'cookies/invalid-input' }));
+    }
+    expect(() => auditSetCookies(null as unknown as Parameters<typeof auditSetCookies>[0])).toThrow(
+      expect.objectContaining({ code: 'cookies/invalid-input' }),
+    );
   });
 });
 

@@ -3,15 +3,25 @@ import {
   type Classifier,
   type CookieClassification,
   type ClassifyOptions,
+  classifyOptionsIssues,
   createClassifier,
 } from './classifier.js';
-import { type ConsentState, consentCovers, consentStateIssues } from './consent-state.js';
+import { type ConsentState, consentStateIssues, missingConsent } from './consent-state.js';
 import { cookiesError } from './errors.js';
 import { cookieLifetimeSeconds } from './lifetime.js';
+import { purposeCategory } from './purpose.js';
 import { type SetCookie, isSetCookieList, parseSetCookieHeaders } from './set-cookie.js';
 import { isFirstParty, normaliseHost } from './site.js';
 import { systemClock } from './system-clock.js';
-import { type Issues, describeIssues, isNonEmptyString, isRecord, join } from './validate.js';
+import {
+  type Issues,
+  checkKnownKeys,
+  checkOptional,
+  describeIssues,
+  isNonEmptyString,
+  isRecord,
+  join,
+} from './validate.js';
 
 export interface AuditResponse {
   /** The URL that answered with these headers. */
@@ -50,12 +60,33 @@ export interface CookieViolation {
   classification: CookieClassification;
 }
 
+/** A cookie seen unlike the site owner's declaration of it (an override's `firstParty` or `duration`). */
+export interface DeclarationMismatch {
+  name: string;
+  domain: string;
+  setBy: string;
+  /** How it differs, and whether that costs the exemption the declaration gave. */
+  detail: string;
+}
+
 export interface CookieAudit {
   cookies: AuditedCookie[];
   violations: CookieViolation[];
+  /** Cookies seen unlike their declaration: the notice misstates them (GDPR Art 13), or they are not the cookie declared. */
+  declarationMismatches: DeclarationMismatch[];
   /** Headers a browser would ignore, and deletions (Max-Age ≤ 0, past Expires), with the reason. */
   skipped: { url: string; header?: string; name?: string; reason: string }[];
 }
+
+const auditKeys = [
+  'site',
+  'responses',
+  'consent',
+  'classifier',
+  'audienceMeasurementExempt',
+  'preferenceMaxLifetimeSeconds',
+  'clock',
+];
 
 function auditIssues(options: unknown): Issues {
   if (!isRecord(options)) return [{ path: '', message: 'expected an object' }];
@@ -78,6 +109,16 @@ function auditIssues(options: unknown): Issues {
         });
     });
   issues.push(...consentStateIssues(options.consent, 'consent'));
+  checkKnownKeys(options, auditKeys, '', issues);
+  checkOptional(
+    options,
+    'classifier',
+    (field) => isRecord(field) && typeof field.classify === 'function',
+    'a Classifier',
+    { path: '', issues },
+  );
+  // The verdict settings are checked as `createClassifier` checks them.
+  issues.push(...classifyOptionsIssues(options));
   return issues;
 }
 
@@ -103,7 +144,7 @@ export function auditSetCookies(options: AuditOptions): CookieAudit {
     callOptions.preferenceMaxLifetimeSeconds = options.preferenceMaxLifetimeSeconds;
   }
 
-  const audit: CookieAudit = { cookies: [], violations: [], skipped: [] };
+  const audit: CookieAudit = { cookies: [], violations: [], declarationMismatches: [], skipped: [] };
   for (const response of options.responses) {
     const responseHost = hostOf(response.url);
     if (responseHost === undefined) {
@@ -148,24 +189,51 @@ export function auditSetCookies(options: AuditOptions): CookieAudit {
       });
       const violation = violationOf(classification, consent, { domain, firstParty, setBy: response.url });
       if (violation) audit.violations.push(violation);
+      const mismatch = declarationMismatchOf(classification);
+      if (mismatch) {
+        audit.declarationMismatches.push({
+          name: cookie.name,
+          domain,
+          setBy: response.url,
+          detail: mismatch,
+        });
+      }
     }
   }
   return audit;
 }
 
-/** The violation a cookie with this classification is under `consent`, if any. */
+/**
+ * The violation a cookie with this classification is under `consent`, if any: it needs consent
+ * (`consentRequired`) and `consent` does not cover each of its purposes. The category alone is not
+ * enough: a cookie needing consent is never excused as `necessary` (ePrivacy Art 5(3)).
+ */
 export function violationOf(
   classification: CookieClassification,
   consent: ConsentState,
   where: { domain: string; firstParty: boolean; setBy: string },
 ): CookieViolation | undefined {
-  if (!classification.consentRequired || consentCovers(consent, classification.category)) return undefined;
-  const reason =
-    classification.category === 'unclassified'
-      ? 'unclassified cookie: no consent can cover it until it is classified (add an override)'
-      : classification.category === 'marketing' && consent.marketing === true && consent.gpc === true
+  if (!classification.consentRequired) return undefined;
+  const missing = missingConsent(consent, classification.purposes);
+  // Consent needed while every purpose is strictly necessary leaves nothing a visitor could
+  // consent to: never covered, like an unclassified cookie.
+  const consentable = classification.purposes.some((purpose) => purposeCategory(purpose) !== 'necessary');
+  if (missing.length === 0 && consentable) return undefined;
+  const mismatch = classification.evidence.find((line) => line.rule === 'declaration-mismatch');
+  const base =
+    classification.category === 'unclassified' || !consentable
+      ? mismatch
+        ? 'set unlike the site declares it'
+        : classification.source === 'override'
+          ? 'declared as needing consent, but under no category a visitor can consent to: declare it as preferences, analytics or marketing'
+          : 'unclassified cookie: no consent can cover it until it is classified (add an override)'
+      : missing.length === 1 &&
+          missing[0] === 'marketing' &&
+          consent.marketing === true &&
+          consent.gpc === true
         ? 'marketing cookie set although Global Privacy Control refuses it'
-        : `${classification.category} cookie set without ${classification.category} consent`;
+        : `${classification.category} cookie set without ${missing.join(' and ')} consent`;
+  const reason = mismatch ? `${base} (${mismatch.detail})` : base;
   const violation: CookieViolation = {
     name: classification.name,
     domain: where.domain,
@@ -177,6 +245,11 @@ export function violationOf(
   };
   if (classification.vendor) violation.vendor = classification.vendor;
   return violation;
+}
+
+/** What the classifier found different from the site owner's declaration of the cookie, if anything. */
+export function declarationMismatchOf(classification: CookieClassification): string | undefined {
+  return classification.evidence.find((line) => line.rule === 'declaration-mismatch')?.detail;
 }
 
 /** Whether a cookie's Domain covers `host` (RFC 6265 §5.1.3 domain-match; an IP only itself). */

@@ -59,8 +59,9 @@ export interface BannerSelectors {
   container?: string;
 }
 
-const measureScript = (selectors: BannerSelectors) => `(() => {
-  const sel = ${JSON.stringify(selectors)};
+// What "shown" means, for measuring the banner and for choosing what the scan clicks: the two
+// must agree, or a scan clicks a hidden duplicate of the button it measured.
+const visibilityFunctions = `
   // Opacity multiplies down the tree: a button inside an opacity:0 wrapper is invisible though
   // its own opacity is 1. Stops at 'until' (exclusive) when given.
   const opacity = (el, until) => {
@@ -90,7 +91,11 @@ const measureScript = (selectors: BannerSelectors) => `(() => {
     try { list = document.querySelectorAll(selector); } catch (error) { return null; }
     for (const el of list) if (visible(el)) return el;
     return null;
-  };
+  };`;
+
+const measureScript = (selectors: BannerSelectors) => `(() => {
+  const sel = ${JSON.stringify(selectors)};
+  ${visibilityFunctions}
   const rgba = (text) => {
     const m = text.match(/rgba?\\(([^)]+)\\)/);
     if (!m) return [0, 0, 0, 0];
@@ -159,6 +164,49 @@ const measureScript = (selectors: BannerSelectors) => `(() => {
   };
 })()`;
 
+/** What came of clicking one of the banner's controls. */
+export interface BannerClick {
+  button: 'accept' | 'refuse' | 'close';
+  selector: string;
+  /**
+   * `clicked`; `not-found`: no match the visitor could see; `failed`: the browser could not click
+   * the visible match (covered when clicked, detached, timed out — `error` says which).
+   */
+  outcome: 'clicked' | 'not-found' | 'failed';
+  error?: string;
+}
+
+const markClickTarget = (selector: string) => `(() => {
+  ${visibilityFunctions}
+  for (const old of document.querySelectorAll('[data-privacykit-click]')) old.removeAttribute('data-privacykit-click');
+  const el = first(${JSON.stringify(selector)});
+  if (el) el.setAttribute('data-privacykit-click', '');
+  return el !== null;
+})()`;
+
+/**
+ * Clicks the first match of `selector` the visitor can see — by the same test as the banner's
+ * measurement, so a hidden second-layer duplicate that comes first in the document is passed
+ * over — and says what came of it. A failed click is reported, never taken for "no button".
+ */
+export async function clickVisible(
+  page: Page,
+  button: BannerClick['button'],
+  selector: string,
+  timeout: number,
+): Promise<BannerClick> {
+  const click: BannerClick = { button, selector, outcome: 'not-found' };
+  try {
+    if (!(await evaluateSettled<boolean>(page, markClickTarget(selector)))) return click;
+    await page.locator('[data-privacykit-click]').first().click({ timeout });
+    click.outcome = 'clicked';
+  } catch (error) {
+    click.outcome = 'failed';
+    click.error = (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+  }
+  return click;
+}
+
 interface Measured extends Omit<BannerObservation, 'snapshot'> {
   banner: { text: string; selector: string } | null;
 }
@@ -225,7 +273,8 @@ export type BannerFindingCode =
   | 'reject-smaller'
   | 'reject-low-contrast'
   | 'silence-not-refusal'
-  | 'close-not-refusal';
+  | 'close-not-refusal'
+  | 'click-failed';
 
 export interface BannerFinding {
   code: BannerFindingCode;
@@ -241,6 +290,19 @@ export interface BannerAudit {
   observation: BannerObservation;
   /** Non-exempt cookies (and tracker requests, from a scan) seen while the banner was ignored. */
   storedWhileIgnored: string[];
+  /**
+   * What closing the banner (its × control) left that ignoring it did not; `null` when closing
+   * was not tested: no visible close control, or it could not be clicked (see `findings`).
+   */
+  storedAfterClose: string[] | null;
+}
+
+/** What was seen while the banner was ignored, after it was closed, and how the clicks went. */
+export interface BannerEvidence {
+  storedWhileIgnored: string[];
+  /** Absent or `null` when closing was not tested. */
+  storedAfterClose?: string[] | null;
+  clicks?: readonly BannerClick[];
 }
 
 export interface BannerRules {
@@ -255,7 +317,7 @@ export interface BannerRules {
 /** Applies the K03 rules to one observation and what was stored while the banner was ignored. */
 export function judgeBanner(
   observation: BannerObservation,
-  evidence: { storedWhileIgnored: string[]; storedAfterClose?: string[] },
+  evidence: BannerEvidence,
   rules: BannerRules = {},
 ): BannerAudit {
   const findings: BannerFinding[] = [];
@@ -331,11 +393,26 @@ export function judgeBanner(
       message: `closing the banner did not count as refusal: ${evidence.storedAfterClose.join(', ')}`,
     });
   }
+  for (const click of evidence.clicks ?? []) {
+    const shownButton = observation[click.button];
+    // A control the first layer did not show is judged above (no-reject-option, no-banner).
+    if (click.outcome === 'clicked' || !shownButton) continue;
+    findings.push({
+      code: 'click-failed',
+      // A refuse button the visitor sees but cannot use is no refuse option (K03); a failed
+      // accept or close only leaves what follows it unobserved.
+      severity: click.button === 'refuse' ? 'fail' : 'warn',
+      message: `the ${click.button} control "${shownButton.text}" shown on the first layer could not be clicked${
+        click.error ? ` (${click.error})` : ': no visible match when it came to clicking'
+      }; what follows it was not observed`,
+    });
+  }
   return {
     passed: findings.every((finding) => finding.severity !== 'fail'),
     findings,
     observation,
     storedWhileIgnored: evidence.storedWhileIgnored,
+    storedAfterClose: evidence.storedAfterClose ?? null,
   };
 }
 
@@ -359,24 +436,63 @@ export async function nonExemptCookies(page: Page, site: string, classifier: Cla
   return names;
 }
 
-/** The page's non-exempt localStorage and sessionStorage keys, described as a scan does. */
-async function nonExemptStorage(page: Page, classifier: Classifier): Promise<string[]> {
-  const items = await evaluateSettled<{ area: string; key: string; host: string }[]>(
-    page,
-    `(() => {
-    const out = [];
-    for (const area of ['localStorage', 'sessionStorage']) {
-      try {
-        const store = window[area];
-        for (let i = 0; i < store.length; i++) out.push({ area, key: store.key(i), host: location.hostname });
-      } catch (error) { /* storage blocked */ }
+/** One key of a frame's web storage. */
+export interface StorageKey {
+  area: 'localStorage' | 'sessionStorage';
+  key: string;
+  origin: string;
+}
+
+const storageScript = `(() => {
+  const out = [];
+  for (const area of ['localStorage', 'sessionStorage']) {
+    try {
+      const store = window[area];
+      for (let i = 0; i < store.length; i++) out.push({ area, key: store.key(i), origin: location.origin });
+    } catch (error) { /* storage blocked */ }
+  }
+  return out;
+})()`;
+
+/**
+ * The localStorage and sessionStorage keys of every frame of the page, once per origin: an
+ * embedded widget's iframe writes its own origin's storage, which the top document cannot list.
+ * Frames with an opaque origin (sandboxed) have no storage to read.
+ */
+export async function readWebStorage(page: Page): Promise<StorageKey[]> {
+  const seen = new Set<string>();
+  const keys: StorageKey[] = [];
+  for (const frame of page.frames()) {
+    let items: StorageKey[];
+    try {
+      items =
+        frame === page.mainFrame()
+          ? await evaluateSettled<StorageKey[]>(page, storageScript)
+          : ((await frame.evaluate(storageScript)) as StorageKey[]);
+    } catch {
+      // A frame detached or navigating away meanwhile has nothing left to read.
+      continue;
     }
-    return out;
-  })()`,
-  );
-  return items
-    .filter((item) => classifier.classify({ name: item.key, firstParty: true }).consentRequired)
-    .map((item) => `${item.area} ${item.key} (${normaliseHost(item.host)})`);
+    for (const item of items) {
+      if (!/^https?:\/\//.test(item.origin)) continue;
+      const id = `${item.area}\u0000${item.origin}\u0000${item.key}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      keys.push(item);
+    }
+  }
+  return keys;
+}
+
+/** The non-exempt web-storage keys of every frame, described as a scan does. */
+async function nonExemptStorage(page: Page, site: string, classifier: Classifier): Promise<string[]> {
+  const names: string[] = [];
+  for (const item of await readWebStorage(page)) {
+    const host = normaliseHost(new URL(item.origin).hostname);
+    if (classifier.classify({ name: item.key, firstParty: isFirstParty(host, site) }).consentRequired)
+      names.push(`${item.area} ${item.key} (${host})`);
+  }
+  return names;
 }
 
 /**
@@ -405,7 +521,7 @@ async function storedDuring(
   }
   return [
     ...(await nonExemptCookies(page, site, classifier)),
-    ...(await nonExemptStorage(page, classifier)),
+    ...(await nonExemptStorage(page, site, classifier)),
     ...endpoints,
   ];
 }
@@ -419,6 +535,8 @@ export interface AuditBannerPageOptions extends BannerRules {
   trackingPaths?: readonly (string | DeclaredTrackingPath)[];
   /** Quiet time after a reload or click. Default 500 ms. */
   settleMs?: number;
+  /** Per click. Default 30 s. */
+  timeoutMs?: number;
 }
 
 /**
@@ -451,17 +569,20 @@ export async function auditBannerPage(
     await page.reload({ waitUntil: 'load' });
     await page.waitForTimeout(settle);
   });
-  const evidence: { storedWhileIgnored: string[]; storedAfterClose?: string[] } = { storedWhileIgnored };
-  if (selectors.close && storedWhileIgnored.length === 0) {
-    const close = page.locator(selectors.close).first();
-    if ((await close.count()) > 0 && (await close.isVisible())) {
-      evidence.storedAfterClose = await storedDuring(page, site, classifier, trackerOf, async () => {
-        await close.click();
-        await page.waitForTimeout(settle);
-        await page.reload({ waitUntil: 'load' });
-        await page.waitForTimeout(settle);
-      });
-    }
+  const evidence: BannerEvidence = { storedWhileIgnored, clicks: [] };
+  // The page is reused: what ignoring left would be blamed on closing, so closing is tested only
+  // on a page that stayed clean (a scan closes in a fresh browser context instead).
+  if (selectors.close && observation.close && storedWhileIgnored.length === 0) {
+    let click: BannerClick | undefined;
+    const stored = await storedDuring(page, site, classifier, trackerOf, async () => {
+      click = await clickVisible(page, 'close', selectors.close!, options.timeoutMs ?? 30_000);
+      if (click.outcome !== 'clicked') return;
+      await page.waitForTimeout(settle);
+      await page.reload({ waitUntil: 'load' });
+      await page.waitForTimeout(settle);
+    });
+    evidence.clicks = [click!];
+    if (click!.outcome === 'clicked') evidence.storedAfterClose = stored;
   }
   return judgeBanner(observation, evidence, options);
 }

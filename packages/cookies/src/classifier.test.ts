@@ -1,9 +1,13 @@
 import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { classifyCookie, createClassifier } from './classifier.js';
-import type { CookieInput } from './classifier.js';
+import type { ClassifyOptions, CookieInput } from './classifier.js';
+import { type AudienceMeasurementConditions, exemptionVerdict } from './exemption.js';
+import { cookieLifetimeSeconds } from './lifetime.js';
 import { loadOpenCookieDatabase } from './open-cookie-database.js';
 import { overridesFromPolicy } from './policy-overrides.js';
+import { cookieInputSchema } from './schemas.js';
 
 const clock = fixedClock('2025-01-31T12:00:00Z');
 const day = 86_400;
@@ -292,7 +296,8 @@ describe('consent exemption (ePrivacy Art 5(3))', () => {
 
   it('a cookie with several purposes is exempt only if all are (YouTube YSC: security + embed)', () => {
     const ysc = classifyCookie({ name: 'YSC' });
-    expect(ysc.category).toBe('necessary');
+    // Needs consent, so never `necessary`: the embed is a feature nobody asked for (preferences).
+    expect(ysc.category).toBe('preferences');
     expect(ysc.consentRequired).toBe(true);
     expect(ysc.evidence.filter((line) => line.source === 'exemption').map((line) => line.rule)).toEqual([
       'security',
@@ -426,5 +431,258 @@ describe('consent exemption (ePrivacy Art 5(3))', () => {
         consentRequired: true,
       });
     });
+  });
+});
+
+describe('weak evidence: generic names and name patterns (K01, K02)', () => {
+  const header =
+    'ID,Platform,Category,Cookie / Data Key name,Domain,Description,Retention period,Data Controller,User Privacy & GDPR Rights Portals,Wildcard match';
+  const years3 = 3 * 365 * day;
+
+  it('an exact database row wins over a generic framework name (rl_session is Rudderstack analytics)', () => {
+    const classifier = createClassifier({
+      openCookieDatabase: loadOpenCookieDatabase(
+        `${header}\r\n1,Rudderstack,Analytics,rl_session,,"Stores the session-related information including sessionId if session tracking is enabled.",Session,Rudderstack,,0`,
+      ),
+    });
+    expect(classifier.classify({ name: 'rl_session', firstParty: true })).toMatchObject({
+      category: 'analytics',
+      vendor: 'Rudderstack',
+      consentRequired: true,
+    });
+    // Without a row saying otherwise, the framework's convention still holds for a first-party session cookie.
+    expect(classifier.classify({ name: 'shop_session', firstParty: true })).toMatchObject({
+      vendor: 'Laravel',
+      consentRequired: false,
+    });
+  });
+
+  it('necessary-looking words count only as whole words', () => {
+    for (const name of ['author_ref', 'oauth_uid', 'cartography', 'lbs_weight', 'nonconsentual_x']) {
+      const result = classifyCookie({ name, firstParty: true });
+      expect(result.consentRequired, name).toBe(true);
+    }
+    for (const [name, purpose] of [
+      ['auth_token', 'authentication'],
+      ['userAuth', 'authentication'],
+      ['XSRF-TOKEN-X', 'security'],
+      ['csrftoken_v2', 'security'],
+      ['cartId', 'cart'],
+      ['site_cookie_consent', 'consent-choice'],
+      ['app_lb', 'load-balancing'],
+    ] as const) {
+      expect(classifyCookie({ name, firstParty: true }).purposes, name).toEqual([purpose]);
+    }
+  });
+
+  it('a necessary purpose from a weak source does not survive a lifetime over a year, whatever the purpose', () => {
+    for (const name of [
+      'my_csrf_guard',
+      'auth_token',
+      'cart_uid',
+      'app_lb',
+      'site_cookie_consent',
+      'session',
+    ]) {
+      expect(classifyCookie({ name, firstParty: true }, { clock }).consentRequired, name).toBe(false);
+      const kept = classifyCookie({ name, firstParty: true, maxAge: years3 }, { clock });
+      expect(kept.consentRequired, name).toBe(true);
+      expect(kept.category, name).toBe('unclassified');
+    }
+    // A vendor's own documentation still decides: Cloudflare's bot cookie, a PayPal security cookie.
+    expect(
+      classifyCookie({ name: '__cf_bm', firstParty: true, maxAge: years3 }, { clock }).consentRequired,
+    ).toBe(false);
+  });
+
+  it('a necessary-looking name on a third-party cookie needs consent, even short-lived', () => {
+    for (const name of ['cart_uid', 'auth_token', 'app_sess', 'session', '_shop_session']) {
+      expect(classifyCookie({ name, firstParty: false }).consentRequired, name).toBe(true);
+      expect(classifyCookie({ name, firstParty: true }).consentRequired, name).toBe(false);
+    }
+    // The vendor documents these as set on its own domain: still exempt there.
+    expect(classifyCookie({ name: 'm', domain: 'm.stripe.com', firstParty: false }).consentRequired).toBe(
+      false,
+    );
+  });
+});
+
+describe('a site owner’s declarations (overridesFromPolicy)', () => {
+  const declared = (extra: Partial<Parameters<typeof overridesFromPolicy>[0][number]>) =>
+    createClassifier({
+      overrides: overridesFromPolicy([
+        {
+          name: 'shop_cookie',
+          prefix: false,
+          provider: 'Us',
+          firstParty: true,
+          category: 'necessary',
+          description: 'keeps the basket',
+          duration: 'P6M',
+          exempt: true,
+          ...extra,
+        },
+      ]),
+    });
+
+  it('exempt: false on a necessary cookie means consent is needed', () => {
+    expect(
+      declared({ exempt: false }).classify({ name: 'shop_cookie', firstParty: true }).consentRequired,
+    ).toBe(true);
+    expect(declared({}).classify({ name: 'shop_cookie', firstParty: true }).consentRequired).toBe(false);
+  });
+
+  it('a cookie seen unlike its declaration is reported; third-party or kept over a year, it loses the exemption', () => {
+    const classifier = declared({});
+    const mismatch = (input: CookieInput) =>
+      classifier.classify(input, { clock }).evidence.find((line) => line.rule === 'declaration-mismatch')
+        ?.detail;
+    // 183 days is six months whatever month it starts in: no mismatch.
+    expect(mismatch({ name: 'shop_cookie', firstParty: true, maxAge: 183 * day })).toBeUndefined();
+    // Longer than declared: the notice misstates it, the site owner's purpose still stands.
+    const longer = classifier.classify(
+      { name: 'shop_cookie', firstParty: true, maxAge: 200 * day },
+      { clock },
+    );
+    expect(longer.consentRequired).toBe(false);
+    expect(mismatch({ name: 'shop_cookie', firstParty: true, maxAge: 200 * day })).toMatch(
+      /declared to last P6M, seen living 200 days: the notice misstates it/,
+    );
+    // Not the cookie declared: kept for years, or set by a third party.
+    expect(
+      classifier.classify({ name: 'shop_cookie', firstParty: true, maxAge: 2 * 365 * day }, { clock })
+        .consentRequired,
+    ).toBe(true);
+    expect(classifier.classify({ name: 'shop_cookie', firstParty: false }).consentRequired).toBe(true);
+    expect(mismatch({ name: 'shop_cookie', firstParty: false })).toMatch(
+      /declared first-party, seen third-party/,
+    );
+    const session = declared({ duration: 'session' });
+    expect(
+      session.classify({ name: 'shop_cookie', firstParty: true }).evidence.map((line) => line.rule),
+    ).not.toContain('declaration-mismatch');
+    const persistent = session.classify({ name: 'shop_cookie', firstParty: true, maxAge: 1800 }, { clock });
+    expect(persistent.consentRequired).toBe(false);
+    expect(persistent.evidence.find((line) => line.rule === 'declaration-mismatch')?.detail).toMatch(
+      /declared a session cookie, seen living 1800s/,
+    );
+  });
+});
+
+describe('inputs and options are checked, never guessed', () => {
+  const matomo = { name: '_pk_id.1.abcd', firstParty: true };
+
+  it('per-call options are checked as createClassifier checks them', () => {
+    const bad: unknown[] = [
+      null,
+      { audienceMeasurementExempt: { anonymous: false, siteOnly: false } },
+      { audienceMeasurementExempt: { anonymous: true, siteOnly: true, dataRetentionMonths: '99' } },
+      { preferenceMaxLifetimeSeconds: 'x' },
+      { preferenceMaxLifetimeSeconds: -1 },
+      { clock: {} },
+      { knowledgeBase: false },
+    ];
+    for (const options of bad) {
+      const call = options as ClassifyOptions;
+      expect(() => createClassifier().classify(matomo, call), JSON.stringify(options)).toThrow(
+        expect.objectContaining({ code: 'cookies/invalid-options' }),
+      );
+      expect(() => classifyCookie(matomo, call), JSON.stringify(options)).toThrow(
+        expect.objectContaining({ code: 'cookies/invalid-options' }),
+      );
+    }
+    expect(() => classifyCookie(matomo, { overrides: 'x' } as unknown as ClassifyOptions)).toThrow(
+      expect.objectContaining({ code: 'cookies/invalid-options' }),
+    );
+  });
+
+  it('exemptionVerdict grants the audience-measurement exemption only on anonymous and siteOnly both true', () => {
+    const context = {
+      firstParty: true,
+      lifetimeSeconds: day,
+      setByUser: false,
+      preferenceMaxLifetimeSeconds: 43_200,
+      now: clock.now(),
+    };
+    const verdict = (conditions: unknown) =>
+      exemptionVerdict(['audience-measurement'], {
+        ...context,
+        audienceMeasurement: conditions as AudienceMeasurementConditions,
+      }).consentRequired;
+    expect(verdict({ anonymous: true, siteOnly: true })).toBe(false);
+    expect(verdict({ anonymous: false, siteOnly: false })).toBe(true);
+    expect(verdict({ anonymous: true, siteOnly: 'yes' })).toBe(true);
+    expect(verdict({ anonymous: true, siteOnly: true, dataRetentionMonths: '12' })).toBe(true);
+  });
+
+  it('maxAge Infinity is a cookie kept for good, not a session cookie', () => {
+    expect(cookieLifetimeSeconds({ maxAge: Number.POSITIVE_INFINITY }, clock.now())).toBe(
+      Number.POSITIVE_INFINITY,
+    );
+    const opts = { clock, audienceMeasurementExempt: cnil };
+    expect(classifyCookie({ ...matomo, maxAge: Number.POSITIVE_INFINITY }, opts).consentRequired).toBe(true);
+    expect(
+      classifyCookie({ name: 'app_sess', firstParty: true, maxAge: Number.POSITIVE_INFINITY }, { clock })
+        .consentRequired,
+    ).toBe(true);
+  });
+
+  it('a lifetime it cannot read is a typed error, never a session cookie', () => {
+    const unreadable: Partial<CookieInput>[] = [
+      { maxAge: '315360000' as unknown as number },
+      { maxAge: Number.NaN },
+      { expires: '2099-13-45' },
+      { expires: 1e20 },
+      { expires: new Date(Number.NaN) },
+      { expires: {} as unknown as string },
+    ];
+    for (const lifetime of unreadable) {
+      expect(() => classifyCookie({ ...matomo, ...lifetime }, { clock }), JSON.stringify(lifetime)).toThrow(
+        expect.objectContaining({ code: 'cookies/invalid-input' }),
+      );
+      expect(() => cookieLifetimeSeconds(lifetime, clock.now()), JSON.stringify(lifetime)).toThrow(
+        expect.objectContaining({ code: 'cookies/invalid-input' }),
+      );
+    }
+  });
+
+  it('agrees with cookieInputSchema on what a cookie may be', () => {
+    const loose = fc.oneof(
+      fc.constant(undefined),
+      fc.boolean(),
+      fc.constantFrom(0, 3600, -1, Number.NaN, Number.POSITIVE_INFINITY, 1e20, 1_800_000_000_000),
+      fc.constantFrom('', 'x', '2030-01-01T00:00:00Z', '2099-13-45', '3600'),
+      fc.constant(null),
+      fc.constant(new Date('2030-01-01T00:00:00Z')),
+      fc.constant(new Date(Number.NaN)),
+    );
+    const arbitrary = fc.record(
+      {
+        name: fc.oneof(fc.constantFrom('_ga', 'x', ''), loose),
+        domain: loose,
+        path: loose,
+        expires: loose,
+        maxAge: loose,
+        sameSite: loose,
+        value: loose,
+        firstParty: loose,
+        setByUser: loose,
+      },
+      { requiredKeys: [] },
+    );
+    const classifier = createClassifier();
+    fc.assert(
+      fc.property(arbitrary, (value) => {
+        let accepted = true;
+        try {
+          classifier.classify(value as CookieInput, { clock });
+        } catch (error) {
+          expect(isPrivacyKitError(error, 'cookies/invalid-input')).toBe(true);
+          accepted = false;
+        }
+        expect(accepted).toBe(cookieInputSchema.safeParse(value).success);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -8,8 +8,8 @@ import {
   isContextFreePurpose,
 } from './exemption.js';
 import { type KnownCookie, builtinKnowledgeBase, knowledgeBaseSources } from './knowledge-base.js';
-import { cookieLifetimeSeconds } from './lifetime.js';
-import { type NamePattern, namePatterns } from './name-patterns.js';
+import { cookieLifetimeSeconds, expiresTime, isCalendarPeriod, longestSeconds } from './lifetime.js';
+import { type NamePattern, cookieNameTokens, namePatterns } from './name-patterns.js';
 import { type OpenCookieDatabase, openCookieDatabasePurposes } from './open-cookie-database.js';
 import {
   type CookieCategory,
@@ -17,6 +17,7 @@ import {
   categoryOfPurposes,
   cookiePurposes,
   defaultPurposes,
+  purposeCategory,
 } from './purpose.js';
 import { domainMatches } from './site.js';
 import { systemClock } from './system-clock.js';
@@ -95,9 +96,32 @@ export interface CookieOverride {
   description?: string;
   /** The site owner states this interface-preference cookie is only written on the visitor's own choice. */
   setByUser?: boolean;
+  /**
+   * Where the site owner says the cookie is set. A cookie seen on the other side does not match the
+   * declaration (evidence `declaration-mismatch`); one declared first-party and seen third-party is
+   * not the cookie declared and loses the exemption the declaration gave it.
+   */
+  firstParty?: boolean;
+  /**
+   * How long the site owner says the cookie lives: `session`, or a calendar period (`P6M`, `P1Y`,
+   * `P30D`). A cookie seen living longer than the period can last (a month counted as 31 days)
+   * does not match the declaration (evidence `declaration-mismatch`: the notice misstates it); past
+   * a year it also loses the exemption the declaration gave, as weak evidence would.
+   */
+  duration?: string;
 }
 
-const overrideKeys = ['name', 'match', 'category', 'purposes', 'vendor', 'description', 'setByUser'];
+const overrideKeys = [
+  'name',
+  'match',
+  'category',
+  'purposes',
+  'vendor',
+  'description',
+  'setByUser',
+  'firstParty',
+  'duration',
+];
 const overrideCategories = ['necessary', 'preferences', 'analytics', 'marketing'];
 const matchKinds = ['exact', 'prefix', 'pattern'];
 
@@ -136,6 +160,14 @@ export function cookieOverrideIssues(value: unknown, path = ''): Issues {
   checkOptional(value, 'vendor', isNonEmptyString, 'a non-empty string', context);
   checkOptional(value, 'description', isString, 'a string', context);
   checkOptional(value, 'setByUser', isBoolean, 'a boolean', context);
+  checkOptional(value, 'firstParty', isBoolean, 'a boolean', context);
+  checkOptional(
+    value,
+    'duration',
+    (field) => field === 'session' || isCalendarPeriod(field),
+    '"session" or a calendar period such as P6M',
+    context,
+  );
   if (issues.length > 0) return issues;
   const override = value as unknown as CookieOverride;
   if (override.category === undefined && override.purposes === undefined) {
@@ -168,20 +200,21 @@ export interface ClassifierOptions extends ClassifyOptions {
   knowledgeBase?: readonly KnownCookie[] | false;
 }
 
-const classifierOptionKeys = [
-  'overrides',
-  'openCookieDatabase',
-  'knowledgeBase',
-  'audienceMeasurementExempt',
-  'preferenceMaxLifetimeSeconds',
-  'clock',
-];
+const classifyOptionKeys = ['audienceMeasurementExempt', 'preferenceMaxLifetimeSeconds', 'clock'];
+const classifierOptionKeys = ['overrides', 'openCookieDatabase', 'knowledgeBase', ...classifyOptionKeys];
+const classifyCookieOptionKeys = ['overrides', 'openCookieDatabase', ...classifyOptionKeys];
 
-function classifierOptionsIssues(value: unknown): Issues {
+/**
+ * Issues with options of the classifier, limited to the `allowed` keys: `createClassifier` takes
+ * them all, `classify` only the verdict settings. The same checks at construction and per call:
+ * a setting refused by `createClassifier` must not be taken quietly by `classify` (an
+ * `audienceMeasurementExempt` without `anonymous: true` would exempt analytics).
+ */
+function classifierOptionsIssues(value: unknown, allowed: readonly string[]): Issues {
   if (!isRecord(value)) return [{ path: '', message: 'expected an object' }];
   const issues: Issues = [];
+  checkKnownKeys(value, allowed, '', issues);
   const context = { path: '', issues };
-  checkKnownKeys(value, classifierOptionKeys, '', issues);
   if (value.overrides !== undefined) {
     if (!Array.isArray(value.overrides)) issues.push({ path: 'overrides', message: 'expected an array' });
     else
@@ -192,7 +225,7 @@ function classifierOptionsIssues(value: unknown): Issues {
   checkOptional(
     value,
     'openCookieDatabase',
-    (field) => isRecord(field) && 'lookup' in field,
+    (field) => isRecord(field) && typeof field.lookup === 'function',
     'an OpenCookieDatabase',
     context,
   );
@@ -203,9 +236,23 @@ function classifierOptionsIssues(value: unknown): Issues {
     'an array or false',
     context,
   );
+  issues.push(...classifyOptionsIssues(value));
+  return issues;
+}
+
+/**
+ * Issues with the verdict settings (`ClassifyOptions`) found on `value`, which may carry other
+ * keys (`auditSetCookies` and `scanSite` options extend them).
+ */
+export function classifyOptionsIssues(value: Record<string, unknown>, path = ''): Issues {
+  const issues: Issues = [];
+  const context = { path, issues };
   if (value.audienceMeasurementExempt !== undefined) {
     issues.push(
-      ...audienceMeasurementConditionsIssues(value.audienceMeasurementExempt, 'audienceMeasurementExempt'),
+      ...audienceMeasurementConditionsIssues(
+        value.audienceMeasurementExempt,
+        join(path, 'audienceMeasurementExempt'),
+      ),
     );
   }
   checkOptional(
@@ -215,8 +262,77 @@ function classifierOptionsIssues(value: unknown): Issues {
     'a non-negative integer',
     context,
   );
-  checkOptional(value, 'clock', (field) => isRecord(field) && 'now' in field, 'a Clock', context);
+  checkOptional(
+    value,
+    'clock',
+    (field) => isRecord(field) && typeof field.now === 'function',
+    'a Clock',
+    context,
+  );
   return issues;
+}
+
+function invalidOptions(what: string, issues: Issues): never {
+  throw cookiesError('cookies/invalid-options', `Invalid ${what}: ${describeIssues(issues)}`, { issues });
+}
+
+/**
+ * Issues with a cookie to classify. A lifetime that cannot be read is an error, never "no
+ * lifetime": that would pass a long-lived cookie off as a session cookie.
+ */
+function cookieInputIssues(value: unknown): Issues {
+  if (!isRecord(value) || typeof value.name !== 'string') {
+    return [
+      { path: isRecord(value) ? 'name' : '', message: 'classify expects an object with a string `name`' },
+    ];
+  }
+  const issues: Issues = [];
+  const context = { path: '', issues };
+  for (const key of ['domain', 'path', 'sameSite', 'value'])
+    checkOptional(value, key, isString, 'a string', context);
+  for (const key of ['firstParty', 'setByUser']) checkOptional(value, key, isBoolean, 'a boolean', context);
+  checkOptional(
+    value,
+    'maxAge',
+    (field) => typeof field === 'number' && !Number.isNaN(field),
+    'a number of seconds (Infinity: never expires)',
+    context,
+  );
+  checkOptional(
+    value,
+    'expires',
+    namesAnInstant,
+    'a Date, ISO text or epoch milliseconds naming a real instant',
+    context,
+  );
+  return issues;
+}
+
+/** What {@link cookieInputIssues} finds nothing wrong with, without building its report. */
+function wellFormedCookie(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const cookie = value as Record<string, unknown>;
+  if (typeof cookie.name !== 'string') return false;
+  const { domain, path, sameSite, firstParty, setByUser, maxAge, expires } = cookie;
+  return (
+    (domain === undefined || typeof domain === 'string') &&
+    (path === undefined || typeof path === 'string') &&
+    (sameSite === undefined || typeof sameSite === 'string') &&
+    (cookie.value === undefined || typeof cookie.value === 'string') &&
+    (firstParty === undefined || typeof firstParty === 'boolean') &&
+    (setByUser === undefined || typeof setByUser === 'boolean') &&
+    (maxAge === undefined || (typeof maxAge === 'number' && !Number.isNaN(maxAge))) &&
+    (expires === undefined || namesAnInstant(expires))
+  );
+}
+
+function namesAnInstant(value: unknown): boolean {
+  try {
+    expiresTime(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export interface Classifier {
@@ -236,10 +352,31 @@ interface Rule {
   setByUser?: boolean;
   url?: string;
   description?: string;
+  /** A name any site may use (`session`, `<app>_session`): weak evidence. */
+  generic?: boolean;
+  declared?: Declaration;
 }
+
+/** What a site owner's override says of where and how long the cookie lives. */
+interface Declaration {
+  firstParty?: boolean;
+  duration?: string;
+}
+
+/**
+ * How much an answer can be trusted to say a cookie is strictly necessary:
+ * - `vendor`: a site-owner override or the vendor's own documentation of this name;
+ * - `database`: a row of the Open Cookie Database, written by many hands;
+ * - `name`: only the name looks necessary (a name pattern, or a generic name such as `session`
+ *   that any site, tracker or not, may use).
+ * Weak answers (`database`, `name`) lose a necessary purpose on a cookie kept over a year, and
+ * `name` answers on a third-party cookie too (ePrivacy Art 5(3), K01, K02).
+ */
+type Strength = 'vendor' | 'database' | 'name';
 
 interface Resolution {
   source: EvidenceSource;
+  strength: Strength;
   purposes: readonly CookiePurpose[];
   vendor?: string;
   confidence: number;
@@ -247,6 +384,7 @@ interface Resolution {
   party?: 'first' | 'third';
   domainBound: boolean;
   setByUser: boolean;
+  declared?: Declaration;
 }
 
 interface RuleSet {
@@ -261,16 +399,13 @@ const hostPrefix = /^__(host|secure)-/i;
 
 /**
  * Builds a classifier over, in order: site-owner overrides, the built-in knowledge base, the
- * Open Cookie Database, name patterns, lifetime and third-party heuristics. Unknown cookies are
- * `unclassified` and need consent — never "necessary". ePrivacy Art 5(3); GDPR Art 6(1)(a), 7.
+ * Open Cookie Database, the knowledge base's generic names (`session`, `<app>_session`), name
+ * patterns, lifetime and third-party heuristics. Unknown cookies are `unclassified` and need
+ * consent — never "necessary". ePrivacy Art 5(3); GDPR Art 6(1)(a), 7.
  */
 export function createClassifier(options: ClassifierOptions = {}): Classifier {
-  const issues = classifierOptionsIssues(options);
-  if (issues.length > 0) {
-    throw cookiesError('cookies/invalid-options', `Invalid classifier options: ${describeIssues(issues)}`, {
-      issues,
-    });
-  }
+  const issues = classifierOptionsIssues(options, classifierOptionKeys);
+  if (issues.length > 0) invalidOptions('classifier options', issues);
   const config = options;
   const overrides = ruleSet(
     (config.overrides ?? []).map((override): Rule => {
@@ -284,27 +419,35 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
       if (override.vendor) rule.vendor = override.vendor;
       if (override.setByUser) rule.setByUser = true;
       if (override.description) rule.description = override.description;
+      if (override.firstParty !== undefined || override.duration !== undefined) {
+        rule.declared = {};
+        if (override.firstParty !== undefined) rule.declared.firstParty = override.firstParty;
+        if (override.duration !== undefined) rule.declared.duration = override.duration;
+      }
       return rule;
     }),
   );
-  const knowledge = ruleSet(
-    (config.knowledgeBase === false ? [] : (config.knowledgeBase ?? builtinKnowledgeBase)).map(
-      (entry): Rule => {
-        const rule: Rule = {
-          kind: entry.match ?? 'exact',
-          name: entry.name,
-          source: 'knowledge-base',
-          purposes: entry.purposes,
-          vendor: entry.vendor,
-        };
-        if (entry.party) rule.party = entry.party;
-        if (entry.domains) rule.domains = entry.domains;
-        const url = knowledgeBaseSources[entry.vendor];
-        if (url) rule.url = url;
-        return rule;
-      },
-    ),
-  );
+  const knowledgeRules = (
+    config.knowledgeBase === false ? [] : (config.knowledgeBase ?? builtinKnowledgeBase)
+  ).map((entry): Rule => {
+    const rule: Rule = {
+      kind: entry.match ?? 'exact',
+      name: entry.name,
+      source: 'knowledge-base',
+      purposes: entry.purposes,
+      vendor: entry.vendor,
+    };
+    if (entry.party) rule.party = entry.party;
+    if (entry.domains) rule.domains = entry.domains;
+    if (entry.generic) rule.generic = true;
+    const url = knowledgeBaseSources[entry.vendor];
+    if (url) rule.url = url;
+    return rule;
+  });
+  const knowledge = ruleSet(knowledgeRules.filter((rule) => !rule.generic));
+  // Generic names come after the database: `rl_session` is Rudderstack's analytics cookie there,
+  // though it has the shape of a Laravel session cookie.
+  const genericKnowledge = ruleSet(knowledgeRules.filter((rule) => rule.generic));
   const database = config.openCookieDatabase;
   const defaults: Required<Omit<ClassifyOptions, 'audienceMeasurementExempt'>> & ClassifyOptions = {
     clock: config.clock ?? systemClock,
@@ -312,62 +455,75 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
   };
   if (config.audienceMeasurementExempt) defaults.audienceMeasurementExempt = config.audienceMeasurementExempt;
 
+  function fromDatabase(name: string, stripped: string | undefined): Resolution | undefined {
+    if (!database) return undefined;
+    const target = stripped ?? name;
+    const match = database.lookup(name) ?? (stripped ? database.lookup(stripped) : undefined);
+    if (!match) return undefined;
+    let purposes: readonly CookiePurpose[] = openCookieDatabasePurposes(match.entry);
+    const base = match.kind === 'exact' ? 0.8 : match.kind === 'case-insensitive' ? 0.7 : 0.55;
+    let confidence = match.alternatives > 0 ? base - 0.1 : base;
+    const evidence: CookieEvidence[] = [
+      {
+        source: 'open-cookie-database',
+        rule: `${match.kind}:${match.entry.name}`,
+        detail: `${match.entry.platform} — ${match.entry.category}: ${match.entry.description.trim()}${
+          match.alternatives > 0 ? ` (${match.alternatives} other platform(s) use this name)` : ''
+        }`,
+        url: ocdUrl,
+      },
+    ];
+    // A prefix row describes the vendor's other cookies, not this one: `lc_` (a chat
+    // widget's session) says nothing about `lc_ads_campaign`. It names the vendor, but an
+    // exemption needs the cookie's own name to agree (K01, K02).
+    if (match.kind === 'prefix' && categoryOfPurposes(purposes) === 'necessary') {
+      const pattern = namePatternOf(target);
+      if (pattern) {
+        const resolution = fromNamePattern(pattern);
+        resolution.vendor = match.entry.platform;
+        resolution.evidence.unshift(...evidence);
+        return resolution;
+      }
+      purposes = [match.entry.category.toLowerCase() === 'functional' ? 'functionality' : 'unknown'];
+      confidence = Math.min(confidence, 0.4);
+      evidence.push({
+        source: 'heuristic',
+        rule: 'prefix-not-exempt',
+        detail: `only the prefix ${match.entry.name} matched and the name itself does not look strictly necessary: consent required`,
+      });
+    }
+    return {
+      source: 'open-cookie-database',
+      strength: 'database',
+      purposes,
+      vendor: match.entry.platform,
+      confidence,
+      evidence,
+      domainBound: false,
+      setByUser: false,
+    };
+  }
+
   function resolve(name: string, domain: string | undefined): Resolution | undefined {
     const stripped = hostPrefix.test(name) ? name.replace(hostPrefix, '') : undefined;
-    for (const rules of [overrides, knowledge]) {
-      const found =
-        matchRules(rules, name, domain) ?? (stripped ? matchRules(rules, stripped, domain) : undefined);
-      if (found) return found;
+    const lookup = (rules: RuleSet) =>
+      matchRules(rules, name, domain) ?? (stripped ? matchRules(rules, stripped, domain) : undefined);
+    const pattern = () => {
+      const found = namePatternOf(stripped ?? name);
+      return found ? fromNamePattern(found) : undefined;
+    };
+    const known = lookup(overrides) ?? lookup(knowledge) ?? fromDatabase(name, stripped);
+    if (known) return known;
+    const generic = lookup(genericKnowledge);
+    if (!generic) return pattern();
+    // A generic name says only "some framework's session"; a word naming ads or analytics in it
+    // (`retarget_session`, `visitor_session`) says more.
+    const named = pattern();
+    if (named && !named.purposes.some(isNecessary) && named.purposes[0] !== 'ui-preference') {
+      named.evidence.push(...generic.evidence);
+      return named;
     }
-    const target = stripped ?? name;
-    if (database) {
-      const match = database.lookup(name) ?? (stripped ? database.lookup(stripped) : undefined);
-      if (match) {
-        let purposes: readonly CookiePurpose[] = openCookieDatabasePurposes(match.entry);
-        const base = match.kind === 'exact' ? 0.8 : match.kind === 'case-insensitive' ? 0.7 : 0.55;
-        let confidence = match.alternatives > 0 ? base - 0.1 : base;
-        const evidence: CookieEvidence[] = [
-          {
-            source: 'open-cookie-database',
-            rule: `${match.kind}:${match.entry.name}`,
-            detail: `${match.entry.platform} — ${match.entry.category}: ${match.entry.description.trim()}${
-              match.alternatives > 0 ? ` (${match.alternatives} other platform(s) use this name)` : ''
-            }`,
-            url: ocdUrl,
-          },
-        ];
-        // A prefix row describes the vendor's other cookies, not this one: `lc_` (a chat
-        // widget's session) says nothing about `lc_ads_campaign`. It names the vendor, but an
-        // exemption needs the cookie's own name to agree (K01, K02).
-        if (match.kind === 'prefix' && categoryOfPurposes(purposes) === 'necessary') {
-          const pattern = namePatternOf(target);
-          if (pattern) {
-            const resolution = fromNamePattern(pattern);
-            resolution.vendor = match.entry.platform;
-            resolution.evidence.unshift(...evidence);
-            return resolution;
-          }
-          purposes = [match.entry.category.toLowerCase() === 'functional' ? 'functionality' : 'unknown'];
-          confidence = Math.min(confidence, 0.4);
-          evidence.push({
-            source: 'heuristic',
-            rule: 'prefix-not-exempt',
-            detail: `only the prefix ${match.entry.name} matched and the name itself does not look strictly necessary: consent required`,
-          });
-        }
-        return {
-          source: 'open-cookie-database',
-          purposes,
-          vendor: match.entry.platform,
-          confidence,
-          evidence,
-          domainBound: false,
-          setByUser: false,
-        };
-      }
-    }
-    const pattern = namePatternOf(target);
-    return pattern ? fromNamePattern(pattern) : undefined;
+    return generic;
   }
 
   function build(
@@ -407,35 +563,52 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
       });
     }
 
-    // Heuristics: lifetime and third-party context refine weak answers, and name the unknown.
-    const category = categoryOfPurposes(purposes);
-    if (
-      resolution &&
-      resolution.source === 'name-pattern' &&
-      category === 'necessary' &&
-      firstParty === false
-    ) {
+    // The site owner's declaration holds for the cookie it describes. Seen otherwise, the notice
+    // misstates it (GDPR Art 13); seen third-party when declared first-party, or kept over a year
+    // when declared shorter, it is not the cookie the declaration exempted.
+    if (resolution?.declared) {
+      const mismatch = declarationMismatch(resolution.declared, firstParty, lifetimeSeconds);
+      if (mismatch) {
+        confidence *= 0.5;
+        if (mismatch.voidsExemption) purposes = withoutNecessary(purposes);
+        evidence.push({
+          source: 'heuristic',
+          rule: 'declaration-mismatch',
+          detail: `${mismatch.details.join('; ')}: ${
+            mismatch.voidsExemption
+              ? 'the declaration does not cover this cookie, consent required'
+              : 'the notice misstates it (GDPR Art 13)'
+          }`,
+        });
+      }
+    }
+
+    // Weak answers: only a vendor's own documentation or the site owner can say a cookie seen
+    // third-party, or kept for years, is strictly necessary.
+    if (resolution && resolution.strength === 'name' && firstParty === false && purposes.some(isNecessary)) {
       confidence *= 0.6;
+      purposes = withoutNecessary(purposes);
       evidence.push({
         source: 'heuristic',
         rule: 'third-party-necessary',
-        detail: 'a necessary-looking name on a third-party cookie',
+        detail:
+          'a necessary-looking name on a third-party cookie: the name alone cannot show the site needs it, consent required',
       });
     }
-    // A cookie kept for years is not a session cookie, whatever its name or a database row says;
-    // only a vendor's own documentation (knowledge base) or the site owner can say otherwise.
     if (
       resolution &&
-      lifetimeDecides(resolution) &&
+      resolution.strength !== 'vendor' &&
       lifetimeSeconds !== null &&
-      lifetimeSeconds > longLivedSessionSeconds
+      lifetimeSeconds > longLivedNecessarySeconds &&
+      purposes.some(isNecessary)
     ) {
+      const session = purposes.includes('session');
       confidence *= 0.7;
-      purposes = purposes.map((purpose) => (purpose === 'session' ? 'unknown' : purpose));
+      purposes = withoutNecessary(purposes);
       evidence.push({
         source: 'heuristic',
-        rule: 'long-lived-session',
-        detail: `read as a session cookie (${resolution.source}) but lives over a year: not exempt as a session cookie, consent required`,
+        rule: session ? 'long-lived-session' : 'long-lived-necessary',
+        detail: `read as strictly necessary (${resolution.source}) but lives over a year: not exempt on this evidence, consent required`,
       });
     }
     if (!resolution) {
@@ -490,12 +663,11 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
   const remember = (name: string): Memo => {
     const resolution = resolve(name, undefined);
     const entry: Memo = { resolution };
-    // Name patterns are refined by lifetime and party heuristics, and session answers of the
-    // database by lifetime, so their answers are not kept whole.
+    // Weak necessary answers are refined by lifetime and party, and declarations by both, so
+    // their answers are not kept whole.
     if (
       resolution &&
-      resolution.source !== 'name-pattern' &&
-      !lifetimeDecides(resolution) &&
+      !dependsOnContext(resolution) &&
       (resolution.purposes.every(isContextFreePurpose) || !resolution.purposes.every(isExemptable))
     ) {
       entry.cached = deepFreeze(build(name, resolution, { name }, undefined));
@@ -507,8 +679,21 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
 
   return {
     classify(cookie, callOptions) {
-      if (typeof cookie !== 'object' || cookie === null || typeof cookie.name !== 'string') {
-        throw cookiesError('cookies/invalid-input', 'classify expects an object with a string `name`');
+      // The common, well-formed cookie is checked inline (this runs on every call of the hot
+      // path); the issues are worked out only for one that fails.
+      const inputIssues = wellFormedCookie(cookie) ? undefined : cookieInputIssues(cookie);
+      if (inputIssues !== undefined && inputIssues.length > 0) {
+        throw cookiesError(
+          'cookies/invalid-input',
+          inputIssues[0]!.message.startsWith('classify expects')
+            ? inputIssues[0]!.message
+            : `Invalid cookie: ${describeIssues(inputIssues)}`,
+          { issues: inputIssues },
+        );
+      }
+      if (callOptions !== undefined) {
+        const optionIssues = classifierOptionsIssues(callOptions, classifyOptionKeys);
+        if (optionIssues.length > 0) invalidOptions('classify options', optionIssues);
       }
       const name = cookie.name;
       const domain = cookie.domain;
@@ -522,6 +707,18 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
         ) {
           return cached;
         }
+        if (
+          callOptions === undefined &&
+          domain === undefined &&
+          cookie.firstParty === undefined &&
+          cookie.setByUser === undefined &&
+          cookie.maxAge === undefined &&
+          cookie.expires === undefined &&
+          hit.resolution?.purposes.includes('audience-measurement') !== true
+        ) {
+          hit.bare ??= deepFreeze(build(name, hit.resolution, { name }, undefined));
+          return hit.bare;
+        }
         if (hit.resolution?.domainBound !== true || domain === undefined) {
           return build(name, hit.resolution, cookie, callOptions);
         }
@@ -532,23 +729,79 @@ export function createClassifier(options: ClassifierOptions = {}): Classifier {
 }
 
 const memoLimit = 50_000;
-const longLivedSessionSeconds = 366 * 86_400;
+const longLivedNecessarySeconds = 366 * 86_400;
 
-/** A `session` answer from a weak source (a name pattern, the database): its lifetime can overturn it. */
-function lifetimeDecides(resolution: Resolution): boolean {
+function isNecessary(purpose: CookiePurpose): boolean {
+  return purposeCategory(purpose) === 'necessary';
+}
+
+/** The purposes with every strictly-necessary one replaced by `unknown`: consent required. */
+function withoutNecessary(purposes: readonly CookiePurpose[]): CookiePurpose[] {
+  const result: CookiePurpose[] = [];
+  for (const purpose of purposes) {
+    const next = isNecessary(purpose) ? 'unknown' : purpose;
+    if (!result.includes(next)) result.push(next);
+  }
+  return result;
+}
+
+/** Whether an answer can change with the cookie's lifetime or party (see `Strength`). */
+function dependsOnContext(resolution: Resolution): boolean {
   return (
-    (resolution.source === 'name-pattern' || resolution.source === 'open-cookie-database') &&
-    resolution.purposes.includes('session')
+    resolution.source === 'name-pattern' ||
+    resolution.declared !== undefined ||
+    (resolution.strength !== 'vendor' && resolution.purposes.some(isNecessary))
   );
 }
 
+/**
+ * How a cookie seen differs from what the site owner declared of it, and whether the difference
+ * makes it another cookie than the one declared exempt.
+ */
+function declarationMismatch(
+  declared: Declaration,
+  firstParty: boolean | undefined,
+  lifetimeSeconds: number | null,
+): { details: string[]; voidsExemption: boolean } | undefined {
+  const details: string[] = [];
+  let voidsExemption = false;
+  if (declared.firstParty !== undefined && firstParty !== undefined && declared.firstParty !== firstParty) {
+    details.push(
+      `declared ${declared.firstParty ? 'first' : 'third'}-party, seen ${firstParty ? 'first' : 'third'}-party`,
+    );
+    voidsExemption ||= declared.firstParty;
+  }
+  const declaredLongest =
+    declared.duration === undefined
+      ? Number.POSITIVE_INFINITY
+      : declared.duration === 'session'
+        ? 0
+        : longestSeconds(declared.duration);
+  if (lifetimeSeconds !== null && lifetimeSeconds > declaredLongest) {
+    details.push(
+      declared.duration === 'session'
+        ? `declared a session cookie, seen living ${describeSeconds(lifetimeSeconds)}`
+        : `declared to last ${declared.duration}, seen living ${describeSeconds(lifetimeSeconds)}`,
+    );
+    voidsExemption ||= lifetimeSeconds > longLivedNecessarySeconds;
+  }
+  return details.length > 0 ? { details, voidsExemption } : undefined;
+}
+
+function describeSeconds(seconds: number): string {
+  if (seconds === Number.POSITIVE_INFINITY) return 'for good';
+  return seconds >= 86_400 ? `${Math.round(seconds / 86_400)} days` : `${seconds}s`;
+}
+
 function namePatternOf(name: string): NamePattern | undefined {
-  return namePatterns.find((pattern) => pattern.pattern.test(name));
+  const tokens = cookieNameTokens(name);
+  return namePatterns.find((pattern) => pattern.pattern.test(tokens));
 }
 
 function fromNamePattern(pattern: NamePattern): Resolution {
   return {
     source: 'name-pattern',
+    strength: 'name',
     purposes: [pattern.purpose],
     confidence: pattern.confidence,
     evidence: [
@@ -567,6 +820,11 @@ interface Memo {
   resolution: Resolution | undefined;
   /** The full answer when it depends on nothing but the name. */
   cached?: CookieClassification;
+  /**
+   * The answer for the name alone — no domain, party, lifetime or call options — when it does
+   * depend on them (a weak necessary answer): kept once asked for, as most lookups are by name.
+   */
+  bare?: CookieClassification;
 }
 
 function isExemptable(purpose: CookiePurpose): boolean {
@@ -652,10 +910,15 @@ function fromRule(
     confidence -= 0.2;
     detail += ` (a generic name: ${rule.vendor} sets it on ${rule.domains!.join(', ')}; the cookie's domain is unknown)`;
   }
+  if (rule.generic) {
+    confidence = Math.min(confidence, 0.6);
+    detail += ' (a generic name other sites and trackers use too: weak evidence)';
+  }
   const evidence: CookieEvidence = { source: rule.source, rule: `${kind}:${rule.name}`, detail };
   if (rule.url) evidence.url = rule.url;
   const resolution: Resolution = {
     source: rule.source,
+    strength: rule.generic ? 'name' : 'vendor',
     purposes: rule.purposes,
     confidence,
     evidence: [evidence],
@@ -664,6 +927,7 @@ function fromRule(
   };
   if (rule.vendor) resolution.vendor = rule.vendor;
   if (rule.party) resolution.party = rule.party;
+  if (rule.declared) resolution.declared = rule.declared;
   return resolution;
 }
 
@@ -680,12 +944,17 @@ let defaultClassifier: Classifier | undefined;
 /**
  * Classifies one cookie with the built-in knowledge base, name patterns and heuristics.
  * Pass `overrides` or `openCookieDatabase` to use them for this call; for many cookies build a
- * classifier once with `createClassifier`. ePrivacy Art 5(3).
+ * classifier once with `createClassifier`. Its options are checked as `createClassifier`'s
+ * (`cookies/invalid-options`). ePrivacy Art 5(3).
  */
 export function classifyCookie(
   cookie: CookieInput,
   options?: ClassifyOptions & Pick<ClassifierOptions, 'overrides' | 'openCookieDatabase'>,
 ): CookieClassification {
+  if (options !== undefined) {
+    const issues = classifierOptionsIssues(options, classifyCookieOptionKeys);
+    if (issues.length > 0) invalidOptions('classifyCookie options', issues);
+  }
   if (options?.overrides || options?.openCookieDatabase) {
     const { overrides, openCookieDatabase, ...callOptions } = options;
     const classifier = createClassifier({

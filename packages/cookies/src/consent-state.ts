@@ -1,4 +1,4 @@
-import type { CookieCategory } from './purpose.js';
+import { type CookieCategory, type CookiePurpose, purposeCategory } from './purpose.js';
 import { type Issues, checkKnownKeys, checkOptional, isBoolean, isRecord } from './validate.js';
 
 /**
@@ -48,6 +48,23 @@ export function consentCovers(state: ConsentState, category: CookieCategory): bo
     case 'unclassified':
       return false;
   }
+}
+
+/**
+ * The consent categories a cookie with these purposes still needs under `state`: none when every
+ * purpose outside the strictly necessary ones is covered. A cookie that serves several purposes
+ * needs consent to each (GDPR Art 7(2) and EDPB 05/2020 on granular consent): analytics consent
+ * alone does not cover one that is also a preference cookie. An `unknown` purpose is never
+ * covered. Call it for a cookie whose verdict is `consentRequired`.
+ */
+export function missingConsent(state: ConsentState, purposes: readonly CookiePurpose[]): CookieCategory[] {
+  const missing: CookieCategory[] = [];
+  for (const purpose of purposes) {
+    const category = purposeCategory(purpose);
+    if (category === 'necessary' || consentCovers(state, category) || missing.includes(category)) continue;
+    missing.push(category);
+  }
+  return missing;
 }
 
 /**

@@ -147,7 +147,9 @@ function purposeVerdict(purpose: CookiePurpose, context: ExemptionContext): Purp
     }
     case 'audience-measurement': {
       const conditions = context.audienceMeasurement;
-      if (!conditions) {
+      // Checked here too, not only where options are validated: `exemptionVerdict` is public, and
+      // `{ anonymous: false }` is an object like any other.
+      if (conditions?.anonymous !== true || conditions.siteOnly !== true) {
         return {
           purpose,
           exempt: false,
@@ -168,7 +170,10 @@ function purposeVerdict(purpose: CookiePurpose, context: ExemptionContext): Purp
           reason: 'audience measurement cookie is extended on each visit (CNIL: no automatic extension)',
         };
       }
-      if (conditions.dataRetentionMonths !== undefined && conditions.dataRetentionMonths > 25) {
+      if (
+        conditions.dataRetentionMonths !== undefined &&
+        !(typeof conditions.dataRetentionMonths === 'number' && conditions.dataRetentionMonths <= 25)
+      ) {
         return {
           purpose,
           exempt: false,

@@ -67,11 +67,19 @@ export {
 } from './set-cookie.js';
 export type { SameSite, SetCookie, SetCookieBatch, SetCookieParseResult } from './set-cookie.js';
 export { auditSetCookies, violationOf } from './audit.js';
-export type { AuditOptions, AuditResponse, AuditedCookie, CookieAudit, CookieViolation } from './audit.js';
+export type {
+  AuditOptions,
+  AuditResponse,
+  AuditedCookie,
+  CookieAudit,
+  CookieViolation,
+  DeclarationMismatch,
+} from './audit.js';
 export {
   browserGpcEnabled,
   consentCovers,
   consentStateIssues,
+  missingConsent,
   fullConsent,
   noConsent,
 } from './consent-state.js';

@@ -17,6 +17,12 @@ export interface KnownCookie {
   domains?: readonly string[];
   /** Whether the vendor's script sets it on the site's own domain (`first`) or on its own (`third`). */
   party?: 'first' | 'third';
+  /**
+   * A name any site, tracker or not, may use (`session`, `<app>_session`, `sb-…`): weak evidence,
+   * consulted after the Open Cookie Database's rows, and never enough to exempt a third-party
+   * cookie or one kept over a year.
+   */
+  generic?: boolean;
 }
 
 /** Where each vendor documents its cookies; cited in the evidence of every knowledge-base match. */
@@ -671,6 +677,7 @@ export const frameworkCookies: readonly KnownCookie[] = [
     vendor: 'Ruby on Rails',
     purposes: ['session'],
     party: 'first',
+    generic: true,
   },
   { name: 'remember_user_token', vendor: 'Ruby on Rails', purposes: ['authentication'], party: 'first' },
   { name: 'laravel_session', vendor: 'Laravel', purposes: ['session'], party: 'first' },
@@ -681,6 +688,7 @@ export const frameworkCookies: readonly KnownCookie[] = [
     vendor: 'Laravel',
     purposes: ['session'],
     party: 'first',
+    generic: true,
   },
   {
     name: '^remember_web_[0-9a-f]{40}$',
@@ -689,8 +697,8 @@ export const frameworkCookies: readonly KnownCookie[] = [
     purposes: ['authentication'],
     party: 'first',
   },
-  { name: 'session', vendor: 'Flask', purposes: ['session'], party: 'first' },
-  { name: 'SESSION', vendor: 'Spring Session', purposes: ['session'], party: 'first' },
+  { name: 'session', vendor: 'Flask', purposes: ['session'], party: 'first', generic: true },
+  { name: 'SESSION', vendor: 'Spring Session', purposes: ['session'], party: 'first', generic: true },
   { name: 'remember-me', vendor: 'Spring Session', purposes: ['authentication'], party: 'first' },
   { name: 'next-auth.', match: 'prefix', vendor: 'Auth.js', purposes: ['authentication'], party: 'first' },
   { name: 'authjs.', match: 'prefix', vendor: 'Auth.js', purposes: ['authentication'], party: 'first' },
@@ -717,8 +725,15 @@ export const frameworkCookies: readonly KnownCookie[] = [
     party: 'first',
   },
   { name: 'KC_RESTART', vendor: 'Keycloak', purposes: ['authentication'], party: 'first' },
-  { name: 'sb-', match: 'prefix', vendor: 'Supabase', purposes: ['authentication'], party: 'first' },
-  { name: '__session', vendor: 'Clerk', purposes: ['authentication'], party: 'first' },
+  {
+    name: 'sb-',
+    match: 'prefix',
+    vendor: 'Supabase',
+    purposes: ['authentication'],
+    party: 'first',
+    generic: true,
+  },
+  { name: '__session', vendor: 'Clerk', purposes: ['authentication'], party: 'first', generic: true },
   { name: '__client_uat', match: 'prefix', vendor: 'Clerk', purposes: ['authentication'], party: 'first' },
   { name: '__clerk_db_jwt', match: 'prefix', vendor: 'Clerk', purposes: ['authentication'], party: 'first' },
   { name: '_csrf', vendor: 'Express', purposes: ['security'], party: 'first' },

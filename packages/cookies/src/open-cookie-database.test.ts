@@ -54,6 +54,34 @@ describe('loadOpenCookieDatabase', () => {
   const header =
     'ID,Platform,Category,Cookie / Data Key name,Domain,Description,Retention period,Data Controller,User Privacy & GDPR Rights Portals,Wildcard match';
 
+  it('reports a row reusing an earlier row’s ID in `warnings`, and keeps both', () => {
+    const database = loadOpenCookieDatabase(
+      [
+        header,
+        '1,A,Marketing,x,,d,1 year,A,,0',
+        '2,B,Functional,y,,d,1 year,B,,0',
+        '1,C,Functional,x,,session,1 year,C,,0',
+      ].join('\n'),
+    );
+    expect(database.entries).toHaveLength(3);
+    expect(database.warnings).toEqual([{ row: 4, reason: 'ID "1" is also row 2\'s' }]);
+  });
+
+  it('refuses options that are not { minPrefixLength: positive integer } with a typed error', () => {
+    for (const options of [
+      null,
+      { minPrefixLength: 0 },
+      { minPrefixLength: '3' },
+      { minPrefixLength: 2.5 },
+      { min: 3 },
+    ]) {
+      expect(
+        () => loadOpenCookieDatabase(header, options as unknown as { minPrefixLength?: number }),
+        JSON.stringify(options),
+      ).toThrow(expect.objectContaining({ code: 'cookies/invalid-options' }));
+    }
+  });
+
   it('skips a row whose unquoted comma shifts its fields, with the reason', () => {
     const database = loadOpenCookieDatabase(
       [
@@ -112,6 +140,7 @@ describe.skipIf(skipWithoutDatabase)('the real Open Cookie Database', () => {
     const database = loadOpenCookieDatabase(csv);
     expect(database.entries).toHaveLength(2264);
     expect(database.skipped).toEqual([]);
+    expect(database.warnings).toEqual([]);
   });
 
   it('does not let two-letter prefixes (_s, CT, tp, SR) swallow unrelated names', () => {

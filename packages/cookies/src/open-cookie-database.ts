@@ -1,6 +1,7 @@
 import { cookiesError } from './errors.js';
 import { parseCsv } from './csv.js';
 import type { CookiePurpose } from './purpose.js';
+import { type Issues, checkKnownKeys, checkOptional, describeIssues, isRecord } from './validate.js';
 
 /** One row of the Open Cookie Database (github.com/jkwakman/Open-Cookie-Database, Apache-2.0). */
 export interface OpenCookieDatabaseEntry {
@@ -31,6 +32,11 @@ export interface OpenCookieDatabase {
   readonly entries: readonly OpenCookieDatabaseEntry[];
   /** Rows left out, with the reason (missing name, wrong column count). */
   readonly skipped: readonly { row: number; reason: string }[];
+  /**
+   * Rows loaded but worth a look, with the reason: an `ID` already used by an earlier row (the
+   * database's IDs are meant to be unique; two rows sharing one are usually a bad merge).
+   */
+  readonly warnings: readonly { row: number; reason: string }[];
   /** Exact, then case-insensitive, then the longest guarded prefix. */
   lookup(name: string): OpenCookieDatabaseMatch | undefined;
 }
@@ -57,7 +63,8 @@ const requiredColumns = {
 
 /**
  * Loads the Open Cookie Database from its CSV text (the project ships no copy: pass the file
- * you downloaded). Throws `cookies/invalid-csv` when the header lacks a column it needs.
+ * you downloaded). Throws `cookies/invalid-csv` when the header lacks a column it needs, and
+ * `cookies/invalid-options` for options that are not `{ minPrefixLength?: positive integer }`.
  */
 export function loadOpenCookieDatabase(
   csvText: string,
@@ -65,6 +72,14 @@ export function loadOpenCookieDatabase(
 ): OpenCookieDatabase {
   if (typeof csvText !== 'string') {
     throw cookiesError('cookies/invalid-csv', 'loadOpenCookieDatabase expects the CSV text as a string');
+  }
+  const issues = optionsIssues(options);
+  if (issues.length > 0) {
+    throw cookiesError(
+      'cookies/invalid-options',
+      `Invalid Open Cookie Database options: ${describeIssues(issues)}`,
+      { issues },
+    );
   }
   const minPrefixLength = options.minPrefixLength ?? 3;
   const rows = parseCsv(csvText);
@@ -95,6 +110,8 @@ export function loadOpenCookieDatabase(
 
   const entries: OpenCookieDatabaseEntry[] = [];
   const skipped: { row: number; reason: string }[] = [];
+  const warnings: { row: number; reason: string }[] = [];
+  const rowOfId = new Map<string, number>();
   const starredPrefixes = new Set<OpenCookieDatabaseEntry>();
   for (let r = 1; r < rows.length; r++) {
     const row = rows[r]!;
@@ -119,8 +136,12 @@ export function loadOpenCookieDatabase(
       skipped.push({ row: r + 1, reason: 'empty cookie name' });
       continue;
     }
+    const id = row[index.id]!;
+    const earlier = rowOfId.get(id);
+    if (earlier !== undefined) warnings.push({ row: r + 1, reason: `ID "${id}" is also row ${earlier}'s` });
+    else rowOfId.set(id, r + 1);
     entries.push({
-      id: row[index.id]!,
+      id,
       platform: row[index.platform]!.trim(),
       category: row[index.category]!.trim(),
       name,
@@ -148,6 +169,7 @@ export function loadOpenCookieDatabase(
   return {
     entries,
     skipped,
+    warnings,
     lookup(name) {
       const same = exact.get(name);
       if (same) return { entry: same[0]!, kind: 'exact', alternatives: same.length - 1 };
@@ -166,6 +188,20 @@ export function loadOpenCookieDatabase(
       return undefined;
     },
   };
+}
+
+function optionsIssues(options: unknown): Issues {
+  if (!isRecord(options)) return [{ path: '', message: 'expected an object' }];
+  const issues: Issues = [];
+  checkKnownKeys(options, ['minPrefixLength'], '', issues);
+  checkOptional(
+    options,
+    'minPrefixLength',
+    (field) => typeof field === 'number' && Number.isSafeInteger(field) && field >= 1,
+    'a positive integer',
+    { path: '', issues },
+  );
+  return issues;
 }
 
 function push(

@@ -17,7 +17,8 @@ export const cookiePurposes = [
   // Features the user did not explicitly ask for yet (chat widgets, players): consent needed.
   'functionality',
   // Marks a cookie that belongs to embedded third-party content (a video, a social widget):
-  // the embed was not requested by the user, so the cookie is never exempt.
+  // the embed was not requested by the user, so the cookie is never exempt, whatever the vendor
+  // uses it for on its own site (YouTube's YSC is "security" there).
   'embedded-content',
   // First-party audience measurement: exempt only under the CNIL conditions (délibération 2020-091 art. 5).
   'audience-measurement',
@@ -38,8 +39,13 @@ export const cookieCategories = [
 ] as const;
 export type CookieCategory = (typeof cookieCategories)[number];
 
-/** The category a purpose belongs to; `embedded-content` qualifies another purpose and has none. */
-export function purposeCategory(purpose: CookiePurpose): CookieCategory | undefined {
+/**
+ * The category a purpose belongs to. `embedded-content` is `preferences` at least: like a chat
+ * widget or a player (`functionality`), the embed is a feature the visitor has not asked for, so
+ * its cookies need consent and are never `necessary`, even when the vendor's own purpose is
+ * security or load balancing (YSC, datr, lidc). A vendor's analytics or ads purpose ranks higher.
+ */
+export function purposeCategory(purpose: CookiePurpose): CookieCategory {
   switch (purpose) {
     case 'session':
     case 'authentication':
@@ -51,9 +57,8 @@ export function purposeCategory(purpose: CookiePurpose): CookieCategory | undefi
       return 'necessary';
     case 'ui-preference':
     case 'functionality':
-      return 'preferences';
     case 'embedded-content':
-      return undefined;
+      return 'preferences';
     case 'audience-measurement':
     case 'analytics':
       return 'analytics';
@@ -81,7 +86,7 @@ export function categoryOfPurposes(purposes: readonly CookiePurpose[]): CookieCa
   let best: CookieCategory | undefined;
   for (const purpose of purposes) {
     const category = purposeCategory(purpose);
-    if (category && (best === undefined || rank[category] > rank[best])) best = category;
+    if (best === undefined || rank[category] > rank[best]) best = category;
   }
   return best ?? 'unclassified';
 }

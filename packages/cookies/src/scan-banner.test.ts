@@ -45,6 +45,10 @@ const consentScript = (opts: { beforeConsent?: string; afterAccept?: string; clo
 const html = (body: string) =>
   `<!doctype html><html><head><title>t</title></head><body style="margin:0;font-family:sans-serif">${body}</body></html>`;
 
+// Port of a second loopback server: an origin of the same site (127.0.0.1) that is not the page's.
+let framePort = 0;
+const plainButton = 'style="font-size:16px;padding:10px 20px;background:#1a4;color:#fff;border:0"';
+
 const pages: Record<string, () => string> = {
   // Beacons to Google Analytics and a declared first-party /collect on every view: a leak.
   '/leak': () =>
@@ -129,6 +133,31 @@ const pages: Record<string, () => string> = {
       "<p>Shop</p><script>new Image().src = 'http://www.google-analytics.com/g/collect?v=2&tid=G-TEST';</script>",
     ),
   '/no-banner-storage': () => html("<p>Shop</p><script>localStorage.setItem('_hjid', 'x');</script>"),
+  // Embedded players and widgets set their own cookies on load: they need consent.
+  '/no-banner-embed-cookies': () =>
+    html(
+      "<p>Video</p><script>document.cookie = 'YSC=abc; path=/'; document.cookie = 'datr=x; path=/; max-age=63072000';</script>",
+    ),
+  // A second-layer copy of the refuse button, hidden, comes first in the document.
+  '/hidden-refuse-first': () =>
+    html(`<div id="prefs" hidden><button data-privacykit-consent="refuse">Reject (2nd layer)</button></div>
+      ${banner(equalButtons)}
+      <script>
+        const choice = (document.cookie.match(/(?:^|; )site_consent=([^;]*)/) || [])[1];
+        const box = document.getElementById('cookie-banner');
+        if (choice) box.remove();
+        const remember = (value) => { document.cookie = 'site_consent=' + value + '; path=/; max-age=15552000'; box.remove(); };
+        for (const b of document.querySelectorAll('[data-privacykit-consent=refuse]')) b.addEventListener('click', () => remember('none'));
+        document.querySelector('[data-privacykit-consent=accept]').addEventListener('click', () => remember('all'));
+      </script>`),
+  // A refuse button shown as prominently as accept that cannot be pressed.
+  '/refuse-disabled': () =>
+    html(
+      banner(`<button data-privacykit-consent="refuse" disabled ${plainButton}>Refuse all</button>
+        <button data-privacykit-consent="accept" ${plainButton}>Accept all</button>`) + consentScript({}),
+    ),
+  // An iframe of another origin of the same site writes its own localStorage.
+  '/framed-storage': () => html(`<p>Shop</p><iframe src="http://127.0.0.1:${framePort}/frame"></iframe>`),
   // Sets _ga on the second view even with no answer: silence treated as consent.
   '/silence-consents': () =>
     html(
@@ -142,6 +171,7 @@ const pages: Record<string, () => string> = {
 
 describe.skipIf(chromiumMissing)('trackers and banner (headless Chromium, loopback)', () => {
   let server: Server;
+  let frameServer: Server;
   let base: string;
   let launchArgs: string[];
   let shots: string;
@@ -163,10 +193,18 @@ describe.skipIf(chromiumMissing)('trackers and banner (headless Chromium, loopba
       `--host-resolver-rules=MAP www.google-analytics.com 127.0.0.1:${port}, MAP connect.facebook.net 127.0.0.1:${port}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1`,
     ];
     shots = mkdtempSync(join(tmpdir(), 'privacykit-banner-'));
+    frameServer = createServer((_request, response) => {
+      response
+        .writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' })
+        .end("<!doctype html><script>localStorage.setItem('_hjid', 'x');</script>");
+    });
+    await new Promise<void>((resolve) => frameServer.listen(0, '127.0.0.1', resolve));
+    framePort = (frameServer.address() as AddressInfo).port;
   });
 
   afterAll(async () => {
     await new Promise((resolve) => server.close(resolve));
+    await new Promise((resolve) => frameServer.close(resolve));
     rmSync(shots, { recursive: true, force: true });
   });
 
@@ -276,6 +314,67 @@ describe.skipIf(chromiumMissing)('trackers and banner (headless Chromium, loopba
     expect(result.banner.accept!.contrast).toBeGreaterThan(4.5);
   });
 
+  it('clicks the refuse button the visitor sees, not a hidden copy earlier in the page', async () => {
+    const result = await scanSite(`${base}/hidden-refuse-first`, {
+      settleMs: 100,
+      launchArgs,
+      timeoutMs: 3000,
+    });
+    const refused = result.phases.find((phase) => phase.phase === 'after-refusal')!;
+    expect(refused.cookies.map((cookie) => cookie.name)).toContain('site_consent');
+    expect(refused.bannerClicked).toBe(true);
+    expect(refused.click).toMatchObject({ button: 'refuse', outcome: 'clicked' });
+  });
+
+  it('a refuse button shown but impossible to click is a failing finding, not a quiet "not clicked"', async () => {
+    const result = await scanSite(`${base}/refuse-disabled`, { settleMs: 100, launchArgs, timeoutMs: 1500 });
+    const audit = await auditBanner(result);
+    expect(audit.passed).toBe(false);
+    expect(audit.findings.map((finding) => [finding.code, finding.severity])).toEqual([
+      ['click-failed', 'fail'],
+    ]);
+    const refused = result.phases.find((phase) => phase.phase === 'after-refusal')!;
+    expect(refused.click).toMatchObject({ outcome: 'failed' });
+  });
+
+  it('closes the banner in a fresh browser and fails it when closing counts as acceptance', async () => {
+    const result = await scanSite(`${base}/close-accepts`, {
+      settleMs: 100,
+      launchArgs,
+      banner: { close: '#close' },
+    });
+    const audit = await auditBanner(result);
+    expect(audit.findings.map((finding) => finding.code)).toEqual(['close-not-refusal']);
+    expect(audit.storedAfterClose).toEqual(['cookie _ga (127.0.0.1)']);
+    expect(result.close).toMatchObject({ button: 'close', outcome: 'clicked' });
+    const closed = result.phases.find((phase) => phase.phase === 'after-close')!;
+    expect(closed.violations.map((violation) => violation.name)).toEqual(['_ga']);
+
+    const compliant = await auditBanner(
+      await scanSite(`${base}/compliant`, { settleMs: 100, launchArgs, banner: { close: '#close' } }),
+    );
+    expect(compliant.findings).toEqual([]);
+    expect(compliant.storedAfterClose).toEqual([]);
+  });
+
+  it('says so when the banner has no close control to test', async () => {
+    const result = await scanSite(`${base}/waits`, { settleMs: 100, launchArgs });
+    expect((await auditBanner(result)).storedAfterClose).toBeNull();
+    expect(result.close).toMatchObject({ outcome: 'not-found' });
+    expect(result.phases.map((phase) => phase.phase)).not.toContain('after-close');
+  });
+
+  it('reads the web storage of every frame, not only the top document', async () => {
+    const result = await scanSite(`${base}/framed-storage`, { settleMs: 200, launchArgs });
+    const before = result.phases[0]!;
+    expect(before.storage.map((item) => [item.area, item.key, item.origin])).toEqual([
+      ['localStorage', '_hjid', `http://127.0.0.1:${framePort}`],
+    ]);
+    expect(result.violations.map((violation) => [violation.kind, violation.name])).toEqual([
+      ['localStorage', '_hjid'],
+    ]);
+  });
+
   describe('auditBanner on a live page', () => {
     const audit = async (path: string, close?: string) => {
       const browser = await playwright.launch({
@@ -338,6 +437,17 @@ describe.skipIf(chromiumMissing)('trackers and banner (headless Chromium, loopba
       ]);
       expect(result.storedWhileIgnored).toEqual([item]);
     });
+
+    it.each(['/no-banner-embed-cookies', '/framed-storage'])(
+      'judges a page (%s) as it judges the scan of it',
+      async (path) => {
+        const live = await audit(path);
+        const scanned = await auditBanner(await scanSite(`${base}${path}`, { settleMs: 200, launchArgs }));
+        expect(live.passed).toBe(false);
+        expect(scanned.passed).toBe(false);
+        expect([...scanned.storedWhileIgnored].sort()).toEqual([...live.storedWhileIgnored].sort());
+      },
+    );
 
     it('fails a grey-link banner measured live', async () => {
       const result = await audit('/grey-link');

@@ -117,4 +117,24 @@ describe('scanSite input', () => {
   it('rejects a URL it cannot parse with a typed error', async () => {
     await expect(scanSite('not a url')).rejects.toMatchObject({ code: 'cookies/invalid-input' });
   });
+
+  it('checks its options before starting a browser, the verdict settings as createClassifier does', async () => {
+    const bad: unknown[] = [
+      null,
+      { audienceMeasurementExempt: { anonymous: false, siteOnly: false } },
+      { clock: 'now' },
+      { settleMs: -1 },
+      { timeoutMs: '30s' },
+      { banner: { refuse: 3 } },
+      { classifier: {} },
+      { launchArgs: '--x' },
+      { unknownOption: true },
+    ];
+    for (const options of bad) {
+      await expect(
+        scanSite('http://127.0.0.1:9/', options as Parameters<typeof scanSite>[1]),
+        JSON.stringify(options),
+      ).rejects.toMatchObject({ code: 'cookies/invalid-options' });
+    }
+  });
 });

@@ -3,23 +3,28 @@
 // after acceptance. Node-only; the root export stays browser-safe.
 import type { Clock } from '@privacykit/core';
 import type { Browser, Page, Request } from 'playwright-core';
-import { type CookieViolation, violationOf } from './audit.js';
+import { type CookieViolation, declarationMismatchOf, violationOf } from './audit.js';
 import {
   type AuditBannerPageOptions,
   type BannerAudit,
+  type BannerClick,
+  type BannerEvidence,
   type BannerObservation,
   type BannerRules,
   type BannerSelectors,
   type BannerSnapshot,
   auditBannerPage,
+  clickVisible,
   judgeBanner,
   observeBanner,
+  readWebStorage,
 } from './banner.js';
 import {
   type Classifier,
   type ClassifyOptions,
   type CookieClassification,
   type CookieInput,
+  classifyOptionsIssues,
   createClassifier,
 } from './classifier.js';
 import { type ConsentState, fullConsent, noConsent } from './consent-state.js';
@@ -28,6 +33,16 @@ import type { AudienceMeasurementConditions } from './exemption.js';
 import { isFirstParty, normaliseHost } from './site.js';
 import { systemClock } from './system-clock.js';
 import {
+  type Issues,
+  checkKnownKeys,
+  checkOptional,
+  describeIssues,
+  isBoolean,
+  isNonEmptyString,
+  isRecord,
+  isString,
+} from './validate.js';
+import {
   type DeclaredTrackingPath,
   type TrackerEndpoint,
   type TrackerMatch,
@@ -35,10 +50,14 @@ import {
   trackerAllowed,
 } from './trackers.js';
 
-export type ScanPhaseName = 'before-consent' | 'after-refusal' | 'after-acceptance';
+export type ScanPhaseName = 'before-consent' | 'after-refusal' | 'after-acceptance' | 'after-close';
 
 export interface ScanOptions {
-  /** CSS selectors of the banner's buttons. Defaults cover common CMPs and `[data-privacykit-consent="accept"|"refuse"]`. */
+  /**
+   * CSS selectors of the banner's buttons. Defaults cover common CMPs and
+   * `[data-privacykit-consent="accept"|"refuse"|"close"]`. The first match the visitor can see
+   * is clicked (a hidden duplicate earlier in the page is passed over).
+   */
   banner?: { accept?: string; refuse?: string; close?: string; container?: string };
   classifier?: Classifier;
   /** Chromium binary; default `$CHROMIUM_PATH`, else `/usr/bin/chromium`. */
@@ -86,7 +105,9 @@ export interface ScannedCookie {
 export interface ScannedStorageItem {
   area: 'localStorage' | 'sessionStorage';
   key: string;
+  /** The origin of the frame that holds it: the page's, or an embedded iframe's. */
   origin: string;
+  firstParty: boolean;
   classification: CookieClassification;
 }
 
@@ -107,6 +128,8 @@ export interface ScanPhase {
   consent: ConsentState;
   /** Whether the banner button was found and clicked; `null` before consent (no click). */
   bannerClicked: boolean | null;
+  /** The click this phase is about and what came of it (`failed` with the browser's reason); `null` before consent. */
+  click: BannerClick | null;
   cookies: ScannedCookie[];
   storage: ScannedStorageItem[];
   /** Requests the page made in this phase; after a click, only those from the click on. */
@@ -150,6 +173,17 @@ export interface ScanResult {
   /** The banner version shown (text hash, optional PNG), for the consent record to cite (K06). */
   bannerSnapshot: BannerSnapshot | null;
   /**
+   * Closing the banner (its × control) in a fresh browser: the `after-close` phase's click, or,
+   * when the first layer showed no close control, `{ outcome: 'not-found' }` and no such phase.
+   * `null` when no banner was shown at all.
+   */
+  close: BannerClick | null;
+  /**
+   * Cookies seen unlike the site owner's declaration of them (overrides with `firstParty` or
+   * `duration`, as `overridesFromPolicy` makes), with every phase they were seen so in.
+   */
+  declarationMismatches: { name: string; domain: string; phases: ScanPhaseName[]; detail: string }[];
+  /**
    * Page-level navigations aborted because their origin is not in `allowedOrigins` (always empty
    * without it). When the page itself redirected away, the phases show what the allowed page did
    * before it tried to leave — not the other site.
@@ -165,6 +199,13 @@ const defaultAccept = [
   '[data-testid="uc-accept-all-button"]',
   '.cky-btn-accept',
   '#axeptio_btn_acceptAll',
+].join(', ');
+const defaultClose = [
+  '[data-privacykit-consent="close"]',
+  '#onetrust-close-btn-container button',
+  '#CybotCookiebotBannerCloseButton',
+  '#didomi-notice-x-button',
+  '.cky-banner-btn-close',
 ].join(', ');
 const defaultRefuse = [
   '[data-privacykit-consent="refuse"]',
@@ -186,13 +227,106 @@ export const chromiumArgs = [
   '--disable-sync',
 ] as const;
 
+const scanOptionKeys = [
+  'banner',
+  'classifier',
+  'executablePath',
+  'launchArgs',
+  'trackers',
+  'trackingPaths',
+  'bannerScreenshotDir',
+  'timeoutMs',
+  'settleMs',
+  'allowedOrigins',
+  'gpc',
+  'audienceMeasurementExempt',
+  'clock',
+];
+const bannerSelectorKeys = ['accept', 'refuse', 'close', 'container'];
+
+/** Issues with `scanSite` options; the verdict settings are checked as `createClassifier` checks them. */
+function scanOptionsIssues(value: unknown): Issues {
+  if (!isRecord(value)) return [{ path: '', message: 'expected an object' }];
+  const issues: Issues = [];
+  const context = { path: '', issues };
+  checkKnownKeys(value, scanOptionKeys, '', issues);
+  if (value.banner !== undefined) {
+    if (!isRecord(value.banner)) issues.push({ path: 'banner', message: 'expected an object' });
+    else {
+      checkKnownKeys(value.banner, bannerSelectorKeys, 'banner', issues);
+      for (const key of bannerSelectorKeys)
+        checkOptional(value.banner, key, isNonEmptyString, 'a CSS selector', { path: 'banner', issues });
+    }
+  }
+  checkOptional(
+    value,
+    'classifier',
+    (field) => isRecord(field) && typeof field.classify === 'function',
+    'a Classifier',
+    context,
+  );
+  checkOptional(value, 'executablePath', isNonEmptyString, 'a non-empty string', context);
+  checkOptional(
+    value,
+    'launchArgs',
+    (field) => Array.isArray(field) && field.every(isString),
+    'an array of strings',
+    context,
+  );
+  checkOptional(value, 'trackers', (field) => Array.isArray(field), 'an array of tracker endpoints', context);
+  checkOptional(
+    value,
+    'trackingPaths',
+    (field) =>
+      Array.isArray(field) &&
+      field.every((entry) => isNonEmptyString(entry) || (isRecord(entry) && isNonEmptyString(entry.path))),
+    'an array of paths or { path }',
+    context,
+  );
+  checkOptional(value, 'bannerScreenshotDir', isNonEmptyString, 'a non-empty string', context);
+  checkOptional(value, 'timeoutMs', isPositiveInteger, 'a positive integer', context);
+  checkOptional(
+    value,
+    'settleMs',
+    (field) => isPositiveInteger(field) || field === 0,
+    'a non-negative integer',
+    context,
+  );
+  checkOptional(
+    value,
+    'allowedOrigins',
+    (field) => Array.isArray(field) && field.every(isString),
+    'an array of origins',
+    context,
+  );
+  checkOptional(value, 'gpc', isBoolean, 'a boolean', context);
+  issues.push(...classifyOptionsIssues(value));
+  return issues;
+}
+
+const isPositiveInteger = (value: unknown): boolean =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+
+const clickedButton = {
+  'after-refusal': 'refuse',
+  'after-acceptance': 'accept',
+  'after-close': 'close',
+} as const;
+
 /**
- * Scans `url` in three fresh browser profiles — before any interaction, after clicking the
- * banner's refuse button, after clicking accept — and reports every cookie and storage item set
- * without the consent it needs (ePrivacy Art 5(3); EDPB cookie-banner taskforce: refusing must
- * leave nothing non-exempt behind).
+ * Scans `url` in fresh browser profiles — before any interaction, after clicking the banner's
+ * refuse button, after clicking accept, and after closing it when it has a close (×) control —
+ * and reports every cookie, storage item (of every frame) and tracker request made without the
+ * consent it needs (ePrivacy Art 5(3); EDPB cookie-banner taskforce: refusing, and closing, must
+ * leave nothing non-exempt behind). Options are checked first (`cookies/invalid-options`).
  */
 export async function scanSite(url: string, options: ScanOptions = {}): Promise<ScanResult> {
+  const optionIssues = scanOptionsIssues(options);
+  if (optionIssues.length > 0) {
+    throw cookiesError('cookies/invalid-options', `Invalid scan options: ${describeIssues(optionIssues)}`, {
+      issues: optionIssues,
+    });
+  }
   let site: string;
   try {
     site = normaliseHost(new URL(url).hostname);
@@ -236,167 +370,170 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
   const timeout = options.timeoutMs ?? 30_000;
   const settle = options.settleMs ?? 500;
   const gpc = options.gpc === true;
-  const selectors: BannerSelectors = {
-    accept: options.banner?.accept ?? defaultAccept,
-    refuse: options.banner?.refuse ?? defaultRefuse,
-  };
-  if (options.banner?.close) selectors.close = options.banner.close;
-  if (options.banner?.container) selectors.container = options.banner.container;
+  const selectors = selectorsOf(options.banner);
   const trackerOf = createRequestClassifier({
     site: url,
     ...(options.trackers ? { trackers: options.trackers } : {}),
     ...(options.trackingPaths ? { trackingPaths: options.trackingPaths } : {}),
   });
+  let banner: BannerObservation | undefined;
+
+  async function scanPhase(phase: ScanPhaseName): Promise<ScanPhase> {
+    const context = await browser.newContext(gpc ? { extraHTTPHeaders: { 'Sec-GPC': '1' } } : {});
+    try {
+      if (gpc) {
+        await context.addInitScript(
+          'Object.defineProperty(Navigator.prototype, "globalPrivacyControl", { get: () => true, configurable: true });',
+        );
+      }
+      const blockedNavigations: string[] = [];
+      let blockedCount = 0;
+      let requests: ScannedRequest[] = [];
+      context.on('request', (request) => {
+        // Aborted before it was sent: not a request the site made anywhere.
+        if (allowedOrigins && leavesAllowedOrigins(request, allowedOrigins)) return;
+        const recorded = recordRequest(request.url(), site, trackerOf);
+        if (recorded)
+          requests.push({ ...recorded, method: request.method(), resourceType: request.resourceType() });
+      });
+      const page = await context.newPage();
+      if (allowedOrigins) {
+        const onBlocked = (blocked: string) => {
+          blockedCount++;
+          if (!blockedNavigations.includes(blocked)) blockedNavigations.push(blocked);
+        };
+        await guardNavigations(page, allowedOrigins, onBlocked);
+        // A popup is not scanned, and its redirects could not be guarded from its first request:
+        // it loads nothing at all. Playwright routes a popup's first request before it is sent.
+        context.on('page', (popup) => void popup.close().catch(() => undefined));
+        await context.route('**/*', async (route) => {
+          const request = route.request();
+          if (!request.isNavigationRequest() || !isPopupMainFrame(request, page)) return route.fallback();
+          if (!allowedOrigins.has(originOf(request.url()))) onBlocked(request.url());
+          return route.abort('blockedbyclient');
+        });
+      }
+      page.setDefaultTimeout(timeout);
+      const navigate = async (reload = false) => {
+        const blockedBefore = blockedCount;
+        // After a blocked navigation the tab shows Chromium's error page for the blocked address:
+        // reloading it would only try that address again, so load the scanned page anew.
+        const onAllowedPage = !allowedOrigins || allowedOrigins.has(originOf(page.url()));
+        try {
+          await load(page, url, timeout, settle, reload && onAllowedPage);
+        } catch (error) {
+          // The page tried to leave the allowed origins (a redirect of this very load): reported
+          // in `blockedNavigations`; what the allowed page stored before leaving is still scanned.
+          if (blockedCount === blockedBefore) throw error;
+          await page.waitForTimeout(settle);
+        }
+      };
+      await navigate();
+      let click: BannerClick | null = null;
+      let consent: ConsentState = gpc ? { gpc: true } : noConsent;
+      if (phase === 'before-consent') {
+        const observeOptions: Parameters<typeof observeBanner>[1] = { selectors, now: clock.now() };
+        if (options.bannerScreenshotDir) observeOptions.screenshotDir = options.bannerScreenshotDir;
+        banner = await observeBanner(page, observeOptions);
+        // Silence is refusal: the next page view without touching the banner must stay clean too.
+        await navigate(true);
+      } else {
+        const button = clickedButton[phase];
+        const beforeClick = requests;
+        requests = [];
+        click = await clickVisible(page, button, selectors[button]!, timeout);
+        if (click.outcome !== 'clicked') requests = [...beforeClick, ...requests];
+        else {
+          await page.waitForTimeout(settle);
+          // The next page view shows what the site does once it knows the choice.
+          await navigate(true);
+          if (phase === 'after-acceptance') consent = gpc ? { ...fullConsent, gpc: true } : fullConsent;
+        }
+      }
+      const now = clock.now();
+      const callOptions: ClassifyOptions = { clock: { now: () => now } };
+      if (options.audienceMeasurementExempt)
+        callOptions.audienceMeasurementExempt = options.audienceMeasurementExempt;
+      const cookies = (await context.cookies()).map((cookie): ScannedCookie => {
+        const domain = normaliseHost(cookie.domain);
+        const firstParty = isFirstParty(domain, site);
+        const expires = cookie.expires > 0 ? new Date(cookie.expires * 1000) : null;
+        const input: CookieInput = {
+          name: cookie.name,
+          domain,
+          path: cookie.path,
+          firstParty,
+          sameSite: cookie.sameSite,
+        };
+        if (expires) input.expires = expires;
+        return {
+          name: cookie.name,
+          domain,
+          path: cookie.path,
+          expires: expires ? expires.toISOString() : null,
+          lifetimeSeconds: expires
+            ? Math.max(0, Math.round((expires.getTime() - now.getTime()) / 1000))
+            : null,
+          firstParty,
+          httpOnly: cookie.httpOnly,
+          secure: cookie.secure,
+          sameSite: cookie.sameSite,
+          classification: classifier.classify(input, callOptions),
+        };
+      });
+      const storage = (await readWebStorage(page)).map((item): ScannedStorageItem => {
+        const firstParty = isFirstParty(normaliseHost(new URL(item.origin).hostname), site);
+        return {
+          ...item,
+          firstParty,
+          classification: classifier.classify({ name: item.key, firstParty }, callOptions),
+        };
+      });
+      const violations: ScanViolation[] = [];
+      for (const cookie of cookies) {
+        const found = violationOf(cookie.classification, consent, {
+          domain: cookie.domain,
+          firstParty: cookie.firstParty,
+          setBy: url,
+        });
+        if (found) violations.push(toScanViolation('cookie', found, phase));
+      }
+      for (const item of storage) {
+        const found = violationOf(item.classification, consent, {
+          domain: normaliseHost(new URL(item.origin).hostname),
+          firstParty: item.firstParty,
+          setBy: url,
+        });
+        if (found) violations.push(toScanViolation(item.area, found, phase));
+      }
+      const seen = new Set<string>();
+      for (const request of requests) {
+        if (!request.tracker || trackerAllowed(request.tracker, consent)) continue;
+        const endpoint = endpointOf(request.url);
+        if (seen.has(endpoint)) continue;
+        seen.add(endpoint);
+        violations.push(requestViolation(request, request.tracker, endpoint, phase));
+      }
+      return {
+        phase,
+        consent,
+        bannerClicked: click ? click.outcome === 'clicked' : null,
+        click,
+        cookies,
+        storage,
+        requests,
+        violations,
+        blockedNavigations,
+      };
+    } finally {
+      await context.close();
+    }
+  }
+
   try {
     const phases: ScanPhase[] = [];
-    let banner: BannerObservation | undefined;
     for (const phase of ['before-consent', 'after-refusal', 'after-acceptance'] as const) {
-      const context = await browser.newContext(gpc ? { extraHTTPHeaders: { 'Sec-GPC': '1' } } : {});
-      try {
-        if (gpc) {
-          await context.addInitScript(
-            'Object.defineProperty(Navigator.prototype, "globalPrivacyControl", { get: () => true, configurable: true });',
-          );
-        }
-        const blockedNavigations: string[] = [];
-        let blockedCount = 0;
-        let requests: ScannedRequest[] = [];
-        context.on('request', (request) => {
-          // Aborted before it was sent: not a request the site made anywhere.
-          if (allowedOrigins && leavesAllowedOrigins(request, allowedOrigins)) return;
-          const recorded = recordRequest(request.url(), site, trackerOf);
-          if (recorded)
-            requests.push({ ...recorded, method: request.method(), resourceType: request.resourceType() });
-        });
-        const page = await context.newPage();
-        if (allowedOrigins) {
-          const onBlocked = (blocked: string) => {
-            blockedCount++;
-            if (!blockedNavigations.includes(blocked)) blockedNavigations.push(blocked);
-          };
-          await guardNavigations(page, allowedOrigins, onBlocked);
-          // A popup is not scanned, and its redirects could not be guarded from its first request:
-          // it loads nothing at all. Playwright routes a popup's first request before it is sent.
-          context.on('page', (popup) => void popup.close().catch(() => undefined));
-          await context.route('**/*', async (route) => {
-            const request = route.request();
-            if (!request.isNavigationRequest() || !isPopupMainFrame(request, page)) return route.fallback();
-            if (!allowedOrigins.has(originOf(request.url()))) onBlocked(request.url());
-            return route.abort('blockedbyclient');
-          });
-        }
-        page.setDefaultTimeout(timeout);
-        const navigate = async (reload = false) => {
-          const blockedBefore = blockedCount;
-          // After a blocked navigation the tab shows Chromium's error page for the blocked address:
-          // reloading it would only try that address again, so load the scanned page anew.
-          const onAllowedPage = !allowedOrigins || allowedOrigins.has(originOf(page.url()));
-          try {
-            await load(page, url, timeout, settle, reload && onAllowedPage);
-          } catch (error) {
-            // The page tried to leave the allowed origins (a redirect of this very load): reported
-            // in `blockedNavigations`; what the allowed page stored before leaving is still scanned.
-            if (blockedCount === blockedBefore) throw error;
-            await page.waitForTimeout(settle);
-          }
-        };
-        await navigate();
-        let bannerClicked: boolean | null = null;
-        let consent: ConsentState = gpc ? { gpc: true } : noConsent;
-        if (phase === 'before-consent') {
-          const observeOptions: Parameters<typeof observeBanner>[1] = { selectors, now: clock.now() };
-          if (options.bannerScreenshotDir) observeOptions.screenshotDir = options.bannerScreenshotDir;
-          banner = await observeBanner(page, observeOptions);
-          // Silence is refusal: the next page view without touching the banner must stay clean too.
-          await navigate(true);
-        } else {
-          const selector = phase === 'after-refusal' ? selectors.refuse : selectors.accept;
-          const beforeClick = requests;
-          requests = [];
-          bannerClicked = await clickFirst(page, selector, timeout);
-          if (!bannerClicked) requests = [...beforeClick, ...requests];
-          if (bannerClicked) {
-            await page.waitForTimeout(settle);
-            // The next page view shows what the site does once it knows the choice.
-            await navigate(true);
-            if (phase === 'after-acceptance') consent = gpc ? { ...fullConsent, gpc: true } : fullConsent;
-          }
-        }
-        const now = clock.now();
-        const callOptions: ClassifyOptions = { clock: { now: () => now } };
-        if (options.audienceMeasurementExempt)
-          callOptions.audienceMeasurementExempt = options.audienceMeasurementExempt;
-        const cookies = (await context.cookies()).map((cookie): ScannedCookie => {
-          const domain = normaliseHost(cookie.domain);
-          const firstParty = isFirstParty(domain, site);
-          const expires = cookie.expires > 0 ? new Date(cookie.expires * 1000) : null;
-          const input: CookieInput = {
-            name: cookie.name,
-            domain,
-            path: cookie.path,
-            firstParty,
-            sameSite: cookie.sameSite,
-          };
-          if (expires) input.expires = expires;
-          return {
-            name: cookie.name,
-            domain,
-            path: cookie.path,
-            expires: expires ? expires.toISOString() : null,
-            lifetimeSeconds: expires
-              ? Math.max(0, Math.round((expires.getTime() - now.getTime()) / 1000))
-              : null,
-            firstParty,
-            httpOnly: cookie.httpOnly,
-            secure: cookie.secure,
-            sameSite: cookie.sameSite,
-            classification: classifier.classify(input, callOptions),
-          };
-        });
-        const storage = (await readStorage(page)).map(
-          (item): ScannedStorageItem => ({
-            ...item,
-            classification: classifier.classify({ name: item.key, firstParty: true }, callOptions),
-          }),
-        );
-        const violations: ScanViolation[] = [];
-        for (const cookie of cookies) {
-          const found = violationOf(cookie.classification, consent, {
-            domain: cookie.domain,
-            firstParty: cookie.firstParty,
-            setBy: url,
-          });
-          if (found) violations.push(toScanViolation('cookie', found, phase));
-        }
-        for (const item of storage) {
-          const found = violationOf(item.classification, consent, {
-            domain: normaliseHost(new URL(item.origin).hostname),
-            firstParty: true,
-            setBy: url,
-          });
-          if (found) violations.push(toScanViolation(item.area, found, phase));
-        }
-        const seen = new Set<string>();
-        for (const request of requests) {
-          if (!request.tracker || trackerAllowed(request.tracker, consent)) continue;
-          const endpoint = endpointOf(request.url);
-          if (seen.has(endpoint)) continue;
-          seen.add(endpoint);
-          violations.push(requestViolation(request, request.tracker, endpoint, phase));
-        }
-        phases.push({
-          phase,
-          consent,
-          bannerClicked,
-          cookies,
-          storage,
-          requests,
-          violations,
-          blockedNavigations,
-        });
-      } finally {
-        await context.close();
-      }
+      phases.push(await scanPhase(phase));
     }
     const observed = banner ?? {
       accept: null,
@@ -405,13 +542,24 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
       viewport: { width: 0, height: 0 },
       snapshot: null,
     };
+    let close: BannerClick | null = null;
+    if (observed.close) {
+      // Closing must count as refusal (CNIL 2020-092): a fresh visitor closes, then comes back.
+      const closed = await scanPhase('after-close');
+      phases.push(closed);
+      close = closed.click;
+    } else if (observed.accept || observed.refuse) {
+      close = { button: 'close', selector: selectors.close!, outcome: 'not-found' };
+    }
     return {
       url,
       site,
       phases,
       violations: mergeViolations(phases),
+      declarationMismatches: mergeMismatches(phases),
       banner: observed,
       bannerSnapshot: observed.snapshot,
+      close,
       blockedNavigations: mergeBlockedNavigations(phases),
     };
   } catch (cause) {
@@ -424,6 +572,17 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
   } finally {
     await browser.close();
   }
+}
+
+/** The banner selectors given, the defaults for the others. */
+function selectorsOf(banner: ScanOptions['banner']): BannerSelectors {
+  const selectors: BannerSelectors = {
+    accept: banner?.accept ?? defaultAccept,
+    refuse: banner?.refuse ?? defaultRefuse,
+    close: banner?.close ?? defaultClose,
+  };
+  if (banner?.container) selectors.container = banner.container;
+  return selectors;
 }
 
 /** Canonical origins of `allowedOrigins`; an entry that is not an http(s) origin is a caller's mistake. */
@@ -518,6 +677,21 @@ function originOf(url: string): string {
   }
 }
 
+function mergeMismatches(phases: readonly ScanPhase[]): ScanResult['declarationMismatches'] {
+  const merged = new Map<string, ScanResult['declarationMismatches'][number]>();
+  for (const phase of phases) {
+    for (const cookie of phase.cookies) {
+      const detail = declarationMismatchOf(cookie.classification);
+      if (!detail) continue;
+      const key = `${cookie.domain}\u0000${cookie.name}`;
+      const existing = merged.get(key);
+      if (existing) existing.phases.push(phase.phase);
+      else merged.set(key, { name: cookie.name, domain: cookie.domain, phases: [phase.phase], detail });
+    }
+  }
+  return [...merged.values()];
+}
+
 function mergeBlockedNavigations(phases: readonly ScanPhase[]): BlockedNavigation[] {
   const merged = new Map<string, BlockedNavigation>();
   for (const phase of phases) {
@@ -535,32 +709,6 @@ async function load(page: Page, url: string, timeout: number, settle: number, re
   else await page.goto(url, { waitUntil: 'load', timeout });
   await page.waitForLoadState('networkidle', { timeout: Math.min(timeout, 5_000) }).catch(() => undefined);
   await page.waitForTimeout(settle);
-}
-
-async function clickFirst(page: Page, selector: string, timeout: number): Promise<boolean> {
-  const button = page.locator(selector).first();
-  if ((await button.count()) === 0) return false;
-  try {
-    await button.click({ timeout });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function readStorage(page: Page): Promise<Omit<ScannedStorageItem, 'classification'>[]> {
-  // A string keeps DOM types out of this node-side module.
-  const items = (await page.evaluate(`(() => {
-    const out = [];
-    for (const area of ['localStorage', 'sessionStorage']) {
-      try {
-        const store = window[area];
-        for (let i = 0; i < store.length; i++) out.push({ area, key: store.key(i), origin: location.origin });
-      } catch (error) { /* storage blocked */ }
-    }
-    return out;
-  })()`)) as Omit<ScannedStorageItem, 'classification'>[];
-  return items;
 }
 
 function toScanViolation(
@@ -601,6 +749,7 @@ const requestReasons: Record<ScanPhaseName, string> = {
   'before-consent': 'tracker request before consent',
   'after-refusal': 'tracker request after refusal',
   'after-acceptance': 'tracker request without the consent it needs',
+  'after-close': 'tracker request after the banner was closed',
 };
 
 function recordRequest(
@@ -657,26 +806,40 @@ export type AuditBannerOptions = AuditBannerPageOptions & { clock?: Clock };
 /**
  * Validates the consent banner against K03 and hostile case 26: the first layer must offer a
  * refuse option as prominent as accept (both present, both in the first viewport, comparable size
- * and contrast), and ignoring (or closing) the banner must count as refusal — no non-exempt cookie
- * or tracker request. Give it a `scanSite` result, or a live page freshly loaded in a clean context.
- * ePrivacy Art 5(3); GDPR Art 4(11), 7; CNIL 2020-092; EDPB cookie-banner taskforce report.
+ * and contrast), and ignoring and closing the banner must count as refusal — no non-exempt cookie,
+ * storage item or tracker request. A banner control shown but not clickable is a finding
+ * (`click-failed`). Give it a `scanSite` result, or a live page freshly loaded in a clean context;
+ * both judge the same way. ePrivacy Art 5(3); GDPR Art 4(11), 7; CNIL 2020-092; EDPB
+ * cookie-banner taskforce report.
  */
 export async function auditBanner(
   target: Page | ScanResult,
   options: AuditBannerOptions = {},
 ): Promise<BannerAudit> {
-  if (isScanResult(target)) {
-    const before = target.phases.find((phase) => phase.phase === 'before-consent');
-    const storedWhileIgnored = (before?.violations ?? []).map((violation) => describeViolation(violation));
-    return judgeBanner(target.banner, { storedWhileIgnored }, options as BannerRules);
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw cookiesError('cookies/invalid-options', 'auditBanner options must be an object');
   }
-  const selectors: BannerSelectors = {
-    accept: options.banner?.accept ?? defaultAccept,
-    refuse: options.banner?.refuse ?? defaultRefuse,
-  };
-  if (options.banner?.close) selectors.close = options.banner.close;
-  if (options.banner?.container) selectors.container = options.banner.container;
-  return auditBannerPage(target, selectors, { ...options, now: (options.clock ?? systemClock).now() });
+  if (isScanResult(target)) {
+    const phase = (name: ScanPhaseName) => target.phases.find((candidate) => candidate.phase === name);
+    const storedWhileIgnored = (phase('before-consent')?.violations ?? []).map(describeViolation);
+    const evidence: BannerEvidence = {
+      storedWhileIgnored,
+      // Results of older versions have no `click`.
+      clicks: target.phases.flatMap((candidate) => (candidate.click ? [candidate.click] : [])),
+    };
+    const closed = phase('after-close');
+    if (closed?.click?.outcome === 'clicked') {
+      // What ignoring the banner leaves anyway is judged as silence, not blamed on closing.
+      evidence.storedAfterClose = closed.violations
+        .map(describeViolation)
+        .filter((item) => !storedWhileIgnored.includes(item));
+    }
+    return judgeBanner(target.banner, evidence, options as BannerRules);
+  }
+  return auditBannerPage(target, selectorsOf(options.banner), {
+    ...options,
+    now: (options.clock ?? systemClock).now(),
+  });
 }
 
 function isScanResult(target: Page | ScanResult): target is ScanResult {
@@ -692,6 +855,8 @@ function describeViolation(violation: ScanViolation): string {
 export type {
   BannerAudit,
   BannerButton,
+  BannerClick,
+  BannerEvidence,
   BannerFinding,
   BannerFindingCode,
   BannerObservation,

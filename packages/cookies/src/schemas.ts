@@ -5,14 +5,30 @@ import { z } from 'zod';
 import type { CookieInput, CookieOverride } from './classifier.js';
 import type { ConsentState } from './consent-state.js';
 import type { AudienceMeasurementConditions } from './exemption.js';
+import { expiresTime, isCalendarPeriod } from './lifetime.js';
 import { categoryOfPurposes, cookiePurposes } from './purpose.js';
+
+const namesAnInstant = (value: string | number) => {
+  try {
+    expiresTime(value);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 export const cookieInputSchema = z.object({
   name: z.string(),
   domain: z.string().optional(),
   path: z.string().optional(),
-  expires: z.union([z.date(), z.string(), z.number()]).optional(),
-  maxAge: z.number().optional(),
+  // An unreadable lifetime is refused, never taken for a session cookie.
+  expires: z
+    .union([z.date(), z.string().refine(namesAnInstant), z.number().refine(namesAnInstant)])
+    .optional(),
+  // Infinity: never expires (zod's number alone refuses it).
+  maxAge: z
+    .union([z.number(), z.literal(Number.POSITIVE_INFINITY), z.literal(Number.NEGATIVE_INFINITY)])
+    .optional(),
   sameSite: z.string().optional(),
   value: z.string().optional(),
   firstParty: z.boolean().optional(),
@@ -28,6 +44,13 @@ export const cookieOverrideSchema = z
     vendor: z.string().min(1).optional(),
     description: z.string().optional(),
     setByUser: z.boolean().optional(),
+    firstParty: z.boolean().optional(),
+    duration: z
+      .string()
+      .refine((text) => text === 'session' || isCalendarPeriod(text), {
+        message: 'expected "session" or a calendar period such as P6M',
+      })
+      .optional(),
   })
   .strict()
   .refine((override) => override.category !== undefined || override.purposes !== undefined, {

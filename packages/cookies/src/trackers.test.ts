@@ -48,6 +48,19 @@ describe('tracker requests', () => {
     expect(trackerOf('https://shop.example/cart')).toBeUndefined();
   });
 
+  it('a path matches itself and what lies below it, never a longer word that starts the same', () => {
+    // The shop's own pages are not tracker requests because their path begins like one.
+    expect(trackerOf('https://shop.example/collect')?.rule).toBe('declared-path:/collect');
+    expect(trackerOf('https://shop.example/collect/batch')?.rule).toBe('declared-path:/collect');
+    expect(trackerOf('https://shop.example/collections/summer')).toBeUndefined();
+    expect(trackerOf('https://shop.example/collectibles')).toBeUndefined();
+    expect(trackerOf('https://www.facebook.com/translations/x')).toBeUndefined();
+    expect(trackerOf('https://www.facebook.com/tr/')?.rule).toBe('host:facebook.com/tr');
+    // A declared path ending in `/` matches below it only.
+    expect(trackerOf('https://shop.example/px/1.gif')?.vendor).toBe('Our ad proxy');
+    expect(trackerOf('https://shop.example/pxl')).toBeUndefined();
+  });
+
   it('consent: analytics needs analytics consent, marketing is refused by GPC', () => {
     const ga = trackerOf('https://www.google-analytics.com/g/collect')!;
     const fb = trackerOf('https://connect.facebook.net/x.js')!;

@@ -7,7 +7,10 @@ import { normaliseHost, domainMatches, isFirstParty } from './site.js';
 export interface TrackerEndpoint {
   /** The host; subdomains match too. */
   host: string;
-  /** Path prefix when only part of the host tracks (`facebook.com/tr`). */
+  /**
+   * When only part of the host tracks (`facebook.com/tr`): that path, or a path under it
+   * (`/tr`, `/tr/`, `/tr?id=1` — not `/translations`). End it with `/` to match only below it.
+   */
   path?: string;
   vendor: string;
   category: Extract<CookieCategory, 'analytics' | 'marketing'>;
@@ -282,7 +285,7 @@ export const builtinTrackers: readonly TrackerEndpoint[] = [...analyticsTrackers
 
 /** A first-party path the site owner declares as tracking (a self-hosted or proxied tag). */
 export interface DeclaredTrackingPath {
-  /** Path prefix on the site's own hosts, e.g. `/collect` or `/metrics/`. */
+  /** A path on the site's own hosts and everything below it, e.g. `/collect` (not `/collections`) or `/metrics/`. */
   path: string;
   /** Default `analytics`. */
   category?: TrackerEndpoint['category'];
@@ -330,7 +333,7 @@ export function createRequestClassifier(
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return undefined;
     const host = normaliseHost(parsed.hostname);
     for (const tracker of trackers) {
-      if (domainMatches(host, tracker.host) && (!tracker.path || parsed.pathname.startsWith(tracker.path))) {
+      if (domainMatches(host, tracker.host) && (!tracker.path || pathWithin(parsed.pathname, tracker.path))) {
         return {
           vendor: tracker.vendor,
           category: tracker.category,
@@ -342,7 +345,7 @@ export function createRequestClassifier(
     }
     if (isFirstParty(host, siteHost)) {
       for (const entry of declared) {
-        if (parsed.pathname.startsWith(entry.path)) {
+        if (pathWithin(parsed.pathname, entry.path)) {
           return {
             vendor: entry.vendor ?? 'first-party (declared)',
             category: entry.category ?? 'analytics',
@@ -359,6 +362,16 @@ export function createRequestClassifier(
 /** Whether `consent` covers a request to this tracker (GPC refuses marketing whatever the banner said). */
 export function trackerAllowed(match: TrackerMatch, consent: ConsentState): boolean {
   return consentCovers(consent, match.category);
+}
+
+/**
+ * `pathname` is `path` itself or lies below it. A bare prefix test would make `/collect` catch
+ * the shop's `/collections/summer` and Meta's `/tr` catch `/translations`: page views reported as
+ * tracker requests. The query never reaches here (`URL.pathname`), so `/tr?id=1` is `/tr`.
+ */
+function pathWithin(pathname: string, path: string): boolean {
+  if (!pathname.startsWith(path)) return false;
+  return path.endsWith('/') || pathname.length === path.length || pathname[path.length] === '/';
 }
 
 function hostOf(value: string): string | undefined {

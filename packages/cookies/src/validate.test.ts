@@ -39,6 +39,8 @@ describe('hand-written checks agree with the zod schemas', () => {
       vendor: loose,
       description: loose,
       setByUser: loose,
+      firstParty: loose,
+      duration: fc.oneof(loose, fc.constantFrom('session', 'P6M', 'P1Y6M', 'P', '6 months')),
     });
     fc.assert(
       fc.property(arbitrary, (value) => {
