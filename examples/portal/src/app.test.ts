@@ -2,6 +2,8 @@ import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, startPortal } from '../test/harness.js';
 import type { Portal } from '../test/harness.js';
+import { PrivacyKitError } from '@privacykit/core';
+import type { ConsentLedger } from '@privacykit/consent';
 import { seedPolicy } from './policy.js';
 
 describe.each(testEngines())('portal skeleton on $engine', (engine) => {
@@ -46,12 +48,10 @@ describe.each(testEngines())('portal skeleton on $engine', (engine) => {
     expect(await response.json()).toMatchObject({ status: 'ok', policyVersion: seedPolicy.version });
   });
 
-  it('gives a 404 page for unknown paths and never leaks a stack trace', async () => {
+  it('gives a 404 page for unknown paths', async () => {
     const response = await fetch(`${portal.base}/no/such/page`);
     expect(response.status).toBe(404);
-    const body = await response.text();
-    expect(body).toContain('Page not found');
-    expect(body).not.toMatch(/at .*\.ts:\d+/);
+    expect(await response.text()).toContain('Page not found');
     expect(portal.errors).toEqual([]);
   });
 
@@ -77,4 +77,58 @@ describe.each(testEngines())('portal skeleton on $engine', (engine) => {
     expect(cookies[0]).toMatch(/HttpOnly/i);
     expect(cookies[0]).toMatch(/SameSite=Lax/i);
   });
+});
+
+describe.each(testEngines())('server-side failures on $engine', (engine) => {
+  let portal: Portal;
+  /** What the consent ledger throws next, standing in for a broken database or a damaged store. */
+  let failure: Error = new Error('unset');
+
+  beforeAll(async () => {
+    const ledger = {
+      current: async () => {
+        throw failure;
+      },
+    } as unknown as ConsentLedger;
+    portal = await startPortal(engine, { ledger }, { seed: false });
+  });
+  afterAll(async () => {
+    await portal?.close();
+  });
+
+  /** GET /consent as a visitor with a consent cookie: the page reads the ledger. */
+  async function consentPage(): Promise<Response> {
+    const cookie = Buffer.from(
+      JSON.stringify({
+        v: 1,
+        s: 'a-browser-subject-0001',
+        p: {},
+        n: seedPolicy.version,
+        t: '2025-03-10T09:00:00Z',
+      }),
+    ).toString('base64url');
+    return fetch(`${portal.base}/consent`, { headers: { cookie: `pk_consent=${cookie}` } });
+  }
+
+  it('answers an unexpected error with a 500 page that shows neither its message nor its stack, and logs it', async () => {
+    failure = new Error('connection to db-primary.internal:5432 refused (secret detail)');
+    const response = await consentPage();
+    expect(response.status).toBe(500);
+    const body = await response.text();
+    expect(body).toContain('Something went wrong on our side');
+    expect(body).not.toContain('db-primary');
+    expect(body).not.toMatch(/at .*\.[jt]s:\d+/);
+    expect(portal.errors).toContain(failure);
+  });
+
+  it.each(['database/migration-failed', 'subject-access/export-corrupt', 'data-map/unreachable-table'])(
+    'answers a server-side library error (%s) with 500, logged, never a 400 blaming the request',
+    async (code) => {
+      failure = new PrivacyKitError(code as never, `internal: ${code} in table privacykit_secret_things`);
+      const response = await consentPage();
+      expect(response.status).toBe(500);
+      expect(await response.text()).not.toContain('privacykit_secret_things');
+      expect(portal.errors).toContain(failure);
+    },
+  );
 });

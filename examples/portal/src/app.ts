@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import type { ErrorRequestHandler, Express, Request } from 'express';
@@ -15,6 +16,12 @@ import { createApprovals } from './approvals.js';
 import type { Approvals } from './approvals.js';
 import { createStaffAudit } from './audit.js';
 import { createReturnCodes } from './return-codes.js';
+import { applyConsentRequest, describeConsentOutcome } from './consent-requests.js';
+import { createHashGate } from './hash-gate.js';
+import { createHousekeeping } from './housekeeping.js';
+import type { Housekeeping } from './housekeeping.js';
+import { applyGpcSignal } from './gpc.js';
+import { createUnsubscribeLinks } from './unsubscribe.js';
 import { hmacSha256Hex } from '@privacykit/core/crypto';
 import { recordCookieChoice } from './consent-recorder.js';
 import { consentRoutes } from './routes/consent.js';
@@ -34,7 +41,7 @@ import type { StaffAudit } from './audit.js';
 import { dataMap as demoDataMap } from './data-map.js';
 import { scanOriginsOf } from './scan-origins.js';
 import { HttpError } from './http-error.js';
-import { outboxMailer } from './mailer.js';
+import { outboxMailer, purgeOutbox } from './mailer.js';
 import type { Mailer } from './mailer.js';
 import { render } from './render.js';
 import { authRoutes, requireStaff } from './routes/auth.js';
@@ -66,6 +73,13 @@ export interface AppDeps {
   sessionSecret: string | string[];
   /** Public origin (`https://privacy.example.com`) when behind a proxy; else taken from the request. */
   publicOrigin?: string;
+  /**
+   * Where links in mail point when `publicOrigin` is unset (`server.ts`: the address it listens
+   * on, for development). With neither, a confirmation mail gives the token to paste instead of a
+   * link: an origin taken from the request's Host header would let anyone put their own site in
+   * someone else's confirmation mail.
+   */
+  linkOrigin?: string;
   /** Set `Secure` on cookies: `true` behind HTTPS, `'auto'` (default) when the request is HTTPS. */
   secureCookies?: boolean | 'auto';
   /** scrypt's N for staff password hashes (default 2^17, the OWASP minimum); tests lower it. */
@@ -73,6 +87,13 @@ export interface AppDeps {
   /** Express `trust proxy` (default false): set it when a reverse proxy terminates TLS. */
   trustProxy?: boolean | number | string;
   rateLimits?: Partial<RateLimits>;
+  /**
+   * Password hashes (sign-in, password change) running at once, and sign-ins waiting for one;
+   * past both a sign-in gets 503 with Retry-After (default 2 and 16: scrypt takes 128 MiB each).
+   */
+  signInConcurrency?: { running?: number; waiting?: number };
+  /** How often expired sessions, return codes, outbox mail and export packages are purged (default 10 minutes). */
+  housekeepingIntervalMs?: number;
   /** Idle session timeout in ms (default 30 minutes). */
   sessionIdleMs?: number;
   /** Absolute lifetime of a staff sign-in in ms, however active (default 12 hours). */
@@ -119,21 +140,37 @@ export interface PortalServices {
 
 const publicDir = fileURLToPath(new URL('../public', import.meta.url));
 
-/** A library's error code → the HTTP status the portal answers with (never 500 for bad input). */
-export function statusForCode(code: string): number {
-  if (/not-found$|unknown$|-unknown|binding-mismatch/.test(code)) return 404;
+/**
+ * Library error codes that are the visitor's or the staff member's doing, by HTTP status: an
+ * allow-list. Any other code — a database, data map, policy or key-store failure, a corrupt
+ * export, a code added to a package later — is the portal's own fault: 500, logged, never
+ * blamed on the request as a 400.
+ */
+const clientErrors: ReadonlyArray<[RegExp, number]> = [
+  [
+    /^(requests\/(not-found|directive-not-found)|erasure\/plan-not-found|retention\/(hold|run)-not-found|consent\/unknown-event|subject-access\/(export-unknown|token-unknown|token-binding-mismatch))$/,
+    404,
+  ],
   // A redacted request's personal data is gone for good (the request log's retention).
-  if (/token-used|token-expired|verification-expired|requests\/redacted$/.test(code)) return 410;
-  // Too many wrong codes: wait. A plan another worker holds is a conflict, not a rate limit.
-  if (/verification-locked$|verification-throttled$/.test(code)) return 429;
-  if (/transition|too-late|limit$|conflict|already|on-hold|held|plan-locked|lease-lost/.test(code))
-    return 409;
-  // A stored notice that is missing or altered, or a ledger whose evidence keys live in a key
-  // store this portal was started without (CONSENT_KEYS_URL): the portal's, not the visitor's.
-  if (/notice-unavailable$|key-store-required$/.test(code)) return 500;
-  // The evidence key store did not answer: nothing was written; the visitor may try again.
-  if (/key-store-failed$/.test(code)) return 503;
-  return 400;
+  [/^(subject-access\/token-used|[a-z-]+\/token-expired|requests\/(verification-expired|redacted))$/, 410],
+  // Too many wrong codes: wait.
+  [/^requests\/(verification-locked|verification-throttled)$/, 429],
+  // A state the request does not fit (a transition, a plan another worker holds, a hold).
+  [
+    /^(requests\/(illegal-transition|extension-too-late|extension-limit|intake-conflict|directive-revoked|write-conflict)|consent\/(notice-version-conflict|notice-outdated|duplicate-event|write-conflict)|erasure\/(plan-locked|lease-lost|plan-already-run|plan-superseded|changed-while-planning|held-since-planning|identities-purged|notification-already-delivered|notifications-pending|not-verified|write-conflict)|retention\/(hold-already-released|write-conflict))$/,
+    409,
+  ],
+  // The evidence key store did not answer: nothing was written; try again.
+  [/^(consent\/key-store-failed|cookies\/scanner-unavailable)$/, 503],
+  [
+    /^([a-z-]+\/invalid-input|input\/invalid|requests\/(reason-required|extension-reasons-required|verification-failed|identity-unverified|delivery-address-mismatch|proof-required|not-executor)|consent\/(invalid-decision|invalid-subject|bundled-purposes|[a-z-]+-not-consent|condition-of-service|explicit-consent-required|parental-authorisation-required|method-source-mismatch|unknown-purpose|not-consent-purpose|unknown-notice-(version|hash|language))|erasure\/no-identities|subject-access\/no-identity|retention\/(invalid-hold|invalid-fact)|cookies\/(invalid-cookie|invalid-set-cookie|invalid-csv))$/,
+    400,
+  ],
+];
+
+/** A library's error code → the HTTP status the portal answers with; unlisted codes are 500. */
+export function statusForCode(code: string): number {
+  return clientErrors.find(([pattern]) => pattern.test(code))?.[1] ?? 500;
 }
 
 function statusOf(error: unknown): number {
@@ -148,7 +185,7 @@ function statusOf(error: unknown): number {
  * The reference privacy centre as an Express 5 app. It never listens: `server.ts` does, and tests
  * drive the returned app on an ephemeral port.
  */
-export function createApp(deps: AppDeps): Express {
+export function createApp(deps: AppDeps): Express & { housekeeping: Housekeeping } {
   const { db, policy, logError = (error) => console.error(error) } = deps;
   const clock = deps.clock ?? systemClock;
   const logRefusal = deps.logRefusal ?? ((event) => console.warn(`refused ${event.what} ${event.id}`));
@@ -158,6 +195,8 @@ export function createApp(deps: AppDeps): Express {
   const unverifiedRequestDays = deps.unverifiedRequestDays ?? DEFAULT_UNVERIFIED_REQUEST_DAYS;
   const tenant = policy.tenant;
   const mailer = deps.mailer ?? outboxMailer({ db, tenant, clock });
+  const linkOrigin = deps.publicOrigin ?? deps.linkOrigin;
+  const sessionSecrets = [deps.sessionSecret].flat();
   const staff = createStaffDirectory({
     db,
     tenant,
@@ -188,9 +227,12 @@ export function createApp(deps: AppDeps): Express {
           .executeTakeFirst();
         return row ? String(row.email) : null;
       },
-      verificationLink: deps.publicOrigin
-        ? (token) => `${deps.publicOrigin}/rights/verify?token=${encodeURIComponent(token)}`
-        : undefined,
+      ...(linkOrigin
+        ? {
+            verificationLink: (token: string) =>
+              `${linkOrigin}/rights/verify?token=${encodeURIComponent(token)}`,
+          }
+        : { mailer: tokenInsteadOfLink(mailer) }),
       onDeliveryError: logError,
     }),
     ledger:
@@ -251,7 +293,7 @@ export function createApp(deps: AppDeps): Express {
   }
   app.use(express.static(publicDir, { index: false, maxAge: '1h' }));
   app.use(express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 100 }));
-  const { middleware: sessionMiddleware } = sessions({
+  const { middleware: sessionMiddleware, store: sessionStore } = sessions({
     db,
     clock,
     secret: deps.sessionSecret,
@@ -268,9 +310,18 @@ export function createApp(deps: AppDeps): Express {
       if (typeof since !== 'number' || clock.now().getTime() - since >= staffSessionMaxMs) {
         delete req.session.staffId;
         delete req.session.staffSince;
+        delete req.session.staffStamp;
       } else {
         const member = await services.staff.get(req.session.staffId);
-        if (member) res.locals.staff = member;
+        // A password changed since this session signed in (by its owner, in another session)
+        // ends it: before, the creator of an account stayed signed in as it after its owner
+        // replaced the password the creator had chosen.
+        if (member && member.passwordStamp === req.session.staffStamp) res.locals.staff = member;
+        else {
+          delete req.session.staffId;
+          delete req.session.staffSince;
+          delete req.session.staffStamp;
+        }
       }
     }
     next();
@@ -283,7 +334,16 @@ export function createApp(deps: AppDeps): Express {
     res.set('Cache-Control', 'no-store');
     next();
   });
-  app.use(csrfProtection({ publicOrigin: deps.publicOrigin }));
+  app.use(csrfProtection({ publicOrigin: deps.publicOrigin, exempt: ['/newsletter/unsubscribe'] }));
+  app.use(
+    applyGpcSignal({
+      policy,
+      ledger: services.ledger,
+      secureCookies,
+      logError: (error) => logError(error),
+      limit: limits.consent,
+    }),
+  );
 
   app.get('/', (_req, res) => res.redirect(303, '/privacy'));
   app.get('/healthz', async (_req, res) => {
@@ -310,8 +370,20 @@ export function createApp(deps: AppDeps): Express {
       mailer,
       logError,
       limit: limits.intake,
+      unsubscribe: createUnsubscribeLinks(sessionSecrets),
+      ...(linkOrigin ? { linkOrigin } : {}),
     }),
   );
+  const returnCodes = createReturnCodes({
+    db,
+    tenant,
+    clock,
+    secret: deps.codeSecret ?? hmacSha256Hex(sessionSecrets[0] ?? '', 'privacykit-portal/return-codes'),
+  });
+  // A withdrawal of consent or an objection to direct marketing, applied to the ledger when the
+  // requester verifies it and again (idempotently) when staff complete it.
+  const consentRequest = async (record: Parameters<typeof applyConsentRequest>[0]['record']) =>
+    applyConsentRequest({ ledger: services.ledger, policy, dataMap, record });
   app.use(
     requestRoutes({
       policy,
@@ -319,17 +391,22 @@ export function createApp(deps: AppDeps): Express {
       exports: services.exports,
       requestExports: services.requestExports,
       limits,
-      returnCodes: createReturnCodes({
-        db,
-        tenant,
-        clock,
-        secret:
-          deps.codeSecret ??
-          hmacSha256Hex([deps.sessionSecret].flat()[0] ?? '', 'privacykit-portal/return-codes'),
-      }),
+      returnCodes,
       mailer,
       logError,
       logRefusal: (event) => logRefusal(event),
+      onVerified: async (requestId) => {
+        const record = await services.requests.get(requestId);
+        const outcome = await consentRequest(record);
+        if (outcome) {
+          await services.audit.record({
+            actor: 'requester',
+            action: 'consent.request-applied',
+            target: requestId,
+            detail: describeConsentOutcome(policy, outcome).slice(0, 500),
+          });
+        }
+      },
     }),
   );
   app.use(
@@ -339,6 +416,11 @@ export function createApp(deps: AppDeps): Express {
       audit: services.audit,
       loginLimit: limits.login,
       loginAccountLimit: limits.loginAccount,
+      loginAddressLimit: limits.loginAddress,
+      hashGate: createHashGate({
+        running: deps.signInConcurrency?.running ?? 2,
+        waiting: deps.signInConcurrency?.waiting ?? 16,
+      }),
     }),
   );
   app.use('/admin', requireStaff);
@@ -438,6 +520,7 @@ export function createApp(deps: AppDeps): Express {
       audit: services.audit,
       approvals: services.approvals,
       mailer,
+      applyConsentRequest: consentRequest,
       // Identified subjects are `email:<address>` in the ledger (newsletter consent, imports).
       extraActions: (record, csrf) =>
         record.right === 'erasure' && record.status === 'in-progress'
@@ -470,7 +553,11 @@ export function createApp(deps: AppDeps): Express {
 
   const onError: ErrorRequestHandler = (error, req, res, _next) => {
     const status = statusOf(error);
-    if (status === 500) logError(error);
+    // Server-side failures are logged; an HttpError is an answer the portal chose (a busy 503).
+    if (status >= 500 && !(error instanceof HttpError)) logError(error);
+    if (error instanceof HttpError && error.retryAfter !== undefined && !res.headersSent) {
+      res.set('Retry-After', String(error.retryAfter));
+    }
     const message =
       status === 500
         ? 'Something went wrong on our side. Please try again later.'
@@ -478,7 +565,7 @@ export function createApp(deps: AppDeps): Express {
           ? error.message
           : 'The request could not be understood.';
     const title =
-      status === 500
+      status >= 500
         ? 'Sorry'
         : status === 403
           ? 'Refused'
@@ -499,5 +586,45 @@ export function createApp(deps: AppDeps): Express {
     }
   };
   app.use(onError);
-  return app;
+
+  // What the portal keeps only for a while, purged on a timer that runs while the server does.
+  const housekeeping = createHousekeeping({
+    intervalMs: deps.housekeepingIntervalMs ?? 10 * 60_000,
+    logError,
+    tasks: [
+      { name: 'sessions', run: () => sessionStore.purgeExpired() },
+      { name: 'returnCodes', run: () => returnCodes.purge() },
+      { name: 'outbox', run: () => purgeOutbox(db, tenant, clock) },
+      { name: 'exports', run: async () => (await services.exports.purgeExpired()).packages },
+    ],
+  });
+  // Started with the server `app.listen` makes and stopped when it closes; a host that mounts the
+  // app on a server of its own calls `app.housekeeping.start()` and `.stop()` itself.
+  const listen = app.listen.bind(app) as (...args: unknown[]) => Server;
+  const portal = Object.assign(app, { housekeeping });
+  portal.listen = ((...args: unknown[]) => {
+    const server = listen(...args);
+    server.once('listening', () => housekeeping.start());
+    server.once('close', () => void housekeeping.stop());
+    return server;
+  }) as Express['listen'];
+  return portal;
+}
+
+/**
+ * Without an origin for links, the requests package's confirmation mail would say "Or confirm with
+ * this link:" over a bare token: say what it is and where it goes instead.
+ */
+function tokenInsteadOfLink(mailer: Mailer): Mailer {
+  const where = 'on the "Confirm your request" page of our privacy centre (/rights/verify)';
+  return {
+    send: (message) =>
+      mailer.send({
+        ...message,
+        text: message.text
+          .replace(/^Or confirm with this link: (\S+)$/m, `Or paste this confirmation token ${where}: $1`)
+          .replace(/^Or this link: (\S+)$/m, `Or paste this confirmation token ${where}: $1`)
+          .replace(/^The code and link expire/m, 'The code and token expire'),
+      }),
+  };
 }

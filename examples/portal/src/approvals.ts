@@ -33,9 +33,9 @@ export interface Approvals {
   /**
    * Approves the pending request as `approver` (`by` is their actor name). 409 when nothing is
    * pending; 403 when `by` asked for it, when the approver's account was created after the
-   * approval was asked for, or when the requester created it (or an account that did): an admin
-   * could otherwise create a second account, whose password they chose, and approve their own
-   * request with it.
+   * approval was asked for, or when either account made the other, directly or through accounts
+   * it made: an admin could otherwise create a second account, whose password they chose, and
+   * approve their own request with it — or ask with that account and approve as themselves.
    */
   approve(input: {
     action: ApprovalAction;
@@ -76,11 +76,14 @@ export const newApproverMessage =
 export const madeByRequesterMessage =
   'Four-eyes rule: your account was created by the staff member who asked for this approval (or by an account they created), so someone else must approve it.';
 
+export const madeRequesterMessage =
+  'Four-eyes rule: the staff member who asked for this approval has an account you created (or one created by an account you created), so someone else must approve it.';
+
 export function createApprovals(options: {
   db: Kysely<any>;
   tenant: string;
   clock: Clock;
-  staff: Pick<StaffDirectory, 'creators'>;
+  staff: Pick<StaffDirectory, 'creators' | 'findByEmail'>;
 }): Approvals {
   const { db, tenant, clock } = options;
 
@@ -128,6 +131,14 @@ export function createApprovals(options: {
       const creators = await options.staff.creators(approver.id);
       if (creators.some((creator) => `staff:${creator.email}` === pending.requestedBy)) {
         throw new HttpError(403, madeByRequesterMessage);
+      }
+      // The other way round: the approver made the requester's account (and chose its first
+      // password, so may have asked in its name).
+      const requester = pending.requestedBy.startsWith('staff:')
+        ? await options.staff.findByEmail(pending.requestedBy.slice('staff:'.length))
+        : undefined;
+      if (requester && (await options.staff.creators(requester.id)).some((c) => c.id === approver.id)) {
+        throw new HttpError(403, madeRequesterMessage);
       }
       const at = clock.now().toISOString();
       const result = await db

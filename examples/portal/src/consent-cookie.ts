@@ -17,6 +17,13 @@ export const consentCookieSchema = z
     n: z.string().max(64),
     /** When the choice was made (ISO instant). */
     t: z.string().max(40),
+    /** The notice version under which this browser's `Sec-GPC: 1` was last applied to the ledger. */
+    g: z.string().max(64).optional(),
+    /**
+     * Purposes the subject granted after GPC had refused them: the later grant is kept, and the
+     * visitor is shown the conflict while their browser sends the signal (G03, hostile case 25).
+     */
+    c: z.array(z.string().max(64)).max(20).optional(),
   })
   .strict();
 export type ConsentCookie = z.infer<typeof consentCookieSchema>;
@@ -70,17 +77,29 @@ export function readCookies(req: Request): Map<string, string> {
   return out;
 }
 
-/** The visitor's stored choice; `undefined` when absent, malformed, or made under another notice. */
-export function readConsentCookie(req: Request, policy: Policy): ConsentCookie | undefined {
+/**
+ * The visitor's stored choice whatever notice version it was made under; `undefined` when absent
+ * or malformed. Its subject id stays this browser's in the ledger across notice changes.
+ */
+export function readAnyConsentCookie(req: Request): ConsentCookie | undefined {
   const raw = readCookies(req).get(CONSENT_COOKIE);
   if (!raw) return undefined;
   try {
     const parsed = consentCookieSchema.safeParse(JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')));
-    if (!parsed.success || parsed.data.n !== policy.version) return undefined;
-    return parsed.data;
+    return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The visitor's choice under the current notice; `undefined` when absent, malformed, or made under
+ * another notice version — then the banner asks again (Art 5(1)(b)), but the visitor is the same
+ * subject: see {@link readAnyConsentCookie}.
+ */
+export function readConsentCookie(req: Request, policy: Policy): ConsentCookie | undefined {
+  const cookie = readAnyConsentCookie(req);
+  return cookie?.n === policy.version ? cookie : undefined;
 }
 
 export function newSubjectId(): string {

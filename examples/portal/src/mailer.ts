@@ -7,6 +7,8 @@ export interface MailMessage {
   to: string;
   subject: string;
   text: string;
+  /** Extra headers (`List-Unsubscribe` on newsletter mail, RFC 8058). */
+  headers?: Record<string, string>;
 }
 
 /** How the portal sends mail. Structurally the same as `@privacykit/requests`' `Mailer`. */
@@ -21,6 +23,12 @@ export function smtpMailer(options: { url: string; from: string }): Mailer {
 }
 
 const OUTBOX = 'privacykit_portal_outbox';
+
+/**
+ * How long development mail stays in the outbox: it holds addresses and one-time codes, which are
+ * spent within the hour; a week is enough to look back at what was sent.
+ */
+export const OUTBOX_RETENTION_MS = 7 * 86_400_000;
 
 /**
  * Development mail: nothing leaves the machine; messages land in a table shown at /admin/outbox.
@@ -67,4 +75,15 @@ export async function listOutbox(db: Kysely<any>, tenant: string, limit = 50): P
     body: row.body,
     sentAt: row.sent_at,
   }));
+}
+
+/** Deletes outbox mail older than {@link OUTBOX_RETENTION_MS} (housekeeping); returns how many. */
+export async function purgeOutbox(db: Kysely<any>, tenant: string, clock: Clock): Promise<number> {
+  const before = new Date(clock.now().getTime() - OUTBOX_RETENTION_MS).toISOString();
+  const result = await db
+    .deleteFrom(OUTBOX)
+    .where('tenant', '=', tenant)
+    .where('sent_at', '<', before)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
 }

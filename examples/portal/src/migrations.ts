@@ -175,5 +175,24 @@ export const portalMigrations: PackageMigrations = {
         await db.schema.alterTable('privacykit_portal_staff').dropColumn('created_by').execute();
       },
     },
+    '0007_own_passwords': {
+      async up(db: Kysely<any>) {
+        // 1: the password was chosen by the account's creator, and its owner must replace it at
+        // their next sign-in. Accounts another staff member created before this migration never
+        // had a way to change theirs, so they all do.
+        await db.schema
+          .alterTable('privacykit_portal_staff')
+          .addColumn('password_change_due', columnType.flag, (col) => col.notNull().defaultTo(0))
+          .execute();
+        await db
+          .updateTable('privacykit_portal_staff')
+          .set({ password_change_due: 1 })
+          .where('created_by', 'is not', null)
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable('privacykit_portal_staff').dropColumn('password_change_due').execute();
+      },
+    },
   },
 };

@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import type { Policy } from '@privacykit/core';
 import { bannerPurposes, readConsentCookie } from './consent-cookie.js';
 import type { BannerPurpose } from './consent-cookie.js';
-import { gpcEnabled } from './gpc.js';
+import { gpcEnabled, gpcNoticeOf } from './gpc.js';
 import { csrfToken } from './security.js';
 import type { StaffMember } from './staff.js';
 import type { SafeHtml } from './views/html.js';
@@ -25,6 +25,8 @@ export function pageContext(req: Request, res: Response, policy: Policy): PageCo
   const choice = readConsentCookie(req, policy);
   const gpc = gpcEnabled(req);
   const staff = currentStaff(res);
+  const notice = gpcNoticeOf(res);
+  const nameOf = (id: string) => policy.purposes.find((purpose) => purpose.id === id)?.name ?? id;
   return {
     site: policy.controller.name,
     csrfToken: csrfToken(req),
@@ -32,6 +34,9 @@ export function pageContext(req: Request, res: Response, policy: Policy): PageCo
     bannerPurposes: purposes,
     analytics: choice?.p['audience-measurement'] === true,
     gpc,
+    ...(notice && !req.path.startsWith('/admin')
+      ? { gpcNotice: { applied: notice.applied.map(nameOf), kept: notice.kept.map(nameOf) } }
+      : {}),
     staff: staff ? { name: staff.name, role: staff.role } : undefined,
     path: req.path,
   };

@@ -2,6 +2,9 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '@privacykit/core';
 
 const TABLE = 'privacykit_portal_request_exports';
+// The export store's package table (`@privacykit/subject-access`), read to know whether a package
+// can still be downloaded: the store offers no look-up that writes nothing.
+const PACKAGES = 'privacykit_subject_access_packages';
 
 export interface RequestExportInfo {
   exportId: string;
@@ -26,6 +29,13 @@ export interface RequestExports {
   latest(requestId: string): Promise<RequestExportInfo | undefined>;
   /** The latest package, released or not (back office). */
   latestAny(requestId: string): Promise<RequestExportInfo | undefined>;
+  /** One package of the request, released or not (back office). */
+  get(requestId: string, exportId: string): Promise<RequestExportInfo | undefined>;
+  /**
+   * Whether the export store still holds the package and can hand it out (stored, not past its
+   * retention): one purged, or expired while it awaited release, can only be exported again.
+   */
+  available(exportId: string): Promise<boolean>;
 }
 
 type Row = {
@@ -89,6 +99,28 @@ export function createRequestExports(options: {
         .where('export_id', '=', input.exportId)
         .where('released_at', 'is', null)
         .execute();
+    },
+    async get(requestId, exportId) {
+      const row = (await db
+        .selectFrom(TABLE)
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('request_id', '=', requestId)
+        .where('export_id', '=', exportId)
+        .executeTakeFirst()) as Row | undefined;
+      return row ? fromRow(row) : undefined;
+    },
+    async available(exportId) {
+      const row = await db
+        .selectFrom(PACKAGES)
+        .select('expires_at')
+        .where('tenant', '=', tenant)
+        .where('id', '=', exportId)
+        .where('status', '=', 'ready')
+        .executeTakeFirst();
+      if (!row) return false;
+      const expiresAt = new Date(row.expires_at as string | Date).getTime();
+      return expiresAt > clock.now().getTime();
     },
     latest: (requestId) => latestWhere(requestId, true),
     latestAny: (requestId) => latestWhere(requestId, false),

@@ -8,6 +8,12 @@ const TABLE = 'privacykit_portal_return_codes';
 
 export const RETURN_CODE_TTL_MS = 10 * 60_000;
 export const RETURN_CODE_TRIES = 5;
+/** The window of the per-request caps below; rows are kept this long, then purged. */
+export const RETURN_CODE_WINDOW_MS = 60 * 60_000;
+/** Codes mailed per request per window: past it, a check gets the same page and a dead challenge. */
+export const RETURN_CODE_MAILS = 3;
+/** Tries per request per window, over all its challenges, right or wrong. */
+export const RETURN_CODE_REQUEST_TRIES = 10;
 
 /**
  * Fresh single-use codes for a visitor coming back to a request they verified earlier, from
@@ -15,15 +21,24 @@ export const RETURN_CODE_TRIES = 5;
  * properties as its codes: 8 digits, stored only as HMAC-SHA-256 under a server secret, valid 10
  * minutes, one use, 5 tries (each try reserved by a conditional update, so parallel guesses cannot
  * exceed it). A challenge is also made — never mailed, never matching — when the reference and
- * address do not match, so both cases look the same from outside.
+ * address do not match, so both cases look the same from outside, and when the request has had
+ * its {@link RETURN_CODE_MAILS} codes this hour: a challenge nobody was mailed must not be
+ * redeemable, or each "check my request" would hand out five more guesses. Tries are also
+ * counted per request over all its challenges ({@link RETURN_CODE_REQUEST_TRIES} an hour).
  */
 export interface ReturnCodes {
-  /** A new challenge for `requestId` (or a dead one for `null`); the code is only for the mail. */
-  issue(requestId: string | null): Promise<{ challengeId: string; code: string }>;
-  /** Challenges issued for the request in the last `ms` milliseconds (to cap mails per request). */
+  /**
+   * A new challenge for `requestId` (or a dead one for `null`); the code is only for the mail,
+   * and `mail` says whether to send it: false when the request has had its codes this hour (the
+   * challenge is then dead too).
+   */
+  issue(requestId: string | null): Promise<{ challengeId: string; code: string; mail: boolean }>;
+  /** Live challenges issued for the request in the last `ms` milliseconds. */
   issuedWithin(requestId: string, ms: number): Promise<number>;
   /** The request id when the code is right; `undefined` (one try spent) otherwise. */
   redeem(challengeId: string, code: string): Promise<string | undefined>;
+  /** Deletes challenges older than the window (all long expired); returns how many. */
+  purge(): Promise<number>;
 }
 
 export function createReturnCodes(options: {
@@ -35,8 +50,26 @@ export function createReturnCodes(options: {
   const { db, tenant, clock, secret } = options;
   const hash = (challengeId: string, code: string) => hmacSha256Hex(secret, `${challengeId}:${code}`);
 
+  const issuedWithin = async (requestId: string, ms: number) => {
+    const since = new Date(clock.now().getTime() - ms);
+    const row = await db
+      .selectFrom(TABLE)
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('tenant', '=', tenant)
+      .where('request_id', '=', requestId)
+      .where('created_at', '>=', since.toISOString())
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  };
+
   return {
+    issuedWithin,
+
     async issue(requestId) {
+      // Checked before the insert: two checks racing may both get a live code (one more mail
+      // at most); the per-request try count below still bounds the guesses.
+      const live =
+        requestId !== null && (await issuedWithin(requestId, RETURN_CODE_WINDOW_MS)) < RETURN_CODE_MAILS;
       const now = clock.now();
       const challengeId = newId(now);
       const code = String(randomInt(0, 100_000_000)).padStart(8, '0');
@@ -45,7 +78,7 @@ export function createReturnCodes(options: {
         .values({
           id: challengeId,
           tenant,
-          request_id: requestId,
+          request_id: live ? requestId : null,
           code_hash: hash(challengeId, code),
           attempts: 0,
           created_at: now.toISOString(),
@@ -53,23 +86,29 @@ export function createReturnCodes(options: {
           consumed_at: null,
         })
         .execute();
-      return { challengeId, code };
-    },
-
-    async issuedWithin(requestId, ms) {
-      const since = new Date(clock.now().getTime() - ms);
-      const row = await db
-        .selectFrom(TABLE)
-        .select((eb) => eb.fn.countAll().as('n'))
-        .where('tenant', '=', tenant)
-        .where('request_id', '=', requestId)
-        .where('created_at', '>=', since.toISOString())
-        .executeTakeFirstOrThrow();
-      return Number(row.n);
+      return { challengeId, code, mail: live };
     },
 
     async redeem(challengeId, code) {
       const now = clock.now().toISOString();
+      const target = await db
+        .selectFrom(TABLE)
+        .select('request_id')
+        .where('tenant', '=', tenant)
+        .where('id', '=', challengeId)
+        .executeTakeFirst();
+      if (target?.request_id) {
+        // Tries over every challenge of the request this hour: however many sessions ask.
+        const since = new Date(clock.now().getTime() - RETURN_CODE_WINDOW_MS).toISOString();
+        const spent = await db
+          .selectFrom(TABLE)
+          .select((eb) => eb.fn.sum<number | string | null>('attempts').as('n'))
+          .where('tenant', '=', tenant)
+          .where('request_id', '=', String(target.request_id))
+          .where('created_at', '>=', since)
+          .executeTakeFirstOrThrow();
+        if (Number(spent.n ?? 0) >= RETURN_CODE_REQUEST_TRIES) return undefined;
+      }
       // Reserve one try first: expired, used or exhausted challenges reserve nothing.
       const reserved = await db
         .updateTable(TABLE)
@@ -97,6 +136,16 @@ export function createReturnCodes(options: {
         .where('consumed_at', 'is', null)
         .executeTakeFirst();
       return Number(consumed.numUpdatedRows) === 1 ? String(row.request_id) : undefined;
+    },
+
+    async purge() {
+      const before = new Date(clock.now().getTime() - RETURN_CODE_WINDOW_MS).toISOString();
+      const result = await db
+        .deleteFrom(TABLE)
+        .where('tenant', '=', tenant)
+        .where('created_at', '<', before)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
   };
 }

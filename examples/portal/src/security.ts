@@ -1,14 +1,14 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
-import { randomToken } from '@privacykit/core';
 import { HttpError } from './http-error.js';
 
-/** The CSRF token of this session, created on first use (it is what stores the session). */
+/**
+ * The CSRF token for this browser's forms: an HMAC of its session id (see `sessions()`), so a
+ * page with a form stores no session row.
+ */
 export function csrfToken(req: Request): string {
-  if (!req.session) return '';
-  req.session.csrf ??= randomToken(32);
-  return req.session.csrf;
+  return req.csrfToken?.() ?? '';
 }
 
 function sameToken(a: unknown, b: string | undefined): boolean {
@@ -26,11 +26,16 @@ function expectedOrigin(req: Request, publicOrigin: string | undefined): string 
  * CSRF protection for every state-changing request (S03, ASVS 3.5): the `Origin` (or, failing
  * that, `Referer`) must be this site when present, and the form must carry the session's
  * synchronizer token in `_csrf`. SameSite=Lax on the session cookie is the third layer. GET and
- * HEAD never mutate, so they pass.
+ * HEAD never mutate, so they pass. `exempt` names POST routes whose form carries its own
+ * authority instead (a signed single-purpose token mailed to its owner, posted by a mail client).
  */
-export function csrfProtection(options: { publicOrigin?: string } = {}): RequestHandler {
+export function csrfProtection(
+  options: { publicOrigin?: string; exempt?: readonly string[] } = {},
+): RequestHandler {
+  const exempt = new Set(options.exempt ?? []);
   return (req, _res, next) => {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+    if (exempt.has(req.path)) return next();
     const expected = expectedOrigin(req, options.publicOrigin);
     const origin = req.get('origin');
     const referer = req.get('referer');
@@ -48,7 +53,7 @@ export function csrfProtection(options: { publicOrigin?: string } = {}): Request
       return next(new HttpError(403, 'This form was sent from another site and has been refused.'));
     }
     const body = req.body as Record<string, unknown> | undefined;
-    if (!sameToken(body?._csrf, req.session?.csrf)) {
+    if (!sameToken(body?._csrf, req.csrfExpected)) {
       return next(
         new HttpError(
           403,
@@ -65,6 +70,11 @@ export interface RateLimits {
   login: number;
   /** Failed staff logins per account per hour, from any number of IPs (ASVS 2.2.1: at most 100). */
   loginAccount: number;
+  /**
+   * Failed staff logins per IP per 15 minutes, whatever the accounts: one address spraying a new
+   * email on every try is not slowed by the per-account limits.
+   */
+  loginAddress: number;
   /** Rights requests filed per IP per hour. */
   intake: number;
   /** Verification-code and download attempts per IP per 15 minutes. */
@@ -76,6 +86,7 @@ export interface RateLimits {
 export const defaultRateLimits: RateLimits = {
   login: 5,
   loginAccount: 100,
+  loginAddress: 20,
   intake: 10,
   verify: 10,
   consent: 600,
@@ -98,6 +109,7 @@ export function limiter(options: {
     legacyHeaders: false,
     ...(options.key ? { keyGenerator: options.key } : {}),
     validate: { keyGeneratorIpFallback: false },
+    // express-rate-limit has set Retry-After already (standardHeaders).
     handler: (_req, _res, next) => next(new HttpError(429, options.message)),
   });
 }

@@ -72,6 +72,8 @@ const app = createApp({
   mailer,
   sessionSecret: process.env.SESSION_SECRET ?? randomToken(32),
   publicOrigin,
+  // Without PUBLIC_ORIGIN, mail links point where the portal listens (development).
+  linkOrigin: listenOrigin,
   scanOrigins,
   secureCookies: publicOrigin?.startsWith('https:') ? true : 'auto',
   trustProxy: process.env.TRUST_PROXY ? Number(process.env.TRUST_PROXY) || process.env.TRUST_PROXY : false,
@@ -81,10 +83,25 @@ const server = app.listen(port, host, () => {
   console.log(
     `PrivacyKit portal listening on http://${host === '0.0.0.0' ? 'localhost' : host}:${port}/  (database: ${engineOfUrl(databaseUrl)}${keyDb ? `; evidence keys: ${engineOfUrl(keysUrl as string)}` : ''}${process.env.SMTP_URL ? '' : '; mail goes to /admin/outbox'})`,
   );
+  // Listening beyond loopback means people reach the portal at some other name: the links mailed
+  // (request confirmation, unsubscribe) would point at http://HOST:PORT, which they cannot use.
+  const loopback = ['127.0.0.1', '::1', 'localhost'].includes(host) || host.startsWith('127.');
+  if (!publicOrigin && !loopback) {
+    console.warn(
+      `Warning: PUBLIC_ORIGIN is not set, so links in mail point at ${listenOrigin}, the address the portal listens on. Set PUBLIC_ORIGIN to the address people use (https://privacy.example.com).`,
+    );
+  }
 });
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
-    server.close(() => void Promise.all([db.destroy(), keyDb?.destroy()]).then(() => process.exit(0)));
+    // Closing the server stops the housekeeping timer; a purge in progress ends before the database closes.
+    server.close(
+      () =>
+        void app.housekeeping
+          .stop()
+          .then(() => Promise.all([db.destroy(), keyDb?.destroy()]))
+          .then(() => process.exit(0)),
+    );
   });
 }

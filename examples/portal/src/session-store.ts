@@ -7,10 +7,19 @@ import { engineOf } from '@privacykit/core/db';
 
 const TABLE = 'privacykit_portal_sessions';
 
+/** Marks a session object that was loaded from a row (set by `sessions()` in session.ts). */
+export const STORED_SESSION = Symbol('privacykit.storedSession');
+
+/** True when a session holds nothing but its cookie settings: nothing worth a row. */
+function isEmpty(data: SessionData): boolean {
+  return Object.entries(data).every(([key, value]) => key === 'cookie' || value === undefined);
+}
+
 /**
  * A server-side session store on the portal's own database (any engine kysely speaks), so
  * sessions survive restarts and work across several portal processes. Expired rows are ignored on
- * read and purged by {@link KyselySessionStore.purgeExpired}. Rows are keyed by the SHA-256 of the
+ * read and purged by {@link KyselySessionStore.purgeExpired}; sessions holding nothing are never
+ * stored. Rows are keyed by the SHA-256 of the
  * session id, never the id itself: a copy of the table (a backup, a read-only leak) holds no
  * cookie anyone could sign in with.
  */
@@ -47,6 +56,16 @@ export class KyselySessionStore extends session.Store {
   }
 
   override set(sid: string, data: SessionData, callback?: (err?: unknown) => void): void {
+    // An empty session is not stored (a browser that only read pages and their forms), and one
+    // that was emptied loses its row; neither is a write on every page view.
+    if (isEmpty(data)) {
+      if (!(data as { [STORED_SESSION]?: boolean })[STORED_SESSION]) {
+        callback?.();
+        return;
+      }
+      this.destroy(sid, callback);
+      return;
+    }
     const values = { data: JSON.stringify(data), expires_at: this.expiresAt(data) };
     // One upsert statement: an update-then-insert transaction deadlocks on MySQL gap locks when
     // two requests of one new session save at once.
@@ -84,7 +103,7 @@ export class KyselySessionStore extends session.Store {
       );
   }
 
-  /** Deletes expired sessions; call it from a timer or a cron. */
+  /** Deletes expired sessions; the portal's housekeeping timer calls it (`housekeeping.ts`). */
   async purgeExpired(): Promise<number> {
     const result = await this.db
       .deleteFrom(TABLE)

@@ -1,4 +1,4 @@
-import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import type { ScryptOptions } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
@@ -17,6 +17,17 @@ export interface StaffMember {
   createdAt: string;
   /** The id of the staff member who created the account, when one did (not the first admin). */
   createdBy?: string;
+  /**
+   * The password was chosen by whoever created the account: the member sets their own at their
+   * first sign-in, before anything else (a creator who knows it could otherwise act as them).
+   */
+  mustChangePassword: boolean;
+  /**
+   * Changes whenever the password does (a digest of its hash, never the hash): a session stores
+   * the one it signed in under, and one that no longer matches is signed out, so a password change
+   * ends every other session of the member — the creator's among them.
+   */
+  passwordStamp: string;
 }
 
 const TABLE = 'privacykit_portal_staff';
@@ -84,6 +95,14 @@ export function needsRehash(stored: string, params: ScryptParams = scryptParams)
 }
 
 /** The form of a staff email the directory looks up (and the sign-in limiter counts by). */
+/** The {@link StaffMember.passwordStamp} of a stored password hash. */
+export function passwordStampOf(passwordHash: string): string {
+  return createHash('sha256')
+    .update(`privacykit-portal/password-stamp|${passwordHash}`)
+    .digest('base64url')
+    .slice(0, 22);
+}
+
 export function normaliseEmail(email: string): string {
   return email.trim().replace(/[A-Z]/g, (c) => c.toLowerCase());
 }
@@ -101,8 +120,15 @@ export interface StaffDirectory {
   creators(id: string): Promise<StaffMember[]>;
   /** The staff member when email and password match; `undefined` otherwise, whichever was wrong. */
   authenticate(email: string, password: string): Promise<StaffMember | undefined>;
+  /**
+   * Sets a member's own password when `current` is theirs; clears `mustChangePassword`. False when
+   * `current` is wrong. The caller checks the new password's length and that it differs.
+   */
+  changePassword(id: string, current: string, next: string): Promise<boolean>;
   list(): Promise<StaffMember[]>;
   get(id: string): Promise<StaffMember | undefined>;
+  /** The account with this email (as sign-in normalises it), if any. */
+  findByEmail(email: string): Promise<StaffMember | undefined>;
   /** On first start: creates an admin with a generated password and returns it (shown once). */
   ensureInitialAdmin(email?: string): Promise<{ email: string; password: string } | undefined>;
 }
@@ -133,6 +159,8 @@ export function createStaffDirectory(options: {
     role: staffRoleSchema.parse(row.role),
     createdAt: String(row.created_at),
     ...(row.created_by ? { createdBy: String(row.created_by) } : {}),
+    mustChangePassword: Number(row.password_change_due ?? 0) === 1,
+    passwordStamp: passwordStampOf(String(row.password_hash)),
   });
 
   const directory: StaffDirectory = {
@@ -144,17 +172,26 @@ export function createStaffDirectory(options: {
         name: input.name,
         role: input.role,
       };
+      const passwordHash = await hashPassword(input.password, params);
       await db
         .insertInto(TABLE)
         .values({
           ...member,
           tenant,
-          password_hash: await hashPassword(input.password, params),
+          password_hash: passwordHash,
           created_at: createdAt,
           created_by: options?.by ?? null,
+          // Whoever creates an account chooses its first password: its owner replaces it.
+          password_change_due: options?.by ? 1 : 0,
         })
         .execute();
-      return { ...member, createdAt, ...(options?.by ? { createdBy: options.by } : {}) };
+      return {
+        ...member,
+        createdAt,
+        ...(options?.by ? { createdBy: options.by } : {}),
+        mustChangePassword: Boolean(options?.by),
+        passwordStamp: passwordStampOf(passwordHash),
+      };
     },
     async creators(id) {
       const chain: StaffMember[] = [];
@@ -183,17 +220,34 @@ export function createStaffDirectory(options: {
       }
       const stored = String(row.password_hash);
       if (!(await verifyPassword(password, stored))) return undefined;
+      // The password is at hand only now: raise a legacy hash to the current parameters.
+      const rehashed = needsRehash(stored, params) ? await hashPassword(password, params) : undefined;
       await db
         .updateTable(TABLE)
         .set({
           last_login_at: clock.now().toISOString(),
-          // The password is at hand only now: raise a legacy hash to the current parameters.
-          ...(needsRehash(stored, params) ? { password_hash: await hashPassword(password, params) } : {}),
+          ...(rehashed ? { password_hash: rehashed } : {}),
         })
         .where('tenant', '=', tenant)
         .where('id', '=', row.id)
         .execute();
-      return toMember(row);
+      return toMember(rehashed ? { ...row, password_hash: rehashed } : row);
+    },
+    async changePassword(id, current, next) {
+      const row = await db
+        .selectFrom(TABLE)
+        .select('password_hash')
+        .where('tenant', '=', tenant)
+        .where('id', '=', id)
+        .executeTakeFirst();
+      if (!row || !(await verifyPassword(current, String(row.password_hash)))) return false;
+      await db
+        .updateTable(TABLE)
+        .set({ password_hash: await hashPassword(next, params), password_change_due: 0 })
+        .where('tenant', '=', tenant)
+        .where('id', '=', id)
+        .execute();
+      return true;
     },
     async list() {
       const rows = await db
@@ -210,6 +264,15 @@ export function createStaffDirectory(options: {
         .selectAll()
         .where('tenant', '=', tenant)
         .where('id', '=', id)
+        .executeTakeFirst();
+      return row ? toMember(row) : undefined;
+    },
+    async findByEmail(email) {
+      const row = await db
+        .selectFrom(TABLE)
+        .selectAll()
+        .where('tenant', '=', tenant)
+        .where('email', '=', normaliseEmail(email))
         .executeTakeFirst();
       return row ? toMember(row) : undefined;
     },

@@ -4,6 +4,7 @@ import { migrate } from '@privacykit/core/db';
 import { createTestDatabase, testEngines } from '@privacykit/core/testing';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedPolicy } from '../src/policy.js';
 import { Client, STAFF, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 
@@ -86,6 +87,90 @@ describe.each(testEngines())('cookie banner and consent ledger on $engine', (eng
     expect(consent).toContain('data-purpose="audience-measurement">granted');
     expect(consent).toContain('data-purpose="targeted-advertising">refused');
     expect(consent).toMatch(/gpc gpc-signal/);
+  });
+
+  it('applies a GPC signal sent after an earlier grant, once per subject, and tells the visitor; a later grant is kept and shown', async () => {
+    const visitor = new Client(portal.base);
+    await visitor.page('/privacy');
+    expect((await visitor.post('/cookies', { choice: 'accept-all', return: '/privacy' })).status).toBe(303);
+    const gpc = { 'sec-gpc': '1' };
+    const entries = async () =>
+      Number(
+        (
+          await portal.t.db
+            .selectFrom('privacykit_consent_ledger')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    // The browser turns GPC on and keeps browsing: the advertising grant ends, with GPC as source.
+    const first = await visitor.page('/privacy', gpc);
+    expect(first).toContain('data-gpc-applied');
+    expect(first).toContain('targeted advertising');
+    let consent = await visitor.page('/consent', gpc);
+    expect(consent).toContain('data-purpose="targeted-advertising">refused');
+    expect(consent).toContain('data-purpose="audience-measurement">granted');
+    expect(consent).toMatch(/gpc gpc-signal/);
+    // Not a ledger write per page view.
+    const written = await entries();
+    for (const path of ['/privacy', '/consent', '/cookies', '/rights']) await visitor.page(path, gpc);
+    expect(await entries()).toBe(written);
+
+    // The visitor, GPC off, agrees to advertising again: their later choice, then GPC comes back.
+    await visitor.page('/cookies');
+    await visitor.post('/cookies', {
+      choice: 'save',
+      'purpose_audience-measurement': 'granted',
+      'purpose_targeted-advertising': 'granted',
+    });
+    const kept = await visitor.page('/privacy', gpc);
+    expect(kept).toContain('data-gpc-kept');
+    expect(kept).not.toContain('data-gpc-applied');
+    consent = await visitor.page('/consent', gpc);
+    expect(consent).toContain(
+      'data-purpose="targeted-advertising">granted (you agreed after your browser’s Global Privacy Control signal',
+    );
+    // Shown on every page while the signal comes, without asking the ledger again.
+    const afterConflict = await entries();
+    for (const path of ['/privacy', '/rights'])
+      expect(await visitor.page(path, gpc)).toContain('data-gpc-kept');
+    expect(await entries()).toBe(afterConflict);
+    // Without the signal, nothing is said.
+    expect(await visitor.page('/privacy')).not.toContain('data-gpc-kept');
+    expect(portal.errors).toEqual([]);
+  });
+
+  it('writes nothing to the ledger for a GPC signal over a made-up consent cookie', async () => {
+    const count = async (table: string) =>
+      Number(
+        (
+          await portal.t.db
+            .selectFrom(table)
+            .select((eb) => eb.fn.countAll().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    const before = await count('privacykit_consent_ledger');
+    // A script forging `pk_consent` with a fresh subject on each GET, the signal on: before, each
+    // page view appended a refusal to the ledger for ever.
+    for (let i = 0; i < 25; i++) {
+      const forged = Buffer.from(
+        JSON.stringify({
+          v: 1,
+          s: `forged${String(i).padStart(12, '0')}`,
+          p: {},
+          n: seedPolicy.version,
+          t: '2025-03-10T09:00:00.000Z',
+        }),
+      ).toString('base64url');
+      const response = await fetch(`${portal.base}/privacy`, {
+        headers: { 'sec-gpc': '1', cookie: `pk_consent=${forged}` },
+      });
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+    }
+    expect(await count('privacykit_consent_ledger')).toBe(before);
+    expect(portal.errors).toEqual([]);
   });
 
   it('serves /.well-known/gpc.json', async () => {

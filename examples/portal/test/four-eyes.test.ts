@@ -1,12 +1,15 @@
 import { testEngines } from '@privacykit/core/testing';
+import { createExportStore } from '@privacykit/subject-access';
+import { seedPolicy } from '../src/policy.js';
+import { unzip } from './zip.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, STAFF, fileAndVerify, startPortal } from './harness.js';
+import { ADMIN, Client, STAFF, fileAndVerify, releaseExport, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 
 describe.each(testEngines())('four eyes on erasure and export release on $engine', (engine) => {
   let portal: Portal;
   beforeAll(async () => {
-    portal = await startPortal(engine, { rateLimits: { intake: 1000, verify: 1000 } });
+    portal = await startPortal(engine, { rateLimits: { intake: 1000, verify: 1000, login: 1000 } });
   });
   afterAll(async () => {
     await portal?.close();
@@ -82,9 +85,9 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     const puppet = { email: 'second-me@example.com', password: 'a fresh long passphrase', name: 'Second Me' };
     expect((await admin.post('/admin/staff', { ...puppet, role: 'privacy-officer' })).status).toBe(303);
     const other = new Client(portal.base);
-    await other.login(puppet);
+    await other.firstLogin(puppet);
     await other.page(`/admin/requests/${requestId}`);
-    const refused = await other.post(`/admin/requests/${requestId}/release`, {});
+    const refused = await releaseExport(other, requestId);
     expect(refused.status).toBe(403);
     expect(await refused.text()).toContain('your account was created after this approval was asked for');
     expect((await visitor.post(`/rights/requests/${requestId}/download`, {})).status).toBe(404);
@@ -92,7 +95,7 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     const officer = new Client(portal.base);
     await officer.login(STAFF);
     await officer.page(`/admin/requests/${requestId}`);
-    expect((await officer.post(`/admin/requests/${requestId}/release`, {})).status).toBe(303);
+    expect((await releaseExport(officer, requestId)).status).toBe(303);
   });
 
   it('an account the requester created, even long before, or one made by such an account, cannot approve for them', async () => {
@@ -103,7 +106,7 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     const puppet = { email: 'early-me@example.com', password: 'an early long passphrase', name: 'Early Me' };
     expect((await admin.post('/admin/staff', { ...puppet, role: 'admin' })).status).toBe(303);
     const viaPuppet = new Client(portal.base);
-    await viaPuppet.login(puppet);
+    await viaPuppet.firstLogin(puppet);
     await viaPuppet.page('/admin/staff');
     const grandchild = {
       email: 'third-me@example.com',
@@ -123,9 +126,9 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     expect((await requester.post(`/admin/requests/${requestId}/export`, {})).status).toBe(303);
     for (const who of [puppet, grandchild]) {
       const client = new Client(portal.base);
-      await client.login(who);
+      await client.firstLogin(who);
       await client.page(`/admin/requests/${requestId}`);
-      const refused = await client.post(`/admin/requests/${requestId}/release`, {});
+      const refused = await releaseExport(client, requestId);
       expect(refused.status).toBe(403);
       expect(await refused.text()).toContain(
         'your account was created by the staff member who asked for this approval',
@@ -136,7 +139,7 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     const officer = new Client(portal.base);
     await officer.login(STAFF);
     await officer.page(`/admin/requests/${requestId}`);
-    expect((await officer.post(`/admin/requests/${requestId}/release`, {})).status).toBe(303);
+    expect((await releaseExport(officer, requestId)).status).toBe(303);
   });
 
   it('an access export is released to the requester only by a second staff member', async () => {
@@ -150,7 +153,7 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     expect(detail).toContain('data-export-released="false"');
     expect(detail).toContain('data-status="in-progress"');
     expect(detail).not.toContain('Approve and release');
-    const own = await officer.post(`/admin/requests/${requestId}/release`, {});
+    const own = await releaseExport(officer, requestId);
     expect(own.status).toBe(403);
     expect(await own.text()).toContain('Four-eyes rule');
     expect((await visitor.post(`/rights/requests/${requestId}/download`, {})).status).toBe(404);
@@ -158,13 +161,15 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
 
     const admin = new Client(portal.base);
     await admin.login(ADMIN);
-    expect(await admin.page(`/admin/requests/${requestId}`)).toContain('Approve and release the export');
-    expect((await admin.post(`/admin/requests/${requestId}/release`, {})).status).toBe(303);
+    const review = await admin.page(`/admin/requests/${requestId}`);
+    expect(review).toContain('Approve and release the export');
+    const exportId = /name="export" value="([^"]+)"/.exec(review)![1]!;
+    expect((await releaseExport(admin, requestId)).status).toBe(303);
     const released = await admin.page(`/admin/requests/${requestId}`);
     expect(released).toContain('data-export-released="true"');
     expect(released).toContain('data-status="completed"');
     expect(portal.mail.filter((m) => m.to === 'alan@example.com').length).toBe(mailsBefore + 1);
-    expect((await admin.post(`/admin/requests/${requestId}/release`, {})).status).toBe(409);
+    expect((await admin.post(`/admin/requests/${requestId}/release`, { export: exportId })).status).toBe(409);
     expect(await admin.page('/admin/audit')).toMatch(
       new RegExp(`staff:${ADMIN.email}[\\s\\S]*?export\\.released[\\s\\S]*?asked by staff:${STAFF.email}`),
     );
@@ -173,5 +178,179 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     const link = await visitor.post(`/rights/requests/${requestId}/download`, {});
     expect(link.status).toBe(303);
     expect((await visitor.get(link.headers.get('location')!)).status).toBe(200);
+  });
+
+  it('an account someone created must set its own password before anything else, and cannot ask for approvals its creator then gives', async () => {
+    // One person, the admin, makes an account whose password they choose.
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    await admin.page('/admin/staff');
+    const sock = { email: 'sock@example.com', password: 'admin chose this one', name: 'Sock' };
+    expect((await admin.post('/admin/staff', { ...sock, role: 'privacy-officer' })).status).toBe(303);
+    // Its first sign-in leads to setting its own password; nothing else is open until then.
+    const puppet = new Client(portal.base);
+    const signedIn = await puppet.login(sock);
+    expect(signedIn.status).toBe(303);
+    expect(signedIn.headers.get('location')).toBe('/admin/password');
+    const redirected = await puppet.get('/admin/requests');
+    expect(redirected.status).toBe(303);
+    expect(redirected.headers.get('location')).toBe('/admin/password');
+    expect(await puppet.page('/admin/password')).toContain('data-password-forced');
+    expect((await puppet.post('/admin/retention/sweep', {})).status).toBe(403);
+    // Not the password it was given, and the current one must be right.
+    expect(
+      (
+        await puppet.post('/admin/password', {
+          current: sock.password,
+          password: sock.password,
+          confirm: sock.password,
+        })
+      ).status,
+    ).toBe(400);
+    expect(
+      (
+        await puppet.post('/admin/password', {
+          current: 'not it at all',
+          password: 'mine and only mine',
+          confirm: 'mine and only mine',
+        })
+      ).status,
+    ).toBe(400);
+    expect(
+      (
+        await puppet.post('/admin/password', {
+          current: sock.password,
+          password: 'mine and only mine',
+          confirm: 'mine and only mine',
+        })
+      ).status,
+    ).toBe(303);
+    expect((await puppet.get('/admin/requests')).status).toBe(200);
+    expect((await new Client(portal.base).login(sock)).status).toBe(401);
+
+    // Still, the admin could have signed in first and set it: the account asks, its creator approves.
+    const { requestId } = await verifiedRequest('erasure', 'alan@example.com');
+    await puppet.page(`/admin/requests/${requestId}`);
+    await puppet.post(`/admin/requests/${requestId}/approve`, {});
+    const planUrl = (await puppet.post(`/admin/requests/${requestId}/erasure`, {})).headers.get('location')!;
+    await puppet.page(planUrl);
+    expect((await puppet.post(`${planUrl}/request-approval`, {})).status).toBe(303);
+    await admin.page(planUrl);
+    const refused = await admin.post(`${planUrl}/execute`, {});
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain('has an account you created');
+    expect(
+      await portal.t.db
+        .selectFrom('customers')
+        .select('id')
+        .where('email', '=', 'alan@example.com')
+        .execute(),
+    ).toHaveLength(1);
+    // Someone with no hand in the puppet's account may approve.
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    await officer.page(planUrl);
+    expect((await officer.post(`${planUrl}/execute`, {})).status).toBe(303);
+  });
+
+  it('the release approves the package the reviewer inspected: no second export while one waits, no stale release', async () => {
+    const { visitor, requestId } = await verifiedRequest('access', 'katherine@example.com');
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    await officer.page(`/admin/requests/${requestId}`);
+    await officer.post(`/admin/requests/${requestId}/approve`, {});
+    expect((await officer.post(`/admin/requests/${requestId}/export`, {})).status).toBe(303);
+    // Running the export again while the first awaits release is refused (the button is hidden too).
+    const again = await officer.post(`/admin/requests/${requestId}/export`, {});
+    expect(again.status).toBe(409);
+    expect(await again.text()).toContain('waiting to be released');
+    expect(
+      await portal.t.db
+        .selectFrom('privacykit_portal_request_exports')
+        .select('export_id')
+        .where('request_id', '=', requestId)
+        .execute(),
+    ).toHaveLength(1);
+
+    // The reviewer downloads exactly the package awaiting release and checks it.
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    const review = await admin.page(`/admin/requests/${requestId}`);
+    const exportId = /name="export" value="([^"]+)"/.exec(review)![1]!;
+    const inspected = await admin.get(`/admin/requests/${requestId}/exports/${exportId}`);
+    expect(inspected.status).toBe(200);
+    expect(inspected.headers.get('content-disposition')).toMatch(/^attachment;/);
+    const files = await unzip(Buffer.from(await inspected.arrayBuffer()));
+    expect([...files.keys()].some((name) => name.endsWith('.json'))).toBe(true);
+    expect(await admin.page('/admin/audit')).toMatch(
+      new RegExp(`export\\.inspected[\\s\\S]*?export ${exportId} \\(awaiting release\\)`),
+    );
+    // Not a package of another request, nor one that does not exist.
+    expect((await admin.get(`/admin/requests/${requestId}/exports/no-such-export`)).status).toBe(404);
+    // A release naming another package (a form from a page loaded before a re-run) is refused.
+    const stale = await admin.post(`/admin/requests/${requestId}/release`, { export: 'another-package-id' });
+    expect(stale.status).toBe(409);
+    expect(await stale.text()).toContain('not the one on the page');
+    expect((await admin.post(`/admin/requests/${requestId}/release`, {})).status).toBe(400);
+    expect((await visitor.post(`/rights/requests/${requestId}/download`, {})).status).toBe(404);
+    expect((await admin.post(`/admin/requests/${requestId}/release`, { export: exportId })).status).toBe(303);
+    await visitor.page(`/rights/requests/${requestId}`);
+    expect((await visitor.post(`/rights/requests/${requestId}/download`, {})).status).toBe(303);
+  });
+
+  it('setting one’s own password ends every other session of the account: its creator’s too', async () => {
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    await admin.page('/admin/staff');
+    const glove = { email: 'glove@example.com', password: 'admin chose a glove', name: 'Glove' };
+    expect((await admin.post('/admin/staff', { ...glove, role: 'admin' })).status).toBe(303);
+    // The creator signs in as the account with the password they chose, and waits.
+    const creatorAsGlove = new Client(portal.base);
+    expect((await creatorAsGlove.login({ ...glove })).headers.get('location')).toBe('/admin/password');
+    const owner = new Client(portal.base);
+    expect((await owner.firstLogin(glove)).status).toBe(303);
+    // Before, the creator's session went on as the account, now fully enabled.
+    const after = await creatorAsGlove.get('/admin/requests');
+    expect(after.status).toBe(303);
+    expect(after.headers.get('location')).toMatch(/^\/admin\/login/);
+    expect((await creatorAsGlove.get('/admin/staff')).status).toBe(303);
+    // The owner's own session goes on.
+    expect((await owner.get('/admin/requests')).status).toBe(200);
+  });
+
+  // Last: it moves the shared clock 8 days on.
+  it('a package that expired or was purged while awaiting release is not released: it is exported again', async () => {
+    const { requestId } = await verifiedRequest('access', 'edsger@example.com');
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    await officer.page(`/admin/requests/${requestId}`);
+    await officer.post(`/admin/requests/${requestId}/approve`, {});
+    expect((await officer.post(`/admin/requests/${requestId}/export`, {})).status).toBe(303);
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    const review = await admin.page(`/admin/requests/${requestId}`);
+    const exportId = /name="export" value="([^"]+)"/.exec(review)![1]!;
+    // Eight days pass with the package awaiting the second reviewer; housekeeping purges it.
+    portal.clock.advance(8 * 86_400_000);
+    const store = createExportStore({ db: portal.t.db, clock: portal.clock, tenant: seedPolicy.tenant });
+    expect((await store.purgeExpired()).packages).toBeGreaterThanOrEqual(1);
+    const mailed = portal.mail.filter((m) => m.to === 'edsger@example.com').length;
+    const reviewer = new Client(portal.base);
+    await reviewer.login(ADMIN);
+    await reviewer.page(`/admin/requests/${requestId}`);
+    // Before, this closed the request and mailed the requester a download that could not work.
+    const release = await reviewer.post(`/admin/requests/${requestId}/release`, { export: exportId });
+    expect(release.status).toBe(409);
+    expect(await release.text()).toContain('no longer stored');
+    expect(portal.mail.filter((m) => m.to === 'edsger@example.com').length).toBe(mailed);
+    expect(await reviewer.page(`/admin/requests/${requestId}`)).toContain('data-status="in-progress"');
+    // The officer can run the export again (before: 409, the request stuck), and it is released.
+    const again = new Client(portal.base);
+    await again.login(STAFF);
+    await again.page(`/admin/requests/${requestId}`);
+    expect((await again.post(`/admin/requests/${requestId}/export`, {})).status).toBe(303);
+    expect((await releaseExport(reviewer, requestId)).status).toBe(303);
+    expect(await reviewer.page(`/admin/requests/${requestId}`)).toContain('data-status="completed"');
+    expect(portal.errors).toEqual([]);
   });
 });

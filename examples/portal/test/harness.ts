@@ -182,6 +182,24 @@ export class Client {
     await this.page('/admin/login');
     return this.post('/admin/login', { email: who.email, password: who.password });
   }
+
+  /**
+   * The first sign-in of an account another staff member created: signs in, then replaces the
+   * password its creator chose (the back office allows nothing else before). Updates `who`.
+   */
+  async firstLogin(who: { email: string; password: string }): Promise<Response> {
+    const signedIn = await this.login(who);
+    if (signedIn.headers.get('location') !== '/admin/password') return signedIn;
+    await this.page('/admin/password');
+    const own = `${who.password} (own)`;
+    const changed = await this.post('/admin/password', {
+      current: who.password,
+      password: own,
+      confirm: own,
+    });
+    who.password = own;
+    return changed;
+  }
 }
 
 /**
@@ -196,6 +214,17 @@ export async function settledScan(client: Client, location: string): Promise<str
     if (status !== 'queued' && status !== 'running') throw new Error(`no scan status at ${location}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * Releases the export waiting on a request's back-office page, as its form does: naming the
+ * package the page shows (the form's `export` field, or the reviewer's download link when the
+ * page shows no form).
+ */
+export async function releaseExport(client: Client, requestId: string): Promise<Response> {
+  const page = await client.page(`/admin/requests/${requestId}`);
+  const exportId = /data-inspect-export="([^"]+)"/.exec(page)?.[1] ?? '';
+  return client.post(`/admin/requests/${requestId}/release`, { export: exportId });
 }
 
 /** The code in a confirmation mail. */
@@ -252,7 +281,10 @@ export async function fileAndVerify(
   const mine = () => portal.mail.slice(before).filter((mail) => mail.to.toLowerCase() === to);
   await waitFor(() => mine().length > 0);
   const code = codeFrom(mine().at(-1)!.text);
-  return verifiedRequestId(
+  const requestId = verifiedRequestId(
     await visitor.post('/rights/verify', { submission: submissionOf(portal, location), code }),
   );
+  // As a browser follows the redirect: the verified session has a new id, and its forms new tokens.
+  await visitor.page(`/rights/requests/${requestId}`);
+  return requestId;
 }

@@ -1,6 +1,6 @@
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, STAFF, fileAndVerify, startPortal } from './harness.js';
+import { ADMIN, Client, STAFF, fileAndVerify, releaseExport, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 import { unzip } from './zip.js';
 
@@ -52,7 +52,10 @@ describe.each(testEngines())('newsletter consent tied to a person on $engine', (
     const elsewhere = new Client(portal.base);
     await elsewhere.page('/newsletter');
     expect((await confirm(elsewhere, code)).status).toBe(409);
+    const sessionBefore = owner.cookies.get('pk_session');
     expect((await confirm(owner, code)).status).toBe(303);
+    // A new session id once it may withdraw for the subject (no fixation).
+    expect(owner.cookies.get('pk_session')).not.toBe(sessionBefore);
     expect(await newsletterRows()).toBe(before + 1);
     expect(await owner.page('/newsletter?done=1')).toContain('data-subscribed');
     // Spent: the same code records nothing more.
@@ -110,7 +113,7 @@ describe.each(testEngines())('newsletter consent tied to a person on $engine', (
     const admin = new Client(portal.base);
     await admin.login(ADMIN);
     await admin.page(`/admin/requests/${requestId}`);
-    await admin.post(`/admin/requests/${requestId}/release`, {});
+    await releaseExport(admin, requestId);
 
     await visitor.page(`/rights/requests/${requestId}`);
     const link = await visitor.post(`/rights/requests/${requestId}/download`, {});

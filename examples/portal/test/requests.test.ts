@@ -6,6 +6,7 @@ import {
   STAFF,
   codeFrom,
   fileAndVerify,
+  releaseExport,
   startPortal,
   submissionOf,
   verifiedRequestId,
@@ -19,7 +20,7 @@ async function release(portal: Portal, requestId: string): Promise<Response> {
   const second = new Client(portal.base);
   await second.login(ADMIN);
   await second.page(`/admin/requests/${requestId}`);
-  return second.post(`/admin/requests/${requestId}/release`, {});
+  return releaseExport(second, requestId);
 }
 
 describe.each(testEngines())('rights requests over HTTP on $engine', (engine) => {
@@ -119,6 +120,24 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
     portal.clock.advance(16 * 60_000);
     const response = await visitor.get(link.headers.get('location')!);
     expect(response.status).toBe(410);
+  });
+
+  it('without an origin for links, the mail offers the token to paste, not a "link" that is none, and pasting it confirms', async () => {
+    const visitor = new Client(portal.base);
+    await visitor.page('/rights/access');
+    const before = portal.mail.length;
+    expect((await visitor.post('/rights/access', { email: 'token-only@example.org' })).status).toBe(303);
+    await waitFor(() => portal.mail.length > before);
+    const text = portal.mail.slice(before).find((m) => m.to === 'token-only@example.org')!.text;
+    expect(text).not.toMatch(/link: /);
+    const token =
+      /paste this confirmation token on the "Confirm your request" page of our privacy centre \(\/rights\/verify\): (\S+)$/m.exec(
+        text,
+      )![1]!;
+    // In another browser, as the mail says.
+    const elsewhere = new Client(portal.base);
+    expect(await elsewhere.page('/rights/verify')).toContain('name="token"');
+    expect(verifiedRequestId(await elsewhere.post('/rights/verify', { token }))).toBeTruthy();
   });
 
   it('refuses a wrong code without verifying, and the right code in another browser', async () => {
@@ -260,5 +279,26 @@ describe.each(testEngines())('rights requests over HTTP on $engine', (engine) =>
     };
     const withRows = manifest.tables.filter((table) => table.rows > 0).map((table) => table.name);
     expect(withRows).toEqual(['invoices']);
+  });
+});
+
+describe('links in mail', () => {
+  it('point at the configured origin for links when the public origin is unset', async () => {
+    const portal = await startPortal(
+      testEngines()[0]!,
+      { linkOrigin: 'http://127.0.0.1:3000' },
+      { seed: false },
+    );
+    try {
+      const visitor = new Client(portal.base);
+      await visitor.page('/rights/access');
+      expect((await visitor.post('/rights/access', { email: 'linked@example.org' })).status).toBe(303);
+      await waitFor(() => portal.mail.length > 0);
+      expect(portal.mail[0]!.text).toMatch(
+        /^Or confirm with this link: http:\/\/127\.0\.0\.1:3000\/rights\/verify\?token=\S+$/m,
+      );
+    } finally {
+      await portal.close();
+    }
   });
 });

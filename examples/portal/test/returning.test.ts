@@ -1,7 +1,15 @@
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { smtpMailer } from '../src/mailer.js';
-import { ADMIN, Client, STAFF, startPortal, submissionOf, verifiedRequestId } from './harness.js';
+import {
+  ADMIN,
+  Client,
+  STAFF,
+  releaseExport,
+  startPortal,
+  submissionOf,
+  verifiedRequestId,
+} from './harness.js';
 import type { Portal } from './harness.js';
 import { startSmtp, waitForCode } from './smtp.js';
 
@@ -35,7 +43,7 @@ describe.each(testEngines())('returning visitors re-verify by a code over real S
     const admin = new Client(portal.base);
     await admin.login(ADMIN);
     await admin.page(`/admin/requests/${requestId}`);
-    expect((await admin.post(`/admin/requests/${requestId}/release`, {})).status).toBe(303);
+    expect((await releaseExport(admin, requestId)).status).toBe(303);
   });
   afterAll(async () => {
     await portal?.close();

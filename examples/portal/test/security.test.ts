@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { testEngines } from '@privacykit/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, STAFF, startPortal } from './harness.js';
+import { ADMIN, Client, STAFF, fileAndVerify, startPortal } from './harness.js';
 import type { Portal } from './harness.js';
 
 /** Every form of the portal: path and its fields. */
@@ -32,18 +32,27 @@ const forms: Array<{ path: string; page: string; fields: string[]; staff?: boole
   { path: '/withdraw', page: '/consent', fields: [] },
   { path: '/admin/login', page: '/admin/login', fields: ['email', 'password', 'next'] },
   { path: '/admin/staff', page: '/admin/staff', fields: ['email', 'name', 'role', 'password'], staff: true },
-  { path: '/admin/requests/x/deny', page: '/admin/requests', fields: ['reason'], staff: true },
-  { path: '/admin/requests/x/extend', page: '/admin/requests', fields: ['months', 'reasons'], staff: true },
+  // `:request` is a real, verified request (see beforeAll): with an id that does not exist the
+  // route answers 404 before it reads the form, and the fuzzing would test nothing.
+  { path: '/admin/requests/:request/deny', page: '/admin/requests', fields: ['reason'], staff: true },
+  {
+    path: '/admin/requests/:request/extend',
+    page: '/admin/requests',
+    fields: ['months', 'reasons'],
+    staff: true,
+  },
 ];
 
 describe.each(testEngines())('hostile input on $engine', (engine) => {
   let portal: Portal;
+  let requestId: string;
   beforeAll(async () => {
     portal = await startPortal(
       engine,
-      { rateLimits: { intake: 100_000, verify: 100_000, login: 100_000 } },
+      { rateLimits: { intake: 100_000, verify: 100_000, login: 100_000, loginAddress: 100_000 } },
       { seed: false },
     );
+    requestId = await fileAndVerify(portal, new Client(portal.base), 'access', { email: 'fuzz@example.com' });
   });
   afterAll(async () => {
     await portal?.close();
@@ -175,7 +184,7 @@ describe.each(testEngines())('hostile input on $engine', (engine) => {
           form.fields.forEach((field, i) => {
             body[field] = values[i % values.length]!;
           });
-          const response = await client.post(form.path, body);
+          const response = await client.post(form.path.replace(':request', requestId), body);
           await response.arrayBuffer();
           expect(response.status, `${form.path} ${JSON.stringify(body)}`).toBeLessThan(500);
         },
@@ -183,6 +192,11 @@ describe.each(testEngines())('hostile input on $engine', (engine) => {
       { numRuns: engine.engine === 'sqlite' ? 150 : 60 },
     );
     expect(portal.errors).toEqual([]);
+    // The fuzzed deny and extend forms reached a real request, which still answers sensibly.
+    await staff.page(`/admin/requests/${requestId}`);
+    expect(
+      (await staff.post(`/admin/requests/${requestId}/extend`, { months: '1', reasons: '' })).status,
+    ).toBe(400);
   });
 });
 
@@ -206,6 +220,27 @@ describe('rate limits', () => {
         expect((await client.post('/admin/login', { email, password: 'another guess' })).status).toBe(429);
         expect((await client.post('/admin/login', { ...STAFF, email })).status).toBe(429);
       }
+    } finally {
+      await portal.close();
+    }
+  });
+
+  it('throttles wrong current passwords on /admin/password like sign-ins', async () => {
+    const portal = await startPortal(testEngines()[0]!, { rateLimits: { login: 3 } }, { seed: false });
+    try {
+      const client = new Client(portal.base);
+      await client.login(STAFF);
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        await client.page('/admin/password');
+        const next = 'a brand new passphrase';
+        statuses.push(
+          (await client.post('/admin/password', { current: `guess ${i}`, password: next, confirm: next }))
+            .status,
+        );
+      }
+      // Before, a signed-in session could guess the password without limit.
+      expect(statuses).toEqual([400, 400, 400, 429, 429]);
     } finally {
       await portal.close();
     }
@@ -245,6 +280,73 @@ describe('rate limits', () => {
       const other = await from('203.0.113.99');
       expect((await other.post('/admin/login', { email: ADMIN.email, password: 'wrong' })).status).toBe(401);
       expect((await other.login(ADMIN)).status).toBe(303);
+    } finally {
+      await portal.close();
+    }
+  });
+
+  it('throttles failed logins per address whatever the emails, and not other addresses (S02)', async () => {
+    const portal = await startPortal(
+      testEngines()[0]!,
+      { trustProxy: 1, rateLimits: { login: 1000, loginAccount: 1000, loginAddress: 5 } },
+      { seed: false },
+    );
+    try {
+      const sprayer = new Client(portal.base, { 'x-forwarded-for': '203.0.113.7' });
+      await sprayer.page('/admin/login');
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i += 1) {
+        statuses.push(
+          (await sprayer.post('/admin/login', { email: `spray-${i}@example.net`, password: 'guess' })).status,
+        );
+      }
+      expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
+      const limited = await sprayer.post('/admin/login', STAFF);
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      // Staff signing in from elsewhere are not affected.
+      const office = new Client(portal.base, { 'x-forwarded-for': '198.51.100.20' });
+      expect((await office.login(STAFF)).status).toBe(303);
+    } finally {
+      await portal.close();
+    }
+  });
+
+  it('runs a bounded number of password hashes at once; a flood past the queue gets 503 with Retry-After', async () => {
+    const portal = await startPortal(
+      testEngines()[0]!,
+      {
+        // Each hash takes a while at this cost, so the flood's sign-ins overlap.
+        staffPasswordCost: 2 ** 15,
+        trustProxy: 1,
+        rateLimits: { login: 1000, loginAccount: 1000, loginAddress: 1000 },
+        signInConcurrency: { running: 1, waiting: 2 },
+      },
+      { seed: false },
+    );
+    try {
+      // Every client has its sign-in form first; then all twelve post at once (a page fetched
+      // and posted per client let a loaded machine spread the posts out until none overlapped).
+      const clients = await Promise.all(
+        Array.from({ length: 12 }, async (_, i) => {
+          const client = new Client(portal.base, { 'x-forwarded-for': `203.0.113.${i + 1}` });
+          await client.page('/admin/login');
+          return client;
+        }),
+      );
+      const flood = await Promise.all(
+        clients.map((client, i) =>
+          client.post('/admin/login', { email: `nobody-${i}@example.net`, password: 'wrong' }),
+        ),
+      );
+      const busy = flood.filter((response) => response.status === 503);
+      expect(busy.length).toBeGreaterThan(0);
+      expect(busy.every((response) => Number(response.headers.get('retry-after')) > 0)).toBe(true);
+      expect(flood.every((response) => response.status === 401 || response.status === 503)).toBe(true);
+      // Once it has passed, staff sign in as usual.
+      const officer = new Client(portal.base, { 'x-forwarded-for': '198.51.100.30' });
+      expect((await officer.login(STAFF)).status).toBe(303);
+      expect(portal.errors).toEqual([]);
     } finally {
       await portal.close();
     }

@@ -3,7 +3,12 @@ import { z } from 'zod';
 import type { Clock, Policy } from '@privacykit/core';
 import type { ConsentLedger } from '@privacykit/consent';
 import type { Request } from 'express';
-import { clearRefusedCookies, readConsentCookie, writeConsentCookie } from '../consent-cookie.js';
+import {
+  bannerPurposes,
+  clearRefusedCookies,
+  readAnyConsentCookie,
+  writeConsentCookie,
+} from '../consent-cookie.js';
 import { HttpError } from '../http-error.js';
 import { render } from '../render.js';
 import { csrfToken } from '../security.js';
@@ -26,9 +31,12 @@ export function consentRoutes(options: {
 }): Router {
   const { policy, ledger, clock } = options;
   const router = Router();
+  const purposes = bannerPurposes(policy);
 
+  // A choice made under an earlier notice is still this browser's: its history, receipts and
+  // withdrawal stay reachable after the notice changes (Art 7(3)); only the banner asks again.
   router.get('/consent', async (req, res) => {
-    const cookie = readConsentCookie(req, policy);
+    const cookie = readAnyConsentCookie(req);
     const current = cookie ? await ledger.current(cookie.s) : undefined;
     const history = cookie ? await ledger.history(cookie.s) : [];
     const newsletter = await Promise.all(
@@ -50,7 +58,7 @@ export function consentRoutes(options: {
   });
 
   router.get('/consent/receipts/:eventId', async (req, res) => {
-    const cookie = readConsentCookie(req, policy);
+    const cookie = readAnyConsentCookie(req);
     const eventId = eventIdSchema.safeParse(req.params.eventId);
     if (!cookie || !eventId.success) throw new HttpError(404, 'No such receipt.');
     const history = await ledger.history(cookie.s);
@@ -75,9 +83,10 @@ export function consentRoutes(options: {
   router
     .route('/withdraw')
     .post(async (req, res) => {
-      const cookie = readConsentCookie(req, policy);
+      const cookie = readAnyConsentCookie(req);
       if (cookie) {
         const current = await ledger.current(cookie.s);
+        // Every standing grant, valid or awaiting re-consent after a notice change.
         for (const [purpose, status] of Object.entries(current.purposes)) {
           if (status.state === 'granted') {
             await ledger.withdraw(cookie.s, purpose, {
@@ -87,10 +96,14 @@ export function consentRoutes(options: {
             });
           }
         }
-        const choices = Object.fromEntries(Object.keys(cookie.p).map((purpose) => [purpose, false]));
+        // Refusing everything is a complete answer under any notice: stored under the current one,
+        // so the banner does not ask again at once; every purpose's cookies are expired.
+        const choices = Object.fromEntries(
+          [...Object.keys(cookie.p), ...purposes.map((purpose) => purpose.id)].map((id) => [id, false]),
+        );
         writeConsentCookie(
           res,
-          { ...cookie, p: choices, t: clock.now().toISOString() },
+          { v: 1, s: cookie.s, p: choices, n: policy.version, t: clock.now().toISOString() },
           options.secureCookies(req),
         );
         clearRefusedCookies(req, res, policy, choices);

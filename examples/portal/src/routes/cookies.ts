@@ -6,6 +6,7 @@ import {
   bannerPurposes,
   clearRefusedCookies,
   newSubjectId,
+  readAnyConsentCookie,
   readConsentCookie,
   writeConsentCookie,
 } from '../consent-cookie.js';
@@ -107,7 +108,9 @@ export function cookieRoutes(options: CookieRoutesOptions): Router {
         }
         choices[purpose.id] = granted;
       }
-      const previous = readConsentCookie(req, policy);
+      // The same subject whatever notice the earlier choice answered: a re-ask after a notice
+      // change continues this browser's history, and its refusal ends the grants it replaces.
+      const previous = readAnyConsentCookie(req);
       const subjectId = previous?.s ?? newSubjectId();
       await options.recordChoice({
         subjectId,

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { Router } from 'express';
+import type { Request } from 'express';
 import { z } from 'zod';
 import { randomToken } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
@@ -10,9 +11,10 @@ import { HttpError } from '../http-error.js';
 import type { Mailer } from '../mailer.js';
 import { render } from '../render.js';
 import { csrfToken, limiter } from '../security.js';
-import { saveSession } from '../session.js';
+import { regenerateSession, saveSession } from '../session.js';
+import type { UnsubscribeLinks } from '../unsubscribe.js';
 import { parseForm } from '../validation.js';
-import { newsletterView } from '../views/newsletter.js';
+import { newsletterView, unsubscribeView } from '../views/newsletter.js';
 
 const signUpSchema = z.object({
   email: z.string().trim().max(254).email(),
@@ -37,6 +39,10 @@ export const NEWSLETTER_CONFIRM_TRIES = 5;
  * that "signed up", withdraw) consent in their name. The decision goes to the consent ledger
  * under `email:<address>` — the subject the access export and the erasure look up from a
  * request's verified email — and this browser session remembers it, so /consent can withdraw it.
+ * After the session has ended, the one-click link in every newsletter mail withdraws it
+ * (`/newsletter/unsubscribe`, an opaque token for that subject and purpose only); the portal's
+ * own confirmation mail carries it, and so must every newsletter the host sends
+ * ({@link newsletterUnsubscribeUrl}).
  */
 export function newsletterRoutes(options: {
   policy: Policy;
@@ -46,8 +52,15 @@ export function newsletterRoutes(options: {
   mailer: Mailer;
   logError: (error: unknown) => void;
   limit: number;
+  unsubscribe: UnsubscribeLinks;
+  /** Origin of links in mail; default the origin the confirming browser used. */
+  linkOrigin?: string;
 }): Router {
   const { policy, ledger } = options;
+  // The mail goes to the address whose code this browser has just entered: the origin it used is
+  // the site its owner reached, not one a stranger can put in someone else's mail.
+  const originOf = (req: Request) =>
+    options.linkOrigin ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
   const router = Router();
   const signUpLimiter = limiter({
     windowMs: 60 * 60_000,
@@ -133,7 +146,26 @@ export function newsletterRoutes(options: {
         method: 'form-submit',
         ...(req.ip ? { evidence: { ip: req.ip } } : {}),
       });
+      const link = newsletterUnsubscribeUrl(originOf(req), options.unsubscribe, pending.subjectId);
+      options.mailer
+        .send({
+          to: pending.email,
+          subject: `${policy.controller.name}: you are subscribed to our newsletter`,
+          text: [
+            'Your subscription to our newsletter is confirmed, and your consent is recorded.',
+            '',
+            'You can withdraw it at any time, in one click, with this link (it is in every newsletter too):',
+            link,
+            '',
+            'or on the "Your consent" page of our privacy centre, in the browser you signed up with.',
+          ].join('\n'),
+          headers: unsubscribeHeaders(link),
+        })
+        .catch(options.logError);
       req.session.newsletterPending = undefined;
+      // The session now lists a subject it may withdraw for: a new id, so one planted or seen
+      // before the confirmation (session fixation) does not carry that power.
+      await regenerateSession(req);
       req.session.consentSubjects = [
         ...new Set([...(req.session.consentSubjects ?? []), pending.subjectId]),
       ].slice(-5);
@@ -165,5 +197,61 @@ export function newsletterRoutes(options: {
       res.set('Allow', 'POST').status(405).type('text').send('Method Not Allowed');
     });
 
+  // The one-click unsubscribe of every newsletter mail (RFC 8058). GET only shows the button: mail
+  // scanners follow links, and following one must not withdraw anything. The POST needs no session
+  // or CSRF token (a mail client posts `List-Unsubscribe=One-Click` from elsewhere): the signed
+  // token, which only the mail's recipient has, is the authority, and it can only withdraw.
+  // The form sends `t` in the body; a mail client posts to the header's URL, `t` in its query.
+  const tokenSchema = z.object({ t: z.string().max(700) });
+  const tokenOf = (req: Request) =>
+    parseForm(tokenSchema, { t: (req.body as { t?: unknown } | undefined)?.t ?? req.query.t }).t;
+  router
+    .route('/newsletter/unsubscribe')
+    .all((_req, res, next) => {
+      // The page names the address the link unsubscribes: no cache keeps it.
+      res.set('Cache-Control', 'no-store');
+      next();
+    })
+    .get((req, res) => {
+      const done = req.query.done === '1';
+      const token = typeof req.query.t === 'string' ? req.query.t : '';
+      const subject = done ? undefined : options.unsubscribe.read(token);
+      if (!done && !subject) throw new HttpError(404, 'This unsubscribe link is not valid.');
+      render(req, res, {
+        title: 'Unsubscribe',
+        body: unsubscribeView({
+          csrf: csrfToken(req),
+          ...(subject ? { token, email: subject.replace(/^email:/, '') } : {}),
+          done,
+        }),
+      });
+    })
+    .post(async (req, res) => {
+      const subject = options.unsubscribe.read(tokenOf(req));
+      if (!subject) throw new HttpError(404, 'This unsubscribe link is not valid.');
+      const status = (await ledger.current(subject)).purposes.newsletter;
+      if (status?.state === 'granted') {
+        await ledger.withdraw(subject, 'newsletter', {
+          source: 'form',
+          method: 'click',
+          ...(req.ip ? { evidence: { ip: req.ip } } : {}),
+        });
+      }
+      res.redirect(303, '/newsletter/unsubscribe?done=1');
+    })
+    .all((_req, res) => {
+      res.set('Allow', 'GET, POST').status(405).type('text').send('Method Not Allowed');
+    });
+
   return router;
+}
+
+/** The unsubscribe link to put in every newsletter mail sent to `subjectId` (`email:<address>`). */
+export function newsletterUnsubscribeUrl(origin: string, links: UnsubscribeLinks, subjectId: string): string {
+  return `${origin}/newsletter/unsubscribe?t=${encodeURIComponent(links.token(subjectId))}`;
+}
+
+/** RFC 2369 / 8058 headers: mail clients show an "Unsubscribe" button that posts the token. */
+export function unsubscribeHeaders(link: string): Record<string, string> {
+  return { 'List-Unsubscribe': `<${link}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' };
 }

@@ -38,6 +38,12 @@ export interface RequestRoutesOptions {
   logError: (error: unknown) => void;
   /** Logs refused object-level access (hostile case 12) without personal data. */
   logRefusal: (event: { what: string; id: string }) => void;
+  /**
+   * Called once a request is verified, before its status page shows: a withdrawal of consent or
+   * an objection to direct marketing takes effect then, not when staff get to it (hostile case 23).
+   * A failure is logged, not shown: staff completing the request applies it again.
+   */
+  onVerified?: (requestId: string) => Promise<void>;
 }
 
 const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
@@ -176,6 +182,7 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
         res.redirect(303, `/rights/verify?submission=${ref}`);
         return;
       }
+      if (options.onVerified) await options.onVerified(result.requestId).catch(options.logError);
       await regenerateSession(req);
       req.session.pendingRequests = (req.session.pendingRequests ?? []).filter(
         (entry) => entry.requestId !== result.requestId,
@@ -220,8 +227,10 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
           if (!isPrivacyKitError(error)) throw error;
         }
       }
-      const { challengeId, code } = await options.returnCodes.issue(requestId);
-      if (requestId && channel && (await options.returnCodes.issuedWithin(requestId, 60 * 60_000)) <= 3) {
+      // Past the request's mails for the hour the challenge is dead too: the same page, no mail,
+      // nothing to guess at.
+      const { challengeId, code, mail } = await options.returnCodes.issue(requestId);
+      if (requestId && channel && mail) {
         // Not awaited: the answer must not take longer when a mail goes out.
         options.mailer
           .send({

@@ -39,7 +39,7 @@ ${options.withdrawn ? html`<p class="notice" role="status">Your consent has been
 <table><thead><tr><th scope="col">Purpose</th><th scope="col">State</th><th scope="col">Since</th><th scope="col">Valid until</th></tr></thead>
 <tbody>${statuses.map(
     (status) =>
-      html`<tr><td>${purposeName(policy, status.purpose)}</td><td data-purpose="${status.purpose}">${status.state}${status.reconsentRequired ? ' (notice changed: please choose again)' : ''}</td><td>${status.decidedAt ?? ''}</td><td>${status.expiresAt ?? ''}</td></tr>`,
+      html`<tr><td>${purposeName(policy, status.purpose)}</td><td data-purpose="${status.purpose}">${status.state}${status.reconsentRequired ? ' (notice changed: please choose again)' : ''}${status.gpcConflict ? ' (you agreed after your browser’s Global Privacy Control signal: your choice is kept)' : ''}</td><td>${status.decidedAt ?? ''}</td><td>${status.expiresAt ?? ''}</td></tr>`,
   )}</tbody></table>
 <form method="post" action="/withdraw">${csrfField(options.csrf)}<button type="submit">Withdraw all my consent</button></form>
 <p><a href="/cookies">Change my choices purpose by purpose</a>.</p>

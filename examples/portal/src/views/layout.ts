@@ -18,6 +18,8 @@ export interface PageContext {
   analytics: boolean;
   /** The visitor sends `Sec-GPC: 1`. */
   gpc: boolean;
+  /** What their GPC signal did to earlier grants, by purpose name (G03): ended, or met a later grant kept. */
+  gpcNotice?: { applied: string[]; kept: string[] };
   staff?: StaffBadge;
   /** Current path, for the banner's return address. */
   path: string;
@@ -51,6 +53,13 @@ function banner(context: PageContext): SafeHtml {
 </section>`;
 }
 
+/** Tells the visitor what their Global Privacy Control signal met (G03, hostile case 25). */
+function gpcNoticeView(notice: { applied: string[]; kept: string[] }): SafeHtml {
+  const list = (names: string[]) =>
+    names.map((name, i) => html`${i ? ', ' : ''}<strong>${name.toLowerCase()}</strong>`);
+  return html`${notice.applied.length ? html`<p class="notice" role="status" data-gpc-applied>Your browser sends a Global Privacy Control signal, so we have stopped using your data for ${list(notice.applied)}, which you had agreed to before. You can agree again on the <a href="/cookies">cookie settings</a> page.</p>` : ''}${notice.kept.length ? html`<p class="notice" role="status" data-gpc-kept>Your browser sends a Global Privacy Control signal, but you agreed to ${list(notice.kept)} after we first received it: we keep that choice of yours. Change it on the <a href="/cookies">cookie settings</a> page.</p>` : ''}`;
+}
+
 /** The page shell: landmarks, skip link, one first-party stylesheet, no inline script (strict CSP). */
 export function layout({ title, body, context }: LayoutOptions): string {
   const nav = context.staff
@@ -70,7 +79,7 @@ ${context.analytics ? html`<script src="/js/analytics.js" defer></script>` : ''}
 <header><p><strong>${context.site}</strong> privacy centre</p><nav aria-label="Main">${nav}</nav>
 ${context.staff ? html`<form method="post" action="/admin/logout" class="inline">${csrfField(context.csrfToken)}<span class="muted">${context.staff.name} (${context.staff.role})</span> <button class="secondary" type="submit">Sign out</button></form>` : ''}
 </header>
-<main id="main">${body}</main>
+<main id="main">${context.gpcNotice ? gpcNoticeView(context.gpcNotice) : ''}${body}</main>
 ${context.showBanner ? banner(context) : ''}
 <footer><p><a href="/privacy">Privacy notice</a> · <a href="/cookies">Cookie settings</a> · <a href="/rights">Exercise your rights</a> · <a href="/newsletter">Newsletter</a> · <a href="/admin">Staff</a> · Powered by PrivacyKit.</p></footer>
 </body>

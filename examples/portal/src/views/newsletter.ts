@@ -13,7 +13,7 @@ export function newsletterView(options: {
 }): SafeHtml {
   const purpose = options.policy.purposes.find((p) => p.id === 'newsletter');
   return html`<h1>Our newsletter</h1>
-${options.done ? html`<p class="notice" role="status" data-subscribed>Thank you: your consent is recorded. You can withdraw it at any time on <a href="/consent">your consent page</a> or from any newsletter.</p>` : ''}
+${options.done ? html`<p class="notice" role="status" data-subscribed>Thank you: your consent is recorded. You can withdraw it at any time on <a href="/consent">your consent page</a> (in this browser) or with the one-click unsubscribe link in any newsletter, starting with the confirmation we have just mailed you.</p>` : ''}
 ${
   options.pending
     ? html`<form method="post" action="/newsletter/confirm" class="stack" data-confirm>
@@ -49,4 +49,23 @@ export function newsletterConsentsView(options: {
           : ''
       }</li>`,
   )}</ul>`;
+}
+
+/** The page of a newsletter's unsubscribe link: one button, no sign-in (Art 7(3)). */
+export function unsubscribeView(options: {
+  csrf: string;
+  token?: string;
+  email?: string;
+  done: boolean;
+}): SafeHtml {
+  if (options.done) {
+    return html`<h1>Unsubscribed</h1><p class="notice" role="status" data-unsubscribed>Your newsletter consent is withdrawn: you will receive no more newsletters. The record of your consent and its withdrawal is kept as proof.</p><p><a href="/newsletter">Subscribe again</a> at any time.</p>`;
+  }
+  return html`<h1>Unsubscribe from our newsletter</h1>
+<form method="post" action="/newsletter/unsubscribe" class="stack">
+  ${csrfField(options.csrf)}
+  <input type="hidden" name="t" value="${options.token ?? ''}">
+  <p>Stop sending the newsletter to <strong>${options.email ?? ''}</strong> and withdraw the consent given for it.</p>
+  <div><button type="submit">Unsubscribe</button></div>
+</form>`;
 }

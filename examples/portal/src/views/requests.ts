@@ -105,7 +105,12 @@ export function checkInboxView(options: { submission: string; csrf: string }): S
 
 export function verifyView(options: { token?: string; csrf: string }): SafeHtml {
   if (!options.token) {
-    return html`<h1>Confirm your request</h1><p>Open the link from your confirmation email, or type the code on the page you saw after sending the request.</p>`;
+    return html`<h1>Confirm your request</h1><p>Open the link from your confirmation email, or type the code on the page you saw after sending the request. If the email gave you a confirmation token instead of a link, paste it here:</p>
+<form method="post" action="/rights/verify" class="stack">
+  ${csrfField(options.csrf)}
+  <div><label for="token">Confirmation token</label><input id="token" name="token" type="text" autocomplete="off" spellcheck="false" required></div>
+  <div><button type="submit">Confirm my request</button></div>
+</form>`;
   }
   return html`<h1>Confirm your request</h1>
 <form method="post" action="/rights/verify" class="stack">

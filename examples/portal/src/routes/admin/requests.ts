@@ -2,13 +2,15 @@ import { Router } from 'express';
 import type { Response } from 'express';
 import { z } from 'zod';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
-import { civilDateIn } from '@privacykit/requests';
+import { canTransition, civilDateIn } from '@privacykit/requests';
 import type { RequestRecord, RequestService } from '@privacykit/requests';
-import { exportSubject } from '@privacykit/subject-access';
+import { downloadHeaders, exportSubject } from '@privacykit/subject-access';
 import type { ExportStore } from '@privacykit/subject-access';
 import type { Kysely } from 'kysely';
 import type { Approvals } from '../../approvals.js';
 import type { StaffAudit } from '../../audit.js';
+import { describeConsentOutcome } from '../../consent-requests.js';
+import type { ConsentRequestOutcome } from '../../consent-requests.js';
 import type { Mailer } from '../../mailer.js';
 import { currentStaff, render } from '../../render.js';
 import type { RequestExports } from '../../request-exports.js';
@@ -32,6 +34,11 @@ export interface AdminRequestRoutesOptions {
   consentHistoryFor?: (identities: Record<string, string[]>) => Promise<unknown[]>;
   /** The subject's consent records (one per purpose, its status now) for the export, when the ledger is wired. */
   consentRecordsFor?: (identities: Record<string, string[]>) => Promise<unknown[]>;
+  /**
+   * Applies a withdrawal of consent or an objection to direct marketing to the consent ledger
+   * (`consent-requests.ts`); completing such a request calls it. Undefined for other requests.
+   */
+  applyConsentRequest?: (record: RequestRecord) => Promise<ConsentRequestOutcome | undefined>;
   /** Extra actions on a request's page (erasure preview), by right. */
   extraActions?: (record: RequestRecord, csrf: string) => import('../../views/html.js').SafeHtml;
 }
@@ -144,10 +151,27 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
   router.post('/admin/requests/:id/complete', async (req, res) => {
     const record = await load(req.params.id);
     const form = parseForm(z.object({ summary: z.string().trim().max(2000).optional() }), req.body);
+    const by = actor(res);
+    // A withdrawal of consent or a direct-marketing objection is carried out in the ledger before
+    // the request is closed as done (it already was when the requester verified it; this applies
+    // what was added since, and nothing twice): before, completing one changed nothing there.
+    let note: string | undefined;
+    if (canTransition(record.status, 'completed') && options.applyConsentRequest) {
+      const outcome = await options.applyConsentRequest(record);
+      if (outcome) {
+        note = describeConsentOutcome(policy, outcome);
+        await options.audit.record({
+          actor: by,
+          action: 'consent.request-applied',
+          target: record.id,
+          detail: `withdrawn now ${outcome.withdrawn.filter((w) => w.now).length} (standing ${outcome.withdrawn.length}), refused now ${outcome.refused.filter((r) => r.now).length} (standing ${outcome.refused.length})${outcome.otherBasis.length ? `, not on consent: ${outcome.otherBasis.join(' ')}` : ''}${outcome.notify.length ? `; tell ${outcome.notify.map((recipient) => recipient.name).join(', ')}` : ''}`,
+        });
+      }
+    }
     await requests.transition(record.id, {
       to: 'completed',
-      by: actor(res),
-      reason: form.summary || undefined,
+      by,
+      reason: [note, form.summary].filter(Boolean).join(' ') || undefined,
     });
     res.redirect(303, `/admin/requests/${record.id}`);
   });
@@ -159,6 +183,16 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
     }
     if (record.status !== 'in-progress') {
       throw new HttpError(409, 'Approve the request (in progress) before running its export.');
+    }
+    // One package under review at a time: a new one would replace, under the reviewer's eyes, the
+    // package they are checking (the release names the package it approves, see below).
+    // A package that expired or was purged while it waited cannot be released: run it again.
+    const waiting = await options.requestExports.latestAny(record.id);
+    if (waiting && !waiting.releasedAt && (await options.requestExports.available(waiting.exportId))) {
+      throw new HttpError(
+        409,
+        'An export of this request is waiting to be released: a second staff member checks and releases it first.',
+      );
     }
     const identities = verifiedIdentities(record);
     const by = actor(res);
@@ -212,12 +246,49 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
     res.redirect(303, `/admin/requests/${record.id}`);
   });
 
+  // The reviewer checks the package before releasing it: they download exactly what the requester
+  // would get (through a single-use token bound to their own session, as the requester's are).
+  router.get('/admin/requests/:id/exports/:exportId', async (req, res) => {
+    const record = await load(req.params.id);
+    const exportId = idSchema.safeParse(req.params.exportId);
+    const pkg = exportId.success ? await options.requestExports.get(record.id, exportId.data) : undefined;
+    if (!pkg) throw new HttpError(404, 'No such export for this request.');
+    const binding = `staff:${req.sessionID}`;
+    const issued = await options.exports.issueToken(pkg.exportId, { binding, ttl: 60_000 });
+    const redeemed = await options.exports.redeem(issued.token, { binding });
+    await options.audit.record({
+      actor: actor(res),
+      action: 'export.inspected',
+      target: record.id,
+      detail: `export ${pkg.exportId}${pkg.releasedAt ? '' : ' (awaiting release)'}`,
+    });
+    res.set(downloadHeaders(redeemed.filename, { contentType: redeemed.contentType, bytes: redeemed.bytes }));
+    redeemed.stream.pipe(res);
+  });
+
   router.post('/admin/requests/:id/release', async (req, res) => {
     const record = await load(req.params.id);
+    // The form names the package its page showed: a release approves that package and no other
+    // (one run again since, by anyone, is not approved by a click on the older page).
+    const form = parseForm(z.object({ export: idSchema }), req.body);
     const pkg = await options.requestExports.latestAny(record.id);
     if (!pkg || pkg.releasedAt) throw new HttpError(409, 'There is no export waiting to be released.');
+    if (pkg.exportId !== form.export) {
+      throw new HttpError(
+        409,
+        'The export waiting for release is not the one on the page you approved from: reload the request, check the package, then release it.',
+      );
+    }
     if (record.status !== 'in-progress') {
       throw new HttpError(409, 'Only a request in progress can have its export released.');
+    }
+    // Before, a package purged after its 7 days while it awaited release was "released" all the
+    // same: the request closed and the requester was mailed a download that could not work.
+    if (!(await options.requestExports.available(pkg.exportId))) {
+      throw new HttpError(
+        409,
+        'The export waiting for release is no longer stored (packages are kept 7 days): run the export again, then have it released.',
+      );
     }
     const by = actor(res);
     const approval = await options.approvals.approve({

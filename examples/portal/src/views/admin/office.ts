@@ -40,7 +40,7 @@ ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
   <div><label for="email">Email</label><input id="email" name="email" type="email" required></div>
   <div><label for="name">Name</label><input id="name" name="name" type="text" required></div>
   <div><label for="role">Role</label><select id="role" name="role"><option value="privacy-officer">Privacy officer</option><option value="admin">Administrator</option></select></div>
-  <div><label for="password">Initial password <span class="hint">At least 12 characters.</span></label><input id="password" name="password" type="password" autocomplete="new-password" required></div>
+  <div><label for="password">Initial password <span class="hint">At least 12 characters. Give it to them safely: they must replace it with their own at their first sign-in.</span></label><input id="password" name="password" type="password" autocomplete="new-password" required></div>
   <div><button type="submit">Create account</button></div>
 </form>`;
 }

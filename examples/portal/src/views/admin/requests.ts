@@ -46,10 +46,23 @@ function releaseForm(options: {
 }): SafeHtml {
   const { exportInfo, releaseApproval } = options;
   if (!exportInfo || exportInfo.releasedAt || options.record.status !== 'in-progress') return html``;
+  const inspect = html`<a href="/admin/requests/${options.record.id}/exports/${exportInfo.exportId}" data-inspect-export="${exportInfo.exportId}" download>Download the package to check it</a>`;
   if (releaseApproval && releaseApproval.requestedBy === options.viewer) {
-    return html`<p class="notice" data-awaiting-approval>You ran this export: a different staff member must check and release it.</p>`;
+    return html`<p class="notice" data-awaiting-approval>You ran this export: a different staff member must check and release it. ${inspect}.</p>`;
   }
-  return html`<form method="post" action="/admin/requests/${options.record.id}/release">${csrfField(options.csrf)}<p>Check the package, then release it: the requester is told by mail and can download it once.</p><button type="submit">Approve and release the export</button></form>`;
+  return html`<form method="post" action="/admin/requests/${options.record.id}/release">${csrfField(options.csrf)}<input type="hidden" name="export" value="${exportInfo.exportId}"><p>Check the package (${inspect}), then release it: the requester is told by mail and can download it once. The release approves this package (<code>${exportInfo.exportId}</code>) only.</p><button type="submit">Approve and release the export</button></form>`;
+}
+
+/** What completing does beyond closing the request, for the rights the consent ledger carries out. */
+function completionEffect(record: RequestRecord): SafeHtml {
+  const details = (record.details ?? {}) as { kind?: string };
+  if (
+    record.right === 'withdraw-consent' ||
+    (record.right === 'objection' && details.kind === 'direct-marketing')
+  ) {
+    return html`<p data-consent-effect>Completing withdraws the consents named (an objection: refuses the direct-marketing purposes) in the consent ledger for the verified email address, and tells the requester what was done. It was applied when the requester confirmed the request; completing applies anything added since.</p>`;
+  }
+  return html``;
 }
 
 export function requestDetailView(options: {
@@ -85,7 +98,7 @@ ${
 ${record.status === 'verified' || record.status === 'waiting-on-subject' ? html`<form method="post" action="/admin/requests/${record.id}/approve">${csrfField(csrf)}<button type="submit">Approve (start handling)</button></form>` : ''}
 ${record.status === 'in-progress' && (record.right === 'access' || record.right === 'portability') && !(options.exportInfo && !options.exportInfo.releasedAt) ? html`<form method="post" action="/admin/requests/${record.id}/export">${csrfField(csrf)}<p>Generates the package from the data map. A second staff member then checks and releases it to the verified requester (four eyes).</p><button type="submit">Run the export</button></form>` : ''}
 ${options.extra ?? ''}
-${record.status === 'in-progress' ? html`<form method="post" action="/admin/requests/${record.id}/complete" class="stack">${csrfField(csrf)}<div><label for="summary">Completion note for the requester (optional)</label><input id="summary" name="summary" type="text"></div><div><button type="submit" class="secondary">Mark completed</button></div></form>` : ''}
+${record.status === 'in-progress' ? html`<form method="post" action="/admin/requests/${record.id}/complete" class="stack">${csrfField(csrf)}${completionEffect(record)}<div><label for="summary">Completion note for the requester (optional)</label><input id="summary" name="summary" type="text"></div><div><button type="submit" class="secondary">Mark completed</button></div></form>` : ''}
 <form method="post" action="/admin/requests/${record.id}/extend" class="stack">${csrfField(csrf)}
   <h3>Extend the deadline (Art 12(3))</h3>
   <div><label for="months">By</label><select id="months" name="months"><option value="1">1 month</option><option value="2">2 months</option></select></div>
