@@ -232,7 +232,7 @@ export function createApp(deps: AppDeps): Express & { housekeeping: Housekeeping
             verificationLink: (token: string) =>
               `${linkOrigin}/rights/verify?token=${encodeURIComponent(token)}`,
           }
-        : { mailer: tokenInsteadOfLink(mailer) }),
+        : { verificationPage: 'the "Confirm your request" page of our privacy centre (/rights/verify)' }),
       onDeliveryError: logError,
     }),
     ledger:
@@ -609,22 +609,4 @@ export function createApp(deps: AppDeps): Express & { housekeeping: Housekeeping
     return server;
   }) as Express['listen'];
   return portal;
-}
-
-/**
- * Without an origin for links, the requests package's confirmation mail would say "Or confirm with
- * this link:" over a bare token: say what it is and where it goes instead.
- */
-function tokenInsteadOfLink(mailer: Mailer): Mailer {
-  const where = 'on the "Confirm your request" page of our privacy centre (/rights/verify)';
-  return {
-    send: (message) =>
-      mailer.send({
-        ...message,
-        text: message.text
-          .replace(/^Or confirm with this link: (\S+)$/m, `Or paste this confirmation token ${where}: $1`)
-          .replace(/^Or this link: (\S+)$/m, `Or paste this confirmation token ${where}: $1`)
-          .replace(/^The code and link expire/m, 'The code and token expire'),
-      }),
-  };
 }

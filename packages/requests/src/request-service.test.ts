@@ -155,6 +155,28 @@ describe.each(testEngines())('requests on $engine', (engine) => {
       await expectCode(ctx.service.verify({ token: 'A'.repeat(43) }), 'requests/verification-failed');
     });
 
+    it('without a verification link, the mail names the token as one to paste, and where', async () => {
+      const bare = setup({ verificationLink: undefined });
+      const { mail } = await submitted(bare, 'bare@example.com');
+      const line = /^Or paste this confirmation token: (\S+)$/m.exec(mail!.text);
+      expect(line, mail!.text).not.toBeNull();
+      expect(mail!.text).not.toContain('this link');
+      expect(mail!.text).toContain('The code and token expire in');
+      expect((await bare.service.verify({ token: line![1]! })).status).toBe('verified');
+
+      const page = setup({ verificationLink: undefined, verificationPage: 'our privacy centre (/verify)' });
+      const named = await submitted(page, 'page@example.com');
+      expect(named.mail!.text).toMatch(
+        /^Or paste this confirmation token on our privacy centre \(\/verify\): \S+$/m,
+      );
+      // With a link, the link as before.
+      const linked = await submitted(setup(), 'linked@example.com');
+      expect(linked.mail!.text).toMatch(
+        /^Or confirm with this link: https:\/\/privacy\.example\.com\/verify\/\S+$/m,
+      );
+      expect(linked.mail!.text).toContain('The code and link expire in');
+    });
+
     it('expires challenges after the configured time (at most 10 minutes)', async () => {
       const ctx = setup({ codeTtlMinutes: 5 });
       const { requestId, mail } = await submitted(ctx, 'late@example.com');

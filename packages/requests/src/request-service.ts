@@ -160,6 +160,12 @@ export interface RequestServiceOptions {
   skipWeekends?: boolean;
   /** Builds the verification link from its token; the mail shows the bare token otherwise. */
   verificationLink?: (token: string) => string;
+  /**
+   * Without `verificationLink`: where the subject pastes the token, named in the mail ("Or paste
+   * this confirmation token on <verificationPage>: …"), e.g. `the "Confirm your request" page of
+   * our privacy centre (/rights/verify)`.
+   */
+  verificationPage?: string;
   /** Called when a mail cannot be sent (the failure is also audited, without the address). */
   onDeliveryError?: (error: unknown) => void;
 }
@@ -1204,8 +1210,13 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
         })
         .execute();
       if (!sent || !identity.channel) continue;
-      const link = options.verificationLink ? options.verificationLink(token) : token;
-      const expiry = `The code and link expire in ${ttlMinutes} minutes and work once.`;
+      // Without a link the mail says what the token is and where it goes: "confirm with this
+      // link" followed by a bare token left the subject nothing to click.
+      const link = options.verificationLink?.(token);
+      const where = options.verificationPage ? ` on ${options.verificationPage}` : '';
+      const tokenLine = (prefix: string) =>
+        link === undefined ? `Or paste this confirmation token${where}: ${token}` : `${prefix}${link}`;
+      const expiry = `The code and ${link === undefined ? 'token' : 'link'} expire in ${ttlMinutes} minutes and work once.`;
       mails.push(
         amendment
           ? {
@@ -1215,7 +1226,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
                 `Someone sent a ${policy.controller.name} privacy request linked to this address again, adding ${amendmentSummary(amendment.right, amendment.details)}.`,
                 '',
                 `To confirm the request with what was added, use this confirmation code: ${code}`,
-                `Or this link: ${link}`,
+                tokenLine('Or this link: '),
                 '',
                 `${expiry} A code from an earlier message confirms the request without the additions.`,
                 'If you did not send it, ignore this message: nothing is added and nothing will be disclosed.',
@@ -1233,7 +1244,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
                   : []),
                 '',
                 `Your confirmation code: ${code}`,
-                `Or confirm with this link: ${link}`,
+                tokenLine('Or confirm with this link: '),
                 '',
                 expiry,
                 'If you did not make this request, ignore this message: nothing will be disclosed.',
