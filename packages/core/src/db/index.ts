@@ -16,3 +16,5 @@ export {
   writeTransaction,
 } from './write-transaction.js';
 export type { RetryWriteConflictsOptions } from './write-transaction.js';
+export { isPlainInsert, openWriterThread } from './writer-thread.js';
+export type { WriterThread, WriterThreadOptions } from './writer-thread.js';

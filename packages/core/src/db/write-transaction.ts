@@ -4,6 +4,7 @@ import { PrivacyKitError } from '../errors.js';
 import { engineOf } from './engine.js';
 import { SQLITE_BUSY_TIMEOUT_MS, sqliteConnectionOf, sqliteFileOf } from './open.js';
 import type { SqliteConnection, SqliteStatement } from './open.js';
+import { writerThreadFileOf } from './writer-thread.js';
 
 const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
 const COMMIT = CompiledQuery.raw('commit');
@@ -34,8 +35,9 @@ export async function writeTransaction<DB, R>(
   if (isInTransaction(db)) throw nestedTransaction();
   if (engineOf(db) !== 'sqlite') return db.transaction().execute(work);
   const raw = sqliteConnectionOf(db);
-  const file = raw && sqliteFileOf(raw);
-  if (!raw || !file) return sqliteTransaction(db, work, undefined);
+  // A writer thread's connection takes its turns with the process's other connections too.
+  const file = raw ? sqliteFileOf(raw) : writerThreadFileOf(db);
+  if (!file) return sqliteTransaction(db, work, undefined);
   const release = await turnFor(file);
   try {
     return await sqliteTransaction(db, work, raw);
