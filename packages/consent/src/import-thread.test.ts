@@ -1,4 +1,4 @@
-import { fixedClock, isPrivacyKitError } from '@privacykit/core';
+import { definePolicy, fixedClock, isPrivacyKitError } from '@privacykit/core';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { testEngines } from '@privacykit/core/testing';
@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ConsentDecision } from './decision.js';
 import { createConsentLedger } from './ledger.js';
 import type { ConsentLedger } from './ledger.js';
-import { grant, migratedDatabase, testPolicy } from './test-fixtures.js';
+import { grant, migratedDatabase, policyInput, testPolicy } from './test-fixtures.js';
 
 const sqlite = testEngines().filter((engine) => engine.engine === 'sqlite');
 const clock = fixedClock('2025-03-01T12:00:00Z');
@@ -136,6 +136,45 @@ describe.each(sqlite)('import on a writer thread on $engine', (engine) => {
     expect(await ledger.verify()).toMatchObject({ ok: true, size: notices + 4020 });
     expect(await ledger.mayProcess('live-19', 'newsletter')).toBe(true);
     expect(await ledger.mayProcess('bulk-3999', 'newsletter')).toBe(true);
+  });
+
+  it('another tenant’s ledger starting up and a plain write of the host’s, while an import runs on the thread, both go through', async () => {
+    const { database, ledger } = await fresh();
+    await sql`create table host_audit (id integer primary key, note text not null)`.execute(database.db);
+    const input = Array.from({ length: 3000 }, (_, i) => imported(`bulk-${i}`, { at: at(i) }));
+    const importing = ledger.import(input, { batchSize: 300, writerThread: true });
+    // Once the import is writing (its first batch committed): the next batches hold the lock.
+    while (
+      !(await database.db.selectFrom('privacykit_consent_state').select('seq').limit(1).executeTakeFirst())
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    // Both write on the main connection outside writeTransaction: a new tenant's head row, and
+    // a plain INSERT. Waiting for the thread's lock on this thread would fail after 10 s.
+    const other = createConsentLedger({
+      db: database.db,
+      policy: definePolicy({ ...policyInput, tenant: 'tenant-b' }),
+      clock,
+    });
+    const [started, audited] = await Promise.all([
+      other.publicKey().then(
+        () => 'started',
+        (error: unknown) => error,
+      ),
+      database.db
+        .insertInto('host_audit')
+        .values({ id: 1, note: 'import begun' })
+        .execute()
+        .then(
+          () => 'written',
+          (error: unknown) => error,
+        ),
+    ]);
+    expect([started, audited]).toEqual(['started', 'written']);
+    expect(await importing).toEqual({ imported: 3000 });
+    await other.record(grant('b-subject'));
+    expect(await other.verify()).toMatchObject({ ok: true });
+    expect(await ledger.verify()).toMatchObject({ ok: true });
   });
 
   it('refuses a writerThread that is not a boolean, before anything is written', async () => {

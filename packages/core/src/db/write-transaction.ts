@@ -4,7 +4,7 @@ import { PrivacyKitError } from '../errors.js';
 import { engineOf } from './engine.js';
 import { SQLITE_BUSY_TIMEOUT_MS, sqliteConnectionOf, sqliteFileOf } from './open.js';
 import type { SqliteConnection, SqliteStatement } from './open.js';
-import { writerThreadFileOf } from './writer-thread.js';
+import { writerThreadOf } from './writer-thread.js';
 
 const BEGIN_IMMEDIATE = CompiledQuery.raw('begin immediate');
 const COMMIT = CompiledQuery.raw('commit');
@@ -36,11 +36,17 @@ export async function writeTransaction<DB, R>(
   if (engineOf(db) !== 'sqlite') return db.transaction().execute(work);
   const raw = sqliteConnectionOf(db);
   // A writer thread's connection takes its turns with the process's other connections too.
-  const file = raw ? sqliteFileOf(raw) : writerThreadFileOf(db);
+  const writer = raw ? undefined : writerThreadOf(db);
+  const file = raw ? sqliteFileOf(raw) : writer?.file;
   if (!file) return sqliteTransaction(db, work, undefined);
   const release = await turnFor(file);
   try {
-    return await sqliteTransaction(db, work, raw);
+    if (!writer) return await sqliteTransaction(db, work, raw);
+    // And holds the connection of the instance it was opened from while it has the lock: a
+    // statement there (a plain write, another ledger's start-up, the host's own) waits for it
+    // off the thread, as it would for a transaction on that connection, instead of waiting in
+    // SQLite's busy handler on the thread the writer needs to go on.
+    return await writer.main.connection().execute(() => sqliteTransaction(db, work, undefined));
   } finally {
     release();
   }

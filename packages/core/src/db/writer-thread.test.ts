@@ -53,8 +53,10 @@ describe('openWriterThread on SQLite', () => {
         .select((eb) => eb.fn.countAll<number>().as('count'))
         .executeTakeFirstOrThrow()) as { count: number };
       expect(Number(count)).toBe(50);
-      // The main connection does not: nothing is committed yet.
-      expect(await names(db)).toEqual([]);
+      // The main connection does not: nothing is committed yet. (Read on it directly: its
+      // kysely instance waits for the writer's transaction to end, as for one of its own.)
+      const raw = sqliteConnectionOf(db);
+      expect(raw?.prepare('select count(*) as n from privacykit_test_items').get()).toEqual({ n: 0 });
       const updated = await trx
         .updateTable('privacykit_test_items')
         .set({ name: 'first' })
@@ -157,6 +159,67 @@ describe('openWriterThread on SQLite', () => {
     ]);
     expect(main).toBeDefined();
     expect((await names(db)).map((row) => row.id)).toEqual([1, 2, 3]);
+  });
+
+  it('a plain statement on the main instance meanwhile waits for the writer’s transaction, off the thread, then runs', async () => {
+    const { db, thread } = await open();
+    let plain: Promise<unknown> | undefined;
+    await writeTransaction(thread, async (trx) => {
+      await trx.insertInto('privacykit_test_items').values({ id: 1, name: 'writer' }).execute();
+      await trx.selectFrom('privacykit_test_items').selectAll().execute();
+      // Not through writeTransaction: on the main connection right away, it would wait for the
+      // writer's lock in SQLite's busy handler, on this thread, for 10 s, then fail.
+      plain = db
+        .insertInto('privacykit_test_items')
+        .values({ id: 2, name: 'plain' })
+        .execute()
+        .then(
+          () => 'written',
+          (error: unknown) => error,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await trx.insertInto('privacykit_test_items').values({ id: 3, name: 'writer' }).execute();
+      await trx.selectFrom('privacykit_test_items').selectAll().execute();
+    });
+    expect(await plain).toBe('written');
+    expect((await names(db)).map((row) => row.name)).toEqual(['writer', 'plain', 'writer']);
+  });
+
+  it('close() while a commit is on its way reports what happened: a transaction said to fail wrote nothing', async () => {
+    const { db, thread } = await open();
+    const rows = Array.from({ length: 400 }, (_, i) => ({ id: i + 1, name: `n${i}` }));
+    const outcome = await writeTransaction(thread, async (trx) => {
+      for (let i = 0; i < 50; i++) {
+        await trx.deleteFrom('privacykit_test_items').execute();
+        await trx.insertInto('privacykit_test_items').values(rows).execute();
+      }
+      // After the COMMIT is sent (it follows this callback within the same turn of the loop).
+      setImmediate(() => void (writer as WriterThread).close());
+    }).then(
+      () => 'committed',
+      (error: unknown) => error,
+    );
+    const count = (await names(db)).length;
+    if (outcome === 'committed') expect(count).toBe(400);
+    else expect(count).toBe(0);
+    expect(outcome).toBe('committed');
+  });
+
+  it('a value the thread cannot be sent fails its statement alone; the same statement works afterwards', async () => {
+    const { db, thread } = await open();
+    const insert = (name: unknown) =>
+      writeTransaction(thread, async (trx) => {
+        await trx
+          .insertInto('privacykit_test_items')
+          .values({ id: 1, name: name as string })
+          .execute();
+        await trx.selectFrom('privacykit_test_items').selectAll().execute();
+      });
+    await expect(insert(Symbol('no'))).rejects.toThrow(/could not be cloned/);
+    await insert('fine');
+    expect(await names(db)).toEqual([{ id: 1, name: 'fine' }]);
+    const read = await thread.selectFrom('privacykit_test_items').select('name').executeTakeFirst();
+    expect(read).toEqual({ name: 'fine' });
   });
 
   it('close() rolls back a transaction left open and ends the thread; later queries fail', async () => {

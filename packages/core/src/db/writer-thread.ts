@@ -23,12 +23,13 @@ export interface WriterThread {
   close(): Promise<void>;
 }
 
-// The file of each writer thread's kysely instance, for writeTransaction's turns.
-const writerFiles = new WeakMap<Kysely<any>, string>();
+// Each writer thread's kysely instance: its file, for writeTransaction's turns, and the instance
+// it was opened from, whose connection its transactions hold (see writeTransaction).
+const writers = new WeakMap<Kysely<any>, { file: string; main: Kysely<any> }>();
 
-/** The SQLite file a writer thread's kysely instance writes to (see {@link openWriterThread}). */
-export function writerThreadFileOf(db: Kysely<any>): string | undefined {
-  return writerFiles.get(db);
+/** The file a writer thread's kysely instance writes to, and the instance it was opened from. */
+export function writerThreadOf(db: Kysely<any>): { file: string; main: Kysely<any> } | undefined {
+  return writers.get(db);
 }
 
 /** This module's own path, for the worker to load better-sqlite3 as this package does. */
@@ -88,6 +89,8 @@ function serve(message) {
     try {
       db.close();
     } finally {
+      // After every answer before it: the caller knows then that nothing is left to answer.
+      parentPort.postMessage({ closed: true });
       parentPort.close();
     }
     return;
@@ -182,7 +185,11 @@ class ThreadConnection implements DatabaseConnection {
   constructor(worker: Worker, pipelined: (sql: string) => boolean) {
     this.#worker = worker;
     this.#pipelined = pipelined;
-    worker.on('message', (reply: Reply) => {
+    worker.on('message', (reply: Reply & { closed?: boolean }) => {
+      if (reply.closed) {
+        this.end(new Error('the writer thread is closed'));
+        return;
+      }
       const waiting = this.#pending.get(reply.id);
       if (!waiting) return;
       this.#pending.delete(reply.id);
@@ -190,32 +197,48 @@ class ThreadConnection implements DatabaseConnection {
     });
   }
 
-  /** The thread is gone: whatever waits, and whatever comes, fails with `error`. */
+  /** The thread is gone: whatever still waits, and whatever comes, fails with `error`. */
   end(error: Error): void {
     this.#ended ??= error;
     for (const { reject } of this.#pending.values()) reject(error);
     this.#pending.clear();
   }
 
+  /** Closing: nothing more is sent; what was sent still gets its own answer. */
+  refuse(error: Error): void {
+    this.#ended ??= error;
+  }
+
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     if (this.#ended) throw this.#ended;
     const { sql } = query;
     const parameters = query.parameters as unknown[];
-    let text = this.#texts.get(sql);
-    const first = text === undefined || this.#numbered - text >= TEXTS;
-    if (first) {
+    const known = this.#texts.get(sql);
+    const first = known === undefined || this.#numbered - known >= TEXTS;
+    const text = first ? this.#numbered : known;
+    // The text is numbered once the thread has it: a message that cannot be sent (a value
+    // structured cloning refuses) leaves the numbering as it was.
+    const sent = () => {
+      if (!first) return;
+      this.#numbered++;
       if (this.#texts.size >= 2 * TEXTS) this.#texts.clear();
-      text = this.#numbered++;
       this.#texts.set(sql, text);
-    }
+    };
     if (this.#inTransaction && this.#isPipelined(sql)) {
       this.#worker.postMessage(first ? { text, sql, parameters } : { text, parameters });
+      sent();
       return { rows: [] };
     }
     const id = this.#next++;
     const reply = await new Promise<Reply>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage(first ? { id, text, sql, parameters } : { id, text, parameters });
+      try {
+        this.#worker.postMessage(first ? { id, text, sql, parameters } : { id, text, parameters });
+      } catch (error) {
+        this.#pending.delete(id);
+        throw error;
+      }
+      sent();
     });
     const word = /^\s*(\w+)/.exec(sql)?.[1]?.toLowerCase();
     if (word === 'rollback') this.#inTransaction = false;
@@ -335,11 +358,17 @@ export async function openWriterThread(
   const connection = new ThreadConnection(worker, pipelined);
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   worker.on('error', (error) => connection.end(error instanceof Error ? error : new Error(String(error))));
-  void exited.then(() => connection.end(new Error('the writer thread has ended')));
+  void exited.then(() =>
+    connection.end(
+      new Error('the writer thread ended before answering: whether the statement took effect is unknown'),
+    ),
+  );
   let closing: Promise<void> | undefined;
   const close = () => {
+    // Statements already sent run and answer first (the thread takes messages in order); a
+    // statement still unanswered when the thread has ended fails, its outcome unknown.
     closing ??= (async () => {
-      connection.end(new Error('the writer thread is closed'));
+      connection.refuse(new Error('the writer thread is closed'));
       worker.postMessage({ close: true });
       await exited;
     })();
@@ -353,6 +382,6 @@ export async function openWriterThread(
       createQueryCompiler: () => new SqliteQueryCompiler(),
     },
   });
-  writerFiles.set(kysely, file);
+  writers.set(kysely, { file, main: db });
   return { db: kysely, close };
 }
