@@ -46,7 +46,12 @@ export async function writeTransaction<DB, R>(
     // statement there (a plain write, another ledger's start-up, the host's own) waits for it
     // off the thread, as it would for a transaction on that connection, instead of waiting in
     // SQLite's busy handler on the thread the writer needs to go on.
-    return await writer.main.connection().execute(() => sqliteTransaction(db, work, undefined));
+    // Its raw connection shows a transaction meanwhile, so a host's synchronous hot path that
+    // checks `inTransaction` steps aside as it would for one of its own (see asBusy).
+    const main = sqliteConnectionOf(writer.main);
+    return await writer.main
+      .connection()
+      .execute(() => sqliteTransaction(db, (trx) => asBusy(main, () => work(trx)), undefined));
   } finally {
     release();
   }
@@ -81,6 +86,25 @@ const running = new WeakSet<Kysely<any>>();
 /** Whether `db` is in a transaction: a kysely `Transaction`, or a `writeTransaction`'s `trx`. */
 function isInTransaction(db: Kysely<any>): boolean {
   return db.isTransaction || running.has(db);
+}
+
+/**
+ * Runs `work` while `connection` (the main connection of a writer thread's file, whose lock the
+ * thread holds) is in a deferred transaction that takes no lock, with no busy timeout: code that
+ * checks `inTransaction` steps aside, and a write that does not fails at once with SQLITE_BUSY
+ * instead of waiting 10 s on the thread the writer needs. Nothing can be written in it: the
+ * thread holds the lock throughout. Rolled back after.
+ */
+async function asBusy<R>(connection: SqliteConnection | undefined, work: () => Promise<R>): Promise<R> {
+  if (!connection || connection.inTransaction) return work();
+  connection.prepare('pragma busy_timeout = 0').get();
+  connection.prepare('begin deferred').run();
+  try {
+    return await work();
+  } finally {
+    if (connection.inTransaction) connection.prepare('rollback').run();
+    connection.prepare(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`).get();
+  }
 }
 
 async function sqliteTransaction<DB, R>(

@@ -185,6 +185,33 @@ describe('openWriterThread on SQLite', () => {
     expect((await names(db)).map((row) => row.name)).toEqual(['writer', 'plain', 'writer']);
   });
 
+  it('the main connection shows a transaction meanwhile: a guarded synchronous write steps aside, an unguarded one fails at once', async () => {
+    const { db, thread } = await open();
+    const raw = sqliteConnectionOf(db);
+    if (!raw) throw new Error('no raw connection');
+    const hit = (id: number) =>
+      raw.prepare('insert into privacykit_test_items (id, name) values (?, ?)').run(id, 'hit');
+    const seen: { inTransaction: boolean; unguarded: unknown } = {
+      inTransaction: false,
+      unguarded: undefined,
+    };
+    await writeTransaction(thread, async (trx) => {
+      await trx.insertInto('privacykit_test_items').values({ id: 1, name: 'writer' }).execute();
+      await trx.selectFrom('privacykit_test_items').selectAll().execute();
+      // A host's hot path checks inTransaction first (as sqliteConnectionOf asks) and steps aside.
+      seen.inTransaction = raw.inTransaction;
+      try {
+        hit(2);
+      } catch (error) {
+        seen.unguarded = (error as { code?: unknown }).code;
+      }
+    });
+    expect(seen).toEqual({ inTransaction: true, unguarded: 'SQLITE_BUSY' });
+    expect(raw.inTransaction).toBe(false);
+    hit(3);
+    expect((await names(db)).map((row) => row.id)).toEqual([1, 3]);
+  });
+
   it('close() while a commit is on its way reports what happened: a transaction said to fail wrote nothing', async () => {
     const { db, thread } = await open();
     const rows = Array.from({ length: 400 }, (_, i) => ({ id: i + 1, name: `n${i}` }));
