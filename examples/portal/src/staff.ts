@@ -163,6 +163,14 @@ export function createStaffDirectory(options: {
     passwordStamp: passwordStampOf(String(row.password_hash)),
   });
 
+  // A member's row by sign-in address (addresses are compared normalised).
+  const rowByEmail = (email: string) =>
+    db
+      .selectFrom(TABLE)
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('email', '=', normaliseEmail(email))
+      .executeTakeFirst();
   const directory: StaffDirectory = {
     async create(input, options) {
       const createdAt = clock.now().toISOString();
@@ -207,12 +215,7 @@ export function createStaffDirectory(options: {
       return chain;
     },
     async authenticate(email, password) {
-      const row = await db
-        .selectFrom(TABLE)
-        .selectAll()
-        .where('tenant', '=', tenant)
-        .where('email', '=', normaliseEmail(email))
-        .executeTakeFirst();
+      const row = await rowByEmail(email);
       if (!row) {
         decoyHash ??= hashPassword(randomToken(16), params);
         await verifyPassword(password, await decoyHash);
@@ -268,12 +271,7 @@ export function createStaffDirectory(options: {
       return row ? toMember(row) : undefined;
     },
     async findByEmail(email) {
-      const row = await db
-        .selectFrom(TABLE)
-        .selectAll()
-        .where('tenant', '=', tenant)
-        .where('email', '=', normaliseEmail(email))
-        .executeTakeFirst();
+      const row = await rowByEmail(email);
       return row ? toMember(row) : undefined;
     },
     async ensureInitialAdmin(email = 'admin@example.com') {
