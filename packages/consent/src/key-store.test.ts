@@ -373,6 +373,61 @@ describe.each(testEngines())('evidence key store on $engine (S11, hostile case 2
     expect(seen.every((inside) => !inside)).toBe(true);
   });
 
+  it("a store whose destroy() goes through the ledger's own database instance: SQLite's one connection makes the shredding give up after 10 s with consent/key-store-failed, rolled back whole, instead of waiting forever; pooled engines shred", {
+    timeout: 60_000,
+  }, async () => {
+    let destroyed = 0;
+    const sameDb: EvidenceKeyStore = {
+      get: (tenant, pairs) => store.get(tenant, pairs),
+      obtain: (tenant, pairs) => store.obtain(tenant, pairs),
+      async destroy(tenant, subjectKey) {
+        // A host's own bookkeeping, through the instance it gave the ledger.
+        await data.db.selectFrom('privacykit_consent_head').select('tenant').execute();
+        await store.destroy(tenant, subjectKey);
+        destroyed++;
+      },
+    };
+    const ledger = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: sameDb });
+    await ledger.record(grant('ks-nia', 'newsletter', { evidence }));
+    const nia = await ledger.subjectKey('ks-nia');
+    const size = await ledgerSize(data.db);
+    if (engine.engine !== 'sqlite') {
+      await ledger.shredSubject('ks-nia');
+      expect(destroyed).toBe(1);
+      expect((await ledger.history('ks-nia')).map((entry) => entry.kind)).toEqual([
+        'decision',
+        'subject-shredded',
+      ]);
+      expect(await storedKeys(nia)).toEqual([]);
+      return;
+    }
+    const error = (await ledger.shredSubject('ks-nia').catch((failure: unknown) => failure)) as Error & {
+      code?: string;
+    };
+    expect(error.code).toBe('consent/key-store-failed');
+    expect(error.message).toMatch(/did not finish within 10 s .* database of its own/);
+    // Rolled back: no shredding entry, the state row and the sealed evidence are still there.
+    expect(await ledgerSize(data.db)).toBe(size);
+    const state = await data.db
+      .selectFrom('privacykit_consent_state')
+      .select('subject_key')
+      .where('subject_key', '=', nia)
+      .execute();
+    expect(state).toHaveLength(1);
+    // Once the connection is free the store's call ends, its keys gone (as the message says).
+    for (let i = 0; i < 100 && destroyed === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(destroyed).toBe(1);
+    expect(await storedKeys(nia)).toEqual([]);
+    // A retry through a store of its own finishes the shredding, and the ledger verifies.
+    const retry = createConsentLedger({ db: data.db, policy: testPolicy, clock, evidenceKeys: store });
+    await retry.shredSubject('ks-nia');
+    expect((await retry.history('ks-nia')).map((entry) => entry.kind)).toEqual([
+      'decision',
+      'subject-shredded',
+    ]);
+    expect(await retry.verify()).toMatchObject({ ok: true });
+  });
+
   it('opens evidence sealed under a state-row key before the store came, and the store-sealed evidence after it', async () => {
     const own = await migratedDatabase(engine);
     try {

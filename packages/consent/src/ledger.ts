@@ -625,6 +625,8 @@ const INDEX_EVERY = 1000;
  * by one (500 left 100 of every slice to single-row INSERTs, a fifth of the ledger's rows).
  */
 const IMPORT_SLICE = 400;
+// How long shredSubject() waits for the evidence key store's destroy() under its transaction.
+const KEY_STORE_DESTROY_MS = 10_000;
 // import() runs its SQL on a writer thread from this many decisions (see its writerThread option).
 const WRITER_THREAD_FROM = 10_000;
 
@@ -1888,6 +1890,34 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
           );
         }
       }
+    }
+  }
+
+  /**
+   * The store's `destroy()`, given up after {@link KEY_STORE_DESTROY_MS}: it runs while the
+   * shredding holds the append transaction, so a store that reaches the ledger's own database
+   * through the ledger's instance (on SQLite, one connection) would wait for that transaction,
+   * and the transaction for it, forever.
+   */
+  async function destroyWithin(store: EvidenceKeyStore, subjectKey: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        store.destroy(tenant, subjectKey),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `destroy() did not finish within ${KEY_STORE_DESTROY_MS / 1000} s while the shredding held the ledger's write transaction (a store that uses the ledger's own database instance waits for that transaction: give the store a connection or database of its own). Nothing was shredded; the store may still destroy the keys when its call ends, and a retry finishes the shredding`,
+                ),
+              ),
+            KEY_STORE_DESTROY_MS,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -3870,7 +3900,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         // Should the store fail, nothing is shredded yet and a retry does it all.
         if (keyStore) {
           try {
-            await keyStore.destroy(tenant, subjectKey);
+            await destroyWithin(keyStore, subjectKey);
           } catch (error) {
             throw new PrivacyKitError<ConsentErrorCode>(
               'consent/key-store-failed',
