@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { definePolicy, fixedClock } from '@privacykit/core';
-import { migrate, openDatabase } from '@privacykit/core/db';
-import { testEngines } from '@privacykit/core/testing';
+import { migrate, openDatabase, writeTransaction } from '@privacykit/core/db';
+import { holdSqliteWriteLock, testEngines } from '@privacykit/core/testing';
 import { Migrator } from 'kysely';
 import type { TestDatabase } from '@privacykit/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -87,6 +87,71 @@ describe.each(testEngines())('fast paths on $engine', (engine) => {
     expect(await first.mayProcess('both', 'audience-measurement')).toBe(true);
     expect(await second.mayProcess('turns-1', 'audience-measurement')).toBe(false);
   });
+
+  it.runIf(engine.engine === 'sqlite')(
+    "record() waits for another process's write lock off the thread (timers run meanwhile; before, its synchronous path slept in SQLite's busy handler), then lands",
+    { timeout: 30_000 },
+    async () => {
+      database = await migratedDatabase(engine);
+      const ledger = createConsentLedger({
+        db: database.db,
+        policy: testPolicy,
+        clock: fixedClock('2025-03-01T12:00:00Z'),
+      });
+      // Two decisions first: the next one takes the synchronous path, from the remembered head.
+      await ledger.record(decision('lock-0', 'newsletter', { evidence: { ip: '198.51.100.7' } }));
+      await ledger.record(decision('lock-1', 'newsletter'));
+      const before = (await seqs(database)).length;
+      const holder = holdSqliteWriteLock(database.url.replace(/^sqlite:/, ''), 1500);
+      await holder.locked;
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 10);
+      try {
+        await ledger.record(decision('lock-2', 'newsletter', { evidence: { ip: '198.51.100.7' } }));
+      } finally {
+        clearInterval(timer);
+      }
+      expect(ticks).toBeGreaterThan(5);
+      await holder.released;
+      expect(await ledger.mayProcess('lock-2', 'newsletter')).toBe(true);
+      expect(await seqs(database)).toEqual(Array.from({ length: before + 1 }, (_, i) => i));
+      expect(await ledger.verify()).toMatchObject({ ok: true, size: before + 1 });
+    },
+  );
+
+  it.runIf(engine.engine === 'sqlite')(
+    "treeHead() stores its head in turn behind another connection's transaction on the file (before, its lone insert waited in the busy handler on the thread that transaction needed: 10 s, then SQLITE_BUSY)",
+    { timeout: 30_000 },
+    async () => {
+      database = await migratedDatabase(engine);
+      const other = await openDatabase(database.url);
+      try {
+        const ledger = createConsentLedger({
+          db: database.db,
+          policy: testPolicy,
+          clock: fixedClock('2025-03-01T12:00:00Z'),
+        });
+        await ledger.record(decision('head-0', 'newsletter'));
+        const size = (await seqs(database)).length;
+        let started!: () => void;
+        const holding = new Promise<void>((resolve) => {
+          started = resolve;
+        });
+        // Another connection of this process holds the write lock across an await.
+        const holder = writeTransaction(other, async () => {
+          started();
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        });
+        await holding;
+        const head = await ledger.treeHead();
+        await holder;
+        expect(head.treeSize).toBe(size);
+        expect(await ledger.verify()).toMatchObject({ ok: true, size });
+      } finally {
+        await other.destroy();
+      }
+    },
+  );
 
   it('a subject shredded through another ledger gets a new key: nothing is sealed under the destroyed one', async () => {
     database = await migratedDatabase(engine);

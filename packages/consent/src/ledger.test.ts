@@ -253,6 +253,27 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
         'consent/invalid-options',
       );
       await rejects(ledger.verify(7 as never), 'consent/invalid-options');
+      // A yes/no option must be a boolean: the string "false" is truthy, and applyGpc would
+      // override the subject's later choice, the set query take re-consent cases in.
+      await rejects(ledger.applyGpc('opt-1', '1', { override: 'false' as never }), 'consent/invalid-options');
+      expect(() =>
+        ledger.subjectPagesWithConsent('newsletter', { includeReconsentRequired: 'false' as never }),
+      ).toThrow(expect.objectContaining({ code: 'consent/invalid-options' }));
+      // A purpose that is not text, even one String() cannot convert, is a typed refusal.
+      for (const purpose of [Object.create(null), { toString: 1, valueOf: 1 }, 7]) {
+        await rejects(ledger.withdraw('opt-1', purpose as never), 'consent/invalid-decision');
+      }
+      // The subject is checked whether or not a signal came.
+      await rejects(ledger.applyGpc('', undefined), 'consent/invalid-subject');
+      // A validity of zero expired every grant at once; past a century expiry left four-digit years.
+      for (const validity of ['P0D', 'P0Y0M', 'P101Y', 'P8000Y', 'P300000Y', 'P99999999999999999999D']) {
+        expect(() => createConsentLedger({ db: database.db, policy: testPolicy, validity })).toThrow(
+          expect.objectContaining({ code: 'consent/invalid-options' }),
+        );
+      }
+      expect(() =>
+        createConsentLedger({ db: database.db, policy: testPolicy, validity: 'P100Y' }),
+      ).not.toThrow();
       expect(await ledgerSize(database)).toBe(before);
       // null options mean none; a header that is not text is no GPC signal.
       expect(await ledger.mayProcess('opt-1', 'newsletter', null as never)).toBe(false);
@@ -518,6 +539,35 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     }
   });
 
+  it('a text published again after another is current under its new version: a grant or import naming it by hash is taken', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const local = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      const first = await local.record(grant('gia', 'newsletter'));
+      await local.publishNotice(editedPolicy());
+      await local.publishNotice(testPolicy, { version: '2024-06-01' });
+      // Before, the hash found the first version with it, superseded: consent/notice-outdated.
+      const again = await local.record(grant('gia', 'newsletter', { notice: { hash: first.notice.hash } }));
+      expect(again.notice).toMatchObject({ version: '2024-06-01', hash: first.notice.hash });
+      await local.import([
+        grant('hal', 'newsletter', {
+          source: 'import',
+          method: 'import',
+          notice: { hash: first.notice.hash },
+        }),
+      ]);
+      expect(await local.mayProcess('hal', 'newsletter')).toBe(true);
+      // A refusal may still name the older version it answered.
+      await local.record({
+        ...grant('ivy', 'newsletter', { notice: { version: first.notice.version } }),
+        state: 'refused',
+      });
+      expect((await local.verify()).ok).toBe(true);
+    } finally {
+      await own?.destroy();
+    }
+  });
+
   it('a new transfer outside the EEA asks again only for the purposes whose recipients it concerns (C04, C07)', async () => {
     const own = await migratedDatabase(engine);
     try {
@@ -569,6 +619,63 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       expect(await local.expireDue()).toBe(0);
       expect((await local.history('frank')).map((entry) => entry.state)).toEqual(['granted', 'expired']);
       expect((await local.stats()).find((row) => row.purpose === 'newsletter')?.state).toBe('expired');
+      expect((await local.verify()).ok).toBe(true);
+      // The expired row keeps the grant's time; a row from before that kept the run's, and
+      // verifies too; any other time is an edit.
+      const decidedAt = async (value?: string) => {
+        const where = own.db.updateTable('privacykit_consent_state').where('purpose', '=', 'newsletter');
+        if (value) await where.set({ decided_at: value }).execute();
+        const row = await own.db
+          .selectFrom('privacykit_consent_state')
+          .select('decided_at')
+          .where('purpose', '=', 'newsletter')
+          .executeTakeFirstOrThrow();
+        return row.decided_at;
+      };
+      expect(await decidedAt()).toBe('2025-01-31T00:00:00.000Z');
+      expect(await decidedAt('2025-02-28T00:00:01.000Z')).toBe('2025-02-28T00:00:01.000Z');
+      expect((await local.verify()).ok).toBe(true);
+      await decidedAt('2025-02-27T00:00:00.000Z');
+      expect((await local.verify()).ok).toBe(false);
+    } finally {
+      await own?.destroy();
+    }
+  });
+
+  it('an expireDue run changes no answer: a grant imported afterwards, dated after the expiry, is current either way', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const localClock = fixedClock('2025-01-01T00:00:00Z');
+      const local = createConsentLedger({ db: own.db, policy: testPolicy, clock: localClock });
+      await local.record(grant('gus', 'newsletter'));
+      await local.record(grant('hana', 'newsletter'));
+      localClock.set('2025-09-01T00:00:00Z');
+      // The same late grant for both; the expiry job ran before it for one of them only.
+      const late = (subjectId: string) =>
+        grant(subjectId, 'newsletter', {
+          source: 'import',
+          method: 'import',
+          at: '2025-08-01T00:00:00.000Z',
+        });
+      await local.import([late('gus')]);
+      expect(await local.expireDue()).toBe(1);
+      await local.import([late('hana')]);
+      for (const subjectId of ['gus', 'hana']) {
+        // Before, hana's state row kept the run's time (2025-09-01) and outranked the grant of 2025-08-01.
+        expect(await local.mayProcess(subjectId, 'newsletter')).toBe(true);
+        expect((await local.current(subjectId)).purposes.newsletter).toMatchObject({
+          state: 'granted',
+          expiresAt: '2026-02-01T00:00:00.000Z',
+        });
+      }
+      const consenting: string[] = [];
+      for await (const subjectId of local.subjectsWithConsent('newsletter')) consenting.push(subjectId);
+      expect(consenting.sort()).toEqual(['gus', 'hana']);
+      expect((await local.history('hana')).map((entry) => entry.state)).toEqual([
+        'granted',
+        'expired',
+        'granted',
+      ]);
       expect((await local.verify()).ok).toBe(true);
     } finally {
       await own?.destroy();

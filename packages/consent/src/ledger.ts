@@ -541,6 +541,15 @@ function countOption(name: string, value: unknown, fallback: number): number {
   return value;
 }
 
+/** A yes/no option: a boolean, or `false` when absent (a string such as "false" is refused, not truthy). */
+function flagOption(name: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') {
+    throw fail('consent/invalid-options', `${name} must be a boolean, got ${typeof value} ${String(value)}`);
+  }
+  return value;
+}
+
 /** An instant option (`at`): a valid Date, or `fallback()` when absent. */
 function dateOption(value: unknown, fallback: () => Date): Date {
   if (value === undefined) return fallback();
@@ -702,8 +711,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     }
   }
   if (validity !== false) {
+    let end: number;
     try {
-      addPeriod(new Date(0), validity);
+      end = addPeriod(new Date(0), validity).getTime();
     } catch (cause) {
       throw new PrivacyKitError<ConsentErrorCode>(
         'consent/invalid-options',
@@ -711,6 +721,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         {
           cause,
         },
+      );
+    }
+    // A zero period expired every grant as it was given; beyond a century, expiry instants left
+    // ISO 8601's four-digit years (and compared wrongly as text) or the Date range (RangeError).
+    if (!(end > 0) || end > addPeriod(new Date(0), 'P100Y').getTime()) {
+      throw fail(
+        'consent/invalid-options',
+        `validity must be a period longer than zero and at most 100 years (P6M, P1Y…), or false for none; got "${validity}"`,
       );
     }
   }
@@ -999,21 +1017,23 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       if (no >= 2 ** 53 / SEQ_SPAN)
         throw fail('consent/invalid-options', 'too many ledger tenants in this database');
       try {
-        await db
-          .insertInto(T.head)
-          .values({
-            tenant,
-            no,
-            size: 0,
-            frontier: '[]',
-            signed_size: 0,
-            signed_at: null,
-            pseudonym_secret: null,
-            signing_key: null,
-            indexed_size: 0,
-            updated_at: clock.now().toISOString(),
-          })
-          .execute();
+        await writeStatement(db, (on) =>
+          on
+            .insertInto(T.head)
+            .values({
+              tenant,
+              no,
+              size: 0,
+              frontier: '[]',
+              signed_size: 0,
+              signed_at: null,
+              pseudonym_secret: null,
+              signing_key: null,
+              indexed_size: 0,
+              updated_at: clock.now().toISOString(),
+            })
+            .execute(),
+        );
         return;
       } catch (error) {
         // Another process created this tenant, or took the number: look again.
@@ -1028,12 +1048,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     let head = await readHead();
     base = Number(head.no) * SEQ_SPAN;
     if (!options.secret && !head.pseudonym_secret) {
-      await db
-        .updateTable(T.head)
-        .set({ pseudonym_secret: randomToken(32) })
-        .where('tenant', '=', tenant)
-        .where('pseudonym_secret', 'is', null)
-        .execute();
+      await writeStatement(db, (on) =>
+        on
+          .updateTable(T.head)
+          .set({ pseudonym_secret: randomToken(32) })
+          .where('tenant', '=', tenant)
+          .where('pseudonym_secret', 'is', null)
+          .execute(),
+      );
       head = await readHead();
     }
     if (!options.secret) secret = head.pseudonym_secret as string;
@@ -1054,12 +1076,14 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         const pem = generateKeyPairSync('ed25519')
           .privateKey.export({ type: 'pkcs8', format: 'pem' })
           .toString();
-        await db
-          .updateTable(T.head)
-          .set({ signing_key: pem })
-          .where('tenant', '=', tenant)
-          .where('signing_key', 'is', null)
-          .execute();
+        await writeStatement(db, (on) =>
+          on
+            .updateTable(T.head)
+            .set({ signing_key: pem })
+            .where('tenant', '=', tenant)
+            .where('signing_key', 'is', null)
+            .execute(),
+        );
         head = await readHead();
       }
       keys = loadSigningKeys({ privateKey: createPrivateKey(head.signing_key as string) });
@@ -2113,7 +2137,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         );
       }
       chosen = version;
-    } else if (reference?.hash !== undefined) {
+    } else if (reference?.hash !== undefined && reference.hash !== known.current.hash) {
+      // A text published again after another keeps its hash: the current version when it is the
+      // text named, else an older one with it.
       chosen = [...known.versions.values()].find((version) => version.hash === reference.hash) ?? chosen;
     }
     if (reference?.hash !== undefined && reference.hash !== chosen.hash) {
@@ -3114,14 +3140,19 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       };
       await ready();
       const subjectKey = pseudonym(subjectId); // (the secret is known once ready)
-      // The notice the grant being withdrawn was given on (read before the withdrawal replaces it).
-      const withdrawn = (await db
-        .selectFrom(T.state)
-        .select(['state', 'notice_version'])
-        .where('tenant', '=', tenant)
-        .where('purpose', '=', String(purposeId))
-        .where('subject_key', '=', subjectKey)
-        .executeTakeFirst()) as { state: string; notice_version: string } | undefined;
+      // The notice the grant being withdrawn was given on (read before the withdrawal replaces it);
+      // a purpose that is not text is record()'s consent/invalid-decision below.
+      const withdrawn = (
+        typeof purposeId !== 'string'
+          ? undefined
+          : await db
+              .selectFrom(T.state)
+              .select(['state', 'notice_version'])
+              .where('tenant', '=', tenant)
+              .where('purpose', '=', purposeId)
+              .where('subject_key', '=', subjectKey)
+              .executeTakeFirst()
+      ) as { state: string; notice_version: string } | undefined;
       let done: RecordedDecision;
       try {
         done = await ledger.record(decision);
@@ -3557,7 +3588,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         },
         keys,
       );
-      if (frontier.size > 0) await storeTreeHead(db, sth);
+      // In a write transaction's turn on SQLite: a lone insert would wait for another connection's
+      // lock in the busy handler, on the thread that connection needs to commit.
+      if (frontier.size > 0) await writeStatement(db, (on) => storeTreeHead(on, sth));
       return sth;
     },
 
@@ -3600,6 +3633,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     subjectPagesWithConsent(purposeId, options) {
       const opts = optionsOf(options);
       const pageSize = countOption('pageSize', opts.pageSize, 10_000);
+      const includeReconsentRequired = flagOption('includeReconsentRequired', opts.includeReconsentRequired);
       const when = opts.at === undefined ? undefined : dateOption(opts.at, () => clock.now());
       return {
         async *[Symbol.asyncIterator]() {
@@ -3619,7 +3653,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               .where('subject_key', '>', p('after'))
               .where('state', '=', 'granted')
               .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', p('at'))]));
-            if (!opts.includeReconsentRequired) query = query.where('notice_hash', '=', p('hash'));
+            if (!includeReconsentRequired) query = query.where('notice_hash', '=', p('hash'));
             return query.orderBy('subject_key').limit(pageSize);
           });
           let after = '';
@@ -3715,7 +3749,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
               renewal: 0,
               event_id: (pendings[i] as Pending).eventId,
               seq: seqs[i] as number,
-              decided_at: at,
+              // The grant's own time, kept: the expiry only writes down what time already did,
+              // so a decision imported later outranks it exactly as it outranks the grant (with
+              // the run's time, a grant dated between the expiry and the run lost to it).
               gpc_conflict: 0,
             })),
           );
@@ -3728,6 +3764,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
 
     async applyGpc(subjectId, header, options) {
       const opts = optionsOf(options);
+      const override = flagOption('override', opts.override);
       await ready();
       await freshNotices();
       const outcome: GpcOutcome = {
@@ -3737,6 +3774,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         unchanged: [],
         objections: [],
       };
+      // The subject is checked signal or not: a call is refused or taken whatever the header.
+      const subjectKey = pseudonym(subjectId);
       // Absence (or any value but "1") is no signal, and never consent (G02).
       if (!outcome.signal) return outcome;
       const signalled = policy.purposes.filter((purpose) =>
@@ -3745,7 +3784,6 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       const purposes = signalled.filter(restsOnConsent);
       // Not consent, so not the ledger's to record: an objection the host must act on (Art 21(5)).
       outcome.objections = signalled.filter((purpose) => !restsOnConsent(purpose)).map((p) => p.id);
-      const subjectKey = pseudonym(subjectId);
       const refusalOf = (purpose: Purpose, evidence: ConsentEvidence | undefined) =>
         withoutStore(
           validate(
@@ -3822,7 +3860,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
             if (
               grant &&
               conflict &&
-              !opts.override &&
+              !override &&
               (Number(grant.gpc_conflict) === 1 || (await gpcRefusedBefore(trx, subjectKey, grant)))
             ) {
               const kept = { conflict: { ...conflict, resolution: 'grant-kept' as const } };

@@ -402,7 +402,13 @@ export function createReconciler(options: ReconcileOptions): Reconciler {
       ['notice_version', row.notice_version, notice.version],
       ['notice_hash', row.notice_hash, notice.hash],
       ['source', row.source, decision.source],
-      ['decided_at', row.decided_at, entry.at],
+      // An expiry's row keeps the time of the grant it ended; rows written before that took the
+      // expiry run's time, which is the ledger's too.
+      [
+        'decided_at',
+        row.decided_at,
+        at.kind === 'expiry' && row.decided_at === entry.at ? entry.at : decision.at,
+      ],
       ['expires_at', row.expires_at ?? null, entry.expiresAt ?? null],
     ]);
     if (mismatch) {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -136,6 +137,41 @@ export function runScript(
     child.on('error', reject);
     child.on('exit', (code, signal) => resolve({ out, err, code, signal }));
   });
+}
+
+/**
+ * Another process's write lock on a SQLite file, for lock tests: a process of its own opens
+ * `file` with better-sqlite3, takes `BEGIN IMMEDIATE` and commits `ms` later. `locked` resolves
+ * once it holds the lock, `released` once it has committed and exited (rejecting if it fails).
+ */
+export function holdSqliteWriteLock(
+  file: string,
+  ms: number,
+): { locked: Promise<void>; released: Promise<void> } {
+  const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+  const script = `const Database = require(${JSON.stringify(driver)});
+const db = new Database(${JSON.stringify(file)}, { fileMustExist: true });
+db.prepare('begin immediate').run();
+process.stdout.write('locked\\n');
+setTimeout(() => { db.prepare('commit').run(); db.close(); }, ${Number(ms)});`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const released = new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`lock holder exited ${code}: ${err}`)),
+    );
+  });
+  const locked = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('locked')) resolve();
+    });
+    released.then(() => reject(new Error('lock holder exited before it held the lock')), reject);
+  });
+  return { locked, released };
 }
 
 // ---------------------------------------------------------------------------------------------

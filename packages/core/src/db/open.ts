@@ -110,6 +110,8 @@ export interface SqliteConnection {
   readonly open: boolean;
   readonly inTransaction: boolean;
   prepare(sql: string): SqliteStatement;
+  /** Runs SQL text without returning rows (better-sqlite3's `exec`). */
+  exec(sql: string): unknown;
 }
 
 const sqliteConnections = new WeakMap<Kysely<any>, SqliteConnection>();

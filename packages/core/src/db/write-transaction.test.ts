@@ -2,12 +2,13 @@ import { CamelCasePlugin } from 'kysely';
 import type { Kysely } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PrivacyKitError } from '../errors.js';
-import { createTestDatabase, testEngines } from '../testing.js';
+import { createTestDatabase, holdSqliteWriteLock, testEngines } from '../testing.js';
 import type { TestDatabase } from '../testing.js';
-import { openDatabase } from './open.js';
+import { openDatabase, sqliteConnectionOf, sqliteFileOf } from './open.js';
 import {
   isWriteConflict,
   retryWriteConflicts,
+  tryBeginImmediate,
   writeStatement,
   writeTransaction,
 } from './write-transaction.js';
@@ -199,6 +200,36 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
       } finally {
         await other.destroy();
       }
+    },
+  );
+
+  it.runIf(engine.engine === 'sqlite')(
+    "tryBeginImmediate answers false at once while another process holds the file's write lock (before, the busy handler held the thread until it was released), and leaves the busy timeout as it was",
+    { timeout: 30_000 },
+    async () => {
+      database = await createTestDatabase(engine);
+      const { db } = database;
+      await counters(db);
+      const connection = sqliteConnectionOf(db) as NonNullable<ReturnType<typeof sqliteConnectionOf>>;
+      const holder = holdSqliteWriteLock(sqliteFileOf(connection) as string, 1500);
+      await holder.locked;
+      // Before, this call slept in SQLite's busy handler until the holder committed, then began.
+      expect(tryBeginImmediate(connection)).toBe(false);
+      expect(connection.inTransaction).toBe(false);
+      expect(connection.prepare('pragma busy_timeout').get()).toEqual({ timeout: 10_000 });
+      // A writeTransaction waits for the lock off the thread: timers run meanwhile.
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 10);
+      await writeTransaction(db, async (trx) => {
+        await trx.updateTable('privacykit_test_counters').set({ n: 7 }).where('id', '=', 'a').execute();
+      });
+      clearInterval(timer);
+      expect(ticks).toBeGreaterThan(5);
+      await holder.released;
+      expect(tryBeginImmediate(connection)).toBe(true);
+      connection.prepare('rollback').run();
+      const row = await db.selectFrom('privacykit_test_counters').select('n').executeTakeFirstOrThrow();
+      expect(Number(row.n)).toBe(7);
     },
   );
 
