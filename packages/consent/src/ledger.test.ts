@@ -568,6 +568,38 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
     }
   });
 
+  it('a dated import may name the superseded notice the subject answered then: recorded truthfully, and the subject is asked again', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const local = createConsentLedger({ db: own.db, policy: testPolicy, clock });
+      const before = await local.record(grant('jay', 'newsletter'));
+      await local.publishNotice(editedPolicy());
+      const old = { version: before.notice.version };
+      const dated = (subjectId: string, notice: { version?: string; hash?: string }) =>
+        grant(subjectId, 'newsletter', { source: 'import', method: 'import', at: '2025-02-15T00:00:00.000Z', notice });
+      // Before, only the current notice could be named: the true record could not be imported.
+      await local.import([dated('kim', old), dated('lee', { hash: before.notice.hash })]);
+      for (const subjectId of ['kim', 'lee']) {
+        const [entry] = await local.history(subjectId);
+        expect(entry?.notice).toMatchObject({ version: before.notice.version, hash: before.notice.hash });
+        expect((await local.current(subjectId)).purposes.newsletter).toMatchObject({
+          state: 'granted',
+          reconsentRequired: true,
+        });
+        expect(await local.mayProcess(subjectId, 'newsletter')).toBe(false);
+      }
+      // Undated (decided now) it is refused, as a live grant on a superseded notice is.
+      await rejects(
+        local.import([grant('mo', 'newsletter', { source: 'import', method: 'import', notice: old })]),
+        'consent/notice-outdated',
+      );
+      await rejects(local.record(grant('mo', 'newsletter', { notice: old })), 'consent/notice-outdated');
+      expect((await local.verify()).ok).toBe(true);
+    } finally {
+      await own?.destroy();
+    }
+  });
+
   it('a new transfer outside the EEA asks again only for the purposes whose recipients it concerns (C04, C07)', async () => {
     const own = await migratedDatabase(engine);
     try {

@@ -2059,7 +2059,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const purpose = retired ? retiredPurpose(purposeId) : consentPurpose(purposeId);
     const conflict = startupConflicts.get(purposeId);
     if (conflict && decision.state === 'granted') throw fail(conflict.code, conflict.message);
-    const notice = resolveNotice(purposeId, decision.state, decision.notice);
+    // A dated import may name the notice the subject answered then, superseded or not: the
+    // subject is asked again (its state row keeps that notice's hash), but the record is true.
+    const historic = importing && decision.at !== undefined;
+    const notice = resolveNotice(purposeId, decision.state, decision.notice, historic);
     // Special-category data on consent (Art 9(2)(a)): an affirmative act is not enough. The
     // notice the grant answers decides (this instance publishes its own policy's notices).
     if (granting && explicitNotices.has(notice.hash) && decision.explicit !== true) {
@@ -2124,6 +2127,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     reference:
       | { version?: string | undefined; hash?: string | undefined; language?: string | undefined }
       | undefined,
+    historic = false,
   ): NoticeVersion {
     const known = notices.get(purposeId);
     if (!known) throw fail('consent/unknown-notice-version', `no notice is published for "${purposeId}"`);
@@ -2160,7 +2164,8 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         );
       }
     }
-    if (state === 'granted' && chosen.version !== known.current.version) {
+    const named = reference?.version !== undefined || reference?.hash !== undefined;
+    if (state === 'granted' && chosen.version !== known.current.version && !(historic && named)) {
       throw fail(
         'consent/notice-outdated',
         `notice version "${chosen.version}" of "${purposeId}" is superseded by "${known.current.version}": show the current notice`,
