@@ -576,7 +576,12 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       await local.publishNotice(editedPolicy());
       const old = { version: before.notice.version };
       const dated = (subjectId: string, notice: { version?: string; hash?: string }) =>
-        grant(subjectId, 'newsletter', { source: 'import', method: 'import', at: '2025-02-15T00:00:00.000Z', notice });
+        grant(subjectId, 'newsletter', {
+          source: 'import',
+          method: 'import',
+          at: '2025-02-15T00:00:00.000Z',
+          notice,
+        });
       // Before, only the current notice could be named: the true record could not be imported.
       await local.import([dated('kim', old), dated('lee', { hash: before.notice.hash })]);
       for (const subjectId of ['kim', 'lee']) {
