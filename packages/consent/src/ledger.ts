@@ -2376,34 +2376,35 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   let sync: SyncStatements | undefined;
   function syncStatements(): SyncStatements | undefined {
     if (engine !== 'sqlite') return undefined;
+    // An instance's connection never changes: asking for it again would give the connection its
+    // busy timeout back (see tryBeginImmediate), a pragma every decision.
+    if (sync) return sync.conn.open ? sync : undefined;
     const conn = sqliteConnectionOf(db);
     if (!conn) return undefined;
-    if (sync?.conn !== conn) {
-      sync = {
-        conn,
-        begin: conn.prepare('begin immediate'),
-        commit: conn.prepare('commit'),
-        rollback: conn.prepare('rollback'),
-        prior: conn.prepare(statements.prior.sql),
-        // The prior state and the staleness check in one statement: one row always, `present`
-        // null when the entry before ours is missing, the state columns null without a row;
-        // `marker`, the head row's key-store marker (see withoutStore).
-        priorAfter: conn.prepare(
-          `select (select 1 from "${T.ledger}" where "id" = ?) as "present", s."state", s."expires_at", s."key_material",` +
-            ` (select "evidence_keys" from "${T.head}" where "tenant" = ?) as "marker"` +
-            ` from (select 1) as "one" left join "${T.state}" as s` +
-            ` on s."tenant" = ? and s."purpose" = ? and s."subject_key" = ?`,
-        ),
-        exists: conn.prepare(statements.entryExists.sql),
-        insert: conn.prepare(statements.insertEntry.sql),
-        upsert: conn.prepare(statements.upsertState.sql),
-        grant: conn.prepare(statements.grant.sql),
-        // A shredding of the subject among entries [?, ?): see sealingKey.
-        shredded: conn.prepare(
-          `select 1 from "${T.ledger}" where "id" >= ? and "id" < ? and "kind" = 'subject-shredded' and "subject_key" = ? limit 1`,
-        ),
-      };
-    }
+    sync = {
+      conn,
+      begin: conn.prepare('begin immediate'),
+      commit: conn.prepare('commit'),
+      rollback: conn.prepare('rollback'),
+      prior: conn.prepare(statements.prior.sql),
+      // The prior state and the staleness check in one statement: one row always, `present`
+      // null when the entry before ours is missing, the state columns null without a row;
+      // `marker`, the head row's key-store marker (see withoutStore).
+      priorAfter: conn.prepare(
+        `select (select 1 from "${T.ledger}" where "id" = ?) as "present", s."state", s."expires_at", s."key_material",` +
+          ` (select "evidence_keys" from "${T.head}" where "tenant" = ?) as "marker"` +
+          ` from (select 1) as "one" left join "${T.state}" as s` +
+          ` on s."tenant" = ? and s."purpose" = ? and s."subject_key" = ?`,
+      ),
+      exists: conn.prepare(statements.entryExists.sql),
+      insert: conn.prepare(statements.insertEntry.sql),
+      upsert: conn.prepare(statements.upsertState.sql),
+      grant: conn.prepare(statements.grant.sql),
+      // A shredding of the subject among entries [?, ?): see sealingKey.
+      shredded: conn.prepare(
+        `select 1 from "${T.ledger}" where "id" >= ? and "id" < ? and "kind" = 'subject-shredded' and "subject_key" = ? limit 1`,
+      ),
+    };
     return sync;
   }
 

@@ -77,6 +77,8 @@ export function withStatementCache(
       database.close();
     },
     prepare(sql) {
+      // Every statement kysely runs waits for another connection's lock as configured.
+      restoreBusyTimeout(database as unknown as SqliteConnection);
       const cached = cache.get(sql);
       if (cached && !cached.busy) {
         cache.delete(sql);
@@ -135,7 +137,33 @@ export function sqliteFileOf(connection: SqliteConnection): string | undefined {
 
 export function sqliteConnectionOf(db: Kysely<any>): SqliteConnection | undefined {
   const connection = sqliteConnections.get(db);
-  return connection?.open ? connection : undefined;
+  if (!connection?.open) return undefined;
+  restoreBusyTimeout(connection);
+  return connection;
+}
+
+// Connections whose busy timeout `lowerBusyTimeout` set to 0 and that have not had it back yet.
+const lowered = new WeakSet<SqliteConnection>();
+
+/**
+ * Sets a connection's busy timeout to 0 until {@link restoreBusyTimeout}, which runs before the
+ * next statement kysely prepares on it, when `sqliteConnectionOf` hands it out again, and at the
+ * latest when this turn of the event loop ends (setImmediate). A hot path that begins many
+ * transactions in a row without waiting (tryBeginImmediate) pays for the pragma pair once, not
+ * for every transaction: the pair cost about 5% of a consent decision.
+ */
+export function lowerBusyTimeout(connection: SqliteConnection): void {
+  if (lowered.has(connection)) return;
+  // `exec`: SQLite applies `busy_timeout` when the pragma is prepared, and exec prepares and runs it.
+  connection.exec('pragma busy_timeout = 0');
+  lowered.add(connection);
+  setImmediate(() => restoreBusyTimeout(connection));
+}
+
+/** Gives a connection lowered by {@link lowerBusyTimeout} its busy timeout back; otherwise nothing. */
+export function restoreBusyTimeout(connection: SqliteConnection): void {
+  if (!lowered.delete(connection)) return;
+  if (connection.open) connection.exec(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
 }
 
 function sqlitePath(url: string): string {

@@ -5,7 +5,7 @@ import { PrivacyKitError } from '../errors.js';
 import { normaliseIdentity } from '../data-map.js';
 import type { DataMap, DataMapTable } from '../data-map.js';
 import { engineOf } from './engine.js';
-import { sqliteConnectionOf } from './open.js';
+import { restoreBusyTimeout, sqliteConnectionOf } from './open.js';
 
 /** Identity kind → the values the subject is known by (`{ email: ['ada@example.com'] }`). */
 export type SubjectIdentities = Readonly<Record<string, readonly string[]>>;
@@ -237,6 +237,7 @@ function exactSqlitePage(db: Kysely<any>): ((query: Compilable) => Promise<Exact
   if (!connection) return undefined;
   return (query) =>
     db.connection().execute(async () => {
+      restoreBusyTimeout(connection);
       const compiled = query.compile();
       const raw = connection
         .prepare(compiled.sql)

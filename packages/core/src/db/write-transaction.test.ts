@@ -204,7 +204,7 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
   );
 
   it.runIf(engine.engine === 'sqlite')(
-    "tryBeginImmediate answers false at once while another process holds the file's write lock (before, the busy handler held the thread until it was released), and leaves the busy timeout as it was",
+    "tryBeginImmediate answers false at once while another process holds the file's write lock (before, the busy handler held the thread until it was released), and the next writeTransaction has the busy timeout back",
     { timeout: 30_000 },
     async () => {
       database = await createTestDatabase(engine);
@@ -216,7 +216,6 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
       // Before, this call slept in SQLite's busy handler until the holder committed, then began.
       expect(tryBeginImmediate(connection)).toBe(false);
       expect(connection.inTransaction).toBe(false);
-      expect(connection.prepare('pragma busy_timeout').get()).toEqual({ timeout: 10_000 });
       // A writeTransaction waits for the lock off the thread: timers run meanwhile.
       let ticks = 0;
       const timer = setInterval(() => ticks++, 10);
@@ -225,11 +224,50 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
       });
       clearInterval(timer);
       expect(ticks).toBeGreaterThan(5);
+      expect(connection.prepare('pragma busy_timeout').get()).toEqual({ timeout: 10_000 });
       await holder.released;
       expect(tryBeginImmediate(connection)).toBe(true);
       connection.prepare('rollback').run();
       const row = await db.selectFrom('privacykit_test_counters').select('n').executeTakeFirstOrThrow();
       expect(Number(row.n)).toBe(7);
+    },
+  );
+
+  it.runIf(engine.engine === 'sqlite')(
+    "tryBeginImmediate leaves the connection without a busy timeout only until anything else uses it: a kysely write then still waits for another process's lock instead of failing",
+    { timeout: 30_000 },
+    async () => {
+      database = await createTestDatabase(engine);
+      const { db } = database;
+      await counters(db);
+      const connection = sqliteConnectionOf(db) as NonNullable<ReturnType<typeof sqliteConnectionOf>>;
+      const timeout = () => (connection.prepare('pragma busy_timeout').get() as { timeout: number }).timeout;
+      // Begun and rolled back back to back, as a hot path records: the pragma is not repeated,
+      // and the timeout stays 0 in between.
+      for (let i = 0; i < 3; i++) {
+        expect(tryBeginImmediate(connection)).toBe(true);
+        connection.prepare('rollback').run();
+        expect(timeout()).toBe(0);
+      }
+      // Handed out again: restored.
+      expect(sqliteConnectionOf(db)).toBe(connection);
+      expect(timeout()).toBe(10_000);
+      // The turn of the event loop ends: restored.
+      expect(tryBeginImmediate(connection)).toBe(true);
+      connection.prepare('rollback').run();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(timeout()).toBe(10_000);
+      // A kysely statement in the same turn, while another process holds the lock: it waits for
+      // the lock with the timeout restored (with 0 it failed at once with SQLITE_BUSY).
+      const holder = holdSqliteWriteLock(sqliteFileOf(connection) as string, 400);
+      await holder.locked;
+      expect(tryBeginImmediate(connection)).toBe(false);
+      expect(timeout()).toBe(0);
+      await db.updateTable('privacykit_test_counters').set({ n: 3 }).where('id', '=', 'a').execute();
+      expect(timeout()).toBe(10_000);
+      await holder.released;
+      const row = await db.selectFrom('privacykit_test_counters').select('n').executeTakeFirstOrThrow();
+      expect(Number(row.n)).toBe(3);
     },
   );
 

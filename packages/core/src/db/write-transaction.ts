@@ -2,7 +2,13 @@ import { CompiledQuery } from 'kysely';
 import type { Kysely } from 'kysely';
 import { PrivacyKitError } from '../errors.js';
 import { engineOf } from './engine.js';
-import { SQLITE_BUSY_TIMEOUT_MS, sqliteConnectionOf, sqliteFileOf } from './open.js';
+import {
+  SQLITE_BUSY_TIMEOUT_MS,
+  lowerBusyTimeout,
+  restoreBusyTimeout,
+  sqliteConnectionOf,
+  sqliteFileOf,
+} from './open.js';
 import type { SqliteConnection, SqliteStatement } from './open.js';
 import { writerThreadOf } from './writer-thread.js';
 
@@ -97,6 +103,8 @@ function isInTransaction(db: Kysely<any>): boolean {
  */
 async function asBusy<R>(connection: SqliteConnection | undefined, work: () => Promise<R>): Promise<R> {
   if (!connection || connection.inTransaction) return work();
+  // Its own timeout from here on: a lowered one must not be restored under it.
+  restoreBusyTimeout(connection);
   connection.prepare('pragma busy_timeout = 0').get();
   connection.prepare('begin deferred').run();
   try {
@@ -185,22 +193,23 @@ function beginOf(connection: SqliteConnection): SqliteStatement {
  * while another connection — another process's — holds the file's write lock: this BEGIN runs
  * with no busy timeout, so the slower path waits for that lock off the thread instead of SQLite's
  * busy handler sleeping on it (up to 10 s with the event loop stopped; another process's
- * transactions back to back, an import's batches, kept it there the whole time).
+ * transactions back to back, an import's batches, kept it there the whole time). The connection
+ * keeps no busy timeout until the next statement kysely runs on it, the next
+ * `sqliteConnectionOf`, or the end of this turn of the event loop, whichever comes first: the hot
+ * path's statements in between hold the lock already or only read, which in WAL never waits.
  */
 export function tryBeginImmediate(connection: SqliteConnection): boolean {
   const file = sqliteFileOf(connection);
   if (file && lines.has(file)) return false;
-  // `exec`, not a prepared statement: SQLite applies the pragma when it is prepared, and exec
-  // prepares and runs it in one call (under 1 µs the pair, a prepared statement's pair 5).
-  connection.exec('pragma busy_timeout = 0');
+  // Left at 0 for the rest of this turn of the event loop (see lowerBusyTimeout): a hot path's
+  // next BEGIN needs no pragma, and anything else that runs on the connection gets it back first.
+  lowerBusyTimeout(connection);
   try {
     beginOf(connection).run();
     return true;
   } catch (error) {
     if ((error as { code?: unknown }).code === 'SQLITE_BUSY') return false;
     throw error;
-  } finally {
-    connection.exec(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
   }
 }
 
@@ -212,6 +221,7 @@ export function tryBeginImmediate(connection: SqliteConnection): boolean {
 async function beginOffThread(connection: SqliteConnection): Promise<void> {
   const deadline = performance.now() + SQLITE_BUSY_TIMEOUT_MS;
   const begin = beginOf(connection);
+  restoreBusyTimeout(connection);
   for (let pause = 1; ; pause = Math.min(pause * 2, 32)) {
     // Prepared each time: SQLite applies `busy_timeout` when the pragma is prepared, not run.
     connection.prepare('pragma busy_timeout = 0').get();
