@@ -123,7 +123,8 @@ const sqliteConnections = new WeakMap<Kysely<any>, SqliteConnection>();
  * path that must run a whole transaction synchronously (no await between statements); undefined
  * for any other instance (PostgreSQL, MySQL, or a SQLite kysely the host built itself). A caller
  * must leave the connection as it found it: check `inTransaction` first and never hold it
- * across an await, since kysely shares the same connection.
+ * across an await, since kysely shares the same connection. Asking for it gives it back its busy
+ * timeout, should `tryBeginImmediate` have left it without one.
  */
 const sqliteFiles = new WeakMap<SqliteConnection, string>();
 
