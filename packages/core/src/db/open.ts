@@ -95,10 +95,10 @@ export function withStatementCache(
   };
 }
 
-/** The part of a better-sqlite3 statement a synchronous hot path uses. */
 /** How long a SQLite connection `openDatabase` opens waits for another's write lock. */
 export const SQLITE_BUSY_TIMEOUT_MS = 10_000;
 
+/** The part of a better-sqlite3 statement a synchronous hot path uses. */
 export interface SqliteStatement {
   run(...parameters: unknown[]): { changes: number; lastInsertRowid: number | bigint };
   get(...parameters: unknown[]): unknown;
@@ -118,14 +118,6 @@ export interface SqliteConnection {
 
 const sqliteConnections = new WeakMap<Kysely<any>, SqliteConnection>();
 
-/**
- * The better-sqlite3 connection behind a kysely instance that `openDatabase` opened, for a hot
- * path that must run a whole transaction synchronously (no await between statements); undefined
- * for any other instance (PostgreSQL, MySQL, or a SQLite kysely the host built itself). A caller
- * must leave the connection as it found it: check `inTransaction` first and never hold it
- * across an await, since kysely shares the same connection. Asking for it gives it back its busy
- * timeout, should `tryBeginImmediate` have left it without one.
- */
 const sqliteFiles = new WeakMap<SqliteConnection, string>();
 
 /**
@@ -136,6 +128,14 @@ export function sqliteFileOf(connection: SqliteConnection): string | undefined {
   return sqliteFiles.get(connection);
 }
 
+/**
+ * The better-sqlite3 connection behind a kysely instance that `openDatabase` opened, for a hot
+ * path that must run a whole transaction synchronously (no await between statements); undefined
+ * for any other instance (PostgreSQL, MySQL, or a SQLite kysely the host built itself). A caller
+ * must leave the connection as it found it: check `inTransaction` first and never hold it
+ * across an await, since kysely shares the same connection. Asking for it gives it back its busy
+ * timeout, should `tryBeginImmediate` have left it without one.
+ */
 export function sqliteConnectionOf(db: Kysely<any>): SqliteConnection | undefined {
   const connection = sqliteConnections.get(db);
   if (!connection?.open) return undefined;
