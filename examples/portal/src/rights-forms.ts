@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { looksLikeEmail } from '@privacykit/requests';
 import type { SubmitRequestInput } from '@privacykit/requests';
 
 /** A checkbox group arrives as a string (one ticked) or an array (several) or not at all. */
@@ -20,7 +21,7 @@ const identityFields = {
     .trim()
     .min(3, 'enter your email address')
     .max(254)
-    .regex(/^[^\s@]+@[^\s@]+$/, 'enter a valid email address'),
+    .refine(looksLikeEmail, 'enter a valid email address'),
   customerNumber: optionalText(32),
 };
 
@@ -140,13 +141,24 @@ export const rightFormSchemas = {
     ...identityFields,
     purposes: many.pipe(z.array(z.string().regex(/^[a-z0-9-]+$/)).min(1, 'choose at least one purpose')),
   }),
-  'post-mortem-directives': z.object({
-    ...identityFields,
-    kind: z.enum(['general', 'particular']),
-    instructions: z.string().trim().min(1, 'write your directive').max(2000),
-    executorName: optionalText(200),
-    executorEmail: optionalText(254),
-  }),
+  'post-mortem-directives': z
+    .object({
+      ...identityFields,
+      kind: z.enum(['general', 'particular']),
+      instructions: z.string().trim().min(1, 'write your directive').max(2000),
+      executorName: optionalText(200),
+      executorEmail: optionalText(254).refine(
+        (value) => value === undefined || looksLikeEmail(value),
+        'enter a valid email address for the person you name, or leave it empty',
+      ),
+    })
+    // The executor proves their address later to act: a name alone, or an address alone, would
+    // be a designation nobody can take up (it was dropped without a word).
+    .refine((value) => (value.executorName === undefined) === (value.executorEmail === undefined), {
+      message:
+        'to name the person who carries out your directive, give both their name and their email address',
+      path: ['executorEmail'],
+    }),
 } as const;
 
 type Forms = typeof rightFormSchemas;

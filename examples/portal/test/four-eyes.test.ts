@@ -72,6 +72,42 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     });
   });
 
+  it('an erasure whose request was refused after it was planned is not carried out, approval asked or not', async () => {
+    const customers = () =>
+      portal.t.db.selectFrom('customers').select('id').where('email', '=', 'ada@example.com').execute();
+    const { requestId } = await verifiedRequest('erasure', 'ada@example.com');
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    await officer.page(`/admin/requests/${requestId}`);
+    await officer.post(`/admin/requests/${requestId}/approve`, {});
+    const planUrl = (await officer.post(`/admin/requests/${requestId}/erasure`, {})).headers.get('location')!;
+    await officer.page(planUrl);
+    expect((await officer.post(`${planUrl}/request-approval`, {})).status).toBe(303);
+    await officer.page(`/admin/requests/${requestId}`);
+    expect(
+      (await officer.post(`/admin/requests/${requestId}/deny`, { reason: 'Manifestly unfounded request' }))
+        .status,
+    ).toBe(303);
+    // The second officer's approval would have erased the data of a subject told "refused".
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    const page = await admin.page(planUrl);
+    expect(page).toContain('data-request-closed="denied"');
+    expect(page).not.toContain('Approve and execute');
+    const execute = await admin.post(`${planUrl}/execute`, {});
+    expect(execute.status).toBe(409);
+    expect(await execute.text()).toContain('is denied, not in progress');
+    expect(await customers()).toHaveLength(1);
+    const request = await portal.t.db
+      .selectFrom('privacykit_requests_requests')
+      .select('status')
+      .where('id', '=', requestId)
+      .executeTakeFirstOrThrow();
+    expect(request.status).toBe('denied');
+    // Nor can a new approval be asked for.
+    expect((await officer.post(`${planUrl}/request-approval`, {})).status).toBe(409);
+  });
+
   it('an account created after the approval was asked for cannot give it: no second account of the requester’s making', async () => {
     const { visitor, requestId } = await verifiedRequest('access', 'grace@example.com');
     const admin = new Client(portal.base);

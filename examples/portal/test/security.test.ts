@@ -198,6 +198,45 @@ describe.each(testEngines())('hostile input on $engine', (engine) => {
       (await staff.post(`/admin/requests/${requestId}/extend`, { months: '1', reasons: '' })).status,
     ).toBe(400);
   });
+
+  it('refuses with 400, filing nothing: an address with a control character, a directive naming half an executor or an executor whose address is none', async () => {
+    const visitor = new Client(portal.base);
+    const filed = async () =>
+      (await portal.t.db.selectFrom('privacykit_requests_requests').select('id').execute()).length;
+    const before = await filed();
+    const mails = portal.mail.length;
+    const directive = { email: 'dora@example.com', kind: 'particular', instructions: 'Close my account' };
+    const cases: Array<[string, Record<string, string>, string]> = [
+      ['/rights/access', { email: 'victim\u0000x@example.org' }, 'enter a valid email address'],
+      ['/rights/access', { email: 'victim\u0007@example.org' }, 'enter a valid email address'],
+      // Before, the name was dropped without a word and the directive filed with no executor.
+      ['/rights/post-mortem-directives', { ...directive, executorName: 'Bob Smith' }, 'give both'],
+      ['/rights/post-mortem-directives', { ...directive, executorEmail: 'bob@example.com' }, 'give both'],
+      // Before, stored as the executor's address, which nobody could then prove to act.
+      [
+        '/rights/post-mortem-directives',
+        { ...directive, executorName: 'Bob Smith', executorEmail: 'not-an-address' },
+        'valid email address for the person you name',
+      ],
+    ];
+    for (const [path, body, message] of cases) {
+      await visitor.page(path);
+      const response = await visitor.post(path, body);
+      expect(response.status, `${path} ${JSON.stringify(body)}`).toBe(400);
+      expect(await response.text()).toContain(message);
+    }
+    expect(await filed()).toBe(before);
+    expect(portal.mail.length).toBe(mails);
+    // Both halves given: filed, with its executor.
+    await visitor.page('/rights/post-mortem-directives');
+    const complete = await visitor.post('/rights/post-mortem-directives', {
+      ...directive,
+      executorName: 'Bob Smith',
+      executorEmail: 'bob@example.com',
+    });
+    expect(complete.status).toBe(303);
+    expect(await filed()).toBe(before + 1);
+  });
 });
 
 describe('rate limits', () => {

@@ -10,14 +10,24 @@ import { z } from 'zod';
 export const requestIdentitySchema = z
   .object({
     kind: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'expected an identity kind such as "email"'),
-    value: z.string().trim().min(1).max(320),
+    value: z
+      .string()
+      .trim()
+      .min(1)
+      .max(320)
+      // A NUL or another control character is in no address or customer number: it would be
+      // stored, hashed and mailed to as it is.
+      .regex(/^\P{Cc}*$/u, 'expected no control characters'),
   })
   .strict();
 export type RequestIdentity = z.infer<typeof requestIdentitySchema>;
 
-const emailShape = /^[^\s@]+@[^\s@]+$/;
+const emailShape = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u;
 
-/** True when an email identity looks like an address (no Unicode folding is attempted). */
+/**
+ * True when an email identity looks like an address: one `@`, no whitespace or control
+ * characters (no Unicode folding is attempted). What a host's form can check before submitting.
+ */
 export function looksLikeEmail(value: string): boolean {
   return emailShape.test(value);
 }
@@ -30,7 +40,7 @@ export function looksLikeEmail(value: string): boolean {
  * declares them `email`-like.
  */
 export function normaliseRequestIdentity(identity: RequestIdentity, dataMap?: DataMap): string {
-  if (dataMap && identity.kind in dataMap.identities) {
+  if (dataMap && Object.hasOwn(dataMap.identities, identity.kind)) {
     return normaliseIdentity(dataMap, identity.kind, identity.value);
   }
   if (identity.kind === 'email') {

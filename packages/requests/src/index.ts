@@ -84,7 +84,12 @@ export type {
   RestrictionDetails,
   WithdrawConsentDetails,
 } from './request-details.js';
-export { identityLookupHash, normaliseRequestIdentity, requestIdentitySchema } from './identity.js';
+export {
+  identityLookupHash,
+  looksLikeEmail,
+  normaliseRequestIdentity,
+  requestIdentitySchema,
+} from './identity.js';
 export type { RequestIdentity } from './identity.js';
 export { nodemailerMailer } from './mailer.js';
 export type { MailMessage, Mailer, SendMailTransport } from './mailer.js';

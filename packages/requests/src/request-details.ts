@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { looksLikeEmail } from './identity.js';
 
 /** The rights a request can exercise: core's rights minus `complaint`, which goes to the authority. */
 export const requestRightSchema = z.enum([
@@ -92,7 +93,11 @@ export const withdrawConsentDetailsSchema = z
 
 /** Who carries out a directive (LIL art. 85-I: a person designated by the subject). */
 export const executorSchema = z
-  .object({ name: z.string().trim().min(1).max(200), email: z.string().trim().min(3).max(320) })
+  .object({
+    name: z.string().trim().min(1).max(200),
+    // The executor later proves this address to act on the directive: it must be one.
+    email: z.string().trim().min(3).max(320).refine(looksLikeEmail, 'expected an email address'),
+  })
   .strict();
 
 /** A document reference recorded as proof (the document itself stays out of this library). */

@@ -1742,6 +1742,20 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         { right: 'complaint', identities },
         { right: 'access', identities: [] },
         { right: 'access', identities: [{ kind: 'email', value: 'not an address' }] },
+        // A NUL in an address or a customer number: stored, hashed and mailed to as it was.
+        { right: 'access', identities: [{ kind: 'email', value: 'victim\u0000x@example.org' }] },
+        { right: 'access', identities: [...identities, { kind: 'customerNumber', value: 'C-1\u0007' }] },
+        // An executor whose address is none: they could never prove it to act on the directive.
+        {
+          right: 'post-mortem-directives',
+          identities,
+          details: {
+            action: 'give',
+            kind: 'general',
+            instructions: 'Erase everything.',
+            executor: { name: 'Eva', email: 'not-an-address' },
+          },
+        },
       ];
       for (const input of bad) {
         await expectCode(ctx.service.submit(input as SubmitRequestInput), 'requests/invalid-input');

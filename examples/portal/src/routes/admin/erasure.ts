@@ -155,6 +155,22 @@ export function adminErasureRoutes(options: {
     }
   }
 
+  /**
+   * An erasure is carried out only while its request is in progress: one refused, cancelled,
+   * answered or waiting on the subject since it was planned must not be erased under it (the
+   * requester would read a refusal while their data is gone).
+   */
+  async function assertRequestOpen(plan: ErasurePlan): Promise<void> {
+    if (!plan.requestId) return;
+    const request = await requests.get(plan.requestId);
+    if (request.status !== 'in-progress') {
+      throw new HttpError(
+        409,
+        `Request ${plan.requestId} is ${request.status}, not in progress: its erasure is not carried out.`,
+      );
+    }
+  }
+
   /** Plans the erasure of an approved erasure request; with `replace`, instead of its plan that never ran. */
   async function planFor(requestId: string, replace: boolean): Promise<ErasurePlan> {
     const record = await requests.get(requestId);
@@ -197,11 +213,14 @@ export function adminErasureRoutes(options: {
     const record = await recordOf(planId.data);
     const approval = await options.approvals.latest('erasure.execute', planId.data);
     const notices = await listNotifications({ db, tenant: policy.tenant, planId: planId.data });
+    const plan = record.plan as ErasurePlan;
+    const requestStatus = plan.requestId ? (await requests.get(plan.requestId)).status : undefined;
     render(req, res, {
       title: 'Erasure',
       body: erasureView({
-        plan: record.plan as ErasurePlan,
+        plan,
         status: record.status,
+        ...(requestStatus ? { requestStatus } : {}),
         report: record.report as ErasureReport | undefined,
         verification: record.verification as ErasureVerification | undefined,
         busy: liveLease(record, clock),
@@ -226,6 +245,7 @@ export function adminErasureRoutes(options: {
     });
     if (status === 'superseded') throw new HttpError(409, supersededMessage(supersededBy));
     if (!runnable(status)) throw new HttpError(409, 'This erasure has already been executed.');
+    await assertRequestOpen(plan);
     const by = actor(res);
     const approval = await options.approvals.request({ action: 'erasure.execute', target: plan.id, by });
     await options.audit.record({
@@ -249,6 +269,8 @@ export function adminErasureRoutes(options: {
     // A replaced plan's approval, pending or given, is spent on nothing: the new plan has its own.
     if (status === 'superseded') throw new HttpError(409, supersededMessage(record.supersededBy));
     if (!runnable(status)) throw new HttpError(409, 'This erasure has already been executed.');
+    // Before the approval is spent, as above: the request may have been refused since it was asked for.
+    await assertRequestOpen(plan);
     const by = actor(res);
     const approval = await options.approvals.approve({
       action: 'erasure.execute',

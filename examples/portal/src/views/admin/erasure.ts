@@ -104,12 +104,19 @@ export function erasureView(options: {
   /** The four-eyes approval of the execution, and who is looking. */
   approval?: Approval;
   viewer?: string;
+  /** The status of the plan's request: only one in progress is carried out. */
+  requestStatus?: string;
   csrf: string;
 }): SafeHtml {
   const { plan, report, verification } = options;
+  const requestClosed =
+    options.requestStatus !== undefined &&
+    options.requestStatus !== 'in-progress' &&
+    runnable(options.status);
   return html`<h1>Erasure ${plan.requestId ? html`for request <a href="/admin/requests/${plan.requestId}">${plan.requestId}</a>` : ''}</h1>
 <p>Status: <strong data-erasure-status="${options.status}">${options.status}</strong>. Plan <code>${plan.id}</code>, made ${plan.createdAt}. ${plan.summary.rows} rows found: ${plan.summary.erase} to erase, ${plan.summary.retained} to keep.</p>
 ${options.status === 'superseded' ? html`<p class="notice" data-superseded-by="${options.supersededBy ?? ''}">This plan was replaced by ${options.supersededBy ? html`<a href="/admin/erasure/${options.supersededBy}">a newer plan</a>` : 'a newer plan'} of the request and will never be executed. Nothing was erased under it.</p>` : ''}
+${requestClosed ? html`<p class="notice" data-request-closed="${options.requestStatus ?? ''}">The request is ${options.requestStatus ?? ''}, not in progress: this erasure is not carried out.</p>` : ''}
 ${options.busy ? html`<p class="notice" data-erasure-busy="${options.busy.heldFor}">Another worker is ${options.busy.heldFor === 'verification' ? 'verifying' : 'executing'} this erasure right now (until ${options.busy.expiresAt} at the latest). Reload this page in a moment.</p>` : ''}
 ${plan.summary.blocked.length ? html`<p class="error">Blocked tables (execution will fail loudly): ${plan.summary.blocked.join(', ')}</p>` : ''}
 <h2>Plan</h2>
@@ -134,8 +141,10 @@ ${
 <p data-report-status="${report.status}">${report.status}: ${report.changes} rows changed in ${report.ms} ms.${report.shredding ? ` Consent ledger key: ${report.shredding.status}.` : ''} ${report.notifications} Art 19 notice(s) queued.</p>
 ${report.failures.length ? html`<ul class="error">${report.failures.map((failure) => html`<li>${failure.table}: ${failure.reason}</li>`)}</ul>` : ''}`
     : ''
-}${options.busy || !runnable(options.status) ? '' : executeControls(plan.id, options)}${
-  !options.busy && options.status === 'planned' && plan.requestId ? replanControls(plan.id, options.csrf) : ''
+}${options.busy || requestClosed || !runnable(options.status) ? '' : executeControls(plan.id, options)}${
+  !options.busy && !requestClosed && options.status === 'planned' && plan.requestId
+    ? replanControls(plan.id, options.csrf)
+    : ''
 }
 ${
   verification
