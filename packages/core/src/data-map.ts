@@ -124,7 +124,7 @@ export function defineDataMap(input: DataMapInput, options: { policy?: Policy } 
   const referenceIssues: PrivacyKitIssue[] = [];
   for (const table of tables.values()) {
     for (const [kind] of Object.entries(table.identities)) {
-      if (!(kind in map.identities)) {
+      if (!Object.hasOwn(map.identities, kind)) {
         referenceIssues.push({
           path: `tables.${table.name}.identities.${kind}`,
           message: `unknown identity kind "${kind}"`,
@@ -219,7 +219,7 @@ export function defineDataMap(input: DataMapInput, options: { policy?: Policy } 
 
 /** Normalises an identity value as its kind says (see {@link identityKindSchema}). */
 export function normaliseIdentity(map: DataMap, kind: string, value: string): string {
-  const declared = map.identities[kind];
+  const declared = Object.hasOwn(map.identities, kind) ? map.identities[kind] : undefined;
   if (!declared) throw new PrivacyKitError('data-map/unknown-identity', `unknown identity kind "${kind}"`);
   if (declared.normalise === 'email') return value.trim().replace(/[A-Z]/g, (c) => c.toLowerCase());
   return value;

@@ -568,6 +568,46 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     expect(verification.ok).toBe(true);
   });
 
+  it.runIf(engine.engine === 'sqlite')(
+    "keys beyond 2^53 name their own rows: the subject's erased, another person's untouched, a held one kept",
+    async () => {
+      // Snowflake-style ids, read rounded before: Bob's order 2^53 was erased for Ada's 2^53+1,
+      // and the hold source was asked about Bob's key instead of Ada's held log row.
+      await sql`insert into orders (id, customer_id, total, placed_at) values (9007199254740992, 2, '77.00', '2024-08-01T10:00:00.000Z'), (9007199254740993, 1, '13.00', '2024-08-02T10:00:00.000Z')`.execute(
+        t.db,
+      );
+      await sql`insert into logs (id, email, ip, message, at, latency) values (9007199254740993, 'ada@example.com', '192.0.2.99', 'evidence in a lawsuit', '2024-03-03T09:00:00.000Z', 10)`.execute(
+        t.db,
+      );
+      const offered: string[] = [];
+      const holds = async (table: string, keys: readonly string[]) => {
+        if (table === 'logs') offered.push(...keys);
+        // Order 11 held too, so orders are erased row by row, by key.
+        return table === 'orders'
+          ? keys.filter((key) => key === '11')
+          : table === 'logs'
+            ? keys.filter((key) => key === '9007199254740993')
+            : [];
+      };
+      const plan = await planErasure({ db: t.db, ...base, holds });
+      expect(offered).toContain('9007199254740993');
+      expect(offered).not.toContain('9007199254740992');
+      await executeErasure(plan, { db: t.db, clock, holds });
+      const exact = (query: string) =>
+        sql<{ id: string }>`${sql.raw(query)}`.execute(t.db).then((r) => r.rows);
+      expect(
+        await exact('select cast(id as text) as id from orders where customer_id = 2 order by id'),
+      ).toEqual([{ id: '20' }, { id: '9007199254740992' }]);
+      expect(await exact('select cast(id as text) as id from orders where id = 9007199254740993')).toEqual(
+        [],
+      );
+      expect(
+        await exact('select cast(id as text) as id, message from logs where id = 9007199254740993'),
+      ).toEqual([{ id: '9007199254740993', message: 'evidence in a lawsuit' }]);
+      expect((await verifyErasure({ db: t.db, plan, clock })).ok).toBe(true);
+    },
+  );
+
   it('a legal hold placed after planning stops the execution before any row changes; a new plan keeps the held row', async () => {
     const held = new Set<string>();
     const holds = async (table: string, keys: readonly string[]) =>
@@ -656,6 +696,10 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       () => planErasure({ db: t.db, ...base, strategies: { nope: 'delete-row' } }),
       () => planErasure({ db: t.db, ...base, strategies: { orders: { customer_id: 'hmac' } } }),
       () => planErasure({ db: t.db, ...base, strategies: { orders: { total: 'scramble' as never } } }),
+      // Named after an Object.prototype key: passed as a known kind before, and the erasure of
+      // nobody then reported itself complete and verified.
+      () => planErasure({ db: t.db, ...base, identities: { constructor: ['ada@example.com'] } }),
+      () => planErasure({ db: t.db, ...base, identities: { toString: ['ada@example.com'] } }),
     ];
     const codes = [];
     for (const attempt of attempts) {
@@ -667,6 +711,8 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       'erasure/no-identities',
       'erasure/unknown-table',
       'erasure/invalid-strategy',
+      'erasure/invalid-input',
+      'erasure/invalid-input',
       'erasure/invalid-input',
     ]);
     const plans = await t.db.selectFrom('privacykit_erasure_plans').select('id').execute();

@@ -58,3 +58,17 @@ export function erasureError(
 ): PrivacyKitError<ErasureErrorCode> {
   return new PrivacyKitError<ErasureErrorCode>(code, message, options);
 }
+
+/**
+ * Checks the page and batch sizes and the lease of an execution or a verification before either
+ * claims the plan: a size of 0 read a page of nothing as the end (tables marked done, a
+ * verification passed, with nothing looked at) or never ended.
+ */
+export function assertRunOptions(options: Readonly<Record<string, unknown>>, names: readonly string[]): void {
+  for (const name of names) {
+    const value = options[name];
+    if (value !== undefined && (!Number.isSafeInteger(value) || (value as number) < 1)) {
+      throw erasureError('erasure/invalid-input', `${name} must be a positive integer, got ${String(value)}`);
+    }
+  }
+}

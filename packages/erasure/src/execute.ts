@@ -4,7 +4,7 @@ import { countSubjectRows, engineOf, subjectCondition, subjectRowsQuery } from '
 import type { SubjectScope } from '@privacykit/core/db';
 import { sql } from 'kysely';
 import type { Expression, ExpressionBuilder, Kysely, RawBuilder, SqlBool } from 'kysely';
-import { erasureError } from './errors.js';
+import { assertRunOptions, erasureError } from './errors.js';
 import { holdSourceOf } from './hold-source.js';
 import type { HoldLookup, HoldSource } from './hold-source.js';
 import type { KeyShredder } from './key-shredder.js';
@@ -500,10 +500,14 @@ export async function executeErasure(
   plan: ErasurePlan,
   options: ExecuteErasureOptions,
 ): Promise<ErasureReport> {
+  // Before the lease: a batch of 0 marked tables done with nothing erased (a page of none reads
+  // as the end), and a set-based batch of 0 never ended, committing empty transactions for ever.
+  assertRunOptions(options as unknown as Record<string, unknown>, [
+    'leaseMs',
+    'batchSize',
+    'setBasedBatchSize',
+  ]);
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-  if (!Number.isSafeInteger(leaseMs) || leaseMs <= 0) {
-    throw erasureError('erasure/invalid-input', `leaseMs must be a positive integer, got ${leaseMs}`);
-  }
   const clock = options.clock ?? systemClock;
   const lease = await claimPlanLease({ db: options.db, plan, clock, leaseMs });
   let report: ErasureReport;

@@ -418,6 +418,25 @@ describe.each(testEngines())('verification and execution exclude each other on $
     }
     expect((await getErasureRecord({ db: t.db, planId: plan.id })).lease).toBeUndefined();
   });
+
+  it('refuses page and batch sizes that are not positive integers before touching the plan, then erases with good ones', async () => {
+    // Before: batchSize 0 marked every table done with nothing erased (and a re-run could not
+    // recover), setBasedBatchSize 0 never returned, and a verification with batchSize 0 passed
+    // having looked at nothing.
+    const bad = [{ batchSize: 0 }, { batchSize: 2.5 }, { setBasedBatchSize: 0 }, { setBasedBatchSize: -1 }];
+    for (const option of bad) {
+      const error = await executeErasure(plan, { db: t.db, clock, ...option }).catch((e: unknown) => e);
+      expect(isPrivacyKitError(error, 'erasure/invalid-input'), JSON.stringify(option)).toBe(true);
+    }
+    const error = await verifyErasure({ db: t.db, plan, clock, batchSize: 0 }).catch((e: unknown) => e);
+    expect(isPrivacyKitError(error, 'erasure/invalid-input')).toBe(true);
+    const record = await getErasureRecord({ db: t.db, planId: plan.id });
+    expect(record.lease).toBeUndefined();
+    expect(record.status).toBe('planned');
+    const report = await executeErasure(plan, { db: t.db, clock, batchSize: 1, setBasedBatchSize: 1 });
+    expect(report.changes).toBeGreaterThan(0);
+    expect((await verifyErasure({ db: t.db, plan, clock, batchSize: 1 })).ok).toBe(true);
+  });
 });
 
 // SQLite only: better-sqlite3 waits for a lock on the thread (the other engines' drivers do not).

@@ -373,7 +373,7 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
 
   const identities: Record<string, string[]> = {};
   for (const [kind, values] of Object.entries(options.identities)) {
-    if (!(kind in dataMap.identities)) {
+    if (!Object.hasOwn(dataMap.identities, kind)) {
       throw erasureError('erasure/invalid-input', `unknown identity kind "${kind}" for this data map`);
     }
     const kept = values.map((v) => v.trim()).filter((v) => v.length > 0);

@@ -1,10 +1,11 @@
-import { subjectRowsQuery } from '@privacykit/core/db';
+import { selectExact, subjectRowsQuery } from '@privacykit/core/db';
 import type { SubjectScope } from '@privacykit/core/db';
 import type { DataMapTable } from '@privacykit/core';
 
 /**
  * One page of a subject's rows of a table in primary-key order after `after` (keyset
  * pagination), with the key and the given columns: bounded memory however many rows there are.
+ * Integers beyond 2^53 come back as their decimal text (see `selectExact`).
  */
 export async function subjectPage(
   scope: SubjectScope,
@@ -28,5 +29,6 @@ export async function subjectPage(
     );
   }
   for (const column of pk) query = query.orderBy(`${name}.${column}`);
-  return (await query.limit(options.limit).execute()) as Record<string, unknown>[];
+  // Exact integers: a key beyond 2^53 read rounded (SQLite's driver) names another person's row.
+  return selectExact(scope.db, query.limit(options.limit));
 }

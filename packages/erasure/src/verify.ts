@@ -5,7 +5,7 @@ import type { SubjectScope } from '@privacykit/core/db';
 import type { Kysely } from 'kysely';
 import { isKept, isRestricted, loadRetained, planDataMap, sharedKeptMask } from './execute.js';
 import { keysMatchInSql } from './kept-by-set.js';
-import { erasureError } from './errors.js';
+import { assertRunOptions, erasureError } from './errors.js';
 import { DEFAULT_LEASE_MS, claimPlanLease } from './plan-lease.js';
 import type { PlanLease } from './plan-lease.js';
 import type { ErasurePlan, TablePlan } from './plan.js';
@@ -84,10 +84,9 @@ export interface VerifyProgress {
  *   `erasure/plan-not-found`, `erasure/invalid-input` for a bad `leaseMs`.
  */
 export async function verifyErasure(options: VerifyErasureOptions): Promise<ErasureVerification> {
+  // A batch of 0 read a page of nothing as the end: verified, with nothing looked at.
+  assertRunOptions(options as unknown as Record<string, unknown>, ['leaseMs', 'batchSize']);
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-  if (!Number.isSafeInteger(leaseMs) || leaseMs <= 0) {
-    throw erasureError('erasure/invalid-input', `leaseMs must be a positive integer, got ${leaseMs}`);
-  }
   const clock = options.clock ?? systemClock;
   const lease = await claimPlanLease({
     db: options.db,

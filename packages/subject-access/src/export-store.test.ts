@@ -109,6 +109,10 @@ describe.each(testEngines())('export store on $engine', (engine) => {
     expect(await codeOf(store.issueToken(stored.exportId, { binding: '' }))).toBe(
       'subject-access/invalid-input',
     );
+    // Not a package at all: typed, not a TypeError from cleaning up after it.
+    for (const source of [null, undefined, 42, 'text']) {
+      expect(await codeOf(store.save(source as never)), String(source)).toBe('subject-access/invalid-input');
+    }
   });
 
   it('encrypts packages at rest in chunks, and detects tampering', async () => {

@@ -158,6 +158,8 @@ function boundedText(value: unknown, name: string, max: number): string | undefi
  * its spool files and releases the connection its cursor holds.
  */
 function discard(source: unknown): void {
+  // null, a number…: nothing to stop, and the caller's typed error must not become a TypeError.
+  if (typeof source !== 'object' || source === null) return;
   const stream = source as { destroy?: unknown; destroyed?: boolean };
   if (typeof stream.destroy === 'function' && !stream.destroyed) (stream.destroy as () => void)();
 }

@@ -413,6 +413,10 @@ describe.each(testEngines())('exportSubject on $engine', (engine) => {
     expect(code(() => exportSubject({ ...base, identities: { phone: ['1'] } }))).toBe(
       'subject-access/invalid-input',
     );
+    // An Object.prototype key is no identity kind either (it gave an empty package before).
+    expect(code(() => exportSubject({ ...base, identities: { constructor: ['ada@example.com'] } }))).toBe(
+      'subject-access/invalid-input',
+    );
     expect(code(() => exportSubject({ ...base, identities: { email: ['  '] } }))).toBe(
       'subject-access/no-identity',
     );

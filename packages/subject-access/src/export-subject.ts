@@ -171,7 +171,7 @@ function prepare(options: ExportSubjectOptions): Prepared {
   const input = parsed.data;
   let usable = 0;
   for (const [kind, values] of Object.entries(input.identities)) {
-    if (!(kind in options.dataMap.identities)) {
+    if (!Object.hasOwn(options.dataMap.identities, kind)) {
       fail(`unknown identity kind "${kind}"`, [
         { path: `identities.${kind}`, message: 'not in the data map' },
       ]);

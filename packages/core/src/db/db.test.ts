@@ -12,7 +12,7 @@ import { engineOf } from './engine.js';
 import { autoIncrementColumn, columnType, migrate } from './migrate.js';
 import type { PackageMigrations } from './migrate.js';
 import { engineOfUrl, openDatabase, sqliteConnectionOf, withStatementCache } from './open.js';
-import { countSubjectRows, subjectRows, subjectRowsQuery } from './traversal.js';
+import { countSubjectRows, selectExact, subjectRows, subjectRowsQuery } from './traversal.js';
 import { writeTransaction } from './write-transaction.js';
 
 const notes: PackageMigrations = {
@@ -291,6 +291,32 @@ describe.each(testEngines())('on $engine', (engine) => {
     }
     // Each row once, in key order, none rounded: a rounded key resumes a page at the wrong row.
     expect(rows).toEqual([[12, 7], ...ids.map((id) => [id, id])]);
+  });
+
+  it('selectExact gives integers beyond 2^53 as their text, on the database and inside a writeTransaction, so a key names its own row', async () => {
+    await sql`create table big_keys (id bigint primary key, owner varchar(32) not null)`.execute(t.db);
+    await sql`insert into big_keys (id, owner) values (9007199254740992, 'bob'), (9007199254740993, 'ada'), (7, 'eve')`.execute(
+      t.db,
+    );
+    const query = t.db.selectFrom('big_keys').select(['id', 'owner']).orderBy('id');
+    const expected = [
+      { id: 7, owner: 'eve' },
+      { id: '9007199254740992', owner: 'bob' },
+      { id: '9007199254740993', owner: 'ada' },
+    ];
+    expect(await selectExact(t.db, query)).toEqual(expected);
+    // Ada's key as read names Ada's row, not Bob's: deleting by it inside a transaction, as an
+    // erasure or a retention sweep does, leaves Bob's.
+    await writeTransaction(t.db, async (trx) => {
+      const rows = await selectExact(trx, trx.selectFrom('big_keys').select('id').where('owner', '=', 'ada'));
+      expect(rows).toEqual([{ id: '9007199254740993' }]);
+      await trx
+        .deleteFrom('big_keys')
+        .where('id', '=', rows[0]!.id as string)
+        .execute();
+      expect(await selectExact(trx, query.where('owner', '!=', 'eve'))).toEqual([expected[1]]);
+    });
+    expect(await selectExact(t.db, query)).toEqual([expected[0], expected[1]]);
   });
 
   it('reads a date column as its civil date text, whatever the process time zone', async () => {

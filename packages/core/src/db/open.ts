@@ -143,6 +143,33 @@ export function sqliteConnectionOf(db: Kysely<any>): SqliteConnection | undefine
   return connection;
 }
 
+// The connection-bound instance a `writeTransaction` hands its work, while it runs → its connection.
+const transactionConnections = new WeakMap<Kysely<any>, SqliteConnection>();
+
+/** While `work` runs, `trx` (a writeTransaction's instance bound to `connection`) maps to it. */
+export async function withTransactionConnection<R>(
+  trx: Kysely<any>,
+  connection: SqliteConnection | undefined,
+  work: () => Promise<R>,
+): Promise<R> {
+  if (!connection) return work();
+  transactionConnections.set(trx, connection);
+  try {
+    return await work();
+  } finally {
+    transactionConnections.delete(trx);
+  }
+}
+
+/**
+ * The connection a `writeTransaction`'s `trx` runs on, while it runs (for reads that must see the
+ * transaction's own writes); undefined for anything else.
+ */
+export function sqliteTransactionConnectionOf(trx: Kysely<any>): SqliteConnection | undefined {
+  const connection = transactionConnections.get(trx);
+  return connection?.open ? connection : undefined;
+}
+
 // Connections whose busy timeout `lowerBusyTimeout` set to 0 and that have not had it back yet.
 const lowered = new WeakSet<SqliteConnection>();
 

@@ -1,11 +1,20 @@
 import { sql } from 'kysely';
-import type { Compilable, Expression, ExpressionBuilder, Kysely, SelectQueryBuilder, SqlBool } from 'kysely';
+import type {
+  Compilable,
+  CompiledQuery,
+  Expression,
+  ExpressionBuilder,
+  Kysely,
+  SelectQueryBuilder,
+  SqlBool,
+} from 'kysely';
 import { categoryCovers } from '../categories.js';
 import { PrivacyKitError } from '../errors.js';
 import { normaliseIdentity } from '../data-map.js';
 import type { DataMap, DataMapTable } from '../data-map.js';
 import { engineOf } from './engine.js';
-import { restoreBusyTimeout, sqliteConnectionOf } from './open.js';
+import { restoreBusyTimeout, sqliteConnectionOf, sqliteTransactionConnectionOf } from './open.js';
+import type { SqliteConnection } from './open.js';
 
 /** Identity kind → the values the subject is known by (`{ email: ['ada@example.com'] }`). */
 export type SubjectIdentities = Readonly<Record<string, readonly string[]>>;
@@ -238,25 +247,50 @@ function exactSqlitePage(db: Kysely<any>): ((query: Compilable) => Promise<Exact
   return (query) =>
     db.connection().execute(async () => {
       restoreBusyTimeout(connection);
-      const compiled = query.compile();
-      const raw = connection
-        .prepare(compiled.sql)
-        .safeIntegers(true)
-        .all(...compiled.parameters) as Record<string, unknown>[];
-      const rows = raw.map((row) => {
-        const out: Record<string, unknown> = {};
-        for (const [column, value] of Object.entries(row)) {
-          out[column] =
-            typeof value === 'bigint'
-              ? value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER
-                ? Number(value)
-                : value.toString()
-              : value;
-        }
-        return out;
-      });
-      return { rows, keys: raw };
+      return readExact(connection, query.compile());
     });
+}
+
+/** Runs `compiled` on `connection` with integers read exactly (see exactSqlitePage). */
+function readExact(connection: SqliteConnection, compiled: CompiledQuery): ExactPage {
+  const raw = connection
+    .prepare(compiled.sql)
+    .safeIntegers(true)
+    .all(...compiled.parameters) as Record<string, unknown>[];
+  const rows = raw.map((row) => {
+    const out: Record<string, unknown> = {};
+    for (const [column, value] of Object.entries(row)) {
+      out[column] =
+        typeof value === 'bigint'
+          ? value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER
+            ? Number(value)
+            : value.toString()
+          : value;
+    }
+    return out;
+  });
+  return { rows, keys: raw };
+}
+
+/**
+ * Runs a query that returns rows (a select, or a write with RETURNING) with its integers exact on
+ * every engine: on a SQLite database `openDatabase` opened — or a `writeTransaction`'s `trx` on
+ * one — an integer beyond 2^53 comes back as its decimal text, as PostgreSQL and MySQL
+ * connections it opened give it already, where the SQLite driver would round it to another
+ * number. For keys a later statement must match: a rounded snowflake id names someone else's row.
+ * Values within 2^53 come back as numbers, as from `query.execute()`.
+ */
+export async function selectExact(
+  db: Kysely<any>,
+  query: Compilable | CompiledQuery,
+): Promise<Record<string, unknown>[]> {
+  const compiled = 'sql' in query && 'parameters' in query ? query : (query as Compilable).compile();
+  const page = exactSqlitePage(db);
+  if (page) return (await page({ compile: () => compiled })).rows;
+  // Inside a writeTransaction the transaction holds the connection: read on it directly.
+  const held = sqliteTransactionConnectionOf(db);
+  if (held) return readExact(held, compiled).rows;
+  return (await db.executeQuery(compiled)).rows as Record<string, unknown>[];
 }
 
 async function* pageByKey(

@@ -8,6 +8,7 @@ import {
   restoreBusyTimeout,
   sqliteConnectionOf,
   sqliteFileOf,
+  withTransactionConnection,
 } from './open.js';
 import type { SqliteConnection, SqliteStatement } from './open.js';
 import { writerThreadOf } from './writer-thread.js';
@@ -132,7 +133,7 @@ async function sqliteTransaction<DB, R>(
     }
     running.add(conn);
     try {
-      const result = await work(conn);
+      const result = await withTransactionConnection(conn, raw, () => work(conn));
       await conn.executeQuery(COMMIT);
       return result;
     } catch (error) {
