@@ -348,6 +348,14 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
       retention.placeHold({ scope: { subject: { phone: ['1'] } }, reason: 'r', placedBy: 'dpo' }),
       'retention/invalid-hold',
     );
+    // Past year 9999 the stored text (`+010000-…`) sorted before today's: the hold read as long
+    // expired, and the sweep released it and deleted what it held.
+    for (const expiresAt of [new Date('+010000-01-01T00:00:00Z'), '+010000-01-01T00:00:00Z']) {
+      await expectCode(
+        retention.placeHold({ scope: { table: 'prospects' }, reason: 'claim', placedBy: 'dpo', expiresAt }),
+        'retention/invalid-hold',
+      );
+    }
     await expectCode(
       make({ dataMap: undefined }).placeHold({
         scope: { subject: { email: ['a@b.c'] } },

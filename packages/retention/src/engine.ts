@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_TENANT, formatIssues, isPrivacyKitError, newId, zodIssues } from '@privacykit/core';
 import type { Clock, DataMap, Policy } from '@privacykit/core';
 import { hmacSha256Hex } from '@privacykit/core/crypto';
-import { engineOf, subjectCondition, writeStatement, writeTransaction } from '@privacykit/core/db';
+import {
+  engineOf,
+  selectExact,
+  subjectCondition,
+  writeStatement,
+  writeTransaction,
+} from '@privacykit/core/db';
 import type { Engine } from '@privacykit/core/db';
 import { expressionBuilder, sql } from 'kysely';
 import type { Kysely, RawBuilder, SqlBool } from 'kysely';
@@ -315,6 +321,23 @@ function holdRowsActive(now: string): RawBuilder<SqlBool> {
 }
 
 /**
+ * Key order for records: integer keys come as numbers, or as decimal text beyond 2^53
+ * (`selectExact`), compared as integers; anything else as JavaScript orders it.
+ */
+function keyOrder(a: unknown, b: unknown): number {
+  const integer = (value: unknown) =>
+    typeof value === 'number' && Number.isInteger(value)
+      ? BigInt(value)
+      : typeof value === 'string' && /^-?\d{16,}$/.test(value)
+        ? BigInt(value)
+        : undefined;
+  const x = integer(a);
+  const y = integer(b);
+  if (x !== undefined && y !== undefined) return x < y ? -1 : x > y ? 1 : 0;
+  return (a as number) < (b as number) ? -1 : (a as number) > (b as number) ? 1 : 0;
+}
+
+/**
  * The retention engine of one tenant: dry runs, sweeps, legal holds, backlog and run
  * certificates over the host's tables as the schedule binds them (Art 5(1)(e), 5(2), 17(3)(e)).
  * Apply `retentionMigrations` first.
@@ -492,8 +515,21 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     }
   }
 
+  interface SweepStep {
+    entry: ScheduleEntry;
+    index: number;
+    batch: typeof processBatch;
+  }
+
   interface BatchResult {
+    /** Rows the batch read (keyset pagination: fewer than its limit means the end). */
     selected: number;
+    /**
+     * Rows it disposed of, which is what a row budget counts: rows whose dates cannot be read are
+     * read and recorded every sweep, and counted, they starved every budgeted sweep of the due
+     * rows behind them.
+     */
+    acted: number;
     lastKey: unknown;
     records: DispositionRecord[];
   }
@@ -597,12 +633,14 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     after: unknown,
     limit: number,
     checked = false,
+    /** Only whether a candidate is left past `after`: `selected` 0 or 1, nothing changed. */
+    probe = false,
   ): Promise<BatchResult> {
     const now = nowText();
     const day = today(entry);
     const rule = entry.rule;
     const phase = rule.phases[phaseIndex];
-    if (!phase) return { selected: 0, lastKey: after, records: [] };
+    if (!phase) return { selected: 0, acted: 0, lastKey: after, records: [] };
     await lockHolds(trx, 'share');
     const holds = await activeHolds(trx, now);
     const { query, heldBy } = candidateQuery({
@@ -615,9 +653,15 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       holds,
       dataMap,
     });
-    if (heldBy) return { selected: 0, lastKey: after, records: [] };
+    if (heldBy) return { selected: 0, acted: 0, lastKey: after, records: [] };
     const keyRef = `${entry.table}.${entry.key}`;
     const factColumns = factColumnsOf(entry);
+    if (probe) {
+      let first = query.select(sql.ref(keyRef).as('k'));
+      if (after !== undefined) first = first.where(sql.ref(keyRef), '>', after);
+      const found = await first.limit(1).execute();
+      return { selected: found.length, acted: 0, lastKey: after, records: [] };
+    }
 
     if (!checked && deletesInOneStatement(entry, phaseIndex)) {
       let keys = query.select(sql.ref(keyRef).as('k'));
@@ -627,19 +671,19 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         sql`${sql.ref(entry.key)} as k`,
         ...factColumns.map((column) => sql`${sql.ref(column)} as ${sql.id(`f_${column}`)}`),
       ];
-      const { rows } = await sql<
-        Record<string, unknown>
-      >`delete from ${sql.table(entry.table)} where ${sql.ref(entry.key)} in (${ordered}) returning ${sql.join(returning)}`.execute(
+      // Exact: a key beyond 2^53 read rounded would name another row in the records.
+      const rows = await selectExact(
         trx,
+        sql`delete from ${sql.table(entry.table)} where ${sql.ref(entry.key)} in (${ordered}) returning ${sql.join(returning)}`.compile(
+          trx,
+        ),
       );
-      if (rows.length === 0) return { selected: 0, lastKey: after, records: [] };
+      if (rows.length === 0) return { selected: 0, acted: 0, lastKey: after, records: [] };
       // RETURNING comes in no promised order: records go in key order.
-      rows.sort((a, b) =>
-        (a.k as number) < (b.k as number) ? -1 : (a.k as number) > (b.k as number) ? 1 : 0,
-      );
-      // The batch was the first candidates past `after` in key order, so any of its keys is a
-      // safe keyset bound for the next (the largest, in SQLite's order, skips the most).
-      const lastKey = rows[rows.length - 1]?.k;
+      rows.sort((a, b) => keyOrder(a.k, b.k));
+      // The batch deleted the first candidates past `after`: the next batch starts from the same
+      // bound and finds the ones after them.
+      const lastKey = after;
       const records: DispositionRecord[] = [];
       const rowDue = dueOf(entry, phaseIndex);
       const disposition = dispositionsOf(entry, phaseIndex, runId, now);
@@ -656,7 +700,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         );
       }
       await insertDispositions(trx, records);
-      return { selected: rows.length, lastKey, records };
+      return { selected: rows.length, acted: rows.length, lastKey, records };
     }
 
     const sourceColumns =
@@ -673,8 +717,9 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     if (after !== undefined) select = select.where(sql.ref(keyRef), '>', after);
     let ordered = select.orderBy(sql.ref(keyRef)).limit(limit);
     if (engine !== 'sqlite') ordered = ordered.forUpdate().skipLocked();
-    const rows = (await ordered.execute()) as Record<string, unknown>[];
-    if (rows.length === 0) return { selected: 0, lastKey: after, records: [] };
+    // Exact integers: a key beyond 2^53 read rounded (SQLite's driver) names another person's row.
+    const rows = await selectExact(trx, ordered);
+    if (rows.length === 0) return { selected: 0, acted: 0, lastKey: after, records: [] };
     const lastKey = rows[rows.length - 1]?.k;
 
     // The planner re-checks each row: SQL selects, TypeScript dates the disposition record.
@@ -691,7 +736,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       // Left as they are, but on the record: the certificate counts them for repair.
       const skipped = invalid.map((key) => disposition(entry.table, key, null, 'invalid'));
       await insertDispositions(trx, skipped);
-      return { selected: rows.length, lastKey, records: skipped };
+      return { selected: rows.length, acted: 0, lastKey, records: skipped };
     }
     const keys = acted.map((item) => item.key);
     const records: DispositionRecord[] = [];
@@ -746,25 +791,39 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         break;
       }
       case 'anonymise': {
-        const assignments: Record<string, RawBuilder<unknown>> = {};
-        for (const column of Object.keys(entry.anonymise)) {
-          const strategy = entry.anonymise[column];
-          if (strategy === 'null' || typeof strategy === 'object') {
-            assignments[column] = sql`${anonymisedValue(entry, column, null)}`;
-          } else {
-            const cases = acted.map(
-              (item) => sql`when ${item.key} then ${anonymisedValue(entry, column, item.row[`a_${column}`])}`,
-            );
-            assignments[column] =
-              sql`case ${sql.ref(`${entry.table}.${entry.key}`)} ${sql.join(cases, sql` `)} end`;
+        // Each replaced column binds two values a row (`when key then value`): in chunks that stay
+        // under every engine's limit on bound values (SQLite's is 32,766), whatever the batch size.
+        const perRow = 2 * sourceColumns.length + 1;
+        const chunk = Math.max(1, Math.floor(30_000 / perRow));
+        for (let start = 0; start < acted.length; start += chunk) {
+          const part = acted.slice(start, start + chunk);
+          const assignments: Record<string, RawBuilder<unknown>> = {};
+          for (const column of Object.keys(entry.anonymise)) {
+            const strategy = entry.anonymise[column];
+            if (strategy === 'null' || typeof strategy === 'object') {
+              assignments[column] = sql`${anonymisedValue(entry, column, null)}`;
+            } else {
+              const cases = part.map(
+                (item) =>
+                  sql`when ${item.key} then ${anonymisedValue(entry, column, item.row[`a_${column}`])}`,
+              );
+              assignments[column] =
+                sql`case ${sql.ref(`${entry.table}.${entry.key}`)} ${sql.join(cases, sql` `)} end`;
+            }
           }
+          await trx
+            .updateTable(entry.table)
+            .set(assignments)
+            .where(
+              inKeys(
+                entry.table,
+                entry.key,
+                part.map((item) => item.key),
+              ),
+            )
+            .where(tenantScope)
+            .execute();
         }
-        await trx
-          .updateTable(entry.table)
-          .set(assignments)
-          .where(inKeys(entry.table, entry.key, keys))
-          .where(tenantScope)
-          .execute();
         break;
       }
       case 'restrict': {
@@ -827,7 +886,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       ...records.filter((r) => r.outcome !== 'cascade'),
     ];
     await insertDispositions(trx, ordered2, parentDelete);
-    return { selected: rows.length, lastKey, records: ordered2 };
+    return { selected: rows.length, acted: acted.length, lastKey, records: ordered2 };
   }
 
   /** Drops the per-row phase progress of rows that no longer exist. */
@@ -921,12 +980,15 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     runId: string,
     after: unknown,
     limit: number,
+    _checked = false,
+    /** As processBatch's `probe`. */
+    probe = false,
   ): Promise<BatchResult> {
     const now = nowText();
     const day = today(entry);
     const rule = entry.rule;
     const phase = rule.phases[phaseIndex];
-    if (!phase) return { selected: 0, lastKey: after, records: [] };
+    if (!phase) return { selected: 0, acted: 0, lastKey: after, records: [] };
     const keyRef = sql.ref(`${entry.table}.${entry.key}`);
     const text = keyText(engine, keyRef);
     const context = { entry, engine, today: day };
@@ -945,10 +1007,14 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       );
     if (entry.tenantColumn) query = query.where(sql.ref(`${entry.table}.${entry.tenantColumn}`), '=', tenant);
     if (after !== undefined) query = query.where(keyRef, '>', after);
+    if (probe) {
+      const found = await query.limit(1).execute();
+      return { selected: found.length, acted: 0, lastKey: after, records: [] };
+    }
     let ordered = query.orderBy(keyRef).limit(limit);
     if (engine !== 'sqlite') ordered = ordered.forUpdate().skipLocked();
-    const rows = (await ordered.execute()) as Record<string, unknown>[];
-    if (rows.length === 0) return { selected: 0, lastKey: after, records: [] };
+    const rows = await selectExact(trx, ordered);
+    if (rows.length === 0) return { selected: 0, acted: 0, lastKey: after, records: [] };
     const keys = rows.map((row) => row.k);
     const texts = keys.map(String);
     await trx
@@ -973,7 +1039,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       return disposition(entry.table, String(row.k), due === unreadable ? null : due, 'lifted');
     });
     await insertDispositions(trx, records);
-    return { selected: rows.length, lastKey: rows[rows.length - 1]?.k, records };
+    return { selected: rows.length, acted: rows.length, lastKey: rows[rows.length - 1]?.k, records };
   }
 
   async function releaseExpiredHolds(): Promise<number> {
@@ -1146,24 +1212,33 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       let handled = 0;
       let complete = true;
       const exhausted = () => handled >= maxRows || Date.now() >= deadline;
+      // Each rule's phases latest first, then the lifting of its restrictions no longer due.
+      const steps: SweepStep[] = [];
+      for (const entry of schedule.entries) {
+        for (let index = entry.rule.phases.length - 1; index >= 0; index--) {
+          steps.push({ entry, index, batch: processBatch });
+        }
+        for (let index = 0; index < entry.rule.phases.length; index++) {
+          if (entry.rule.phases[index]?.action === 'restrict') steps.push({ entry, index, batch: liftBatch });
+        }
+      }
 
-      const drain = async (
-        entry: ScheduleEntry,
-        index: number,
-        batch: typeof processBatch,
-      ): Promise<void> => {
+      /**
+       * Runs one rule phase's batches until none is left, or the budget runs out: then the key it
+       * stopped after (the next sweep starts again from the first: what was disposed of is gone).
+       */
+      const drain = async (step: SweepStep): Promise<{ after: unknown } | undefined> => {
         let after: unknown;
         for (;;) {
-          if (exhausted()) {
-            complete = false;
-            return;
-          }
+          if (exhausted()) return { after };
           const limit = Math.min(batchSize, maxRows - handled);
           const attempt = (checked: boolean) =>
             withRetry(() =>
-              writeTransaction(db, (trx) => batch(trx, entry, index, runId, after, limit, checked)),
+              writeTransaction(db, (trx) =>
+                step.batch(trx, step.entry, step.index, runId, after, limit, checked),
+              ),
             );
-          let result: Awaited<ReturnType<typeof batch>>;
+          let result: Awaited<ReturnType<typeof processBatch>>;
           try {
             result = await attempt(false);
           } catch (error) {
@@ -1173,10 +1248,24 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
           hash.update(hashLines(result.records));
           countsOf(result.records, counts);
           total += result.records.length;
-          handled += result.selected;
+          handled += result.acted;
           after = result.lastKey;
-          if (result.selected < limit) return;
+          if (result.selected < limit) return undefined;
         }
+      };
+
+      /** Whether a rule phase from `steps[from]` on (the first past `after`) has a candidate left. */
+      const anyLeft = async (from: number, after: unknown): Promise<boolean> => {
+        for (let i = from; i < steps.length; i++) {
+          const step = steps[i] as SweepStep;
+          const found = await withRetry(() =>
+            writeTransaction(db, (trx) =>
+              step.batch(trx, step.entry, step.index, runId, i === from ? after : undefined, 1, false, true),
+            ),
+          );
+          if (found.selected > 0) return true;
+        }
+        return false;
       };
 
       // The run record is closed whatever happens: a run left `running` would read as still in
@@ -1201,16 +1290,13 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         return { finishedAt, digest, list };
       };
       try {
-        outer: for (const entry of schedule.entries) {
-          for (let index = entry.rule.phases.length - 1; index >= 0; index--) {
-            await drain(entry, index, processBatch);
-            if (!complete) break outer;
-          }
-          for (let index = 0; index < entry.rule.phases.length; index++) {
-            if (entry.rule.phases[index]?.action !== 'restrict') continue;
-            await drain(entry, index, liftBatch);
-            if (!complete) break outer;
-          }
+        for (let i = 0; i < steps.length; i++) {
+          const stopped = await drain(steps[i] as SweepStep);
+          if (!stopped) continue;
+          // Out of time: what is left is unknown. Out of rows: complete when nothing is left, as
+          // when the budget was exactly the rows due (it alerted for nothing before).
+          complete = Date.now() < deadline && !(await anyLeft(i, stopped.after));
+          break;
         }
       } catch (error) {
         // The error that stopped the run is what the caller needs; a failure to record it
@@ -1267,7 +1353,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
             'a subject hold needs the engine to have a dataMap',
           );
         }
-        const unknown = Object.keys(scope.subject).filter((kind) => !(kind in dataMap.identities));
+        const unknown = Object.keys(scope.subject).filter((kind) => !Object.hasOwn(dataMap.identities, kind));
         if (unknown.length > 0) {
           throw retentionError('retention/invalid-hold', `unknown identity kind(s): ${unknown.join(', ')}`);
         }

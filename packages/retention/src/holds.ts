@@ -21,7 +21,14 @@ const instantInput = z.union([z.date(), z.string()]).transform((value, context) 
     context.addIssue({ code: 'custom', message: 'expected an ISO 8601 instant' });
     return z.NEVER;
   }
-  return date.toISOString();
+  const iso = date.toISOString();
+  // Stored and compared as text: `+010000-01-01T…` sorts before `2025-…`, so a hold meant to
+  // last ten thousand years would read as long expired and protect nothing.
+  if (!/^\d{4}-/.test(iso)) {
+    context.addIssue({ code: 'custom', message: 'expected an instant in the years 0000 to 9999' });
+    return z.NEVER;
+  }
+  return iso;
 });
 
 export const placeHoldSchema = z

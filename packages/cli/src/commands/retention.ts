@@ -21,13 +21,25 @@ export const budgetOption = optionParser((text: string): Budget => {
   return { milliseconds: parseDuration(text) };
 });
 
-const instantOption = optionParser((text: string): Date => {
-  const date = new Date(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T12:00:00Z` : text);
+/** `--at`: a civil date (`YYYY-MM-DD`, a day in the policy's zone) or an ISO 8601 instant. */
+const instantOption = optionParser((text: string): string | Date => {
+  const civil = /^\d{4}-\d{2}-\d{2}$/.test(text);
+  const date = new Date(civil ? `${text}T12:00:00Z` : text);
   if (Number.isNaN(date.getTime())) {
     throw cliError('cli/usage', `"${text}" is not a date (YYYY-MM-DD) or an ISO 8601 instant`);
   }
-  return date;
+  return civil ? text : date;
 });
+
+/**
+ * The instant `--at` names: a civil date is its noon in the policy's zone. Noon UTC was already
+ * the next day at UTC+12 and later (New Zealand, Tonga): the preview showed a day too late.
+ */
+export async function instantOf(at: string | Date, zone: string): Promise<Date> {
+  if (at instanceof Date) return at;
+  const { startOfCivilDay } = await import('@privacykit/retention');
+  return new Date(startOfCivilDay(at, zone).getTime() + 12 * 60 * 60 * 1000);
+}
 
 async function scheduleOf(scope: CommandScope): Promise<RetentionSchedule> {
   const config = await scope.config();
@@ -119,9 +131,10 @@ export function registerRetention(program: Command, kit: ProgramKit): void {
     ['privacykit retention dry-run', 'privacykit retention dry-run --at 2030-01-01 --json'],
   ).action(
     kit.action(async (scope) => {
-      const options = scope.options<{ at?: Date; sample: number }>();
+      const options = scope.options<{ at?: string | Date; sample: number }>();
       const { fixedClock } = await import('@privacykit/core');
-      const engine = await engineOf(scope, options.at ? fixedClock(options.at) : undefined);
+      const at = options.at && (await instantOf(options.at, (await scope.config()).policy.zone));
+      const engine = await engineOf(scope, at ? fixedClock(at) : undefined);
       const phases = await engine.dryRun({ sample: options.sample });
       const due = phases.reduce((sum, phase) => sum + phase.due, 0);
       const held = phases.reduce((sum, phase) => sum + phase.held, 0);
