@@ -85,12 +85,15 @@ export interface RunCertificate {
 export interface SweepOptions {
   /** Rows per batch, one transaction each (default 1000, at most 10000). */
   batchSize?: number;
-  /** Stop after this many rows (a number) or rows / milliseconds; the next sweep resumes. */
+  /**
+   * Stop after this many rows disposed of (a number), or rows / milliseconds; the next sweep
+   * resumes. Rows whose dates cannot be read are recorded `invalid` but not counted.
+   */
   budget?: number | { rows?: number; milliseconds?: number };
 }
 
 export interface SweepResult extends RunCertificate {
-  /** False when the budget ran out before every due row was handled. */
+  /** False when the budget ran out before every due row was handled (checked, not assumed). */
   complete: boolean;
   /** Expired holds released at the start of the run. */
   expiredHolds: number;
