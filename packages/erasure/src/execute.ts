@@ -226,9 +226,9 @@ export function isRestricted(db: Kysely<any>, plan: ErasurePlan, table: DataMapT
         .where('restricted.tenant', '=', plan.tenant)
         .where('restricted.table_name', '=', table.name)
         .where('restricted.row_key', '=', keyText(table))
-        // Not indexable on purpose: the lookup must use the primary key (tenant, table, key), not
-        // the (plan, table) index a planner without statistics may prefer (a scan per row).
-        .where(sql`coalesce(restricted.plan_id, '')`, '=', plan.id)
+        // By whichever plan: a second erasure of the same person restricts the rows both keep
+        // under its own id, and the row is restricted all the same (before, the first plan could
+        // then never verify, nor purge its identities).
         .$if(engineOf(db) === 'postgres', (query) => query.offset(0)),
     );
 }

@@ -106,6 +106,34 @@ describe.each(testEngines())('purging identities on $engine', (engine) => {
     expect(await purgeErasureIdentities({ db: t.db, planId: plan.id, clock })).toEqual(record);
   });
 
+  it('two erasures of the same person, one after the other: both verify and both purge, whichever restricted the rows both keep', async () => {
+    await executeErasure(plan, { db: t.db, clock });
+    // A second request of the same person, planned and executed after the first: it restricts
+    // the kept invoices under its own id. The first could then never verify ("kept but not
+    // restricted") nor purge its identities and key.
+    const second = await planErasure({
+      db: t.db,
+      dataMap,
+      policy,
+      identities: { email: ['ada@example.com'] },
+      clock,
+      strategies,
+      facts,
+      requestId: 'req-2',
+    });
+    await executeErasure(second, { db: t.db, clock });
+    await deliverAll();
+    for (const each of [plan, second]) {
+      const verification = await verifyErasure({ db: t.db, plan: each, clock });
+      expect(verification.leftovers, each.requestId).toEqual([]);
+      expect(verification.ok).toBe(true);
+    }
+    for (const each of [plan, second]) {
+      const purged = await purgeErasureIdentities({ db: t.db, planId: each.id, clock });
+      expect(purged.plan.identities).toEqual({});
+    }
+  });
+
   it("destroys the plan's HMAC key and seed (a guessed identity can no longer be turned into the pseudonym left in the kept rows) and drops the consent subject id", async () => {
     const shredded: string[] = [];
     const report = await executeErasure(plan, {

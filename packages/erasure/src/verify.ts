@@ -2,7 +2,7 @@ import { normaliseIdentity, systemClock, toInstant } from '@privacykit/core';
 import type { Clock, DataMap } from '@privacykit/core';
 import { countSubjectRows, subjectRowsQuery } from '@privacykit/core/db';
 import type { SubjectScope } from '@privacykit/core/db';
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { isKept, isRestricted, loadRetained, planDataMap, sharedKeptMask } from './execute.js';
 import { keysMatchInSql } from './kept-by-set.js';
 import { assertRunOptions, erasureError } from './errors.js';
@@ -192,7 +192,15 @@ async function verifyLeased(options: VerifyErasureOptions, lease: PlanLease): Pr
           .select('row_key')
           .where('tenant', '=', plan.tenant)
           .where('table_name', '=', table.name)
-          .where('plan_id', '=', plan.id)
+          // Restricted by this plan or by a later one of the same person (see isRestricted).
+          .where('row_key', 'in', (eb: ExpressionBuilder<any, any>) =>
+            eb
+              .selectFrom('privacykit_erasure_retained')
+              .select('row_key')
+              .where('plan_id', '=', plan.id)
+              .where('tenant', '=', plan.tenant)
+              .where('table_name', '=', table.name),
+          )
           .execute()
       ).map((r) => String(r.row_key)),
     );
