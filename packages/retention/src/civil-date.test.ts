@@ -10,6 +10,7 @@ import {
   startOfCivilDay,
 } from './civil-date.js';
 import { planRetention } from './plan.js';
+import { defineSchedule } from './schedule.js';
 
 const day = fc
   .date({ min: new Date('1990-01-01T00:00:00Z'), max: new Date('2060-12-31T00:00:00Z'), noInvalidDate: true })
@@ -183,5 +184,43 @@ describe('zones', () => {
       // And the rule's zone is what counts: 23:30Z on Jan 31 is Feb 1 in Paris.
       expect(planRetention(rule, { at: '2024-01-31T23:30:00Z' }).phases[0]?.due).toBe('2024-03-01');
     });
+  });
+});
+
+describe('bad input to the date functions', () => {
+  it('an unknown zone, a fact set that is no object, a schedule that is none: typed errors, not garbage or a TypeError', () => {
+    const code = (run: () => unknown) => {
+      try {
+        return { value: run() };
+      } catch (error) {
+        return { code: (error as { code?: unknown }).code ?? String(error) };
+      }
+    };
+    // Before: "0NaN-NaN-NaN" and an Invalid Date.
+    expect(code(() => civilDateOf(new Date('2024-01-01T00:00:00Z'), 'Bad/Zone'))).toEqual({
+      code: 'retention/invalid-zone',
+    });
+    expect(code(() => startOfCivilDay('2024-01-01', 'Bad/Zone'))).toEqual({ code: 'retention/invalid-zone' });
+    expect(code(() => civilDateOf(new Date('2024-01-31T23:30:00Z'), 'Europe/Paris'))).toEqual({
+      value: '2024-02-01',
+    });
+    const rule = retentionRuleSchema.parse({
+      id: 'r',
+      title: 'r',
+      facts: { at: { label: 'at' } },
+      phases: [{ action: 'delete', due: { from: 'at', after: 'P1Y' } }],
+    });
+    for (const facts of [null, undefined, 'at', []]) {
+      expect(
+        code(() => planRetention(rule, facts as never)),
+        String(facts),
+      ).toEqual({ code: 'retention/invalid-fact' });
+    }
+    for (const input of [null, undefined, 42]) {
+      expect(
+        code(() => defineSchedule(input as never)),
+        String(input),
+      ).toEqual({ code: 'retention/invalid-schedule' });
+    }
   });
 });

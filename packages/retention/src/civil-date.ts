@@ -42,26 +42,36 @@ export function isCivilDate(text: string): boolean {
   }
 }
 
+// Zones already checked: the date functions below check theirs on every call.
+const knownZones = new Set<string>();
+
 /** Checks an IANA zone name (or offset) is known to the runtime. */
 export function assertZone(zone: string): string {
+  if (knownZones.has(zone)) return zone;
   try {
+    if (typeof zone !== 'string') throw new TypeError('not text');
     new Intl.DateTimeFormat('en', { timeZone: zone });
   } catch (cause) {
-    throw retentionError('retention/invalid-zone', `unknown time zone "${zone}"`, { cause });
+    throw retentionError('retention/invalid-zone', `unknown time zone "${String(zone)}"`, { cause });
   }
+  if (knownZones.size < 1000) knownZones.add(zone);
   return zone;
 }
 
 /** The civil date of an instant in `zone`. */
 export function civilDateOf(instant: Date, zone: string): CivilDate {
-  if (Number.isNaN(instant.getTime())) throw retentionError('retention/invalid-fact', 'invalid instant');
-  return fromDate(new TZDate(instant.getTime(), zone));
+  if (!(instant instanceof Date) || Number.isNaN(instant.getTime())) {
+    throw retentionError('retention/invalid-fact', 'invalid instant');
+  }
+  // An unknown zone gave "0NaN-NaN-NaN".
+  return fromDate(new TZDate(instant.getTime(), assertZone(zone)));
 }
 
 /** The instant a civil date starts in `zone` (00:00 local, or the first instant after a DST gap). */
 export function startOfCivilDay(civil: CivilDate, zone: string): Date {
   const day = toUtcDate(civil);
-  return new Date(new TZDate(day.getFullYear(), day.getMonth(), day.getDate(), zone).getTime());
+  // An unknown zone gave an Invalid Date.
+  return new Date(new TZDate(day.getFullYear(), day.getMonth(), day.getDate(), assertZone(zone)).getTime());
 }
 
 /** The first day of a month `YYYY-MM`, or its last day with `end`. */

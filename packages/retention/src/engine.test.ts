@@ -381,6 +381,18 @@ describe.each(testEngines())('retention engine on $engine', (engine) => {
       make({ schedule: [{ rule: 'prospects', table: 'prospects', key: 'id', facts: {} }] }),
     ).toThrow(expect.objectContaining({ code: 'retention/unknown-rule' }));
     await expectCode(make().sweep({ batchSize: 0 }), 'retention/invalid-schedule');
+    // Before: a raw SQLite datatype mismatch from the LIMIT, after the run was opened.
+    for (const budget of [
+      1.5,
+      0,
+      { rows: 'abc' },
+      { milliseconds: -1 },
+      { milliseconds: Number.NaN },
+      'ten',
+    ]) {
+      await expectCode(make().sweep({ budget: budget as never }), 'retention/invalid-schedule');
+    }
+    expect(await count(db, 'privacykit_retention_runs')).toBe(0);
   });
 
   it('refuses a hold that would protect nothing: an unknown table, or a row key the sweep would never match', async () => {

@@ -695,7 +695,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         if (due === null || due === unreadable || due > day) throw new PlannerDisagrees();
         records.push(disposition(entry.table, String(row.k), due, 'done'));
       }
-      if (rule.phases.some((p) => p.action !== 'delete' && p.action !== 'archive')) {
+      if (appliesOnTable(entry.table)) {
         await forgetApplied(
           trx,
           entry,
@@ -784,7 +784,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         // PostgreSQL deletes in the same statement that logs (one round trip less per batch).
         if (engine === 'postgres') parentDelete = removal;
         else await removal.execute(trx);
-        if (rule.phases.some((p) => p.action !== 'delete' && p.action !== 'archive')) {
+        if (appliesOnTable(entry.table)) {
           await forgetApplied(
             trx,
             entry,
@@ -892,13 +892,27 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     return { selected: rows.length, acted: acted.length, lastKey, records: ordered2 };
   }
 
-  /** Drops the per-row phase progress of rows that no longer exist. */
+  /**
+   * Whether any rule of the schedule applies a phase to rows of `table` that leaves them in place
+   * (restrict, anonymise, review): only then can a deleted row leave progress behind.
+   */
+  function appliesOnTable(table: string): boolean {
+    return schedule.entries.some(
+      (other) =>
+        other.table === table &&
+        other.rule.phases.some((p) => p.action !== 'delete' && p.action !== 'archive'),
+    );
+  }
+
+  /**
+   * Drops the per-row phase progress of rows that no longer exist, whichever rule applied it:
+   * another rule's restriction left behind would apply to a new row that reuses the key.
+   */
   async function forgetApplied(trx: Kysely<any>, entry: ScheduleEntry, keys: readonly string[]) {
     await trx
       .deleteFrom('privacykit_retention_applied')
       .where('tenant', '=', tenant)
       .where('table_name', '=', entry.table)
-      .where('rule', '=', entry.rule.id)
       .where(keyIn('privacykit_retention_applied', 'row_key', keys))
       .execute();
   }
@@ -1188,7 +1202,23 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
         throw retentionError('retention/invalid-schedule', 'batchSize must be an integer from 1 to 10000');
       }
-      const maxRows = typeof budget === 'number' ? budget : (budget?.rows ?? Number.POSITIVE_INFINITY);
+      // Checked before the run is opened: `1.5` or `'abc'` reached the database as a LIMIT.
+      const rowsBudget = typeof budget === 'number' ? budget : budget?.rows;
+      const msBudget = typeof budget === 'object' && budget !== null ? budget.milliseconds : undefined;
+      if (
+        (budget !== undefined &&
+          typeof budget !== 'number' &&
+          (typeof budget !== 'object' || budget === null)) ||
+        (rowsBudget !== undefined && (!Number.isSafeInteger(rowsBudget) || rowsBudget < 1)) ||
+        (msBudget !== undefined &&
+          (typeof msBudget !== 'number' || !(msBudget > 0) || !Number.isFinite(msBudget)))
+      ) {
+        throw retentionError(
+          'retention/invalid-schedule',
+          'budget is a whole number of rows from 1, or { rows?, milliseconds? } with a positive number of milliseconds',
+        );
+      }
+      const maxRows = rowsBudget ?? Number.POSITIVE_INFINITY;
       const deadline =
         typeof budget === 'object' && budget.milliseconds !== undefined
           ? Date.now() + budget.milliseconds

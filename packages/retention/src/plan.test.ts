@@ -139,4 +139,26 @@ describe('the seed’s Article 10, planned with worked dates', () => {
       expect.objectContaining({ code: 'retention/invalid-zone' }),
     );
   });
+
+  it('refuses an instant without a zone, whose date JavaScript would take in the process zone', () => {
+    const rule = rules.get('traffic-data') as RetentionRule;
+    const due = (recordedAt: string) => planRetention(rule, { recordedAt }, paris).phases[0]?.due;
+    const zone = process.env.TZ;
+    try {
+      // Before: 2025-02-28 under TZ=Europe/Paris, 2025-03-01 under UTC, for the same row.
+      for (const tz of ['UTC', 'Asia/Tokyo', 'America/New_York']) {
+        process.env.TZ = tz;
+        expect(() => due('2024-01-31T23:30:00')).toThrow(
+          expect.objectContaining({ code: 'retention/invalid-fact' }),
+        );
+        expect(() => due('2024-01-31T23:30')).toThrow(
+          expect.objectContaining({ code: 'retention/invalid-fact' }),
+        );
+        expect(due('2024-01-31T23:30:00Z')).toBe(due('2024-02-01T00:30:00+01:00'));
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
 });

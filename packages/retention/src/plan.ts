@@ -44,6 +44,7 @@ export function ruleZone(rule: Pick<RetentionRule, 'zone'>, fallback?: string): 
 }
 
 const instantPattern = /^\d{4}-\d{2}-\d{2}T/;
+const zonedInstantPattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
 const monthPattern = /^\d{4}-\d{2}$/;
 
 /**
@@ -58,9 +59,14 @@ export function factDate(value: RetentionFacts[string], zone: string, fact = 'fa
   }
   if (monthPattern.test(value)) return civilOfMonth(value, false);
   if (instantPattern.test(value)) {
-    const instant = new Date(value);
+    // Without `Z` or an offset, JavaScript reads the time in the process's own zone: the due date
+    // would depend on where the sweep runs. Such a row is refused (recorded `invalid`), not guessed.
+    const instant = zonedInstantPattern.test(value) ? new Date(value) : new Date(Number.NaN);
     if (Number.isNaN(instant.getTime())) {
-      throw retentionError('retention/invalid-fact', `${fact}: "${value}" is not an ISO 8601 instant`);
+      throw retentionError(
+        'retention/invalid-fact',
+        `${fact}: "${value}" is not an ISO 8601 instant with a zone (Z or an offset such as +02:00)`,
+      );
     }
     return civilDateOf(instant, zone);
   }
@@ -172,6 +178,9 @@ export function planRetention(
   options: PlanOptions = {},
 ): RetentionPlan {
   const zone = ruleZone(rule, options.zone);
+  if (typeof facts !== 'object' || facts === null || Array.isArray(facts)) {
+    throw retentionError('retention/invalid-fact', 'facts must be an object of fact names and values');
+  }
   return {
     rule: rule.id,
     zone,

@@ -108,7 +108,9 @@ export function defineSchedule(
   input: readonly ScheduleEntryInput[] | RetentionSchedule,
   options: DefineScheduleOptions = {},
 ): RetentionSchedule {
-  if (!Array.isArray(input) && 'entries' in input) return input as RetentionSchedule;
+  if (typeof input === 'object' && input !== null && !Array.isArray(input) && 'entries' in input) {
+    return input as RetentionSchedule;
+  }
   const parsed = z.array(scheduleEntrySchema).safeParse(input);
   if (!parsed.success) {
     const issues = zodIssues(parsed.error);

@@ -167,3 +167,63 @@ describe.each(testEngines())('row budgets and large batches on $engine', (engine
     },
   );
 });
+
+describe.each(testEngines())('two rules on one table on $engine', (engine) => {
+  let t: TestDatabase;
+  beforeEach(async () => {
+    t = await createTestDatabase(engine);
+    await migrate(t.db, [retentionMigrations]);
+  });
+  afterEach(async () => {
+    await t.destroy();
+  });
+
+  it("a row one rule deletes takes the other rule's restriction with it: a new row under its key is not born restricted", async () => {
+    await sql`create table people (email varchar(64) primary key, created_at varchar(10) not null, last_at varchar(10) not null, no_marketing integer not null default 0)`.execute(
+      t.db,
+    );
+    await sql`insert into people (email, created_at, last_at) values ('ada@example.com', '2021-01-01', '2021-06-01')`.execute(
+      t.db,
+    );
+    const marketing = retentionRuleSchema.parse({
+      id: 'mkt',
+      title: 'Marketing',
+      facts: { last: { label: 'Last contact' } },
+      phases: [{ action: 'restrict', due: { from: 'last', after: 'P27M' }, purposes: ['marketing'] }],
+    });
+    const prospects = retentionRuleSchema.parse({
+      id: 'pros',
+      title: 'Prospects',
+      facts: { at: { label: 'Created' } },
+      phases: [{ action: 'delete', due: { from: 'at', after: 'P3Y' } }],
+    });
+    const clock = fixedClock('2024-03-01T10:00:00Z');
+    const retention = createRetentionEngine({
+      db: t.db,
+      clock,
+      schedule: [
+        {
+          rule: marketing,
+          table: 'people',
+          key: 'email',
+          facts: { last: 'last_at' },
+          restrictColumn: 'no_marketing',
+        },
+        { rule: prospects, table: 'people', key: 'email', facts: { at: 'created_at' } },
+      ],
+    });
+    await retention.sweep();
+    expect(await t.db.selectFrom('people').select('email').execute()).toEqual([]);
+    // Ada comes back as a new prospect under the same key.
+    await sql`insert into people (email, created_at, last_at) values ('ada@example.com', '2024-04-01', '2024-04-01')`.execute(
+      t.db,
+    );
+    const restricted = () =>
+      retention.isRestricted({ table: 'people', key: 'ada@example.com', purpose: 'marketing' });
+    // Before: true — the deleted row's restriction by the other rule was still on record.
+    expect(await restricted()).toBe(false);
+    const run = await retention.sweep();
+    // Nor is a restriction that never applied to this row "lifted".
+    expect(run.counts).toEqual([]);
+  });
+});
