@@ -700,6 +700,8 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       // nobody then reported itself complete and verified.
       () => planErasure({ db: t.db, ...base, identities: { constructor: ['ada@example.com'] } }),
       () => planErasure({ db: t.db, ...base, identities: { toString: ['ada@example.com'] } }),
+      // A misspelt fact column: the database's own untyped error before.
+      () => planErasure({ db: t.db, ...base, facts: { invoices: { invoiceDate: 'issued_at' } } }),
     ];
     const codes = [];
     for (const attempt of attempts) {
@@ -711,6 +713,7 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       'erasure/no-identities',
       'erasure/unknown-table',
       'erasure/invalid-strategy',
+      'erasure/invalid-input',
       'erasure/invalid-input',
       'erasure/invalid-input',
       'erasure/invalid-input',

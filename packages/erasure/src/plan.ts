@@ -454,10 +454,11 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
     const factColumns = new Map<string, string>();
     for (const rule of rules) {
       for (const fact of Object.keys(rule.facts)) {
-        const column = facts[name]?.[fact] ?? (fact in table.columns ? fact : undefined);
+        const column = facts[name]?.[fact] ?? (Object.hasOwn(table.columns, fact) ? fact : undefined);
         if (column) factColumns.set(fact, column);
       }
     }
+    if (factColumns.size > 0) await assertFactColumns(db, name, factColumns);
     // A kept row keeps the parent rows it references (anchors), until the latest of its dates.
     const claimParents = (
       row: Record<string, unknown>,
@@ -1020,4 +1021,25 @@ export async function getErasureRecord(options: {
     ...(row.report ? { report: JSON.parse(row.report) } : {}),
     ...(row.verification ? { verification: JSON.parse(row.verification) } : {}),
   };
+}
+
+/**
+ * Reads no row, only checks that the columns the plan will date kept rows by exist: a misspelt
+ * `facts` column failed the plan with the database's own error, untyped.
+ */
+async function assertFactColumns(db: Kysely<any>, table: string, columns: ReadonlyMap<string, string>) {
+  try {
+    await db
+      .selectFrom(table)
+      .select([...new Set(columns.values())].map((column) => `${table}.${column}`))
+      .where(sql<boolean>`1 = 0`)
+      .execute();
+  } catch (cause) {
+    const named = [...columns].map(([fact, column]) => `${fact} → ${column}`).join(', ');
+    throw erasureError(
+      'erasure/invalid-input',
+      `facts of "${table}" (${named}): a column is not in the table (${(cause as Error).message})`,
+      { cause },
+    );
+  }
 }
