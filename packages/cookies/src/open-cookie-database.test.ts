@@ -220,4 +220,34 @@ describe.skipIf(skipWithoutDatabase)('the real Open Cookie Database', () => {
     expect(classifier.classify({ name: 'CookieConsent' }).purposes).toEqual(['consent-choice']);
     expect(classifier.classify({ name: '__cf_bm' })).toMatchObject({ category: 'necessary' });
   });
+
+  it('reads sign-in words as whole words and identifying in any phrasing: none of these is exempt', () => {
+    const header =
+      'ID,Platform,Category,Cookie / Data Key name,Domain,Description,Retention period,Data Controller,User Privacy & GDPR Rights Portals,Wildcard match';
+    const rows = [
+      // Before: "log in" inside "log information", "sign in" inside "assigning" and "design information".
+      '1,Acme,Functional,acme_search_log,,Used to log information about searches,1 year,Acme,,0',
+      '2,Acme,Functional,acme_variant,,Used for assigning the visitor to a page variant,1 year,Acme,,0',
+      '3,Acme,Functional,acme_layout,,Stores design information for the page,1 year,Acme,,0',
+      // Before: "identifying their users" was not identifying, and "Secure" (a brand) made it security.
+      '4,Acme,Functional,acme_xd,,Enables identifying their users consistently across their domains. Secure 3P cookie.,89 days,Acme,,0',
+      // Still exempt: what these say is signing in.
+      '5,Acme,Functional,acme_sso,,Used for Google Single Sign On,1 year,Acme,,0',
+      '6,Acme,Functional,acme_login,,Keeps the visitor logged in,session,Acme,,0',
+    ];
+    const classifier = createClassifier({
+      openCookieDatabase: loadOpenCookieDatabase([header, ...rows].join('\n')),
+      knowledgeBase: false,
+    });
+    for (const name of ['acme_search_log', 'acme_variant', 'acme_layout', 'acme_xd']) {
+      expect(classifier.classify({ name }).consentRequired, name).toBe(true);
+    }
+    for (const name of ['acme_sso', 'acme_login']) {
+      expect(classifier.classify({ name }), name).toMatchObject({
+        category: 'necessary',
+        purposes: ['authentication'],
+        consentRequired: false,
+      });
+    }
+  });
 });

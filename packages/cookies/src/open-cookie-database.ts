@@ -234,7 +234,9 @@ const consentWords =
 const loadBalancingWords =
   /load[- ]?balanc|server (pool|affinity|selection)|sticky|data ?cent(er|re) selection|route[sd]? (the )?(request|traffic)/i;
 const securityWords = /csrf|xsrf|forgery|\bbots?\b|fraud|secur|captcha|ddos|firewall|spam|malicious|abuse/i;
-const authenticationWords = /log(ged)?[- ]?in|sign[- ]?in|authenticat|credential/i;
+// Whole words: "log information", "assigning" and "design information" are no sign-in.
+const authenticationWords =
+  /\blog(ged|ging)?[- ]?ins?\b|\bsign(ed|ing)?[- ]?(in|on)s?\b|authenticat|credential/i;
 const cartWords = /shopping (cart|basket)|\bcart\b|basket|checkout/i;
 const sessionWords = /\bsession\b/i;
 const preferenceWords =
@@ -252,7 +254,8 @@ const identifyingWords = new RegExp(
   [
     String.raw`\btrack`,
     String.raw`visitor[- ](tracking|identification|identifier|id\b)`,
-    String.raw`identif\w* (each |every |the |unique |individual )*(site |website )?${person}`,
+    // "identifying their users consistently across their domains" (Permutive's pxid) too.
+    String.raw`identif\w* (each |every |the |unique |individual |their |your |our |its |a |an |all |returning |new |repeat |specific |different |anonymous |same )*(site |website |platform |app )?${person}`,
     String.raw`distinguish\w* .{0,30}\b${person}`,
     String.raw`(unique|random) (id|identifier)\w*.{0,20}\b${person}`,
   ].join('|'),

@@ -118,6 +118,19 @@ describe('scanSite input', () => {
     await expect(scanSite('not a url')).rejects.toMatchObject({ code: 'cookies/invalid-input' });
   });
 
+  it('scans only http: and https: addresses: a local file or a script is refused before any browser starts', async () => {
+    for (const url of [
+      'file:///etc/passwd',
+      'javascript:alert(1)',
+      'ftp://example.com/',
+      'data:text/html,x',
+    ]) {
+      await expect(scanSite(url, { executablePath: '/nonexistent/chromium' }), url).rejects.toMatchObject({
+        code: 'cookies/invalid-input',
+      });
+    }
+  });
+
   it('checks its options before starting a browser, the verdict settings as createClassifier does', async () => {
     const bad: unknown[] = [
       null,

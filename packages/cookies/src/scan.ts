@@ -333,6 +333,15 @@ export async function scanSite(url: string, options: ScanOptions = {}): Promise<
   } catch (cause) {
     throw cookiesError('cookies/invalid-input', `Invalid URL "${url}"`, { cause });
   }
+  // Only web pages: a file:, javascript: or ftp: address from a queue would have the server's
+  // browser open it.
+  const { protocol } = new URL(url);
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    throw cookiesError(
+      'cookies/invalid-input',
+      `Only http: and https: addresses are scanned, got ${protocol}`,
+    );
+  }
   const allowedOrigins = options.allowedOrigins ? originsOf(options.allowedOrigins) : undefined;
   if (allowedOrigins && !allowedOrigins.has(new URL(url).origin)) {
     throw cookiesError(

@@ -183,6 +183,15 @@ describe('parseSetCookieHeaders', () => {
       'b=2; HttpOnly',
       'c=3',
     ]);
+    // A space before `=` (trimmed from the name by browsers): a cookie of its own, not part of
+    // the Path before it (the analytics cookie went unaudited).
+    expect(splitSetCookieString('sid=1; Path=/, _ga =GA1.2.3; Max-Age=63072000')).toEqual([
+      'sid=1; Path=/',
+      '_ga =GA1.2.3; Max-Age=63072000',
+    ]);
+    expect(parseSetCookieHeaders('sid=1; Path=/, _ga =GA1.2.3').cookies.map((cookie) => cookie.name)).toEqual(
+      ['sid', '_ga'],
+    );
   });
 
   it('skips bad entries with a reason and keeps the good ones', () => {

@@ -192,7 +192,8 @@ export function splitSetCookieString(joined: string): string[] {
   for (let i = 0; i < joined.length; i++) {
     if (joined[i] !== ',') continue;
     const rest = joined.slice(i + 1);
-    if (/^\s*[^\s=;,]+=/.test(rest)) {
+    // Spaces around the name are trimmed (RFC 6265bis §5.6): `, _ga =GA1.2.3` starts a cookie too.
+    if (/^\s*[^\s=;,]+\s*=/.test(rest)) {
       const piece = joined.slice(start, i).trim();
       if (piece) parts.push(piece);
       start = i + 1;
