@@ -157,3 +157,21 @@ describe('deadlines whatever the server’s own time zone', () => {
     }
   });
 });
+
+describe('deadline arguments from plain JavaScript', () => {
+  it('no options or no instant: a typed error, not a TypeError', () => {
+    const code = (run: () => unknown) => {
+      try {
+        run();
+        return 'no error';
+      } catch (error) {
+        return isPrivacyKitError(error) ? error.code : String(error);
+      }
+    };
+    expect(code(() => deadlineFor('2024-01-31T10:00:00Z', undefined as never))).toBe(
+      'requests/invalid-options',
+    );
+    expect(code(() => civilDateIn(null as never, 'Europe/Paris'))).toBe('requests/invalid-input');
+    expect(code(() => civilDateIn({} as never, 'Europe/Paris'))).toBe('requests/invalid-input');
+  });
+});

@@ -32,7 +32,7 @@ export function isValidZone(zone: string): boolean {
 
 function toDate(instant: Date | string): Date {
   const date = typeof instant === 'string' ? new Date(instant) : instant;
-  if (Number.isNaN(date.getTime())) {
+  if (!(date instanceof Date) || Number.isNaN(date.getTime())) {
     throw requestsError('requests/invalid-input', `expected an instant, got "${String(instant)}"`);
   }
   return date;
@@ -105,6 +105,9 @@ export function nextWorkingDay(
  * @throws PrivacyKitError `requests/invalid-zone`, `requests/invalid-input`.
  */
 export function deadlineFor(receivedAt: Date | string, options: DeadlineOptions): CivilDate {
+  if (typeof options !== 'object' || options === null) {
+    throw requestsError('requests/invalid-options', 'deadlineFor needs its options: { zone, months?, … }');
+  }
   const months = options.months ?? 1;
   if (!Number.isInteger(months) || months < 1 || months > 3) {
     throw requestsError('requests/invalid-options', 'months must be 1, 2 or 3 (Art 12(3))');

@@ -22,7 +22,12 @@ export const requestIdentitySchema = z
   .strict();
 export type RequestIdentity = z.infer<typeof requestIdentitySchema>;
 
-const emailShape = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u;
+// No whitespace, control characters or the characters that make a mailer read a display name,
+// a group or a quoted part (`x0<victim@example.com>` is mailed to victim@example.com, under a
+// throttle keyed on the whole text); domain labels separated by single dots.
+const atom = String.raw`[^\s@\p{Cc}<>()[\]\\,;:"]`;
+const label = String.raw`[^\s@\p{Cc}<>()[\]\\,;:".]+`;
+const emailShape = new RegExp(`^${atom}+@${label}(\\.${label})*$`, 'u');
 
 /**
  * True when an email identity looks like an address: one `@`, no whitespace or control

@@ -1729,6 +1729,27 @@ describe.each(testEngines())('requests on $engine', (engine) => {
     });
   });
 
+  describe('arguments that are not what the types say (plain JavaScript callers)', () => {
+    it('gives requests/invalid-input, not a TypeError, and writes nothing', async () => {
+      const ctx = setup();
+      const id = await verified(ctx, 'args@example.com');
+      const before = JSON.stringify(await allRows(database.db, 'privacykit_requests_requests'));
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        ['extend', () => ctx.service.extend(id, null as never)],
+        ['assign', () => ctx.service.assign(id, null as never)],
+        ['dueSoon', () => ctx.service.dueSoon(null as never)],
+        ['pruneThrottles', () => ctx.service.pruneThrottles(null as never)],
+        ['get', () => ctx.service.get({} as never)],
+        ['transition', () => ctx.service.transition(42 as never, { to: 'in-progress', by: 'staff:eve' })],
+      ];
+      for (const [name, call] of calls)
+        await expectCode(call(), 'requests/invalid-input').catch((error) => {
+          throw new Error(`${name}: ${String(error)}`);
+        });
+      expect(JSON.stringify(await allRows(database.db, 'privacykit_requests_requests'))).toBe(before);
+    });
+  });
+
   describe('details per right', () => {
     it('validates each right’s details and writes nothing on bad input', async () => {
       const ctx = setup();
@@ -1744,6 +1765,10 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         { right: 'access', identities: [{ kind: 'email', value: 'not an address' }] },
         // A NUL in an address or a customer number: stored, hashed and mailed to as it was.
         { right: 'access', identities: [{ kind: 'email', value: 'victim\u0000x@example.org' }] },
+        // Mailed to victim@example.com, each under a throttle of its own (a mail cannon before).
+        { right: 'access', identities: [{ kind: 'email', value: 'x0<victim@example.com>' }] },
+        { right: 'access', identities: [{ kind: 'email', value: '"x" <victim@example.com>' }] },
+        { right: 'access', identities: [{ kind: 'email', value: 'victim@example.com.' }] },
         { right: 'access', identities: [...identities, { kind: 'customerNumber', value: 'C-1\u0007' }] },
         // An executor whose address is none: they could never prove it to act on the directive.
         {

@@ -483,6 +483,26 @@ const AUDIT_DATA_KEPT_ON_REDACTION = [
   'redacted',
 ];
 
+/** An options or input argument that is no object: a typed error, not a TypeError on its first field. */
+function objectArgument(value: unknown, method: string): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw requestsError(
+      'requests/invalid-input',
+      `${method} takes an object, got ${value === null ? 'null' : typeof value}`,
+    );
+  }
+}
+
+/** A request id as every method takes it: text (anything else reached SQL as a binding error). */
+function requestIdArgument(requestId: unknown): void {
+  if (typeof requestId !== 'string') {
+    throw requestsError(
+      'requests/invalid-input',
+      `a request id is text, got ${requestId === null ? 'null' : typeof requestId}`,
+    );
+  }
+}
+
 function invalid(error: z.ZodError, what: string): never {
   const issues = zodIssues(error);
   throw requestsError(
@@ -727,6 +747,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
    * on the table being deleted from (MySQL).
    */
   async function pruneThrottles(input: PruneThrottlesOptions = {}): Promise<number> {
+    objectArgument(input, 'pruneThrottles');
     const batchSize = input.batchSize ?? PRUNE_BATCH_SIZE;
     if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > PRUNE_MAX_BATCH_SIZE)
       throw requestsError(
@@ -1050,6 +1071,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   async function loadRow(trx: Tx | Db, requestId: string): Promise<RequestRow | undefined> {
+    requestIdArgument(requestId);
     return trx
       .selectFrom('privacykit_requests_requests')
       .selectAll()
@@ -1064,6 +1086,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
    * and reads what it wrote. Every change that decides from the row it read starts here.
    */
   async function lockRow(trx: Tx, requestId: string): Promise<RequestRow | undefined> {
+    requestIdArgument(requestId);
     if (engineOf(trx) === 'sqlite') return loadRow(trx, requestId);
     return trx
       .selectFrom('privacykit_requests_requests')
@@ -2139,6 +2162,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   async function extend(requestId: string, raw: ExtendInput): Promise<RequestRecord> {
+    objectArgument(raw, 'extend');
     const reasonsGiven = (raw as { reasons?: unknown }).reasons;
     if (
       !Array.isArray(reasonsGiven) ||
@@ -2400,6 +2424,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   async function assign(requestId: string, input: { assignee: string | null; by: string }) {
+    objectArgument(input, 'assign');
     const by = actor.safeParse(input.by);
     if (!by.success) invalid(by.error, 'assignment');
     const assignee = input.assignee === null ? null : actor.safeParse(input.assignee);
@@ -2484,6 +2509,7 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
   }
 
   async function dueSoon(input: { days?: number } = {}): Promise<RequestRecord[]> {
+    objectArgument(input, 'dueSoon');
     const days = input.days ?? 7;
     if (!Number.isInteger(days) || days < 0)
       throw requestsError('requests/invalid-input', 'days must be ≥ 0');
