@@ -1,5 +1,12 @@
-import { defineDataMap, isPrivacyKitError, newId, systemClock, toInstant } from '@privacykit/core';
-import type { Clock, DataMap, DataMapTable } from '@privacykit/core';
+import {
+  canonicalJson,
+  defineDataMap,
+  isPrivacyKitError,
+  newId,
+  systemClock,
+  toInstant,
+} from '@privacykit/core';
+import type { Clock, DataMap, DataMapTable, JsonValue } from '@privacykit/core';
 import { countSubjectRows, engineOf, subjectCondition, subjectRowsQuery } from '@privacykit/core/db';
 import type { SubjectScope } from '@privacykit/core/db';
 import { sql } from 'kysely';
@@ -124,6 +131,7 @@ interface StoredRetained {
 }
 
 interface PlanRow {
+  plan: string;
   status: string;
   superseded_by: string | null;
   hmac_key: string;
@@ -135,13 +143,34 @@ interface PlanRow {
 async function loadPlanRow(db: Kysely<any>, plan: ErasurePlan): Promise<PlanRow> {
   const row = await db
     .selectFrom('privacykit_erasure_plans')
-    .select(['status', 'superseded_by', 'hmac_key', 'seed', 'shredded_at', 'report'])
+    .select(['plan', 'status', 'superseded_by', 'hmac_key', 'seed', 'shredded_at', 'report'])
     .where('tenant', '=', plan.tenant)
     .where('id', '=', plan.id)
     .executeTakeFirst();
   if (!row)
     throw erasureError('erasure/plan-not-found', `no erasure plan ${plan.id} for tenant ${plan.tenant}`);
+  assertStoredPlan(plan, String((row as PlanRow).plan));
   return row as PlanRow;
+}
+
+/**
+ * The plan given is the plan stored under its id: what was reviewed and approved is what runs. A
+ * plan file edited or stale (other identities, other tables) ran as given before, against the
+ * stored plan's record — another person erased, and a kept invoice deleted.
+ */
+export function assertStoredPlan(plan: ErasurePlan, stored: string): void {
+  let given: string;
+  try {
+    given = canonicalJson(JSON.parse(JSON.stringify(plan)) as JsonValue);
+  } catch (cause) {
+    throw erasureError('erasure/invalid-input', 'the plan is not a plan planErasure made', { cause });
+  }
+  if (given !== canonicalJson(JSON.parse(stored) as JsonValue)) {
+    throw erasureError(
+      'erasure/invalid-input',
+      `the plan given differs from the stored plan ${plan.id} (edited, or not the latest of it): run the stored plan (getErasureRecord) after reviewing it`,
+    );
+  }
 }
 
 export async function loadRetained(

@@ -16,6 +16,7 @@ import {
   ada,
   applicationWrites,
   dataMap,
+  dumpBob,
   dumpHost,
   facts,
   holdWriteLock,
@@ -417,6 +418,35 @@ describe.each(testEngines())('verification and execution exclude each other on $
       expect(isPrivacyKitError(error, 'erasure/invalid-input')).toBe(true);
     }
     expect((await getErasureRecord({ db: t.db, planId: plan.id })).lease).toBeUndefined();
+  });
+
+  it('runs and verifies only the stored plan: one edited to name someone else is refused, and nothing changes', async () => {
+    const before = await dumpBob(t.db);
+    // A plan file reviewed for Ada, edited to name Bob (or stale): it ran as given, against Ada's
+    // plan record — Bob erased, and his invoice kept under Art 17(3)(b) deleted.
+    const edited = { ...plan, identities: { email: ['bob@example.com'] } };
+    const error = await executeErasure(edited, { db: t.db, clock }).catch((e: unknown) => e);
+    expect(isPrivacyKitError(error, 'erasure/invalid-input')).toBe(true);
+    expect(String((error as Error).message)).toContain('differs from the stored plan');
+    const dropped = { ...plan, tables: plan.tables.filter((table) => table.table !== 'invoices') };
+    expect(
+      isPrivacyKitError(
+        await executeErasure(dropped, { db: t.db, clock }).catch((e: unknown) => e),
+        'erasure/invalid-input',
+      ),
+    ).toBe(true);
+    expect(
+      isPrivacyKitError(
+        await verifyErasure({ db: t.db, plan: edited, clock }).catch((e: unknown) => e),
+        'erasure/invalid-input',
+      ),
+    ).toBe(true);
+    expect(await dumpBob(t.db)).toEqual(before);
+    expect((await getErasureRecord({ db: t.db, planId: plan.id })).status).toBe('planned');
+    // The stored plan itself, as read back, runs.
+    const stored = (await getErasureRecord({ db: t.db, planId: plan.id })).plan;
+    expect((await executeErasure(stored, { db: t.db, clock })).changes).toBeGreaterThan(0);
+    expect(await dumpBob(t.db)).toEqual(before);
   });
 
   it('refuses page and batch sizes that are not positive integers before touching the plan, then erases with good ones', async () => {

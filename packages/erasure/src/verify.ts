@@ -3,7 +3,14 @@ import type { Clock, DataMap } from '@privacykit/core';
 import { countSubjectRows, subjectRowsQuery } from '@privacykit/core/db';
 import type { SubjectScope } from '@privacykit/core/db';
 import type { ExpressionBuilder, Kysely } from 'kysely';
-import { isKept, isRestricted, loadRetained, planDataMap, sharedKeptMask } from './execute.js';
+import {
+  assertStoredPlan,
+  isKept,
+  isRestricted,
+  loadRetained,
+  planDataMap,
+  sharedKeptMask,
+} from './execute.js';
 import { keysMatchInSql } from './kept-by-set.js';
 import { assertRunOptions, erasureError } from './errors.js';
 import { DEFAULT_LEASE_MS, claimPlanLease } from './plan-lease.js';
@@ -114,10 +121,12 @@ async function verifyLeased(options: VerifyErasureOptions, lease: PlanLease): Pr
   const maxLeftovers = options.maxLeftovers ?? 1000;
   const row = await db
     .selectFrom('privacykit_erasure_plans')
-    .select(['hmac_key', 'seed'])
+    .select(['plan', 'hmac_key', 'seed'])
     .where('tenant', '=', plan.tenant)
     .where('id', '=', plan.id)
     .executeTakeFirstOrThrow();
+  // What is verified is the stored plan, as what is executed (see assertStoredPlan).
+  assertStoredPlan(plan, String(row.plan));
   const secrets: ErasureSecrets = { hmacKey: row.hmac_key, seed: row.seed };
   const dataMap = options.dataMap ?? planDataMap(plan);
   const scope: SubjectScope = { db, dataMap, identities: plan.identities, tenant: plan.tenant };
