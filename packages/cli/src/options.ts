@@ -15,3 +15,8 @@ export function optionParser<T>(parse: (text: string) => T): (text: string) => T
 
 export const durationOption = optionParser(parseDuration);
 export const positiveIntegerOption = optionParser((text) => parsePositiveInteger(text, 'this option'));
+
+/** A positive whole number option of at most `max` (a batch size the library caps). */
+export function boundedIntegerOption(max: number): (text: string) => number {
+  return optionParser((text) => parsePositiveInteger(text, 'this option', max));
+}

@@ -76,11 +76,26 @@ export class CommandScope {
     return this.#config;
   }
 
+  /**
+   * The config when there is one: undefined only when none was named and none is in the
+   * directory. One named with `--config` that is missing, or any that fails to load, is the error
+   * it is (before, `migrate` then migrated every package and exited 0).
+   */
+  async optionalConfig(): Promise<LoadedConfig | undefined> {
+    try {
+      return await this.config();
+    } catch (error) {
+      if (!this.globals.config && isPrivacyKitError(error) && error.code === 'cli/config-not-found')
+        return undefined;
+      throw error;
+    }
+  }
+
   /** The database URL from `--db`, `DATABASE_URL` or the config's `database`. */
   async databaseUrl(): Promise<string> {
     const direct = this.globals.db ?? this.io.env.DATABASE_URL;
     if (direct) return direct;
-    const config = await this.config().catch(() => undefined);
+    const config = await this.optionalConfig();
     if (config?.database) return config.database;
     throw cliError('cli/no-database', 'no database: pass --db <url> or set DATABASE_URL');
   }
@@ -223,7 +238,9 @@ const usageCodes = new Set([
 function isUsageOrConfigError(error: unknown): boolean {
   if (typeof error === 'object' && error !== null && configErrors.has(error)) return true;
   if (!isPrivacyKitError(error)) return false;
-  return usageCodes.has(error.code) || /\/invalid-(options|zone)$/.test(error.code);
+  // A library's refusal of what the command was given (an option, a file, the config's
+  // schedule) is a usage error too: `retention backlog || alert` must not read it as lateness.
+  return usageCodes.has(error.code) || /\/invalid-(options|zone|input|schedule)$/.test(error.code);
 }
 
 /** One line, whatever the error: the message with newlines folded, and its code. */

@@ -29,4 +29,22 @@ describe('subjectIdentities', () => {
       }),
     );
   });
+
+  it('refuses a miscased kind and a value of the email kind that is no address, instead of matching nobody', () => {
+    // Before: "Email:ada@example.com" was taken whole as an email, and an erasure of nobody
+    // reported itself complete and verified.
+    expect(() => subjectIdentities(['Email:ada@example.com'], twoKinds)).toThrow(
+      expect.objectContaining({ code: 'cli/usage', message: expect.stringMatching(/did you mean email:/) }),
+    );
+    const emailOnly = defineDataMap({
+      identities: { email: { normalise: 'email' } },
+      tables: { customers: { primaryKey: 'id', identities: { email: 'email' } } },
+    });
+    for (const raw of ['Email:ada@example.com', 'foo:bar', 'ada']) {
+      expect(() => subjectIdentities([raw], emailOnly), raw).toThrow(
+        expect.objectContaining({ code: 'cli/usage' }),
+      );
+    }
+    expect(subjectIdentities([' Ada@Example.com '], emailOnly)).toEqual({ email: [' Ada@Example.com '] });
+  });
 });

@@ -23,6 +23,11 @@ export function subjectIdentities(values: readonly string[], dataMap: DataMap): 
     if (prefix !== undefined && kinds.includes(prefix)) {
       kind = prefix;
       value = raw.slice(colon + 1);
+    } else if (prefix !== undefined && kinds.some((known) => known.toLowerCase() === prefix.toLowerCase())) {
+      // `Email:ada@…` was taken whole as an email value: nobody matched, and an erasure of nobody
+      // reported itself complete.
+      const known = kinds.find((candidate) => candidate.toLowerCase() === prefix.toLowerCase());
+      throw cliError('cli/usage', `unknown identity kind "${prefix}" in "${raw}": did you mean ${known}:?`);
     } else if (kinds.length === 1) {
       kind = kinds[0];
     } else if (raw.includes('@') && kinds.includes('email')) {
@@ -32,6 +37,12 @@ export function subjectIdentities(values: readonly string[], dataMap: DataMap): 
       throw cliError(
         'cli/usage',
         `cannot tell the identity kind of "${raw}": write kind:value, kinds are ${kinds.join(', ')}`,
+      );
+    }
+    if (dataMap.identities[kind]?.normalise === 'email' && !/^[^\s@:]+@[^\s@:]+$/.test(value.trim())) {
+      throw cliError(
+        'cli/usage',
+        `"${raw}" is not an email address${prefix !== undefined ? ` (identity kinds are ${kinds.join(', ')})` : ''}`,
       );
     }
     identities[kind] = [...(identities[kind] ?? []), value];

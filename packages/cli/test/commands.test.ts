@@ -1,4 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectOneLineError, fixtures, json, runBin, runInProcess } from './helpers.js';
 
@@ -108,12 +110,77 @@ describe('privacykit without a database', () => {
         args: ['migrate', '--packages', 'nope', '--db', 'sqlite::memory:'],
         message: 'unknown package "nope"',
       },
+      // Bounds the libraries enforce, refused as options (exit 1 from the library before).
+      {
+        args: ['requests', 'redact', '--closed', '1y', '--batch-size', '100000'],
+        message: 'this option is at most 5000',
+      },
+      { args: ['retention', 'sweep', '--batch-size', '20000'], message: 'this option is at most 10000' },
+      {
+        args: ['retention', 'backlog', '--grace', '99999999999999999999d'],
+        message: 'longer than a hundred years',
+      },
+      { args: ['requests', 'redact', '--closed', '99999999999y'], message: 'longer than a thousand years' },
+      {
+        args: ['--db', 'sqlite::memory:', 'requests', 'redact', '--right', 'access=1y=5y', '--dry-run'],
+        message: 'got "access=1y=5y"',
+      },
+      // The plan names its subject: a --subject beside it was ignored and the plan's erased.
+      {
+        args: ['erase', '--subject', 'eve@example.com', '--plan-id', 'p-1', '--execute'],
+        message: 'not both',
+      },
+      // A config named and missing: migrate migrated every package and exited 0.
+      {
+        args: ['--config', 'nope.mjs', '--db', 'sqlite::memory:', 'migrate'],
+        message: 'nope.mjs does not exist',
+      },
+      // A schedule the config gets wrong is a configuration error, not lateness.
+      {
+        args: ['--config', 'bad-schedule.mjs', '--db', 'sqlite::memory:', 'retention', 'backlog'],
+        message: 'retention/invalid-schedule',
+      },
     ];
     for (const { args, cwd, message } of cases) {
       const result = await runInProcess(args, cwd ? { cwd } : {});
       expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2);
       expectOneLineError(result.stderr);
       if (message) expect(result.stderr, args.join(' ')).toContain(message);
+    }
+  });
+
+  it('a file that is no key, no tree head or no HAR exits 2: not "TAMPERED", not a clean audit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'privacykit-cli-files-'));
+    try {
+      const junk = join(dir, 'junk.pem');
+      const head = join(dir, 'head.json');
+      const har = join(dir, 'cut.har');
+      writeFileSync(junk, 'garbage\n');
+      writeFileSync(head, '{"x":1}\n');
+      writeFileSync(har, '{"log":{"version":"1.2","entries":[{"request":{"url":"https://shop.exa');
+      const cases: { args: string[]; message: string }[] = [
+        {
+          args: ['--db', 'sqlite::memory:', 'consent', 'verify', '--public-key', junk],
+          message: 'is not a PEM public key',
+        },
+        {
+          args: ['--db', 'sqlite::memory:', 'consent', 'verify', '--head', head],
+          message: 'is not a signed tree head',
+        },
+        { args: ['cookies', 'audit', har, '--site', 'https://shop.example'], message: 'not a HAR' },
+      ];
+      for (const { args, message } of cases) {
+        const result = await runInProcess(args);
+        expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2);
+        expect(result.stderr).toContain(message);
+      }
+      // policy render --json --out writes the file (it went to stdout, and no file was written).
+      const out = join(dir, 'record.json');
+      const rendered = await runInProcess(['policy', 'render', '--record', '--json', '--out', out]);
+      expect(rendered.code, rendered.stderr).toBe(0);
+      expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ controller: { name: 'Acme SAS' } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -1,5 +1,7 @@
+import { createPublicKey } from 'node:crypto';
 import type { Command } from 'commander';
 import type { ConsentLedger, ConsentLedgerOptions, SignedTreeHead } from '@privacykit/consent';
+import { cliError } from '../errors.js';
 import { readJsonFile, readPem } from '../files.js';
 import { examples } from '../program.js';
 import type { CommandScope, ProgramKit } from '../program.js';
@@ -35,12 +37,29 @@ export function registerConsent(program: Command, kit: ProgramKit): void {
   ).action(
     kit.action(async (scope) => {
       const options = scope.options<{ publicKey?: string; head?: string }>();
+      // A file that is no key or no head is the operator's to fix (exit 2), not tampering:
+      // `consent verify || alert "tampered"` fired on a mistyped path's contents.
+      const publicKey = options.publicKey
+        ? readPem(scope.io.cwd, options.publicKey, 'public key')
+        : undefined;
+      if (publicKey !== undefined) {
+        try {
+          createPublicKey(publicKey);
+        } catch (cause) {
+          throw cliError('cli/invalid-file', `${options.publicKey} is not a PEM public key`, { cause });
+        }
+      }
+      const head = options.head ? readJsonFile(scope.io.cwd, options.head, 'tree head') : undefined;
+      if (head !== undefined && !looksLikeTreeHead(head)) {
+        throw cliError(
+          'cli/invalid-file',
+          `${options.head} is not a signed tree head (treeSize, rootHash, signature: see \`privacykit consent head\`)`,
+        );
+      }
       const ledger = await ledgerOf(scope);
       const result = await ledger.verify({
-        ...(options.publicKey ? { publicKey: readPem(scope.io.cwd, options.publicKey, 'public key') } : {}),
-        ...(options.head
-          ? { head: readJsonFile(scope.io.cwd, options.head, 'tree head') as SignedTreeHead }
-          : {}),
+        ...(publicKey !== undefined ? { publicKey } : {}),
+        ...(head !== undefined ? { head: head as SignedTreeHead } : {}),
       });
       const firstBadEntry = result.ok ? null : (result.firstBadSeq ?? null);
       // The verify result names the entry by sequence only; the ledger's public API adds the leaf
@@ -145,5 +164,19 @@ export function registerConsent(program: Command, kit: ProgramKit): void {
       );
       return valid ? 0 : 1;
     }),
+  );
+}
+
+/** The shape of a signed tree head (`consent head`): what verify compares, present and typed. */
+function looksLikeTreeHead(value: unknown): boolean {
+  const head = value as Partial<Record<'treeSize' | 'rootHash' | 'signature', unknown>> | null;
+  return (
+    typeof head === 'object' &&
+    head !== null &&
+    Number.isSafeInteger(head.treeSize) &&
+    (head.treeSize as number) >= 0 &&
+    typeof head.rootHash === 'string' &&
+    /^[0-9a-f]{64}$/i.test(head.rootHash) &&
+    typeof head.signature === 'string'
   );
 }

@@ -63,11 +63,17 @@ interface HarFile {
 /** Responses of a HAR file, or of a text file of raw headers (`Set-Cookie: …` lines). */
 function responsesOf(text: string, site: string | undefined): { site: string; responses: AuditResponse[] } {
   let har: HarFile | undefined;
+  // JSON (a HAR starts with `{`) that does not parse or holds no entries is a broken HAR, not a
+  // headers file with no Set-Cookie line: read as one, it passed the audit as clean.
+  const looksJson = text.trimStart().startsWith('{');
   try {
     const parsed = JSON.parse(text) as Partial<HarFile>;
     if (parsed && Array.isArray(parsed.log?.entries)) har = parsed as HarFile;
   } catch {
     har = undefined;
+  }
+  if (looksJson && !har) {
+    throw cliError('cli/invalid-file', 'the file is JSON but not a HAR (no log.entries), or is cut short');
   }
   if (har) {
     const responses = har.log.entries.map((entry) => ({

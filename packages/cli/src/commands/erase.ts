@@ -190,6 +190,12 @@ export function registerErase(program: Command, kit: ProgramKit): void {
         throw cliError('cli/usage', '--purge needs the plan: --plan-id <id> or --from-plan <file>');
       if (options.purge && options.subject?.length)
         throw cliError('cli/usage', '--purge takes the plan (--plan-id or --from-plan), not --subject');
+      // The plan names its subject: a --subject beside it was ignored, and the plan's ran.
+      if ((options.planId || options.fromPlan) && options.subject?.length)
+        throw cliError(
+          'cli/usage',
+          'give the subject (--subject) or the plan (--plan-id or --from-plan), not both: the plan names its subject',
+        );
       if (!options.fromPlan && !options.planId && !options.subject?.length)
         throw cliError('cli/usage', 'give the subject with --subject <identity>');
       if (options.replan && (options.fromPlan || options.planId || options.purge))

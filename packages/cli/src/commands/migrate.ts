@@ -31,7 +31,7 @@ export function registerMigrate(program: Command, kit: ProgramKit): void {
       const options = scope.options<{ packages?: string[] }>();
       let names = options.packages;
       if (!names) {
-        const config = await scope.config().catch(() => undefined);
+        const config = await scope.optionalConfig();
         const configured = config?.values.packages;
         if (Array.isArray(configured)) names = configured.map(String);
       }

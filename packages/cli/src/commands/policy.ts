@@ -128,7 +128,15 @@ export function registerPolicy(program: Command, kit: ProgramKit): void {
       const { policy: loaded } = await scope.config();
       const { privacyNotice, recordOfProcessing } = await import('@privacykit/core');
       if (scope.out.json) {
-        scope.out.result(options.record ? recordOfProcessing(loaded) : privacyNotice(loaded), () => '');
+        const document = options.record ? recordOfProcessing(loaded) : privacyNotice(loaded);
+        if (options.out) {
+          // As the other formats: the file, and a note of it (it went to stdout, no file written).
+          const target = resolve(scope.io.cwd, options.out);
+          writeFileSync(target, `${JSON.stringify(document, null, 2)}\n`);
+          scope.out.result({ wrote: target }, () => `wrote ${target}`);
+          return 0;
+        }
+        scope.out.result(document, () => '');
         return 0;
       }
       const { noticeBlocks, recordBlocks } = await import('../render/notice.js');

@@ -3,7 +3,7 @@ import type { RequestRecord, RequestServiceOptions } from '@privacykit/requests'
 import { calendarPeriodOption, parseCalendarPeriod } from '../calendar-period.js';
 import { parsePositiveInteger } from '../duration.js';
 import { cliError } from '../errors.js';
-import { durationOption, optionParser, positiveIntegerOption } from '../options.js';
+import { boundedIntegerOption, durationOption, optionParser } from '../options.js';
 import { formatTable } from '../output.js';
 import { examples } from '../program.js';
 import type { CommandScope, ProgramKit } from '../program.js';
@@ -172,7 +172,12 @@ export function registerRequestsRedact(program: Command, kit: ProgramKit): void 
         'requests never verified, this long after receipt: 30d',
         calendarPeriodOption,
       )
-      .option('--batch-size <n>', 'requests per batch and transaction (1–5000)', positiveIntegerOption, 500)
+      .option(
+        '--batch-size <n>',
+        'requests per batch and transaction (1–5000)',
+        boundedIntegerOption(5000),
+        500,
+      )
       .option('--dry-run', 'count what is due, change nothing'),
     [
       'privacykit requests redact --closed 1y --right objection=3y --unverified 30d',
@@ -191,8 +196,8 @@ export function registerRequestsRedact(program: Command, kit: ProgramKit): void 
       const { addPeriod, civilDateOf, startOfCivilDay } = await import('@privacykit/retention');
       const perRight = new Map<string, string | null>();
       for (const entry of options.right ?? []) {
-        const [right, period] = entry.split('=', 2);
-        if (!right || !period || !requestRightSchema.safeParse(right.trim()).success)
+        const [right, period, ...extra] = entry.split('=');
+        if (!right || !period || extra.length > 0 || !requestRightSchema.safeParse(right.trim()).success)
           throw cliError(
             'cli/usage',
             `--right expects <right>=<period|keep> with a right among ${requestRightSchema.options.join(', ')}; got "${entry}"`,

@@ -3,7 +3,7 @@ import type { Clock } from '@privacykit/core';
 import type { RetentionEngine, RetentionSchedule, SweepOptions } from '@privacykit/retention';
 import { parseDuration } from '../duration.js';
 import { cliError } from '../errors.js';
-import { optionParser, positiveIntegerOption } from '../options.js';
+import { boundedIntegerOption, optionParser, positiveIntegerOption } from '../options.js';
 import { formatTable } from '../output.js';
 import { examples } from '../program.js';
 import type { CommandScope, ProgramKit } from '../program.js';
@@ -161,7 +161,12 @@ export function registerRetention(program: Command, kit: ProgramKit): void {
       .description(
         'apply every due phase in bounded batches (one transaction each), recording a disposition per row and a run certificate; exit 1 when rows remain due',
       )
-      .option('--batch-size <n>', 'rows per batch and transaction (1–10000)', positiveIntegerOption, 1000)
+      .option(
+        '--batch-size <n>',
+        'rows per batch and transaction (1–10000)',
+        boundedIntegerOption(10_000),
+        1000,
+      )
       .option(
         '--budget <rows|duration>',
         'stop after this many rows (500) or this long (10m); the next sweep resumes',
