@@ -23,14 +23,20 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     return { visitor, requestId };
   }
 
-  it('an erasure runs only when a different staff member approves it; the requester cannot approve their own', async () => {
-    const { requestId } = await verifiedRequest('erasure', 'katherine@example.com');
+  /** An erasure request of `email`, approved and planned by the privacy officer, its plan page seen. */
+  async function plannedErasure(email: string) {
+    const { requestId } = await verifiedRequest('erasure', email);
     const officer = new Client(portal.base);
     await officer.login(STAFF);
     await officer.page(`/admin/requests/${requestId}`);
     await officer.post(`/admin/requests/${requestId}/approve`, {});
     const planUrl = (await officer.post(`/admin/requests/${requestId}/erasure`, {})).headers.get('location')!;
     await officer.page(planUrl);
+    return { requestId, officer, planUrl };
+  }
+
+  it('an erasure runs only when a different staff member approves it; the requester cannot approve their own', async () => {
+    const { requestId, officer, planUrl } = await plannedErasure('katherine@example.com');
     // Executing without asking first: refused, nothing erased.
     expect((await officer.post(`${planUrl}/execute`, {})).status).toBe(409);
     expect((await officer.post(`${planUrl}/request-approval`, {})).status).toBe(303);
@@ -75,13 +81,7 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
   it('an erasure whose request was refused after it was planned is not carried out, approval asked or not', async () => {
     const customers = () =>
       portal.t.db.selectFrom('customers').select('id').where('email', '=', 'ada@example.com').execute();
-    const { requestId } = await verifiedRequest('erasure', 'ada@example.com');
-    const officer = new Client(portal.base);
-    await officer.login(STAFF);
-    await officer.page(`/admin/requests/${requestId}`);
-    await officer.post(`/admin/requests/${requestId}/approve`, {});
-    const planUrl = (await officer.post(`/admin/requests/${requestId}/erasure`, {})).headers.get('location')!;
-    await officer.page(planUrl);
+    const { requestId, officer, planUrl } = await plannedErasure('ada@example.com');
     expect((await officer.post(`${planUrl}/request-approval`, {})).status).toBe(303);
     await officer.page(`/admin/requests/${requestId}`);
     expect(
