@@ -36,7 +36,7 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
   }
 
   it('an erasure runs only when a different staff member approves it; the requester cannot approve their own', async () => {
-    const { requestId, officer, planUrl } = await plannedErasure('katherine@example.com');
+    const { officer, planUrl } = await plannedErasure('katherine@example.com');
     // Executing without asking first: refused, nothing erased.
     expect((await officer.post(`${planUrl}/execute`, {})).status).toBe(409);
     expect((await officer.post(`${planUrl}/request-approval`, {})).status).toBe(303);
