@@ -26,8 +26,18 @@ export interface Approval {
  * approvers racing, or the requester approving their own request, cannot both succeed.
  */
 export interface Approvals {
-  /** Asks for approval; asking again while one is pending returns the pending one. */
+  /**
+   * Asks for approval; asking again while one is pending returns the pending one. 409 when no
+   * account that exists now could ever approve what `by` asks (see `assertApprovable`).
+   */
   request(input: { action: ApprovalAction; target: string; by: string }): Promise<Approval>;
+  /**
+   * 409 unless some other account that exists now could approve what `by` asks for: not `by`,
+   * neither made by `by` nor among those who made `by`'s account (directly or not). For the
+   * first administrator, who made every other account, none can. Check before doing work whose
+   * result then waits for approval.
+   */
+  assertApprovable(by: string): Promise<void>;
   /** The latest approval asked for this action and target, approved or not. */
   latest(action: ApprovalAction, target: string): Promise<Approval | undefined>;
   /**
@@ -83,7 +93,7 @@ export function createApprovals(options: {
   db: Kysely<any>;
   tenant: string;
   clock: Clock;
-  staff: Pick<StaffDirectory, 'creators' | 'findByEmail'>;
+  staff: Pick<StaffDirectory, 'creators' | 'findByEmail' | 'list'>;
 }): Approvals {
   const { db, tenant, clock } = options;
 
@@ -100,11 +110,34 @@ export function createApprovals(options: {
     return row ? fromRow(row) : undefined;
   }
 
+  /**
+   * Refuses to ask when no account that exists now could ever give the approval (accounts
+   * created later cannot): the first administrator made every other account, so what they asked
+   * for waited for nobody — an export could then not even be run again until it expired.
+   */
+  async function assertSomeoneCanApprove(by: string): Promise<void> {
+    if (!by.startsWith('staff:')) return;
+    const requester = await options.staff.findByEmail(by.slice('staff:'.length));
+    if (!requester) return;
+    const made = new Set((await options.staff.creators(requester.id)).map((creator) => creator.id));
+    for (const member of await options.staff.list()) {
+      if (member.id === requester.id || made.has(member.id)) continue;
+      const creators = await options.staff.creators(member.id);
+      if (!creators.some((creator) => creator.id === requester.id)) return;
+    }
+    throw new HttpError(
+      409,
+      'Four-eyes rule: no other staff account can approve what you ask for (you created every one of them, or they created yours). Ask a staff member who did not create your account, and whose account you did not create, to do this.',
+    );
+  }
+
   return {
     latest,
+    assertApprovable: assertSomeoneCanApprove,
     async request({ action, target, by }) {
       const existing = await latest(action, target);
       if (existing && !existing.approvedAt) return existing;
+      await assertSomeoneCanApprove(by);
       const now = clock.now();
       const row: Row = {
         id: newId(now),

@@ -196,6 +196,8 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
     }
     const identities = verifiedIdentities(record);
     const by = actor(res);
+    // Before the package is made: one nobody can release would block running it again.
+    await options.approvals.assertApprovable(by);
     const requestIdentities = Object.entries(identities).flatMap(([kind, values]) =>
       values.map((value) => ({ kind, value })),
     );
