@@ -220,8 +220,11 @@ describe('openWriterThread on SQLite', () => {
         await trx.deleteFrom('privacykit_test_items').execute();
         await trx.insertInto('privacykit_test_items').values(rows).execute();
       }
-      // After the COMMIT is sent (it follows this callback within the same turn of the loop).
-      setImmediate(() => void (writer as WriterThread).close());
+      // After the COMMIT is sent (it follows this callback within the same turn of the loop). This
+      // thread, not whatever `writer` holds when the callback runs: when the commit came back
+      // first, it ran after this test, and `writer` was already the next test's (or none).
+      const closing = writer as WriterThread;
+      setImmediate(() => void closing.close());
     }).then(
       () => 'committed',
       (error: unknown) => error,
