@@ -274,6 +274,20 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
       expect(() =>
         createConsentLedger({ db: database.db, policy: testPolicy, validity: 'P100Y' }),
       ).not.toThrow();
+      // A NaN (an unset environment variable through Number) compared false for ever: no tree
+      // head was signed, whatever the ledger's size.
+      for (const signEvery of [
+        { appends: Number.NaN },
+        { milliseconds: Number.NaN },
+        { appends: 0 },
+        { appends: 'often' as never },
+        { milliseconds: -1 },
+      ]) {
+        expect(
+          () => createConsentLedger({ db: database.db, policy: testPolicy, signEvery }),
+          JSON.stringify(signEvery),
+        ).toThrow(expect.objectContaining({ code: 'consent/invalid-options' }));
+      }
       expect(await ledgerSize(database)).toBe(before);
       // null options mean none; a header that is not text is no GPC signal.
       expect(await ledger.mayProcess('opt-1', 'newsletter', null as never)).toBe(false);
@@ -713,6 +727,39 @@ describe.each(testEngines())('consent ledger on $engine', (engine) => {
         'expired',
         'granted',
       ]);
+      expect((await local.verify()).ok).toBe(true);
+    } finally {
+      await own?.destroy();
+    }
+  });
+
+  it('an expireDue run changes no answer for a grant kept over a GPC signal: conflict and renewal end with the grant', async () => {
+    const own = await migratedDatabase(engine);
+    try {
+      const localClock = fixedClock('2025-01-01T10:00:00Z');
+      const local = createConsentLedger({ db: own.db, policy: testPolicy, clock: localClock });
+      // The signal, then the subject's own grant (kept, explicit and later), renewed, then the
+      // signal again: the grant stands, in conflict with it.
+      await local.applyGpc('ines', '1');
+      localClock.set('2025-01-01T10:00:01Z');
+      await local.record(grant('ines', 'targeted-advertising'));
+      localClock.set('2025-01-01T10:00:02Z');
+      await local.record(grant('ines', 'targeted-advertising'));
+      localClock.set('2025-01-01T10:00:03Z');
+      await local.applyGpc('ines', '1');
+      const answer = async () => {
+        const { eventId: _eventId, ...rest } = (await local.current('ines')).purposes[
+          'targeted-advertising'
+        ]!;
+        return rest;
+      };
+      expect(await answer()).toMatchObject({ state: 'granted', gpcConflict: true, renewal: true });
+      localClock.set('2026-01-01T00:00:00Z');
+      const before = await answer();
+      // Before: gpcConflict and renewal true until the run wrote the expiry, false after.
+      expect(before).toMatchObject({ state: 'expired', valid: false, gpcConflict: false, renewal: false });
+      expect(await local.expireDue()).toBe(1);
+      expect(await answer()).toEqual(before);
       expect((await local.verify()).ok).toBe(true);
     } finally {
       await own?.destroy();

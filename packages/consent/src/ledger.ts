@@ -701,6 +701,19 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
   const defaultJurisdiction = options.jurisdiction?.toUpperCase() ?? 'EU';
   const signAppends = options.signEvery?.appends ?? 1000;
   const signMs = options.signEvery?.milliseconds ?? 5000;
+  // NaN (`Number(process.env.UNSET)`) or text compared false for ever: no head was ever signed.
+  if (!Number.isSafeInteger(signAppends) || signAppends < 1) {
+    throw fail(
+      'consent/invalid-options',
+      `signEvery.appends is a whole number from 1, got ${String(signAppends)}`,
+    );
+  }
+  if (typeof signMs !== 'number' || !(signMs > 0) || !Number.isFinite(signMs)) {
+    throw fail(
+      'consent/invalid-options',
+      `signEvery.milliseconds is a positive number, got ${String(signMs)}`,
+    );
+  }
 
   for (const [where, age] of Object.entries(ageTable)) {
     if (!Number.isInteger(age) || age < 13 || age > 16) {
@@ -2869,7 +2882,9 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
     const state: ConsentState = expired ? 'expired' : (row.state as ConsentState);
     const reconsentRequired =
       (row.state === 'granted' || expired) && current !== undefined && row.notice_hash !== current.hash;
-    const renewal = Boolean(Number(row.renewal));
+    // An expired grant is neither a renewal nor in conflict with a later GPC signal, whether or
+    // not expireDue has written its expiry yet (the run wrote both as false: it changed the answer).
+    const renewal = !expired && Boolean(Number(row.renewal));
     return {
       purpose: purpose.id,
       state,
@@ -2882,7 +2897,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       source: row.source,
       noticeVersion: row.notice_version,
       currentNoticeVersion,
-      gpcConflict: Boolean(Number(row.gpc_conflict)),
+      gpcConflict: !expired && Boolean(Number(row.gpc_conflict)),
       dpvStatus:
         state === 'granted'
           ? reconsentRequired

@@ -67,6 +67,38 @@ describe('definePolicy', () => {
     expect(errorOf(input).issues[0]?.message).toContain('prohibited');
   });
 
+  it('refuses a prohibited category however the prohibited list is ordered, an undeclared fact named after Object.prototype, and a date that does not exist', () => {
+    for (const prohibited of [
+      ['payment.card.security-code', 'payment'],
+      ['payment', 'payment.card.security-code'],
+    ]) {
+      const input = samplePolicyInput();
+      (input as { prohibitedCategories?: string[] }).prohibitedCategories = prohibited;
+      input.purposes[0]!.categories = ['payment.card'];
+      // Before: accepted when the sub-category came first.
+      expect(
+        errorOf(input).issues.map((issue) => issue.message),
+        prohibited.join(', '),
+      ).toContainEqual('"payment.card" is a prohibited category');
+    }
+    const factInput = samplePolicyInput() as { retention?: unknown[] };
+    factInput.retention = [
+      {
+        id: 'contracts',
+        title: 'Contracts',
+        facts: {},
+        phases: [{ action: 'delete', due: { from: 'constructor', after: 'P5Y' } }],
+      },
+    ];
+    expect(errorOf(factInput as never).issues.map((issue) => issue.message)).toContainEqual(
+      'fact "constructor" is not declared in facts',
+    );
+    for (const effectiveDate of ['2024-02-30', '2024-13-45']) {
+      const input = { ...samplePolicyInput(), effectiveDate };
+      expect(errorOf(input).issues[0]?.path, effectiveDate).toBe('effectiveDate');
+    }
+  });
+
   it('requires an Art 10 condition for litigation data', () => {
     const input = samplePolicyInput();
     input.purposes[0]!.categories = ['litigation'];

@@ -10,6 +10,7 @@ import type { DueExpression, RetentionCondition } from './retention-rule.js';
 import { rightSchema } from './rights.js';
 import { DEFAULT_TENANT, tenantIdSchema } from './tenancy.js';
 import { timeZoneSchema } from './time-zone.js';
+import { isCivilDate } from './civil-date.js';
 
 const idSchema = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'expected a lowercase id such as "newsletter"');
 
@@ -177,7 +178,10 @@ export const policySchema = z
     tenant: tenantIdSchema.default(DEFAULT_TENANT),
     /** Version of the policy text, e.g. "2018-05-07"; consent and certificates cite it. */
     version: z.string().min(1),
-    effectiveDate: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD'),
+    effectiveDate: z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD')
+      .refine(isCivilDate, 'expected a date that exists (2024-02-30 does not)'),
     language: z.string().min(2).default('en'),
     /** IANA time zone of the controller: deadlines and due dates are civil dates there. */
     zone: timeZoneSchema.default('UTC'),
@@ -286,10 +290,10 @@ export function definePolicy(input: PolicyInput): Policy {
     const at = `purposes[${p}]`;
     purpose.categories.forEach((id, i) => {
       checkCategory(id, `${at}.categories[${i}]`);
-      const prohibited = policy.prohibitedCategories.find(
-        (bad) => categoryCovers(bad, id) || categoryCovers(id, bad),
-      );
-      if (prohibited && categoryCovers(prohibited, id)) {
+      // Any prohibited entry that covers it, wherever it is listed (`payment.card` under a
+      // prohibited `payment` passed when `payment.card.security-code` came first).
+      const prohibited = policy.prohibitedCategories.find((bad) => categoryCovers(bad, id));
+      if (prohibited) {
         issues.push({ path: `${at}.categories[${i}]`, message: `"${id}" is a prohibited category` });
       }
       const category = categoryIndex.get(id);
@@ -346,7 +350,7 @@ export function definePolicy(input: PolicyInput): Policy {
     rule.purposes.forEach((id, i) => checkRef(purposeIds, 'purpose', id, `retention[${r}].purposes[${i}]`));
     rule.phases.forEach((phase, p) => {
       for (const fact of factsOf(phase.due)) {
-        if (!(fact in rule.facts)) {
+        if (!Object.hasOwn(rule.facts, fact)) {
           issues.push({
             path: `retention[${r}].phases[${p}].due`,
             message: `fact "${fact}" is not declared in facts`,
