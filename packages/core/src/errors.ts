@@ -24,6 +24,8 @@ export type CoreErrorCode =
   | 'database/driver-incompatible'
   | 'database/unsupported-engine'
   | 'database/migration-failed'
+  /** A traversal cannot page through a table by its key: a key part is NULL or read rounded. */
+  | 'database/inexact-keys'
   /** `writeTransaction` handed a transaction: it starts its own (see `writeStatement`). */
   | 'database/nested-transaction';
 

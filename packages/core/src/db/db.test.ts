@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sql } from 'kysely';
+import { CamelCasePlugin, sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineDataMap } from '../data-map.js';
@@ -317,6 +317,76 @@ describe.each(testEngines())('on $engine', (engine) => {
       expect(await selectExact(trx, query.where('owner', '!=', 'eve'))).toEqual([expected[1]]);
     });
     expect(await selectExact(t.db, query)).toEqual([expected[0], expected[1]]);
+  });
+
+  it('pages exactly through keys beyond 2^53 inside a transaction and on an instance with a plugin, and refuses a NULL key part instead of skipping rows', async () => {
+    await sql`create table flakes (id bigint primary key, tenant varchar(64) not null, email varchar(255) not null)`.execute(
+      t.db,
+    );
+    const ids = Array.from({ length: 7 }, (_, i) => (1234567890123456789n + BigInt(i)).toString());
+    for (const id of ids) {
+      await sql`insert into flakes (id, tenant, email) values (${sql.raw(id)}, 'acme', 'ada@example.com')`.execute(
+        t.db,
+      );
+    }
+    const map = defineDataMap({
+      identities: { email: { normalise: 'email' } },
+      tenantColumn: 'tenant',
+      tables: { flakes: { primaryKey: 'id', identities: { email: 'email' } } },
+    });
+    const traverse = async (db: Kysely<any>) => {
+      const seen: unknown[] = [];
+      for await (const { row } of subjectRows({
+        db,
+        dataMap: map,
+        identities: { email: ['ada@example.com'] },
+        tenant: 'acme',
+        batchSize: 3,
+      })) {
+        seen.push(row.id);
+        // Before, inside a transaction, the pages resumed from a rounded key for ever.
+        if (seen.length > 20) break;
+      }
+      return seen;
+    };
+    expect(await traverse(t.db)).toEqual(ids);
+    expect(await writeTransaction(t.db, (trx) => traverse(trx))).toEqual(ids);
+    expect(await t.db.transaction().execute((trx) => traverse(trx))).toEqual(ids);
+    expect(await traverse(t.db.withPlugin(new CamelCasePlugin()))).toEqual(ids);
+    if (engineOf(t.db) === 'sqlite') {
+      // SQLite allows NULL in a key that is not INTEGER PRIMARY KEY: a page ending on one was the
+      // last (`> NULL` is never true), and the rows after it were silently skipped.
+      await sql`create table notes (a varchar(8), b varchar(8), tenant varchar(64) not null, email varchar(255) not null, primary key (a, b))`.execute(
+        t.db,
+      );
+      for (const [a, b] of [
+        ['n1', null],
+        ['n2', 'x'],
+        ['n3', 'y'],
+        ['n4', 'z'],
+      ] as const) {
+        await t.db.insertInto('notes').values({ a, b, tenant: 'acme', email: 'ada@example.com' }).execute();
+      }
+      const notes = defineDataMap({
+        identities: { email: { normalise: 'email' } },
+        tenantColumn: 'tenant',
+        tables: { notes: { primaryKey: ['a', 'b'], identities: { email: 'email' } } },
+      });
+      const read = async () => {
+        const seen: unknown[] = [];
+        for await (const { row } of subjectRows({
+          db: t.db,
+          dataMap: notes,
+          identities: { email: ['ada@example.com'] },
+          tenant: 'acme',
+          batchSize: 1,
+        })) {
+          seen.push(row.a);
+        }
+        return seen;
+      };
+      await expect(read()).rejects.toMatchObject({ code: 'database/inexact-keys' });
+    }
   });
 
   it('reads a date column as its civil date text, whatever the process time zone', async () => {

@@ -1,5 +1,6 @@
 import { realpathSync } from 'node:fs';
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
+import type { KyselyPlugin } from 'kysely';
 import { PrivacyKitError } from '../errors.js';
 import { backgroundCheckpoints } from './checkpoints.js';
 import type { CheckpointMode } from './checkpoints.js';
@@ -117,6 +118,36 @@ export interface SqliteConnection {
 }
 
 const sqliteConnections = new WeakMap<Kysely<any>, SqliteConnection>();
+// The connection behind every instance derived from one openDatabase opened, transactions
+// included (kysely hands them the same dialect adapter).
+const adapterConnections = new WeakMap<object, SqliteConnection>();
+
+/**
+ * The instance `openDatabase` returns for SQLite: instances derived from it (`withPlugin`,
+ * `withoutPlugins`, `withSchema`, `withTables`) run on the same connection, and are known to
+ * `sqliteConnectionOf` as it is. Before, a `db.withPlugin(new CamelCasePlugin())` was not: its
+ * writeTransaction waited in SQLite's busy handler with the event loop stopped (10 s, then
+ * "database is locked"), and its traversal paged through keys beyond 2^53 by rounded keys.
+ */
+class SqliteKysely extends Kysely<any> {
+  #derived<T extends Kysely<any>>(derived: T): T {
+    const connection = sqliteConnections.get(this);
+    if (connection) sqliteConnections.set(derived, connection);
+    return derived;
+  }
+  override withPlugin(plugin: KyselyPlugin): Kysely<any> {
+    return this.#derived(super.withPlugin(plugin));
+  }
+  override withoutPlugins(): Kysely<any> {
+    return this.#derived(super.withoutPlugins());
+  }
+  override withSchema(schema: string): Kysely<any> {
+    return this.#derived(super.withSchema(schema));
+  }
+  override withTables<T extends Record<string, Record<string, any>>>(): Kysely<any> {
+    return this.#derived(super.withTables<T>());
+  }
+}
 
 const sqliteFiles = new WeakMap<SqliteConnection, string>();
 
@@ -162,11 +193,14 @@ export async function withTransactionConnection<R>(
 }
 
 /**
- * The connection a `writeTransaction`'s `trx` runs on, while it runs (for reads that must see the
- * transaction's own writes); undefined for anything else.
+ * The connection a transaction runs on, while it runs (for reads that must see the transaction's
+ * own writes): a `writeTransaction`'s `trx`, or a kysely `Transaction` of a database
+ * `openDatabase` opened (its one connection is the transaction's); undefined for anything else.
  */
 export function sqliteTransactionConnectionOf(trx: Kysely<any>): SqliteConnection | undefined {
-  const connection = transactionConnections.get(trx);
+  const connection =
+    transactionConnections.get(trx) ??
+    (trx.isTransaction ? adapterConnections.get(trx.getExecutor().adapter) : undefined);
   return connection?.open ? connection : undefined;
 }
 
@@ -261,8 +295,9 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
           close();
         };
       }
-      const db = new Kysely<any>({ dialect: new SqliteDialect({ database: connection }) });
+      const db = new SqliteKysely({ dialect: new SqliteDialect({ database: connection }) });
       sqliteConnections.set(db, database as unknown as SqliteConnection);
+      adapterConnections.set(db.getExecutor().adapter, database as unknown as SqliteConnection);
       if (!database.memory) {
         sqliteFiles.set(database as unknown as SqliteConnection, realpathSync(database.name));
       }

@@ -242,6 +242,11 @@ interface ExactPage {
  * it may still roll back. The page waits for that transaction to end, as a kysely query does.
  */
 function exactSqlitePage(db: Kysely<any>): ((query: Compilable) => Promise<ExactPage>) | undefined {
+  // Inside a transaction, which holds the connection: read on it directly (waiting for the
+  // connection as below would wait for the transaction itself; paging through kysely instead
+  // looped for ever on keys beyond 2^53, resuming each page from the same rounded key).
+  const held = sqliteTransactionConnectionOf(db);
+  if (held) return async (query) => readExact(held, query.compile());
   const connection = sqliteConnectionOf(db);
   if (!connection) return undefined;
   return (query) =>
@@ -287,9 +292,6 @@ export async function selectExact(
   const compiled = 'sql' in query && 'parameters' in query ? query : (query as Compilable).compile();
   const page = exactSqlitePage(db);
   if (page) return (await page({ compile: () => compiled })).rows;
-  // Inside a writeTransaction the transaction holds the connection: read on it directly.
-  const held = sqliteTransactionConnectionOf(db);
-  if (held) return readExact(held, compiled).rows;
   return (await db.executeQuery(compiled)).rows as Record<string, unknown>[];
 }
 
@@ -330,8 +332,22 @@ async function* pageByKey(
       }
     }
     if (rows.length < batchSize) break;
-    last = keyOf((read ? read.keys : rows)[rows.length - 1]!);
+    const next = keyOf((read ? read.keys : rows)[rows.length - 1]!);
+    // A page that ends where the one before did would be read again, for ever: a key the driver
+    // rounded (beyond 2^53, on an instance this package cannot read exactly) or a NULL key part
+    // (SQLite allows them outside INTEGER keys; `> NULL` is never true). Fail, do not loop.
+    if (next.some((part) => part === null || part === undefined) || (last && sameKey(last, next))) {
+      throw new PrivacyKitError(
+        'database/inexact-keys',
+        `cannot page through "${name}" by its primary key: a key ${next.some((part) => part === null || part === undefined) ? 'has a NULL part' : 'repeats (an integer beyond 2^53 read rounded: traverse the database openDatabase returned, or a transaction of it)'}`,
+      );
+    }
+    last = next;
   }
+}
+
+function sameKey(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length === b.length && a.every((part, i) => part === b[i] || String(part) === String(b[i]));
 }
 
 /** How many rows the subject has in each table (tables with none are omitted). */

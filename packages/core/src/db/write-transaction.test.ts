@@ -272,6 +272,48 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
   );
 
   it.runIf(engine.engine === 'sqlite')(
+    'an instance with a plugin takes its turn like the database it came from: its write waits off the thread for the other connection',
+    async () => {
+      database = await createTestDatabase(engine);
+      const { db } = database;
+      await counters(db);
+      const other = await openDatabase(database.url);
+      try {
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        let started!: () => void;
+        const holding = new Promise<void>((resolve) => {
+          started = resolve;
+        });
+        const first = writeTransaction(db, async (trx) => {
+          await trx.updateTable('privacykit_test_counters').set({ n: 1 }).where('id', '=', 'a').execute();
+          started();
+          await held;
+        });
+        await holding;
+        let ticks = 0;
+        const timer = setInterval(() => ticks++, 10);
+        // Before: this instance was unknown, its BEGIN waited in SQLite's busy handler with the
+        // event loop stopped, and failed after 10 s with "database is locked".
+        const second = writeStatement(other.withPlugin(new CamelCasePlugin()), (q) =>
+          q.updateTable('privacykit_test_counters').set({ n: 2 }).where('id', '=', 'a').execute(),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        release();
+        await Promise.all([first, second]);
+        clearInterval(timer);
+        expect(ticks).toBeGreaterThan(5);
+        const row = await db.selectFrom('privacykit_test_counters').select('n').executeTakeFirstOrThrow();
+        expect(Number(row.n)).toBe(2);
+      } finally {
+        await other.destroy();
+      }
+    },
+  );
+
+  it.runIf(engine.engine === 'sqlite')(
     'a writeTransaction waits off the thread for a write lock a connection of the same process holds in a transaction of its own',
     async () => {
       database = await createTestDatabase(engine);
