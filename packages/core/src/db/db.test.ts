@@ -195,6 +195,62 @@ describe.each(testEngines())('on $engine', (engine) => {
     expect(engineOf(t.db)).toBe(engine.engine);
   });
 
+  it.runIf(engine.engine === 'sqlite')(
+    'SQLite: a migration that fails halfway leaves nothing behind, and two connections migrating at once both succeed',
+    async () => {
+      const failing: PackageMigrations = {
+        name: 'halfway',
+        migrations: {
+          '0001_init': {
+            async up(db) {
+              await db.schema.createTable('privacykit_halfway_a').addColumn('id', 'integer').execute();
+              await sql`this is not sql`.execute(db);
+            },
+          },
+        },
+      };
+      await expect(migrate(t.db, [failing])).rejects.toMatchObject({ code: 'database/migration-failed' });
+      // Before: privacykit_halfway_a stayed, and the fixed migration failed "table already exists".
+      const tables = (await t.db.introspection.getTables()).map((table) => table.name);
+      expect(tables).not.toContain('privacykit_halfway_a');
+      const fixed: PackageMigrations = {
+        name: 'halfway',
+        migrations: {
+          '0001_init': {
+            async up(db) {
+              await db.schema.createTable('privacykit_halfway_a').addColumn('id', 'integer').execute();
+            },
+          },
+        },
+      };
+      expect(await migrate(t.db, [fixed])).toEqual([{ name: 'halfway', applied: ['0001_init'] }]);
+      // Two connections to one file (a web process and a worker starting together): before, both
+      // ran 0001_init and one failed "table already exists".
+      const racing: PackageMigrations = {
+        name: 'racing',
+        migrations: {
+          '0001_init': {
+            async up(db) {
+              await db.schema.createTable('privacykit_racing_a').addColumn('id', 'integer').execute();
+            },
+          },
+          '0002_more': {
+            async up(db) {
+              await db.schema.createTable('privacykit_racing_b').addColumn('id', 'integer').execute();
+            },
+          },
+        },
+      };
+      const other = await openDatabase(t.url);
+      try {
+        const both = await Promise.all([migrate(t.db, [racing]), migrate(other, [racing])]);
+        expect(both.map((result) => result[0]?.applied.length).sort()).toEqual([0, 2]);
+      } finally {
+        await other.destroy();
+      }
+    },
+  );
+
   it('runs package migrations once, in their own migration table', async () => {
     const first = await migrate(t.db, [notes]);
     expect(first).toEqual([{ name: 'notes', applied: ['0001_init', '0002_index'] }]);

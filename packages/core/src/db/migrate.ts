@@ -2,6 +2,7 @@ import { Migrator, sql } from 'kysely';
 import type { CreateTableBuilder, Kysely, Migration, MigrationResult } from 'kysely';
 import { PrivacyKitError } from '../errors.js';
 import { engineOf } from './engine.js';
+import { writeTransaction } from './write-transaction.js';
 
 /**
  * The in-code migrations of one package. Each package owns tables prefixed
@@ -22,7 +23,8 @@ export interface MigrateResult {
 
 /**
  * Brings the tables of the given packages up to date, idempotently: already-applied migrations
- * are skipped, concurrent callers wait on kysely's migration lock.
+ * are skipped, concurrent callers wait on kysely's migration lock (on SQLite, on the write lock
+ * of one transaction a package, which also leaves nothing of a migration that fails).
  *
  * @throws PrivacyKitError `database/migration-failed` naming the package and migration.
  */
@@ -32,13 +34,29 @@ export async function migrate(
 ): Promise<MigrateResult[]> {
   const results: MigrateResult[] = [];
   for (const pkg of packages) {
-    const migrator = new Migrator({
-      db,
-      provider: { getMigrations: async () => ({ ...pkg.migrations }) },
-      migrationTableName: `privacykit_${pkg.name}_migrations`,
-      migrationLockTableName: `privacykit_${pkg.name}_migrations_lock`,
-    });
-    const { error, results: steps = [] } = await migrator.migrateToLatest();
+    const run = (on: Kysely<any>) =>
+      new Migrator({
+        db: on,
+        provider: { getMigrations: async () => ({ ...pkg.migrations }) },
+        migrationTableName: `privacykit_${pkg.name}_migrations`,
+        migrationLockTableName: `privacykit_${pkg.name}_migrations_lock`,
+      }).migrateToLatest();
+    // SQLite: kysely's migration lock is a no-op there and it runs migrations outside any
+    // transaction, so two processes starting together both ran a migration (one failed "table
+    // already exists"), and a migration failing halfway left its first tables behind, never to
+    // run again. One write transaction a package (SQLite's DDL is transactional): the second
+    // process waits its turn and finds the migrations applied; a failure leaves nothing.
+    const { error, results: steps = [] } =
+      engineOf(db) === 'sqlite' && !db.isTransaction
+        ? await writeTransaction(db, async (trx) => {
+            const outcome = await run(trx);
+            if (outcome.error) throw new FailedMigration(outcome);
+            return outcome;
+          }).catch((error: unknown) => {
+            if (error instanceof FailedMigration) return error.outcome;
+            throw error;
+          })
+        : await run(db);
     if (error) {
       const failed = steps.find((step: MigrationResult) => step.status === 'Error');
       throw new PrivacyKitError(
@@ -53,6 +71,13 @@ export async function migrate(
     await binaryTenantColumns(db);
   }
   return results;
+}
+
+/** A migration run that failed, thrown to roll its transaction back and caught after. */
+class FailedMigration extends Error {
+  constructor(readonly outcome: Awaited<ReturnType<Migrator['migrateToLatest']>>) {
+    super('migration failed');
+  }
 }
 
 /**
