@@ -1,4 +1,4 @@
-import { columnType, engineOf } from '@privacykit/core/db';
+import { columnType, engineOf, truncateSqliteLog } from '@privacykit/core/db';
 import type { PackageMigrations } from '@privacykit/core/db';
 import { PrivacyKitError } from '@privacykit/core';
 import { sql } from 'kysely';
@@ -197,6 +197,9 @@ export function createDatabaseKeyStore(options: {
         .where('tenant', '=', tenant)
         .where('subject_key', '=', subjectKey)
         .execute();
+      // Gone from the file (secure_delete) and from its write-ahead log: a copy of the store
+      // taken after the shredding held the destroyed key byte for byte.
+      await truncateSqliteLog(db);
     },
   };
   return store;

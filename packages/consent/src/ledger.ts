@@ -16,6 +16,7 @@ import {
   isPlainInsert,
   openWriterThread,
   sqliteConnectionOf,
+  truncateSqliteLog,
   tryBeginImmediate,
   writeStatement,
   writeTransaction,
@@ -3945,7 +3946,7 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
       await ready();
       const subjectKey = pseudonym(subjectId);
       const now = clock.now();
-      return appendTransaction(async (ctx) => {
+      const shredded = await appendTransaction(async (ctx) => {
         const { trx } = ctx;
         // Read again under the lock: an instance with a store may have started since.
         if (!keyStore && (await markedIn(trx))) {
@@ -4000,6 +4001,11 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         const [seq] = await append(ctx, [pending], now);
         return { eventId: pending.eventId, seq: seq as number };
       });
+      // The deleted state rows (subject id, evidence key) and the sealed evidence were zeroed in
+      // the file (secure_delete); their old page images leave the write-ahead log too. Before, a
+      // copy of the file taken after the shredding held the key and the evidence it opened.
+      await truncateSqliteLog(db);
+      return shredded;
     },
 
     async stats(options) {

@@ -7,7 +7,13 @@ import {
   toInstant,
 } from '@privacykit/core';
 import type { Clock, DataMap, DataMapTable, JsonValue } from '@privacykit/core';
-import { countSubjectRows, engineOf, subjectCondition, subjectRowsQuery } from '@privacykit/core/db';
+import {
+  countSubjectRows,
+  engineOf,
+  subjectCondition,
+  subjectRowsQuery,
+  truncateSqliteLog,
+} from '@privacykit/core/db';
 import type { SubjectScope } from '@privacykit/core/db';
 import { sql } from 'kysely';
 import type { Expression, ExpressionBuilder, Kysely, RawBuilder, SqlBool } from 'kysely';
@@ -549,6 +555,9 @@ export async function executeErasure(
     throw error;
   }
   await lease.release();
+  // What was deleted or masked is zeroed in a SQLite file (secure_delete); its old page images
+  // leave the write-ahead log too, so a copy of the files taken now holds none of it.
+  await truncateSqliteLog(options.db);
   return report;
 }
 

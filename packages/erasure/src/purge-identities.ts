@@ -1,6 +1,6 @@
 import { DEFAULT_TENANT, systemClock, toInstant } from '@privacykit/core';
 import type { Clock } from '@privacykit/core';
-import { writeTransaction } from '@privacykit/core/db';
+import { truncateSqliteLog, writeTransaction } from '@privacykit/core/db';
 import type { Kysely } from 'kysely';
 import { erasureError } from './errors.js';
 import { planLockedError } from './plan-lease.js';
@@ -152,7 +152,12 @@ export async function purgeErasureIdentities(options: PurgeErasureIdentitiesOpti
       }
       return true;
     });
-    if (purged) return getErasureRecord({ db, planId, tenant });
+    if (purged) {
+      // The identities are zeroed in the file (secure_delete); their old page images leave the
+      // write-ahead log too.
+      await truncateSqliteLog(db);
+      return getErasureRecord({ db, planId, tenant });
+    }
     if (attempt >= ATTEMPTS) {
       throw erasureError('erasure/plan-locked', `erasure plan ${planId} kept changing: try again`, {
         details: { planId },

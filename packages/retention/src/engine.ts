@@ -6,6 +6,7 @@ import {
   engineOf,
   selectExact,
   subjectCondition,
+  truncateSqliteLog,
   writeStatement,
   writeTransaction,
 } from '@privacykit/core/db';
@@ -1338,6 +1339,9 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         throw error;
       }
       const { finishedAt, digest, list } = await close('finished');
+      // Deleted and anonymised rows are zeroed in a SQLite file (secure_delete); their old page
+      // images leave the write-ahead log too.
+      if (total > 0) await truncateSqliteLog(db);
       return {
         runId,
         tenant,

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CamelCasePlugin, sql } from 'kysely';
@@ -11,7 +11,13 @@ import type { TestDatabase } from '../testing.js';
 import { engineOf } from './engine.js';
 import { autoIncrementColumn, columnType, migrate } from './migrate.js';
 import type { PackageMigrations } from './migrate.js';
-import { engineOfUrl, openDatabase, sqliteConnectionOf, withStatementCache } from './open.js';
+import {
+  engineOfUrl,
+  openDatabase,
+  sqliteConnectionOf,
+  truncateSqliteLog,
+  withStatementCache,
+} from './open.js';
 import { countSubjectRows, selectExact, subjectRows, subjectRowsQuery } from './traversal.js';
 import { writeTransaction } from './write-transaction.js';
 
@@ -177,6 +183,43 @@ describe('openDatabase on a SQLite file', () => {
           isPrivacyKitError(error, 'database/invalid-options') && String(error).includes('sqlitePageSize'),
       );
       expect(existsSync(file)).toBe(false);
+    }
+  });
+});
+
+describe('deleted data leaves SQLite files (secure_delete, truncateSqliteLog)', () => {
+  it('a deleted row is in neither the database file nor its log once the log is truncated; without secure_delete it stays', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pk-secure-delete-'));
+    try {
+      const bytes = (file: string) =>
+        ['', '-wal']
+          .filter((suffix) => existsSync(file + suffix))
+          .map((suffix) => readFileSync(file + suffix).toString('latin1'))
+          .join('');
+      const run = async (secure: boolean) => {
+        const file = join(dir, `${secure ? 'secure' : 'plain'}.db`);
+        const db = await openDatabase({ url: `sqlite:${file}`, sqliteSecureDelete: secure });
+        try {
+          await sql`create table people (id integer primary key, name text not null)`.execute(db);
+          for (let i = 0; i < 200; i++) {
+            await db
+              .insertInto('people')
+              .values({ id: i, name: `person-${i}-${'x'.repeat(40)}` })
+              .execute();
+          }
+          await db.insertInto('people').values({ id: 1000, name: 'Ada Lovelace-7f3a9c' }).execute();
+          await db.deleteFrom('people').where('id', '=', 1000).execute();
+          const truncated = await truncateSqliteLog(db);
+          return { truncated, found: bytes(file).includes('Ada Lovelace-7f3a9c') };
+        } finally {
+          await db.destroy();
+        }
+      };
+      expect(await run(true)).toEqual({ truncated: true, found: false });
+      // What the default prevents: the deleted row, readable in a copy of the files.
+      expect((await run(false)).found).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -2,7 +2,7 @@ export { engineOf } from './engine.js';
 export type { Engine } from './engine.js';
 export { backgroundCheckpoints } from './checkpoints.js';
 export type { BackgroundCheckpointOptions, CheckpointMode } from './checkpoints.js';
-export { engineOfUrl, openDatabase, sqliteConnectionOf } from './open.js';
+export { engineOfUrl, openDatabase, sqliteConnectionOf, truncateSqliteLog } from './open.js';
 export type { OpenDatabaseOptions, SqliteConnection, SqliteStatement } from './open.js';
 export { autoIncrementColumn, columnType, migrate } from './migrate.js';
 export type { MigrateResult, PackageMigrations } from './migrate.js';

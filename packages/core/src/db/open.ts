@@ -30,6 +30,13 @@ export interface OpenDatabaseOptions {
    * `backgroundCheckpoints`). Larger: fewer commits stall on that checkpoint, a larger WAL file.
    */
   sqliteWalLimitBytes?: number;
+  /**
+   * SQLite: overwrite deleted and replaced content with zeros (`secure_delete`, default true), so
+   * a row deleted for erasure, retention or crypto-shredding is gone from the file, not left in
+   * its free space for anyone with a copy of it to read. Costs a write of each page freed whole.
+   * `truncateSqliteLog(db)` then clears the old page images still in the write-ahead log.
+   */
+  sqliteSecureDelete?: boolean;
 }
 
 /** A connection string's engine, without opening anything. */
@@ -247,6 +254,7 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
     checkpoints = 'background',
     sqlitePageSize = 8192,
     sqliteWalLimitBytes,
+    sqliteSecureDelete = true,
   } = typeof options === 'string' ? ({ url: options } as OpenDatabaseOptions) : options;
   const engine = engineOfUrl(url);
   if (
@@ -282,6 +290,8 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
       database.pragma('synchronous = NORMAL');
       database.pragma('foreign_keys = ON');
       database.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+      // Deleted personal data goes from the file, not only from the tables (see the option).
+      database.pragma(`secure_delete = ${sqliteSecureDelete === false ? 'OFF' : 'ON'}`);
       const connection = withStatementCache(database);
       if (checkpoints === 'background' && !database.memory) {
         const background = backgroundCheckpoints(
@@ -378,4 +388,33 @@ function mysqlInstant(text: string): string {
   const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d+))?$/.exec(text);
   if (!match || match[1]!.startsWith('0000')) return text;
   return `${match[1]}T${match[2]}.${(match[3] ?? '').padEnd(3, '0')}Z`;
+}
+
+/**
+ * On a SQLite file `openDatabase` opened: copies the write-ahead log back into the database and
+ * truncates it to nothing, so the old versions of pages it still held — rows as they were before
+ * a deletion or an update, in the log until it is reused — are gone from every file a copy would
+ * take. Call after deleting personal data (erasure, crypto-shredding): with `secure_delete` the
+ * database file itself keeps none. Waits at most a second for readers of older snapshots (the
+ * event loop waits too); answers whether the log was truncated (false: it is cleared later, as
+ * the log is reused). Other engines and instances: false, nothing done (PostgreSQL keeps deleted
+ * rows until VACUUM, MySQL until its purge).
+ */
+export async function truncateSqliteLog(db: Kysely<any>): Promise<boolean> {
+  const connection = sqliteConnectionOf(db);
+  if (!connection || !sqliteFiles.has(connection)) return false;
+  return db.connection().execute(async () => {
+    restoreBusyTimeout(connection);
+    connection.exec('pragma busy_timeout = 1000');
+    try {
+      const row = connection.prepare('pragma wal_checkpoint(TRUNCATE)').get() as
+        | { busy?: number }
+        | undefined;
+      return row?.busy === 0;
+    } catch {
+      return false;
+    } finally {
+      connection.exec(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    }
+  });
 }
