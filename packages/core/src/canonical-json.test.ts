@@ -42,7 +42,19 @@ describe('canonicalJson (RFC 8785)', () => {
   });
 
   it('rejects values JSON cannot carry', () => {
-    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, [undefined], () => 1, 10n, new Map()]) {
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    // An invalid Date and a cycle threw a plain RangeError before.
+    for (const bad of [
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      [undefined],
+      () => 1,
+      10n,
+      new Map(),
+      new Date(Number.NaN),
+      cycle,
+    ]) {
       expect(() => canonicalJson({ bad })).toThrow();
       try {
         canonicalJson({ bad });

@@ -11,10 +11,14 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
  * arrays, functions, symbols, bigints and non-plain objects are rejected.
  */
 export function canonicalJson(value: unknown): string {
-  return serialise(value, '$');
+  return serialise(value, '$', 0);
 }
 
-function serialise(value: unknown, path: string): string {
+// Deeper than any document PrivacyKit hashes: a value nested past it is (almost surely) a cycle,
+// which otherwise ended in a RangeError (the stack), untyped.
+const MAX_DEPTH = 500;
+
+function serialise(value: unknown, path: string, depth: number): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
@@ -33,11 +37,22 @@ function serialise(value: unknown, path: string): string {
           .map((item, i) => {
             if (item === undefined)
               throw new PrivacyKitError('json/not-canonical', `${path}[${i}]: undefined`);
-            return serialise(item, `${path}[${i}]`);
+            return serialise(item, `${path}[${i}]`, depth + 1);
           })
           .join(',')}]`;
       }
-      if (value instanceof Date) return JSON.stringify(value.toISOString());
+      if (depth > MAX_DEPTH) {
+        throw new PrivacyKitError(
+          'json/not-canonical',
+          `${path}: nested deeper than ${MAX_DEPTH} levels (a cycle?)`,
+        );
+      }
+      if (value instanceof Date) {
+        if (Number.isNaN(value.getTime())) {
+          throw new PrivacyKitError('json/not-canonical', `${path}: an invalid Date has no JSON form`);
+        }
+        return JSON.stringify(value.toISOString());
+      }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
         throw new PrivacyKitError('json/not-canonical', `${path}: not a plain object`);
@@ -46,7 +61,7 @@ function serialise(value: unknown, path: string): string {
       const keys = Object.keys(record)
         .filter((key) => record[key] !== undefined)
         .sort();
-      return `{${keys.map((key) => `${JSON.stringify(key)}:${serialise(record[key], `${path}.${key}`)}`).join(',')}}`;
+      return `{${keys.map((key) => `${JSON.stringify(key)}:${serialise(record[key], `${path}.${key}`, depth + 1)}`).join(',')}}`;
     }
     default:
       throw new PrivacyKitError('json/not-canonical', `${path}: a ${typeof value} has no JSON form`);
