@@ -22,6 +22,15 @@ async function counters(db: Kysely<any>) {
   await db.insertInto('privacykit_test_counters').values({ id: 'a', n: 0 }).execute();
 }
 
+/** A promise and the function that resolves it, for one step of a test to wait on another. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
+}
+
 const giveUp = (error: unknown) =>
   new PrivacyKitError('test/write-conflict', 'lost every time', { cause: error });
 
@@ -279,20 +288,14 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
       await counters(db);
       const other = await openDatabase(database.url);
       try {
-        let release!: () => void;
-        const held = new Promise<void>((resolve) => {
-          release = resolve;
-        });
-        let started!: () => void;
-        const holding = new Promise<void>((resolve) => {
-          started = resolve;
-        });
+        const held = deferred();
+        const holding = deferred();
         const first = writeTransaction(db, async (trx) => {
           await trx.updateTable('privacykit_test_counters').set({ n: 1 }).where('id', '=', 'a').execute();
-          started();
-          await held;
+          holding.resolve();
+          await held.promise;
         });
-        await holding;
+        await holding.promise;
         let ticks = 0;
         const timer = setInterval(() => ticks++, 10);
         // Before: this instance was unknown, its BEGIN waited in SQLite's busy handler with the
@@ -301,7 +304,7 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
           q.updateTable('privacykit_test_counters').set({ n: 2 }).where('id', '=', 'a').execute(),
         );
         await new Promise((resolve) => setTimeout(resolve, 200));
-        release();
+        held.resolve();
         await Promise.all([first, second]);
         clearInterval(timer);
         expect(ticks).toBeGreaterThan(5);
@@ -321,17 +324,14 @@ describe.each(testEngines())('writeTransaction and retryWriteConflicts on $engin
       await counters(db);
       const other = await openDatabase(database.url);
       try {
-        let started!: () => void;
-        const holding = new Promise<void>((resolve) => {
-          started = resolve;
-        });
+        const holding = deferred();
         const holder = other.transaction().execute(async (trx) => {
           await trx.updateTable('privacykit_test_counters').set({ n: 1 }).where('id', '=', 'a').execute();
-          started();
+          holding.resolve();
           await new Promise((resolve) => setTimeout(resolve, 200));
           await trx.updateTable('privacykit_test_counters').set({ n: 2 }).where('id', '=', 'a').execute();
         });
-        await holding;
+        await holding.promise;
         const start = performance.now();
         await writeTransaction(db, async (trx) => {
           const row = await trx.selectFrom('privacykit_test_counters').select('n').executeTakeFirstOrThrow();
