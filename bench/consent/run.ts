@@ -30,8 +30,9 @@ const SUBJECTS = quick ? 100000 : 1_000_000;
 // Every contender of the single-decision race first runs for the same time, so each is measured
 // in its steady state (V8 has optimised its hot code) and none gains from the others' warm-up.
 const WARM_MS = quick ? 300 : 2000;
-// The single-decision race runs in this many interleaved rounds (see `race`).
-const ROUNDS = 7;
+// The single-decision race runs in this many interleaved rounds (see `race`): two full turns of
+// its four contenders' rotating order.
+const ROUNDS = 8;
 
 /** Calls `step(0)`, `step(1)`, … until `WARM_MS` have passed (at least 20 calls). */
 async function warmUp(step: (i: number) => unknown): Promise<void> {
@@ -348,17 +349,36 @@ async function c15tSingle(): Promise<Contender> {
 }
 
 /**
+ * The order of round `round` among `n` contenders: a row of a balanced Latin square (Williams):
+ * 0, 1, n-1, 2, n-2, … shifted by the round, so over n rounds (2n when n is odd, every other row
+ * reversed) each contender comes right after each other one exactly once.
+ */
+function roundOrder(n: number, round: number): number[] {
+  const first = Array.from({ length: n }, (_, i) => (i % 2 === 1 ? (i + 1) / 2 : (n - i / 2) % n));
+  const row = first.map((k) => (k + round) % n);
+  return n % 2 === 1 && Math.floor(round / n) % 2 === 1 ? row.reverse() : row;
+}
+
+/**
  * The race: each contender warms up for `WARM_MS` (so each is measured in its steady state, V8
  * having optimised its hot code), then `ROUNDS` rounds in which each runs its share in turn. A
  * contender's rate is its decisions over its time summed across the rounds: every periodic cost
  * (checkpoints, garbage collection) stays in, and a noisy neighbour on this shared machine
  * slows every side alike instead of whichever happened to be running.
+ *
+ * The rounds run the contenders in the orders of a balanced Latin square (see `roundOrder`), so
+ * within the rounds every contender follows every other equally often. Work a contender leaves
+ * running after its block (a checkpoint worker's pass, the kernel writing its pages back) lands
+ * in the next block: in one fixed order it always landed in the same contender's. PrivacyKit,
+ * always after the raw INSERT with background checkpoints, ran about 9,200/s there against
+ * 10,800/s right after c15t (three paired runs each, 2026-12-05).
  */
 async function race(contenders: { contender: Contender; total: number }[]): Promise<number[]> {
   for (const { contender } of contenders) await warmUp((i) => contender.warm(i));
   const elapsed = contenders.map(() => 0);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [k, { contender, total }] of contenders.entries()) {
+    for (const k of roundOrder(contenders.length, round)) {
+      const { contender, total } = contenders[k] as (typeof contenders)[number];
       const count = Math.ceil(total / ROUNDS);
       const start = performance.now();
       await contender.block(round * count, count);
