@@ -369,7 +369,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
     for (const child of entry.children) {
       holdTables.set(child.table, {
         key: [child.key],
-        tenantColumn: dataMap?.tables.get(child.table)?.tenantColumn,
+        tenantColumn: child.tenantColumn ?? dataMap?.tables.get(child.table)?.tenantColumn,
       });
     }
   }
@@ -676,9 +676,12 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
         ...factColumns.map((column) => sql`${sql.ref(column)} as ${sql.id(`f_${column}`)}`),
       ];
       // Exact: a key beyond 2^53 read rounded would name another row in the records.
+      // The candidates are the tenant's, and so must the rows deleted be: another tenant's row
+      // with the same key is not this sweep's to touch.
+      const ownRows = entry.tenantColumn ? sql` and ${sql.ref(entry.tenantColumn)} = ${tenant}` : sql``;
       const rows = await selectExact(
         trx,
-        sql`delete from ${sql.table(entry.table)} where ${sql.ref(entry.key)} in (${ordered}) returning ${sql.join(returning)}`.compile(
+        sql`delete from ${sql.table(entry.table)} where ${sql.ref(entry.key)} in (${ordered})${ownRows} returning ${sql.join(returning)}`.compile(
           trx,
         ),
       );
@@ -757,6 +760,10 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       case 'delete':
       case 'archive': {
         for (const child of entry.children) {
+          // Only the tenant's children: a parent key repeats across the tenants of a shared table.
+          const childScope = child.tenantColumn
+            ? sql<SqlBool>`${sql.ref(`${child.table}.${child.tenantColumn}`)} = ${tenant}`
+            : sql<SqlBool>`1 = 1`;
           const childRows = (await trx
             .selectFrom(child.table)
             .select([
@@ -764,6 +771,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
               sql.ref(`${child.table}.${child.column}`).as('p'),
             ])
             .where(inKeys(child.table, child.column, keys))
+            .where(childScope)
             .orderBy(sql.ref(`${child.table}.${child.key}`))
             .execute()) as { k: unknown; p: unknown }[];
           if (childRows.length === 0) continue;
@@ -774,6 +782,7 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
           await trx
             .deleteFrom(child.table)
             .where(inKeys(child.table, child.column, keys))
+            .where(childScope)
             .execute();
         }
         if (phase.action === 'archive' && entry.archiveTable) {
@@ -1044,11 +1053,13 @@ export function createRetentionEngine(options: RetentionEngineOptions): Retentio
       .where('row_key', 'in', texts)
       .execute();
     if (entry.restrictColumn) {
-      await trx
+      let lift = trx
         .updateTable(entry.table)
         .set({ [entry.restrictColumn]: 0 })
-        .where(sql<SqlBool>`${keyRef} in (${sql.join(keys)})`)
-        .execute();
+        .where(sql<SqlBool>`${keyRef} in (${sql.join(keys)})`);
+      // Another tenant's row with the same key keeps its restriction.
+      if (entry.tenantColumn) lift = lift.where(sql.ref(`${entry.table}.${entry.tenantColumn}`), '=', tenant);
+      await lift.execute();
     }
     const disposition = dispositionsOf(entry, phaseIndex, runId, now);
     const rowDue = dueOf(entry, phaseIndex);

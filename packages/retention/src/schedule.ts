@@ -40,6 +40,11 @@ export const childTableSchema = z
     column: sqlName,
     /** The child's own key, for its disposition records. */
     key: sqlName,
+    /**
+     * The child's tenant column, when the parent table holds several tenants' rows (their keys
+     * may repeat across tenants): the data map's for the child, else the parent's column name.
+     */
+    tenantColumn: sqlName.optional(),
   })
   .strict();
 export type ChildTable = z.infer<typeof childTableSchema>;
@@ -203,17 +208,24 @@ export function defineSchedule(
     } catch (error) {
       issues.push({ path: `${at}.rule.zone`, message: (error as Error).message });
     }
+    const tenantColumn = raw.tenantColumn ?? options.dataMap?.tables.get(raw.table)?.tenantColumn;
     return {
       rule,
       zone,
       table: raw.table,
       key: raw.key,
       facts,
-      tenantColumn: raw.tenantColumn ?? options.dataMap?.tables.get(raw.table)?.tenantColumn,
+      tenantColumn,
       anonymise: raw.anonymise ?? {},
       restrictColumn: raw.restrictColumn,
       archiveTable: raw.archiveTable,
-      children: raw.children,
+      // A child of a table shared by tenants is scoped to the sweeping tenant too: a parent key
+      // repeats across tenants, and another tenant's child rows must never follow this one's parent.
+      children: raw.children.map((child) => {
+        const childTenant =
+          child.tenantColumn ?? options.dataMap?.tables.get(child.table)?.tenantColumn ?? tenantColumn;
+        return childTenant ? { ...child, tenantColumn: childTenant } : child;
+      }),
     };
   });
   if (issues.length > 0) {
