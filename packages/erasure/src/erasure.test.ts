@@ -702,6 +702,10 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       () => planErasure({ db: t.db, ...base, identities: { toString: ['ada@example.com'] } }),
       // A misspelt fact column: the database's own untyped error before.
       () => planErasure({ db: t.db, ...base, facts: { invoices: { invoiceDate: 'issued_at' } } }),
+      // A misspelt fact name: accepted before, and every invoice was kept with no end date.
+      () => planErasure({ db: t.db, ...base, facts: { invoices: { invoiceDat: 'issued_on' } } }),
+      // Facts for a table no rule keeps: they date nothing.
+      () => planErasure({ db: t.db, ...base, facts: { orders: { invoiceDate: 'created_at' } } }),
     ];
     const codes = [];
     for (const attempt of attempts) {
@@ -713,6 +717,8 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
       'erasure/no-identities',
       'erasure/unknown-table',
       'erasure/invalid-strategy',
+      'erasure/invalid-input',
+      'erasure/invalid-input',
       'erasure/invalid-input',
       'erasure/invalid-input',
       'erasure/invalid-input',

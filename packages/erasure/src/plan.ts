@@ -390,6 +390,22 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
       throw erasureError('erasure/unknown-table', `"${name}" is not a table of the data map`);
     }
   }
+  // A binding for a fact no keeping rule of the table counts from (a typo) would leave the rule's
+  // own fact unbound: its rows kept with no end date.
+  for (const [name, bound] of Object.entries(facts)) {
+    const rules = keepRulesFor(policy, tableCategories(dataMap.tables.get(name)!));
+    const known = new Set(rules.flatMap((rule) => Object.keys(rule.facts)));
+    for (const fact of Object.keys(bound)) {
+      if (!known.has(fact)) {
+        throw erasureError(
+          'erasure/invalid-input',
+          rules.length === 0
+            ? `facts of "${name}": no retention rule keeps its rows despite erasure, so "${fact}" dates nothing`
+            : `facts of "${name}": "${fact}" is not a fact of the rules keeping its rows (${[...known].map((f) => `"${f}"`).join(', ') || 'none'})`,
+        );
+      }
+    }
+  }
 
   // With `replace`, the plan this call replaces: refused at once when it has run, and compared
   // under the lock below with the request's plan then (another caller may have replaced it).
