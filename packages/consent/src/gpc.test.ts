@@ -33,6 +33,22 @@ describe('parseGpcHeader (hostile case 24)', () => {
     expect(parseGpcHeader([2, '1'] as unknown as string[])).toBe(true);
     expect(gpcFromHeaders({ 'sec-gpc': 1 as unknown as string })).toBe(false);
   });
+  it('takes no headers at all (undefined, null) as no signal instead of throwing', () => {
+    for (const headers of [undefined, null, 'Sec-GPC: 1', 1]) {
+      expect(gpcFromHeaders(headers as unknown as Record<string, string>)).toBe(false);
+    }
+  });
+  it('reads a fetch Headers object, repeated headers joined included', () => {
+    expect(gpcFromHeaders(new Headers({ 'Sec-GPC': '1' }))).toBe(true);
+    const repeated = new Headers();
+    repeated.append('sec-gpc', '0');
+    repeated.append('Sec-GPC', '1');
+    expect(gpcFromHeaders(repeated)).toBe(true);
+    expect(gpcFromHeaders(new Headers({ 'Sec-GPC': '0' }))).toBe(false);
+    expect(gpcFromHeaders(new Headers())).toBe(false);
+    // A plain record with a header named "get" is still a record.
+    expect(gpcFromHeaders({ get: 'x', 'sec-gpc': '1' })).toBe(true);
+  });
   it('reads the header name case-insensitively', () => {
     expect(gpcFromHeaders({ 'Sec-GPC': '1' })).toBe(true);
     expect(gpcFromHeaders({ 'SEC-GPC': ['0', '1'] })).toBe(true);

@@ -17,10 +17,24 @@ export function parseGpcHeader(value: string | readonly string[] | undefined | n
   );
 }
 
-/** Reads `Sec-GPC` from a header record whatever the case of its name. */
+/** Headers as fetch, undici and the Web platform give them. */
+interface HeaderList {
+  get(name: string): string | null;
+}
+
+/**
+ * Reads `Sec-GPC` from a header record whatever the case of its name (Node's `req.headers`,
+ * Express, a plain object), or from a fetch `Headers` object (which joins repeated headers
+ * as `"0, 1"`). No headers at all (`undefined`, `null`) is no signal.
+ */
 export function gpcFromHeaders(
-  headers: Readonly<Record<string, string | readonly string[] | undefined>>,
+  headers: Readonly<Record<string, string | readonly string[] | undefined>> | HeaderList | null | undefined,
 ): boolean {
+  if (headers === null || headers === undefined || typeof headers !== 'object') return false;
+  if (typeof (headers as HeaderList).get === 'function' && !Object.hasOwn(headers, 'get')) {
+    const value = (headers as HeaderList).get('sec-gpc');
+    return typeof value === 'string' && parseGpcHeader(value);
+  }
   const values: string[] = [];
   for (const [name, value] of Object.entries(headers)) {
     if (name.toLowerCase() !== 'sec-gpc' || value === undefined) continue;

@@ -3186,8 +3186,10 @@ export function createConsentLedger(options: ConsentLedgerOptions): ConsentLedge
         // possible (Art 7(3)), against the last notice published for it.
         done = await writeDecision(await withNoticeRetry(() => validate(decision, false, true)));
       }
-      const versions = [done.notice.version];
-      if (withdrawn?.state === 'granted') versions.push(withdrawn.notice_version);
+      // Recipients are told of a withdrawal of consent they may have acted on (Art 19): none
+      // when no grant was in force (never given, refused, already withdrawn).
+      if (withdrawn?.state !== 'granted') return { ...done, notify: [] };
+      const versions = [done.notice.version, withdrawn.notice_version];
       return { ...done, notify: await recipientsToNotify(purposeId, versions) };
     },
 

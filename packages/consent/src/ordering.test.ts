@@ -141,10 +141,13 @@ describe.each(testEngines())('decision order and notice deployment on $engine', 
     expect((await next.withdraw('lea', 'newsletter')).notify?.map((recipient) => recipient.id)).toEqual([
       'tracking',
     ]);
-    // Withdrawing what is already withdrawn adds nobody from the old text.
-    expect((await next.withdraw('kim', 'newsletter')).notify?.map((recipient) => recipient.id)).toEqual([
-      'tracking',
-    ]);
+    // Withdrawing what is already withdrawn tells nobody: the first withdrawal did.
+    expect((await next.withdraw('kim', 'newsletter')).notify).toEqual([]);
+    // Nor does withdrawing what was never granted, or only refused (helper-89: processors were
+    // asked to act on consent that never existed).
+    expect(await next.withdraw('nobody', 'newsletter')).toMatchObject({ state: 'withdrawn', notify: [] });
+    await next.record({ ...grant('ron'), state: 'refused' });
+    expect((await next.withdraw('ron', 'newsletter')).notify).toEqual([]);
   });
 
   it('current().valid is what mayProcess answers: a grant on a changed notice is not valid (C07)', async () => {
