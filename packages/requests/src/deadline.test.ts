@@ -71,6 +71,29 @@ describe('deadlineFor (Art 12(3))', () => {
     }
   });
 
+  it('refuses a missing zone instead of reading the date in the server own zone (helper-88)', () => {
+    // Before, these took the process's TZ: under America/New_York 2024-02-01T02:00Z was 31 Jan.
+    for (const zone of [undefined, null, '', 5]) {
+      expect(() => deadlineFor('2024-02-01T02:00:00Z', { zone } as never)).toThrow(
+        expect.objectContaining({ code: 'requests/invalid-zone' }),
+      );
+      expect(() => civilDateIn('2024-02-01T02:00:00Z', zone as never)).toThrow(
+        expect.objectContaining({ code: 'requests/invalid-zone' }),
+      );
+    }
+  });
+
+  it('refuses months or days that are not whole numbers, and a date that is no date', () => {
+    for (const months of [Number.NaN, 1.5, Number.POSITIVE_INFINITY]) {
+      expect(() => addCalendarMonths('2024-01-31', months)).toThrow(
+        expect.objectContaining({ code: 'requests/invalid-input' }),
+      );
+    }
+    expect(() => nextWorkingDay('garbage', {})).toThrow(
+      expect.objectContaining({ code: 'requests/invalid-input' }),
+    );
+  });
+
   it('property: the deadline is in the next month, on min(day, days in that month)', () => {
     fc.assert(
       fc.property(

@@ -27,6 +27,9 @@ function toCalendarDate(date: CivilDate): CivilDay {
 
 /** True when `zone` is an IANA time zone this runtime knows. */
 export function isValidZone(zone: string): boolean {
+  // Not a name at all (undefined, null, a number): TZDate would take the process's own zone,
+  // and a deadline would move with the server's TZ.
+  if (typeof zone !== 'string' || zone.length === 0) return false;
   return !Number.isNaN(new TZDate(0, zone).getFullYear());
 }
 
@@ -41,7 +44,7 @@ function toDate(instant: Date | string): Date {
 /** The civil date an instant falls on in `zone` (23:59 in Paris on 31 Jan is 31 Jan, not 1 Feb UTC's). */
 export function civilDateIn(instant: Date | string, zone: string): CivilDate {
   const date = toDate(instant);
-  if (!isValidZone(zone)) throw requestsError('requests/invalid-zone', `unknown time zone "${zone}"`);
+  if (!isValidZone(zone)) throw requestsError('requests/invalid-zone', `unknown time zone "${String(zone)}"`);
   return fromParts(new TZDate(date.getTime(), zone));
 }
 
@@ -51,12 +54,20 @@ export function civilDateIn(instant: Date | string, zone: string): CivilDate {
  * is 30 Apr, not 28 Apr.
  */
 export function addCalendarMonths(date: CivilDate, months: number): CivilDate {
-  return fromParts(addMonths(toCalendarDate(date), months));
+  return fromParts(addMonths(toCalendarDate(date), wholeNumber('months', months)));
 }
 
 /** `date` plus (or minus) whole days. */
 export function addCalendarDays(date: CivilDate, days: number): CivilDate {
-  return fromParts(addDays(toCalendarDate(date), days));
+  return fromParts(addDays(toCalendarDate(date), wholeNumber('days', days)));
+}
+
+/** A whole number of months or days: NaN or 1.5 made a date such as "0NaN-NaN-NaN". */
+function wholeNumber(name: string, value: number): number {
+  if (!Number.isSafeInteger(value)) {
+    throw requestsError('requests/invalid-input', `${name} must be a whole number, got ${String(value)}`);
+  }
+  return value;
 }
 
 /** Whole days from `from` to `to` (negative when `to` is earlier). */
@@ -85,6 +96,8 @@ export function nextWorkingDay(
 ): CivilDate {
   const holidays = new Set(options.holidays ?? []);
   const skipWeekends = options.skipWeekends ?? options.holidays !== undefined;
+  // A date that is no date ("garbage") came back unchanged, as if it were a working day.
+  toCalendarDate(date);
   let current = date;
   // Bounded: a run of non-working days longer than a month is a configuration mistake.
   for (let i = 0; i < 31; i++) {

@@ -1632,6 +1632,36 @@ describe.each(testEngines())('requests on $engine', (engine) => {
         effectiveDeadline: '2024-03-14',
       });
     });
+
+    it('a duplicate received earlier (a letter entered after the online request) moves the receipt and the deadlines earlier', async () => {
+      const ctx = setup({ start: '2024-01-31T10:00:00Z' });
+      const web = await ctx.service.submit(access('twice@example.com'));
+      expect(await ctx.service.get(web.requestId)).toMatchObject({
+        receivedDate: '2024-01-31',
+        deadline: '2024-02-29',
+      });
+      // The subject's letter reached the controller on 20 January.
+      const posted = await ctx.service.submit(
+        access('twice@example.com', { channel: 'post', receivedAt: '2024-01-20T09:00:00Z' }),
+      );
+      expect(posted.duplicateOf).toBe(web.requestId);
+      expect(await ctx.service.get(web.requestId)).toMatchObject({
+        receivedDate: '2024-01-20',
+        deadline: '2024-02-20',
+        effectiveDeadline: '2024-02-20',
+      });
+      const entry = (await ctx.service.audit(web.requestId)).find((e) => e.action === 'duplicate-submission');
+      expect(entry?.data).toMatchObject({
+        receivedAt: '2024-01-20T09:00:00.000Z',
+        earlierReceipt: { from: '2024-01-31T10:00:00.000Z', to: '2024-01-20T09:00:00.000Z' },
+      });
+      // A later duplicate leaves the first receipt alone.
+      await ctx.service.submit(access('twice@example.com', { receivedAt: '2024-01-25T09:00:00Z' }));
+      expect(await ctx.service.get(web.requestId)).toMatchObject({
+        receivedDate: '2024-01-20',
+        deadline: '2024-02-20',
+      });
+    });
   });
 
   describe('state machine, denial and audit (Art 12(4), R14)', () => {

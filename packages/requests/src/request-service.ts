@@ -1451,7 +1451,15 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
       const duplicate = await trx
         .selectFrom('privacykit_requests_requests as r')
         .innerJoin('privacykit_requests_identities as i', 'i.request_id', 'r.id')
-        .select(['r.id', 'r.excessive', 'r.status', 'r.details'])
+        .select([
+          'r.id',
+          'r.excessive',
+          'r.status',
+          'r.details',
+          'r.received_at',
+          'r.extension_months',
+          'r.paused_days',
+        ])
         .where('r.tenant', '=', tenant)
         .where('i.tenant', '=', tenant)
         .where('i.lookup_hash', 'in', hashes)
@@ -1524,12 +1532,37 @@ export function createRequestService(options: RequestServiceOptions): RequestSer
             .executeTakeFirst();
           if (!live) issued = await supersedeExpiredChallenges(trx, requestId, at);
         }
+        // The same request received earlier (a letter entered after the subject also wrote
+        // online): the month runs from the first receipt (Art 12(3)), so the request takes it.
+        const earlier = received < String(duplicate.received_at);
+        if (earlier) {
+          const { deadline, extendedDeadline, effectiveDeadline } = deadlines(
+            receivedDate,
+            Number(duplicate.extension_months),
+            Number(duplicate.paused_days),
+          );
+          await trx
+            .updateTable('privacykit_requests_requests')
+            .set({
+              received_at: received,
+              received_date: receivedDate,
+              deadline,
+              extended_deadline: extendedDeadline,
+              effective_deadline: effectiveDeadline,
+            })
+            .where('tenant', '=', tenant)
+            .where('id', '=', requestId)
+            .execute();
+        }
         await audit(trx, {
           requestId,
           by: 'subject',
           action: 'duplicate-submission',
           data: {
             channel: input.channel,
+            // A receipt the host dated (a letter, a call) is on the record, earlier or not.
+            ...(input.receivedAt !== undefined ? { receivedAt: received } : {}),
+            ...(earlier ? { earlierReceipt: { from: String(duplicate.received_at), to: received } } : {}),
             ...(differs
               ? {
                   details: input.details,
