@@ -113,6 +113,35 @@ describe.each(testEngines())('export store on $engine', (engine) => {
     for (const source of [null, undefined, 42, 'text']) {
       expect(await codeOf(store.save(source as never)), String(source)).toBe('subject-access/invalid-input');
     }
+    // Pieces that are not bytes: typed, and nothing of the package is kept (a TypeError before).
+    const before = await test.db.selectFrom('privacykit_subject_access_packages').select('id').execute();
+    for (const source of [
+      [1, 2, 3],
+      [Buffer.from('a'), null],
+    ]) {
+      expect(await codeOf(store.save(source as never)), JSON.stringify(source)).toBe(
+        'subject-access/invalid-input',
+      );
+    }
+    expect(await test.db.selectFrom('privacykit_subject_access_packages').select('id').execute()).toEqual(
+      before,
+    );
+    // A ttl that is not a number: typed (a RangeError from an invalid date before).
+    expect(await codeOf(store.issueToken(stored.exportId, { binding: 'b', ttl: '60000' as never }))).toBe(
+      'subject-access/invalid-input',
+    );
+  });
+
+  it('stores a package given as the bytes themselves (a Buffer or Uint8Array)', async () => {
+    const store = createExportStore({ db: test.db, clock, chunkSize: 1024 });
+    const bytes = Buffer.from('a collected export '.repeat(200));
+    for (const source of [bytes, new Uint8Array(bytes)]) {
+      const saved = await store.save(source);
+      expect(saved.bytes).toBe(bytes.length);
+      const { token } = await store.issueToken(saved.exportId, { binding: 's' });
+      const redeemed = await store.redeem(token, { binding: 's' });
+      expect(Buffer.compare(await collect(redeemed.stream), bytes)).toBe(0);
+    }
   });
 
   it('encrypts packages at rest in chunks, and detects tampering', async () => {

@@ -100,7 +100,10 @@ export interface ExportStore {
    * database, the source — nothing of it is kept, and a source stream is destroyed, so an
    * export feeding it stops and gives back its temporary files and connection.
    */
-  save(source: Readable | AsyncIterable<Uint8Array>, options?: SaveExportOptions): Promise<StoredExport>;
+  save(
+    source: Readable | AsyncIterable<Uint8Array> | Uint8Array,
+    options?: SaveExportOptions,
+  ): Promise<StoredExport>;
   /**
    * A single-use download token bound to the requester (`binding`: the verified session id or
    * requester id the portal will present when redeeming). ≥ 256 bits; stored only as a hash.
@@ -267,7 +270,7 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
   }
 
   async function saveAll(
-    source: Readable | AsyncIterable<Uint8Array>,
+    source: Readable | AsyncIterable<Uint8Array> | Uint8Array,
     saveOptions: SaveExportOptions,
   ): Promise<StoredExport> {
     // Checked before the first write: a value the columns cannot hold fails here, typed, the same
@@ -276,6 +279,9 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
     const contentType =
       boundedText(saveOptions.contentType, 'contentType', MAX_CONTENT_TYPE) ?? 'application/zip';
     const requestId = boundedText(saveOptions.requestId, 'requestId', MAX_REQUEST_ID) ?? null;
+    // The bytes themselves (a Buffer of a collected export): iterated, they gave numbers.
+    if (source instanceof Uint8Array)
+      return saveAll([source] as unknown as AsyncIterable<Uint8Array>, saveOptions);
     const iterable = source as { [Symbol.asyncIterator]?: unknown; [Symbol.iterator]?: unknown } | null;
     if (
       typeof iterable?.[Symbol.asyncIterator] !== 'function' &&
@@ -327,6 +333,12 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
     };
     try {
       for await (const piece of source as AsyncIterable<Uint8Array | string>) {
+        if (typeof piece !== 'string' && !(piece instanceof Uint8Array)) {
+          throw invalid(
+            `save takes pieces of bytes (Uint8Array, Buffer) or text, got ${piece === null ? 'null' : typeof piece}`,
+            'source',
+          );
+        }
         const data =
           typeof piece === 'string'
             ? Buffer.from(piece, 'utf8')
@@ -378,7 +390,8 @@ export function createExportStore(options: ExportStoreOptions): ExportStore {
         throw storeError('subject-access/invalid-input', 'a token must be bound to the requester (binding)');
       }
       const lifetime = tokenOptions.ttl ?? ttl;
-      if (!(lifetime > 0) || lifetime > retention) {
+      // A number: "60000" passed the comparison and then made an invalid date (a RangeError).
+      if (typeof lifetime !== 'number' || !(lifetime > 0) || lifetime > retention) {
         throw storeError(
           'subject-access/invalid-input',
           'token ttl must be positive and within the retention',
