@@ -44,8 +44,18 @@ describe('canonicalJson (RFC 8785)', () => {
   it('rejects values JSON cannot carry', () => {
     const cycle: Record<string, unknown> = {};
     cycle.self = cycle;
-    // An invalid Date and a cycle threw a plain RangeError before.
+    const arrayCycle: unknown[] = [];
+    arrayCycle.push(arrayCycle);
+    let deep: unknown = [];
+    for (let i = 0; i < 20_000; i++) deep = [deep];
+    // An invalid Date and a cycle threw a plain RangeError before; so did an array cycle and
+    // deeply nested arrays. A sparse array's hole came out as "[,1]", which is not JSON.
     for (const bad of [
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the case
+      [, 1],
+      new Array(2),
+      arrayCycle,
+      deep,
       Number.NaN,
       Number.POSITIVE_INFINITY,
       [undefined],

@@ -32,20 +32,27 @@ function serialise(value: unknown, path: string, depth: number): string {
       // ECMAScript Number::toString is exactly the serialisation RFC 8785 specifies.
       return Object.is(value, -0) ? '0' : String(value);
     case 'object': {
-      if (Array.isArray(value)) {
-        return `[${value
-          .map((item, i) => {
-            if (item === undefined)
-              throw new PrivacyKitError('json/not-canonical', `${path}[${i}]: undefined`);
-            return serialise(item, `${path}[${i}]`, depth + 1);
-          })
-          .join(',')}]`;
-      }
+      // Arrays too: an array cycle, or arrays nested 20,000 deep, ended in a RangeError.
       if (depth > MAX_DEPTH) {
         throw new PrivacyKitError(
           'json/not-canonical',
           `${path}: nested deeper than ${MAX_DEPTH} levels (a cycle?)`,
         );
+      }
+      if (Array.isArray(value)) {
+        // Every index, holes included: `map` skips a hole, and `[,1]` came out as "[,1]" (not JSON).
+        const items: string[] = new Array(value.length);
+        for (let i = 0; i < value.length; i++) {
+          const item = value[i];
+          if (item === undefined) {
+            throw new PrivacyKitError(
+              'json/not-canonical',
+              `${path}[${i}]: ${i in value ? 'undefined' : 'a hole in a sparse array'}`,
+            );
+          }
+          items[i] = serialise(item, `${path}[${i}]`, depth + 1);
+        }
+        return `[${items.join(',')}]`;
       }
       if (value instanceof Date) {
         if (Number.isNaN(value.getTime())) {

@@ -144,6 +144,61 @@ describe('openDatabase', () => {
       (error: unknown) => isPrivacyKitError(error, 'database/invalid-url') && !String(error).includes('pw'),
     );
   });
+
+  it('refuses options that are no URL, and a SQLite file it cannot open, with typed errors (TypeErrors before)', async () => {
+    const codeOf = (promise: Promise<unknown>) =>
+      promise.then(
+        () => 'opened',
+        (error: unknown) => (isPrivacyKitError(error) ? error.code : String(error)),
+      );
+    expect(await codeOf(openDatabase(undefined as never))).toBe('database/invalid-options');
+    expect(await codeOf(openDatabase(42 as never))).toBe('database/invalid-options');
+    expect(await codeOf(openDatabase({ url: 42 } as never))).toBe('database/invalid-url');
+    expect(await codeOf(openDatabase(''))).toBe('database/invalid-url');
+    expect(await codeOf(openDatabase('sqlite:/no-such-directory-pk/x.db'))).toBe('database/invalid-url');
+  });
+});
+
+describe('writeTransaction and migrate refuse what they cannot run, before writing anything', () => {
+  it('refuses a missing database or work function with a typed error', async () => {
+    const db = await openDatabase('sqlite::memory:');
+    try {
+      for (const [on, work] of [
+        [db, 5],
+        [null, async () => 1],
+      ] as const) {
+        await expect(writeTransaction(on as never, work as never)).rejects.toSatisfy((error: unknown) =>
+          isPrivacyKitError(error, 'database/invalid-options'),
+        );
+      }
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('refuses package migrations that are not, creating no table', async () => {
+    const db = await openDatabase('sqlite::memory:');
+    try {
+      for (const packages of [
+        undefined,
+        'str',
+        [null],
+        [{}],
+        [{ name: 'a"b', migrations: {} }],
+        [{ name: 'x', migrations: { '0001': {} } }],
+      ]) {
+        await expect(migrate(db, packages as never), JSON.stringify(packages)).rejects.toSatisfy(
+          (error: unknown) => isPrivacyKitError(error, 'database/invalid-options'),
+        );
+      }
+      const tables = await sql<{ name: string }>`select name from sqlite_master where type = 'table'`.execute(
+        db,
+      );
+      expect(tables.rows).toEqual([]);
+    } finally {
+      await db.destroy();
+    }
+  });
 });
 
 describe('openDatabase on a SQLite file', () => {

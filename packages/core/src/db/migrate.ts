@@ -22,6 +22,33 @@ export interface MigrateResult {
 }
 
 /**
+ * Checked before anything is written: a string, `[{}]` or a name with a quote in it created
+ * tables such as `privacykit_undefined_migrations`; `undefined` or `[null]` threw a TypeError.
+ */
+function assertPackages(packages: unknown): asserts packages is readonly PackageMigrations[] {
+  const invalid = (message: string) => new PrivacyKitError('database/invalid-options', `migrate: ${message}`);
+  if (!Array.isArray(packages))
+    throw invalid('give an array of package migrations, e.g. [consentMigrations]');
+  packages.forEach((pkg: unknown, i) => {
+    const { name, migrations } = (pkg ?? {}) as { name?: unknown; migrations?: unknown };
+    // It names tables (`privacykit_<name>_migrations`): lower-case letters, digits, - and _.
+    if (typeof name !== 'string' || !/^[a-z][a-z0-9_-]{0,47}$/.test(name)) {
+      throw invalid(
+        `packages[${i}].name must be a short lower-case package name, got ${JSON.stringify(name)}`,
+      );
+    }
+    if (typeof migrations !== 'object' || migrations === null || Array.isArray(migrations)) {
+      throw invalid(`packages[${i}] ("${name}") has no migrations record`);
+    }
+    for (const [id, migration] of Object.entries(migrations)) {
+      if (typeof (migration as { up?: unknown } | null)?.up !== 'function') {
+        throw invalid(`packages[${i}] ("${name}") migration "${id}" has no up() function`);
+      }
+    }
+  });
+}
+
+/**
  * Brings the tables of the given packages up to date, idempotently: already-applied migrations
  * are skipped, concurrent callers wait on kysely's migration lock (on SQLite, on the write lock
  * of one transaction a package, which also leaves nothing of a migration that fails).
@@ -32,6 +59,7 @@ export async function migrate(
   db: Kysely<any>,
   packages: readonly PackageMigrations[],
 ): Promise<MigrateResult[]> {
+  assertPackages(packages);
   const results: MigrateResult[] = [];
   for (const pkg of packages) {
     const run = (on: Kysely<any>) =>

@@ -41,6 +41,12 @@ export interface OpenDatabaseOptions {
 
 /** A connection string's engine, without opening anything. */
 export function engineOfUrl(url: string): Engine {
+  if (typeof url !== 'string' || url.length === 0) {
+    throw new PrivacyKitError(
+      'database/invalid-url',
+      `a database URL is a non-empty string (sqlite:<file>, postgres://… or mysql://…), got ${url === '' ? 'an empty string' : typeof url}`,
+    );
+  }
   if (/^postgres(ql)?:\/\//i.test(url)) return 'postgres';
   if (/^(mysql|mariadb):\/\//i.test(url)) return 'mysql';
   if (url === ':memory:' || /^(sqlite|file):/i.test(url) || /\.(db|sqlite3?)$/i.test(url)) return 'sqlite';
@@ -248,6 +254,12 @@ function sqlitePath(url: string): string {
  * against Node.js ≥ 24.19) is a `database/driver-incompatible` error.
  */
 export async function openDatabase(options: OpenDatabaseOptions | string): Promise<Kysely<any>> {
+  if (typeof options !== 'string' && (typeof options !== 'object' || options === null)) {
+    throw new PrivacyKitError(
+      'database/invalid-options',
+      `openDatabase takes a URL or { url, … }, got ${options === null ? 'null' : typeof options}`,
+    );
+  }
   const {
     url,
     poolSize = 10,
@@ -283,7 +295,17 @@ export async function openDatabase(options: OpenDatabaseOptions | string): Promi
     case 'sqlite': {
       const module = await load<{ default: typeof import('better-sqlite3') }>('better-sqlite3', 'SQLite');
       assertSqliteDriverSafe(import.meta.url);
-      const database = new module.default(sqlitePath(url));
+      let database: InstanceType<typeof module.default>;
+      try {
+        database = new module.default(sqlitePath(url));
+      } catch (cause) {
+        // A directory that does not exist, a path that is a directory, no permission.
+        throw new PrivacyKitError(
+          'database/invalid-url',
+          `cannot open the SQLite file of "${redact(url)}": ${(cause as Error).message}`,
+          { cause },
+        );
+      }
       // Before anything is written: a new file takes this size; an existing one keeps its own.
       database.pragma(`page_size = ${sqlitePageSize}`);
       database.pragma('journal_mode = WAL');

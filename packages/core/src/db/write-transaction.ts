@@ -39,6 +39,12 @@ export async function writeTransaction<DB, R>(
   db: Kysely<DB>,
   work: (trx: Kysely<DB>) => Promise<R>,
 ): Promise<R> {
+  if (typeof db !== 'object' || db === null || typeof work !== 'function') {
+    throw new PrivacyKitError(
+      'database/invalid-options',
+      'writeTransaction takes a kysely instance and a function of the transaction: writeTransaction(db, async (trx) => …)',
+    );
+  }
   if (isInTransaction(db)) throw nestedTransaction();
   if (engineOf(db) !== 'sqlite') return db.transaction().execute(work);
   const raw = sqliteConnectionOf(db);
