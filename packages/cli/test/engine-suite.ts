@@ -594,6 +594,44 @@ export function engineSuite(engine: TestEngine): void {
       }
     });
 
+    it("erase never hands one subject's plan to another's request, and --consent-subject crypto-shreds the ledger", async () => {
+      // REQ-ADA was planned (and run) for Ada above: Bob's identities under it are refused, not
+      // given Ada's plan (helper-92: executing it erased Ada for Bob's request).
+      const bobLogins = async () =>
+        (await database.db.selectFrom('logins').select('id').where('customer_id', '=', 2).execute()).length;
+      const before = await bobLogins();
+      const wrong = await run(['erase', '--subject', 'bob@example.com', '--request', 'REQ-ADA', '--execute']);
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toContain('erasure/invalid-input');
+      expect(await bobLogins()).toBe(before);
+
+      // The consent-ledger id given: its keys are shredded once the rows are gone (only stored before).
+      const shredded = await run([
+        'erase',
+        '--subject',
+        'ada@example.com',
+        '--request',
+        'REQ-ADA-LEDGER',
+        '--consent-subject',
+        'email:ada@example.com',
+        '--execute',
+        '--json',
+      ]);
+      expect(shredded.code, shredded.stderr).toBe(0);
+      expect(
+        json<{ report: { shredding: { subjectId: string; status: string } } }>(shredded).report.shredding,
+      ).toMatchObject({
+        subjectId: 'email:ada@example.com',
+        status: 'shredded',
+      });
+      const entries = await database.db
+        .selectFrom('privacykit_consent_ledger')
+        .select('kind')
+        .where('kind', '=', 'subject-shredded')
+        .execute();
+      expect(entries).toHaveLength(1);
+    });
+
     it('requests redact strips the requests due by right and period, --dry-run counts them, and a rerun finds none', async () => {
       const secret = fixture.requests as { secret: string };
       // Closed 400 days ago: an access request (due after 1y) and an erasure request (kept).

@@ -12,6 +12,7 @@ import { deliverPending, httpNotificationSender, listNotifications, recipientsFo
 import { getErasureRecord, planErasure } from './plan.js';
 import {
   ada,
+  bob,
   dataMap,
   dataMapWithAudit,
   dumpBob,
@@ -677,6 +678,21 @@ describe.each(testEngines())('erasure on $engine', (engine) => {
     const first = await planErasure({ db: t.db, ...base, requestId: 'req-1', subjectId: 'subj-ada' });
     const second = await planErasure({ db: t.db, ...base, requestId: 'req-1', subjectId: 'subj-ada' });
     expect(second.id).toBe(first.id);
+    // Her address as typed another time is still her.
+    const cased = await planErasure({
+      db: t.db,
+      ...base,
+      identities: { email: [' ADA@example.com'] },
+      requestId: 'req-1',
+    });
+    expect(cased.id).toBe(first.id);
+    // Another person's identities under the same request: refused, not handed Ada's plan
+    // (helper-92: the CLI then executed it and erased Ada for Bob's request).
+    const other = await planErasure({ db: t.db, ...base, identities: bob, requestId: 'req-1' }).catch(
+      (e: unknown) => e,
+    );
+    expect(isPrivacyKitError(other, 'erasure/invalid-input')).toBe(true);
+    expect((other as { details: { planId?: string } }).details.planId).toBe(first.id);
     const shredded: string[] = [];
     const keyShredder = { shredSubject: async (id: string) => void shredded.push(id) };
     const report = await executeErasure(first, { db: t.db, clock, keyShredder });

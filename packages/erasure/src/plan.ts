@@ -2,6 +2,7 @@ import {
   DEFAULT_TENANT,
   categoryCovers,
   newId,
+  normaliseIdentity,
   randomToken,
   systemClock,
   tableCategories,
@@ -412,7 +413,7 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
   let replacing: CurrentPlan | undefined;
   if (options.requestId) {
     const existing = await currentPlanOf(db, tenant, options.requestId);
-    if (existing && !parsed.data.replace) return existing.plan;
+    if (existing && !parsed.data.replace) return samePerson(existing.plan, dataMap, identities);
     if (existing) {
       assertNeverRun(existing, clock);
       replacing = existing;
@@ -722,7 +723,9 @@ export async function planErasure(options: PlanErasureOptions): Promise<ErasureP
       if (existing) {
         // Not the plan this call set out to replace (or none): another caller stored or replaced
         // the request's plan meanwhile, as fresh as this one. Theirs stands, like a double click.
-        if (!parsed.data.replace || existing.id !== replacing?.id) return existing.plan;
+        if (!parsed.data.replace || existing.id !== replacing?.id) {
+          return samePerson(existing.plan, dataMap, identities);
+        }
         await supersede(trx, existing, plan.id, clock);
       }
     }
@@ -932,6 +935,31 @@ async function supersede(trx: Kysely<any>, current: CurrentPlan, by: string, clo
  * next-key lock on the request's index range blocks a concurrent insert of the same request (the
  * deadlock two such transactions may meet is broken by the database and the loser run again).
  */
+/**
+ * The request's stored plan, handed back to a caller planning it again, only when that caller
+ * names the plan's own subject: before, a request planned for Ada and asked again for Bob gave
+ * Ada's plan, and executing it erased Ada for Bob's request. A plan whose identities were purged
+ * (it ran) is its request's whatever is asked.
+ */
+function samePerson(plan: ErasurePlan, dataMap: DataMap, asked: Record<string, string[]>): ErasurePlan {
+  const stored = plan.identities ?? {};
+  if (Object.keys(stored).length === 0) return plan;
+  const set = (identities: Record<string, string[]>) =>
+    new Set(
+      Object.entries(identities).flatMap(([kind, values]) =>
+        values.map((value) => `${kind}\u0000${normaliseIdentity(dataMap, kind, value)}`),
+      ),
+    );
+  const mine = set(stored);
+  const theirs = set(asked);
+  if (mine.size === theirs.size && [...theirs].every((key) => mine.has(key))) return plan;
+  throw erasureError(
+    'erasure/invalid-input',
+    `request ${plan.requestId ?? ''} already has an erasure plan (${plan.id}) for other identities than the ones given: plan it again with replace: true (before it runs), or erase under another request`,
+    { details: { planId: plan.id } },
+  );
+}
+
 async function currentPlanOf(
   db: Kysely<any>,
   tenant: string,

@@ -7,7 +7,8 @@ import { examples } from '../program.js';
 import type { CommandScope, ProgramKit } from '../program.js';
 import { settingsOf } from '../settings.js';
 
-async function ledgerOf(scope: CommandScope): Promise<ConsentLedger> {
+/** The consent ledger of the config and database (its `consent` settings: keys, tenant, …). */
+export async function ledgerOf(scope: CommandScope): Promise<ConsentLedger> {
   const config = await scope.config();
   const { createConsentLedger } = await import('@privacykit/consent');
   const settings = settingsOf(config, 'consent') as Partial<ConsentLedgerOptions>;

@@ -15,6 +15,7 @@ import { formatTable } from '../output.js';
 import { examples } from '../program.js';
 import type { CommandScope, ProgramKit } from '../program.js';
 import { settingsOf } from '../settings.js';
+import { ledgerOf } from './consent.js';
 import { collect, subjectIdentities } from '../subject.js';
 
 /**
@@ -273,10 +274,19 @@ export function registerErase(program: Command, kit: ProgramKit): void {
       let report: Awaited<ReturnType<typeof erasure.executeErasure>>;
       // Asked again before anything changes: a hold placed since planning stops the erasure.
       const held = await holds();
+      // The plan names the subject's consent-ledger id (--consent-subject): the ledger shreds its
+      // keys once the rows are gone. Without it the id was stored and nothing was shredded.
+      const ledger = plan.subjectId ? await ledgerOf(scope) : undefined;
+      const keyShredder = ledger && {
+        shredSubject: async (subjectId: string) => {
+          await ledger.shredSubject(subjectId);
+        },
+      };
       try {
         report = await erasure.executeErasure(plan, {
           db,
           ...(held ? { holds: held } : {}),
+          ...(keyShredder ? { keyShredder } : {}),
           onBatch: (batch) => {
             changed += batch.deleted + batch.updated + batch.restricted;
             progress.update(changed, { detail: batch.table });
