@@ -389,4 +389,39 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     expect(await reviewer.page(`/admin/requests/${requestId}`)).toContain('data-status="completed"');
     expect(portal.errors).toEqual([]);
   });
+  it('an erasure or access request is completed by carrying it out, never marked so by hand; the requester reads what was kept, why and until when', async () => {
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    const access = await verifiedRequest('access', 'alan@example.com');
+    await officer.page(`/admin/requests/${access.requestId}`);
+    await officer.post(`/admin/requests/${access.requestId}/approve`, {});
+    expect(await officer.page(`/admin/requests/${access.requestId}`)).not.toContain('Mark completed');
+    const accessByHand = await officer.post(`/admin/requests/${access.requestId}/complete`, { summary: '' });
+    expect(accessByHand.status).toBe(409);
+    expect(await accessByHand.text()).toContain('releasing its export');
+
+    const { visitor, requestId } = await verifiedRequest('erasure', 'alan@example.com');
+    await officer.page(`/admin/requests/${requestId}`);
+    await officer.post(`/admin/requests/${requestId}/approve`, {});
+    expect(await officer.page(`/admin/requests/${requestId}`)).not.toContain('Mark completed');
+    // One officer closing it as done: the requester read "Completed" with nothing erased (helper-93).
+    const byHand = await officer.post(`/admin/requests/${requestId}/complete`, { summary: '' });
+    expect(byHand.status).toBe(409);
+    expect(await byHand.text()).toContain('executing its verified erasure plan');
+    expect(await visitor.page(`/rights/requests/${requestId}`)).not.toContain('data-status="completed"');
+
+    const planUrl = (await officer.post(`/admin/requests/${requestId}/erasure`, {})).headers.get('location')!;
+    await officer.page(planUrl);
+    expect((await officer.post(`${planUrl}/request-approval`, {})).status).toBe(303);
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    await admin.page(planUrl);
+    expect((await admin.post(`${planUrl}/execute`, {})).status).toBe(303);
+    // The answer itself says what is kept (it said they were listed on the page, and they were not).
+    const answer = await visitor.page(`/rights/requests/${requestId}`);
+    expect(answer).toContain('Your data has been erased.');
+    expect(answer).toMatch(/\d+ records? of invoices \([^)]*, Art 17\(3\)\(b\)\) until \d{4}-\d{2}-\d{2}/);
+    expect(answer).not.toContain('listed on your request page');
+    expect(portal.errors).toEqual([]);
+  });
 });

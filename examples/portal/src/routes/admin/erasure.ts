@@ -44,6 +44,18 @@ function actor(res: Response): string {
   return `staff:${staff.email}`;
 }
 
+/** One group of kept rows as the requester reads it: what, how many, the ground and until when. */
+function describeKept(group: ErasureReport['retained'][number]): string {
+  const { earliest, latest, open } = group.retainUntil;
+  const until =
+    open > 0
+      ? ' for as long as the ground lasts'
+      : latest
+        ? ` until ${earliest && earliest !== latest ? `${earliest} to ${latest}` : latest}`
+        : '';
+  return `${group.rows} ${group.rows === 1 ? 'record' : 'records'} of ${group.table.replace(/_/g, ' ')} (${group.reason}, ${group.article})${until}`;
+}
+
 /** What staff read when another worker (the CLI, another instance) holds the plan. */
 function busyMessage(heldFor: unknown, until: unknown): string {
   const doing = heldFor === 'verification' ? 'verifying' : 'executing';
@@ -142,8 +154,10 @@ export function adminErasureRoutes(options: {
   /** The request is answered once its erasure is done and proven: the requester reads why rows are kept. */
   async function completeRequest(plan: ErasurePlan, report: ErasureReport, by: string): Promise<void> {
     if (!plan.requestId) return;
+    // What is kept, why and until when, in the answer itself: the request page shows it (it
+    // said the records were listed there, and nothing was).
     const kept = report.retained.length
-      ? ' Some records are kept because the law requires it; they are listed on your request page.'
+      ? ` Some records are kept because the law requires it: ${report.retained.map(describeKept).join('; ')}.`
       : '';
     const request = await requests.get(plan.requestId);
     if (request.status === 'in-progress') {

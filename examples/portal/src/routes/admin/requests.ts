@@ -16,7 +16,7 @@ import { currentStaff, render } from '../../render.js';
 import type { RequestExports } from '../../request-exports.js';
 import { csrfToken } from '../../security.js';
 import { parseForm } from '../../validation.js';
-import { requestDetailView, requestQueueView } from '../../views/admin/requests.js';
+import { closesByItsFlow, requestDetailView, requestQueueView } from '../../views/admin/requests.js';
 import { HttpError } from '../../http-error.js';
 
 export interface AdminRequestRoutesOptions {
@@ -150,6 +150,17 @@ export function adminRequestRoutes(options: AdminRequestRoutesOptions): Router {
 
   router.post('/admin/requests/:id/complete', async (req, res) => {
     const record = await load(req.params.id);
+    // These are answered by what they ask for, each under four eyes: an erasure once its plan is
+    // executed and verified, an access or portability request once its export is released.
+    // Marked done by hand, the requester read "Completed" with nothing erased or sent.
+    if (closesByItsFlow(record.right)) {
+      throw new HttpError(
+        409,
+        record.right === 'erasure'
+          ? 'An erasure request is completed by executing its verified erasure plan (or refused): it cannot be marked completed by hand.'
+          : 'An access or portability request is completed by releasing its export to the requester (or refused): it cannot be marked completed by hand.',
+      );
+    }
     const form = parseForm(z.object({ summary: z.string().trim().max(2000).optional() }), req.body);
     const by = actor(res);
     // A withdrawal of consent or a direct-marketing objection is carried out in the ledger before

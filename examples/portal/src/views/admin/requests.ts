@@ -5,6 +5,14 @@ import { html } from '../html.js';
 import type { SafeHtml } from '../html.js';
 import { csrfField } from '../layout.js';
 
+/**
+ * Rights whose request is completed by carrying it out under four eyes (an executed, verified
+ * erasure; a released export), never by hand.
+ */
+export function closesByItsFlow(right: string): boolean {
+  return right === 'erasure' || right === 'access' || right === 'portability';
+}
+
 const OPEN = new Set(['received', 'identity-pending', 'verified', 'in-progress', 'waiting-on-subject']);
 
 function daysBetween(from: string, to: string): number {
@@ -98,7 +106,7 @@ ${
 ${record.status === 'verified' || record.status === 'waiting-on-subject' ? html`<form method="post" action="/admin/requests/${record.id}/approve">${csrfField(csrf)}<button type="submit">Approve (start handling)</button></form>` : ''}
 ${record.status === 'in-progress' && (record.right === 'access' || record.right === 'portability') && !(options.exportInfo && !options.exportInfo.releasedAt) ? html`<form method="post" action="/admin/requests/${record.id}/export">${csrfField(csrf)}<p>Generates the package from the data map. A second staff member then checks and releases it to the verified requester (four eyes).</p><button type="submit">Run the export</button></form>` : ''}
 ${options.extra ?? ''}
-${record.status === 'in-progress' ? html`<form method="post" action="/admin/requests/${record.id}/complete" class="stack">${csrfField(csrf)}${completionEffect(record)}<div><label for="summary">Completion note for the requester (optional)</label><input id="summary" name="summary" type="text"></div><div><button type="submit" class="secondary">Mark completed</button></div></form>` : ''}
+${record.status === 'in-progress' && !closesByItsFlow(record.right) ? html`<form method="post" action="/admin/requests/${record.id}/complete" class="stack">${csrfField(csrf)}${completionEffect(record)}<div><label for="summary">Completion note for the requester (optional)</label><input id="summary" name="summary" type="text"></div><div><button type="submit" class="secondary">Mark completed</button></div></form>` : ''}
 <form method="post" action="/admin/requests/${record.id}/extend" class="stack">${csrfField(csrf)}
   <h3>Extend the deadline (Art 12(3))</h3>
   <div><label for="months">By</label><select id="months" name="months"><option value="1">1 month</option><option value="2">2 months</option></select></div>
