@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { cliError } from './errors.js';
@@ -22,4 +23,18 @@ export function readJsonFile(cwd: string, path: string, what: string): unknown {
 /** A PEM given inline (`-----BEGIN …`) or as a file path. */
 export function readPem(cwd: string, value: string, what: string): string {
   return value.trimStart().startsWith('-----BEGIN') ? value : readTextFile(cwd, value, what);
+}
+
+/**
+ * A public key (PEM text or file), checked: a file that is no key is the operator's to fix
+ * (`cli/invalid-file`, exit 2), never a verification that failed (exit 1, "tampered", "altered").
+ */
+export function readPublicKey(cwd: string, value: string): string {
+  const pem = readPem(cwd, value, 'public key');
+  try {
+    createPublicKey(pem);
+  } catch (cause) {
+    throw cliError('cli/invalid-file', `${value} is not a PEM public key`, { cause });
+  }
+  return pem;
 }

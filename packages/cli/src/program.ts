@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { isPrivacyKitError } from '@privacykit/core/errors';
 import type { Kysely } from 'kysely';
@@ -100,9 +101,24 @@ export class CommandScope {
     throw cliError('cli/no-database', 'no database: pass --db <url> or set DATABASE_URL');
   }
 
-  /** Opens the database once per command; closed when the action ends. */
-  async database(): Promise<Kysely<any>> {
-    this.#db ??= await openDatabase(await this.databaseUrl());
+  /**
+   * Opens the database once per command; closed when the action ends. A SQLite file that does
+   * not exist is a configuration error (exit 2) unless `create` (migrate): SQLite created an
+   * empty file at a mistyped path, and the command then failed on "no such table" with exit 1,
+   * which `consent verify || alert "tampered"` read as tampering.
+   */
+  async database(options: { create?: boolean } = {}): Promise<Kysely<any>> {
+    if (!this.#db) {
+      const url = await this.databaseUrl();
+      const file = sqliteFileOfUrl(url);
+      if (file !== undefined && !options.create && !existsSync(file)) {
+        throw cliError(
+          'cli/no-database',
+          `the SQLite database ${file} does not exist: check --db (or DATABASE_URL), or create it with privacykit migrate`,
+        );
+      }
+      this.#db = await openDatabase(url);
+    }
     return this.#db;
   }
 
@@ -111,6 +127,14 @@ export class CommandScope {
     this.#db = undefined;
     if (db) await db.destroy();
   }
+}
+
+/** The file of a SQLite URL as openDatabase reads it; undefined for other engines and :memory:. */
+function sqliteFileOfUrl(url: string): string | undefined {
+  if (!/^(sqlite|file):/i.test(url) && !/\.(db|sqlite3?)$/i.test(url)) return undefined;
+  if (/^(postgres(ql)?|mysql|mariadb):\/\//i.test(url)) return undefined;
+  const path = url.replace(/^sqlite:(\/\/)?/i, '').replace(/^file:(\/\/)?/i, '');
+  return path === '' || path === ':memory:' ? undefined : resolve(path);
 }
 
 /** An action body: returns the exit code (0 when nothing is returned). */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -140,6 +140,21 @@ describe('privacykit without a database', () => {
         args: ['--config', 'bad-schedule.mjs', '--db', 'sqlite::memory:', 'retention', 'backlog'],
         message: 'retention/invalid-schedule',
       },
+      // --at read leniently previewed another day: "1" as 2001-01-01, "05/03/2030" as 3 May,
+      // "0050-06-01" as 1950; "2030-02-30" was a retention error (exit 1).
+      // A mistyped SQLite path: an empty file was created there and the command exited 1 on
+      // "no such table" (read as tampering by `consent verify || alert`).
+      ...[
+        ['consent', 'verify'],
+        ['requests', 'due'],
+      ].map((command) => ({
+        args: ['--db', `sqlite:${join(tmpdir(), `pk-typo-${process.pid}.db`)}`, ...command],
+        message: 'does not exist',
+      })),
+      ...['1', '05/03/2030', '0050-06-01', '2030-02-30', '2030-05-03T09:00'].map((at) => ({
+        args: ['--db', 'sqlite::memory:', 'retention', 'dry-run', '--at', at],
+        message: `"${at}" is not a calendar date`,
+      })),
     ];
     for (const { args, cwd, message } of cases) {
       const result = await runInProcess(args, cwd ? { cwd } : {});
@@ -147,6 +162,7 @@ describe('privacykit without a database', () => {
       expectOneLineError(result.stderr);
       if (message) expect(result.stderr, args.join(' ')).toContain(message);
     }
+    expect(existsSync(join(tmpdir(), `pk-typo-${process.pid}.db`))).toBe(false);
   });
 
   it('a file that is no key, no tree head or no HAR exits 2: not "TAMPERED", not a clean audit', async () => {
@@ -158,6 +174,10 @@ describe('privacykit without a database', () => {
       writeFileSync(junk, 'garbage\n');
       writeFileSync(head, '{"x":1}\n');
       writeFileSync(har, '{"log":{"version":"1.2","entries":[{"request":{"url":"https://shop.exa');
+      const nullPlan = join(dir, 'null.json');
+      const arrayPlan = join(dir, 'array.json');
+      writeFileSync(nullPlan, 'null\n');
+      writeFileSync(arrayPlan, '[]\n');
       const cases: { args: string[]; message: string }[] = [
         {
           args: ['--db', 'sqlite::memory:', 'consent', 'verify', '--public-key', junk],
@@ -168,6 +188,34 @@ describe('privacykit without a database', () => {
           message: 'is not a signed tree head',
         },
         { args: ['cookies', 'audit', har, '--site', 'https://shop.example'], message: 'not a HAR' },
+        // A key file that is no key: a valid receipt was declared "INVALID — … altered" (exit 1).
+        {
+          args: ['consent', 'receipt', 'verify', head, '--key', junk],
+          message: 'is not a PEM public key',
+        },
+        // JSON that is no plan: a TypeError, or "no erasure plan undefined" (exit 1).
+        ...[nullPlan, arrayPlan].map((file) => ({
+          args: ['--db', 'sqlite::memory:', 'erase', '--execute', '--from-plan', file],
+          message: 'is not an erasure plan',
+        })),
+        // An --out that is a directory, or in a folder that does not exist: EISDIR/ENOENT after
+        // the whole export (exit 1).
+        {
+          args: ['--db', 'sqlite::memory:', 'export', '--subject', 'ada@example.com', '--out', dir],
+          message: 'is a directory',
+        },
+        {
+          args: [
+            '--db',
+            'sqlite::memory:',
+            'export',
+            '--subject',
+            'ada@example.com',
+            '--out',
+            join(dir, 'nope', 'x.zip'),
+          ],
+          message: 'does not exist',
+        },
       ];
       for (const { args, message } of cases) {
         const result = await runInProcess(args);

@@ -214,7 +214,23 @@ export function registerErase(program: Command, kit: ProgramKit): void {
       };
       let plan: ErasurePlan;
       if (options.fromPlan) {
-        plan = readJsonFile(scope.io.cwd, options.fromPlan, 'erasure plan') as ErasurePlan;
+        const parsed = readJsonFile(scope.io.cwd, options.fromPlan, 'erasure plan');
+        // JSON that is no plan (null, [], another document): a TypeError or "no erasure plan
+        // undefined" before; the stored plan it names is what runs.
+        const { id, tenant } = (parsed ?? {}) as { id?: unknown; tenant?: unknown };
+        if (
+          typeof parsed !== 'object' ||
+          parsed === null ||
+          Array.isArray(parsed) ||
+          typeof id !== 'string' ||
+          typeof tenant !== 'string'
+        ) {
+          throw cliError(
+            'cli/invalid-file',
+            `${options.fromPlan} is not an erasure plan (a JSON object with its id and tenant, as erase --plan --out writes)`,
+          );
+        }
+        plan = parsed as ErasurePlan;
       } else if (options.planId) {
         plan = await storedPlan(scope, options.planId);
       } else {

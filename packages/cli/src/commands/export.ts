@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, renameSync, rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { createWriteStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Option } from 'commander';
@@ -106,6 +106,20 @@ async function historiesOf(
   return histories;
 }
 
+/** `--out` names a file in a folder that exists: checked before the export runs. */
+function assertWritableTarget(target: string, given: string | undefined): void {
+  if (existsSync(target) && statSync(target).isDirectory()) {
+    throw cliError(
+      'cli/usage',
+      `--out ${given ?? target} is a directory: name the file to write, e.g. ${given ?? target}/export.zip`,
+    );
+  }
+  const folder = dirname(target);
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) {
+    throw cliError('cli/usage', `--out ${given ?? target}: the folder ${folder} does not exist`);
+  }
+}
+
 export function registerExport(program: Command, kit: ProgramKit): void {
   examples(
     program
@@ -164,6 +178,9 @@ export function registerExport(program: Command, kit: ProgramKit): void {
         options.out ?? `subject-export.${options.format === 'json' ? 'json' : 'zip'}`,
       );
       const partial = `${target}.partial`;
+      // Before any work: a directory, or a folder that does not exist, ended in EISDIR/ENOENT
+      // after the whole export had run (exit 1, as if the export had failed).
+      assertWritableTarget(target, options.out);
       const history = options.history
         ? await historiesOf(scope, identities, options.consentSubject, options.format !== 'portability')
         : { consentSubjects: [] };

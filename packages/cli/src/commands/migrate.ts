@@ -36,7 +36,7 @@ export function registerMigrate(program: Command, kit: ProgramKit): void {
         if (Array.isArray(configured)) names = configured.map(String);
       }
       const packages = await migrationsOf(names);
-      const db = await scope.database();
+      const db = await scope.database({ create: true });
       const { migrate } = await import('@privacykit/core/db');
       const results = await migrate(db, packages);
       scope.out.result({ packages: results }, () =>

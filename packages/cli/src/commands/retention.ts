@@ -24,9 +24,21 @@ export const budgetOption = optionParser((text: string): Budget => {
 /** `--at`: a civil date (`YYYY-MM-DD`, a day in the policy's zone) or an ISO 8601 instant. */
 const instantOption = optionParser((text: string): string | Date => {
   const civil = /^\d{4}-\d{2}-\d{2}$/.test(text);
+  // Only these two forms: V8's lenient parser read "1" as 2001-01-01 and "05/03/2030" as 3 May.
+  const instant = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i.test(text);
   const date = new Date(civil ? `${text}T12:00:00Z` : text);
-  if (Number.isNaN(date.getTime())) {
-    throw cliError('cli/usage', `"${text}" is not a date (YYYY-MM-DD) or an ISO 8601 instant`);
+  const year = Number(text.slice(0, 4));
+  if (
+    (!civil && !instant) ||
+    Number.isNaN(date.getTime()) ||
+    // 2030-02-30 rolled over into March; a year before 1000 was read as 19xx.
+    (civil && date.toISOString().slice(0, 10) !== text) ||
+    year < 1000
+  ) {
+    throw cliError(
+      'cli/usage',
+      `"${text}" is not a calendar date (YYYY-MM-DD) or an ISO 8601 instant with its offset (2030-05-03T09:00:00Z)`,
+    );
   }
   return civil ? text : date;
 });
