@@ -175,7 +175,12 @@ export function privacyNotice(policy: Policy): PrivacyNotice {
       })),
       categories: purpose.categories.flatMap((id) => policy.categoryIndex.get(id) ?? []),
       recipients: byIds(policy.recipients, purpose.recipients),
-      retention: retention.filter((rule) => purpose.retention.includes(rule.id)),
+      // Linked from either side: the purpose's `retention`, or the rule's `purposes` (a rule
+      // naming its purposes left them with no period in the notice, Art 15 and Art 30 record).
+      retention: retention.filter(
+        (rule, r) =>
+          purpose.retention.includes(rule.id) || policy.retention[r]?.purposes.includes(purpose.id),
+      ),
       provision: purpose.provision,
       automatedDecisions: purpose.automatedDecisions,
     })),

@@ -105,6 +105,37 @@ describe('definePolicy', () => {
     expect(errorOf(input).issues[0]?.path).toBe('purposes[0].specialCondition');
   });
 
+  it('finds Art 9/10 data under a parent, a declared child or a re-declared built-in (helper-91: each passed without a condition)', () => {
+    const specialPath = (input: PolicyInput) => errorOf(input).issues.map((issue) => issue.path);
+    // A parent listed by a purpose covers its Art 9 child.
+    const parent = samplePolicyInput();
+    parent.categories = [
+      ...(parent.categories ?? []),
+      { id: 'health', label: 'Health', source: 'provided' },
+      { id: 'health.diagnosis', label: 'Diagnoses', source: 'provided', special: 'art9' },
+    ];
+    parent.purposes[0]!.categories = ['health'];
+    expect(specialPath(parent)).toContain('purposes[0].specialCondition');
+    // A child the policy declares under an Art 10 built-in is Art 10 data too.
+    const child = samplePolicyInput();
+    child.categories = [
+      ...(child.categories ?? []),
+      { id: 'litigation.case', label: 'Cases', source: 'derived' },
+    ];
+    child.purposes[0]!.categories = ['litigation.case'];
+    expect(specialPath(child)).toContain('purposes[0].specialCondition');
+    // The built-in declared again without its flag is refused, not made ordinary data.
+    const redeclared = samplePolicyInput();
+    redeclared.categories = [
+      ...(redeclared.categories ?? []),
+      { id: 'litigation', label: 'Litigation', source: 'provided' },
+    ];
+    expect(specialPath(redeclared).some((path) => /^categories\[\d+\]\.special$/.test(path))).toBe(true);
+    // With the condition stated, the parent is accepted.
+    parent.purposes[0]!.specialCondition = 'health-care';
+    expect(() => definePolicy(parent)).not.toThrow();
+  });
+
   it('refuses a retention phase reading an undeclared fact, and duplicate ids', () => {
     const input = samplePolicyInput();
     input.retention![0]!.phases = [{ action: 'delete', due: { from: 'paidAt', after: 'P1Y' } }];
@@ -180,6 +211,30 @@ describe('derived information', () => {
     expect(info.transfers).toEqual([]);
     const all = accessInformation(policy);
     expect(all.recipients.map((recipient) => recipient.name)).toEqual(['Hosting Ltd', 'Mailer Inc']);
+  });
+
+  it('a retention rule naming its purposes gives them its period in the notice, Art 15 information and Art 30 record (helper-91: they had none)', () => {
+    const input = samplePolicyInput();
+    input.retention = [
+      ...(input.retention ?? []),
+      {
+        id: 'newsletter-contacts',
+        title: 'Newsletter contacts',
+        categories: ['contact.email'],
+        purposes: ['newsletter'],
+        facts: { lastContact: { label: 'the last contact' } },
+        phases: [{ action: 'delete', due: { from: 'lastContact', after: 'P3Y' } }],
+      },
+    ];
+    const linked = definePolicy(input);
+    const newsletter = privacyNotice(linked).purposes.find((purpose) => purpose.id === 'newsletter')!;
+    expect(newsletter.retention.map((rule) => rule.id)).toEqual(['newsletter-contacts']);
+    expect(recordOfProcessing(linked).activities[1]?.retention).toEqual([
+      'Newsletter contacts: deleted 3 years after the last contact.',
+    ]);
+    expect(
+      accessInformation(linked, { categories: ['contact.email'] }).retention.map((rule) => rule.id),
+    ).toContain('newsletter-contacts');
   });
 
   it('the Art 30 record lists one activity per purpose with transfers', () => {

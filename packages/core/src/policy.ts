@@ -264,8 +264,35 @@ export function definePolicy(input: PolicyInput): Policy {
       issues.push({ path: `categories[${i}].id`, message: `duplicate id "${category.id}"` });
       code = 'policy/duplicate-id';
     }
+    // Declared again without its flag, a built-in Art 9/10 category passed as ordinary data.
+    const builtin = builtinCategories.find((known) => known.id === category.id);
+    if (builtin?.special && category.special !== builtin.special) {
+      issues.push({
+        path: `categories[${i}].special`,
+        message: `"${category.id}" is ${builtin.special === 'art9' ? 'special-category (Art 9)' : 'criminal-offence (Art 10)'} data: declared again, it keeps special: '${builtin.special}'`,
+      });
+    }
     categoryIndex.set(category.id, category);
   });
+  /**
+   * The Art 9/10 class of the data a listed category stands for: its own, an ancestor's (a child
+   * of `litigation` is criminal-offence data too), or a descendant's it covers (`health` lists
+   * `health.diagnosis` with it).
+   */
+  const specialOf = (id: string): DataCategory['special'] => {
+    for (
+      let at: string | undefined = id;
+      at;
+      at = at.includes('.') ? at.slice(0, at.lastIndexOf('.')) : undefined
+    ) {
+      const special = categoryIndex.get(at)?.special;
+      if (special) return special;
+    }
+    for (const [other, category] of categoryIndex) {
+      if (category.special && categoryCovers(id, other)) return category.special;
+    }
+    return undefined;
+  };
   const purposeIds = unique(policy.purposes, 'purposes');
   const recipientIds = unique(policy.recipients, 'recipients');
   const subjectIds = unique(policy.dataSubjects, 'dataSubjects');
@@ -296,11 +323,11 @@ export function definePolicy(input: PolicyInput): Policy {
       if (prohibited) {
         issues.push({ path: `${at}.categories[${i}]`, message: `"${id}" is a prohibited category` });
       }
-      const category = categoryIndex.get(id);
-      if (category?.special && !purpose.specialCondition) {
+      const special = specialOf(id);
+      if (special && !purpose.specialCondition) {
         issues.push({
           path: `${at}.specialCondition`,
-          message: `"${id}" is ${category.special === 'art9' ? 'special-category (Art 9)' : 'criminal-offence (Art 10)'} data: state the condition that allows it`,
+          message: `"${id}" is or covers ${special === 'art9' ? 'special-category (Art 9)' : 'criminal-offence (Art 10)'} data: state the condition that allows it`,
         });
       }
     });
