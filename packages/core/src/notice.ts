@@ -108,11 +108,35 @@ export function describeDue(expression: DueExpression, rule: RetentionRule): str
     const anchor = expression.endOfMonth ? `the end of the month of ${label}` : label;
     return expression.after ? `${describePeriod(expression.after)} after ${anchor}` : `at ${anchor}`;
   }
-  if ('earliest' in expression) {
-    return `${expression.earliest.map((e) => describeDue(e, rule)).join(', or ')}, whichever comes first`;
-  }
-  if ('latest' in expression) {
-    return `${expression.latest.map((e) => describeDue(e, rule)).join(', or ')}, whichever comes last`;
+  if ('earliest' in expression || 'latest' in expression) {
+    const key = 'earliest' in expression ? 'earliest' : 'latest';
+    const members: readonly DueExpression[] =
+      'earliest' in expression ? expression.earliest : expression.latest;
+    // A conditional among the dates is told branch by branch, each with the other dates: joined
+    // as they were, "when deferred, 15 months after the debit; otherwise 13 months after it, or
+    // at the card's expiry, whichever comes first" read as if the expiry capped one branch only.
+    const at = members.findIndex((member) => 'when' in member);
+    const branching = members[at];
+    if (branching && 'when' in branching) {
+      const rest = members.filter((_, i) => i !== at);
+      const withRest = (then: DueExpression) => ({ [key]: [then, ...rest] }) as unknown as DueExpression;
+      const otherwise = branching.otherwise
+        ? withRest(branching.otherwise)
+        : rest.length === 1
+          ? rest[0]
+          : rest.length > 1
+            ? ({ [key]: rest } as unknown as DueExpression)
+            : undefined;
+      return describeDue(
+        {
+          when: branching.when.map((branch) => ({ if: branch.if, then: withRest(branch.then) })),
+          ...(otherwise ? { otherwise } : {}),
+        } as DueExpression,
+        rule,
+      );
+    }
+    const joined = members.map((e) => describeDue(e, rule)).join(', or ');
+    return `${joined}, whichever comes ${key === 'earliest' ? 'first' : 'last'}`;
   }
   const cases = expression.when.map(
     (branch) => `when ${describeCondition(branch.if, rule)}, ${describeDue(branch.then, rule)}`,

@@ -237,6 +237,46 @@ describe('derived information', () => {
     ).toContain('newsletter-contacts');
   });
 
+  it('tells a conditional date among the earliest of several branch by branch, each with the other dates (helper-93: the expiry read as capping one branch)', () => {
+    const input = samplePolicyInput();
+    input.retention = [
+      {
+        id: 'bank-card',
+        title: 'Bank card',
+        categories: ['billing.invoices'],
+        facts: {
+          debitDate: { label: 'the debit date', type: 'date' },
+          cardType: { label: 'the card type', type: 'value' },
+          cardExpiry: { label: 'the card expiry date', type: 'month' },
+        },
+        phases: [
+          {
+            action: 'delete',
+            due: {
+              earliest: [
+                {
+                  when: [
+                    {
+                      if: { fact: 'cardType', equals: 'deferred' },
+                      then: { from: 'debitDate', after: 'P15M' },
+                    },
+                  ],
+                  otherwise: { from: 'debitDate', after: 'P13M' },
+                },
+                { from: 'cardExpiry', endOfMonth: true },
+              ],
+            },
+          },
+        ],
+      },
+    ];
+    input.purposes[0]!.retention = ['bank-card'];
+    const text = privacyNotice(definePolicy(input)).retention[0]!.text;
+    expect(text).toBe(
+      'Bank card: deleted when the card type is deferred, 15 months after the debit date, or at the end of the month of the card expiry date, whichever comes first; otherwise 13 months after the debit date, or at the end of the month of the card expiry date, whichever comes first.',
+    );
+  });
+
   it('the Art 30 record lists one activity per purpose with transfers', () => {
     const record = recordOfProcessing(policy);
     expect(record.activities.map((activity) => activity.purpose)).toEqual(['contract', 'newsletter']);

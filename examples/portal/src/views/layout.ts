@@ -57,7 +57,7 @@ function banner(context: PageContext): SafeHtml {
 function gpcNoticeView(notice: { applied: string[]; kept: string[] }): SafeHtml {
   const list = (names: string[]) =>
     names.map((name, i) => html`${i ? ', ' : ''}<strong>${name.toLowerCase()}</strong>`);
-  return html`${notice.applied.length ? html`<p class="notice" role="status" data-gpc-applied>Your browser sends a Global Privacy Control signal, so we have stopped using your data for ${list(notice.applied)}, which you had agreed to before. You can agree again on the <a href="/cookies">cookie settings</a> page.</p>` : ''}${notice.kept.length ? html`<p class="notice" role="status" data-gpc-kept>Your browser sends a Global Privacy Control signal, but you agreed to ${list(notice.kept)} after we first received it: we keep that choice of yours. Change it on the <a href="/cookies">cookie settings</a> page.</p>` : ''}`;
+  return html`${notice.applied.length ? html`<p class="notice" role="status" data-gpc-applied>Your browser sends a Global Privacy Control signal, so we have stopped using your data for ${list(notice.applied)}, which you had agreed to before. While your browser sends this signal it counts as your refusal: to agree again, turn the signal off in your browser, then use the <a href="/cookies">cookie settings</a> page.</p>` : ''}${notice.kept.length ? html`<p class="notice" role="status" data-gpc-kept>Your browser sends a Global Privacy Control signal, but you agreed to ${list(notice.kept)} after we first received it: we keep that choice of yours. Change it on the <a href="/cookies">cookie settings</a> page.</p>` : ''}`;
 }
 
 /** The page shell: landmarks, skip link, one first-party stylesheet, no inline script (strict CSP). */
