@@ -99,6 +99,14 @@ describe('definePolicy', () => {
     }
   });
 
+  it('refuses a legitimate-interests basis whose interest is blank', () => {
+    const input = samplePolicyInput();
+    input.purposes[0]!.legalBases = [{ basis: 'legitimate-interests', legitimateInterest: '   ' }];
+    expect(errorOf(input).issues.map((issue) => issue.path)).toContain(
+      'purposes[0].legalBases[0].legitimateInterest',
+    );
+  });
+
   it('requires an Art 10 condition for litigation data', () => {
     const input = samplePolicyInput();
     input.purposes[0]!.categories = ['litigation'];

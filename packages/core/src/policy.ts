@@ -337,7 +337,8 @@ export function definePolicy(input: PolicyInput): Policy {
     );
     purpose.retention.forEach((id, i) => checkRef(ruleIds, 'retention rule', id, `${at}.retention[${i}]`));
     purpose.legalBases.forEach((basis, i) => {
-      if (basis.basis === 'legitimate-interests' && !basis.legitimateInterest) {
+      // Blank counts as unstated: "   " passed as the interest pursued.
+      if (basis.basis === 'legitimate-interests' && !basis.legitimateInterest?.trim()) {
         issues.push({
           path: `${at}.legalBases[${i}].legitimateInterest`,
           message: 'a legitimate-interests basis must state the interest pursued (Art 13(1)(d))',
