@@ -316,8 +316,10 @@ export function createApp(deps: AppDeps): Express & { housekeeping: Housekeeping
         // A password changed since this session signed in (by its owner, in another session)
         // ends it: before, the creator of an account stayed signed in as it after its owner
         // replaced the password the creator had chosen.
-        if (member && member.passwordStamp === req.session.staffStamp) res.locals.staff = member;
-        else {
+        // So does an account an administrator disabled since (it left, its password leaked).
+        if (member && !member.disabledAt && member.passwordStamp === req.session.staffStamp) {
+          res.locals.staff = member;
+        } else {
           delete req.session.staffId;
           delete req.session.staffSince;
           delete req.session.staffStamp;

@@ -175,6 +175,25 @@ export const portalMigrations: PackageMigrations = {
         await db.schema.alterTable('privacykit_portal_staff').dropColumn('created_by').execute();
       },
     },
+    '0007_staff_disabled': {
+      async up(db: Kysely<any>) {
+        // An account an administrator disabled (a member who left, a compromised password): it
+        // signs in no more and its sessions end at their next request. Kept, not deleted, for
+        // the audit trail and the four-eyes record of who created whom.
+        await db.schema
+          .alterTable('privacykit_portal_staff')
+          .addColumn('disabled_at', columnType.instant)
+          .execute();
+        await db.schema
+          .alterTable('privacykit_portal_staff')
+          .addColumn('disabled_by', columnType.id)
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable('privacykit_portal_staff').dropColumn('disabled_by').execute();
+        await db.schema.alterTable('privacykit_portal_staff').dropColumn('disabled_at').execute();
+      },
+    },
     '0007_own_passwords': {
       async up(db: Kysely<any>) {
         // 1: the password was chosen by the account's creator, and its owner must replace it at

@@ -28,6 +28,8 @@ export interface StaffMember {
    * ends every other session of the member — the creator's among them.
    */
   passwordStamp: string;
+  /** When an administrator disabled the account (ISO 8601): it can no longer sign in or act. */
+  disabledAt?: string;
 }
 
 const TABLE = 'privacykit_portal_staff';
@@ -127,6 +129,12 @@ export interface StaffDirectory {
   changePassword(id: string, current: string, next: string): Promise<boolean>;
   list(): Promise<StaffMember[]>;
   get(id: string): Promise<StaffMember | undefined>;
+  /**
+   * Disables an account (`by`: the administrator's id): it signs in no more, and its sessions
+   * end at their next request. Refused for one's own account and for the last active
+   * administrator (`'self'`, `'last-admin'`); `'unknown'` when there is no such account.
+   */
+  disable(id: string, options: { by: string }): Promise<StaffMember | 'self' | 'last-admin' | 'unknown'>;
   /** The account with this email (as sign-in normalises it), if any. */
   findByEmail(email: string): Promise<StaffMember | undefined>;
   /** On first start: creates an admin with a generated password and returns it (shown once). */
@@ -161,6 +169,7 @@ export function createStaffDirectory(options: {
     ...(row.created_by ? { createdBy: String(row.created_by) } : {}),
     mustChangePassword: Number(row.password_change_due ?? 0) === 1,
     passwordStamp: passwordStampOf(String(row.password_hash)),
+    ...(row.disabled_at ? { disabledAt: String(row.disabled_at) } : {}),
   });
 
   // A member's row by sign-in address (addresses are compared normalised).
@@ -223,6 +232,8 @@ export function createStaffDirectory(options: {
       }
       const stored = String(row.password_hash);
       if (!(await verifyPassword(password, stored))) return undefined;
+      // Checked after the password, so a disabled account answers as slowly as any other.
+      if (row.disabled_at) return undefined;
       // The password is at hand only now: raise a legacy hash to the current parameters.
       const rehashed = needsRehash(stored, params) ? await hashPassword(password, params) : undefined;
       await db
@@ -269,6 +280,25 @@ export function createStaffDirectory(options: {
         .where('id', '=', id)
         .executeTakeFirst();
       return row ? toMember(row) : undefined;
+    },
+    async disable(id, { by }) {
+      if (id === by) return 'self';
+      const member = await directory.get(id);
+      if (!member) return 'unknown';
+      if (member.disabledAt) return member;
+      if (member.role === 'admin') {
+        const admins = (await directory.list()).filter((m) => m.role === 'admin' && !m.disabledAt);
+        if (admins.length <= 1) return 'last-admin';
+      }
+      const at = clock.now().toISOString();
+      await db
+        .updateTable(TABLE)
+        .set({ disabled_at: at, disabled_by: by })
+        .where('tenant', '=', tenant)
+        .where('id', '=', id)
+        .where('disabled_at', 'is', null)
+        .execute();
+      return (await directory.get(id)) ?? 'unknown';
     },
     async findByEmail(email) {
       const row = await rowByEmail(email);

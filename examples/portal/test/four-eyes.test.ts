@@ -424,4 +424,38 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     expect(answer).not.toContain('listed on your request page');
     expect(portal.errors).toEqual([]);
   });
+  it('an administrator disables an account: its session ends at once and it signs in no more; nobody disables their own (helper-93: only the database could)', async () => {
+    const admin = new Client(portal.base);
+    await admin.login(ADMIN);
+    await admin.page('/admin/staff');
+    const leaver = { email: 'leaver@example.com', password: 'a long initial passphrase', name: 'Leaver' };
+    expect((await admin.post('/admin/staff', { ...leaver, role: 'privacy-officer' })).status).toBe(303);
+    const officer = new Client(portal.base);
+    await officer.firstLogin(leaver);
+    expect((await officer.get('/admin/requests')).status).toBe(200);
+
+    const page = await admin.page('/admin/staff');
+    const id = new RegExp(
+      `data-staff="leaver@example.com">[\\s\\S]*?action="/admin/staff/([^/]+)/disable"`,
+    ).exec(page)?.[1];
+    expect(id).toBeDefined();
+    expect((await admin.post(`/admin/staff/${id}/disable`, {})).status).toBe(303);
+    expect(await admin.page('/admin/staff')).toMatch(/data-staff="leaver@example.com">[\s\S]*?data-disabled/);
+    expect(await admin.page('/admin/audit')).toContain('staff.disable');
+
+    // The session it had is over, and signing in again does not work.
+    const after = await officer.get('/admin/requests');
+    expect(after.status).not.toBe(200);
+    expect(after.headers.get('location') ?? '').toContain('/admin/login');
+    const again = new Client(portal.base);
+    await again.login(leaver);
+    expect((await again.get('/admin/requests')).headers.get('location') ?? '').toContain('/admin/login');
+
+    // Nobody disables their own account.
+    const adminId = new RegExp(
+      `data-staff="${ADMIN.email}">[\\s\\S]*?action="/admin/staff/([^/]+)/disable"`,
+    ).exec(await admin.page('/admin/staff'))?.[1];
+    expect((await admin.post(`/admin/staff/${adminId}/disable`, {})).status).toBe(409);
+    expect((await admin.get('/admin/requests')).status).toBe(200);
+  });
 });

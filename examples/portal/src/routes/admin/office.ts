@@ -9,6 +9,7 @@ import { csrfToken } from '../../security.js';
 import { normaliseEmail, staffRoleSchema } from '../../staff.js';
 import type { StaffDirectory } from '../../staff.js';
 import { parseForm } from '../../validation.js';
+import { HttpError } from '../../http-error.js';
 import { auditView, dashboardView, outboxView, staffView } from '../../views/admin/office.js';
 import { requireRole } from '../auth.js';
 
@@ -83,6 +84,32 @@ export function officeRoutes(options: {
       action: 'staff.create',
       target: member.email,
       detail: member.role,
+    });
+    res.redirect(303, '/admin/staff');
+  });
+
+  // A member who left, or whose password leaked: disabled, not deleted (the audit trail and the
+  // four-eyes record of who created whom keep naming the account). Before, only the database
+  // could take an officer's access away.
+  router.post('/admin/staff/:id/disable', requireRole('admin'), async (req, res) => {
+    const id = z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .safeParse(req.params.id);
+    if (!id.success) throw new HttpError(404, 'No such staff account.');
+    const admin = currentStaff(res)!;
+    const result = await staff.disable(id.data, { by: admin.id });
+    if (result === 'unknown') throw new HttpError(404, 'No such staff account.');
+    if (result === 'self')
+      throw new HttpError(409, 'You cannot disable your own account: ask another administrator.');
+    if (result === 'last-admin') {
+      throw new HttpError(409, 'This is the last active administrator: create or keep another one first.');
+    }
+    await audit.record({
+      actor: admin.email,
+      action: 'staff.disable',
+      target: result.email,
+      detail: result.role,
     });
     res.redirect(303, '/admin/staff');
   });

@@ -31,8 +31,8 @@ export function auditView(entries: AuditEntry[]): SafeHtml {
 
 export function staffView(options: { members: StaffMember[]; csrf: string; error?: string }): SafeHtml {
   return html`<h1>Staff accounts</h1>
-<table><thead><tr><th scope="col">Email</th><th scope="col">Name</th><th scope="col">Role</th></tr></thead>
-<tbody>${options.members.map((member) => html`<tr><td>${member.email}</td><td>${member.name}</td><td>${member.role}</td></tr>`)}</tbody></table>
+<table><thead><tr><th scope="col">Email</th><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Access</th></tr></thead>
+<tbody>${options.members.map((member) => html`<tr data-staff="${member.email}"><td>${member.email}</td><td>${member.name}</td><td>${member.role}</td><td>${member.disabledAt ? html`<span data-disabled>disabled ${member.disabledAt}</span>` : html`<form method="post" action="/admin/staff/${member.id}/disable">${csrfField(options.csrf)}<button type="submit" class="secondary">Disable</button></form>`}</td></tr>`)}</tbody></table>
 <h2>Add a staff member</h2>
 ${options.error ? html`<p class="error" role="alert">${options.error}</p>` : ''}
 <form method="post" action="/admin/staff" class="stack">
