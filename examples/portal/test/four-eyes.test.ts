@@ -3,7 +3,18 @@ import { createExportStore } from '@privacykit/subject-access';
 import { seedPolicy } from '../src/policy.js';
 import { unzip } from './zip.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, STAFF, fileAndVerify, releaseExport, startPortal } from './harness.js';
+import {
+  ADMIN,
+  Client,
+  STAFF,
+  codeFrom,
+  fileAndVerify,
+  releaseExport,
+  startPortal,
+  submissionOf,
+  verifiedRequestId,
+  waitFor,
+} from './harness.js';
 import type { Portal } from './harness.js';
 
 describe.each(testEngines())('four eyes on erasure and export release on $engine', (engine) => {
@@ -457,5 +468,55 @@ describe.each(testEngines())('four eyes on erasure and export release on $engine
     ).exec(await admin.page('/admin/staff'))?.[1];
     expect((await admin.post(`/admin/staff/${adminId}/disable`, {})).status).toBe(409);
     expect((await admin.get('/admin/requests')).status).toBe(200);
+  });
+  it('a person revokes the directive they gave from its request page: a code to their channel, then the back office carries it out (helper-93: no way to revoke)', async () => {
+    const visitor = new Client(portal.base);
+    const give = await fileAndVerify(portal, visitor, 'post-mortem-directives', {
+      email: 'katherine@example.com',
+      kind: 'general',
+      instructions: 'Delete everything',
+    });
+    const officer = new Client(portal.base);
+    await officer.login(STAFF);
+    const close = async (requestId: string) => {
+      await officer.page(`/admin/requests/${requestId}`);
+      expect((await officer.post(`/admin/requests/${requestId}/approve`, {})).status).toBe(303);
+      await officer.page(`/admin/requests/${requestId}`);
+      expect((await officer.post(`/admin/requests/${requestId}/complete`, { summary: '' })).status).toBe(303);
+    };
+    await close(give);
+    const directives = () =>
+      portal.t.db
+        .selectFrom('privacykit_requests_directives')
+        .select(['id', 'status'])
+        .where('id', '=', give)
+        .execute();
+    expect(await directives()).toEqual([{ id: give, status: 'active' }]);
+    expect(await visitor.page(`/rights/requests/${give}`)).toContain('data-revoke-directive');
+    // Another browser cannot.
+    const stranger = new Client(portal.base);
+    await stranger.page('/rights');
+    expect((await stranger.post(`/rights/requests/${give}/revoke-directive`, {})).status).toBe(404);
+
+    const before = portal.mail.length;
+    const asked = await visitor.post(`/rights/requests/${give}/revoke-directive`, {});
+    expect(asked.status).toBe(303);
+    const location = asked.headers.get('location')!;
+    await visitor.page(location);
+    await waitFor(() => portal.mail.slice(before).some((mail) => mail.to === 'katherine@example.com'));
+    const code = codeFrom(
+      portal.mail
+        .slice(before)
+        .filter((mail) => mail.to === 'katherine@example.com')
+        .at(-1)!.text,
+    );
+    const revoke = verifiedRequestId(
+      await visitor.post('/rights/verify', { submission: submissionOf(portal, location), code }),
+    );
+    expect(revoke).not.toBe(give);
+    await close(revoke);
+    expect(await directives()).toEqual([{ id: give, status: 'revoked' }]);
+    expect(await visitor.page(`/rights/requests/${give}`)).not.toContain('data-revoke-directive');
+    expect(portal.errors).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@ import { ipKeyGenerator } from 'express-rate-limit';
 import { z } from 'zod';
 import { isPrivacyKitError, randomToken } from '@privacykit/core';
 import type { Policy } from '@privacykit/core';
-import type { RequestService, VerifyResult } from '@privacykit/requests';
+import type { RequestRecord, RequestService, SubmitRequestInput, VerifyResult } from '@privacykit/requests';
 import { downloadHeaders } from '@privacykit/subject-access';
 import type { ExportStore } from '@privacykit/subject-access';
 import { HttpError } from '../http-error.js';
@@ -298,9 +298,61 @@ export function requestRoutes(options: RequestRoutesOptions): Router {
     const pkg = await requestExports.latest(record.id);
     render(req, res, {
       title: 'Your request',
-      body: requestStatusView({ record, exportReady: Boolean(pkg), csrf: csrfToken(req) }),
+      body: requestStatusView({
+        record,
+        exportReady: Boolean(pkg),
+        csrf: csrfToken(req),
+        revocableDirective: await activeDirective(record),
+      }),
     });
   });
+
+  /**
+   * The directive a completed "give" request of this person made, while it is in force: its
+   * request page offers to revoke it (LIL art. 85: directives are revocable at any time).
+   */
+  async function activeDirective(record: RequestRecord): Promise<boolean> {
+    const details = record.details as { action?: string } | null;
+    if (
+      record.right !== 'post-mortem-directives' ||
+      record.status !== 'completed' ||
+      details?.action !== 'give'
+    ) {
+      return false;
+    }
+    const verified = record.identities.filter((identity) => identity.verified);
+    if (verified.length === 0) return false;
+    const directives = await requests.directivesFor(verified.map(({ kind, value }) => ({ kind, value })));
+    return directives.some((directive) => directive.id === record.id && directive.status === 'active');
+  }
+
+  // Revoking is a request like giving: a code to the registered channel, then the back office
+  // carries it out. Only from this browser's own request page, for a directive still in force.
+  router
+    .route('/rights/requests/:id/revoke-directive')
+    .post(intakeLimiter, async (req, res) => {
+      const id = idSchema.safeParse(req.params.id);
+      if (!id.success || !mine(req, id.data)) {
+        options.logRefusal({ what: 'directive-revoke', id: String(req.params.id).slice(0, 64) });
+        throw new HttpError(404, 'No such request in this browser session.');
+      }
+      const record = await requests.get(id.data);
+      if (!(await activeDirective(record))) {
+        throw new HttpError(409, 'This request left no directive in force to revoke.');
+      }
+      const result = await requests.submit({
+        right: 'post-mortem-directives',
+        channel: 'web',
+        identities: record.identities
+          .filter((identity) => identity.verified)
+          .map(({ kind, value }) => ({ kind, value })),
+        details: { action: 'revoke', directiveId: record.id },
+      } as SubmitRequestInput);
+      const ref = pendingRef(req, result.requestId, result.submissionId);
+      await saveSession(req);
+      res.redirect(303, `/rights/verify?submission=${ref}`);
+    })
+    .all(methodNotAllowed('POST'));
 
   router
     .route('/rights/requests/:id/download')

@@ -136,6 +136,8 @@ export function requestStatusView(options: {
   record: RequestRecord;
   exportReady: boolean;
   csrf: string;
+  /** The directive this request gave is in force: offer to revoke it. */
+  revocableDirective?: boolean;
 }): SafeHtml {
   const { record } = options;
   const outcome = record.outcome;
@@ -155,6 +157,15 @@ ${
   ${csrfField(options.csrf)}
   <p>The download link works once, for a few minutes, in this browser only.</p>
   <button type="submit">Download my data (zip)</button>
+</form>`
+    : ''
+}${
+  options.revocableDirective
+    ? html`<h2>Your directive</h2>
+<form method="post" action="/rights/requests/${record.id}/revoke-directive" data-revoke-directive>
+  ${csrfField(options.csrf)}
+  <p>It is in force. You can revoke it at any time: we send a code to your registered address to confirm, then carry it out.</p>
+  <button type="submit" class="secondary">Revoke this directive</button>
 </form>`
     : ''
 }`;
