@@ -102,8 +102,13 @@ export function candidateQuery(scope: CandidateScope): Candidates {
           ...subjectHeld(scope, child.table),
         ]);
         const parentKey = sql.ref(`${entry.table}.${entry.key}`);
+        // The tenant's children only: another tenant's child with the same parent key held its
+        // own hold's key against this tenant's parent.
+        const ownChild = child.tenantColumn
+          ? sql<SqlBool>` and ${sql.ref(`${child.table}.${child.tenantColumn}`)} = ${tenant}`
+          : sql<SqlBool>``;
         parts.push(
-          sql<SqlBool>`not exists (select 1 from ${sql.table(child.table)} where ${sql.ref(`${child.table}.${child.column}`)} = ${parentKey} and ${childHeld})`,
+          sql<SqlBool>`not exists (select 1 from ${sql.table(child.table)} where ${sql.ref(`${child.table}.${child.column}`)} = ${parentKey}${ownChild} and ${childHeld})`,
         );
       }
     }

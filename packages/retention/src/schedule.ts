@@ -41,8 +41,8 @@ export const childTableSchema = z
     /** The child's own key, for its disposition records. */
     key: sqlName,
     /**
-     * The child's tenant column, when the parent table holds several tenants' rows (their keys
-     * may repeat across tenants): the data map's for the child, else the parent's column name.
+     * The child's tenant column, when its rows belong to tenants (default: the data map's for the
+     * child table). Without one, a parent key is taken to name one parent across tenants.
      */
     tenantColumn: sqlName.optional(),
   })
@@ -208,22 +208,22 @@ export function defineSchedule(
     } catch (error) {
       issues.push({ path: `${at}.rule.zone`, message: (error as Error).message });
     }
-    const tenantColumn = raw.tenantColumn ?? options.dataMap?.tables.get(raw.table)?.tenantColumn;
     return {
       rule,
       zone,
       table: raw.table,
       key: raw.key,
       facts,
-      tenantColumn,
+      tenantColumn: raw.tenantColumn ?? options.dataMap?.tables.get(raw.table)?.tenantColumn,
       anonymise: raw.anonymise ?? {},
       restrictColumn: raw.restrictColumn,
       archiveTable: raw.archiveTable,
-      // A child of a table shared by tenants is scoped to the sweeping tenant too: a parent key
-      // repeats across tenants, and another tenant's child rows must never follow this one's parent.
+      // A child with a tenant column is scoped to the sweeping tenant too: a parent key may repeat
+      // across tenants, and another tenant's child rows must never follow this one's parent. One
+      // without (line items reaching their tenant through the order) is not: its column does not
+      // exist, and a parent key it holds names one parent.
       children: raw.children.map((child) => {
-        const childTenant =
-          child.tenantColumn ?? options.dataMap?.tables.get(child.table)?.tenantColumn ?? tenantColumn;
+        const childTenant = child.tenantColumn ?? options.dataMap?.tables.get(child.table)?.tenantColumn;
         return childTenant ? { ...child, tenantColumn: childTenant } : child;
       }),
     };
