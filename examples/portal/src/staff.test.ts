@@ -123,6 +123,32 @@ describe('staff accounts', () => {
   });
 
   it.each(testEngines())(
+    'two administrators disabling each other at once leave one of them active, on $engine',
+    async (engine) => {
+      await withStaff(engine, async (staff) => {
+        const admin = (email: string) => ({
+          email,
+          name: email,
+          role: 'admin' as const,
+          password: 'a long passphrase',
+        });
+        const a = await staff.create(admin('a@example.com'));
+        const b = await staff.create(admin('b@example.com'));
+        const results = await Promise.all([
+          staff.disable(b.id, { by: a.id }),
+          staff.disable(a.id, { by: b.id }),
+        ]);
+        // Before: both saw two admins, both went through, and nobody could administer any more.
+        expect(results.filter((result) => result === 'last-admin')).toHaveLength(1);
+        const active = (await staff.list()).filter((member) => member.role === 'admin' && !member.disabledAt);
+        expect(active).toHaveLength(1);
+        expect(await staff.disable(a.id, { by: a.id })).toBe('self');
+        expect(await staff.disable('no-such-id', { by: a.id })).toBe('unknown');
+      });
+    },
+  );
+
+  it.each(testEngines())(
     'knows who created each account, up to the first admin, on $engine',
     async (engine) => {
       await withStaff(engine, async (staff) => {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import type { ScryptOptions } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { engineOf, writeTransaction } from '@privacykit/core/db';
 import { z } from 'zod';
 import { newId, randomToken } from '@privacykit/core';
 import type { Clock } from '@privacykit/core';
@@ -283,21 +284,38 @@ export function createStaffDirectory(options: {
     },
     async disable(id, { by }) {
       if (id === by) return 'self';
-      const member = await directory.get(id);
-      if (!member) return 'unknown';
-      if (member.disabledAt) return member;
-      if (member.role === 'admin') {
-        const admins = (await directory.list()).filter((m) => m.role === 'admin' && !m.disabledAt);
-        if (admins.length <= 1) return 'last-admin';
-      }
-      const at = clock.now().toISOString();
-      await db
-        .updateTable(TABLE)
-        .set({ disabled_at: at, disabled_by: by })
-        .where('tenant', '=', tenant)
-        .where('id', '=', id)
-        .where('disabled_at', 'is', null)
-        .execute();
+      // The count of active administrators and the update in one transaction, the admins' rows
+      // locked (SQLite: one writer at a time): two administrators disabling each other at once
+      // both saw two admins and left none.
+      const outcome = await writeTransaction(db, async (trx) => {
+        const row = await trx
+          .selectFrom(TABLE)
+          .select(['role', 'disabled_at'])
+          .where('tenant', '=', tenant)
+          .where('id', '=', id)
+          .executeTakeFirst();
+        if (!row) return 'unknown' as const;
+        if (row.disabled_at) return 'done' as const;
+        if (row.role === 'admin') {
+          let admins = trx
+            .selectFrom(TABLE)
+            .select('id')
+            .where('tenant', '=', tenant)
+            .where('role', '=', 'admin')
+            .where('disabled_at', 'is', null);
+          if (engineOf(trx) !== 'sqlite') admins = admins.forUpdate();
+          if ((await admins.execute()).length <= 1) return 'last-admin' as const;
+        }
+        await trx
+          .updateTable(TABLE)
+          .set({ disabled_at: clock.now().toISOString(), disabled_by: by })
+          .where('tenant', '=', tenant)
+          .where('id', '=', id)
+          .where('disabled_at', 'is', null)
+          .execute();
+        return 'done' as const;
+      });
+      if (outcome !== 'done') return outcome;
       return (await directory.get(id)) ?? 'unknown';
     },
     async findByEmail(email) {

@@ -151,10 +151,12 @@ describe('privacykit without a database', () => {
         args: ['--db', `sqlite:${join(tmpdir(), `pk-typo-${process.pid}.db`)}`, ...command],
         message: 'does not exist',
       })),
-      ...['1', '05/03/2030', '0050-06-01', '2030-02-30', '2030-05-03T09:00'].map((at) => ({
-        args: ['--db', 'sqlite::memory:', 'retention', 'dry-run', '--at', at],
-        message: `"${at}" is not a calendar date`,
-      })),
+      ...['1', '05/03/2030', '0050-06-01', '2030-02-30', '2030-05-03T09:00', '2030-02-30T09:00:00Z'].map(
+        (at) => ({
+          args: ['--db', 'sqlite::memory:', 'retention', 'dry-run', '--at', at],
+          message: `"${at}" is not a calendar date`,
+        }),
+      ),
     ];
     for (const { args, cwd, message } of cases) {
       const result = await runInProcess(args, cwd ? { cwd } : {});

@@ -31,8 +31,8 @@ const instantOption = optionParser((text: string): string | Date => {
   if (
     (!civil && !instant) ||
     Number.isNaN(date.getTime()) ||
-    // 2030-02-30 rolled over into March; a year before 1000 was read as 19xx.
-    (civil && date.toISOString().slice(0, 10) !== text) ||
+    // 2030-02-30 rolled over into March (in an instant too); a year before 1000 was read as 19xx.
+    new Date(`${text.slice(0, 10)}T12:00:00Z`).toISOString().slice(0, 10) !== text.slice(0, 10) ||
     year < 1000
   ) {
     throw cliError(
