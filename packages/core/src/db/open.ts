@@ -425,18 +425,27 @@ function mysqlInstant(text: string): string {
 export async function truncateSqliteLog(db: Kysely<any>): Promise<boolean> {
   const connection = sqliteConnectionOf(db);
   if (!connection || !sqliteFiles.has(connection)) return false;
-  return db.connection().execute(async () => {
-    restoreBusyTimeout(connection);
-    connection.exec('pragma busy_timeout = 1000');
-    try {
-      const row = connection.prepare('pragma wal_checkpoint(TRUNCATE)').get() as
-        | { busy?: number }
-        | undefined;
-      return row?.busy === 0;
-    } catch {
-      return false;
-    } finally {
-      connection.exec(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-    }
-  });
+  const attempt = () =>
+    db.connection().execute(async () => {
+      restoreBusyTimeout(connection);
+      connection.exec('pragma busy_timeout = 1000');
+      try {
+        const row = connection.prepare('pragma wal_checkpoint(TRUNCATE)').get() as
+          | { busy?: number }
+          | undefined;
+        return row?.busy === 0;
+      } catch {
+        return false;
+      } finally {
+        connection.exec(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+      }
+    });
+  // A checkpoint already running (the background worker's pass) makes this one give up at once,
+  // whatever the busy timeout: the log then kept the shredded rows until its next reset. Asked
+  // again between the worker's passes (bounded: about two seconds).
+  for (let tries = 1; ; tries++) {
+    if (await attempt()) return true;
+    if (tries >= 100) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
