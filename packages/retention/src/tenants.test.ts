@@ -57,6 +57,31 @@ async function rows(db: Kysely<any>, table: string): Promise<string[]> {
   return result.rows.map((row) => `${row.tenant_id}/${Number(row.id)}`);
 }
 
+/** Prospects and their notes, both keyed (tenant_id, id): a note's prospect_id repeats across tenants. */
+async function createProspectsAndNotes(db: Kysely<any>): Promise<void> {
+  for (const table of ['prospects', 'notes']) {
+    await db.schema
+      .createTable(table)
+      .addColumn('tenant_id', 'varchar(16)', (col) => col.notNull())
+      .addColumn('id', 'integer', (col) => col.notNull())
+      .addColumn('prospect_id', 'integer')
+      .addColumn('seen', 'varchar(10)')
+      .addPrimaryKeyConstraint(`${table}_pk`, ['tenant_id', 'id'])
+      .execute();
+  }
+}
+
+const prospectsSchedule: ScheduleEntryInput[] = [
+  {
+    rule: rule('prospects', 'delete', 'P3Y'),
+    table: 'prospects',
+    key: 'id',
+    tenantColumn: 'tenant_id',
+    facts: { seen: 'seen' },
+    children: [{ table: 'notes', column: 'prospect_id', key: 'id', tenantColumn: 'tenant_id' }],
+  },
+];
+
 describe.each(testEngines())('retention on tables shared by tenants on $engine', (engine) => {
   let database: TestDatabase;
   let db: Kysely<any>;
@@ -109,16 +134,7 @@ describe.each(testEngines())('retention on tables shared by tenants on $engine',
   });
 
   it("deleting a tenant's parent row deletes that tenant's children only", async () => {
-    for (const table of ['prospects', 'notes']) {
-      await db.schema
-        .createTable(table)
-        .addColumn('tenant_id', 'varchar(16)', (col) => col.notNull())
-        .addColumn('id', 'integer', (col) => col.notNull())
-        .addColumn('prospect_id', 'integer')
-        .addColumn('seen', 'varchar(10)')
-        .addPrimaryKeyConstraint(`${table}_pk`, ['tenant_id', 'id'])
-        .execute();
-    }
+    await createProspectsAndNotes(db);
     await db
       .insertInto('prospects')
       .values([
@@ -133,16 +149,7 @@ describe.each(testEngines())('retention on tables shared by tenants on $engine',
         { tenant_id: 'b', id: 20, prospect_id: 1 },
       ])
       .execute();
-    const schedule: ScheduleEntryInput[] = [
-      {
-        rule: rule('prospects', 'delete', 'P3Y'),
-        table: 'prospects',
-        key: 'id',
-        tenantColumn: 'tenant_id',
-        facts: { seen: 'seen' },
-        children: [{ table: 'notes', column: 'prospect_id', key: 'id', tenantColumn: 'tenant_id' }],
-      },
-    ];
+    const schedule = prospectsSchedule;
     const run = await engineFor(db, 'a', schedule).sweep();
     expect(run.counts.map((c) => [c.table, c.outcome, c.count])).toEqual([
       ['notes', 'cascade', 1],
@@ -153,16 +160,7 @@ describe.each(testEngines())('retention on tables shared by tenants on $engine',
   });
 
   it("another tenant's held child with the same parent key does not keep this tenant's due parent", async () => {
-    for (const table of ['prospects', 'notes']) {
-      await db.schema
-        .createTable(table)
-        .addColumn('tenant_id', 'varchar(16)', (col) => col.notNull())
-        .addColumn('id', 'integer', (col) => col.notNull())
-        .addColumn('prospect_id', 'integer')
-        .addColumn('seen', 'varchar(10)')
-        .addPrimaryKeyConstraint(`${table}_pk`, ['tenant_id', 'id'])
-        .execute();
-    }
+    await createProspectsAndNotes(db);
     await db
       .insertInto('prospects')
       .values([
@@ -179,16 +177,7 @@ describe.each(testEngines())('retention on tables shared by tenants on $engine',
         { tenant_id: 'b', id: 10, prospect_id: 1 },
       ])
       .execute();
-    const schedule: ScheduleEntryInput[] = [
-      {
-        rule: rule('prospects', 'delete', 'P3Y'),
-        table: 'prospects',
-        key: 'id',
-        tenantColumn: 'tenant_id',
-        facts: { seen: 'seen' },
-        children: [{ table: 'notes', column: 'prospect_id', key: 'id', tenantColumn: 'tenant_id' }],
-      },
-    ];
+    const schedule = prospectsSchedule;
     const a = engineFor(db, 'a', schedule);
     await a.placeHold({ scope: { table: 'notes', key: 10 }, reason: 'claim', placedBy: 'legal-a' });
     const run = await a.sweep();
